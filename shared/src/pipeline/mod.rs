@@ -1,0 +1,279 @@
+//! The pipeline file: which services Shiplane releases, through which environments, and how.
+//!
+//! [`Pipeline::from_toml`] parses and validates in one step and reports every problem it
+//! finds with its path, so an operator fixes a file in one round trip.
+
+mod duration;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+pub use duration::parse_duration;
+
+/// A validated pipeline: environments in promotion order and the services released through them.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// Environment names, in the order a release is promoted through them.
+    pub environments: Vec<String>,
+    /// Services by name.
+    pub services: BTreeMap<String, Service>,
+}
+
+/// One released unit: an ECR repository whose pushes become releases.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    /// ECR repository name (without registry host).
+    pub repository: String,
+    pub kind: ServiceKind,
+    /// The container whose image a release replaces (blue-green and rolling).
+    pub container: Option<String>,
+    /// The container port CodeDeploy routes traffic to (blue-green).
+    pub port: Option<u16>,
+    pub tags: TagPolicy,
+    /// The stages of this service, in promotion order (a subset of the pipeline's environments).
+    pub stages: Vec<StageConfig>,
+}
+
+/// How a release reaches an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// CodeDeploy blue/green (all-at-once, canary or linear) with lifecycle-hook checks.
+    BlueGreen,
+    /// ECS rolling update of the service, with the deployment circuit breaker.
+    Rolling,
+    /// Data jobs: register task-definition revisions, run nothing.
+    Task,
+}
+
+impl ServiceKind {
+    /// The spelling used in the pipeline file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceKind::BlueGreen => "blue-green",
+            ServiceKind::Rolling => "rolling",
+            ServiceKind::Task => "task",
+        }
+    }
+}
+
+/// Which pushed tags become releases.
+#[derive(Debug, Clone)]
+pub enum TagPolicy {
+    /// Every valid tag.
+    Any,
+    /// Tags matching the regex (anchored by the author).
+    Regex(regex::Regex),
+    /// Tags that parse as semver (an optional leading `v` allowed) and satisfy the range.
+    Semver {
+        range: semver::VersionReq,
+        /// Pre-releases (`1.2.0-rc.1`) are excluded unless this is set.
+        prereleases: bool,
+    },
+}
+
+impl TagPolicy {
+    /// Whether a pushed tag makes a release under this policy.
+    pub fn accepts(&self, tag: &str) -> bool {
+        match self {
+            TagPolicy::Any => true,
+            TagPolicy::Regex(re) => re.is_match(tag),
+            TagPolicy::Semver { range, prereleases } => {
+                let bare = tag.strip_prefix('v').unwrap_or(tag);
+                match semver::Version::parse(bare) {
+                    Ok(v) if !v.pre.is_empty() && !prereleases => false,
+                    Ok(v) if !v.pre.is_empty() => {
+                        // VersionReq only matches pre-releases named in the range; compare the
+                        // release part instead so `prereleases = true` means what it says.
+                        let mut release = v.clone();
+                        release.pre = semver::Prerelease::EMPTY;
+                        range.matches(&release)
+                    }
+                    Ok(v) => range.matches(&v),
+                    Err(_) => false,
+                }
+            }
+        }
+    }
+}
+
+/// Whether a person must approve before a release enters an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    None,
+    Manual,
+}
+
+/// The CodeDeploy targets of a blue-green stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeDeployTarget {
+    pub application: String,
+    pub deployment_group: String,
+    /// e.g. `CodeDeployDefault.ECSCanary10Percent5Minutes`.
+    pub deployment_config: String,
+}
+
+/// The ECS blue/green lifecycle hooks a check can run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LifecycleHook {
+    BeforeInstall,
+    AfterInstall,
+    AfterAllowTestTraffic,
+    BeforeAllowTraffic,
+    AfterAllowTraffic,
+}
+
+impl LifecycleHook {
+    /// Every hook, in the order CodeDeploy runs them.
+    pub const ALL: [LifecycleHook; 5] = [
+        LifecycleHook::BeforeInstall,
+        LifecycleHook::AfterInstall,
+        LifecycleHook::AfterAllowTestTraffic,
+        LifecycleHook::BeforeAllowTraffic,
+        LifecycleHook::AfterAllowTraffic,
+    ];
+
+    /// The spelling used in the pipeline file.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            LifecycleHook::BeforeInstall => "before_install",
+            LifecycleHook::AfterInstall => "after_install",
+            LifecycleHook::AfterAllowTestTraffic => "after_allow_test_traffic",
+            LifecycleHook::BeforeAllowTraffic => "before_allow_traffic",
+            LifecycleHook::AfterAllowTraffic => "after_allow_traffic",
+        }
+    }
+
+    /// The name CodeDeploy uses in an AppSpec `Hooks` section and in hook invocations.
+    pub fn appspec_name(self) -> &'static str {
+        match self {
+            LifecycleHook::BeforeInstall => "BeforeInstall",
+            LifecycleHook::AfterInstall => "AfterInstall",
+            LifecycleHook::AfterAllowTestTraffic => "AfterAllowTestTraffic",
+            LifecycleHook::BeforeAllowTraffic => "BeforeAllowTraffic",
+            LifecycleHook::AfterAllowTraffic => "AfterAllowTraffic",
+        }
+    }
+
+    fn from_config_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|h| h.config_name() == name)
+    }
+}
+
+/// An HTTP probe a lifecycle hook runs against the new version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    pub hook: LifecycleHook,
+    pub url: String,
+    pub expect_status: u16,
+    pub timeout: Duration,
+}
+
+/// A one-off task run with the new image before it is deployed (database migrations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub family: String,
+    pub command: Vec<String>,
+    /// The container to run the command in; defaults to the service's container.
+    pub container: Option<String>,
+}
+
+/// Everything Shiplane needs to release one service into one environment.
+#[derive(Debug, Clone)]
+pub struct StageConfig {
+    pub environment: String,
+    pub cluster: Option<String>,
+    /// The ECS service (blue-green and rolling).
+    pub service: Option<String>,
+    pub codedeploy: Option<CodeDeployTarget>,
+    pub checks: Vec<Check>,
+    /// CloudWatch alarm names watched while the release is in flight or baking.
+    pub alarms: Vec<String>,
+    /// Alarm name prefixes watched the same way.
+    pub alarm_prefixes: Vec<String>,
+    pub bake: Duration,
+    pub approval: Approval,
+    /// Hold promotion into this environment while alarms fire in these environments.
+    pub hold_while_alarms_in: Vec<String>,
+    /// A frozen environment queues releases and deploys none until unfrozen.
+    pub freeze: bool,
+    pub migration: Option<Migration>,
+    /// Task-definition families updated by a `task` service.
+    pub task_families: Vec<String>,
+    /// Force a new deployment even when the image did not change (a tile server that
+    /// must reload its schema).
+    pub restart_on_release: bool,
+}
+
+impl Pipeline {
+    /// Parses and validates a pipeline file; on failure every problem is listed.
+    pub fn from_toml(source: &str) -> Result<Pipeline, ConfigError> {
+        let (raw, unknown) = raw::parse(source)?;
+        validate::validate(raw, unknown)
+    }
+
+    /// The service that tracks an ECR repository, if any.
+    pub fn service_for_repository(&self, repository: &str) -> Option<&Service> {
+        self.services.values().find(|s| s.repository == repository)
+    }
+}
+
+impl Service {
+    /// This service's stage in an environment, if it is released there.
+    pub fn stage(&self, environment: &str) -> Option<&StageConfig> {
+        self.stages.iter().find(|s| s.environment == environment)
+    }
+
+    /// The environment after `environment` in this service's promotion order.
+    pub fn next_environment(&self, environment: &str) -> Option<&str> {
+        let at = self
+            .stages
+            .iter()
+            .position(|s| s.environment == environment)?;
+        self.stages.get(at + 1).map(|s| s.environment.as_str())
+    }
+}
+
+/// One thing wrong with a pipeline file, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path of the offending key, e.g. `services.api.environments.prod.bake`.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// A pipeline file that cannot be used, with every problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "pipeline file has {n} problem{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,706 @@
+//! Turns the raw file into a [`Pipeline`], collecting every problem with its path.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::raw::{RawCheck, RawFile, RawService, RawStage};
+use super::{
+    Approval, Check, CodeDeployTarget, ConfigError, LifecycleHook, Migration, Pipeline, Problem,
+    Service, ServiceKind, StageConfig, TagPolicy, parse_duration,
+};
+
+/// Every key the file format knows, for "did you mean" hints on unknown ones.
+const KNOWN_KEYS: &[&str] = &[
+    "pipeline",
+    "environments",
+    "defaults",
+    "services",
+    "repository",
+    "kind",
+    "container",
+    "port",
+    "tags",
+    "regex",
+    "semver",
+    "prereleases",
+    "cluster",
+    "service",
+    "codedeploy",
+    "application",
+    "deployment_group",
+    "deployment_config",
+    "checks",
+    "name",
+    "hook",
+    "http",
+    "expect_status",
+    "timeout",
+    "alarms",
+    "alarm_prefixes",
+    "bake",
+    "approval",
+    "hold_while_alarms_in",
+    "freeze",
+    "migration",
+    "family",
+    "command",
+    "task_families",
+    "restart_on_release",
+];
+
+const DEFAULT_DEPLOYMENT_CONFIG: &str = "CodeDeployDefault.ECSAllAtOnce";
+const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn name_ok(name: &str) -> bool {
+    static_regex(r"^[a-z][a-z0-9-]{0,62}$").is_match(name)
+}
+
+fn static_regex(pattern: &str) -> Regex {
+    // Patterns are literals in this file and covered by tests; an invalid one is a bug here.
+    Regex::new(pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern}: {e}"))
+}
+
+/// ECR repository names: lowercase path components separated by `/`.
+fn repository_ok(name: &str) -> bool {
+    name.len() <= 256
+        && static_regex(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+            .is_match(name)
+}
+
+pub(super) fn validate(raw: RawFile, unknown: Vec<String>) -> Result<Pipeline, ConfigError> {
+    let mut p = Problems::default();
+    for path in unknown {
+        let key = path.rsplit('.').next().unwrap_or(&path);
+        let hint = KNOWN_KEYS
+            .iter()
+            .map(|k| (strsim::levenshtein(k, key), k))
+            .filter(|(d, _)| *d <= 2)
+            .min()
+            .map(|(_, k)| format!("; did you mean \"{k}\"?"))
+            .unwrap_or_else(|| "; remove it or check the spelling".to_string());
+        p.add(path.clone(), format!("unknown key \"{key}\"{hint}"));
+    }
+
+    let environments = pipeline_environments(&raw, &mut p);
+    let known_envs: BTreeSet<&str> = environments.iter().map(String::as_str).collect();
+
+    for env in raw.defaults.keys() {
+        if !known_envs.contains(env.as_str()) {
+            p.add(
+                format!("defaults.{env}"),
+                format!(
+                    "environment \"{env}\" is not in pipeline.environments; add it there or remove these defaults"
+                ),
+            );
+        }
+    }
+
+    if raw.services.is_empty() {
+        p.add(
+            "services",
+            "no services; add at least one [services.<name>] table",
+        );
+    }
+    let mut repositories: BTreeMap<String, String> = BTreeMap::new();
+    let mut services = BTreeMap::new();
+    for (name, service) in &raw.services {
+        let path = format!("services.{name}");
+        if !name_ok(name) {
+            p.add(
+                &path,
+                format!(
+                    "service name \"{name}\" must be lowercase letters, digits and dashes, starting with a letter"
+                ),
+            );
+        }
+        if let Some(repo) = &service.repository {
+            if let Some(first) = repositories.get(repo) {
+                p.add(
+                    format!("{path}.repository"),
+                    format!(
+                        "repository \"{repo}\" is already tracked by services.{first}; each repository belongs to one service"
+                    ),
+                );
+            } else {
+                repositories.insert(repo.clone(), name.clone());
+            }
+        }
+        if let Some(s) = service_config(name, service, &raw, &environments, &mut p) {
+            services.insert(name.clone(), s);
+        }
+    }
+
+    if p.0.is_empty() {
+        Ok(Pipeline {
+            environments,
+            services,
+        })
+    } else {
+        Err(ConfigError { problems: p.0 })
+    }
+}
+
+fn pipeline_environments(raw: &RawFile, p: &mut Problems) -> Vec<String> {
+    let Some(envs) = raw.pipeline.as_ref().and_then(|p| p.environments.as_ref()) else {
+        p.add(
+            "pipeline.environments",
+            "missing; list the environments in promotion order, e.g. [\"dev\", \"staging\", \"prod\"]",
+        );
+        return Vec::new();
+    };
+    if envs.is_empty() {
+        p.add(
+            "pipeline.environments",
+            "empty; list at least one environment",
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, env) in envs.iter().enumerate() {
+        if !name_ok(env) {
+            p.add(
+                format!("pipeline.environments.{i}"),
+                format!(
+                    "\"{env}\" is not an environment name; use lowercase letters, digits and dashes"
+                ),
+            );
+        }
+        if !seen.insert(env) {
+            p.add(
+                format!("pipeline.environments.{i}"),
+                format!("\"{env}\" is listed twice; each environment appears once"),
+            );
+        }
+    }
+    envs.clone()
+}
+
+fn required<'a>(
+    value: &'a Option<String>,
+    path: &str,
+    why: &str,
+    p: &mut Problems,
+) -> Option<&'a str> {
+    match value.as_deref() {
+        Some(v) if !v.trim().is_empty() => Some(v),
+        Some(_) => {
+            p.add(path, format!("must not be empty ({why})"));
+            None
+        }
+        None => {
+            p.add(path, format!("missing; {why}"));
+            None
+        }
+    }
+}
+
+fn service_config(
+    name: &str,
+    raw: &RawService,
+    file: &RawFile,
+    environments: &[String],
+    p: &mut Problems,
+) -> Option<Service> {
+    let path = format!("services.{name}");
+    let before = p.0.len();
+
+    let repository = required(
+        &raw.repository,
+        &format!("{path}.repository"),
+        "name the ECR repository whose pushes become releases",
+        p,
+    )
+    .map(str::to_string);
+    if let Some(repo) = &repository
+        && !repository_ok(repo)
+    {
+        p.add(
+            format!("{path}.repository"),
+            format!(
+                "\"{repo}\" is not an ECR repository name; use lowercase path components such as \"team/api\""
+            ),
+        );
+    }
+
+    let kind = match raw.kind.as_deref() {
+        Some("blue-green") => Some(ServiceKind::BlueGreen),
+        Some("rolling") => Some(ServiceKind::Rolling),
+        Some("task") => Some(ServiceKind::Task),
+        Some(other) => {
+            p.add(
+                format!("{path}.kind"),
+                format!(
+                    "\"{other}\" is not a service kind; write \"blue-green\", \"rolling\" or \"task\""
+                ),
+            );
+            None
+        }
+        None => {
+            p.add(
+                format!("{path}.kind"),
+                "missing; write \"blue-green\", \"rolling\" or \"task\"",
+            );
+            None
+        }
+    };
+
+    if matches!(kind, Some(ServiceKind::BlueGreen | ServiceKind::Rolling)) {
+        required(
+            &raw.container,
+            &format!("{path}.container"),
+            "name the container whose image a release replaces",
+            p,
+        );
+    }
+    let port = match (kind, raw.port) {
+        (_, Some(port)) if !(1..=65535).contains(&port) => {
+            p.add(
+                format!("{path}.port"),
+                format!("{port} is not a port; use 1-65535"),
+            );
+            None
+        }
+        (Some(ServiceKind::BlueGreen), None) => {
+            p.add(
+                format!("{path}.port"),
+                "missing; blue-green needs the container port the load balancer routes to",
+            );
+            None
+        }
+        (_, port) => port.and_then(|v| u16::try_from(v).ok()),
+    };
+
+    let tags = tag_policy(&path, raw, p);
+
+    if raw.environments.is_empty() {
+        p.add(
+            format!("{path}.environments"),
+            "no environments; add [services.<name>.environments.<env>] for each environment this service is released to",
+        );
+    }
+    for env in raw.environments.keys() {
+        if !environments.contains(env) {
+            p.add(
+                format!("{path}.environments.{env}"),
+                format!(
+                    "environment \"{env}\" is not defined; add it to pipeline.environments or fix the name"
+                ),
+            );
+        }
+    }
+    let mut stages = Vec::new();
+    for env in environments {
+        let Some(own) = raw.environments.get(env) else {
+            continue;
+        };
+        let merged = own.over(file.defaults.get(env).unwrap_or(&RawStage::default()));
+        let stage_path = format!("{path}.environments.{env}");
+        if let Some(kind) = kind {
+            stages.push(stage_config(
+                &stage_path,
+                env,
+                kind,
+                own,
+                &merged,
+                raw,
+                environments,
+                p,
+            ));
+        }
+    }
+
+    // Gates that watch an environment where this service has no alarms can never hold.
+    for stage in &stages {
+        for watched in &stage.hold_while_alarms_in {
+            if let Some(w) = stages.iter().find(|s| &s.environment == watched)
+                && w.alarms.is_empty()
+                && w.alarm_prefixes.is_empty()
+            {
+                p.add(
+                    format!("{path}.environments.{}.hold_while_alarms_in", stage.environment),
+                    format!(
+                        "the gate watches alarms in \"{watched}\", but {path}.environments.{watched} has no alarms or alarm_prefixes; add them there"
+                    ),
+                );
+            }
+        }
+    }
+
+    if p.0.len() != before {
+        return None;
+    }
+    Some(Service {
+        name: name.to_string(),
+        repository: repository?,
+        kind: kind?,
+        container: raw.container.clone(),
+        port,
+        tags,
+        stages,
+    })
+}
+
+fn tag_policy(path: &str, raw: &RawService, p: &mut Problems) -> TagPolicy {
+    let Some(tags) = &raw.tags else {
+        return TagPolicy::Any;
+    };
+    let path = format!("{path}.tags");
+    match (&tags.regex, &tags.semver) {
+        (Some(_), Some(_)) => {
+            p.add(&path, "set either regex or semver, not both");
+            TagPolicy::Any
+        }
+        (Some(re), None) => {
+            if tags.prereleases.is_some() {
+                p.add(
+                    format!("{path}.prereleases"),
+                    "only applies to a semver range; remove it or use semver",
+                );
+            }
+            match Regex::new(re) {
+                Ok(re) => TagPolicy::Regex(re),
+                Err(e) => {
+                    let first = e.to_string();
+                    let detail = first.lines().last().unwrap_or_default().trim().to_string();
+                    p.add(
+                        format!("{path}.regex"),
+                        format!("\"{re}\" is not a valid regex ({detail})"),
+                    );
+                    TagPolicy::Any
+                }
+            }
+        }
+        (None, Some(range)) => match semver::VersionReq::parse(range) {
+            Ok(range) => TagPolicy::Semver {
+                range,
+                prereleases: tags.prereleases.unwrap_or(false),
+            },
+            Err(e) => {
+                p.add(
+                    format!("{path}.semver"),
+                    format!("\"{range}\" is not a semver range ({e}); write e.g. \">=1.0.0, <2\""),
+                );
+                TagPolicy::Any
+            }
+        },
+        (None, None) => {
+            p.add(
+                &path,
+                "set regex = \"...\" or semver = \"...\", or remove tags to accept every tag",
+            );
+            TagPolicy::Any
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stage_config(
+    path: &str,
+    env: &str,
+    kind: ServiceKind,
+    own: &RawStage,
+    merged: &RawStage,
+    service: &RawService,
+    environments: &[String],
+    p: &mut Problems,
+) -> StageConfig {
+    let kind_name = kind.as_str();
+    // Keys that make no sense for this kind are errors where the service sets them; a value
+    // inherited from [defaults.<env>] is meant for other services and is ignored here.
+    let not_for = |key: &str, set: bool, p: &mut Problems, fix: &str| {
+        if set {
+            p.add(
+                format!("{path}.{key}"),
+                format!("does not apply to a {kind_name} service; {fix}"),
+            );
+        }
+    };
+
+    let codedeploy = match kind {
+        ServiceKind::BlueGreen => {
+            let cd = merged.codedeploy.clone().unwrap_or_default();
+            let cd_path = format!("{path}.codedeploy");
+            let application = required(
+                &cd.application,
+                &format!("{cd_path}.application"),
+                "name the CodeDeploy application",
+                p,
+            );
+            let group = required(
+                &cd.deployment_group,
+                &format!("{cd_path}.deployment_group"),
+                "name the CodeDeploy deployment group",
+                p,
+            );
+            match (application, group) {
+                (Some(a), Some(g)) => Some(CodeDeployTarget {
+                    application: a.to_string(),
+                    deployment_group: g.to_string(),
+                    deployment_config: cd
+                        .deployment_config
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_DEPLOYMENT_CONFIG.to_string()),
+                }),
+                _ => None,
+            }
+        }
+        _ => {
+            not_for(
+                "codedeploy",
+                own.codedeploy.is_some(),
+                p,
+                "only blue-green services deploy through CodeDeploy",
+            );
+            None
+        }
+    };
+
+    let needs_ecs_service = matches!(kind, ServiceKind::BlueGreen | ServiceKind::Rolling);
+    if needs_ecs_service {
+        required(
+            &merged.cluster,
+            &format!("{path}.cluster"),
+            "name the ECS cluster",
+            p,
+        );
+        required(
+            &merged.service,
+            &format!("{path}.service"),
+            "name the ECS service",
+            p,
+        );
+    } else {
+        not_for(
+            "service",
+            own.service.is_some(),
+            p,
+            "task services only register task definitions; remove it",
+        );
+    }
+
+    let checks = if kind == ServiceKind::BlueGreen {
+        checks(path, merged.checks.as_deref().unwrap_or_default(), p)
+    } else {
+        not_for(
+            "checks",
+            own.checks.is_some(),
+            p,
+            "checks run in CodeDeploy lifecycle hooks, which only blue-green services have",
+        );
+        Vec::new()
+    };
+
+    let bake = match &merged.bake {
+        Some(text) => parse_duration(text).unwrap_or_else(|e| {
+            p.add(format!("{path}.bake"), e);
+            Duration::ZERO
+        }),
+        None => Duration::ZERO,
+    };
+
+    let approval = match merged.approval.as_deref() {
+        None | Some("none") => Approval::None,
+        Some("manual") => Approval::Manual,
+        Some(other) => {
+            p.add(
+                format!("{path}.approval"),
+                format!("\"{other}\" is not an approval mode; write \"none\" or \"manual\""),
+            );
+            Approval::None
+        }
+    };
+
+    let hold = merged.hold_while_alarms_in.clone().unwrap_or_default();
+    for (i, watched) in hold.iter().enumerate() {
+        if watched == env {
+            p.add(
+                format!("{path}.hold_while_alarms_in.{i}"),
+                format!(
+                    "a gate into \"{env}\" cannot watch \"{env}\" itself; alarms there already roll the release back"
+                ),
+            );
+        } else if !environments.contains(watched) {
+            p.add(
+                format!("{path}.hold_while_alarms_in.{i}"),
+                format!(
+                    "environment \"{watched}\" is not defined; add it to pipeline.environments or fix the name"
+                ),
+            );
+        } else if !service.environments.contains_key(watched) {
+            p.add(
+                format!("{path}.hold_while_alarms_in.{i}"),
+                format!(
+                    "this service is not released to \"{watched}\", so it has no alarms there; watch one of its environments"
+                ),
+            );
+        }
+    }
+
+    let migration = match (&merged.migration, kind) {
+        (Some(_), ServiceKind::Task) => {
+            not_for(
+                "migration",
+                own.migration.is_some(),
+                p,
+                "data jobs run nothing on release",
+            );
+            None
+        }
+        (Some(m), _) => {
+            let mpath = format!("{path}.migration");
+            let family = required(
+                &m.family,
+                &format!("{mpath}.family"),
+                "name the task-definition family that runs the migration",
+                p,
+            );
+            let command = m.command.clone().unwrap_or_default();
+            if command.is_empty() || command.iter().any(|c| c.is_empty()) {
+                p.add(
+                    format!("{mpath}.command"),
+                    "must be a non-empty list of non-empty arguments, e.g. [\"./migrate\", \"up\"]",
+                );
+            }
+            family.map(|f| Migration {
+                family: f.to_string(),
+                command,
+                container: m.container.clone(),
+            })
+        }
+        (None, _) => None,
+    };
+
+    let task_families = merged.task_families.clone().unwrap_or_default();
+    if kind == ServiceKind::Task {
+        if task_families.is_empty() || task_families.iter().any(|f| f.is_empty()) {
+            p.add(
+                format!("{path}.task_families"),
+                "missing; list the task-definition families a task service updates",
+            );
+        }
+    } else {
+        not_for(
+            "task_families",
+            own.task_families.is_some(),
+            p,
+            "only task services update task families; use kind = \"task\"",
+        );
+    }
+
+    let restart_on_release = merged.restart_on_release.unwrap_or(false);
+    if kind != ServiceKind::Rolling {
+        not_for(
+            "restart_on_release",
+            own.restart_on_release == Some(true),
+            p,
+            "only rolling services are restarted in place; use kind = \"rolling\"",
+        );
+    }
+
+    StageConfig {
+        environment: env.to_string(),
+        cluster: merged.cluster.clone(),
+        service: if needs_ecs_service {
+            merged.service.clone()
+        } else {
+            None
+        },
+        codedeploy,
+        checks,
+        alarms: merged.alarms.clone().unwrap_or_default(),
+        alarm_prefixes: merged.alarm_prefixes.clone().unwrap_or_default(),
+        bake,
+        approval,
+        hold_while_alarms_in: hold,
+        freeze: merged.freeze.unwrap_or(false),
+        migration,
+        task_families: if kind == ServiceKind::Task {
+            task_families
+        } else {
+            Vec::new()
+        },
+        restart_on_release: kind == ServiceKind::Rolling && restart_on_release,
+    }
+}
+
+fn checks(path: &str, raw: &[RawCheck], p: &mut Problems) -> Vec<Check> {
+    let mut out = Vec::new();
+    for (i, c) in raw.iter().enumerate() {
+        let cpath = format!("{path}.checks.{i}");
+        let hook = match c.hook.as_deref() {
+            Some(h) => LifecycleHook::from_config_name(h).or_else(|| {
+                let names: Vec<_> = LifecycleHook::ALL.iter().map(|h| h.config_name()).collect();
+                p.add(
+                    format!("{cpath}.hook"),
+                    format!(
+                        "\"{h}\" is not a lifecycle hook; write one of {}",
+                        names.join(", ")
+                    ),
+                );
+                None
+            }),
+            None => {
+                p.add(
+                    format!("{cpath}.hook"),
+                    "missing; name the lifecycle hook this check runs in, e.g. \"after_allow_test_traffic\"",
+                );
+                None
+            }
+        };
+        let url = required(
+            &c.http,
+            &format!("{cpath}.http"),
+            "give the URL to probe",
+            p,
+        );
+        if let Some(u) = url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            p.add(
+                format!("{cpath}.http"),
+                format!("\"{u}\" is not an http(s) URL"),
+            );
+        }
+        let expect_status = match c.expect_status {
+            None => 200,
+            Some(s) if (100..=599).contains(&s) => s as u16,
+            Some(s) => {
+                p.add(
+                    format!("{cpath}.expect_status"),
+                    format!("{s} is not an HTTP status; use 100-599"),
+                );
+                200
+            }
+        };
+        let timeout = match &c.timeout {
+            None => DEFAULT_CHECK_TIMEOUT,
+            Some(t) => parse_duration(t).unwrap_or_else(|e| {
+                p.add(format!("{cpath}.timeout"), e);
+                DEFAULT_CHECK_TIMEOUT
+            }),
+        };
+        if let (Some(hook), Some(url)) = (hook, url) {
+            out.push(Check {
+                name: c.name.clone().unwrap_or_else(|| format!("check-{i}")),
+                hook,
+                url: url.to_string(),
+                expect_status,
+                timeout,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,724 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::release::model::{Digest, Release, Stage};
+
+const ENV: &str = "dev";
+const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+fn id(n: u64) -> ReleaseId {
+    ReleaseId::parse(&ulid::Ulid::from_parts(T0.0, u128::from(n)).to_string()).unwrap()
+}
+
+fn release(n: u64) -> Release {
+    let digest = Digest::parse(&format!("sha256:{:064x}", n)).unwrap();
+    Release::new(
+        id(n),
+        "api",
+        "team/api",
+        digest,
+        Some(&format!("v1.0.{n}")),
+        T0,
+    )
+}
+
+fn policy() -> Policy {
+    Policy {
+        approval: Approval::None,
+        migration: false,
+        bake: Duration::from_secs(600),
+        frozen: false,
+        next_environment: Some("staging".into()),
+    }
+}
+
+fn empty_view() -> LaneView {
+    LaneView {
+        lane: Lane::new("api", ENV),
+        releases: BTreeMap::new(),
+    }
+}
+
+fn with_stage(mut r: Release, state: StageState) -> Release {
+    let mut stage = Stage {
+        state,
+        since: T0,
+        deployment_id: None,
+        approved_by: None,
+        reason: None,
+        succeeded_at: None,
+        redeploy: false,
+    };
+    if matches!(state, StageState::Validating | StageState::Baking) {
+        stage.deployment_id = Some("d-1".into());
+    }
+    if state == StageState::Succeeded {
+        stage.succeeded_at = Some(T0);
+    }
+    r.stages.insert(ENV.into(), stage);
+    r
+}
+
+/// A lane where release 1 is in `state` (or has not arrived), consistently placed in the
+/// lane's slots, and release 0 is the last known good.
+fn view_in(state: Option<StageState>) -> LaneView {
+    let mut v = empty_view();
+    let good = with_stage(release(0), StageState::Succeeded);
+    v.lane.last_known_good = Some(good.id.clone());
+    v.lane.current = Some(good.id.clone());
+    v.releases.insert(good.id.clone(), good);
+    let r = match state {
+        None => release(1),
+        Some(s) => {
+            if s.is_in_flight() {
+                v.lane.in_flight = Some(id(1));
+            } else if s.is_waiting() {
+                v.lane.queued = Some(id(1));
+            }
+            with_stage(release(1), s)
+        }
+    };
+    v.releases.insert(r.id.clone(), r);
+    v
+}
+
+fn samples() -> Vec<Event> {
+    vec![
+        Event::Arrived,
+        Event::Approved {
+            actor: "ana".into(),
+        },
+        Event::Rejected {
+            actor: "ana".into(),
+            reason: "no".into(),
+        },
+        Event::Cancelled {
+            actor: "ana".into(),
+            reason: "oops".into(),
+        },
+        Event::MigrationSucceeded,
+        Event::MigrationFailed {
+            reason: "exit 1".into(),
+        },
+        Event::DeploymentCreated {
+            deployment_id: "d-1".into(),
+        },
+        Event::ValidationStarted,
+        Event::DeploymentSucceeded,
+        Event::DeploymentFailed {
+            reason: "health".into(),
+        },
+        Event::BakeElapsed,
+        Event::AlarmFired {
+            alarm: "api-5xx".into(),
+        },
+        Event::ActionFailed {
+            reason: "throttled".into(),
+        },
+    ]
+}
+
+#[derive(Debug, PartialEq)]
+enum Expect {
+    To(StageState),
+    NotArrived,
+    AlreadyArrived,
+    NotAllowed,
+}
+
+/// The whole transition table: for every state (and "not arrived") and every event,
+/// what the release becomes. Anything not listed must be refused with NotAllowed.
+fn expected(state: Option<StageState>, event: &Event) -> Expect {
+    use Expect::*;
+    use StageState as S;
+    let Some(state) = state else {
+        return if *event == Event::Arrived {
+            To(S::Deploying)
+        } else {
+            NotArrived
+        };
+    };
+    match (state, event) {
+        (_, Event::Arrived) => AlreadyArrived,
+        (S::AwaitingApproval, Event::Approved { .. }) => To(S::Deploying),
+        (S::AwaitingApproval | S::Queued, Event::Rejected { .. }) => To(S::Rejected),
+        (S::AwaitingApproval | S::Queued, Event::Cancelled { .. }) => To(S::Cancelled),
+        (S::Migrating, Event::MigrationSucceeded) => To(S::Deploying),
+        (S::Migrating, Event::MigrationFailed { .. }) => To(S::Failed),
+        (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::ActionFailed { .. }) => {
+            To(S::Failed)
+        }
+        (S::Deploying, Event::DeploymentCreated { .. }) => To(S::Deploying),
+        (S::Deploying | S::Validating, Event::ValidationStarted) => To(S::Validating),
+        (S::Deploying | S::Validating, Event::DeploymentSucceeded) => To(S::Baking),
+        (S::Deploying | S::Validating, Event::DeploymentFailed { .. }) => To(S::Failed),
+        (S::Baking, Event::BakeElapsed) => To(S::Succeeded),
+        (S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => To(S::RolledBack),
+        _ => NotAllowed,
+    }
+}
+
+#[test]
+fn every_state_event_pair_follows_the_table() {
+    let mut covered = 0;
+    let states: Vec<Option<StageState>> = std::iter::once(None)
+        .chain(StageState::ALL.into_iter().map(Some))
+        .collect();
+    for state in &states {
+        for event in samples() {
+            let view = view_in(*state);
+            let got = apply(&view, &id(1), &event, &policy(), Timestamp(T0.0 + 10));
+            let want = expected(*state, &event);
+            match (&got, &want) {
+                (Ok(d), Expect::To(to)) => {
+                    assert_eq!(
+                        d.view.releases[&id(1)].state_in(ENV),
+                        Some(*to),
+                        "{state:?} + {event:?}"
+                    );
+                    // The release that was touched changed and history says so, unless it
+                    // was a replay of a recorded fact.
+                    let replay = matches!(
+                        (state, &event),
+                        (Some(StageState::Validating), Event::ValidationStarted)
+                    );
+                    assert_eq!(
+                        d.transitions.is_empty(),
+                        replay,
+                        "{state:?} + {event:?}: {d:?}"
+                    );
+                }
+                (Err(TransitionError::NotArrived { .. }), Expect::NotArrived)
+                | (Err(TransitionError::AlreadyArrived { .. }), Expect::AlreadyArrived)
+                | (Err(TransitionError::NotAllowed { .. }), Expect::NotAllowed) => {}
+                _ => panic!("{state:?} + {event:?}: got {got:?}, want {want:?}"),
+            }
+            covered += 1;
+        }
+    }
+    assert_eq!(covered, 13 * 13);
+}
+
+#[test]
+fn refused_events_leave_no_trace() {
+    // A refusal is a value: the caller keeps the old state, so nothing is half-applied.
+    let view = view_in(Some(StageState::Succeeded));
+    let before = view.clone();
+    for event in samples() {
+        assert!(apply(&view, &id(1), &event, &policy(), T0).is_err());
+        assert_eq!(view, before);
+    }
+}
+
+fn arrive(view: &LaneView, r: Release, p: &Policy) -> Decision {
+    let mut v = view.clone();
+    let rid = r.id.clone();
+    v.releases.insert(rid.clone(), r);
+    apply(&v, &rid, &Event::Arrived, p, T0).unwrap()
+}
+
+fn step(view: &LaneView, n: u64, event: Event, p: &Policy) -> Decision {
+    apply(view, &id(n), &event, p, T0).unwrap()
+}
+
+fn state(d: &Decision, n: u64) -> Option<StageState> {
+    d.view.releases[&id(n)].state_in(ENV)
+}
+
+#[test]
+fn arrival_on_a_free_lane_deploys_and_takes_the_slot() {
+    let d = arrive(&empty_view(), release(1), &policy());
+    assert_eq!(state(&d, 1), Some(StageState::Deploying));
+    assert_eq!(d.view.lane.in_flight, Some(id(1)));
+    assert_eq!(
+        d.actions,
+        vec![Action::Deploy {
+            release: id(1),
+            environment: ENV.into(),
+            redeploy: false
+        }]
+    );
+}
+
+#[test]
+fn push_while_in_flight_queues_and_a_later_push_supersedes() {
+    let p = policy();
+    let d1 = arrive(&empty_view(), release(1), &p);
+    let d2 = arrive(&d1.view, release(2), &p);
+    assert_eq!(state(&d2, 2), Some(StageState::Queued));
+    assert_eq!(d2.view.lane.queued, Some(id(2)));
+    assert!(d2.actions.is_empty(), "a queued release deploys nothing");
+    let d3 = arrive(&d2.view, release(3), &p);
+    assert_eq!(state(&d3, 2), Some(StageState::Superseded));
+    assert_eq!(state(&d3, 3), Some(StageState::Queued));
+    assert_eq!(d3.view.lane.queued, Some(id(3)));
+    assert_eq!(d3.transitions.len(), 2);
+    assert_eq!(d3.transitions[0].cause, "superseded");
+
+    // When the in-flight release ends, only the newest deploys.
+    let d4 = step(
+        &d3.view,
+        1,
+        Event::DeploymentFailed { reason: "x".into() },
+        &p,
+    );
+    assert_eq!(state(&d4, 1), Some(StageState::Failed));
+    assert_eq!(state(&d4, 3), Some(StageState::Deploying));
+    assert_eq!(d4.view.lane.in_flight, Some(id(3)));
+    assert_eq!(d4.view.lane.queued, None);
+    assert_eq!(
+        d4.actions,
+        vec![Action::Deploy {
+            release: id(3),
+            environment: ENV.into(),
+            redeploy: false
+        }]
+    );
+}
+
+#[test]
+fn full_happy_path_bakes_then_succeeds_and_promotes() {
+    let p = policy();
+    let d = arrive(&empty_view(), release(1), &p);
+    let d = step(
+        &d.view,
+        1,
+        Event::DeploymentCreated {
+            deployment_id: "d-9".into(),
+        },
+        &p,
+    );
+    assert_eq!(
+        d.view.releases[&id(1)].stages[ENV].deployment_id.as_deref(),
+        Some("d-9")
+    );
+    // The same outcome delivered again changes nothing.
+    let again = step(
+        &d.view,
+        1,
+        Event::DeploymentCreated {
+            deployment_id: "d-9".into(),
+        },
+        &p,
+    );
+    assert!(again.is_noop());
+    assert!(matches!(
+        apply(
+            &d.view,
+            &id(1),
+            &Event::DeploymentCreated {
+                deployment_id: "d-other".into()
+            },
+            &p,
+            T0
+        ),
+        Err(TransitionError::DeploymentMismatch { .. })
+    ));
+    let d = step(&d.view, 1, Event::ValidationStarted, &p);
+    let d = step(&d.view, 1, Event::DeploymentSucceeded, &p);
+    assert_eq!(state(&d, 1), Some(StageState::Baking));
+    assert_eq!(d.view.lane.current, Some(id(1)));
+    assert_eq!(
+        d.actions,
+        vec![Action::ScheduleBake {
+            release: id(1),
+            environment: ENV.into(),
+            at: T0.after(p.bake)
+        }]
+    );
+    let d = step(&d.view, 1, Event::BakeElapsed, &p);
+    assert_eq!(state(&d, 1), Some(StageState::Succeeded));
+    assert_eq!(d.view.lane.last_known_good, Some(id(1)));
+    assert_eq!(d.view.lane.in_flight, None);
+    assert_eq!(
+        d.actions,
+        vec![Action::Promote {
+            release: id(1),
+            from: ENV.into(),
+            to: "staging".into()
+        }]
+    );
+}
+
+#[test]
+fn zero_bake_and_last_environment_succeed_without_promotion() {
+    let p = Policy {
+        bake: Duration::ZERO,
+        next_environment: None,
+        ..policy()
+    };
+    let d = arrive(&empty_view(), release(1), &p);
+    let d = step(&d.view, 1, Event::DeploymentSucceeded, &p);
+    assert_eq!(state(&d, 1), Some(StageState::Succeeded));
+    assert!(d.actions.is_empty());
+}
+
+#[test]
+fn migration_runs_first_and_its_failure_deploys_nothing() {
+    let p = Policy {
+        migration: true,
+        ..policy()
+    };
+    let d = arrive(&empty_view(), release(1), &p);
+    assert_eq!(state(&d, 1), Some(StageState::Migrating));
+    assert_eq!(
+        d.actions,
+        vec![Action::RunMigration {
+            release: id(1),
+            environment: ENV.into()
+        }]
+    );
+    let ok = step(&d.view, 1, Event::MigrationSucceeded, &p);
+    assert_eq!(
+        ok.actions,
+        vec![Action::Deploy {
+            release: id(1),
+            environment: ENV.into(),
+            redeploy: false
+        }]
+    );
+    let bad = step(
+        &d.view,
+        1,
+        Event::MigrationFailed {
+            reason: "exit code 1".into(),
+        },
+        &p,
+    );
+    assert_eq!(state(&bad, 1), Some(StageState::Failed));
+    assert_eq!(
+        bad.view.releases[&id(1)].stages[ENV].reason.as_deref(),
+        Some("exit code 1")
+    );
+    assert!(bad.actions.is_empty());
+    assert_eq!(bad.view.lane.in_flight, None);
+}
+
+#[test]
+fn manual_approval_waits_and_approval_while_busy_queues() {
+    let p = Policy {
+        approval: Approval::Manual,
+        ..policy()
+    };
+    let d = arrive(&empty_view(), release(1), &p);
+    assert_eq!(state(&d, 1), Some(StageState::AwaitingApproval));
+    assert!(d.actions.is_empty());
+    let approved = step(
+        &d.view,
+        1,
+        Event::Approved {
+            actor: "ana".into(),
+        },
+        &p,
+    );
+    assert_eq!(state(&approved, 1), Some(StageState::Deploying));
+    assert_eq!(approved.transitions[0].actor.as_deref(), Some("ana"));
+
+    // Release 2 awaits approval while 1 is in flight; approving it queues it, and it
+    // deploys when 1 ends without asking again.
+    let d2 = arrive(&approved.view, release(2), &p);
+    let d2 = step(
+        &d2.view,
+        2,
+        Event::Approved {
+            actor: "ben".into(),
+        },
+        &p,
+    );
+    assert_eq!(state(&d2, 2), Some(StageState::Queued));
+    assert_eq!(
+        d2.view.releases[&id(2)].stages[ENV].approved_by.as_deref(),
+        Some("ben")
+    );
+    let d3 = step(
+        &d2.view,
+        1,
+        Event::DeploymentFailed { reason: "x".into() },
+        &p,
+    );
+    assert_eq!(state(&d3, 2), Some(StageState::Deploying));
+
+    // A release still awaiting approval does not start when the lane frees up.
+    let d4 = arrive(&approved.view, release(3), &p);
+    let d5 = step(
+        &d4.view,
+        1,
+        Event::DeploymentFailed { reason: "x".into() },
+        &p,
+    );
+    assert_eq!(state(&d5, 3), Some(StageState::AwaitingApproval));
+    assert_eq!(d5.view.lane.in_flight, None);
+}
+
+#[test]
+fn alarm_during_deployment_stops_it_with_rollback() {
+    let p = policy();
+    let d = arrive(&empty_view(), release(1), &p);
+    let d = step(
+        &d.view,
+        1,
+        Event::DeploymentCreated {
+            deployment_id: "d-7".into(),
+        },
+        &p,
+    );
+    let d = step(
+        &d.view,
+        1,
+        Event::AlarmFired {
+            alarm: "api-5xx".into(),
+        },
+        &p,
+    );
+    assert_eq!(state(&d, 1), Some(StageState::RolledBack));
+    assert_eq!(
+        d.actions,
+        vec![Action::StopDeployment {
+            release: id(1),
+            environment: ENV.into(),
+            deployment_id: "d-7".into(),
+            rollback: true
+        }]
+    );
+    assert_eq!(d.view.lane.in_flight, None);
+}
+
+#[test]
+fn alarm_during_bake_redeploys_last_known_good_which_then_skips_bake_and_promotion() {
+    let p = policy();
+    let view = view_in(Some(StageState::Baking));
+    let d = step(
+        &view,
+        1,
+        Event::AlarmFired {
+            alarm: "api-5xx".into(),
+        },
+        &p,
+    );
+    assert_eq!(state(&d, 1), Some(StageState::RolledBack));
+    assert_eq!(state(&d, 0), Some(StageState::Deploying));
+    assert_eq!(
+        d.view.lane.in_flight,
+        Some(id(0)),
+        "the restore occupies the lane"
+    );
+    assert_eq!(
+        d.actions,
+        vec![Action::Deploy {
+            release: id(0),
+            environment: ENV.into(),
+            redeploy: true
+        }]
+    );
+    let d = step(&d.view, 0, Event::DeploymentSucceeded, &p);
+    assert_eq!(state(&d, 0), Some(StageState::Succeeded));
+    assert_eq!(d.view.lane.current, Some(id(0)));
+    assert!(d.actions.is_empty(), "no bake, no promotion for a restore");
+    assert!(!d.view.releases[&id(0)].stages[ENV].redeploy);
+}
+
+#[test]
+fn alarm_during_bake_without_last_known_good_frees_the_lane() {
+    let mut view = view_in(Some(StageState::Baking));
+    view.lane.last_known_good = None;
+    let d = step(&view, 1, Event::AlarmFired { alarm: "a".into() }, &policy());
+    assert_eq!(state(&d, 1), Some(StageState::RolledBack));
+    assert!(d.actions.is_empty());
+    assert_eq!(d.view.lane.in_flight, None);
+}
+
+#[test]
+fn pause_holds_the_queue_and_resume_starts_it() {
+    let p = policy();
+    let paused = apply_lane(
+        &empty_view(),
+        &LaneEvent::Pause {
+            actor: "ana".into(),
+            reason: "incident".into(),
+        },
+        &p,
+        T0,
+    )
+    .unwrap();
+    assert_eq!(paused.transitions[0].cause, "paused");
+    assert!(matches!(
+        apply_lane(
+            &paused.view,
+            &LaneEvent::Pause {
+                actor: "ben".into(),
+                reason: "x".into()
+            },
+            &p,
+            T0
+        ),
+        Err(TransitionError::AlreadyPaused { .. })
+    ));
+    let d = arrive(&paused.view, release(1), &p);
+    assert_eq!(state(&d, 1), Some(StageState::Queued));
+    assert_eq!(
+        d.transitions[0].detail.as_deref(),
+        Some("lane paused by ana")
+    );
+    let resumed = apply_lane(
+        &d.view,
+        &LaneEvent::Resume {
+            actor: "ana".into(),
+        },
+        &p,
+        T0,
+    )
+    .unwrap();
+    assert_eq!(state(&resumed, 1), Some(StageState::Deploying));
+    assert_eq!(resumed.actions.len(), 1);
+    assert!(matches!(
+        apply_lane(
+            &resumed.view,
+            &LaneEvent::Resume {
+                actor: "ana".into()
+            },
+            &p,
+            T0
+        ),
+        Err(TransitionError::NotPaused { .. })
+    ));
+}
+
+#[test]
+fn frozen_environment_queues_everything() {
+    let p = Policy {
+        frozen: true,
+        ..policy()
+    };
+    let d = arrive(&empty_view(), release(1), &p);
+    assert_eq!(state(&d, 1), Some(StageState::Queued));
+    assert!(d.actions.is_empty());
+}
+
+#[test]
+fn events_for_another_service_or_unloaded_release_are_refused() {
+    let mut other = release(5);
+    other.service = "web".into();
+    let mut v = empty_view();
+    v.releases.insert(other.id.clone(), other);
+    assert!(matches!(
+        apply(&v, &id(5), &Event::Arrived, &policy(), T0),
+        Err(TransitionError::WrongService { .. })
+    ));
+    assert!(matches!(
+        apply(&empty_view(), &id(6), &Event::Arrived, &policy(), T0),
+        Err(TransitionError::UnknownRelease { .. })
+    ));
+}
+
+// ---- properties over arbitrary event sequences ----
+
+#[derive(Debug, Clone)]
+enum Op {
+    Push,
+    Event(usize, usize),
+    Pause,
+    Resume,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => Just(Op::Push),
+        8 => (0usize..8, 0usize..13).prop_map(|(r, e)| Op::Event(r, e)),
+        1 => Just(Op::Pause),
+        1 => Just(Op::Resume),
+    ]
+}
+
+fn any_policy() -> impl Strategy<Value = Policy> {
+    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(manual, migration, bake, next)| Policy {
+            approval: if manual {
+                Approval::Manual
+            } else {
+                Approval::None
+            },
+            migration,
+            bake: if bake {
+                Duration::from_secs(60)
+            } else {
+                Duration::ZERO
+            },
+            frozen: false,
+            next_environment: next.then(|| "staging".to_string()),
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold_for_any_event_sequence(p in any_policy(), ops in proptest::collection::vec(op(), 1..60)) {
+        let mut view = empty_view();
+        let mut pushed = 0u64;
+        let mut superseded: BTreeSet<ReleaseId> = BTreeSet::new();
+        for op in ops {
+            let result = match op {
+                Op::Push => {
+                    pushed += 1;
+                    let r = release(pushed);
+                    let mut v = view.clone();
+                    let rid = r.id.clone();
+                    v.releases.insert(rid.clone(), r);
+                    apply(&v, &rid, &Event::Arrived, &p, T0)
+                }
+                Op::Event(r, e) if pushed > 0 => {
+                    let n = (r as u64 % pushed) + 1;
+                    apply(&view, &id(n), &samples()[e], &p, T0)
+                }
+                Op::Event(..) => continue,
+                Op::Pause => apply_lane(&view, &LaneEvent::Pause { actor: "a".into(), reason: "r".into() }, &p, T0),
+                Op::Resume => apply_lane(&view, &LaneEvent::Resume { actor: "a".into() }, &p, T0),
+            };
+            let Ok(d) = result else { continue };
+
+            // 1. At most one release in flight, and it is the lane's in-flight slot.
+            let in_flight: Vec<_> = d.view.releases.values()
+                .filter(|r| r.state_in(ENV).is_some_and(StageState::is_in_flight))
+                .map(|r| r.id.clone())
+                .collect();
+            prop_assert!(in_flight.len() <= 1, "two in flight: {in_flight:?}");
+            prop_assert_eq!(in_flight.first(), d.view.lane.in_flight.as_ref());
+            // At most one waiting, and it is the queue slot.
+            let waiting: Vec<_> = d.view.releases.values()
+                .filter(|r| r.state_in(ENV).is_some_and(StageState::is_waiting))
+                .map(|r| r.id.clone())
+                .collect();
+            prop_assert!(waiting.len() <= 1, "two waiting: {waiting:?}");
+            prop_assert_eq!(waiting.first(), d.view.lane.queued.as_ref());
+            // 2. The last known good succeeded here.
+            if let Some(good) = &d.view.lane.last_known_good {
+                prop_assert!(d.view.releases[good].stages[ENV].succeeded_at.is_some());
+            }
+            // 3. A superseded release never deploys and never leaves that state.
+            for a in &d.actions {
+                if let Action::Deploy { release, .. } | Action::RunMigration { release, .. } = a {
+                    prop_assert!(!superseded.contains(release), "superseded {release} deployed");
+                }
+            }
+            for s in &superseded {
+                prop_assert_eq!(d.view.releases[s].state_in(ENV), Some(StageState::Superseded));
+            }
+            for r in d.view.releases.values() {
+                if r.state_in(ENV) == Some(StageState::Superseded) {
+                    superseded.insert(r.id.clone());
+                }
+            }
+            // Every changed release has a transition, and every transition a changed release.
+            for t in &d.transitions {
+                if let Some(r) = &t.release {
+                    prop_assert!(d.changed.contains(r));
+                }
+            }
+            view = d.view;
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! The release data model: what is stored, what is shown, what the machine reasons about.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch; the core never reads the clock itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// The current time, for the edges (handlers, CLI) to pass into the core.
+    pub fn now() -> Timestamp {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        Timestamp(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// This time plus a duration, saturating.
+    pub fn after(self, d: Duration) -> Timestamp {
+        Timestamp(
+            self.0
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = UNIX_EPOCH + Duration::from_millis(self.0);
+        write!(f, "{}", humantime::format_rfc3339_seconds(t))
+    }
+}
+
+/// Input that fails validation; names the field and what a valid value looks like.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidInput {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// A release id: a ULID, so ids sort by creation time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReleaseId(String);
+
+impl ReleaseId {
+    /// A fresh id minted at `now`.
+    pub fn new(now: Timestamp) -> ReleaseId {
+        let t = UNIX_EPOCH + Duration::from_millis(now.0);
+        ReleaseId(ulid::Ulid::from_datetime(t).to_string())
+    }
+
+    /// Parses an id typed by an operator or read from an event.
+    pub fn parse(text: &str) -> Result<ReleaseId, InvalidInput> {
+        ulid::Ulid::from_string(text)
+            .map(|u| ReleaseId(u.to_string()))
+            .map_err(|_| InvalidInput {
+                field: "release",
+                message: format!("\"{text}\" is not a release id (26 characters, e.g. 01JD2B3C4D5E6F7G8H9J0KMNPQ)"),
+            })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An image digest, always `sha256:` and 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Digest(String);
+
+impl Digest {
+    pub fn parse(text: &str) -> Result<Digest, InvalidInput> {
+        let ok = text.strip_prefix("sha256:").is_some_and(|hex| {
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        });
+        if ok {
+            Ok(Digest(text.to_string()))
+        } else {
+            Err(InvalidInput {
+                field: "image-digest",
+                message: format!(
+                    "\"{}\" is not an image digest; expected \"sha256:\" followed by 64 lowercase hex digits",
+                    text.chars().take(100).collect::<String>()
+                ),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex digits, as people quote digests.
+    pub fn short(&self) -> &str {
+        &self.0[7..19]
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = InvalidInput;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Digest::parse(&s)
+    }
+}
+
+impl From<Digest> for String {
+    fn from(d: Digest) -> String {
+        d.0
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks a Docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn validate_tag(tag: &str) -> Result<(), InvalidInput> {
+    let mut bytes = tag.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let rest_ok = bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if first_ok && rest_ok && tag.len() <= 128 {
+        Ok(())
+    } else {
+        Err(InvalidInput {
+            field: "image-tag",
+            message: format!(
+                "\"{}\"{} is not a valid Docker tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'",
+                tag.chars().take(64).collect::<String>(),
+                if tag.chars().count() > 64 { "…" } else { "" }
+            ),
+        })
+    }
+}
+
+/// The closed set of states a release can be in, in one environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageState {
+    /// Waiting for the deployment in flight (or a pause, or a freeze) to end.
+    Queued,
+    /// Waiting for a person to approve entry into the environment.
+    AwaitingApproval,
+    /// The one-off migration task runs with the new image.
+    Migrating,
+    /// The deployment (or service update, or revision registration) is under way.
+    Deploying,
+    /// CodeDeploy lifecycle hooks are checking the new version.
+    Validating,
+    /// Deployed; watched for alarms until the bake time ends.
+    Baking,
+    /// Released and baked: this release is the environment's last known good.
+    Succeeded,
+    /// Migration, deployment or a step failed; nothing of it is live.
+    Failed,
+    /// Stopped by an alarm and rolled back.
+    RolledBack,
+    /// A newer release arrived while this one waited; it never deploys.
+    Superseded,
+    /// A person rejected it at an approval.
+    Rejected,
+    /// A person cancelled it before it deployed.
+    Cancelled,
+}
+
+impl StageState {
+    /// Every state, for exhaustive tests and documentation.
+    pub const ALL: [StageState; 12] = [
+        StageState::Queued,
+        StageState::AwaitingApproval,
+        StageState::Migrating,
+        StageState::Deploying,
+        StageState::Validating,
+        StageState::Baking,
+        StageState::Succeeded,
+        StageState::Failed,
+        StageState::RolledBack,
+        StageState::Superseded,
+        StageState::Rejected,
+        StageState::Cancelled,
+    ];
+
+    /// Occupies the environment: the lane's one slot for work in flight.
+    pub fn is_in_flight(self) -> bool {
+        matches!(
+            self,
+            StageState::Migrating
+                | StageState::Deploying
+                | StageState::Validating
+                | StageState::Baking
+        )
+    }
+
+    /// Waits in the lane's queue slot.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, StageState::Queued | StageState::AwaitingApproval)
+    }
+
+    /// No event moves it any more.
+    pub fn is_terminal(self) -> bool {
+        !self.is_in_flight() && !self.is_waiting()
+    }
+
+    /// The spelling shown by the CLI and sent in notifications.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageState::Queued => "queued",
+            StageState::AwaitingApproval => "awaiting_approval",
+            StageState::Migrating => "migrating",
+            StageState::Deploying => "deploying",
+            StageState::Validating => "validating",
+            StageState::Baking => "baking",
+            StageState::Succeeded => "succeeded",
+            StageState::Failed => "failed",
+            StageState::RolledBack => "rolled_back",
+            StageState::Superseded => "superseded",
+            StageState::Rejected => "rejected",
+            StageState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for StageState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One release in one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    pub state: StageState,
+    pub since: Timestamp,
+    /// The CodeDeploy deployment id (or ECS deployment id) once one exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    /// Who approved entry, when the environment asks for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// Why the stage ended the way it did (failure reason, alarm name, rejecting actor's note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it last succeeded here; the mark that makes it eligible as last known good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_at: Option<Timestamp>,
+    /// This deployment restores the release after a newer one was rolled back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redeploy: bool,
+}
+
+impl Stage {
+    fn new(state: StageState, now: Timestamp) -> Stage {
+        Stage {
+            state,
+            since: now,
+            deployment_id: None,
+            approved_by: None,
+            reason: None,
+            succeeded_at: None,
+            redeploy: false,
+        }
+    }
+}
+
+/// One pushed image of one service, and where it has got to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub id: ReleaseId,
+    pub service: String,
+    pub repository: String,
+    pub digest: Digest,
+    pub tags: Vec<String>,
+    pub created: Timestamp,
+    /// Its stage in each environment it has reached.
+    #[serde(default)]
+    pub stages: BTreeMap<String, Stage>,
+}
+
+impl Release {
+    /// A release that has reached no environment yet.
+    pub fn new(
+        id: ReleaseId,
+        service: &str,
+        repository: &str,
+        digest: Digest,
+        tag: Option<&str>,
+        now: Timestamp,
+    ) -> Release {
+        Release {
+            id,
+            service: service.to_string(),
+            repository: repository.to_string(),
+            digest,
+            tags: tag.map(|t| vec![t.to_string()]).unwrap_or_default(),
+            created: now,
+            stages: BTreeMap::new(),
+        }
+    }
+
+    /// Its state in an environment, if it reached it.
+    pub fn state_in(&self, environment: &str) -> Option<StageState> {
+        self.stages.get(environment).map(|s| s.state)
+    }
+
+    /// `repository@sha256:…`, the only way Shiplane names an image.
+    pub fn image_ref(&self, registry: &str) -> String {
+        format!("{registry}/{}@{}", self.repository, self.digest)
+    }
+
+    /// A short label for people: the first tag, or the short digest.
+    pub fn label(&self) -> String {
+        self.tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.digest.short().to_string())
+    }
+
+    pub(super) fn set_stage(
+        &mut self,
+        environment: &str,
+        state: StageState,
+        now: Timestamp,
+    ) -> &mut Stage {
+        let stage = self
+            .stages
+            .entry(environment.to_string())
+            .or_insert_with(|| Stage::new(state, now));
+        stage.state = state;
+        stage.since = now;
+        stage
+    }
+}
+
+/// Why the lane is held by a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub actor: String,
+    pub reason: String,
+    pub since: Timestamp,
+}
+
+/// One service in one environment: what runs there and what is coming.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lane {
+    pub service: String,
+    pub environment: String,
+    /// The release serving traffic (deployed, baking or baked).
+    #[serde(default)]
+    pub current: Option<ReleaseId>,
+    /// The newest release that succeeded here; where an alarm rolls back to.
+    #[serde(default)]
+    pub last_known_good: Option<ReleaseId>,
+    /// The one release migrating, deploying, validating or baking here.
+    #[serde(default)]
+    pub in_flight: Option<ReleaseId>,
+    /// The one release waiting (queued or awaiting approval); a newer one supersedes it.
+    #[serde(default)]
+    pub queued: Option<ReleaseId>,
+    /// Set by an operator's pause; queued releases wait until resumed.
+    #[serde(default)]
+    pub paused: Option<Pause>,
+}
+
+impl Lane {
+    pub fn new(service: &str, environment: &str) -> Lane {
+        Lane {
+            service: service.to_string(),
+            environment: environment.to_string(),
+            current: None,
+            last_known_good: None,
+            in_flight: None,
+            queued: None,
+            paused: None,
+        }
+    }
+}
+
+/// A lane and every release the machine may touch when an event arrives for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneView {
+    pub lane: Lane,
+    pub releases: BTreeMap<ReleaseId, Release>,
+}
+
+impl LaneView {
+    /// The ids whose releases must be loaded with the lane: in flight, queued, last known good.
+    pub fn referenced(lane: &Lane) -> Vec<ReleaseId> {
+        let mut ids: Vec<ReleaseId> = [
+            &lane.in_flight,
+            &lane.queued,
+            &lane.last_known_good,
+            &lane.current,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+/// One recorded change: a history item and a notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub at: Timestamp,
+    pub service: String,
+    pub environment: String,
+    /// None for lane events (pause, resume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<StageState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<StageState>,
+    /// The event that caused it, e.g. `deployment_succeeded` or `superseded_by`.
+    pub cause: String,
+    /// The person, for operator actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Free text: a failure reason, an alarm name, the superseding release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

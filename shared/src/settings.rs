@@ -1,0 +1,83 @@
+//! `SHIPLANE_*` settings, read once at start-up.
+
+use std::collections::HashMap;
+
+/// A setting that is missing or unusable; names the variable and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {problem}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+/// What every Shiplane function needs to know about its surroundings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The DynamoDB table holding releases, lanes, history and the pipeline.
+    pub table: String,
+    /// The SNS topic every transition is announced on.
+    pub topic_arn: String,
+}
+
+impl Settings {
+    /// Reads the process environment; fails naming the first missing variable.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads settings from a map, so tests need not touch the process environment.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Settings, SettingsError> {
+        Ok(Settings {
+            table: required(vars, "SHIPLANE_TABLE", "the DynamoDB table name")?,
+            topic_arn: required(vars, "SHIPLANE_TOPIC_ARN", "the SNS topic ARN")?,
+        })
+    }
+}
+
+/// Reads one required variable, naming it and what it should hold when it is not set.
+pub fn required(
+    vars: &HashMap<String, String>,
+    name: &'static str,
+    what: &str,
+) -> Result<String, SettingsError> {
+    match vars.get(name).map(|v| v.trim()) {
+        Some(v) if !v.is_empty() => Ok(v.to_string()),
+        _ => Err(SettingsError {
+            name,
+            problem: format!("not set; set it to {what}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_all_or_names_the_missing_one() {
+        let mut vars = HashMap::new();
+        let err = Settings::from_vars(&vars).unwrap_err();
+        assert_eq!(err.name, "SHIPLANE_TABLE");
+        assert_eq!(
+            err.to_string(),
+            "SHIPLANE_TABLE: not set; set it to the DynamoDB table name"
+        );
+        vars.insert("SHIPLANE_TABLE".into(), "shiplane".into());
+        vars.insert("SHIPLANE_TOPIC_ARN".into(), "  ".into());
+        assert_eq!(
+            Settings::from_vars(&vars).unwrap_err().name,
+            "SHIPLANE_TOPIC_ARN"
+        );
+        vars.insert(
+            "SHIPLANE_TOPIC_ARN".into(),
+            "arn:aws:sns:us-east-1:1:t".into(),
+        );
+        assert_eq!(
+            Settings::from_vars(&vars).unwrap(),
+            Settings {
+                table: "shiplane".into(),
+                topic_arn: "arn:aws:sns:us-east-1:1:t".into()
+            }
+        );
+    }
+}
