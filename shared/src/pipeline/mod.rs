@@ -277,3 +277,6 @@ impl fmt::Display for ConfigError {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,249 @@
-pub mod x {}
+//! The release store: one port ([`ReleaseStore`]), a DynamoDB adapter and an in-memory fake,
+//! both held to the same contract suite.
+//!
+//! Every change is a [`Commit`]: releases and lanes written only if their version is still
+//! the one that was read, with their history items, an optional idempotency claim and
+//! deployment references, all or nothing.
+
+pub mod dynamodb;
+pub mod memory;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod contract;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::release::{Decision, Lane, LaneView, Release, ReleaseId, Timestamp, Transition};
+
+pub use dynamodb::DynamoStore;
+pub use memory::MemoryStore;
+
+/// An item and the version it was read at (0: it does not exist yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    pub item: T,
+    pub version: u64,
+}
+
+/// A stored pipeline file: the source text, so `config show` returns exactly what was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPipeline {
+    pub version: u64,
+    pub source: String,
+    pub applied_at: Timestamp,
+    pub applied_by: String,
+}
+
+/// An idempotency record: `key` is a business key (repository + digest, deployment id +
+/// hook execution id, alarm + state timestamp), `value` what processing it produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub key: String,
+    pub value: String,
+    /// When the claim is made; an expired claim may be claimed again.
+    pub at: Timestamp,
+    /// When DynamoDB's TTL may delete it.
+    pub expires: Timestamp,
+}
+
+/// Which release and stage a CodeDeploy or ECS deployment belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentRef {
+    pub deployment_id: String,
+    pub release: ReleaseId,
+    pub service: String,
+    pub environment: String,
+}
+
+/// Everything one decision writes, atomically.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commit {
+    /// Releases with the version they were read at (0 for a new release).
+    pub releases: Vec<Versioned<Release>>,
+    /// Lanes with the version they were read at (0 for a lane never written).
+    pub lanes: Vec<Versioned<Lane>>,
+    pub history: Vec<Transition>,
+    pub claim: Option<Claim>,
+    pub deployments: Vec<DeploymentRef>,
+}
+
+/// Why a store call failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else changed an item since it was read: reload and decide again.
+    #[error("conflict: {what} changed since it was read; reload and retry")]
+    Conflict { what: String },
+    /// The business key was already processed; `value` is what that processing recorded.
+    #[error("already processed: {key} (recorded {value})")]
+    AlreadyClaimed { key: String, value: String },
+    /// Throttling, a 5xx or the network: retry with backoff.
+    #[error("store unavailable: {message}")]
+    Unavailable { message: String },
+    /// Permissions, a missing table, a malformed request: retrying will not help.
+    #[error("store failed: {message}")]
+    Failed { message: String },
+    /// An item that cannot be read back (written by an incompatible version, or edited by hand).
+    #[error("corrupt item {what}: {message}")]
+    Corrupt { what: String, message: String },
+}
+
+impl StoreError {
+    /// Whether the same call may succeed if tried again (after a reload, for conflicts).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Conflict { .. } | StoreError::Unavailable { .. }
+        )
+    }
+}
+
+/// The port every handler and the CLI use to read and change release state.
+pub trait ReleaseStore: Send + Sync {
+    /// Writes everything in `commit` or nothing.
+    fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn release(
+        &self,
+        id: &ReleaseId,
+    ) -> impl Future<Output = Result<Option<Versioned<Release>>, StoreError>> + Send;
+
+    /// A lane; one never written comes back empty at version 0.
+    fn lane(
+        &self,
+        service: &str,
+        environment: &str,
+    ) -> impl Future<Output = Result<Versioned<Lane>, StoreError>> + Send;
+
+    /// Every written lane of a service (one query), sorted by environment name.
+    fn lanes(
+        &self,
+        service: &str,
+    ) -> impl Future<Output = Result<Vec<Versioned<Lane>>, StoreError>> + Send;
+
+    /// A service's newest releases, newest first.
+    fn releases_of_service(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Release>, StoreError>> + Send;
+
+    /// A release's transitions, oldest first.
+    fn history_of_release(
+        &self,
+        id: &ReleaseId,
+    ) -> impl Future<Output = Result<Vec<Transition>, StoreError>> + Send;
+
+    /// A service's newest `limit` transitions across releases and lanes, oldest first.
+    fn history_of_service(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Transition>, StoreError>> + Send;
+
+    /// The value recorded under an unexpired idempotency key.
+    fn claimed(
+        &self,
+        key: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    fn deployment(
+        &self,
+        deployment_id: &str,
+    ) -> impl Future<Output = Result<Option<DeploymentRef>, StoreError>> + Send;
+
+    /// The current pipeline file, if one was ever applied.
+    fn pipeline(&self) -> impl Future<Output = Result<Option<StoredPipeline>, StoreError>> + Send;
+
+    /// Stores `pipeline` as version `current + 1`; a concurrent apply makes this a Conflict.
+    fn put_pipeline(
+        &self,
+        pipeline: StoredPipeline,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A lane view as loaded, with the versions needed to commit a decision about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedLane {
+    pub view: LaneView,
+    pub lane_version: u64,
+    pub versions: BTreeMap<ReleaseId, u64>,
+}
+
+impl LoadedLane {
+    /// Loads a lane, every release it references, and `extra` releases (the event's subject).
+    pub async fn load<S: ReleaseStore>(
+        store: &S,
+        service: &str,
+        environment: &str,
+        extra: &[ReleaseId],
+    ) -> Result<LoadedLane, StoreError> {
+        let lane = store.lane(service, environment).await?;
+        let mut ids = LaneView::referenced(&lane.item);
+        ids.extend(extra.iter().cloned());
+        ids.sort();
+        ids.dedup();
+        let mut releases = BTreeMap::new();
+        let mut versions = BTreeMap::new();
+        for id in ids {
+            let Some(r) = store.release(&id).await? else {
+                if extra.contains(&id) {
+                    continue; // a subject not stored yet: the caller adds it
+                }
+                return Err(StoreError::Corrupt {
+                    what: format!("lane {service}/{environment}"),
+                    message: format!("references release {id}, which does not exist"),
+                });
+            };
+            versions.insert(id.clone(), r.version);
+            releases.insert(id, r.item);
+        }
+        Ok(LoadedLane {
+            view: LaneView {
+                lane: lane.item,
+                releases,
+            },
+            lane_version: lane.version,
+            versions,
+        })
+    }
+
+    /// Adds a release not yet stored (version 0), e.g. one minted from a push.
+    pub fn add_new(&mut self, release: Release) {
+        self.versions.entry(release.id.clone()).or_insert(0);
+        self.view.releases.insert(release.id.clone(), release);
+    }
+
+    /// The commit that records `decision`: changed releases and lane at their read versions,
+    /// and the decision's transitions as history.
+    pub fn commit_for(&self, decision: &Decision) -> Commit {
+        let releases = decision
+            .changed
+            .iter()
+            .filter_map(|id| {
+                decision.view.releases.get(id).map(|r| Versioned {
+                    item: r.clone(),
+                    version: self.versions.get(id).copied().unwrap_or(0),
+                })
+            })
+            .collect();
+        let lanes = if decision.lane_changed {
+            vec![Versioned {
+                item: decision.view.lane.clone(),
+                version: self.lane_version,
+            }]
+        } else {
+            Vec::new()
+        };
+        Commit {
+            releases,
+            lanes,
+            history: decision.transitions.clone(),
+            claim: None,
+            deployments: Vec::new(),
+        }
+    }
+}

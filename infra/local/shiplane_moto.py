@@ -1,0 +1,209 @@
+"""Shiplane's additions to moto 5.2.5, registered before the server starts.
+
+moto lacks the CodeDeploy operations Shiplane drives, and never moves a deployment on its
+own. This module adds, as AWS behaves:
+
+- PutLifecycleEventHookExecutionStatus: recorded per hook execution; a second report for
+  the same execution fails with LifecycleEventAlreadyCompletedException.
+- StopDeployment: records whether autoRollbackEnabled was asked for; the deployment becomes
+  Stopped. A completed deployment fails with DeploymentAlreadyCompletedException.
+- ContinueDeployment: recorded.
+- CreateDeployment: refused with DeploymentLimitExceededException while the group has an
+  active deployment (Created, Queued, InProgress, Baking, Ready).
+
+and two control routes for tests and the demo (AWS needs none: its deployments move by
+themselves):
+
+- POST /moto-api/shiplane/codedeploy/deployment-status  {"deploymentId", "status"}
+  moves a deployment to Succeeded, Failed, Stopped, InProgress, Baking or Ready.
+- GET  /moto-api/shiplane/codedeploy/reports
+  returns {"hookReports": [...], "stops": [...], "continues": [...]}.
+
+Records live on the CodeDeploy backend, so POST /moto-api/reset clears them.
+"""
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from moto.codedeploy import models as cd_models
+from moto.codedeploy.exceptions import CodeDeployException
+from moto.codedeploy.responses import CodeDeployResponse
+from moto.core.responses import ActionResult, EmptyResult
+from moto.moto_api._internal import urls as moto_api_urls
+
+ACTIVE = {"Created", "Queued", "InProgress", "Baking", "Ready"}
+SETTABLE = {"Succeeded", "Failed", "Stopped", "InProgress", "Baking", "Ready"}
+HOOK_STATUSES = {"Pending", "InProgress", "Succeeded", "Failed", "Skipped", "Unknown"}
+
+
+class _Error(CodeDeployException):
+    code = 400
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(error_type, message)
+
+
+def _records(backend: Any) -> dict[str, list[dict[str, Any]]]:
+    if not hasattr(backend, "shiplane_records"):
+        backend.shiplane_records = {"hookReports": [], "stops": [], "continues": []}
+    return backend.shiplane_records
+
+
+def _deployment(backend: Any, deployment_id: str | None) -> Any:
+    if not deployment_id or deployment_id not in backend.deployments:
+        raise _Error(
+            "DeploymentDoesNotExistException",
+            f"The deployment {deployment_id} could not be found.",
+        )
+    return backend.deployments[deployment_id]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def put_lifecycle_event_hook_execution_status(self: CodeDeployResponse) -> ActionResult:
+    backend = self.codedeploy_backend
+    deployment_id = self._get_param("deploymentId")
+    execution_id = self._get_param("lifecycleEventHookExecutionId")
+    status = self._get_param("status")
+    _deployment(backend, deployment_id)
+    if not execution_id:
+        raise _Error(
+            "InvalidLifecycleEventHookExecutionIdException",
+            "A lifecycle event hook execution id is required.",
+        )
+    if status not in HOOK_STATUSES:
+        raise _Error(
+            "InvalidLifecycleEventHookExecutionStatusException",
+            f"The status {status} is not valid.",
+        )
+    reports = _records(backend)["hookReports"]
+    if any(
+        r["lifecycleEventHookExecutionId"] == execution_id
+        and r["status"] in ("Succeeded", "Failed")
+        for r in reports
+    ):
+        raise _Error(
+            "LifecycleEventAlreadyCompletedException",
+            f"The lifecycle event hook execution {execution_id} has already completed.",
+        )
+    reports.append(
+        {
+            "deploymentId": deployment_id,
+            "lifecycleEventHookExecutionId": execution_id,
+            "status": status,
+            "at": _now(),
+        }
+    )
+    return ActionResult({"lifecycleEventHookExecutionId": execution_id})
+
+
+def stop_deployment(self: CodeDeployResponse) -> ActionResult:
+    backend = self.codedeploy_backend
+    deployment_id = self._get_param("deploymentId")
+    rollback = bool(self._get_param("autoRollbackEnabled", False))
+    deployment = _deployment(backend, deployment_id)
+    if deployment.status not in ACTIVE:
+        raise _Error(
+            "DeploymentAlreadyCompletedException",
+            f"The deployment {deployment_id} has already completed ({deployment.status}).",
+        )
+    deployment.status = "Stopped"
+    deployment.complete_time = cd_models.utcnow()
+    _records(backend)["stops"].append(
+        {"deploymentId": deployment_id, "autoRollbackEnabled": rollback, "at": _now()}
+    )
+    return ActionResult({"status": "Succeeded", "statusMessage": "Deployment stopped"})
+
+
+def continue_deployment(self: CodeDeployResponse) -> EmptyResult:
+    backend = self.codedeploy_backend
+    deployment_id = self._get_param("deploymentId")
+    wait_type = self._get_param("deploymentWaitType", "READY_WAIT")
+    deployment = _deployment(backend, deployment_id)
+    if deployment.status not in ACTIVE:
+        raise _Error(
+            "DeploymentAlreadyCompletedException",
+            f"The deployment {deployment_id} has already completed ({deployment.status}).",
+        )
+    _records(backend)["continues"].append(
+        {"deploymentId": deployment_id, "deploymentWaitType": wait_type, "at": _now()}
+    )
+    return EmptyResult()
+
+
+_original_create_deployment = cd_models.CodeDeployBackend.create_deployment
+
+
+def create_deployment(self: Any, application_name: str, deployment_group_name: str, *args: Any, **kwargs: Any) -> str:
+    for d in self.deployments.values():
+        if (
+            d.application_name == application_name
+            and d.deployment_group_name == deployment_group_name
+            and d.status in ACTIVE
+        ):
+            raise _Error(
+                "DeploymentLimitExceededException",
+                f"The Deployment Group '{deployment_group_name}' already has an active "
+                f"Deployment '{d.deployment_id}'",
+            )
+    return _original_create_deployment(
+        self, application_name, deployment_group_name, *args, **kwargs
+    )
+
+
+def _all_backends() -> list[Any]:
+    found = []
+    for account in cd_models.codedeploy_backends.values():
+        for backend in account.values():
+            found.append(backend)
+    return found
+
+
+def _json(status: int, body: Any) -> tuple[int, dict[str, str], str]:
+    return status, {"Content-Type": "application/json"}, json.dumps(body)
+
+
+def set_deployment_status(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    if request.method != "POST":
+        return _json(405, {"error": "POST {\"deploymentId\": ..., \"status\": ...}"})
+    try:
+        size = int(headers.get("Content-Length") or 0)
+        body = json.loads(request.environ["wsgi.input"].read(size) or b"{}")
+    except ValueError:
+        return _json(400, {"error": "body is not JSON"})
+    deployment_id, status = body.get("deploymentId"), body.get("status")
+    if status not in SETTABLE:
+        return _json(400, {"error": f"status must be one of {sorted(SETTABLE)}"})
+    for backend in _all_backends():
+        deployment = backend.deployments.get(deployment_id)
+        if deployment is not None:
+            deployment.status = status
+            if status in ("Succeeded", "Failed", "Stopped"):
+                deployment.complete_time = cd_models.utcnow()
+            return _json(200, {"deploymentId": deployment_id, "status": status})
+    return _json(404, {"error": f"no deployment {deployment_id}"})
+
+
+def reports(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    merged: dict[str, list[Any]] = {"hookReports": [], "stops": [], "continues": []}
+    for backend in _all_backends():
+        for kind, items in _records(backend).items():
+            merged[kind].extend(items)
+    return _json(200, merged)
+
+
+def register() -> None:
+    """Installs the additions; call once, before the server app is created."""
+    CodeDeployResponse.put_lifecycle_event_hook_execution_status = (
+        put_lifecycle_event_hook_execution_status
+    )
+    CodeDeployResponse.stop_deployment = stop_deployment
+    CodeDeployResponse.continue_deployment = continue_deployment
+    cd_models.CodeDeployBackend.create_deployment = create_deployment
+    moto_api_urls.url_paths["{0}/moto-api/shiplane/codedeploy/deployment-status$"] = (
+        set_deployment_status
+    )
+    moto_api_urls.url_paths["{0}/moto-api/shiplane/codedeploy/reports$"] = reports

@@ -1,0 +1,322 @@
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../infra/pipeline.example.toml");
+
+fn problems(source: &str) -> Vec<String> {
+    match Pipeline::from_toml(source) {
+        Ok(_) => panic!("expected problems in:\n{source}"),
+        Err(e) => e.problems.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn the_example_file_validates_and_means_what_its_comments_say() {
+    let p = Pipeline::from_toml(EXAMPLE).unwrap();
+    assert_eq!(p.environments, ["dev", "staging", "prod"]);
+    let api = &p.services["api"];
+    assert_eq!(api.kind, ServiceKind::BlueGreen);
+    assert_eq!(api.port, Some(8080));
+    let dev = api.stage("dev").unwrap();
+    assert_eq!(
+        dev.cluster.as_deref(),
+        Some("shiplane-dev"),
+        "cluster comes from defaults"
+    );
+    assert_eq!(dev.bake, Duration::from_secs(600));
+    assert_eq!(dev.approval, Approval::None);
+    assert_eq!(dev.checks.len(), 1);
+    assert_eq!(dev.checks[0].hook, LifecycleHook::AfterAllowTestTraffic);
+    assert_eq!(dev.migration.as_ref().unwrap().command, ["./migrate", "up"]);
+    let prod = api.stage("prod").unwrap();
+    assert_eq!(prod.approval, Approval::Manual);
+    assert_eq!(prod.bake, Duration::from_secs(3600));
+    assert_eq!(prod.hold_while_alarms_in, ["dev"]);
+    assert_eq!(
+        prod.codedeploy.as_ref().unwrap().deployment_config,
+        "CodeDeployDefault.ECSCanary10Percent15Minutes"
+    );
+    assert_eq!(api.next_environment("dev"), Some("staging"));
+    assert_eq!(api.next_environment("prod"), None);
+
+    let tiles = &p.services["tiles"];
+    assert!(tiles.stage("dev").unwrap().restart_on_release);
+    assert_eq!(
+        tiles.stage("prod").unwrap().approval,
+        Approval::None,
+        "service overrides default"
+    );
+    assert_eq!(
+        tiles.next_environment("dev"),
+        Some("prod"),
+        "skips environments it does not list"
+    );
+
+    let etl = &p.services["etl"];
+    assert_eq!(
+        etl.stage("dev").unwrap().task_families,
+        ["etl-nightly", "etl-backfill"]
+    );
+    assert_eq!(etl.stage("dev").unwrap().service, None);
+    assert_eq!(
+        p.service_for_repository("shiplane/etl").unwrap().name,
+        "etl"
+    );
+    assert!(p.service_for_repository("shiplane/unknown").is_none());
+}
+
+const MINIMAL: &str = r#"
+[pipeline]
+environments = ["dev", "prod"]
+
+[services.api]
+repository = "team/api"
+kind = "rolling"
+container = "app"
+
+[services.api.environments.dev]
+cluster = "c"
+service = "api"
+"#;
+
+#[test]
+fn a_minimal_file_validates_with_defaults() {
+    let p = Pipeline::from_toml(MINIMAL).unwrap();
+    let dev = p.services["api"].stage("dev").unwrap();
+    assert_eq!(dev.bake, Duration::ZERO);
+    assert_eq!(dev.approval, Approval::None);
+    assert!(!dev.freeze);
+    assert!(matches!(p.services["api"].tags, TagPolicy::Any));
+}
+
+#[test]
+fn five_distinct_mistakes_give_five_messages_with_paths() {
+    let source = r#"
+[pipeline]
+environments = ["dev", "staging", "prod"]
+
+[services.api]
+repository = "team/api"
+kind = "blue-green"
+container = "app"
+port = 8080
+
+[services.api.environments.dev]
+cluster = "c"
+service = "api-dev"
+codedeploy = { application = "api", deployment_group = "api-dev" }
+bakee = "10m"
+
+[services.api.environments.prod]
+cluster = "c"
+service = "api-prod"
+codedeploy = { application = "api", deployment_group = "api-prod" }
+bake = "1 hour"
+approval = "yes please"
+
+[services.api.environments.qa]
+cluster = "c"
+
+[services.web]
+repository = "team/api"
+kind = "rolling"
+container = "web"
+
+[services.web.environments.dev]
+cluster = "c"
+service = "web-dev"
+"#;
+    let got = problems(source);
+    assert_eq!(
+        got,
+        [
+            "services.api.environments.dev.bakee: unknown key \"bakee\"; did you mean \"bake\"?",
+            "services.api.environments.qa: environment \"qa\" is not defined; add it to pipeline.environments or fix the name",
+            "services.api.environments.prod.bake: \"1 hour\" is not a duration; write \"1h\"",
+            "services.api.environments.prod.approval: \"yes please\" is not an approval mode; write \"none\" or \"manual\"",
+            "services.web.repository: repository \"team/api\" is already tracked by services.api; each repository belongs to one service",
+        ]
+    );
+}
+
+#[test]
+fn impossible_combinations_are_errors() {
+    let source = r#"
+[pipeline]
+environments = ["dev", "prod"]
+
+[services.jobs]
+repository = "team/jobs"
+kind = "task"
+[services.jobs.environments.dev]
+service = "nope"
+codedeploy = { application = "a", deployment_group = "g" }
+migration = { family = "m", command = ["x"] }
+restart_on_release = true
+[[services.jobs.environments.dev.checks]]
+hook = "after_install"
+http = "http://x"
+
+[services.web]
+repository = "team/web"
+kind = "rolling"
+container = "web"
+[services.web.environments.dev]
+cluster = "c"
+service = "s"
+task_families = ["f"]
+[services.web.environments.prod]
+cluster = "c"
+service = "s"
+hold_while_alarms_in = ["dev", "prod", "qa"]
+
+[services.bg]
+repository = "team/bg"
+kind = "blue-green"
+[services.bg.environments.dev]
+cluster = "c"
+"#;
+    let got = problems(source).join("\n");
+    for expected in [
+        "services.jobs.environments.dev.codedeploy: does not apply to a task service",
+        "services.jobs.environments.dev.service: does not apply to a task service",
+        "services.jobs.environments.dev.checks: does not apply to a task service",
+        "services.jobs.environments.dev.migration: does not apply to a task service",
+        "services.jobs.environments.dev.task_families: missing",
+        "services.jobs.environments.dev.restart_on_release: does not apply to a task service",
+        "services.web.environments.dev.task_families: does not apply to a rolling service",
+        "services.web.environments.prod.hold_while_alarms_in.1: a gate into \"prod\" cannot watch \"prod\" itself",
+        "services.web.environments.prod.hold_while_alarms_in.2: environment \"qa\" is not defined",
+        "services.web.environments.prod.hold_while_alarms_in: the gate watches alarms in \"dev\", but services.web.environments.dev has no alarms",
+        "services.bg.container: missing",
+        "services.bg.port: missing",
+        "services.bg.environments.dev.codedeploy.application: missing",
+        "services.bg.environments.dev.codedeploy.deployment_group: missing",
+        "services.bg.environments.dev.service: missing",
+    ] {
+        assert!(got.contains(expected), "missing {expected:?} in:\n{got}");
+    }
+}
+
+#[test]
+fn structural_and_value_errors_are_reported() {
+    let source = r#"
+[pipeline]
+environments = ["dev", "dev", "Prod"]
+[defaults.qa]
+bake = "1m"
+[services.Bad_Name]
+repository = "Team/API"
+kind = "blue_green"
+tags = { regex = "([" , semver = ">=1" }
+[services.Bad_Name.environments.dev]
+[services.ok]
+repository = "team/ok"
+kind = "rolling"
+container = "c"
+port = 70000
+tags = { semver = "one" }
+[services.ok.environments.dev]
+cluster = "c"
+service = "s"
+migration = { family = "", command = [] }
+"#;
+    let got = problems(source).join("\n");
+    for expected in [
+        "pipeline.environments.1: \"dev\" is listed twice",
+        "pipeline.environments.2: \"Prod\" is not an environment name",
+        "defaults.qa: environment \"qa\" is not in pipeline.environments",
+        "services.Bad_Name: service name \"Bad_Name\" must be lowercase",
+        "services.Bad_Name.repository: \"Team/API\" is not an ECR repository name",
+        "services.Bad_Name.kind: \"blue_green\" is not a service kind; write \"blue-green\", \"rolling\" or \"task\"",
+        "services.Bad_Name.tags: set either regex or semver, not both",
+        "services.ok.port: 70000 is not a port",
+        "services.ok.tags.semver: \"one\" is not a semver range",
+        "services.ok.environments.dev.migration.family: must not be empty",
+        "services.ok.environments.dev.migration.command: must be a non-empty list",
+    ] {
+        assert!(got.contains(expected), "missing {expected:?} in:\n{got}");
+    }
+}
+
+#[test]
+fn checks_are_validated() {
+    let source = r#"
+[pipeline]
+environments = ["dev"]
+[services.api]
+repository = "team/api"
+kind = "blue-green"
+container = "app"
+port = 80
+tags = { regex = "([" }
+[services.api.environments.dev]
+cluster = "c"
+service = "s"
+codedeploy = { application = "a", deployment_group = "g" }
+[[services.api.environments.dev.checks]]
+hook = "during_lunch"
+http = "ftp://x"
+expect_status = 42
+timeout = "soon"
+[[services.api.environments.dev.checks]]
+"#;
+    let got = problems(source).join("\n");
+    for expected in [
+        "services.api.tags.regex: \"([\" is not a valid regex",
+        "services.api.environments.dev.checks.0.hook: \"during_lunch\" is not a lifecycle hook; write one of before_install,",
+        "services.api.environments.dev.checks.0.http: \"ftp://x\" is not an http(s) URL",
+        "services.api.environments.dev.checks.0.expect_status: 42 is not an HTTP status",
+        "services.api.environments.dev.checks.0.timeout: \"soon\" is not a duration",
+        "services.api.environments.dev.checks.1.hook: missing",
+        "services.api.environments.dev.checks.1.http: missing",
+    ] {
+        assert!(got.contains(expected), "missing {expected:?} in:\n{got}");
+    }
+}
+
+#[test]
+fn malformed_toml_and_wrong_types_name_the_place() {
+    let got = problems("[pipeline\nenvironments = 1");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].starts_with("not a valid pipeline file:"), "{got:?}");
+    let got = problems("[pipeline]\nenvironments = \"dev\"\n");
+    assert!(got[0].contains("environments"), "{got:?}");
+    let got = problems("");
+    assert!(
+        got.iter()
+            .any(|p| p.starts_with("pipeline.environments: missing")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|p| p.starts_with("services: no services")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn tag_policies() {
+    let semver = TagPolicy::Semver {
+        range: semver::VersionReq::parse(">=1.0.0, <2").unwrap(),
+        prereleases: false,
+    };
+    for (tag, ok) in [
+        ("1.0.0", true),
+        ("v1.4.2", true),
+        ("2.0.0", false),
+        ("0.9.0", false),
+        ("1.2.0-rc.1", false),
+        ("latest", false),
+    ] {
+        assert_eq!(semver.accepts(tag), ok, "{tag}");
+    }
+    let with_pre = TagPolicy::Semver {
+        range: semver::VersionReq::parse(">=1.0.0, <2").unwrap(),
+        prereleases: true,
+    };
+    assert!(with_pre.accepts("1.2.0-rc.1"));
+    assert!(!with_pre.accepts("2.1.0-rc.1"));
+    let re = TagPolicy::Regex(regex::Regex::new("^main-[0-9a-f]{7}$").unwrap());
+    assert!(re.accepts("main-abc1234"));
+    assert!(!re.accepts("feature-abc1234"));
+    assert!(TagPolicy::Any.accepts("anything"));
+}

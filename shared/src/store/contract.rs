@@ -1,0 +1,470 @@
+//! The behaviour every [`ReleaseStore`] must have. Run against the in-memory store in unit
+//! tests and against DynamoDB in the local AWS emulator, so the fake never drifts.
+
+use std::time::Duration;
+
+use super::{
+    Claim, Commit, DeploymentRef, LoadedLane, ReleaseStore, StoreError, StoredPipeline, Versioned,
+};
+use crate::pipeline::Approval;
+use crate::release::{
+    Digest, Event, LaneEvent, Policy, Release, ReleaseId, StageState, Timestamp, apply, apply_lane,
+};
+
+const T0: Timestamp = Timestamp(1_750_000_000_000);
+
+fn release(service: &str, n: u64) -> Release {
+    let id = ReleaseId::parse(&ulid::Ulid::from_parts(T0.0 + n, u128::from(n)).to_string())
+        .unwrap_or_else(|e| panic!("test id: {e}"));
+    let digest = Digest::parse(&format!("sha256:{n:064x}")).unwrap_or_else(|e| panic!("{e}"));
+    Release::new(
+        id,
+        service,
+        &format!("team/{service}"),
+        digest,
+        Some(&format!("v{n}")),
+        Timestamp(T0.0 + n),
+    )
+}
+
+fn policy(approval: Approval) -> Policy {
+    Policy {
+        approval,
+        migration: false,
+        bake: Duration::from_secs(60),
+        frozen: false,
+        next_environment: None,
+    }
+}
+
+/// Pushes a release into `env` of its service through the real loop: load, apply, commit.
+async fn arrive<S: ReleaseStore>(
+    store: &S,
+    r: &Release,
+    env: &str,
+    approval: Approval,
+    at: Timestamp,
+) {
+    let mut loaded = LoadedLane::load(store, &r.service, env, &[])
+        .await
+        .unwrap_or_else(|e| panic!("load: {e}"));
+    loaded.add_new(r.clone());
+    let d = apply(&loaded.view, &r.id, &Event::Arrived, &policy(approval), at)
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .commit(loaded.commit_for(&d))
+        .await
+        .unwrap_or_else(|e| panic!("commit: {e}"));
+}
+
+/// Declares one `#[tokio::test]` per contract check, each against a fresh store from
+/// `$make` (an async expression evaluated anew in every test).
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($make:expr) => {
+        $crate::store_contract_tests!(@each $make;
+            releases_round_trip_and_start_at_version_one,
+            stale_versions_conflict_and_write_nothing,
+            concurrent_conflicting_transitions_one_wins,
+            claims_are_taken_once_until_they_expire,
+            lanes_are_queried_per_service,
+            history_is_queried_per_release_and_per_service,
+            deployments_map_back_to_their_release,
+            pipeline_versions_increase_one_at_a_time,
+            releases_of_a_service_come_newest_first);
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let store = $make.await;
+                $crate::store::contract::$name(&store).await;
+            }
+        )*
+    };
+}
+
+pub async fn releases_round_trip_and_start_at_version_one<S: ReleaseStore>(store: &S) {
+    let r = release("api", 1);
+    assert_eq!(store.release(&r.id).await.unwrap(), None);
+    store
+        .commit(Commit {
+            releases: vec![Versioned {
+                item: r.clone(),
+                version: 0,
+            }],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.release(&r.id).await.unwrap(),
+        Some(Versioned {
+            item: r.clone(),
+            version: 1
+        })
+    );
+    let lane = store.lane("api", "dev").await.unwrap();
+    assert_eq!(lane.version, 0, "a lane never written reads as version 0");
+    assert_eq!(lane.item.in_flight, None);
+}
+
+pub async fn stale_versions_conflict_and_write_nothing<S: ReleaseStore>(store: &S) {
+    let r = release("api", 1);
+    arrive(store, &r, "dev", Approval::None, T0).await;
+    let before_history = store.history_of_release(&r.id).await.unwrap();
+    let before = store.release(&r.id).await.unwrap().unwrap();
+    assert_eq!(before.item.state_in("dev"), Some(StageState::Deploying));
+
+    // A commit built on version 0 of the release, with a new release beside it: neither lands.
+    let other = release("api", 2);
+    let mut stale = before.item.clone();
+    stale.tags.push("stale".into());
+    let err = store
+        .commit(Commit {
+            releases: vec![
+                Versioned {
+                    item: other.clone(),
+                    version: 0,
+                },
+                Versioned {
+                    item: stale,
+                    version: 0,
+                },
+            ],
+            history: before_history.clone(),
+            ..Commit::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    assert_eq!(
+        store.release(&other.id).await.unwrap(),
+        None,
+        "all or nothing"
+    );
+    assert_eq!(store.release(&r.id).await.unwrap().unwrap(), before);
+    assert_eq!(
+        store.history_of_release(&r.id).await.unwrap(),
+        before_history
+    );
+
+    // The same for a lane read at an old version.
+    let lane = store.lane("api", "dev").await.unwrap();
+    let err = store
+        .commit(Commit {
+            lanes: vec![Versioned {
+                item: lane.item.clone(),
+                version: lane.version - 1,
+            }],
+            ..Commit::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+}
+
+pub async fn concurrent_conflicting_transitions_one_wins<S: ReleaseStore>(store: &S) {
+    let r = release("api", 1);
+    arrive(store, &r, "prod", Approval::Manual, T0).await;
+
+    // Two operators act on the same awaiting release at once: one approves, one rejects.
+    let a = LoadedLane::load(store, "api", "prod", &[r.id.clone()])
+        .await
+        .unwrap();
+    let b = a.clone();
+    let p = policy(Approval::Manual);
+    let approve = apply(
+        &a.view,
+        &r.id,
+        &Event::Approved {
+            actor: "ana".into(),
+        },
+        &p,
+        Timestamp(T0.0 + 5),
+    )
+    .unwrap();
+    let reject = apply(
+        &b.view,
+        &r.id,
+        &Event::Rejected {
+            actor: "ben".into(),
+            reason: "not today".into(),
+        },
+        &p,
+        Timestamp(T0.0 + 5),
+    )
+    .unwrap();
+    let (ra, rb) = tokio::join!(
+        store.commit(a.commit_for(&approve)),
+        store.commit(b.commit_for(&reject))
+    );
+    let outcomes = [&ra, &rb];
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "exactly one wins: {outcomes:?}"
+    );
+    let loser = outcomes.iter().find_map(|o| o.as_ref().err()).unwrap();
+    assert!(matches!(loser, StoreError::Conflict { .. }), "{loser:?}");
+
+    let history = store.history_of_release(&r.id).await.unwrap();
+    let causes: Vec<&str> = history.iter().map(|t| t.cause.as_str()).collect();
+    assert_eq!(
+        causes.len(),
+        2,
+        "arrival plus exactly one decision: {causes:?}"
+    );
+    assert_eq!(causes[0], "arrived");
+    assert!(
+        causes[1] == "approved" || causes[1] == "rejected",
+        "{causes:?}"
+    );
+    let state = store
+        .release(&r.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .item
+        .state_in("prod");
+    let expected = if ra.is_ok() {
+        StageState::Deploying
+    } else {
+        StageState::Rejected
+    };
+    assert_eq!(state, Some(expected));
+}
+
+pub async fn claims_are_taken_once_until_they_expire<S: ReleaseStore>(store: &S) {
+    let claim = |value: &str, at: u64| Claim {
+        key: "push#team/api#sha256:abc".into(),
+        value: value.into(),
+        at: Timestamp(T0.0 + at),
+        expires: Timestamp(T0.0 + at + 1_000),
+    };
+    assert_eq!(
+        store.claimed("push#team/api#sha256:abc", T0).await.unwrap(),
+        None
+    );
+    store
+        .commit(Commit {
+            claim: Some(claim("r1", 0)),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claimed("push#team/api#sha256:abc", T0)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("r1")
+    );
+
+    // A second claim of the same key, with other writes beside it: refused, nothing written.
+    let r = release("api", 9);
+    let err = store
+        .commit(Commit {
+            claim: Some(claim("r2", 10)),
+            releases: vec![Versioned {
+                item: r.clone(),
+                version: 0,
+            }],
+            ..Commit::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::AlreadyClaimed {
+            key: "push#team/api#sha256:abc".into(),
+            value: "r1".into()
+        }
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(store.release(&r.id).await.unwrap(), None);
+
+    // After it expires (TTL may not have deleted it yet) the key can be claimed again.
+    assert_eq!(
+        store
+            .claimed("push#team/api#sha256:abc", Timestamp(T0.0 + 2_000))
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .commit(Commit {
+            claim: Some(claim("r3", 2_000)),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claimed("push#team/api#sha256:abc", Timestamp(T0.0 + 2_000))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("r3")
+    );
+}
+
+pub async fn lanes_are_queried_per_service<S: ReleaseStore>(store: &S) {
+    arrive(store, &release("api", 1), "prod", Approval::None, T0).await;
+    arrive(store, &release("api", 2), "dev", Approval::None, T0).await;
+    arrive(store, &release("apiary", 3), "dev", Approval::None, T0).await;
+    let lanes = store.lanes("api").await.unwrap();
+    let envs: Vec<&str> = lanes.iter().map(|l| l.item.environment.as_str()).collect();
+    assert_eq!(
+        envs,
+        ["dev", "prod"],
+        "only api's lanes, sorted, not apiary's"
+    );
+    assert!(
+        lanes
+            .iter()
+            .all(|l| l.version == 1 && l.item.in_flight.is_some())
+    );
+    assert!(store.lanes("web").await.unwrap().is_empty());
+}
+
+pub async fn history_is_queried_per_release_and_per_service<S: ReleaseStore>(store: &S) {
+    let (r1, r2) = (release("api", 1), release("api", 2));
+    arrive(store, &r1, "dev", Approval::None, Timestamp(T0.0 + 1)).await;
+    arrive(store, &r2, "dev", Approval::None, Timestamp(T0.0 + 2)).await; // queued behind r1
+    arrive(
+        store,
+        &release("web", 3),
+        "dev",
+        Approval::None,
+        Timestamp(T0.0 + 3),
+    )
+    .await;
+    // A lane event has no release but belongs to the service's history.
+    let loaded = LoadedLane::load(store, "api", "dev", &[]).await.unwrap();
+    let d = apply_lane(
+        &loaded.view,
+        &LaneEvent::Pause {
+            actor: "ana".into(),
+            reason: "incident 42".into(),
+        },
+        &policy(Approval::None),
+        Timestamp(T0.0 + 4),
+    )
+    .unwrap();
+    store.commit(loaded.commit_for(&d)).await.unwrap();
+
+    let h1 = store.history_of_release(&r1.id).await.unwrap();
+    assert_eq!(h1.len(), 1);
+    assert_eq!(h1[0].to, Some(StageState::Deploying));
+    let h2 = store.history_of_release(&r2.id).await.unwrap();
+    assert_eq!(h2[0].to, Some(StageState::Queued));
+    assert_eq!(
+        h2[0].detail.as_deref(),
+        Some(format!("waiting for {}", r1.id).as_str())
+    );
+
+    let all = store.history_of_service("api", 100).await.unwrap();
+    let causes: Vec<(&str, u64)> = all
+        .iter()
+        .map(|t| (t.cause.as_str(), t.at.0 - T0.0))
+        .collect();
+    assert_eq!(
+        causes,
+        [("arrived", 1), ("arrived", 2), ("paused", 4)],
+        "oldest first, web excluded"
+    );
+    assert_eq!(all[2].actor.as_deref(), Some("ana"));
+    assert_eq!(all[2].release, None);
+    let last_two = store.history_of_service("api", 2).await.unwrap();
+    assert_eq!(last_two, all[1..].to_vec(), "the newest N");
+}
+
+pub async fn deployments_map_back_to_their_release<S: ReleaseStore>(store: &S) {
+    let r = release("api", 1);
+    let d = DeploymentRef {
+        deployment_id: "d-ABC123".into(),
+        release: r.id.clone(),
+        service: "api".into(),
+        environment: "dev".into(),
+    };
+    assert_eq!(store.deployment("d-ABC123").await.unwrap(), None);
+    store
+        .commit(Commit {
+            deployments: vec![d.clone()],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.deployment("d-ABC123").await.unwrap(), Some(d.clone()));
+    // Recording the same reference again (a replay) is fine; pointing it elsewhere is not.
+    store
+        .commit(Commit {
+            deployments: vec![d.clone()],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let elsewhere = DeploymentRef {
+        environment: "prod".into(),
+        ..d
+    };
+    let err = store
+        .commit(Commit {
+            deployments: vec![elsewhere],
+            ..Commit::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+}
+
+pub async fn pipeline_versions_increase_one_at_a_time<S: ReleaseStore>(store: &S) {
+    assert_eq!(store.pipeline().await.unwrap(), None);
+    let p = |version: u64, source: &str| StoredPipeline {
+        version,
+        source: source.into(),
+        applied_at: Timestamp(T0.0 + version),
+        applied_by: "ana".into(),
+    };
+    store.put_pipeline(p(1, "first")).await.unwrap();
+    let err = store.put_pipeline(p(1, "racing")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    store.put_pipeline(p(2, "second")).await.unwrap();
+    assert_eq!(store.pipeline().await.unwrap(), Some(p(2, "second")));
+}
+
+pub async fn releases_of_a_service_come_newest_first<S: ReleaseStore>(store: &S) {
+    for n in [3, 1, 2] {
+        store
+            .commit(Commit {
+                releases: vec![Versioned {
+                    item: release("api", n),
+                    version: 0,
+                }],
+                ..Commit::default()
+            })
+            .await
+            .unwrap();
+    }
+    store
+        .commit(Commit {
+            releases: vec![Versioned {
+                item: release("web", 4),
+                version: 0,
+            }],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let got: Vec<String> = store
+        .releases_of_service("api", 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.label())
+        .collect();
+    assert_eq!(got, ["v3", "v2"]);
+}

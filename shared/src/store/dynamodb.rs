@@ -1,0 +1,615 @@
+//! The DynamoDB adapter: one table, string keys `pk`/`sk`, one GSI (`gsi1`).
+//!
+//! | item        | pk                          | sk                                  | gsi1pk                      | gsi1sk            |
+//! |-------------|-----------------------------|-------------------------------------|-----------------------------|-------------------|
+//! | release     | `RELEASE#<id>`              | `RELEASE`                           | `SERVICE#<svc>#RELEASES`    | `<id>`            |
+//! | lane        | `SERVICE#<svc>`             | `LANE#<env>`                        |                             |                   |
+//! | history     | `RELEASE#<id>` or `LANE#<svc>#<env>` | `HISTORY#<at>#<commit>#<n>` | `SERVICE#<svc>#HISTORY`     | `<at>#<commit>#<n>` |
+//! | claim       | `CLAIM#<business key>`      | `CLAIM`                             |                             |                   |
+//! | deployment  | `DEPLOYMENT#<id>`           | `DEPLOYMENT`                        |                             |                   |
+//! | pipeline    | `PIPELINE`                  | `VERSION#<0000000001>`              |                             |                   |
+//!
+//! Releases and lanes carry `version` (N) and are written only with `version = :read`
+//! (or `attribute_not_exists(pk)` for version 0). Documents are JSON in `doc`. Claims carry
+//! `ttl` (epoch seconds) for DynamoDB's TTL and `expires_ms` for exact expiry checks.
+//! Every read is a GetItem or a Query; nothing scans.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Commit, DeploymentRef, ReleaseStore, StoreError, StoredPipeline, Versioned};
+use crate::release::{Lane, Release, ReleaseId, Timestamp, Transition};
+
+const GSI1: &str = "gsi1";
+type Item = HashMap<String, AttributeValue>;
+
+/// A [`ReleaseStore`] on one DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn release_pk(id: &ReleaseId) -> String {
+    format!("RELEASE#{id}")
+}
+
+fn keys(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+fn to_doc<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(value)
+        .map(s)
+        .map_err(|e| StoreError::Failed {
+            message: format!("cannot serialise item: {e}"),
+        })
+}
+
+fn from_doc<T: DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
+    let corrupt = |message: String| StoreError::Corrupt {
+        what: what.to_string(),
+        message,
+    };
+    let doc = item
+        .get("doc")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| corrupt("no doc attribute".into()))?;
+    serde_json::from_str(doc).map_err(|e| corrupt(e.to_string()))
+}
+
+fn number(item: &Item, name: &str, what: &str) -> Result<u64, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            what: what.to_string(),
+            message: format!("no numeric {name} attribute"),
+        })
+}
+
+/// Maps an SDK failure to a store error, separating what a retry can fix from what it cannot.
+fn sdk_error<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let code = e.code().unwrap_or("Unknown");
+            let message = format!("{code}: {}", e.message().unwrap_or_default());
+            match code {
+                "ConditionalCheckFailedException" | "TransactionConflictException" => {
+                    StoreError::Conflict { what: message }
+                }
+                "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "TransactionInProgressException" => StoreError::Unavailable { message },
+                _ => StoreError::Failed { message },
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable {
+                message: format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)),
+            }
+        }
+        _ => StoreError::Failed {
+            message: format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)),
+        },
+    }
+}
+
+/// Whether an item written at `read_version` may be written now.
+fn version_condition(
+    put: aws_sdk_dynamodb::types::builders::PutBuilder,
+    read_version: u64,
+) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+    if read_version == 0 {
+        put.condition_expression("attribute_not_exists(pk)")
+    } else {
+        put.condition_expression("#v = :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(read_version))
+    }
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table with its keys, GSI and TTL: for the local emulator and for accounts
+    /// not deployed with `template.yaml` (which declares the same table).
+    pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+        };
+        let build_err = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Failed {
+            message: e.to_string(),
+        };
+        client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk").map_err(build_err)?)
+            .attribute_definitions(attr("sk").map_err(build_err)?)
+            .attribute_definitions(attr("gsi1pk").map_err(build_err)?)
+            .attribute_definitions(attr("gsi1sk").map_err(build_err)?)
+            .key_schema(key("pk", KeyType::Hash).map_err(build_err)?)
+            .key_schema(key("sk", KeyType::Range).map_err(build_err)?)
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(GSI1)
+                    .key_schema(key("gsi1pk", KeyType::Hash).map_err(build_err)?)
+                    .key_schema(key("gsi1sk", KeyType::Range).map_err(build_err)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("ttl")
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(out.item)
+    }
+
+    /// Runs a query to the end (or to `limit` items), following pagination.
+    async fn query(
+        &self,
+        index: Option<&str>,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+        forward: bool,
+        limit: Option<usize>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_string))
+                .key_condition_expression(condition)
+                .scan_index_forward(forward)
+                .set_exclusive_start_key(start.take())
+                .set_consistent_read(index.is_none().then_some(true));
+            for (name, value) in values {
+                q = q.expression_attribute_values(*name, value.clone());
+            }
+            if let Some(limit) = limit {
+                q = q.limit(i32::try_from(limit - items.len()).unwrap_or(i32::MAX));
+            }
+            let out = q.send().await.map_err(sdk_error)?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() || limit.is_some_and(|l| items.len() >= l) {
+                return Ok(items);
+            }
+        }
+    }
+
+    fn put(&self, item: Item) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+        Put::builder().table_name(&self.table).set_item(Some(item))
+    }
+
+    /// The failing item of a cancelled transaction, as a store error.
+    async fn cancelled(
+        &self,
+        e: &aws_sdk_dynamodb::types::error::TransactionCanceledException,
+        what: &[String],
+        claim_at: Option<(usize, &str, Timestamp)>,
+    ) -> StoreError {
+        for (i, reason) in e.cancellation_reasons().iter().enumerate() {
+            match reason.code() {
+                Some("ConditionalCheckFailed") => {
+                    if let Some((at, key, now)) = claim_at
+                        && at == i
+                    {
+                        return match self.claimed(key, now).await {
+                            Ok(Some(value)) => StoreError::AlreadyClaimed {
+                                key: key.to_string(),
+                                value,
+                            },
+                            Ok(None) => StoreError::Conflict {
+                                what: format!("claim {key}"),
+                            },
+                            Err(err) => err,
+                        };
+                    }
+                    return StoreError::Conflict {
+                        what: what.get(i).cloned().unwrap_or_else(|| "an item".into()),
+                    };
+                }
+                Some("TransactionConflict") => {
+                    return StoreError::Conflict {
+                        what: what.get(i).cloned().unwrap_or_else(|| "an item".into()),
+                    };
+                }
+                Some("ThrottlingError" | "ProvisionedThroughputExceeded") => {
+                    return StoreError::Unavailable {
+                        message: "throttled".into(),
+                    };
+                }
+                _ => {}
+            }
+        }
+        StoreError::Conflict {
+            what: format!("transaction cancelled: {}", e.message().unwrap_or_default()),
+        }
+    }
+}
+
+impl ReleaseStore for DynamoStore {
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        let mut puts: Vec<Put> = Vec::new();
+        let mut what: Vec<String> = Vec::new();
+        let build = |p: aws_sdk_dynamodb::types::builders::PutBuilder| {
+            p.build().map_err(|e| StoreError::Failed {
+                message: e.to_string(),
+            })
+        };
+        for r in &commit.releases {
+            let mut item = keys(release_pk(&r.item.id), "RELEASE");
+            item.insert(
+                "gsi1pk".into(),
+                s(format!("SERVICE#{}#RELEASES", r.item.service)),
+            );
+            item.insert("gsi1sk".into(), s(r.item.id.as_str()));
+            item.insert("version".into(), n(r.version + 1));
+            item.insert("doc".into(), to_doc(&r.item)?);
+            puts.push(build(version_condition(self.put(item), r.version))?);
+            what.push(format!("release {}", r.item.id));
+        }
+        for l in &commit.lanes {
+            let mut item = keys(
+                format!("SERVICE#{}", l.item.service),
+                &format!("LANE#{}", l.item.environment),
+            );
+            item.insert("version".into(), n(l.version + 1));
+            item.insert("doc".into(), to_doc(&l.item)?);
+            puts.push(build(version_condition(self.put(item), l.version))?);
+            what.push(format!("lane {}/{}", l.item.service, l.item.environment));
+        }
+        let commit_id = ulid::Ulid::generate().to_string();
+        for (i, t) in commit.history.iter().enumerate() {
+            let order = format!("{:013}#{commit_id}#{i:03}", t.at.0);
+            let pk = match &t.release {
+                Some(id) => release_pk(id),
+                None => format!("LANE#{}#{}", t.service, t.environment),
+            };
+            let mut item = keys(pk, &format!("HISTORY#{order}"));
+            item.insert("gsi1pk".into(), s(format!("SERVICE#{}#HISTORY", t.service)));
+            item.insert("gsi1sk".into(), s(order));
+            item.insert("doc".into(), to_doc(t)?);
+            puts.push(build(
+                self.put(item)
+                    .condition_expression("attribute_not_exists(pk)"),
+            )?);
+            what.push("history item".into());
+        }
+        let mut claim_at = None;
+        if let Some(c) = &commit.claim {
+            let mut item = keys(format!("CLAIM#{}", c.key), "CLAIM");
+            item.insert("value".into(), s(c.value.as_str()));
+            item.insert("expires_ms".into(), n(c.expires.0));
+            item.insert("ttl".into(), n(c.expires.0 / 1000));
+            puts.push(build(
+                self.put(item)
+                    .condition_expression("attribute_not_exists(pk) OR expires_ms < :now")
+                    .expression_attribute_values(":now", n(c.at.0)),
+            )?);
+            claim_at = Some((puts.len() - 1, c.key.as_str(), c.at));
+            what.push(format!("claim {}", c.key));
+        }
+        for d in &commit.deployments {
+            let mut item = keys(format!("DEPLOYMENT#{}", d.deployment_id), "DEPLOYMENT");
+            let doc = to_doc(d)?;
+            item.insert("doc".into(), doc.clone());
+            puts.push(build(
+                self.put(item)
+                    .condition_expression("attribute_not_exists(pk) OR doc = :doc")
+                    .expression_attribute_values(":doc", doc),
+            )?);
+            what.push(format!("deployment {}", d.deployment_id));
+        }
+        if puts.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(
+                puts.into_iter()
+                    .map(|p| TransactWriteItem::builder().put(p).build())
+                    .collect(),
+            ))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                TransactWriteItemsError::TransactionCanceledException(e) => {
+                    Err(self.cancelled(e, &what, claim_at).await)
+                }
+                _ => Err(sdk_error(SdkError::ServiceError(service))),
+            },
+            Err(other) => Err(sdk_error(other)),
+        }
+    }
+
+    async fn release(&self, id: &ReleaseId) -> Result<Option<Versioned<Release>>, StoreError> {
+        let what = format!("release {id}");
+        match self.get(keys(release_pk(id), "RELEASE")).await? {
+            Some(item) => Ok(Some(Versioned {
+                item: from_doc(&item, &what)?,
+                version: number(&item, "version", &what)?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn lane(&self, service: &str, environment: &str) -> Result<Versioned<Lane>, StoreError> {
+        let what = format!("lane {service}/{environment}");
+        let key = keys(format!("SERVICE#{service}"), &format!("LANE#{environment}"));
+        match self.get(key).await? {
+            Some(item) => Ok(Versioned {
+                item: from_doc(&item, &what)?,
+                version: number(&item, "version", &what)?,
+            }),
+            None => Ok(Versioned {
+                item: Lane::new(service, environment),
+                version: 0,
+            }),
+        }
+    }
+
+    async fn lanes(&self, service: &str) -> Result<Vec<Versioned<Lane>>, StoreError> {
+        let items = self
+            .query(
+                None,
+                "pk = :pk AND begins_with(sk, :lane)",
+                &[
+                    (":pk", s(format!("SERVICE#{service}"))),
+                    (":lane", s("LANE#")),
+                ],
+                true,
+                None,
+            )
+            .await?;
+        items
+            .iter()
+            .map(|item| {
+                let what = format!("lane of {service}");
+                Ok(Versioned {
+                    item: from_doc(item, &what)?,
+                    version: number(item, "version", &what)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn releases_of_service(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<Release>, StoreError> {
+        let items = self
+            .query(
+                Some(GSI1),
+                "gsi1pk = :pk",
+                &[(":pk", s(format!("SERVICE#{service}#RELEASES")))],
+                false,
+                Some(limit),
+            )
+            .await?;
+        items
+            .iter()
+            .map(|item| from_doc(item, &format!("release of {service}")))
+            .collect()
+    }
+
+    async fn history_of_release(&self, id: &ReleaseId) -> Result<Vec<Transition>, StoreError> {
+        let items = self
+            .query(
+                None,
+                "pk = :pk AND begins_with(sk, :h)",
+                &[(":pk", s(release_pk(id))), (":h", s("HISTORY#"))],
+                true,
+                None,
+            )
+            .await?;
+        items
+            .iter()
+            .map(|item| from_doc(item, &format!("history of {id}")))
+            .collect()
+    }
+
+    async fn history_of_service(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<Transition>, StoreError> {
+        let items = self
+            .query(
+                Some(GSI1),
+                "gsi1pk = :pk",
+                &[(":pk", s(format!("SERVICE#{service}#HISTORY")))],
+                false,
+                Some(limit),
+            )
+            .await?;
+        let mut out: Vec<Transition> = items
+            .iter()
+            .map(|item| from_doc(item, &format!("history of {service}")))
+            .collect::<Result<_, _>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    async fn claimed(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        let Some(item) = self.get(keys(format!("CLAIM#{key}"), "CLAIM")).await? else {
+            return Ok(None);
+        };
+        let what = format!("claim {key}");
+        if number(&item, "expires_ms", &what)? < now.0 {
+            return Ok(None);
+        }
+        item.get("value")
+            .and_then(|v| v.as_s().ok())
+            .map(|v| Some(v.clone()))
+            .ok_or_else(|| StoreError::Corrupt {
+                what,
+                message: "no value attribute".into(),
+            })
+    }
+
+    async fn deployment(&self, deployment_id: &str) -> Result<Option<DeploymentRef>, StoreError> {
+        let key = keys(format!("DEPLOYMENT#{deployment_id}"), "DEPLOYMENT");
+        match self.get(key).await? {
+            Some(item) => Ok(Some(from_doc(
+                &item,
+                &format!("deployment {deployment_id}"),
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn pipeline(&self) -> Result<Option<StoredPipeline>, StoreError> {
+        let items = self
+            .query(
+                None,
+                "pk = :pk AND begins_with(sk, :v)",
+                &[(":pk", s("PIPELINE")), (":v", s("VERSION#"))],
+                false,
+                Some(1),
+            )
+            .await?;
+        items
+            .first()
+            .map(|item| from_doc(item, "pipeline"))
+            .transpose()
+    }
+
+    async fn put_pipeline(&self, pipeline: StoredPipeline) -> Result<(), StoreError> {
+        let mut item = keys(
+            "PIPELINE".into(),
+            &format!("VERSION#{:010}", pipeline.version),
+        );
+        item.insert("doc".into(), to_doc(&pipeline)?);
+        // Version N may only be written once, and only when N-1 exists: two concurrent applies
+        // that both read N-1 cannot both land.
+        let mut tx = self.client.transact_write_items().transact_items(
+            TransactWriteItem::builder()
+                .put(
+                    self.put(item)
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .map_err(|e| StoreError::Failed {
+                            message: e.to_string(),
+                        })?,
+                )
+                .build(),
+        );
+        if pipeline.version > 1 {
+            tx = tx.transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(
+                        aws_sdk_dynamodb::types::ConditionCheck::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(keys(
+                                "PIPELINE".into(),
+                                &format!("VERSION#{:010}", pipeline.version - 1),
+                            )))
+                            .condition_expression("attribute_exists(pk)")
+                            .build()
+                            .map_err(|e| StoreError::Failed {
+                                message: e.to_string(),
+                            })?,
+                    )
+                    .build(),
+            );
+        }
+        match tx.send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if matches!(
+                    service.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                Err(StoreError::Conflict {
+                    what: format!("pipeline version {}", pipeline.version),
+                })
+            }
+            Err(other) => Err(sdk_error(other)),
+        }
+    }
+}

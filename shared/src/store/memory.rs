@@ -1,0 +1,215 @@
+//! An in-memory [`ReleaseStore`] with the same conditional semantics as the DynamoDB one,
+//! for unit tests of handlers and the core loop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use super::{Commit, DeploymentRef, ReleaseStore, StoreError, StoredPipeline, Versioned};
+use crate::release::{Lane, Release, ReleaseId, Timestamp, Transition};
+
+#[derive(Default)]
+struct Inner {
+    releases: HashMap<ReleaseId, (u64, Release)>,
+    lanes: BTreeMap<(String, String), (u64, Lane)>,
+    history: Vec<Transition>,
+    claims: HashMap<String, (String, Timestamp)>,
+    deployments: HashMap<String, DeploymentRef>,
+    pipelines: Vec<StoredPipeline>,
+}
+
+/// A store in a mutex; each commit checks every condition before writing anything.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock can only come from a bug in this file; the data
+        // is plain values and stays usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn version_ok(current: Option<u64>, expected: u64) -> bool {
+    current.unwrap_or(0) == expected
+}
+
+impl ReleaseStore for MemoryStore {
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for r in &commit.releases {
+            let current = inner.releases.get(&r.item.id).map(|(v, _)| *v);
+            if !version_ok(current, r.version) {
+                return Err(StoreError::Conflict {
+                    what: format!("release {}", r.item.id),
+                });
+            }
+        }
+        for l in &commit.lanes {
+            let key = (l.item.service.clone(), l.item.environment.clone());
+            if !version_ok(inner.lanes.get(&key).map(|(v, _)| *v), l.version) {
+                return Err(StoreError::Conflict {
+                    what: format!("lane {}/{}", key.0, key.1),
+                });
+            }
+        }
+        if let Some(c) = &commit.claim
+            && let Some((value, expires)) = inner.claims.get(&c.key)
+            && *expires >= c.at
+        {
+            return Err(StoreError::AlreadyClaimed {
+                key: c.key.clone(),
+                value: value.clone(),
+            });
+        }
+        for d in &commit.deployments {
+            if let Some(existing) = inner.deployments.get(&d.deployment_id)
+                && existing != d
+            {
+                return Err(StoreError::Conflict {
+                    what: format!("deployment {}", d.deployment_id),
+                });
+            }
+        }
+        for r in commit.releases {
+            inner
+                .releases
+                .insert(r.item.id.clone(), (r.version + 1, r.item));
+        }
+        for l in commit.lanes {
+            let key = (l.item.service.clone(), l.item.environment.clone());
+            inner.lanes.insert(key, (l.version + 1, l.item));
+        }
+        inner.history.extend(commit.history);
+        if let Some(c) = commit.claim {
+            inner.claims.insert(c.key, (c.value, c.expires));
+        }
+        for d in commit.deployments {
+            inner.deployments.insert(d.deployment_id.clone(), d);
+        }
+        Ok(())
+    }
+
+    async fn release(&self, id: &ReleaseId) -> Result<Option<Versioned<Release>>, StoreError> {
+        Ok(self.lock().releases.get(id).map(|(v, r)| Versioned {
+            item: r.clone(),
+            version: *v,
+        }))
+    }
+
+    async fn lane(&self, service: &str, environment: &str) -> Result<Versioned<Lane>, StoreError> {
+        let key = (service.to_string(), environment.to_string());
+        Ok(match self.lock().lanes.get(&key) {
+            Some((v, l)) => Versioned {
+                item: l.clone(),
+                version: *v,
+            },
+            None => Versioned {
+                item: Lane::new(service, environment),
+                version: 0,
+            },
+        })
+    }
+
+    async fn lanes(&self, service: &str) -> Result<Vec<Versioned<Lane>>, StoreError> {
+        Ok(self
+            .lock()
+            .lanes
+            .iter()
+            .filter(|((s, _), _)| s == service)
+            .map(|(_, (v, l))| Versioned {
+                item: l.clone(),
+                version: *v,
+            })
+            .collect())
+    }
+
+    async fn releases_of_service(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<Release>, StoreError> {
+        let mut out: Vec<Release> = self
+            .lock()
+            .releases
+            .values()
+            .filter(|(_, r)| r.service == service)
+            .map(|(_, r)| r.clone())
+            .collect();
+        out.sort_by(|a, b| b.id.cmp(&a.id));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn history_of_release(&self, id: &ReleaseId) -> Result<Vec<Transition>, StoreError> {
+        let mut out: Vec<Transition> = self
+            .lock()
+            .history
+            .iter()
+            .filter(|t| t.release.as_ref() == Some(id))
+            .cloned()
+            .collect();
+        out.sort_by_key(|t| t.at);
+        Ok(out)
+    }
+
+    async fn history_of_service(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<Transition>, StoreError> {
+        let mut out: Vec<Transition> = self
+            .lock()
+            .history
+            .iter()
+            .filter(|t| t.service == service)
+            .cloned()
+            .collect();
+        out.sort_by_key(|t| t.at);
+        let skip = out.len().saturating_sub(limit);
+        Ok(out.split_off(skip))
+    }
+
+    async fn claimed(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .claims
+            .get(key)
+            .filter(|(_, expires)| *expires >= now)
+            .map(|(v, _)| v.clone()))
+    }
+
+    async fn deployment(&self, deployment_id: &str) -> Result<Option<DeploymentRef>, StoreError> {
+        Ok(self.lock().deployments.get(deployment_id).cloned())
+    }
+
+    async fn pipeline(&self) -> Result<Option<StoredPipeline>, StoreError> {
+        Ok(self.lock().pipelines.last().cloned())
+    }
+
+    async fn put_pipeline(&self, pipeline: StoredPipeline) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let current = inner.pipelines.last().map_or(0, |p| p.version);
+        if pipeline.version != current + 1 {
+            return Err(StoreError::Conflict {
+                what: format!("pipeline version {}", pipeline.version),
+            });
+        }
+        inner.pipelines.push(pipeline);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod contract {
+    use super::MemoryStore;
+
+    crate::store_contract_tests!(async { MemoryStore::new() });
+}
