@@ -25,7 +25,7 @@ unit:
 	cargo test --workspace --locked --lib --bins
 
 python-tests: venv
-	cd infra/local && ../../$(PY) -m pytest -q test_shiplane_moto.py
+	$(PY) -m pytest -q infra/local/test_shiplane_moto.py infra/test_template.py
 
 ## emulator-tests: every Rust test (unit and integration) with the emulator running
 emulator-tests: venv

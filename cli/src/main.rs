@@ -1,1 +1,120 @@
-fn main() {}
+//! `shiplane`: the operator CLI. Validate and apply the pipeline file, see what runs where,
+//! and read any release's history.
+//!
+//! Exit codes: 0 success, 1 failure (AWS, store, nothing applied yet), 2 bad input
+//! (invalid pipeline file, unknown service or release, usage errors).
+
+mod commands;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Release automation for Amazon ECS: operator commands.
+#[derive(Debug, Parser)]
+#[command(name = "shiplane", version, about, long_about = None)]
+struct Cli {
+    /// The Shiplane DynamoDB table.
+    #[arg(
+        long,
+        env = "SHIPLANE_TABLE",
+        global = true,
+        default_value = "shiplane"
+    )]
+    table: String,
+
+    /// Print JSON for scripts instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate, store and show the pipeline file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Per environment: what runs, what is in flight, what waits, the last known good.
+    Status {
+        /// One service; all services of the pipeline when omitted.
+        service: Option<String>,
+    },
+    /// Transitions of a service (newest last) or of one release.
+    History {
+        /// A service name or a release id.
+        target: String,
+        /// How many of a service's newest transitions to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Manage the table itself.
+    #[command(subcommand)]
+    Table(TableCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check a pipeline file; every problem is listed with its path.
+    Validate { file: PathBuf },
+    /// Validate and store a pipeline file as the next version; an invalid file stores nothing.
+    Apply {
+        file: PathBuf,
+        /// Recorded as who applied it (defaults to $SHIPLANE_ACTOR, then $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Print the current pipeline file exactly as applied.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+enum TableCommand {
+    /// Create the table with its keys, index and TTL (local emulator, or accounts not using template.yaml).
+    Create,
+}
+
+/// How a command failed, and so which exit code it returns.
+#[derive(Debug)]
+pub enum Failure {
+    /// The operator's input is wrong (exit 2).
+    BadInput(String),
+    /// Something outside failed, or the state does not allow it (exit 1).
+    Failed(String),
+}
+
+impl From<shiplane::store::StoreError> for Failure {
+    fn from(e: shiplane::store::StoreError) -> Self {
+        Failure::Failed(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::BadInput(message)) => {
+            if !message.is_empty() {
+                eprintln!("{message}");
+            }
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}

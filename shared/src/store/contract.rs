@@ -170,7 +170,7 @@ pub async fn concurrent_conflicting_transitions_one_wins<S: ReleaseStore>(store:
     arrive(store, &r, "prod", Approval::Manual, T0).await;
 
     // Two operators act on the same awaiting release at once: one approves, one rejects.
-    let a = LoadedLane::load(store, "api", "prod", &[r.id.clone()])
+    let a = LoadedLane::load(store, "api", "prod", std::slice::from_ref(&r.id))
         .await
         .unwrap();
     let b = a.clone();

@@ -1,0 +1,206 @@
+//! What each command does; output goes through `render`.
+
+use std::collections::BTreeMap;
+
+use aws_config::BehaviorVersion;
+use shiplane::pipeline::Pipeline;
+use shiplane::release::{Release, ReleaseId, Timestamp};
+use shiplane::store::{DynamoStore, ReleaseStore, StoreError, StoredPipeline};
+
+use crate::render::{self, LaneStatus};
+use crate::{Cli, Command, ConfigCommand, Failure, TableCommand};
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Config(ConfigCommand::Validate { ref file }) => {
+            let source = read_file(file)?;
+            match Pipeline::from_toml(&source) {
+                Ok(pipeline) => {
+                    render::validated(&pipeline, cli.json);
+                    Ok(())
+                }
+                Err(e) if cli.json => {
+                    render::problems_json(&e.problems);
+                    Err(Failure::BadInput(String::new()))
+                }
+                Err(e) => Err(Failure::BadInput(format!("{}: {e}", file.display()))),
+            }
+        }
+        Command::Config(ConfigCommand::Apply {
+            ref file,
+            ref actor,
+        }) => {
+            let source = read_file(file)?;
+            let pipeline = parse(&source, file)?;
+            let store = store(&cli.table).await;
+            apply(&store, source, &pipeline, actor.clone(), cli.json).await
+        }
+        Command::Config(ConfigCommand::Show) => {
+            let store = store(&cli.table).await;
+            let current = current_pipeline(&store).await?;
+            render::pipeline_source(&current, cli.json);
+            Ok(())
+        }
+        Command::Status { ref service } => {
+            let store = store(&cli.table).await;
+            status(&store, service.as_deref(), cli.json).await
+        }
+        Command::History { ref target, limit } => {
+            let store = store(&cli.table).await;
+            history(&store, target, limit, cli.json).await
+        }
+        Command::Table(TableCommand::Create) => {
+            let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+            let client = aws_sdk_dynamodb::Client::new(&config);
+            DynamoStore::create_table(&client, &cli.table)
+                .await
+                .map_err(|e| Failure::Failed(format!("cannot create table {}: {e}", cli.table)))?;
+            println!("created table {}", cli.table);
+            Ok(())
+        }
+    }
+}
+
+async fn store(table: &str) -> DynamoStore {
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table)
+}
+
+fn read_file(file: &std::path::Path) -> Result<String, Failure> {
+    std::fs::read_to_string(file)
+        .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", file.display())))
+}
+
+fn parse(source: &str, file: &std::path::Path) -> Result<Pipeline, Failure> {
+    Pipeline::from_toml(source).map_err(|e| {
+        let mut out = format!("{}: {e}", file.display());
+        out.push_str("\nnothing was stored");
+        Failure::BadInput(out)
+    })
+}
+
+async fn current_pipeline(store: &DynamoStore) -> Result<StoredPipeline, Failure> {
+    store.pipeline().await?.ok_or_else(|| {
+        Failure::Failed(format!(
+            "no pipeline in table {}; store one with `shiplane config apply FILE`",
+            store.table()
+        ))
+    })
+}
+
+fn actor_name(explicit: Option<String>) -> String {
+    explicit
+        .or_else(|| std::env::var("SHIPLANE_ACTOR").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+async fn apply(
+    store: &DynamoStore,
+    source: String,
+    pipeline: &Pipeline,
+    actor: Option<String>,
+    json: bool,
+) -> Result<(), Failure> {
+    let current = store.pipeline().await?;
+    if let Some(c) = current.as_ref().filter(|c| c.source == source) {
+        render::applied(c, pipeline, false, json);
+        return Ok(());
+    }
+    let stored = StoredPipeline {
+        version: current.map_or(1, |c| c.version + 1),
+        source,
+        applied_at: Timestamp::now(),
+        applied_by: actor_name(actor),
+    };
+    match store.put_pipeline(stored.clone()).await {
+        Ok(()) => {
+            render::applied(&stored, pipeline, true, json);
+            Ok(())
+        }
+        Err(StoreError::Conflict { .. }) => Err(Failure::Failed(format!(
+            "someone applied version {} at the same time; check `shiplane config show` and apply again",
+            stored.version
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn status(store: &DynamoStore, only: Option<&str>, json: bool) -> Result<(), Failure> {
+    let stored = current_pipeline(store).await?;
+    let pipeline = Pipeline::from_toml(&stored.source).map_err(|e| {
+        Failure::Failed(format!(
+            "the stored pipeline (version {}) no longer validates: {e}",
+            stored.version
+        ))
+    })?;
+    let services: Vec<&shiplane::pipeline::Service> = match only {
+        Some(name) => vec![pipeline.services.get(name).ok_or_else(|| {
+            Failure::BadInput(format!(
+                "no service \"{name}\" in pipeline version {}; services: {}",
+                stored.version,
+                pipeline
+                    .services
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?],
+        None => pipeline.services.values().collect(),
+    };
+    let mut rows = Vec::new();
+    let mut cache: BTreeMap<ReleaseId, Release> = BTreeMap::new();
+    for service in services {
+        let lanes = store.lanes(&service.name).await?;
+        for stage in &service.stages {
+            let lane = lanes
+                .iter()
+                .find(|l| l.item.environment == stage.environment)
+                .map(|l| l.item.clone())
+                .unwrap_or_else(|| shiplane::release::Lane::new(&service.name, &stage.environment));
+            for id in shiplane::release::LaneView::referenced(&lane) {
+                if !cache.contains_key(&id)
+                    && let Some(r) = store.release(&id).await?
+                {
+                    cache.insert(id, r.item);
+                }
+            }
+            rows.push(LaneStatus::new(lane, stage.freeze, &cache));
+        }
+    }
+    render::status(&rows, json);
+    Ok(())
+}
+
+async fn history(
+    store: &DynamoStore,
+    target: &str,
+    limit: usize,
+    json: bool,
+) -> Result<(), Failure> {
+    if let Ok(id) = ReleaseId::parse(target)
+        && let Some(release) = store.release(&id).await?
+    {
+        let transitions = store.history_of_release(&id).await?;
+        render::release_history(&release.item, &transitions, json);
+        return Ok(());
+    }
+    let transitions = store.history_of_service(target, limit).await?;
+    if transitions.is_empty() {
+        let known = match store.pipeline().await? {
+            Some(p) => Pipeline::from_toml(&p.source)
+                .map(|p| p.services.contains_key(target))
+                .unwrap_or(false),
+            None => false,
+        };
+        if !known {
+            return Err(Failure::BadInput(format!(
+                "no service or release \"{target}\"; give a service name from the pipeline or a release id from `shiplane status`"
+            )));
+        }
+    }
+    render::service_history(target, &transitions, json);
+    Ok(())
+}

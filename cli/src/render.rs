@@ -1,0 +1,258 @@
+//! Human tables by default, JSON with `--json`. Nothing here talks to AWS.
+
+use std::collections::BTreeMap;
+
+use comfy_table::{Table, presets};
+use serde::Serialize;
+use serde_json::json;
+use shiplane::pipeline::{Pipeline, Problem};
+use shiplane::release::{Lane, Release, ReleaseId, StageState, Transition};
+use shiplane::store::StoredPipeline;
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING).set_header(header.to_vec());
+    t
+}
+
+fn print_json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot render JSON: {e}"),
+    }
+}
+
+/// A release as one status cell: its label and the start of its id.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseSummary {
+    pub id: ReleaseId,
+    pub label: String,
+    pub digest: String,
+    /// Its state in the lane's environment.
+    pub state: Option<StageState>,
+}
+
+impl ReleaseSummary {
+    fn cell(&self) -> String {
+        format!("{} ({})", self.label, &self.id.as_str()[..10])
+    }
+}
+
+/// One row of `shiplane status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaneStatus {
+    pub service: String,
+    pub environment: String,
+    pub current: Option<ReleaseSummary>,
+    /// The state of the release the lane is busiest with: in flight, else waiting, else current.
+    pub state: Option<StageState>,
+    pub in_flight: Option<ReleaseSummary>,
+    pub queued: Option<ReleaseSummary>,
+    pub last_known_good: Option<ReleaseSummary>,
+    pub paused_by: Option<String>,
+    pub frozen: bool,
+}
+
+impl LaneStatus {
+    pub fn new(lane: Lane, frozen: bool, releases: &BTreeMap<ReleaseId, Release>) -> LaneStatus {
+        let env = lane.environment.clone();
+        let summary = |id: &Option<ReleaseId>| {
+            id.as_ref()
+                .and_then(|id| releases.get(id))
+                .map(|r| ReleaseSummary {
+                    id: r.id.clone(),
+                    label: r.label(),
+                    digest: r.digest.to_string(),
+                    state: r.state_in(&env),
+                })
+        };
+        let in_flight = summary(&lane.in_flight);
+        let queued = summary(&lane.queued);
+        let current = summary(&lane.current);
+        let state = [&in_flight, &queued, &current]
+            .into_iter()
+            .flatten()
+            .find_map(|r| r.state);
+        LaneStatus {
+            service: lane.service,
+            environment: lane.environment,
+            current,
+            state,
+            in_flight,
+            queued,
+            last_known_good: summary(&lane.last_known_good),
+            paused_by: lane.paused.map(|p| p.actor),
+            frozen,
+        }
+    }
+}
+
+fn cell(r: &Option<ReleaseSummary>) -> String {
+    r.as_ref()
+        .map_or_else(|| "-".to_string(), ReleaseSummary::cell)
+}
+
+pub fn validated(pipeline: &Pipeline, json: bool) {
+    let services: Vec<&String> = pipeline.services.keys().collect();
+    if json {
+        print_json(&json!({
+            "valid": true,
+            "environments": pipeline.environments,
+            "services": services,
+        }));
+    } else {
+        println!(
+            "valid: {} service{} ({}) through {}",
+            services.len(),
+            if services.len() == 1 { "" } else { "s" },
+            services
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            pipeline.environments.join(" → ")
+        );
+    }
+}
+
+pub fn problems_json(problems: &[Problem]) {
+    let list: Vec<_> = problems
+        .iter()
+        .map(|p| json!({"path": p.path, "message": p.message}))
+        .collect();
+    print_json(&json!({"valid": false, "problems": list}));
+}
+
+pub fn applied(stored: &StoredPipeline, pipeline: &Pipeline, changed: bool, json: bool) {
+    if json {
+        print_json(&json!({
+            "version": stored.version,
+            "changed": changed,
+            "applied_at": stored.applied_at.to_string(),
+            "applied_by": stored.applied_by,
+            "services": pipeline.services.keys().collect::<Vec<_>>(),
+        }));
+    } else if changed {
+        println!(
+            "applied pipeline version {} ({} services) as {}",
+            stored.version,
+            pipeline.services.len(),
+            stored.applied_by
+        );
+    } else {
+        println!(
+            "unchanged: the file is pipeline version {}, applied {} by {}",
+            stored.version, stored.applied_at, stored.applied_by
+        );
+    }
+}
+
+pub fn pipeline_source(stored: &StoredPipeline, json: bool) {
+    if json {
+        print_json(&json!({
+            "version": stored.version,
+            "applied_at": stored.applied_at.to_string(),
+            "applied_by": stored.applied_by,
+            "source": stored.source,
+        }));
+    } else {
+        eprintln!(
+            "# pipeline version {}, applied {} by {}",
+            stored.version, stored.applied_at, stored.applied_by
+        );
+        print!("{}", stored.source);
+    }
+}
+
+pub fn status(rows: &[LaneStatus], json: bool) {
+    if json {
+        print_json(&rows);
+        return;
+    }
+    let mut t = table(&[
+        "SERVICE",
+        "ENVIRONMENT",
+        "CURRENT",
+        "STATE",
+        "IN FLIGHT",
+        "QUEUED",
+        "LAST KNOWN GOOD",
+        "HOLD",
+    ]);
+    for r in rows {
+        let hold = match (&r.paused_by, r.frozen) {
+            (Some(by), true) => format!("paused by {by}; frozen"),
+            (Some(by), false) => format!("paused by {by}"),
+            (None, true) => "frozen".to_string(),
+            (None, false) => "-".to_string(),
+        };
+        t.add_row(vec![
+            r.service.clone(),
+            r.environment.clone(),
+            cell(&r.current),
+            r.state.map_or_else(|| "-".to_string(), |s| s.to_string()),
+            cell(&r.in_flight),
+            cell(&r.queued),
+            cell(&r.last_known_good),
+            hold,
+        ]);
+    }
+    println!("{t}");
+}
+
+fn transitions_table(transitions: &[Transition], with_release: bool) -> Table {
+    let mut header = vec!["TIME", "ENVIRONMENT"];
+    if with_release {
+        header.push("RELEASE");
+    }
+    header.extend(["FROM", "TO", "CAUSE", "ACTOR", "DETAIL"]);
+    let mut t = table(&header);
+    for tr in transitions {
+        let state = |s: &Option<StageState>| s.map_or_else(|| "-".to_string(), |s| s.to_string());
+        let mut row = vec![tr.at.to_string(), tr.environment.clone()];
+        if with_release {
+            row.push(
+                tr.release
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |r| r.to_string()),
+            );
+        }
+        row.extend([
+            state(&tr.from),
+            state(&tr.to),
+            tr.cause.clone(),
+            tr.actor.clone().unwrap_or_else(|| "-".to_string()),
+            tr.detail.clone().unwrap_or_else(|| "-".to_string()),
+        ]);
+        t.add_row(row);
+    }
+    t
+}
+
+pub fn release_history(release: &Release, transitions: &[Transition], json: bool) {
+    if json {
+        print_json(&json!({"release": release, "history": transitions}));
+        return;
+    }
+    println!(
+        "release {} of {}: {} {}@{}",
+        release.id,
+        release.service,
+        release.label(),
+        release.repository,
+        release.digest
+    );
+    println!("{}", transitions_table(transitions, false));
+}
+
+pub fn service_history(service: &str, transitions: &[Transition], json: bool) {
+    if json {
+        print_json(&json!({"service": service, "history": transitions}));
+        return;
+    }
+    if transitions.is_empty() {
+        println!("no history yet for {service}");
+        return;
+    }
+    println!("{}", transitions_table(transitions, true));
+}

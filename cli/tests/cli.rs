@@ -1,0 +1,312 @@
+//! The `shiplane` binary against DynamoDB in the local AWS emulator.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::Value;
+use shiplane::pipeline::Approval;
+use shiplane::release::{Digest, Event, Policy, Release, ReleaseId, Timestamp, apply};
+use shiplane::store::{DynamoStore, LoadedLane, ReleaseStore};
+use shiplane_e2e::fresh_store;
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/pipeline.example.toml")
+}
+
+fn shiplane(table: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shiplane"))
+        .arg("--table")
+        .arg(table)
+        .args(args)
+        .env("SHIPLANE_ACTOR", "ana")
+        .output()
+        .expect("run shiplane")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+const FIVE_MISTAKES: &str = r#"
+[pipeline]
+environments = ["dev", "prod"]
+[services.api]
+repository = "shiplane/api"
+kind = "blue-green"
+container = "app"
+port = 8080
+[services.api.environments.dev]
+cluster = "c"
+service = "api-dev"
+codedeploy = { application = "api", deployment_group = "api-dev" }
+bakee = "10m"
+[services.api.environments.prod]
+cluster = "c"
+service = "api-prod"
+codedeploy = { application = "api", deployment_group = "api-prod" }
+bake = "1 hour"
+approval = "yes"
+[services.api.environments.qa]
+cluster = "c"
+[services.web]
+repository = "shiplane/api"
+kind = "rolling"
+container = "web"
+[services.web.environments.dev]
+cluster = "c"
+service = "web-dev"
+"#;
+
+fn temp_file(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shiplane-cli-{}", ulid::Ulid::generate()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+#[test]
+fn validate_accepts_the_example_without_touching_aws() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shiplane"))
+        .args(["config", "validate"])
+        .arg(example())
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .starts_with("valid: 3 services (api, etl, tiles) through dev → staging → prod")
+    );
+}
+
+#[tokio::test]
+async fn five_mistakes_give_five_messages_exit_2_and_nothing_stored() {
+    let store = fresh_store().await;
+    let table = store.table().to_string();
+    let file = temp_file("bad.toml", FIVE_MISTAKES);
+    let path = file.to_str().unwrap();
+
+    let out = shiplane(&table, &["config", "validate", path]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let messages: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("  services."))
+        .collect();
+    assert_eq!(messages.len(), 5, "{err}");
+    assert!(err.contains("pipeline file has 5 problems"));
+    assert!(err.contains(
+        "services.api.environments.prod.bake: \"1 hour\" is not a duration; write \"1h\""
+    ));
+
+    let out = shiplane(&table, &["--json", "config", "validate", path]);
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        v["problems"][0]["path"],
+        "services.api.environments.dev.bakee"
+    );
+
+    let out = shiplane(&table, &["config", "apply", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nothing was stored"));
+    assert_eq!(
+        store.pipeline().await.unwrap(),
+        None,
+        "an invalid file stores nothing"
+    );
+    let out = shiplane(&table, &["config", "show"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("shiplane config apply FILE"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn apply_stores_versions_and_show_returns_the_exact_file() {
+    let store = fresh_store().await;
+    let table = store.table().to_string();
+    let example = example();
+    let path = example.to_str().unwrap();
+
+    let out = shiplane(&table, &["config", "apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "applied pipeline version 1 (3 services) as ana"
+    );
+    let out = shiplane(&table, &["config", "apply", path]);
+    assert!(
+        stdout(&out).starts_with("unchanged: the file is pipeline version 1"),
+        "{}",
+        stdout(&out)
+    );
+
+    let source = std::fs::read_to_string(&example).unwrap();
+    let changed = temp_file(
+        "p.toml",
+        &source.replace("bake = \"10m\"", "bake = \"20m\""),
+    );
+    let out = shiplane(
+        &table,
+        &[
+            "--json",
+            "config",
+            "apply",
+            changed.to_str().unwrap(),
+            "--actor",
+            "ben",
+        ],
+    );
+    let v = json(&out);
+    assert_eq!(
+        (v["version"].as_u64(), v["changed"].as_bool()),
+        (Some(2), Some(true))
+    );
+    assert_eq!(v["applied_by"], "ben");
+
+    let out = shiplane(&table, &["config", "show"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("bake = \"20m\""));
+    assert!(stderr(&out).contains("# pipeline version 2"));
+    let v = json(&shiplane(&table, &["--json", "config", "show"]));
+    assert_eq!(v["version"], 2);
+    assert_eq!(
+        store.pipeline().await.unwrap().unwrap().source,
+        v["source"].as_str().unwrap()
+    );
+}
+
+fn release(n: u64) -> Release {
+    let id =
+        ReleaseId::parse(&ulid::Ulid::from_parts(1_750_000_000_000 + n, u128::from(n)).to_string())
+            .unwrap();
+    let digest = Digest::parse(&format!("sha256:{n:064x}")).unwrap();
+    Release::new(
+        id,
+        "api",
+        "shiplane/api",
+        digest,
+        Some(&format!("v1.0.{n}")),
+        Timestamp(1_750_000_000_000 + n),
+    )
+}
+
+async fn arrive(store: &DynamoStore, r: &Release, env: &str) {
+    let mut loaded = LoadedLane::load(store, "api", env, &[]).await.unwrap();
+    loaded.add_new(r.clone());
+    let policy = Policy {
+        approval: Approval::None,
+        migration: false,
+        bake: Duration::from_secs(600),
+        frozen: false,
+        next_environment: Some("staging".into()),
+    };
+    let d = apply(&loaded.view, &r.id, &Event::Arrived, &policy, r.created).unwrap();
+    store.commit(loaded.commit_for(&d)).await.unwrap();
+}
+
+#[tokio::test]
+async fn status_and_history_show_what_the_store_holds() {
+    let store = fresh_store().await;
+    let table = store.table().to_string();
+    let out = shiplane(&table, &["status"]);
+    assert_eq!(out.status.code(), Some(1), "no pipeline yet");
+
+    assert_eq!(
+        shiplane(&table, &["config", "apply", example().to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let (r1, r2) = (release(1), release(2));
+    arrive(&store, &r1, "dev").await;
+    arrive(&store, &r2, "dev").await;
+
+    let out = shiplane(&table, &["status", "api"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let dev = text
+        .lines()
+        .find(|l| l.contains(" dev "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        dev.contains("deploying") && dev.contains("v1.0.1") && dev.contains("v1.0.2"),
+        "{dev}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains(" prod ")),
+        "every environment is listed: {text}"
+    );
+
+    let v = json(&shiplane(&table, &["--json", "status"]));
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 3 + 2 + 2, "api, tiles and etl lanes");
+    let dev = rows
+        .iter()
+        .find(|r| r["service"] == "api" && r["environment"] == "dev")
+        .unwrap();
+    assert_eq!(dev["state"], "deploying");
+    assert_eq!(dev["in_flight"]["id"], r1.id.as_str());
+    assert_eq!(dev["queued"]["id"], r2.id.as_str());
+    assert_eq!(dev["queued"]["state"], "queued");
+    assert_eq!(dev["last_known_good"], Value::Null);
+
+    let out = shiplane(&table, &["history", "api"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert_eq!(
+        text.lines().filter(|l| l.contains("arrived")).count(),
+        2,
+        "{text}"
+    );
+    let out = shiplane(&table, &["--json", "history", r2.id.as_str()]);
+    let v = json(&out);
+    assert_eq!(v["release"]["digest"], r2.digest.as_str());
+    assert_eq!(v["history"][0]["to"], "queued");
+    assert_eq!(v["history"][0]["detail"], format!("waiting for {}", r1.id));
+
+    let out = shiplane(&table, &["status", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no service \"nope\""));
+    let out = shiplane(&table, &["history", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = shiplane(&table, &["history", "tiles"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a known service without history is fine"
+    );
+    assert!(stdout(&out).contains("no history yet for tiles"));
+}
+
+#[tokio::test]
+async fn table_create_makes_a_usable_table() {
+    let table = shiplane_e2e::unique_table();
+    shiplane_e2e::aws_config().await;
+    let out = shiplane(&table, &["table", "create"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = shiplane(&table, &["config", "apply", example().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = shiplane(&table, &["table", "create"]);
+    assert_eq!(out.status.code(), Some(1), "creating it twice fails");
+    assert!(
+        stderr(&out).contains("ResourceInUseException"),
+        "{}",
+        stderr(&out)
+    );
+}

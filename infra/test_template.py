@@ -1,0 +1,62 @@
+"""template.yaml: parses, and declares the table exactly as the DynamoDB adapter uses it."""
+
+import os
+import re
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation's short-form tags (!Ref, !GetAtt, !Sub …) as plain values."""
+
+
+def _tag(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node)}
+    return {suffix: loader.construct_mapping(node)}
+
+
+CfnLoader.add_multi_constructor("!", _tag)
+
+
+def template():
+    with open(os.path.join(ROOT, "template.yaml")) as f:
+        return yaml.load(f, Loader=CfnLoader)
+
+
+def test_template_is_a_sam_template():
+    t = template()
+    assert t["AWSTemplateFormatVersion"] == "2010-09-09"
+    assert t["Transform"] == "AWS::Serverless-2016-10-31"
+    for name, resource in t["Resources"].items():
+        assert re.match(r"^AWS::[A-Za-z0-9]+::[A-Za-z0-9]+$", resource["Type"]), name
+    assert t["Globals"]["Function"]["Runtime"] == "provided.al2023"
+
+
+def test_table_matches_the_adapter():
+    props = template()["Resources"]["Table"]["Properties"]
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    (gsi,) = props["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "gsi1"
+    assert gsi["KeySchema"] == [
+        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+    ]
+    assert gsi["Projection"] == {"ProjectionType": "ALL"}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+
+    # The adapter's create_table must declare the same names (a drift here breaks one or the other).
+    with open(os.path.join(ROOT, "shared/src/store/dynamodb.rs")) as f:
+        adapter = f.read()
+    for name in ("pk", "sk", "gsi1pk", "gsi1sk"):
+        assert f'attr("{name}")' in adapter
+    assert 'const GSI1: &str = "gsi1";' in adapter
+    assert '.attribute_name("ttl")' in adapter
