@@ -12,6 +12,7 @@ export SHIPLANE_PYTHON := $(CURDIR)/$(PY)
 
 ## test: formatting, clippy, every unit test, and the tests against the local AWS
 test: lint python-tests emulator-tests
+	@infra/test-summary.sh target/pytest.log target/cargo-test.log
 
 lint:
 	cargo fmt --all --check
@@ -25,11 +26,13 @@ unit:
 	cargo test --workspace --locked --lib --bins
 
 python-tests: venv
-	$(PY) -m pytest -q infra/local/test_shiplane_moto.py infra/test_template.py
+	@mkdir -p target
+	set -o pipefail; $(PY) -m pytest -q infra/local/test_shiplane_moto.py infra/test_template.py 2>&1 | tee target/pytest.log
 
 ## emulator-tests: every Rust test (unit and integration) with the emulator running
 emulator-tests: venv
-	$(EMULATOR) cargo test --workspace --locked
+	@mkdir -p target
+	set -o pipefail; $(EMULATOR) cargo test --workspace --locked --all-targets 2>&1 | tee target/cargo-test.log
 
 venv: $(VENV)/.installed
 
