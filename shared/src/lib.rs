@@ -4,6 +4,9 @@
 //! Nothing in [`pipeline`] or [`release`] does I/O: every rule can be tested without AWS.
 //! The [`store`] module holds the `ReleaseStore` port and its DynamoDB and in-memory adapters.
 
+pub mod aws;
+pub mod engine;
+pub mod inbound;
 pub mod pipeline;
 pub mod release;
 pub mod settings;

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::model::{Lane, LaneView, Pause, Release, ReleaseId, StageState, Timestamp, Transition};
-use crate::pipeline::{Approval, Service, StageConfig};
+use crate::pipeline::{Approval, Service, ServiceKind, StageConfig};
 
 /// What happened to one release in one environment, as the machine understands it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,10 @@ pub enum Event {
         actor: String,
         reason: String,
     },
+    /// The migration task was started (its outcome, recorded so its stop event finds the release).
+    MigrationStarted {
+        task_arn: String,
+    },
     MigrationSucceeded,
     MigrationFailed {
         reason: String,
@@ -32,6 +36,11 @@ pub enum Event {
     },
     /// A CodeDeploy lifecycle hook started checking the new version.
     ValidationStarted,
+    /// The deployment group is busy with a deployment Shiplane did not start (someone
+    /// deployed by hand): the release waits in the queue instead of failing.
+    DeploymentBlocked {
+        reason: String,
+    },
     DeploymentSucceeded,
     DeploymentFailed {
         reason: String,
@@ -54,10 +63,12 @@ impl Event {
             Event::Approved { .. } => "approved",
             Event::Rejected { .. } => "rejected",
             Event::Cancelled { .. } => "cancelled",
+            Event::MigrationStarted { .. } => "migration_started",
             Event::MigrationSucceeded => "migration_succeeded",
             Event::MigrationFailed { .. } => "migration_failed",
             Event::DeploymentCreated { .. } => "deployment_created",
             Event::ValidationStarted => "validation_started",
+            Event::DeploymentBlocked { .. } => "deployment_blocked",
             Event::DeploymentSucceeded => "deployment_succeeded",
             Event::DeploymentFailed { .. } => "deployment_failed",
             Event::BakeElapsed => "bake_elapsed",
@@ -81,8 +92,10 @@ impl Event {
             | Event::Cancelled { reason, .. }
             | Event::MigrationFailed { reason }
             | Event::DeploymentFailed { reason }
+            | Event::DeploymentBlocked { reason }
             | Event::ActionFailed { reason } => Some(reason.clone()),
             Event::DeploymentCreated { deployment_id } => Some(deployment_id.clone()),
+            Event::MigrationStarted { task_arn } => Some(task_arn.clone()),
             Event::AlarmFired { alarm } => Some(alarm.clone()),
             _ => None,
         }
@@ -112,7 +125,12 @@ impl Policy {
         Policy {
             approval: stage.approval,
             migration: stage.migration.is_some(),
-            bake: stage.bake,
+            // Data jobs run nothing on release, so there is nothing to watch.
+            bake: if service.kind == ServiceKind::Task {
+                Duration::ZERO
+            } else {
+                stage.bake
+            },
             frozen: stage.freeze,
             next_environment: service
                 .next_environment(&stage.environment)
@@ -480,6 +498,10 @@ pub fn apply(
         }
         (S::Migrating, Event::MigrationSucceeded) => {
             w.move_to(id, S::Deploying, cause, None, None)?;
+            // The recorded id was the migration task's; the deployment records its own.
+            if let Some(s) = w.release(id)?.stages.get_mut(&env) {
+                s.deployment_id = None;
+            }
             w.actions.push(Action::Deploy {
                 release: id.clone(),
                 environment: env,
@@ -492,23 +514,48 @@ pub fn apply(
             w.move_to(id, S::Failed, cause, None, detail)?;
             w.finish()?;
         }
-        (S::Deploying, Event::DeploymentCreated { deployment_id }) => {
+        (
+            S::Deploying,
+            Event::DeploymentCreated {
+                deployment_id: recorded,
+            },
+        )
+        | (S::Migrating, Event::MigrationStarted { task_arn: recorded }) => {
             let stage = w.release(id)?.stages.get_mut(&env);
             match stage.and_then(|s| s.deployment_id.clone()) {
-                Some(known) if &known == deployment_id => {} // replay: already recorded
+                Some(known) if &known == recorded => {} // replay: already recorded
                 Some(known) => {
                     return Err(TransitionError::DeploymentMismatch {
                         release: id.clone(),
                         environment: env,
                         expected: known,
-                        got: deployment_id.clone(),
+                        got: recorded.clone(),
                     });
                 }
                 None => {
-                    w.move_to(id, S::Deploying, cause, None, detail)?;
+                    w.move_to(id, state, cause, None, detail)?;
                     if let Some(s) = w.release(id)?.stages.get_mut(&env) {
-                        s.deployment_id = Some(deployment_id.clone());
+                        s.deployment_id = Some(recorded.clone());
                     }
+                }
+            }
+        }
+        (S::Deploying, Event::DeploymentBlocked { .. }) if !has_deployment(&w, id, &env) => {
+            // Back to the queue; a newer release already waiting wins and this one is superseded.
+            w.lane().in_flight = None;
+            match w.view.lane.queued.clone() {
+                Some(newer) => {
+                    w.move_to(
+                        id,
+                        S::Superseded,
+                        cause,
+                        None,
+                        Some(format!("superseded by {newer}")),
+                    )?;
+                }
+                None => {
+                    w.move_to(id, S::Queued, cause, None, detail)?;
+                    w.lane().queued = Some(id.clone());
                 }
             }
         }
@@ -578,6 +625,35 @@ pub fn apply(
         (state, event) => return Err(w.not_allowed(id, state, event)),
     }
     w.done()
+}
+
+fn has_deployment(w: &Work<'_>, id: &ReleaseId, env: &str) -> bool {
+    w.view
+        .releases
+        .get(id)
+        .and_then(|r| r.stages.get(env))
+        .is_some_and(|s| s.deployment_id.is_some())
+}
+
+/// The action a stage still owes when the work that should follow its last commit never
+/// ran (a crash, a timeout): a replay of the inbound event executes it. Pure.
+pub fn pending_action(release: &Release, environment: &str) -> Option<Action> {
+    let stage = release.stages.get(environment)?;
+    if stage.deployment_id.is_some() {
+        return None;
+    }
+    match stage.state {
+        StageState::Deploying => Some(Action::Deploy {
+            release: release.id.clone(),
+            environment: environment.to_string(),
+            redeploy: stage.redeploy,
+        }),
+        StageState::Migrating => Some(Action::RunMigration {
+            release: release.id.clone(),
+            environment: environment.to_string(),
+        }),
+        _ => None,
+    }
 }
 
 /// Applies an operator's pause or resume to a lane.

@@ -7,7 +7,9 @@
 mod machine;
 mod model;
 
-pub use machine::{Action, Decision, Event, LaneEvent, Policy, TransitionError, apply, apply_lane};
+pub use machine::{
+    Action, Decision, Event, LaneEvent, Policy, TransitionError, apply, apply_lane, pending_action,
+};
 pub use model::{
     Digest, InvalidInput, Lane, LaneView, Pause, Release, ReleaseId, Stage, StageState, Timestamp,
     Transition, validate_tag,

@@ -284,6 +284,9 @@ impl Stage {
 pub struct Release {
     pub id: ReleaseId,
     pub service: String,
+    /// The ECR registry host, `<account>.dkr.ecr.<region>.amazonaws.com`.
+    #[serde(default)]
+    pub registry: String,
     pub repository: String,
     pub digest: Digest,
     pub tags: Vec<String>,
@@ -306,6 +309,7 @@ impl Release {
         Release {
             id,
             service: service.to_string(),
+            registry: String::new(),
             repository: repository.to_string(),
             digest,
             tags: tag.map(|t| vec![t.to_string()]).unwrap_or_default(),
@@ -319,9 +323,9 @@ impl Release {
         self.stages.get(environment).map(|s| s.state)
     }
 
-    /// `repository@sha256:…`, the only way Shiplane names an image.
-    pub fn image_ref(&self, registry: &str) -> String {
-        format!("{registry}/{}@{}", self.repository, self.digest)
+    /// `registry/repository@sha256:…`: the only way Shiplane names an image, never by tag.
+    pub fn image_ref(&self) -> String {
+        format!("{}/{}@{}", self.registry, self.repository, self.digest)
     }
 
     /// A short label for people: the first tag, or the short digest.

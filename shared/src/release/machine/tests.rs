@@ -99,6 +99,9 @@ fn samples() -> Vec<Event> {
             actor: "ana".into(),
             reason: "oops".into(),
         },
+        Event::MigrationStarted {
+            task_arn: "arn:task/1".into(),
+        },
         Event::MigrationSucceeded,
         Event::MigrationFailed {
             reason: "exit 1".into(),
@@ -107,6 +110,9 @@ fn samples() -> Vec<Event> {
             deployment_id: "d-1".into(),
         },
         Event::ValidationStarted,
+        Event::DeploymentBlocked {
+            reason: "busy".into(),
+        },
         Event::DeploymentSucceeded,
         Event::DeploymentFailed {
             reason: "health".into(),
@@ -146,12 +152,14 @@ fn expected(state: Option<StageState>, event: &Event) -> Expect {
         (S::AwaitingApproval, Event::Approved { .. }) => To(S::Deploying),
         (S::AwaitingApproval | S::Queued, Event::Rejected { .. }) => To(S::Rejected),
         (S::AwaitingApproval | S::Queued, Event::Cancelled { .. }) => To(S::Cancelled),
+        (S::Migrating, Event::MigrationStarted { .. }) => To(S::Migrating),
         (S::Migrating, Event::MigrationSucceeded) => To(S::Deploying),
         (S::Migrating, Event::MigrationFailed { .. }) => To(S::Failed),
         (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::ActionFailed { .. }) => {
             To(S::Failed)
         }
         (S::Deploying, Event::DeploymentCreated { .. }) => To(S::Deploying),
+        (S::Deploying, Event::DeploymentBlocked { .. }) => To(S::Queued),
         (S::Deploying | S::Validating, Event::ValidationStarted) => To(S::Validating),
         (S::Deploying | S::Validating, Event::DeploymentSucceeded) => To(S::Baking),
         (S::Deploying | S::Validating, Event::DeploymentFailed { .. }) => To(S::Failed),
@@ -199,7 +207,7 @@ fn every_state_event_pair_follows_the_table() {
             covered += 1;
         }
     }
-    assert_eq!(covered, 13 * 13);
+    assert_eq!(covered, 13 * 15);
 }
 
 #[test]
@@ -626,7 +634,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => Just(Op::Push),
-        8 => (0usize..8, 0usize..13).prop_map(|(r, e)| Op::Event(r, e)),
+        8 => (0usize..8, 0usize..15).prop_map(|(r, e)| Op::Event(r, e)),
         1 => Just(Op::Pause),
         1 => Just(Op::Resume),
     ]
@@ -721,4 +729,147 @@ proptest! {
             view = d.view;
         }
     }
+}
+
+#[test]
+fn a_busy_deployment_group_queues_the_release_instead_of_failing() {
+    let p = policy();
+    let d = arrive(&empty_view(), release(1), &p);
+    let d = step(
+        &d.view,
+        1,
+        Event::DeploymentBlocked {
+            reason: "group busy with d-HAND".into(),
+        },
+        &p,
+    );
+    assert_eq!(state(&d, 1), Some(StageState::Queued));
+    assert_eq!(d.view.lane.in_flight, None);
+    assert_eq!(d.view.lane.queued, Some(id(1)));
+    assert!(
+        d.actions.is_empty(),
+        "nothing retries at once into the same busy group"
+    );
+
+    // With a newer release already waiting, the blocked one gives way to it.
+    let d = arrive(&empty_view(), release(1), &p);
+    let d = arrive(&d.view, release(2), &p);
+    let d = step(
+        &d.view,
+        1,
+        Event::DeploymentBlocked {
+            reason: "busy".into(),
+        },
+        &p,
+    );
+    assert_eq!(state(&d, 1), Some(StageState::Superseded));
+    assert_eq!(d.view.lane.queued, Some(id(2)));
+
+    // Once a deployment exists, a block cannot apply to it.
+    let d = arrive(&empty_view(), release(1), &p);
+    let d = step(
+        &d.view,
+        1,
+        Event::DeploymentCreated {
+            deployment_id: "d-1".into(),
+        },
+        &p,
+    );
+    assert!(matches!(
+        apply(
+            &d.view,
+            &id(1),
+            &Event::DeploymentBlocked { reason: "x".into() },
+            &p,
+            T0
+        ),
+        Err(TransitionError::NotAllowed { .. })
+    ));
+}
+
+#[test]
+fn migration_task_is_recorded_then_cleared_for_the_deployment() {
+    let p = Policy {
+        migration: true,
+        ..policy()
+    };
+    let d = arrive(&empty_view(), release(1), &p);
+    let d = step(
+        &d.view,
+        1,
+        Event::MigrationStarted {
+            task_arn: "arn:task/9".into(),
+        },
+        &p,
+    );
+    assert_eq!(
+        d.view.releases[&id(1)].stages[ENV].deployment_id.as_deref(),
+        Some("arn:task/9")
+    );
+    assert!(
+        step(
+            &d.view,
+            1,
+            Event::MigrationStarted {
+                task_arn: "arn:task/9".into()
+            },
+            &p
+        )
+        .is_noop()
+    );
+    let d = step(&d.view, 1, Event::MigrationSucceeded, &p);
+    assert_eq!(d.view.releases[&id(1)].stages[ENV].deployment_id, None);
+}
+
+#[test]
+fn pending_action_names_the_work_a_crash_interrupted() {
+    let p = Policy {
+        migration: true,
+        ..policy()
+    };
+    let d = arrive(&empty_view(), release(1), &p);
+    let r = &d.view.releases[&id(1)];
+    assert_eq!(
+        pending_action(r, ENV),
+        Some(Action::RunMigration {
+            release: id(1),
+            environment: ENV.into()
+        })
+    );
+    let d = step(
+        &d.view,
+        1,
+        Event::MigrationStarted {
+            task_arn: "t".into(),
+        },
+        &p,
+    );
+    assert_eq!(
+        pending_action(&d.view.releases[&id(1)], ENV),
+        None,
+        "the task runs; its stop event continues"
+    );
+    let d = step(&d.view, 1, Event::MigrationSucceeded, &p);
+    assert_eq!(
+        pending_action(&d.view.releases[&id(1)], ENV),
+        Some(Action::Deploy {
+            release: id(1),
+            environment: ENV.into(),
+            redeploy: false
+        })
+    );
+    let d = step(
+        &d.view,
+        1,
+        Event::DeploymentCreated {
+            deployment_id: "d-1".into(),
+        },
+        &p,
+    );
+    assert_eq!(pending_action(&d.view.releases[&id(1)], ENV), None);
+    assert_eq!(
+        pending_action(&d.view.releases[&id(1)], "prod"),
+        None,
+        "never reached prod"
+    );
 }

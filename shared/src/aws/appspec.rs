@@ -1,0 +1,78 @@
+//! The ECS AppSpec a CodeDeploy blue/green deployment runs, built with serde_json.
+
+use serde_json::{Value, json};
+
+use crate::pipeline::LifecycleHook;
+
+/// The AppSpec for deploying `task_definition` behind `container:port`, with every hook
+/// in `hooks` handled by the deploy-hook function.
+pub fn appspec(
+    task_definition: &str,
+    container: &str,
+    port: u16,
+    hooks: &[LifecycleHook],
+    hook_function: &str,
+) -> Value {
+    let mut ordered: Vec<LifecycleHook> = hooks.to_vec();
+    ordered.sort();
+    ordered.dedup();
+    let hooks: Vec<Value> = ordered
+        .iter()
+        .map(|h| json!({ h.appspec_name(): hook_function }))
+        .collect();
+    json!({
+        "version": 0.0,
+        "Resources": [{
+            "TargetService": {
+                "Type": "AWS::ECS::Service",
+                "Properties": {
+                    "TaskDefinition": task_definition,
+                    "LoadBalancerInfo": {
+                        "ContainerName": container,
+                        "ContainerPort": port,
+                    }
+                }
+            }
+        }],
+        "Hooks": hooks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appspec_has_the_shape_codedeploy_expects() {
+        let spec = appspec(
+            "arn:aws:ecs:us-east-1:1:task-definition/api:8",
+            "app",
+            8080,
+            &[
+                LifecycleHook::AfterAllowTraffic,
+                LifecycleHook::AfterAllowTestTraffic,
+                LifecycleHook::AfterAllowTraffic,
+            ],
+            "shiplane-deploy-hook",
+        );
+        assert_eq!(spec["version"], json!(0.0));
+        let target = &spec["Resources"][0]["TargetService"];
+        assert_eq!(target["Type"], "AWS::ECS::Service");
+        assert_eq!(
+            target["Properties"]["TaskDefinition"],
+            "arn:aws:ecs:us-east-1:1:task-definition/api:8"
+        );
+        assert_eq!(
+            target["Properties"]["LoadBalancerInfo"],
+            json!({"ContainerName": "app", "ContainerPort": 8080})
+        );
+        // Hooks in CodeDeploy's order, each named once, each naming the function.
+        assert_eq!(
+            spec["Hooks"],
+            json!([
+                {"AfterAllowTestTraffic": "shiplane-deploy-hook"},
+                {"AfterAllowTraffic": "shiplane-deploy-hook"}
+            ])
+        );
+    }
+}

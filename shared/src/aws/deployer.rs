@@ -1,0 +1,617 @@
+//! Starting stages on AWS: task-definition revisions pinned to a digest, CodeDeploy
+//! blue/green deployments, ECS rolling updates, and one-off migration tasks.
+//!
+//! Every operation first looks for its own earlier effect (a revision tagged with the
+//! release, an active deployment described as the release's, a task started by it), so a
+//! replay after a crash reuses what exists instead of doing it twice.
+
+use std::future::Future;
+
+use aws_sdk_codedeploy::operation::create_deployment::CreateDeploymentError;
+use aws_sdk_codedeploy::operation::stop_deployment::StopDeploymentError;
+use aws_sdk_codedeploy::types::{AppSpecContent, RevisionLocation, RevisionLocationType};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_ecs::types::{
+    ContainerOverride, DeploymentCircuitBreaker, DeploymentConfiguration, DesiredStatus,
+    NetworkMode, Tag, TaskDefinition, TaskDefinitionField, TaskOverride,
+};
+
+use super::{appspec, classify};
+use crate::pipeline::{LifecycleHook, Service, ServiceKind, StageConfig};
+use crate::release::Release;
+
+const TAG_RELEASE: &str = "shiplane:release";
+const TAG_ENVIRONMENT: &str = "shiplane:environment";
+const TAG_DIGEST: &str = "shiplane:digest";
+
+/// One release into one stage.
+#[derive(Debug, Clone, Copy)]
+pub struct DeployRequest<'a> {
+    pub release: &'a Release,
+    pub service: &'a Service,
+    pub stage: &'a StageConfig,
+}
+
+/// What starting a stage produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployOutcome {
+    /// A CodeDeploy deployment (blue-green) or an ECS service deployment (rolling) runs.
+    Started {
+        deployment_id: String,
+        task_definition: String,
+    },
+    /// Revisions registered for data jobs; nothing runs, nothing to wait for.
+    Registered { task_definitions: Vec<String> },
+    /// The deployment group is busy with a deployment Shiplane did not start.
+    Blocked { by: String },
+}
+
+/// A step that failed; `retryable` when trying later may succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DeployError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl DeployError {
+    fn permanent(message: impl Into<String>) -> DeployError {
+        DeployError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+fn sdk<E, R>(operation: &str, err: &SdkError<E, R>) -> DeployError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let f = classify(operation, err);
+    DeployError {
+        message: f.message,
+        retryable: f.retryable,
+    }
+}
+
+/// The port the engine starts and stops stages through.
+pub trait Deployer: Send + Sync {
+    /// Registers the revision pinned to the release's digest and starts the stage's
+    /// deployment (by service kind). Idempotent per release and environment.
+    fn deploy(
+        &self,
+        req: DeployRequest<'_>,
+    ) -> impl Future<Output = Result<DeployOutcome, DeployError>> + Send;
+
+    /// Starts the one-off migration task with the release's image; returns its task ARN.
+    /// Idempotent: a task already started for this release and environment is returned.
+    fn run_migration(
+        &self,
+        req: DeployRequest<'_>,
+    ) -> impl Future<Output = Result<String, DeployError>> + Send;
+
+    /// Stops a deployment; with `rollback`, CodeDeploy routes traffic back. Stopping one
+    /// that already completed is not an error.
+    fn stop_deployment(
+        &self,
+        deployment_id: &str,
+        rollback: bool,
+    ) -> impl Future<Output = Result<(), DeployError>> + Send;
+}
+
+/// The `startedBy` Shiplane gives a release's migration task (ECS allows 36 characters).
+pub fn started_by(release: &Release, environment: &str) -> String {
+    format!("{}-{environment}", release.id)
+        .chars()
+        .take(36)
+        .collect()
+}
+
+/// The description Shiplane gives a release's CodeDeploy deployment; how it finds its own.
+fn deployment_description(release: &Release, environment: &str) -> String {
+    let label: String = release.label().chars().take(40).collect();
+    format!("shiplane release {} ({label}) to {environment}", release.id)
+}
+
+/// `registry/repo:tag` or `registry/repo@sha256:…` → `registry/repo`.
+fn image_repository(image: &str) -> &str {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    match no_digest.rfind(':') {
+        Some(colon) if colon > no_digest.rfind('/').unwrap_or(0) => &no_digest[..colon],
+        _ => no_digest,
+    }
+}
+
+/// Which containers of a task definition get the release's image.
+#[derive(Debug, Clone, Copy)]
+enum Pick<'a> {
+    Named(&'a str),
+    /// Every container running an image of this repository (data jobs).
+    Repository(&'a str),
+}
+
+impl Pick<'_> {
+    fn matches(&self, name: Option<&str>, image: Option<&str>) -> bool {
+        match self {
+            Pick::Named(n) => name == Some(*n),
+            Pick::Repository(repo) => image.is_some_and(|i| {
+                let r = image_repository(i);
+                r == *repo || r.ends_with(&format!("/{repo}"))
+            }),
+        }
+    }
+}
+
+/// The production [`Deployer`]: ECS and CodeDeploy through the AWS SDK.
+#[derive(Clone, Debug)]
+pub struct AwsDeployer {
+    ecs: aws_sdk_ecs::Client,
+    codedeploy: aws_sdk_codedeploy::Client,
+    hook_function: String,
+}
+
+impl AwsDeployer {
+    /// `hook_function` is the deploy-hook Lambda named in every AppSpec.
+    pub fn new(
+        ecs: aws_sdk_ecs::Client,
+        codedeploy: aws_sdk_codedeploy::Client,
+        hook_function: impl Into<String>,
+    ) -> AwsDeployer {
+        AwsDeployer {
+            ecs,
+            codedeploy,
+            hook_function: hook_function.into(),
+        }
+    }
+
+    async fn ecs_service(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<aws_sdk_ecs::types::Service, DeployError> {
+        let out = self
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .map_err(|e| sdk("ECS DescribeServices", &e))?;
+        out.services
+            .unwrap_or_default()
+            .into_iter()
+            .find(|s| s.status.as_deref() != Some("INACTIVE"))
+            .ok_or_else(|| {
+                DeployError::permanent(format!(
+                    "ECS service {service} not found in cluster {cluster}; check the pipeline's cluster and service"
+                ))
+            })
+    }
+
+    async fn task_definition(
+        &self,
+        arn_or_family: &str,
+    ) -> Result<(TaskDefinition, Vec<Tag>), DeployError> {
+        let out = self
+            .ecs
+            .describe_task_definition()
+            .task_definition(arn_or_family)
+            .include(TaskDefinitionField::Tags)
+            .send()
+            .await
+            .map_err(|e| sdk("ECS DescribeTaskDefinition", &e))?;
+        let td = out.task_definition.ok_or_else(|| {
+            DeployError::permanent(format!("task definition {arn_or_family} not found"))
+        })?;
+        Ok((td, out.tags.unwrap_or_default()))
+    }
+
+    /// The revision of `base`'s family pinned to the release's digest: the latest one if
+    /// it is already this release's, else a new one equal to `base` but for the image.
+    async fn ensure_revision(
+        &self,
+        base: &TaskDefinition,
+        pick: Pick<'_>,
+        req: DeployRequest<'_>,
+    ) -> Result<String, DeployError> {
+        let family = base
+            .family
+            .as_deref()
+            .ok_or_else(|| DeployError::permanent("task definition without a family"))?;
+        let env = req.stage.environment.as_str();
+        let (latest, tags) = self.task_definition(family).await?;
+        let tagged = |k: &str, v: &str| {
+            tags.iter()
+                .any(|t| t.key() == Some(k) && t.value() == Some(v))
+        };
+        if tagged(TAG_RELEASE, req.release.id.as_str()) && tagged(TAG_ENVIRONMENT, env) {
+            return latest.task_definition_arn.ok_or_else(|| {
+                DeployError::permanent(format!("latest revision of {family} has no ARN"))
+            });
+        }
+        if req.release.registry.is_empty() {
+            return Err(DeployError::permanent(format!(
+                "release {} has no registry; cannot name its image by digest",
+                req.release.id
+            )));
+        }
+        let image = req.release.image_ref();
+        let mut containers = base.container_definitions.clone().unwrap_or_default();
+        let mut replaced = 0;
+        for c in &mut containers {
+            if pick.matches(c.name.as_deref(), c.image.as_deref()) {
+                c.image = Some(image.clone());
+                replaced += 1;
+            }
+        }
+        if replaced == 0 {
+            return Err(DeployError::permanent(match pick {
+                Pick::Named(n) => format!(
+                    "task definition family {family} has no container named {n}; fix services.{}.container",
+                    req.service.name
+                ),
+                Pick::Repository(r) => format!(
+                    "task definition family {family} has no container running an image of {r}"
+                ),
+            }));
+        }
+        let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+        let out = self
+            .ecs
+            .register_task_definition()
+            .set_family(base.family.clone())
+            .set_task_role_arn(base.task_role_arn.clone())
+            .set_execution_role_arn(base.execution_role_arn.clone())
+            .set_network_mode(base.network_mode.clone())
+            .set_container_definitions(Some(containers))
+            .set_volumes(base.volumes.clone())
+            .set_placement_constraints(base.placement_constraints.clone())
+            .set_requires_compatibilities(base.requires_compatibilities.clone())
+            .set_cpu(base.cpu.clone())
+            .set_memory(base.memory.clone())
+            .set_pid_mode(base.pid_mode.clone())
+            .set_ipc_mode(base.ipc_mode.clone())
+            .set_proxy_configuration(base.proxy_configuration.clone())
+            .set_ephemeral_storage(base.ephemeral_storage.clone())
+            .set_runtime_platform(base.runtime_platform.clone())
+            .set_enable_fault_injection(base.enable_fault_injection)
+            .tags(tag(TAG_RELEASE, req.release.id.as_str()))
+            .tags(tag(TAG_ENVIRONMENT, env))
+            .tags(tag(TAG_DIGEST, req.release.digest.as_str()))
+            .send()
+            .await
+            .map_err(|e| sdk("ECS RegisterTaskDefinition", &e))?;
+        out.task_definition
+            .and_then(|td| td.task_definition_arn)
+            .ok_or_else(|| DeployError::permanent("RegisterTaskDefinition returned no ARN"))
+    }
+
+    fn cluster_and_service<'a>(req: &DeployRequest<'a>) -> Result<(&'a str, &'a str), DeployError> {
+        match (req.stage.cluster.as_deref(), req.stage.service.as_deref()) {
+            (Some(c), Some(s)) => Ok((c, s)),
+            _ => Err(DeployError::permanent(format!(
+                "services.{}.environments.{} needs cluster and service",
+                req.service.name, req.stage.environment
+            ))),
+        }
+    }
+
+    async fn blue_green(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
+        let (cluster, service) = Self::cluster_and_service(&req)?;
+        let (Some(container), Some(port), Some(target)) = (
+            req.service.container.as_deref(),
+            req.service.port,
+            req.stage.codedeploy.as_ref(),
+        ) else {
+            return Err(DeployError::permanent(format!(
+                "services.{} needs container, port and codedeploy for a blue-green stage",
+                req.service.name
+            )));
+        };
+        let current = self.ecs_service(cluster, service).await?;
+        let base_arn = current.task_definition.ok_or_else(|| {
+            DeployError::permanent(format!("ECS service {service} has no task definition"))
+        })?;
+        let (base, _) = self.task_definition(&base_arn).await?;
+        let task_definition = self
+            .ensure_revision(&base, Pick::Named(container), req)
+            .await?;
+
+        let mut hooks: Vec<LifecycleHook> = req.stage.checks.iter().map(|c| c.hook).collect();
+        hooks.push(LifecycleHook::AfterAllowTestTraffic);
+        let spec = appspec(
+            &task_definition,
+            container,
+            port,
+            &hooks,
+            &self.hook_function,
+        );
+        let description = deployment_description(req.release, &req.stage.environment);
+        let result = self
+            .codedeploy
+            .create_deployment()
+            .application_name(&target.application)
+            .deployment_group_name(&target.deployment_group)
+            .deployment_config_name(&target.deployment_config)
+            .description(&description)
+            .revision(
+                RevisionLocation::builder()
+                    .revision_type(RevisionLocationType::AppSpecContent)
+                    .app_spec_content(AppSpecContent::builder().content(spec.to_string()).build())
+                    .build(),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(DeployOutcome::Started {
+                deployment_id: out.deployment_id.ok_or_else(|| {
+                    DeployError::permanent("CreateDeployment returned no deployment id")
+                })?,
+                task_definition,
+            }),
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    CreateDeploymentError::DeploymentLimitExceededException(_)
+                ) =>
+            {
+                let message = e.err().to_string();
+                // "The Deployment Group 'g' already has an active Deployment 'd-XXXX'"
+                let active = message.rsplit('\'').nth(1).unwrap_or_default().to_string();
+                let theirs = self
+                    .codedeploy
+                    .get_deployment()
+                    .deployment_id(&active)
+                    .send()
+                    .await
+                    .map_err(|e| sdk("CodeDeploy GetDeployment", &e))?;
+                let ours = theirs
+                    .deployment_info
+                    .and_then(|d| d.description)
+                    .is_some_and(|d| d == description);
+                if ours {
+                    Ok(DeployOutcome::Started {
+                        deployment_id: active,
+                        task_definition,
+                    })
+                } else {
+                    Ok(DeployOutcome::Blocked { by: active })
+                }
+            }
+            Err(e) => Err(sdk("CodeDeploy CreateDeployment", &e)),
+        }
+    }
+
+    async fn rolling(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
+        let (cluster, service) = Self::cluster_and_service(&req)?;
+        let container = req.service.container.as_deref().unwrap_or_default();
+        let current = self.ecs_service(cluster, service).await?;
+        let base_arn = current.task_definition.clone().ok_or_else(|| {
+            DeployError::permanent(format!("ECS service {service} has no task definition"))
+        })?;
+        let (base, _) = self.task_definition(&base_arn).await?;
+        let task_definition = self
+            .ensure_revision(&base, Pick::Named(container), req)
+            .await?;
+        let primary = |s: &aws_sdk_ecs::types::Service| {
+            s.deployments()
+                .iter()
+                .find(|d| d.status() == Some("PRIMARY"))
+                .and_then(|d| d.id().map(str::to_string))
+        };
+        if current.task_definition.as_deref() == Some(task_definition.as_str()) {
+            // Already updated by an earlier attempt: adopt its deployment.
+            return Ok(DeployOutcome::Started {
+                deployment_id: primary(&current).unwrap_or_else(|| task_definition.clone()),
+                task_definition,
+            });
+        }
+        let out = self
+            .ecs
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .task_definition(&task_definition)
+            .force_new_deployment(req.stage.restart_on_release)
+            .deployment_configuration(
+                DeploymentConfiguration::builder()
+                    .deployment_circuit_breaker(
+                        DeploymentCircuitBreaker::builder()
+                            .enable(true)
+                            .rollback(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk("ECS UpdateService", &e))?;
+        let deployment_id = out
+            .service
+            .as_ref()
+            .and_then(primary)
+            .unwrap_or_else(|| task_definition.clone());
+        Ok(DeployOutcome::Started {
+            deployment_id,
+            task_definition,
+        })
+    }
+
+    async fn data_jobs(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
+        let mut task_definitions = Vec::new();
+        for family in &req.stage.task_families {
+            let (base, _) = self.task_definition(family).await?;
+            task_definitions.push(
+                self.ensure_revision(&base, Pick::Repository(&req.release.repository), req)
+                    .await?,
+            );
+        }
+        Ok(DeployOutcome::Registered { task_definitions })
+    }
+}
+
+impl Deployer for AwsDeployer {
+    async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
+        match req.service.kind {
+            ServiceKind::BlueGreen => self.blue_green(req).await,
+            ServiceKind::Rolling => self.rolling(req).await,
+            ServiceKind::Task => self.data_jobs(req).await,
+        }
+    }
+
+    async fn run_migration(&self, req: DeployRequest<'_>) -> Result<String, DeployError> {
+        let Some(migration) = req.stage.migration.as_ref() else {
+            return Err(DeployError::permanent(format!(
+                "services.{}.environments.{} has no migration",
+                req.service.name, req.stage.environment
+            )));
+        };
+        let cluster = req.stage.cluster.as_deref().ok_or_else(|| {
+            DeployError::permanent(format!(
+                "services.{}.environments.{} needs a cluster to run the migration in",
+                req.service.name, req.stage.environment
+            ))
+        })?;
+        let started_by = started_by(req.release, &req.stage.environment);
+        for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
+            let out = self
+                .ecs
+                .list_tasks()
+                .cluster(cluster)
+                .started_by(&started_by)
+                .desired_status(status)
+                .send()
+                .await
+                .map_err(|e| sdk("ECS ListTasks", &e))?;
+            if let Some(arn) = out.task_arns.unwrap_or_default().into_iter().next() {
+                return Ok(arn);
+            }
+        }
+
+        let (base, _) = self.task_definition(&migration.family).await?;
+        let container = migration
+            .container
+            .as_deref()
+            .or(req.service.container.as_deref());
+        let pick = match container {
+            Some(name) => Pick::Named(name),
+            None => Pick::Repository(&req.release.repository),
+        };
+        let container_name = base
+            .container_definitions()
+            .iter()
+            .find(|c| pick.matches(c.name.as_deref(), c.image.as_deref()))
+            .and_then(|c| c.name.clone())
+            .ok_or_else(|| {
+                DeployError::permanent(format!(
+                    "migration family {} has no container for the release's image",
+                    migration.family
+                ))
+            })?;
+        let task_definition = self.ensure_revision(&base, pick, req).await?;
+        let network = if base.network_mode == Some(NetworkMode::Awsvpc) {
+            let service = req.stage.service.as_deref().ok_or_else(|| {
+                DeployError::permanent(format!(
+                    "migration family {} uses awsvpc networking; give the stage a service to copy its network from",
+                    migration.family
+                ))
+            })?;
+            self.ecs_service(cluster, service)
+                .await?
+                .network_configuration
+        } else {
+            None
+        };
+        let out = self
+            .ecs
+            .run_task()
+            .cluster(cluster)
+            .task_definition(&task_definition)
+            .count(1)
+            .started_by(&started_by)
+            .set_network_configuration(network)
+            .overrides(
+                TaskOverride::builder()
+                    .container_overrides(
+                        ContainerOverride::builder()
+                            .name(container_name)
+                            .set_command(Some(migration.command.clone()))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk("ECS RunTask", &e))?;
+        if let Some(arn) = out.tasks().first().and_then(|t| t.task_arn.clone()) {
+            return Ok(arn);
+        }
+        let reasons: Vec<String> = out
+            .failures()
+            .iter()
+            .map(|f| format!("{}: {}", f.arn().unwrap_or("?"), f.reason().unwrap_or("?")))
+            .collect();
+        Err(DeployError {
+            message: format!("ECS RunTask started no task: {}", reasons.join("; ")),
+            retryable: true,
+        })
+    }
+
+    async fn stop_deployment(
+        &self,
+        deployment_id: &str,
+        rollback: bool,
+    ) -> Result<(), DeployError> {
+        match self
+            .codedeploy
+            .stop_deployment()
+            .deployment_id(deployment_id)
+            .auto_rollback_enabled(rollback)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    StopDeploymentError::DeploymentAlreadyCompletedException(_)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk("CodeDeploy StopDeployment", &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_repository_strips_tag_and_digest_but_not_ports() {
+        assert_eq!(
+            image_repository("1.dkr.ecr.r.amazonaws.com/shiplane/api:v1"),
+            "1.dkr.ecr.r.amazonaws.com/shiplane/api"
+        );
+        assert_eq!(
+            image_repository("1.dkr.ecr.r.amazonaws.com/shiplane/api@sha256:ab"),
+            "1.dkr.ecr.r.amazonaws.com/shiplane/api"
+        );
+        assert_eq!(image_repository("localhost:5000/api"), "localhost:5000/api");
+        assert_eq!(image_repository("api"), "api");
+        assert!(
+            Pick::Repository("shiplane/etl")
+                .matches(None, Some("1.dkr.ecr.r.amazonaws.com/shiplane/etl:old"))
+        );
+        assert!(!Pick::Repository("shiplane/etl").matches(
+            None,
+            Some("1.dkr.ecr.r.amazonaws.com/shiplane/etl-sidecar:1")
+        ));
+        assert!(
+            !Pick::Repository("etl")
+                .matches(None, Some("1.dkr.ecr.r.amazonaws.com/other/notetl:1"))
+        );
+    }
+}
