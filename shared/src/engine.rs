@@ -340,7 +340,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
                     }
                 }
                 Job::Execute(action, release) => {
-                    for work in self.execute(pipeline, action, &release).await {
+                    for work in Box::pin(self.execute(pipeline, action, &release)).await {
                         jobs.push_back(Job::Apply(work));
                     }
                 }

@@ -17,6 +17,8 @@ pub struct Settings {
     pub table: String,
     /// The SNS topic every transition is announced on.
     pub topic_arn: String,
+    /// The deploy-hook Lambda (name or ARN) every AppSpec names for its lifecycle hooks.
+    pub hook_function: String,
 }
 
 impl Settings {
@@ -30,6 +32,11 @@ impl Settings {
         Ok(Settings {
             table: required(vars, "SHIPLANE_TABLE", "the DynamoDB table name")?,
             topic_arn: required(vars, "SHIPLANE_TOPIC_ARN", "the SNS topic ARN")?,
+            hook_function: required(
+                vars,
+                "SHIPLANE_HOOK_FUNCTION",
+                "the deploy-hook Lambda function name or ARN",
+            )?,
         })
     }
 }

@@ -4,6 +4,8 @@
 //! `AWS_ENDPOINT_URL` and dummy credentials. Each test makes its own table, so tests run
 //! in parallel against one emulator without seeing each other's items.
 
+pub mod runtime_api;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 use shiplane::store::DynamoStore;
 
@@ -44,4 +46,149 @@ pub async fn fresh_store() -> DynamoStore {
         .await
         .unwrap_or_else(|e| panic!("create table {table}: {e}"));
     DynamoStore::new(client, table)
+}
+
+/// The workspace root (for fixtures and scripts).
+pub fn workspace() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The project venv's Python (`make` sets SHIPLANE_PYTHON to it).
+pub fn python() -> std::path::PathBuf {
+    std::env::var_os("SHIPLANE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"))
+}
+
+/// Runs `infra/local/provision.py` against the emulator and parses its JSON output.
+pub fn provision(args: &[&str]) -> serde_json::Value {
+    endpoint();
+    let out = std::process::Command::new(python())
+        .arg(workspace().join("infra/local/provision.py"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run provision.py with {}: {e}", python().display()));
+    assert!(
+        out.status.success(),
+        "provision.py {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("provision.py {args:?} printed no JSON ({e})"))
+}
+
+/// What `provision.py account` made.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub topic_arn: String,
+    pub queue_url: String,
+}
+
+/// Creates every resource `pipeline` names, plus a topic with an SQS subscription.
+pub fn account(pipeline: &str, topic: &str) -> Account {
+    let dir = std::env::temp_dir().join(format!("shiplane-e2e-{}", ulid::Ulid::generate()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("pipeline.toml");
+    std::fs::write(&file, pipeline).expect("write pipeline");
+    let v = provision(&[
+        "account",
+        "--pipeline",
+        file.to_str().unwrap_or_default(),
+        "--topic",
+        topic,
+    ]);
+    Account {
+        topic_arn: v["topic_arn"].as_str().unwrap_or_default().to_string(),
+        queue_url: v["queue_url"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// Pushes an image to the emulator's ECR; returns the EventBridge event ECR would send.
+pub fn push_event(repository: &str, tag: &str) -> serde_json::Value {
+    provision(&["push", "--repository", repository, "--tag", tag])
+}
+
+/// Notifications delivered to the account's queue so far (SNS envelopes), removed from it.
+pub fn notifications(queue_url: &str) -> Vec<serde_json::Value> {
+    provision(&["receive", "--queue-url", queue_url])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Moves a CodeDeploy deployment in the emulator (AWS moves its own).
+pub fn set_deployment_status(deployment_id: &str, status: &str) {
+    provision(&[
+        "deployment-status",
+        "--id",
+        deployment_id,
+        "--status",
+        status,
+    ]);
+}
+
+/// A short unique lowercase prefix for resource names in one test.
+pub fn unique_prefix() -> String {
+    let id = ulid::Ulid::generate().to_string().to_lowercase();
+    format!("t{}", &id[id.len() - 8..])
+}
+
+/// A pipeline (TOML) whose every name starts with `p`, for tests that share one emulator:
+/// `api` (blue-green, dev → prod with manual approval), `db` (rolling, with a migration),
+/// `tiles` (rolling, restart on release) and `etl` (data jobs).
+pub fn pipeline_for(p: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+environments = ["dev", "prod"]
+
+[defaults.dev]
+cluster = "{p}-dev"
+[defaults.prod]
+cluster = "{p}-prod"
+approval = "manual"
+
+[services.api]
+repository = "{p}/api"
+kind = "blue-green"
+container = "app"
+port = 8080
+[services.api.environments.dev]
+service = "{p}-api-dev"
+codedeploy = {{ application = "{p}-api", deployment_group = "{p}-api-dev", deployment_config = "CodeDeployDefault.ECSCanary10Percent5Minutes" }}
+[[services.api.environments.dev.checks]]
+hook = "before_allow_traffic"
+http = "http://127.0.0.1:9/health"
+[services.api.environments.prod]
+service = "{p}-api-prod"
+codedeploy = {{ application = "{p}-api", deployment_group = "{p}-api-prod" }}
+
+[services.db]
+repository = "{p}/db"
+kind = "blue-green"
+container = "app"
+port = 5000
+[services.db.environments.dev]
+service = "{p}-db-dev"
+codedeploy = {{ application = "{p}-db", deployment_group = "{p}-db-dev" }}
+migration = {{ family = "{p}-db-migrate", command = ["./migrate", "up"] }}
+
+[services.tiles]
+repository = "{p}/tiles"
+kind = "rolling"
+container = "tileserver"
+[services.tiles.environments.dev]
+service = "{p}-tiles-dev"
+restart_on_release = true
+
+[services.etl]
+repository = "{p}/etl"
+kind = "task"
+[services.etl.environments.dev]
+task_families = ["{p}-etl-nightly", "{p}-etl-backfill"]
+"#
+    )
 }

@@ -12,8 +12,8 @@ use aws_sdk_codedeploy::operation::stop_deployment::StopDeploymentError;
 use aws_sdk_codedeploy::types::{AppSpecContent, RevisionLocation, RevisionLocationType};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_ecs::types::{
-    ContainerOverride, DeploymentCircuitBreaker, DeploymentConfiguration, DesiredStatus,
-    NetworkMode, Tag, TaskDefinition, TaskDefinitionField, TaskOverride,
+    Compatibility, ContainerOverride, DeploymentCircuitBreaker, DeploymentConfiguration,
+    DesiredStatus, LaunchType, NetworkMode, Tag, TaskDefinition, TaskDefinitionField, TaskOverride,
 };
 
 use super::{appspec, classify};
@@ -530,6 +530,12 @@ impl Deployer for AwsDeployer {
             .task_definition(&task_definition)
             .count(1)
             .started_by(&started_by)
+            // A family made for Fargate runs there; otherwise the cluster's default applies.
+            .set_launch_type(
+                base.requires_compatibilities()
+                    .contains(&Compatibility::Fargate)
+                    .then_some(LaunchType::Fargate),
+            )
             .set_network_configuration(network)
             .overrides(
                 TaskOverride::builder()

@@ -1,0 +1,200 @@
+//! Parse the EventBridge payload, hand the push to the engine, map the outcome.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::{Value, json};
+use shiplane::aws::{Deployer, Notifier};
+use shiplane::engine::{Engine, PushOutcome};
+use shiplane::inbound::Inbound;
+use shiplane::inbound::ecr::{EcrImageAction, parse_push};
+use shiplane::release::Timestamp;
+use shiplane::store::ReleaseStore;
+use tracing::{error, info, instrument};
+
+/// The handler's future, type-erased for the runtime.
+pub type HandlerFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, Error>> + Send + 'a>>;
+
+/// The clients, built once per cold start.
+pub struct Deps<S, D, N> {
+    pub store: S,
+    pub deployer: D,
+    pub notifier: N,
+}
+
+/// Handles one ECR Image Action event. Ignored events return Ok with the reason; invalid
+/// ones return an error naming the field (Lambda sends them to the dead-letter queue);
+/// store failures return an error so Lambda delivers the event again.
+#[instrument(skip_all, fields(request_id = %event.context.request_id))]
+pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
+    deps: &Deps<S, D, N>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Error> {
+    let parsed: EventBridgeEvent<EcrImageAction> =
+        serde_json::from_value(event.payload).map_err(|e| {
+            error!(error = %e, "rejected: malformed event");
+            format!("malformed ECR image action event: {e}")
+        })?;
+    let push = match parse_push(&parsed) {
+        Ok(Inbound::Accepted(push)) => push,
+        Ok(Inbound::Ignored(reason)) => {
+            info!(reason = %reason, "ignored");
+            return Ok(json!({ "ignored": reason }));
+        }
+        Err(invalid) => {
+            error!(field = invalid.field, error = %invalid, "rejected");
+            return Err(format!("invalid ECR image action event: {invalid}").into());
+        }
+    };
+    let engine = Engine {
+        store: &deps.store,
+        deployer: &deps.deployer,
+        notifier: &deps.notifier,
+    };
+    match engine.on_push(&push, Timestamp::now()).await {
+        Ok(PushOutcome::Ignored(reason)) => {
+            info!(repository = %push.repository, tag = %push.tag, reason = %reason, "ignored");
+            Ok(json!({ "ignored": reason }))
+        }
+        Ok(PushOutcome::Created {
+            release,
+            environment,
+            state,
+        }) => {
+            info!(release = %release, environment = %environment, state = ?state, "release created");
+            Ok(json!({ "release": release, "environment": environment, "state": state }))
+        }
+        Ok(PushOutcome::Replayed { release, tag_added }) => {
+            info!(release = %release, tag_added, "push already a release");
+            Ok(json!({ "release": release, "replayed": true, "tag_added": tag_added }))
+        }
+        Err(e) => {
+            error!(error = %e, retryable = e.is_retryable(), "push not processed");
+            Err(e.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shiplane::aws::fake::{FakeDeployer, RecordingNotifier};
+    use shiplane::store::{MemoryStore, StoredPipeline};
+
+    const PIPELINE: &str = r#"
+[pipeline]
+environments = ["dev"]
+[services.api]
+repository = "shiplane/api"
+kind = "rolling"
+container = "app"
+[services.api.environments.dev]
+cluster = "c"
+service = "s"
+"#;
+
+    async fn deps() -> Deps<MemoryStore, FakeDeployer, RecordingNotifier> {
+        let store = MemoryStore::new();
+        store
+            .put_pipeline(StoredPipeline {
+                version: 1,
+                source: PIPELINE.into(),
+                applied_at: Timestamp(0),
+                applied_by: "t".into(),
+            })
+            .await
+            .unwrap();
+        Deps {
+            store,
+            deployer: FakeDeployer::default(),
+            notifier: RecordingNotifier::default(),
+        }
+    }
+
+    fn event(name: &str) -> LambdaEvent<Value> {
+        let path = format!(
+            "{}/../../tests/fixtures/events/ecr/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let payload = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        LambdaEvent::new(payload, lambda_runtime::Context::default())
+    }
+
+    /// Every fixture with its expected outcome; none but the accepted ones touch state.
+    #[tokio::test]
+    async fn every_fixture_gets_its_outcome() {
+        for (name, expect) in [
+            ("tagged-push", "release"),
+            ("tagged-index", "release"),
+            ("extra-fields", "replayed"), // same digest as tagged-push
+            ("untagged-child", "ignored"),
+            ("attestation", "ignored"),
+            ("delete", "ignored"),
+            ("failed-push", "ignored"),
+            ("other-source", "ignored"),
+            ("unknown-repository", "ignored"),
+            ("bad-digest", "error:image-digest"),
+            ("bad-tag", "error:image-tag"),
+            ("long-tag", "error:image-tag"),
+            ("missing-fields", "error:image-digest"),
+        ] {
+            let d = deps().await;
+            if name == "extra-fields" {
+                handle(&d, event("tagged-push")).await.unwrap();
+            }
+            let calls_before = d.deployer.calls().len();
+            let got = handle(&d, event(name)).await;
+            match (expect, &got) {
+                ("release", Ok(v)) => assert_eq!(v["state"], "deploying", "{name}: {v}"),
+                ("replayed", Ok(v)) => assert_eq!(v["replayed"], true, "{name}: {v}"),
+                ("ignored", Ok(v)) => {
+                    assert!(v["ignored"].is_string(), "{name}: {v}");
+                    assert!(
+                        d.store
+                            .releases_of_service("api", 5)
+                            .await
+                            .unwrap()
+                            .is_empty(),
+                        "{name}"
+                    );
+                }
+                (e, Err(err)) if e.starts_with("error:") => {
+                    let field = &e["error:".len()..];
+                    assert!(err.to_string().contains(field), "{name}: {err}");
+                    assert!(
+                        d.store
+                            .releases_of_service("api", 5)
+                            .await
+                            .unwrap()
+                            .is_empty(),
+                        "{name}"
+                    );
+                }
+                _ => panic!("{name}: expected {expect}, got {got:?}"),
+            }
+            if expect != "release" {
+                assert_eq!(
+                    d.deployer.calls().len(),
+                    calls_before,
+                    "{name} called no mutating API"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_payload_that_is_not_an_event_is_rejected() {
+        let d = deps().await;
+        let err = handle(
+            &d,
+            LambdaEvent::new(json!({"hello": 1}), lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("malformed ECR image action event"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,249 @@
+"""Makes the local AWS look like an account Shiplane is deployed to, for tests and the demo.
+
+    provision.py account --pipeline FILE --topic NAME      create what the pipeline names
+    provision.py push --repository R --tag T               push an image; print the ECR event
+    provision.py receive --queue-url URL                   print and delete SNS notifications
+    provision.py deployment-status --id D --status S       move a CodeDeploy deployment
+
+Everything goes to $AWS_ENDPOINT_URL (the emulator); nothing here runs against real AWS.
+Each command prints JSON on stdout.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tomllib
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+
+import boto3
+
+REGION = os.environ.get("AWS_REGION", "us-east-1")
+ACCOUNT = "123456789012"  # moto's default account
+REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role"
+
+
+def endpoint() -> str:
+    url = os.environ.get("AWS_ENDPOINT_URL", "")
+    if not url.startswith("http://127.0.0.1:"):
+        sys.exit("provision.py only talks to the local emulator: set AWS_ENDPOINT_URL=http://127.0.0.1:PORT")
+    return url
+
+
+def client(name: str):
+    return boto3.client(name, endpoint_url=endpoint(), region_name=REGION)
+
+
+def stages(pipeline: dict):
+    """Yields (service name, service table, environment, merged stage table)."""
+    defaults = pipeline.get("defaults", {})
+    for name, service in pipeline.get("services", {}).items():
+        for env, own in service.get("environments", {}).items():
+            yield name, service, env, {**defaults.get(env, {}), **own}
+
+
+def container_definitions(name: str, repository: str, port: int | None, with_sidecar: bool = True):
+    main = {
+        "name": name,
+        "image": f"{REGISTRY}/{repository}:bootstrap",
+        "essential": True,
+        "memory": 256,
+        "environment": [{"name": "LOG_LEVEL", "value": "info"}],
+        "secrets": [{"name": "DB_PASSWORD", "valueFrom": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/db-password"}],
+    }
+    if port:
+        main["portMappings"] = [{"containerPort": port, "protocol": "tcp"}]
+    defs = [main]
+    if with_sidecar:
+        defs.append({"name": "log-router", "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable", "essential": False})
+    return defs
+
+
+def account(args) -> dict:
+    with open(args.pipeline, "rb") as f:
+        pipeline = tomllib.load(f)
+    ec2, ecr, ecs, cd, sns, sqs = (client(n) for n in ("ec2", "ecr", "ecs", "codedeploy", "sns", "sqs"))
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    sg = ec2.create_security_group(GroupName=f"shiplane-{uuid.uuid4().hex[:8]}", Description="shiplane", VpcId=vpc)["GroupId"]
+    network = {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [sg], "assignPublicIp": "DISABLED"}}
+    created = {"repositories": set(), "clusters": set(), "services": [], "families": set(), "groups": []}
+
+    for name, service, env, stage in stages(pipeline):
+        repository = service["repository"]
+        if repository not in created["repositories"]:
+            try:
+                ecr.create_repository(repositoryName=repository)
+            except ecr.exceptions.RepositoryAlreadyExistsException:
+                pass
+            created["repositories"].add(repository)
+        kind = service["kind"]
+        cluster = stage.get("cluster")
+        if cluster and cluster not in created["clusters"]:
+            ecs.create_cluster(clusterName=cluster)
+            created["clusters"].add(cluster)
+        if kind in ("blue-green", "rolling"):
+            family = stage["service"]
+            blue_green = kind == "blue-green"
+            ecs.register_task_definition(
+                family=family,
+                taskRoleArn=f"{ROLE}/{name}-task",
+                executionRoleArn=f"{ROLE}/{name}-execution",
+                networkMode="awsvpc" if blue_green else "bridge",
+                requiresCompatibilities=["FARGATE"] if blue_green else ["EC2"],
+                cpu="256",
+                memory="512",
+                containerDefinitions=container_definitions(service["container"], repository, service.get("port")),
+            )
+            created["families"].add(family)
+            params = dict(cluster=cluster, serviceName=stage["service"], taskDefinition=family, desiredCount=1)
+            if blue_green:
+                params.update(
+                    launchType="FARGATE",
+                    deploymentController={"type": "CODE_DEPLOY"},
+                    networkConfiguration=network,
+                )
+            ecs.create_service(**params)
+            created["services"].append(f"{cluster}/{stage['service']}")
+            if blue_green:
+                target = stage["codedeploy"]
+                try:
+                    cd.create_application(applicationName=target["application"], computePlatform="ECS")
+                except cd.exceptions.ApplicationAlreadyExistsException:
+                    pass
+                cd.create_deployment_group(
+                    applicationName=target["application"],
+                    deploymentGroupName=target["deployment_group"],
+                    serviceRoleArn=f"{ROLE}/codedeploy",
+                    deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+                    ecsServices=[{"serviceName": stage["service"], "clusterName": cluster}],
+                )
+                created["groups"].append(f"{target['application']}/{target['deployment_group']}")
+        if "migration" in stage and stage["migration"]["family"] not in created["families"]:
+            m = stage["migration"]
+            # moto forces awsvpc on Fargate families and then cannot run them, so migrations
+            # here are EC2 tasks in bridge mode, placed on a registered container instance.
+            instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="m5.large")["Instances"][0]
+            ecs.register_container_instance(cluster=cluster, instanceIdentityDocument=json.dumps({"instanceId": instance["InstanceId"]}))
+            ecs.register_task_definition(
+                family=m["family"],
+                networkMode="bridge",
+                requiresCompatibilities=["EC2"],
+                cpu="256",
+                memory="512",
+                containerDefinitions=container_definitions(m.get("container") or service.get("container") or "app", repository, None, with_sidecar=False),
+            )
+            created["families"].add(m["family"])
+        for family in stage.get("task_families", []):
+            if family not in created["families"]:
+                ecs.register_task_definition(family=family, cpu="256", memory="512", containerDefinitions=container_definitions("job", repository, None))
+                created["families"].add(family)
+
+    topic = sns.create_topic(Name=args.topic)["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"{args.topic}-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return {
+        "registry": REGISTRY,
+        "topic_arn": topic,
+        "queue_url": queue,
+        "vpc": vpc,
+        "subnet": subnet,
+        "security_group": sg,
+        **{k: sorted(v) if isinstance(v, set) else v for k, v in created.items()},
+    }
+
+
+def push(args) -> dict:
+    """Pushes a (tiny, unique) image manifest and returns the event ECR would send."""
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 7023,
+                "digest": "sha256:" + hashlib.sha256(f"{args.repository}:{args.tag}:{args.seed}".encode()).hexdigest(),
+            },
+            # moto derives the digest from the layer digests, so each push gets its own layer.
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": 1024,
+                    "digest": "sha256:" + hashlib.sha256(f"layer:{args.repository}:{args.tag}:{args.seed}".encode()).hexdigest(),
+                }
+            ],
+        }
+    )
+    image = client("ecr").put_image(repositoryName=args.repository, imageManifest=manifest, imageTag=args.tag)["image"]
+    digest = image["imageId"]["imageDigest"]
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "ECR Image Action",
+        "source": "aws.ecr",
+        "account": ACCOUNT,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [],
+        "detail": {
+            "result": "SUCCESS",
+            "repository-name": args.repository,
+            "image-digest": digest,
+            "action-type": "PUSH",
+            "image-tag": args.tag,
+            "manifest-media-type": "application/vnd.docker.distribution.manifest.v2+json",
+            "artifact-media-type": "application/vnd.docker.container.image.v1+json",
+        },
+    }
+
+
+def receive(args) -> list:
+    sqs = client("sqs")
+    out = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=args.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not msgs:
+            return out
+        for m in msgs:
+            out.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=args.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def deployment_status(args) -> dict:
+    req = urllib.request.Request(
+        f"{endpoint()}/moto-api/shiplane/codedeploy/deployment-status",
+        data=json.dumps({"deploymentId": args.id, "status": args.status}).encode(),
+        method="POST",
+    )
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("account")
+    a.add_argument("--pipeline", required=True)
+    a.add_argument("--topic", default="shiplane-releases")
+    p = sub.add_parser("push")
+    p.add_argument("--repository", required=True)
+    p.add_argument("--tag", required=True)
+    p.add_argument("--seed", default=uuid.uuid4().hex)
+    r = sub.add_parser("receive")
+    r.add_argument("--queue-url", required=True)
+    d = sub.add_parser("deployment-status")
+    d.add_argument("--id", required=True)
+    d.add_argument("--status", required=True)
+    args = parser.parse_args()
+    handler = {"account": account, "push": push, "receive": receive, "deployment-status": deployment_status}[args.command]
+    json.dump(handler(args), sys.stdout, indent=2, default=str)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+//! A minimal Lambda Runtime API on 127.0.0.1, so the real function binaries can be run
+//! with real event payloads, exactly as Lambda runs them.
+//!
+//! Implements `GET /2018-06-01/runtime/invocation/next` (long poll), `POST
+//! …/invocation/{id}/response`, `POST …/invocation/{id}/error` and `POST …/init/error`.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// What the function answered for one invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub request_id: String,
+    /// The response body, or the error body for `Err`.
+    pub result: Result<Value, Value>,
+}
+
+#[derive(Default)]
+struct State {
+    pending: VecDeque<(String, Value)>,
+    outcomes: Vec<Outcome>,
+    init_error: Option<Value>,
+}
+
+/// A running Runtime API; dropping it stops the server.
+pub struct RuntimeApi {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl RuntimeApi {
+    /// Starts the API on a free 127.0.0.1 port.
+    pub async fn start() -> RuntimeApi {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(Mutex::new(State::default()));
+        let changed = Arc::new(Notify::new());
+        let (s, c) = (state.clone(), changed.clone());
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (s, c) = (s.clone(), c.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| route(req, s.clone(), c.clone()));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        RuntimeApi {
+            addr,
+            state,
+            changed,
+            server,
+        }
+    }
+
+    /// Queues an event for the function; returns its request id.
+    pub fn invoke(&self, event: Value) -> String {
+        let id = format!("req-{}", ulid::Ulid::generate());
+        lock(&self.state).pending.push_back((id.clone(), event));
+        self.changed.notify_waiters();
+        id
+    }
+
+    /// Waits until `n` invocations have been answered (or the function failed to start).
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Outcome> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = lock(&self.state);
+                if let Some(err) = &st.init_error {
+                    panic!("the function failed to start: {err}");
+                }
+                if st.outcomes.len() >= n {
+                    return st.outcomes.clone();
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let st = lock(&self.state);
+                panic!(
+                    "only {} of {n} invocations answered within {timeout:?}",
+                    st.outcomes.len()
+                );
+            }
+        }
+    }
+
+    /// Spawns a function binary against this API with a Lambda-like environment.
+    pub fn spawn(&self, binary: &Path, function_name: &str, env: &[(&str, &str)]) -> Function {
+        let child = Command::new(binary)
+            .env("AWS_LAMBDA_RUNTIME_API", self.addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", function_name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+        Function { child: Some(child) }
+    }
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A running function process; dropping it kills the process.
+pub struct Function {
+    child: Option<Child>,
+}
+
+impl Function {
+    /// Stops the function and returns what it logged (JSON lines on stdout).
+    pub fn stop(mut self) -> Vec<Value> {
+        let Some(mut child) = self.child.take() else {
+            return Vec::new();
+        };
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait for function");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r
+}
+
+async fn route(
+    req: Request<Incoming>,
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let json = || serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    let parts: Vec<&str> = path
+        .trim_start_matches("/2018-06-01/runtime/")
+        .split('/')
+        .collect();
+    Ok(match (method, parts.as_slice()) {
+        (Method::GET, ["invocation", "next"]) => loop {
+            let notified = changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some((id, event)) = lock(&state).pending.pop_front() {
+                let deadline = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    + Duration::from_secs(30);
+                let mut r = reply(StatusCode::OK, event.to_string());
+                let h = r.headers_mut();
+                h.insert("lambda-runtime-aws-request-id", id.parse().expect("header"));
+                h.insert(
+                    "lambda-runtime-deadline-ms",
+                    deadline.as_millis().to_string().parse().expect("header"),
+                );
+                h.insert(
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:us-east-1:123456789012:function:test"
+                        .parse()
+                        .expect("header"),
+                );
+                h.insert(
+                    "lambda-runtime-trace-id",
+                    "Root=1-00000000-000000000000000000000000"
+                        .parse()
+                        .expect("header"),
+                );
+                break r;
+            }
+            notified.await;
+        },
+        (Method::POST, ["invocation", id, kind @ ("response" | "error")]) => {
+            let result = if *kind == "response" {
+                Ok(json())
+            } else {
+                Err(json())
+            };
+            lock(&state).outcomes.push(Outcome {
+                request_id: id.to_string(),
+                result,
+            });
+            changed.notify_waiters();
+            reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
+        }
+        (Method::POST, ["init", "error"]) => {
+            lock(&state).init_error = Some(json());
+            changed.notify_waiters();
+            reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
+        }
+        _ => reply(StatusCode::NOT_FOUND, "unknown runtime API path"),
+    })
+}

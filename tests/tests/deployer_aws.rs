@@ -1,0 +1,664 @@
+//! The AWS deployer and the engine against ECS, CodeDeploy, DynamoDB and SNS in the local
+//! AWS emulator, over real HTTP.
+
+use aws_sdk_ecs::types::{DesiredStatus, TaskDefinitionField};
+use serde_json::Value;
+use shiplane::aws::{AwsDeployer, DeployOutcome, DeployRequest, Deployer, SnsNotifier, started_by};
+use shiplane::engine::{Engine, PushOutcome};
+use shiplane::inbound::Inbound;
+use shiplane::inbound::ecr::{EcrImageAction, ImagePush, parse_push};
+use shiplane::inbound::ecs::TaskStopped;
+use shiplane::pipeline::Pipeline;
+use shiplane::release::{Digest, Event, Release, ReleaseId, StageState, Timestamp};
+use shiplane::store::{DynamoStore, ReleaseStore, StoredPipeline};
+use shiplane_e2e::{
+    Account, account, aws_config, fresh_store, notifications, pipeline_for, push_event,
+    set_deployment_status, unique_prefix,
+};
+
+const HOOK: &str = "shiplane-deploy-hook";
+
+struct World {
+    p: String,
+    pipeline: Pipeline,
+    account: Account,
+    ecs: aws_sdk_ecs::Client,
+    codedeploy: aws_sdk_codedeploy::Client,
+    deployer: AwsDeployer,
+    store: DynamoStore,
+    notifier: SnsNotifier,
+}
+
+impl World {
+    async fn new() -> World {
+        let p = unique_prefix();
+        let source = pipeline_for(&p);
+        let account = account(&source, &format!("{p}-releases"));
+        let config = aws_config().await;
+        let ecs = aws_sdk_ecs::Client::new(&config);
+        let codedeploy = aws_sdk_codedeploy::Client::new(&config);
+        let store = fresh_store().await;
+        store
+            .put_pipeline(StoredPipeline {
+                version: 1,
+                source: source.clone(),
+                applied_at: Timestamp::now(),
+                applied_by: "test".into(),
+            })
+            .await
+            .unwrap();
+        World {
+            pipeline: Pipeline::from_toml(&source).unwrap(),
+            deployer: AwsDeployer::new(ecs.clone(), codedeploy.clone(), HOOK),
+            notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&config), &account.topic_arn),
+            p,
+            account,
+            ecs,
+            codedeploy,
+            store,
+        }
+    }
+
+    fn engine(&self) -> Engine<'_, DynamoStore, AwsDeployer, SnsNotifier> {
+        Engine {
+            store: &self.store,
+            deployer: &self.deployer,
+            notifier: &self.notifier,
+        }
+    }
+
+    /// Pushes an image to ECR and parses the event ECR would send.
+    fn push(&self, service: &str, tag: &str) -> ImagePush {
+        let event: aws_lambda_events::eventbridge::EventBridgeEvent<EcrImageAction> =
+            serde_json::from_value(push_event(&format!("{}/{service}", self.p), tag)).unwrap();
+        match parse_push(&event).unwrap() {
+            Inbound::Accepted(p) => p,
+            Inbound::Ignored(why) => panic!("{why}"),
+        }
+    }
+
+    fn release(&self, service: &str, tag: &str) -> Release {
+        let push = self.push(service, tag);
+        let mut r = Release::new(
+            ReleaseId::new(Timestamp::now()),
+            service,
+            &push.repository,
+            push.digest,
+            Some(tag),
+            Timestamp::now(),
+        );
+        r.registry = push.registry;
+        r
+    }
+
+    fn request<'a>(&'a self, release: &'a Release, env: &str) -> DeployRequest<'a> {
+        let service = &self.pipeline.services[&release.service];
+        DeployRequest {
+            release,
+            service,
+            stage: service.stage(env).unwrap(),
+        }
+    }
+
+    async fn family_revisions(&self, family: &str) -> usize {
+        self.ecs
+            .list_task_definitions()
+            .family_prefix(family)
+            .send()
+            .await
+            .unwrap()
+            .task_definition_arns()
+            .len()
+    }
+
+    async fn task_definition(&self, arn: &str) -> (Value, Vec<(String, String)>) {
+        let out = self
+            .ecs
+            .describe_task_definition()
+            .task_definition(arn)
+            .include(TaskDefinitionField::Tags)
+            .send()
+            .await
+            .unwrap();
+        let tags = out
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .collect();
+        (task_definition_json(out.task_definition().unwrap()), tags)
+    }
+
+    async fn appspec(&self, deployment_id: &str) -> (Value, String) {
+        let d = self
+            .codedeploy
+            .get_deployment()
+            .deployment_id(deployment_id)
+            .send()
+            .await
+            .unwrap();
+        let info = d.deployment_info.unwrap();
+        let content = info
+            .revision
+            .and_then(|r| r.app_spec_content)
+            .and_then(|c| c.content)
+            .unwrap();
+        (
+            serde_json::from_str(&content).unwrap(),
+            info.description.unwrap_or_default(),
+        )
+    }
+}
+
+/// The parts of a task definition that a new revision must keep, as comparable JSON.
+fn task_definition_json(td: &aws_sdk_ecs::types::TaskDefinition) -> Value {
+    let containers: Vec<Value> = td
+        .container_definitions()
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.name(),
+                "image": c.image(),
+                "memory": c.memory(),
+                "essential": c.essential(),
+                "environment": c.environment().iter().map(|e| (e.name(), e.value())).collect::<Vec<_>>(),
+                "secrets": c.secrets().iter().map(|s| (s.name(), s.value_from())).collect::<Vec<_>>(),
+                "ports": c.port_mappings().iter().map(|p| p.container_port()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "family": td.family(),
+        "taskRoleArn": td.task_role_arn(),
+        "executionRoleArn": td.execution_role_arn(),
+        "networkMode": td.network_mode().map(|m| m.as_str()),
+        "requiresCompatibilities": td.requires_compatibilities().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        "cpu": td.cpu(),
+        "memory": td.memory(),
+        "containers": containers,
+    })
+}
+
+#[tokio::test]
+async fn blue_green_registers_a_revision_equal_but_for_the_image_and_deploys_it() {
+    let w = World::new().await;
+    let r = w.release("api", "v1.0.0");
+    let family = format!("{}-api-dev", w.p);
+    let (base, _) = w.task_definition(&family).await;
+
+    let out = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
+    let DeployOutcome::Started {
+        deployment_id,
+        task_definition,
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    let (new, tags) = w.task_definition(&task_definition).await;
+
+    // Everything but the app container's image is kept; the image is pinned by digest.
+    let image = format!(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/{}/api@{}",
+        w.p, r.digest
+    );
+    let mut expected = base.clone();
+    expected["containers"][0]["image"] = Value::String(image.clone());
+    assert_eq!(new, expected);
+    assert_eq!(
+        new["containers"][1], base["containers"][1],
+        "the sidecar is untouched"
+    );
+    assert!(tags.contains(&("shiplane:release".into(), r.id.to_string())));
+    assert!(tags.contains(&("shiplane:digest".into(), r.digest.to_string())));
+
+    // The AppSpec is ECS AppSpec JSON naming the revision, the container and the hook function.
+    let (spec, description) = w.appspec(&deployment_id).await;
+    let props = &spec["Resources"][0]["TargetService"]["Properties"];
+    assert_eq!(
+        spec["Resources"][0]["TargetService"]["Type"],
+        "AWS::ECS::Service"
+    );
+    assert_eq!(props["TaskDefinition"], task_definition.as_str());
+    assert_eq!(props["LoadBalancerInfo"]["ContainerName"], "app");
+    assert_eq!(props["LoadBalancerInfo"]["ContainerPort"], 8080);
+    assert_eq!(
+        spec["Hooks"],
+        serde_json::json!([{"AfterAllowTestTraffic": HOOK}, {"BeforeAllowTraffic": HOOK}])
+    );
+    assert!(description.contains(r.id.as_str()) && description.ends_with("to dev"));
+
+    // Delivered again (a replay): the same revision and the same deployment.
+    let again = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
+    assert_eq!(
+        again,
+        DeployOutcome::Started {
+            deployment_id: deployment_id.clone(),
+            task_definition: task_definition.clone()
+        }
+    );
+    assert_eq!(w.family_revisions(&family).await, 2, "base + one revision");
+    let listed = w
+        .codedeploy
+        .list_deployments()
+        .application_name(format!("{}-api", w.p))
+        .deployment_group_name(format!("{}-api-dev", w.p))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.deployments().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failure_after_registering_is_finished_by_the_replay_with_the_same_revision() {
+    let w = World::new().await;
+    let r = w.release("api", "v1.0.0");
+    let family = format!("{}-api-dev", w.p);
+    // The first attempt names a deployment group that does not exist: the revision is
+    // registered, the deployment is not (the state a crash between the two leaves).
+    let service = &w.pipeline.services["api"];
+    let mut broken = service.stage("dev").unwrap().clone();
+    if let Some(cd) = broken.codedeploy.as_mut() {
+        cd.deployment_group = format!("{}-missing", w.p);
+    }
+    let err = w
+        .deployer
+        .deploy(DeployRequest {
+            release: &r,
+            service,
+            stage: &broken,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("CreateDeployment"), "{err}");
+    assert_eq!(w.family_revisions(&family).await, 2);
+
+    let out = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
+    assert!(matches!(out, DeployOutcome::Started { .. }), "{out:?}");
+    assert_eq!(
+        w.family_revisions(&family).await,
+        2,
+        "the same revision is reused"
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_someone_else_started_blocks_instead_of_failing() {
+    let w = World::new().await;
+    let manual = w
+        .codedeploy
+        .create_deployment()
+        .application_name(format!("{}-api", w.p))
+        .deployment_group_name(format!("{}-api-dev", w.p))
+        .description("deployed by hand")
+        .send()
+        .await
+        .unwrap()
+        .deployment_id
+        .unwrap();
+    let r = w.release("api", "v1.0.0");
+    let out = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
+    assert_eq!(out, DeployOutcome::Blocked { by: manual });
+}
+
+#[tokio::test]
+async fn rolling_updates_the_service_with_the_circuit_breaker_once() {
+    let w = World::new().await;
+    let r = w.release("tiles", "v1");
+    let out = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
+    let DeployOutcome::Started {
+        task_definition, ..
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    let svc = w
+        .ecs
+        .describe_services()
+        .cluster(format!("{}-dev", w.p))
+        .services(format!("{}-tiles-dev", w.p))
+        .send()
+        .await
+        .unwrap()
+        .services
+        .unwrap()
+        .remove(0);
+    assert_eq!(svc.task_definition(), Some(task_definition.as_str()));
+    let breaker = svc
+        .deployment_configuration()
+        .and_then(|c| c.deployment_circuit_breaker())
+        .unwrap();
+    assert!(breaker.enable() && breaker.rollback());
+    let (td, _) = w.task_definition(&task_definition).await;
+    assert!(
+        td["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("@{}", r.digest))
+    );
+    w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
+    assert_eq!(
+        w.family_revisions(&format!("{}-tiles-dev", w.p)).await,
+        2,
+        "a replay registers nothing new"
+    );
+}
+
+#[tokio::test]
+async fn data_jobs_get_new_revisions_of_every_family_and_nothing_runs() {
+    let w = World::new().await;
+    let r = w.release("etl", "20261116-abc1234");
+    let out = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
+    let DeployOutcome::Registered { task_definitions } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(task_definitions.len(), 2);
+    for arn in &task_definitions {
+        let (td, _) = w.task_definition(arn).await;
+        assert!(
+            td["containers"][0]["image"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/{}/etl@{}", w.p, r.digest))
+        );
+        assert!(
+            td["containers"][1]["image"]
+                .as_str()
+                .unwrap()
+                .contains("fluent-bit"),
+            "other images kept"
+        );
+    }
+    let tasks = w
+        .ecs
+        .list_tasks()
+        .cluster(format!("{}-dev", w.p))
+        .send()
+        .await
+        .unwrap();
+    assert!(tasks.task_arns().is_empty(), "nothing runs");
+}
+
+#[tokio::test]
+async fn the_migration_task_runs_the_command_with_the_new_image_once() {
+    let w = World::new().await;
+    let r = w.release("db", "v7");
+    let arn = w
+        .deployer
+        .run_migration(w.request(&r, "dev"))
+        .await
+        .unwrap();
+    let again = w
+        .deployer
+        .run_migration(w.request(&r, "dev"))
+        .await
+        .unwrap();
+    assert_eq!(arn, again, "a replay finds the task it started");
+    let cluster = format!("{}-dev", w.p);
+    let task = w
+        .ecs
+        .describe_tasks()
+        .cluster(&cluster)
+        .tasks(&arn)
+        .send()
+        .await
+        .unwrap()
+        .tasks
+        .unwrap()
+        .remove(0);
+    assert_eq!(task.started_by(), Some(started_by(&r, "dev").as_str()));
+    let overrides = task.overrides().unwrap().container_overrides();
+    assert_eq!(overrides[0].name(), Some("app"));
+    assert_eq!(overrides[0].command(), ["./migrate", "up"]);
+    let (td, _) = w.task_definition(task.task_definition_arn().unwrap()).await;
+    assert!(
+        td["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("@{}", r.digest))
+    );
+    let listed = w
+        .ecs
+        .list_tasks()
+        .cluster(&cluster)
+        .desired_status(DesiredStatus::Running)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.task_arns().len(), 1);
+}
+
+fn kinds(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| {
+            m["MessageAttributes"]["kind"]["Value"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn engine_queues_supersedes_and_deploys_only_the_newest_when_the_lane_frees() {
+    let w = World::new().await;
+    let e = w.engine();
+    let created = |o: PushOutcome| match o {
+        PushOutcome::Created { release, .. } => release,
+        other => panic!("{other:?}"),
+    };
+    let r1 = created(
+        e.on_push(&w.push("api", "v1.0.1"), Timestamp::now())
+            .await
+            .unwrap(),
+    );
+    let r2 = created(
+        e.on_push(&w.push("api", "v1.0.2"), Timestamp::now())
+            .await
+            .unwrap(),
+    );
+    let r3 = created(
+        e.on_push(&w.push("api", "v1.0.3"), Timestamp::now())
+            .await
+            .unwrap(),
+    );
+    let state = |id: ReleaseId| {
+        let store = &w.store;
+        async move { store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone() }
+    };
+    let s1 = state(r1.clone()).await;
+    assert_eq!(s1.state, StageState::Deploying);
+    assert_eq!(state(r2.clone()).await.state, StageState::Superseded);
+    assert_eq!(state(r3.clone()).await.state, StageState::Queued);
+
+    // The first deployment ends (failed); CodeDeploy shows it, and the engine hears of it.
+    let d1 = s1.deployment_id.unwrap();
+    set_deployment_status(&d1, "Failed");
+    let pipeline = e.pipeline().await.unwrap();
+    e.on_event(
+        &pipeline,
+        "api",
+        "dev",
+        &r1,
+        Event::DeploymentFailed {
+            reason: "health checks".into(),
+        },
+        Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    let s3 = state(r3.clone()).await;
+    assert_eq!(s3.state, StageState::Deploying);
+    let d3 = s3.deployment_id.unwrap();
+    let (spec, _) = w.appspec(&d3).await;
+    let (td, _) = w
+        .task_definition(
+            spec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
+                .as_str()
+                .unwrap(),
+        )
+        .await;
+    let r3_digest: Digest = w.store.release(&r3).await.unwrap().unwrap().item.digest;
+    assert!(
+        td["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .ends_with(r3_digest.as_str())
+    );
+    let deployments = w
+        .codedeploy
+        .list_deployments()
+        .application_name(format!("{}-api", w.p))
+        .deployment_group_name(format!("{}-api-dev", w.p))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        deployments.deployments().len(),
+        2,
+        "r1 and r3; the superseded r2 never deployed"
+    );
+
+    let sent = notifications(&w.account.queue_url);
+    let k = kinds(&sent);
+    for kind in [
+        "release_created",
+        "stage_started",
+        "deployment_created",
+        "queued",
+        "superseded",
+        "failed",
+    ] {
+        assert!(k.contains(&kind.to_string()), "{kind} not in {k:?}");
+    }
+    let superseded = sent
+        .iter()
+        .find(|m| m["MessageAttributes"]["kind"]["Value"] == "superseded")
+        .unwrap();
+    assert_eq!(superseded["MessageAttributes"]["service"]["Value"], "api");
+    assert_eq!(
+        superseded["MessageAttributes"]["environment"]["Value"],
+        "dev"
+    );
+    assert_eq!(
+        superseded["MessageAttributes"]["state"]["Value"],
+        "superseded"
+    );
+    let body: Value = serde_json::from_str(superseded["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(body["release"], r2.as_str());
+    assert!(
+        superseded["Subject"]
+            .as_str()
+            .unwrap()
+            .contains("superseded")
+    );
+}
+
+#[tokio::test]
+async fn migration_exit_zero_deploys_and_exit_one_fails_before_anything_is_deployed() {
+    let w = World::new().await;
+    let e = w.engine();
+    let group = format!("{}-db-dev", w.p);
+    for (tag, failure) in [
+        ("v1", None),
+        ("v2", Some("container app exited with code 1".to_string())),
+    ] {
+        let out = e
+            .on_push(&w.push("db", tag), Timestamp::now())
+            .await
+            .unwrap();
+        let PushOutcome::Created { release, state, .. } = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(state, Some(StageState::Migrating));
+        let task_arn = w
+            .store
+            .release(&release)
+            .await
+            .unwrap()
+            .unwrap()
+            .item
+            .stages["dev"]
+            .deployment_id
+            .clone()
+            .unwrap();
+        let before = w
+            .codedeploy
+            .list_deployments()
+            .application_name(format!("{}-db", w.p))
+            .deployment_group_name(&group)
+            .send()
+            .await
+            .unwrap()
+            .deployments()
+            .len();
+        let stopped = TaskStopped {
+            task_arn,
+            failure: failure.clone(),
+        };
+        e.on_task_stopped(&stopped, Timestamp::now()).await.unwrap();
+        let stage = w
+            .store
+            .release(&release)
+            .await
+            .unwrap()
+            .unwrap()
+            .item
+            .stages["dev"]
+            .clone();
+        let after = w
+            .codedeploy
+            .list_deployments()
+            .application_name(format!("{}-db", w.p))
+            .deployment_group_name(&group)
+            .send()
+            .await
+            .unwrap()
+            .deployments()
+            .len();
+        match failure {
+            None => {
+                assert_eq!(stage.state, StageState::Deploying);
+                assert_eq!(after, before + 1, "exit 0 starts the deployment");
+                set_deployment_status(stage.deployment_id.as_deref().unwrap(), "Succeeded");
+                let pipeline = e.pipeline().await.unwrap();
+                e.on_event(
+                    &pipeline,
+                    "db",
+                    "dev",
+                    &release,
+                    Event::DeploymentSucceeded,
+                    Timestamp::now(),
+                )
+                .await
+                .unwrap();
+            }
+            Some(_) => {
+                assert_eq!(stage.state, StageState::Failed);
+                assert!(stage.reason.unwrap().contains("exited with code 1"));
+                assert_eq!(after, before, "nothing deployed after a failed migration");
+                let history = w.store.history_of_release(&release).await.unwrap();
+                assert!(
+                    history
+                        .last()
+                        .unwrap()
+                        .detail
+                        .as_deref()
+                        .unwrap()
+                        .contains("exited with code 1")
+                );
+            }
+        }
+    }
+    let sent = notifications(&w.account.queue_url);
+    let failed = sent
+        .iter()
+        .find(|m| m["MessageAttributes"]["kind"]["Value"] == "failed")
+        .unwrap();
+    assert!(
+        failed["Message"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 1"),
+        "the reason is in the notification"
+    );
+}
