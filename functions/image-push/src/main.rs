@@ -12,7 +12,11 @@ use shiplane::store::DynamoStore;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let settings = Settings::from_env()?;
+    let settings = Settings::from_env().unwrap_or_else(|e| {
+        // Init fails with the variable's name and the fix; Lambda shows it in the init log.
+        eprintln!("image-push cannot start: {e}");
+        std::process::exit(1)
+    });
     // Throttling and 5xx are retried with exponential backoff before a step is failed.
     let config = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(5))

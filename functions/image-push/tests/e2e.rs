@@ -1,0 +1,332 @@
+//! The built `image-push` binary, run as Lambda runs it (behind a local Runtime API), fed
+//! real-shaped ECR events, against the local AWS emulator.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use shiplane::release::{ReleaseId, StageState, Timestamp};
+use shiplane::store::{DynamoStore, ReleaseStore, StoredPipeline};
+use shiplane_e2e::runtime_api::{Function, RuntimeApi};
+use shiplane_e2e::{
+    Account, account, aws_config, fresh_store, notifications, pipeline_for, push_event,
+    unique_prefix,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_image-push");
+const WAIT: Duration = Duration::from_secs(60);
+
+struct World {
+    p: String,
+    account: Account,
+    store: DynamoStore,
+    api: RuntimeApi,
+    ecs: aws_sdk_ecs::Client,
+    codedeploy: aws_sdk_codedeploy::Client,
+}
+
+impl World {
+    async fn new() -> World {
+        let p = unique_prefix();
+        let source = pipeline_for(&p);
+        let account = account(&source, &format!("{p}-releases"));
+        let store = fresh_store().await;
+        store
+            .put_pipeline(StoredPipeline {
+                version: 1,
+                source,
+                applied_at: Timestamp::now(),
+                applied_by: "e2e".into(),
+            })
+            .await
+            .unwrap();
+        let config = aws_config().await;
+        World {
+            p,
+            account,
+            store,
+            api: RuntimeApi::start().await,
+            ecs: aws_sdk_ecs::Client::new(&config),
+            codedeploy: aws_sdk_codedeploy::Client::new(&config),
+        }
+    }
+
+    fn function(&self) -> Function {
+        self.api.spawn(
+            Path::new(BINARY),
+            "shiplane-image-push",
+            &[
+                ("SHIPLANE_TABLE", self.store.table()),
+                ("SHIPLANE_TOPIC_ARN", &self.account.topic_arn),
+                ("SHIPLANE_HOOK_FUNCTION", "shiplane-deploy-hook"),
+            ],
+        )
+    }
+
+    async fn deployments(&self) -> Vec<String> {
+        self.codedeploy
+            .list_deployments()
+            .application_name(format!("{}-api", self.p))
+            .deployment_group_name(format!("{}-api-dev", self.p))
+            .send()
+            .await
+            .unwrap()
+            .deployments()
+            .to_vec()
+    }
+
+    async fn revisions(&self) -> usize {
+        self.ecs
+            .list_task_definitions()
+            .family_prefix(format!("{}-api-dev", self.p))
+            .send()
+            .await
+            .unwrap()
+            .task_definition_arns()
+            .len()
+    }
+}
+
+#[tokio::test]
+async fn a_push_becomes_a_release_a_pinned_revision_a_deployment_and_notifications() {
+    let w = World::new().await;
+    let f = w.function();
+    let event = push_event(&format!("{}/api", w.p), "v1.0.0");
+    let digest = event["detail"]["image-digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    w.api.invoke(event.clone());
+    let out = w.api.wait_for(1, WAIT).await;
+    let answer = out[0]
+        .result
+        .clone()
+        .unwrap_or_else(|e| panic!("function failed: {e}"));
+    assert_eq!(answer["state"], "deploying", "{answer}");
+    assert_eq!(answer["environment"], "dev");
+    let id = ReleaseId::parse(answer["release"].as_str().unwrap()).unwrap();
+
+    // The release and its history, in DynamoDB.
+    let release = w.store.release(&id).await.unwrap().unwrap().item;
+    assert_eq!(release.digest.as_str(), digest);
+    assert_eq!(release.tags, ["v1.0.0"]);
+    let stage = &release.stages["dev"];
+    assert_eq!(stage.state, StageState::Deploying);
+    let deployment_id = stage.deployment_id.clone().unwrap();
+    let causes: Vec<String> = w
+        .store
+        .history_of_release(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.cause)
+        .collect();
+    assert_eq!(causes, ["arrived", "deployment_created"]);
+    assert_eq!(
+        w.store
+            .deployment(&deployment_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .release,
+        id
+    );
+
+    // The deployment in CodeDeploy, whose AppSpec names a revision pinned to the digest.
+    assert_eq!(w.deployments().await, [deployment_id.clone()]);
+    let info = w
+        .codedeploy
+        .get_deployment()
+        .deployment_id(&deployment_id)
+        .send()
+        .await
+        .unwrap()
+        .deployment_info
+        .unwrap();
+    let spec: Value = serde_json::from_str(
+        info.revision()
+            .unwrap()
+            .app_spec_content()
+            .unwrap()
+            .content()
+            .unwrap(),
+    )
+    .unwrap();
+    let td_arn = spec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        spec["Hooks"][0]["AfterAllowTestTraffic"],
+        "shiplane-deploy-hook"
+    );
+    let td = w
+        .ecs
+        .describe_task_definition()
+        .task_definition(td_arn)
+        .send()
+        .await
+        .unwrap()
+        .task_definition
+        .unwrap();
+    let image = td.container_definitions()[0].image().unwrap();
+    assert_eq!(
+        image,
+        format!(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/{}/api@{digest}",
+            w.p
+        )
+    );
+
+    // The notifications, read back through the SQS subscription.
+    let sent = notifications(&w.account.queue_url);
+    let kinds: Vec<&str> = sent
+        .iter()
+        .map(|m| m["MessageAttributes"]["kind"]["Value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["release_created", "stage_started", "deployment_created"]
+    );
+    let started = &sent[1];
+    assert_eq!(started["MessageAttributes"]["service"]["Value"], "api");
+    assert_eq!(started["MessageAttributes"]["environment"]["Value"], "dev");
+    assert_eq!(started["MessageAttributes"]["state"]["Value"], "deploying");
+    assert_eq!(started["Subject"], "shiplane: api v1.0.0 in dev: deploying");
+    let body: Value = serde_json::from_str(started["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (body["release"].as_str(), body["digest"].as_str()),
+        (Some(id.as_str()), Some(digest.as_str()))
+    );
+
+    // The same event twice more: one release, one revision, one deployment.
+    w.api.invoke(event.clone());
+    w.api.invoke(event);
+    let out = w.api.wait_for(3, WAIT).await;
+    for o in &out[1..] {
+        assert_eq!(o.result.as_ref().unwrap()["replayed"], true);
+    }
+    assert_eq!(
+        w.store.releases_of_service("api", 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        w.revisions().await,
+        2,
+        "the base revision and the release's"
+    );
+    assert_eq!(w.deployments().await.len(), 1);
+
+    // Logs are structured JSON with the release as a field.
+    let logs = f.stop();
+    assert!(
+        logs.iter()
+            .any(|l| l["fields"]["message"] == "release created"
+                && l["fields"]["release"] == id.as_str()),
+        "no structured 'release created' line in {logs:?}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_to_three_instances_make_one_release_and_one_deployment() {
+    let w = World::new().await;
+    let functions: Vec<Function> = (0..3).map(|_| w.function()).collect();
+    let event = push_event(&format!("{}/api", w.p), "v2.0.0");
+    for _ in 0..3 {
+        w.api.invoke(event.clone());
+    }
+    let out = w.api.wait_for(3, WAIT).await;
+    assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
+    assert_eq!(
+        out.iter()
+            .filter(|o| o.result.as_ref().unwrap()["state"] == "deploying")
+            .count(),
+        1,
+        "{out:?}"
+    );
+    assert_eq!(
+        w.store.releases_of_service("api", 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(w.revisions().await, 2);
+    assert_eq!(w.deployments().await.len(), 1);
+    drop(functions);
+}
+
+#[tokio::test]
+async fn bad_and_ignored_events_change_nothing() {
+    let w = World::new().await;
+    let _f = w.function();
+    let fixtures = shiplane_e2e::workspace().join("tests/fixtures/events/ecr");
+    let load = |name: &str| -> Value {
+        let mut v: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixtures.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        // Point the fixture at this test's repository where it names one.
+        if v["detail"]["repository-name"] == "shiplane/api" {
+            v["detail"]["repository-name"] = Value::String(format!("{}/api", w.p));
+        }
+        v
+    };
+    let cases = [
+        ("untagged-child", Ok("untagged")),
+        ("attestation", Ok("not a runnable image")),
+        ("delete", Ok("not a push")),
+        ("failed-push", Ok("not SUCCESS")),
+        ("unknown-repository", Ok("not tracked")),
+        ("rejected-tag", Ok("")),
+        ("bad-digest", Err("image-digest")),
+        ("bad-tag", Err("image-tag")),
+        ("long-tag", Err("image-tag")),
+        ("missing-fields", Err("image-digest")),
+    ];
+    for (name, _) in &cases {
+        w.api.invoke(load(name));
+    }
+    w.api.invoke(serde_json::json!({"not": "an event"}));
+    let out = w.api.wait_for(cases.len() + 1, WAIT).await;
+    for ((name, expect), got) in cases.iter().zip(&out) {
+        match (expect, &got.result) {
+            (Ok(why), Ok(v)) => {
+                // No policy for this test's api service: a pre-release tag is still a tag, so
+                // `rejected-tag` makes a release; every other case is ignored with its reason.
+                if *name == "rejected-tag" {
+                    assert_eq!(v["state"], "deploying", "{name}: {v}");
+                } else {
+                    assert!(v["ignored"].as_str().unwrap().contains(why), "{name}: {v}");
+                }
+            }
+            (Err(field), Err(e)) => assert!(
+                e["errorMessage"].as_str().unwrap().contains(field),
+                "{name}: {e}"
+            ),
+            _ => panic!("{name}: expected {expect:?}, got {:?}", got.result),
+        }
+    }
+    let malformed = out.last().unwrap().result.clone().unwrap_err();
+    assert!(
+        malformed["errorMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed ECR image action event")
+    );
+    assert_eq!(
+        w.store.releases_of_service("api", 10).await.unwrap().len(),
+        1,
+        "only rejected-tag's push"
+    );
+    assert_eq!(w.deployments().await.len(), 1);
+}
+
+#[test]
+fn a_missing_setting_fails_init_naming_it() {
+    let out = std::process::Command::new(BINARY)
+        .env_remove("SHIPLANE_TABLE")
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SHIPLANE_TABLE: not set"), "{stderr}");
+}
