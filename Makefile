@@ -47,7 +47,7 @@ emulator: venv
 
 ## demo: the release flow as far as it is built, end to end against the local AWS
 demo: venv
-	cargo build --locked -p shiplane-cli
+	cargo build --locked -p shiplane-cli -p image-push -p deployment-events -p shiplane-e2e --bins
 	$(EMULATOR) infra/demo.sh
 
 build:

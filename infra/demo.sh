@@ -1,29 +1,116 @@
 #!/usr/bin/env bash
-# The Shiplane demo, run by `make demo` under infra/local/with-emulator.sh (so the local AWS
-# is up and AWS_ENDPOINT_URL points at it). Grows with each capability; exits non-zero if
-# any step does not happen.
+# The Shiplane demo, run by `make demo` under infra/local/with-emulator.sh (the local AWS is
+# up and AWS_ENDPOINT_URL points at it). The real function binaries run behind a local
+# Lambda Runtime API and receive the events AWS would send. Exits non-zero if any step
+# does not happen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${CARGO_TARGET_DIR:-target}/debug/shiplane
-export SHIPLANE_TABLE=shiplane-demo SHIPLANE_ACTOR=demo
+bin=${CARGO_TARGET_DIR:-target}/debug
+py=${SHIPLANE_PYTHON:-.venv/bin/python}
+export SHIPLANE_TABLE=shiplane-demo SHIPLANE_ACTOR=demo RUST_LOG=warn
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
-step() { printf '\n\033[1m▶ %s\033[0m\n' "$*"; }
+bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+say() { printf '  %s\n' "$*"; }
+fail() { printf '\n\033[31mdemo failed: %s\033[0m\n' "$*" >&2; exit 1; }
+get() { "$py" -c 'import json,sys; v=json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."): v=v[int(k)] if isinstance(v,list) else v[k]
+print(v)' "$1" "$2"; }
+provision() { "$py" infra/local/provision.py "$@"; }
+invoke() { # FUNCTION EVENT_FILE OUT_FILE
+  "$bin/lambda-invoke" --function "$bin/$1" --name "shiplane-$1" \
+    --env SHIPLANE_TABLE="$SHIPLANE_TABLE" --env SHIPLANE_TOPIC_ARN="$topic" \
+    --env SHIPLANE_HOOK_FUNCTION=shiplane-deploy-hook --env RUST_LOG=warn "$2" >"$3" || fail "$1 returned an error: $(cat "$3")"
+}
+state_of() { # RELEASE ENV
+  "$bin/shiplane" --json history "$1" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["release"]["stages"][sys.argv[1]]["state"])' "$2"
+}
 
-step "Local AWS is up at $AWS_ENDPOINT_URL"
-step "Create the Shiplane table (template.yaml does this in a real account)"
-"$bin" table create
+bold "▶ The local AWS is up at $AWS_ENDPOINT_URL"
+say "Creating what a real account has: ECR repositories, ECS clusters and services (api with"
+say "the CODE_DEPLOY controller, in a VPC), task definitions, CodeDeploy application and groups,"
+say "the SNS topic with an SQS subscription to read notifications back, and the table."
+provision account --pipeline infra/pipeline.example.toml --topic shiplane-releases >"$work/account.json"
+topic=$(get "$work/account.json" topic_arn)
+queue=$(get "$work/account.json" queue_url)
+"$bin/shiplane" table create
 
-step "Validate and apply the pipeline file"
-"$bin" config validate infra/pipeline.example.toml
-"$bin" config apply infra/pipeline.example.toml
+bold "▶ Validate and apply the pipeline file"
+"$bin/shiplane" config validate infra/pipeline.example.toml
+"$bin/shiplane" config apply infra/pipeline.example.toml
+say "A file with mistakes is refused, every problem listed, nothing stored:"
+sed -e 's/bake = "10m"/bake = "10 minutes"/' -e 's/kind = "rolling"/kind = "rollin"/' infra/pipeline.example.toml >"$work/bad.toml"
+if "$bin/shiplane" config apply "$work/bad.toml" 2>"$work/bad.out"; then fail "the bad file was accepted"; fi
+sed 's/^/    /' "$work/bad.out"
 
-step "A file with mistakes is refused, every problem listed, nothing stored"
-bad=$(mktemp)
-sed -e 's/bake = "10m"/bake = "10 minutes"/' -e 's/kind = "rolling"/kind = "rollin"/' infra/pipeline.example.toml >"$bad"
-if "$bin" config apply "$bad"; then echo "demo: the bad file was accepted" >&2; exit 1; fi
-rm -f "$bad"
+bold "▶ Push shiplane/api:v1.4.0 to ECR; EventBridge delivers the push to image-push"
+provision push --repository shiplane/api --tag v1.4.0 >"$work/push1.json"
+digest1=$(get "$work/push1.json" detail.image-digest)
+invoke image-push "$work/push1.json" "$work/out1.json"
+r1=$(get "$work/out1.json" response.release)
+[ "$(get "$work/out1.json" response.state)" = migrating ] || fail "v1.4.0 did not start its migration"
+say "release $r1 created for $digest1"
+say "dev runs a database migration first: one-off task of api-migrate with the new image."
+task=$("$bin/shiplane" --json history "$r1" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["release"]["stages"]["dev"]["deployment_id"])')
+say "migration task $task"
 
-step "Status of every service and environment"
-"$bin" status
+bold "▶ The migration task exits 0; ECS reports it stopped to deployment-events"
+provision task-stopped --cluster shiplane-dev --task-arn "$task" --exit-code 0 >"$work/stopped.json"
+invoke deployment-events "$work/stopped.json" "$work/out-stopped.json"
+[ "$(state_of "$r1" dev)" = deploying ] || fail "v1.4.0 did not start deploying after its migration"
+deployment=$("$bin/shiplane" --json history "$r1" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["release"]["stages"]["dev"]["deployment_id"])')
+"$py" - "$deployment" "$digest1" <<'PY' || fail "the deployment is not pinned to the digest"
+import json, os, sys
+import boto3
+kw = dict(endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+d = boto3.client("codedeploy", **kw).get_deployment(deploymentId=sys.argv[1])["deploymentInfo"]
+spec = json.loads(d["revision"]["appSpecContent"]["content"])
+td_arn = spec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
+td = boto3.client("ecs", **kw).describe_task_definition(taskDefinition=td_arn)["taskDefinition"]
+image = td["containerDefinitions"][0]["image"]
+print(f"  revision registered: {td_arn.split('/')[-1]}, image {image}")
+print(f"  CodeDeploy deployment {d['deploymentId']} ({d['deploymentConfigName']}), hooks: {[list(h)[0] for h in spec['Hooks']]}")
+assert image.endswith("@" + sys.argv[2]), image
+PY
 
-step "Done"
+bold "▶ Push v1.5.0 while v1.4.0 deploys: it queues (one deployment in flight per environment)"
+provision push --repository shiplane/api --tag v1.5.0 >"$work/push2.json"
+invoke image-push "$work/push2.json" "$work/out2.json"
+r2=$(get "$work/out2.json" response.release)
+[ "$(state_of "$r2" dev)" = queued ] || fail "v1.5.0 did not queue"
+say "release $r2: queued"
+
+bold "▶ Push v1.6.0: it supersedes the queued v1.5.0, which will never deploy"
+provision push --repository shiplane/api --tag v1.6.0 >"$work/push3.json"
+invoke image-push "$work/push3.json" "$work/out3.json"
+r3=$(get "$work/out3.json" response.release)
+[ "$(state_of "$r2" dev)" = superseded ] || fail "v1.5.0 was not superseded"
+[ "$(state_of "$r3" dev)" = queued ] || fail "v1.6.0 did not queue"
+say "release $r2: superseded; release $r3: queued"
+
+bold "▶ The same push delivered again (EventBridge delivers at least once): nothing new"
+invoke image-push "$work/push1.json" "$work/out1b.json"
+[ "$(get "$work/out1b.json" response.replayed)" = True ] || fail "a replay made a new release"
+say "replayed: release $(get "$work/out1b.json" response.release), no second deployment"
+
+bold "▶ Notifications on the SNS topic (read back through the SQS subscription)"
+provision receive --queue-url "$queue" >"$work/notes.json"
+"$py" - "$work/notes.json" <<'PY' || fail "notifications missing"
+import json, sys
+notes = json.load(open(sys.argv[1]))
+for n in notes:
+    a = n["MessageAttributes"]
+    print(f"  [{a['kind']['Value']:>18}] {n['Subject']}")
+kinds = {n["MessageAttributes"]["kind"]["Value"] for n in notes}
+need = {"release_created", "stage_started", "migration_succeeded", "deployment_created", "queued", "superseded"}
+assert need <= kinds, need - kinds
+PY
+
+bold "▶ shiplane status api"
+"$bin/shiplane" status api
+
+bold "▶ shiplane history api (the timeline)"
+"$bin/shiplane" history api
+
+bold "✔ Demo complete: every step happened"

@@ -3,6 +3,8 @@
     provision.py account --pipeline FILE --topic NAME      create what the pipeline names
     provision.py push --repository R --tag T               push an image; print the ECR event
     provision.py receive --queue-url URL                   print and delete SNS notifications
+    provision.py task-stopped --cluster C --task-arn A --exit-code N
+                                                           stop a task; print its ECS event
     provision.py deployment-status --id D --status S       move a CodeDeploy deployment
 
 Everything goes to $AWS_ENDPOINT_URL (the emulator); nothing here runs against real AWS.
@@ -214,6 +216,38 @@ def receive(args) -> list:
             sqs.delete_message(QueueUrl=args.queue_url, ReceiptHandle=m["ReceiptHandle"])
 
 
+def task_stopped(args) -> dict:
+    """Stops a task and returns the ECS Task State Change event AWS would send for it."""
+    ecs = client("ecs")
+    task = ecs.stop_task(cluster=args.cluster, task=args.task_arn, reason="Essential container in task exited")["task"]
+    container = task["containers"][0]["name"] if task.get("containers") else "app"
+    detail = {
+        "clusterArn": task["clusterArn"],
+        "taskArn": task["taskArn"],
+        "taskDefinitionArn": task["taskDefinitionArn"],
+        "group": task.get("group"),
+        "startedBy": task.get("startedBy"),
+        "lastStatus": "STOPPED",
+        "desiredStatus": "STOPPED",
+        "stopCode": "EssentialContainerExited",
+        "stoppedReason": "Essential container in task exited",
+        "stoppedAt": datetime.now(timezone.utc).isoformat(),
+        "containers": [{"name": container, "exitCode": args.exit_code, "lastStatus": "STOPPED", "taskArn": task["taskArn"]}],
+        "version": 3,
+    }
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "ECS Task State Change",
+        "source": "aws.ecs",
+        "account": ACCOUNT,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [task["taskArn"]],
+        "detail": detail,
+    }
+
+
 def deployment_status(args) -> dict:
     req = urllib.request.Request(
         f"{endpoint()}/moto-api/shiplane/codedeploy/deployment-status",
@@ -236,11 +270,21 @@ def main() -> None:
     p.add_argument("--seed", default=uuid.uuid4().hex)
     r = sub.add_parser("receive")
     r.add_argument("--queue-url", required=True)
+    t = sub.add_parser("task-stopped")
+    t.add_argument("--cluster", required=True)
+    t.add_argument("--task-arn", required=True)
+    t.add_argument("--exit-code", type=int, default=0)
     d = sub.add_parser("deployment-status")
     d.add_argument("--id", required=True)
     d.add_argument("--status", required=True)
     args = parser.parse_args()
-    handler = {"account": account, "push": push, "receive": receive, "deployment-status": deployment_status}[args.command]
+    handler = {
+        "account": account,
+        "push": push,
+        "receive": receive,
+        "task-stopped": task_stopped,
+        "deployment-status": deployment_status,
+    }[args.command]
     json.dump(handler(args), sys.stdout, indent=2, default=str)
     print()
 

@@ -98,6 +98,63 @@ enum Job {
     Execute(Action, Release),
 }
 
+/// A Lambda handler's future, boxed behind `dyn Future`: the engine's future is large, and
+/// its concrete type inside the runtime's service layers overflows the compiler's
+/// type-depth limit. (The error type is `lambda_runtime::Error`.)
+pub type HandlerFuture<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>>,
+            > + Send
+            + 'a,
+    >,
+>;
+
+/// The clients a function builds once per cold start and every invocation reuses.
+pub struct Deps<S, D, N> {
+    pub store: S,
+    pub deployer: D,
+    pub notifier: N,
+}
+
+impl<S: ReleaseStore, D: Deployer, N: Notifier> Deps<S, D, N> {
+    /// An engine borrowing these clients.
+    pub fn engine(&self) -> Engine<'_, S, D, N> {
+        Engine {
+            store: &self.store,
+            deployer: &self.deployer,
+            notifier: &self.notifier,
+        }
+    }
+}
+
+/// The production clients: DynamoDB, ECS + CodeDeploy, SNS, from the standard AWS
+/// environment. Throttling and 5xx are retried with exponential backoff (5 attempts)
+/// before a step is failed.
+pub async fn aws_deps(
+    settings: &crate::settings::Settings,
+) -> Deps<crate::store::DynamoStore, crate::aws::AwsDeployer, crate::aws::SnsNotifier> {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
+        .load()
+        .await;
+    Deps {
+        store: crate::store::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            &settings.table,
+        ),
+        deployer: crate::aws::AwsDeployer::new(
+            aws_sdk_ecs::Client::new(&config),
+            aws_sdk_codedeploy::Client::new(&config),
+            &settings.hook_function,
+        ),
+        notifier: crate::aws::SnsNotifier::new(
+            aws_sdk_sns::Client::new(&config),
+            &settings.topic_arn,
+        ),
+    }
+}
+
 /// The engine over a store, a deployer and a notifier (real or fake).
 pub struct Engine<'a, S, D, N> {
     pub store: &'a S,

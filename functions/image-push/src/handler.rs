@@ -4,23 +4,12 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 use shiplane::aws::{Deployer, Notifier};
-use shiplane::engine::{Engine, PushOutcome};
+use shiplane::engine::{Deps, PushOutcome};
 use shiplane::inbound::Inbound;
 use shiplane::inbound::ecr::{EcrImageAction, parse_push};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
 use tracing::{error, info, instrument};
-
-/// The handler's future, type-erased for the runtime.
-pub type HandlerFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, Error>> + Send + 'a>>;
-
-/// The clients, built once per cold start.
-pub struct Deps<S, D, N> {
-    pub store: S,
-    pub deployer: D,
-    pub notifier: N,
-}
 
 /// Handles one ECR Image Action event. Ignored events return Ok with the reason; invalid
 /// ones return an error naming the field (Lambda sends them to the dead-letter queue);
@@ -46,12 +35,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
             return Err(format!("invalid ECR image action event: {invalid}").into());
         }
     };
-    let engine = Engine {
-        store: &deps.store,
-        deployer: &deps.deployer,
-        notifier: &deps.notifier,
-    };
-    match engine.on_push(&push, Timestamp::now()).await {
+    match deps.engine().on_push(&push, Timestamp::now()).await {
         Ok(PushOutcome::Ignored(reason)) => {
             info!(repository = %push.repository, tag = %push.tag, reason = %reason, "ignored");
             Ok(json!({ "ignored": reason }))

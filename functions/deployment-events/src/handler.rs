@@ -1,0 +1,135 @@
+//! Parse the EventBridge payload by its detail-type and hand it to the engine.
+//!
+//! Handled: ECS Task State Change (a migration task stopped). CodeDeploy deployment state
+//! changes arrive with the deployment lifecycle; until then they are logged as ignored.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::{Value, json};
+use shiplane::aws::{Deployer, Notifier};
+use shiplane::engine::Deps;
+use shiplane::inbound::Inbound;
+use shiplane::inbound::ecs::{EcsTaskStateChange, parse_task_stopped};
+use shiplane::release::Timestamp;
+use shiplane::store::ReleaseStore;
+use tracing::{error, info, instrument};
+
+fn ignored(reason: String) -> Result<Value, Error> {
+    info!(reason = %reason, "ignored");
+    Ok(json!({ "ignored": reason }))
+}
+
+/// Handles one state-change event; store failures return an error so Lambda retries.
+#[instrument(skip_all, fields(request_id = %event.context.request_id))]
+pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
+    deps: &Deps<S, D, N>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Error> {
+    let detail_type = event
+        .payload
+        .get("detail-type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if detail_type != "ECS Task State Change" {
+        return ignored(format!(
+            "detail-type {detail_type:?} is not handled by this function yet"
+        ));
+    }
+    let parsed: EventBridgeEvent<EcsTaskStateChange> = serde_json::from_value(event.payload)
+        .map_err(|e| {
+            error!(error = %e, "rejected: malformed event");
+            format!("malformed ECS task state change event: {e}")
+        })?;
+    let stopped = match parse_task_stopped(&parsed) {
+        Ok(Inbound::Accepted(s)) => s,
+        Ok(Inbound::Ignored(reason)) => return ignored(reason),
+        Err(invalid) => {
+            error!(field = invalid.field, error = %invalid, "rejected");
+            return Err(format!("invalid ECS task state change event: {invalid}").into());
+        }
+    };
+    match deps
+        .engine()
+        .on_task_stopped(&stopped, Timestamp::now())
+        .await
+    {
+        Ok(Inbound::Ignored(reason)) => ignored(reason),
+        Ok(Inbound::Accepted(report)) => {
+            let moved: Vec<Value> = report
+                .transitions
+                .iter()
+                .map(|t| json!({"release": t.release, "environment": t.environment, "to": t.to, "cause": t.cause}))
+                .collect();
+            info!(task = %stopped.task_arn, transitions = moved.len(), "migration outcome applied");
+            Ok(json!({ "task": stopped.task_arn, "transitions": moved, "refused": report.refused }))
+        }
+        Err(e) => {
+            error!(error = %e, retryable = e.is_retryable(), "event not processed");
+            Err(e.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shiplane::aws::fake::{FakeDeployer, RecordingNotifier};
+    use shiplane::store::MemoryStore;
+
+    fn event(path: &str) -> LambdaEvent<Value> {
+        let path = format!(
+            "{}/../../tests/fixtures/events/{path}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let payload = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        LambdaEvent::new(payload, lambda_runtime::Context::default())
+    }
+
+    fn deps() -> Deps<MemoryStore, FakeDeployer, RecordingNotifier> {
+        Deps {
+            store: MemoryStore::new(),
+            deployer: FakeDeployer::default(),
+            notifier: RecordingNotifier::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn tasks_shiplane_did_not_start_and_other_events_are_ignored() {
+        let d = deps();
+        let out = handle(&d, event("ecs/migration-stopped-ok")).await.unwrap();
+        assert!(
+            out["ignored"]
+                .as_str()
+                .unwrap()
+                .contains("not started by Shiplane"),
+            "{out}"
+        );
+        let out = handle(&d, event("ecs/task-running")).await.unwrap();
+        assert!(
+            out["ignored"].as_str().unwrap().contains("RUNNING"),
+            "{out}"
+        );
+        let out = handle(&d, event("ecr/tagged-push")).await.unwrap();
+        assert!(
+            out["ignored"]
+                .as_str()
+                .unwrap()
+                .contains("ECR Image Action"),
+            "{out}"
+        );
+        assert!(d.deployer.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_malformed_task_event_is_rejected() {
+        let d = deps();
+        let payload = json!({"detail-type": "ECS Task State Change", "source": "aws.ecs", "detail": {"lastStatus": "STOPPED"}});
+        let err = handle(
+            &d,
+            LambdaEvent::new(payload, lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("taskArn"), "{err}");
+    }
+}
