@@ -80,10 +80,19 @@ mod tests {
             "arn:aws:sns:us-east-1:1:t".into(),
         );
         assert_eq!(
+            Settings::from_vars(&vars).unwrap_err().name,
+            "SHIPLANE_HOOK_FUNCTION"
+        );
+        vars.insert(
+            "SHIPLANE_HOOK_FUNCTION".into(),
+            "shiplane-deploy-hook".into(),
+        );
+        assert_eq!(
             Settings::from_vars(&vars).unwrap(),
             Settings {
                 table: "shiplane".into(),
-                topic_arn: "arn:aws:sns:us-east-1:1:t".into()
+                topic_arn: "arn:aws:sns:us-east-1:1:t".into(),
+                hook_function: "shiplane-deploy-hook".into(),
             }
         );
     }

@@ -134,7 +134,7 @@ async fn a_push_becomes_a_release_a_pinned_revision_a_deployment_and_notificatio
     );
 
     // The deployment in CodeDeploy, whose AppSpec names a revision pinned to the digest.
-    assert_eq!(w.deployments().await, [deployment_id.clone()]);
+    assert_eq!(w.deployments().await, std::slice::from_ref(&deployment_id));
     let info = w
         .codedeploy
         .get_deployment()
