@@ -50,8 +50,15 @@ demo: venv
 	cargo build --locked -p shiplane-cli -p image-push -p deployment-events -p shiplane-e2e --bins
 	$(EMULATOR) infra/demo.sh
 
-build:
-	cargo build --release --locked --workspace
+## build: release binaries as Lambda artifacts, target/lambda/<function>/bootstrap (+ .zip)
+FUNCTIONS := $(notdir $(wildcard functions/*))
+build: venv
+	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do \
+	  mkdir -p target/lambda/$$f && cp target/release/$$f target/lambda/$$f/bootstrap && \
+	  (cd target/lambda/$$f && rm -f $$f.zip && $(PY) -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED); i=zipfile.ZipInfo('bootstrap'); i.external_attr=0o755<<16; i.compress_type=zipfile.ZIP_DEFLATED; z.writestr(i, open('bootstrap','rb').read()); z.close()" $$f.zip) && \
+	  echo "target/lambda/$$f/bootstrap ($$(du -h target/lambda/$$f/$$f.zip | cut -f1) zipped)"; \
+	done
 
 clean:
 	cargo clean

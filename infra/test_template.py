@@ -60,3 +60,29 @@ def test_table_matches_the_adapter():
         assert f'attr("{name}")' in adapter
     assert 'const GSI1: &str = "gsi1";' in adapter
     assert '.attribute_name("ttl")' in adapter
+
+
+def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
+    t = template()
+    env = t["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(env) == {"SHIPLANE_TABLE", "SHIPLANE_TOPIC_ARN", "SHIPLANE_HOOK_FUNCTION"}
+    functions = {n: r for n, r in t["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    expected = {
+        "ImagePushFunction": ("image-push", "aws.ecr", "ECR Image Action"),
+        "DeploymentEventsFunction": ("deployment-events", "aws.ecs", "ECS Task State Change"),
+    }
+    assert set(functions) == set(expected)
+    for name, (crate, source, detail_type) in expected.items():
+        props = functions[name]["Properties"]
+        assert props["CodeUri"] == f"target/lambda/{crate}/"
+        assert os.path.isdir(os.path.join(ROOT, "functions", crate)), crate
+        assert props["DeadLetterQueue"]["Type"] == "SQS"
+        (event,) = props["Events"].values()
+        assert event["Type"] == "EventBridgeRule"
+        assert event["Properties"]["Pattern"]["source"] == [source]
+        assert event["Properties"]["Pattern"]["detail-type"] == [detail_type]
+        actions = {a for p in props["Policies"] if "Statement" in p for st in p["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+        # Every AWS call the deployer makes is allowed, and nothing broader than needed.
+        for needed in ("ecs:RegisterTaskDefinition", "ecs:RunTask", "codedeploy:CreateDeployment", "iam:PassRole"):
+            assert needed in actions, (name, needed)
+        assert not any(a.endswith(":*") for a in actions), actions
