@@ -36,35 +36,7 @@ fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
 }
 
-const FIVE_MISTAKES: &str = r#"
-[pipeline]
-environments = ["dev", "prod"]
-[services.api]
-repository = "shiplane/api"
-kind = "blue-green"
-container = "app"
-port = 8080
-[services.api.environments.dev]
-cluster = "c"
-service = "api-dev"
-codedeploy = { application = "api", deployment_group = "api-dev" }
-bakee = "10m"
-[services.api.environments.prod]
-cluster = "c"
-service = "api-prod"
-codedeploy = { application = "api", deployment_group = "api-prod" }
-bake = "1 hour"
-approval = "yes"
-[services.api.environments.qa]
-cluster = "c"
-[services.web]
-repository = "shiplane/api"
-kind = "rolling"
-container = "web"
-[services.web.environments.dev]
-cluster = "c"
-service = "web-dev"
-"#;
+const FIVE_MISTAKES: &str = include_str!("../../tests/fixtures/pipelines/five-mistakes.toml");
 
 fn temp_file(name: &str, content: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("shiplane-cli-{}", ulid::Ulid::generate()));

@@ -171,6 +171,17 @@ fn stage_of<'p>(
     Some((s, s.stage(environment)?))
 }
 
+/// Records which release and stage a deployment (or migration task) belongs to, so its
+/// state-change events find their way back.
+fn reference_to(release: &Release, environment: &str, id: &str) -> DeploymentRef {
+    DeploymentRef {
+        deployment_id: id.to_string(),
+        release: release.id.clone(),
+        service: release.service.clone(),
+        environment: environment.to_string(),
+    }
+}
+
 impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
     /// The current pipeline, parsed; an error names the fix.
     pub async fn pipeline(&self) -> Result<Pipeline, EngineError> {
@@ -605,12 +616,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
                     Ok(task_arn) => {
                         info!(release = %release.id, environment = %environment, task = %task_arn, "migration started");
                         vec![Work {
-                            deployments: vec![DeploymentRef {
-                                deployment_id: task_arn.clone(),
-                                release: release.id.clone(),
-                                service: service_name.to_string(),
-                                environment: environment.clone(),
-                            }],
+                            deployments: vec![reference_to(release, &environment, &task_arn)],
                             ..Work::event(
                                 service_name,
                                 &environment,

@@ -27,6 +27,15 @@ impl Settings {
         Self::from_vars(&std::env::vars().collect())
     }
 
+    /// Reads the process environment, or ends the process with the variable's name and the
+    /// fix: a function that cannot start says why in its init log.
+    pub fn from_env_or_exit(function: &str) -> Settings {
+        Self::from_env().unwrap_or_else(|e| {
+            eprintln!("{function} cannot start: {e}");
+            std::process::exit(1)
+        })
+    }
+
     /// Reads settings from a map, so tests need not touch the process environment.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Settings, SettingsError> {
         Ok(Settings {

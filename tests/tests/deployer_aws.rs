@@ -100,6 +100,19 @@ impl World {
         }
     }
 
+    /// Deployment ids in one of this world's deployment groups, e.g. ("api", "api-dev").
+    async fn deployments(&self, application: &str, group: &str) -> Vec<String> {
+        self.codedeploy
+            .list_deployments()
+            .application_name(format!("{}-{application}", self.p))
+            .deployment_group_name(format!("{}-{group}", self.p))
+            .send()
+            .await
+            .unwrap()
+            .deployments()
+            .to_vec()
+    }
+
     async fn family_revisions(&self, family: &str) -> usize {
         self.ecs
             .list_task_definitions()
@@ -236,15 +249,7 @@ async fn blue_green_registers_a_revision_equal_but_for_the_image_and_deploys_it(
         }
     );
     assert_eq!(w.family_revisions(&family).await, 2, "base + one revision");
-    let listed = w
-        .codedeploy
-        .list_deployments()
-        .application_name(format!("{}-api", w.p))
-        .deployment_group_name(format!("{}-api-dev", w.p))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listed.deployments().len(), 1);
+    assert_eq!(w.deployments("api", "api-dev").await.len(), 1);
 }
 
 #[tokio::test]
@@ -504,16 +509,8 @@ async fn engine_queues_supersedes_and_deploys_only_the_newest_when_the_lane_free
             .unwrap()
             .ends_with(r3_digest.as_str())
     );
-    let deployments = w
-        .codedeploy
-        .list_deployments()
-        .application_name(format!("{}-api", w.p))
-        .deployment_group_name(format!("{}-api-dev", w.p))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        deployments.deployments().len(),
+        w.deployments("api", "api-dev").await.len(),
         2,
         "r1 and r3; the superseded r2 never deployed"
     );
@@ -557,7 +554,6 @@ async fn engine_queues_supersedes_and_deploys_only_the_newest_when_the_lane_free
 async fn migration_exit_zero_deploys_and_exit_one_fails_before_anything_is_deployed() {
     let w = World::new().await;
     let e = w.engine();
-    let group = format!("{}-db-dev", w.p);
     for (tag, failure) in [
         ("v1", None),
         ("v2", Some("container app exited with code 1".to_string())),
@@ -581,16 +577,7 @@ async fn migration_exit_zero_deploys_and_exit_one_fails_before_anything_is_deplo
             .deployment_id
             .clone()
             .unwrap();
-        let before = w
-            .codedeploy
-            .list_deployments()
-            .application_name(format!("{}-db", w.p))
-            .deployment_group_name(&group)
-            .send()
-            .await
-            .unwrap()
-            .deployments()
-            .len();
+        let before = w.deployments("db", "db-dev").await.len();
         let stopped = TaskStopped {
             task_arn,
             failure: failure.clone(),
@@ -605,16 +592,7 @@ async fn migration_exit_zero_deploys_and_exit_one_fails_before_anything_is_deplo
             .item
             .stages["dev"]
             .clone();
-        let after = w
-            .codedeploy
-            .list_deployments()
-            .application_name(format!("{}-db", w.p))
-            .deployment_group_name(&group)
-            .send()
-            .await
-            .unwrap()
-            .deployments()
-            .len();
+        let after = w.deployments("db", "db-dev").await.len();
         match failure {
             None => {
                 assert_eq!(stage.state, StageState::Deploying);

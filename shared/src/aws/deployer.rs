@@ -189,6 +189,20 @@ impl AwsDeployer {
             })
     }
 
+    /// The ECS service and the task definition it runs now: the base of the next revision.
+    async fn current_revision(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<(aws_sdk_ecs::types::Service, TaskDefinition), DeployError> {
+        let current = self.ecs_service(cluster, service).await?;
+        let arn = current.task_definition.clone().ok_or_else(|| {
+            DeployError::permanent(format!("ECS service {service} has no task definition"))
+        })?;
+        let (base, _) = self.task_definition(&arn).await?;
+        Ok((current, base))
+    }
+
     async fn task_definition(
         &self,
         arn_or_family: &str,
@@ -309,11 +323,7 @@ impl AwsDeployer {
                 req.service.name
             )));
         };
-        let current = self.ecs_service(cluster, service).await?;
-        let base_arn = current.task_definition.ok_or_else(|| {
-            DeployError::permanent(format!("ECS service {service} has no task definition"))
-        })?;
-        let (base, _) = self.task_definition(&base_arn).await?;
+        let (_, base) = self.current_revision(cluster, service).await?;
         let task_definition = self
             .ensure_revision(&base, Pick::Named(container), req)
             .await?;
@@ -386,11 +396,7 @@ impl AwsDeployer {
     async fn rolling(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
         let (cluster, service) = Self::cluster_and_service(&req)?;
         let container = req.service.container.as_deref().unwrap_or_default();
-        let current = self.ecs_service(cluster, service).await?;
-        let base_arn = current.task_definition.clone().ok_or_else(|| {
-            DeployError::permanent(format!("ECS service {service} has no task definition"))
-        })?;
-        let (base, _) = self.task_definition(&base_arn).await?;
+        let (current, base) = self.current_revision(cluster, service).await?;
         let task_definition = self
             .ensure_revision(&base, Pick::Named(container), req)
             .await?;

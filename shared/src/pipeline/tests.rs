@@ -90,41 +90,7 @@ fn a_minimal_file_validates_with_defaults() {
 
 #[test]
 fn five_distinct_mistakes_give_five_messages_with_paths() {
-    let source = r#"
-[pipeline]
-environments = ["dev", "staging", "prod"]
-
-[services.api]
-repository = "team/api"
-kind = "blue-green"
-container = "app"
-port = 8080
-
-[services.api.environments.dev]
-cluster = "c"
-service = "api-dev"
-codedeploy = { application = "api", deployment_group = "api-dev" }
-bakee = "10m"
-
-[services.api.environments.prod]
-cluster = "c"
-service = "api-prod"
-codedeploy = { application = "api", deployment_group = "api-prod" }
-bake = "1 hour"
-approval = "yes please"
-
-[services.api.environments.qa]
-cluster = "c"
-
-[services.web]
-repository = "team/api"
-kind = "rolling"
-container = "web"
-
-[services.web.environments.dev]
-cluster = "c"
-service = "web-dev"
-"#;
+    let source = include_str!("../../../tests/fixtures/pipelines/five-mistakes.toml");
     let got = problems(source);
     assert_eq!(
         got,
