@@ -145,3 +145,15 @@ def test_reset_clears_records(codedeploy, endpoint):
     codedeploy.stop_deployment(deploymentId=d)
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
     assert control(endpoint, "reports")[1] == {"hookReports": [], "stops": [], "continues": []}
+
+
+def test_calls_are_counted_by_service_and_operation(codedeploy, endpoint):
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/shiplane/calls/reset", method="POST"))
+    d = deploy(codedeploy)
+    codedeploy.get_deployment(deploymentId=d)
+    codedeploy.get_deployment(deploymentId=d)
+    sns = boto3.client("sns", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    sns.create_topic(Name="t")  # the query protocol: counted by its Action
+    with urllib.request.urlopen(f"{endpoint}/moto-api/shiplane/calls") as resp:
+        calls = json.loads(resp.read())
+    assert calls == {"codedeploy.CreateDeployment": 1, "codedeploy.GetDeployment": 2, "sns.CreateTopic": 1}

@@ -6,6 +6,7 @@
 //! finishes the work (see [`pending_action`]).
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing::{error, info, warn};
@@ -171,6 +172,23 @@ fn stage_of<'p>(
     Some((s, s.stage(environment)?))
 }
 
+/// The last pipeline parsed in this process, with its exact source text. Parsing and
+/// validating a large pipeline costs milliseconds; a warm invocation that reads the same
+/// text reuses the parse. Parsing is a pure function of the text, so this is always correct.
+static LAST_PARSED: Mutex<Option<(String, Arc<Pipeline>)>> = Mutex::new(None);
+
+fn parse_cached(source: &str) -> Result<Arc<Pipeline>, crate::pipeline::ConfigError> {
+    let mut last = LAST_PARSED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((text, parsed)) = last.as_ref()
+        && text == source
+    {
+        return Ok(parsed.clone());
+    }
+    let parsed = Arc::new(Pipeline::from_toml(source)?);
+    *last = Some((source.to_string(), parsed.clone()));
+    Ok(parsed)
+}
+
 /// Records which release and stage a deployment (or migration task) belongs to, so its
 /// state-change events find their way back.
 fn reference_to(release: &Release, environment: &str, id: &str) -> DeploymentRef {
@@ -184,11 +202,11 @@ fn reference_to(release: &Release, environment: &str, id: &str) -> DeploymentRef
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
     /// The current pipeline, parsed; an error names the fix.
-    pub async fn pipeline(&self) -> Result<Pipeline, EngineError> {
+    pub async fn pipeline(&self) -> Result<Arc<Pipeline>, EngineError> {
         let stored = self.store.pipeline().await?.ok_or_else(|| {
             EngineError::Config("no pipeline stored; run `shiplane config apply FILE`".into())
         })?;
-        Pipeline::from_toml(&stored.source).map_err(|e| {
+        parse_cached(&stored.source).map_err(|e| {
             EngineError::Config(format!(
                 "stored pipeline version {} does not validate: {e}",
                 stored.version

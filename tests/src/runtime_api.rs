@@ -33,6 +33,8 @@ pub struct Outcome {
 
 #[derive(Default)]
 struct State {
+    /// When each `next` poll arrived: the first one is the end of a cold start.
+    polls: Vec<tokio::time::Instant>,
     pending: VecDeque<(String, Value)>,
     outcomes: Vec<Outcome>,
     init_error: Option<Value>,
@@ -116,9 +118,42 @@ impl RuntimeApi {
         }
     }
 
+    /// Waits for the function's first poll for work (it finished init) and returns when it came.
+    pub async fn first_poll(&self, timeout: Duration) -> tokio::time::Instant {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = lock(&self.state);
+                if let Some(err) = &st.init_error {
+                    panic!("the function failed to start: {err}");
+                }
+                if let Some(first) = st.polls.first() {
+                    return *first;
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("the function did not poll for work within {timeout:?}");
+            }
+        }
+    }
+
     /// Spawns a function binary against this API with a Lambda-like environment.
     pub fn spawn(&self, binary: &Path, function_name: &str, env: &[(&str, &str)]) -> Function {
-        let child = Command::new(binary)
+        self.spawn_command(Command::new(binary), function_name, env)
+    }
+
+    /// Spawns any command (a Python runtime, say) as the function.
+    pub fn spawn_command(
+        &self,
+        mut command: Command,
+        function_name: &str,
+        env: &[(&str, &str)],
+    ) -> Function {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command
             .env("AWS_LAMBDA_RUNTIME_API", self.addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", function_name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -128,7 +163,7 @@ impl RuntimeApi {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
         Function { child: Some(child) }
     }
 }
@@ -145,6 +180,16 @@ pub struct Function {
 }
 
 impl Function {
+    /// The process's peak resident set size so far, in KiB (Linux `VmHWM`).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Stops the function and returns what it logged (JSON lines on stdout).
     pub fn stop(mut self) -> Vec<Value> {
         let Some(mut child) = self.child.take() else {
@@ -193,38 +238,42 @@ async fn route(
         .split('/')
         .collect();
     Ok(match (method, parts.as_slice()) {
-        (Method::GET, ["invocation", "next"]) => loop {
-            let notified = changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some((id, event)) = lock(&state).pending.pop_front() {
-                let deadline = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    + Duration::from_secs(30);
-                let mut r = reply(StatusCode::OK, event.to_string());
-                let h = r.headers_mut();
-                h.insert("lambda-runtime-aws-request-id", id.parse().expect("header"));
-                h.insert(
-                    "lambda-runtime-deadline-ms",
-                    deadline.as_millis().to_string().parse().expect("header"),
-                );
-                h.insert(
-                    "lambda-runtime-invoked-function-arn",
-                    "arn:aws:lambda:us-east-1:123456789012:function:test"
-                        .parse()
-                        .expect("header"),
-                );
-                h.insert(
-                    "lambda-runtime-trace-id",
-                    "Root=1-00000000-000000000000000000000000"
-                        .parse()
-                        .expect("header"),
-                );
-                break r;
+        (Method::GET, ["invocation", "next"]) => {
+            lock(&state).polls.push(tokio::time::Instant::now());
+            changed.notify_waiters();
+            loop {
+                let notified = changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some((id, event)) = lock(&state).pending.pop_front() {
+                    let deadline = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default()
+                        + Duration::from_secs(30);
+                    let mut r = reply(StatusCode::OK, event.to_string());
+                    let h = r.headers_mut();
+                    h.insert("lambda-runtime-aws-request-id", id.parse().expect("header"));
+                    h.insert(
+                        "lambda-runtime-deadline-ms",
+                        deadline.as_millis().to_string().parse().expect("header"),
+                    );
+                    h.insert(
+                        "lambda-runtime-invoked-function-arn",
+                        "arn:aws:lambda:us-east-1:123456789012:function:test"
+                            .parse()
+                            .expect("header"),
+                    );
+                    h.insert(
+                        "lambda-runtime-trace-id",
+                        "Root=1-00000000-000000000000000000000000"
+                            .parse()
+                            .expect("header"),
+                    );
+                    break r;
+                }
+                notified.await;
             }
-            notified.await;
-        },
+        }
         (Method::POST, ["invocation", id, kind @ ("response" | "error")]) => {
             let result = if *kind == "response" {
                 Ok(json())

@@ -545,3 +545,18 @@ async fn without_a_pipeline_the_error_says_how_to_store_one() {
     assert!(err.to_string().contains("shiplane config apply"), "{err}");
     assert!(!err.is_retryable());
 }
+
+#[test]
+fn the_same_pipeline_text_is_parsed_once_and_other_text_again() {
+    let a = parse_cached(PIPELINE).unwrap();
+    let b = parse_cached(PIPELINE).unwrap();
+    assert!(Arc::ptr_eq(&a, &b), "warm invocations reuse the parse");
+    let other = PIPELINE.replace("bake = \"10m\"", "bake = \"20m\"");
+    let c = parse_cached(&other).unwrap();
+    assert!(!Arc::ptr_eq(&a, &c));
+    assert_eq!(
+        c.services["api"].stage("dev").unwrap().bake,
+        Duration::from_secs(1200)
+    );
+    assert!(parse_cached("not toml [").is_err());
+}

@@ -1,6 +1,7 @@
 //! Turns the raw file into a [`Pipeline`], collecting every problem with its path.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use regex::Regex;
@@ -65,20 +66,23 @@ impl Problems {
     }
 }
 
-fn name_ok(name: &str) -> bool {
-    static_regex(r"^[a-z][a-z0-9-]{0,62}$").is_match(name)
-}
+// Compiled once per process: validation runs on every invocation that loads the pipeline.
+// Patterns are literals in this file and covered by tests; an invalid one is a bug here.
+static NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-z][a-z0-9-]{0,62}$").unwrap_or_else(|e| panic!("built-in pattern: {e}"))
+});
+static REPOSITORY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+        .unwrap_or_else(|e| panic!("built-in pattern: {e}"))
+});
 
-fn static_regex(pattern: &str) -> Regex {
-    // Patterns are literals in this file and covered by tests; an invalid one is a bug here.
-    Regex::new(pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern}: {e}"))
+fn name_ok(name: &str) -> bool {
+    NAME.is_match(name)
 }
 
 /// ECR repository names: lowercase path components separated by `/`.
 fn repository_ok(name: &str) -> bool {
-    name.len() <= 256
-        && static_regex(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-            .is_match(name)
+    name.len() <= 256 && REPOSITORY.is_match(name)
 }
 
 pub(super) fn validate(raw: RawFile, unknown: Vec<String>) -> Result<Pipeline, ConfigError> {
