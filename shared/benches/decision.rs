@@ -85,12 +85,55 @@ fn benches(c: &mut Criterion) {
     let pipeline = Pipeline::from_toml(&source).expect("pipeline");
     let last = event(SERVICES - 1); // the worst case for the repository lookup
     let free = LaneView {
-        lane: Lane::new("svc", "dev"),
+        lane: Lane::new("svc-999", "dev"),
         releases: BTreeMap::new(),
     };
 
     c.bench_function("decision/push_to_free_lane_1000_services", |b| {
         b.iter(|| decide(black_box(&pipeline), black_box(&last), black_box(&free)))
+    });
+    // The parts, to see where the time goes.
+    c.bench_function("decision/part/parse_event", |b| {
+        b.iter(|| {
+            let parsed: EventBridgeEvent<EcrImageAction> =
+                serde_json::from_str(black_box(&last)).expect("event");
+            parse_push(&parsed).expect("push")
+        })
+    });
+    c.bench_function("decision/part/lookup_service_and_policy", |b| {
+        b.iter(|| {
+            let s = pipeline
+                .service_for_repository(black_box("team/svc-999"))
+                .expect("service");
+            (s.tags.accepts("v1.4.0"), Policy::for_stage(s, &s.stages[0]))
+        })
+    });
+    let now = Timestamp(1_760_000_000_000);
+    c.bench_function("decision/part/new_release_and_apply", |b| {
+        b.iter(|| {
+            let digest = shiplane::release::Digest::parse(&format!("sha256:{}", "ab".repeat(32)))
+                .expect("digest");
+            let release = Release::new(
+                ReleaseId::new(now),
+                "svc-999",
+                "team/svc-999",
+                digest,
+                Some("v1.4.0"),
+                now,
+            );
+            let mut view = free.clone();
+            let id = release.id.clone();
+            view.releases.insert(id.clone(), release);
+            let service = &pipeline.services["svc-999"];
+            apply(
+                &view,
+                &id,
+                &Event::Arrived,
+                &Policy::for_stage(service, &service.stages[0]),
+                now,
+            )
+            .expect("decision")
+        })
     });
     c.bench_function("pipeline/parse_and_validate_1000_services", |b| {
         b.iter(|| Pipeline::from_toml(black_box(&source)).expect("pipeline"))

@@ -7,7 +7,7 @@ mod duration;
 mod raw;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
@@ -20,6 +20,9 @@ pub struct Pipeline {
     pub environments: Vec<String>,
     /// Services by name.
     pub services: BTreeMap<String, Service>,
+    /// Service name by ECR repository (each repository belongs to one service): every push
+    /// looks its service up here.
+    by_repository: HashMap<String, String>,
 }
 
 /// One released unit: an ECR repository whose pushes become releases.
@@ -218,7 +221,7 @@ impl Pipeline {
 
     /// The service that tracks an ECR repository, if any.
     pub fn service_for_repository(&self, repository: &str) -> Option<&Service> {
-        self.services.values().find(|s| s.repository == repository)
+        self.services.get(self.by_repository.get(repository)?)
     }
 }
 

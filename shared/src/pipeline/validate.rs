@@ -149,9 +149,14 @@ pub(super) fn validate(raw: RawFile, unknown: Vec<String>) -> Result<Pipeline, C
     }
 
     if p.0.is_empty() {
+        let by_repository = services
+            .values()
+            .map(|s| (s.repository.clone(), s.name.clone()))
+            .collect();
         Ok(Pipeline {
             environments,
             services,
+            by_repository,
         })
     } else {
         Err(ConfigError { problems: p.0 })
