@@ -8,7 +8,7 @@ EMULATOR := infra/local/with-emulator.sh
 export CARGO_TERM_COLOR ?= never
 export SHIPLANE_PYTHON := $(CURDIR)/$(PY)
 
-.PHONY: test lint fmt unit emulator-tests python-tests demo emulator build venv clean
+.PHONY: test lint fmt unit emulator-tests python-tests demo emulator build venv clean bench bench-profiles
 
 ## test: formatting, clippy, every unit test, and the tests against the local AWS
 test: lint python-tests emulator-tests
@@ -59,6 +59,18 @@ build: venv
 	  (cd target/lambda/$$f && rm -f $$f.zip && $(CURDIR)/$(PY) -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED); i=zipfile.ZipInfo('bootstrap'); i.external_attr=0o755<<16; i.compress_type=zipfile.ZIP_DEFLATED; z.writestr(i, open('bootstrap','rb').read()); z.close()" $$f.zip) && \
 	  echo "target/lambda/$$f/bootstrap ($$(du -h target/lambda/$$f/$$f.zip | cut -f1) zipped)"; \
 	done
+
+## bench: measure and rewrite BENCHMARKS.md (not part of `make test`; ~15 min, plus
+## bench-profiles the first time: one release build per profile variant)
+bench: build bench-profiles
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/python-peer/requirements.txt
+	cargo bench --locked -p shiplane --bench decision
+	cargo build --release --locked -p hello-world -p shiplane-e2e --bin bench
+	$(EMULATOR) target/release/bench --out BENCHMARKS.md
+
+## bench-profiles: build the release-profile variants BENCHMARKS.md compares (kept once built)
+bench-profiles:
+	bench/profiles.sh
 
 clean:
 	cargo clean

@@ -6,6 +6,7 @@
     provision.py task-stopped --cluster C --task-arn A --exit-code N
                                                            stop a task; print its ECS event
     provision.py deployment-status --id D --status S       move a CodeDeploy deployment
+    provision.py calls [--reset]                           AWS calls served, by operation
 
 Everything goes to $AWS_ENDPOINT_URL (the emulator); nothing here runs against real AWS.
 Each command prints JSON on stdout.
@@ -258,6 +259,14 @@ def deployment_status(args) -> dict:
         return json.loads(resp.read())
 
 
+def calls(args) -> dict:
+    """AWS calls the emulator served since the last reset, by service.Operation."""
+    path = "/moto-api/shiplane/calls/reset" if args.reset else "/moto-api/shiplane/calls"
+    req = urllib.request.Request(f"{endpoint()}{path}", method="POST" if args.reset else "GET")
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -274,6 +283,8 @@ def main() -> None:
     t.add_argument("--cluster", required=True)
     t.add_argument("--task-arn", required=True)
     t.add_argument("--exit-code", type=int, default=0)
+    c = sub.add_parser("calls")
+    c.add_argument("--reset", action="store_true")
     d = sub.add_parser("deployment-status")
     d.add_argument("--id", required=True)
     d.add_argument("--status", required=True)
@@ -284,6 +295,7 @@ def main() -> None:
         "receive": receive,
         "task-stopped": task_stopped,
         "deployment-status": deployment_status,
+        "calls": calls,
     }[args.command]
     json.dump(handler(args), sys.stdout, indent=2, default=str)
     print()

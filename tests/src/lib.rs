@@ -192,3 +192,13 @@ task_families = ["{p}-etl-nightly", "{p}-etl-backfill"]
 "#
     )
 }
+
+/// AWS calls the emulator served since the last reset, by `service.Operation`.
+pub fn aws_calls() -> std::collections::BTreeMap<String, u64> {
+    serde_json::from_value(provision(&["calls"])).unwrap_or_default()
+}
+
+/// Starts counting AWS calls from zero.
+pub fn reset_aws_calls() {
+    provision(&["calls", "--reset"]);
+}

@@ -70,7 +70,10 @@ impl RuntimeApi {
                 let (s, c) = (s.clone(), c.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| route(req, s.clone(), c.clone()));
+                    // Title-case header names, as the real Runtime API sends them: clients
+                    // such as awslambdaric look them up case-sensitively.
                     let _ = http1::Builder::new()
+                        .title_case_headers(true)
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
                 });
@@ -153,6 +156,10 @@ impl RuntimeApi {
         env: &[(&str, &str)],
     ) -> Function {
         let program = command.get_program().to_string_lossy().into_owned();
+        // Logs go to a file: a pipe nobody reads fills up and blocks the function.
+        let log = std::env::temp_dir().join(format!("shiplane-fn-{}.log", ulid::Ulid::generate()));
+        let log_file =
+            std::fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
         let child = command
             .env("AWS_LAMBDA_RUNTIME_API", self.addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", function_name)
@@ -160,11 +167,11 @@ impl RuntimeApi {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
             .envs(env.iter().copied())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::from(log_file))
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
-        Function { child: Some(child) }
+        Function { child: Some(child), log }
     }
 }
 
@@ -177,6 +184,7 @@ impl Drop for RuntimeApi {
 /// A running function process; dropping it kills the process.
 pub struct Function {
     child: Option<Child>,
+    log: std::path::PathBuf,
 }
 
 impl Function {
@@ -210,6 +218,9 @@ impl Drop for Function {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if std::env::var_os("SHIPLANE_KEEP_FUNCTION_LOGS").is_none() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
@@ -226,6 +237,9 @@ async fn route(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
+    if std::env::var_os("SHIPLANE_RUNTIME_API_DEBUG").is_some() {
+        eprintln!("runtime api: {method} {path} {:?}", req.headers());
+    }
     let body = req
         .into_body()
         .collect()
@@ -269,6 +283,9 @@ async fn route(
                             .parse()
                             .expect("header"),
                     );
+                    // The real API always sends it; awslambdaric's native client crashes
+                    // without it.
+                    h.insert("content-type", "application/json".parse().expect("header"));
                     break r;
                 }
                 notified.await;
