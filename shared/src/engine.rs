@@ -131,14 +131,17 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Deps<S, D, N> {
 
 /// The production clients: DynamoDB, ECS + CodeDeploy, SNS, from the standard AWS
 /// environment. Throttling and 5xx are retried with exponential backoff (5 attempts)
-/// before a step is failed.
+/// before a step is failed. TLS trusts the Amazon Trust Services roots (see
+/// [`crate::aws::https_client`]).
 pub async fn aws_deps(
     settings: &crate::settings::Settings,
 ) -> Deps<crate::store::DynamoStore, crate::aws::AwsDeployer, crate::aws::SnsNotifier> {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
-        .load()
-        .await;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
+    if let Some(client) = crate::aws::https_client(settings.native_tls_roots) {
+        loader = loader.http_client(client);
+    }
+    let config = loader.load().await;
     Deps {
         store: crate::store::DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&config),

@@ -19,6 +19,9 @@ pub struct Settings {
     pub topic_arn: String,
     /// The deploy-hook Lambda (name or ARN) every AppSpec names for its lifecycle hooks.
     pub hook_function: String,
+    /// Trust the platform's certificate store instead of the embedded Amazon roots
+    /// (SHIPLANE_TLS_NATIVE_ROOTS=1; behind a TLS-inspecting proxy, say).
+    pub native_tls_roots: bool,
 }
 
 impl Settings {
@@ -46,6 +49,9 @@ impl Settings {
                 "SHIPLANE_HOOK_FUNCTION",
                 "the deploy-hook Lambda function name or ARN",
             )?,
+            native_tls_roots: vars
+                .get("SHIPLANE_TLS_NATIVE_ROOTS")
+                .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
         })
     }
 }
@@ -102,7 +108,10 @@ mod tests {
                 table: "shiplane".into(),
                 topic_arn: "arn:aws:sns:us-east-1:1:t".into(),
                 hook_function: "shiplane-deploy-hook".into(),
+                native_tls_roots: false,
             }
         );
+        vars.insert("SHIPLANE_TLS_NATIVE_ROOTS".into(), "1".into());
+        assert!(Settings::from_vars(&vars).unwrap().native_tls_roots);
     }
 }

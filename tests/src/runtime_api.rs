@@ -171,7 +171,10 @@ impl RuntimeApi {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
-        Function { child: Some(child), log }
+        Function {
+            child: Some(child),
+            log,
+        }
     }
 }
 

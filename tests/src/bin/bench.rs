@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use shiplane::release::Timestamp;
 use shiplane::store::{ReleaseStore, StoredPipeline};
 use shiplane_e2e::runtime_api::{Function, RuntimeApi};
-use shiplane_e2e::{account, aws_calls, fresh_store, pipeline_for, push_event, python, reset_aws_calls, unique_prefix, workspace};
+use shiplane_e2e::{
+    account, aws_calls, fresh_store, pipeline_for, push_event, python, reset_aws_calls,
+    unique_prefix, workspace,
+};
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -29,7 +32,10 @@ struct Env {
 
 impl Env {
     fn pairs(&self) -> Vec<(&str, &str)> {
-        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+        self.vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 }
 
@@ -120,14 +126,22 @@ async fn world() -> World {
     let acct = account(&source, &format!("{p}-releases"));
     let store = fresh_store().await;
     store
-        .put_pipeline(StoredPipeline { version: 1, source, applied_at: Timestamp::now(), applied_by: "bench".into() })
+        .put_pipeline(StoredPipeline {
+            version: 1,
+            source,
+            applied_at: Timestamp::now(),
+            applied_by: "bench".into(),
+        })
         .await
         .expect("store pipeline");
     let env = Env {
         vars: vec![
             ("SHIPLANE_TABLE".into(), store.table().into()),
             ("SHIPLANE_TOPIC_ARN".into(), acct.topic_arn),
-            ("SHIPLANE_HOOK_FUNCTION".into(), "shiplane-deploy-hook".into()),
+            (
+                "SHIPLANE_HOOK_FUNCTION".into(),
+                "shiplane-deploy-hook".into(),
+            ),
             ("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()),
         ],
     };
@@ -142,20 +156,37 @@ struct Latency {
 }
 
 /// First event on a fresh process, then `n` more of the steady path.
-async fn latency(subject: &Subject, env: &Env, first: Value, steady: impl Fn(usize) -> Value, n: usize, path: &'static str) -> Latency {
+async fn latency(
+    subject: &Subject,
+    env: &Env,
+    first: Value,
+    steady: impl Fn(usize) -> Value,
+    n: usize,
+    path: &'static str,
+) -> Latency {
     let api = RuntimeApi::start().await;
     let _f = spawn(&api, subject, env);
     api.first_poll(Duration::from_secs(60)).await;
     let mut answered = 0;
     let (first_ms, answer) = timed(&api, &mut answered, first).await;
-    assert!(answer.get("error").is_none(), "first event failed: {answer}");
+    assert!(
+        answer.get("error").is_none(),
+        "first event failed: {answer}"
+    );
     let mut xs = Vec::new();
     for i in 0..n {
         let (ms, answer) = timed(&api, &mut answered, steady(i)).await;
-        assert!(answer.get("error").is_none(), "steady event failed: {answer}");
+        assert!(
+            answer.get("error").is_none(),
+            "steady event failed: {answer}"
+        );
         xs.push(ms);
     }
-    Latency { first: first_ms, steady: stats(xs), steady_path: path }
+    Latency {
+        first: first_ms,
+        steady: stats(xs),
+        steady_path: path,
+    }
 }
 
 /// Peak RSS (MiB) of one process over `n` events.
@@ -178,7 +209,11 @@ async fn peak_rss(subject: &Subject, env: &Env, event: impl Fn(usize) -> Value, 
 }
 
 /// The AWS calls one event makes, by operation.
-async fn calls_for(api: &RuntimeApi, answered: &mut usize, event: Value) -> (BTreeMap<String, u64>, Value) {
+async fn calls_for(
+    api: &RuntimeApi,
+    answered: &mut usize,
+    event: Value,
+) -> (BTreeMap<String, u64>, Value) {
     reset_aws_calls();
     let (_, answer) = timed(api, answered, event).await;
     (aws_calls(), answer)
@@ -188,15 +223,21 @@ fn why(op: &str) -> &'static str {
     match op {
         "dynamodb.GetItem" => "idempotency claim, lane and releases (consistent reads)",
         "dynamodb.Query" => "current pipeline (newest version)",
-        "dynamodb.TransactWriteItems" => "commit: releases and lane at their versions, history, claim, deployment reference",
+        "dynamodb.TransactWriteItems" => {
+            "commit: releases and lane at their versions, history, claim, deployment reference"
+        }
         "ecs.DescribeServices" => "the service's current task definition (base of the revision)",
-        "ecs.DescribeTaskDefinition" => "the base revision, and the family's latest to reuse one already tagged with the release",
+        "ecs.DescribeTaskDefinition" => {
+            "the base revision, and the family's latest to reuse one already tagged with the release"
+        }
         "ecs.RegisterTaskDefinition" => "the revision pinned to repo@sha256",
         "ecs.ListTasks" => "a migration task this release already started (replay)",
         "ecs.RunTask" => "the one-off migration task",
         "ecs.UpdateService" => "rolling deployment",
         "codedeploy.CreateDeployment" => "the blue/green deployment",
-        "codedeploy.GetDeployment" => "whose deployment blocks the group (after DeploymentLimitExceeded)",
+        "codedeploy.GetDeployment" => {
+            "whose deployment blocks the group (after DeploymentLimitExceeded)"
+        }
         "sns.Publish" => "one notification per transition, plus release created",
         _ => "",
     }
@@ -211,7 +252,10 @@ fn mib(bytes: u64) -> String {
 }
 
 fn criterion_median_ns(name: &str) -> Option<f64> {
-    let path = workspace().join("target/criterion").join(name).join("new/estimates.json");
+    let path = workspace()
+        .join("target/criterion")
+        .join(name)
+        .join("new/estimates.json");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     v["median"]["point_estimate"].as_f64()
 }
@@ -219,17 +263,46 @@ fn criterion_median_ns(name: &str) -> Option<f64> {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0)))
+        .and_then(|m| {
+            m.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
         .unwrap_or(0);
-    let kernel = Command::new("uname").arg("-sr").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
-    let rustc = Command::new("rustc").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
-    let py = Command::new(python()).arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
-    format!("{cpu}, {cores} cores, {:.1} GiB; {kernel}; {rustc}; {py}", mem as f64 / 1024.0 / 1024.0)
+    let kernel = Command::new("uname")
+        .arg("-sr")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let py = Command::new(python())
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{cpu}, {cores} cores, {:.1} GiB; {kernel}; {rustc}; {py}",
+        mem as f64 / 1024.0 / 1024.0
+    )
 }
 
 fn check(ok: bool) -> &'static str {
@@ -240,12 +313,19 @@ fn check(ok: bool) -> &'static str {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str, default: &str| -> String {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
     };
     let runs: usize = arg("--runs", "20").parse().unwrap_or(20);
     let events: usize = arg("--events", "1000").parse().unwrap_or(1000);
     let out = PathBuf::from(arg("--out", "BENCHMARKS.md"));
-    let release = PathBuf::from(arg("--bin-dir", &workspace().join("target/release").to_string_lossy()));
+    let release = PathBuf::from(arg(
+        "--bin-dir",
+        &workspace().join("target/release").to_string_lossy(),
+    ));
     let started = Instant::now();
 
     let w = world().await;
@@ -272,22 +352,66 @@ async fn main() {
     let p = w.p.clone();
     let first_push = push_event(&format!("{p}/api"), "v1.0.0");
     let replay = first_push.clone();
-    let lat_push = latency(&image_push, &w.env, first_push, move |_| replay.clone(), 50, "the same push again (replay: claim found)").await;
+    let lat_push = latency(
+        &image_push,
+        &w.env,
+        first_push,
+        move |_| replay.clone(),
+        50,
+        "the same push again (replay: claim found)",
+    )
+    .await;
     let w2 = world().await;
     let first_peer = push_event(&format!("{}/api", w2.p), "v1.0.0");
     let replay = first_peer.clone();
-    let lat_peer = latency(&peer, &w2.env, first_peer, move |_| replay.clone(), 50, "the same push again (replay: claim found)").await;
-    let lat_events = latency(&deployment_events, &w.env, task_stopped_unknown(0), task_stopped_unknown, 50, "a task Shiplane did not start (ignored)").await;
-    let lat_hello = latency(&hello, &w.env, json!({"hello": 0}), |i| json!({"hello": i}), 50, "echo").await;
+    let lat_peer = latency(
+        &peer,
+        &w2.env,
+        first_peer,
+        move |_| replay.clone(),
+        50,
+        "the same push again (replay: claim found)",
+    )
+    .await;
+    let lat_events = latency(
+        &deployment_events,
+        &w.env,
+        task_stopped_unknown(0),
+        task_stopped_unknown,
+        50,
+        "a task Shiplane did not start (ignored)",
+    )
+    .await;
+    let lat_hello = latency(
+        &hello,
+        &w.env,
+        json!({"hello": 0}),
+        |i| json!({"hello": i}),
+        50,
+        "echo",
+    )
+    .await;
 
     // Peak RSS over `events` events each.
     eprintln!("peak RSS over {events} events");
     let w3 = world().await;
     let p3 = w3.p.clone();
-    let rss_push = peak_rss(&image_push, &w3.env, move |i| synthetic_push(&p3, "api", i), events).await;
+    let rss_push = peak_rss(
+        &image_push,
+        &w3.env,
+        move |i| synthetic_push(&p3, "api", i),
+        events,
+    )
+    .await;
     let w4 = world().await;
     let p4 = w4.p.clone();
-    let rss_peer = peak_rss(&peer, &w4.env, move |i| synthetic_push(&p4, "api", i), events).await;
+    let rss_peer = peak_rss(
+        &peer,
+        &w4.env,
+        move |i| synthetic_push(&p4, "api", i),
+        events,
+    )
+    .await;
     let rss_events = peak_rss(&deployment_events, &w.env, task_stopped_unknown, events).await;
     let rss_hello = peak_rss(&hello, &w.env, |i| json!({"hello": i}), events).await;
 
@@ -302,12 +426,27 @@ async fn main() {
     let mut steps: Vec<(String, BTreeMap<String, u64>)> = Vec::new();
     let push1 = push_event(&format!("{p5}/api"), "v1.0.0");
     for (label, event) in [
-        ("image-push: push, free lane → blue-green deployment", push1.clone()),
-        ("image-push: push while one is in flight → queued", push_event(&format!("{p5}/api"), "v1.0.1")),
-        ("image-push: another push → the queued one superseded", push_event(&format!("{p5}/api"), "v1.0.2")),
+        (
+            "image-push: push, free lane → blue-green deployment",
+            push1.clone(),
+        ),
+        (
+            "image-push: push while one is in flight → queued",
+            push_event(&format!("{p5}/api"), "v1.0.1"),
+        ),
+        (
+            "image-push: another push → the queued one superseded",
+            push_event(&format!("{p5}/api"), "v1.0.2"),
+        ),
         ("image-push: the first push delivered again (replay)", push1),
-        ("image-push: push of a service with a migration → RunTask", push_event(&format!("{p5}/db"), "v1")),
-        ("image-push: push of data jobs → two revisions, succeeded", push_event(&format!("{p5}/etl"), "20261116-abc1234")),
+        (
+            "image-push: push of a service with a migration → RunTask",
+            push_event(&format!("{p5}/db"), "v1"),
+        ),
+        (
+            "image-push: push of data jobs → two revisions, succeeded",
+            push_event(&format!("{p5}/etl"), "20261116-abc1234"),
+        ),
     ] {
         let (calls, answer) = calls_for(&api, &mut answered, event).await;
         assert!(answer.get("error").is_none(), "{label}: {answer}");
@@ -315,40 +454,78 @@ async fn main() {
     }
     drop(_f);
     // The migration's task stops: deployment-events starts the deployment.
-    let store = shiplane::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&shiplane_e2e::aws_config().await), w5.env.vars[0].1.clone());
-    let db = store.releases_of_service("db", 1).await.expect("releases").remove(0);
-    let task_arn = db.stages["dev"].deployment_id.clone().expect("migration task");
-    let stopped = shiplane_e2e::provision(&["task-stopped", "--cluster", &format!("{p5}-dev"), "--task-arn", &task_arn, "--exit-code", "0"]);
+    let store = shiplane::store::DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&shiplane_e2e::aws_config().await),
+        w5.env.vars[0].1.clone(),
+    );
+    let db = store
+        .releases_of_service("db", 1)
+        .await
+        .expect("releases")
+        .remove(0);
+    let task_arn = db.stages["dev"]
+        .deployment_id
+        .clone()
+        .expect("migration task");
+    let stopped = shiplane_e2e::provision(&[
+        "task-stopped",
+        "--cluster",
+        &format!("{p5}-dev"),
+        "--task-arn",
+        &task_arn,
+        "--exit-code",
+        "0",
+    ]);
     let api = RuntimeApi::start().await;
     let _f = spawn(&api, &deployment_events, &w5.env);
     api.first_poll(Duration::from_secs(60)).await;
     let mut answered = 0;
     let (calls, answer) = calls_for(&api, &mut answered, stopped).await;
     assert!(answer.get("error").is_none(), "task stopped: {answer}");
-    steps.push(("deployment-events: migration task stopped, exit 0 → deployment".into(), calls));
+    steps.push((
+        "deployment-events: migration task stopped, exit 0 → deployment".into(),
+        calls,
+    ));
     drop(_f);
     let w6 = world().await;
     let api = RuntimeApi::start().await;
     let _f = spawn(&api, &peer, &w6.env);
     api.first_poll(Duration::from_secs(60)).await;
     let mut answered = 0;
-    let (calls, answer) = calls_for(&api, &mut answered, push_event(&format!("{}/api", w6.p), "v1.0.0")).await;
+    let (calls, answer) = calls_for(
+        &api,
+        &mut answered,
+        push_event(&format!("{}/api", w6.p), "v1.0.0"),
+    )
+    .await;
     assert!(answer.get("error").is_none(), "peer: {answer}");
-    steps.push(("Python peer: push, free lane → blue-green deployment".into(), calls));
+    steps.push((
+        "Python peer: push, free lane → blue-green deployment".into(),
+        calls,
+    ));
     drop(_f);
 
     // Artifacts.
     let lambda = workspace().join("target/lambda");
     let zips: Vec<(String, Option<u64>, Option<u64>)> = ["image-push", "deployment-events"]
         .iter()
-        .map(|f| (f.to_string(), file_size(&lambda.join(f).join("bootstrap")), file_size(&lambda.join(f).join(format!("{f}.zip")))))
+        .map(|f| {
+            (
+                f.to_string(),
+                file_size(&lambda.join(f).join("bootstrap")),
+                file_size(&lambda.join(f).join(format!("{f}.zip"))),
+            )
+        })
         .collect();
 
     // Release-profile variants, if bench/profiles.sh built them.
     let mut variants = Vec::new();
     let profiles = workspace().join("target/profiles");
     if let Ok(dir) = std::fs::read_dir(&profiles) {
-        let mut names: Vec<String> = dir.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = dir
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         for name in names {
             let bin = profiles.join(&name).join("image-push");
@@ -358,7 +535,8 @@ async fn main() {
             }
             eprintln!("profile variant {name}");
             let c = stats(cold_starts(&Subject::Binary(bin.clone()), &w.env, runs.min(15)).await);
-            let h = stats(cold_starts(&Subject::Binary(hello_bin.clone()), &w.env, runs.min(15)).await);
+            let h =
+                stats(cold_starts(&Subject::Binary(hello_bin.clone()), &w.env, runs.min(15)).await);
             variants.push((name, file_size(&bin), file_size(&hello_bin), c, h));
         }
     }
@@ -372,80 +550,219 @@ async fn main() {
     let peer_cold = cold["Python peer (boto3)"].0;
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks\n");
-    let _ = writeln!(md, "Written by `make bench` on {} in {:.0} s. Machine: {}.\n", Timestamp::now(), started.elapsed().as_secs_f64(), machine());
-    let _ = writeln!(md, "Every figure below comes from this one run; ratios compare against the hello-world `lambda_runtime` binary (the floor: same tokio runtime, same log subscriber, echoes its event) and a Python 3.11 peer doing the same job with boto3 on `awslambdaric`, Lambda's own Python runtime client (`bench/python-peer/image_push.py`; it does only the happy path, none of Shiplane's lane logic). Functions run as Lambda runs them: behind a local Lambda Runtime API on 127.0.0.1, against the local AWS emulator (moto), release builds.\n");
+    let _ = writeln!(
+        md,
+        "Written by `make bench` on {} in {:.0} s. Machine: {}.\n",
+        Timestamp::now(),
+        started.elapsed().as_secs_f64(),
+        machine()
+    );
+    let _ = writeln!(
+        md,
+        "Every figure below comes from this one run; ratios compare against the hello-world `lambda_runtime` binary (the floor: same tokio runtime, same log subscriber, echoes its event) and a Python 3.11 peer doing the same job with boto3 on `awslambdaric`, Lambda's own Python runtime client (`bench/python-peer/image_push.py`; it does only the happy path, none of Shiplane's lane logic). Functions run as Lambda runs them: behind a local Lambda Runtime API on 127.0.0.1, against the local AWS emulator (moto), release builds.\n"
+    );
     let _ = writeln!(md, "## Targets\n\n| target | measured | |\n|---|---|---|");
     let push_cold = cold["image-push"].0;
     let events_cold = cold["deployment-events"].0;
     let worst_cold = push_cold.max(events_cold);
-    let _ = writeln!(md, "| cold start ≤ 1.25× hello-world | {:.2}× (image-push), {:.2}× (deployment-events) | {} |", push_cold / floor, events_cold / floor, check(worst_cold <= 1.25 * floor));
-    let _ = writeln!(md, "| cold start ≥ 5× faster than the Python peer | {:.1}× (image-push), {:.1}× (deployment-events) | {} |", peer_cold / push_cold, peer_cold / events_cold, check(peer_cold >= 5.0 * worst_cold));
+    let _ = writeln!(
+        md,
+        "| cold start ≤ 1.25× hello-world | {:.2}× (image-push), {:.2}× (deployment-events) | {} |",
+        push_cold / floor,
+        events_cold / floor,
+        check(worst_cold <= 1.25 * floor)
+    );
+    let _ = writeln!(
+        md,
+        "| cold start ≥ 5× faster than the Python peer | {:.1}× (image-push), {:.1}× (deployment-events) | {} |",
+        peer_cold / push_cold,
+        peer_cold / events_cold,
+        check(peer_cold >= 5.0 * worst_cold)
+    );
     let worst_rss = rss_push.max(rss_events);
-    let _ = writeln!(md, "| peak RSS ≤ 24 MB over {events} events | {:.1} MiB (image-push), {:.1} MiB (deployment-events) | {} |", rss_push, rss_events, check(worst_rss * 1.048_576 <= 24.0));
+    let _ = writeln!(
+        md,
+        "| peak RSS ≤ 24 MB over {events} events | {:.1} MiB (image-push), {:.1} MiB (deployment-events) | {} |",
+        rss_push,
+        rss_events,
+        check(worst_rss * 1.048_576 <= 24.0)
+    );
     let worst_zip = zips.iter().filter_map(|z| z.2).max().unwrap_or(u64::MAX);
-    let _ = writeln!(md, "| each zip ≤ 4 MB | largest {} | {} |", mib(worst_zip), check(worst_zip as f64 <= 4_000_000.0));
+    let _ = writeln!(
+        md,
+        "| each zip ≤ 4 MB | largest {} | {} |",
+        mib(worst_zip),
+        check(worst_zip as f64 <= 4_000_000.0)
+    );
     match decision {
         Some(ns) => {
-            let _ = writeln!(md, "| core decision ≤ 50 µs | {:.1} µs | {} |", ns / 1000.0, check(ns <= 50_000.0));
+            let _ = writeln!(
+                md,
+                "| core decision ≤ 50 µs | {:.1} µs | {} |",
+                ns / 1000.0,
+                check(ns <= 50_000.0)
+            );
         }
         None => {
-            let _ = writeln!(md, "| core decision ≤ 50 µs | not measured (run `cargo bench -p shiplane --bench decision`) | |");
+            let _ = writeln!(
+                md,
+                "| core decision ≤ 50 µs | not measured (run `cargo bench -p shiplane --bench decision`) | |"
+            );
         }
     }
 
-    let _ = writeln!(md, "\n## Cold start (process start → first poll for work, {runs} starts each)\n\n| function | median | p90 | × hello-world | Python peer ÷ this |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "\n## Cold start (process start → first poll for work, {runs} starts each)\n\n| function | median | p90 | × hello-world | Python peer ÷ this |\n|---|---|---|---|---|"
+    );
     for (name, _) in &subjects {
         let (m, p90) = cold[name];
-        let _ = writeln!(md, "| {name} | {m:.1} ms | {p90:.1} ms | {:.2}× | {:.1}× |", m / floor, peer_cold / m);
+        let _ = writeln!(
+            md,
+            "| {name} | {m:.1} ms | {p90:.1} ms | {:.2}× | {:.1}× |",
+            m / floor,
+            peer_cold / m
+        );
     }
 
-    let _ = writeln!(md, "\n## Latency against the local emulator\n\nFirst event: the first invocation of a fresh process (connection set-up included). Steady state: median and p90 of 50 further invocations of the path named. The emulator is single-threaded Python, so absolute figures are the emulator's more than the function's; compare the rows.\n\n| function | first event | steady path | steady median | steady p90 |\n|---|---|---|---|---|");
-    for (name, l) in [("image-push (first push: release, revision, deployment, 3 notifications)", &lat_push), ("Python peer (first push: same job)", &lat_peer), ("deployment-events", &lat_events), ("hello-world", &lat_hello)] {
-        let _ = writeln!(md, "| {name} | {:.1} ms | {} | {:.2} ms | {:.2} ms |", l.first, l.steady_path, l.steady.0, l.steady.1);
+    let _ = writeln!(
+        md,
+        "\n## Latency against the local emulator\n\nFirst event: the first invocation of a fresh process (connection set-up included). Steady state: median and p90 of 50 further invocations of the path named. The emulator is single-threaded Python, so absolute figures are the emulator's more than the function's; compare the rows.\n\n| function | first event | steady path | steady median | steady p90 |\n|---|---|---|---|---|"
+    );
+    for (name, l) in [
+        (
+            "image-push (first push: release, revision, deployment, 3 notifications)",
+            &lat_push,
+        ),
+        ("Python peer (first push: same job)", &lat_peer),
+        ("deployment-events", &lat_events),
+        ("hello-world", &lat_hello),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {name} | {:.1} ms | {} | {:.2} ms | {:.2} ms |",
+            l.first, l.steady_path, l.steady.0, l.steady.1
+        );
     }
 
-    let _ = writeln!(md, "\n## Peak RSS over {events} events (`VmHWM` of the process)\n\n| function | events | peak RSS | × hello-world |\n|---|---|---|---|");
-    for (name, rss, what) in [("image-push", rss_push, "distinct pushes: one deployment, then queue and supersede"), ("deployment-events", rss_events, "task stops Shiplane did not start"), ("Python peer (boto3)", rss_peer, "distinct pushes: revision each, then queued"), ("hello-world (floor)", rss_hello, "echo")] {
-        let _ = writeln!(md, "| {name} | {what} | {rss:.1} MiB | {:.2}× |", rss / rss_hello);
+    let _ = writeln!(
+        md,
+        "\n## Peak RSS over {events} events (`VmHWM` of the process)\n\n| function | events | peak RSS | × hello-world |\n|---|---|---|---|"
+    );
+    for (name, rss, what) in [
+        (
+            "image-push",
+            rss_push,
+            "distinct pushes: one deployment, then queue and supersede",
+        ),
+        (
+            "deployment-events",
+            rss_events,
+            "task stops Shiplane did not start",
+        ),
+        (
+            "Python peer (boto3)",
+            rss_peer,
+            "distinct pushes: revision each, then queued",
+        ),
+        ("hello-world (floor)", rss_hello, "echo"),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {name} | {what} | {rss:.1} MiB | {:.2}× |",
+            rss / rss_hello
+        );
     }
 
-    let _ = writeln!(md, "\n## AWS calls per event, by step of a release\n\nCounted by the emulator for exactly one event each.\n");
+    let _ = writeln!(
+        md,
+        "\n## AWS calls per event, by step of a release\n\nCounted by the emulator for exactly one event each.\n"
+    );
     for (label, calls) in &steps {
         let total: u64 = calls.values().sum();
-        let _ = writeln!(md, "**{label}**: {total} calls\n\n| call | count | why |\n|---|---|---|");
+        let _ = writeln!(
+            md,
+            "**{label}**: {total} calls\n\n| call | count | why |\n|---|---|---|"
+        );
         for (op, n) in calls {
             let _ = writeln!(md, "| {op} | {n} | {} |", why(op));
         }
         let _ = writeln!(md);
     }
 
-    let _ = writeln!(md, "## Artifacts (`make build`)\n\n| function | bootstrap | zip |\n|---|---|---|");
+    let _ = writeln!(
+        md,
+        "## Artifacts (`make build`)\n\n| function | bootstrap | zip |\n|---|---|---|"
+    );
     for (f, bin, zip) in &zips {
-        let _ = writeln!(md, "| {f} | {} | {} |", bin.map(mib).unwrap_or_else(|| "not built".into()), zip.map(mib).unwrap_or_else(|| "not built".into()));
+        let _ = writeln!(
+            md,
+            "| {f} | {} | {} |",
+            bin.map(mib).unwrap_or_else(|| "not built".into()),
+            zip.map(mib).unwrap_or_else(|| "not built".into())
+        );
     }
 
-    let _ = writeln!(md, "\n## Core decision (criterion)\n\nParse the ECR event, look the service up in a 1,000-service pipeline, build its stage policy, apply the state machine; no I/O.\n\n| benchmark | median |\n|---|---|");
+    let _ = writeln!(
+        md,
+        "\n## Core decision (criterion)\n\nParse the ECR event, look the service up in a 1,000-service pipeline, build its stage policy, apply the state machine; no I/O.\n\n| benchmark | median |\n|---|---|"
+    );
     if let Some(ns) = decision {
-        let _ = writeln!(md, "| push to a free lane, 1,000-service pipeline | {:.1} µs |", ns / 1000.0);
+        let _ = writeln!(
+            md,
+            "| push to a free lane, 1,000-service pipeline | {:.1} µs |",
+            ns / 1000.0
+        );
     }
-    for part in ["decision_part_parse_event", "decision_part_lookup_service_and_policy", "decision_part_new_release_and_apply"] {
+    for part in [
+        "decision_part_parse_event",
+        "decision_part_lookup_service_and_policy",
+        "decision_part_new_release_and_apply",
+    ] {
         if let Some(ns) = criterion_median_ns(part) {
-            let _ = writeln!(md, "| … of which {} | {:.2} µs |", part.trim_start_matches("decision_part_").replace('_', " "), ns / 1000.0);
+            let _ = writeln!(
+                md,
+                "| … of which {} | {:.2} µs |",
+                part.trim_start_matches("decision_part_").replace('_', " "),
+                ns / 1000.0
+            );
         }
     }
     if let Some(ns) = parse {
-        let _ = writeln!(md, "| parse and validate the 1,000-service pipeline (cold invocation only; warm ones reuse it) | {:.1} ms |", ns / 1e6);
+        let _ = writeln!(
+            md,
+            "| parse and validate the 1,000-service pipeline (cold invocation only; warm ones reuse it) | {:.1} ms |",
+            ns / 1e6
+        );
     }
 
     let _ = writeln!(md, "\n## Release profile, by measurement\n");
     if variants.is_empty() {
-        let _ = writeln!(md, "Not measured in this run: `bench/profiles.sh` builds the variants (one full release build each), then `make bench` measures them.");
+        let _ = writeln!(
+            md,
+            "Not measured in this run: `bench/profiles.sh` builds the variants (one full release build each), then `make bench` measures them."
+        );
     } else {
-        let _ = writeln!(md, "Cumulative variants built by `bench/profiles.sh`; cold start median of {} starts each, measured in this run.\n\n| variant | image-push size | hello-world size | image-push cold start | hello-world cold start |\n|---|---|---|---|---|", runs.min(15));
+        let _ = writeln!(
+            md,
+            "Cumulative variants built by `bench/profiles.sh`; cold start median of {} starts each, measured in this run.\n\n| variant | image-push size | hello-world size | image-push cold start | hello-world cold start |\n|---|---|---|---|---|",
+            runs.min(15)
+        );
         for (name, size, hsize, c, h) in &variants {
-            let _ = writeln!(md, "| {name} | {} | {} | {:.1} ms | {:.1} ms |", size.map(mib).unwrap_or_default(), hsize.map(mib).unwrap_or_default(), c.0, h.0);
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {:.1} ms | {:.1} ms |",
+                size.map(mib).unwrap_or_default(),
+                hsize.map(mib).unwrap_or_default(),
+                c.0,
+                h.0
+            );
         }
     }
     std::fs::write(&out, md).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
-    eprintln!("wrote {} in {:.0} s", out.display(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "wrote {} in {:.0} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
 }
