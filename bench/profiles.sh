@@ -9,16 +9,20 @@ mkdir -p "$out"
 base=(--config 'profile.release.opt-level=3' --config 'profile.release.lto=false'
       --config 'profile.release.codegen-units=16' --config 'profile.release.strip=false'
       --config 'profile.release.panic="unwind"')
+# Each variant: name|release-profile settings added to the cargo defaults above.
 variants=(
-  "1-cargo-default|"
-  "2-strip-panic-abort|--config profile.release.strip=true --config profile.release.panic=\"abort\""
-  "3-thin-lto-cg1|--config profile.release.strip=true --config profile.release.panic=\"abort\" --config profile.release.lto=\"thin\" --config profile.release.codegen-units=1"
-  "4-opt-s|--config profile.release.strip=true --config profile.release.panic=\"abort\" --config profile.release.lto=\"thin\" --config profile.release.codegen-units=1 --config profile.release.opt-level=\"s\""
-  "5-opt-z-shipped|--config profile.release.strip=true --config profile.release.panic=\"abort\" --config profile.release.lto=\"thin\" --config profile.release.codegen-units=1 --config profile.release.opt-level=\"z\""
+  '1-cargo-default|'
+  '2-strip-panic-abort|strip=true panic="abort"'
+  '3-thin-lto-cg1|strip=true panic="abort" lto="thin" codegen-units=1'
+  '4-opt-s|strip=true panic="abort" lto="thin" codegen-units=1 opt-level="s"'
+  '5-opt-z-shipped|strip=true panic="abort" lto="thin" codegen-units=1 opt-level="z"'
 )
 for v in "${variants[@]}"; do
   name=${v%%|*}
-  eval "extra=(${v#*|})"
+  extra=()
+  for setting in ${v#*|}; do
+    extra+=(--config "profile.release.$setting")
+  done
   if [ -x "$out/$name/image-push" ] && [ "${FORCE:-0}" != 1 ]; then echo "$name: kept"; continue; fi
   start=$(date +%s)
   cargo build --release --locked -p image-push -p hello-world "${base[@]}" "${extra[@]}"

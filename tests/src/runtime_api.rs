@@ -203,13 +203,12 @@ impl Function {
 
     /// Stops the function and returns what it logged (JSON lines on stdout).
     pub fn stop(mut self) -> Vec<Value> {
-        let Some(mut child) = self.child.take() else {
-            return Vec::new();
-        };
-        let _ = child.kill();
-        let out = child.wait_with_output().expect("wait for function");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     }
