@@ -1,6 +1,6 @@
 use super::*;
 
-const EXAMPLE: &str = include_str!("../../../infra/pipeline.example.toml");
+const EXAMPLE: &str = include_str!("../../../../infra/pipeline.example.toml");
 
 fn problems(source: &str) -> Vec<String> {
     match Pipeline::from_toml(source) {
@@ -90,7 +90,7 @@ fn a_minimal_file_validates_with_defaults() {
 
 #[test]
 fn five_distinct_mistakes_give_five_messages_with_paths() {
-    let source = include_str!("../../../tests/fixtures/pipelines/five-mistakes.toml");
+    let source = include_str!("../../../../tests/fixtures/pipelines/five-mistakes.toml");
     let got = problems(source);
     assert_eq!(
         got,
