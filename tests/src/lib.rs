@@ -202,3 +202,24 @@ pub fn aws_calls() -> std::collections::BTreeMap<String, u64> {
 pub fn reset_aws_calls() {
     provision(&["calls", "--reset"]);
 }
+
+/// An account as [`pipeline_for`] describes it, a fresh table, and that pipeline stored:
+/// what a deployed Shiplane sees. Returns the name prefix, the account and the store.
+pub async fn deployed_world() -> (String, Account, DynamoStore) {
+    let p = unique_prefix();
+    let source = pipeline_for(&p);
+    let account = account(&source, &format!("{p}-releases"));
+    let store = fresh_store().await;
+    shiplane::store::ReleaseStore::put_pipeline(
+        &store,
+        shiplane::store::StoredPipeline {
+            version: 1,
+            source,
+            applied_at: shiplane::release::Timestamp::now(),
+            applied_by: "test".into(),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("store the pipeline: {e}"));
+    (p, account, store)
+}

@@ -95,10 +95,17 @@ impl RuntimeApi {
         id
     }
 
-    /// Waits until `n` invocations have been answered (or the function failed to start).
-    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Outcome> {
+    /// Waits until `ready` finds what it looks for in the state; panics naming `what` after
+    /// `timeout`, or at once if the function failed to start.
+    async fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        what: impl Fn(&State) -> String,
+        ready: impl Fn(&State) -> Option<T>,
+    ) -> T {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            // Registered before looking, so a change in between still wakes us.
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -107,40 +114,34 @@ impl RuntimeApi {
                 if let Some(err) = &st.init_error {
                     panic!("the function failed to start: {err}");
                 }
-                if st.outcomes.len() >= n {
-                    return st.outcomes.clone();
+                if let Some(found) = ready(&st) {
+                    return found;
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                let st = lock(&self.state);
-                panic!(
-                    "only {} of {n} invocations answered within {timeout:?}",
-                    st.outcomes.len()
-                );
+                panic!("{} within {timeout:?}", what(&lock(&self.state)));
             }
         }
     }
 
+    /// Waits until `n` invocations have been answered (or the function failed to start).
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Outcome> {
+        self.wait_until(
+            timeout,
+            |st| format!("only {} of {n} invocations answered", st.outcomes.len()),
+            |st| (st.outcomes.len() >= n).then(|| st.outcomes.clone()),
+        )
+        .await
+    }
+
     /// Waits for the function's first poll for work (it finished init) and returns when it came.
     pub async fn first_poll(&self, timeout: Duration) -> tokio::time::Instant {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let st = lock(&self.state);
-                if let Some(err) = &st.init_error {
-                    panic!("the function failed to start: {err}");
-                }
-                if let Some(first) = st.polls.first() {
-                    return *first;
-                }
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("the function did not poll for work within {timeout:?}");
-            }
-        }
+        self.wait_until(
+            timeout,
+            |_| "the function did not poll for work".to_string(),
+            |st| st.polls.first().copied(),
+        )
+        .await
     }
 
     /// Spawns a function binary against this API with a Lambda-like environment.

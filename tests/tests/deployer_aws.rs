@@ -10,10 +10,10 @@ use shiplane::inbound::ecr::{EcrImageAction, ImagePush, parse_push};
 use shiplane::inbound::ecs::TaskStopped;
 use shiplane::pipeline::Pipeline;
 use shiplane::release::{Digest, Event, Release, ReleaseId, StageState, Timestamp};
-use shiplane::store::{DynamoStore, ReleaseStore, StoredPipeline};
+use shiplane::store::{DynamoStore, ReleaseStore};
 use shiplane_e2e::{
-    Account, account, aws_config, fresh_store, notifications, pipeline_for, push_event,
-    set_deployment_status, unique_prefix,
+    Account, aws_config, deployed_world, notifications, pipeline_for, push_event,
+    set_deployment_status,
 };
 
 const HOOK: &str = "shiplane-deploy-hook";
@@ -31,24 +31,12 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        let p = unique_prefix();
-        let source = pipeline_for(&p);
-        let account = account(&source, &format!("{p}-releases"));
+        let (p, account, store) = deployed_world().await;
         let config = aws_config().await;
         let ecs = aws_sdk_ecs::Client::new(&config);
         let codedeploy = aws_sdk_codedeploy::Client::new(&config);
-        let store = fresh_store().await;
-        store
-            .put_pipeline(StoredPipeline {
-                version: 1,
-                source: source.clone(),
-                applied_at: Timestamp::now(),
-                applied_by: "test".into(),
-            })
-            .await
-            .unwrap();
         World {
-            pipeline: Pipeline::from_toml(&source).unwrap(),
+            pipeline: Pipeline::from_toml(&pipeline_for(&p)).unwrap(),
             deployer: AwsDeployer::new(ecs.clone(), codedeploy.clone(), HOOK),
             notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&config), &account.topic_arn),
             p,

@@ -5,13 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use shiplane::release::{ReleaseId, StageState, Timestamp};
-use shiplane::store::{DynamoStore, ReleaseStore, StoredPipeline};
+use shiplane::release::{ReleaseId, StageState};
+use shiplane::store::{DynamoStore, ReleaseStore};
 use shiplane_e2e::runtime_api::{Function, RuntimeApi};
-use shiplane_e2e::{
-    Account, account, aws_config, fresh_store, notifications, pipeline_for, push_event,
-    unique_prefix,
-};
+use shiplane_e2e::{Account, aws_config, deployed_world, notifications, push_event};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_image-push");
 const WAIT: Duration = Duration::from_secs(60);
@@ -27,19 +24,7 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        let p = unique_prefix();
-        let source = pipeline_for(&p);
-        let account = account(&source, &format!("{p}-releases"));
-        let store = fresh_store().await;
-        store
-            .put_pipeline(StoredPipeline {
-                version: 1,
-                source,
-                applied_at: Timestamp::now(),
-                applied_by: "e2e".into(),
-            })
-            .await
-            .unwrap();
+        let (p, account, store) = deployed_world().await;
         let config = aws_config().await;
         World {
             p,

@@ -11,12 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use shiplane::release::Timestamp;
-use shiplane::store::{ReleaseStore, StoredPipeline};
+use shiplane::store::ReleaseStore;
 use shiplane_e2e::runtime_api::{Function, RuntimeApi};
-use shiplane_e2e::{
-    account, aws_calls, fresh_store, pipeline_for, push_event, python, reset_aws_calls,
-    unique_prefix, workspace,
-};
+use shiplane_e2e::{aws_calls, deployed_world, push_event, python, reset_aws_calls, workspace};
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -121,19 +118,7 @@ struct World {
 
 /// A fresh account, table and stored pipeline in the emulator.
 async fn world() -> World {
-    let p = unique_prefix();
-    let source = pipeline_for(&p);
-    let acct = account(&source, &format!("{p}-releases"));
-    let store = fresh_store().await;
-    store
-        .put_pipeline(StoredPipeline {
-            version: 1,
-            source,
-            applied_at: Timestamp::now(),
-            applied_by: "bench".into(),
-        })
-        .await
-        .expect("store pipeline");
+    let (p, acct, store) = deployed_world().await;
     let env = Env {
         vars: vec![
             ("SHIPLANE_TABLE".into(), store.table().into()),
