@@ -66,7 +66,7 @@ bench: build bench-profiles
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/python-peer/requirements.txt
 	cargo bench --locked -p shiplane --bench decision
 	cargo build --release --locked -p hello-world -p shiplane-e2e --bin bench
-	$(EMULATOR) target/release/bench --out BENCHMARKS.md
+	$(EMULATOR) target/release/bench --events $${BENCH_EVENTS:-200} --out BENCHMARKS.md
 
 ## bench-profiles: build the release-profile variants BENCHMARKS.md compares (kept once built)
 bench-profiles:
