@@ -86,38 +86,20 @@ fn number(item: &Item, name: &str, what: &str) -> Result<u64, StoreError> {
         })
 }
 
-/// Maps an SDK failure to a store error, separating what a retry can fix from what it cannot.
+/// Maps an SDK failure to a store error with the classification every adapter shares,
+/// separating what a retry can fix from what it cannot.
 fn sdk_error<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    match &err {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            let code = e.code().unwrap_or("Unknown");
-            let message = format!("{code}: {}", e.message().unwrap_or_default());
-            match code {
-                "ConditionalCheckFailedException" | "TransactionConflictException" => {
-                    StoreError::Conflict { what: message }
-                }
-                "ThrottlingException"
-                | "ProvisionedThroughputExceededException"
-                | "RequestLimitExceeded"
-                | "InternalServerError"
-                | "ServiceUnavailable"
-                | "TransactionInProgressException" => StoreError::Unavailable { message },
-                _ => StoreError::Failed { message },
-            }
+    let f = crate::aws::classify("DynamoDB", &err);
+    match f.code.as_deref() {
+        Some("ConditionalCheckFailedException" | "TransactionConflictException") => {
+            StoreError::Conflict { what: f.message }
         }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable {
-                message: format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)),
-            }
-        }
-        _ => StoreError::Failed {
-            message: format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)),
-        },
+        _ if f.retryable => StoreError::Unavailable { message: f.message },
+        _ => StoreError::Failed { message: f.message },
     }
 }
 
