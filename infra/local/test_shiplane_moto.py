@@ -157,3 +157,103 @@ def test_calls_are_counted_by_service_and_operation(codedeploy, endpoint):
     with urllib.request.urlopen(f"{endpoint}/moto-api/shiplane/calls") as resp:
         calls = json.loads(resp.read())
     assert calls == {"codedeploy.CreateDeployment": 1, "codedeploy.GetDeployment": 2, "sns.CreateTopic": 1}
+
+
+@pytest.fixture
+def dynamodb(endpoint):
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.put_item(TableName="t", Item={"pk": {"S": "lane"}, "sk": {"S": "dev"}, "version": {"N": "1"}, "name": {"S": "x"}})
+    return client
+
+
+def item(client, pk, sk):
+    return client.get_item(TableName="t", Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True).get("Item")
+
+
+def put_new(pk, sk):
+    return {"Put": {"TableName": "t", "Item": {"pk": {"S": pk}, "sk": {"S": sk}},
+                    "ConditionExpression": "attribute_not_exists(pk)"}}
+
+
+def bump(expected, update="SET version = :next"):
+    return {"Update": {"TableName": "t", "Key": {"pk": {"S": "lane"}, "sk": {"S": "dev"}},
+                       "UpdateExpression": update,
+                       "ConditionExpression": "version = :expected",
+                       "ExpressionAttributeValues": {":expected": {"N": str(expected)}, ":next": {"N": str(expected + 1)}},
+                       "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+
+
+def test_transaction_applies_every_write(dynamodb):
+    dynamodb.transact_write_items(TransactItems=[put_new("history", "1"), bump(1)])
+    assert item(dynamodb, "history", "1") is not None
+    assert item(dynamodb, "lane", "dev")["version"] == {"N": "2"}
+
+
+def test_failed_condition_cancels_the_whole_transaction_and_names_the_item(dynamodb):
+    with pytest.raises(ClientError) as e:
+        dynamodb.transact_write_items(TransactItems=[put_new("history", "1"), bump(7)])
+    assert code(e) == "TransactionCanceledException"
+    reasons = e.value.response["CancellationReasons"]
+    assert [r["Code"] for r in reasons] == ["None", "ConditionalCheckFailed"]
+    assert reasons[1]["Item"]["version"] == {"N": "1"}, "ALL_OLD returns the item as it was"
+    assert item(dynamodb, "history", "1") is None
+    assert item(dynamodb, "lane", "dev")["version"] == {"N": "1"}
+
+
+def test_conditions_see_the_state_before_the_transaction(dynamodb):
+    check = {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "lane"}, "sk": {"S": "other"}},
+                                "ConditionExpression": "attribute_not_exists(pk)"}}
+    dynamodb.transact_write_items(TransactItems=[check, put_new("lane", "new")])
+    assert item(dynamodb, "lane", "new") is not None
+
+
+def test_a_write_failing_after_others_were_applied_undoes_them(dynamodb):
+    # The conditions hold; the update then fails (adding a number to a string), after the
+    # put and the delete before it were applied: both are undone.
+    delete = {"Delete": {"TableName": "t", "Key": {"pk": {"S": "lane"}, "sk": {"S": "dev"}}}}
+    dynamodb.put_item(TableName="t", Item={"pk": {"S": "lane"}, "sk": {"S": "prod"}, "version": {"N": "1"}})
+    broken = {"Update": {"TableName": "t", "Key": {"pk": {"S": "lane"}, "sk": {"S": "prod"}},
+                         "UpdateExpression": "SET version = #n + :one",
+                         "ExpressionAttributeNames": {"#n": "pk"},
+                         "ExpressionAttributeValues": {":one": {"N": "1"}}}}
+    with pytest.raises(ClientError) as e:
+        dynamodb.transact_write_items(TransactItems=[put_new("history", "1"), delete, broken])
+    assert code(e) in ("ValidationException", "TransactionCanceledException")
+    assert item(dynamodb, "history", "1") is None
+    assert item(dynamodb, "lane", "dev") == {"pk": {"S": "lane"}, "sk": {"S": "dev"}, "version": {"N": "1"}, "name": {"S": "x"}}
+    assert item(dynamodb, "lane", "prod")["version"] == {"N": "1"}
+
+
+def test_two_actions_on_one_item_are_refused_and_nothing_is_written(dynamodb):
+    with pytest.raises(ClientError) as e:
+        dynamodb.transact_write_items(TransactItems=[put_new("history", "1"), put_new("history", "1")])
+    assert code(e) == "ValidationException"
+    assert item(dynamodb, "history", "1") is None
+
+
+def test_a_transaction_never_copies_a_table(dynamodb, monkeypatch):
+    # What makes the extension necessary: moto deep-copies each table a transaction names,
+    # so a transaction on a table of N items costs O(N). The server runs in this process.
+    from moto.dynamodb.models.table import Table
+
+    def refuse(self, memo):
+        raise AssertionError("a table was deep-copied")
+
+    monkeypatch.setattr(Table, "__deepcopy__", refuse, raising=False)
+    dynamodb.transact_write_items(TransactItems=[put_new("history", "1"), bump(1)])
+    with pytest.raises(ClientError):
+        dynamodb.transact_write_items(TransactItems=[put_new("history", "2"), bump(1)])
+    assert item(dynamodb, "lane", "dev")["version"] == {"N": "2"}
