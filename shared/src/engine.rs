@@ -129,31 +129,28 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Deps<S, D, N> {
     }
 }
 
-/// The production clients: DynamoDB, ECS + CodeDeploy, SNS, from the standard AWS
-/// environment. Throttling and 5xx are retried with exponential backoff (5 attempts)
+/// The production clients: DynamoDB, ECS + CodeDeploy, SNS, from Lambda's environment
+/// ([`crate::aws::lambda_sdk_config`]), each built when an event first needs it
+/// ([`OnFirstUse`]). Throttling and 5xx are retried with exponential backoff (5 attempts)
 /// before a step is failed. TLS trusts the Amazon Trust Services roots (see
 /// [`crate::aws::https_client`]).
 pub async fn aws_deps(
     settings: &crate::settings::Settings,
 ) -> Deps<crate::store::DynamoStore, crate::aws::AwsDeployer, crate::aws::SnsNotifier> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
-    if let Some(client) = crate::aws::https_client(settings.native_tls_roots) {
-        loader = loader.http_client(client);
-    }
-    let config = loader.load().await;
+    use crate::aws::OnFirstUse;
+    let config = crate::aws::lambda_sdk_config(settings).await;
     Deps {
         store: crate::store::DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
+            OnFirstUse::new(&config, aws_sdk_dynamodb::Client::new),
             &settings.table,
         ),
         deployer: crate::aws::AwsDeployer::new(
-            aws_sdk_ecs::Client::new(&config),
-            aws_sdk_codedeploy::Client::new(&config),
+            OnFirstUse::new(&config, aws_sdk_ecs::Client::new),
+            OnFirstUse::new(&config, aws_sdk_codedeploy::Client::new),
             &settings.hook_function,
         ),
         notifier: crate::aws::SnsNotifier::new(
-            aws_sdk_sns::Client::new(&config),
+            OnFirstUse::new(&config, aws_sdk_sns::Client::new),
             &settings.topic_arn,
         ),
     }

@@ -19,6 +19,8 @@ pub struct Settings {
     pub topic_arn: String,
     /// The deploy-hook Lambda (name or ARN) every AppSpec names for its lifecycle hooks.
     pub hook_function: String,
+    /// The region the function runs in (AWS_REGION, which Lambda always sets).
+    pub region: String,
     /// Trust the platform's certificate store instead of the embedded Amazon roots
     /// (SHIPLANE_TLS_NATIVE_ROOTS=1; behind a TLS-inspecting proxy, say).
     pub native_tls_roots: bool,
@@ -49,6 +51,7 @@ impl Settings {
                 "SHIPLANE_HOOK_FUNCTION",
                 "the deploy-hook Lambda function name or ARN",
             )?,
+            region: required(vars, "AWS_REGION", "the AWS region (Lambda sets it)")?,
             native_tls_roots: vars
                 .get("SHIPLANE_TLS_NATIVE_ROOTS")
                 .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
@@ -102,12 +105,15 @@ mod tests {
             "SHIPLANE_HOOK_FUNCTION".into(),
             "shiplane-deploy-hook".into(),
         );
+        assert_eq!(Settings::from_vars(&vars).unwrap_err().name, "AWS_REGION");
+        vars.insert("AWS_REGION".into(), "eu-west-1".into());
         assert_eq!(
             Settings::from_vars(&vars).unwrap(),
             Settings {
                 table: "shiplane".into(),
                 topic_arn: "arn:aws:sns:us-east-1:1:t".into(),
                 hook_function: "shiplane-deploy-hook".into(),
+                region: "eu-west-1".into(),
                 native_tls_roots: false,
             }
         );

@@ -146,21 +146,21 @@ impl Pick<'_> {
 /// The production [`Deployer`]: ECS and CodeDeploy through the AWS SDK.
 #[derive(Clone, Debug)]
 pub struct AwsDeployer {
-    ecs: aws_sdk_ecs::Client,
-    codedeploy: aws_sdk_codedeploy::Client,
+    ecs: super::OnFirstUse<aws_sdk_ecs::Client>,
+    codedeploy: super::OnFirstUse<aws_sdk_codedeploy::Client>,
     hook_function: String,
 }
 
 impl AwsDeployer {
     /// `hook_function` is the deploy-hook Lambda named in every AppSpec.
     pub fn new(
-        ecs: aws_sdk_ecs::Client,
-        codedeploy: aws_sdk_codedeploy::Client,
+        ecs: impl Into<super::OnFirstUse<aws_sdk_ecs::Client>>,
+        codedeploy: impl Into<super::OnFirstUse<aws_sdk_codedeploy::Client>>,
         hook_function: impl Into<String>,
     ) -> AwsDeployer {
         AwsDeployer {
-            ecs,
-            codedeploy,
+            ecs: ecs.into(),
+            codedeploy: codedeploy.into(),
             hook_function: hook_function.into(),
         }
     }

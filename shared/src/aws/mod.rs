@@ -14,8 +14,15 @@ pub use appspec::appspec;
 pub use deployer::{AwsDeployer, DeployError, DeployOutcome, DeployRequest, Deployer, started_by};
 pub use notifier::{Notification, Notifier, SnsNotifier};
 
+use std::sync::{Arc, LazyLock};
+
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 /// The roots every AWS endpoint's certificate chains to: Amazon Root CA 1-4 and Starfield
 /// Services Root G2 (Amazon Trust Services).
@@ -26,7 +33,7 @@ pub const AMAZON_TRUST_SERVICES_ROOTS: &str = include_str!("../../certs/amazon-t
 /// certificate store from disk at start-up; a function that only ever talks to AWS does not
 /// need it, and cold start pays for it. With `native_roots` (SHIPLANE_TLS_NATIVE_ROOTS=1,
 /// e.g. behind a TLS-inspecting proxy) the SDK default is kept: None.
-pub fn https_client(native_roots: bool) -> Option<aws_sdk_dynamodb::config::SharedHttpClient> {
+pub fn https_client(native_roots: bool) -> Option<SharedHttpClient> {
     if native_roots {
         return None;
     }
@@ -35,14 +42,114 @@ pub fn https_client(native_roots: bool) -> Option<aws_sdk_dynamodb::config::Shar
         .build()
         // The embedded PEM is tested to parse; keep the SDK default if it ever does not.
         .ok()?;
-    Some(
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .tls_context(context)
-            .build_https(),
+    let client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https();
+    Some(SharedHttpClient::new(ConnectOnFirstRequest(client)))
+}
+
+/// The SDK's HTTPS client without the TLS set-up it throws away at every SDK client
+/// construction.
+///
+/// The SDK's client builds a whole TLS connector (trust store parsed, rustls configured)
+/// each time an SDK client is constructed, so that a platform store loads early, then
+/// discards it; the first request builds the one it keeps. With the embedded roots
+/// there is nothing to load early, and the four clients of a function paid for four
+/// discarded connectors at every cold start. Delegating everything but that check leaves
+/// one connector, built at the first request and cached by the wrapped client.
+#[derive(Debug)]
+struct ConnectOnFirstRequest(SharedHttpClient);
+
+impl HttpClient for ConnectOnFirstRequest {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
+/// The SDK configuration of a function running in Lambda.
+///
+/// Lambda hands a function its region and its role's credentials in environment variables
+/// (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), so the
+/// functions read exactly those, with the container credentials endpoint
+/// (AWS_CONTAINER_CREDENTIALS_FULL_URI) as the fallback. The SDK's default chains would
+/// also build an STS client for web identity and IMDS clients for region and credentials,
+/// sources that never answer inside Lambda; every cold start paid for building them
+/// (BENCHMARKS.md, "Cold start, by measurement"). The CLI keeps the default chains.
+pub async fn lambda_sdk_config(settings: &crate::settings::Settings) -> aws_config::SdkConfig {
+    use aws_config::meta::credentials::CredentialsProviderChain;
+    let credentials = CredentialsProviderChain::first_try(
+        "Environment",
+        aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
     )
+    .or_else(
+        "EcsContainer",
+        aws_config::ecs::EcsCredentialsProvider::builder().build(),
+    );
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(settings.region.clone()))
+        .credentials_provider(credentials)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
+    if let Some(client) = https_client(settings.native_tls_roots) {
+        loader = loader.http_client(client);
+    }
+    loader.load().await
+}
+
+/// An SDK client built the first time an event needs it, then kept for the life of the
+/// process.
+///
+/// Building a client costs more than anything else a function does at start-up (each SDK
+/// crate parses its endpoint partition table and compiles its region patterns), and many
+/// events need no client, or only some: the untagged children of a multi-arch push, a
+/// task that Shiplane did not start. Built on first use, an event pays only for the
+/// clients it calls, and the first event that calls one pays once (BENCHMARKS.md, "Cold
+/// start"). Cloning shares the client.
+pub struct OnFirstUse<C>(Arc<LazyLock<C, Box<dyn FnOnce() -> C + Send>>>);
+
+impl<C: 'static> OnFirstUse<C> {
+    /// A client that `build` makes from `config` when it is first used.
+    pub fn new(config: &aws_config::SdkConfig, build: fn(&aws_config::SdkConfig) -> C) -> Self {
+        let config = config.clone();
+        OnFirstUse(Arc::new(LazyLock::new(Box::new(move || build(&config)))))
+    }
+}
+
+/// A client already built (tests, the CLI).
+impl<C: Send + 'static> From<C> for OnFirstUse<C> {
+    fn from(client: C) -> Self {
+        OnFirstUse(Arc::new(LazyLock::new(Box::new(move || client))))
+    }
+}
+
+impl<C> Clone for OnFirstUse<C> {
+    fn clone(&self) -> Self {
+        OnFirstUse(Arc::clone(&self.0))
+    }
+}
+
+impl<C> std::ops::Deref for OnFirstUse<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.0
+    }
+}
+
+impl<C> std::fmt::Debug for OnFirstUse<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let built = LazyLock::get(&self.0).is_some();
+        f.debug_struct("OnFirstUse").field("built", &built).finish()
+    }
 }
 
 /// How an SDK call failed: a message naming the service's error code, and whether
@@ -102,6 +209,35 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static BUILT: AtomicUsize = AtomicUsize::new(0);
+
+    fn build(config: &aws_config::SdkConfig) -> String {
+        BUILT.fetch_add(1, Ordering::SeqCst);
+        config.region().map(|r| r.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_client_on_first_use_is_built_once_when_first_used_and_shared_by_clones() {
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        let client = OnFirstUse::new(&config, build);
+        let clone = client.clone();
+        assert_eq!(BUILT.load(Ordering::SeqCst), 0, "nothing built before use");
+        assert_eq!(format!("{client:?}"), "OnFirstUse { built: false }");
+        assert_eq!(*clone, "eu-west-1");
+        assert_eq!(client.len(), 9);
+        assert_eq!(
+            BUILT.load(Ordering::SeqCst),
+            1,
+            "built once, shared by the clone"
+        );
+        assert_eq!(format!("{client:?}"), "OnFirstUse { built: true }");
+        let ready = OnFirstUse::from(String::from("prebuilt"));
+        assert_eq!(*ready, "prebuilt");
+    }
 
     #[test]
     fn the_embedded_trust_store_holds_the_five_amazon_roots_and_builds_a_client() {

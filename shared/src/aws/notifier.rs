@@ -124,14 +124,17 @@ pub trait Notifier: Send + Sync {
 /// The production [`Notifier`]: one SNS topic.
 #[derive(Clone, Debug)]
 pub struct SnsNotifier {
-    client: aws_sdk_sns::Client,
+    client: super::OnFirstUse<aws_sdk_sns::Client>,
     topic_arn: String,
 }
 
 impl SnsNotifier {
-    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> SnsNotifier {
+    pub fn new(
+        client: impl Into<super::OnFirstUse<aws_sdk_sns::Client>>,
+        topic_arn: impl Into<String>,
+    ) -> SnsNotifier {
         SnsNotifier {
-            client,
+            client: client.into(),
             topic_arn: topic_arn.into(),
         }
     }

@@ -36,7 +36,7 @@ type Item = HashMap<String, AttributeValue>;
 /// A [`ReleaseStore`] on one DynamoDB table.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
-    client: Client,
+    client: crate::aws::OnFirstUse<Client>,
     table: String,
 }
 
@@ -118,9 +118,12 @@ fn version_condition(
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+    pub fn new(
+        client: impl Into<crate::aws::OnFirstUse<Client>>,
+        table: impl Into<String>,
+    ) -> DynamoStore {
         DynamoStore {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }
