@@ -52,12 +52,19 @@ demo: venv
 
 ## build: release binaries as Lambda artifacts, target/lambda/<function>/bootstrap (+ .zip)
 FUNCTIONS := $(notdir $(wildcard functions/*))
+# Lambda artifacts link as non-PIE executables: the loader then applies no relocations at
+# start (image-push has 55,000), which was most of its cold start above the floor's. The
+# price is address randomisation of the executable's own image (libraries, heap and stack
+# keep theirs); `make build LAMBDA_RUSTFLAGS=` builds PIEs. See BENCHMARKS.md.
+LAMBDA_RUSTFLAGS ?= -C relocation-model=static
+# $(call lambda_binary,package): one release binary built as the artifacts are, in target/lambda/<package>/bootstrap.
+lambda_binary = cargo rustc --release --locked -p $(1) --bin $(1) -- $(LAMBDA_RUSTFLAGS) && \
+	mkdir -p target/lambda/$(1) && cp target/release/$(1) target/lambda/$(1)/bootstrap
 build: venv
-	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do \
-	  mkdir -p target/lambda/$$f && cp target/release/$$f target/lambda/$$f/bootstrap && \
+	  $(call lambda_binary,$$f) && \
 	  (cd target/lambda/$$f && rm -f $$f.zip && $(CURDIR)/$(PY) -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED); i=zipfile.ZipInfo('bootstrap'); i.external_attr=0o755<<16; i.compress_type=zipfile.ZIP_DEFLATED; z.writestr(i, open('bootstrap','rb').read()); z.close()" $$f.zip) && \
-	  echo "target/lambda/$$f/bootstrap ($$(du -h target/lambda/$$f/$$f.zip | cut -f1) zipped)"; \
+	  echo "target/lambda/$$f/bootstrap ($$(du -h target/lambda/$$f/$$f.zip | cut -f1) zipped)" || exit 1; \
 	done
 
 ## bench: measure and rewrite BENCHMARKS.md (not part of `make test`; ~15 min, plus
@@ -65,8 +72,9 @@ build: venv
 bench: build bench-profiles
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/python-peer/requirements.txt
 	cargo bench --locked -p shiplane --bench decision
-	cargo build --release --locked -p hello-world -p shiplane-e2e --bin bench
-	$(EMULATOR) target/release/bench --events $${BENCH_EVENTS:-200} --out BENCHMARKS.md
+	$(call lambda_binary,hello-world)
+	cargo build --release --locked -p shiplane-e2e --bin bench
+	$(EMULATOR) target/release/bench --events $${BENCH_EVENTS:-1000} --out BENCHMARKS.md
 
 ## bench-profiles: build the release-profile variants BENCHMARKS.md compares (kept once built)
 bench-profiles:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds image-push and hello-world under cumulative release-profile variants and keeps
 # each pair of binaries in target/profiles/<variant>/, so the bench can measure what each
-# setting buys (size, cold start). Slow: one full release build per variant.
+# setting buys (size, cold start); then the aws-lc entropy probe with and without CPU
+# jitter entropy in target/entropy-probe/<mode>/. Slow: one full release build per
+# variant. Kept once built; FORCE=1 rebuilds (after a change to the functions' code).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/profiles
@@ -15,8 +17,11 @@ variants=(
   '2-strip-panic-abort|strip=true panic="abort"'
   '3-thin-lto-cg1|strip=true panic="abort" lto="thin" codegen-units=1'
   '4-opt-s|strip=true panic="abort" lto="thin" codegen-units=1 opt-level="s"'
-  '5-opt-z-shipped|strip=true panic="abort" lto="thin" codegen-units=1 opt-level="z"'
+  '5-opt-z|strip=true panic="abort" lto="thin" codegen-units=1 opt-level="z"'
 )
+# The shipped artifacts add one link setting to the last variant: non-PIE (the Makefile's
+# LAMBDA_RUSTFLAGS), applied with `cargo rustc` to the final binary only.
+shipped=6-non-pie-shipped
 for v in "${variants[@]}"; do
   name=${v%%|*}
   extra=()
@@ -30,5 +35,26 @@ for v in "${variants[@]}"; do
   cp target/release/image-push target/release/hello-world "$out/$name/"
   echo "$name: built in $(( $(date +%s) - start )) s" | tee "$out/$name/build-time"
 done
-# Leave target/release as the shipped profile builds it.
-cargo build --release --locked -p image-push -p hello-world
+if [ -x "$out/$shipped/image-push" ] && [ "${FORCE:-0}" != 1 ]; then
+  echo "$shipped: kept"
+else
+  start=$(date +%s)
+  mkdir -p "$out/$shipped"
+  for p in image-push hello-world; do
+    cargo rustc --release --locked -p "$p" --bin "$p" -- -C relocation-model=static
+    cp "target/release/$p" "$out/$shipped/"
+  done
+  echo "$shipped: built in $(( $(date +%s) - start )) s" | tee "$out/$shipped/build-time"
+fi
+
+# aws-lc's CPU jitter entropy, on (its default) and off (.cargo/config.toml): the probe
+# built both ways, each in a target directory of its own (aws-lc-sys is rebuilt for it).
+for mode in jitter:0 os:1; do
+  name=${mode%%:*}
+  dir=target/entropy-probe/$name
+  if [ -x "$dir/entropy-probe" ] && [ "${FORCE:-0}" != 1 ]; then echo "entropy-probe $name: kept"; continue; fi
+  AWS_LC_SYS_NO_JITTER_ENTROPY=${mode#*:} CARGO_TARGET_DIR=target/entropy-probe/build-$name \
+    cargo build --release --locked -p entropy-probe
+  mkdir -p "$dir"
+  cp "target/entropy-probe/build-$name/release/entropy-probe" "$dir/"
+done

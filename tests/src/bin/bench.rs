@@ -75,6 +75,93 @@ async fn cold_starts(subject: &Subject, env: &Env, runs: usize) -> Vec<f64> {
     out
 }
 
+const CLIENTS: [&str; 4] = ["DynamoDB", "ECS", "CodeDeploy", "SNS"];
+
+/// The child side of [`client_construction`]: in this fresh process, builds the SDK
+/// configuration as the functions do, then each client once, and prints the milliseconds
+/// each took.
+async fn client_construction_child() {
+    let settings = shiplane::settings::Settings {
+        table: "bench".into(),
+        topic_arn: "arn:aws:sns:us-east-1:123456789012:bench".into(),
+        hook_function: "bench".into(),
+        region: "us-east-1".into(),
+        native_tls_roots: false,
+    };
+    let config = shiplane::aws::lambda_sdk_config(&settings).await;
+    let mut ms = Vec::new();
+    let t = Instant::now();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    ms.push(t.elapsed());
+    let t = Instant::now();
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    ms.push(t.elapsed());
+    let t = Instant::now();
+    let codedeploy = aws_sdk_codedeploy::Client::new(&config);
+    ms.push(t.elapsed());
+    let t = Instant::now();
+    let sns = aws_sdk_sns::Client::new(&config);
+    ms.push(t.elapsed());
+    drop((dynamodb, ecs, codedeploy, sns));
+    let out: Vec<String> = ms
+        .iter()
+        .map(|d| format!("{:.4}", d.as_secs_f64() * 1000.0))
+        .collect();
+    println!("{}", out.join(" "));
+}
+
+/// What a function's clients cost to build, the first time in a process (the work
+/// `OnFirstUse` leaves to the first event that calls each service): median milliseconds per
+/// client, in [`CLIENTS`] order, and of all four together, over `runs` fresh processes.
+fn client_construction(runs: usize) -> (Vec<f64>, f64) {
+    let exe = std::env::current_exe().expect("the bench binary's own path");
+    let mut per: Vec<Vec<f64>> = vec![Vec::new(); CLIENTS.len()];
+    let mut totals = Vec::new();
+    for _ in 0..runs {
+        let out = Command::new(&exe)
+            .arg("--client-construction")
+            .output()
+            .expect("re-running the bench binary");
+        let line = String::from_utf8_lossy(&out.stdout);
+        let ms: Vec<f64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        assert_eq!(
+            ms.len(),
+            CLIENTS.len(),
+            "client construction printed {line:?}"
+        );
+        for (i, x) in ms.iter().enumerate() {
+            per[i].push(*x);
+        }
+        totals.push(ms.iter().sum());
+    }
+    (
+        per.into_iter().map(|xs| stats(xs).0).collect(),
+        stats(totals).0,
+    )
+}
+
+/// Median microseconds of aws-lc's first random draw in a fresh process, over `runs`
+/// runs of the probe that `bench/profiles.sh` built in `target/entropy-probe/<mode>/`;
+/// None when it was not built.
+fn first_random_draw(mode: &str, runs: usize) -> Option<f64> {
+    let probe = workspace()
+        .join("target/entropy-probe")
+        .join(mode)
+        .join("entropy-probe");
+    if !probe.exists() {
+        return None;
+    }
+    let mut xs = Vec::new();
+    for _ in 0..runs {
+        let out = Command::new(&probe).output().ok()?;
+        xs.push(String::from_utf8_lossy(&out.stdout).trim().parse().ok()?);
+    }
+    Some(stats(xs).0)
+}
+
 /// Invokes `event` and returns the milliseconds until the answer.
 async fn timed(api: &RuntimeApi, answered: &mut usize, event: Value) -> (f64, Value) {
     let t = Instant::now();
@@ -297,6 +384,9 @@ fn check(ok: bool) -> &'static str {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--client-construction") {
+        return client_construction_child().await;
+    }
     let arg = |name: &str, default: &str| -> String {
         args.iter()
             .position(|a| a == name)
@@ -307,16 +397,18 @@ async fn main() {
     let runs: usize = arg("--runs", "20").parse().unwrap_or(20);
     let events: usize = arg("--events", "1000").parse().unwrap_or(1000);
     let out = PathBuf::from(arg("--out", "BENCHMARKS.md"));
-    let release = PathBuf::from(arg(
-        "--bin-dir",
-        &workspace().join("target/release").to_string_lossy(),
+    // The artifacts as `make build` makes them; the floor built the same way.
+    let lambda = PathBuf::from(arg(
+        "--lambda-dir",
+        &workspace().join("target/lambda").to_string_lossy(),
     ));
     let started = Instant::now();
 
     let w = world().await;
-    let hello = Subject::Binary(release.join("hello-world"));
-    let image_push = Subject::Binary(release.join("image-push"));
-    let deployment_events = Subject::Binary(release.join("deployment-events"));
+    let bootstrap = |name: &str| Subject::Binary(lambda.join(name).join("bootstrap"));
+    let hello = bootstrap("hello-world");
+    let image_push = bootstrap("image-push");
+    let deployment_events = bootstrap("deployment-events");
     let peer = Subject::PythonPeer;
     let subjects: Vec<(&str, &Subject)> = vec![
         ("hello-world (floor)", &hello),
@@ -331,6 +423,9 @@ async fn main() {
         eprintln!("cold start: {name} × {runs}");
         cold.insert(*name, stats(cold_starts(s, &w.env, runs).await));
     }
+
+    eprintln!("client construction × {runs}");
+    let (clients, clients_total) = client_construction(runs);
 
     // Latency against the emulator.
     eprintln!("latency");
@@ -526,6 +621,9 @@ async fn main() {
         }
     }
 
+    let jitter = first_random_draw("jitter", runs);
+    let os_entropy = first_random_draw("os", runs);
+
     // Core decision (criterion, run by `make bench` before this).
     let decision = criterion_median_ns("decision_push_to_free_lane_1000_services");
     let parse = criterion_median_ns("pipeline_parse_and_validate_1000_services");
@@ -544,7 +642,7 @@ async fn main() {
     );
     let _ = writeln!(
         md,
-        "Every figure below comes from this one run; ratios compare against the hello-world `lambda_runtime` binary (the floor: same tokio runtime, same log subscriber, echoes its event) and a Python 3.11 peer doing the same job with boto3 on `awslambdaric`, Lambda's own Python runtime client (`bench/python-peer/image_push.py`; it does only the happy path, none of Shiplane's lane logic). Functions run as Lambda runs them: behind a local Lambda Runtime API on 127.0.0.1, against the local AWS emulator (moto), release builds.\n"
+        "Every figure below comes from this one run; ratios compare against the hello-world `lambda_runtime` binary (the floor: same tokio runtime, same log subscriber, echoes its event) and a Python 3.11 peer doing the same job with boto3 on `awslambdaric`, Lambda's own Python runtime client (`bench/python-peer/image_push.py`; it does only the happy path, none of Shiplane's lane logic). Functions run as Lambda runs them: behind a local Lambda Runtime API on 127.0.0.1, against the local AWS emulator (moto), release builds linked as `make build` links them (non-PIE; the floor too).\n"
     );
     let _ = writeln!(md, "## Targets\n\n| target | measured | |\n|---|---|---|");
     let push_cold = cold["image-push"].0;
@@ -552,9 +650,10 @@ async fn main() {
     let worst_cold = push_cold.max(events_cold);
     let _ = writeln!(
         md,
-        "| cold start ≤ 1.25× hello-world | {:.2}× (image-push), {:.2}× (deployment-events) | {} |",
+        "| cold start ≤ 1.25× hello-world | {:.2}× (image-push), {:.2}× (deployment-events); {:.2}× with all four SDK clients built (see Cold start) | {} |",
         push_cold / floor,
         events_cold / floor,
+        (push_cold + clients_total) / floor,
         check(worst_cold <= 1.25 * floor)
     );
     let _ = writeln!(
@@ -609,6 +708,19 @@ async fn main() {
             peer_cold / m
         );
     }
+    let _ = writeln!(
+        md,
+        "\nThe functions build each SDK client when an event first calls its service (`OnFirstUse` in `shared/src/aws/mod.rs`), not at start-up: events that call none (the untagged children and attestations of a multi-arch push, a task Shiplane did not start) never pay for them, and an event that calls all four pays once per process. Building a client is mostly its SDK crate parsing the endpoint partition table and compiling the region patterns, once per crate. Measured in fresh processes, {runs} each, median:\n\n| client | first build in a process |\n|---|---|"
+    );
+    for (name, ms) in CLIENTS.iter().zip(&clients) {
+        let _ = writeln!(md, "| {name} | {ms:.2} ms |");
+    }
+    let _ = writeln!(
+        md,
+        "| all four | {clients_total:.2} ms |\n\nCold start plus all four clients, what a cold start followed by a push that deploys costs before its first AWS call: image-push {:.1} ms, {:.2}× the floor.",
+        push_cold + clients_total,
+        (push_cold + clients_total) / floor
+    );
 
     let _ = writeln!(
         md,
@@ -741,6 +853,27 @@ async fn main() {
                 hsize.map(mib).unwrap_or_default(),
                 c.0,
                 h.0
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n## TLS crypto: aws-lc's first random bytes\n\nThe SDK's TLS (rustls on aws-lc) draws random bytes at the first handshake after every cold start; aws-lc seeds its generator on that first draw. By default it gathers CPU jitter entropy for the seed; built with `AWS_LC_SYS_NO_JITTER_ENTROPY=1` (set in `.cargo/config.toml`) it seeds from the kernel (`getrandom`), as ring and BoringSSL do. `bench/entropy-probe`, built both ways by `bench/profiles.sh`, times that first draw in fresh processes ({runs} each, median). The emulator speaks plain HTTP, so the latency rows above never include it; against AWS every cold start does.\n"
+    );
+    match (jitter, os_entropy) {
+        (Some(j), Some(o)) => {
+            let _ = writeln!(
+                md,
+                "| aws-lc built | first random draw |\n|---|---|\n| with CPU jitter entropy (aws-lc's default) | {:.1} ms |\n| seeded from the kernel (shipped) | {:.3} ms |\n\nShipping without jitter entropy takes {:.1} ms off the first AWS call after each cold start.",
+                j / 1000.0,
+                o / 1000.0,
+                (j - o) / 1000.0
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                md,
+                "Not measured in this run: `bench/profiles.sh` builds the probe both ways."
             );
         }
     }
