@@ -61,16 +61,20 @@ fn stats(mut xs: Vec<f64>) -> (f64, f64) {
     (percentile(&xs, 0.5), percentile(&xs, 0.9))
 }
 
-/// Process start → first poll for work, `runs` times.
-async fn cold_starts(subject: &Subject, env: &Env, runs: usize) -> Vec<f64> {
-    let mut out = Vec::new();
+/// Process start → first poll for work, `runs` times for each subject, taken in turns
+/// (one start of each, then again) so that drift in the machine's load falls on every
+/// subject alike. One list of milliseconds per subject, in order.
+async fn cold_starts(subjects: &[&Subject], env: &Env, runs: usize) -> Vec<Vec<f64>> {
+    let mut out = vec![Vec::new(); subjects.len()];
     for _ in 0..runs {
-        let api = RuntimeApi::start().await;
-        let t0 = tokio::time::Instant::now();
-        let f = spawn(&api, subject, env);
-        let polled = api.first_poll(Duration::from_secs(60)).await;
-        out.push((polled - t0).as_secs_f64() * 1000.0);
-        drop(f);
+        for (i, subject) in subjects.iter().enumerate() {
+            let api = RuntimeApi::start().await;
+            let t0 = tokio::time::Instant::now();
+            let f = spawn(&api, subject, env);
+            let polled = api.first_poll(Duration::from_secs(60)).await;
+            out[i].push((polled - t0).as_secs_f64() * 1000.0);
+            drop(f);
+        }
     }
     out
 }
@@ -311,6 +315,7 @@ fn why(op: &str) -> &'static str {
             "whose deployment blocks the group (after DeploymentLimitExceeded)"
         }
         "sns.Publish" => "one notification per transition, plus release created",
+        "dynamodb.PutItem" => "the peer's claim on the push, and its release record",
         _ => "",
     }
 }
@@ -394,7 +399,7 @@ async fn main() {
             .cloned()
             .unwrap_or_else(|| default.to_string())
     };
-    let runs: usize = arg("--runs", "20").parse().unwrap_or(20);
+    let runs: usize = arg("--runs", "40").parse().unwrap_or(40);
     let events: usize = arg("--events", "1000").parse().unwrap_or(1000);
     let out = PathBuf::from(arg("--out", "BENCHMARKS.md"));
     // The artifacts as `make build` makes them; the floor built the same way.
@@ -419,9 +424,10 @@ async fn main() {
 
     // Cold start.
     let mut cold = BTreeMap::new();
-    for (name, s) in &subjects {
-        eprintln!("cold start: {name} × {runs}");
-        cold.insert(*name, stats(cold_starts(s, &w.env, runs).await));
+    eprintln!("cold start × {runs}, in turns");
+    let all: Vec<&Subject> = subjects.iter().map(|(_, s)| *s).collect();
+    for ((name, _), xs) in subjects.iter().zip(cold_starts(&all, &w.env, runs).await) {
+        cold.insert(*name, stats(xs));
     }
 
     eprintln!("client construction × {runs}");
@@ -614,9 +620,10 @@ async fn main() {
                 continue;
             }
             eprintln!("profile variant {name}");
-            let c = stats(cold_starts(&Subject::Binary(bin.clone()), &w.env, runs.min(15)).await);
-            let h =
-                stats(cold_starts(&Subject::Binary(hello_bin.clone()), &w.env, runs.min(15)).await);
+            let pair = [Subject::Binary(bin.clone()), Subject::Binary(hello_bin.clone())];
+            let mut xs = cold_starts(&[&pair[0], &pair[1]], &w.env, runs).await;
+            let h = stats(xs.pop().unwrap_or_default());
+            let c = stats(xs.pop().unwrap_or_default());
             variants.push((name, file_size(&bin), file_size(&hello_bin), c, h));
         }
     }
@@ -842,8 +849,8 @@ async fn main() {
     } else {
         let _ = writeln!(
             md,
-            "Cumulative variants built by `bench/profiles.sh`; cold start median of {} starts each, measured in this run.\n\n| variant | image-push size | hello-world size | image-push cold start | hello-world cold start |\n|---|---|---|---|---|",
-            runs.min(15)
+            "Cumulative variants built by `bench/profiles.sh`; cold start median of {} starts each, image-push and hello-world in turns, measured in this run.\n\n| variant | image-push size | hello-world size | image-push cold start | hello-world cold start |\n|---|---|---|---|---|",
+            runs
         );
         for (name, size, hsize, c, h) in &variants {
             let _ = writeln!(
