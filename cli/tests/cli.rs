@@ -282,3 +282,32 @@ async fn table_create_makes_a_usable_table() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn an_operators_profile_with_a_credential_process_signs_the_calls() {
+    // Operators sign in through profiles, not environment keys: here a profile whose
+    // credential_process prints the keys, as SSO helpers and vaults do.
+    let store = fresh_store().await;
+    let table = store.table().to_string();
+    let config = temp_file(
+        "config",
+        "[profile ops]\nregion = us-east-1\ncredential_process = printf '{\"Version\": 1, \"AccessKeyId\": \"from-process\", \"SecretAccessKey\": \"secret\"}'\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_shiplane"))
+        .args(["--table", &table, "config", "apply"])
+        .arg(example())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", config.with_file_name("none"))
+        .env("AWS_PROFILE", "ops")
+        .env("SHIPLANE_ACTOR", "ana")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        store.pipeline().await.unwrap().is_some(),
+        "the pipeline was stored with the profile's credentials"
+    );
+}

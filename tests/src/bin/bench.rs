@@ -620,7 +620,10 @@ async fn main() {
                 continue;
             }
             eprintln!("profile variant {name}");
-            let pair = [Subject::Binary(bin.clone()), Subject::Binary(hello_bin.clone())];
+            let pair = [
+                Subject::Binary(bin.clone()),
+                Subject::Binary(hello_bin.clone()),
+            ];
             let mut xs = cold_starts(&[&pair[0], &pair[1]], &w.env, runs).await;
             let h = stats(xs.pop().unwrap_or_default());
             let c = stats(xs.pop().unwrap_or_default());
