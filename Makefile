@@ -67,8 +67,8 @@ build: venv
 	  echo "target/lambda/$$f/bootstrap ($$(du -h target/lambda/$$f/$$f.zip | cut -f1) zipped)" || exit 1; \
 	done
 
-## bench: measure and rewrite BENCHMARKS.md (not part of `make test`; ~15 min, plus
-## bench-profiles the first time: one release build per profile variant)
+## bench: measure and rewrite BENCHMARKS.md (not part of `make test`; ~10 min, plus
+## bench-profiles the first time, ~35 min on 2 cores: one release build per profile variant)
 bench: build bench-profiles
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/python-peer/requirements.txt
 	cargo bench --locked -p shiplane --bench decision
@@ -78,7 +78,7 @@ bench: build bench-profiles
 
 ## bench-profiles: build the release-profile variants BENCHMARKS.md compares (kept once built)
 bench-profiles:
-	bench/profiles.sh
+	LAMBDA_RUSTFLAGS="$(LAMBDA_RUSTFLAGS)" bench/profiles.sh
 
 clean:
 	cargo clean

@@ -19,9 +19,10 @@ variants=(
   '4-opt-s|strip=true panic="abort" lto="thin" codegen-units=1 opt-level="s"'
   '5-opt-z|strip=true panic="abort" lto="thin" codegen-units=1 opt-level="z"'
 )
-# The shipped artifacts add one link setting to the last variant: non-PIE (the Makefile's
-# LAMBDA_RUSTFLAGS), applied with `cargo rustc` to the final binary only.
+# The shipped artifacts add the Makefile's link setting (LAMBDA_RUSTFLAGS: non-PIE) to the
+# last variant, applied with `cargo rustc` to the final binary only.
 shipped=6-non-pie-shipped
+lambda_rustflags=${LAMBDA_RUSTFLAGS?run through make bench-profiles, which passes it}
 for v in "${variants[@]}"; do
   name=${v%%|*}
   extra=()
@@ -41,7 +42,8 @@ else
   start=$(date +%s)
   mkdir -p "$out/$shipped"
   for p in image-push hello-world; do
-    cargo rustc --release --locked -p "$p" --bin "$p" -- -C relocation-model=static
+    # shellcheck disable=SC2086 # the flags are words
+    cargo rustc --release --locked -p "$p" --bin "$p" -- $lambda_rustflags
     cp "target/release/$p" "$out/$shipped/"
   done
   echo "$shipped: built in $(( $(date +%s) - start )) s" | tee "$out/$shipped/build-time"
