@@ -21,25 +21,33 @@ def endpoint():
     thread.join(timeout=5)
 
 
-@pytest.fixture
-def codedeploy(endpoint):
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
-    client = boto3.client(
-        "codedeploy",
+def client(endpoint, service):
+    return boto3.client(
+        service,
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    client.create_application(applicationName="api", computePlatform="ECS")
+
+
+def reset(endpoint):
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
+
+
+@pytest.fixture
+def codedeploy(endpoint):
+    reset(endpoint)
+    client_ = client(endpoint, "codedeploy")
+    client_.create_application(applicationName="api", computePlatform="ECS")
     for group in ("api-dev", "api-prod"):
-        client.create_deployment_group(
+        client_.create_deployment_group(
             applicationName="api",
             deploymentGroupName=group,
             serviceRoleArn="arn:aws:iam::123456789012:role/codedeploy",
             deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
         )
-    return client
+    return client_
 
 
 def deploy(client, group="api-dev"):
@@ -143,7 +151,7 @@ def test_deployment_status_control_validates(codedeploy, endpoint):
 def test_reset_clears_records(codedeploy, endpoint):
     d = deploy(codedeploy)
     codedeploy.stop_deployment(deploymentId=d)
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
+    reset(endpoint)
     assert control(endpoint, "reports")[1] == {"hookReports": [], "stops": [], "continues": []}
 
 
@@ -152,7 +160,7 @@ def test_calls_are_counted_by_service_and_operation(codedeploy, endpoint):
     d = deploy(codedeploy)
     codedeploy.get_deployment(deploymentId=d)
     codedeploy.get_deployment(deploymentId=d)
-    sns = boto3.client("sns", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    sns = client(endpoint, "sns")
     sns.create_topic(Name="t")  # the query protocol: counted by its Action
     with urllib.request.urlopen(f"{endpoint}/moto-api/shiplane/calls") as resp:
         calls = json.loads(resp.read())
@@ -161,22 +169,16 @@ def test_calls_are_counted_by_service_and_operation(codedeploy, endpoint):
 
 @pytest.fixture
 def dynamodb(endpoint):
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.create_table(
+    reset(endpoint)
+    client_ = client(endpoint, "dynamodb")
+    client_.create_table(
         TableName="t",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    client.put_item(TableName="t", Item={"pk": {"S": "lane"}, "sk": {"S": "dev"}, "version": {"N": "1"}, "name": {"S": "x"}})
-    return client
+    client_.put_item(TableName="t", Item={"pk": {"S": "lane"}, "sk": {"S": "dev"}, "version": {"N": "1"}, "name": {"S": "x"}})
+    return client_
 
 
 def item(client, pk, sk):
