@@ -84,6 +84,16 @@ impl World {
         self.store.release(id).await.unwrap()?.item.state_in(env)
     }
 
+    /// Pushes `repo` (digest `n`, `tag`) at T0; the release it must create.
+    async fn pushed(&self, repo: &str, n: u8, tag: &str) -> ReleaseId {
+        created(
+            self.engine()
+                .on_push(&push(repo, n, tag), T0)
+                .await
+                .unwrap(),
+        )
+    }
+
     fn deploys(&self) -> Vec<String> {
         self.deployer
             .calls()
@@ -202,12 +212,7 @@ async fn concurrent_deliveries_make_one_release_and_one_deployment() {
 #[tokio::test]
 async fn the_same_digest_under_a_new_tag_adds_the_tag() {
     let w = World::new().await;
-    let id = created(
-        w.engine()
-            .on_push(&push("shiplane/api", 1, "v1.0.0"), T0)
-            .await
-            .unwrap(),
-    );
+    let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
     let out = w
         .engine()
         .on_push(&push("shiplane/api", 1, "v1.0.0-hotfix"), T0)
@@ -262,22 +267,10 @@ async fn unknown_repositories_and_rejected_tags_change_nothing() {
 async fn pushes_while_in_flight_queue_and_supersede_and_only_the_newest_deploys_next() {
     let w = World::new().await;
     let e = w.engine();
-    let r1 = created(
-        e.on_push(&push("shiplane/api", 1, "v1.0.1"), T0)
-            .await
-            .unwrap(),
-    );
-    let r2 = created(
-        e.on_push(&push("shiplane/api", 2, "v1.0.2"), T0)
-            .await
-            .unwrap(),
-    );
+    let r1 = w.pushed("shiplane/api", 1, "v1.0.1").await;
+    let r2 = w.pushed("shiplane/api", 2, "v1.0.2").await;
     assert_eq!(w.state(&r2, "dev").await, Some(StageState::Queued));
-    let r3 = created(
-        e.on_push(&push("shiplane/api", 3, "v1.0.3"), T0)
-            .await
-            .unwrap(),
-    );
+    let r3 = w.pushed("shiplane/api", 3, "v1.0.3").await;
     assert_eq!(w.state(&r2, "dev").await, Some(StageState::Superseded));
     assert_eq!(w.state(&r3, "dev").await, Some(StageState::Queued));
     assert_eq!(w.deploys(), [format!("{r1}@dev")]);
@@ -317,12 +310,7 @@ async fn a_busy_deployment_group_queues_the_release() {
         .push(Ok(DeployOutcome::Blocked {
             by: "d-MANUAL".into(),
         }));
-    let id = created(
-        w.engine()
-            .on_push(&push("shiplane/api", 1, "v1.0.0"), T0)
-            .await
-            .unwrap(),
-    );
+    let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
     assert_eq!(w.state(&id, "dev").await, Some(StageState::Queued));
     let lane = w.store.lane("api", "dev").await.unwrap().item;
     assert_eq!((lane.in_flight, lane.queued), (None, Some(id.clone())));
@@ -349,12 +337,7 @@ async fn a_failed_deploy_fails_the_stage_with_the_reason() {
             message: "ECS RegisterTaskDefinition: ClientException: too big".into(),
             retryable: false,
         }));
-    let id = created(
-        w.engine()
-            .on_push(&push("shiplane/api", 1, "v1.0.0"), T0)
-            .await
-            .unwrap(),
-    );
+    let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
     let r = w.store.release(&id).await.unwrap().unwrap().item;
     assert_eq!(r.state_in("dev"), Some(StageState::Failed));
     assert!(
@@ -375,7 +358,7 @@ async fn a_failed_deploy_fails_the_stage_with_the_reason() {
 async fn migration_exit_zero_deploys_and_anything_else_fails_before_deploying() {
     let w = World::new().await;
     let e = w.engine();
-    let ok = created(e.on_push(&push("shiplane/db", 1, "v1"), T0).await.unwrap());
+    let ok = w.pushed("shiplane/db", 1, "v1").await;
     assert_eq!(w.state(&ok, "dev").await, Some(StageState::Migrating));
     assert!(w.deploys().is_empty());
     let stopped = TaskStopped {
@@ -393,7 +376,7 @@ async fn migration_exit_zero_deploys_and_anything_else_fails_before_deploying() 
 
     let w = World::new().await;
     let e = w.engine();
-    let bad = created(e.on_push(&push("shiplane/db", 2, "v2"), T0).await.unwrap());
+    let bad = w.pushed("shiplane/db", 2, "v2").await;
     let stopped = TaskStopped {
         task_arn: "arn:aws:ecs:task/1".into(),
         failure: Some("container app exited with code 1".into()),
@@ -432,12 +415,7 @@ async fn data_jobs_register_and_succeed_at_once_then_promote() {
         .push(Ok(DeployOutcome::Registered {
             task_definitions: vec!["etl-nightly:2".into()],
         }));
-    let id = created(
-        w.engine()
-            .on_push(&push("shiplane/etl", 1, "20261116-abc1234"), T0)
-            .await
-            .unwrap(),
-    );
+    let id = w.pushed("shiplane/etl", 1, "20261116-abc1234").await;
     assert_eq!(
         w.state(&id, "dev").await,
         Some(StageState::Succeeded),
@@ -520,12 +498,7 @@ async fn a_notification_failure_never_blocks_the_release() {
         fail: true,
         ..RecordingNotifier::default()
     };
-    let id = created(
-        w.engine()
-            .on_push(&push("shiplane/api", 1, "v1.0.0"), T0)
-            .await
-            .unwrap(),
-    );
+    let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
     assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
     assert_eq!(w.deploys().len(), 1);
 }
