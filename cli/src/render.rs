@@ -220,7 +220,7 @@ fn transitions_table(transitions: &[Transition], with_release: bool) -> Table {
         row.extend([
             state(&tr.from),
             state(&tr.to),
-            tr.cause.clone(),
+            tr.cause.to_string(),
             tr.actor.clone().unwrap_or_else(|| "-".to_string()),
             tr.detail.clone().unwrap_or_else(|| "-".to_string()),
         ]);

@@ -12,6 +12,7 @@ import argparse
 import io
 import json
 import os
+import random
 import signal
 import sys
 import threading
@@ -32,17 +33,69 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 from werkzeug.serving import BaseWSGIServer, make_server  # noqa: E402
 
 
+FAULT_KINDS = ("throttle", "error", "lost")
+
+
+class Faults:
+    """Transient faults injected into a chosen fraction of the calls to each operation,
+    from a seeded generator, so a test run is repeatable:
+
+    - throttle: refused with a throttling error before anything happens (400);
+    - error:    refused with an internal error before anything happens (500);
+    - lost:     done, and then the answer is lost (500): the caller cannot tell it from
+                `error`, and a retry meets its own earlier effect (a timeout after the
+                server acted).
+
+    Rates are per operation (`dynamodb.TransactWriteItems`) or for every operation (`*`).
+    """
+
+    def __init__(self) -> None:
+        self.rates: dict[str, dict[str, float]] = {}
+        self.rng = random.Random(0)
+        self.injected: dict[str, dict[str, int]] = {}
+
+    def set(self, body: dict[str, Any]) -> None:
+        rates = body.get("rates", {})
+        for op, kinds in rates.items():
+            unknown = set(kinds) - set(FAULT_KINDS)
+            if unknown:
+                raise ValueError(f"{op}: unknown fault kinds {sorted(unknown)}; use {list(FAULT_KINDS)}")
+            if sum(kinds.values()) > 1 or any(v < 0 for v in kinds.values()):
+                raise ValueError(f"{op}: rates are fractions that add up to at most 1")
+        self.rates = rates
+        self.rng = random.Random(body.get("seed", 0))
+        self.injected = {}
+
+    def draw(self, operation: str) -> str | None:
+        kinds = self.rates.get(operation) or self.rates.get("*")
+        if not kinds:
+            return None
+        roll, edge = self.rng.random(), 0.0
+        for kind in FAULT_KINDS:
+            edge += kinds.get(kind, 0.0)
+            if roll < edge:
+                counts = self.injected.setdefault(operation, {})
+                counts[kind] = counts.get(kind, 0) + 1
+                return kind
+        return None
+
+
 class Serialized:
-    """Runs one request at a time through moto, and counts AWS calls by operation.
+    """Runs one request at a time through moto, counts AWS calls by operation, and injects
+    faults when asked.
 
     GET  /moto-api/shiplane/calls        {"ecs.RegisterTaskDefinition": 2, ...}
     POST /moto-api/shiplane/calls/reset  starts counting from zero
+    POST /moto-api/shiplane/faults       {"seed": 7, "rates": {"*": {"throttle": 0.1, "error": 0.05, "lost": 0.05}}}
+                                         ({} stops injecting)
+    GET  /moto-api/shiplane/faults       faults injected so far, by operation and kind
     """
 
     def __init__(self, app: Any):
         self.app = app
         self.lock = threading.Lock()
         self.calls: dict[str, int] = {}
+        self.faults = Faults()
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -51,17 +104,53 @@ class Serialized:
         if path == "/moto-api/shiplane/calls/reset":
             self.calls = {}
             return self._json(start_response, {"status": "ok"})
+        if path == "/moto-api/shiplane/faults":
+            with self.lock:
+                if environ.get("REQUEST_METHOD") == "POST":
+                    length = int(environ.get("CONTENT_LENGTH") or 0)
+                    try:
+                        self.faults.set(json.loads(environ["wsgi.input"].read(length) or b"{}"))
+                    except (ValueError, AttributeError) as e:
+                        return self._json(start_response, {"error": str(e)}, "400 Bad Request")
+                return self._json(start_response, self.faults.injected)
         with self.lock:
             operation = _operation(environ)
+            fault = None
             if operation:
                 self.calls[operation] = self.calls.get(operation, 0) + 1
+                fault = self.faults.draw(operation)
+            if fault in ("throttle", "error"):
+                return _fault_response(environ, start_response, fault)
+            if fault == "lost":
+                list(self.app(environ, lambda *_args, **_kw: None))
+                return _fault_response(environ, start_response, "error")
             return list(self.app(environ, start_response))
 
     @staticmethod
-    def _json(start_response: Any, body: Any) -> list[bytes]:
+    def _json(start_response: Any, body: Any, status: str = "200 OK") -> list[bytes]:
         data = json.dumps(body, sort_keys=True).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
+
+
+def _fault_response(environ: Any, start_response: Any, kind: str) -> list[bytes]:
+    """A transient error as the service's protocol spells it: JSON for the JSON protocols
+    (DynamoDB, ECS, CodeDeploy), XML for the query protocol (SNS, SQS)."""
+    status, code = ("400 Bad Request", "ThrottlingException") if kind == "throttle" else (
+        "500 Internal Server Error", "InternalFailure")
+    message = f"injected by the local AWS ({kind})"
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        data = json.dumps({"__type": code, "message": message}).encode()
+        ctype = "application/x-amz-json-1.0"
+    else:
+        code = "Throttling" if kind == "throttle" else "InternalFailure"
+        data = (f"<ErrorResponse><Error><Type>{'Sender' if kind == 'throttle' else 'Receiver'}</Type>"
+                f"<Code>{code}</Code><Message>{message}</Message></Error>"
+                f"<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>").encode()
+        ctype = "text/xml"
+    start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(data))),
+                            ("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000")])
+    return [data]
 
 
 def _operation(environ: Any) -> str | None:

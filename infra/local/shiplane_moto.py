@@ -17,13 +17,20 @@ own. This module adds, as AWS behaves:
   so each transaction costs time and memory in proportion to the whole table: a benchmark
   of 1,000 pushes grew the emulator past 13 GB.
 
-and two control routes for tests and the demo (AWS needs none: its deployments move by
-themselves):
+- ECS RunTask with a clientToken: idempotent, as in ECS. A second RunTask with the same
+  token returns the tasks the first one started instead of starting more (moto ignores the
+  token, so two concurrent attempts would start two migrations).
+
+and control routes for tests and the demo (AWS needs none: its deployments move and its
+tasks exit by themselves):
 
 - POST /moto-api/shiplane/codedeploy/deployment-status  {"deploymentId", "status"}
   moves a deployment to Succeeded, Failed, Stopped, InProgress, Baking or Ready.
 - GET  /moto-api/shiplane/codedeploy/reports
   returns {"hookReports": [...], "stops": [...], "continues": [...]}.
+- POST /moto-api/shiplane/ecs/task-exit  {"taskArn", "exitCode", "container"?, "reason"?}
+  stops a task as ECS does when its container exits, with that exit code (moto's tasks
+  always report 0), so DescribeTasks tells what the task's stop event told.
 
 Records live on the CodeDeploy backend, so POST /moto-api/reset clears them.
 """
@@ -47,6 +54,8 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.ecs import models as ecs_models
+from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.moto_api._internal import urls as moto_api_urls
 
 ACTIVE = {"Created", "Queued", "InProgress", "Baking", "Ready"}
@@ -169,6 +178,56 @@ def create_deployment(self: Any, application_name: str, deployment_group_name: s
     return _original_create_deployment(
         self, application_name, deployment_group_name, *args, **kwargs
     )
+
+
+_original_run_task = EC2ContainerServiceResponse.run_task
+
+
+def run_task(self: EC2ContainerServiceResponse) -> Any:
+    token = self._get_param("clientToken")
+    backend = self.ecs_backend
+    cluster = self._get_param("cluster", "default").split("/")[-1]
+    started: dict[str, list[str]] = backend.__dict__.setdefault("shiplane_client_tokens", {})
+    if token and token in started:
+        return ActionResult({"tasks": backend.describe_tasks(cluster, started[token]), "failures": []})
+    before = set(backend.tasks.get(cluster, {}))
+    result = _original_run_task(self)
+    if token:
+        # Requests are served one at a time, so the new tasks are this call's.
+        started[token] = [arn for arn in backend.tasks.get(cluster, {}) if arn not in before]
+    return result
+
+
+def _ecs_backends() -> list[Any]:
+    return [b for account in ecs_models.ecs_backends.values() for b in account.values()]
+
+
+def task_exit(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    if request.method != "POST":
+        return _json(405, {"error": "POST {\"taskArn\": ..., \"exitCode\": ...}"})
+    try:
+        size = int(headers.get("Content-Length") or 0)
+        body = json.loads(request.environ["wsgi.input"].read(size) or b"{}")
+    except ValueError:
+        return _json(400, {"error": "body is not JSON"})
+    arn, code = body.get("taskArn"), body.get("exitCode")
+    if not isinstance(code, int):
+        return _json(400, {"error": "exitCode must be an integer"})
+    reason = body.get("reason") or "Essential container in task exited"
+    for backend in _ecs_backends():
+        for cluster, tasks in backend.tasks.items():
+            task = tasks.get(str(arn).split("/")[-1]) or next(
+                (t for t in tasks.values() if t.task_arn == arn), None
+            )
+            if task is None:
+                continue
+            backend.stop_task(cluster, task.task_arn, reason)
+            for c in task.containers:
+                if body.get("container") in (None, c.name):
+                    c.exitCode = code
+                c.last_status = "STOPPED"
+            return _json(200, {"taskArn": task.task_arn, "exitCode": code})
+    return _json(404, {"error": f"no task {arn}"})
 
 
 TRANSACT_OPS = ("ConditionCheck", "Put", "Delete", "Update")
@@ -313,3 +372,5 @@ def register() -> None:
         set_deployment_status
     )
     moto_api_urls.url_paths["{0}/moto-api/shiplane/codedeploy/reports$"] = reports
+    EC2ContainerServiceResponse.run_task = run_task
+    moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-exit$"] = task_exit

@@ -5,6 +5,8 @@ import threading
 import urllib.request
 
 import boto3
+import botocore.config
+import urllib.error
 import pytest
 from botocore.exceptions import ClientError
 
@@ -259,3 +261,98 @@ def test_a_transaction_never_copies_a_table(dynamodb, monkeypatch):
     with pytest.raises(ClientError):
         dynamodb.transact_write_items(TransactItems=[put_new("history", "2"), bump(1)])
     assert item(dynamodb, "lane", "dev")["version"] == {"N": "2"}
+
+
+def post(endpoint, path, body):
+    req = urllib.request.Request(f"{endpoint}{path}", data=json.dumps(body).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.fixture
+def ecs(endpoint):
+    reset(endpoint)
+    ecs_ = client(endpoint, "ecs")
+    ec2 = client(endpoint, "ec2")
+    ecs_.create_cluster(clusterName="c")
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="m5.large")["Instances"][0]
+    ecs_.register_container_instance(cluster="c", instanceIdentityDocument=json.dumps({"instanceId": instance["InstanceId"]}))
+    ecs_.register_task_definition(
+        family="migrate",
+        networkMode="bridge",
+        requiresCompatibilities=["EC2"],
+        containerDefinitions=[{"name": "app", "image": "r/app:1", "memory": 128}],
+    )
+    return ecs_
+
+
+def test_run_task_with_a_client_token_starts_one_task_however_often_it_is_sent(ecs):
+    first = ecs.run_task(cluster="c", taskDefinition="migrate", startedBy="s", clientToken="release-dev")["tasks"]
+    again = ecs.run_task(cluster="c", taskDefinition="migrate", startedBy="s", clientToken="release-dev")["tasks"]
+    assert [t["taskArn"] for t in first] == [t["taskArn"] for t in again]
+    other = ecs.run_task(cluster="c", taskDefinition="migrate", startedBy="s", clientToken="release-prod")["tasks"]
+    assert other[0]["taskArn"] != first[0]["taskArn"]
+    untokened = ecs.run_task(cluster="c", taskDefinition="migrate", startedBy="s")["tasks"]
+    assert untokened[0]["taskArn"] not in {first[0]["taskArn"], other[0]["taskArn"]}
+    assert len(ecs.list_tasks(cluster="c", startedBy="s")["taskArns"]) == 3
+
+
+def test_a_task_exits_with_the_code_it_is_given(ecs, endpoint):
+    arn = ecs.run_task(cluster="c", taskDefinition="migrate")["tasks"][0]["taskArn"]
+    status, body = post(endpoint, "/moto-api/shiplane/ecs/task-exit", {"taskArn": arn, "exitCode": 3})
+    assert status == 200, body
+    task = ecs.describe_tasks(cluster="c", tasks=[arn])["tasks"][0]
+    assert task["lastStatus"] == "STOPPED"
+    assert task["containers"][0]["exitCode"] == 3
+    assert post(endpoint, "/moto-api/shiplane/ecs/task-exit", {"taskArn": "arn:nope", "exitCode": 0})[0] == 404
+    assert post(endpoint, "/moto-api/shiplane/ecs/task-exit", {"taskArn": arn, "exitCode": "x"})[0] == 400
+
+
+def test_injected_faults_are_transient_errors_in_each_protocol_and_repeatable(ecs, endpoint):
+    def run(seed):
+        assert post(endpoint, "/moto-api/shiplane/faults", {"seed": seed, "rates": {"ecs.ListClusters": {"throttle": 0.3, "error": 0.2}}})[0] == 200
+        raw = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t",
+                           aws_secret_access_key="t", config=botocore.config.Config(retries={"max_attempts": 1}))
+        outcomes = []
+        for _ in range(40):
+            try:
+                raw.list_clusters()
+                outcomes.append("ok")
+            except ClientError as e:
+                outcomes.append(e.response["Error"]["Code"])
+        return outcomes
+
+    try:
+        a, b = run(7), run(7)
+        assert a == b, "the same seed injects the same faults"
+        assert {"ok", "ThrottlingException", "InternalFailure"} == set(a)
+        status, injected = post(endpoint, "/moto-api/shiplane/faults", {"seed": 7, "rates": {}})
+        # Operations without a rate are never touched.
+        client(endpoint, "ecs").describe_clusters(clusters=["c"])
+        # SNS speaks XML: a throttled publish is a Throttling error there too.
+        post(endpoint, "/moto-api/shiplane/faults", {"seed": 1, "rates": {"sns.CreateTopic": {"throttle": 1.0}}})
+        sns = boto3.client("sns", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t",
+                           aws_secret_access_key="t", config=botocore.config.Config(retries={"max_attempts": 1}))
+        with pytest.raises(ClientError) as e:
+            sns.create_topic(Name="t")
+        assert e.value.response["Error"]["Code"] == "Throttling"
+        assert post(endpoint, "/moto-api/shiplane/faults", {"rates": {"*": {"typo": 0.1}}})[0] == 400
+    finally:
+        post(endpoint, "/moto-api/shiplane/faults", {})
+
+
+def test_a_lost_answer_still_did_the_work(ecs, endpoint):
+    try:
+        post(endpoint, "/moto-api/shiplane/faults", {"seed": 1, "rates": {"ecs.CreateCluster": {"lost": 1.0}}})
+        raw = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t",
+                           aws_secret_access_key="t", config=botocore.config.Config(retries={"max_attempts": 1}))
+        with pytest.raises(ClientError) as e:
+            raw.create_cluster(clusterName="lost-answer")
+        assert e.value.response["Error"]["Code"] == "InternalFailure"
+    finally:
+        post(endpoint, "/moto-api/shiplane/faults", {})
+    names = [a.split("/")[-1] for a in client(endpoint, "ecs").list_clusters()["clusterArns"]]
+    assert "lost-answer" in names, "the work was done though the caller was told it failed"

@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod engine;
 pub mod inbound;
+pub mod lambda;
 pub mod pipeline;
 pub mod release;
 pub mod settings;

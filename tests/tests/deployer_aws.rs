@@ -3,11 +3,13 @@
 
 use aws_sdk_ecs::types::{DesiredStatus, TaskDefinitionField};
 use serde_json::Value;
-use shiplane::aws::{AwsDeployer, DeployOutcome, DeployRequest, Deployer, SnsNotifier, started_by};
+use shiplane::aws::{
+    AwsDeployer, DeployOutcome, DeployRequest, Deployer, MigrationRun, SnsNotifier, started_by,
+};
 use shiplane::engine::{Engine, PushOutcome};
 use shiplane::inbound::Inbound;
 use shiplane::inbound::ecr::{EcrImageAction, ImagePush, parse_push};
-use shiplane::inbound::ecs::TaskStopped;
+use shiplane::inbound::ecs::{ContainerExit, TaskStopped};
 use shiplane::pipeline::Pipeline;
 use shiplane::release::{Digest, Event, Release, ReleaseId, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore};
@@ -374,17 +376,26 @@ async fn data_jobs_get_new_revisions_of_every_family_and_nothing_runs() {
 async fn the_migration_task_runs_the_command_with_the_new_image_once() {
     let w = World::new().await;
     let r = w.release("db", "v7");
-    let arn = w
+    let MigrationRun::Running { task_arn: arn } = w
         .deployer
         .run_migration(w.request(&r, "dev"))
         .await
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("the task runs")
+    };
     let again = w
         .deployer
         .run_migration(w.request(&r, "dev"))
         .await
         .unwrap();
-    assert_eq!(arn, again, "a replay finds the task it started");
+    assert_eq!(
+        again,
+        MigrationRun::Running {
+            task_arn: arn.clone()
+        },
+        "a replay finds the task it started"
+    );
     let cluster = format!("{}-dev", w.p);
     let task = w
         .ecs
@@ -542,10 +553,7 @@ async fn engine_queues_supersedes_and_deploys_only_the_newest_when_the_lane_free
 async fn migration_exit_zero_deploys_and_exit_one_fails_before_anything_is_deployed() {
     let w = World::new().await;
     let e = w.engine();
-    for (tag, failure) in [
-        ("v1", None),
-        ("v2", Some("container app exited with code 1".to_string())),
-    ] {
+    for (tag, failure) in [("v1", None), ("v2", Some(1))] {
         let out = e
             .on_push(&w.push("db", tag), Timestamp::now())
             .await
@@ -568,7 +576,13 @@ async fn migration_exit_zero_deploys_and_exit_one_fails_before_anything_is_deplo
         let before = w.deployments("db", "db-dev").await.len();
         let stopped = TaskStopped {
             task_arn,
-            failure: failure.clone(),
+            started_by: None,
+            stopped_reason: "Essential container in task exited".into(),
+            containers: vec![ContainerExit {
+                name: "app".into(),
+                exit_code: Some(failure.unwrap_or(0)),
+                reason: None,
+            }],
         };
         e.on_task_stopped(&stopped, Timestamp::now()).await.unwrap();
         let stage = w

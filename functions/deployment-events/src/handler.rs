@@ -3,57 +3,44 @@
 //! Handled: ECS Task State Change (a migration task stopped). CodeDeploy deployment state
 //! changes arrive with the deployment lifecycle; until then they are logged as ignored.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shiplane::aws::{Deployer, Notifier};
 use shiplane::engine::Deps;
 use shiplane::inbound::Inbound;
 use shiplane::inbound::ecs::{EcsTaskStateChange, parse_task_stopped};
+use shiplane::lambda::{HandlerError, accepted, envelope, failed, ignored};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
-use tracing::{error, info, instrument};
-
-fn ignored(reason: String) -> Result<Value, Error> {
-    info!(reason = %reason, "ignored");
-    Ok(json!({ "ignored": reason }))
-}
+use tracing::{info, instrument};
 
 /// Handles one state-change event; store failures return an error so Lambda retries.
 #[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
     deps: &Deps<S, D, N>,
     event: LambdaEvent<Value>,
-) -> Result<Value, Error> {
+) -> Result<Value, HandlerError> {
     let detail_type = event
         .payload
         .get("detail-type")
         .and_then(Value::as_str)
         .unwrap_or_default();
     if detail_type != "ECS Task State Change" {
-        return ignored(format!(
+        return Ok(ignored(&format!(
             "detail-type {detail_type:?} is not handled by this function yet"
-        ));
+        )));
     }
-    let parsed: EventBridgeEvent<EcsTaskStateChange> = serde_json::from_value(event.payload)
-        .map_err(|e| {
-            error!(error = %e, "rejected: malformed event");
-            format!("malformed ECS task state change event: {e}")
-        })?;
-    let stopped = match parse_task_stopped(&parsed) {
-        Ok(Inbound::Accepted(s)) => s,
-        Ok(Inbound::Ignored(reason)) => return ignored(reason),
-        Err(invalid) => {
-            error!(field = invalid.field, error = %invalid, "rejected");
-            return Err(format!("invalid ECS task state change event: {invalid}").into());
-        }
+    let parsed = envelope::<EcsTaskStateChange>(event.payload, "ECS task state change")?;
+    let stopped = match accepted(parse_task_stopped(&parsed), "ECS task state change")? {
+        Ok(stopped) => stopped,
+        Err(answer) => return Ok(answer),
     };
     match deps
         .engine()
         .on_task_stopped(&stopped, Timestamp::now())
         .await
     {
-        Ok(Inbound::Ignored(reason)) => ignored(reason),
+        Ok(Inbound::Ignored(reason)) => Ok(ignored(&reason)),
         Ok(Inbound::Accepted(report)) => {
             let moved: Vec<Value> = report
                 .transitions
@@ -63,10 +50,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
             info!(task = %stopped.task_arn, transitions = moved.len(), "migration outcome applied");
             Ok(json!({ "task": stopped.task_arn, "transitions": moved, "refused": report.refused }))
         }
-        Err(e) => {
-            error!(error = %e, retryable = e.is_retryable(), "event not processed");
-            Err(e.into())
-        }
+        Err(e) => Err(failed(e)),
     }
 }
 

@@ -1,45 +1,30 @@
 //! Parse the EventBridge payload, hand the push to the engine, map the outcome.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shiplane::aws::{Deployer, Notifier};
 use shiplane::engine::{Deps, PushOutcome};
-use shiplane::inbound::Inbound;
 use shiplane::inbound::ecr::{EcrImageAction, parse_push};
+use shiplane::lambda::{HandlerError, accepted, envelope, failed, ignored};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
-use tracing::{error, info, instrument};
+use tracing::{info, instrument};
 
 /// Handles one ECR Image Action event. Ignored events return Ok with the reason; invalid
-/// ones return an error naming the field (Lambda sends them to the dead-letter queue);
-/// store failures return an error so Lambda delivers the event again.
+/// ones an `InvalidEvent` naming the field (Lambda sends them to the dead-letter queue);
+/// store failures a retryable error so Lambda delivers the event again.
 #[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
     deps: &Deps<S, D, N>,
     event: LambdaEvent<Value>,
-) -> Result<Value, Error> {
-    let parsed: EventBridgeEvent<EcrImageAction> =
-        serde_json::from_value(event.payload).map_err(|e| {
-            error!(error = %e, "rejected: malformed event");
-            format!("malformed ECR image action event: {e}")
-        })?;
-    let push = match parse_push(&parsed) {
-        Ok(Inbound::Accepted(push)) => push,
-        Ok(Inbound::Ignored(reason)) => {
-            info!(reason = %reason, "ignored");
-            return Ok(json!({ "ignored": reason }));
-        }
-        Err(invalid) => {
-            error!(field = invalid.field, error = %invalid, "rejected");
-            return Err(format!("invalid ECR image action event: {invalid}").into());
-        }
+) -> Result<Value, HandlerError> {
+    let parsed = envelope::<EcrImageAction>(event.payload, "ECR image action")?;
+    let push = match accepted(parse_push(&parsed), "ECR image action")? {
+        Ok(push) => push,
+        Err(answer) => return Ok(answer),
     };
     match deps.engine().on_push(&push, Timestamp::now()).await {
-        Ok(PushOutcome::Ignored(reason)) => {
-            info!(repository = %push.repository, tag = %push.tag, reason = %reason, "ignored");
-            Ok(json!({ "ignored": reason }))
-        }
+        Ok(PushOutcome::Ignored(reason)) => Ok(ignored(&reason)),
         Ok(PushOutcome::Created {
             release,
             environment,
@@ -52,10 +37,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
             info!(release = %release, tag_added, "push already a release");
             Ok(json!({ "release": release, "replayed": true, "tag_added": tag_added }))
         }
-        Err(e) => {
-            error!(error = %e, retryable = e.is_retryable(), "push not processed");
-            Err(e.into())
-        }
+        Err(e) => Err(failed(e)),
     }
 }
 

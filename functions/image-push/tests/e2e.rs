@@ -105,7 +105,7 @@ async fn a_push_becomes_a_release_a_pinned_revision_a_deployment_and_notificatio
         .await
         .unwrap()
         .into_iter()
-        .map(|t| t.cause)
+        .map(|t| t.cause.to_string())
         .collect();
     assert_eq!(causes, ["arrived", "deployment_created"]);
     assert_eq!(

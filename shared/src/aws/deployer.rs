@@ -17,8 +17,9 @@ use aws_sdk_ecs::types::{
 };
 
 use super::{appspec, classify};
+use crate::inbound::ecs::{ContainerExit, TaskStopped};
 use crate::pipeline::{LifecycleHook, Service, ServiceKind, StageConfig};
-use crate::release::Release;
+use crate::release::{Release, ReleaseId};
 
 const TAG_RELEASE: &str = "shiplane:release";
 const TAG_ENVIRONMENT: &str = "shiplane:environment";
@@ -75,7 +76,29 @@ where
     }
 }
 
-/// The port the engine starts and stops stages through.
+/// Where a migration task is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationRun {
+    /// Started (now or by an earlier attempt) and not stopped yet.
+    Running { task_arn: String },
+    /// Already stopped: how it ended.
+    Stopped(TaskStopped),
+    /// ECS no longer knows the task (stopped tasks are forgotten after about an hour).
+    Missing,
+}
+
+/// Where a deployment is, as AWS reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploymentStatus {
+    InProgress,
+    Succeeded,
+    /// Failed, stopped or rolled back, with why.
+    Failed(String),
+    /// AWS does not know it (an ECS deployment replaced by a newer one, say).
+    Unknown,
+}
+
+/// The port the engine starts, stops and inspects stages through.
 pub trait Deployer: Send + Sync {
     /// Registers the revision pinned to the release's digest and starts the stage's
     /// deployment (by service kind). Idempotent per release and environment.
@@ -84,28 +107,65 @@ pub trait Deployer: Send + Sync {
         req: DeployRequest<'_>,
     ) -> impl Future<Output = Result<DeployOutcome, DeployError>> + Send;
 
-    /// Starts the one-off migration task with the release's image; returns its task ARN.
-    /// Idempotent: a task already started for this release and environment is returned.
+    /// Starts the one-off migration task with the release's image, once per release and
+    /// environment: a task already started for them (running or stopped) is returned, and
+    /// RunTask's client token makes two concurrent attempts start one task.
     fn run_migration(
         &self,
         req: DeployRequest<'_>,
-    ) -> impl Future<Output = Result<String, DeployError>> + Send;
+    ) -> impl Future<Output = Result<MigrationRun, DeployError>> + Send;
+
+    /// Where a migration task started for this release and environment is now.
+    fn migration_status(
+        &self,
+        req: DeployRequest<'_>,
+        task_arn: &str,
+    ) -> impl Future<Output = Result<MigrationRun, DeployError>> + Send;
+
+    /// Where a deployment of this stage is now.
+    fn deployment_status(
+        &self,
+        req: DeployRequest<'_>,
+        deployment_id: &str,
+    ) -> impl Future<Output = Result<DeploymentStatus, DeployError>> + Send;
 
     /// Stops a deployment; with `rollback`, CodeDeploy routes traffic back. Stopping one
     /// that already completed is not an error.
     fn stop_deployment(
         &self,
+        req: DeployRequest<'_>,
         deployment_id: &str,
         rollback: bool,
     ) -> impl Future<Output = Result<(), DeployError>> + Send;
 }
 
-/// The `startedBy` Shiplane gives a release's migration task (ECS allows 36 characters).
+/// The `startedBy` Shiplane gives a release's migration task: `shiplane/<release>/<env>`
+/// (at most 99 of the 128 characters ECS allows), so a task's stop event names its release
+/// and environment even if the function died before it recorded the task's ARN.
 pub fn started_by(release: &Release, environment: &str) -> String {
-    format!("{}-{environment}", release.id)
-        .chars()
-        .take(36)
-        .collect()
+    format!("shiplane/{}/{environment}", release.id)
+}
+
+/// The release and environment a `startedBy` of [`started_by`] names; None for any other.
+pub fn parse_started_by(started_by: &str) -> Option<(ReleaseId, String)> {
+    let rest = started_by.strip_prefix("shiplane/")?;
+    let (id, env) = rest.split_once('/')?;
+    let id = ReleaseId::parse(id).ok()?;
+    (!env.is_empty() && !env.contains('/')).then(|| (id, env.to_string()))
+}
+
+/// RunTask's idempotency token for a release's migration in one environment (at most the
+/// 64 characters ECS allows): a retried or concurrent RunTask starts no second task.
+pub fn client_token(release: &Release, environment: &str) -> String {
+    let token = format!("{}-{environment}", release.id);
+    if token.len() <= 64 {
+        return token;
+    }
+    // FNV-1a of the environment name: stable across processes and versions.
+    let hash = environment.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{}-{hash:016x}", release.id)
 }
 
 /// The description Shiplane gives a release's CodeDeploy deployment; how it finds its own.
@@ -466,7 +526,7 @@ impl Deployer for AwsDeployer {
         }
     }
 
-    async fn run_migration(&self, req: DeployRequest<'_>) -> Result<String, DeployError> {
+    async fn run_migration(&self, req: DeployRequest<'_>) -> Result<MigrationRun, DeployError> {
         let Some(migration) = req.stage.migration.as_ref() else {
             return Err(DeployError::permanent(format!(
                 "services.{}.environments.{} has no migration",
@@ -491,7 +551,8 @@ impl Deployer for AwsDeployer {
                 .await
                 .map_err(|e| sdk("ECS ListTasks", &e))?;
             if let Some(arn) = out.task_arns.unwrap_or_default().into_iter().next() {
-                return Ok(arn);
+                // Started by an earlier attempt: adopt it, with its exit if it stopped.
+                return self.task(cluster, &arn).await;
             }
         }
 
@@ -536,6 +597,7 @@ impl Deployer for AwsDeployer {
             .task_definition(&task_definition)
             .count(1)
             .started_by(&started_by)
+            .client_token(client_token(req.release, &req.stage.environment))
             // A family made for Fargate runs there; otherwise the cluster's default applies.
             .set_launch_type(
                 base.requires_compatibilities()
@@ -556,8 +618,8 @@ impl Deployer for AwsDeployer {
             .send()
             .await
             .map_err(|e| sdk("ECS RunTask", &e))?;
-        if let Some(arn) = out.tasks().first().and_then(|t| t.task_arn.clone()) {
-            return Ok(arn);
+        if let Some(task) = out.tasks().first() {
+            return Ok(task_run(task));
         }
         let reasons: Vec<String> = out
             .failures()
@@ -570,11 +632,91 @@ impl Deployer for AwsDeployer {
         })
     }
 
+    async fn migration_status(
+        &self,
+        req: DeployRequest<'_>,
+        task_arn: &str,
+    ) -> Result<MigrationRun, DeployError> {
+        let cluster = req.stage.cluster.as_deref().ok_or_else(|| {
+            DeployError::permanent(format!(
+                "services.{}.environments.{} needs a cluster",
+                req.service.name, req.stage.environment
+            ))
+        })?;
+        self.task(cluster, task_arn).await
+    }
+
+    async fn deployment_status(
+        &self,
+        req: DeployRequest<'_>,
+        deployment_id: &str,
+    ) -> Result<DeploymentStatus, DeployError> {
+        match req.service.kind {
+            ServiceKind::BlueGreen => {
+                let out = self
+                    .codedeploy
+                    .get_deployment()
+                    .deployment_id(deployment_id)
+                    .send()
+                    .await
+                    .map_err(|e| sdk("CodeDeploy GetDeployment", &e))?;
+                let Some(info) = out.deployment_info else {
+                    return Ok(DeploymentStatus::Unknown);
+                };
+                let why = info
+                    .error_information
+                    .as_ref()
+                    .and_then(|e| e.message.clone())
+                    .unwrap_or_default();
+                use aws_sdk_codedeploy::types::DeploymentStatus as S;
+                Ok(match info.status {
+                    Some(S::Succeeded) => DeploymentStatus::Succeeded,
+                    Some(S::Failed) => DeploymentStatus::Failed(format!(
+                        "CodeDeploy deployment {deployment_id} failed: {why}"
+                    )),
+                    Some(S::Stopped) => DeploymentStatus::Failed(format!(
+                        "CodeDeploy deployment {deployment_id} was stopped: {why}"
+                    )),
+                    Some(_) => DeploymentStatus::InProgress,
+                    None => DeploymentStatus::Unknown,
+                })
+            }
+            ServiceKind::Rolling => {
+                let (cluster, service) = Self::cluster_and_service(&req)?;
+                let current = self.ecs_service(cluster, service).await?;
+                let Some(d) = current
+                    .deployments()
+                    .iter()
+                    .find(|d| d.id() == Some(deployment_id))
+                else {
+                    return Ok(DeploymentStatus::Unknown);
+                };
+                use aws_sdk_ecs::types::DeploymentRolloutState as R;
+                Ok(match d.rollout_state() {
+                    Some(R::Completed) => DeploymentStatus::Succeeded,
+                    Some(R::Failed) => DeploymentStatus::Failed(format!(
+                        "ECS deployment {deployment_id} failed: {}",
+                        d.rollout_state_reason().unwrap_or_default()
+                    )),
+                    _ => DeploymentStatus::InProgress,
+                })
+            }
+            ServiceKind::Task => Ok(DeploymentStatus::Succeeded),
+        }
+    }
+
     async fn stop_deployment(
         &self,
+        req: DeployRequest<'_>,
         deployment_id: &str,
         rollback: bool,
     ) -> Result<(), DeployError> {
+        if req.service.kind != ServiceKind::BlueGreen {
+            return Err(DeployError::permanent(format!(
+                "ECS deployment {deployment_id} of a {} service is not stopped by Shiplane; its circuit breaker rolls a failure back, or update the service by hand",
+                req.service.kind.as_str()
+            )));
+        }
         match self
             .codedeploy
             .stop_deployment()
@@ -597,9 +739,88 @@ impl Deployer for AwsDeployer {
     }
 }
 
+impl AwsDeployer {
+    /// A task by ARN: running, or stopped with every container's exit.
+    async fn task(&self, cluster: &str, task_arn: &str) -> Result<MigrationRun, DeployError> {
+        let out = self
+            .ecs
+            .describe_tasks()
+            .cluster(cluster)
+            .tasks(task_arn)
+            .send()
+            .await
+            .map_err(|e| sdk("ECS DescribeTasks", &e))?;
+        Ok(out.tasks().first().map_or(MigrationRun::Missing, task_run))
+    }
+}
+
+/// Where a task described by ECS is.
+fn task_run(task: &aws_sdk_ecs::types::Task) -> MigrationRun {
+    let task_arn = task.task_arn().unwrap_or_default().to_string();
+    if task.last_status() != Some("STOPPED") {
+        return MigrationRun::Running { task_arn };
+    }
+    MigrationRun::Stopped(TaskStopped {
+        task_arn,
+        started_by: task.started_by().map(str::to_string),
+        stopped_reason: task
+            .stopped_reason()
+            .unwrap_or("no reason given")
+            .to_string(),
+        containers: task
+            .containers()
+            .iter()
+            .map(|c| ContainerExit {
+                name: c.name().unwrap_or("?").to_string(),
+                exit_code: c.exit_code().map(i64::from),
+                reason: c.reason().map(str::to_string),
+            })
+            .collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn started_by_names_release_and_environment_in_full_and_parses_back() {
+        let r = Release::new(
+            ReleaseId::parse("01JD2B3C4D5E6F7G8H9J0KMNPQ").unwrap(),
+            "api",
+            "team/api",
+            crate::release::Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap(),
+            None,
+            crate::release::Timestamp(0),
+        );
+        let long_env = format!("e{}", "x".repeat(62));
+        for env in ["dev", "staging-eu-west-1", long_env.as_str()] {
+            let s = started_by(&r, env);
+            assert!(s.len() <= 128, "{s}");
+            assert!(
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_/".contains(&b)),
+                "ECS allows letters, digits, - _ / only: {s}"
+            );
+            assert_eq!(parse_started_by(&s), Some((r.id.clone(), env.to_string())));
+            let token = client_token(&r, env);
+            assert!(token.len() <= 64, "{token}");
+        }
+        // Two environments with a long common prefix no longer collide.
+        let a = format!("{}a", "x".repeat(40));
+        let b = format!("{}b", "x".repeat(40));
+        assert_ne!(started_by(&r, &a), started_by(&r, &b));
+        assert_ne!(client_token(&r, &a), client_token(&r, &b));
+        assert_eq!(client_token(&r, &a), client_token(&r, &a), "stable");
+        for other in [
+            "01JD2B3C4D5E6F7G8H9J0KMNPQ-dev",
+            "shiplane/nope/dev",
+            "shiplane/01JD2B3C4D5E6F7G8H9J0KMNPQ/",
+            "ecs-svc/123",
+        ] {
+            assert_eq!(parse_started_by(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn image_repository_strips_tag_and_digest_but_not_ports() {

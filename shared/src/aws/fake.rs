@@ -1,8 +1,12 @@
 //! In-memory fakes of the AWS ports, for tests of the engine and handlers.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{DeployError, DeployOutcome, DeployRequest, Deployer, Notification, Notifier};
+use super::{
+    DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun,
+    Notification, Notifier, NotifyError,
+};
 
 /// What a [`FakeDeployer`] was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,24 +25,45 @@ pub enum Call {
     },
 }
 
-/// Records calls and answers from a script; deploys start `d-<n>` by default.
+/// Records calls and answers from a script; deploys start `d-<n>` by default, migrations
+/// start `arn:aws:ecs:task/<n>` once per release and environment (as RunTask's client
+/// token makes them), and deployments and tasks are in progress until told otherwise.
 #[derive(Default)]
 pub struct FakeDeployer {
     pub calls: Mutex<Vec<Call>>,
     /// Answers for the next `deploy` calls, in order; empty means "started".
     pub deploy_answers: Mutex<Vec<Result<DeployOutcome, DeployError>>>,
-    pub migration_answers: Mutex<Vec<Result<String, DeployError>>>,
+    pub migration_answers: Mutex<Vec<Result<MigrationRun, DeployError>>>,
+    /// What `deployment_status` and `migration_status` answer, by deployment id or task ARN.
+    pub statuses: Mutex<HashMap<String, DeploymentStatus>>,
+    pub tasks: Mutex<HashMap<String, MigrationRun>>,
+    /// Migrations already started, by `<release>@<environment>`: the client token.
+    started: Mutex<HashMap<String, String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl FakeDeployer {
     pub fn calls(&self) -> Vec<Call> {
-        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+        lock(&self.calls).clone()
     }
 
     fn record(&self, call: Call) -> usize {
-        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let mut calls = lock(&self.calls);
         calls.push(call);
         calls.len()
+    }
+
+    /// Scripts where a deployment is, as the reconciler will ask.
+    pub fn set_status(&self, deployment_id: &str, status: DeploymentStatus) {
+        lock(&self.statuses).insert(deployment_id.to_string(), status);
+    }
+
+    /// Scripts where a migration task is.
+    pub fn set_task(&self, task_arn: &str, run: MigrationRun) {
+        lock(&self.tasks).insert(task_arn.to_string(), run);
     }
 }
 
@@ -49,10 +74,7 @@ impl Deployer for FakeDeployer {
             environment: req.stage.environment.clone(),
         });
         let scripted = {
-            let mut answers = self
-                .deploy_answers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut answers = lock(&self.deploy_answers);
             (!answers.is_empty()).then(|| answers.remove(0))
         };
         scripted.unwrap_or_else(|| {
@@ -63,23 +85,56 @@ impl Deployer for FakeDeployer {
         })
     }
 
-    async fn run_migration(&self, req: DeployRequest<'_>) -> Result<String, DeployError> {
+    async fn run_migration(&self, req: DeployRequest<'_>) -> Result<MigrationRun, DeployError> {
         let n = self.record(Call::RunMigration {
             release: req.release.id.to_string(),
             environment: req.stage.environment.clone(),
         });
         let scripted = {
-            let mut answers = self
-                .migration_answers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut answers = lock(&self.migration_answers);
             (!answers.is_empty()).then(|| answers.remove(0))
         };
-        scripted.unwrap_or_else(|| Ok(format!("arn:aws:ecs:task/{n}")))
+        if let Some(answer) = scripted {
+            return answer;
+        }
+        let key = format!("{}@{}", req.release.id, req.stage.environment);
+        let arn = lock(&self.started)
+            .entry(key)
+            .or_insert_with(|| format!("arn:aws:ecs:task/{n}"))
+            .clone();
+        Ok(lock(&self.tasks)
+            .get(&arn)
+            .cloned()
+            .unwrap_or(MigrationRun::Running { task_arn: arn }))
+    }
+
+    async fn migration_status(
+        &self,
+        _req: DeployRequest<'_>,
+        task_arn: &str,
+    ) -> Result<MigrationRun, DeployError> {
+        Ok(lock(&self.tasks)
+            .get(task_arn)
+            .cloned()
+            .unwrap_or(MigrationRun::Running {
+                task_arn: task_arn.to_string(),
+            }))
+    }
+
+    async fn deployment_status(
+        &self,
+        _req: DeployRequest<'_>,
+        deployment_id: &str,
+    ) -> Result<DeploymentStatus, DeployError> {
+        Ok(lock(&self.statuses)
+            .get(deployment_id)
+            .cloned()
+            .unwrap_or(DeploymentStatus::InProgress))
     }
 
     async fn stop_deployment(
         &self,
+        _req: DeployRequest<'_>,
         deployment_id: &str,
         rollback: bool,
     ) -> Result<(), DeployError> {
@@ -100,22 +155,22 @@ pub struct RecordingNotifier {
 
 impl RecordingNotifier {
     pub fn kinds(&self) -> Vec<String> {
-        self.sent
-            .lock()
-            .map(|s| s.iter().map(|n| n.kind.clone()).collect())
-            .unwrap_or_default()
+        lock(&self.sent)
+            .iter()
+            .map(|n| n.kind.as_str().to_string())
+            .collect()
     }
 }
 
 impl Notifier for RecordingNotifier {
-    async fn publish(&self, n: &Notification) -> Result<(), String> {
+    async fn publish(&self, n: &Notification) -> Result<(), NotifyError> {
         if self.fail {
-            return Err("SNS Publish: InternalError: the topic is down".into());
+            return Err(NotifyError {
+                message: "SNS Publish: InternalError: the topic is down".into(),
+                retryable: true,
+            });
         }
-        self.sent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(n.clone());
+        lock(&self.sent).push(n.clone());
         Ok(())
     }
 }

@@ -11,8 +11,11 @@ mod notifier;
 pub mod fake;
 
 pub use appspec::appspec;
-pub use deployer::{AwsDeployer, DeployError, DeployOutcome, DeployRequest, Deployer, started_by};
-pub use notifier::{Notification, Notifier, SnsNotifier};
+pub use deployer::{
+    AwsDeployer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
+    MigrationRun, client_token, parse_started_by, started_by,
+};
+pub use notifier::{Notification, NotificationKind, Notifier, NotifyError, SnsNotifier};
 
 use std::sync::{Arc, LazyLock};
 

@@ -10,14 +10,86 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use serde_json::{Value, json};
 
 use super::classify;
-use crate::release::{Release, StageState, Transition};
+use crate::release::{Cause, Release, StageState, Transition};
+
+/// What a notification announces: the `kind` message attribute subscribers filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationKind {
+    ReleaseCreated,
+    /// A release began its work in an environment (migration or deployment).
+    StageStarted,
+    Queued,
+    AwaitingApproval,
+    Superseded,
+    Failed,
+    RolledBack,
+    Succeeded,
+    Cancelled,
+    Rejected,
+    /// Any other transition, named by its cause.
+    Other(Cause),
+}
+
+impl NotificationKind {
+    /// The spelling of the `kind` attribute and the body's `kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::ReleaseCreated => "release_created",
+            NotificationKind::StageStarted => "stage_started",
+            NotificationKind::Queued => "queued",
+            NotificationKind::AwaitingApproval => "awaiting_approval",
+            NotificationKind::Superseded => "superseded",
+            NotificationKind::Failed => "failed",
+            NotificationKind::RolledBack => "rolled_back",
+            NotificationKind::Succeeded => "succeeded",
+            NotificationKind::Cancelled => "cancelled",
+            NotificationKind::Rejected => "rejected",
+            NotificationKind::Other(cause) => cause.as_str(),
+        }
+    }
+
+    /// The kind of a transition: where it went, when it changed the state; else its cause.
+    pub fn of(t: &Transition) -> NotificationKind {
+        use StageState as S;
+        if t.from == t.to {
+            return NotificationKind::Other(t.cause);
+        }
+        match (t.from, t.to) {
+            (_, Some(S::Queued)) => NotificationKind::Queued,
+            (_, Some(S::AwaitingApproval)) => NotificationKind::AwaitingApproval,
+            (_, Some(S::Superseded)) => NotificationKind::Superseded,
+            (_, Some(S::Failed)) => NotificationKind::Failed,
+            (_, Some(S::RolledBack)) => NotificationKind::RolledBack,
+            (_, Some(S::Succeeded)) => NotificationKind::Succeeded,
+            (_, Some(S::Cancelled)) => NotificationKind::Cancelled,
+            (_, Some(S::Rejected)) => NotificationKind::Rejected,
+            (None | Some(S::Queued | S::AwaitingApproval), Some(S::Migrating | S::Deploying)) => {
+                NotificationKind::StageStarted
+            }
+            _ => NotificationKind::Other(t.cause),
+        }
+    }
+}
+
+impl std::fmt::Display for NotificationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A publish that failed; the release goes on regardless.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct NotifyError {
+    pub message: String,
+    /// Throttling or a 5xx: the next notification may well go through.
+    pub retryable: bool,
+}
 
 /// One message for the topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
-    /// `release_created`, `stage_started`, `queued`, `awaiting_approval`, `superseded`,
-    /// `failed`, `rolled_back`, `succeeded`, or the transition's cause.
-    pub kind: String,
+    pub kind: NotificationKind,
     pub service: String,
     pub environment: Option<String>,
     pub state: Option<StageState>,
@@ -43,7 +115,7 @@ impl Notification {
     /// A new release exists (before any stage notification).
     pub fn release_created(release: &Release) -> Notification {
         Notification {
-            kind: "release_created".into(),
+            kind: NotificationKind::ReleaseCreated,
             service: release.service.clone(),
             environment: None,
             state: None,
@@ -66,22 +138,12 @@ impl Notification {
 
     /// A transition, with the release it moved when known.
     pub fn transition(t: &Transition, release: Option<&Release>) -> Notification {
-        let kind = match (t.from, t.to) {
-            (_, Some(StageState::Queued)) => "queued",
-            (_, Some(StageState::AwaitingApproval)) => "awaiting_approval",
-            (_, Some(StageState::Superseded)) => "superseded",
-            (_, Some(StageState::Failed)) => "failed",
-            (_, Some(StageState::RolledBack)) => "rolled_back",
-            (_, Some(StageState::Succeeded)) => "succeeded",
-            (
-                None | Some(StageState::Queued | StageState::AwaitingApproval),
-                Some(StageState::Migrating | StageState::Deploying),
-            ) => "stage_started",
-            _ => t.cause.as_str(),
-        }
-        .to_string();
+        let kind = NotificationKind::of(t);
         let label = release.map(Release::label).unwrap_or_else(|| "-".into());
-        let state = t.to.map_or_else(|| t.cause.clone(), |s| s.to_string());
+        let state = match t.to {
+            Some(s) if t.from != t.to => s.to_string(),
+            _ => t.cause.to_string(),
+        };
         let mut subject = format!(
             "shiplane: {} {label} in {}: {state}",
             t.service, t.environment
@@ -90,13 +152,13 @@ impl Notification {
             subject.push_str(&format!(" ({detail})"));
         }
         Notification {
-            kind: kind.clone(),
+            kind,
             service: t.service.clone(),
             environment: Some(t.environment.clone()),
             state: t.to,
             subject: ascii_subject(&subject),
             body: json!({
-                "kind": kind,
+                "kind": kind.as_str(),
                 "service": t.service,
                 "environment": t.environment,
                 "release": t.release,
@@ -118,7 +180,7 @@ pub trait Notifier: Send + Sync {
     fn publish(
         &self,
         notification: &Notification,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send;
 }
 
 /// The production [`Notifier`]: one SNS topic.
@@ -141,7 +203,7 @@ impl SnsNotifier {
 }
 
 impl Notifier for SnsNotifier {
-    async fn publish(&self, n: &Notification) -> Result<(), String> {
+    async fn publish(&self, n: &Notification) -> Result<(), NotifyError> {
         let mut req = self
             .client
             .publish()
@@ -149,7 +211,7 @@ impl Notifier for SnsNotifier {
             .subject(&n.subject)
             .message(n.body.to_string());
         let attributes = [
-            ("kind", Some(n.kind.clone())),
+            ("kind", Some(n.kind.as_str().to_string())),
             ("service", Some(n.service.clone())),
             ("environment", n.environment.clone()),
             ("state", n.state.map(|s| s.to_string())),
@@ -160,14 +222,20 @@ impl Notifier for SnsNotifier {
                     .data_type("String")
                     .string_value(value)
                     .build()
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| NotifyError {
+                        message: e.to_string(),
+                        retryable: false,
+                    })?;
                 req = req.message_attributes(name, attr);
             }
         }
-        req.send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify("SNS Publish", &e).message)
+        req.send().await.map(|_| ()).map_err(|e| {
+            let f = classify("SNS Publish", &e);
+            NotifyError {
+                message: f.message,
+                retryable: f.retryable,
+            }
+        })
     }
 }
 
@@ -186,56 +254,62 @@ mod tests {
             Some("v1.0.0"),
             Timestamp(1),
         );
-        let t = |from, to, cause: &str, detail: Option<&str>| Transition {
+        let t = |from, to, cause: Cause, detail: Option<&str>| Transition {
             at: Timestamp(2),
             service: "api".into(),
             environment: "dev".into(),
             release: Some(r.id.clone()),
             from,
             to,
-            cause: cause.into(),
+            cause,
             actor: None,
             detail: detail.map(str::to_string),
         };
         use StageState as S;
         for (from, to, cause, kind) in [
-            (None, Some(S::Deploying), "arrived", "stage_started"),
-            (None, Some(S::Migrating), "arrived", "stage_started"),
+            (None, Some(S::Deploying), Cause::Arrived, "stage_started"),
+            (None, Some(S::Migrating), Cause::Arrived, "stage_started"),
             (
                 Some(S::Queued),
                 Some(S::Deploying),
-                "dequeued",
+                Cause::Dequeued,
                 "stage_started",
             ),
-            (None, Some(S::Queued), "arrived", "queued"),
+            (None, Some(S::Queued), Cause::Arrived, "queued"),
             (
                 Some(S::Queued),
                 Some(S::Superseded),
-                "superseded",
+                Cause::Superseded,
                 "superseded",
             ),
             (
                 Some(S::Migrating),
                 Some(S::Failed),
-                "migration_failed",
+                Cause::MigrationFailed,
                 "failed",
             ),
             (
                 Some(S::Deploying),
                 Some(S::Deploying),
+                Cause::DeploymentCreated,
                 "deployment_created",
-                "deployment_created",
+            ),
+            (
+                Some(S::Queued),
+                Some(S::Queued),
+                Cause::TagAdded,
+                "tag_added",
             ),
         ] {
             let n = Notification::transition(&t(from, to, cause, None), Some(&r));
-            assert_eq!(n.kind, kind, "{from:?} -> {to:?}");
+            assert_eq!(n.kind.as_str(), kind, "{from:?} -> {to:?}");
             assert_eq!(n.body["kind"], kind);
         }
         let n = Notification::transition(
             &t(
                 Some(S::Migrating),
                 Some(S::Failed),
-                "migration_failed",
+                Cause::MigrationFailed,
                 Some("exit 1 → ✗"),
             ),
             Some(&r),
@@ -249,7 +323,7 @@ mod tests {
             "the body keeps the text as it was"
         );
         let long = Notification::transition(
-            &t(None, Some(S::Failed), "x", Some(&"y".repeat(300))),
+            &t(None, Some(S::Failed), Cause::Other, Some(&"y".repeat(300))),
             Some(&r),
         );
         assert_eq!(long.subject.len(), 99);

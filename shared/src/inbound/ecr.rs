@@ -4,7 +4,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
 use super::Inbound;
-use crate::release::{Digest, InvalidInput, validate_tag};
+use crate::release::{Digest, InvalidInput, Timestamp, validate_tag};
 
 /// The `detail` of an ECR Image Action event; unknown fields are tolerated.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,22 +19,58 @@ pub struct EcrImageAction {
     pub artifact_media_type: Option<String>,
 }
 
-/// A successful, tagged push of an image: the start of a release.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImagePush {
-    /// `<account>.dkr.ecr.<region>.amazonaws.com`
-    pub registry: String,
-    pub repository: String,
-    pub digest: Digest,
-    pub tag: String,
-}
+pub use crate::release::intake::ImagePush;
 
-/// Config media types of runnable images; any other artifact (signatures, SBOMs,
-/// attestations) is not a release.
-const IMAGE_CONFIG_TYPES: &[&str] = &[
-    "application/vnd.docker.container.image.v1+json",
-    "application/vnd.oci.image.config.v1+json",
+/// Artifact media types that are not runnable images, with what they are. A push whose
+/// `artifact-media-type` is one of these is not a release; any other (an image config,
+/// an image index or manifest list, a type this table does not know, or none at all) is.
+/// Sources: the OCI image and distribution specs, cosign, notation, in-toto/DSSE, Helm,
+/// SPDX, CycloneDX, Syft, ORAS and the WebAssembly OCI artifact layout.
+pub const NOT_RUNNABLE: &[(&str, &str)] = &[
+    (
+        "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "a cosign signature",
+    ),
+    (
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+        "a cosign signature",
+    ),
+    (
+        "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "a sigstore bundle",
+    ),
+    (
+        "application/vnd.cncf.notary.signature",
+        "a notation signature",
+    ),
+    (
+        "application/vnd.dsse.envelope.v1+json",
+        "an in-toto attestation",
+    ),
+    ("application/vnd.in-toto+json", "an in-toto attestation"),
+    ("application/spdx+json", "an SPDX SBOM"),
+    ("text/spdx", "an SPDX SBOM"),
+    ("application/vnd.cyclonedx+json", "a CycloneDX SBOM"),
+    ("application/vnd.syft+json", "a Syft SBOM"),
+    ("application/vnd.cncf.helm.config.v1+json", "a Helm chart"),
+    (
+        "application/vnd.oci.empty.v1+json",
+        "an OCI artifact without an image config",
+    ),
+    ("application/vnd.unknown.config.v1+json", "an ORAS artifact"),
+    (
+        "application/vnd.wasm.config.v0+json",
+        "a WebAssembly module",
+    ),
 ];
+
+/// What a non-runnable artifact type is, if the table knows it.
+fn not_runnable(artifact: &str) -> Option<&'static str> {
+    NOT_RUNNABLE
+        .iter()
+        .find(|(t, _)| *t == artifact)
+        .map(|(_, what)| *what)
+}
 
 fn missing(field: &'static str) -> InvalidInput {
     InvalidInput {
@@ -83,11 +119,9 @@ pub fn parse_push(
         )));
     };
     validate_tag(tag)?;
-    if let Some(artifact) = d.artifact_media_type.as_deref()
-        && !IMAGE_CONFIG_TYPES.contains(&artifact)
-    {
+    if let Some(what) = d.artifact_media_type.as_deref().and_then(not_runnable) {
         return Ok(Inbound::Ignored(format!(
-            "artifact {artifact} under tag {tag} is not a runnable image (signature, attestation or SBOM)"
+            "the artifact under tag {tag} is {what}, not a runnable image"
         )));
     }
     if is_signature_tag(tag) {
@@ -105,11 +139,16 @@ pub fn parse_push(
         .as_deref()
         .filter(|r| !r.is_empty())
         .ok_or_else(|| missing("region"))?;
+    let pushed_at = event
+        .time
+        .map(|t| Timestamp(u64::try_from(t.timestamp_millis()).unwrap_or(0)));
     Ok(Inbound::Accepted(ImagePush {
         registry: format!("{account}.dkr.ecr.{region}.amazonaws.com"),
         repository: repository.to_string(),
         digest,
         tag: tag.to_string(),
+        // EventBridge always stamps `time`; an envelope without one is ordered by arrival.
+        pushed_at: pushed_at.unwrap_or_else(Timestamp::now),
     }))
 }
 
@@ -184,7 +223,7 @@ mod tests {
     #[test]
     fn non_releases_are_ignored_with_a_reason() {
         assert!(ignored("untagged-child").contains("untagged image"));
-        assert!(ignored("attestation").contains("not a runnable image"));
+        assert!(ignored("attestation").contains("an in-toto attestation"));
         assert!(ignored("delete").contains("\"DELETE\" is not a push"));
         assert!(ignored("failed-push").contains("\"FAILURE\" is not SUCCESS"));
         assert!(ignored("other-source").contains("not an ECR image action"));
@@ -214,6 +253,74 @@ mod tests {
         let err = serde_json::from_str::<EventBridgeEvent<EcrImageAction>>(r#"{"detail": {}}"#)
             .unwrap_err();
         assert!(err.to_string().contains("detail-type"), "{err}");
+    }
+
+    fn with_artifact(
+        artifact: Option<&str>,
+        manifest: &str,
+    ) -> Result<Inbound<ImagePush>, InvalidInput> {
+        let path = format!(
+            "{}/../tests/fixtures/events/ecr/tagged-push.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut event: EventBridgeEvent<EcrImageAction> =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        event.detail.artifact_media_type = artifact.map(str::to_string);
+        event.detail.manifest_media_type = Some(manifest.to_string());
+        parse_push(&event)
+    }
+
+    #[test]
+    fn every_known_non_runnable_artifact_type_is_ignored_and_named() {
+        for (artifact, what) in NOT_RUNNABLE {
+            match with_artifact(Some(artifact), "application/vnd.oci.image.manifest.v1+json") {
+                Ok(Inbound::Ignored(why)) => assert!(why.contains(what), "{artifact}: {why}"),
+                other => panic!("{artifact}: expected ignored, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn images_indexes_and_unknown_or_absent_artifact_types_are_releases() {
+        // docker buildx pushes an OCI index (with attestations inside) under the tag.
+        for (artifact, manifest) in [
+            (
+                Some("application/vnd.docker.container.image.v1+json"),
+                "application/vnd.docker.distribution.manifest.v2+json",
+            ),
+            (
+                Some("application/vnd.oci.image.config.v1+json"),
+                "application/vnd.oci.image.manifest.v1+json",
+            ),
+            (
+                Some("application/vnd.oci.image.index.v1+json"),
+                "application/vnd.oci.image.index.v1+json",
+            ),
+            (
+                Some("application/vnd.docker.distribution.manifest.list.v2+json"),
+                "application/vnd.docker.distribution.manifest.list.v2+json",
+            ),
+            (None, "application/vnd.oci.image.index.v1+json"),
+            (None, "application/vnd.docker.distribution.manifest.v2+json"),
+            (
+                Some("application/vnd.example.future+json"),
+                "application/vnd.oci.image.manifest.v1+json",
+            ),
+        ] {
+            assert!(
+                matches!(with_artifact(artifact, manifest), Ok(Inbound::Accepted(_))),
+                "{artifact:?} / {manifest}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_push_is_placed_by_the_events_own_time() {
+        let Ok(Inbound::Accepted(push)) = fixture("tagged-push") else {
+            panic!()
+        };
+        // tagged-push.json says "time": "2026-11-16T01:54:34Z".
+        assert_eq!(push.pushed_at, Timestamp(1_794_794_074_000));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::release::InvalidInput;
 #[serde(rename_all = "camelCase")]
 pub struct EcsTaskStateChange {
     pub task_arn: Option<String>,
+    pub started_by: Option<String>,
     pub last_status: Option<String>,
     pub stopped_reason: Option<String>,
     pub stop_code: Option<String>,
@@ -26,12 +27,66 @@ pub struct EcsContainer {
     pub reason: Option<String>,
 }
 
-/// A stopped task and whether it did its job.
+/// How one container of a stopped task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerExit {
+    pub name: String,
+    /// None when it never ran (image pull failed, task stopped before it started).
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// A stopped task, every container's exit, and who started it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskStopped {
     pub task_arn: String,
-    /// None when every container exited 0; otherwise why not, for history and notifications.
-    pub failure: Option<String>,
+    /// `startedBy` as given to RunTask; Shiplane's name the release and environment.
+    pub started_by: Option<String>,
+    pub stopped_reason: String,
+    pub containers: Vec<ContainerExit>,
+}
+
+impl TaskStopped {
+    /// Whether the task did its job, decided by one container's exit code (the migration
+    /// container): a sidecar stopped with 137 or 143 when the task ended is no failure.
+    /// Without a name, every container must have exited 0. Err says why not.
+    pub fn outcome(&self, container: Option<&str>) -> Result<(), String> {
+        let describe = |c: &ContainerExit| match (c.exit_code, &c.reason) {
+            (Some(0), _) => None,
+            (Some(code), Some(reason)) => Some(format!(
+                "container {} exited with code {code}: {reason}",
+                c.name
+            )),
+            (Some(code), None) => Some(format!("container {} exited with code {code}", c.name)),
+            (None, _) => Some(format!(
+                "container {} did not run: {}",
+                c.name, self.stopped_reason
+            )),
+        };
+        if self.containers.is_empty() {
+            return Err(format!(
+                "task stopped without containers: {}",
+                self.stopped_reason
+            ));
+        }
+        match container {
+            Some(name) => match self.containers.iter().find(|c| c.name == name) {
+                Some(c) => describe(c).map_or(Ok(()), Err),
+                None => Err(format!(
+                    "container {name} is not in the task: {}",
+                    self.stopped_reason
+                )),
+            },
+            None => {
+                let failures: Vec<String> = self.containers.iter().filter_map(describe).collect();
+                if failures.is_empty() {
+                    Ok(())
+                } else {
+                    Err(failures.join("; "))
+                }
+            }
+        }
+    }
 }
 
 /// Parses a task state change; only STOPPED tasks are news.
@@ -59,30 +114,23 @@ pub fn parse_task_stopped(
             "task {task_arn} is {status}, not stopped"
         )));
     }
-    let stopped = d.stopped_reason.as_deref().unwrap_or("no reason given");
-    let failures: Vec<String> = d
-        .containers
-        .iter()
-        .filter_map(|c| {
-            let name = c.name.as_deref().unwrap_or("?");
-            match c.exit_code {
-                Some(0) => None,
-                Some(code) => Some(match &c.reason {
-                    Some(reason) => format!("container {name} exited with code {code}: {reason}"),
-                    None => format!("container {name} exited with code {code}"),
-                }),
-                None => Some(format!("container {name} did not run: {stopped}")),
-            }
-        })
-        .collect();
-    let failure = if d.containers.is_empty() {
-        Some(format!("task stopped without containers: {stopped}"))
-    } else if failures.is_empty() {
-        None
-    } else {
-        Some(failures.join("; "))
-    };
-    Ok(Inbound::Accepted(TaskStopped { task_arn, failure }))
+    Ok(Inbound::Accepted(TaskStopped {
+        task_arn,
+        started_by: d.started_by.clone().filter(|s| !s.is_empty()),
+        stopped_reason: d
+            .stopped_reason
+            .clone()
+            .unwrap_or_else(|| "no reason given".into()),
+        containers: d
+            .containers
+            .iter()
+            .map(|c| ContainerExit {
+                name: c.name.clone().unwrap_or_else(|| "?".into()),
+                exit_code: c.exit_code,
+                reason: c.reason.clone(),
+            })
+            .collect(),
+    }))
 }
 
 #[cfg(test)]
@@ -104,20 +152,49 @@ mod tests {
             panic!()
         };
         assert!(ok.task_arn.ends_with("/9f3c1a2b4d5e6f708192a3b4c5d6e7f8"));
-        assert_eq!(ok.failure, None);
+        assert_eq!(
+            ok.started_by.as_deref(),
+            Some("01JD2B3C4D5E6F7G8H9J0KMNPQ-dev")
+        );
+        assert_eq!(ok.outcome(Some("app")), Ok(()));
+        assert_eq!(ok.outcome(None), Ok(()));
         let Ok(Inbound::Accepted(bad)) = fixture("migration-stopped-exit-1") else {
             panic!()
         };
         assert_eq!(
-            bad.failure.as_deref(),
-            Some("container app exited with code 1: migration 0042 failed: relation exists")
+            bad.outcome(Some("app")),
+            Err("container app exited with code 1: migration 0042 failed: relation exists".into())
         );
         let Ok(Inbound::Accepted(never)) = fixture("migration-failed-to-start") else {
             panic!()
         };
-        assert!(never.failure.unwrap().contains("CannotPullContainerError"));
+        assert!(
+            never
+                .outcome(Some("app"))
+                .unwrap_err()
+                .contains("CannotPullContainerError")
+        );
         assert!(
             matches!(fixture("task-running"), Ok(Inbound::Ignored(why)) if why.contains("RUNNING"))
+        );
+    }
+
+    #[test]
+    fn only_the_migration_containers_exit_decides() {
+        // The migration exits 0; the log router sidecar is killed (137) as the task stops.
+        let Ok(Inbound::Accepted(t)) = fixture("migration-sidecar-killed") else {
+            panic!()
+        };
+        assert_eq!(t.outcome(Some("app")), Ok(()));
+        assert!(
+            t.outcome(None)
+                .unwrap_err()
+                .contains("log-router exited with code 137")
+        );
+        assert!(
+            t.outcome(Some("migrate"))
+                .unwrap_err()
+                .contains("not in the task")
         );
     }
 }

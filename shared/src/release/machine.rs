@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::model::{Lane, LaneView, Pause, Release, ReleaseId, StageState, Timestamp, Transition};
+use super::model::{
+    Cause, Lane, LaneView, Pause, Release, ReleaseId, Stage, StageState, Timestamp, Transition,
+};
 use crate::pipeline::{Approval, Service, ServiceKind, StageConfig};
 
 /// What happened to one release in one environment, as the machine understands it.
@@ -11,6 +13,8 @@ use crate::pipeline::{Approval, Service, ServiceKind, StageConfig};
 pub enum Event {
     /// The release reached this environment: pushed (first stage) or promoted.
     Arrived,
+    /// The lane is free: start the queued release (recovery, the reconciler, an operator).
+    Dequeue,
     Approved {
         actor: String,
     },
@@ -18,9 +22,15 @@ pub enum Event {
         actor: String,
         reason: String,
     },
+    /// An operator ended the stage, whatever its state; a deployment in flight is stopped
+    /// and rolled back.
     Cancelled {
         actor: String,
         reason: String,
+    },
+    /// The same image was pushed under another tag.
+    TagAdded {
+        tag: String,
     },
     /// The migration task was started (its outcome, recorded so its stop event finds the release).
     MigrationStarted {
@@ -53,28 +63,47 @@ pub enum Event {
     ActionFailed {
         reason: String,
     },
+    /// The state's deadline passed and AWS reported no outcome.
+    TimedOut {
+        reason: String,
+    },
+    /// The outcome of a [`Action::StopDeployment`]: `error` when AWS refused it.
+    StopRequested {
+        deployment_id: String,
+        error: Option<String>,
+    },
 }
 
 impl Event {
-    /// The name recorded as a transition's cause.
-    pub fn name(&self) -> &'static str {
+    /// The cause recorded for a transition this event makes.
+    pub fn cause(&self) -> Cause {
         match self {
-            Event::Arrived => "arrived",
-            Event::Approved { .. } => "approved",
-            Event::Rejected { .. } => "rejected",
-            Event::Cancelled { .. } => "cancelled",
-            Event::MigrationStarted { .. } => "migration_started",
-            Event::MigrationSucceeded => "migration_succeeded",
-            Event::MigrationFailed { .. } => "migration_failed",
-            Event::DeploymentCreated { .. } => "deployment_created",
-            Event::ValidationStarted => "validation_started",
-            Event::DeploymentBlocked { .. } => "deployment_blocked",
-            Event::DeploymentSucceeded => "deployment_succeeded",
-            Event::DeploymentFailed { .. } => "deployment_failed",
-            Event::BakeElapsed => "bake_elapsed",
-            Event::AlarmFired { .. } => "alarm_fired",
-            Event::ActionFailed { .. } => "action_failed",
+            Event::Arrived => Cause::Arrived,
+            Event::Dequeue => Cause::Dequeued,
+            Event::Approved { .. } => Cause::Approved,
+            Event::Rejected { .. } => Cause::Rejected,
+            Event::Cancelled { .. } => Cause::Cancelled,
+            Event::TagAdded { .. } => Cause::TagAdded,
+            Event::MigrationStarted { .. } => Cause::MigrationStarted,
+            Event::MigrationSucceeded => Cause::MigrationSucceeded,
+            Event::MigrationFailed { .. } => Cause::MigrationFailed,
+            Event::DeploymentCreated { .. } => Cause::DeploymentCreated,
+            Event::ValidationStarted => Cause::ValidationStarted,
+            Event::DeploymentBlocked { .. } => Cause::DeploymentBlocked,
+            Event::DeploymentSucceeded => Cause::DeploymentSucceeded,
+            Event::DeploymentFailed { .. } => Cause::DeploymentFailed,
+            Event::BakeElapsed => Cause::BakeElapsed,
+            Event::AlarmFired { .. } => Cause::AlarmFired,
+            Event::ActionFailed { .. } => Cause::ActionFailed,
+            Event::TimedOut { .. } => Cause::TimedOut,
+            Event::StopRequested { error: None, .. } => Cause::StopRequested,
+            Event::StopRequested { error: Some(_), .. } => Cause::StopFailed,
         }
+    }
+
+    /// The name used in logs and refusals.
+    pub fn name(&self) -> &'static str {
+        self.cause().as_str()
     }
 
     fn actor(&self) -> Option<String> {
@@ -93,21 +122,87 @@ impl Event {
             | Event::MigrationFailed { reason }
             | Event::DeploymentFailed { reason }
             | Event::DeploymentBlocked { reason }
-            | Event::ActionFailed { reason } => Some(reason.clone()),
+            | Event::ActionFailed { reason }
+            | Event::TimedOut { reason } => Some(reason.clone()),
             Event::DeploymentCreated { deployment_id } => Some(deployment_id.clone()),
             Event::MigrationStarted { task_arn } => Some(task_arn.clone()),
             Event::AlarmFired { alarm } => Some(alarm.clone()),
+            Event::TagAdded { tag } => Some(tag.clone()),
+            Event::StopRequested {
+                deployment_id,
+                error: None,
+            } => Some(deployment_id.clone()),
+            Event::StopRequested {
+                deployment_id,
+                error: Some(e),
+            } => Some(format!("{deployment_id}: {e}")),
             _ => None,
         }
+        .map(|d| bounded(&d))
     }
+}
+
+/// How much free text (a failure reason, an AWS message) one history item keeps.
+pub const MAX_DETAIL: usize = 1000;
+
+fn bounded(text: &str) -> String {
+    if text.len() <= MAX_DETAIL {
+        return text.to_string();
+    }
+    let mut end = MAX_DETAIL;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// Operator events on a whole lane rather than one release.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaneEvent {
-    Pause { actor: String, reason: String },
-    Resume { actor: String },
+    Pause {
+        actor: String,
+        reason: String,
+    },
+    Resume {
+        actor: String,
+    },
+    /// End whatever holds the lane (cancelled, its deployment stopped) and start the
+    /// queued release: the way out when a stage is stuck.
+    Unblock {
+        actor: String,
+        reason: String,
+    },
 }
+
+/// How long each waiting state may last before the reconciler asks AWS and, with no
+/// answer there, ends it ([`Event::TimedOut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// A migration task, from the decision to run it to its exit.
+    pub migration: Duration,
+    /// From the decision to deploy until a deployment exists.
+    pub deployment_start: Duration,
+    /// A deployment, from its creation to its success or failure. CodeDeploy waits up to
+    /// an hour per lifecycle hook, and canary and linear configurations take their time.
+    pub deployment: Duration,
+    /// A person's approval.
+    pub approval: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            migration: Duration::from_secs(3600),
+            deployment_start: Duration::from_secs(15 * 60),
+            deployment: Duration::from_secs(6 * 3600),
+            approval: Duration::from_secs(14 * 24 * 3600),
+        }
+    }
+}
+
+/// How long a release sent back to the queue by a busy deployment group waits before it
+/// is tried again.
+pub const BLOCKED_RETRY: Duration = Duration::from_secs(60);
 
 /// What a release needs to know about the environment's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +212,7 @@ pub struct Policy {
     pub bake: Duration,
     pub frozen: bool,
     pub next_environment: Option<String>,
+    pub deadlines: Deadlines,
 }
 
 impl Policy {
@@ -135,12 +231,13 @@ impl Policy {
             next_environment: service
                 .next_environment(&stage.environment)
                 .map(str::to_string),
+            deadlines: Deadlines::default(),
         }
     }
 }
 
 /// Work the handler must do after committing a decision. Each is idempotent when executed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Run the one-off migration task with the release's image.
     RunMigration {
@@ -161,18 +258,24 @@ pub enum Action {
         deployment_id: String,
         rollback: bool,
     },
-    /// Fire `BakeElapsed` for this release at `at` (a one-time schedule).
-    ScheduleBake {
-        release: ReleaseId,
-        environment: String,
-        at: Timestamp,
-    },
     /// Deliver `Arrived` for this release in the next environment.
     Promote {
         release: ReleaseId,
         from: String,
         to: String,
     },
+}
+
+impl Action {
+    /// The release the action is for.
+    pub fn release(&self) -> &ReleaseId {
+        match self {
+            Action::RunMigration { release, .. }
+            | Action::Deploy { release, .. }
+            | Action::StopDeployment { release, .. }
+            | Action::Promote { release, .. } => release,
+        }
+    }
 }
 
 /// The machine's answer: the new view, what changed, and what to do next.
@@ -246,6 +349,18 @@ pub enum TransitionError {
         service: String,
         environment: String,
     },
+    #[error("{service}/{environment} is busy ({why}); release {release} stays queued")]
+    Busy {
+        release: ReleaseId,
+        service: String,
+        environment: String,
+        why: String,
+    },
+    #[error("{service}/{environment} holds nothing to unblock")]
+    NothingToUnblock {
+        service: String,
+        environment: String,
+    },
 }
 
 struct Work<'p> {
@@ -258,7 +373,19 @@ struct Work<'p> {
     actions: Vec<Action>,
 }
 
-impl Work<'_> {
+impl<'p> Work<'p> {
+    fn new(view: &LaneView, policy: &'p Policy, now: Timestamp) -> Work<'p> {
+        Work {
+            view: view.clone(),
+            policy,
+            now,
+            changed: BTreeSet::new(),
+            lane_changed: false,
+            transitions: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+
     fn env(&self) -> String {
         self.view.lane.environment.clone()
     }
@@ -275,6 +402,20 @@ impl Work<'_> {
         }
     }
 
+    fn stage(&mut self, id: &ReleaseId) -> Result<&mut Stage, TransitionError> {
+        let env = self.env();
+        let release = self.release(id)?;
+        let rid = release.id.clone();
+        release
+            .stages
+            .get_mut(&env)
+            .ok_or(TransitionError::NotArrived {
+                release: rid,
+                environment: env,
+                event: "change",
+            })
+    }
+
     fn state(&self, id: &ReleaseId) -> Option<StageState> {
         self.view
             .releases
@@ -282,22 +423,36 @@ impl Work<'_> {
             .and_then(|r| r.state_in(&self.view.lane.environment))
     }
 
-    /// Moves a release to `to`, recording the transition.
+    /// Moves a release to `to`, recording the transition; entering a state sets its deadline.
     fn move_to(
         &mut self,
         id: &ReleaseId,
         to: StageState,
-        cause: &str,
+        cause: Cause,
         actor: Option<String>,
         detail: Option<String>,
     ) -> Result<(), TransitionError> {
         let env = self.env();
         let now = self.now;
         let from = self.state(id);
+        let deadlines = self.policy.deadlines;
         let release = self.release(id)?;
         let stage = release.set_stage(&env, to, now);
         if to.is_terminal() && to != StageState::Succeeded {
             stage.reason = detail.clone();
+        }
+        if from != Some(to) {
+            stage.deadline = match to {
+                StageState::Migrating => Some(now.after(deadlines.migration)),
+                StageState::Deploying => Some(now.after(deadlines.deployment_start)),
+                StageState::AwaitingApproval => Some(now.after(deadlines.approval)),
+                StageState::Validating => stage.deadline,
+                StageState::Baking => stage.bake_until,
+                _ => None,
+            };
+            if to != StageState::Queued {
+                stage.not_before = None;
+            }
         }
         let service = release.service.clone();
         self.changed.insert(id.clone());
@@ -308,8 +463,33 @@ impl Work<'_> {
             release: Some(id.clone()),
             from,
             to: Some(to),
-            cause: cause.to_string(),
+            cause,
             actor,
+            detail,
+        });
+        Ok(())
+    }
+
+    /// A transition that records a fact without changing the state (a new tag, a stop).
+    fn record(
+        &mut self,
+        id: &ReleaseId,
+        cause: Cause,
+        detail: Option<String>,
+    ) -> Result<(), TransitionError> {
+        let state = self.state(id);
+        let env = self.env();
+        let service = self.release(id)?.service.clone();
+        self.changed.insert(id.clone());
+        self.transitions.push(Transition {
+            at: self.now,
+            service,
+            environment: env,
+            release: Some(id.clone()),
+            from: state,
+            to: state,
+            cause,
+            actor: None,
             detail,
         });
         Ok(())
@@ -320,16 +500,26 @@ impl Work<'_> {
         &mut self.view.lane
     }
 
-    fn busy(&self) -> bool {
+    /// Why the lane cannot start a release now, if it cannot.
+    fn busy_because(&self) -> Option<String> {
         let lane = &self.view.lane;
-        lane.in_flight.is_some() || lane.paused.is_some() || self.policy.frozen
+        match (&lane.in_flight, &lane.paused, self.policy.frozen) {
+            (Some(other), _, _) => Some(format!("waiting for {other}")),
+            (None, Some(p), _) => Some(format!("lane paused by {}", p.actor)),
+            (None, None, true) => Some("environment frozen".to_string()),
+            (None, None, false) => None,
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.busy_because().is_some()
     }
 
     /// Takes the lane's in-flight slot and begins the work: migration first when configured.
     fn start(
         &mut self,
         id: &ReleaseId,
-        cause: &str,
+        cause: Cause,
         actor: Option<String>,
     ) -> Result<(), TransitionError> {
         let env = self.env();
@@ -362,26 +552,28 @@ impl Work<'_> {
             return Ok(());
         };
         if !self.busy() && self.state(&next) == Some(StageState::Queued) {
-            self.start(&next, "dequeued", None)?;
+            self.start(&next, Cause::Dequeued, None)?;
         }
         Ok(())
     }
 
-    fn succeed(&mut self, id: &ReleaseId, cause: &str) -> Result<(), TransitionError> {
+    fn succeed(&mut self, id: &ReleaseId, cause: Cause) -> Result<(), TransitionError> {
         let now = self.now;
         let env = self.env();
         self.move_to(id, StageState::Succeeded, cause, None, None)?;
-        let stage = self.release(id)?.stages.get_mut(&env);
-        let redeploy = stage.as_ref().is_some_and(|s| s.redeploy);
-        if let Some(stage) = stage {
-            stage.succeeded_at = Some(now);
-            stage.redeploy = false;
-        }
+        let next = self.policy.next_environment.clone();
+        let stage = self.stage(id)?;
+        let redeploy = stage.redeploy;
+        stage.succeeded_at = Some(now);
+        stage.redeploy = false;
+        stage.bake_until = None;
+        // A restored release already went through the later environments.
+        let promote = next.filter(|_| !redeploy);
+        stage.promote_to = promote.clone();
         let lane = self.lane();
         lane.current = Some(id.clone());
         lane.last_known_good = Some(id.clone());
-        // A restored release already went through the later environments.
-        if let (Some(to), false) = (self.policy.next_environment.clone(), redeploy) {
+        if let Some(to) = promote {
             self.actions.push(Action::Promote {
                 release: id.clone(),
                 from: env,
@@ -389,6 +581,36 @@ impl Work<'_> {
             });
         }
         self.finish()
+    }
+
+    /// Ends an in-flight stage as `to`; a CodeDeploy deployment still running is stopped
+    /// and rolled back.
+    fn end_in_flight(
+        &mut self,
+        id: &ReleaseId,
+        state: StageState,
+        to: StageState,
+        cause: Cause,
+        actor: Option<String>,
+        detail: Option<String>,
+    ) -> Result<(), TransitionError> {
+        let env = self.env();
+        let deployment = self.stage(id)?.deployment_id.clone();
+        self.move_to(id, to, cause, actor, detail)?;
+        if let (Some(deployment_id), StageState::Deploying | StageState::Validating) =
+            (deployment, state)
+        {
+            self.actions.push(Action::StopDeployment {
+                release: id.clone(),
+                environment: env,
+                deployment_id,
+                rollback: true,
+            });
+        }
+        if self.view.lane.in_flight.as_ref() == Some(id) {
+            self.finish()?;
+        }
+        Ok(())
     }
 
     fn not_allowed(&self, id: &ReleaseId, state: StageState, event: &Event) -> TransitionError {
@@ -399,6 +621,57 @@ impl Work<'_> {
             event: event.name(),
         }
     }
+
+    fn done(self) -> Result<Decision, TransitionError> {
+        Ok(Decision {
+            view: self.view,
+            changed: self.changed,
+            lane_changed: self.lane_changed,
+            transitions: self.transitions,
+            actions: self.actions,
+        })
+    }
+}
+
+/// A release arrives in an environment: superseded on arrival when a newer push of the
+/// service already arrived here, else it supersedes the queued one and starts, queues, or
+/// waits for approval.
+fn arrive(w: &mut Work<'_>, id: &ReleaseId) -> Result<(), TransitionError> {
+    let pushed = w.release(id)?.pushed_at;
+    if let Some(newest) = w.view.lane.newest_pushed_at
+        && pushed < newest
+    {
+        return w.move_to(
+            id,
+            StageState::Superseded,
+            Cause::Superseded,
+            None,
+            Some(format!(
+                "pushed at {pushed}, before a newer release that already arrived here (pushed at {newest})"
+            )),
+        );
+    }
+    w.lane().newest_pushed_at = Some(pushed);
+    if let Some(older) = w.view.lane.queued.clone() {
+        w.move_to(
+            &older,
+            StageState::Superseded,
+            Cause::Superseded,
+            None,
+            Some(format!("superseded by {id}")),
+        )?;
+        w.lane().queued = None;
+    }
+    if w.policy.approval == Approval::Manual {
+        w.move_to(id, StageState::AwaitingApproval, Cause::Arrived, None, None)?;
+        w.lane().queued = Some(id.clone());
+    } else if let Some(why) = w.busy_because() {
+        w.move_to(id, StageState::Queued, Cause::Arrived, None, Some(why))?;
+        w.lane().queued = Some(id.clone());
+    } else {
+        w.start(id, Cause::Arrived, None)?;
+    }
+    Ok(())
 }
 
 /// Applies one event for one release to a lane. Pure: the same inputs give the same decision.
@@ -409,15 +682,7 @@ pub fn apply(
     policy: &Policy,
     now: Timestamp,
 ) -> Result<Decision, TransitionError> {
-    let mut w = Work {
-        view: view.clone(),
-        policy,
-        now,
-        changed: BTreeSet::new(),
-        lane_changed: false,
-        transitions: Vec::new(),
-        actions: Vec::new(),
-    };
+    let mut w = Work::new(view, policy, now);
     let id = release;
     let lane_service = w.view.lane.service.clone();
     let r = w.release(id)?;
@@ -428,44 +693,30 @@ pub fn apply(
             service: lane_service,
         });
     }
-    let cause = event.name();
+    let cause = event.cause();
     let actor = event.actor();
     let detail = event.detail();
     let env = w.env();
 
     let Some(state) = w.state(id) else {
-        if *event != Event::Arrived {
-            return Err(TransitionError::NotArrived {
+        return match event {
+            Event::Arrived => {
+                arrive(&mut w, id)?;
+                w.done()
+            }
+            Event::TagAdded { tag } => {
+                // A new tag is a fact of the release, wherever it is.
+                if w.release(id)?.add_tag(tag) {
+                    w.record(id, cause, detail)?;
+                }
+                w.done()
+            }
+            _ => Err(TransitionError::NotArrived {
                 release: id.clone(),
                 environment: env,
-                event: cause,
-            });
-        }
-        if let Some(older) = w.view.lane.queued.clone() {
-            w.move_to(
-                &older,
-                StageState::Superseded,
-                "superseded",
-                None,
-                Some(format!("superseded by {id}")),
-            )?;
-            w.lane().queued = None;
-        }
-        if policy.approval == Approval::Manual {
-            w.move_to(id, StageState::AwaitingApproval, cause, None, None)?;
-            w.lane().queued = Some(id.clone());
-        } else if w.busy() {
-            let why = match (&w.view.lane.in_flight, &w.view.lane.paused) {
-                (Some(other), _) => format!("waiting for {other}"),
-                (None, Some(p)) => format!("lane paused by {}", p.actor),
-                (None, None) => "environment frozen".to_string(),
-            };
-            w.move_to(id, StageState::Queued, cause, None, Some(why))?;
-            w.lane().queued = Some(id.clone());
-        } else {
-            w.start(id, cause, None)?;
-        }
-        return w.done();
+                event: event.name(),
+            }),
+        };
     };
 
     use StageState as S;
@@ -477,31 +728,60 @@ pub fn apply(
                 state,
             });
         }
+        (_, Event::TagAdded { tag }) => {
+            if w.release(id)?.add_tag(tag) {
+                w.record(id, cause, detail)?;
+            }
+        }
+        (S::Queued, Event::Dequeue) => {
+            if w.view.lane.queued.as_ref() != Some(id) {
+                return Err(w.not_allowed(id, state, event));
+            }
+            if let Some(why) = w.busy_because() {
+                return Err(TransitionError::Busy {
+                    release: id.clone(),
+                    service: w.view.lane.service.clone(),
+                    environment: env,
+                    why,
+                });
+            }
+            w.start(id, cause, None)?;
+        }
         (S::AwaitingApproval, Event::Approved { actor }) => {
-            w.release(id)?
-                .stages
-                .entry(env.clone())
-                .and_modify(|s| s.approved_by = Some(actor.clone()));
+            w.stage(id)?.approved_by = Some(actor.clone());
             if w.busy() {
                 w.move_to(id, S::Queued, cause, Some(actor.clone()), None)?;
             } else {
                 w.start(id, cause, Some(actor.clone()))?;
             }
         }
-        (S::AwaitingApproval | S::Queued, Event::Rejected { .. }) => {
-            w.move_to(id, S::Rejected, cause, actor, detail)?;
-            w.lane().queued = None;
+        (S::AwaitingApproval | S::Queued, Event::Rejected { .. } | Event::Cancelled { .. }) => {
+            let to = if matches!(event, Event::Rejected { .. }) {
+                S::Rejected
+            } else {
+                S::Cancelled
+            };
+            w.move_to(id, to, cause, actor, detail)?;
+            if w.view.lane.queued.as_ref() == Some(id) {
+                w.lane().queued = None;
+            }
         }
-        (S::AwaitingApproval | S::Queued, Event::Cancelled { .. }) => {
-            w.move_to(id, S::Cancelled, cause, actor, detail)?;
-            w.lane().queued = None;
+        (S::AwaitingApproval, Event::TimedOut { .. }) => {
+            w.move_to(id, S::Cancelled, cause, None, detail)?;
+            if w.view.lane.queued.as_ref() == Some(id) {
+                w.lane().queued = None;
+            }
+        }
+        (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::Cancelled { .. }) => {
+            w.end_in_flight(id, state, S::Cancelled, cause, actor, detail)?;
+        }
+        (S::Migrating | S::Deploying | S::Validating, Event::TimedOut { .. }) => {
+            w.end_in_flight(id, state, S::Failed, cause, None, detail)?;
         }
         (S::Migrating, Event::MigrationSucceeded) => {
             w.move_to(id, S::Deploying, cause, None, None)?;
             // The recorded id was the migration task's; the deployment records its own.
-            if let Some(s) = w.release(id)?.stages.get_mut(&env) {
-                s.deployment_id = None;
-            }
+            w.stage(id)?.deployment_id = None;
             w.actions.push(Action::Deploy {
                 release: id.clone(),
                 environment: env,
@@ -512,7 +792,9 @@ pub fn apply(
         | (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::ActionFailed { .. })
         | (S::Deploying | S::Validating, Event::DeploymentFailed { .. }) => {
             w.move_to(id, S::Failed, cause, None, detail)?;
-            w.finish()?;
+            if w.view.lane.in_flight.as_ref() == Some(id) {
+                w.finish()?;
+            }
         }
         (
             S::Deploying,
@@ -521,8 +803,7 @@ pub fn apply(
             },
         )
         | (S::Migrating, Event::MigrationStarted { task_arn: recorded }) => {
-            let stage = w.release(id)?.stages.get_mut(&env);
-            match stage.and_then(|s| s.deployment_id.clone()) {
+            match w.stage(id)?.deployment_id.clone() {
                 Some(known) if &known == recorded => {} // replay: already recorded
                 Some(known) => {
                     return Err(TransitionError::DeploymentMismatch {
@@ -533,14 +814,20 @@ pub fn apply(
                     });
                 }
                 None => {
+                    let deadline = w.stage(id)?.deadline;
                     w.move_to(id, state, cause, None, detail)?;
-                    if let Some(s) = w.release(id)?.stages.get_mut(&env) {
-                        s.deployment_id = Some(recorded.clone());
-                    }
+                    let stage = w.stage(id)?;
+                    stage.deployment_id = Some(recorded.clone());
+                    // A deployment has its own, longer deadline; a migration keeps its own.
+                    stage.deadline = if state == S::Deploying {
+                        Some(now.after(policy.deadlines.deployment))
+                    } else {
+                        deadline
+                    };
                 }
             }
         }
-        (S::Deploying, Event::DeploymentBlocked { .. }) if !has_deployment(&w, id, &env) => {
+        (S::Deploying, Event::DeploymentBlocked { .. }) if w.stage(id)?.deployment_id.is_none() => {
             // Back to the queue; a newer release already waiting wins and this one is superseded.
             w.lane().in_flight = None;
             match w.view.lane.queued.clone() {
@@ -555,6 +842,7 @@ pub fn apply(
                 }
                 None => {
                     w.move_to(id, S::Queued, cause, None, detail)?;
+                    w.stage(id)?.not_before = Some(now.after(BLOCKED_RETRY));
                     w.lane().queued = Some(id.clone());
                 }
             }
@@ -564,38 +852,20 @@ pub fn apply(
         }
         (S::Validating, Event::ValidationStarted) => {} // each hook reports in; the first moved it
         (S::Deploying | S::Validating, Event::DeploymentSucceeded) => {
-            let redeploy = w.release(id)?.stages.get(&env).is_some_and(|s| s.redeploy);
+            let redeploy = w.stage(id)?.redeploy;
             w.lane().current = Some(id.clone());
             if redeploy || policy.bake.is_zero() {
                 w.succeed(id, cause)?;
             } else {
+                w.stage(id)?.bake_until = Some(now.after(policy.bake));
                 w.move_to(id, S::Baking, cause, None, None)?;
-                w.actions.push(Action::ScheduleBake {
-                    release: id.clone(),
-                    environment: env,
-                    at: now.after(policy.bake),
-                });
             }
         }
         (S::Baking, Event::BakeElapsed) => {
             w.succeed(id, cause)?;
         }
         (S::Deploying | S::Validating, Event::AlarmFired { .. }) => {
-            let deployment = w
-                .release(id)?
-                .stages
-                .get(&env)
-                .and_then(|s| s.deployment_id.clone());
-            w.move_to(id, S::RolledBack, cause, None, detail)?;
-            if let Some(deployment_id) = deployment {
-                w.actions.push(Action::StopDeployment {
-                    release: id.clone(),
-                    environment: env,
-                    deployment_id,
-                    rollback: true,
-                });
-            }
-            w.finish()?;
+            w.end_in_flight(id, state, S::RolledBack, cause, None, detail)?;
         }
         (S::Baking, Event::AlarmFired { .. }) => {
             w.move_to(id, S::RolledBack, cause, None, detail)?;
@@ -604,14 +874,13 @@ pub fn apply(
                     w.move_to(
                         &good,
                         S::Deploying,
-                        "rollback",
+                        Cause::Rollback,
                         None,
                         Some(format!("restoring after {id}")),
                     )?;
-                    if let Some(s) = w.release(&good)?.stages.get_mut(&env) {
-                        s.redeploy = true;
-                        s.deployment_id = None;
-                    }
+                    let stage = w.stage(&good)?;
+                    stage.redeploy = true;
+                    stage.deployment_id = None;
                     w.lane().in_flight = Some(good.clone());
                     w.actions.push(Action::Deploy {
                         release: good,
@@ -622,17 +891,14 @@ pub fn apply(
                 _ => w.finish()?,
             }
         }
+        (S::Cancelled | S::Failed | S::RolledBack, Event::StopRequested { deployment_id, .. })
+            if w.stage(id)?.deployment_id.as_ref() == Some(deployment_id) =>
+        {
+            w.record(id, cause, detail)?;
+        }
         (state, event) => return Err(w.not_allowed(id, state, event)),
     }
     w.done()
-}
-
-fn has_deployment(w: &Work<'_>, id: &ReleaseId, env: &str) -> bool {
-    w.view
-        .releases
-        .get(id)
-        .and_then(|r| r.stages.get(env))
-        .is_some_and(|s| s.deployment_id.is_some())
 }
 
 /// The action a stage still owes when the work that should follow its last commit never
@@ -656,31 +922,85 @@ pub fn pending_action(release: &Release, environment: &str) -> Option<Action> {
     }
 }
 
-/// Applies an operator's pause or resume to a lane.
+/// Work a lane owes, whichever release it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owed {
+    /// An action whose decision was committed but which never ran.
+    Act(Action),
+    /// An event that is due: a free lane's queued release to start, a bake that ended.
+    Apply(ReleaseId, Event),
+}
+
+/// Everything a lane owes, looked at as a whole (not only one event's release): the
+/// in-flight release's action that never ran, the queued release on a lane nothing holds,
+/// a bake that ended, a promotion committed but never started. Pure; the engine runs it
+/// after every event on the lane and the reconciler on every lane, and each is done once
+/// because its effect is idempotent and its outcome a conditional commit.
+pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
+    let lane = &view.lane;
+    let env = lane.environment.as_str();
+    let mut out = Vec::new();
+    if let Some(r) = lane.in_flight.as_ref().and_then(|id| view.releases.get(id)) {
+        if let Some(action) = pending_action(r, env) {
+            out.push(Owed::Act(action));
+        }
+        if let Some(stage) = r.stages.get(env)
+            && stage.state == StageState::Baking
+            && stage.bake_until.is_some_and(|t| t <= now)
+        {
+            out.push(Owed::Apply(r.id.clone(), Event::BakeElapsed));
+        }
+    }
+    let idle = lane.in_flight.is_none() && lane.paused.is_none() && !policy.frozen;
+    if idle
+        && let Some(r) = lane.queued.as_ref().and_then(|id| view.releases.get(id))
+        && let Some(stage) = r.stages.get(env)
+        && stage.state == StageState::Queued
+        && stage.not_before.is_none_or(|t| t <= now)
+    {
+        out.push(Owed::Apply(r.id.clone(), Event::Dequeue));
+    }
+    let mut succeeded: Vec<&ReleaseId> = [&lane.last_known_good, &lane.current]
+        .into_iter()
+        .flatten()
+        .collect();
+    succeeded.dedup();
+    for id in succeeded {
+        let Some(r) = view.releases.get(id) else {
+            continue;
+        };
+        if let Some(stage) = r.stages.get(env)
+            && stage.state == StageState::Succeeded
+            && let Some(to) = &stage.promote_to
+            && !r.stages.contains_key(to)
+        {
+            out.push(Owed::Act(Action::Promote {
+                release: id.clone(),
+                from: env.to_string(),
+                to: to.clone(),
+            }));
+        }
+    }
+    out
+}
+
+/// Applies an operator's pause, resume or unblock to a lane.
 pub fn apply_lane(
     view: &LaneView,
     event: &LaneEvent,
     policy: &Policy,
     now: Timestamp,
 ) -> Result<Decision, TransitionError> {
-    let mut w = Work {
-        view: view.clone(),
-        policy,
-        now,
-        changed: BTreeSet::new(),
-        lane_changed: false,
-        transitions: Vec::new(),
-        actions: Vec::new(),
-    };
+    let mut w = Work::new(view, policy, now);
     let (service, environment) = (w.view.lane.service.clone(), w.env());
-    let transition = |cause: &str, actor: &str, detail: Option<String>| Transition {
+    let transition = |cause: Cause, actor: &str, detail: Option<String>| Transition {
         at: now,
         service: service.clone(),
         environment: environment.clone(),
         release: None,
         from: None,
         to: None,
-        cause: cause.to_string(),
+        cause,
         actor: Some(actor.to_string()),
         detail,
     };
@@ -699,7 +1019,7 @@ pub fn apply_lane(
                 since: now,
             });
             w.transitions
-                .push(transition("paused", actor, Some(reason.clone())));
+                .push(transition(Cause::Paused, actor, Some(reason.clone())));
         }
         LaneEvent::Resume { actor } => {
             if w.view.lane.paused.is_none() {
@@ -709,25 +1029,59 @@ pub fn apply_lane(
                 });
             }
             w.lane().paused = None;
-            w.transitions.push(transition("resumed", actor, None));
+            w.transitions.push(transition(Cause::Resumed, actor, None));
             if w.view.lane.in_flight.is_none() {
                 w.finish()?;
             }
         }
+        LaneEvent::Unblock { actor, reason } => {
+            let holder = w.view.lane.in_flight.clone();
+            let held = holder.as_ref().and_then(|id| w.state(id));
+            match (holder, held) {
+                (Some(id), Some(state)) if state.is_in_flight() => {
+                    w.transitions.push(transition(
+                        Cause::Unblocked,
+                        actor,
+                        Some(format!("{reason} (ends {id})")),
+                    ));
+                    w.end_in_flight(
+                        &id,
+                        state,
+                        StageState::Cancelled,
+                        Cause::Cancelled,
+                        Some(actor.clone()),
+                        Some(reason.clone()),
+                    )?;
+                }
+                (Some(id), _) => {
+                    // The slot names a release that is not in flight here (an edit by hand,
+                    // a bug): free it.
+                    w.transitions.push(transition(
+                        Cause::Unblocked,
+                        actor,
+                        Some(format!("{reason} (slot held by {id}, not in flight)")),
+                    ));
+                    w.finish()?;
+                }
+                (None, _) => {
+                    let queued = w.view.lane.queued.clone();
+                    let startable = queued
+                        .as_ref()
+                        .is_some_and(|q| w.state(q) == Some(StageState::Queued) && !w.busy());
+                    let Some(q) = queued.filter(|_| startable) else {
+                        return Err(TransitionError::NothingToUnblock {
+                            service,
+                            environment,
+                        });
+                    };
+                    w.transitions
+                        .push(transition(Cause::Unblocked, actor, Some(reason.clone())));
+                    w.start(&q, Cause::Dequeued, Some(actor.clone()))?;
+                }
+            }
+        }
     }
     w.done()
-}
-
-impl Work<'_> {
-    fn done(self) -> Result<Decision, TransitionError> {
-        Ok(Decision {
-            view: self.view,
-            changed: self.changed,
-            lane_changed: self.lane_changed,
-            transitions: self.transitions,
-            actions: self.actions,
-        })
-    }
 }
 
 #[cfg(test)]

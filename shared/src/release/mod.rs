@@ -2,15 +2,18 @@
 //!
 //! `apply(view, event) → (new view, transitions, actions)`: no AWS types, no I/O, no clock.
 //! Handlers load a [`LaneView`], call [`apply`], commit the result with a conditional write,
-//! and only then execute the [`Action`]s.
+//! and only then execute the [`Action`]s. [`intake`] decides what a push becomes, and
+//! [`owed`] what a lane still owes whichever release it belongs to.
 
+pub mod intake;
 mod machine;
 mod model;
 
 pub use machine::{
-    Action, Decision, Event, LaneEvent, Policy, TransitionError, apply, apply_lane, pending_action,
+    Action, BLOCKED_RETRY, Deadlines, Decision, Event, LaneEvent, MAX_DETAIL, Owed, Policy,
+    TransitionError, apply, apply_lane, owed, pending_action,
 };
 pub use model::{
-    Digest, InvalidInput, Lane, LaneView, Pause, Release, ReleaseId, Stage, StageState, Timestamp,
-    Transition, validate_tag,
+    Cause, Digest, InvalidInput, Lane, LaneView, MAX_TAGS, Pause, Release, ReleaseId, Stage,
+    StageState, Timestamp, Transition, escaped, validate_tag,
 };

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch; the core never reads the clock itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
 
@@ -62,7 +64,10 @@ impl ReleaseId {
             .map(|u| ReleaseId(u.to_string()))
             .map_err(|_| InvalidInput {
                 field: "release",
-                message: format!("\"{text}\" is not a release id (26 characters, e.g. 01JD2B3C4D5E6F7G8H9J0KMNPQ)"),
+                message: format!(
+                    "\"{}\" is not a release id (26 characters, e.g. 01JD2B3C4D5E6F7G8H9J0KMNPQ)",
+                    escaped(&text.chars().take(64).collect::<String>())
+                ),
             })
     }
 
@@ -94,7 +99,7 @@ impl Digest {
                 field: "image-digest",
                 message: format!(
                     "\"{}\" is not an image digest; expected \"sha256:\" followed by 64 lowercase hex digits",
-                    text.chars().take(100).collect::<String>()
+                    escaped(&text.chars().take(100).collect::<String>())
                 ),
             })
         }
@@ -129,6 +134,20 @@ impl fmt::Display for Digest {
     }
 }
 
+/// Untrusted text made safe for one log line or message: control characters (a newline
+/// that would forge a log line in text format) are escaped, `\n` instead of a line break.
+pub fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Checks a Docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub fn validate_tag(tag: &str) -> Result<(), InvalidInput> {
     let mut bytes = tag.bytes();
@@ -143,7 +162,7 @@ pub fn validate_tag(tag: &str) -> Result<(), InvalidInput> {
             field: "image-tag",
             message: format!(
                 "\"{}\"{} is not a valid Docker tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'",
-                tag.chars().take(64).collect::<String>(),
+                escaped(&tag.chars().take(64).collect::<String>()),
                 if tag.chars().count() > 64 { "…" } else { "" }
             ),
         })
@@ -263,10 +282,26 @@ pub struct Stage {
     /// This deployment restores the release after a newer one was rolled back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redeploy: bool,
+    /// When this state is overdue: the reconciler asks AWS for the truth then, and ends
+    /// the stage if AWS has none (every non-terminal state has one, but `queued`, which
+    /// waits for a release that has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Timestamp>,
+    /// When the bake ends (state `baking`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_until: Option<Timestamp>,
+    /// A queued release sent back by a busy deployment group is not retried before this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+    /// The environment this release is owed a promotion to, recorded with its success so
+    /// that a promotion lost to a crash is still owed (and done once) afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_to: Option<String>,
 }
 
 impl Stage {
-    fn new(state: StageState, now: Timestamp) -> Stage {
+    /// A stage entered at `now`, with nothing else known yet.
+    pub fn new(state: StageState, now: Timestamp) -> Stage {
         Stage {
             state,
             since: now,
@@ -275,9 +310,17 @@ impl Stage {
             reason: None,
             succeeded_at: None,
             redeploy: false,
+            deadline: None,
+            bake_until: None,
+            not_before: None,
+            promote_to: None,
         }
     }
 }
+
+/// How many tags a release keeps: a digest re-pushed under a new tag on every build must
+/// not grow its item towards DynamoDB's 400 KB limit.
+pub const MAX_TAGS: usize = 16;
 
 /// One pushed image of one service, and where it has got to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,8 +332,14 @@ pub struct Release {
     pub registry: String,
     pub repository: String,
     pub digest: Digest,
+    /// Tags it was pushed under, oldest first; at most [`MAX_TAGS`] (the first is kept as
+    /// its label, the oldest of the others make room).
     pub tags: Vec<String>,
     pub created: Timestamp,
+    /// When the image was pushed, by the event's own clock (EventBridge `time`): what
+    /// orders releases of a service, whatever order their events are processed in.
+    #[serde(default)]
+    pub pushed_at: Timestamp,
     /// Its stage in each environment it has reached.
     #[serde(default)]
     pub stages: BTreeMap<String, Stage>,
@@ -314,8 +363,22 @@ impl Release {
             digest,
             tags: tag.map(|t| vec![t.to_string()]).unwrap_or_default(),
             created: now,
+            pushed_at: now,
             stages: BTreeMap::new(),
         }
+    }
+
+    /// Adds a tag it was pushed under again; false when it already has it. Keeps at most
+    /// [`MAX_TAGS`]: the first (its label) and the newest others.
+    pub fn add_tag(&mut self, tag: &str) -> bool {
+        if self.tags.iter().any(|t| t == tag) {
+            return false;
+        }
+        if self.tags.len() >= MAX_TAGS {
+            self.tags.remove(1);
+        }
+        self.tags.push(tag.to_string());
+        true
     }
 
     /// Its state in an environment, if it reached it.
@@ -380,6 +443,10 @@ pub struct Lane {
     /// Set by an operator's pause; queued releases wait until resumed.
     #[serde(default)]
     pub paused: Option<Pause>,
+    /// The push time of the newest release that arrived here: an older push arriving
+    /// later (a retried or delayed event) is superseded on arrival, never deployed over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_pushed_at: Option<Timestamp>,
 }
 
 impl Lane {
@@ -392,6 +459,7 @@ impl Lane {
             in_flight: None,
             queued: None,
             paused: None,
+            newest_pushed_at: None,
         }
     }
 }
@@ -435,12 +503,94 @@ pub struct Transition {
     pub from: Option<StageState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<StageState>,
-    /// The event that caused it, e.g. `deployment_succeeded` or `superseded_by`.
-    pub cause: String,
+    /// The event that caused it.
+    pub cause: Cause,
     /// The person, for operator actions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     /// Free text: a failure reason, an alarm name, the superseding release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// Why a transition happened: the closed set of causes recorded in history and sent in
+/// notifications (spelled in snake_case there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    Arrived,
+    /// A queued release started because the lane became free.
+    Dequeued,
+    Approved,
+    Rejected,
+    Cancelled,
+    TagAdded,
+    MigrationStarted,
+    MigrationSucceeded,
+    MigrationFailed,
+    DeploymentCreated,
+    ValidationStarted,
+    DeploymentBlocked,
+    DeploymentSucceeded,
+    DeploymentFailed,
+    BakeElapsed,
+    AlarmFired,
+    ActionFailed,
+    /// The state's deadline passed and AWS had no outcome to report.
+    TimedOut,
+    /// A deployment was asked to stop (after a cancel, a timeout or an alarm).
+    StopRequested,
+    /// Stopping a deployment failed; the reason says what to do by hand.
+    StopFailed,
+    /// A newer release took its place in the queue, or it arrived after a newer one.
+    Superseded,
+    /// The last known good release is deployed again after a rollback.
+    Rollback,
+    Paused,
+    Resumed,
+    /// An operator freed the lane of whatever held it.
+    Unblocked,
+    /// Written by a newer Shiplane; shown as it is.
+    #[serde(other)]
+    Other,
+}
+
+impl Cause {
+    /// The spelling in history, logs and notifications.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Arrived => "arrived",
+            Cause::Dequeued => "dequeued",
+            Cause::Approved => "approved",
+            Cause::Rejected => "rejected",
+            Cause::Cancelled => "cancelled",
+            Cause::TagAdded => "tag_added",
+            Cause::MigrationStarted => "migration_started",
+            Cause::MigrationSucceeded => "migration_succeeded",
+            Cause::MigrationFailed => "migration_failed",
+            Cause::DeploymentCreated => "deployment_created",
+            Cause::ValidationStarted => "validation_started",
+            Cause::DeploymentBlocked => "deployment_blocked",
+            Cause::DeploymentSucceeded => "deployment_succeeded",
+            Cause::DeploymentFailed => "deployment_failed",
+            Cause::BakeElapsed => "bake_elapsed",
+            Cause::AlarmFired => "alarm_fired",
+            Cause::ActionFailed => "action_failed",
+            Cause::TimedOut => "timed_out",
+            Cause::StopRequested => "stop_requested",
+            Cause::StopFailed => "stop_failed",
+            Cause::Superseded => "superseded",
+            Cause::Rollback => "rollback",
+            Cause::Paused => "paused",
+            Cause::Resumed => "resumed",
+            Cause::Unblocked => "unblocked",
+            Cause::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

@@ -34,6 +34,7 @@ fn policy(approval: Approval) -> Policy {
         bake: Duration::from_secs(60),
         frozen: false,
         next_environment: None,
+        deadlines: crate::release::Deadlines::default(),
     }
 }
 
@@ -71,7 +72,8 @@ macro_rules! store_contract_tests {
             history_is_queried_per_release_and_per_service,
             deployments_map_back_to_their_release,
             pipeline_versions_increase_one_at_a_time,
-            releases_of_a_service_come_newest_first);
+            releases_of_a_service_come_newest_first,
+            a_decision_conflicts_when_an_item_it_read_but_left_unchanged_moved);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -467,4 +469,74 @@ pub async fn releases_of_a_service_come_newest_first<S: ReleaseStore>(store: &S)
         .map(|r| r.label())
         .collect();
     assert_eq!(got, ["v3", "v2"]);
+}
+
+/// Write skew: an approval decided while the lane was busy writes the release but not the
+/// lane; if the lane moved meanwhile (its in-flight release ended), the decision rested on
+/// a stale read and must not land.
+pub async fn a_decision_conflicts_when_an_item_it_read_but_left_unchanged_moved<S: ReleaseStore>(
+    store: &S,
+) {
+    let busy = release("api", 1);
+    arrive(store, &busy, "dev", Approval::None, Timestamp(1)).await;
+    let waiting = release("api", 2);
+    arrive(store, &waiting, "dev", Approval::Manual, Timestamp(2)).await;
+    // The approval is decided against the busy lane: the release moves, the lane does not.
+    let loaded = LoadedLane::load(store, "api", "dev", std::slice::from_ref(&waiting.id))
+        .await
+        .unwrap_or_else(|e| panic!("load: {e}"));
+    let approve = Event::Approved {
+        actor: "ana".into(),
+    };
+    let d = apply(
+        &loaded.view,
+        &waiting.id,
+        &approve,
+        &policy(Approval::Manual),
+        Timestamp(3),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!d.lane_changed && d.changed.contains(&waiting.id));
+    let commit = loaded.commit_for(&d);
+    assert!(
+        commit
+            .checks
+            .iter()
+            .any(|c| matches!(c.item, crate::store::ItemKey::Lane { .. })),
+        "the unchanged lane is condition-checked"
+    );
+    // Meanwhile the in-flight release fails and frees the lane.
+    let other = LoadedLane::load(store, "api", "dev", &[])
+        .await
+        .unwrap_or_else(|e| panic!("load: {e}"));
+    let failed = Event::DeploymentFailed { reason: "x".into() };
+    let d2 = apply(
+        &other.view,
+        &busy.id,
+        &failed,
+        &policy(Approval::Manual),
+        Timestamp(4),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .commit(other.commit_for(&d2))
+        .await
+        .unwrap_or_else(|e| panic!("commit: {e}"));
+    match store.commit(commit).await {
+        // The lane and the in-flight release both moved; either check stops the commit.
+        Err(StoreError::Conflict { what }) => assert!(
+            what.contains("lane api/dev") || what.contains(busy.id.as_str()),
+            "{what}"
+        ),
+        other => panic!("expected a conflict on the lane, got {other:?}"),
+    }
+    let stored = store
+        .release(&waiting.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        stored.and_then(|r| r.item.state_in("dev")),
+        Some(StageState::AwaitingApproval),
+        "nothing of the stale decision was written"
+    );
 }

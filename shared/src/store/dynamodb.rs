@@ -20,14 +20,14 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
-    TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Commit, DeploymentRef, ReleaseStore, StoreError, StoredPipeline, Versioned};
+use super::{Commit, DeploymentRef, ItemKey, ReleaseStore, StoreError, StoredPipeline, Versioned};
 use crate::release::{Lane, Release, ReleaseId, Timestamp, Transition};
 
 const GSI1: &str = "gsi1";
@@ -294,8 +294,33 @@ impl DynamoStore {
 
 impl ReleaseStore for DynamoStore {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        let mut puts: Vec<Put> = Vec::new();
+        let mut checks: Vec<ConditionCheck> = Vec::new();
         let mut what: Vec<String> = Vec::new();
+        for c in &commit.checks {
+            let key = match &c.item {
+                ItemKey::Release(id) => keys(release_pk(id), "RELEASE"),
+                ItemKey::Lane {
+                    service,
+                    environment,
+                } => keys(format!("SERVICE#{service}"), &format!("LANE#{environment}")),
+            };
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key));
+            let check = if c.version == 0 {
+                check.condition_expression("attribute_not_exists(pk)")
+            } else {
+                check
+                    .condition_expression("#v = :v")
+                    .expression_attribute_names("#v", "version")
+                    .expression_attribute_values(":v", n(c.version))
+            };
+            checks.push(check.build().map_err(|e| StoreError::Failed {
+                message: e.to_string(),
+            })?);
+            what.push(c.item.to_string());
+        }
+        let mut puts: Vec<Put> = Vec::new();
         let build = |p: aws_sdk_dynamodb::types::builders::PutBuilder| {
             p.build().map_err(|e| StoreError::Failed {
                 message: e.to_string(),
@@ -351,7 +376,7 @@ impl ReleaseStore for DynamoStore {
                     .condition_expression("attribute_not_exists(pk) OR expires_ms < :now")
                     .expression_attribute_values(":now", n(c.at.0)),
             )?);
-            claim_at = Some((puts.len() - 1, c.key.as_str(), c.at));
+            claim_at = Some((checks.len() + puts.len() - 1, c.key.as_str(), c.at));
             what.push(format!("claim {}", c.key));
         }
         for d in &commit.deployments {
@@ -368,14 +393,18 @@ impl ReleaseStore for DynamoStore {
         if puts.is_empty() {
             return Ok(());
         }
+        let items = checks
+            .into_iter()
+            .map(|c| TransactWriteItem::builder().condition_check(c).build())
+            .chain(
+                puts.into_iter()
+                    .map(|p| TransactWriteItem::builder().put(p).build()),
+            )
+            .collect();
         let result = self
             .client
             .transact_write_items()
-            .set_transact_items(Some(
-                puts.into_iter()
-                    .map(|p| TransactWriteItem::builder().put(p).build())
-                    .collect(),
-            ))
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Commit, DeploymentRef, ReleaseStore, StoreError, StoredPipeline, Versioned};
+use super::{Commit, DeploymentRef, ItemKey, ReleaseStore, StoreError, StoredPipeline, Versioned};
 use crate::release::{Lane, Release, ReleaseId, Timestamp, Transition};
 
 #[derive(Default)]
@@ -44,6 +44,23 @@ fn version_ok(current: Option<u64>, expected: u64) -> bool {
 impl ReleaseStore for MemoryStore {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         let mut inner = self.lock();
+        for c in &commit.checks {
+            let current = match &c.item {
+                ItemKey::Release(id) => inner.releases.get(id).map(|(v, _)| *v),
+                ItemKey::Lane {
+                    service,
+                    environment,
+                } => inner
+                    .lanes
+                    .get(&(service.clone(), environment.clone()))
+                    .map(|(v, _)| *v),
+            };
+            if !version_ok(current, c.version) {
+                return Err(StoreError::Conflict {
+                    what: c.item.to_string(),
+                });
+            }
+        }
         for r in &commit.releases {
             let current = inner.releases.get(&r.item.id).map(|(v, _)| *v);
             if !version_ok(current, r.version) {

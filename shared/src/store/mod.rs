@@ -58,9 +58,41 @@ pub struct DeploymentRef {
     pub environment: String,
 }
 
+/// An item a decision read, by key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemKey {
+    Release(ReleaseId),
+    Lane {
+        service: String,
+        environment: String,
+    },
+}
+
+impl std::fmt::Display for ItemKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ItemKey::Release(id) => write!(f, "release {id}"),
+            ItemKey::Lane {
+                service,
+                environment,
+            } => write!(f, "lane {service}/{environment}"),
+        }
+    }
+}
+
+/// An item a decision read but does not change: the commit lands only if it is still at
+/// this version (0: still absent), so a decision never rests on a stale read (write skew).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionCheck {
+    pub item: ItemKey,
+    pub version: u64,
+}
+
 /// Everything one decision writes, atomically.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Commit {
+    /// Items read and left unchanged, each still at the version read.
+    pub checks: Vec<VersionCheck>,
     /// Releases with the version they were read at (0 for a new release).
     pub releases: Vec<Versioned<Release>>,
     /// Lanes with the version they were read at (0 for a lane never written).
@@ -218,8 +250,27 @@ impl LoadedLane {
     }
 
     /// The commit that records `decision`: changed releases and lane at their read versions,
-    /// and the decision's transitions as history.
+    /// every other item read checked to be unchanged, and the decision's transitions as
+    /// history.
     pub fn commit_for(&self, decision: &Decision) -> Commit {
+        let mut checks: Vec<VersionCheck> = self
+            .versions
+            .iter()
+            .filter(|(id, _)| !decision.changed.contains(*id))
+            .map(|(id, version)| VersionCheck {
+                item: ItemKey::Release(id.clone()),
+                version: *version,
+            })
+            .collect();
+        if !decision.lane_changed {
+            checks.push(VersionCheck {
+                item: ItemKey::Lane {
+                    service: self.view.lane.service.clone(),
+                    environment: self.view.lane.environment.clone(),
+                },
+                version: self.lane_version,
+            });
+        }
         let releases = decision
             .changed
             .iter()
@@ -239,6 +290,7 @@ impl LoadedLane {
             Vec::new()
         };
         Commit {
+            checks,
             releases,
             lanes,
             history: decision.transitions.clone(),

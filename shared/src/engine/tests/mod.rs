@@ -1,8 +1,13 @@
+use std::time::Duration;
+
 use super::*;
 use crate::aws::fake::{Call, FakeDeployer, RecordingNotifier};
-use crate::aws::{DeployError, DeployOutcome};
-use crate::release::Digest;
-use crate::store::{MemoryStore, StoredPipeline};
+use crate::aws::{DeployError, DeployOutcome, DeploymentStatus, MigrationRun};
+use crate::inbound::ecs::ContainerExit;
+use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intake, new_release};
+use crate::release::{BLOCKED_RETRY, Digest, Policy, Release, apply};
+use crate::store::Claim;
+use crate::store::{LoadedLane, MemoryStore, StoredPipeline};
 
 const PIPELINE: &str = r#"
 [pipeline]
@@ -115,6 +120,21 @@ fn push(repo: &str, n: u8, tag: &str) -> ImagePush {
         repository: repo.into(),
         digest: Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap(),
         tag: tag.into(),
+        pushed_at: Timestamp(T0.0 + u64::from(n) * 1000),
+    }
+}
+
+/// A stopped task whose `app` container exited with `exit` (None: it never ran).
+fn stopped(task_arn: &str, started_by: Option<String>, exit: Option<i64>) -> TaskStopped {
+    TaskStopped {
+        task_arn: task_arn.into(),
+        started_by,
+        stopped_reason: "Essential container in task exited".into(),
+        containers: vec![ContainerExit {
+            name: "app".into(),
+            exit_code: exit,
+            reason: None,
+        }],
     }
 }
 
@@ -361,27 +381,22 @@ async fn migration_exit_zero_deploys_and_anything_else_fails_before_deploying() 
     let ok = w.pushed("shiplane/db", 1, "v1").await;
     assert_eq!(w.state(&ok, "dev").await, Some(StageState::Migrating));
     assert!(w.deploys().is_empty());
-    let stopped = TaskStopped {
-        task_arn: "arn:aws:ecs:task/1".into(),
-        failure: None,
-    };
-    let Inbound::Accepted(_) = e.on_task_stopped(&stopped, T0).await.unwrap() else {
+    let stop = stopped("arn:aws:ecs:task/1", None, Some(0));
+    let Inbound::Accepted(_) = e.on_task_stopped(&stop, T0).await.unwrap() else {
         panic!()
     };
     assert_eq!(w.state(&ok, "dev").await, Some(StageState::Deploying));
     assert_eq!(w.deploys(), [format!("{ok}@dev")]);
     // The same stop event again is refused by the state machine and deploys nothing more.
-    e.on_task_stopped(&stopped, T0).await.unwrap();
+    e.on_task_stopped(&stop, T0).await.unwrap();
     assert_eq!(w.deploys().len(), 1);
 
     let w = World::new().await;
     let e = w.engine();
     let bad = w.pushed("shiplane/db", 2, "v2").await;
-    let stopped = TaskStopped {
-        task_arn: "arn:aws:ecs:task/1".into(),
-        failure: Some("container app exited with code 1".into()),
-    };
-    e.on_task_stopped(&stopped, T0).await.unwrap();
+    e.on_task_stopped(&stopped("arn:aws:ecs:task/1", None, Some(1)), T0)
+        .await
+        .unwrap();
     let r = w.store.release(&bad).await.unwrap().unwrap().item;
     assert_eq!(r.state_in("dev"), Some(StageState::Failed));
     assert!(
@@ -395,10 +410,7 @@ async fn migration_exit_zero_deploys_and_anything_else_fails_before_deploying() 
         w.deploys().is_empty(),
         "nothing deployed after a failed migration"
     );
-    let unknown = TaskStopped {
-        task_arn: "arn:other".into(),
-        failure: None,
-    };
+    let unknown = stopped("arn:other", None, Some(0));
     assert!(matches!(
         e.on_task_stopped(&unknown, T0).await.unwrap(),
         Inbound::Ignored(_)
@@ -532,4 +544,508 @@ fn the_same_pipeline_text_is_parsed_once_and_other_text_again() {
         Duration::from_secs(1200)
     );
     assert!(parse_cached("not toml [").is_err());
+}
+
+/// Decides `event` for `release` in `service/env` and commits the decision as the engine
+/// does, but runs none of its actions: the function died right after the commit.
+async fn commit_only(w: &World, service: &str, env: &str, release: &ReleaseId, event: Event) {
+    let pipeline = w.engine().pipeline().await.unwrap();
+    let (svc, stage) = stage_of(&pipeline, service, env).unwrap();
+    let loaded = LoadedLane::load(&w.store, service, env, std::slice::from_ref(release))
+        .await
+        .unwrap();
+    let d = apply(
+        &loaded.view,
+        release,
+        &event,
+        &Policy::for_stage(svc, stage),
+        T0,
+    )
+    .unwrap();
+    w.store.commit(loaded.commit_for(&d)).await.unwrap();
+}
+
+fn history_causes(history: &[Transition]) -> Vec<&'static str> {
+    history.iter().map(|t| t.cause.as_str()).collect()
+}
+
+// Defect 1: recovery looks at the whole lane, not only the event's own release.
+#[tokio::test]
+async fn a_queued_release_whose_deploy_died_with_the_function_is_started_by_the_next_event() {
+    let w = World::new().await;
+    let e = w.engine();
+    let r1 = w.pushed("shiplane/api", 1, "v1.0.1").await;
+    let r2 = w.pushed("shiplane/api", 2, "v1.0.2").await;
+    assert_eq!(w.state(&r2, "dev").await, Some(StageState::Queued));
+    // r1's deployment fails; the commit dequeues r2, and the function dies before deploying it.
+    let failed = Event::DeploymentFailed {
+        reason: "health".into(),
+    };
+    commit_only(&w, "api", "dev", &r1, failed.clone()).await;
+    assert_eq!(w.state(&r2, "dev").await, Some(StageState::Deploying));
+    assert_eq!(w.deploys(), [format!("{r1}@dev")]);
+    // EventBridge delivers r1's failure again: r1 has nothing left to do, but the lane does.
+    let pipeline = e.pipeline().await.unwrap();
+    let report = e
+        .on_event(&pipeline, "api", "dev", &r1, failed.clone(), T0)
+        .await
+        .unwrap();
+    assert_eq!(report.refused.len(), 1, "r1's failure is already recorded");
+    assert_eq!(w.deploys(), [format!("{r1}@dev"), format!("{r2}@dev")]);
+    let stage = w.store.release(&r2).await.unwrap().unwrap().item.stages["dev"].clone();
+    assert_eq!(stage.deployment_id.as_deref(), Some("d-2"));
+    // Exactly once: more deliveries deploy nothing more.
+    e.on_event(&pipeline, "api", "dev", &r1, failed, T0)
+        .await
+        .unwrap();
+    e.recover(&pipeline, "api", "dev", T0).await.unwrap();
+    assert_eq!(w.deploys().len(), 2);
+}
+
+#[tokio::test]
+async fn a_promotion_committed_but_never_started_is_finished_once() {
+    let w = World::new().await;
+    let e = w.engine();
+    // A data-job release: registered in dev, whose outcome's commit succeeds the stage and
+    // owes the promotion to prod; the function dies before promoting.
+    let p = push("shiplane/etl", 1, "20261116-abc1234");
+    commit_arrival(&w, &p).await;
+    let id = release_of(&w, &p).await;
+    commit_only(&w, "etl", "dev", &id, Event::DeploymentSucceeded).await;
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Succeeded));
+    assert_eq!(w.state(&id, "prod").await, None, "the promotion never ran");
+    // Any later event on the dev lane (here a replay of the push) finishes it.
+    e.on_push(&p, T0).await.unwrap();
+    assert_eq!(
+        w.state(&id, "prod").await,
+        Some(StageState::AwaitingApproval)
+    );
+    e.on_push(&p, T0).await.unwrap();
+    let history = w.store.history_of_release(&id).await.unwrap();
+    assert_eq!(
+        history.iter().filter(|t| t.environment == "prod").count(),
+        1,
+        "promoted once: {:?}",
+        history_causes(&history)
+    );
+}
+
+/// Commits a push's arrival (with its claim) and nothing else: the function died after.
+async fn commit_arrival(w: &World, p: &ImagePush) {
+    let pipeline = w.engine().pipeline().await.unwrap();
+    let Intake::Release {
+        service,
+        environment,
+    } = intake(&pipeline, p)
+    else {
+        panic!("not a release")
+    };
+    let r = new_release(p, service, T0);
+    let mut loaded = LoadedLane::load(&w.store, &service.name, environment, &[])
+        .await
+        .unwrap();
+    loaded.add_new(r.clone());
+    let (svc, stage) = stage_of(&pipeline, &service.name, environment).unwrap();
+    let d = apply(
+        &loaded.view,
+        &r.id,
+        &Event::Arrived,
+        &Policy::for_stage(svc, stage),
+        T0,
+    )
+    .unwrap();
+    let mut commit = loaded.commit_for(&d);
+    commit.claim = Some(Claim {
+        key: claim_key(p),
+        value: r.id.to_string(),
+        at: T0,
+        expires: T0.after(PUSH_CLAIM_TTL),
+    });
+    w.store.commit(commit).await.unwrap();
+}
+
+async fn release_of(w: &World, p: &ImagePush) -> ReleaseId {
+    ReleaseId::parse(&w.store.claimed(&claim_key(p), T0).await.unwrap().unwrap()).unwrap()
+}
+
+// Defect 3: order comes from the push, not from processing.
+#[tokio::test]
+async fn an_older_push_delivered_late_is_superseded_on_arrival_and_never_deploys() {
+    let w = World::new().await;
+    let e = w.engine();
+    let newer = w.pushed("shiplane/api", 2, "v1.0.2").await; // pushed at T0 + 2 s
+    let r3 = w.pushed("shiplane/api", 3, "v1.0.3").await; // queued behind it
+    // The push of v1.0.1 (T0 + 1 s) is retried a minute late.
+    let older = created(
+        e.on_push(
+            &push("shiplane/api", 1, "v1.0.1"),
+            T0.after(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(w.state(&older, "dev").await, Some(StageState::Superseded));
+    assert_eq!(
+        w.state(&r3, "dev").await,
+        Some(StageState::Queued),
+        "the newer queued release keeps its place"
+    );
+    let r = w.store.release(&older).await.unwrap().unwrap().item;
+    assert!(
+        r.stages["dev"]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("before a newer release")
+    );
+    assert!(
+        older < newer,
+        "ids sort by push time, whatever the processing order"
+    );
+    // Even once the lane is free, the older release does not deploy.
+    let pipeline = e.pipeline().await.unwrap();
+    let failed = Event::DeploymentFailed { reason: "x".into() };
+    e.on_event(&pipeline, "api", "dev", &newer, failed, T0)
+        .await
+        .unwrap();
+    assert_eq!(w.deploys(), [format!("{newer}@dev"), format!("{r3}@dev")]);
+}
+
+// Defect 4: a queued release on an idle lane always starts.
+#[tokio::test]
+async fn a_release_sent_back_by_a_busy_group_starts_once_the_retry_time_passed() {
+    let w = World::new().await;
+    let e = w.engine();
+    w.deployer
+        .deploy_answers
+        .lock()
+        .unwrap()
+        .push(Ok(DeployOutcome::Blocked {
+            by: "d-MANUAL".into(),
+        }));
+    let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Queued));
+    let pipeline = e.pipeline().await.unwrap();
+    // Too early: the group is still busy, nothing is tried again yet.
+    e.reconcile(&pipeline, None, T0.after(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(w.deploys().len(), 1);
+    let report = e
+        .reconcile(&pipeline, None, T0.after(BLOCKED_RETRY))
+        .await
+        .unwrap();
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+    assert_eq!(w.deploys().len(), 2);
+    assert!(
+        report
+            .transitions
+            .iter()
+            .any(|t| t.cause == Cause::Dequeued)
+    );
+}
+
+#[tokio::test]
+async fn a_release_queued_by_a_freeze_starts_when_a_pipeline_without_it_is_applied() {
+    let w = World::new().await;
+    let frozen = PIPELINE.replace("bake = \"10m\"", "bake = \"10m\"\nfreeze = true");
+    w.store
+        .put_pipeline(StoredPipeline {
+            version: 2,
+            source: frozen,
+            applied_at: T0,
+            applied_by: "t".into(),
+        })
+        .await
+        .unwrap();
+    let e = w.engine();
+    let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Queued));
+    w.store
+        .put_pipeline(StoredPipeline {
+            version: 3,
+            source: PIPELINE.into(),
+            applied_at: T0,
+            applied_by: "t".into(),
+        })
+        .await
+        .unwrap();
+    let pipeline = e.pipeline().await.unwrap();
+    e.reconcile(&pipeline, Some("api"), T0).await.unwrap();
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+    assert_eq!(w.deploys(), [format!("{id}@dev")]);
+}
+
+// Defect 5: deadlines, and the operator's ways out.
+#[tokio::test]
+async fn an_overdue_migration_fails_and_frees_the_lane_for_the_queued_release() {
+    let w = World::new().await;
+    let e = w.engine();
+    let stuck = w.pushed("shiplane/db", 1, "v1").await;
+    let next = w.pushed("shiplane/db", 2, "v2").await;
+    assert_eq!(w.state(&stuck, "dev").await, Some(StageState::Migrating));
+    assert_eq!(w.state(&next, "dev").await, Some(StageState::Queued));
+    let pipeline = e.pipeline().await.unwrap();
+    // Within the deadline a running task is left alone.
+    e.reconcile(&pipeline, None, T0.after(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    assert_eq!(w.state(&stuck, "dev").await, Some(StageState::Migrating));
+    let late = T0.after(Duration::from_secs(2 * 3600));
+    e.reconcile(&pipeline, None, late).await.unwrap();
+    let r = w.store.release(&stuck).await.unwrap().unwrap().item;
+    assert_eq!(r.state_in("dev"), Some(StageState::Failed));
+    assert!(
+        r.stages["dev"]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("did not finish")
+    );
+    assert_eq!(w.state(&next, "dev").await, Some(StageState::Migrating));
+}
+
+#[tokio::test]
+async fn cancel_ends_an_in_flight_stage_stops_its_deployment_and_frees_the_lane() {
+    let w = World::new().await;
+    let e = w.engine();
+    let r1 = w.pushed("shiplane/api", 1, "v1.0.1").await;
+    let r2 = w.pushed("shiplane/api", 2, "v1.0.2").await;
+    let pipeline = e.pipeline().await.unwrap();
+    let cancel = Event::Cancelled {
+        actor: "ana".into(),
+        reason: "wrong build".into(),
+    };
+    e.on_event(&pipeline, "api", "dev", &r1, cancel, T0)
+        .await
+        .unwrap();
+    assert_eq!(w.state(&r1, "dev").await, Some(StageState::Cancelled));
+    assert!(w.deployer.calls().contains(&Call::Stop {
+        deployment_id: "d-1".into(),
+        rollback: true
+    }));
+    assert_eq!(w.state(&r2, "dev").await, Some(StageState::Deploying));
+    let history = w.store.history_of_release(&r1).await.unwrap();
+    let cancelled = history
+        .iter()
+        .find(|t| t.cause == Cause::Cancelled)
+        .unwrap();
+    assert_eq!(cancelled.actor.as_deref(), Some("ana"));
+    assert_eq!(cancelled.detail.as_deref(), Some("wrong build"));
+    assert!(
+        history.iter().any(|t| t.cause == Cause::StopRequested),
+        "the stop's outcome is recorded: {:?}",
+        history_causes(&history)
+    );
+}
+
+#[tokio::test]
+async fn unblock_frees_a_lane_whatever_holds_it() {
+    let w = World::new().await;
+    let e = w.engine();
+    let r1 = w.pushed("shiplane/db", 1, "v1").await;
+    let r2 = w.pushed("shiplane/db", 2, "v2").await;
+    let pipeline = e.pipeline().await.unwrap();
+    let unblock = || LaneEvent::Unblock {
+        actor: "ana".into(),
+        reason: "migration hangs".into(),
+    };
+    e.on_lane(&pipeline, "db", "dev", unblock(), T0)
+        .await
+        .unwrap();
+    assert_eq!(w.state(&r1, "dev").await, Some(StageState::Cancelled));
+    assert_eq!(w.state(&r2, "dev").await, Some(StageState::Migrating));
+    let lane = w.store.lane("db", "dev").await.unwrap().item;
+    assert_eq!(lane.in_flight, Some(r2.clone()));
+    let history = w.store.history_of_service("db", 50).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|t| t.cause == Cause::Unblocked && t.actor.as_deref() == Some("ana"))
+    );
+    // A free lane with nothing queued has nothing to unblock: refused, nothing written.
+    let w = World::new().await;
+    let report = w
+        .engine()
+        .on_lane(&pipeline, "db", "dev", unblock(), T0)
+        .await
+        .unwrap();
+    assert!(
+        report.refused[0].contains("nothing to unblock"),
+        "{report:?}"
+    );
+}
+
+// Defect 2: migrations.
+#[tokio::test]
+async fn a_migration_whose_task_was_never_recorded_is_found_by_its_started_by() {
+    let w = World::new().await;
+    let e = w.engine();
+    let p = push("shiplane/db", 1, "v1");
+    // The arrival committed; RunTask ran but the function died before recording the task.
+    commit_arrival(&w, &p).await;
+    let id = release_of(&w, &p).await;
+    let r = w.store.release(&id).await.unwrap().unwrap().item;
+    let stop = stopped(
+        "arn:aws:ecs:task/never-recorded",
+        Some(crate::aws::started_by(&r, "dev")),
+        Some(0),
+    );
+    let out = e.on_task_stopped(&stop, T0).await.unwrap();
+    assert!(matches!(out, Inbound::Accepted(_)), "{out:?}");
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+    assert_eq!(w.deploys(), [format!("{id}@dev")]);
+    assert!(
+        w.deployer
+            .calls()
+            .iter()
+            .all(|c| !matches!(c, Call::RunMigration { .. })),
+        "no second migration"
+    );
+}
+
+#[tokio::test]
+async fn a_migration_that_already_stopped_is_adopted_with_its_exit_code() {
+    let w = World::new().await;
+    w.deployer
+        .migration_answers
+        .lock()
+        .unwrap()
+        .push(Ok(MigrationRun::Stopped(stopped(
+            "arn:aws:ecs:task/7",
+            None,
+            Some(0),
+        ))));
+    let id = w.pushed("shiplane/db", 1, "v1").await;
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+    let history = w.store.history_of_release(&id).await.unwrap();
+    assert_eq!(
+        history_causes(&history),
+        [
+            "arrived",
+            "migration_started",
+            "migration_succeeded",
+            "deployment_created"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_stop_event_of_another_task_for_the_same_release_is_ignored() {
+    let w = World::new().await;
+    let e = w.engine();
+    let id = w.pushed("shiplane/db", 1, "v1").await; // task arn:aws:ecs:task/1 recorded
+    let r = w.store.release(&id).await.unwrap().unwrap().item;
+    let stray = stopped(
+        "arn:aws:ecs:task/other",
+        Some(crate::aws::started_by(&r, "dev")),
+        Some(1),
+    );
+    let out = e.on_task_stopped(&stray, T0).await.unwrap();
+    assert!(
+        matches!(out, Inbound::Ignored(ref why) if why.contains("not the migration")),
+        "{out:?}"
+    );
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Migrating));
+}
+
+// Defect 9: a tag added on replay is a transition with its history item.
+#[tokio::test]
+async fn a_new_tag_for_a_known_digest_is_recorded_in_history_and_notified() {
+    let w = World::new().await;
+    let e = w.engine();
+    let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+    e.on_push(&push("shiplane/api", 1, "1.0.0"), T0)
+        .await
+        .unwrap();
+    e.on_push(&push("shiplane/api", 1, "1.0.0"), T0)
+        .await
+        .unwrap();
+    let history = w.store.history_of_release(&id).await.unwrap();
+    let tagged: Vec<&Transition> = history
+        .iter()
+        .filter(|t| t.cause == Cause::TagAdded)
+        .collect();
+    assert_eq!(tagged.len(), 1, "{:?}", history_causes(&history));
+    assert_eq!(tagged[0].detail.as_deref(), Some("1.0.0"));
+    assert!(w.notifier.kinds().contains(&"tag_added".to_string()));
+}
+
+#[tokio::test]
+async fn tags_stay_bounded_however_often_a_digest_is_retagged() {
+    let w = World::new().await;
+    let e = w.engine();
+    let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+    for n in 1..40 {
+        e.on_push(&push("shiplane/api", 1, &format!("1.0.{n}")), T0)
+            .await
+            .unwrap();
+    }
+    let tags = w.store.release(&id).await.unwrap().unwrap().item.tags;
+    assert_eq!(tags.len(), crate::release::MAX_TAGS);
+    assert_eq!(tags[0], "v1.0.0", "the label stays");
+    assert_eq!(tags.last().map(String::as_str), Some("1.0.39"));
+}
+
+// The reconciler and the event path agree: a fact is applied once, whoever brings it.
+#[tokio::test]
+async fn the_reconciler_feeds_a_lost_outcome_and_the_late_event_changes_nothing() {
+    let w = World::new().await;
+    let e = w.engine();
+    let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+    let pipeline = e.pipeline().await.unwrap();
+    e.reconcile(&pipeline, None, T0).await.unwrap();
+    assert_eq!(
+        w.state(&id, "dev").await,
+        Some(StageState::Deploying),
+        "still in progress"
+    );
+    w.deployer.set_status("d-1", DeploymentStatus::Succeeded);
+    e.reconcile(&pipeline, None, T0).await.unwrap();
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking));
+    let before = w.store.history_of_release(&id).await.unwrap().len();
+    let late = e
+        .on_event(&pipeline, "api", "dev", &id, Event::DeploymentSucceeded, T0)
+        .await
+        .unwrap();
+    assert!(
+        late.transitions.is_empty() && late.refused.len() == 1,
+        "{late:?}"
+    );
+    assert_eq!(w.store.history_of_release(&id).await.unwrap().len(), before);
+    // The bake (10 minutes) ends; the next pass succeeds the stage and promotes it.
+    e.reconcile(&pipeline, None, T0.after(Duration::from_secs(11 * 60)))
+        .await
+        .unwrap();
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Succeeded));
+    assert_eq!(
+        w.state(&id, "prod").await,
+        Some(StageState::AwaitingApproval)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_deployment_reported_by_aws_fails_the_stage_with_the_reason() {
+    let w = World::new().await;
+    let e = w.engine();
+    let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+    w.deployer.set_status(
+        "d-1",
+        DeploymentStatus::Failed("CodeDeploy deployment d-1 failed: hook timed out".into()),
+    );
+    let pipeline = e.pipeline().await.unwrap();
+    e.reconcile(&pipeline, Some("api"), T0).await.unwrap();
+    let r = w.store.release(&id).await.unwrap().unwrap().item;
+    assert_eq!(r.state_in("dev"), Some(StageState::Failed));
+    assert!(
+        r.stages["dev"]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("hook timed out")
+    );
+    assert_eq!(
+        w.store.lane("api", "dev").await.unwrap().item.in_flight,
+        None
+    );
 }

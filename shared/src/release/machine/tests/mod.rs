@@ -32,6 +32,7 @@ fn policy() -> Policy {
         bake: Duration::from_secs(600),
         frozen: false,
         next_environment: Some("staging".into()),
+        deadlines: Deadlines::default(),
     }
 }
 
@@ -43,15 +44,7 @@ fn empty_view() -> LaneView {
 }
 
 fn with_stage(mut r: Release, state: StageState) -> Release {
-    let mut stage = Stage {
-        state,
-        since: T0,
-        deployment_id: None,
-        approved_by: None,
-        reason: None,
-        succeeded_at: None,
-        redeploy: false,
-    };
+    let mut stage = Stage::new(state, T0);
     if matches!(state, StageState::Validating | StageState::Baking) {
         stage.deployment_id = Some("d-1".into());
     }
@@ -124,12 +117,23 @@ fn samples() -> Vec<Event> {
         Event::ActionFailed {
             reason: "throttled".into(),
         },
+        Event::Dequeue,
+        Event::TagAdded { tag: "v9".into() },
+        Event::TimedOut {
+            reason: "late".into(),
+        },
+        Event::StopRequested {
+            deployment_id: "d-1".into(),
+            error: None,
+        },
     ]
 }
 
 #[derive(Debug, PartialEq)]
 enum Expect {
     To(StageState),
+    /// The state stays; a transition records the fact.
+    Recorded,
     NotArrived,
     AlreadyArrived,
     NotAllowed,
@@ -141,17 +145,29 @@ fn expected(state: Option<StageState>, event: &Event) -> Expect {
     use Expect::*;
     use StageState as S;
     let Some(state) = state else {
-        return if *event == Event::Arrived {
-            To(S::Deploying)
-        } else {
-            NotArrived
+        return match event {
+            Event::Arrived => To(S::Deploying),
+            Event::TagAdded { .. } => Recorded,
+            _ => NotArrived,
         };
     };
     match (state, event) {
         (_, Event::Arrived) => AlreadyArrived,
+        (_, Event::TagAdded { .. }) => Recorded,
+        (S::Queued, Event::Dequeue) => To(S::Deploying),
         (S::AwaitingApproval, Event::Approved { .. }) => To(S::Deploying),
         (S::AwaitingApproval | S::Queued, Event::Rejected { .. }) => To(S::Rejected),
-        (S::AwaitingApproval | S::Queued, Event::Cancelled { .. }) => To(S::Cancelled),
+        (
+            S::AwaitingApproval
+            | S::Queued
+            | S::Migrating
+            | S::Deploying
+            | S::Validating
+            | S::Baking,
+            Event::Cancelled { .. },
+        ) => To(S::Cancelled),
+        (S::Migrating | S::Deploying | S::Validating, Event::TimedOut { .. }) => To(S::Failed),
+        (S::AwaitingApproval, Event::TimedOut { .. }) => To(S::Cancelled),
         (S::Migrating, Event::MigrationStarted { .. }) => To(S::Migrating),
         (S::Migrating, Event::MigrationSucceeded) => To(S::Deploying),
         (S::Migrating, Event::MigrationFailed { .. }) => To(S::Failed),
@@ -199,6 +215,15 @@ fn every_state_event_pair_follows_the_table() {
                         "{state:?} + {event:?}: {d:?}"
                     );
                 }
+                (Ok(d), Expect::Recorded) => {
+                    assert_eq!(
+                        d.view.releases[&id(1)].state_in(ENV),
+                        *state,
+                        "{state:?} + {event:?}"
+                    );
+                    assert_eq!(d.transitions.len(), 1, "{state:?} + {event:?}");
+                    assert_eq!(d.transitions[0].from, d.transitions[0].to);
+                }
                 (Err(TransitionError::NotArrived { .. }), Expect::NotArrived)
                 | (Err(TransitionError::AlreadyArrived { .. }), Expect::AlreadyArrived)
                 | (Err(TransitionError::NotAllowed { .. }), Expect::NotAllowed) => {}
@@ -207,7 +232,7 @@ fn every_state_event_pair_follows_the_table() {
             covered += 1;
         }
     }
-    assert_eq!(covered, 13 * 15);
+    assert_eq!(covered, 13 * 19);
 }
 
 #[test]
@@ -216,6 +241,9 @@ fn refused_events_leave_no_trace() {
     let view = view_in(Some(StageState::Succeeded));
     let before = view.clone();
     for event in samples() {
+        if matches!(event, Event::TagAdded { .. }) {
+            continue; // a fact of the release, recorded in any state
+        }
         assert!(apply(&view, &id(1), &event, &policy(), T0).is_err());
         assert_eq!(view, before);
     }
@@ -264,7 +292,7 @@ fn push_while_in_flight_queues_and_a_later_push_supersedes() {
     assert_eq!(state(&d3, 3), Some(StageState::Queued));
     assert_eq!(d3.view.lane.queued, Some(id(3)));
     assert_eq!(d3.transitions.len(), 2);
-    assert_eq!(d3.transitions[0].cause, "superseded");
+    assert_eq!(d3.transitions[0].cause, Cause::Superseded);
 
     // When the in-flight release ends, only the newest deploys.
     let d4 = step(
@@ -329,13 +357,13 @@ fn full_happy_path_bakes_then_succeeds_and_promotes() {
     let d = step(&d.view, 1, Event::DeploymentSucceeded, &p);
     assert_eq!(state(&d, 1), Some(StageState::Baking));
     assert_eq!(d.view.lane.current, Some(id(1)));
+    assert!(
+        d.actions.is_empty(),
+        "the bake ends by time, not by an action"
+    );
     assert_eq!(
-        d.actions,
-        vec![Action::ScheduleBake {
-            release: id(1),
-            environment: ENV.into(),
-            at: T0.after(p.bake)
-        }]
+        d.view.releases[&id(1)].stages[ENV].bake_until,
+        Some(T0.after(p.bake))
     );
     let d = step(&d.view, 1, Event::BakeElapsed, &p);
     assert_eq!(state(&d, 1), Some(StageState::Succeeded));
@@ -551,7 +579,7 @@ fn pause_holds_the_queue_and_resume_starts_it() {
         T0,
     )
     .unwrap();
-    assert_eq!(paused.transitions[0].cause, "paused");
+    assert_eq!(paused.transitions[0].cause, Cause::Paused);
     assert!(matches!(
         apply_lane(
             &paused.view,
@@ -656,6 +684,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
             },
             frozen: false,
             next_environment: next.then(|| "staging".to_string()),
+            deadlines: Deadlines::default(),
         },
     )
 }

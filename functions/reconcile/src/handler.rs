@@ -1,0 +1,103 @@
+//! One reconciler pass per invocation. EventBridge Scheduler sends the schedule's input:
+//! `{}` for every service, or `{"service": "api"}` for one.
+
+use lambda_runtime::LambdaEvent;
+use serde_json::{Value, json};
+use shiplane::aws::{Deployer, Notifier};
+use shiplane::engine::Deps;
+use shiplane::lambda::{HandlerError, failed};
+use shiplane::release::Timestamp;
+use shiplane::store::ReleaseStore;
+use tracing::{info, instrument};
+
+/// Runs one pass; store failures return a retryable error, and the next scheduled pass
+/// picks up whatever this one could not finish.
+#[instrument(skip_all, fields(request_id = %event.context.request_id))]
+pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
+    deps: &Deps<S, D, N>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, HandlerError> {
+    let only = match event.payload.get("service") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            return Err(HandlerError::InvalidEvent(format!(
+                "\"service\" must be a service name, not {other}"
+            )));
+        }
+    };
+    let engine = deps.engine();
+    let pipeline = engine.pipeline().await.map_err(failed)?;
+    if let Some(name) = &only
+        && !pipeline.services.contains_key(name)
+    {
+        return Err(HandlerError::InvalidEvent(format!(
+            "no service {name:?} in the current pipeline"
+        )));
+    }
+    let report = engine
+        .reconcile(&pipeline, only.as_deref(), Timestamp::now())
+        .await
+        .map_err(failed)?;
+    info!(transitions = report.transitions.len(), "reconciled");
+    Ok(json!({
+        "transitions": report.transitions.iter().map(|t| json!({
+            "release": t.release, "environment": t.environment, "to": t.to, "cause": t.cause,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shiplane::aws::fake::{FakeDeployer, RecordingNotifier};
+    use shiplane::store::{MemoryStore, StoredPipeline};
+
+    const PIPELINE: &str = r#"
+[pipeline]
+environments = ["dev"]
+[services.api]
+repository = "team/api"
+kind = "rolling"
+container = "app"
+[services.api.environments.dev]
+cluster = "c"
+service = "s"
+"#;
+
+    async fn deps() -> Deps<MemoryStore, FakeDeployer, RecordingNotifier> {
+        let store = MemoryStore::new();
+        store
+            .put_pipeline(StoredPipeline {
+                version: 1,
+                source: PIPELINE.into(),
+                applied_at: Timestamp(0),
+                applied_by: "t".into(),
+            })
+            .await
+            .unwrap();
+        Deps {
+            store,
+            deployer: FakeDeployer::default(),
+            notifier: RecordingNotifier::default(),
+        }
+    }
+
+    fn invoke(payload: Value) -> LambdaEvent<Value> {
+        LambdaEvent::new(payload, lambda_runtime::Context::default())
+    }
+
+    #[tokio::test]
+    async fn a_pass_over_nothing_changes_nothing_and_bad_input_is_an_invalid_event() {
+        let d = deps().await;
+        let out = handle(&d, invoke(json!({}))).await.unwrap();
+        assert_eq!(out["transitions"], json!([]));
+        let out = handle(&d, invoke(json!({"service": "api"}))).await.unwrap();
+        assert_eq!(out["transitions"], json!([]));
+        for bad in [json!({"service": 3}), json!({"service": "nope"})] {
+            let err = handle(&d, invoke(bad)).await.unwrap_err();
+            assert_eq!(err.error_type(), "InvalidEvent", "{err}");
+        }
+        assert!(d.deployer.calls().is_empty());
+    }
+}

@@ -1,0 +1,193 @@
+//! One effect per [`Action`]: each calls a port and always returns the outcome as domain
+//! events, so nothing an action does is only logged.
+
+use tracing::{error, info};
+
+use super::run::Work;
+use super::{Engine, stage_of};
+use crate::aws::{DeployOutcome, DeployRequest, Deployer, MigrationRun, Notifier};
+use crate::inbound::ecs::TaskStopped;
+use crate::pipeline::{Pipeline, Service, StageConfig};
+use crate::release::{Action, Event, Release};
+use crate::store::{DeploymentRef, ReleaseStore};
+
+/// The event a stopped migration task means: only the migration container's exit code
+/// decides (the stage's `migration.container`, else the service's container).
+pub(super) fn migration_event(
+    stopped: &TaskStopped,
+    service: &Service,
+    stage: &StageConfig,
+) -> Event {
+    let container = stage
+        .migration
+        .as_ref()
+        .and_then(|m| m.container.as_deref())
+        .or(service.container.as_deref());
+    match stopped.outcome(container) {
+        Ok(()) => Event::MigrationSucceeded,
+        Err(why) => Event::MigrationFailed {
+            reason: format!("migration task {}: {why}", stopped.task_arn),
+        },
+    }
+}
+
+/// Records which release and stage a deployment (or migration task) belongs to, so its
+/// state-change events find their way back.
+fn reference(release: &Release, environment: &str, id: &str) -> DeploymentRef {
+    DeploymentRef {
+        deployment_id: id.to_string(),
+        release: release.id.clone(),
+        service: release.service.clone(),
+        environment: environment.to_string(),
+    }
+}
+
+impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+    /// Runs one action; its outcome comes back as events.
+    pub(super) async fn execute(
+        &self,
+        pipeline: &Pipeline,
+        action: Action,
+        release: &Release,
+    ) -> Vec<Work> {
+        let environment = match &action {
+            Action::Deploy { environment, .. }
+            | Action::RunMigration { environment, .. }
+            | Action::StopDeployment { environment, .. } => environment.clone(),
+            Action::Promote { from, .. } => from.clone(),
+        };
+        let outcome = |event| {
+            vec![Work::event(
+                &release.service,
+                &environment,
+                &release.id,
+                event,
+            )]
+        };
+        let Some((service, stage)) = stage_of(pipeline, &release.service, &environment) else {
+            return outcome(Event::ActionFailed {
+                reason: format!(
+                    "services.{}.environments.{environment} is no longer in the pipeline",
+                    release.service
+                ),
+            });
+        };
+        let req = DeployRequest {
+            release,
+            service,
+            stage,
+        };
+        match action {
+            Action::Deploy { .. } => self.deploy(req).await,
+            Action::RunMigration { .. } => self.run_migration(req).await,
+            Action::StopDeployment {
+                deployment_id,
+                rollback,
+                ..
+            } => {
+                let error = self
+                    .deployer
+                    .stop_deployment(req, &deployment_id, rollback)
+                    .await
+                    .err()
+                    .map(|e| e.message);
+                if let Some(e) = &error {
+                    error!(release = %release.id, environment = %environment, deployment = %deployment_id, error = ?e, "stop deployment failed");
+                }
+                outcome(Event::StopRequested {
+                    deployment_id,
+                    error,
+                })
+            }
+            Action::Promote { to, .. } => {
+                vec![Work::event(
+                    &release.service,
+                    &to,
+                    &release.id,
+                    Event::Arrived,
+                )]
+            }
+        }
+    }
+
+    async fn deploy(&self, req: DeployRequest<'_>) -> Vec<Work> {
+        let (release, env) = (req.release, req.stage.environment.as_str());
+        let (event, deployments) = match self.deployer.deploy(req).await {
+            Ok(DeployOutcome::Started {
+                deployment_id,
+                task_definition,
+            }) => {
+                info!(release = %release.id, environment = %env, deployment = %deployment_id, task_definition = %task_definition, "deployment started");
+                let r = reference(release, env, &deployment_id);
+                (Event::DeploymentCreated { deployment_id }, vec![r])
+            }
+            Ok(DeployOutcome::Registered { task_definitions }) => {
+                info!(release = %release.id, environment = %env, task_definitions = ?task_definitions, "task definitions registered; nothing runs");
+                (Event::DeploymentSucceeded, Vec::new())
+            }
+            Ok(DeployOutcome::Blocked { by }) => (
+                Event::DeploymentBlocked {
+                    reason: format!(
+                        "deployment group busy with {by}, which Shiplane did not start"
+                    ),
+                },
+                Vec::new(),
+            ),
+            Err(e) => {
+                error!(release = %release.id, environment = %env, error = ?e.message, retryable = e.retryable, "deploy failed");
+                (Event::ActionFailed { reason: e.message }, Vec::new())
+            }
+        };
+        vec![Work {
+            deployments,
+            ..Work::event(&release.service, env, &release.id, event)
+        }]
+    }
+
+    async fn run_migration(&self, req: DeployRequest<'_>) -> Vec<Work> {
+        let (release, env) = (req.release, req.stage.environment.as_str());
+        let started = |task_arn: &str| Work {
+            deployments: vec![reference(release, env, task_arn)],
+            ..Work::event(
+                &release.service,
+                env,
+                &release.id,
+                Event::MigrationStarted {
+                    task_arn: task_arn.to_string(),
+                },
+            )
+        };
+        match self.deployer.run_migration(req).await {
+            Ok(MigrationRun::Running { task_arn }) => {
+                info!(release = %release.id, environment = %env, task = %task_arn, "migration started");
+                vec![started(&task_arn)]
+            }
+            Ok(MigrationRun::Stopped(stopped)) => {
+                // Started by an earlier attempt and already done: adopt its exit code.
+                info!(release = %release.id, environment = %env, task = %stopped.task_arn, "migration already stopped");
+                let outcome = migration_event(&stopped, req.service, req.stage);
+                vec![
+                    started(&stopped.task_arn),
+                    Work::event(&release.service, env, &release.id, outcome),
+                ]
+            }
+            Ok(MigrationRun::Missing) => vec![Work::event(
+                &release.service,
+                env,
+                &release.id,
+                Event::ActionFailed {
+                    reason: "ECS lost the migration task it started".into(),
+                },
+            )],
+            Err(e) => {
+                error!(release = %release.id, environment = %env, error = ?e.message, "migration could not start");
+                vec![Work::event(
+                    &release.service,
+                    env,
+                    &release.id,
+                    Event::ActionFailed { reason: e.message },
+                )]
+            }
+        }
+    }
+}

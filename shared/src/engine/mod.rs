@@ -1,0 +1,340 @@
+//! The engine: every use case as the one loop over the ports (see [`run`]).
+//!
+//! inbound event → domain event → load the lane → apply (pure) → conditional commit →
+//! announce → execute actions ([`effects`]) → each outcome back as a domain event. Every
+//! pass also finishes whatever the lane owes ([`crate::release::owed`]), so a crash
+//! anywhere is finished by the next event on the lane, a replay, or the [`reconcile`]r.
+
+mod effects;
+mod reconcile;
+mod run;
+
+use std::sync::{Arc, Mutex};
+
+use tracing::info;
+
+use crate::aws::{Deployer, Notifier, parse_started_by};
+use crate::inbound::Inbound;
+use crate::inbound::ecs::TaskStopped;
+use crate::pipeline::{Pipeline, Service, StageConfig};
+use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intake, new_release};
+use crate::release::{Cause, Event, LaneEvent, ReleaseId, StageState, Timestamp, Transition};
+use crate::store::{Claim, ReleaseStore, StoreError};
+
+use run::Work;
+
+/// Why the engine could not finish; retryable errors make Lambda deliver the event again.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No pipeline stored, or the stored one no longer validates.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl EngineError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, EngineError::Store(e) if e.is_retryable())
+    }
+}
+
+/// What became of an image push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    Ignored(String),
+    /// A new release, in `state` in its first environment.
+    Created {
+        release: ReleaseId,
+        environment: String,
+        state: Option<StageState>,
+    },
+    /// The digest was already a release: the push was a replay or a new tag for it.
+    Replayed {
+        release: ReleaseId,
+        tag_added: bool,
+    },
+}
+
+/// What one run of the loop did, for logs, tests and the operator who asked.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub transitions: Vec<Transition>,
+    /// Events the state machine refused (stale or duplicate deliveries), with why.
+    pub refused: Vec<String>,
+}
+
+impl Report {
+    /// The state a release last moved to in an environment during this run.
+    pub fn state_of(&self, release: &ReleaseId, environment: &str) -> Option<StageState> {
+        self.transitions
+            .iter()
+            .rev()
+            .find(|t| t.release.as_ref() == Some(release) && t.environment == environment)
+            .and_then(|t| t.to)
+    }
+
+    fn merge(&mut self, other: Report) {
+        self.transitions.extend(other.transitions);
+        self.refused.extend(other.refused);
+    }
+}
+
+/// The clients a function builds once per cold start and every invocation reuses.
+pub struct Deps<S, D, N> {
+    pub store: S,
+    pub deployer: D,
+    pub notifier: N,
+}
+
+impl<S: ReleaseStore, D: Deployer, N: Notifier> Deps<S, D, N> {
+    /// An engine borrowing these clients.
+    pub fn engine(&self) -> Engine<'_, S, D, N> {
+        Engine {
+            store: &self.store,
+            deployer: &self.deployer,
+            notifier: &self.notifier,
+        }
+    }
+}
+
+/// The engine over a store, a deployer and a notifier (real or fake).
+pub struct Engine<'a, S, D, N> {
+    pub store: &'a S,
+    pub deployer: &'a D,
+    pub notifier: &'a N,
+}
+
+/// A service and its stage in one environment of the pipeline.
+pub(crate) fn stage_of<'p>(
+    pipeline: &'p Pipeline,
+    service: &str,
+    environment: &str,
+) -> Option<(&'p Service, &'p StageConfig)> {
+    let s = pipeline.services.get(service)?;
+    Some((s, s.stage(environment)?))
+}
+
+/// The last pipeline parsed in this process, with its exact source text. Parsing and
+/// validating a large pipeline costs milliseconds; a warm invocation that reads the same
+/// text reuses the parse. Parsing is a pure function of the text, so this is always correct.
+static LAST_PARSED: Mutex<Option<(String, Arc<Pipeline>)>> = Mutex::new(None);
+
+fn parse_cached(source: &str) -> Result<Arc<Pipeline>, crate::pipeline::ConfigError> {
+    let mut last = LAST_PARSED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((text, parsed)) = last.as_ref()
+        && text == source
+    {
+        return Ok(parsed.clone());
+    }
+    let parsed = Arc::new(Pipeline::from_toml(source)?);
+    *last = Some((source.to_string(), parsed.clone()));
+    Ok(parsed)
+}
+
+impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+    /// The current pipeline, parsed; an error names the fix.
+    pub async fn pipeline(&self) -> Result<Arc<Pipeline>, EngineError> {
+        let stored = self.store.pipeline().await?.ok_or_else(|| {
+            EngineError::Config("no pipeline stored; run `shiplane config apply FILE`".into())
+        })?;
+        parse_cached(&stored.source).map_err(|e| {
+            EngineError::Config(format!(
+                "stored pipeline version {} does not validate: {e}",
+                stored.version
+            ))
+        })
+    }
+
+    /// An image was pushed: make it a release (once per repository + digest) and start
+    /// its first stage; a replay finishes whatever the first delivery left undone.
+    pub async fn on_push(
+        &self,
+        push: &ImagePush,
+        now: Timestamp,
+    ) -> Result<PushOutcome, EngineError> {
+        let pipeline = self.pipeline().await?;
+        let (service, environment) = match intake(&pipeline, push) {
+            Intake::Ignored(why) => return Ok(PushOutcome::Ignored(why)),
+            Intake::Release {
+                service,
+                environment,
+            } => (service, environment),
+        };
+        let key = claim_key(push);
+        if let Some(existing) = self.store.claimed(&key, now).await? {
+            return self
+                .replay_push(&pipeline, service, environment, &existing, push, now)
+                .await;
+        }
+        let release = new_release(push, service, now);
+        let id = release.id.clone();
+        let work = Work {
+            new_release: Some(release),
+            claim: Some(Claim {
+                key,
+                value: id.to_string(),
+                at: now,
+                expires: now.after(PUSH_CLAIM_TTL),
+            }),
+            ..Work::event(&service.name, environment, &id, Event::Arrived)
+        };
+        match self.run(&pipeline, work, now).await {
+            Ok(report) => Ok(PushOutcome::Created {
+                state: report.state_of(&id, environment),
+                release: id,
+                environment: environment.to_string(),
+            }),
+            // Another delivery of the same push won the race: finish its work, if any.
+            Err(EngineError::Store(StoreError::AlreadyClaimed { value, .. })) => {
+                self.replay_push(&pipeline, service, environment, &value, push, now)
+                    .await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A push of a digest that is already a release: its tag is added (a transition with
+    /// its history item) and whatever its lanes owe is finished.
+    async fn replay_push(
+        &self,
+        pipeline: &Pipeline,
+        service: &Service,
+        environment: &str,
+        existing: &str,
+        push: &ImagePush,
+        now: Timestamp,
+    ) -> Result<PushOutcome, EngineError> {
+        let corrupt = |message: String| StoreError::Corrupt {
+            what: format!("claim for {}", push.digest),
+            message,
+        };
+        let id = ReleaseId::parse(existing).map_err(|e| corrupt(e.to_string()))?;
+        let Some(release) = self.store.release(&id).await? else {
+            return Err(corrupt(format!("names release {id}, which does not exist")).into());
+        };
+        let tag = Event::TagAdded {
+            tag: push.tag.clone(),
+        };
+        let report = self
+            .run(
+                pipeline,
+                Work::event(&service.name, environment, &id, tag),
+                now,
+            )
+            .await?;
+        // Work a crash interrupted in the release's later environments.
+        for (env, stage) in &release.item.stages {
+            if env != environment && !stage.state.is_terminal() {
+                self.run(pipeline, Work::recover(&service.name, env), now)
+                    .await?;
+            }
+        }
+        let tag_added = report
+            .transitions
+            .iter()
+            .any(|t| t.cause == Cause::TagAdded);
+        if tag_added {
+            info!(release = %id, tag = ?push.tag, "tag added to existing release");
+        }
+        Ok(PushOutcome::Replayed {
+            release: id,
+            tag_added,
+        })
+    }
+
+    /// A task stopped: if it is a release's migration (named by its `startedBy`, or by the
+    /// task ARN recorded when it started), continue to the deployment or fail the stage.
+    pub async fn on_task_stopped(
+        &self,
+        stopped: &TaskStopped,
+        now: Timestamp,
+    ) -> Result<Inbound<Report>, EngineError> {
+        let target = match stopped.started_by.as_deref().and_then(parse_started_by) {
+            Some((id, env)) => Some((id, env)),
+            None => self
+                .store
+                .deployment(&stopped.task_arn)
+                .await?
+                .map(|d| (d.release, d.environment)),
+        };
+        let not_ours = || {
+            Ok(Inbound::Ignored(format!(
+                "task {} was not started by Shiplane",
+                stopped.task_arn
+            )))
+        };
+        let Some((id, env)) = target else {
+            return not_ours();
+        };
+        let Some(release) = self.store.release(&id).await? else {
+            return not_ours();
+        };
+        if let Some(stage) = release.item.stages.get(&env)
+            && stage.state == StageState::Migrating
+            && let Some(known) = &stage.deployment_id
+            && known != &stopped.task_arn
+        {
+            return Ok(Inbound::Ignored(format!(
+                "task {} is not the migration of release {id} in {env} (that is {known})",
+                stopped.task_arn
+            )));
+        }
+        let pipeline = self.pipeline().await?;
+        let Some((service, stage)) = stage_of(&pipeline, &release.item.service, &env) else {
+            return Ok(Inbound::Ignored(format!(
+                "services.{}.environments.{env} is not in the current pipeline",
+                release.item.service
+            )));
+        };
+        let event = effects::migration_event(stopped, service, stage);
+        let work = Work::event(&service.name, &env, &id, event);
+        Ok(Inbound::Accepted(self.run(&pipeline, work, now).await?))
+    }
+
+    /// Applies one event to one release in one lane, and everything that follows from it.
+    pub async fn on_event(
+        &self,
+        pipeline: &Pipeline,
+        service: &str,
+        environment: &str,
+        release: &ReleaseId,
+        event: Event,
+        now: Timestamp,
+    ) -> Result<Report, EngineError> {
+        self.run(
+            pipeline,
+            Work::event(service, environment, release, event),
+            now,
+        )
+        .await
+    }
+
+    /// Applies an operator's event to a whole lane (pause, resume, unblock).
+    pub async fn on_lane(
+        &self,
+        pipeline: &Pipeline,
+        service: &str,
+        environment: &str,
+        event: LaneEvent,
+        now: Timestamp,
+    ) -> Result<Report, EngineError> {
+        self.run(pipeline, Work::lane(service, environment, event), now)
+            .await
+    }
+
+    /// Finishes whatever one lane owes (see [`crate::release::owed`]).
+    pub async fn recover(
+        &self,
+        pipeline: &Pipeline,
+        service: &str,
+        environment: &str,
+        now: Timestamp,
+    ) -> Result<Report, EngineError> {
+        self.run(pipeline, Work::recover(service, environment), now)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+//! The reconciler: events from ECS and CodeDeploy are best effort, so on a schedule (and
+//! from `shiplane reconcile`) every lane with work is checked against AWS's truth and fed
+//! the same domain events the event functions would have fed. It is idempotent with the
+//! event path: an event arriving after the reconciler acted finds its fact recorded.
+
+use tracing::{info, warn};
+
+use super::run::{Job, Work};
+use super::{Engine, EngineError, Report, effects};
+use crate::aws::{DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier};
+use crate::pipeline::{Pipeline, Service, StageConfig};
+use crate::release::{Event, StageState, Timestamp};
+use crate::store::{LoadedLane, ReleaseStore};
+
+impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+    /// One pass over every lane of `only` (or of every service): ask AWS where in-flight
+    /// work is, end what is overdue, and finish what each lane owes.
+    pub async fn reconcile(
+        &self,
+        pipeline: &Pipeline,
+        only: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Report, EngineError> {
+        let mut report = Report::default();
+        for service in pipeline.services.values() {
+            if only.is_some_and(|o| o != service.name) {
+                continue;
+            }
+            // Lanes never written hold nothing.
+            let written = self.store.lanes(&service.name).await?;
+            for stage in &service.stages {
+                if written
+                    .iter()
+                    .any(|l| l.item.environment == stage.environment)
+                {
+                    report.merge(self.reconcile_lane(pipeline, service, stage, now).await?);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn reconcile_lane(
+        &self,
+        pipeline: &Pipeline,
+        service: &Service,
+        stage: &StageConfig,
+        now: Timestamp,
+    ) -> Result<Report, EngineError> {
+        let env = stage.environment.as_str();
+        let loaded = LoadedLane::load(self.store, &service.name, env, &[]).await?;
+        let lane = &loaded.view.lane;
+        let mut jobs = Vec::new();
+        let holders = [&lane.in_flight, &lane.queued];
+        for id in holders.into_iter().flatten() {
+            let Some(release) = loaded.view.releases.get(id) else {
+                continue;
+            };
+            let Some(st) = release.stages.get(env) else {
+                continue;
+            };
+            let overdue = st.deadline.filter(|d| *d <= now);
+            let req = DeployRequest {
+                release,
+                service,
+                stage,
+            };
+            let late = |what: String| Event::TimedOut {
+                reason: format!(
+                    "{what} by its deadline {}",
+                    overdue.map(|d| d.to_string()).unwrap_or_default()
+                ),
+            };
+            let event = match (st.state, st.deployment_id.as_deref()) {
+                (StageState::Migrating, Some(task)) => {
+                    match self.deployer.migration_status(req, task).await {
+                        Ok(MigrationRun::Stopped(stopped)) => {
+                            Some(effects::migration_event(&stopped, service, stage))
+                        }
+                        Ok(_) if overdue.is_some() => {
+                            Some(late(format!("migration task {task} did not finish")))
+                        }
+                        Err(e) if overdue.is_some() => Some(late(format!(
+                            "migration task {task} did not report (ECS: {})",
+                            e.message
+                        ))),
+                        _ => None,
+                    }
+                }
+                (StageState::Deploying | StageState::Validating, Some(deployment)) => {
+                    match self.deployer.deployment_status(req, deployment).await {
+                        Ok(DeploymentStatus::Succeeded) => Some(Event::DeploymentSucceeded),
+                        Ok(DeploymentStatus::Failed(reason)) => {
+                            Some(Event::DeploymentFailed { reason })
+                        }
+                        Ok(_) if overdue.is_some() => {
+                            Some(late(format!("deployment {deployment} did not finish")))
+                        }
+                        Err(e) if overdue.is_some() => Some(late(format!(
+                            "deployment {deployment} did not report ({})",
+                            e.message
+                        ))),
+                        Err(e) => {
+                            warn!(release = %id, environment = %env, error = ?e.message, "could not ask AWS about the deployment; next pass");
+                            None
+                        }
+                        Ok(_) => None,
+                    }
+                }
+                (StageState::AwaitingApproval, _) if overdue.is_some() => {
+                    Some(late("no one approved it".to_string()))
+                }
+                _ => None,
+            };
+            if let Some(event) = event {
+                info!(release = %id, environment = %env, event = event.name(), "reconciler: AWS reports an outcome");
+                jobs.push(Job::Apply(Work::event(&service.name, env, id, event)));
+            }
+        }
+        jobs.push(Job::Apply(Work::recover(&service.name, env)));
+        self.drain(pipeline, jobs, now).await
+    }
+}

@@ -1,0 +1,203 @@
+//! What every Lambda function shares: settings and AWS clients built once, the runtime
+//! loop, a few-line handler shape, and errors as Lambda reports them, with a stable
+//! `errorType` (`InvalidEvent`, `ConfigError`, `Conflict`, `StoreUnavailable`, …) instead
+//! of a Rust type name.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tracing::{error, info};
+
+use crate::aws::{AwsDeployer, OnFirstUse, SnsNotifier};
+use crate::engine::{Deps, EngineError};
+use crate::inbound::Inbound;
+use crate::release::InvalidInput;
+use crate::settings::Settings;
+use crate::store::{DynamoStore, StoreError};
+
+/// The production clients: DynamoDB, ECS + CodeDeploy, SNS.
+pub type AwsDeps = Deps<DynamoStore, AwsDeployer, SnsNotifier>;
+
+/// The production clients from Lambda's environment ([`crate::aws::lambda_sdk_config`]),
+/// each built when an event first needs it ([`OnFirstUse`]). Throttling and 5xx are
+/// retried with exponential backoff (5 attempts) before a step is failed. TLS trusts the
+/// Amazon Trust Services roots (see [`crate::aws::https_client`]).
+pub async fn aws_deps(settings: &Settings) -> AwsDeps {
+    let config = crate::aws::lambda_sdk_config(settings).await;
+    Deps {
+        store: DynamoStore::new(
+            OnFirstUse::new(&config, aws_sdk_dynamodb::Client::new),
+            &settings.table,
+        ),
+        deployer: AwsDeployer::new(
+            OnFirstUse::new(&config, aws_sdk_ecs::Client::new),
+            OnFirstUse::new(&config, aws_sdk_codedeploy::Client::new),
+            &settings.hook_function,
+        ),
+        notifier: SnsNotifier::new(
+            OnFirstUse::new(&config, aws_sdk_sns::Client::new),
+            &settings.topic_arn,
+        ),
+    }
+}
+
+/// Why a function returned an error to Lambda.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Not the event this function serves, or a field fails validation: retrying cannot
+    /// help; Lambda's retries end in the dead-letter queue.
+    #[error("{0}")]
+    InvalidEvent(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl HandlerError {
+    /// The `errorType` Lambda reports, in logs, metrics and the dead-letter queue.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::InvalidEvent(_) => "InvalidEvent",
+            HandlerError::Engine(EngineError::Config(_)) => "ConfigError",
+            HandlerError::Engine(EngineError::Store(e)) => match e {
+                StoreError::Conflict { .. } => "Conflict",
+                StoreError::AlreadyClaimed { .. } => "AlreadyProcessed",
+                StoreError::Unavailable { .. } => "StoreUnavailable",
+                StoreError::Failed { .. } => "StoreError",
+                StoreError::Corrupt { .. } => "CorruptItem",
+            },
+        }
+    }
+
+    /// Whether Lambda delivering the event again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, HandlerError::Engine(e) if e.is_retryable())
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Diagnostic {
+        Diagnostic {
+            error_type: e.error_type().to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// A handler's future, boxed: the engine's future is large, and its concrete type inside
+/// the runtime's service layers overflows the compiler's type-depth limit.
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, HandlerError>> + Send + 'a>>;
+
+/// Runs a function: reads its settings (init fails naming a missing one), builds the AWS
+/// clients once, and serves every invocation with `handler`.
+pub async fn serve<F>(function: &'static str, handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: for<'a> Fn(&'a AwsDeps, LambdaEvent<Value>) -> HandlerFuture<'a>,
+{
+    lambda_runtime::tracing::init_default_subscriber();
+    let settings = Settings::from_env_or_exit(function);
+    let deps = aws_deps(&settings).await;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        handler(&deps, event)
+    }))
+    .await
+}
+
+/// Parses an EventBridge envelope; a payload of another shape is an `InvalidEvent`.
+pub fn envelope<T: DeserializeOwned + serde::Serialize>(
+    payload: Value,
+    what: &str,
+) -> Result<EventBridgeEvent<T>, HandlerError> {
+    serde_json::from_value(payload).map_err(|e| {
+        error!(error = %e, "rejected: malformed event");
+        HandlerError::InvalidEvent(format!("malformed {what} event: {e}"))
+    })
+}
+
+/// The domain input a parser made of an event, or the function's answer when there is
+/// none: the logged "ignored: why", or an `InvalidEvent` naming the field.
+pub fn accepted<T>(
+    parsed: Result<Inbound<T>, InvalidInput>,
+    what: &str,
+) -> Result<Result<T, Value>, HandlerError> {
+    match parsed {
+        Ok(Inbound::Accepted(t)) => Ok(Ok(t)),
+        Ok(Inbound::Ignored(reason)) => Ok(Err(ignored(&reason))),
+        Err(invalid) => {
+            error!(field = invalid.field, error = %invalid, "rejected");
+            Err(HandlerError::InvalidEvent(format!(
+                "invalid {what} event: {invalid}"
+            )))
+        }
+    }
+}
+
+/// Logs an ignored event (the reason escaped: it may carry a tag from the event) and
+/// returns the function's answer for it.
+pub fn ignored(reason: &str) -> Value {
+    info!(reason = ?reason, "ignored");
+    json!({ "ignored": reason })
+}
+
+/// Logs an engine failure with whether Lambda's retry may help, and passes it on.
+pub fn failed(e: EngineError) -> HandlerError {
+    error!(error = %e, retryable = e.is_retryable(), "event not processed");
+    HandlerError::Engine(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_a_stable_meaningful_type() {
+        let cases = [
+            (
+                HandlerError::InvalidEvent("x".into()),
+                "InvalidEvent",
+                false,
+            ),
+            (EngineError::Config("x".into()).into(), "ConfigError", false),
+            (
+                EngineError::Store(StoreError::Conflict { what: "x".into() }).into(),
+                "Conflict",
+                true,
+            ),
+            (
+                EngineError::Store(StoreError::Unavailable {
+                    message: "x".into(),
+                })
+                .into(),
+                "StoreUnavailable",
+                true,
+            ),
+            (
+                EngineError::Store(StoreError::Failed {
+                    message: "x".into(),
+                })
+                .into(),
+                "StoreError",
+                false,
+            ),
+            (
+                EngineError::Store(StoreError::Corrupt {
+                    what: "x".into(),
+                    message: "y".into(),
+                })
+                .into(),
+                "CorruptItem",
+                false,
+            ),
+        ];
+        for (e, kind, retryable) in cases {
+            assert_eq!(e.is_retryable(), retryable, "{kind}");
+            let message = e.to_string();
+            let d: Diagnostic = e.into();
+            assert_eq!(d.error_type, kind);
+            assert_eq!(d.error_message, message);
+        }
+    }
+}
