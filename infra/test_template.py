@@ -71,7 +71,13 @@ def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
         "ImagePushFunction": ("image-push", "aws.ecr", "ECR Image Action"),
         "DeploymentEventsFunction": ("deployment-events", "aws.ecs", "ECS Task State Change"),
     }
-    assert set(functions) == set(expected)
+    assert set(functions) == set(expected) | {"ReconcileFunction"}
+    reconcile = functions["ReconcileFunction"]["Properties"]
+    assert reconcile["CodeUri"] == "target/lambda/reconcile/"
+    (schedule,) = reconcile["Events"].values()
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert reconcile["DeadLetterQueue"]["Type"] == "SQS"
     for name, (crate, source, detail_type) in expected.items():
         props = functions[name]["Properties"]
         assert props["CodeUri"] == f"target/lambda/{crate}/"

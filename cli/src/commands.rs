@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 
 use aws_config::BehaviorVersion;
+use shiplane::aws::{AwsDeployer, Notification, Notifier, NotifyError, SnsNotifier};
+use shiplane::engine::{Deps, EngineError, Report};
 use shiplane::pipeline::Pipeline;
-use shiplane::release::{Release, ReleaseId, Timestamp};
+use shiplane::release::{Event, LaneEvent, Release, ReleaseId, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore, StoreError, StoredPipeline};
 
 use crate::render::{self, LaneStatus};
-use crate::{Cli, Command, ConfigCommand, Failure, TableCommand};
+use crate::{Cli, Command, ConfigCommand, Failure, Reach, TableCommand};
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
@@ -49,6 +51,70 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let store = store(&cli.table).await;
             history(&store, target, limit, cli.json).await
         }
+        Command::Cancel {
+            ref release,
+            ref environment,
+            ref reason,
+            ref who,
+        } => {
+            let id = ReleaseId::parse(release).map_err(|e| Failure::BadInput(e.to_string()))?;
+            let deps = deps(&cli.table, &who.aws).await;
+            let engine = deps.engine();
+            let pipeline = engine.pipeline().await.map_err(engine_failure)?;
+            let found = deps.store.release(&id).await?.ok_or_else(|| {
+                Failure::BadInput(format!(
+                    "no release {id}; find it with `shiplane status` or `shiplane history SERVICE`"
+                ))
+            })?;
+            let event = Event::Cancelled {
+                actor: actor_name(who.actor.clone()),
+                reason: reason.clone(),
+            };
+            let report = engine
+                .on_event(&pipeline, &found.item.service, environment, &id, event, Timestamp::now())
+                .await
+                .map_err(engine_failure)?;
+            changed(report, cli.json)
+        }
+        Command::Unblock {
+            ref service,
+            ref environment,
+            ref reason,
+            ref who,
+        } => {
+            let deps = deps(&cli.table, &who.aws).await;
+            let engine = deps.engine();
+            let pipeline = engine.pipeline().await.map_err(engine_failure)?;
+            known_stage(&pipeline, service, environment)?;
+            let event = LaneEvent::Unblock {
+                actor: actor_name(who.actor.clone()),
+                reason: reason.clone(),
+            };
+            let report = engine
+                .on_lane(&pipeline, service, environment, event, Timestamp::now())
+                .await
+                .map_err(engine_failure)?;
+            changed(report, cli.json)
+        }
+        Command::Reconcile {
+            ref service,
+            ref aws,
+        } => {
+            let deps = deps(&cli.table, aws).await;
+            let engine = deps.engine();
+            let pipeline = engine.pipeline().await.map_err(engine_failure)?;
+            if let Some(s) = service
+                && !pipeline.services.contains_key(s)
+            {
+                return Err(unknown_service(&pipeline, s));
+            }
+            let report = engine
+                .reconcile(&pipeline, service.as_deref(), Timestamp::now())
+                .await
+                .map_err(engine_failure)?;
+            render::transitions(&report.transitions, cli.json);
+            Ok(())
+        }
         Command::Table(TableCommand::Create) => {
             let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
             let client = aws_sdk_dynamodb::Client::new(&config);
@@ -59,6 +125,86 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// The clients a command that may start or stop deployments needs.
+type CliDeps = Deps<DynamoStore, AwsDeployer, CliNotifier>;
+
+async fn deps(table: &str, aws: &Reach) -> CliDeps {
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    Deps {
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table),
+        deployer: AwsDeployer::new(
+            aws_sdk_ecs::Client::new(&config),
+            aws_sdk_codedeploy::Client::new(&config),
+            &aws.hook_function,
+        ),
+        notifier: match &aws.topic {
+            Some(topic) => CliNotifier::Topic(SnsNotifier::new(
+                aws_sdk_sns::Client::new(&config),
+                topic,
+            )),
+            None => CliNotifier::Off,
+        },
+    }
+}
+
+/// Notifications from the CLI go to the topic when it is named, and nowhere otherwise.
+pub enum CliNotifier {
+    Topic(SnsNotifier),
+    Off,
+}
+
+impl Notifier for CliNotifier {
+    async fn publish(&self, n: &Notification) -> Result<(), NotifyError> {
+        match self {
+            CliNotifier::Topic(sns) => {
+                let sent = sns.publish(n).await;
+                if let Err(e) = &sent {
+                    eprintln!("warning: notification not sent ({e}); the change is recorded");
+                }
+                sent
+            }
+            CliNotifier::Off => Ok(()),
+        }
+    }
+}
+
+fn engine_failure(e: EngineError) -> Failure {
+    Failure::Failed(e.to_string())
+}
+
+fn unknown_service(pipeline: &Pipeline, name: &str) -> Failure {
+    Failure::BadInput(format!(
+        "no service \"{name}\" in the pipeline; services: {}",
+        pipeline.services.keys().cloned().collect::<Vec<_>>().join(", ")
+    ))
+}
+
+fn known_stage(pipeline: &Pipeline, service: &str, environment: &str) -> Result<(), Failure> {
+    let s = pipeline
+        .services
+        .get(service)
+        .ok_or_else(|| unknown_service(pipeline, service))?;
+    if s.stage(environment).is_none() {
+        return Err(Failure::BadInput(format!(
+            "{service} is not released to \"{environment}\"; its environments: {}",
+            s.stages.iter().map(|st| st.environment.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Shows what an operator's command changed; a refusal is bad input (exit 2) with why.
+fn changed(report: Report, json: bool) -> Result<(), Failure> {
+    if report.transitions.is_empty() {
+        return Err(Failure::BadInput(format!(
+            "nothing changed: {}",
+            report.refused.join("; ")
+        )));
+    }
+    render::transitions(&report.transitions, json);
+    Ok(())
 }
 
 async fn store(table: &str) -> DynamoStore {

@@ -51,9 +51,59 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// End a release's stage in an environment, whatever its state: a deployment in flight
+    /// is stopped and rolled back, the lane is freed and its queued release starts.
+    Cancel {
+        release: String,
+        environment: String,
+        /// Why, recorded in history and sent in the notification.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Operator,
+    },
+    /// Free a lane of whatever holds it (the in-flight stage is cancelled, its deployment
+    /// stopped) and start the queued release.
+    Unblock {
+        service: String,
+        environment: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Operator,
+    },
+    /// Check every lane (of one service) against AWS now, as the scheduled reconciler
+    /// does: lost outcomes applied, overdue stages ended, owed work finished.
+    Reconcile {
+        service: Option<String>,
+        #[command(flatten)]
+        aws: Reach,
+    },
     /// Manage the table itself.
     #[command(subcommand)]
     Table(TableCommand),
+}
+
+/// Who acts, for commands that change releases.
+#[derive(Debug, clap::Args)]
+pub struct Operator {
+    /// Recorded as who did it (defaults to $SHIPLANE_ACTOR, then $USER).
+    #[arg(long)]
+    actor: Option<String>,
+    #[command(flatten)]
+    aws: Reach,
+}
+
+/// What commands that may start or stop deployments need besides the table.
+#[derive(Debug, clap::Args)]
+pub struct Reach {
+    /// The SNS topic to announce on (the stack's TopicArn output); without it nothing is
+    /// announced.
+    #[arg(long, env = "SHIPLANE_TOPIC_ARN")]
+    topic: Option<String>,
+    /// The deploy-hook function a started deployment names in its AppSpec.
+    #[arg(long, env = "SHIPLANE_HOOK_FUNCTION", default_value = "shiplane-deploy-hook")]
+    hook_function: String,
 }
 
 #[derive(Debug, Subcommand)]

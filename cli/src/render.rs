@@ -256,3 +256,16 @@ pub fn service_history(service: &str, transitions: &[Transition], json: bool) {
     }
     println!("{}", transitions_table(transitions, true));
 }
+
+/// Transitions a command caused, newest last.
+pub fn transitions(transitions: &[Transition], json: bool) {
+    if json {
+        print_json(&json!({ "transitions": transitions }));
+        return;
+    }
+    if transitions.is_empty() {
+        println!("nothing to do");
+        return;
+    }
+    println!("{}", transitions_table(transitions, true));
+}

@@ -8,7 +8,7 @@ use serde_json::Value;
 use shiplane::pipeline::Approval;
 use shiplane::release::{Digest, Event, Policy, Release, ReleaseId, Timestamp, apply};
 use shiplane::store::{DynamoStore, LoadedLane, ReleaseStore};
-use shiplane_e2e::fresh_store;
+use shiplane_e2e::{TempDir, fresh_store};
 
 fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/pipeline.example.toml")
@@ -38,12 +38,11 @@ fn json(o: &Output) -> Value {
 
 const FIVE_MISTAKES: &str = include_str!("../../tests/fixtures/pipelines/five-mistakes.toml");
 
-fn temp_file(name: &str, content: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shiplane-cli-{}", ulid::Ulid::generate()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, content).unwrap();
-    path
+/// A file in a temporary directory that is removed when the returned guard drops.
+fn temp_file(name: &str, content: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new("shiplane-cli");
+    let path = dir.file(name, content);
+    (dir, path)
 }
 
 #[test]
@@ -65,7 +64,7 @@ fn validate_accepts_the_example_without_touching_aws() {
 async fn five_mistakes_give_five_messages_exit_2_and_nothing_stored() {
     let store = fresh_store().await;
     let table = store.table().to_string();
-    let file = temp_file("bad.toml", FIVE_MISTAKES);
+    let (_dir, file) = temp_file("bad.toml", FIVE_MISTAKES);
     let path = file.to_str().unwrap();
 
     let out = shiplane(&table, &["config", "validate", path]);
@@ -129,7 +128,7 @@ async fn apply_stores_versions_and_show_returns_the_exact_file() {
     );
 
     let source = std::fs::read_to_string(&example).unwrap();
-    let changed = temp_file(
+    let (_changed_dir, changed) = temp_file(
         "p.toml",
         &source.replace("bake = \"10m\"", "bake = \"20m\""),
     );
@@ -290,7 +289,7 @@ async fn an_operators_profile_with_a_credential_process_signs_the_calls() {
     // credential_process prints the keys, as SSO helpers and vaults do.
     let store = fresh_store().await;
     let table = store.table().to_string();
-    let config = temp_file(
+    let (_config_dir, config) = temp_file(
         "config",
         "[profile ops]\nregion = us-east-1\ncredential_process = printf '{\"Version\": 1, \"AccessKeyId\": \"from-process\", \"SecretAccessKey\": \"secret\"}'\n",
     );
@@ -311,4 +310,73 @@ async fn an_operators_profile_with_a_credential_process_signs_the_calls() {
         store.pipeline().await.unwrap().is_some(),
         "the pipeline was stored with the profile's credentials"
     );
+}
+
+#[tokio::test]
+async fn cancel_unblock_and_reconcile_act_on_aws_and_record_the_operator() {
+    use shiplane::engine::{Engine, PushOutcome};
+    let (p, account, store) = shiplane_e2e::deployed_world().await;
+    let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
+    let engine = Engine {
+        store: &store,
+        deployer: &deployer,
+        notifier: &notifier,
+    };
+    let push = shiplane_e2e::image_push(&format!("{p}/api"), "v1");
+    let PushOutcome::Created { release, .. } = engine.on_push(&push, Timestamp::now()).await.unwrap()
+    else {
+        panic!("no release")
+    };
+    let deployment = store.release(&release).await.unwrap().unwrap().item.stages["dev"]
+        .deployment_id
+        .clone()
+        .unwrap();
+    let table = store.table().to_string();
+    let topic = account.topic_arn.as_str();
+
+    let out = shiplane(
+        &table,
+        &["cancel", release.as_str(), "dev", "--reason", "wrong build", "--topic", topic],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("cancelled"), "{}", stdout(&out));
+    let stage = store.release(&release).await.unwrap().unwrap().item.stages["dev"].clone();
+    assert_eq!(stage.state, shiplane::release::StageState::Cancelled);
+    assert_eq!(stage.reason.as_deref(), Some("wrong build"));
+    let history = store.history_of_release(&release).await.unwrap();
+    let cancelled = history.iter().find(|t| t.cause.as_str() == "cancelled").unwrap();
+    assert_eq!(cancelled.actor.as_deref(), Some("ana"));
+    let stops = shiplane_e2e::codedeploy_reports()["stops"].clone();
+    assert!(
+        stops.as_array().unwrap().iter().any(|s| s["deploymentId"] == deployment.as_str()
+            && s["autoRollbackEnabled"] == true),
+        "the deployment was stopped with rollback: {stops}"
+    );
+    assert!(
+        shiplane_e2e::notifications(&account.queue_url)
+            .iter()
+            .any(|n| n["MessageAttributes"]["kind"]["Value"] == "cancelled"),
+        "the cancel is announced"
+    );
+    assert_eq!(store.lane("api", "dev").await.unwrap().item.in_flight, None);
+
+    // Again: nothing to cancel. A free lane: nothing to unblock. Both bad input, nothing changed.
+    let again = shiplane(&table, &["cancel", release.as_str(), "dev", "--reason", "x"]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("nothing changed"), "{}", stderr(&again));
+    let unblock = shiplane(&table, &["unblock", "api", "dev", "--reason", "x"]);
+    assert_eq!(unblock.status.code(), Some(2), "{}", stderr(&unblock));
+    assert!(stderr(&unblock).contains("nothing to unblock"), "{}", stderr(&unblock));
+    for bad in [
+        vec!["unblock", "nope", "dev", "--reason", "x"],
+        vec!["unblock", "api", "qa", "--reason", "x"],
+        vec!["cancel", "not-an-id", "dev", "--reason", "x"],
+        vec!["reconcile", "nope"],
+    ] {
+        let out = shiplane(&table, &bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+    }
+    let reconcile = shiplane(&table, &["reconcile"]);
+    assert_eq!(reconcile.status.code(), Some(0), "{}", stderr(&reconcile));
+    assert!(stdout(&reconcile).contains("nothing to do"), "{}", stdout(&reconcile));
 }

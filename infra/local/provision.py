@@ -7,6 +7,7 @@
                                                            stop a task; print its ECS event
     provision.py deployment-status --id D --status S       move a CodeDeploy deployment
     provision.py calls [--reset]                           AWS calls served, by operation
+    provision.py reports                                   CodeDeploy hook reports, stops, continues
 
 Everything goes to $AWS_ENDPOINT_URL (the emulator); nothing here runs against real AWS.
 Each command prints JSON on stdout.
@@ -220,7 +221,13 @@ def receive(args) -> list:
 def task_stopped(args) -> dict:
     """Stops a task and returns the ECS Task State Change event AWS would send for it."""
     ecs = client("ecs")
-    task = ecs.stop_task(cluster=args.cluster, task=args.task_arn, reason="Essential container in task exited")["task"]
+    req = urllib.request.Request(
+        f"{endpoint()}/moto-api/shiplane/ecs/task-exit",
+        data=json.dumps({"taskArn": args.task_arn, "exitCode": args.exit_code}).encode(),
+        method="POST",
+    )
+    urllib.request.urlopen(req).close()
+    task = ecs.describe_tasks(cluster=args.cluster, tasks=[args.task_arn])["tasks"][0]
     container = task["containers"][0]["name"] if task.get("containers") else "app"
     detail = {
         "clusterArn": task["clusterArn"],
@@ -267,6 +274,11 @@ def calls(args) -> dict:
         return json.loads(resp.read())
 
 
+def reports(args) -> dict:
+    with urllib.request.urlopen(f"{endpoint()}/moto-api/shiplane/codedeploy/reports") as resp:
+        return json.loads(resp.read())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -285,6 +297,7 @@ def main() -> None:
     t.add_argument("--exit-code", type=int, default=0)
     c = sub.add_parser("calls")
     c.add_argument("--reset", action="store_true")
+    sub.add_parser("reports")
     d = sub.add_parser("deployment-status")
     d.add_argument("--id", required=True)
     d.add_argument("--status", required=True)
@@ -296,6 +309,7 @@ def main() -> None:
         "task-stopped": task_stopped,
         "deployment-status": deployment_status,
         "calls": calls,
+        "reports": reports,
     }[args.command]
     json.dump(handler(args), sys.stdout, indent=2, default=str)
     print()

@@ -87,12 +87,35 @@ pub struct Account {
     pub queue_url: String,
 }
 
+/// A directory in the system temp folder, removed with everything in it when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// A new, empty directory named `<prefix>-<ulid>`.
+    pub fn new(prefix: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", ulid::Ulid::generate()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    /// Writes `content` to `name` inside it; returns the file's path.
+    pub fn file(&self, name: &str, content: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).expect("write temp file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Creates every resource `pipeline` names, plus a topic with an SQS subscription.
 pub fn account(pipeline: &str, topic: &str) -> Account {
-    let dir = std::env::temp_dir().join(format!("shiplane-e2e-{}", ulid::Ulid::generate()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("pipeline.toml");
-    std::fs::write(&file, pipeline).expect("write pipeline");
+    let dir = TempDir::new("shiplane-e2e");
+    let file = dir.file("pipeline.toml", pipeline);
     let v = provision(&[
         "account",
         "--pipeline",
@@ -109,6 +132,37 @@ pub fn account(pipeline: &str, topic: &str) -> Account {
 /// Pushes an image to the emulator's ECR; returns the EventBridge event ECR would send.
 pub fn push_event(repository: &str, tag: &str) -> serde_json::Value {
     provision(&["push", "--repository", repository, "--tag", tag])
+}
+
+/// Pushes an image to the emulator's ECR and parses the event ECR sends, as image-push does.
+pub fn image_push(repository: &str, tag: &str) -> shiplane::release::intake::ImagePush {
+    use shiplane::inbound::{Inbound, ecr};
+    let event: aws_lambda_events::eventbridge::EventBridgeEvent<ecr::EcrImageAction> =
+        serde_json::from_value(push_event(repository, tag)).expect("an ECR event");
+    match ecr::parse_push(&event) {
+        Ok(Inbound::Accepted(p)) => p,
+        other => panic!("push of {repository}:{tag} is no release: {other:?}"),
+    }
+}
+
+/// The real AWS adapters against the emulator: ECS + CodeDeploy, and SNS on `topic_arn`.
+pub async fn aws_adapters(
+    topic_arn: &str,
+) -> (shiplane::aws::AwsDeployer, shiplane::aws::SnsNotifier) {
+    let config = aws_config().await;
+    (
+        shiplane::aws::AwsDeployer::new(
+            aws_sdk_ecs::Client::new(&config),
+            aws_sdk_codedeploy::Client::new(&config),
+            "shiplane-deploy-hook",
+        ),
+        shiplane::aws::SnsNotifier::new(aws_sdk_sns::Client::new(&config), topic_arn),
+    )
+}
+
+/// What the emulator's CodeDeploy recorded: `hookReports`, `stops`, `continues`.
+pub fn codedeploy_reports() -> serde_json::Value {
+    provision(&["reports"])
 }
 
 /// Notifications delivered to the account's queue so far (SNS envelopes), removed from it.
