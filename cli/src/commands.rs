@@ -71,7 +71,14 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 reason: reason.clone(),
             };
             let report = engine
-                .on_event(&pipeline, &found.item.service, environment, &id, event, Timestamp::now())
+                .on_event(
+                    &pipeline,
+                    &found.item.service,
+                    environment,
+                    &id,
+                    event,
+                    Timestamp::now(),
+                )
                 .await
                 .map_err(engine_failure)?;
             changed(report, cli.json)
@@ -140,10 +147,9 @@ async fn deps(table: &str, aws: &Reach) -> CliDeps {
             &aws.hook_function,
         ),
         notifier: match &aws.topic {
-            Some(topic) => CliNotifier::Topic(SnsNotifier::new(
-                aws_sdk_sns::Client::new(&config),
-                topic,
-            )),
+            Some(topic) => {
+                CliNotifier::Topic(SnsNotifier::new(aws_sdk_sns::Client::new(&config), topic))
+            }
             None => CliNotifier::Off,
         },
     }
@@ -177,7 +183,12 @@ fn engine_failure(e: EngineError) -> Failure {
 fn unknown_service(pipeline: &Pipeline, name: &str) -> Failure {
     Failure::BadInput(format!(
         "no service \"{name}\" in the pipeline; services: {}",
-        pipeline.services.keys().cloned().collect::<Vec<_>>().join(", ")
+        pipeline
+            .services
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }
 
@@ -189,7 +200,11 @@ fn known_stage(pipeline: &Pipeline, service: &str, environment: &str) -> Result<
     if s.stage(environment).is_none() {
         return Err(Failure::BadInput(format!(
             "{service} is not released to \"{environment}\"; its environments: {}",
-            s.stages.iter().map(|st| st.environment.as_str()).collect::<Vec<_>>().join(", ")
+            s.stages
+                .iter()
+                .map(|st| st.environment.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(())

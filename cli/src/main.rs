@@ -102,7 +102,11 @@ pub struct Reach {
     #[arg(long, env = "SHIPLANE_TOPIC_ARN")]
     topic: Option<String>,
     /// The deploy-hook function a started deployment names in its AppSpec.
-    #[arg(long, env = "SHIPLANE_HOOK_FUNCTION", default_value = "shiplane-deploy-hook")]
+    #[arg(
+        long,
+        env = "SHIPLANE_HOOK_FUNCTION",
+        default_value = "shiplane-deploy-hook"
+    )]
     hook_function: String,
 }
 

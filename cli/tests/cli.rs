@@ -323,7 +323,8 @@ async fn cancel_unblock_and_reconcile_act_on_aws_and_record_the_operator() {
         notifier: &notifier,
     };
     let push = shiplane_e2e::image_push(&format!("{p}/api"), "v1");
-    let PushOutcome::Created { release, .. } = engine.on_push(&push, Timestamp::now()).await.unwrap()
+    let PushOutcome::Created { release, .. } =
+        engine.on_push(&push, Timestamp::now()).await.unwrap()
     else {
         panic!("no release")
     };
@@ -336,7 +337,15 @@ async fn cancel_unblock_and_reconcile_act_on_aws_and_record_the_operator() {
 
     let out = shiplane(
         &table,
-        &["cancel", release.as_str(), "dev", "--reason", "wrong build", "--topic", topic],
+        &[
+            "cancel",
+            release.as_str(),
+            "dev",
+            "--reason",
+            "wrong build",
+            "--topic",
+            topic,
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("cancelled"), "{}", stdout(&out));
@@ -344,12 +353,18 @@ async fn cancel_unblock_and_reconcile_act_on_aws_and_record_the_operator() {
     assert_eq!(stage.state, shiplane::release::StageState::Cancelled);
     assert_eq!(stage.reason.as_deref(), Some("wrong build"));
     let history = store.history_of_release(&release).await.unwrap();
-    let cancelled = history.iter().find(|t| t.cause.as_str() == "cancelled").unwrap();
+    let cancelled = history
+        .iter()
+        .find(|t| t.cause.as_str() == "cancelled")
+        .unwrap();
     assert_eq!(cancelled.actor.as_deref(), Some("ana"));
     let stops = shiplane_e2e::codedeploy_reports()["stops"].clone();
     assert!(
-        stops.as_array().unwrap().iter().any(|s| s["deploymentId"] == deployment.as_str()
-            && s["autoRollbackEnabled"] == true),
+        stops
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["deploymentId"] == deployment.as_str() && s["autoRollbackEnabled"] == true),
         "the deployment was stopped with rollback: {stops}"
     );
     assert!(
@@ -361,12 +376,23 @@ async fn cancel_unblock_and_reconcile_act_on_aws_and_record_the_operator() {
     assert_eq!(store.lane("api", "dev").await.unwrap().item.in_flight, None);
 
     // Again: nothing to cancel. A free lane: nothing to unblock. Both bad input, nothing changed.
-    let again = shiplane(&table, &["cancel", release.as_str(), "dev", "--reason", "x"]);
+    let again = shiplane(
+        &table,
+        &["cancel", release.as_str(), "dev", "--reason", "x"],
+    );
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
-    assert!(stderr(&again).contains("nothing changed"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("nothing changed"),
+        "{}",
+        stderr(&again)
+    );
     let unblock = shiplane(&table, &["unblock", "api", "dev", "--reason", "x"]);
     assert_eq!(unblock.status.code(), Some(2), "{}", stderr(&unblock));
-    assert!(stderr(&unblock).contains("nothing to unblock"), "{}", stderr(&unblock));
+    assert!(
+        stderr(&unblock).contains("nothing to unblock"),
+        "{}",
+        stderr(&unblock)
+    );
     for bad in [
         vec!["unblock", "nope", "dev", "--reason", "x"],
         vec!["unblock", "api", "qa", "--reason", "x"],
@@ -378,5 +404,25 @@ async fn cancel_unblock_and_reconcile_act_on_aws_and_record_the_operator() {
     }
     let reconcile = shiplane(&table, &["reconcile"]);
     assert_eq!(reconcile.status.code(), Some(0), "{}", stderr(&reconcile));
-    assert!(stdout(&reconcile).contains("nothing to do"), "{}", stdout(&reconcile));
+    assert!(
+        stdout(&reconcile).contains("nothing to do"),
+        "{}",
+        stdout(&reconcile)
+    );
+}
+
+#[tokio::test]
+async fn apply_stores_a_1000_service_pipeline_larger_than_one_dynamodb_item() {
+    let store = fresh_store().await;
+    let source = shiplane::pipeline::example_pipeline(1000);
+    assert!(
+        source.len() > 400 * 1024,
+        "larger than DynamoDB's item limit"
+    );
+    let (_dir, file) = temp_file("large.toml", &source);
+    let out = shiplane(store.table(), &["config", "apply", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shown = shiplane(store.table(), &["config", "show"]);
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    assert_eq!(stdout(&shown).trim_end(), source.trim_end());
 }

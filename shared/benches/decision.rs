@@ -14,33 +14,7 @@ use shiplane::release::{Event, Lane, LaneView, Policy, Release, ReleaseId, Times
 const SERVICES: usize = 1000;
 
 fn pipeline_source() -> String {
-    let mut s = String::from(
-        "[pipeline]\nenvironments = [\"dev\", \"staging\", \"prod\"]\n\n[defaults.prod]\napproval = \"manual\"\nbake = \"1h\"\n",
-    );
-    for i in 0..SERVICES {
-        s.push_str(&format!(
-            r#"
-[services.svc-{i}]
-repository = "team/svc-{i}"
-kind = "blue-green"
-container = "app"
-port = 8080
-tags = {{ semver = ">=1.0.0" }}
-[services.svc-{i}.environments.dev]
-cluster = "dev"
-service = "svc-{i}-dev"
-codedeploy = {{ application = "svc-{i}", deployment_group = "svc-{i}-dev" }}
-alarms = ["svc-{i}-dev-5xx"]
-bake = "10m"
-[services.svc-{i}.environments.prod]
-cluster = "prod"
-service = "svc-{i}-prod"
-codedeploy = {{ application = "svc-{i}", deployment_group = "svc-{i}-prod" }}
-hold_while_alarms_in = ["dev"]
-"#
-        ));
-    }
-    s
+    shiplane::pipeline::example_pipeline(SERVICES)
 }
 
 fn event(i: usize) -> String {

@@ -281,5 +281,37 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// A valid pipeline of `services` blue-green services through dev, staging and prod: the
+/// shape the benchmarks and the size limits are measured with (570 bytes a service).
+pub fn example_pipeline(services: usize) -> String {
+    let mut s = String::from(
+        "[pipeline]\nenvironments = [\"dev\", \"staging\", \"prod\"]\n\n[defaults.prod]\napproval = \"manual\"\nbake = \"1h\"\n",
+    );
+    for i in 0..services {
+        s.push_str(&format!(
+            r#"
+[services.svc-{i}]
+repository = "team/svc-{i}"
+kind = "blue-green"
+container = "app"
+port = 8080
+tags = {{ semver = ">=1.0.0" }}
+[services.svc-{i}.environments.dev]
+cluster = "dev"
+service = "svc-{i}-dev"
+codedeploy = {{ application = "svc-{i}", deployment_group = "svc-{i}-dev" }}
+alarms = ["svc-{i}-dev-5xx"]
+bake = "10m"
+[services.svc-{i}.environments.prod]
+cluster = "prod"
+service = "svc-{i}-prod"
+codedeploy = {{ application = "svc-{i}", deployment_group = "svc-{i}-prod" }}
+hold_while_alarms_in = ["dev"]
+"#
+        ));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests;

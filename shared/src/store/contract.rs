@@ -73,7 +73,8 @@ macro_rules! store_contract_tests {
             deployments_map_back_to_their_release,
             pipeline_versions_increase_one_at_a_time,
             releases_of_a_service_come_newest_first,
-            a_decision_conflicts_when_an_item_it_read_but_left_unchanged_moved);
+            a_decision_conflicts_when_an_item_it_read_but_left_unchanged_moved,
+            a_pipeline_larger_than_one_item_round_trips);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -539,4 +540,29 @@ pub async fn a_decision_conflicts_when_an_item_it_read_but_left_unchanged_moved<
         Some(StageState::AwaitingApproval),
         "nothing of the stale decision was written"
     );
+}
+
+/// DynamoDB refuses items over 400 KB; a 1,000-service pipeline is 570 KB of text.
+pub async fn a_pipeline_larger_than_one_item_round_trips<S: ReleaseStore>(store: &S) {
+    let small = crate::pipeline::example_pipeline(2);
+    let large = format!(
+        "# ünïcode on a cut: {}\n{}",
+        "é".repeat(200_000),
+        crate::pipeline::example_pipeline(1000)
+    );
+    assert!(large.len() > 900_000);
+    for (version, source) in [(1, &small), (2, &large), (3, &small)] {
+        let stored = StoredPipeline {
+            version,
+            source: source.clone(),
+            applied_at: Timestamp(version),
+            applied_by: "ana".into(),
+        };
+        store
+            .put_pipeline(stored.clone())
+            .await
+            .unwrap_or_else(|e| panic!("version {version}: {e}"));
+        let current = store.pipeline().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(current, Some(stored), "version {version} reads back whole");
+    }
 }

@@ -7,7 +7,7 @@
 //! | history     | `RELEASE#<id>` or `LANE#<svc>#<env>` | `HISTORY#<at>#<commit>#<n>` | `SERVICE#<svc>#HISTORY`     | `<at>#<commit>#<n>` |
 //! | claim       | `CLAIM#<business key>`      | `CLAIM`                             |                             |                   |
 //! | deployment  | `DEPLOYMENT#<id>`           | `DEPLOYMENT`                        |                             |                   |
-//! | pipeline    | `PIPELINE`                  | `VERSION#<0000000001>`              |                             |                   |
+//! | pipeline    | `PIPELINE`                  | `VERSION#<0000000001>` (+ `#PART#<k>`) |                          |                   |
 //!
 //! Releases and lanes carry `version` (N) and are written only with `version = :read`
 //! (or `attribute_not_exists(pk)` for version 0). Documents are JSON in `doc`. Claims carry
@@ -31,6 +31,58 @@ use super::{Commit, DeploymentRef, ItemKey, ReleaseStore, StoreError, StoredPipe
 use crate::release::{Lane, Release, ReleaseId, Timestamp, Transition};
 
 const GSI1: &str = "gsi1";
+/// Bytes of pipeline source per item: well under DynamoDB's 400 KB item limit.
+const PIPELINE_PART_BYTES: usize = 300_000;
+/// Parts of one pipeline version, all written in one transaction (at most 100 items).
+const MAX_PIPELINE_PARTS: usize = 90;
+
+/// `text` in pieces of at most `max` bytes, cut on character boundaries.
+fn chunks(text: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (piece, tail) = rest.split_at(cut);
+        out.push(piece);
+        rest = tail;
+    }
+    out.push(rest);
+    out
+}
+
+/// A pipeline version from its head item and parts, in sort-key order.
+fn pipeline_from_parts(items: &[Item]) -> Result<StoredPipeline, StoreError> {
+    let corrupt = |message: &str| StoreError::Corrupt {
+        what: "pipeline".into(),
+        message: message.to_string(),
+    };
+    let head = items.first().ok_or_else(|| corrupt("no head item"))?;
+    let parts = usize::try_from(number(head, "parts", "pipeline")?).unwrap_or(usize::MAX);
+    if items.len() != parts {
+        return Err(corrupt(&format!("{} of {parts} parts found", items.len())));
+    }
+    let mut source = String::new();
+    for item in items {
+        source.push_str(
+            item.get("chunk")
+                .and_then(|v| v.as_s().ok())
+                .ok_or_else(|| corrupt("a part without its chunk"))?,
+        );
+    }
+    Ok(StoredPipeline {
+        version: number(head, "version", "pipeline")?,
+        source,
+        applied_at: Timestamp(number(head, "applied_at", "pipeline")?),
+        applied_by: head
+            .get("applied_by")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default(),
+    })
+}
 type Item = HashMap<String, AttributeValue>;
 
 /// A [`ReleaseStore`] on one DynamoDB table.
@@ -557,7 +609,8 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn pipeline(&self) -> Result<Option<StoredPipeline>, StoreError> {
-        let items = self
+        // The newest item sorts last: the newest version's head, or its last part.
+        let newest = self
             .query(
                 None,
                 "pk = :pk AND begins_with(sk, :v)",
@@ -566,32 +619,77 @@ impl ReleaseStore for DynamoStore {
                 Some(1),
             )
             .await?;
-        items
-            .first()
-            .map(|item| from_doc(item, "pipeline"))
-            .transpose()
+        let Some(first) = newest.first() else {
+            return Ok(None);
+        };
+        if first.contains_key("doc") {
+            return from_doc(first, "pipeline").map(Some); // one item, as first written
+        }
+        let sk = first
+            .get("sk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let head_sk = sk.split("#PART#").next().unwrap_or_default().to_string();
+        let items = if sk == head_sk && number(first, "parts", "pipeline")? == 1 {
+            newest
+        } else {
+            self.query(
+                None,
+                "pk = :pk AND begins_with(sk, :v)",
+                &[(":pk", s("PIPELINE")), (":v", s(head_sk.as_str()))],
+                true,
+                None,
+            )
+            .await?
+        };
+        pipeline_from_parts(&items).map(Some)
     }
 
     async fn put_pipeline(&self, pipeline: StoredPipeline) -> Result<(), StoreError> {
-        let mut item = keys(
-            "PIPELINE".into(),
-            &format!("VERSION#{:010}", pipeline.version),
-        );
-        item.insert("doc".into(), to_doc(&pipeline)?);
         // Version N may only be written once, and only when N-1 exists: two concurrent applies
-        // that both read N-1 cannot both land.
-        let mut tx = self.client.transact_write_items().transact_items(
-            TransactWriteItem::builder()
-                .put(
-                    self.put(item)
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .map_err(|e| StoreError::Failed {
-                            message: e.to_string(),
-                        })?,
-                )
-                .build(),
-        );
+        // that both read N-1 cannot both land. The source is split over items so that a
+        // pipeline of any size fits DynamoDB's 400 KB item limit.
+        let build = |p: aws_sdk_dynamodb::types::builders::PutBuilder| {
+            p.build().map_err(|e| StoreError::Failed {
+                message: e.to_string(),
+            })
+        };
+        let head_sk = format!("VERSION#{:010}", pipeline.version);
+        let chunks = chunks(&pipeline.source, PIPELINE_PART_BYTES);
+        if chunks.len() > MAX_PIPELINE_PARTS {
+            return Err(StoreError::Failed {
+                message: format!(
+                    "the pipeline file is {} bytes; at most {} are stored",
+                    pipeline.source.len(),
+                    MAX_PIPELINE_PARTS * PIPELINE_PART_BYTES
+                ),
+            });
+        }
+        let mut tx = self.client.transact_write_items();
+        for (k, chunk) in chunks.iter().enumerate() {
+            let sk = if k == 0 {
+                head_sk.clone()
+            } else {
+                format!("{head_sk}#PART#{k:03}")
+            };
+            let mut item = keys("PIPELINE".into(), &sk);
+            item.insert("chunk".into(), s(*chunk));
+            if k == 0 {
+                item.insert("version".into(), n(pipeline.version));
+                item.insert("parts".into(), n(chunks.len() as u64));
+                item.insert("applied_at".into(), n(pipeline.applied_at.0));
+                item.insert("applied_by".into(), s(pipeline.applied_by.as_str()));
+            }
+            tx = tx.transact_items(
+                TransactWriteItem::builder()
+                    .put(build(
+                        self.put(item)
+                            .condition_expression("attribute_not_exists(pk)"),
+                    )?)
+                    .build(),
+            );
+        }
         if pipeline.version > 1 {
             tx = tx.transact_items(
                 TransactWriteItem::builder()
