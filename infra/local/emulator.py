@@ -87,7 +87,7 @@ class Serialized:
     GET  /moto-api/shiplane/calls        {"ecs.RegisterTaskDefinition": 2, ...}
     POST /moto-api/shiplane/calls/reset  starts counting from zero
     POST /moto-api/shiplane/faults       {"seed": 7, "rates": {"*": {"throttle": 0.1, "error": 0.05, "lost": 0.05}}}
-                                         ({} stops injecting)
+                                         ({} stops injecting); answers what was injected before
     GET  /moto-api/shiplane/faults       faults injected so far, by operation and kind
     """
 
@@ -106,13 +106,15 @@ class Serialized:
             return self._json(start_response, {"status": "ok"})
         if path == "/moto-api/shiplane/faults":
             with self.lock:
+                injected = self.faults.injected
                 if environ.get("REQUEST_METHOD") == "POST":
                     length = int(environ.get("CONTENT_LENGTH") or 0)
                     try:
                         self.faults.set(json.loads(environ["wsgi.input"].read(length) or b"{}"))
                     except (ValueError, AttributeError) as e:
                         return self._json(start_response, {"error": str(e)}, "400 Bad Request")
-                return self._json(start_response, self.faults.injected)
+                # What was injected until now (a POST starts counting again).
+                return self._json(start_response, injected)
         with self.lock:
             operation = _operation(environ)
             fault = None

@@ -8,6 +8,7 @@
     provision.py deployment-status --id D --status S       move a CodeDeploy deployment
     provision.py calls [--reset]                           AWS calls served, by operation
     provision.py reports                                   CodeDeploy hook reports, stops, continues
+    provision.py faults [--seed N --rates JSON]            inject transient faults; print those injected
 
 Everything goes to $AWS_ENDPOINT_URL (the emulator); nothing here runs against real AWS.
 Each command prints JSON on stdout.
@@ -274,6 +275,13 @@ def calls(args) -> dict:
         return json.loads(resp.read())
 
 
+def faults(args) -> dict:
+    body = None if args.rates is None else json.dumps({"seed": args.seed, "rates": json.loads(args.rates)}).encode()
+    req = urllib.request.Request(f"{endpoint()}/moto-api/shiplane/faults", data=body, method="POST" if body else "GET")
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
 def reports(args) -> dict:
     with urllib.request.urlopen(f"{endpoint()}/moto-api/shiplane/codedeploy/reports") as resp:
         return json.loads(resp.read())
@@ -298,6 +306,9 @@ def main() -> None:
     c = sub.add_parser("calls")
     c.add_argument("--reset", action="store_true")
     sub.add_parser("reports")
+    f = sub.add_parser("faults")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--rates", help='e.g. {"*": {"throttle": 0.1, "error": 0.05, "lost": 0.05}}; {} stops')
     d = sub.add_parser("deployment-status")
     d.add_argument("--id", required=True)
     d.add_argument("--status", required=True)
@@ -310,6 +321,7 @@ def main() -> None:
         "deployment-status": deployment_status,
         "calls": calls,
         "reports": reports,
+        "faults": faults,
     }[args.command]
     json.dump(handler(args), sys.stdout, indent=2, default=str)
     print()

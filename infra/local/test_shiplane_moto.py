@@ -330,6 +330,7 @@ def test_injected_faults_are_transient_errors_in_each_protocol_and_repeatable(ec
         assert a == b, "the same seed injects the same faults"
         assert {"ok", "ThrottlingException", "InternalFailure"} == set(a)
         status, injected = post(endpoint, "/moto-api/shiplane/faults", {"seed": 7, "rates": {}})
+        assert sum(injected["ecs.ListClusters"].values()) == a.count("ThrottlingException") + a.count("InternalFailure")
         # Operations without a rate are never touched.
         client(endpoint, "ecs").describe_clusters(clusters=["c"])
         # SNS speaks XML: a throttled publish is a Throttling error there too.

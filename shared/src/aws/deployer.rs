@@ -24,6 +24,8 @@ use crate::release::{Release, ReleaseId};
 const TAG_RELEASE: &str = "shiplane:release";
 const TAG_ENVIRONMENT: &str = "shiplane:environment";
 const TAG_DIGEST: &str = "shiplane:digest";
+/// Attempts at registering a revision, each first looking for one already registered.
+const REGISTER_ATTEMPTS: u32 = 5;
 
 /// One release into one stage.
 #[derive(Debug, Clone, Copy)]
@@ -331,31 +333,64 @@ impl AwsDeployer {
             }));
         }
         let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
-        let out = self
-            .ecs
-            .register_task_definition()
-            .set_family(base.family.clone())
-            .set_task_role_arn(base.task_role_arn.clone())
-            .set_execution_role_arn(base.execution_role_arn.clone())
-            .set_network_mode(base.network_mode.clone())
-            .set_container_definitions(Some(containers))
-            .set_volumes(base.volumes.clone())
-            .set_placement_constraints(base.placement_constraints.clone())
-            .set_requires_compatibilities(base.requires_compatibilities.clone())
-            .set_cpu(base.cpu.clone())
-            .set_memory(base.memory.clone())
-            .set_pid_mode(base.pid_mode.clone())
-            .set_ipc_mode(base.ipc_mode.clone())
-            .set_proxy_configuration(base.proxy_configuration.clone())
-            .set_ephemeral_storage(base.ephemeral_storage.clone())
-            .set_runtime_platform(base.runtime_platform.clone())
-            .set_enable_fault_injection(base.enable_fault_injection)
-            .tags(tag(TAG_RELEASE, req.release.id.as_str()))
-            .tags(tag(TAG_ENVIRONMENT, env))
-            .tags(tag(TAG_DIGEST, req.release.digest.as_str()))
-            .send()
-            .await
-            .map_err(|e| sdk("ECS RegisterTaskDefinition", &e))?;
+        // RegisterTaskDefinition is not idempotent: when its answer is lost, a blind retry
+        // registers a second revision. So the SDK does not retry it; each attempt here
+        // looks for this release's revision first.
+        let mut attempt = 0;
+        let out = loop {
+            attempt += 1;
+            if attempt > 1 {
+                let (latest, tags) = self.task_definition(family).await?;
+                let ours = |k: &str, v: &str| {
+                    tags.iter()
+                        .any(|t| t.key() == Some(k) && t.value() == Some(v))
+                };
+                if ours(TAG_RELEASE, req.release.id.as_str()) && ours(TAG_ENVIRONMENT, env) {
+                    return latest.task_definition_arn.ok_or_else(|| {
+                        DeployError::permanent(format!("latest revision of {family} has no ARN"))
+                    });
+                }
+            }
+            let sent = self
+                .ecs
+                .register_task_definition()
+                .set_family(base.family.clone())
+                .set_task_role_arn(base.task_role_arn.clone())
+                .set_execution_role_arn(base.execution_role_arn.clone())
+                .set_network_mode(base.network_mode.clone())
+                .set_container_definitions(Some(containers.clone()))
+                .set_volumes(base.volumes.clone())
+                .set_placement_constraints(base.placement_constraints.clone())
+                .set_requires_compatibilities(base.requires_compatibilities.clone())
+                .set_cpu(base.cpu.clone())
+                .set_memory(base.memory.clone())
+                .set_pid_mode(base.pid_mode.clone())
+                .set_ipc_mode(base.ipc_mode.clone())
+                .set_proxy_configuration(base.proxy_configuration.clone())
+                .set_ephemeral_storage(base.ephemeral_storage.clone())
+                .set_runtime_platform(base.runtime_platform.clone())
+                .set_enable_fault_injection(base.enable_fault_injection)
+                .tags(tag(TAG_RELEASE, req.release.id.as_str()))
+                .tags(tag(TAG_ENVIRONMENT, env))
+                .tags(tag(TAG_DIGEST, req.release.digest.as_str()))
+                .customize()
+                .config_override(
+                    aws_sdk_ecs::config::Config::builder()
+                        .retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled()),
+                )
+                .send()
+                .await;
+            match sent {
+                Ok(out) => break out,
+                Err(e) => {
+                    let e = sdk("ECS RegisterTaskDefinition", &e);
+                    if !e.retryable || attempt >= REGISTER_ATTEMPTS {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+            }
+        };
         out.task_definition
             .and_then(|td| td.task_definition_arn)
             .ok_or_else(|| DeployError::permanent("RegisterTaskDefinition returned no ARN"))
