@@ -315,7 +315,7 @@ def test_injected_faults_are_transient_errors_in_each_protocol_and_repeatable(ec
     def run(seed):
         assert post(endpoint, "/moto-api/shiplane/faults", {"seed": seed, "rates": {"ecs.ListClusters": {"throttle": 0.3, "error": 0.2}}})[0] == 200
         raw = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t",
-                           aws_secret_access_key="t", config=botocore.config.Config(retries={"max_attempts": 1}))
+                           aws_secret_access_key="t", config=botocore.config.Config(retries={"total_max_attempts": 1}))
         outcomes = []
         for _ in range(40):
             try:
@@ -336,7 +336,7 @@ def test_injected_faults_are_transient_errors_in_each_protocol_and_repeatable(ec
         # SNS speaks XML: a throttled publish is a Throttling error there too.
         post(endpoint, "/moto-api/shiplane/faults", {"seed": 1, "rates": {"sns.CreateTopic": {"throttle": 1.0}}})
         sns = boto3.client("sns", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t",
-                           aws_secret_access_key="t", config=botocore.config.Config(retries={"max_attempts": 1}))
+                           aws_secret_access_key="t", config=botocore.config.Config(retries={"total_max_attempts": 1}))
         with pytest.raises(ClientError) as e:
             sns.create_topic(Name="t")
         assert e.value.response["Error"]["Code"] == "Throttling"
@@ -349,7 +349,7 @@ def test_a_lost_answer_still_did_the_work(ecs, endpoint):
     try:
         post(endpoint, "/moto-api/shiplane/faults", {"seed": 1, "rates": {"ecs.CreateCluster": {"lost": 1.0}}})
         raw = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t",
-                           aws_secret_access_key="t", config=botocore.config.Config(retries={"max_attempts": 1}))
+                           aws_secret_access_key="t", config=botocore.config.Config(retries={"total_max_attempts": 1}))
         with pytest.raises(ClientError) as e:
             raw.create_cluster(clusterName="lost-answer")
         assert e.value.response["Error"]["Code"] == "InternalFailure"
