@@ -94,6 +94,18 @@ invoke image-push "$work/push1.json" "$work/out1b.json"
 [ "$(get "$work/out1b.json" response.replayed)" = True ] || fail "a replay made a new release"
 say "replayed: release $(get "$work/out1b.json" response.release), no second deployment"
 
+bold "▶ CodeDeploy finishes the deployment; nobody tells Shiplane (events are best effort)"
+say "The emulator's CodeDeploy marks $deployment Succeeded. The reconciler (every 5 minutes in"
+say "AWS; \`shiplane reconcile\` here) asks CodeDeploy and moves the release on:"
+provision deployment-status --id "$deployment" --status Succeeded >/dev/null
+SHIPLANE_TOPIC_ARN="$topic" "$bin/shiplane" reconcile api
+[ "$(state_of "$r1" dev)" = baking ] || fail "the reconciler did not apply the finished deployment"
+say "release $r1: baking (10 minutes in dev)"
+
+bold "▶ An operator cancels the queued v1.6.0, with a reason (recorded, announced)"
+SHIPLANE_TOPIC_ARN="$topic" "$bin/shiplane" cancel "$r3" dev --reason "waiting for the schema fix" --actor demo
+[ "$(state_of "$r3" dev)" = cancelled ] || fail "v1.6.0 was not cancelled"
+
 bold "▶ Notifications on the SNS topic (read back through the SQS subscription)"
 provision receive --queue-url "$queue" >"$work/notes.json"
 "$py" - "$work/notes.json" <<'PY' || fail "notifications missing"
@@ -103,7 +115,7 @@ for n in notes:
     a = n["MessageAttributes"]
     print(f"  [{a['kind']['Value']:>18}] {n['Subject']}")
 kinds = {n["MessageAttributes"]["kind"]["Value"] for n in notes}
-need = {"release_created", "stage_started", "migration_succeeded", "deployment_created", "queued", "superseded"}
+need = {"release_created", "stage_started", "migration_succeeded", "deployment_created", "queued", "superseded", "cancelled"}
 assert need <= kinds, need - kinds
 PY
 
