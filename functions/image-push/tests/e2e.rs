@@ -282,10 +282,13 @@ async fn bad_and_ignored_events_change_nothing() {
                     assert!(v["ignored"].as_str().unwrap().contains(why), "{name}: {v}");
                 }
             }
-            (Err(field), Err(e)) => assert!(
-                e["errorMessage"].as_str().unwrap().contains(field),
-                "{name}: {e}"
-            ),
+            (Err(field), Err(e)) => {
+                assert!(
+                    e["errorMessage"].as_str().unwrap().contains(field),
+                    "{name}: {e}"
+                );
+                assert_eq!(e["errorType"], "InvalidEvent", "{name}: a stable error type");
+            }
             _ => panic!("{name}: expected {expect:?}, got {:?}", got.result),
         }
     }
@@ -296,6 +299,7 @@ async fn bad_and_ignored_events_change_nothing() {
             .unwrap()
             .starts_with("malformed ECR image action event")
     );
+    assert_eq!(malformed["errorType"], "InvalidEvent");
     assert_eq!(
         w.store.releases_of_service("api", 10).await.unwrap().len(),
         1,
