@@ -251,8 +251,8 @@ async fn a_failure_after_registering_is_finished_by_the_replay_with_the_same_rev
     // registered, the deployment is not (the state a crash between the two leaves).
     let service = &w.pipeline.services["api"];
     let mut broken = service.stage("dev").unwrap().clone();
-    if let Some(cd) = broken.codedeploy.as_mut() {
-        cd.deployment_group = format!("{}-missing", w.p);
+    if let shiplane::pipeline::Target::BlueGreen { codedeploy, .. } = &mut broken.target {
+        codedeploy.deployment_group = format!("{}-missing", w.p);
     }
     let err = w
         .deployer

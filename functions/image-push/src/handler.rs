@@ -185,12 +185,17 @@ service = "s"
         .unwrap();
         payload["detail"]["image-tag"] = json!(forged);
         let logs = captured_text_logs(|| {
-            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 let d = deps().await;
-                let err = handle(&d, LambdaEvent::new(payload, lambda_runtime::Context::default()))
-                    .await
-                    .unwrap_err();
+                let err = handle(
+                    &d,
+                    LambdaEvent::new(payload, lambda_runtime::Context::default()),
+                )
+                .await
+                .unwrap_err();
                 assert_eq!(err.error_type(), "InvalidEvent");
                 assert!(!err.to_string().contains('\n'), "{err}");
             });

@@ -287,7 +287,10 @@ async fn bad_and_ignored_events_change_nothing() {
                     e["errorMessage"].as_str().unwrap().contains(field),
                     "{name}: {e}"
                 );
-                assert_eq!(e["errorType"], "InvalidEvent", "{name}: a stable error type");
+                assert_eq!(
+                    e["errorType"], "InvalidEvent",
+                    "{name}: a stable error type"
+                );
             }
             _ => panic!("{name}: expected {expect:?}, got {:?}", got.result),
         }

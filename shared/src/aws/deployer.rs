@@ -18,7 +18,9 @@ use aws_sdk_ecs::types::{
 
 use super::{appspec, classify};
 use crate::inbound::ecs::{ContainerExit, TaskStopped};
-use crate::pipeline::{LifecycleHook, Service, ServiceKind, StageConfig};
+use crate::pipeline::{
+    Check, CodeDeployTarget, LifecycleHook, Service, ServiceKind, StageConfig, Target,
+};
 use crate::release::{Release, ReleaseId};
 
 const TAG_RELEASE: &str = "shiplane:release";
@@ -396,34 +398,33 @@ impl AwsDeployer {
             .ok_or_else(|| DeployError::permanent("RegisterTaskDefinition returned no ARN"))
     }
 
-    fn cluster_and_service<'a>(req: &DeployRequest<'a>) -> Result<(&'a str, &'a str), DeployError> {
-        match (req.stage.cluster.as_deref(), req.stage.service.as_deref()) {
-            (Some(c), Some(s)) => Ok((c, s)),
-            _ => Err(DeployError::permanent(format!(
-                "services.{}.environments.{} needs cluster and service",
-                req.service.name, req.stage.environment
-            ))),
-        }
+    /// The ECS service a migration runs beside (its cluster, and its network for awsvpc).
+    fn migration_home<'a>(req: &DeployRequest<'a>) -> Result<(&'a str, &'a str), DeployError> {
+        req.stage.target.ecs_service().ok_or_else(|| {
+            DeployError::permanent(format!(
+                "services.{} is a task service; data jobs run no migration",
+                req.service.name
+            ))
+        })
     }
 
-    async fn blue_green(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
-        let (cluster, service) = Self::cluster_and_service(&req)?;
-        let (Some(container), Some(port), Some(target)) = (
-            req.service.container.as_deref(),
-            req.service.port,
-            req.stage.codedeploy.as_ref(),
-        ) else {
-            return Err(DeployError::permanent(format!(
-                "services.{} needs container, port and codedeploy for a blue-green stage",
-                req.service.name
-            )));
-        };
+    #[allow(clippy::too_many_arguments)]
+    async fn blue_green(
+        &self,
+        req: DeployRequest<'_>,
+        cluster: &str,
+        service: &str,
+        container: &str,
+        port: u16,
+        target: &CodeDeployTarget,
+        checks: &[Check],
+    ) -> Result<DeployOutcome, DeployError> {
         let (_, base) = self.current_revision(cluster, service).await?;
         let task_definition = self
             .ensure_revision(&base, Pick::Named(container), req)
             .await?;
 
-        let mut hooks: Vec<LifecycleHook> = req.stage.checks.iter().map(|c| c.hook).collect();
+        let mut hooks: Vec<LifecycleHook> = checks.iter().map(|c| c.hook).collect();
         hooks.push(LifecycleHook::AfterAllowTestTraffic);
         let spec = appspec(
             &task_definition,
@@ -488,9 +489,14 @@ impl AwsDeployer {
         }
     }
 
-    async fn rolling(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
-        let (cluster, service) = Self::cluster_and_service(&req)?;
-        let container = req.service.container.as_deref().unwrap_or_default();
+    async fn rolling(
+        &self,
+        req: DeployRequest<'_>,
+        cluster: &str,
+        service: &str,
+        container: &str,
+        restart_on_release: bool,
+    ) -> Result<DeployOutcome, DeployError> {
         let (current, base) = self.current_revision(cluster, service).await?;
         let task_definition = self
             .ensure_revision(&base, Pick::Named(container), req)
@@ -514,7 +520,7 @@ impl AwsDeployer {
             .cluster(cluster)
             .service(service)
             .task_definition(&task_definition)
-            .force_new_deployment(req.stage.restart_on_release)
+            .force_new_deployment(restart_on_release)
             .deployment_configuration(
                 DeploymentConfiguration::builder()
                     .deployment_circuit_breaker(
@@ -539,9 +545,13 @@ impl AwsDeployer {
         })
     }
 
-    async fn data_jobs(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
+    async fn data_jobs(
+        &self,
+        req: DeployRequest<'_>,
+        families: &[String],
+    ) -> Result<DeployOutcome, DeployError> {
         let mut task_definitions = Vec::new();
-        for family in &req.stage.task_families {
+        for family in families {
             let (base, _) = self.task_definition(family).await?;
             task_definitions.push(
                 self.ensure_revision(&base, Pick::Repository(&req.release.repository), req)
@@ -554,10 +564,28 @@ impl AwsDeployer {
 
 impl Deployer for AwsDeployer {
     async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
-        match req.service.kind {
-            ServiceKind::BlueGreen => self.blue_green(req).await,
-            ServiceKind::Rolling => self.rolling(req).await,
-            ServiceKind::Task => self.data_jobs(req).await,
+        match &req.stage.target {
+            Target::BlueGreen {
+                cluster,
+                service,
+                container,
+                port,
+                codedeploy,
+                checks,
+            } => {
+                self.blue_green(req, cluster, service, container, *port, codedeploy, checks)
+                    .await
+            }
+            Target::Rolling {
+                cluster,
+                service,
+                container,
+                restart_on_release,
+            } => {
+                self.rolling(req, cluster, service, container, *restart_on_release)
+                    .await
+            }
+            Target::Task { families } => self.data_jobs(req, families).await,
         }
     }
 
@@ -568,12 +596,7 @@ impl Deployer for AwsDeployer {
                 req.service.name, req.stage.environment
             )));
         };
-        let cluster = req.stage.cluster.as_deref().ok_or_else(|| {
-            DeployError::permanent(format!(
-                "services.{}.environments.{} needs a cluster to run the migration in",
-                req.service.name, req.stage.environment
-            ))
-        })?;
+        let (cluster, service) = Self::migration_home(&req)?;
         let started_by = started_by(req.release, &req.stage.environment);
         for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
             let out = self
@@ -595,7 +618,7 @@ impl Deployer for AwsDeployer {
         let container = migration
             .container
             .as_deref()
-            .or(req.service.container.as_deref());
+            .or(req.stage.target.container());
         let pick = match container {
             Some(name) => Pick::Named(name),
             None => Pick::Repository(&req.release.repository),
@@ -613,12 +636,7 @@ impl Deployer for AwsDeployer {
             })?;
         let task_definition = self.ensure_revision(&base, pick, req).await?;
         let network = if base.network_mode == Some(NetworkMode::Awsvpc) {
-            let service = req.stage.service.as_deref().ok_or_else(|| {
-                DeployError::permanent(format!(
-                    "migration family {} uses awsvpc networking; give the stage a service to copy its network from",
-                    migration.family
-                ))
-            })?;
+            // The migration joins the service's network.
             self.ecs_service(cluster, service)
                 .await?
                 .network_configuration
@@ -672,12 +690,7 @@ impl Deployer for AwsDeployer {
         req: DeployRequest<'_>,
         task_arn: &str,
     ) -> Result<MigrationRun, DeployError> {
-        let cluster = req.stage.cluster.as_deref().ok_or_else(|| {
-            DeployError::permanent(format!(
-                "services.{}.environments.{} needs a cluster",
-                req.service.name, req.stage.environment
-            ))
-        })?;
+        let (cluster, _) = Self::migration_home(&req)?;
         self.task(cluster, task_arn).await
     }
 
@@ -686,8 +699,8 @@ impl Deployer for AwsDeployer {
         req: DeployRequest<'_>,
         deployment_id: &str,
     ) -> Result<DeploymentStatus, DeployError> {
-        match req.service.kind {
-            ServiceKind::BlueGreen => {
+        match &req.stage.target {
+            Target::BlueGreen { .. } => {
                 let out = self
                     .codedeploy
                     .get_deployment()
@@ -716,8 +729,9 @@ impl Deployer for AwsDeployer {
                     None => DeploymentStatus::Unknown,
                 })
             }
-            ServiceKind::Rolling => {
-                let (cluster, service) = Self::cluster_and_service(&req)?;
+            Target::Rolling {
+                cluster, service, ..
+            } => {
                 let current = self.ecs_service(cluster, service).await?;
                 let Some(d) = current
                     .deployments()
@@ -736,7 +750,7 @@ impl Deployer for AwsDeployer {
                     _ => DeploymentStatus::InProgress,
                 })
             }
-            ServiceKind::Task => Ok(DeploymentStatus::Succeeded),
+            Target::Task { .. } => Ok(DeploymentStatus::Succeeded),
         }
     }
 

@@ -7,22 +7,18 @@ use super::run::Work;
 use super::{Engine, stage_of};
 use crate::aws::{DeployOutcome, DeployRequest, Deployer, MigrationRun, Notifier};
 use crate::inbound::ecs::TaskStopped;
-use crate::pipeline::{Pipeline, Service, StageConfig};
+use crate::pipeline::{Pipeline, StageConfig};
 use crate::release::{Action, Event, Release};
 use crate::store::{DeploymentRef, ReleaseStore};
 
 /// The event a stopped migration task means: only the migration container's exit code
 /// decides (the stage's `migration.container`, else the service's container).
-pub(super) fn migration_event(
-    stopped: &TaskStopped,
-    service: &Service,
-    stage: &StageConfig,
-) -> Event {
+pub(super) fn migration_event(stopped: &TaskStopped, stage: &StageConfig) -> Event {
     let container = stage
         .migration
         .as_ref()
         .and_then(|m| m.container.as_deref())
-        .or(service.container.as_deref());
+        .or(stage.target.container());
     match stopped.outcome(container) {
         Ok(()) => Event::MigrationSucceeded,
         Err(why) => Event::MigrationFailed {
@@ -165,7 +161,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
             Ok(MigrationRun::Stopped(stopped)) => {
                 // Started by an earlier attempt and already done: adopt its exit code.
                 info!(release = %release.id, environment = %env, task = %stopped.task_arn, "migration already stopped");
-                let outcome = migration_event(&stopped, req.service, req.stage);
+                let outcome = migration_event(&stopped, req.stage);
                 vec![
                     started(&stopped.task_arn),
                     Work::event(&release.service, env, &release.id, outcome),

@@ -287,7 +287,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
                 release.item.service
             )));
         };
-        let event = effects::migration_event(stopped, service, stage);
+        let event = effects::migration_event(stopped, stage);
         let work = Work::event(&service.name, &env, &id, event);
         Ok(Inbound::Accepted(self.run(&pipeline, work, now).await?))
     }

@@ -75,7 +75,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
                 (StageState::Migrating, Some(task)) => {
                     match self.deployer.migration_status(req, task).await {
                         Ok(MigrationRun::Stopped(stopped)) => {
-                            Some(effects::migration_event(&stopped, service, stage))
+                            Some(effects::migration_event(&stopped, stage))
                         }
                         Ok(_) if overdue.is_some() => {
                             Some(late(format!("migration task {task} did not finish")))

@@ -32,10 +32,6 @@ pub struct Service {
     /// ECR repository name (without registry host).
     pub repository: String,
     pub kind: ServiceKind,
-    /// The container whose image a release replaces (blue-green and rolling).
-    pub container: Option<String>,
-    /// The container port CodeDeploy routes traffic to (blue-green).
-    pub port: Option<u16>,
     pub tags: TagPolicy,
     /// The stages of this service, in promotion order (a subset of the pipeline's environments).
     pub stages: Vec<StageConfig>,
@@ -111,7 +107,7 @@ pub enum Approval {
 }
 
 /// The CodeDeploy targets of a blue-green stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CodeDeployTarget {
     pub application: String,
     pub deployment_group: String,
@@ -185,15 +181,74 @@ pub struct Migration {
     pub container: Option<String>,
 }
 
+/// What a stage deploys to, by service kind: exactly the settings that kind has, each
+/// present (validation refuses a file that leaves one out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A CodeDeploy blue/green deployment of an ECS service.
+    BlueGreen {
+        cluster: String,
+        service: String,
+        /// The container whose image a release replaces.
+        container: String,
+        /// The container port CodeDeploy routes traffic to.
+        port: u16,
+        codedeploy: CodeDeployTarget,
+        /// Run in CodeDeploy lifecycle hooks.
+        checks: Vec<Check>,
+    },
+    /// An ECS rolling update of a service, with the deployment circuit breaker.
+    Rolling {
+        cluster: String,
+        service: String,
+        container: String,
+        /// Force a new deployment even when the image did not change (a tile server that
+        /// must reload its schema).
+        restart_on_release: bool,
+    },
+    /// Data jobs: new revisions of these task-definition families, nothing runs.
+    Task { families: Vec<String> },
+}
+
+impl Target {
+    /// The ECS cluster and service, for the kinds that deploy one.
+    pub fn ecs_service(&self) -> Option<(&str, &str)> {
+        match self {
+            Target::BlueGreen {
+                cluster, service, ..
+            }
+            | Target::Rolling {
+                cluster, service, ..
+            } => Some((cluster, service)),
+            Target::Task { .. } => None,
+        }
+    }
+
+    /// The container whose image a release replaces, for the kinds that run a service.
+    pub fn container(&self) -> Option<&str> {
+        match self {
+            Target::BlueGreen { container, .. } | Target::Rolling { container, .. } => {
+                Some(container)
+            }
+            Target::Task { .. } => None,
+        }
+    }
+
+    /// The lifecycle-hook checks (blue-green only).
+    pub fn checks(&self) -> &[Check] {
+        match self {
+            Target::BlueGreen { checks, .. } => checks,
+            _ => &[],
+        }
+    }
+}
+
 /// Everything Shiplane needs to release one service into one environment.
 #[derive(Debug, Clone)]
 pub struct StageConfig {
     pub environment: String,
-    pub cluster: Option<String>,
-    /// The ECS service (blue-green and rolling).
-    pub service: Option<String>,
-    pub codedeploy: Option<CodeDeployTarget>,
-    pub checks: Vec<Check>,
+    /// Where and how it deploys, by service kind.
+    pub target: Target,
     /// CloudWatch alarm names watched while the release is in flight or baking.
     pub alarms: Vec<String>,
     /// Alarm name prefixes watched the same way.
@@ -204,12 +259,8 @@ pub struct StageConfig {
     pub hold_while_alarms_in: Vec<String>,
     /// A frozen environment queues releases and deploys none until unfrozen.
     pub freeze: bool,
+    /// Run before the deployment (blue-green and rolling only), in the target's cluster.
     pub migration: Option<Migration>,
-    /// Task-definition families updated by a `task` service.
-    pub task_families: Vec<String>,
-    /// Force a new deployment even when the image did not change (a tile server that
-    /// must reload its schema).
-    pub restart_on_release: bool,
 }
 
 impl Pipeline {

@@ -9,7 +9,7 @@ use regex::Regex;
 use super::raw::{RawCheck, RawFile, RawService, RawStage};
 use super::{
     Approval, Check, CodeDeployTarget, ConfigError, LifecycleHook, Migration, Pipeline, Problem,
-    Service, ServiceKind, StageConfig, TagPolicy, parse_duration,
+    Service, ServiceKind, StageConfig, TagPolicy, Target, parse_duration,
 };
 
 /// Every key the file format knows, for "did you mean" hints on unknown ones.
@@ -322,6 +322,7 @@ fn service_config(
                 &stage_path,
                 env,
                 kind,
+                (raw.container.as_deref(), port),
                 own,
                 &merged,
                 raw,
@@ -355,8 +356,6 @@ fn service_config(
         name: name.to_string(),
         repository: repository?,
         kind: kind?,
-        container: raw.container.clone(),
-        port,
         tags,
         stages,
     })
@@ -420,6 +419,7 @@ fn stage_config(
     path: &str,
     env: &str,
     kind: ServiceKind,
+    (container, port): (Option<&str>, Option<u16>),
     own: &RawStage,
     merged: &RawStage,
     service: &RawService,
@@ -619,16 +619,32 @@ fn stage_config(
         );
     }
 
+    // Where a value is missing a problem was recorded above, and the pipeline is refused
+    // whole: the empty placeholders below are never used.
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let container = container.unwrap_or_default().to_string();
+    let target = match kind {
+        ServiceKind::BlueGreen => Target::BlueGreen {
+            cluster: text(&merged.cluster),
+            service: text(&merged.service),
+            container,
+            port: port.unwrap_or_default(),
+            codedeploy: codedeploy.unwrap_or_default(),
+            checks,
+        },
+        ServiceKind::Rolling => Target::Rolling {
+            cluster: text(&merged.cluster),
+            service: text(&merged.service),
+            container,
+            restart_on_release,
+        },
+        ServiceKind::Task => Target::Task {
+            families: task_families,
+        },
+    };
     StageConfig {
         environment: env.to_string(),
-        cluster: merged.cluster.clone(),
-        service: if needs_ecs_service {
-            merged.service.clone()
-        } else {
-            None
-        },
-        codedeploy,
-        checks,
+        target,
         alarms: merged.alarms.clone().unwrap_or_default(),
         alarm_prefixes: merged.alarm_prefixes.clone().unwrap_or_default(),
         bake,
@@ -636,12 +652,6 @@ fn stage_config(
         hold_while_alarms_in: hold,
         freeze: merged.freeze.unwrap_or(false),
         migration,
-        task_families: if kind == ServiceKind::Task {
-            task_families
-        } else {
-            Vec::new()
-        },
-        restart_on_release: kind == ServiceKind::Rolling && restart_on_release,
     }
 }
 

@@ -15,31 +15,50 @@ fn the_example_file_validates_and_means_what_its_comments_say() {
     assert_eq!(p.environments, ["dev", "staging", "prod"]);
     let api = &p.services["api"];
     assert_eq!(api.kind, ServiceKind::BlueGreen);
-    assert_eq!(api.port, Some(8080));
     let dev = api.stage("dev").unwrap();
+    let Target::BlueGreen {
+        cluster,
+        service,
+        container,
+        port,
+        checks,
+        ..
+    } = &dev.target
+    else {
+        panic!("{:?}", dev.target)
+    };
+    assert_eq!(cluster, "shiplane-dev", "cluster comes from defaults");
     assert_eq!(
-        dev.cluster.as_deref(),
-        Some("shiplane-dev"),
-        "cluster comes from defaults"
+        (service.as_str(), container.as_str(), *port),
+        ("api-dev", "app", 8080)
     );
     assert_eq!(dev.bake, Duration::from_secs(600));
     assert_eq!(dev.approval, Approval::None);
-    assert_eq!(dev.checks.len(), 1);
-    assert_eq!(dev.checks[0].hook, LifecycleHook::AfterAllowTestTraffic);
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].hook, LifecycleHook::AfterAllowTestTraffic);
     assert_eq!(dev.migration.as_ref().unwrap().command, ["./migrate", "up"]);
     let prod = api.stage("prod").unwrap();
     assert_eq!(prod.approval, Approval::Manual);
     assert_eq!(prod.bake, Duration::from_secs(3600));
     assert_eq!(prod.hold_while_alarms_in, ["dev"]);
+    let Target::BlueGreen { codedeploy, .. } = &prod.target else {
+        panic!("{:?}", prod.target)
+    };
     assert_eq!(
-        prod.codedeploy.as_ref().unwrap().deployment_config,
+        codedeploy.deployment_config,
         "CodeDeployDefault.ECSCanary10Percent15Minutes"
     );
     assert_eq!(api.next_environment("dev"), Some("staging"));
     assert_eq!(api.next_environment("prod"), None);
 
     let tiles = &p.services["tiles"];
-    assert!(tiles.stage("dev").unwrap().restart_on_release);
+    assert!(matches!(
+        tiles.stage("dev").unwrap().target,
+        Target::Rolling {
+            restart_on_release: true,
+            ..
+        }
+    ));
     assert_eq!(
         tiles.stage("prod").unwrap().approval,
         Approval::None,
@@ -53,10 +72,11 @@ fn the_example_file_validates_and_means_what_its_comments_say() {
 
     let etl = &p.services["etl"];
     assert_eq!(
-        etl.stage("dev").unwrap().task_families,
-        ["etl-nightly", "etl-backfill"]
+        etl.stage("dev").unwrap().target,
+        Target::Task {
+            families: vec!["etl-nightly".into(), "etl-backfill".into()]
+        }
     );
-    assert_eq!(etl.stage("dev").unwrap().service, None);
     assert_eq!(
         p.service_for_repository("shiplane/etl").unwrap().name,
         "etl"
