@@ -225,7 +225,8 @@ async fn blue_green_registers_a_revision_equal_but_for_the_image_and_deploys_it(
     assert_eq!(props["LoadBalancerInfo"]["ContainerPort"], 8080);
     assert_eq!(
         spec["Hooks"],
-        serde_json::json!([{"AfterAllowTestTraffic": HOOK}, {"BeforeAllowTraffic": HOOK}])
+        serde_json::json!([{"BeforeAllowTraffic": format!("{HOOK}:BeforeAllowTraffic")}]),
+        "only the hooks that have checks, each through the function's alias for it"
     );
     assert!(description.contains(r.id.as_str()) && description.ends_with("to dev"));
 

@@ -5,7 +5,10 @@ use serde_json::{Value, json};
 use crate::pipeline::LifecycleHook;
 
 /// The AppSpec for deploying `task_definition` behind `container:port`, with every hook
-/// in `hooks` handled by the deploy-hook function.
+/// in `hooks` handled by the deploy-hook function through its alias of the same name
+/// (`shiplane-deploy-hook:AfterAllowTestTraffic`): CodeDeploy's invocation payload does not
+/// say which hook it is for, the invoked function ARN's qualifier does. Hooks without
+/// checks are left out, so CodeDeploy does not wait for them.
 pub fn appspec(
     task_definition: &str,
     container: &str,
@@ -18,7 +21,7 @@ pub fn appspec(
     ordered.dedup();
     let hooks: Vec<Value> = ordered
         .iter()
-        .map(|h| json!({ h.appspec_name(): hook_function }))
+        .map(|h| json!({ h.appspec_name(): hook_target(hook_function, *h) }))
         .collect();
     json!({
         "version": 0.0,
@@ -36,6 +39,11 @@ pub fn appspec(
         }],
         "Hooks": hooks,
     })
+}
+
+/// The deploy-hook function's alias for `hook`, as a function name or ARN with qualifier.
+pub fn hook_target(hook_function: &str, hook: LifecycleHook) -> String {
+    format!("{hook_function}:{}", hook.appspec_name())
 }
 
 #[cfg(test)]
@@ -70,8 +78,8 @@ mod tests {
         assert_eq!(
             spec["Hooks"],
             json!([
-                {"AfterAllowTestTraffic": "shiplane-deploy-hook"},
-                {"AfterAllowTraffic": "shiplane-deploy-hook"}
+                {"AfterAllowTestTraffic": "shiplane-deploy-hook:AfterAllowTestTraffic"},
+                {"AfterAllowTraffic": "shiplane-deploy-hook:AfterAllowTraffic"}
             ])
         );
     }

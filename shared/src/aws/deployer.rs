@@ -424,8 +424,7 @@ impl AwsDeployer {
             .ensure_revision(&base, Pick::Named(container), req)
             .await?;
 
-        let mut hooks: Vec<LifecycleHook> = checks.iter().map(|c| c.hook).collect();
-        hooks.push(LifecycleHook::AfterAllowTestTraffic);
+        let hooks: Vec<LifecycleHook> = checks.iter().map(|c| c.hook).collect();
         let spec = appspec(
             &task_definition,
             container,

@@ -1,31 +1,36 @@
-//! Strict durations for the pipeline file: `90s`, `15m`, `1h30m`, `2d`.
+//! Strict durations for the pipeline file: `90s`, `15m`, `1h30m`, `2d`, `800ms`.
 
 use std::time::Duration;
 
-/// Parses `<integer><unit>` groups (units `s`, `m`, `h`, `d`), nothing else, so that a
-/// typo never silently becomes a different bake time. The error is the fix hint.
+/// Parses `<integer><unit>` groups (units `ms`, `s`, `m`, `h`, `d`), nothing else, so that
+/// a typo never silently becomes a different bake time. The error is the fix hint.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let hint = || match suggest(text) {
         Some(fix) => format!("\"{text}\" is not a duration; write \"{fix}\""),
         None => format!(
-            "\"{text}\" is not a duration; write a number and a unit (s, m, h, d), e.g. \"30m\" or \"1h30m\""
+            "\"{text}\" is not a duration; write a number and a unit (ms, s, m, h, d), e.g. \"30m\" or \"1h30m\""
         ),
     };
     if text.is_empty() {
         return Err(hint());
     }
-    let mut total: u64 = 0;
+    let mut total: u64 = 0; // milliseconds
     let mut digits = String::new();
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
             digits.push(c);
             continue;
         }
         let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            's' => 1000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
             _ => return Err(hint()),
         };
         let n: u64 = digits.parse().map_err(|_| hint())?;
@@ -38,7 +43,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !digits.is_empty() {
         return Err(hint());
     }
-    Ok(Duration::from_secs(total))
+    Ok(Duration::from_millis(total))
 }
 
 /// Turns the common human spellings (`1 hour`, `30 minutes`, `45 sec`) into the strict form.
@@ -92,6 +97,11 @@ mod tests {
                 "{text}"
             );
         }
+        assert_eq!(parse_duration("800ms"), Ok(Duration::from_millis(800)));
+        assert_eq!(
+            parse_duration("1m30s250ms"),
+            Ok(Duration::from_millis(90_250))
+        );
     }
 
     #[test]
@@ -117,6 +127,8 @@ mod tests {
             "1w",
             "soon",
             "99999999999999999999d",
+            "5ms3",
+            "3sm",
         ] {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.contains("is not a duration"), "{bad}: {err}");

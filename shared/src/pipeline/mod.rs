@@ -162,14 +162,47 @@ impl LifecycleHook {
     }
 }
 
-/// An HTTP probe a lifecycle hook runs against the new version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A check a CodeDeploy lifecycle hook runs before the deployment may go on: the quality
+/// gate of the new version.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Check {
     pub name: String,
     pub hook: LifecycleHook,
-    pub url: String,
-    pub expect_status: u16,
+    pub probe: Probe,
+    /// How long the check may take in all (every attempt); the hook's own deadline, less a
+    /// margin to report, bounds it too.
     pub timeout: Duration,
+}
+
+/// What a check looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// A request to the new version through the test listener.
+    Http(HttpProbe),
+    /// None of the stage's alarms (nor those of the environments its gate watches) in ALARM.
+    Alarms,
+    /// The replacement task set runs as many tasks as desired and is steady.
+    EcsSteady,
+    /// The team's own smoke test: a Lambda function invoked synchronously must succeed.
+    Lambda { function: String },
+}
+
+/// An HTTP request and what its answer must be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpProbe {
+    pub method: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub expect_status: u16,
+    /// The body must contain this text.
+    pub body_contains: Option<String>,
+    /// The body is JSON and the value at this pointer (RFC 6901) equals `json_equals`.
+    pub json_pointer: Option<(String, serde_json::Value)>,
+    /// Each attempt's answer must come within this.
+    pub latency_budget: Duration,
+    /// Attempts after the first failed one, `interval` apart.
+    pub retries: u32,
+    pub interval: Duration,
 }
 
 /// A one-off task run with the new image before it is deployed (database migrations).
@@ -183,7 +216,7 @@ pub struct Migration {
 
 /// What a stage deploys to, by service kind: exactly the settings that kind has, each
 /// present (validation refuses a file that leaves one out).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     /// A CodeDeploy blue/green deployment of an ECS service.
     BlueGreen {

@@ -68,9 +68,22 @@ pub(super) struct RawCodeDeploy {
 pub(super) struct RawCheck {
     pub name: Option<String>,
     pub hook: Option<String>,
-    pub http: Option<String>,
-    pub expect_status: Option<i64>,
     pub timeout: Option<String>,
+    // One of these four says what the check is.
+    pub http: Option<String>,
+    pub alarms: Option<bool>,
+    pub ecs_steady: Option<bool>,
+    pub lambda: Option<String>,
+    // HTTP checks.
+    pub method: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub expect_status: Option<i64>,
+    pub body_contains: Option<String>,
+    pub json_pointer: Option<String>,
+    pub json_equals: Option<toml::Value>,
+    pub latency: Option<String>,
+    pub retries: Option<i64>,
+    pub interval: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

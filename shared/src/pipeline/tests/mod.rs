@@ -34,8 +34,17 @@ fn the_example_file_validates_and_means_what_its_comments_say() {
     );
     assert_eq!(dev.bake, Duration::from_secs(600));
     assert_eq!(dev.approval, Approval::None);
-    assert_eq!(checks.len(), 1);
+    assert_eq!(checks.len(), 3);
     assert_eq!(checks[0].hook, LifecycleHook::AfterAllowTestTraffic);
+    assert!(
+        matches!(&checks[0].probe, Probe::Http(h) if h.retries == 3 && h.body_contains.as_deref() == Some("ok"))
+    );
+    assert_eq!(checks[0].timeout, Duration::from_secs(30));
+    assert_eq!(
+        (checks[1].hook, &checks[1].probe),
+        (LifecycleHook::AfterInstall, &Probe::EcsSteady)
+    );
+    assert_eq!(checks[2].probe, Probe::Alarms);
     assert_eq!(dev.migration.as_ref().unwrap().command, ["./migrate", "up"]);
     let prod = api.stage("prod").unwrap();
     assert_eq!(prod.approval, Approval::Manual);
@@ -305,4 +314,124 @@ fn tag_policies() {
     assert!(re.accepts("main-abc1234"));
     assert!(!re.accepts("feature-abc1234"));
     assert!(TagPolicy::Any.accepts("anything"));
+}
+
+const WITH_CHECKS: &str = r#"
+[pipeline]
+environments = ["dev"]
+[services.api]
+repository = "team/api"
+kind = "blue-green"
+container = "app"
+port = 80
+[services.api.environments.dev]
+cluster = "c"
+service = "s"
+codedeploy = { application = "a", deployment_group = "g" }
+alarms = ["api-5xx"]
+"#;
+
+#[test]
+fn checks_of_every_kind_mean_what_they_say() {
+    let source = format!(
+        r#"{WITH_CHECKS}
+[[services.api.environments.dev.checks]]
+name = "orders"
+hook = "after_allow_test_traffic"
+http = "http://test.internal:8080/orders"
+method = "post"
+headers = {{ "content-type" = "application/json", "x-smoke" = "1" }}
+expect_status = 201
+body_contains = "created"
+json_pointer = "/order/state"
+json_equals = "open"
+latency = "800ms"
+retries = 2
+interval = "3s"
+[[services.api.environments.dev.checks]]
+hook = "before_allow_traffic"
+alarms = true
+[[services.api.environments.dev.checks]]
+hook = "after_install"
+ecs_steady = true
+[[services.api.environments.dev.checks]]
+hook = "after_allow_test_traffic"
+lambda = "api-smoke-tests"
+"#
+    );
+    let p = Pipeline::from_toml(&source).unwrap();
+    let checks = p.services["api"]
+        .stage("dev")
+        .unwrap()
+        .target
+        .checks()
+        .to_vec();
+    assert_eq!(checks.len(), 4);
+    let Probe::Http(h) = &checks[0].probe else {
+        panic!("{:?}", checks[0])
+    };
+    assert_eq!(checks[0].name, "orders");
+    assert_eq!((h.method.as_str(), h.expect_status), ("POST", 201));
+    assert_eq!(h.headers["x-smoke"], "1");
+    assert_eq!(h.body_contains.as_deref(), Some("created"));
+    assert_eq!(
+        h.json_pointer,
+        Some(("/order/state".into(), serde_json::json!("open")))
+    );
+    assert_eq!(
+        (h.latency_budget, h.retries, h.interval),
+        (Duration::from_millis(800), 2, Duration::from_secs(3))
+    );
+    assert_eq!(
+        checks[0].timeout,
+        Duration::from_millis(3 * 800 + 2 * 3000),
+        "by default a check may take all its attempts"
+    );
+    assert_eq!(checks[1].probe, Probe::Alarms);
+    assert_eq!(checks[1].name, "check-1");
+    assert_eq!(checks[2].probe, Probe::EcsSteady);
+    assert_eq!(
+        checks[3].probe,
+        Probe::Lambda {
+            function: "api-smoke-tests".into()
+        }
+    );
+}
+
+#[test]
+fn a_check_is_exactly_one_kind_and_http_settings_belong_to_http_checks() {
+    let source = format!(
+        r#"{WITH_CHECKS}
+[[services.api.environments.dev.checks]]
+hook = "after_install"
+alarms = true
+ecs_steady = true
+[[services.api.environments.dev.checks]]
+hook = "after_install"
+lambda = "smoke"
+expect_status = 200
+[[services.api.environments.dev.checks]]
+hook = "after_install"
+http = "http://x/"
+method = "FETCH"
+json_pointer = "status"
+json_equals = 1
+retries = 99
+[[services.api.environments.dev.checks]]
+hook = "after_install"
+http = "http://x/"
+json_equals = 1
+"#
+    );
+    let got = problems(&source).join("\n");
+    for expected in [
+        "services.api.environments.dev.checks.0: more than one of http, alarms, ecs_steady and lambda",
+        "services.api.environments.dev.checks.1.expect_status: applies to http checks only",
+        "services.api.environments.dev.checks.2.method: \"FETCH\" is not an HTTP method",
+        "services.api.environments.dev.checks.2.json_pointer: \"status\" is not a JSON pointer",
+        "services.api.environments.dev.checks.2.retries: 99 is not 0-20",
+        "services.api.environments.dev.checks.3.json_pointer: missing",
+    ] {
+        assert!(got.contains(expected), "missing {expected:?} in:\n{got}");
+    }
 }
