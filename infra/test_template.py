@@ -71,7 +71,14 @@ def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
         "ImagePushFunction": ("image-push", "aws.ecr", "ECR Image Action"),
         "DeploymentEventsFunction": ("deployment-events", "aws.ecs", "ECS Task State Change"),
     }
-    assert set(functions) == set(expected) | {"ReconcileFunction"}
+    assert set(functions) == set(expected) | {"ReconcileFunction", "DeployHookFunction"}
+    hook = functions["DeployHookFunction"]["Properties"]
+    assert hook["CodeUri"] == "target/lambda/deploy-hook/"
+    aliases = {r["Properties"]["Name"] for r in t["Resources"].values() if r["Type"] == "AWS::Lambda::Alias"}
+    assert aliases == {"BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"}
+    invoke = t["Resources"]["DeployHookInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert [st["Action"] for st in invoke] == ["lambda:InvokeFunction"]
+    assert len(invoke[0]["Resource"]) == 5, "exactly the five aliases"
     reconcile = functions["ReconcileFunction"]["Properties"]
     assert reconcile["CodeUri"] == "target/lambda/reconcile/"
     (schedule,) = reconcile["Events"].values()

@@ -126,6 +126,9 @@ class Serialized:
             if fault == "lost":
                 list(self.app(environ, lambda *_args, **_kw: None))
                 return _fault_response(environ, start_response, "error")
+            if environ.get("PATH_INFO", "").startswith(shiplane_moto.CBOR_PATH):
+                account, region = _scope(environ)
+                return shiplane_moto.cbor_describe_alarms(environ, start_response, account, region)
             return list(self.app(environ, start_response))
 
     @staticmethod
@@ -155,6 +158,13 @@ def _fault_response(environ: Any, start_response: Any, kind: str) -> list[bytes]
     return [data]
 
 
+def _scope(environ: Any) -> tuple[str, str]:
+    """The account (moto's default for the test keys) and the region a request is signed for."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    region = auth.split("Credential=", 1)[1].split("/")[2] if "Credential=" in auth else "us-east-1"
+    return "123456789012", region
+
+
 def _operation(environ: Any) -> str | None:
     """`service.Operation` of an AWS request, from the JSON protocol's target header or the
     query protocol's Action; None for the emulator's own control routes."""
@@ -166,6 +176,8 @@ def _operation(environ: Any) -> str | None:
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return f"{service}.{target.rsplit('.', 1)[-1]}"
+    if "/operation/" in environ.get("PATH_INFO", ""):  # Smithy RPC v2 CBOR
+        return f"{service}.{environ['PATH_INFO'].rsplit('/', 1)[-1]}"
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
     environ["wsgi.input"] = io.BytesIO(body)

@@ -9,6 +9,7 @@
     provision.py calls [--reset]                           AWS calls served, by operation
     provision.py reports                                   CodeDeploy hook reports, stops, continues
     provision.py faults [--seed N --rates JSON]            inject transient faults; print those injected
+    provision.py alarm --name N --state ALARM|OK           create a CloudWatch alarm if missing; set its state
 
 Everything goes to $AWS_ENDPOINT_URL (the emulator); nothing here runs against real AWS.
 Each command prints JSON on stdout.
@@ -275,6 +276,17 @@ def calls(args) -> dict:
         return json.loads(resp.read())
 
 
+def alarm(args) -> dict:
+    cw = client("cloudwatch")
+    if not cw.describe_alarms(AlarmNames=[args.name])["MetricAlarms"]:
+        cw.put_metric_alarm(
+            AlarmName=args.name, Namespace="AWS/ApplicationELB", MetricName="HTTPCode_Target_5XX_Count",
+            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+    cw.set_alarm_state(AlarmName=args.name, StateValue=args.state, StateReason="set by provision.py")
+    return {"alarm": args.name, "state": args.state}
+
+
 def faults(args) -> dict:
     body = None if args.rates is None else json.dumps({"seed": args.seed, "rates": json.loads(args.rates)}).encode()
     req = urllib.request.Request(f"{endpoint()}/moto-api/shiplane/faults", data=body, method="POST" if body else "GET")
@@ -306,6 +318,9 @@ def main() -> None:
     c = sub.add_parser("calls")
     c.add_argument("--reset", action="store_true")
     sub.add_parser("reports")
+    al = sub.add_parser("alarm")
+    al.add_argument("--name", required=True)
+    al.add_argument("--state", required=True, choices=["ALARM", "OK", "INSUFFICIENT_DATA"])
     f = sub.add_parser("faults")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--rates", help='e.g. {"*": {"throttle": 0.1, "error": 0.05, "lost": 0.05}}; {} stops')
@@ -322,6 +337,7 @@ def main() -> None:
         "calls": calls,
         "reports": reports,
         "faults": faults,
+        "alarm": alarm,
     }[args.command]
     json.dump(handler(args), sys.stdout, indent=2, default=str)
     print()

@@ -17,6 +17,10 @@ own. This module adds, as AWS behaves:
   so each transaction costs time and memory in proportion to the whole table: a benchmark
   of 1,000 pushes grew the emulator past 13 GB.
 
+- CloudWatch DescribeAlarms in the Smithy RPC v2 CBOR protocol, which the current AWS
+  SDKs (Rust's among them) speak to CloudWatch and moto 5.2.5 does not: the request is
+  decoded from CBOR, answered from moto's alarms (names, prefix, state, alarm types), and
+  encoded back (`cbor_describe_alarms`, called by the emulator's front).
 - ECS RunTask with a clientToken: idempotent, as in ECS. A second RunTask with the same
   token returns the tasks the first one started instead of starting more (moto ignores the
   token, so two concurrent attempts would start two migrations).
@@ -228,6 +232,48 @@ def task_exit(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str,
                 c.last_status = "STOPPED"
             return _json(200, {"taskArn": task.task_arn, "exitCode": code})
     return _json(404, {"error": f"no task {arn}"})
+
+
+CBOR_PATH = "/service/GraniteServiceVersion20100801/operation/"
+
+
+def cbor_describe_alarms(environ: Any, start_response: Any, account: str, region: str) -> list[bytes]:
+    """Answers a CloudWatch RPC v2 CBOR request; only DescribeAlarms is known."""
+    import cbor2
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    def reply(status: str, body: dict[str, Any]) -> list[bytes]:
+        data = cbor2.dumps(body)
+        start_response(status, [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"),
+                                ("Content-Length", str(len(data)))])
+        return [data]
+
+    operation = environ.get("PATH_INFO", "")[len(CBOR_PATH):]
+    if operation != "DescribeAlarms":
+        return reply("400 Bad Request", {"__type": "UnknownOperationException",
+                                         "message": f"the local AWS answers only DescribeAlarms in CBOR, not {operation}"})
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    request = cbor2.loads(raw) if raw else {}
+    names = request.get("AlarmNames")
+    prefix = request.get("AlarmNamePrefix")
+    state = request.get("StateValue")
+    types = request.get("AlarmTypes") or ["MetricAlarm"]
+    metric, composite = [], []
+    for alarm in cloudwatch_backends[account][region].alarms.values():
+        if names and alarm.name not in names:
+            continue
+        if prefix and not alarm.name.startswith(prefix):
+            continue
+        if state and alarm.state_value != state:
+            continue
+        entry = {"AlarmName": alarm.name, "AlarmArn": alarm.alarm_arn, "StateValue": alarm.state_value}
+        if getattr(alarm, "rule", None):
+            if "CompositeAlarm" in types:
+                composite.append(entry)
+        elif "MetricAlarm" in types:
+            metric.append(entry)
+    return reply("200 OK", {"MetricAlarms": metric, "CompositeAlarms": composite})
 
 
 TRANSACT_OPS = ("ConditionCheck", "Put", "Delete", "Update")

@@ -357,3 +357,47 @@ def test_a_lost_answer_still_did_the_work(ecs, endpoint):
         post(endpoint, "/moto-api/shiplane/faults", {})
     names = [a.split("/")[-1] for a in client(endpoint, "ecs").list_clusters()["clusterArns"]]
     assert "lost-answer" in names, "the work was done though the caller was told it failed"
+
+
+def cbor_call(endpoint, operation, body):
+    import cbor2
+
+    req = urllib.request.Request(
+        f"{endpoint}/service/GraniteServiceVersion20100801/operation/{operation}",
+        data=cbor2.dumps(body),
+        method="POST",
+        headers={
+            "Content-Type": "application/cbor",
+            "smithy-protocol": "rpc-v2-cbor",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261124/us-east-1/monitoring/aws4_request",
+        },
+    )
+    try:
+        with urllib.request.urlopen(req) as resp:
+            assert resp.headers["smithy-protocol"] == "rpc-v2-cbor"
+            return resp.status, cbor2.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, cbor2.loads(e.read())
+
+
+def test_cloudwatch_describe_alarms_answers_in_cbor_as_current_sdks_ask(endpoint):
+    reset(endpoint)
+    cw = client(endpoint, "cloudwatch")
+    for name in ("api-dev-5xx", "api-dev-latency", "web-dev-5xx"):
+        cw.put_metric_alarm(AlarmName=name, Namespace="N", MetricName="M", Statistic="Sum", Period=60,
+                            EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
+    cw.set_alarm_state(AlarmName="api-dev-5xx", StateValue="ALARM", StateReason="test")
+    cw.set_alarm_state(AlarmName="web-dev-5xx", StateValue="ALARM", StateReason="test")
+
+    def names(body):
+        status, out = cbor_call(endpoint, "DescribeAlarms", body)
+        assert status == 200, out
+        return sorted(a["AlarmName"] for a in out["MetricAlarms"])
+
+    assert names({"StateValue": "ALARM"}) == ["api-dev-5xx", "web-dev-5xx"]
+    assert names({"AlarmNames": ["api-dev-5xx", "api-dev-latency"], "StateValue": "ALARM"}) == ["api-dev-5xx"]
+    assert names({"AlarmNamePrefix": "api-", "StateValue": "ALARM"}) == ["api-dev-5xx"]
+    assert names({"AlarmNamePrefix": "api-"}) == ["api-dev-5xx", "api-dev-latency"]
+    assert names({"StateValue": "ALARM", "AlarmTypes": ["CompositeAlarm"]}) == []
+    status, out = cbor_call(endpoint, "PutMetricData", {})
+    assert status == 400 and out["__type"] == "UnknownOperationException"

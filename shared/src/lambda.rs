@@ -27,19 +27,22 @@ pub type AwsDeps = Deps<DynamoStore, AwsDeployer, SnsNotifier>;
 /// retried with exponential backoff (5 attempts) before a step is failed. TLS trusts the
 /// Amazon Trust Services roots (see [`crate::aws::https_client`]).
 pub async fn aws_deps(settings: &Settings) -> AwsDeps {
-    let config = crate::aws::lambda_sdk_config(settings).await;
+    deps_from(&crate::aws::lambda_sdk_config(settings).await, settings)
+}
+
+fn deps_from(config: &aws_config::SdkConfig, settings: &Settings) -> AwsDeps {
     Deps {
         store: DynamoStore::new(
-            OnFirstUse::new(&config, aws_sdk_dynamodb::Client::new),
+            OnFirstUse::new(config, aws_sdk_dynamodb::Client::new),
             &settings.table,
         ),
         deployer: AwsDeployer::new(
-            OnFirstUse::new(&config, aws_sdk_ecs::Client::new),
-            OnFirstUse::new(&config, aws_sdk_codedeploy::Client::new),
+            OnFirstUse::new(config, aws_sdk_ecs::Client::new),
+            OnFirstUse::new(config, aws_sdk_codedeploy::Client::new),
             &settings.hook_function,
         ),
         notifier: SnsNotifier::new(
-            OnFirstUse::new(&config, aws_sdk_sns::Client::new),
+            OnFirstUse::new(config, aws_sdk_sns::Client::new),
             &settings.topic_arn,
         ),
     }
@@ -97,11 +100,27 @@ pub async fn serve<F>(function: &'static str, handler: F) -> Result<(), lambda_r
 where
     F: for<'a> Fn(&'a AwsDeps, LambdaEvent<Value>) -> HandlerFuture<'a>,
 {
+    serve_with(function, |_| (), |deps, _, event| handler(deps, event)).await
+}
+
+/// [`serve`], for a function that needs clients besides the common ones: `extra` builds
+/// them once from the same SDK configuration.
+pub async fn serve_with<X, B, F>(
+    function: &'static str,
+    extra: B,
+    handler: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    B: FnOnce(&aws_config::SdkConfig) -> X,
+    F: for<'a> Fn(&'a AwsDeps, &'a X, LambdaEvent<Value>) -> HandlerFuture<'a>,
+{
     lambda_runtime::tracing::init_default_subscriber();
     let settings = Settings::from_env_or_exit(function);
-    let deps = aws_deps(&settings).await;
+    let config = crate::aws::lambda_sdk_config(&settings).await;
+    let deps = deps_from(&config, &settings);
+    let extra = extra(&config);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        handler(&deps, event)
+        handler(&deps, &extra, event)
     }))
     .await
 }

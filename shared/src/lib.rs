@@ -5,6 +5,7 @@
 //! The [`store`] module holds the `ReleaseStore` port and its DynamoDB and in-memory adapters.
 
 pub mod aws;
+pub mod checks;
 pub mod engine;
 pub mod inbound;
 pub mod lambda;

@@ -35,10 +35,21 @@ pub struct Outcome {
 struct State {
     /// When each `next` poll arrived: the first one is the end of a cold start.
     polls: Vec<tokio::time::Instant>,
-    pending: VecDeque<(String, Value)>,
+    pending: VecDeque<Pending>,
     outcomes: Vec<Outcome>,
     init_error: Option<Value>,
 }
+
+/// An invocation waiting for the function's next poll.
+struct Pending {
+    id: String,
+    event: Value,
+    invoked_function_arn: String,
+    timeout: Duration,
+}
+
+/// The function ARN invocations carry unless told otherwise.
+pub const DEFAULT_FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:test";
 
 /// A running Runtime API; dropping it stops the server.
 pub struct RuntimeApi {
@@ -89,8 +100,19 @@ impl RuntimeApi {
 
     /// Queues an event for the function; returns its request id.
     pub fn invoke(&self, event: Value) -> String {
+        self.invoke_as(event, DEFAULT_FUNCTION_ARN, Duration::from_secs(30))
+    }
+
+    /// Queues an event invoked through `invoked_function_arn` (an alias or version in its
+    /// qualifier), with `timeout` until the invocation's deadline.
+    pub fn invoke_as(&self, event: Value, invoked_function_arn: &str, timeout: Duration) -> String {
         let id = format!("req-{}", ulid::Ulid::generate());
-        lock(&self.state).pending.push_back((id.clone(), event));
+        lock(&self.state).pending.push_back(Pending {
+            id: id.clone(),
+            event,
+            invoked_function_arn: invoked_function_arn.to_string(),
+            timeout,
+        });
         self.changed.notify_waiters();
         id
     }
@@ -262,11 +284,17 @@ async fn route(
                 let notified = changed.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if let Some((id, event)) = lock(&state).pending.pop_front() {
+                if let Some(p) = lock(&state).pending.pop_front() {
+                    let Pending {
+                        id,
+                        event,
+                        invoked_function_arn,
+                        timeout,
+                    } = p;
                     let deadline = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .unwrap_or_default()
-                        + Duration::from_secs(30);
+                        + timeout;
                     let mut r = reply(StatusCode::OK, event.to_string());
                     let h = r.headers_mut();
                     h.insert("lambda-runtime-aws-request-id", id.parse().expect("header"));
@@ -276,9 +304,7 @@ async fn route(
                     );
                     h.insert(
                         "lambda-runtime-invoked-function-arn",
-                        "arn:aws:lambda:us-east-1:123456789012:function:test"
-                            .parse()
-                            .expect("header"),
+                        invoked_function_arn.parse().expect("header"),
                     );
                     h.insert(
                         "lambda-runtime-trace-id",

@@ -141,9 +141,10 @@ async fn a_push_becomes_a_release_a_pinned_revision_a_deployment_and_notificatio
     let td_arn = spec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
         .as_str()
         .unwrap();
+    // Only the hook with checks (dev's before_allow_traffic), through the function's alias.
     assert_eq!(
-        spec["Hooks"][0]["AfterAllowTestTraffic"],
-        "shiplane-deploy-hook"
+        spec["Hooks"],
+        serde_json::json!([{"BeforeAllowTraffic": "shiplane-deploy-hook:BeforeAllowTraffic"}])
     );
     let td = w
         .ecs

@@ -178,6 +178,16 @@ fn deployment_description(release: &Release, environment: &str) -> String {
     format!("shiplane release {} ({label}) to {environment}", release.id)
 }
 
+/// The release and environment a deployment description of Shiplane's names; None for a
+/// deployment someone else made.
+pub fn parse_deployment_description(description: &str) -> Option<(ReleaseId, String)> {
+    let rest = description.strip_prefix("shiplane release ")?;
+    let (id, rest) = rest.split_once(' ')?;
+    let (_, env) = rest.rsplit_once(") to ")?;
+    let id = ReleaseId::parse(id).ok()?;
+    (!env.is_empty() && !env.contains(' ')).then(|| (id, env.to_string()))
+}
+
 /// `registry/repo:tag` or `registry/repo@sha256:…` → `registry/repo`.
 fn image_repository(image: &str) -> &str {
     let no_digest = image.split('@').next().unwrap_or(image);

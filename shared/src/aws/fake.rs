@@ -174,3 +174,50 @@ impl Notifier for RecordingNotifier {
         Ok(())
     }
 }
+
+/// A CodeDeploy that records hook reports (a second report of a completed execution is
+/// accepted and not recorded, as AWS's LifecycleEventAlreadyCompleted counts as done), can
+/// be told to throttle the next reports, and describes deployments from a script.
+#[derive(Default)]
+pub struct FakeHooks {
+    pub reports: Mutex<Vec<(String, String, super::HookStatus)>>,
+    pub attempts: Mutex<u32>,
+    pub throttle_next: Mutex<u32>,
+    pub descriptions: Mutex<HashMap<String, String>>,
+}
+
+impl FakeHooks {
+    pub fn reports(&self) -> Vec<(String, String, super::HookStatus)> {
+        lock(&self.reports).clone()
+    }
+}
+
+impl super::HookReporter for FakeHooks {
+    async fn report(
+        &self,
+        deployment_id: &str,
+        execution_id: &str,
+        status: super::HookStatus,
+    ) -> Result<(), DeployError> {
+        *lock(&self.attempts) += 1;
+        {
+            let mut throttle = lock(&self.throttle_next);
+            if *throttle > 0 {
+                *throttle -= 1;
+                return Err(DeployError {
+                    message: "CodeDeploy PutLifecycleEventHookExecutionStatus: ThrottlingException: Rate exceeded".into(),
+                    retryable: true,
+                });
+            }
+        }
+        let mut reports = lock(&self.reports);
+        if !reports.iter().any(|(_, e, _)| e == execution_id) {
+            reports.push((deployment_id.to_string(), execution_id.to_string(), status));
+        }
+        Ok(())
+    }
+
+    async fn description(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
+        Ok(lock(&self.descriptions).get(deployment_id).cloned())
+    }
+}

@@ -5,6 +5,7 @@
 
 mod appspec;
 mod deployer;
+mod hooks;
 mod notifier;
 
 #[cfg(any(test, feature = "testing"))]
@@ -13,8 +14,9 @@ pub mod fake;
 pub use appspec::appspec;
 pub use deployer::{
     AwsDeployer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
-    MigrationRun, client_token, parse_started_by, started_by,
+    MigrationRun, client_token, parse_deployment_description, parse_started_by, started_by,
 };
+pub use hooks::{CodeDeployHooks, HookReporter, HookStatus};
 pub use notifier::{Notification, NotificationKind, Notifier, NotifyError, SnsNotifier};
 
 use std::sync::{Arc, LazyLock};

@@ -26,6 +26,8 @@ pub enum NotificationKind {
     Succeeded,
     Cancelled,
     Rejected,
+    /// Something needs a person: a hook for a deployment Shiplane did not start, say.
+    Alert,
     /// Any other transition, named by its cause.
     Other(Cause),
 }
@@ -44,6 +46,7 @@ impl NotificationKind {
             NotificationKind::Succeeded => "succeeded",
             NotificationKind::Cancelled => "cancelled",
             NotificationKind::Rejected => "rejected",
+            NotificationKind::Alert => "alert",
             NotificationKind::Other(cause) => cause.as_str(),
         }
     }
@@ -133,6 +136,19 @@ impl Notification {
                 "tags": release.tags,
                 "at": release.created,
             }),
+        }
+    }
+
+    /// Something a person must look at, outside any transition.
+    pub fn alert(service: Option<&str>, what: &str, body: Value) -> Notification {
+        let service = service.unwrap_or("-").to_string();
+        Notification {
+            kind: NotificationKind::Alert,
+            subject: ascii_subject(&format!("shiplane ALERT: {what}")),
+            body: json!({ "kind": "alert", "service": service, "what": what, "detail": body }),
+            service,
+            environment: None,
+            state: None,
         }
     }
 

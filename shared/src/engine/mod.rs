@@ -6,8 +6,11 @@
 //! anywhere is finished by the next event on the lane, a replay, or the [`reconcile`]r.
 
 mod effects;
+mod hooks;
 mod reconcile;
 mod run;
+
+pub use hooks::{HookAnswer, HookInvocation, REPORT_RESERVE};
 
 use std::sync::{Arc, Mutex};
 

@@ -157,6 +157,11 @@ impl LifecycleHook {
         }
     }
 
+    /// The hook an AppSpec name (and the deploy-hook's alias) stands for.
+    pub fn from_appspec_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|h| h.appspec_name() == name)
+    }
+
     fn from_config_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|h| h.config_name() == name)
     }

@@ -72,6 +72,13 @@ pub enum Event {
         deployment_id: String,
         error: Option<String>,
     },
+    /// A CodeDeploy lifecycle hook ran its checks: each check's record (passed, "name:
+    /// passed in 12 ms: excerpt"), and the verdict reported (`failure` when Failed).
+    HookCompleted {
+        hook: String,
+        checks: Vec<(bool, String)>,
+        failure: Option<String>,
+    },
 }
 
 impl Event {
@@ -98,6 +105,10 @@ impl Event {
             Event::TimedOut { .. } => Cause::TimedOut,
             Event::StopRequested { error: None, .. } => Cause::StopRequested,
             Event::StopRequested { error: Some(_), .. } => Cause::StopFailed,
+            Event::HookCompleted { failure: None, .. } => Cause::HookSucceeded,
+            Event::HookCompleted {
+                failure: Some(_), ..
+            } => Cause::HookFailed,
         }
     }
 
@@ -136,6 +147,16 @@ impl Event {
                 deployment_id,
                 error: Some(e),
             } => Some(format!("{deployment_id}: {e}")),
+            Event::HookCompleted {
+                hook,
+                failure: None,
+                ..
+            } => Some(hook.clone()),
+            Event::HookCompleted {
+                hook,
+                failure: Some(why),
+                ..
+            } => Some(format!("{hook}: {why}")),
             _ => None,
         }
         .map(|d| bounded(&d))
@@ -851,6 +872,20 @@ pub fn apply(
             w.move_to(id, S::Validating, cause, None, None)?;
         }
         (S::Validating, Event::ValidationStarted) => {} // each hook reports in; the first moved it
+        (S::Deploying | S::Validating, Event::HookCompleted { checks, .. }) => {
+            if state == S::Deploying {
+                w.move_to(id, S::Validating, Cause::ValidationStarted, None, None)?;
+            }
+            for (passed, record) in checks {
+                let cause = if *passed {
+                    Cause::CheckPassed
+                } else {
+                    Cause::CheckFailed
+                };
+                w.record(id, cause, Some(bounded(record)))?;
+            }
+            w.record(id, cause, detail)?;
+        }
         (S::Deploying | S::Validating, Event::DeploymentSucceeded) => {
             let redeploy = w.stage(id)?.redeploy;
             w.lane().current = Some(id.clone());

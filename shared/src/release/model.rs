@@ -542,6 +542,12 @@ pub enum Cause {
     StopRequested,
     /// Stopping a deployment failed; the reason says what to do by hand.
     StopFailed,
+    /// One lifecycle-hook check passed or failed (name, latency, excerpt in the detail).
+    CheckPassed,
+    CheckFailed,
+    /// A lifecycle hook reported Succeeded or Failed to CodeDeploy.
+    HookSucceeded,
+    HookFailed,
     /// A newer release took its place in the queue, or it arrived after a newer one.
     Superseded,
     /// The last known good release is deployed again after a rollback.
@@ -579,6 +585,10 @@ impl Cause {
             Cause::TimedOut => "timed_out",
             Cause::StopRequested => "stop_requested",
             Cause::StopFailed => "stop_failed",
+            Cause::CheckPassed => "check_passed",
+            Cause::CheckFailed => "check_failed",
+            Cause::HookSucceeded => "hook_succeeded",
+            Cause::HookFailed => "hook_failed",
             Cause::Superseded => "superseded",
             Cause::Rollback => "rollback",
             Cause::Paused => "paused",

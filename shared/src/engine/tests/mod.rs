@@ -1049,3 +1049,274 @@ async fn a_failed_deployment_reported_by_aws_fails_the_stage_with_the_reason() {
         None
     );
 }
+
+mod hooks {
+    use super::*;
+    use crate::aws::HookStatus;
+    use crate::aws::fake::FakeHooks;
+    use crate::checks::{CheckResult, ScriptedChecker};
+    use crate::engine::HookInvocation;
+    use crate::pipeline::LifecycleHook;
+    use tokio::time::Instant;
+
+    const CHECKS: &str = r#"
+[[services.api.environments.dev.checks]]
+name = "health"
+hook = "after_allow_test_traffic"
+http = "http://test.internal/health"
+[[services.api.environments.dev.checks]]
+name = "orders"
+hook = "after_allow_test_traffic"
+http = "http://test.internal/orders"
+[[services.api.environments.dev.checks]]
+name = "no-alarms"
+hook = "before_allow_traffic"
+alarms = true
+"#;
+
+    /// A world whose api dev stage has checks, with one release deploying (`d-1`).
+    async fn deploying() -> (World, ReleaseId) {
+        let w = World::new().await;
+        let with_checks = PIPELINE.replace(
+            "bake = \"10m\"\n[services.api.environments.prod]",
+            &format!("bake = \"10m\"\n{CHECKS}\n[services.api.environments.prod]"),
+        );
+        assert_ne!(with_checks, PIPELINE);
+        w.store
+            .put_pipeline(StoredPipeline {
+                version: 2,
+                source: with_checks,
+                applied_at: T0,
+                applied_by: "t".into(),
+            })
+            .await
+            .unwrap();
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        (w, id)
+    }
+
+    fn invocation(hook: LifecycleHook, execution: &str) -> HookInvocation {
+        HookInvocation {
+            deployment_id: "d-1".into(),
+            execution_id: execution.into(),
+            hook: Some(hook),
+        }
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
+    #[tokio::test]
+    async fn passing_checks_report_succeeded_once_and_are_recorded() {
+        let (w, id) = deploying().await;
+        let (checker, hooks) = (ScriptedChecker::default(), FakeHooks::default());
+        let inv = invocation(LifecycleHook::AfterAllowTestTraffic, "e-1");
+        let answer = w.engine().on_hook(&checker, &hooks, &inv, soon(), T0).await;
+        assert_eq!(
+            (answer.status, answer.reported.clone()),
+            (HookStatus::Succeeded, Ok(()))
+        );
+        assert_eq!(answer.release, Some(id.clone()));
+        assert_eq!(
+            hooks.reports(),
+            [("d-1".into(), "e-1".into(), HookStatus::Succeeded)]
+        );
+        assert_eq!(
+            *checker.ran.lock().unwrap(),
+            ["health", "orders"],
+            "only this hook's checks"
+        );
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Validating));
+        let history = w.store.history_of_release(&id).await.unwrap();
+        let causes = history_causes(&history);
+        assert!(
+            causes.ends_with(&[
+                "validation_started",
+                "check_passed",
+                "check_passed",
+                "hook_succeeded"
+            ]),
+            "{causes:?}"
+        );
+        let health = history
+            .iter()
+            .find(|t| t.cause == Cause::CheckPassed)
+            .unwrap();
+        assert!(
+            health
+                .detail
+                .as_deref()
+                .unwrap()
+                .starts_with("health: passed in 1 ms"),
+            "{health:?}"
+        );
+
+        // CodeDeploy (or Lambda's retry) invokes the same hook execution again.
+        let again = w.engine().on_hook(&checker, &hooks, &inv, soon(), T0).await;
+        assert_eq!(again.status, HookStatus::Succeeded);
+        assert_eq!(hooks.reports().len(), 1, "one report");
+        assert_eq!(checker.ran.lock().unwrap().len(), 2, "no check runs twice");
+        let after = w.store.history_of_release(&id).await.unwrap();
+        assert_eq!(after.len(), history.len(), "one history entry");
+    }
+
+    #[tokio::test]
+    async fn a_failing_check_reports_failed_with_the_reason_recorded_and_announced() {
+        let (w, id) = deploying().await;
+        let checker = ScriptedChecker::default();
+        checker.results.lock().unwrap().insert(
+            "health".into(),
+            CheckResult::failed(
+                Duration::from_millis(40),
+                "status 503, expected 200: upstream down",
+            ),
+        );
+        let hooks = FakeHooks::default();
+        let inv = invocation(LifecycleHook::AfterAllowTestTraffic, "e-1");
+        let answer = w.engine().on_hook(&checker, &hooks, &inv, soon(), T0).await;
+        assert_eq!(answer.status, HookStatus::Failed);
+        assert!(
+            answer
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("health: failed in 40 ms: status 503")
+        );
+        assert_eq!(hooks.reports()[0].2, HookStatus::Failed);
+        assert_eq!(
+            *checker.ran.lock().unwrap(),
+            ["health"],
+            "the first failure decides"
+        );
+        let history = w.store.history_of_release(&id).await.unwrap();
+        let failed = history
+            .iter()
+            .find(|t| t.cause == Cause::HookFailed)
+            .unwrap();
+        assert!(failed.detail.as_deref().unwrap().contains("upstream down"));
+        let sent = w.notifier.sent.lock().unwrap().clone();
+        let note = sent
+            .iter()
+            .find(|n| n.kind.as_str() == "hook_failed")
+            .expect("announced");
+        assert!(
+            note.body["detail"].as_str().unwrap().contains("health"),
+            "{note:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_check_that_never_answers_is_failed_and_reported_before_the_deadline() {
+        let (w, _) = deploying().await;
+        let checker = ScriptedChecker::default();
+        checker.hang.lock().unwrap().push("no-alarms".into());
+        let hooks = FakeHooks::default();
+        let inv = invocation(LifecycleHook::BeforeAllowTraffic, "e-2");
+        // A short-lived invocation: 4 s left, 3 of them kept to report.
+        let deadline = Instant::now() + Duration::from_secs(4);
+        let answer = w
+            .engine()
+            .on_hook(&checker, &hooks, &inv, deadline, T0)
+            .await;
+        assert!(Instant::now() < deadline, "answered in time");
+        assert_eq!(answer.status, HookStatus::Failed);
+        assert!(
+            answer
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("no result within"),
+            "{answer:?}"
+        );
+        assert_eq!(hooks.reports().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_hook_for_a_deployment_shiplane_did_not_start_fails_with_an_alert_and_changes_nothing()
+     {
+        let (w, id) = deploying().await;
+        let before = w.store.history_of_release(&id).await.unwrap().len();
+        let (checker, hooks) = (ScriptedChecker::default(), FakeHooks::default());
+        let inv = HookInvocation {
+            deployment_id: "d-SOMEONE".into(),
+            ..invocation(LifecycleHook::AfterAllowTestTraffic, "e-9")
+        };
+        let answer = w.engine().on_hook(&checker, &hooks, &inv, soon(), T0).await;
+        assert_eq!(answer.status, HookStatus::Failed);
+        assert_eq!(hooks.reports()[0].2, HookStatus::Failed);
+        assert!(checker.ran.lock().unwrap().is_empty());
+        assert!(w.notifier.kinds().contains(&"alert".to_string()));
+        assert_eq!(w.store.history_of_release(&id).await.unwrap().len(), before);
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+    }
+
+    #[tokio::test]
+    async fn a_throttled_report_is_retried_and_counts_once() {
+        let (w, _) = deploying().await;
+        let (checker, hooks) = (ScriptedChecker::default(), FakeHooks::default());
+        *hooks.throttle_next.lock().unwrap() = 2;
+        let inv = invocation(LifecycleHook::AfterAllowTestTraffic, "e-1");
+        let answer = w.engine().on_hook(&checker, &hooks, &inv, soon(), T0).await;
+        assert_eq!(answer.reported, Ok(()));
+        assert_eq!(*hooks.attempts.lock().unwrap(), 3);
+        assert_eq!(
+            hooks.reports(),
+            [("d-1".into(), "e-1".into(), HookStatus::Succeeded)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hook_whose_deployment_reference_was_never_written_finds_its_release_by_description()
+    {
+        let w = World::new().await;
+        let with_checks = PIPELINE.replace(
+            "bake = \"10m\"\n[services.api.environments.prod]",
+            &format!("bake = \"10m\"\n{CHECKS}\n[services.api.environments.prod]"),
+        );
+        w.store
+            .put_pipeline(StoredPipeline {
+                version: 2,
+                source: with_checks,
+                applied_at: T0,
+                applied_by: "t".into(),
+            })
+            .await
+            .unwrap();
+        // The arrival committed; CreateDeployment ran; the function died before recording it.
+        let p = push("shiplane/api", 1, "v1.0.0");
+        commit_arrival(&w, &p).await;
+        let id = release_of(&w, &p).await;
+        let hooks = FakeHooks::default();
+        hooks.descriptions.lock().unwrap().insert(
+            "d-LOST".into(),
+            format!("shiplane release {id} (v1.0.0) to dev"),
+        );
+        let inv = HookInvocation {
+            deployment_id: "d-LOST".into(),
+            ..invocation(LifecycleHook::AfterAllowTestTraffic, "e-1")
+        };
+        let answer = w
+            .engine()
+            .on_hook(&ScriptedChecker::default(), &hooks, &inv, soon(), T0)
+            .await;
+        assert_eq!(
+            (answer.status, answer.release),
+            (HookStatus::Succeeded, Some(id.clone()))
+        );
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Validating));
+        // Without a hook alias there is no way to know which checks to run: Failed, alert.
+        let unnamed = HookInvocation {
+            hook: None,
+            deployment_id: "d-LOST".into(),
+            ..invocation(LifecycleHook::AfterAllowTestTraffic, "e-2")
+        };
+        let answer = w
+            .engine()
+            .on_hook(&ScriptedChecker::default(), &hooks, &unnamed, soon(), T0)
+            .await;
+        assert_eq!(answer.status, HookStatus::Failed);
+        let why = answer.reason.unwrap();
+        assert!(why.contains("without a hook alias"), "{why}");
+    }
+}

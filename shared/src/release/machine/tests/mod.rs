@@ -126,6 +126,11 @@ fn samples() -> Vec<Event> {
             deployment_id: "d-1".into(),
             error: None,
         },
+        Event::HookCompleted {
+            hook: "AfterAllowTestTraffic".into(),
+            checks: Vec::new(),
+            failure: None,
+        },
     ]
 }
 
@@ -168,6 +173,8 @@ fn expected(state: Option<StageState>, event: &Event) -> Expect {
         ) => To(S::Cancelled),
         (S::Migrating | S::Deploying | S::Validating, Event::TimedOut { .. }) => To(S::Failed),
         (S::AwaitingApproval, Event::TimedOut { .. }) => To(S::Cancelled),
+        (S::Deploying, Event::HookCompleted { .. }) => To(S::Validating),
+        (S::Validating, Event::HookCompleted { .. }) => Recorded,
         (S::Migrating, Event::MigrationStarted { .. }) => To(S::Migrating),
         (S::Migrating, Event::MigrationSucceeded) => To(S::Deploying),
         (S::Migrating, Event::MigrationFailed { .. }) => To(S::Failed),
@@ -232,7 +239,7 @@ fn every_state_event_pair_follows_the_table() {
             covered += 1;
         }
     }
-    assert_eq!(covered, 13 * 19);
+    assert_eq!(covered, 13 * 20);
 }
 
 #[test]

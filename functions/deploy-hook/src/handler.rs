@@ -1,0 +1,114 @@
+//! One CodeDeploy lifecycle hook invocation: `{DeploymentId, LifecycleEventHookExecutionId}`
+//! (aws_lambda_events `CodeDeployLifecycleEvent`). The payload does not say which hook it
+//! is; the AppSpec names this function through an alias per hook
+//! (`shiplane-deploy-hook:AfterAllowTestTraffic`), so the invoked function ARN's qualifier
+//! does. The answer always goes to CodeDeploy before the invocation's deadline.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::codedeploy::CodeDeployLifecycleEvent;
+use lambda_runtime::LambdaEvent;
+use serde_json::{Value, json};
+use shiplane::aws::{Deployer, HookReporter, Notifier};
+use shiplane::checks::Checker;
+use shiplane::engine::{Deps, HookInvocation};
+use shiplane::lambda::HandlerError;
+use shiplane::pipeline::LifecycleHook;
+use shiplane::release::Timestamp;
+use shiplane::store::ReleaseStore;
+use tracing::{error, instrument};
+
+/// The clients only this function needs.
+pub struct Hooks<C, R> {
+    pub checker: C,
+    pub reporter: R,
+}
+
+/// The hook named by the qualifier of the invoked function ARN
+/// (`arn:aws:lambda:<region>:<account>:function:<name>:<qualifier>`).
+pub fn hook_of(invoked_function_arn: &str) -> Option<LifecycleHook> {
+    let parts: Vec<&str> = invoked_function_arn.split(':').collect();
+    match parts.as_slice() {
+        [_, _, "lambda", _, _, "function", _, qualifier] => {
+            LifecycleHook::from_appspec_name(qualifier)
+        }
+        _ => None,
+    }
+}
+
+/// The invocation's deadline as a point on the monotonic clock.
+fn deadline(deadline_ms: u64) -> tokio::time::Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+/// Answers one hook. Only a payload without the ids to answer is an error (CodeDeploy
+/// never sends one); everything else is answered, Succeeded or Failed.
+#[instrument(skip_all, fields(request_id = %event.context.request_id))]
+pub async fn handle<S, D, N, C, R>(
+    deps: &Deps<S, D, N>,
+    hooks: &Hooks<C, R>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, HandlerError>
+where
+    S: ReleaseStore,
+    D: Deployer,
+    N: Notifier,
+    C: Checker,
+    R: HookReporter,
+{
+    let payload: CodeDeployLifecycleEvent = serde_json::from_value(event.payload).map_err(|e| {
+        error!(error = %e, "rejected: not a lifecycle hook invocation");
+        HandlerError::InvalidEvent(format!("malformed CodeDeploy lifecycle hook event: {e}"))
+    })?;
+    let invocation = HookInvocation {
+        deployment_id: payload.deployment_id,
+        execution_id: payload.lifecycle_event_hook_execution_id,
+        hook: hook_of(&event.context.invoked_function_arn),
+    };
+    let answer = deps
+        .engine()
+        .on_hook(
+            &hooks.checker,
+            &hooks.reporter,
+            &invocation,
+            deadline(event.context.deadline),
+            Timestamp::now(),
+        )
+        .await;
+    Ok(json!({
+        "deploymentId": invocation.deployment_id,
+        "hook": invocation.hook.map(LifecycleHook::appspec_name),
+        "status": answer.status.as_str(),
+        "reason": answer.reason,
+        "release": answer.release,
+        "reported": answer.reported.is_ok(),
+        "reportError": answer.reported.err(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hook_comes_from_the_alias_in_the_invoked_arn_and_nowhere_else() {
+        let arn = |q: &str| {
+            format!("arn:aws:lambda:eu-west-1:123456789012:function:shiplane-deploy-hook{q}")
+        };
+        assert_eq!(
+            hook_of(&arn(":AfterAllowTestTraffic")),
+            Some(LifecycleHook::AfterAllowTestTraffic)
+        );
+        assert_eq!(
+            hook_of(&arn(":BeforeInstall")),
+            Some(LifecycleHook::BeforeInstall)
+        );
+        assert_eq!(hook_of(&arn("")), None, "unqualified: no guess");
+        assert_eq!(hook_of(&arn(":$LATEST")), None);
+        assert_eq!(hook_of(&arn(":7")), None, "a version number names no hook");
+        assert_eq!(hook_of(""), None);
+    }
+}

@@ -1,0 +1,137 @@
+//! Answering CodeDeploy's lifecycle hooks.
+
+use std::future::Future;
+
+use aws_sdk_codedeploy::operation::put_lifecycle_event_hook_execution_status::PutLifecycleEventHookExecutionStatusError;
+use aws_sdk_codedeploy::types::LifecycleEventStatus;
+use aws_sdk_dynamodb::error::SdkError;
+
+use super::{DeployError, OnFirstUse, classify};
+
+/// What a hook answers: the deployment goes on, or CodeDeploy rolls it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookStatus {
+    Succeeded,
+    Failed,
+}
+
+impl HookStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookStatus::Succeeded => "Succeeded",
+            HookStatus::Failed => "Failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<HookStatus> {
+        match text {
+            "Succeeded" => Some(HookStatus::Succeeded),
+            "Failed" => Some(HookStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// The port a hook answers CodeDeploy through.
+pub trait HookReporter: Send + Sync {
+    /// Reports the hook's status; a hook execution already completed counts as reported.
+    fn report(
+        &self,
+        deployment_id: &str,
+        execution_id: &str,
+        status: HookStatus,
+    ) -> impl Future<Output = Result<(), DeployError>> + Send;
+
+    /// A deployment's description (GetDeployment), None when CodeDeploy does not know it:
+    /// how a hook finds its release when the deployment's reference was never recorded.
+    fn description(
+        &self,
+        deployment_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, DeployError>> + Send;
+}
+
+/// The production [`HookReporter`]: CodeDeploy.
+#[derive(Clone, Debug)]
+pub struct CodeDeployHooks {
+    codedeploy: OnFirstUse<aws_sdk_codedeploy::Client>,
+}
+
+impl CodeDeployHooks {
+    /// The CodeDeploy client built on first use from `config`.
+    pub fn from_config(config: &aws_config::SdkConfig) -> CodeDeployHooks {
+        CodeDeployHooks::new(OnFirstUse::new(config, aws_sdk_codedeploy::Client::new))
+    }
+
+    pub fn new(codedeploy: impl Into<OnFirstUse<aws_sdk_codedeploy::Client>>) -> CodeDeployHooks {
+        CodeDeployHooks {
+            codedeploy: codedeploy.into(),
+        }
+    }
+}
+
+fn failure<E, R>(operation: &str, err: &SdkError<E, R>) -> DeployError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let f = classify(operation, err);
+    DeployError {
+        message: f.message,
+        retryable: f.retryable,
+    }
+}
+
+impl HookReporter for CodeDeployHooks {
+    async fn report(
+        &self,
+        deployment_id: &str,
+        execution_id: &str,
+        status: HookStatus,
+    ) -> Result<(), DeployError> {
+        let status = match status {
+            HookStatus::Succeeded => LifecycleEventStatus::Succeeded,
+            HookStatus::Failed => LifecycleEventStatus::Failed,
+        };
+        match self
+            .codedeploy
+            .put_lifecycle_event_hook_execution_status()
+            .deployment_id(deployment_id)
+            .lifecycle_event_hook_execution_id(execution_id)
+            .status(status)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    PutLifecycleEventHookExecutionStatusError::LifecycleEventAlreadyCompletedException(_)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(failure("CodeDeploy PutLifecycleEventHookExecutionStatus", &e)),
+        }
+    }
+
+    async fn description(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
+        match self
+            .codedeploy
+            .get_deployment()
+            .deployment_id(deployment_id)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.deployment_info.and_then(|d| d.description)),
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    aws_sdk_codedeploy::operation::get_deployment::GetDeploymentError::DeploymentDoesNotExistException(_)
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(failure("CodeDeploy GetDeployment", &e)),
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! CodeDeploy lifecycle hooks: run the hook's checks and always answer, before the
+//! invocation's deadline, whatever fails inside (fail closed). CodeDeploy would otherwise
+//! wait an hour for the answer, then fail the deployment.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use super::run::Work;
+use super::{Engine, EngineError, stage_of};
+use crate::aws::{
+    Deployer, HookReporter, HookStatus, Notification, Notifier, parse_deployment_description,
+};
+use crate::checks::{CheckContext, CheckResult, Checker};
+use crate::pipeline::LifecycleHook;
+use crate::release::{Event, ReleaseId, Timestamp};
+use crate::store::{Claim, ReleaseStore, StoreError};
+
+/// Time kept back from the invocation's deadline to record and report the verdict.
+pub const REPORT_RESERVE: Duration = Duration::from_secs(3);
+/// Time kept back from the checks' budget to record their outcome.
+const RECORD_RESERVE: Duration = Duration::from_secs(1);
+/// How long a hook's verdict is kept for duplicate invocations.
+const HOOK_CLAIM_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// One invocation of the deploy-hook by CodeDeploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookInvocation {
+    pub deployment_id: String,
+    pub execution_id: String,
+    /// Which hook, from the alias the AppSpec named; None when invoked without one.
+    pub hook: Option<LifecycleHook>,
+}
+
+/// What the hook answered, and whether the answer reached CodeDeploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookAnswer {
+    pub status: HookStatus,
+    /// Why it failed.
+    pub reason: Option<String>,
+    pub release: Option<ReleaseId>,
+    /// Err: the report could not be made before the deadline, with why.
+    pub reported: Result<(), String>,
+}
+
+struct Verdict {
+    status: HookStatus,
+    reason: Option<String>,
+    release: Option<ReleaseId>,
+}
+
+impl Verdict {
+    fn failed(reason: impl Into<String>, release: Option<ReleaseId>) -> Verdict {
+        Verdict {
+            status: HookStatus::Failed,
+            reason: Some(reason.into()),
+            release,
+        }
+    }
+}
+
+impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+    /// Runs the hook's checks, records them, and reports Succeeded or Failed to CodeDeploy
+    /// before `deadline` (the invocation's, from the Lambda context). A second invocation
+    /// for the same hook execution reports the recorded answer again and does nothing else.
+    pub async fn on_hook<C: Checker, R: HookReporter>(
+        &self,
+        checker: &C,
+        reporter: &R,
+        hook: &HookInvocation,
+        deadline: Instant,
+        now: Timestamp,
+    ) -> HookAnswer {
+        let checks_end = deadline
+            .checked_sub(REPORT_RESERVE)
+            .unwrap_or(deadline)
+            .max(Instant::now());
+        let verdict = match tokio::time::timeout_at(
+            checks_end,
+            self.hook_verdict(checker, reporter, hook, checks_end, now),
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(_) => Verdict::failed(
+                "the hook ran out of time before its checks were recorded",
+                None,
+            ),
+        };
+        if let Some(why) = &verdict.reason {
+            warn!(deployment = %hook.deployment_id, reason = ?why, "hook failed");
+        }
+        let reported = report_before(reporter, hook, verdict.status, deadline).await;
+        match &reported {
+            Ok(()) => {
+                info!(deployment = %hook.deployment_id, execution = %hook.execution_id, status = verdict.status.as_str(), "hook answered")
+            }
+            Err(e) => {
+                error!(deployment = %hook.deployment_id, error = ?e, "hook answer not delivered")
+            }
+        }
+        HookAnswer {
+            status: verdict.status,
+            reason: verdict.reason,
+            release: verdict.release,
+            reported,
+        }
+    }
+
+    async fn hook_verdict<C: Checker, R: HookReporter>(
+        &self,
+        checker: &C,
+        reporter: &R,
+        hook: &HookInvocation,
+        checks_end: Instant,
+        now: Timestamp,
+    ) -> Verdict {
+        let key = format!("hook#{}#{}", hook.deployment_id, hook.execution_id);
+        match self.store.claimed(&key, now).await {
+            Ok(Some(recorded)) => {
+                info!(deployment = %hook.deployment_id, recorded = %recorded, "hook already answered; answering the same");
+                return recorded_verdict(&recorded);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Verdict::failed(format!("the release store is unavailable: {e}"), None);
+            }
+        }
+        let target = match self.hook_target(reporter, &hook.deployment_id).await {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                let what = format!(
+                    "a lifecycle hook ran for deployment {}, which Shiplane did not start; answered Failed",
+                    hook.deployment_id
+                );
+                self.alert(None, &what, json!({"deploymentId": hook.deployment_id}))
+                    .await;
+                return Verdict::failed(what, None);
+            }
+            Err(e) => return Verdict::failed(e, None),
+        };
+        let (release, service_name, env) = target;
+        let Some(which) = hook.hook else {
+            let what = format!(
+                "the deploy-hook was invoked for deployment {} without a hook alias; name it as <function>:<Hook> in the AppSpec",
+                hook.deployment_id
+            );
+            self.alert(
+                Some(&service_name),
+                &what,
+                json!({"deploymentId": hook.deployment_id}),
+            )
+            .await;
+            return Verdict::failed(what, Some(release));
+        };
+        let pipeline = match self.pipeline().await {
+            Ok(p) => p,
+            Err(e) => return Verdict::failed(e.to_string(), Some(release)),
+        };
+        let Some((service, stage)) = stage_of(&pipeline, &service_name, &env) else {
+            return Verdict::failed(
+                format!("services.{service_name}.environments.{env} is no longer in the pipeline"),
+                Some(release),
+            );
+        };
+        let ctx = CheckContext {
+            pipeline: &pipeline,
+            service,
+            stage,
+            deployment_id: &hook.deployment_id,
+        };
+        let mut records = Vec::new();
+        let mut failure = None;
+        let run_end = checks_end.checked_sub(RECORD_RESERVE).unwrap_or(checks_end);
+        for check in stage.target.checks().iter().filter(|c| c.hook == which) {
+            let budget = check
+                .timeout
+                .min(run_end.saturating_duration_since(Instant::now()));
+            let result = tokio::time::timeout(budget, checker.run(check, &ctx))
+                .await
+                .unwrap_or_else(|_| {
+                    CheckResult::failed(
+                        budget,
+                        format!("no result within {} ms", budget.as_millis()),
+                    )
+                });
+            let record = result.record(&check.name);
+            info!(check = %check.name, passed = result.passed, latency_ms = result.latency.as_millis() as u64, "check");
+            records.push((result.passed, record.clone()));
+            if !result.passed {
+                // The first failure decides; later checks would only spend the budget.
+                failure = Some(record);
+                break;
+            }
+        }
+        let status = if failure.is_some() {
+            HookStatus::Failed
+        } else {
+            HookStatus::Succeeded
+        };
+        let work = Work {
+            claim: Some(Claim {
+                key,
+                value: status.as_str().to_string(),
+                at: now,
+                expires: now.after(HOOK_CLAIM_TTL),
+            }),
+            ..Work::event(
+                &service_name,
+                &env,
+                &release,
+                Event::HookCompleted {
+                    hook: which.appspec_name().to_string(),
+                    checks: records,
+                    failure: failure.clone(),
+                },
+            )
+        };
+        match self.run(&pipeline, work, now).await {
+            Ok(report) if report.refused.is_empty() => Verdict {
+                status,
+                reason: failure,
+                release: Some(release),
+            },
+            Ok(report) => Verdict::failed(
+                format!(
+                    "the release cannot take the hook's outcome: {}",
+                    report.refused.join("; ")
+                ),
+                Some(release),
+            ),
+            // A concurrent invocation of the same hook recorded first: answer as it did.
+            Err(EngineError::Store(StoreError::AlreadyClaimed { value, .. })) => {
+                recorded_verdict(&value)
+            }
+            Err(e) => Verdict::failed(
+                format!("the checks could not be recorded: {e}"),
+                Some(release),
+            ),
+        }
+    }
+
+    /// The release, service and environment a deployment belongs to: by its recorded
+    /// reference, or by the description Shiplane gave it (the function that created it
+    /// may have died before recording the reference).
+    async fn hook_target<R: HookReporter>(
+        &self,
+        reporter: &R,
+        deployment_id: &str,
+    ) -> Result<Option<(ReleaseId, String, String)>, String> {
+        let unavailable = |e: StoreError| format!("the release store is unavailable: {e}");
+        if let Some(r) = self
+            .store
+            .deployment(deployment_id)
+            .await
+            .map_err(unavailable)?
+        {
+            return Ok(Some((r.release, r.service, r.environment)));
+        }
+        let description = reporter
+            .description(deployment_id)
+            .await
+            .map_err(|e| format!("CodeDeploy could not be asked about {deployment_id}: {e}"))?;
+        let Some((id, env)) = description
+            .as_deref()
+            .and_then(parse_deployment_description)
+        else {
+            return Ok(None);
+        };
+        let Some(release) = self.store.release(&id).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let known = release
+            .item
+            .stages
+            .get(&env)
+            .and_then(|s| s.deployment_id.as_deref());
+        if known.is_some_and(|k| k != deployment_id) {
+            return Ok(None); // the release runs another deployment there
+        }
+        Ok(Some((id, release.item.service, env)))
+    }
+
+    async fn alert(&self, service: Option<&str>, what: &str, body: serde_json::Value) {
+        error!(alert = ?what, "alert");
+        if let Err(e) = self
+            .notifier
+            .publish(&Notification::alert(service, what, body))
+            .await
+        {
+            warn!(error = ?e.message, "alert not sent");
+        }
+    }
+}
+
+fn recorded_verdict(recorded: &str) -> Verdict {
+    match HookStatus::parse(recorded) {
+        Some(HookStatus::Succeeded) => Verdict {
+            status: HookStatus::Succeeded,
+            reason: None,
+            release: None,
+        },
+        _ => Verdict::failed(
+            "the checks failed (recorded by an earlier invocation)",
+            None,
+        ),
+    }
+}
+
+/// Reports, retrying transient failures while time is left before `deadline`.
+async fn report_before<R: HookReporter>(
+    reporter: &R,
+    hook: &HookInvocation,
+    status: HookStatus,
+    deadline: Instant,
+) -> Result<(), String> {
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let sent = tokio::time::timeout(
+            left,
+            reporter.report(&hook.deployment_id, &hook.execution_id, status),
+        )
+        .await;
+        let pause = Duration::from_millis(100 * u64::from(attempt.min(10)));
+        match sent {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) if e.retryable && Instant::now() + pause < deadline => {
+                warn!(attempt, error = ?e.message, "hook report failed; trying again");
+                tokio::time::sleep(pause).await;
+            }
+            Ok(Err(e)) => return Err(e.message),
+            Err(_) => return Err("no answer from CodeDeploy before the deadline".into()),
+        }
+    }
+}
