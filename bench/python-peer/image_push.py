@@ -48,7 +48,15 @@ def handler(event, context):
         ScanIndexForward=False,
         Limit=1,
     )["Items"]
-    pipeline = tomllib.loads(json.loads(items[0]["doc"]["S"])["source"])
+    # The newest version's head (one part) or its last part; a large file spans parts.
+    head = items[0]
+    if "#PART#" in head["sk"]["S"] or head.get("parts", {}).get("N", "1") != "1":
+        items = dynamodb.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
+            ExpressionAttributeValues={":pk": {"S": "PIPELINE"}, ":v": {"S": head["sk"]["S"].split("#PART#")[0]}},
+        )["Items"]
+    pipeline = tomllib.loads("".join(i["chunk"]["S"] for i in items))
     name = next((n for n, s in pipeline["services"].items() if s["repository"] == repository), None)
     if name is None:
         return {"ignored": f"repository {repository} is not tracked"}

@@ -105,7 +105,7 @@ pub struct Reach {
     #[arg(
         long,
         env = "SHIPLANE_HOOK_FUNCTION",
-        default_value = "shiplane-deploy-hook"
+        default_value = "CodeDeployHook_shiplane"
     )]
     hook_function: String,
 }

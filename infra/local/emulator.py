@@ -47,10 +47,13 @@ class Faults:
                 server acted).
 
     Rates are per operation (`dynamodb.TransactWriteItems`) or for every operation (`*`).
+    `next` fails the next calls of an operation for certain, before any rate applies:
+    {"next": {"codedeploy.PutLifecycleEventHookExecutionStatus": {"throttle": 2}}}.
     """
 
     def __init__(self) -> None:
         self.rates: dict[str, dict[str, float]] = {}
+        self.next: dict[str, dict[str, int]] = {}
         self.rng = random.Random(0)
         self.injected: dict[str, dict[str, int]] = {}
 
@@ -62,11 +65,23 @@ class Faults:
                 raise ValueError(f"{op}: unknown fault kinds {sorted(unknown)}; use {list(FAULT_KINDS)}")
             if sum(kinds.values()) > 1 or any(v < 0 for v in kinds.values()):
                 raise ValueError(f"{op}: rates are fractions that add up to at most 1")
+        upcoming = body.get("next", {})
+        for op, kinds in upcoming.items():
+            unknown = set(kinds) - set(FAULT_KINDS)
+            if unknown or any(not isinstance(n, int) or n < 0 for n in kinds.values()):
+                raise ValueError(f"{op}: next takes counts of {list(FAULT_KINDS)}")
         self.rates = rates
+        self.next = {op: dict(kinds) for op, kinds in upcoming.items()}
         self.rng = random.Random(body.get("seed", 0))
         self.injected = {}
 
     def draw(self, operation: str) -> str | None:
+        for kind, left in self.next.get(operation, {}).items():
+            if left > 0:
+                self.next[operation][kind] = left - 1
+                counts = self.injected.setdefault(operation, {})
+                counts[kind] = counts.get(kind, 0) + 1
+                return kind
         kinds = self.rates.get(operation) or self.rates.get("*")
         if not kinds:
             return None
@@ -126,6 +141,9 @@ class Serialized:
             if fault == "lost":
                 list(self.app(environ, lambda *_args, **_kw: None))
                 return _fault_response(environ, start_response, "error")
+            scripted = shiplane_moto.scripted_invoke(environ, start_response)
+            if scripted is not None:
+                return scripted
             if environ.get("PATH_INFO", "").startswith(shiplane_moto.CBOR_PATH):
                 account, region = _scope(environ)
                 return shiplane_moto.cbor_describe_alarms(environ, start_response, account, region)

@@ -8,8 +8,11 @@
     provision.py deployment-status --id D --status S       move a CodeDeploy deployment
     provision.py calls [--reset]                           AWS calls served, by operation
     provision.py reports                                   CodeDeploy hook reports, stops, continues
-    provision.py faults [--seed N --rates JSON]            inject transient faults; print those injected
+    provision.py faults [--seed N --rates JSON --next JSON] inject transient faults; print those injected
     provision.py alarm --name N --state ALARM|OK           create a CloudWatch alarm if missing; set its state
+    provision.py task-set --arn A --running N --desired N  give a task set ECS's running and desired counts
+    provision.py lambda-answer --function F --payload JSON [--error E]
+                                                           script what invoking F returns
 
 Everything goes to $AWS_ENDPOINT_URL (the emulator); nothing here runs against real AWS.
 Each command prints JSON on stdout.
@@ -287,8 +290,29 @@ def alarm(args) -> dict:
     return {"alarm": args.name, "state": args.state}
 
 
+def task_set(args) -> dict:
+    req = urllib.request.Request(
+        f"{endpoint()}/moto-api/shiplane/ecs/task-set",
+        data=json.dumps({"taskSetArn": args.arn, "running": args.running, "desired": args.desired}).encode(),
+        method="POST",
+    )
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
+def lambda_answer(args) -> dict:
+    body = {"function": args.function, "payload": json.loads(args.payload), "error": args.error}
+    req = urllib.request.Request(f"{endpoint()}/moto-api/shiplane/lambda/answer",
+                                 data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
 def faults(args) -> dict:
-    body = None if args.rates is None else json.dumps({"seed": args.seed, "rates": json.loads(args.rates)}).encode()
+    body = None
+    if args.rates is not None or args.next is not None:
+        body = json.dumps({"seed": args.seed, "rates": json.loads(args.rates or "{}"),
+                           "next": json.loads(args.next or "{}")}).encode()
     req = urllib.request.Request(f"{endpoint()}/moto-api/shiplane/faults", data=body, method="POST" if body else "GET")
     with urllib.request.urlopen(req) as resp:
         return json.loads(resp.read())
@@ -321,9 +345,18 @@ def main() -> None:
     al = sub.add_parser("alarm")
     al.add_argument("--name", required=True)
     al.add_argument("--state", required=True, choices=["ALARM", "OK", "INSUFFICIENT_DATA"])
+    ts = sub.add_parser("task-set")
+    ts.add_argument("--arn", required=True)
+    ts.add_argument("--running", type=int, required=True)
+    ts.add_argument("--desired", type=int, required=True)
+    la = sub.add_parser("lambda-answer")
+    la.add_argument("--function", required=True)
+    la.add_argument("--payload", required=True)
+    la.add_argument("--error")
     f = sub.add_parser("faults")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--rates", help='e.g. {"*": {"throttle": 0.1, "error": 0.05, "lost": 0.05}}; {} stops')
+    f.add_argument("--next", help='e.g. {"codedeploy.PutLifecycleEventHookExecutionStatus": {"throttle": 2}}')
     d = sub.add_parser("deployment-status")
     d.add_argument("--id", required=True)
     d.add_argument("--status", required=True)
@@ -338,6 +371,8 @@ def main() -> None:
         "reports": reports,
         "faults": faults,
         "alarm": alarm,
+        "task-set": task_set,
+        "lambda-answer": lambda_answer,
     }[args.command]
     json.dump(handler(args), sys.stdout, indent=2, default=str)
     print()

@@ -32,6 +32,11 @@ tasks exit by themselves):
   moves a deployment to Succeeded, Failed, Stopped, InProgress, Baking or Ready.
 - GET  /moto-api/shiplane/codedeploy/reports
   returns {"hookReports": [...], "stops": [...], "continues": [...]}.
+- POST /moto-api/shiplane/lambda/answer  {"function", "payload", "error"?}
+  scripts what Lambda Invoke of that function returns (moto needs Docker to run one):
+  the payload, and with `error` the X-Amz-Function-Error header of a failed function.
+- POST /moto-api/shiplane/ecs/task-set  {"taskSetArn", "running", "desired", "stability"?}
+  gives a task set the counts ECS reports as a replacement scales up (moto's have none).
 - POST /moto-api/shiplane/ecs/task-exit  {"taskArn", "exitCode", "container"?, "reason"?}
   stops a task as ECS does when its container exits, with that exit code (moto's tasks
   always report 0), so DescribeTasks tells what the task's stop event told.
@@ -41,6 +46,7 @@ Records live on the CodeDeploy backend, so POST /moto-api/reset clears them.
 
 import copy
 import json
+import urllib.parse
 from datetime import datetime, timezone
 from typing import Any
 
@@ -235,6 +241,41 @@ def task_exit(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str,
 
 
 CBOR_PATH = "/service/GraniteServiceVersion20100801/operation/"
+INVOKE_PREFIX = "/2015-03-31/functions/"
+LAMBDA_ANSWERS: dict[str, dict[str, Any]] = {}
+
+
+def scripted_invoke(environ: Any, start_response: Any) -> list[bytes] | None:
+    """Lambda Invoke of a function with a scripted answer; None for any other request."""
+    path = environ.get("PATH_INFO", "")
+    if not (path.startswith(INVOKE_PREFIX) and path.endswith("/invocations")):
+        return None
+    name = urllib.parse.unquote(path[len(INVOKE_PREFIX):-len("/invocations")])
+    name = name.rsplit(":function:", 1)[-1].split(":")[0]  # an ARN, a name, a qualifier
+    answer = LAMBDA_ANSWERS.get(name)
+    if answer is None:
+        return None
+    data = json.dumps(answer.get("payload")).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+               ("X-Amz-Executed-Version", "$LATEST")]
+    if answer.get("error"):
+        headers.append(("X-Amz-Function-Error", answer["error"]))
+    start_response("200 OK", headers)
+    return [data]
+
+
+def lambda_answer(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    if request.method != "POST":
+        return _json(405, {"error": "POST {\"function\": ..., \"payload\": ..., \"error\"?: ...}"})
+    try:
+        size = int(headers.get("Content-Length") or 0)
+        body = json.loads(request.environ["wsgi.input"].read(size) or b"{}")
+    except ValueError:
+        return _json(400, {"error": "body is not JSON"})
+    if not body.get("function"):
+        return _json(400, {"error": "name the function"})
+    LAMBDA_ANSWERS[body["function"]] = {"payload": body.get("payload"), "error": body.get("error")}
+    return _json(200, {"function": body["function"]})
 
 
 def cbor_describe_alarms(environ: Any, start_response: Any, account: str, region: str) -> list[bytes]:
@@ -274,6 +315,31 @@ def cbor_describe_alarms(environ: Any, start_response: Any, account: str, region
         elif "MetricAlarm" in types:
             metric.append(entry)
     return reply("200 OK", {"MetricAlarms": metric, "CompositeAlarms": composite})
+
+
+def task_set_counts(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    if request.method != "POST":
+        return _json(405, {"error": "POST {\"taskSetArn\": ..., \"running\": N, \"desired\": N}"})
+    try:
+        size = int(headers.get("Content-Length") or 0)
+        body = json.loads(request.environ["wsgi.input"].read(size) or b"{}")
+    except ValueError:
+        return _json(400, {"error": "body is not JSON"})
+    running, desired = body.get("running"), body.get("desired")
+    if not isinstance(running, int) or not isinstance(desired, int):
+        return _json(400, {"error": "running and desired must be integers"})
+    for backend in _ecs_backends():
+        for service in backend.services.values():
+            for task_set in getattr(service, "task_sets", []):
+                if task_set.task_set_arn == body.get("taskSetArn"):
+                    task_set.runningCount = running
+                    task_set.computedDesiredCount = desired
+                    task_set.pendingCount = max(desired - running, 0)
+                    task_set.stabilityStatus = body.get("stability") or (
+                        "STEADY_STATE" if running == desired else "STABILIZING")
+                    return _json(200, {"taskSetArn": task_set.task_set_arn, "running": running,
+                                       "desired": desired, "stability": task_set.stabilityStatus})
+    return _json(404, {"error": f"no task set {body.get('taskSetArn')}"})
 
 
 TRANSACT_OPS = ("ConditionCheck", "Put", "Delete", "Update")
@@ -420,3 +486,5 @@ def register() -> None:
     moto_api_urls.url_paths["{0}/moto-api/shiplane/codedeploy/reports$"] = reports
     EC2ContainerServiceResponse.run_task = run_task
     moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-exit$"] = task_exit
+    moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-set$"] = task_set_counts
+    moto_api_urls.url_paths["{0}/moto-api/shiplane/lambda/answer$"] = lambda_answer

@@ -401,3 +401,50 @@ def test_cloudwatch_describe_alarms_answers_in_cbor_as_current_sdks_ask(endpoint
     assert names({"StateValue": "ALARM", "AlarmTypes": ["CompositeAlarm"]}) == []
     status, out = cbor_call(endpoint, "PutMetricData", {})
     assert status == 400 and out["__type"] == "UnknownOperationException"
+
+
+def test_the_next_calls_of_an_operation_can_be_made_to_fail_for_certain(ecs, endpoint):
+    try:
+        post(endpoint, "/moto-api/shiplane/faults", {"next": {"ecs.ListClusters": {"throttle": 2}}})
+        raw = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t",
+                           aws_secret_access_key="t", config=botocore.config.Config(retries={"total_max_attempts": 1}))
+        outcomes = []
+        for _ in range(4):
+            try:
+                raw.list_clusters()
+                outcomes.append("ok")
+            except ClientError as e:
+                outcomes.append(e.response["Error"]["Code"])
+        assert outcomes == ["ThrottlingException", "ThrottlingException", "ok", "ok"]
+        assert post(endpoint, "/moto-api/shiplane/faults", {"next": {"x": {"throttle": -1}}})[0] == 400
+    finally:
+        post(endpoint, "/moto-api/shiplane/faults", {})
+
+
+def test_a_task_set_reports_the_counts_it_is_given(ecs, endpoint):
+    ecs.register_task_definition(family="web", containerDefinitions=[{"name": "app", "image": "r/app:1", "memory": 128}])
+    ecs.create_service(cluster="c", serviceName="web", taskDefinition="web", desiredCount=2,
+                       deploymentController={"type": "EXTERNAL"})
+    arn = ecs.create_task_set(cluster="c", service="web", taskDefinition="web", externalId="d-1")["taskSet"]["taskSetArn"]
+    status, body = post(endpoint, "/moto-api/shiplane/ecs/task-set", {"taskSetArn": arn, "running": 1, "desired": 2})
+    assert status == 200 and body["stability"] == "STABILIZING", body
+    (task_set,) = ecs.describe_services(cluster="c", services=["web"])["services"][0]["taskSets"]
+    assert (task_set["runningCount"], task_set["computedDesiredCount"], task_set["stabilityStatus"]) == (1, 2, "STABILIZING")
+    assert task_set["externalId"] == "d-1"
+    post(endpoint, "/moto-api/shiplane/ecs/task-set", {"taskSetArn": arn, "running": 2, "desired": 2})
+    (task_set,) = ecs.describe_services(cluster="c", services=["web"])["services"][0]["taskSets"]
+    assert task_set["stabilityStatus"] == "STEADY_STATE"
+    assert post(endpoint, "/moto-api/shiplane/ecs/task-set", {"taskSetArn": "arn:nope", "running": 1, "desired": 1})[0] == 404
+
+
+def test_lambda_invoke_returns_the_scripted_answer(endpoint):
+    reset(endpoint)
+    lam = client(endpoint, "lambda")
+    post(endpoint, "/moto-api/shiplane/lambda/answer", {"function": "api-smoke", "payload": {"passed": 12}})
+    out = lam.invoke(FunctionName="api-smoke", Payload=b"{}")
+    assert json.loads(out["Payload"].read()) == {"passed": 12}
+    assert "FunctionError" not in out
+    post(endpoint, "/moto-api/shiplane/lambda/answer", {"function": "api-smoke", "payload": {"errorMessage": "2 failed"}, "error": "Unhandled"})
+    out = lam.invoke(FunctionName="arn:aws:lambda:us-east-1:123456789012:function:api-smoke", Payload=b"{}")
+    assert out["FunctionError"] == "Unhandled"
+    assert post(endpoint, "/moto-api/shiplane/lambda/answer", {"payload": 1})[0] == 400

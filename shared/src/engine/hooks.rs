@@ -16,12 +16,16 @@ use crate::aws::{
 use crate::checks::{CheckContext, CheckResult, Checker};
 use crate::pipeline::LifecycleHook;
 use crate::release::{Event, ReleaseId, Timestamp};
-use crate::store::{Claim, ReleaseStore, StoreError};
+use crate::store::{Claim, Commit, ReleaseStore, StoreError};
 
 /// Time kept back from the invocation's deadline to record and report the verdict.
 pub const REPORT_RESERVE: Duration = Duration::from_secs(3);
 /// Time kept back from the checks' budget to record their outcome.
 const RECORD_RESERVE: Duration = Duration::from_secs(1);
+/// How long past an earlier attempt's answer time its verdict is still waited for.
+const ATTEMPT_GRACE: Duration = Duration::from_secs(5);
+/// How often a later attempt looks for an earlier attempt's verdict.
+const ATTEMPT_POLL: Duration = Duration::from_millis(250);
 /// How long a hook's verdict is kept for duplicate invocations.
 const HOOK_CLAIM_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -127,6 +131,9 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
             Err(e) => {
                 return Verdict::failed(format!("the release store is unavailable: {e}"), None);
             }
+        }
+        if let Some(verdict) = self.earlier_attempt(hook, &key, checks_end, now).await {
+            return verdict;
         }
         let target = match self.hook_target(reporter, &hook.deployment_id).await {
             Ok(Some(t)) => t,
@@ -239,6 +246,63 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
                 format!("the checks could not be recorded: {e}"),
                 Some(release),
             ),
+        }
+    }
+
+    /// Claims this hook execution for this attempt, until the time it must answer by. When
+    /// an earlier attempt holds it (Lambda retries an invocation that crashed or timed
+    /// out; CodeDeploy may invoke twice), waits for that attempt's verdict until its own
+    /// answer time has passed, then fails closed: a check that kills its process is not
+    /// run again and again while CodeDeploy waits an hour. None: this attempt runs.
+    async fn earlier_attempt(
+        &self,
+        hook: &HookInvocation,
+        key: &str,
+        checks_end: Instant,
+        now: Timestamp,
+    ) -> Option<Verdict> {
+        let answer_by = now.after(checks_end.saturating_duration_since(Instant::now()));
+        let running = Commit {
+            claim: Some(Claim {
+                key: format!("{key}#attempt"),
+                value: answer_by.0.to_string(),
+                at: now,
+                expires: now.after(HOOK_CLAIM_TTL),
+            }),
+            ..Commit::default()
+        };
+        let earlier_by = match self.store.commit(running).await {
+            Ok(()) => return None,
+            Err(StoreError::AlreadyClaimed { value, .. }) => Timestamp(value.parse().unwrap_or(0)),
+            Err(e) => {
+                return Some(Verdict::failed(
+                    format!("the release store is unavailable: {e}"),
+                    None,
+                ));
+            }
+        };
+        warn!(deployment = %hook.deployment_id, execution = %hook.execution_id, "an earlier attempt of this hook exists; waiting for its verdict");
+        let started = Instant::now();
+        loop {
+            let current = now.after(started.elapsed());
+            match self.store.claimed(key, current).await {
+                Ok(Some(recorded)) => return Some(recorded_verdict(&recorded)),
+                Ok(None) => {}
+                Err(e) => {
+                    return Some(Verdict::failed(
+                        format!("the release store is unavailable: {e}"),
+                        None,
+                    ));
+                }
+            }
+            let waited_enough = current > earlier_by.after(ATTEMPT_GRACE);
+            if waited_enough || Instant::now() + ATTEMPT_POLL >= checks_end {
+                return Some(Verdict::failed(
+                    "an earlier attempt of this hook ended without answering (it crashed or ran out of time); its checks are not run again",
+                    None,
+                ));
+            }
+            tokio::time::sleep(ATTEMPT_POLL).await;
         }
     }
 

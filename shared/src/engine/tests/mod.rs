@@ -1320,3 +1320,95 @@ alarms = true
         assert!(why.contains("without a hook alias"), "{why}");
     }
 }
+
+mod hook_attempts {
+    use super::*;
+    use crate::aws::HookStatus;
+    use crate::aws::fake::FakeHooks;
+    use crate::checks::ScriptedChecker;
+    use crate::engine::HookInvocation;
+    use crate::pipeline::LifecycleHook;
+    use crate::store::Commit;
+    use tokio::time::Instant;
+
+    fn invocation() -> HookInvocation {
+        HookInvocation {
+            deployment_id: "d-1".into(),
+            execution_id: "e-1".into(),
+            hook: Some(LifecycleHook::AfterAllowTestTraffic),
+        }
+    }
+
+    /// What an attempt leaves before running its checks: "running, answers by `by`".
+    async fn earlier_attempt(w: &World, by: Timestamp) {
+        w.store
+            .commit(Commit {
+                claim: Some(Claim {
+                    key: "hook#d-1#e-1#attempt".into(),
+                    value: by.0.to_string(),
+                    at: T0,
+                    expires: T0.after(Duration::from_secs(3600)),
+                }),
+                ..Commit::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_an_attempt_that_died_mid_check_fails_closed_without_running_the_checks()
+    {
+        let w = World::new().await;
+        w.pushed("shiplane/api", 1, "v1.0.0").await;
+        // The earlier attempt should have answered a minute ago; it never did (a panic
+        // aborted it, or Lambda's timeout killed it).
+        earlier_attempt(&w, Timestamp(T0.0 - 60_000)).await;
+        let (checker, hooks) = (ScriptedChecker::default(), FakeHooks::default());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let answer = w
+            .engine()
+            .on_hook(&checker, &hooks, &invocation(), deadline, T0)
+            .await;
+        assert_eq!(answer.status, HookStatus::Failed);
+        assert!(answer.reason.unwrap().contains("earlier attempt"));
+        assert!(
+            checker.ran.lock().unwrap().is_empty(),
+            "the checks are not run again"
+        );
+        assert_eq!(hooks.reports().len(), 1, "and CodeDeploy has its answer");
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_while_the_first_attempt_runs_answers_what_the_first_records() {
+        let w = World::new().await;
+        w.pushed("shiplane/api", 1, "v1.0.0").await;
+        earlier_attempt(&w, T0.after(Duration::from_secs(30))).await;
+        let (checker, hooks) = (ScriptedChecker::default(), FakeHooks::default());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let first_records = async {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            w.store
+                .commit(Commit {
+                    claim: Some(Claim {
+                        key: "hook#d-1#e-1".into(),
+                        value: "Succeeded".into(),
+                        at: T0,
+                        expires: T0.after(Duration::from_secs(3600)),
+                    }),
+                    ..Commit::default()
+                })
+                .await
+                .unwrap();
+        };
+        let (engine, inv) = (w.engine(), invocation());
+        let (answer, ()) = tokio::join!(
+            engine.on_hook(&checker, &hooks, &inv, deadline, T0),
+            first_records
+        );
+        assert_eq!(answer.status, HookStatus::Succeeded);
+        assert!(
+            checker.ran.lock().unwrap().is_empty(),
+            "the duplicate ran nothing"
+        );
+    }
+}
