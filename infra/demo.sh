@@ -74,6 +74,33 @@ print(f"  CodeDeploy deployment {d['deploymentId']} ({d['deploymentConfigName']}
 assert image.endswith("@" + sys.argv[2]), image
 PY
 
+bold "▶ CodeDeploy calls the AfterInstall lifecycle hook: deploy-hook checks the replacement"
+say "The AppSpec names the deploy-hook through its AfterInstall alias; the check there is"
+say "ecs_steady. The demo plays ECS: the replacement task set reaches 2 of 2 running tasks."
+"$py" - "$deployment" >"$work/taskset.json" <<'PY' || fail "could not make the replacement task set"
+import json, os, sys
+import boto3
+ecs = boto3.client("ecs", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+t = ecs.create_task_set(cluster="shiplane-dev", service="api-dev", taskDefinition="api-dev", externalId=sys.argv[1])
+print(json.dumps({"arn": t["taskSet"]["taskSetArn"]}))
+PY
+provision task-set --arn "$(get "$work/taskset.json" arn)" --running 2 --desired 2 >/dev/null
+printf '{"DeploymentId": "%s", "LifecycleEventHookExecutionId": "demo-after-install"}' "$deployment" >"$work/hook.json"
+"$bin/lambda-invoke" --function "$bin/deploy-hook" --name shiplane-deploy-hook --qualifier AfterInstall \
+  --env SHIPLANE_TABLE="$SHIPLANE_TABLE" --env SHIPLANE_TOPIC_ARN="$topic" \
+  --env SHIPLANE_HOOK_FUNCTION=shiplane-deploy-hook --env RUST_LOG=warn "$work/hook.json" >"$work/hook-out.json" \
+  || fail "deploy-hook returned an error: $(cat "$work/hook-out.json")"
+[ "$(get "$work/hook-out.json" response.status)" = Succeeded ] || fail "the AfterInstall hook did not succeed: $(cat "$work/hook-out.json")"
+"$py" - <<'PY' || fail "CodeDeploy did not receive the hook's answer"
+import json, os, urllib.request
+reports = json.load(urllib.request.urlopen(os.environ["AWS_ENDPOINT_URL"] + "/moto-api/shiplane/codedeploy/reports"))
+(r,) = [r for r in reports["hookReports"] if r["lifecycleEventHookExecutionId"] == "demo-after-install"]
+print(f"  reported to CodeDeploy: {r['status']}")
+assert r["status"] == "Succeeded"
+PY
+[ "$(state_of "$r1" dev)" = validating ] || fail "v1.4.0 is not validating"
+say "release $r1: validating (check_passed, hook_succeeded in its history)"
+
 bold "▶ Push v1.5.0 while v1.4.0 deploys: it queues (one deployment in flight per environment)"
 provision push --repository shiplane/api --tag v1.5.0 >"$work/push2.json"
 invoke image-push "$work/push2.json" "$work/out2.json"

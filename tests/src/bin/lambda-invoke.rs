@@ -1,6 +1,8 @@
 //! Runs a Lambda function binary behind a local Runtime API and delivers events to it, as
-//! Lambda would: `lambda-invoke --function PATH [--env K=V]... EVENT.json...` (`-` reads one
-//! event from stdin). Prints one JSON line per invocation; exits 1 if any returned an error.
+//! Lambda would: `lambda-invoke --function PATH [--qualifier ALIAS] [--env K=V]...
+//! EVENT.json...` (`-` reads one event from stdin). `--qualifier` invokes through an alias
+//! (the deploy-hook's per-hook aliases). Prints one JSON line per invocation; exits 1 if
+//! any returned an error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +13,7 @@ use shiplane_e2e::runtime_api::RuntimeApi;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: lambda-invoke --function PATH [--name NAME] [--env KEY=VALUE]... EVENT.json|-..."
+        "usage: lambda-invoke --function PATH [--name NAME] [--qualifier ALIAS] [--env KEY=VALUE]... EVENT.json|-..."
     );
     ExitCode::from(2)
 }
@@ -21,10 +23,12 @@ async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (mut function, mut name, mut env, mut events) =
         (None, "function".to_string(), Vec::new(), Vec::new());
+    let mut qualifier: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--function" => function = args.next().map(PathBuf::from),
             "--name" => name = args.next().unwrap_or(name),
+            "--qualifier" => qualifier = args.next(),
             "--env" => match args.next().and_then(|kv| {
                 kv.split_once('=')
                     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -63,7 +67,12 @@ async fn main() -> ExitCode {
     let running = api.spawn(&function, &name, &env);
     let mut failed = false;
     for (n, event) in events.into_iter().enumerate() {
-        api.invoke(event);
+        let arn = format!("arn:aws:lambda:us-east-1:123456789012:function:{name}");
+        let arn = match &qualifier {
+            Some(q) => format!("{arn}:{q}"),
+            None => arn,
+        };
+        api.invoke_as(event, &arn, Duration::from_secs(60));
         let outcomes = api.wait_for(n + 1, Duration::from_secs(120)).await;
         let o = &outcomes[n];
         failed |= o.result.is_err();
