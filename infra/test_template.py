@@ -72,6 +72,9 @@ def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
         "DeploymentEventsFunction": ("deployment-events", "aws.ecs", "ECS Task State Change"),
     }
     assert set(functions) == set(expected) | {"ReconcileFunction", "DeployHookFunction"}
+    ended = functions["DeploymentEventsFunction"]["Properties"]["Events"]["DeploymentEnded"]["Properties"]["Pattern"]
+    assert ended["source"] == ["aws.codedeploy"]
+    assert ended["detail-type"] == ["CodeDeploy Deployment State-change Notification"]
     hook = functions["DeployHookFunction"]["Properties"]
     assert hook["CodeUri"] == "target/lambda/deploy-hook/"
     aliases = {r["Properties"]["Name"] for r in t["Resources"].values() if r["Type"] == "AWS::Lambda::Alias"}
@@ -90,7 +93,7 @@ def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
         assert props["CodeUri"] == f"target/lambda/{crate}/"
         assert os.path.isdir(os.path.join(ROOT, "functions", crate)), crate
         assert props["DeadLetterQueue"]["Type"] == "SQS"
-        (event,) = props["Events"].values()
+        event = next(iter(props["Events"].values()))
         assert event["Type"] == "EventBridgeRule"
         assert event["Properties"]["Pattern"]["source"] == [source]
         assert event["Properties"]["Pattern"]["detail-type"] == [detail_type]

@@ -1,13 +1,15 @@
 //! Parse the EventBridge payload by its detail-type and hand it to the engine.
 //!
-//! Handled: ECS Task State Change (a migration task stopped). CodeDeploy deployment state
-//! changes arrive with the deployment lifecycle; until then they are logged as ignored.
+//! Handled: ECS Task State Change (a migration task stopped) and CodeDeploy Deployment
+//! State-change Notification (a deployment succeeded, failed or was stopped).
 
+use aws_lambda_events::codedeploy::CodeDeployEvent;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shiplane::aws::{Deployer, Notifier};
 use shiplane::engine::Deps;
 use shiplane::inbound::Inbound;
+use shiplane::inbound::codedeploy::parse_deployment_state;
 use shiplane::inbound::ecs::{EcsTaskStateChange, parse_task_stopped};
 use shiplane::lambda::{HandlerError, accepted, envelope, failed, ignored};
 use shiplane::release::Timestamp;
@@ -25,9 +27,12 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
         .get("detail-type")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    if detail_type == "CodeDeploy Deployment State-change Notification" {
+        return deployment_state(deps, event.payload).await;
+    }
     if detail_type != "ECS Task State Change" {
         return Ok(ignored(&format!(
-            "detail-type {detail_type:?} is not handled by this function yet"
+            "detail-type {detail_type:?} is not one this function serves"
         )));
     }
     let parsed = envelope::<EcsTaskStateChange>(event.payload, "ECS task state change")?;
@@ -42,16 +47,53 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
     {
         Ok(Inbound::Ignored(reason)) => Ok(ignored(&reason)),
         Ok(Inbound::Accepted(report)) => {
-            let moved: Vec<Value> = report
-                .transitions
-                .iter()
-                .map(|t| json!({"release": t.release, "environment": t.environment, "to": t.to, "cause": t.cause}))
-                .collect();
-            info!(task = %stopped.task_arn, transitions = moved.len(), "migration outcome applied");
-            Ok(json!({ "task": stopped.task_arn, "transitions": moved, "refused": report.refused }))
+            info!(task = %stopped.task_arn, transitions = report.transitions.len(), "migration outcome applied");
+            Ok(
+                json!({ "task": stopped.task_arn, "transitions": moved(&report), "refused": report.refused }),
+            )
         }
         Err(e) => Err(failed(e)),
     }
+}
+
+async fn deployment_state<S: ReleaseStore, D: Deployer, N: Notifier>(
+    deps: &Deps<S, D, N>,
+    payload: Value,
+) -> Result<Value, HandlerError> {
+    let parsed: CodeDeployEvent = serde_json::from_value(payload).map_err(|e| {
+        HandlerError::InvalidEvent(format!("malformed CodeDeploy deployment state change: {e}"))
+    })?;
+    let change = match accepted(
+        parse_deployment_state(&parsed),
+        "CodeDeploy deployment state change",
+    )? {
+        Ok(change) => change,
+        Err(answer) => return Ok(answer),
+    };
+    match deps
+        .engine()
+        .on_deployment_state(&change, Timestamp::now())
+        .await
+    {
+        Ok(Inbound::Ignored(reason)) => Ok(ignored(&reason)),
+        Ok(Inbound::Accepted(report)) => {
+            info!(deployment = %change.deployment_id, transitions = report.transitions.len(), "deployment outcome applied");
+            Ok(json!({
+                "deployment": change.deployment_id,
+                "transitions": moved(&report),
+                "refused": report.refused,
+            }))
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+fn moved(report: &shiplane::engine::Report) -> Vec<Value> {
+    report
+        .transitions
+        .iter()
+        .map(|t| json!({"release": t.release, "environment": t.environment, "to": t.to, "cause": t.cause}))
+        .collect()
 }
 
 #[cfg(test)]
@@ -93,6 +135,23 @@ mod tests {
             out["ignored"].as_str().unwrap().contains("RUNNING"),
             "{out}"
         );
+        let out = handle(&d, event("codedeploy/ready")).await.unwrap();
+        assert!(
+            out["ignored"]
+                .as_str()
+                .unwrap()
+                .contains("acts when it ends"),
+            "{out}"
+        );
+        let out = handle(&d, event("codedeploy/instance")).await.unwrap();
+        assert!(
+            out["ignored"].as_str().unwrap().contains("Instance"),
+            "{out}"
+        );
+        let err = handle(&d, event("codedeploy/missing-deployment"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "InvalidEvent");
         let out = handle(&d, event("ecr/tagged-push")).await.unwrap();
         assert!(
             out["ignored"]

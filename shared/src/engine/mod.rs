@@ -7,6 +7,7 @@
 
 mod effects;
 mod hooks;
+mod outcomes;
 mod reconcile;
 mod run;
 

@@ -1412,3 +1412,147 @@ mod hook_attempts {
         );
     }
 }
+
+mod deployment_outcomes {
+    use super::*;
+    use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
+
+    fn change(deployment: &str, state: DeploymentState) -> DeploymentStateChange {
+        DeploymentStateChange {
+            deployment_id: deployment.into(),
+            application: "api".into(),
+            deployment_group: "api-dev".into(),
+            state,
+            at: T0,
+        }
+    }
+
+    #[tokio::test]
+    async fn success_bakes_the_stage_and_the_same_event_again_changes_nothing() {
+        let w = World::new().await;
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        let e = w.engine();
+        let out = e
+            .on_deployment_state(&change("d-1", DeploymentState::Success), T0)
+            .await
+            .unwrap();
+        assert!(matches!(out, Inbound::Accepted(_)), "{out:?}");
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking));
+        let before = w.store.history_of_release(&id).await.unwrap().len();
+        e.on_deployment_state(&change("d-1", DeploymentState::Success), T0)
+            .await
+            .unwrap();
+        assert_eq!(w.store.history_of_release(&id).await.unwrap().len(), before);
+        for state in [DeploymentState::Start, DeploymentState::Ready] {
+            let out = e
+                .on_deployment_state(&change("d-1", state), T0)
+                .await
+                .unwrap();
+            assert!(matches!(out, Inbound::Ignored(_)), "{state:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn failure_fails_the_stage_with_codedeploys_reason_and_the_queued_release_deploys() {
+        let w = World::new().await;
+        let r1 = w.pushed("shiplane/api", 1, "v1.0.1").await;
+        let r2 = w.pushed("shiplane/api", 2, "v1.0.2").await;
+        w.deployer.set_status(
+            "d-1",
+            DeploymentStatus::Failed(
+                "CodeDeploy deployment d-1 failed: the AfterAllowTestTraffic hook failed".into(),
+            ),
+        );
+        w.engine()
+            .on_deployment_state(&change("d-1", DeploymentState::Failure), T0)
+            .await
+            .unwrap();
+        let r = w.store.release(&r1).await.unwrap().unwrap().item;
+        assert_eq!(r.state_in("dev"), Some(StageState::Failed));
+        assert!(
+            r.stages["dev"]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("hook failed")
+        );
+        assert_eq!(w.state(&r2, "dev").await, Some(StageState::Deploying));
+        assert_eq!(w.deploys(), [format!("{r1}@dev"), format!("{r2}@dev")]);
+        // A stop of the next one, said as CodeDeploy says it.
+        w.engine()
+            .on_deployment_state(&change("d-2", DeploymentState::Stop), T0)
+            .await
+            .unwrap();
+        let r = w.store.release(&r2).await.unwrap().unwrap().item;
+        assert!(
+            r.stages["dev"]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("was stopped"),
+            "{:?}",
+            r.stages["dev"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_late_event_of_an_older_deployment_never_finishes_a_newer_one() {
+        let w = World::new().await;
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await; // runs d-1
+        // An older deployment of the same release and environment (one that was replaced)
+        // is still known by reference.
+        w.store
+            .commit(crate::store::Commit {
+                deployments: vec![crate::store::DeploymentRef {
+                    deployment_id: "d-OLD".into(),
+                    release: id.clone(),
+                    service: "api".into(),
+                    environment: "dev".into(),
+                }],
+                ..crate::store::Commit::default()
+            })
+            .await
+            .unwrap();
+        let out = w
+            .engine()
+            .on_deployment_state(&change("d-OLD", DeploymentState::Success), T0)
+            .await
+            .unwrap();
+        assert!(
+            matches!(out, Inbound::Ignored(ref why) if why.contains("late event")),
+            "{out:?}"
+        );
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+    }
+
+    #[tokio::test]
+    async fn the_end_of_a_deployment_shiplane_did_not_start_frees_the_lane_it_blocked() {
+        let w = World::new().await;
+        w.deployer
+            .deploy_answers
+            .lock()
+            .unwrap()
+            .push(Ok(DeployOutcome::Blocked {
+                by: "d-MANUAL".into(),
+            }));
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Queued));
+        let e = w.engine();
+        let out = e
+            .on_deployment_state(&change("d-MANUAL", DeploymentState::Success), T0)
+            .await
+            .unwrap();
+        assert!(matches!(out, Inbound::Accepted(_)), "{out:?}");
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+        assert_eq!(w.deploys().len(), 2);
+        // A foreign deployment in a group no release waits for changes nothing.
+        let other = DeploymentStateChange {
+            deployment_group: "elsewhere".into(),
+            ..change("d-X", DeploymentState::Failure)
+        };
+        assert!(matches!(
+            e.on_deployment_state(&other, T0).await.unwrap(),
+            Inbound::Ignored(_)
+        ));
+    }
+}

@@ -1,0 +1,128 @@
+//! The built `deployment-events` binary behind a local Runtime API, fed CodeDeploy's
+//! "Deployment State-change Notification" for deployments the engine created in the
+//! local AWS.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shiplane::engine::{Engine, PushOutcome};
+use shiplane::release::{StageState, Timestamp};
+use shiplane::store::ReleaseStore;
+use shiplane_e2e::runtime_api::RuntimeApi;
+use shiplane_e2e::{aws_adapters, deployed_world, image_push, set_deployment_status};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_deployment-events");
+
+fn state_change(p: &str, deployment: &str, state: &str) -> Value {
+    json!({
+        "account": "123456789012",
+        "region": "us-east-1",
+        "detail-type": "CodeDeploy Deployment State-change Notification",
+        "source": "aws.codedeploy",
+        "version": "0",
+        "time": "2026-11-24T10:00:00Z",
+        "id": format!("evt-{deployment}-{state}"),
+        "resources": [],
+        "detail": {
+            "region": "us-east-1",
+            "application": format!("{p}-api"),
+            "deploymentGroup": format!("{p}-api-dev"),
+            "deploymentId": deployment,
+            "state": state,
+        }
+    })
+}
+
+#[tokio::test]
+async fn codedeploy_outcomes_move_the_stage_that_runs_the_deployment() {
+    let (p, account, store) = deployed_world().await;
+    let (deployer, notifier) = aws_adapters(&account.topic_arn).await;
+    let engine = Engine {
+        store: &store,
+        deployer: &deployer,
+        notifier: &notifier,
+    };
+    let mut pushed = Vec::new();
+    for tag in ["v1", "v2"] {
+        let PushOutcome::Created { release, .. } = engine
+            .on_push(&image_push(&format!("{p}/api"), tag), Timestamp::now())
+            .await
+            .unwrap()
+        else {
+            panic!("no release")
+        };
+        pushed.push(release);
+    }
+    let (first, second) = (&pushed[0], &pushed[1]);
+    let deployment = |id| {
+        let store = &store;
+        async move {
+            store.release(id).await.unwrap().unwrap().item.stages["dev"]
+                .deployment_id
+                .clone()
+        }
+    };
+    let d1 = deployment(first).await.unwrap();
+
+    let api = RuntimeApi::start().await;
+    let function = api.spawn(
+        Path::new(BINARY),
+        "shiplane-deployment-events",
+        &[
+            ("SHIPLANE_TABLE", store.table()),
+            ("SHIPLANE_TOPIC_ARN", &account.topic_arn),
+            ("SHIPLANE_HOOK_FUNCTION", "CodeDeployHook_shiplane"),
+        ],
+    );
+    let wait = Duration::from_secs(60);
+    // CodeDeploy fails the first deployment (a hook said Failed) and says so.
+    set_deployment_status(&d1, "Failed");
+    api.invoke(state_change(&p, &d1, "FAILURE"));
+    let out = api.wait_for(1, wait).await;
+    assert!(out[0].result.is_ok(), "{:?}", out[0].result);
+    let r1 = store.release(first).await.unwrap().unwrap().item;
+    assert_eq!(r1.state_in("dev"), Some(StageState::Failed));
+    assert!(r1.stages["dev"].reason.as_deref().unwrap().contains(&d1));
+    // The queued release deployed.
+    assert_eq!(
+        store
+            .release(second)
+            .await
+            .unwrap()
+            .unwrap()
+            .item
+            .state_in("dev"),
+        Some(StageState::Deploying)
+    );
+    let d2 = deployment(second).await.unwrap();
+    assert_ne!(d1, d2);
+    // The first deployment's FAILURE again, late: nothing changes.
+    api.invoke(state_change(&p, &d1, "FAILURE"));
+    // The second succeeds.
+    set_deployment_status(&d2, "Succeeded");
+    api.invoke(state_change(&p, &d2, "READY"));
+    api.invoke(state_change(&p, &d2, "SUCCESS"));
+    let out = api.wait_for(4, wait).await;
+    assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
+    assert!(
+        out[2].result.as_ref().unwrap()["ignored"].is_string(),
+        "READY is only logged"
+    );
+    // dev has no bake in this pipeline: succeeded, and promoted to prod for approval.
+    let r2 = store.release(second).await.unwrap().unwrap().item;
+    assert_eq!(r2.state_in("dev"), Some(StageState::Succeeded));
+    assert_eq!(r2.state_in("prod"), Some(StageState::AwaitingApproval));
+    assert_eq!(
+        store
+            .release(first)
+            .await
+            .unwrap()
+            .unwrap()
+            .item
+            .state_in("dev"),
+        Some(StageState::Failed),
+        "the late event left the first as it was"
+    );
+    function.stop();
+}

@@ -1,0 +1,141 @@
+//! Deployment outcomes from CodeDeploy's state-change events. They are best effort (the
+//! reconciler covers a lost one) and matched to the stage by deployment id, so a late
+//! event of an older deployment never finishes a newer one.
+
+use tracing::info;
+
+use super::run::{Job, Work};
+use super::{Engine, EngineError, Report, stage_of};
+use crate::aws::{DeployRequest, Deployer, DeploymentStatus, Notifier};
+use crate::inbound::Inbound;
+use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
+use crate::pipeline::{Pipeline, Target};
+use crate::release::{Event, StageState, Timestamp};
+use crate::store::ReleaseStore;
+
+impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+    /// A CodeDeploy deployment ended (or started, or is ready to reroute: only logged):
+    /// the stage that runs it succeeds (and bakes) or fails; a deployment Shiplane did not
+    /// start frees the lane it kept busy.
+    pub async fn on_deployment_state(
+        &self,
+        change: &DeploymentStateChange,
+        now: Timestamp,
+    ) -> Result<Inbound<Report>, EngineError> {
+        if !change.state.is_final() {
+            return Ok(Inbound::Ignored(format!(
+                "deployment {} is {:?}; Shiplane acts when it ends",
+                change.deployment_id, change.state
+            )));
+        }
+        let pipeline = self.pipeline().await?;
+        let Some(reference) = self.store.deployment(&change.deployment_id).await? else {
+            return self.foreign_deployment_ended(&pipeline, change, now).await;
+        };
+        let ignored = |why: String| Ok(Inbound::Ignored(why));
+        let Some(release) = self.store.release(&reference.release).await? else {
+            return ignored(format!("release {} no longer exists", reference.release));
+        };
+        let env = reference.environment.as_str();
+        let runs = release
+            .item
+            .stages
+            .get(env)
+            .and_then(|s| s.deployment_id.as_deref());
+        if runs != Some(change.deployment_id.as_str()) {
+            return ignored(format!(
+                "deployment {} is not the one release {} runs in {env} ({}); a late event changes nothing",
+                change.deployment_id,
+                release.item.id,
+                runs.unwrap_or("none")
+            ));
+        }
+        let Some((service, stage)) = stage_of(&pipeline, &reference.service, env) else {
+            return ignored(format!(
+                "services.{}.environments.{env} is not in the current pipeline",
+                reference.service
+            ));
+        };
+        let event = match change.state {
+            DeploymentState::Success => Event::DeploymentSucceeded,
+            _ => {
+                let how = if change.state == DeploymentState::Stop {
+                    "was stopped"
+                } else {
+                    "failed"
+                };
+                // The event says only that; CodeDeploy's deployment says why.
+                let req = DeployRequest {
+                    release: &release.item,
+                    service,
+                    stage,
+                };
+                let reason = match self
+                    .deployer
+                    .deployment_status(req, &change.deployment_id)
+                    .await
+                {
+                    Ok(DeploymentStatus::Failed(why)) => why,
+                    _ => format!("CodeDeploy deployment {} {how}", change.deployment_id),
+                };
+                Event::DeploymentFailed { reason }
+            }
+        };
+        let work = Work::event(&service.name, env, &release.item.id, event);
+        Ok(Inbound::Accepted(self.run(&pipeline, work, now).await?))
+    }
+
+    /// A deployment someone else made in one of Shiplane's deployment groups ended: a
+    /// release it sent back to the queue (`deployment_blocked`) starts now.
+    async fn foreign_deployment_ended(
+        &self,
+        pipeline: &Pipeline,
+        change: &DeploymentStateChange,
+        now: Timestamp,
+    ) -> Result<Inbound<Report>, EngineError> {
+        let mut jobs = Vec::new();
+        for service in pipeline.services.values() {
+            for stage in &service.stages {
+                let Target::BlueGreen { codedeploy, .. } = &stage.target else {
+                    continue;
+                };
+                if codedeploy.application != change.application
+                    || codedeploy.deployment_group != change.deployment_group
+                {
+                    continue;
+                }
+                let lane = self
+                    .store
+                    .lane(&service.name, &stage.environment)
+                    .await?
+                    .item;
+                if lane.in_flight.is_some() {
+                    continue;
+                }
+                let Some(queued) = lane.queued else { continue };
+                let waiting = self
+                    .store
+                    .release(&queued)
+                    .await?
+                    .and_then(|r| r.item.state_in(&stage.environment))
+                    == Some(StageState::Queued);
+                if waiting {
+                    info!(service = %service.name, environment = %stage.environment, release = %queued, deployment = %change.deployment_id, "the deployment that kept the group busy ended; starting the queued release");
+                    jobs.push(Job::Apply(Work::event(
+                        &service.name,
+                        &stage.environment,
+                        &queued,
+                        Event::Dequeue,
+                    )));
+                }
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(Inbound::Ignored(format!(
+                "deployment {} was not started by Shiplane and keeps no release waiting",
+                change.deployment_id
+            )));
+        }
+        Ok(Inbound::Accepted(self.drain(pipeline, jobs, now).await?))
+    }
+}
