@@ -10,7 +10,7 @@ use shiplane::release::{Event, LaneEvent, Release, ReleaseId, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore, StoreError, StoredPipeline};
 
 use crate::render::{self, LaneStatus};
-use crate::{Cli, Command, ConfigCommand, Failure, Reach, TableCommand};
+use crate::{Cli, Command, ConfigCommand, Failure, Operator, Reach, TableCommand};
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
@@ -51,37 +51,61 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let store = store(&cli.table).await;
             history(&store, target, limit, cli.json).await
         }
+        Command::Approve {
+            ref release,
+            ref environment,
+            ref who,
+        } => {
+            let event = Event::Approved {
+                actor: actor_name(who.actor.clone()),
+            };
+            release_event(&cli, release, environment, event, who).await
+        }
+        Command::Reject {
+            ref release,
+            ref environment,
+            ref reason,
+            ref who,
+        } => {
+            let event = Event::Rejected {
+                actor: actor_name(who.actor.clone()),
+                reason: reason.clone(),
+            };
+            release_event(&cli, release, environment, event, who).await
+        }
+        Command::Pause {
+            ref service,
+            ref environment,
+            ref reason,
+            ref who,
+        } => {
+            let event = LaneEvent::Pause {
+                actor: actor_name(who.actor.clone()),
+                reason: reason.clone(),
+            };
+            lane_event(&cli, service, environment, event, who).await
+        }
+        Command::Resume {
+            ref service,
+            ref environment,
+            ref who,
+        } => {
+            let event = LaneEvent::Resume {
+                actor: actor_name(who.actor.clone()),
+            };
+            lane_event(&cli, service, environment, event, who).await
+        }
         Command::Cancel {
             ref release,
             ref environment,
             ref reason,
             ref who,
         } => {
-            let id = ReleaseId::parse(release).map_err(|e| Failure::BadInput(e.to_string()))?;
-            let deps = deps(&cli.table, &who.aws).await;
-            let engine = deps.engine();
-            let pipeline = engine.pipeline().await.map_err(engine_failure)?;
-            let found = deps.store.release(&id).await?.ok_or_else(|| {
-                Failure::BadInput(format!(
-                    "no release {id}; find it with `shiplane status` or `shiplane history SERVICE`"
-                ))
-            })?;
             let event = Event::Cancelled {
                 actor: actor_name(who.actor.clone()),
                 reason: reason.clone(),
             };
-            let report = engine
-                .on_event(
-                    &pipeline,
-                    &found.item.service,
-                    environment,
-                    &id,
-                    event,
-                    Timestamp::now(),
-                )
-                .await
-                .map_err(engine_failure)?;
-            changed(report, cli.json)
+            release_event(&cli, release, environment, event, who).await
         }
         Command::Unblock {
             ref service,
@@ -89,19 +113,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref reason,
             ref who,
         } => {
-            let deps = deps(&cli.table, &who.aws).await;
-            let engine = deps.engine();
-            let pipeline = engine.pipeline().await.map_err(engine_failure)?;
-            known_stage(&pipeline, service, environment)?;
             let event = LaneEvent::Unblock {
                 actor: actor_name(who.actor.clone()),
                 reason: reason.clone(),
             };
-            let report = engine
-                .on_lane(&pipeline, service, environment, event, Timestamp::now())
-                .await
-                .map_err(engine_failure)?;
-            changed(report, cli.json)
+            lane_event(&cli, service, environment, event, who).await
         }
         Command::Reconcile {
             ref service,
@@ -208,6 +224,57 @@ fn known_stage(pipeline: &Pipeline, service: &str, environment: &str) -> Result<
         )));
     }
     Ok(())
+}
+
+/// Applies an operator's event to one release in one environment and shows what changed.
+async fn release_event(
+    cli: &Cli,
+    release: &str,
+    environment: &str,
+    event: Event,
+    who: &Operator,
+) -> Result<(), Failure> {
+    let id = ReleaseId::parse(release).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let deps = deps(&cli.table, &who.aws).await;
+    let engine = deps.engine();
+    let pipeline = engine.pipeline().await.map_err(engine_failure)?;
+    let found = deps.store.release(&id).await?.ok_or_else(|| {
+        Failure::BadInput(format!(
+            "no release {id}; find it with `shiplane status` or `shiplane history SERVICE`"
+        ))
+    })?;
+    known_stage(&pipeline, &found.item.service, environment)?;
+    let report = engine
+        .on_event(
+            &pipeline,
+            &found.item.service,
+            environment,
+            &id,
+            event,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(engine_failure)?;
+    changed(report, cli.json)
+}
+
+/// Applies an operator's event to a service's environment and shows what changed.
+async fn lane_event(
+    cli: &Cli,
+    service: &str,
+    environment: &str,
+    event: LaneEvent,
+    who: &Operator,
+) -> Result<(), Failure> {
+    let deps = deps(&cli.table, &who.aws).await;
+    let engine = deps.engine();
+    let pipeline = engine.pipeline().await.map_err(engine_failure)?;
+    known_stage(&pipeline, service, environment)?;
+    let report = engine
+        .on_lane(&pipeline, service, environment, event, Timestamp::now())
+        .await
+        .map_err(engine_failure)?;
+    changed(report, cli.json)
 }
 
 /// Shows what an operator's command changed; a refusal is bad input (exit 2) with why.

@@ -51,6 +51,39 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Let a release awaiting approval into an environment go on: it deploys, or queues
+    /// behind the release in flight there.
+    Approve {
+        release: String,
+        environment: String,
+        #[command(flatten)]
+        who: Operator,
+    },
+    /// Refuse a release awaiting approval (or queued) in an environment; it never deploys there.
+    Reject {
+        release: String,
+        environment: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Operator,
+    },
+    /// Hold an environment of a service: releases queue there and none deploys until resumed.
+    Pause {
+        service: String,
+        environment: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Operator,
+    },
+    /// Lift a pause; the queued release starts.
+    Resume {
+        service: String,
+        environment: String,
+        #[command(flatten)]
+        who: Operator,
+    },
     /// End a release's stage in an environment, whatever its state: a deployment in flight
     /// is stopped and rolled back, the lane is freed and its queued release starts.
     Cancel {

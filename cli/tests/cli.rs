@@ -426,3 +426,155 @@ async fn apply_stores_a_1000_service_pipeline_larger_than_one_dynamodb_item() {
     assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
     assert_eq!(stdout(&shown).trim_end(), source.trim_end());
 }
+
+/// CodeDeploy finishes the release's dev deployment in the emulator (AWS would by itself).
+async fn finish_dev_deployment(store: &DynamoStore, id: &ReleaseId) {
+    let r = store.release(id).await.unwrap().unwrap().item;
+    let deployment = r.stages["dev"]
+        .deployment_id
+        .clone()
+        .expect("a deployment in dev");
+    shiplane_e2e::set_deployment_status(&deployment, "Succeeded");
+}
+
+#[tokio::test]
+async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator() {
+    use shiplane::engine::{Engine, PushOutcome};
+    use shiplane::release::StageState;
+    let (p, account, store) = shiplane_e2e::deployed_world().await;
+    let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
+    let engine = Engine {
+        store: &store,
+        deployer: &deployer,
+        notifier: &notifier,
+    };
+    let pipeline = engine.pipeline().await.unwrap();
+    // Two releases that succeeded in dev and wait for approval into prod, one after the other.
+    let mut ids = Vec::new();
+    for tag in ["v1", "v2"] {
+        let PushOutcome::Created { release, .. } = engine
+            .on_push(
+                &shiplane_e2e::image_push(&format!("{p}/api"), tag),
+                Timestamp::now(),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("no release")
+        };
+        finish_dev_deployment(&store, &release).await;
+        engine
+            .on_event(
+                &pipeline,
+                "api",
+                "dev",
+                &release,
+                Event::DeploymentSucceeded,
+                Timestamp::now(),
+            )
+            .await
+            .unwrap();
+        ids.push(release);
+    }
+    let state = |id: ReleaseId, env: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .release(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .item
+                .state_in(env)
+        }
+    };
+    let (v1, v2) = (ids[0].clone(), ids[1].clone());
+    assert_eq!(
+        state(v1.clone(), "prod").await,
+        Some(StageState::Superseded),
+        "v2 replaced it in the queue"
+    );
+    assert_eq!(
+        state(v2.clone(), "prod").await,
+        Some(StageState::AwaitingApproval)
+    );
+    let table = store.table().to_string();
+
+    // Approving a stage that is not awaiting approval: a clear error, nothing changed.
+    let wrong = shiplane(&table, &["approve", v1.as_str(), "prod"]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("superseded"), "{}", stderr(&wrong));
+    let wrong_env = shiplane(&table, &["approve", v2.as_str(), "staging"]);
+    assert_eq!(wrong_env.status.code(), Some(2), "{}", stderr(&wrong_env));
+
+    // Pause prod, approve v2: it queues behind the pause; resume: it deploys.
+    let pause = shiplane(
+        &table,
+        &["pause", "api", "prod", "--reason", "change freeze"],
+    );
+    assert_eq!(pause.status.code(), Some(0), "{}", stderr(&pause));
+    let again = shiplane(&table, &["pause", "api", "prod", "--reason", "again"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("already paused by ana"),
+        "{}",
+        stderr(&again)
+    );
+    let approve = shiplane(&table, &["approve", v2.as_str(), "prod"]);
+    assert_eq!(approve.status.code(), Some(0), "{}", stderr(&approve));
+    assert_eq!(state(v2.clone(), "prod").await, Some(StageState::Queued));
+    let resume = shiplane(&table, &["resume", "api", "prod"]);
+    assert_eq!(resume.status.code(), Some(0), "{}", stderr(&resume));
+    assert_eq!(state(v2.clone(), "prod").await, Some(StageState::Deploying));
+    let history = store.history_of_release(&v2).await.unwrap();
+    let approved = history
+        .iter()
+        .find(|t| t.cause.as_str() == "approved")
+        .unwrap();
+    assert_eq!(approved.actor.as_deref(), Some("ana"));
+    let lane_history = store.history_of_service("api", 100).await.unwrap();
+    assert!(lane_history.iter().any(|t| t.cause.as_str() == "paused"
+        && t.detail.as_deref() == Some("change freeze")
+        && t.actor.as_deref() == Some("ana")));
+
+    // A third release reaches prod and is rejected with a reason.
+    let PushOutcome::Created { release: v3, .. } = engine
+        .on_push(
+            &shiplane_e2e::image_push(&format!("{p}/api"), "v3"),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("no release")
+    };
+    finish_dev_deployment(&store, &v3).await;
+    engine
+        .on_event(
+            &pipeline,
+            "api",
+            "dev",
+            &v3,
+            Event::DeploymentSucceeded,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let reject = shiplane(
+        &table,
+        &[
+            "reject",
+            v3.as_str(),
+            "prod",
+            "--reason",
+            "missing changelog",
+        ],
+    );
+    assert_eq!(reject.status.code(), Some(0), "{}", stderr(&reject));
+    let r3 = store.release(&v3).await.unwrap().unwrap().item;
+    assert_eq!(r3.state_in("prod"), Some(StageState::Rejected));
+    assert_eq!(
+        r3.stages["prod"].reason.as_deref(),
+        Some("missing changelog")
+    );
+}
