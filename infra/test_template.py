@@ -68,10 +68,13 @@ def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
     assert set(env) == {"SHIPLANE_TABLE", "SHIPLANE_TOPIC_ARN", "SHIPLANE_HOOK_FUNCTION"}
     functions = {n: r for n, r in t["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
     expected = {
+        "AlarmFunction": ("alarm", "aws.cloudwatch", "CloudWatch Alarm State Change"),
         "ImagePushFunction": ("image-push", "aws.ecr", "ECR Image Action"),
         "DeploymentEventsFunction": ("deployment-events", "aws.ecs", "ECS Task State Change"),
     }
     assert set(functions) == set(expected) | {"ReconcileFunction", "DeployHookFunction"}
+    permission = t["Resources"]["AlarmActionPermission"]["Properties"]
+    assert permission["Principal"] == "lambda.alarms.cloudwatch.amazonaws.com"
     ended = functions["DeploymentEventsFunction"]["Properties"]["Events"]["DeploymentEnded"]["Properties"]["Pattern"]
     assert ended["source"] == ["aws.codedeploy"]
     assert ended["detail-type"] == ["CodeDeploy Deployment State-change Notification"]

@@ -1,4 +1,6 @@
-//! Deployment outcomes from CodeDeploy's state-change events. They are best effort (the
+//! Outcomes from AWS: CodeDeploy's deployment state changes and CloudWatch alarms.
+//!
+//! Deployment outcomes come from CodeDeploy's state-change events. They are best effort (the
 //! reconciler covers a lost one) and matched to the stage by deployment id, so a late
 //! event of an older deployment never finishes a newer one.
 
@@ -8,9 +10,10 @@ use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, stage_of};
 use crate::aws::{DeployRequest, Deployer, DeploymentStatus, Notifier};
 use crate::inbound::Inbound;
+use crate::inbound::alarm::AlarmChange;
 use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 use crate::pipeline::{Pipeline, Target};
-use crate::release::{Event, StageState, Timestamp};
+use crate::release::{Event, LaneEvent, StageState, Timestamp};
 use crate::store::ReleaseStore;
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
@@ -137,5 +140,42 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
             )));
         }
         Ok(Inbound::Accepted(self.drain(pipeline, jobs, now).await?))
+    }
+}
+
+impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+    /// A CloudWatch alarm changed state: every lane that watches it records the change (an
+    /// older change than the one recorded is refused); on ALARM the release in flight there
+    /// is stopped and rolled back, or, if it already shipped, replaced by the last known
+    /// good release.
+    pub async fn on_alarm(
+        &self,
+        change: &AlarmChange,
+        now: Timestamp,
+    ) -> Result<Inbound<Report>, EngineError> {
+        let pipeline = self.pipeline().await?;
+        let lanes = pipeline.lanes_watching(&change.alarm);
+        if lanes.is_empty() {
+            return Ok(Inbound::Ignored(format!(
+                "alarm {} is watched by no stage of the pipeline",
+                change.alarm
+            )));
+        }
+        let jobs = lanes
+            .into_iter()
+            .map(|(service, env)| {
+                Job::Apply(Work::lane(
+                    service,
+                    env,
+                    LaneEvent::AlarmChanged {
+                        alarm: change.alarm.clone(),
+                        state: change.state,
+                        at: change.at,
+                        reason: change.reason.clone(),
+                    },
+                ))
+            })
+            .collect();
+        Ok(Inbound::Accepted(self.drain(&pipeline, jobs, now).await?))
     }
 }

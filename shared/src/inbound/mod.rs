@@ -3,6 +3,7 @@
 //! Parsing never touches state: a payload is accepted, ignored (logged at info), or rejected
 //! with an error that names the field.
 
+pub mod alarm;
 pub mod codedeploy;
 pub mod ecr;
 pub mod ecs;

@@ -23,6 +23,38 @@ pub struct Pipeline {
     /// Service name by ECR repository (each repository belongs to one service): every push
     /// looks its service up here.
     by_repository: HashMap<String, String>,
+    /// Which lanes watch which alarm (by name and by prefix): every alarm event looks its
+    /// lanes up here.
+    watchers: AlarmWatchers,
+}
+
+/// The stages (service, environment) watching each alarm, built once per pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct AlarmWatchers {
+    by_name: HashMap<String, Vec<(String, String)>>,
+    by_prefix: Vec<(String, String, String)>,
+}
+
+impl AlarmWatchers {
+    pub(crate) fn of(services: &BTreeMap<String, Service>) -> AlarmWatchers {
+        let mut w = AlarmWatchers::default();
+        for service in services.values() {
+            for stage in &service.stages {
+                let lane = (service.name.clone(), stage.environment.clone());
+                for name in &stage.alarms {
+                    w.by_name
+                        .entry(name.clone())
+                        .or_default()
+                        .push(lane.clone());
+                }
+                for prefix in &stage.alarm_prefixes {
+                    w.by_prefix
+                        .push((prefix.clone(), lane.0.clone(), lane.1.clone()));
+                }
+            }
+        }
+        w
+    }
 }
 
 /// One released unit: an ECR repository whose pushes become releases.
@@ -306,6 +338,28 @@ impl Pipeline {
     pub fn from_toml(source: &str) -> Result<Pipeline, ConfigError> {
         let (raw, unknown) = raw::parse(source)?;
         validate::validate(raw, unknown)
+    }
+
+    /// The (service, environment) lanes that watch an alarm, by name or prefix.
+    pub fn lanes_watching(&self, alarm: &str) -> Vec<(&str, &str)> {
+        let mut out: Vec<(&str, &str)> = self
+            .watchers
+            .by_name
+            .get(alarm)
+            .into_iter()
+            .flatten()
+            .map(|(s, e)| (s.as_str(), e.as_str()))
+            .chain(
+                self.watchers
+                    .by_prefix
+                    .iter()
+                    .filter(|(p, _, _)| alarm.starts_with(p.as_str()))
+                    .map(|(_, s, e)| (s.as_str(), e.as_str())),
+            )
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The service that tracks an ECR repository, if any.

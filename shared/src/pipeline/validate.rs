@@ -8,8 +8,9 @@ use regex::Regex;
 
 use super::raw::{RawCheck, RawFile, RawService, RawStage};
 use super::{
-    Approval, Check, CodeDeployTarget, ConfigError, HttpProbe, LifecycleHook, Migration, Pipeline,
-    Probe, Problem, Service, ServiceKind, StageConfig, TagPolicy, Target, parse_duration,
+    AlarmWatchers, Approval, Check, CodeDeployTarget, ConfigError, HttpProbe, LifecycleHook,
+    Migration, Pipeline, Probe, Problem, Service, ServiceKind, StageConfig, TagPolicy, Target,
+    parse_duration,
 };
 
 /// Every key the file format knows, for "did you mean" hints on unknown ones.
@@ -164,10 +165,12 @@ pub(super) fn validate(raw: RawFile, unknown: Vec<String>) -> Result<Pipeline, C
             .values()
             .map(|s| (s.repository.clone(), s.name.clone()))
             .collect();
+        let watchers = AlarmWatchers::of(&services);
         Ok(Pipeline {
             environments,
             services,
             by_repository,
+            watchers,
         })
     } else {
         Err(ConfigError { problems: p.0 })

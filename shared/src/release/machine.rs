@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::model::{
-    Cause, Lane, LaneView, Pause, Release, ReleaseId, Stage, StageState, Timestamp, Transition,
+    AlarmSeen, AlarmState, Cause, Lane, LaneView, Pause, Release, ReleaseId, Stage, StageState,
+    Timestamp, Transition,
 };
 use crate::pipeline::{Approval, Service, ServiceKind, StageConfig};
 
@@ -177,7 +178,7 @@ fn bounded(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
-/// Operator events on a whole lane rather than one release.
+/// Events on a whole lane rather than one release: an operator's, or an alarm's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaneEvent {
     Pause {
@@ -191,6 +192,13 @@ pub enum LaneEvent {
     /// queued release: the way out when a stage is stuck.
     Unblock {
         actor: String,
+        reason: String,
+    },
+    /// A CloudWatch alarm the stage watches changed state at `at` (CloudWatch's clock).
+    AlarmChanged {
+        alarm: String,
+        state: AlarmState,
+        at: Timestamp,
         reason: String,
     },
 }
@@ -376,6 +384,12 @@ pub enum TransitionError {
         service: String,
         environment: String,
         why: String,
+    },
+    #[error("alarm {alarm} changed at {at}, before the change already recorded ({seen}); ignored")]
+    StaleAlarm {
+        alarm: String,
+        at: Timestamp,
+        seen: Timestamp,
     },
     #[error("{service}/{environment} holds nothing to unblock")]
     NothingToUnblock {
@@ -695,6 +709,52 @@ fn arrive(w: &mut Work<'_>, id: &ReleaseId) -> Result<(), TransitionError> {
     Ok(())
 }
 
+/// An alarm fired while `id` was in flight here: a deployment is stopped and rolled back;
+/// a release that already shipped (baking) is replaced by the last known good one; with
+/// none, nothing is deployed and the reason says a person must act.
+fn roll_back(
+    w: &mut Work<'_>,
+    id: &ReleaseId,
+    state: StageState,
+    detail: Option<String>,
+) -> Result<(), TransitionError> {
+    use StageState as S;
+    let env = w.env();
+    if state != S::Baking {
+        return w.end_in_flight(id, state, S::RolledBack, Cause::AlarmFired, None, detail);
+    }
+    match w.view.lane.last_known_good.clone() {
+        Some(good) if &good != id => {
+            w.move_to(id, S::RolledBack, Cause::AlarmFired, None, detail)?;
+            w.move_to(
+                &good,
+                S::Deploying,
+                Cause::Rollback,
+                None,
+                Some(format!("restoring after {id}")),
+            )?;
+            let stage = w.stage(&good)?;
+            stage.redeploy = true;
+            stage.deployment_id = None;
+            w.lane().in_flight = Some(good.clone());
+            w.actions.push(Action::Deploy {
+                release: good,
+                environment: env,
+                redeploy: true,
+            });
+        }
+        _ => {
+            let detail = Some(format!(
+                "{}; no last known good release to restore here: manual action needed",
+                detail.unwrap_or_default()
+            ));
+            w.move_to(id, S::RolledBack, Cause::AlarmFired, None, detail)?;
+            w.finish()?;
+        }
+    }
+    Ok(())
+}
+
 /// Applies one event for one release to a lane. Pure: the same inputs give the same decision.
 pub fn apply(
     view: &LaneView,
@@ -899,32 +959,8 @@ pub fn apply(
         (S::Baking, Event::BakeElapsed) => {
             w.succeed(id, cause)?;
         }
-        (S::Deploying | S::Validating, Event::AlarmFired { .. }) => {
-            w.end_in_flight(id, state, S::RolledBack, cause, None, detail)?;
-        }
-        (S::Baking, Event::AlarmFired { .. }) => {
-            w.move_to(id, S::RolledBack, cause, None, detail)?;
-            match w.view.lane.last_known_good.clone() {
-                Some(good) if &good != id => {
-                    w.move_to(
-                        &good,
-                        S::Deploying,
-                        Cause::Rollback,
-                        None,
-                        Some(format!("restoring after {id}")),
-                    )?;
-                    let stage = w.stage(&good)?;
-                    stage.redeploy = true;
-                    stage.deployment_id = None;
-                    w.lane().in_flight = Some(good.clone());
-                    w.actions.push(Action::Deploy {
-                        release: good,
-                        environment: env,
-                        redeploy: true,
-                    });
-                }
-                _ => w.finish()?,
-            }
+        (S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => {
+            roll_back(&mut w, id, state, detail)?;
         }
         (S::Cancelled | S::Failed | S::RolledBack, Event::StopRequested { deployment_id, .. })
             if w.stage(id)?.deployment_id.as_ref() == Some(deployment_id) =>
@@ -1067,6 +1103,58 @@ pub fn apply_lane(
             w.transitions.push(transition(Cause::Resumed, actor, None));
             if w.view.lane.in_flight.is_none() {
                 w.finish()?;
+            }
+        }
+        LaneEvent::AlarmChanged {
+            alarm,
+            state,
+            at,
+            reason,
+        } => {
+            if let Some(seen) = w.view.lane.alarms.get(alarm)
+                && seen.at >= *at
+            {
+                return Err(TransitionError::StaleAlarm {
+                    alarm: alarm.clone(),
+                    at: *at,
+                    seen: seen.at,
+                });
+            }
+            w.lane().alarms.insert(
+                alarm.clone(),
+                AlarmSeen {
+                    state: *state,
+                    at: *at,
+                },
+            );
+            let cause = match state {
+                AlarmState::Alarm => Cause::AlarmFired,
+                AlarmState::Ok => Cause::AlarmCleared,
+                AlarmState::InsufficientData => Cause::AlarmNoData,
+            };
+            let detail = format!("{alarm}: {}", bounded(reason));
+            w.transitions.push(Transition {
+                actor: None,
+                ..transition(cause, "", Some(detail.clone()))
+            });
+            let in_flight = w.view.lane.in_flight.clone();
+            if let (AlarmState::Alarm, Some(id)) = (state, in_flight) {
+                let held = w.state(&id);
+                let restoring = w
+                    .view
+                    .releases
+                    .get(&id)
+                    .and_then(|r| r.stages.get(&environment))
+                    .is_some_and(|s| s.redeploy);
+                // A release being restored after a rollback is not rolled back again: a
+                // flapping alarm rolls back once.
+                if let Some(
+                    st @ (StageState::Deploying | StageState::Validating | StageState::Baking),
+                ) = held
+                    && !restoring
+                {
+                    roll_back(&mut w, &id, st, Some(detail))?;
+                }
             }
         }
         LaneEvent::Unblock { actor, reason } => {

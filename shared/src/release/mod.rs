@@ -14,6 +14,6 @@ pub use machine::{
     TransitionError, apply, apply_lane, owed, pending_action,
 };
 pub use model::{
-    Cause, Digest, InvalidInput, Lane, LaneView, MAX_TAGS, Pause, Release, ReleaseId, Stage,
-    StageState, Timestamp, Transition, escaped, validate_tag,
+    AlarmSeen, AlarmState, Cause, Digest, InvalidInput, Lane, LaneView, MAX_TAGS, Pause, Release,
+    ReleaseId, Stage, StageState, Timestamp, Transition, escaped, validate_tag,
 };

@@ -415,6 +415,32 @@ impl Release {
     }
 }
 
+/// A CloudWatch alarm's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+impl AlarmState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// The last state a lane saw an alarm in, and when the alarm entered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmSeen {
+    pub state: AlarmState,
+    pub at: Timestamp,
+}
+
 /// Why the lane is held by a person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pause {
@@ -443,6 +469,10 @@ pub struct Lane {
     /// Set by an operator's pause; queued releases wait until resumed.
     #[serde(default)]
     pub paused: Option<Pause>,
+    /// The last state of every alarm this lane watches, with CloudWatch's time of it: an
+    /// older change arriving late is ignored, and gates read it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alarms: BTreeMap<String, AlarmSeen>,
     /// The push time of the newest release that arrived here: an older push arriving
     /// later (a retried or delayed event) is superseded on arrival, never deployed over it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -459,6 +489,7 @@ impl Lane {
             in_flight: None,
             queued: None,
             paused: None,
+            alarms: BTreeMap::new(),
             newest_pushed_at: None,
         }
     }
@@ -535,6 +566,10 @@ pub enum Cause {
     DeploymentFailed,
     BakeElapsed,
     AlarmFired,
+    /// A watched alarm returned to OK.
+    AlarmCleared,
+    /// A watched alarm has too little data to say.
+    AlarmNoData,
     ActionFailed,
     /// The state's deadline passed and AWS had no outcome to report.
     TimedOut,
@@ -581,6 +616,8 @@ impl Cause {
             Cause::DeploymentFailed => "deployment_failed",
             Cause::BakeElapsed => "bake_elapsed",
             Cause::AlarmFired => "alarm_fired",
+            Cause::AlarmCleared => "alarm_cleared",
+            Cause::AlarmNoData => "alarm_no_data",
             Cause::ActionFailed => "action_failed",
             Cause::TimedOut => "timed_out",
             Cause::StopRequested => "stop_requested",

@@ -1556,3 +1556,201 @@ mod deployment_outcomes {
         ));
     }
 }
+
+mod alarms {
+    use super::*;
+    use crate::inbound::alarm::{AlarmChange, AlarmState};
+
+    async fn watched() -> World {
+        let w = World::new().await;
+        let with_alarms = PIPELINE.replace(
+            "bake = \"10m\"\n[services.api.environments.prod]",
+            "bake = \"10m\"\nalarm_prefixes = [\"api-dev-\"]\n[services.api.environments.prod]",
+        );
+        assert_ne!(with_alarms, PIPELINE);
+        w.store
+            .put_pipeline(StoredPipeline {
+                version: 2,
+                source: with_alarms,
+                applied_at: T0,
+                applied_by: "t".into(),
+            })
+            .await
+            .unwrap();
+        w
+    }
+
+    fn alarm(state: AlarmState, second: u64) -> AlarmChange {
+        AlarmChange {
+            alarm: "api-dev-5xx".into(),
+            state,
+            at: Timestamp(T0.0 + second * 1000),
+            reason: "Threshold Crossed".into(),
+        }
+    }
+
+    fn stops(w: &World) -> usize {
+        w.deployer
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Stop { rollback: true, .. }))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn an_alarm_during_deployment_stops_and_rolls_back_once_however_often_it_arrives() {
+        let w = watched().await;
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        for _ in 0..3 {
+            w.engine()
+                .on_alarm(&alarm(AlarmState::Alarm, 10), T0)
+                .await
+                .unwrap();
+        }
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::RolledBack));
+        assert_eq!(
+            stops(&w),
+            1,
+            "exactly one StopDeployment(autoRollbackEnabled)"
+        );
+        let lane = w.store.lane("api", "dev").await.unwrap().item;
+        assert_eq!(lane.in_flight, None);
+        assert_eq!(lane.alarms["api-dev-5xx"].state, AlarmState::Alarm);
+    }
+
+    #[tokio::test]
+    async fn an_alarm_during_bake_restores_the_last_known_good_once_and_the_bad_release_goes_no_further()
+     {
+        let w = watched().await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let good = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        e.on_event(
+            &pipeline,
+            "api",
+            "dev",
+            &good,
+            Event::DeploymentSucceeded,
+            T0,
+        )
+        .await
+        .unwrap();
+        e.on_event(&pipeline, "api", "dev", &good, Event::BakeElapsed, T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&good, "dev").await, Some(StageState::Succeeded));
+        let bad = w.pushed("shiplane/api", 2, "v1.0.1").await;
+        e.on_event(
+            &pipeline,
+            "api",
+            "dev",
+            &bad,
+            Event::DeploymentSucceeded,
+            T0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(w.state(&bad, "dev").await, Some(StageState::Baking));
+        let deploys_before = w.deploys().len();
+        // The alarm fires, clears and fires again (flapping), and arrives twice.
+        for (state, second) in [
+            (AlarmState::Alarm, 10),
+            (AlarmState::Alarm, 10),
+            (AlarmState::Ok, 20),
+            (AlarmState::Alarm, 30),
+        ] {
+            e.on_alarm(&alarm(state, second), T0).await.unwrap();
+        }
+        assert_eq!(w.state(&bad, "dev").await, Some(StageState::RolledBack));
+        assert_eq!(
+            w.deploys()[deploys_before..],
+            [format!("{good}@dev")],
+            "exactly one redeploy of the last known good release"
+        );
+        assert_eq!(w.state(&good, "dev").await, Some(StageState::Deploying));
+        // Restored: the good release succeeds again; the bad one never reached prod.
+        e.on_event(
+            &pipeline,
+            "api",
+            "dev",
+            &good,
+            Event::DeploymentSucceeded,
+            T0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(w.state(&good, "dev").await, Some(StageState::Succeeded));
+        assert_eq!(w.state(&bad, "prod").await, None);
+        let lane = w.store.lane("api", "dev").await.unwrap().item;
+        assert_eq!(
+            (lane.current, lane.last_known_good),
+            (Some(good.clone()), Some(good))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_older_alarm_change_arriving_late_is_ignored() {
+        let w = watched().await;
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        w.engine()
+            .on_alarm(&alarm(AlarmState::Ok, 20), T0)
+            .await
+            .unwrap();
+        let out = w
+            .engine()
+            .on_alarm(&alarm(AlarmState::Alarm, 10), T0)
+            .await
+            .unwrap();
+        let Inbound::Accepted(report) = out else {
+            panic!()
+        };
+        assert!(
+            report.refused[0].contains("before the change already recorded"),
+            "{report:?}"
+        );
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+        assert_eq!(stops(&w), 0);
+        // INSUFFICIENT_DATA is recorded, nothing more.
+        w.engine()
+            .on_alarm(&alarm(AlarmState::InsufficientData, 30), T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+        let history = w.store.history_of_service("api", 50).await.unwrap();
+        let causes = history_causes(&history);
+        assert!(
+            causes.contains(&"alarm_cleared") && causes.contains(&"alarm_no_data"),
+            "{causes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_last_known_good_nothing_is_deployed_and_the_reason_asks_for_a_person() {
+        let w = watched().await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        e.on_event(&pipeline, "api", "dev", &id, Event::DeploymentSucceeded, T0)
+            .await
+            .unwrap();
+        e.on_alarm(&alarm(AlarmState::Alarm, 10), T0).await.unwrap();
+        let r = w.store.release(&id).await.unwrap().unwrap().item;
+        assert_eq!(r.state_in("dev"), Some(StageState::RolledBack));
+        assert!(
+            r.stages["dev"]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("manual action needed")
+        );
+        assert_eq!(w.deploys().len(), 1);
+        let unwatched = AlarmChange {
+            alarm: "billing".into(),
+            ..alarm(AlarmState::Alarm, 40)
+        };
+        assert!(matches!(
+            e.on_alarm(&unwatched, T0).await.unwrap(),
+            Inbound::Ignored(_)
+        ));
+    }
+}

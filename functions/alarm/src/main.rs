@@ -1,0 +1,11 @@
+//! `alarm`: serves CloudWatch alarm state changes (see handler.rs); the wiring is shared.
+
+mod handler;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shiplane::lambda::serve("alarm", |deps, event| {
+        Box::pin(handler::handle(deps, event))
+    })
+    .await
+}

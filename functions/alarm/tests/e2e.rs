@@ -1,0 +1,93 @@
+//! The built `alarm` binary behind a local Runtime API, fed both shapes of an alarm state
+//! change, against a deployment the engine created in the local AWS.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use shiplane::engine::{Engine, PushOutcome};
+use shiplane::release::{StageState, Timestamp};
+use shiplane::store::{ReleaseStore, StoredPipeline};
+use shiplane_e2e::runtime_api::RuntimeApi;
+use shiplane_e2e::{aws_adapters, codedeploy_reports, deployed_world, image_push, workspace};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_alarm");
+
+/// A fixture of tests/fixtures/events/cloudwatch, for alarm `name`.
+fn fixture(file: &str, name: &str) -> Value {
+    let path = workspace().join(format!("tests/fixtures/events/cloudwatch/{file}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("api-dev-5xx", name);
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn an_alarm_in_either_shape_stops_and_rolls_back_the_deployment_once() {
+    let (p, account, store) = deployed_world().await;
+    let alarm = format!("{p}-api-dev-5xx");
+    let current = store.pipeline().await.unwrap().unwrap();
+    let anchor = "codedeploy = { application = \"";
+    let at = current.source.find(anchor).unwrap();
+    let mut source = current.source.clone();
+    source.insert_str(at, &format!("alarms = [\"{alarm}\"]\n"));
+    store
+        .put_pipeline(StoredPipeline {
+            version: 2,
+            source,
+            applied_at: Timestamp::now(),
+            applied_by: "test".into(),
+        })
+        .await
+        .unwrap();
+    let (deployer, notifier) = aws_adapters(&account.topic_arn).await;
+    let engine = Engine {
+        store: &store,
+        deployer: &deployer,
+        notifier: &notifier,
+    };
+    let PushOutcome::Created { release, .. } = engine
+        .on_push(&image_push(&format!("{p}/api"), "v1"), Timestamp::now())
+        .await
+        .unwrap()
+    else {
+        panic!("no release")
+    };
+    let deployment = store.release(&release).await.unwrap().unwrap().item.stages["dev"]
+        .deployment_id
+        .clone()
+        .unwrap();
+
+    let api = RuntimeApi::start().await;
+    let function = api.spawn(
+        Path::new(BINARY),
+        "shiplane-alarm",
+        &[
+            ("SHIPLANE_TABLE", store.table()),
+            ("SHIPLANE_TOPIC_ARN", &account.topic_arn),
+            ("SHIPLANE_HOOK_FUNCTION", "CodeDeployHook_shiplane"),
+        ],
+    );
+    // The same ALARM through EventBridge twice and once from the alarm's Lambda action.
+    api.invoke(fixture("eventbridge-alarm", &alarm));
+    api.invoke(fixture("eventbridge-alarm", &alarm));
+    api.invoke(fixture("lambda-action-alarm", &alarm));
+    let out = api.wait_for(3, Duration::from_secs(60)).await;
+    assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
+    let r = store.release(&release).await.unwrap().unwrap().item;
+    assert_eq!(r.state_in("dev"), Some(StageState::RolledBack));
+    let stops: Vec<Value> = codedeploy_reports()["stops"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s["deploymentId"] == deployment.as_str())
+        .collect();
+    assert_eq!(stops.len(), 1, "one StopDeployment: {stops:?}");
+    assert_eq!(stops[0]["autoRollbackEnabled"], true);
+    // An alarm no stage watches is ignored.
+    api.invoke(fixture("eventbridge-alarm", "billing-total"));
+    let out = api.wait_for(4, Duration::from_secs(60)).await;
+    assert!(out[3].result.as_ref().unwrap()["ignored"].is_string());
+    function.stop();
+}
