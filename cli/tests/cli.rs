@@ -187,6 +187,7 @@ async fn arrive(store: &DynamoStore, r: &Release, env: &str) {
         frozen: false,
         next_environment: Some("staging".into()),
         deadlines: Default::default(),
+        held_by: Vec::new(),
     };
     let d = apply(&loaded.view, &r.id, &Event::Arrived, &policy, r.created).unwrap();
     store.commit(loaded.commit_for(&d)).await.unwrap();

@@ -10,7 +10,7 @@ use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, stage_of};
 use crate::aws::{DeployRequest, Deployer, DeploymentStatus, Notifier};
 use crate::inbound::Inbound;
-use crate::inbound::alarm::AlarmChange;
+use crate::inbound::alarm::{AlarmChange, AlarmState};
 use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 use crate::pipeline::{Pipeline, Target};
 use crate::release::{Event, LaneEvent, StageState, Timestamp};
@@ -161,8 +161,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
                 change.alarm
             )));
         }
-        let jobs = lanes
-            .into_iter()
+        let mut jobs: Vec<Job> = lanes
+            .iter()
             .map(|(service, env)| {
                 Job::Apply(Work::lane(
                     service,
@@ -176,6 +176,22 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
                 ))
             })
             .collect();
+        // An alarm that stopped firing may release the holds of the environments gated on
+        // its own: look at what those lanes owe again.
+        if change.state != AlarmState::Alarm {
+            for (service, env) in &lanes {
+                let Some(s) = pipeline.services.get(*service) else {
+                    continue;
+                };
+                for gated in s
+                    .stages
+                    .iter()
+                    .filter(|st| st.hold_while_alarms_in.iter().any(|w| w == env))
+                {
+                    jobs.push(Job::Apply(Work::recover(service, &gated.environment)));
+                }
+            }
+        }
         Ok(Inbound::Accepted(self.drain(&pipeline, jobs, now).await?))
     }
 }

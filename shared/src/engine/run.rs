@@ -11,8 +11,8 @@ use super::{Engine, EngineError, Report, stage_of};
 use crate::aws::{Deployer, Notification, Notifier};
 use crate::pipeline::Pipeline;
 use crate::release::{
-    Action, Decision, Event, LaneEvent, LaneView, Owed, Policy, Release, ReleaseId, StageState,
-    Timestamp, Transition, apply, apply_lane, owed,
+    Action, AlarmState, Decision, Event, LaneEvent, LaneView, Owed, Policy, Release, ReleaseId,
+    StageState, Timestamp, Transition, apply, apply_lane, owed,
 };
 use crate::store::{Claim, DeploymentRef, LoadedLane, ReleaseStore, StoreError};
 
@@ -199,7 +199,17 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
                 refused: Some(why),
             });
         };
-        let policy = Policy::for_stage(service, stage);
+        let mut policy = Policy::for_stage(service, stage);
+        // The gate: alarms firing in the environments this one is held by.
+        for watched in &stage.hold_while_alarms_in {
+            let lane = self.store.lane(&service.name, watched).await?.item;
+            policy.held_by.extend(
+                lane.alarms
+                    .iter()
+                    .filter(|(_, seen)| seen.state == AlarmState::Alarm)
+                    .map(|(name, _)| format!("{name} ({watched})")),
+            );
+        }
         let subjects: Vec<ReleaseId> = match &work.subject {
             Subject::Release(id, _) => vec![id.clone()],
             _ => Vec::new(),

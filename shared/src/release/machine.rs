@@ -242,6 +242,9 @@ pub struct Policy {
     pub frozen: bool,
     pub next_environment: Option<String>,
     pub deadlines: Deadlines,
+    /// Alarms in ALARM in the environments this one's gate watches
+    /// (`hold_while_alarms_in`): while any fires, nothing starts here.
+    pub held_by: Vec<String>,
 }
 
 impl Policy {
@@ -261,6 +264,7 @@ impl Policy {
                 .next_environment(&stage.environment)
                 .map(str::to_string),
             deadlines: Deadlines::default(),
+            held_by: Vec::new(),
         }
     }
 }
@@ -542,6 +546,9 @@ impl<'p> Work<'p> {
             (Some(other), _, _) => Some(format!("waiting for {other}")),
             (None, Some(p), _) => Some(format!("lane paused by {}", p.actor)),
             (None, None, true) => Some("environment frozen".to_string()),
+            (None, None, false) if !self.policy.held_by.is_empty() => {
+                Some(format!("held: {} in ALARM", self.policy.held_by.join(", ")))
+            }
             (None, None, false) => None,
         }
     }
@@ -830,8 +837,8 @@ pub fn apply(
         }
         (S::AwaitingApproval, Event::Approved { actor }) => {
             w.stage(id)?.approved_by = Some(actor.clone());
-            if w.busy() {
-                w.move_to(id, S::Queued, cause, Some(actor.clone()), None)?;
+            if let Some(why) = w.busy_because() {
+                w.move_to(id, S::Queued, cause, Some(actor.clone()), Some(why))?;
             } else {
                 w.start(id, cause, Some(actor.clone()))?;
             }
@@ -1022,7 +1029,10 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
             out.push(Owed::Apply(r.id.clone(), Event::BakeElapsed));
         }
     }
-    let idle = lane.in_flight.is_none() && lane.paused.is_none() && !policy.frozen;
+    let idle = lane.in_flight.is_none()
+        && lane.paused.is_none()
+        && !policy.frozen
+        && policy.held_by.is_empty();
     if idle
         && let Some(r) = lane.queued.as_ref().and_then(|id| view.releases.get(id))
         && let Some(stage) = r.stages.get(env)

@@ -35,6 +35,7 @@ fn policy(approval: Approval) -> Policy {
         frozen: false,
         next_environment: None,
         deadlines: crate::release::Deadlines::default(),
+        held_by: Vec::new(),
     }
 }
 

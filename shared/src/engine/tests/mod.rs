@@ -1754,3 +1754,84 @@ mod alarms {
         ));
     }
 }
+
+mod gates {
+    use super::*;
+    use crate::inbound::alarm::{AlarmChange, AlarmState};
+
+    #[tokio::test]
+    async fn a_dev_alarm_holds_the_prod_promotion_and_its_return_to_ok_lets_it_go() {
+        let w = World::new().await;
+        let gated = PIPELINE
+            .replace(
+                "bake = \"10m\"\n[services.api.environments.prod]",
+                "bake = \"10m\"\nalarm_prefixes = [\"api-dev-\"]\n[services.api.environments.prod]",
+            )
+            .replace(
+                "deployment_group = \"api-prod\" }\napproval = \"manual\"",
+                "deployment_group = \"api-prod\" }\napproval = \"manual\"\nhold_while_alarms_in = [\"dev\"]",
+            );
+        assert!(gated.contains("hold_while_alarms_in"));
+        w.store
+            .put_pipeline(StoredPipeline {
+                version: 2,
+                source: gated,
+                applied_at: T0,
+                applied_by: "t".into(),
+            })
+            .await
+            .unwrap();
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        e.on_event(&pipeline, "api", "dev", &id, Event::DeploymentSucceeded, T0)
+            .await
+            .unwrap();
+        e.on_event(&pipeline, "api", "dev", &id, Event::BakeElapsed, T0)
+            .await
+            .unwrap();
+        assert_eq!(
+            w.state(&id, "prod").await,
+            Some(StageState::AwaitingApproval)
+        );
+        let change = |state, second: u64| AlarmChange {
+            alarm: "api-dev-5xx".into(),
+            state,
+            at: Timestamp(T0.0 + second * 1000),
+            reason: "r".into(),
+        };
+        e.on_alarm(&change(AlarmState::Alarm, 10), T0)
+            .await
+            .unwrap();
+        // Approved while dev's alarm fires: held in the queue, with the reason.
+        let approve = Event::Approved {
+            actor: "ana".into(),
+        };
+        e.on_event(&pipeline, "api", "prod", &id, approve, T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "prod").await, Some(StageState::Queued));
+        let history = w.store.history_of_release(&id).await.unwrap();
+        let queued = history
+            .iter()
+            .rev()
+            .find(|t| t.environment == "prod")
+            .unwrap();
+        assert_eq!(queued.actor.as_deref(), Some("ana"));
+        assert_eq!(
+            queued.detail.as_deref(),
+            Some("held: api-dev-5xx (dev) in ALARM")
+        );
+        assert!(w.deploys().iter().all(|d| !d.ends_with("@prod")));
+        // Nothing starts it while the alarm fires (the reconciler looks too).
+        e.reconcile(&pipeline, None, T0).await.unwrap();
+        assert_eq!(w.state(&id, "prod").await, Some(StageState::Queued));
+        // The alarm returns to OK: the promotion proceeds.
+        e.on_alarm(&change(AlarmState::Ok, 20), T0).await.unwrap();
+        assert_eq!(w.state(&id, "prod").await, Some(StageState::Deploying));
+        assert_eq!(
+            w.deploys().last().map(String::as_str),
+            Some(format!("{id}@prod").as_str())
+        );
+    }
+}

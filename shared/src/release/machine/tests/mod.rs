@@ -33,6 +33,7 @@ fn policy() -> Policy {
         frozen: false,
         next_environment: Some("staging".into()),
         deadlines: Deadlines::default(),
+        held_by: Vec::new(),
     }
 }
 
@@ -692,6 +693,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
             frozen: false,
             next_environment: next.then(|| "staging".to_string()),
             deadlines: Deadlines::default(),
+            held_by: Vec::new(),
         },
     )
 }
