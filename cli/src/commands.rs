@@ -95,6 +95,38 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             };
             lane_event(&cli, service, environment, event, who).await
         }
+        Command::Promote {
+            ref release,
+            ref environment,
+            skip_bake: _,
+            ref reason,
+            ref who,
+        } => {
+            let event = Event::PromotedEarly {
+                actor: actor_name(who.actor.clone()),
+                reason: reason.clone(),
+            };
+            release_event(&cli, release, environment, event, who).await
+        }
+        Command::Rollback {
+            ref service,
+            ref environment,
+            ref to,
+            ref reason,
+            ref who,
+        } => {
+            let to = to
+                .as_deref()
+                .map(ReleaseId::parse)
+                .transpose()
+                .map_err(|e| Failure::BadInput(e.to_string()))?;
+            let event = LaneEvent::Rollback {
+                actor: actor_name(who.actor.clone()),
+                reason: reason.clone(),
+                to,
+            };
+            lane_event(&cli, service, environment, event, who).await
+        }
         Command::Cancel {
             ref release,
             ref environment,

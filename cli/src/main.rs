@@ -84,6 +84,31 @@ enum Command {
         #[command(flatten)]
         who: Operator,
     },
+    /// End a release's bake in an environment now and promote it (an emergency; recorded
+    /// with who and why). `--skip-bake` says you mean it.
+    Promote {
+        release: String,
+        environment: String,
+        #[arg(long, required = true)]
+        skip_bake: bool,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Operator,
+    },
+    /// Put an earlier release back in an environment: `--to RELEASE`, or the last known good
+    /// one (the one before, when what runs is the last known good). What is in flight there
+    /// is stopped and rolled back.
+    Rollback {
+        service: String,
+        environment: String,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Operator,
+    },
     /// End a release's stage in an environment, whatever its state: a deployment in flight
     /// is stopped and rolled back, the lane is freed and its queued release starts.
     Cancel {

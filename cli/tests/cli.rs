@@ -579,3 +579,104 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
         Some("missing changelog")
     );
 }
+
+#[tokio::test]
+async fn rollback_redeploys_the_release_before_and_promote_demands_skip_bake() {
+    use shiplane::engine::{Engine, PushOutcome};
+    use shiplane::release::StageState;
+    let (p, account, store) = shiplane_e2e::deployed_world().await;
+    let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
+    let engine = Engine {
+        store: &store,
+        deployer: &deployer,
+        notifier: &notifier,
+    };
+    let pipeline = engine.pipeline().await.unwrap();
+    let mut ids = Vec::new();
+    for tag in ["v1", "v2"] {
+        let PushOutcome::Created { release, .. } = engine
+            .on_push(
+                &shiplane_e2e::image_push(&format!("{p}/api"), tag),
+                Timestamp::now(),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("no release")
+        };
+        finish_dev_deployment(&store, &release).await;
+        engine
+            .on_event(
+                &pipeline,
+                "api",
+                "dev",
+                &release,
+                Event::DeploymentSucceeded,
+                Timestamp::now(),
+            )
+            .await
+            .unwrap();
+        ids.push(release);
+    }
+    let table = store.table().to_string();
+    let out = shiplane(
+        &table,
+        &["rollback", "api", "dev", "--reason", "v2 corrupts carts"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v1 = store.release(&ids[0]).await.unwrap().unwrap().item;
+    assert_eq!(v1.state_in("dev"), Some(StageState::Deploying));
+    let redeploy = v1.stages["dev"]
+        .deployment_id
+        .clone()
+        .expect("a new CodeDeploy deployment");
+    assert!(!redeploy.is_empty());
+    let v2 = store.release(&ids[1]).await.unwrap().unwrap().item;
+    assert_eq!(v2.state_in("dev"), Some(StageState::RolledBack));
+    assert_eq!(
+        v2.stages["dev"].reason.as_deref(),
+        Some(format!("replaced by {}: v2 corrupts carts", ids[0]).as_str())
+    );
+    // Again while v1 is being restored: refused, nothing changed.
+    let again = shiplane(
+        &table,
+        &[
+            "rollback",
+            "api",
+            "dev",
+            "--reason",
+            "x",
+            "--to",
+            ids[0].as_str(),
+        ],
+    );
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already being deployed"),
+        "{}",
+        stderr(&again)
+    );
+    // promote needs --skip-bake, and a baking release.
+    let no_flag = shiplane(
+        &table,
+        &["promote", ids[0].as_str(), "dev", "--reason", "x"],
+    );
+    assert_eq!(no_flag.status.code(), Some(2));
+    let not_baking = shiplane(
+        &table,
+        &[
+            "promote",
+            ids[0].as_str(),
+            "dev",
+            "--skip-bake",
+            "--reason",
+            "x",
+        ],
+    );
+    assert_eq!(not_baking.status.code(), Some(2), "{}", stderr(&not_baking));
+    assert!(
+        stderr(&not_baking).contains("deploying"),
+        "{}",
+        stderr(&not_baking)
+    );
+}

@@ -29,6 +29,7 @@ import uuid
 from datetime import datetime, timezone
 
 import boto3
+import botocore.config
 
 REGION = os.environ.get("AWS_REGION", "us-east-1")
 ACCOUNT = "123456789012"  # moto's default account
@@ -44,7 +45,10 @@ def endpoint() -> str:
 
 
 def client(name: str):
-    return boto3.client(name, endpoint_url=endpoint(), region_name=REGION)
+    # Plenty of retries: while a test injects faults into the local AWS, this script plays
+    # AWS's own part and must not be what fails.
+    config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 12})
+    return boto3.client(name, endpoint_url=endpoint(), region_name=REGION, config=config)
 
 
 def stages(pipeline: dict):

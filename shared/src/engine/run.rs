@@ -212,6 +212,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
         }
         let subjects: Vec<ReleaseId> = match &work.subject {
             Subject::Release(id, _) => vec![id.clone()],
+            Subject::Lane(LaneEvent::Rollback { to: Some(id), .. }) => vec![id.clone()],
             _ => Vec::new(),
         };
         let mut loaded =

@@ -73,6 +73,11 @@ pub enum Event {
         deployment_id: String,
         error: Option<String>,
     },
+    /// An operator ends the bake early (an emergency), recorded with who and why.
+    PromotedEarly {
+        actor: String,
+        reason: String,
+    },
     /// A CodeDeploy lifecycle hook ran its checks: each check's record (passed, "name:
     /// passed in 12 ms: excerpt"), and the verdict reported (`failure` when Failed).
     HookCompleted {
@@ -106,6 +111,7 @@ impl Event {
             Event::TimedOut { .. } => Cause::TimedOut,
             Event::StopRequested { error: None, .. } => Cause::StopRequested,
             Event::StopRequested { error: Some(_), .. } => Cause::StopFailed,
+            Event::PromotedEarly { .. } => Cause::PromotedEarly,
             Event::HookCompleted { failure: None, .. } => Cause::HookSucceeded,
             Event::HookCompleted {
                 failure: Some(_), ..
@@ -122,7 +128,8 @@ impl Event {
         match self {
             Event::Approved { actor }
             | Event::Rejected { actor, .. }
-            | Event::Cancelled { actor, .. } => Some(actor.clone()),
+            | Event::Cancelled { actor, .. }
+            | Event::PromotedEarly { actor, .. } => Some(actor.clone()),
             _ => None,
         }
     }
@@ -131,6 +138,7 @@ impl Event {
         match self {
             Event::Rejected { reason, .. }
             | Event::Cancelled { reason, .. }
+            | Event::PromotedEarly { reason, .. }
             | Event::MigrationFailed { reason }
             | Event::DeploymentFailed { reason }
             | Event::DeploymentBlocked { reason }
@@ -200,6 +208,14 @@ pub enum LaneEvent {
         state: AlarmState,
         at: Timestamp,
         reason: String,
+    },
+    /// An operator puts an earlier release back: `to`, or the last known good one. What is
+    /// in flight is stopped and rolled back; the release deploys again from its pinned
+    /// revision.
+    Rollback {
+        actor: String,
+        reason: String,
+        to: Option<ReleaseId>,
     },
 }
 
@@ -394,6 +410,12 @@ pub enum TransitionError {
         alarm: String,
         at: Timestamp,
         seen: Timestamp,
+    },
+    #[error("{service}/{environment} has no release to roll back to: {why}")]
+    NoRollbackTarget {
+        service: String,
+        environment: String,
+        why: String,
     },
     #[error("{service}/{environment} holds nothing to unblock")]
     NothingToUnblock {
@@ -599,10 +621,16 @@ impl<'p> Work<'p> {
         Ok(())
     }
 
-    fn succeed(&mut self, id: &ReleaseId, cause: Cause) -> Result<(), TransitionError> {
+    fn succeed(
+        &mut self,
+        id: &ReleaseId,
+        cause: Cause,
+        actor: Option<String>,
+        detail: Option<String>,
+    ) -> Result<(), TransitionError> {
         let now = self.now;
         let env = self.env();
-        self.move_to(id, StageState::Succeeded, cause, None, None)?;
+        self.move_to(id, StageState::Succeeded, cause, actor, detail)?;
         let next = self.policy.next_environment.clone();
         let stage = self.stage(id)?;
         let redeploy = stage.redeploy;
@@ -614,7 +642,9 @@ impl<'p> Work<'p> {
         stage.promote_to = promote.clone();
         let lane = self.lane();
         lane.current = Some(id.clone());
-        lane.last_known_good = Some(id.clone());
+        if lane.last_known_good.as_ref() != Some(id) {
+            lane.previous_good = lane.last_known_good.replace(id.clone());
+        }
         if let Some(to) = promote {
             self.actions.push(Action::Promote {
                 release: id.clone(),
@@ -957,14 +987,17 @@ pub fn apply(
             let redeploy = w.stage(id)?.redeploy;
             w.lane().current = Some(id.clone());
             if redeploy || policy.bake.is_zero() {
-                w.succeed(id, cause)?;
+                w.succeed(id, cause, None, None)?;
             } else {
                 w.stage(id)?.bake_until = Some(now.after(policy.bake));
                 w.move_to(id, S::Baking, cause, None, None)?;
             }
         }
+        (S::Baking, Event::PromotedEarly { .. }) => {
+            w.succeed(id, cause, actor, detail)?;
+        }
         (S::Baking, Event::BakeElapsed) => {
-            w.succeed(id, cause)?;
+            w.succeed(id, cause, None, None)?;
         }
         (S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => {
             roll_back(&mut w, id, state, detail)?;
@@ -1114,6 +1147,92 @@ pub fn apply_lane(
             if w.view.lane.in_flight.is_none() {
                 w.finish()?;
             }
+        }
+        LaneEvent::Rollback { actor, reason, to } => {
+            let no = |why: String| TransitionError::NoRollbackTarget {
+                service: service.clone(),
+                environment: environment.clone(),
+                why,
+            };
+            let lane = w.view.lane.clone();
+            let default = if lane.last_known_good != lane.current {
+                lane.last_known_good.clone()
+            } else {
+                lane.previous_good.clone()
+            };
+            let target = to
+                .clone()
+                .or(default)
+                .ok_or_else(|| no("no earlier release succeeded here".into()))?;
+            let succeeded_here = w
+                .view
+                .releases
+                .get(&target)
+                .and_then(|r| r.stages.get(&environment))
+                .is_some_and(|s| s.succeeded_at.is_some());
+            if !succeeded_here {
+                return Err(no(format!("{target} never succeeded here")));
+            }
+            if lane.in_flight.as_ref() == Some(&target) {
+                return Err(no(format!("{target} is already being deployed here")));
+            }
+            w.transitions.push(transition(
+                Cause::Rollback,
+                actor,
+                Some(format!("{reason} (to {target})")),
+            ));
+            // What is in flight stops (the queued release set aside meanwhile: the rollback
+            // comes first); what runs now is rolled back.
+            let waiting = w.lane().queued.take();
+            if let Some(flying) = lane.in_flight.clone()
+                && let Some(st) = w.state(&flying)
+            {
+                let detail = Some(format!("rolled back by {actor}: {reason}"));
+                let to = if st == StageState::Migrating {
+                    StageState::Cancelled
+                } else {
+                    StageState::RolledBack
+                };
+                if st.is_in_flight() {
+                    w.end_in_flight(
+                        &flying,
+                        st,
+                        to,
+                        Cause::Rollback,
+                        Some(actor.clone()),
+                        detail,
+                    )?;
+                }
+            }
+            w.lane().queued = waiting;
+            if let Some(current) = lane.current.clone()
+                && current != target
+                && w.state(&current) == Some(StageState::Succeeded)
+            {
+                w.move_to(
+                    &current,
+                    StageState::RolledBack,
+                    Cause::Rollback,
+                    Some(actor.clone()),
+                    Some(format!("replaced by {target}: {reason}")),
+                )?;
+            }
+            w.move_to(
+                &target,
+                StageState::Deploying,
+                Cause::Rollback,
+                Some(actor.clone()),
+                Some(reason.clone()),
+            )?;
+            let stage = w.stage(&target)?;
+            stage.redeploy = true;
+            stage.deployment_id = None;
+            w.lane().in_flight = Some(target.clone());
+            w.actions.push(Action::Deploy {
+                release: target,
+                environment: environment.clone(),
+                redeploy: true,
+            });
         }
         LaneEvent::AlarmChanged {
             alarm,

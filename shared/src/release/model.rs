@@ -460,6 +460,10 @@ pub struct Lane {
     /// The newest release that succeeded here; where an alarm rolls back to.
     #[serde(default)]
     pub last_known_good: Option<ReleaseId>,
+    /// The last known good release before the current one: where an operator's rollback
+    /// goes when what runs is itself the last known good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_good: Option<ReleaseId>,
     /// The one release migrating, deploying, validating or baking here.
     #[serde(default)]
     pub in_flight: Option<ReleaseId>,
@@ -486,6 +490,7 @@ impl Lane {
             environment: environment.to_string(),
             current: None,
             last_known_good: None,
+            previous_good: None,
             in_flight: None,
             queued: None,
             paused: None,
@@ -510,6 +515,7 @@ impl LaneView {
             &lane.queued,
             &lane.last_known_good,
             &lane.current,
+            &lane.previous_good,
         ]
         .into_iter()
         .flatten()
@@ -585,8 +591,11 @@ pub enum Cause {
     HookFailed,
     /// A newer release took its place in the queue, or it arrived after a newer one.
     Superseded,
-    /// The last known good release is deployed again after a rollback.
+    /// The last known good release is deployed again after a rollback, or an operator
+    /// rolled the environment back.
     Rollback,
+    /// An operator ended a bake early.
+    PromotedEarly,
     Paused,
     Resumed,
     /// An operator freed the lane of whatever held it.
@@ -628,6 +637,7 @@ impl Cause {
             Cause::HookFailed => "hook_failed",
             Cause::Superseded => "superseded",
             Cause::Rollback => "rollback",
+            Cause::PromotedEarly => "promoted_early",
             Cause::Paused => "paused",
             Cause::Resumed => "resumed",
             Cause::Unblocked => "unblocked",
