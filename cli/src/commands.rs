@@ -95,6 +95,16 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             };
             lane_event(&cli, service, environment, event, who).await
         }
+        Command::Retry {
+            ref release,
+            ref environment,
+            ref who,
+        } => {
+            let event = Event::Retry {
+                actor: actor_name(who.actor.clone()),
+            };
+            release_event(&cli, release, environment, event, who).await
+        }
         Command::Promote {
             ref release,
             ref environment,

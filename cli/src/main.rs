@@ -84,6 +84,14 @@ enum Command {
         #[command(flatten)]
         who: Operator,
     },
+    /// Try a stage that failed, was rolled back or cancelled again, with the same digest (a
+    /// new attempt: a new migration task and deployment).
+    Retry {
+        release: String,
+        environment: String,
+        #[command(flatten)]
+        who: Operator,
+    },
     /// End a release's bake in an environment now and promote it (an emergency; recorded
     /// with who and why). `--skip-bake` says you mean it.
     Promote {

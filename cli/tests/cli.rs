@@ -680,3 +680,49 @@ async fn rollback_redeploys_the_release_before_and_promote_demands_skip_bake() {
         stderr(&not_baking)
     );
 }
+
+#[tokio::test]
+async fn retry_deploys_a_failed_stage_again_as_a_new_attempt() {
+    use shiplane::engine::{Engine, PushOutcome};
+    use shiplane::release::StageState;
+    let (p, account, store) = shiplane_e2e::deployed_world().await;
+    let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
+    let engine = Engine {
+        store: &store,
+        deployer: &deployer,
+        notifier: &notifier,
+    };
+    let pipeline = engine.pipeline().await.unwrap();
+    let PushOutcome::Created { release, .. } = engine
+        .on_push(
+            &shiplane_e2e::image_push(&format!("{p}/api"), "v1"),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("no release")
+    };
+    let first = store.release(&release).await.unwrap().unwrap().item.stages["dev"]
+        .deployment_id
+        .clone()
+        .unwrap();
+    shiplane_e2e::set_deployment_status(&first, "Failed");
+    let failed = Event::DeploymentFailed {
+        reason: "the AfterAllowTestTraffic hook failed".into(),
+    };
+    engine
+        .on_event(&pipeline, "api", "dev", &release, failed, Timestamp::now())
+        .await
+        .unwrap();
+    let table = store.table().to_string();
+    let out = shiplane(&table, &["retry", release.as_str(), "dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stage = store.release(&release).await.unwrap().unwrap().item.stages["dev"].clone();
+    assert_eq!((stage.state, stage.attempt), (StageState::Deploying, 1));
+    let second = stage.deployment_id.expect("a new deployment");
+    assert_ne!(second, first);
+    let again = shiplane(&table, &["retry", release.as_str(), "dev"]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("deploying"), "{}", stderr(&again));
+}

@@ -143,25 +143,49 @@ pub trait Deployer: Send + Sync {
     ) -> impl Future<Output = Result<(), DeployError>> + Send;
 }
 
+/// Which attempt at a stage this is (0 the first; `shiplane retry` counts up): every
+/// effect an attempt leaves in AWS is named with it, so a retry starts afresh.
+fn attempt(release: &Release, environment: &str) -> u32 {
+    release.stages.get(environment).map_or(0, |s| s.attempt)
+}
+
 /// The `startedBy` Shiplane gives a release's migration task: `shiplane/<release>/<env>`
-/// (at most 99 of the 128 characters ECS allows), so a task's stop event names its release
-/// and environment even if the function died before it recorded the task's ARN.
+/// (and `/<attempt>` for a retry; at most 110 of the 128 characters ECS allows), so a
+/// task's stop event names its release and environment even if the function died before
+/// it recorded the task's ARN.
 pub fn started_by(release: &Release, environment: &str) -> String {
-    format!("shiplane/{}/{environment}", release.id)
+    match attempt(release, environment) {
+        0 => format!("shiplane/{}/{environment}", release.id),
+        n => format!("shiplane/{}/{environment}/{n}", release.id),
+    }
 }
 
-/// The release and environment a `startedBy` of [`started_by`] names; None for any other.
-pub fn parse_started_by(started_by: &str) -> Option<(ReleaseId, String)> {
+/// The release, environment and attempt a `startedBy` of [`started_by`] names; None for
+/// any other.
+pub fn parse_started_by(started_by: &str) -> Option<(ReleaseId, String, u32)> {
     let rest = started_by.strip_prefix("shiplane/")?;
-    let (id, env) = rest.split_once('/')?;
-    let id = ReleaseId::parse(id).ok()?;
-    (!env.is_empty() && !env.contains('/')).then(|| (id, env.to_string()))
+    let mut parts = rest.split('/');
+    let id = ReleaseId::parse(parts.next()?).ok()?;
+    let env = parts.next().filter(|e| !e.is_empty())?;
+    let attempt = match parts.next() {
+        None => 0,
+        Some(n) => n.parse().ok().filter(|n| *n > 0)?,
+    };
+    parts
+        .next()
+        .is_none()
+        .then(|| (id, env.to_string(), attempt))
 }
 
-/// RunTask's idempotency token for a release's migration in one environment (at most the
-/// 64 characters ECS allows): a retried or concurrent RunTask starts no second task.
+/// RunTask's idempotency token for a release's migration in one environment and attempt
+/// (at most the 64 characters ECS allows): a retried or concurrent RunTask starts no
+/// second task.
 pub fn client_token(release: &Release, environment: &str) -> String {
-    let token = format!("{}-{environment}", release.id);
+    let suffix = match attempt(release, environment) {
+        0 => String::new(),
+        n => format!("-{n}"),
+    };
+    let token = format!("{}-{environment}{suffix}", release.id);
     if token.len() <= 64 {
         return token;
     }
@@ -169,13 +193,19 @@ pub fn client_token(release: &Release, environment: &str) -> String {
     let hash = environment.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
-    format!("{}-{hash:016x}", release.id)
+    format!("{}-{hash:016x}{suffix}", release.id)
 }
 
 /// The description Shiplane gives a release's CodeDeploy deployment; how it finds its own.
 fn deployment_description(release: &Release, environment: &str) -> String {
     let label: String = release.label().chars().take(40).collect();
-    format!("shiplane release {} ({label}) to {environment}", release.id)
+    match attempt(release, environment) {
+        0 => format!("shiplane release {} ({label}) to {environment}", release.id),
+        n => format!(
+            "shiplane release {} ({label}) to {environment}, attempt {n}",
+            release.id
+        ),
+    }
 }
 
 /// The release and environment a deployment description of Shiplane's names; None for a
@@ -184,6 +214,7 @@ pub fn parse_deployment_description(description: &str) -> Option<(ReleaseId, Str
     let rest = description.strip_prefix("shiplane release ")?;
     let (id, rest) = rest.split_once(' ')?;
     let (_, env) = rest.rsplit_once(") to ")?;
+    let env = env.split_once(", attempt ").map_or(env, |(e, _)| e);
     let id = ReleaseId::parse(id).ok()?;
     (!env.is_empty() && !env.contains(' ')).then(|| (id, env.to_string()))
 }
@@ -860,7 +891,10 @@ mod tests {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_/".contains(&b)),
                 "ECS allows letters, digits, - _ / only: {s}"
             );
-            assert_eq!(parse_started_by(&s), Some((r.id.clone(), env.to_string())));
+            assert_eq!(
+                parse_started_by(&s),
+                Some((r.id.clone(), env.to_string(), 0))
+            );
             let token = client_token(&r, env);
             assert!(token.len() <= 64, "{token}");
         }

@@ -97,7 +97,12 @@ impl Deployer for FakeDeployer {
         if let Some(answer) = scripted {
             return answer;
         }
-        let key = format!("{}@{}", req.release.id, req.stage.environment);
+        let attempt = req
+            .release
+            .stages
+            .get(&req.stage.environment)
+            .map_or(0, |s| s.attempt);
+        let key = format!("{}@{}#{attempt}", req.release.id, req.stage.environment);
         let arn = lock(&self.started)
             .entry(key)
             .or_insert_with(|| format!("arn:aws:ecs:task/{n}"))

@@ -254,8 +254,9 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
         stopped: &TaskStopped,
         now: Timestamp,
     ) -> Result<Inbound<Report>, EngineError> {
-        let target = match stopped.started_by.as_deref().and_then(parse_started_by) {
-            Some((id, env)) => Some((id, env)),
+        let named = stopped.started_by.as_deref().and_then(parse_started_by);
+        let target = match named.clone() {
+            Some((id, env, _)) => Some((id, env)),
             None => self
                 .store
                 .deployment(&stopped.task_arn)
@@ -274,6 +275,14 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
         let Some(release) = self.store.release(&id).await? else {
             return not_ours();
         };
+        if let (Some((_, _, attempt)), Some(stage)) = (&named, release.item.stages.get(&env))
+            && *attempt != stage.attempt
+        {
+            return Ok(Inbound::Ignored(format!(
+                "task {} ran attempt {attempt} of release {id} in {env}, which is at attempt {}",
+                stopped.task_arn, stage.attempt
+            )));
+        }
         if let Some(stage) = release.item.stages.get(&env)
             && stage.state == StageState::Migrating
             && let Some(known) = &stage.deployment_id

@@ -73,6 +73,11 @@ pub enum Event {
         deployment_id: String,
         error: Option<String>,
     },
+    /// An operator tries a stage that failed, was rolled back or cancelled again, with the
+    /// same digest: a new attempt, deployed afresh.
+    Retry {
+        actor: String,
+    },
     /// An operator ends the bake early (an emergency), recorded with who and why.
     PromotedEarly {
         actor: String,
@@ -112,6 +117,7 @@ impl Event {
             Event::StopRequested { error: None, .. } => Cause::StopRequested,
             Event::StopRequested { error: Some(_), .. } => Cause::StopFailed,
             Event::PromotedEarly { .. } => Cause::PromotedEarly,
+            Event::Retry { .. } => Cause::Retried,
             Event::HookCompleted { failure: None, .. } => Cause::HookSucceeded,
             Event::HookCompleted {
                 failure: Some(_), ..
@@ -129,7 +135,8 @@ impl Event {
             Event::Approved { actor }
             | Event::Rejected { actor, .. }
             | Event::Cancelled { actor, .. }
-            | Event::PromotedEarly { actor, .. } => Some(actor.clone()),
+            | Event::PromotedEarly { actor, .. }
+            | Event::Retry { actor } => Some(actor.clone()),
             _ => None,
         }
     }
@@ -991,6 +998,34 @@ pub fn apply(
             } else {
                 w.stage(id)?.bake_until = Some(now.after(policy.bake));
                 w.move_to(id, S::Baking, cause, None, None)?;
+            }
+        }
+        (S::Failed | S::RolledBack | S::Cancelled, Event::Retry { .. }) => {
+            if let Some(other) = w.view.lane.queued.clone().filter(|q| q != id) {
+                return Err(TransitionError::Busy {
+                    release: id.clone(),
+                    service: w.view.lane.service.clone(),
+                    environment: env,
+                    why: format!("release {other} waits in the queue; cancel it first"),
+                });
+            }
+            let stage = w.stage(id)?;
+            stage.attempt += 1;
+            stage.deployment_id = None;
+            stage.redeploy = false;
+            stage.promote_to = None;
+            let attempt = stage.attempt;
+            if let Some(why) = w.busy_because() {
+                w.move_to(
+                    id,
+                    S::Queued,
+                    cause,
+                    actor,
+                    Some(format!("attempt {attempt}; {why}")),
+                )?;
+                w.lane().queued = Some(id.clone());
+            } else {
+                w.start(id, cause, actor)?;
             }
         }
         (S::Baking, Event::PromotedEarly { .. }) => {

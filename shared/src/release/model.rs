@@ -293,6 +293,9 @@ pub struct Stage {
     /// A queued release sent back by a busy deployment group is not retried before this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<Timestamp>,
+    /// Which attempt at this stage this is: 0, then one more for every `shiplane retry`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
     /// The environment this release is owed a promotion to, recorded with its success so
     /// that a promotion lost to a crash is still owed (and done once) afterwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -313,9 +316,14 @@ impl Stage {
             deadline: None,
             bake_until: None,
             not_before: None,
+            attempt: 0,
             promote_to: None,
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How many tags a release keeps: a digest re-pushed under a new tag on every build must
@@ -596,6 +604,8 @@ pub enum Cause {
     Rollback,
     /// An operator ended a bake early.
     PromotedEarly,
+    /// An operator tried a failed, rolled back or cancelled stage again.
+    Retried,
     Paused,
     Resumed,
     /// An operator freed the lane of whatever held it.
@@ -638,6 +648,7 @@ impl Cause {
             Cause::Superseded => "superseded",
             Cause::Rollback => "rollback",
             Cause::PromotedEarly => "promoted_early",
+            Cause::Retried => "retried",
             Cause::Paused => "paused",
             Cause::Resumed => "resumed",
             Cause::Unblocked => "unblocked",

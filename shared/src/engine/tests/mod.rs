@@ -1997,3 +1997,87 @@ mod operator_levers {
         );
     }
 }
+
+mod retry {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_migration_retried_runs_a_new_task_and_the_old_tasks_late_stop_changes_nothing()
+     {
+        let w = World::new().await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let id = w.pushed("shiplane/db", 1, "v1").await;
+        let r = w.store.release(&id).await.unwrap().unwrap().item;
+        let first_task = r.stages["dev"].deployment_id.clone().unwrap();
+        let first_by = crate::aws::started_by(&r, "dev");
+        e.on_task_stopped(&stopped(&first_task, Some(first_by.clone()), Some(1)), T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Failed));
+
+        let report = e
+            .on_event(
+                &pipeline,
+                "db",
+                "dev",
+                &id,
+                Event::Retry {
+                    actor: "ana".into(),
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        assert!(report.refused.is_empty(), "{report:?}");
+        let r = w.store.release(&id).await.unwrap().unwrap().item;
+        assert_eq!(r.state_in("dev"), Some(StageState::Migrating));
+        assert_eq!(r.stages["dev"].attempt, 1);
+        let second_task = r.stages["dev"].deployment_id.clone().unwrap();
+        assert_ne!(
+            second_task, first_task,
+            "a new migration task, not the failed one adopted"
+        );
+        let migrations = w
+            .deployer
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::RunMigration { .. }))
+            .count();
+        assert_eq!(migrations, 2);
+        // The first attempt's stop event, delivered again late: ignored.
+        let late = e
+            .on_task_stopped(
+                &stopped("arn:aws:ecs:task/late", Some(first_by), Some(1)),
+                T0,
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(late, Inbound::Ignored(ref why) if why.contains("attempt 0")),
+            "{late:?}"
+        );
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Migrating));
+        let retried = w.store.history_of_release(&id).await.unwrap();
+        assert!(
+            retried
+                .iter()
+                .any(|t| t.cause == Cause::Retried && t.actor.as_deref() == Some("ana"))
+        );
+        // Only a stage that ended can be retried.
+        let again = e
+            .on_event(
+                &pipeline,
+                "db",
+                "dev",
+                &id,
+                Event::Retry {
+                    actor: "ana".into(),
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        assert!(again.transitions.is_empty() && !again.refused.is_empty());
+    }
+}

@@ -136,6 +136,9 @@ fn samples() -> Vec<Event> {
             actor: "ana".into(),
             reason: "hotfix".into(),
         },
+        Event::Retry {
+            actor: "ana".into(),
+        },
     ]
 }
 
@@ -192,6 +195,7 @@ fn expected(state: Option<StageState>, event: &Event) -> Expect {
         (S::Deploying | S::Validating, Event::DeploymentSucceeded) => To(S::Baking),
         (S::Deploying | S::Validating, Event::DeploymentFailed { .. }) => To(S::Failed),
         (S::Baking, Event::BakeElapsed | Event::PromotedEarly { .. }) => To(S::Succeeded),
+        (S::Failed | S::RolledBack | S::Cancelled, Event::Retry { .. }) => To(S::Deploying),
         (S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => To(S::RolledBack),
         _ => NotAllowed,
     }
@@ -244,7 +248,7 @@ fn every_state_event_pair_follows_the_table() {
             covered += 1;
         }
     }
-    assert_eq!(covered, 13 * 21);
+    assert_eq!(covered, 13 * 22);
 }
 
 #[test]
