@@ -921,8 +921,10 @@ pub fn apply(
                 w.finish()?;
             }
         }
+        // A hook can report in before the deployment's own outcome commits (CodeDeploy
+        // calls the first hook right after CreateDeployment): validating takes it too.
         (
-            S::Deploying,
+            S::Deploying | S::Validating,
             Event::DeploymentCreated {
                 deployment_id: recorded,
             },
@@ -944,10 +946,10 @@ pub fn apply(
                     let stage = w.stage(id)?;
                     stage.deployment_id = Some(recorded.clone());
                     // A deployment has its own, longer deadline; a migration keeps its own.
-                    stage.deadline = if state == S::Deploying {
-                        Some(now.after(policy.deadlines.deployment))
-                    } else {
+                    stage.deadline = if state == S::Migrating {
                         deadline
+                    } else {
+                        Some(now.after(policy.deadlines.deployment))
                     };
                 }
             }

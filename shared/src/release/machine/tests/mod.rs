@@ -190,6 +190,7 @@ fn expected(state: Option<StageState>, event: &Event) -> Expect {
             To(S::Failed)
         }
         (S::Deploying, Event::DeploymentCreated { .. }) => To(S::Deploying),
+        (S::Validating, Event::DeploymentCreated { .. }) => To(S::Validating),
         (S::Deploying, Event::DeploymentBlocked { .. }) => To(S::Queued),
         (S::Deploying | S::Validating, Event::ValidationStarted) => To(S::Validating),
         (S::Deploying | S::Validating, Event::DeploymentSucceeded) => To(S::Baking),
@@ -224,6 +225,8 @@ fn every_state_event_pair_follows_the_table() {
                     let replay = matches!(
                         (state, &event),
                         (Some(StageState::Validating), Event::ValidationStarted)
+                            // the sample's deployment is the one already recorded there
+                            | (Some(StageState::Validating), Event::DeploymentCreated { .. })
                     );
                     assert_eq!(
                         d.transitions.is_empty(),
@@ -918,4 +921,84 @@ fn pending_action_names_the_work_a_crash_interrupted() {
         None,
         "never reached prod"
     );
+}
+
+/// The facts one release's deployment produces, in the order AWS produces them.
+fn facts() -> Vec<Event> {
+    vec![
+        Event::Arrived,
+        Event::DeploymentCreated {
+            deployment_id: "d-1".into(),
+        },
+        Event::ValidationStarted,
+        Event::HookCompleted {
+            hook: "AfterAllowTestTraffic".into(),
+            checks: vec![(true, "health: passed in 3 ms: ok".into())],
+            failure: None,
+        },
+        Event::DeploymentSucceeded,
+        Event::BakeElapsed,
+    ]
+}
+
+/// Applies each event as the engine does: a refused event leaves the view as it was (the
+/// engine commits nothing for it), and a deployment's outcome reaches only the stage that
+/// records that deployment (`Engine::on_deployment_state` matches by deployment id).
+fn deliver_onto(mut view: LaneView, events: &[Event]) -> LaneView {
+    for event in events {
+        let recorded = view.releases[&id(1)]
+            .stages
+            .get(ENV)
+            .and_then(|s| s.deployment_id.as_deref())
+            == Some("d-1");
+        if matches!(event, Event::DeploymentSucceeded) && !recorded {
+            continue;
+        }
+        if let Ok(d) = apply(&view, &id(1), event, &policy(), T0) {
+            view = d.view;
+        }
+    }
+    view
+}
+
+fn deliver(events: &[Event]) -> LaneView {
+    let mut view = empty_view();
+    view.releases.insert(id(1), release(1));
+    deliver_onto(view, events)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Deliveries out of order and twice never take a wrong turn: whatever was applied
+    /// early is a state the in-order sequence passes through or a refusal, and once the
+    /// reconciler has re-delivered AWS's facts in order, the release ends exactly where the
+    /// in-order sequence ends it.
+    #[test]
+    fn out_of_order_and_duplicate_deliveries_end_where_the_in_order_sequence_ends(
+        order in Just((0..6usize).collect::<Vec<_>>()).prop_shuffle(),
+        twice in proptest::collection::vec(0..6usize, 0..4),
+    ) {
+        let facts = facts();
+        let in_order = deliver(&facts);
+        let mut messy: Vec<Event> = order.iter().map(|i| facts[*i].clone()).collect();
+        for (k, i) in twice.iter().enumerate() {
+            messy.insert((k * 2).min(messy.len()), facts[*i].clone());
+        }
+        let early = deliver(&messy);
+        let reached = early.releases[&id(1)].state_in(ENV);
+        prop_assert!(
+            reached.is_none_or(|s| matches!(
+                s,
+                StageState::Deploying | StageState::Validating | StageState::Baking | StageState::Succeeded
+            )),
+            "an out-of-order delivery reached {reached:?}"
+        );
+        // The reconciler: AWS's facts again, in order, on top of whatever happened.
+        let view = deliver_onto(early, &facts);
+        let (got, want) = (&view.releases[&id(1)], &in_order.releases[&id(1)]);
+        prop_assert_eq!(got.state_in(ENV), want.state_in(ENV));
+        prop_assert_eq!(&got.stages[ENV].deployment_id, &want.stages[ENV].deployment_id);
+        prop_assert_eq!(&view.lane, &in_order.lane);
+    }
 }
