@@ -437,7 +437,17 @@ async fn status(store: &DynamoStore, only: Option<&str>, json: bool) -> Result<(
                     cache.insert(id, r.item);
                 }
             }
-            rows.push(LaneStatus::new(lane, stage.freeze, &cache));
+            let mut held_by = Vec::new();
+            for watched in &stage.hold_while_alarms_in {
+                for l in lanes.iter().filter(|l| &l.item.environment == watched) {
+                    held_by.extend(
+                        render::firing(&l.item)
+                            .into_iter()
+                            .map(|name| format!("{name} ({watched})")),
+                    );
+                }
+            }
+            rows.push(LaneStatus::new(lane, stage.freeze, held_by, &cache));
         }
     }
     render::status(&rows, json);

@@ -51,10 +51,19 @@ pub struct LaneStatus {
     pub last_known_good: Option<ReleaseSummary>,
     pub paused_by: Option<String>,
     pub frozen: bool,
+    /// The lane's own watched alarms now in ALARM.
+    pub alarms_firing: Vec<String>,
+    /// Alarms in ALARM in the environments this one's gate watches: what holds it.
+    pub held_by: Vec<String>,
 }
 
 impl LaneStatus {
-    pub fn new(lane: Lane, frozen: bool, releases: &BTreeMap<ReleaseId, Release>) -> LaneStatus {
+    pub fn new(
+        lane: Lane,
+        frozen: bool,
+        held_by: Vec<String>,
+        releases: &BTreeMap<ReleaseId, Release>,
+    ) -> LaneStatus {
         let env = lane.environment.clone();
         let summary = |id: &Option<ReleaseId>| {
             id.as_ref()
@@ -73,7 +82,10 @@ impl LaneStatus {
             .into_iter()
             .flatten()
             .find_map(|r| r.state);
+        let alarms_firing = firing(&lane);
         LaneStatus {
+            alarms_firing,
+            held_by,
             service: lane.service,
             environment: lane.environment,
             current,
@@ -85,6 +97,15 @@ impl LaneStatus {
             frozen,
         }
     }
+}
+
+/// The alarms a lane watches that are in ALARM now.
+pub fn firing(lane: &Lane) -> Vec<String> {
+    lane.alarms
+        .iter()
+        .filter(|(_, seen)| seen.state == shiplane::release::AlarmState::Alarm)
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 fn cell(r: &Option<ReleaseSummary>) -> String {
@@ -178,13 +199,28 @@ pub fn status(rows: &[LaneStatus], json: bool) {
         "QUEUED",
         "LAST KNOWN GOOD",
         "HOLD",
+        "ALARMS",
     ]);
     for r in rows {
-        let hold = match (&r.paused_by, r.frozen) {
-            (Some(by), true) => format!("paused by {by}; frozen"),
-            (Some(by), false) => format!("paused by {by}"),
-            (None, true) => "frozen".to_string(),
-            (None, false) => "-".to_string(),
+        let mut holds = Vec::new();
+        if let Some(by) = &r.paused_by {
+            holds.push(format!("paused by {by}"));
+        }
+        if r.frozen {
+            holds.push("frozen".to_string());
+        }
+        if !r.held_by.is_empty() {
+            holds.push(format!("held: {} in ALARM", r.held_by.join(", ")));
+        }
+        let hold = if holds.is_empty() {
+            "-".to_string()
+        } else {
+            holds.join("; ")
+        };
+        let alarms = if r.alarms_firing.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{} in ALARM", r.alarms_firing.join(", "))
         };
         t.add_row(vec![
             r.service.clone(),
@@ -195,6 +231,7 @@ pub fn status(rows: &[LaneStatus], json: bool) {
             cell(&r.queued),
             cell(&r.last_known_good),
             hold,
+            alarms,
         ]);
     }
     println!("{t}");

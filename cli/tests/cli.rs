@@ -726,3 +726,63 @@ async fn retry_deploys_a_failed_stage_again_as_a_new_attempt() {
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
     assert!(stderr(&again).contains("deploying"), "{}", stderr(&again));
 }
+
+#[tokio::test]
+async fn status_shows_the_alarms_firing_and_what_they_hold() {
+    use shiplane::engine::Engine;
+    use shiplane::inbound::alarm::{AlarmChange, AlarmState};
+    use shiplane::store::StoredPipeline;
+    let (p, account, store) = shiplane_e2e::deployed_world().await;
+    let current = store.pipeline().await.unwrap().unwrap();
+    let dev_alarm = format!("{p}-api-dev-5xx");
+    let mut source = current.source.clone();
+    let at = source.find("codedeploy = { application = \"").unwrap();
+    source.insert_str(at, &format!("alarms = [\"{dev_alarm}\"]\n"));
+    let prod = format!("service = \"{p}-api-prod\"\n");
+    source = source.replacen(
+        &prod,
+        &format!("{prod}hold_while_alarms_in = [\"dev\"]\n"),
+        1,
+    );
+    store
+        .put_pipeline(StoredPipeline {
+            version: 2,
+            source,
+            applied_at: Timestamp::now(),
+            applied_by: "t".into(),
+        })
+        .await
+        .unwrap();
+    let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
+    let engine = Engine {
+        store: &store,
+        deployer: &deployer,
+        notifier: &notifier,
+    };
+    let change = AlarmChange {
+        alarm: dev_alarm.clone(),
+        state: AlarmState::Alarm,
+        at: Timestamp::now(),
+        reason: "Threshold Crossed".into(),
+    };
+    engine.on_alarm(&change, Timestamp::now()).await.unwrap();
+    let table = store.table().to_string();
+    let v = json(&shiplane(&table, &["--json", "status", "api"]));
+    let rows = v.as_array().unwrap();
+    let row = |env: &str| {
+        rows.iter()
+            .find(|r| r["environment"] == env)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("dev")["alarms_firing"], serde_json::json!([dev_alarm]));
+    assert_eq!(
+        row("prod")["held_by"],
+        serde_json::json!([format!("{dev_alarm} (dev)")])
+    );
+    let text = stdout(&shiplane(&table, &["status", "api"]));
+    assert!(
+        text.contains("ALARMS") && text.contains(&format!("held: {dev_alarm} (dev) in ALARM")),
+        "{text}"
+    );
+}
