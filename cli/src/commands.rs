@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use aws_config::BehaviorVersion;
 use shiplane::aws::{AwsDeployer, Notification, Notifier, NotifyError, SnsNotifier};
-use shiplane::engine::{Deps, EngineError, Report};
+use shiplane::engine::{Deps, EngineError, PushOutcome, Report};
 use shiplane::pipeline::Pipeline;
-use shiplane::release::{Event, LaneEvent, Release, ReleaseId, Timestamp};
+use shiplane::release::{Digest, Event, LaneEvent, Release, ReleaseId, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore, StoreError, StoredPipeline};
 
 use crate::render::{self, LaneStatus};
@@ -94,6 +94,52 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 actor: actor_name(who.actor.clone()),
             };
             lane_event(&cli, service, environment, event, who).await
+        }
+        Command::Deploy {
+            ref service,
+            ref digest,
+            ref tag,
+            ref registry,
+            ref reason,
+            ref who,
+        } => {
+            let digest = Digest::parse(digest).map_err(|e| Failure::BadInput(e.to_string()))?;
+            let deps = deps(&cli.table, &who.aws).await;
+            let outcome = deps
+                .engine()
+                .on_operator_deploy(
+                    service,
+                    digest,
+                    tag.clone(),
+                    registry.clone(),
+                    &actor_name(who.actor.clone()),
+                    reason,
+                    Timestamp::now(),
+                )
+                .await
+                .map_err(engine_failure)?;
+            match outcome {
+                PushOutcome::Created {
+                    release,
+                    environment,
+                    state,
+                } => {
+                    let state = state.map_or_else(|| "-".to_string(), |s| s.to_string());
+                    if cli.json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"release": release, "environment": environment, "state": state})
+                        );
+                    } else {
+                        println!("release {release}: {state} in {environment}");
+                    }
+                    Ok(())
+                }
+                PushOutcome::Replayed { release, .. } => Err(Failure::BadInput(format!(
+                    "that digest is already release {release}; use `shiplane retry` or `shiplane rollback --to {release}`"
+                ))),
+                PushOutcome::Ignored(why) => Err(Failure::BadInput(why)),
+            }
         }
         Command::Retry {
             ref release,

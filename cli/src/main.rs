@@ -84,6 +84,25 @@ enum Command {
         #[command(flatten)]
         who: Operator,
     },
+    /// Make a release of an image by digest, without a push (the push was lost, or the
+    /// image came from elsewhere): it enters the service's first environment as a push
+    /// would, whatever the tag policy.
+    Deploy {
+        service: String,
+        /// The image digest, sha256:<64 hex>.
+        #[arg(long)]
+        digest: String,
+        /// The tag to label it with (default deploy-<short digest>).
+        #[arg(long)]
+        tag: Option<String>,
+        /// The ECR registry host; default: the one of the service's newest release.
+        #[arg(long)]
+        registry: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Operator,
+    },
     /// Try a stage that failed, was rolled back or cancelled again, with the same digest (a
     /// new attempt: a new migration task and deployment).
     Retry {

@@ -786,3 +786,95 @@ async fn status_shows_the_alarms_firing_and_what_they_hold() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn deploy_makes_a_release_of_a_digest_without_a_push_recorded_with_who_and_why() {
+    use shiplane::engine::{Engine, PushOutcome};
+    use shiplane::release::StageState;
+    let (p, account, store) = shiplane_e2e::deployed_world().await;
+    let table = store.table().to_string();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    // No release yet to take the registry from: bad input naming the fix.
+    let out = shiplane(
+        &table,
+        &[
+            "deploy",
+            "etl",
+            "--digest",
+            &digest,
+            "--reason",
+            "lost push",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--registry"), "{}", stderr(&out));
+    // With one pushed, the registry comes from it.
+    let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
+    let engine = Engine {
+        store: &store,
+        deployer: &deployer,
+        notifier: &notifier,
+    };
+    let pushed = engine
+        .on_push(
+            &shiplane_e2e::image_push(&format!("{p}/etl"), "v1"),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(pushed, PushOutcome::Created { .. }), "{pushed:?}");
+    let out = shiplane(
+        &table,
+        &[
+            "--json",
+            "deploy",
+            "etl",
+            "--digest",
+            &digest,
+            "--reason",
+            "lost push",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    let id = ReleaseId::parse(v["release"].as_str().unwrap()).unwrap();
+    let r = store.release(&id).await.unwrap().unwrap().item;
+    assert_eq!(r.digest.as_str(), digest);
+    assert_eq!(r.tags, [format!("deploy-{}", &digest[7..19])]);
+    assert_eq!(
+        r.state_in("dev"),
+        Some(StageState::Succeeded),
+        "data jobs register at once"
+    );
+    let history = store.history_of_release(&id).await.unwrap();
+    let first = &history[0];
+    assert_eq!(
+        (
+            first.cause.as_str(),
+            first.actor.as_deref(),
+            first.detail.as_deref()
+        ),
+        ("deployed", Some("ana"), Some("lost push"))
+    );
+    // Again: that digest is a release already. A bad digest: bad input.
+    let again = shiplane(
+        &table,
+        &["deploy", "etl", "--digest", &digest, "--reason", "x"],
+    );
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("already release"),
+        "{}",
+        stderr(&again)
+    );
+    let bad = shiplane(
+        &table,
+        &["deploy", "etl", "--digest", "sha256:nope", "--reason", "x"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("not an image digest"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -22,7 +22,9 @@ use crate::inbound::Inbound;
 use crate::inbound::ecs::TaskStopped;
 use crate::pipeline::{Pipeline, Service, StageConfig};
 use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intake, new_release};
-use crate::release::{Cause, Event, LaneEvent, ReleaseId, StageState, Timestamp, Transition};
+use crate::release::{
+    Cause, Digest, Event, LaneEvent, ReleaseId, StageState, Timestamp, Transition,
+};
 use crate::store::{Claim, ReleaseStore, StoreError};
 
 use run::Work;
@@ -196,6 +198,88 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// An operator deploys an image by digest without a push (`shiplane deploy`): a release
+    /// like a push's (once per repository + digest), whatever the service's tag policy,
+    /// recorded with who and why. The registry is the one given, else the one of the
+    /// service's newest release.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn on_operator_deploy(
+        &self,
+        service: &str,
+        digest: Digest,
+        tag: Option<String>,
+        registry: Option<String>,
+        actor: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<PushOutcome, EngineError> {
+        let pipeline = self.pipeline().await?;
+        let Some(svc) = pipeline.services.get(service) else {
+            return Ok(PushOutcome::Ignored(format!(
+                "no service \"{service}\" in the pipeline"
+            )));
+        };
+        let Some(first) = svc.stages.first() else {
+            return Ok(PushOutcome::Ignored(format!(
+                "services.{service} has no environments"
+            )));
+        };
+        let registry = match registry {
+            Some(r) => r,
+            None => match self.store.releases_of_service(service, 1).await?.first() {
+                Some(newest) if !newest.registry.is_empty() => newest.registry.clone(),
+                _ => {
+                    return Ok(PushOutcome::Ignored(format!(
+                        "{service} has no release yet to take the registry from; give --registry <account>.dkr.ecr.<region>.amazonaws.com"
+                    )));
+                }
+            },
+        };
+        let tag = tag.unwrap_or_else(|| format!("deploy-{}", digest.short()));
+        if let Err(e) = crate::release::validate_tag(&tag) {
+            return Ok(PushOutcome::Ignored(e.to_string()));
+        }
+        let push = ImagePush {
+            registry,
+            repository: svc.repository.clone(),
+            digest,
+            tag,
+            pushed_at: now,
+        };
+        let key = claim_key(&push);
+        if let Some(existing) = self.store.claimed(&key, now).await? {
+            return Ok(PushOutcome::Replayed {
+                release: ReleaseId::parse(&existing).map_err(|e| StoreError::Corrupt {
+                    what: format!("claim for {}", push.digest),
+                    message: e.to_string(),
+                })?,
+                tag_added: false,
+            });
+        }
+        let release = new_release(&push, svc, now);
+        let id = release.id.clone();
+        let event = Event::Deployed {
+            actor: actor.to_string(),
+            reason: reason.to_string(),
+        };
+        let work = Work {
+            new_release: Some(release),
+            claim: Some(Claim {
+                key,
+                value: id.to_string(),
+                at: now,
+                expires: now.after(PUSH_CLAIM_TTL),
+            }),
+            ..Work::event(service, &first.environment, &id, event)
+        };
+        let report = self.run(&pipeline, work, now).await?;
+        Ok(PushOutcome::Created {
+            state: report.state_of(&id, &first.environment),
+            release: id,
+            environment: first.environment.clone(),
+        })
     }
 
     /// A push of a digest that is already a release: its tag is added (a transition with

@@ -73,6 +73,12 @@ pub enum Event {
         deployment_id: String,
         error: Option<String>,
     },
+    /// An operator deploys an image by digest without a push (`shiplane deploy`): the
+    /// release arrives in its first environment as a push would, recorded with who and why.
+    Deployed {
+        actor: String,
+        reason: String,
+    },
     /// An operator tries a stage that failed, was rolled back or cancelled again, with the
     /// same digest: a new attempt, deployed afresh.
     Retry {
@@ -118,6 +124,7 @@ impl Event {
             Event::StopRequested { error: Some(_), .. } => Cause::StopFailed,
             Event::PromotedEarly { .. } => Cause::PromotedEarly,
             Event::Retry { .. } => Cause::Retried,
+            Event::Deployed { .. } => Cause::Deployed,
             Event::HookCompleted { failure: None, .. } => Cause::HookSucceeded,
             Event::HookCompleted {
                 failure: Some(_), ..
@@ -136,7 +143,8 @@ impl Event {
             | Event::Rejected { actor, .. }
             | Event::Cancelled { actor, .. }
             | Event::PromotedEarly { actor, .. }
-            | Event::Retry { actor } => Some(actor.clone()),
+            | Event::Retry { actor }
+            | Event::Deployed { actor, .. } => Some(actor.clone()),
             _ => None,
         }
     }
@@ -146,6 +154,7 @@ impl Event {
             Event::Rejected { reason, .. }
             | Event::Cancelled { reason, .. }
             | Event::PromotedEarly { reason, .. }
+            | Event::Deployed { reason, .. }
             | Event::MigrationFailed { reason }
             | Event::DeploymentFailed { reason }
             | Event::DeploymentBlocked { reason }
@@ -593,6 +602,17 @@ impl<'p> Work<'p> {
         cause: Cause,
         actor: Option<String>,
     ) -> Result<(), TransitionError> {
+        self.start_with(id, cause, actor, None)
+    }
+
+    /// [`Work::start`], with the transition's detail.
+    fn start_with(
+        &mut self,
+        id: &ReleaseId,
+        cause: Cause,
+        actor: Option<String>,
+        detail: Option<String>,
+    ) -> Result<(), TransitionError> {
         let env = self.env();
         let lane = self.lane();
         lane.in_flight = Some(id.clone());
@@ -600,13 +620,13 @@ impl<'p> Work<'p> {
             lane.queued = None;
         }
         if self.policy.migration {
-            self.move_to(id, StageState::Migrating, cause, actor, None)?;
+            self.move_to(id, StageState::Migrating, cause, actor, detail)?;
             self.actions.push(Action::RunMigration {
                 release: id.clone(),
                 environment: env,
             });
         } else {
-            self.move_to(id, StageState::Deploying, cause, actor, None)?;
+            self.move_to(id, StageState::Deploying, cause, actor, detail)?;
             self.actions.push(Action::Deploy {
                 release: id.clone(),
                 environment: env,
@@ -715,7 +735,13 @@ impl<'p> Work<'p> {
 /// A release arrives in an environment: superseded on arrival when a newer push of the
 /// service already arrived here, else it supersedes the queued one and starts, queues, or
 /// waits for approval.
-fn arrive(w: &mut Work<'_>, id: &ReleaseId) -> Result<(), TransitionError> {
+fn arrive(
+    w: &mut Work<'_>,
+    id: &ReleaseId,
+    cause: Cause,
+    actor: Option<String>,
+    detail: Option<String>,
+) -> Result<(), TransitionError> {
     let pushed = w.release(id)?.pushed_at;
     if let Some(newest) = w.view.lane.newest_pushed_at
         && pushed < newest
@@ -742,13 +768,17 @@ fn arrive(w: &mut Work<'_>, id: &ReleaseId) -> Result<(), TransitionError> {
         w.lane().queued = None;
     }
     if w.policy.approval == Approval::Manual {
-        w.move_to(id, StageState::AwaitingApproval, Cause::Arrived, None, None)?;
+        w.move_to(id, StageState::AwaitingApproval, cause, actor, detail)?;
         w.lane().queued = Some(id.clone());
     } else if let Some(why) = w.busy_because() {
-        w.move_to(id, StageState::Queued, Cause::Arrived, None, Some(why))?;
+        let why = match detail {
+            Some(d) => format!("{d}; {why}"),
+            None => why,
+        };
+        w.move_to(id, StageState::Queued, cause, actor, Some(why))?;
         w.lane().queued = Some(id.clone());
     } else {
-        w.start(id, Cause::Arrived, None)?;
+        w.start_with(id, cause, actor, detail)?;
     }
     Ok(())
 }
@@ -825,8 +855,8 @@ pub fn apply(
 
     let Some(state) = w.state(id) else {
         return match event {
-            Event::Arrived => {
-                arrive(&mut w, id)?;
+            Event::Arrived | Event::Deployed { .. } => {
+                arrive(&mut w, id, cause, actor, detail)?;
                 w.done()
             }
             Event::TagAdded { tag } => {
@@ -846,7 +876,7 @@ pub fn apply(
 
     use StageState as S;
     match (state, event) {
-        (_, Event::Arrived) => {
+        (_, Event::Arrived | Event::Deployed { .. }) => {
             return Err(TransitionError::AlreadyArrived {
                 release: id.clone(),
                 environment: env,

@@ -606,6 +606,8 @@ pub enum Cause {
     PromotedEarly,
     /// An operator tried a failed, rolled back or cancelled stage again.
     Retried,
+    /// An operator deployed an image by digest, without a push.
+    Deployed,
     Paused,
     Resumed,
     /// An operator freed the lane of whatever held it.
@@ -649,6 +651,7 @@ impl Cause {
             Cause::Rollback => "rollback",
             Cause::PromotedEarly => "promoted_early",
             Cause::Retried => "retried",
+            Cause::Deployed => "deployed",
             Cause::Paused => "paused",
             Cause::Resumed => "resumed",
             Cause::Unblocked => "unblocked",

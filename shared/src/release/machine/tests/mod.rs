@@ -139,6 +139,10 @@ fn samples() -> Vec<Event> {
         Event::Retry {
             actor: "ana".into(),
         },
+        Event::Deployed {
+            actor: "ana".into(),
+            reason: "hotfix by digest".into(),
+        },
     ]
 }
 
@@ -159,13 +163,13 @@ fn expected(state: Option<StageState>, event: &Event) -> Expect {
     use StageState as S;
     let Some(state) = state else {
         return match event {
-            Event::Arrived => To(S::Deploying),
+            Event::Arrived | Event::Deployed { .. } => To(S::Deploying),
             Event::TagAdded { .. } => Recorded,
             _ => NotArrived,
         };
     };
     match (state, event) {
-        (_, Event::Arrived) => AlreadyArrived,
+        (_, Event::Arrived | Event::Deployed { .. }) => AlreadyArrived,
         (_, Event::TagAdded { .. }) => Recorded,
         (S::Queued, Event::Dequeue) => To(S::Deploying),
         (S::AwaitingApproval, Event::Approved { .. }) => To(S::Deploying),
@@ -251,7 +255,7 @@ fn every_state_event_pair_follows_the_table() {
             covered += 1;
         }
     }
-    assert_eq!(covered, 13 * 22);
+    assert_eq!(covered, 13 * 23);
 }
 
 #[test]
