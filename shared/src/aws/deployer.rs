@@ -68,7 +68,8 @@ impl DeployError {
     }
 }
 
-fn sdk<E, R>(operation: &str, err: &SdkError<E, R>) -> DeployError
+/// An SDK failure as a [`DeployError`], classified as every adapter classifies them.
+pub(super) fn sdk<E, R>(operation: &str, err: &SdkError<E, R>) -> DeployError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
@@ -228,6 +229,30 @@ fn image_repository(image: &str) -> &str {
     }
 }
 
+/// An ECS service as it is now (an inactive one of the same name does not count).
+pub(crate) async fn ecs_service(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> Result<aws_sdk_ecs::types::Service, DeployError> {
+    let out = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .map_err(|e| sdk("ECS DescribeServices", &e))?;
+    out.services
+        .unwrap_or_default()
+        .into_iter()
+        .find(|s| s.status.as_deref() != Some("INACTIVE"))
+        .ok_or_else(|| {
+            DeployError::permanent(format!(
+                "ECS service {service} not found in cluster {cluster}; check the pipeline's cluster and service"
+            ))
+        })
+}
+
 /// Which containers of a task definition get the release's image.
 #[derive(Debug, Clone, Copy)]
 enum Pick<'a> {
@@ -275,23 +300,7 @@ impl AwsDeployer {
         cluster: &str,
         service: &str,
     ) -> Result<aws_sdk_ecs::types::Service, DeployError> {
-        let out = self
-            .ecs
-            .describe_services()
-            .cluster(cluster)
-            .services(service)
-            .send()
-            .await
-            .map_err(|e| sdk("ECS DescribeServices", &e))?;
-        out.services
-            .unwrap_or_default()
-            .into_iter()
-            .find(|s| s.status.as_deref() != Some("INACTIVE"))
-            .ok_or_else(|| {
-                DeployError::permanent(format!(
-                    "ECS service {service} not found in cluster {cluster}; check the pipeline's cluster and service"
-                ))
-            })
+        ecs_service(&self.ecs, cluster, service).await
     }
 
     /// The ECS service and the task definition it runs now: the base of the next revision.

@@ -6,7 +6,8 @@ use aws_sdk_codedeploy::operation::put_lifecycle_event_hook_execution_status::Pu
 use aws_sdk_codedeploy::types::LifecycleEventStatus;
 use aws_sdk_dynamodb::error::SdkError;
 
-use super::{DeployError, OnFirstUse, classify};
+use super::deployer::sdk;
+use super::{DeployError, OnFirstUse};
 
 /// What a hook answers: the deployment goes on, or CodeDeploy rolls it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,18 +70,6 @@ impl CodeDeployHooks {
     }
 }
 
-fn failure<E, R>(operation: &str, err: &SdkError<E, R>) -> DeployError
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    let f = classify(operation, err);
-    DeployError {
-        message: f.message,
-        retryable: f.retryable,
-    }
-}
-
 impl HookReporter for CodeDeployHooks {
     async fn report(
         &self,
@@ -110,7 +99,7 @@ impl HookReporter for CodeDeployHooks {
             {
                 Ok(())
             }
-            Err(e) => Err(failure("CodeDeploy PutLifecycleEventHookExecutionStatus", &e)),
+            Err(e) => Err(sdk("CodeDeploy PutLifecycleEventHookExecutionStatus", &e)),
         }
     }
 
@@ -131,7 +120,7 @@ impl HookReporter for CodeDeployHooks {
             {
                 Ok(None)
             }
-            Err(e) => Err(failure("CodeDeploy GetDeployment", &e)),
+            Err(e) => Err(sdk("CodeDeploy GetDeployment", &e)),
         }
     }
 }

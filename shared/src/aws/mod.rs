@@ -12,6 +12,8 @@ mod notifier;
 pub mod fake;
 
 pub use appspec::appspec;
+#[cfg(feature = "hooks")]
+pub(crate) use deployer::ecs_service;
 pub use deployer::{
     AwsDeployer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
     MigrationRun, client_token, parse_deployment_description, parse_started_by, started_by,

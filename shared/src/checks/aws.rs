@@ -87,18 +87,9 @@ impl AwsChecker {
             .target
             .ecs_service()
             .ok_or("a task service runs no ECS service")?;
-        let out = self
-            .ecs
-            .describe_services()
-            .cluster(cluster)
-            .services(service)
-            .send()
+        let svc = crate::aws::ecs_service(&self.ecs, cluster, service)
             .await
-            .map_err(|e| classify("ECS DescribeServices", &e).message)?;
-        let svc = out
-            .services()
-            .first()
-            .ok_or_else(|| format!("ECS service {service} not found in {cluster}"))?;
+            .map_err(|e| e.message)?;
         let sets = svc.task_sets();
         let set = sets
             .iter()

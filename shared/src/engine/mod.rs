@@ -138,6 +138,31 @@ fn parse_cached(source: &str) -> Result<Arc<Pipeline>, crate::pipeline::ConfigEr
     Ok(parsed)
 }
 
+/// A new release of `push` entering `environment` by `event`, written with its claim
+/// (`key`), so that it is made once per repository + digest.
+fn release_work(
+    push: &ImagePush,
+    service: &Service,
+    environment: &str,
+    key: String,
+    event: Event,
+    now: Timestamp,
+) -> (ReleaseId, Work) {
+    let release = new_release(push, service, now);
+    let id = release.id.clone();
+    let work = Work {
+        new_release: Some(release),
+        claim: Some(Claim {
+            key,
+            value: id.to_string(),
+            at: now,
+            expires: now.after(PUSH_CLAIM_TTL),
+        }),
+        ..Work::event(&service.name, environment, &id, event)
+    };
+    (id, work)
+}
+
 impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
     /// The current pipeline, parsed; an error names the fix.
     pub async fn pipeline(&self) -> Result<Arc<Pipeline>, EngineError> {
@@ -173,18 +198,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
                 .replay_push(&pipeline, service, environment, &existing, push, now)
                 .await;
         }
-        let release = new_release(push, service, now);
-        let id = release.id.clone();
-        let work = Work {
-            new_release: Some(release),
-            claim: Some(Claim {
-                key,
-                value: id.to_string(),
-                at: now,
-                expires: now.after(PUSH_CLAIM_TTL),
-            }),
-            ..Work::event(&service.name, environment, &id, Event::Arrived)
-        };
+        let (id, work) = release_work(push, service, environment, key, Event::Arrived, now);
         match self.run(&pipeline, work, now).await {
             Ok(report) => Ok(PushOutcome::Created {
                 state: report.state_of(&id, environment),
@@ -258,22 +272,11 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
                 tag_added: false,
             });
         }
-        let release = new_release(&push, svc, now);
-        let id = release.id.clone();
         let event = Event::Deployed {
             actor: actor.to_string(),
             reason: reason.to_string(),
         };
-        let work = Work {
-            new_release: Some(release),
-            claim: Some(Claim {
-                key,
-                value: id.to_string(),
-                at: now,
-                expires: now.after(PUSH_CLAIM_TTL),
-            }),
-            ..Work::event(service, &first.environment, &id, event)
-        };
+        let (id, work) = release_work(&push, svc, &first.environment, key, event, now);
         let report = self.run(&pipeline, work, now).await?;
         Ok(PushOutcome::Created {
             state: report.state_of(&id, &first.environment),

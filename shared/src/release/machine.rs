@@ -712,6 +712,28 @@ impl<'p> Work<'p> {
         Ok(())
     }
 
+    /// Deploys a release that already succeeded here again, from its pinned revision,
+    /// taking the lane's in-flight slot: a rollback's restore.
+    fn redeploy(
+        &mut self,
+        id: &ReleaseId,
+        actor: Option<String>,
+        detail: Option<String>,
+    ) -> Result<(), TransitionError> {
+        let env = self.env();
+        self.move_to(id, StageState::Deploying, Cause::Rollback, actor, detail)?;
+        let stage = self.stage(id)?;
+        stage.redeploy = true;
+        stage.deployment_id = None;
+        self.lane().in_flight = Some(id.clone());
+        self.actions.push(Action::Deploy {
+            release: id.clone(),
+            environment: env,
+            redeploy: true,
+        });
+        Ok(())
+    }
+
     fn not_allowed(&self, id: &ReleaseId, state: StageState, event: &Event) -> TransitionError {
         TransitionError::NotAllowed {
             release: id.clone(),
@@ -793,29 +815,13 @@ fn roll_back(
     detail: Option<String>,
 ) -> Result<(), TransitionError> {
     use StageState as S;
-    let env = w.env();
     if state != S::Baking {
         return w.end_in_flight(id, state, S::RolledBack, Cause::AlarmFired, None, detail);
     }
     match w.view.lane.last_known_good.clone() {
         Some(good) if &good != id => {
             w.move_to(id, S::RolledBack, Cause::AlarmFired, None, detail)?;
-            w.move_to(
-                &good,
-                S::Deploying,
-                Cause::Rollback,
-                None,
-                Some(format!("restoring after {id}")),
-            )?;
-            let stage = w.stage(&good)?;
-            stage.redeploy = true;
-            stage.deployment_id = None;
-            w.lane().in_flight = Some(good.clone());
-            w.actions.push(Action::Deploy {
-                release: good,
-                environment: env,
-                redeploy: true,
-            });
+            w.redeploy(&good, None, Some(format!("restoring after {id}")))?;
         }
         _ => {
             let detail = Some(format!(
@@ -1284,22 +1290,7 @@ pub fn apply_lane(
                     Some(format!("replaced by {target}: {reason}")),
                 )?;
             }
-            w.move_to(
-                &target,
-                StageState::Deploying,
-                Cause::Rollback,
-                Some(actor.clone()),
-                Some(reason.clone()),
-            )?;
-            let stage = w.stage(&target)?;
-            stage.redeploy = true;
-            stage.deployment_id = None;
-            w.lane().in_flight = Some(target.clone());
-            w.actions.push(Action::Deploy {
-                release: target,
-                environment: environment.clone(),
-                redeploy: true,
-            });
+            w.redeploy(&target, Some(actor.clone()), Some(reason.clone()))?;
         }
         LaneEvent::AlarmChanged {
             alarm,
