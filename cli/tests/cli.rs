@@ -315,7 +315,7 @@ async fn an_operators_profile_with_a_credential_process_signs_the_calls() {
 
 #[tokio::test]
 async fn cancel_unblock_and_reconcile_act_on_aws_and_record_the_operator() {
-    use shiplane::engine::{Engine, PushOutcome};
+    use shiplane::engine::Engine;
     let (p, account, store) = shiplane_e2e::deployed_world().await;
     let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
     let engine = Engine {
@@ -324,15 +324,8 @@ async fn cancel_unblock_and_reconcile_act_on_aws_and_record_the_operator() {
         notifier: &notifier,
     };
     let push = shiplane_e2e::image_push(&format!("{p}/api"), "v1");
-    let PushOutcome::Created { release, .. } =
-        engine.on_push(&push, Timestamp::now()).await.unwrap()
-    else {
-        panic!("no release")
-    };
-    let deployment = store.release(&release).await.unwrap().unwrap().item.stages["dev"]
-        .deployment_id
-        .clone()
-        .unwrap();
+    let release = shiplane_e2e::release_from_push(&engine, &push).await;
+    let deployment = shiplane_e2e::deployment_of(&store, &release, "dev").await;
     let table = store.table().to_string();
     let topic = account.topic_arn.as_str();
 
@@ -430,17 +423,13 @@ async fn apply_stores_a_1000_service_pipeline_larger_than_one_dynamodb_item() {
 
 /// CodeDeploy finishes the release's dev deployment in the emulator (AWS would by itself).
 async fn finish_dev_deployment(store: &DynamoStore, id: &ReleaseId) {
-    let r = store.release(id).await.unwrap().unwrap().item;
-    let deployment = r.stages["dev"]
-        .deployment_id
-        .clone()
-        .expect("a deployment in dev");
+    let deployment = shiplane_e2e::deployment_of(store, id, "dev").await;
     shiplane_e2e::set_deployment_status(&deployment, "Succeeded");
 }
 
 #[tokio::test]
 async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator() {
-    use shiplane::engine::{Engine, PushOutcome};
+    use shiplane::engine::Engine;
     use shiplane::release::StageState;
     let (p, account, store) = shiplane_e2e::deployed_world().await;
     let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
@@ -453,16 +442,11 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
     // Two releases that succeeded in dev and wait for approval into prod, one after the other.
     let mut ids = Vec::new();
     for tag in ["v1", "v2"] {
-        let PushOutcome::Created { release, .. } = engine
-            .on_push(
-                &shiplane_e2e::image_push(&format!("{p}/api"), tag),
-                Timestamp::now(),
-            )
-            .await
-            .unwrap()
-        else {
-            panic!("no release")
-        };
+        let release = shiplane_e2e::release_from_push(
+            &engine,
+            &shiplane_e2e::image_push(&format!("{p}/api"), tag),
+        )
+        .await;
         finish_dev_deployment(&store, &release).await;
         engine
             .on_event(
@@ -539,16 +523,11 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
         && t.actor.as_deref() == Some("ana")));
 
     // A third release reaches prod and is rejected with a reason.
-    let PushOutcome::Created { release: v3, .. } = engine
-        .on_push(
-            &shiplane_e2e::image_push(&format!("{p}/api"), "v3"),
-            Timestamp::now(),
-        )
-        .await
-        .unwrap()
-    else {
-        panic!("no release")
-    };
+    let v3 = shiplane_e2e::release_from_push(
+        &engine,
+        &shiplane_e2e::image_push(&format!("{p}/api"), "v3"),
+    )
+    .await;
     finish_dev_deployment(&store, &v3).await;
     engine
         .on_event(
@@ -582,7 +561,7 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
 
 #[tokio::test]
 async fn rollback_redeploys_the_release_before_and_promote_demands_skip_bake() {
-    use shiplane::engine::{Engine, PushOutcome};
+    use shiplane::engine::Engine;
     use shiplane::release::StageState;
     let (p, account, store) = shiplane_e2e::deployed_world().await;
     let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
@@ -594,16 +573,11 @@ async fn rollback_redeploys_the_release_before_and_promote_demands_skip_bake() {
     let pipeline = engine.pipeline().await.unwrap();
     let mut ids = Vec::new();
     for tag in ["v1", "v2"] {
-        let PushOutcome::Created { release, .. } = engine
-            .on_push(
-                &shiplane_e2e::image_push(&format!("{p}/api"), tag),
-                Timestamp::now(),
-            )
-            .await
-            .unwrap()
-        else {
-            panic!("no release")
-        };
+        let release = shiplane_e2e::release_from_push(
+            &engine,
+            &shiplane_e2e::image_push(&format!("{p}/api"), tag),
+        )
+        .await;
         finish_dev_deployment(&store, &release).await;
         engine
             .on_event(
@@ -683,7 +657,7 @@ async fn rollback_redeploys_the_release_before_and_promote_demands_skip_bake() {
 
 #[tokio::test]
 async fn retry_deploys_a_failed_stage_again_as_a_new_attempt() {
-    use shiplane::engine::{Engine, PushOutcome};
+    use shiplane::engine::Engine;
     use shiplane::release::StageState;
     let (p, account, store) = shiplane_e2e::deployed_world().await;
     let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
@@ -693,20 +667,12 @@ async fn retry_deploys_a_failed_stage_again_as_a_new_attempt() {
         notifier: &notifier,
     };
     let pipeline = engine.pipeline().await.unwrap();
-    let PushOutcome::Created { release, .. } = engine
-        .on_push(
-            &shiplane_e2e::image_push(&format!("{p}/api"), "v1"),
-            Timestamp::now(),
-        )
-        .await
-        .unwrap()
-    else {
-        panic!("no release")
-    };
-    let first = store.release(&release).await.unwrap().unwrap().item.stages["dev"]
-        .deployment_id
-        .clone()
-        .unwrap();
+    let release = shiplane_e2e::release_from_push(
+        &engine,
+        &shiplane_e2e::image_push(&format!("{p}/api"), "v1"),
+    )
+    .await;
+    let first = shiplane_e2e::deployment_of(&store, &release, "dev").await;
     shiplane_e2e::set_deployment_status(&first, "Failed");
     let failed = Event::DeploymentFailed {
         reason: "the AfterAllowTestTraffic hook failed".into(),

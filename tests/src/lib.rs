@@ -146,6 +146,47 @@ pub fn image_push(repository: &str, tag: &str) -> shiplane::release::intake::Ima
     }
 }
 
+/// The release a push made, through `engine` (as image-push runs it); panics when the push
+/// made none.
+pub async fn release_from_push<S, D, N>(
+    engine: &shiplane::engine::Engine<'_, S, D, N>,
+    push: &shiplane::release::intake::ImagePush,
+) -> shiplane::release::ReleaseId
+where
+    S: shiplane::store::ReleaseStore,
+    D: shiplane::aws::Deployer,
+    N: shiplane::aws::Notifier,
+{
+    match engine
+        .on_push(push, shiplane::release::Timestamp::now())
+        .await
+    {
+        Ok(shiplane::engine::PushOutcome::Created { release, .. }) => release,
+        other => panic!(
+            "the push of {}:{} made no release: {other:?}",
+            push.repository, push.tag
+        ),
+    }
+}
+
+/// The deployment (or migration task) a release runs in an environment, as recorded.
+pub async fn deployment_of(
+    store: &DynamoStore,
+    release: &shiplane::release::ReleaseId,
+    environment: &str,
+) -> String {
+    shiplane::store::ReleaseStore::release(store, release)
+        .await
+        .unwrap_or_else(|e| panic!("read release {release}: {e}"))
+        .and_then(|r| {
+            r.item
+                .stages
+                .get(environment)
+                .and_then(|s| s.deployment_id.clone())
+        })
+        .unwrap_or_else(|| panic!("release {release} records no deployment in {environment}"))
+}
+
 /// The real AWS adapters against the emulator: ECS + CodeDeploy, and SNS on `topic_arn`.
 pub async fn aws_adapters(
     topic_arn: &str,
@@ -164,6 +205,18 @@ pub async fn aws_adapters(
 /// What the emulator's CodeDeploy recorded: `hookReports`, `stops`, `continues`.
 pub fn codedeploy_reports() -> serde_json::Value {
     provision(&["reports"])
+}
+
+/// The statuses CodeDeploy accepted for one lifecycle hook execution, in order.
+pub fn hook_reports(execution: &str) -> Vec<String> {
+    codedeploy_reports()["hookReports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r["lifecycleEventHookExecutionId"] == execution)
+        .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 /// Notifications delivered to the account's queue so far (SNS envelopes), removed from it.

@@ -9,25 +9,12 @@ use shiplane::aws::{CodeDeployHooks, HookReporter, HookStatus, parse_deployment_
 use shiplane::checks::{
     AwsChecker, CheckContext, CheckResult, Checker, HttpClient, ScriptedChecker,
 };
-use shiplane::engine::{Engine, HookInvocation, PushOutcome};
+use shiplane::engine::{Engine, HookInvocation};
 use shiplane::pipeline::{Check, HttpProbe, LifecycleHook, Pipeline, Probe};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
 use shiplane_e2e::check_server::CheckServer;
-use shiplane_e2e::{
-    aws_adapters, aws_config, codedeploy_reports, deployed_world, image_push, provision,
-};
-
-fn reports_for(execution: &str) -> Vec<String> {
-    codedeploy_reports()["hookReports"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r["lifecycleEventHookExecutionId"] == execution)
-        .map(|r| r["status"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
+use shiplane_e2e::{aws_adapters, aws_config, deployed_world, hook_reports, image_push, provision};
 
 #[tokio::test]
 async fn a_hook_answer_throttled_twice_reaches_codedeploy_once() {
@@ -38,17 +25,9 @@ async fn a_hook_answer_throttled_twice_reaches_codedeploy_once() {
         deployer: &deployer,
         notifier: &notifier,
     };
-    let PushOutcome::Created { release, .. } = engine
-        .on_push(&image_push(&format!("{p}/api"), "v1"), Timestamp::now())
-        .await
-        .unwrap()
-    else {
-        panic!("no release")
-    };
-    let deployment = store.release(&release).await.unwrap().unwrap().item.stages["dev"]
-        .deployment_id
-        .clone()
-        .unwrap();
+    let release =
+        shiplane_e2e::release_from_push(&engine, &image_push(&format!("{p}/api"), "v1")).await;
+    let deployment = shiplane_e2e::deployment_of(&store, &release, "dev").await;
     let hooks = CodeDeployHooks::new(aws_sdk_codedeploy::Client::new(&aws_config().await));
     // GetDeployment describes it as the release's.
     let described = hooks.description(&deployment).await.unwrap().unwrap();
@@ -83,13 +62,13 @@ async fn a_hook_answer_throttled_twice_reaches_codedeploy_once() {
         (answer.status, answer.reported),
         (HookStatus::Succeeded, Ok(()))
     );
-    assert_eq!(reports_for(&execution), ["Succeeded"]);
+    assert_eq!(hook_reports(&execution), ["Succeeded"]);
     // Reporting a completed execution again (CodeDeploy says it already completed) is done.
     hooks
         .report(&deployment, &execution, HookStatus::Succeeded)
         .await
         .expect("already completed counts as reported");
-    assert_eq!(reports_for(&execution), ["Succeeded"]);
+    assert_eq!(hook_reports(&execution), ["Succeeded"]);
 }
 
 fn probe(url: String) -> HttpProbe {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use shiplane::engine::{Engine, PushOutcome};
+use shiplane::engine::Engine;
 use shiplane::release::{StageState, Timestamp};
 use shiplane::store::{ReleaseStore, StoredPipeline};
 use shiplane_e2e::runtime_api::RuntimeApi;
@@ -46,17 +46,9 @@ async fn an_alarm_in_either_shape_stops_and_rolls_back_the_deployment_once() {
         deployer: &deployer,
         notifier: &notifier,
     };
-    let PushOutcome::Created { release, .. } = engine
-        .on_push(&image_push(&format!("{p}/api"), "v1"), Timestamp::now())
-        .await
-        .unwrap()
-    else {
-        panic!("no release")
-    };
-    let deployment = store.release(&release).await.unwrap().unwrap().item.stages["dev"]
-        .deployment_id
-        .clone()
-        .unwrap();
+    let release =
+        shiplane_e2e::release_from_push(&engine, &image_push(&format!("{p}/api"), "v1")).await;
+    let deployment = shiplane_e2e::deployment_of(&store, &release, "dev").await;
 
     let api = RuntimeApi::start().await;
     let function = api.spawn(

@@ -7,13 +7,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shiplane::engine::{Engine, PushOutcome};
+use shiplane::engine::Engine;
 use shiplane::release::{StageState, Timestamp};
 use shiplane::store::{ReleaseStore, StoredPipeline};
 use shiplane_e2e::check_server::CheckServer;
 use shiplane_e2e::runtime_api::RuntimeApi;
 use shiplane_e2e::{
-    aws_adapters, codedeploy_reports, deployed_world, image_push, notifications, provision,
+    aws_adapters, deployed_world, hook_reports, image_push, notifications, provision,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_deploy-hook");
@@ -24,18 +24,6 @@ fn arn(hook: &str) -> String {
 
 fn hook_event(deployment: &str, execution: &str) -> Value {
     json!({"DeploymentId": deployment, "LifecycleEventHookExecutionId": execution})
-}
-
-/// The reports the emulator's CodeDeploy accepted for one hook execution.
-fn reports_for(execution: &str) -> Vec<String> {
-    codedeploy_reports()["hookReports"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r["lifecycleEventHookExecutionId"] == execution)
-        .map(|r| r["status"].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,15 +81,8 @@ latency = "60s"
         notifier: &notifier,
     };
     let push = image_push(&format!("{p}/api"), "v1");
-    let PushOutcome::Created { release, .. } =
-        engine.on_push(&push, Timestamp::now()).await.unwrap()
-    else {
-        panic!("no release")
-    };
-    let deployment = store.release(&release).await.unwrap().unwrap().item.stages["dev"]
-        .deployment_id
-        .clone()
-        .unwrap();
+    let release = shiplane_e2e::release_from_push(&engine, &push).await;
+    let deployment = shiplane_e2e::deployment_of(&store, &release, "dev").await;
     notifications(&account.queue_url);
 
     let api = RuntimeApi::start().await;
@@ -132,7 +113,7 @@ latency = "60s"
     let answer = out[n - 1].result.clone().unwrap();
     assert_eq!(answer["status"], "Succeeded", "{answer}");
     assert_eq!(answer["release"], release.as_str());
-    assert_eq!(reports_for("e-health"), ["Succeeded"]);
+    assert_eq!(hook_reports("e-health"), ["Succeeded"]);
     // The same invocation again: one report, one history entry.
     let before = store.history_of_release(&release).await.unwrap().len();
     let n = invoke(
@@ -142,7 +123,7 @@ latency = "60s"
     );
     let out = api.wait_for(n, wait).await;
     assert_eq!(out[n - 1].result.clone().unwrap()["status"], "Succeeded");
-    assert_eq!(reports_for("e-health"), ["Succeeded"], "reported once");
+    assert_eq!(hook_reports("e-health"), ["Succeeded"], "reported once");
     assert_eq!(
         store.history_of_release(&release).await.unwrap().len(),
         before
@@ -172,7 +153,7 @@ latency = "60s"
         answer["reason"].as_str().unwrap().contains(&alarm),
         "{answer}"
     );
-    assert_eq!(reports_for("e-alarms"), ["Failed"]);
+    assert_eq!(hook_reports("e-alarms"), ["Failed"]);
 
     // 3. A failing HTTP check: Failed with the reason recorded and announced.
     let n = invoke(
@@ -223,7 +204,7 @@ latency = "60s"
         answer["reason"].as_str().unwrap().contains("hangs"),
         "{answer}"
     );
-    assert_eq!(reports_for("e-hang"), ["Failed"]);
+    assert_eq!(hook_reports("e-hang"), ["Failed"]);
 
     // 5. A deployment Shiplane did not start: Failed, with an alert; nothing else changes.
     let before = store.history_of_release(&release).await.unwrap().len();

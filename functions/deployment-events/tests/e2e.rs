@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shiplane::engine::{Engine, PushOutcome};
-use shiplane::release::{StageState, Timestamp};
+use shiplane::engine::Engine;
+use shiplane::release::StageState;
 use shiplane::store::ReleaseStore;
 use shiplane_e2e::runtime_api::RuntimeApi;
 use shiplane_e2e::{aws_adapters, deployed_world, image_push, set_deployment_status};
@@ -45,25 +45,12 @@ async fn codedeploy_outcomes_move_the_stage_that_runs_the_deployment() {
     };
     let mut pushed = Vec::new();
     for tag in ["v1", "v2"] {
-        let PushOutcome::Created { release, .. } = engine
-            .on_push(&image_push(&format!("{p}/api"), tag), Timestamp::now())
-            .await
-            .unwrap()
-        else {
-            panic!("no release")
-        };
+        let release =
+            shiplane_e2e::release_from_push(&engine, &image_push(&format!("{p}/api"), tag)).await;
         pushed.push(release);
     }
     let (first, second) = (&pushed[0], &pushed[1]);
-    let deployment = |id| {
-        let store = &store;
-        async move {
-            store.release(id).await.unwrap().unwrap().item.stages["dev"]
-                .deployment_id
-                .clone()
-        }
-    };
-    let d1 = deployment(first).await.unwrap();
+    let d1 = shiplane_e2e::deployment_of(&store, first, "dev").await;
 
     let api = RuntimeApi::start().await;
     let function = api.spawn(
@@ -95,7 +82,7 @@ async fn codedeploy_outcomes_move_the_stage_that_runs_the_deployment() {
             .state_in("dev"),
         Some(StageState::Deploying)
     );
-    let d2 = deployment(second).await.unwrap();
+    let d2 = shiplane_e2e::deployment_of(&store, second, "dev").await;
     assert_ne!(d1, d2);
     // The first deployment's FAILURE again, late: nothing changes.
     api.invoke(state_change(&p, &d1, "FAILURE"));

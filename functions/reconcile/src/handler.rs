@@ -50,8 +50,8 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shiplane::aws::fake::{FakeDeployer, RecordingNotifier};
-    use shiplane::store::{MemoryStore, StoredPipeline};
+    use shiplane::aws::fake::{FakeDeployer, RecordingNotifier, deps_with_pipeline};
+    use shiplane::store::MemoryStore;
 
     const PIPELINE: &str = r#"
 [pipeline]
@@ -66,21 +66,7 @@ service = "s"
 "#;
 
     async fn deps() -> Deps<MemoryStore, FakeDeployer, RecordingNotifier> {
-        let store = MemoryStore::new();
-        store
-            .put_pipeline(StoredPipeline {
-                version: 1,
-                source: PIPELINE.into(),
-                applied_at: Timestamp(0),
-                applied_by: "t".into(),
-            })
-            .await
-            .unwrap();
-        Deps {
-            store,
-            deployer: FakeDeployer::default(),
-            notifier: RecordingNotifier::default(),
-        }
+        deps_with_pipeline(PIPELINE).await
     }
 
     fn invoke(payload: Value) -> LambdaEvent<Value> {

@@ -226,3 +226,26 @@ impl super::HookReporter for FakeHooks {
         Ok(lock(&self.descriptions).get(deployment_id).cloned())
     }
 }
+
+/// The in-memory store and fakes a handler test runs against, with `pipeline` stored as
+/// version 1.
+pub async fn deps_with_pipeline(
+    pipeline: &str,
+) -> crate::engine::Deps<crate::store::MemoryStore, FakeDeployer, RecordingNotifier> {
+    use crate::store::ReleaseStore;
+    let store = crate::store::MemoryStore::new();
+    store
+        .put_pipeline(crate::store::StoredPipeline {
+            version: 1,
+            source: pipeline.into(),
+            applied_at: crate::release::Timestamp(0),
+            applied_by: "test".into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("store the pipeline: {e}"));
+    crate::engine::Deps {
+        store,
+        deployer: FakeDeployer::default(),
+        notifier: RecordingNotifier::default(),
+    }
+}
