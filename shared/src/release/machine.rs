@@ -1374,18 +1374,31 @@ pub fn apply_lane(
                     w.finish()?;
                 }
                 (None, _) => {
-                    let queued = w.view.lane.queued.clone();
-                    let startable = queued
-                        .as_ref()
-                        .is_some_and(|q| w.state(q) == Some(StageState::Queued) && !w.busy());
+                    // A gate is overridden by an operator's unblock (the alarm's OK may
+                    // never arrive); a pause or a freeze is lifted by its own command.
+                    let lane = &w.view.lane;
+                    let queued = lane.queued.clone();
+                    let startable = queued.as_ref().is_some_and(|q| {
+                        w.state(q) == Some(StageState::Queued)
+                            && lane.paused.is_none()
+                            && !w.policy.frozen
+                    });
                     let Some(q) = queued.filter(|_| startable) else {
                         return Err(TransitionError::NothingToUnblock {
                             service,
                             environment,
                         });
                     };
+                    let detail = if w.policy.held_by.is_empty() {
+                        reason.clone()
+                    } else {
+                        format!(
+                            "{reason} (overriding the gate: {} in ALARM)",
+                            w.policy.held_by.join(", ")
+                        )
+                    };
                     w.transitions
-                        .push(transition(Cause::Unblocked, actor, Some(reason.clone())));
+                        .push(transition(Cause::Unblocked, actor, Some(detail)));
                     w.start(&q, Cause::Dequeued, Some(actor.clone()))?;
                 }
             }

@@ -2081,3 +2081,79 @@ mod retry {
         assert!(again.transitions.is_empty() && !again.refused.is_empty());
     }
 }
+
+mod gate_override {
+    use super::*;
+    use crate::inbound::alarm::{AlarmChange, AlarmState};
+
+    #[tokio::test]
+    async fn an_operator_can_unblock_a_gate_whose_alarm_never_reports_ok() {
+        let w = World::new().await;
+        let gated = PIPELINE
+            .replace(
+                "bake = \"10m\"\n[services.api.environments.prod]",
+                "bake = \"10m\"\nalarm_prefixes = [\"api-dev-\"]\n[services.api.environments.prod]",
+            )
+            .replace(
+                "deployment_group = \"api-prod\" }\napproval = \"manual\"",
+                "deployment_group = \"api-prod\" }\napproval = \"manual\"\nhold_while_alarms_in = [\"dev\"]",
+            );
+        assert!(gated.contains("hold_while_alarms_in"));
+        w.store
+            .put_pipeline(StoredPipeline {
+                version: 2,
+                source: gated,
+                applied_at: T0,
+                applied_by: "t".into(),
+            })
+            .await
+            .unwrap();
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        e.on_event(&pipeline, "api", "dev", &id, Event::DeploymentSucceeded, T0)
+            .await
+            .unwrap();
+        e.on_event(&pipeline, "api", "dev", &id, Event::BakeElapsed, T0)
+            .await
+            .unwrap();
+        let fired = AlarmChange {
+            alarm: "api-dev-5xx".into(),
+            state: AlarmState::Alarm,
+            at: Timestamp(T0.0 + 10_000),
+            reason: "r".into(),
+        };
+        e.on_alarm(&fired, T0).await.unwrap();
+        let approve = Event::Approved {
+            actor: "ana".into(),
+        };
+        e.on_event(&pipeline, "api", "prod", &id, approve, T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "prod").await, Some(StageState::Queued));
+        // The OK event is lost; the operator decides.
+        let unblock = LaneEvent::Unblock {
+            actor: "ana".into(),
+            reason: "the dev alarm is a false positive".into(),
+        };
+        let report = e
+            .on_lane(&pipeline, "api", "prod", unblock, T0)
+            .await
+            .unwrap();
+        assert!(report.refused.is_empty(), "{report:?}");
+        assert_eq!(w.state(&id, "prod").await, Some(StageState::Deploying));
+        let unblocked = report
+            .transitions
+            .iter()
+            .find(|t| t.cause == Cause::Unblocked)
+            .unwrap();
+        assert!(
+            unblocked
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("overriding the gate: api-dev-5xx (dev) in ALARM"),
+            "{unblocked:?}"
+        );
+    }
+}
