@@ -65,14 +65,25 @@ def test_table_matches_the_adapter():
 def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
     t = template()
     env = t["Globals"]["Function"]["Environment"]["Variables"]
-    assert set(env) == {"SHIPLANE_TABLE", "SHIPLANE_TOPIC_ARN", "SHIPLANE_HOOK_FUNCTION"}
+    # Exactly what shared/src/settings.rs requires (besides AWS_REGION, which Lambda sets).
+    assert set(env) == {
+        "SHIPLANE_TABLE",
+        "SHIPLANE_TOPIC_ARN",
+        "SHIPLANE_HOOK_FUNCTION",
+        "SHIPLANE_SCHEDULE_GROUP",
+        "SHIPLANE_PROMOTE_FUNCTION_ARN",
+        "SHIPLANE_SCHEDULER_ROLE_ARN",
+    }
+    with open(os.path.join(ROOT, "shared/src/settings.rs")) as f:
+        settings = f.read()
+    assert set(re.findall(r'required\(\s*vars,\s*"(SHIPLANE_[A-Z_]+)"', settings)) == set(env), "settings and stack agree"
     functions = {n: r for n, r in t["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
     expected = {
         "AlarmFunction": ("alarm", "aws.cloudwatch", "CloudWatch Alarm State Change"),
         "ImagePushFunction": ("image-push", "aws.ecr", "ECR Image Action"),
         "DeploymentEventsFunction": ("deployment-events", "aws.ecs", "ECS Task State Change"),
     }
-    assert set(functions) == set(expected) | {"ReconcileFunction", "DeployHookFunction"}
+    assert set(functions) == set(expected) | {"ReconcileFunction", "DeployHookFunction", "PromoteFunction"}
     permission = t["Resources"]["AlarmActionPermission"]["Properties"]
     assert permission["Principal"] == "lambda.alarms.cloudwatch.amazonaws.com"
     ended = functions["DeploymentEventsFunction"]["Properties"]["Events"]["DeploymentEnded"]["Properties"]["Pattern"]
@@ -105,3 +116,34 @@ def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
         for needed in ("ecs:RegisterTaskDefinition", "ecs:RunTask", "codedeploy:CreateDeployment", "iam:PassRole"):
             assert needed in actions, (name, needed)
         assert not any(a.endswith(":*") for a in actions), actions
+
+
+def test_bake_timers_have_their_group_a_role_that_invokes_only_promote_and_a_policy_for_every_function():
+    t = template()
+    resources = t["Resources"]
+    assert resources["BakeTimerGroup"]["Type"] == "AWS::Scheduler::ScheduleGroup"
+    env = t["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["SHIPLANE_SCHEDULE_GROUP"] == {"Ref": "BakeTimerGroup"}
+    promote = resources["PromoteFunction"]["Properties"]
+    assert promote["FunctionName"] == "shiplane-promote"
+    assert promote["CodeUri"] == "target/lambda/promote/"
+    assert os.path.isdir(os.path.join(ROOT, "functions", "promote"))
+    assert env["SHIPLANE_PROMOTE_FUNCTION_ARN"]["Sub"].endswith(":function:shiplane-promote")
+    role = resources["BakeTimerRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    (policy,) = role["Policies"]
+    (invoke,) = policy["PolicyDocument"]["Statement"]
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    assert invoke["Resource"]["Sub"].endswith(":function:shiplane-promote"), "only the promote function"
+    timers = resources["BakeTimerPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert timers[0]["Action"] == ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]
+    assert "schedule/${BakeTimerGroup}/*" in timers[0]["Resource"]["Sub"]
+    assert timers[1]["Action"] == "iam:PassRole"
+    assert timers[1]["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+    functions = {n: r for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    for name, f in functions.items():
+        assert {"Ref": "BakeTimerPolicy"} in f["Properties"]["Policies"], name
+    outputs = t["Outputs"]
+    for output in ("ScheduleGroupName", "PromoteFunctionArn", "SchedulerRoleArn"):
+        assert output in outputs

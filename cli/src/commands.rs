@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use aws_config::BehaviorVersion;
-use shiplane::aws::{AwsDeployer, Notification, Notifier, NotifyError, SnsNotifier};
+use shiplane::aws::{
+    AwsDeployer, Notification, Notifier, NotifyError, SchedulerTimer, SnsNotifier,
+};
 use shiplane::engine::{Deps, EngineError, PushOutcome, Report};
 use shiplane::pipeline::Pipeline;
 use shiplane::release::{Digest, Event, LaneEvent, Release, ReleaseId, Timestamp};
@@ -57,7 +59,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = Event::Approved {
-                actor: actor_name(who.actor.clone()),
+                actor: actor_name(who.actor.clone()).await?,
             };
             release_event(&cli, release, environment, event, who).await
         }
@@ -68,7 +70,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = Event::Rejected {
-                actor: actor_name(who.actor.clone()),
+                actor: actor_name(who.actor.clone()).await?,
                 reason: reason.clone(),
             };
             release_event(&cli, release, environment, event, who).await
@@ -80,7 +82,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = LaneEvent::Pause {
-                actor: actor_name(who.actor.clone()),
+                actor: actor_name(who.actor.clone()).await?,
                 reason: reason.clone(),
             };
             lane_event(&cli, service, environment, event, who).await
@@ -91,7 +93,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = LaneEvent::Resume {
-                actor: actor_name(who.actor.clone()),
+                actor: actor_name(who.actor.clone()).await?,
             };
             lane_event(&cli, service, environment, event, who).await
         }
@@ -112,7 +114,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     digest,
                     tag.clone(),
                     registry.clone(),
-                    &actor_name(who.actor.clone()),
+                    &actor_name(who.actor.clone()).await?,
                     reason,
                     Timestamp::now(),
                 )
@@ -147,7 +149,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = Event::Retry {
-                actor: actor_name(who.actor.clone()),
+                actor: actor_name(who.actor.clone()).await?,
             };
             release_event(&cli, release, environment, event, who).await
         }
@@ -159,7 +161,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = Event::PromotedEarly {
-                actor: actor_name(who.actor.clone()),
+                actor: actor_name(who.actor.clone()).await?,
                 reason: reason.clone(),
             };
             release_event(&cli, release, environment, event, who).await
@@ -177,7 +179,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .transpose()
                 .map_err(|e| Failure::BadInput(e.to_string()))?;
             let event = LaneEvent::Rollback {
-                actor: actor_name(who.actor.clone()),
+                actor: actor_name(who.actor.clone()).await?,
                 reason: reason.clone(),
                 to,
             };
@@ -190,7 +192,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = Event::Cancelled {
-                actor: actor_name(who.actor.clone()),
+                actor: actor_name(who.actor.clone()).await?,
                 reason: reason.clone(),
             };
             release_event(&cli, release, environment, event, who).await
@@ -202,7 +204,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = LaneEvent::Unblock {
-                actor: actor_name(who.actor.clone()),
+                actor: actor_name(who.actor.clone()).await?,
                 reason: reason.clone(),
             };
             lane_event(&cli, service, environment, event, who).await
@@ -239,7 +241,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// The clients a command that may start or stop deployments needs.
-type CliDeps = Deps<DynamoStore, AwsDeployer, CliNotifier>;
+type CliDeps = Deps<DynamoStore, AwsDeployer, CliNotifier, SchedulerTimer>;
 
 async fn deps(table: &str, aws: &Reach) -> CliDeps {
     let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
@@ -256,6 +258,12 @@ async fn deps(table: &str, aws: &Reach) -> CliDeps {
             }
             None => CliNotifier::Off,
         },
+        timer: SchedulerTimer::new(
+            aws_sdk_scheduler::Client::new(&config),
+            &aws.schedule_group,
+            aws.promote_function_arn.clone().unwrap_or_default(),
+            aws.scheduler_role_arn.clone().unwrap_or_default(),
+        ),
     }
 }
 
@@ -404,12 +412,29 @@ async fn current_pipeline(store: &DynamoStore) -> Result<StoredPipeline, Failure
     })
 }
 
-fn actor_name(explicit: Option<String>) -> String {
-    explicit
-        .or_else(|| std::env::var("SHIPLANE_ACTOR").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(|| "unknown".to_string())
+/// Who is acting: `--actor` (or $SHIPLANE_ACTOR) when given, else the caller's AWS
+/// identity (STS GetCallerIdentity: the user or assumed-role ARN), which is what an audit
+/// of the account would show too.
+async fn actor_name(explicit: Option<String>) -> Result<String, Failure> {
+    if let Some(actor) = explicit.filter(|a| !a.trim().is_empty()) {
+        return Ok(actor);
+    }
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    match aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
+    {
+        Ok(identity) => identity.arn.ok_or_else(|| {
+            Failure::Failed(
+                "STS GetCallerIdentity answered without an ARN; pass --actor NAME".into(),
+            )
+        }),
+        Err(e) => Err(Failure::Failed(format!(
+            "cannot tell who you are from your AWS credentials ({}); pass --actor NAME or set SHIPLANE_ACTOR",
+            shiplane::aws::classify("STS GetCallerIdentity", &e).message
+        ))),
+    }
 }
 
 async fn apply(
@@ -428,7 +453,7 @@ async fn apply(
         version: current.map_or(1, |c| c.version + 1),
         source,
         applied_at: Timestamp::now(),
-        applied_by: actor_name(actor),
+        applied_by: actor_name(actor).await?,
     };
     match store.put_pipeline(stored.clone()).await {
         Ok(()) => {

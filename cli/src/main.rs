@@ -172,8 +172,8 @@ enum Command {
 /// Who acts, for commands that change releases.
 #[derive(Debug, clap::Args)]
 pub struct Operator {
-    /// Recorded as who did it (defaults to $SHIPLANE_ACTOR, then $USER).
-    #[arg(long)]
+    /// Recorded as who did it; defaults to your AWS identity (STS GetCallerIdentity).
+    #[arg(long, env = "SHIPLANE_ACTOR")]
     actor: Option<String>,
     #[command(flatten)]
     aws: Reach,
@@ -193,6 +193,17 @@ pub struct Reach {
         default_value = "CodeDeployHook_shiplane"
     )]
     hook_function: String,
+    /// The Scheduler group bake timers live in (the stack's ScheduleGroupName output).
+    #[arg(long, env = "SHIPLANE_SCHEDULE_GROUP", default_value = "shiplane")]
+    schedule_group: String,
+    /// The promote function a bake timer invokes (the stack's PromoteFunctionArn output);
+    /// without it a bake this command starts is ended by the reconciler instead.
+    #[arg(long, env = "SHIPLANE_PROMOTE_FUNCTION_ARN")]
+    promote_function_arn: Option<String>,
+    /// The role Scheduler invokes the promote function with (the stack's
+    /// SchedulerRoleArn output).
+    #[arg(long, env = "SHIPLANE_SCHEDULER_ROLE_ARN")]
+    scheduler_role_arn: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,8 +213,8 @@ enum ConfigCommand {
     /// Validate and store a pipeline file as the next version; an invalid file stores nothing.
     Apply {
         file: PathBuf,
-        /// Recorded as who applied it (defaults to $SHIPLANE_ACTOR, then $USER).
-        #[arg(long)]
+        /// Recorded as who applied it; defaults to your AWS identity (STS GetCallerIdentity).
+        #[arg(long, env = "SHIPLANE_ACTOR")]
         actor: Option<String>,
     },
     /// Print the current pipeline file exactly as applied.

@@ -315,14 +315,9 @@ async fn an_operators_profile_with_a_credential_process_signs_the_calls() {
 
 #[tokio::test]
 async fn cancel_unblock_and_reconcile_act_on_aws_and_record_the_operator() {
-    use shiplane::engine::Engine;
     let (p, account, store) = shiplane_e2e::deployed_world().await;
-    let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
-    let engine = Engine {
-        store: &store,
-        deployer: &deployer,
-        notifier: &notifier,
-    };
+    let aws = shiplane_e2e::aws_adapters(&account).await;
+    let engine = aws.engine(&store);
     let push = shiplane_e2e::image_push(&format!("{p}/api"), "v1");
     let release = shiplane_e2e::release_from_push(&engine, &push).await;
     let deployment = shiplane_e2e::deployment_of(&store, &release, "dev").await;
@@ -429,15 +424,10 @@ async fn finish_dev_deployment(store: &DynamoStore, id: &ReleaseId) {
 
 #[tokio::test]
 async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator() {
-    use shiplane::engine::Engine;
     use shiplane::release::StageState;
     let (p, account, store) = shiplane_e2e::deployed_world().await;
-    let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
-    let engine = Engine {
-        store: &store,
-        deployer: &deployer,
-        notifier: &notifier,
-    };
+    let aws = shiplane_e2e::aws_adapters(&account).await;
+    let engine = aws.engine(&store);
     let pipeline = engine.pipeline().await.unwrap();
     // Two releases that succeeded in dev and wait for approval into prod, one after the other.
     let mut ids = Vec::new();
@@ -561,15 +551,10 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
 
 #[tokio::test]
 async fn rollback_redeploys_the_release_before_and_promote_demands_skip_bake() {
-    use shiplane::engine::Engine;
     use shiplane::release::StageState;
     let (p, account, store) = shiplane_e2e::deployed_world().await;
-    let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
-    let engine = Engine {
-        store: &store,
-        deployer: &deployer,
-        notifier: &notifier,
-    };
+    let aws = shiplane_e2e::aws_adapters(&account).await;
+    let engine = aws.engine(&store);
     let pipeline = engine.pipeline().await.unwrap();
     let mut ids = Vec::new();
     for tag in ["v1", "v2"] {
@@ -657,15 +642,10 @@ async fn rollback_redeploys_the_release_before_and_promote_demands_skip_bake() {
 
 #[tokio::test]
 async fn retry_deploys_a_failed_stage_again_as_a_new_attempt() {
-    use shiplane::engine::Engine;
     use shiplane::release::StageState;
     let (p, account, store) = shiplane_e2e::deployed_world().await;
-    let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
-    let engine = Engine {
-        store: &store,
-        deployer: &deployer,
-        notifier: &notifier,
-    };
+    let aws = shiplane_e2e::aws_adapters(&account).await;
+    let engine = aws.engine(&store);
     let pipeline = engine.pipeline().await.unwrap();
     let release = shiplane_e2e::release_from_push(
         &engine,
@@ -695,7 +675,6 @@ async fn retry_deploys_a_failed_stage_again_as_a_new_attempt() {
 
 #[tokio::test]
 async fn status_shows_the_alarms_firing_and_what_they_hold() {
-    use shiplane::engine::Engine;
     use shiplane::inbound::alarm::{AlarmChange, AlarmState};
     use shiplane::store::StoredPipeline;
     let (p, account, store) = shiplane_e2e::deployed_world().await;
@@ -719,12 +698,8 @@ async fn status_shows_the_alarms_firing_and_what_they_hold() {
         })
         .await
         .unwrap();
-    let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
-    let engine = Engine {
-        store: &store,
-        deployer: &deployer,
-        notifier: &notifier,
-    };
+    let aws = shiplane_e2e::aws_adapters(&account).await;
+    let engine = aws.engine(&store);
     let change = AlarmChange {
         alarm: dev_alarm.clone(),
         state: AlarmState::Alarm,
@@ -755,7 +730,7 @@ async fn status_shows_the_alarms_firing_and_what_they_hold() {
 
 #[tokio::test]
 async fn deploy_makes_a_release_of_a_digest_without_a_push_recorded_with_who_and_why() {
-    use shiplane::engine::{Engine, PushOutcome};
+    use shiplane::engine::PushOutcome;
     use shiplane::release::StageState;
     let (p, account, store) = shiplane_e2e::deployed_world().await;
     let table = store.table().to_string();
@@ -775,12 +750,8 @@ async fn deploy_makes_a_release_of_a_digest_without_a_push_recorded_with_who_and
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--registry"), "{}", stderr(&out));
     // With one pushed, the registry comes from it.
-    let (deployer, notifier) = shiplane_e2e::aws_adapters(&account.topic_arn).await;
-    let engine = Engine {
-        store: &store,
-        deployer: &deployer,
-        notifier: &notifier,
-    };
+    let aws = shiplane_e2e::aws_adapters(&account).await;
+    let engine = aws.engine(&store);
     let pushed = engine
         .on_push(
             &shiplane_e2e::image_push(&format!("{p}/etl"), "v1"),

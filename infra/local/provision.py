@@ -8,6 +8,8 @@
     provision.py deployment-status --id D --status S       move a CodeDeploy deployment
     provision.py calls [--reset]                           AWS calls served, by operation
     provision.py reports                                   CodeDeploy hook reports, stops, continues
+    provision.py schedules                                 Scheduler schedules created, fired, deleted
+    provision.py fire-schedules [--now ISO]                fire the due one-time schedules; print them
     provision.py faults [--seed N --rates JSON --next JSON] inject transient faults; print those injected
     provision.py alarm --name N --state ALARM|OK           create a CloudWatch alarm if missing; set its state
     provision.py task-set --arn A --running N --desired N  give a task set ECS's running and desired counts
@@ -156,6 +158,10 @@ def account(args) -> dict:
                 ecs.register_task_definition(family=family, cpu="256", memory="512", containerDefinitions=container_definitions("job", repository, None))
                 created["families"].add(family)
 
+    # Bake timers: the stack's schedule group, and the promote function and role the
+    # timers name (the tests deliver a fired timer to the function themselves).
+    group = f"{args.topic}-bake"
+    client("scheduler").create_schedule_group(Name=group)
     topic = sns.create_topic(Name=args.topic)["TopicArn"]
     queue = sqs.create_queue(QueueName=f"{args.topic}-inbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -164,6 +170,9 @@ def account(args) -> dict:
         "registry": REGISTRY,
         "topic_arn": topic,
         "queue_url": queue,
+        "schedule_group": group,
+        "promote_function_arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:shiplane-promote",
+        "scheduler_role_arn": f"{ROLE}/shiplane-scheduler",
         "vpc": vpc,
         "subnet": subnet,
         "security_group": sg,
@@ -275,6 +284,23 @@ def deployment_status(args) -> dict:
         return json.loads(resp.read())
 
 
+def schedules(args) -> dict:
+    """Every schedule created, fired and deleted, and the schedules that exist now."""
+    with urllib.request.urlopen(f"{endpoint()}/moto-api/shiplane/scheduler/log") as resp:
+        return json.loads(resp.read())
+
+
+def fire_schedules(args) -> dict:
+    """Fires the one-time schedules due at --now (or all): returns each one's target and
+    input, for the caller to deliver; those set to delete after completion are deleted."""
+    body = {"all": True} if args.now is None else {"now": args.now}
+    req = urllib.request.Request(
+        f"{endpoint()}/moto-api/shiplane/scheduler/fire", data=json.dumps(body).encode(), method="POST"
+    )
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
 def calls(args) -> dict:
     """AWS calls the emulator served since the last reset, by service.Operation."""
     path = "/moto-api/shiplane/calls/reset" if args.reset else "/moto-api/shiplane/calls"
@@ -346,6 +372,9 @@ def main() -> None:
     c = sub.add_parser("calls")
     c.add_argument("--reset", action="store_true")
     sub.add_parser("reports")
+    sub.add_parser("schedules")
+    fs = sub.add_parser("fire-schedules")
+    fs.add_argument("--now", help="ISO 8601 time; schedules due by then fire (default: all)")
     al = sub.add_parser("alarm")
     al.add_argument("--name", required=True)
     al.add_argument("--state", required=True, choices=["ALARM", "OK", "INSUFFICIENT_DATA"])
@@ -373,6 +402,8 @@ def main() -> None:
         "deployment-status": deployment_status,
         "calls": calls,
         "reports": reports,
+        "schedules": schedules,
+        "fire-schedules": fire_schedules,
         "faults": faults,
         "alarm": alarm,
         "task-set": task_set,

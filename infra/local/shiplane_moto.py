@@ -25,6 +25,12 @@ own. This module adds, as AWS behaves:
   token returns the tasks the first one started instead of starting more (moto ignores the
   token, so two concurrent attempts would start two migrations).
 
+- EventBridge Scheduler: CreateSchedule in a group that does not exist answers
+  ResourceNotFoundException (moto fails with a KeyError, an HTTP 500 the SDK retries), and
+  an expression that is neither `at(yyyy-mm-ddThh:mm:ss)`, `rate(...)` nor `cron(...)`
+  answers ValidationException, as Scheduler does. Every schedule created and deleted is
+  recorded.
+
 and control routes for tests and the demo (AWS needs none: its deployments move and its
 tasks exit by themselves):
 
@@ -41,11 +47,20 @@ tasks exit by themselves):
   stops a task as ECS does when its container exits, with that exit code (moto's tasks
   always report 0), so DescribeTasks tells what the task's stop event told.
 
-Records live on the CodeDeploy backend, so POST /moto-api/reset clears them.
+- GET  /moto-api/shiplane/scheduler/log
+  returns {"log": [{"op": "created"|"deleted"|"fired", "name", "group", ...}],
+  "schedules": [{"name", "group", "expression", "target", "input", "actionAfterCompletion"}]}.
+- POST /moto-api/shiplane/scheduler/fire  {"now": "2026-11-24T12:00:00Z"} or {"all": true}
+  fires what Scheduler would have fired by then (one-time `at()` schedules that are due):
+  returns {"fired": [{"name", "group", "target", "input"}]} for the caller to deliver to
+  the target, and deletes those with ActionAfterCompletion DELETE, as Scheduler does.
+
+Records live on the CodeDeploy and Scheduler backends, so POST /moto-api/reset clears them.
 """
 
 import copy
 import json
+import re
 import urllib.parse
 from datetime import datetime, timezone
 from typing import Any
@@ -67,6 +82,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.ecs import models as ecs_models
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.moto_api._internal import urls as moto_api_urls
+from moto.scheduler import models as scheduler_models
+from moto.scheduler.exceptions import ScheduleGroupNotFound, ValidationException
 
 ACTIVE = {"Created", "Queued", "InProgress", "Baking", "Ready"}
 SETTABLE = {"Succeeded", "Failed", "Stopped", "InProgress", "Baking", "Ready"}
@@ -471,6 +488,87 @@ def reports(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, s
     return _json(200, merged)
 
 
+AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
+_original_create_schedule = scheduler_models.EventBridgeSchedulerBackend.create_schedule
+_original_delete_schedule = scheduler_models.EventBridgeSchedulerBackend.delete_schedule
+
+
+def _schedule_log(backend: Any) -> list[dict[str, Any]]:
+    if not hasattr(backend, "shiplane_log"):
+        backend.shiplane_log = []
+    return backend.shiplane_log
+
+
+def create_schedule(self: Any, **kwargs: Any) -> Any:
+    group = kwargs.get("group_name") or "default"
+    if group not in self.schedule_groups:
+        raise ScheduleGroupNotFound(group)
+    expression = kwargs.get("schedule_expression") or ""
+    if not (AT.match(expression) or expression.startswith(("rate(", "cron("))):
+        raise ValidationException(f"Invalid Schedule Expression {expression}.")
+    schedule = _original_create_schedule(self, **kwargs)
+    _schedule_log(self).append(
+        {"op": "created", "name": schedule.name, "group": group, "expression": expression, "at": _now()}
+    )
+    return schedule
+
+
+def delete_schedule(self: Any, group_name: str | None, name: str) -> None:
+    _original_delete_schedule(self, group_name, name)
+    _schedule_log(self).append({"op": "deleted", "name": name, "group": group_name or "default", "at": _now()})
+
+
+def _scheduler_backends() -> list[Any]:
+    return [b for account in scheduler_models.scheduler_backends.values() for b in account.values()]
+
+
+def _schedule_view(s: Any) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "group": s.group_name,
+        "expression": s.schedule_expression,
+        "target": s.target.get("Arn"),
+        "input": s.target.get("Input"),
+        "actionAfterCompletion": s.action_after_completion,
+    }
+
+
+def scheduler_log(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    log: list[dict[str, Any]] = []
+    schedules: list[dict[str, Any]] = []
+    for backend in _scheduler_backends():
+        log.extend(_schedule_log(backend))
+        for group in backend.schedule_groups.values():
+            schedules.extend(_schedule_view(s) for s in group.schedules.values())
+    return _json(200, {"log": log, "schedules": schedules})
+
+
+def fire_schedules(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    if request.method != "POST":
+        return _json(405, {"error": 'POST {"now": "<ISO 8601>"} or {"all": true}'})
+    try:
+        size = int(headers.get("Content-Length") or 0)
+        body = json.loads(request.environ["wsgi.input"].read(size) or b"{}")
+        now = None if body.get("all") else datetime.fromisoformat(body["now"].replace("Z", "+00:00"))
+    except (ValueError, KeyError, AttributeError):
+        return _json(400, {"error": 'body must be {"now": "<ISO 8601>"} or {"all": true}'})
+    fired = []
+    for backend in _scheduler_backends():
+        for group in list(backend.schedule_groups.values()):
+            for s in list(group.schedules.values()):
+                m = AT.match(s.schedule_expression)
+                if not m or s.state != "ENABLED":
+                    continue
+                due = datetime.fromisoformat(m.group(1)).replace(tzinfo=timezone.utc)
+                if now is not None and due > now:
+                    continue
+                fired.append(_schedule_view(s))
+                _schedule_log(backend).append({"op": "fired", "name": s.name, "group": group.name, "at": _now()})
+                if s.action_after_completion == "DELETE":
+                    delete_schedule(backend, group.name, s.name)
+    return _json(200, {"fired": fired})
+
+
 def register() -> None:
     """Installs the additions; call once, before the server app is created."""
     CodeDeployResponse.put_lifecycle_event_hook_execution_status = (
@@ -488,3 +586,7 @@ def register() -> None:
     moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-exit$"] = task_exit
     moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-set$"] = task_set_counts
     moto_api_urls.url_paths["{0}/moto-api/shiplane/lambda/answer$"] = lambda_answer
+    scheduler_models.EventBridgeSchedulerBackend.create_schedule = create_schedule
+    scheduler_models.EventBridgeSchedulerBackend.delete_schedule = delete_schedule
+    moto_api_urls.url_paths["{0}/moto-api/shiplane/scheduler/log$"] = scheduler_log
+    moto_api_urls.url_paths["{0}/moto-api/shiplane/scheduler/fire$"] = fire_schedules

@@ -448,3 +448,55 @@ def test_lambda_invoke_returns_the_scripted_answer(endpoint):
     out = lam.invoke(FunctionName="arn:aws:lambda:us-east-1:123456789012:function:api-smoke", Payload=b"{}")
     assert out["FunctionError"] == "Unhandled"
     assert post(endpoint, "/moto-api/shiplane/lambda/answer", {"payload": 1})[0] == 400
+
+
+def scheduler_control(endpoint, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{endpoint}/moto-api/shiplane/scheduler/{path}", data=data, method="POST" if data else "GET")
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
+def one_time(scheduler, name, at, group="shiplane"):
+    return scheduler.create_schedule(
+        Name=name,
+        GroupName=group,
+        ScheduleExpression=f"at({at})",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        ActionAfterCompletion="DELETE",
+        Target={"Arn": "arn:aws:lambda:us-east-1:123456789012:function:promote", "RoleArn": "arn:aws:iam::123456789012:role/s", "Input": json.dumps({"n": name})},
+    )
+
+
+def test_schedules_are_recorded_refused_as_scheduler_refuses_and_fired_when_due(endpoint):
+    reset(endpoint)
+    scheduler = client(endpoint, "scheduler")
+    with pytest.raises(ClientError) as e:
+        one_time(scheduler, "b1", "2026-11-24T12:00:00")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    scheduler.create_schedule_group(Name="shiplane")
+    with pytest.raises(ClientError) as e:
+        one_time(scheduler, "bad", "tomorrow")
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    one_time(scheduler, "b1", "2026-11-24T12:00:00")
+    one_time(scheduler, "b2", "2026-11-24T12:05:00")
+    with pytest.raises(ClientError) as e:
+        one_time(scheduler, "b1", "2026-11-24T12:00:00")
+    assert e.value.response["Error"]["Code"] == "ConflictException"
+    # Nothing is due before its minute; at it, the due one fires once and deletes itself.
+    assert scheduler_control(endpoint, "fire", {"now": "2026-11-24T11:59:59Z"})["fired"] == []
+    fired = scheduler_control(endpoint, "fire", {"now": "2026-11-24T12:00:00Z"})["fired"]
+    assert [(f["name"], json.loads(f["input"])) for f in fired] == [("b1", {"n": "b1"})]
+    assert fired[0]["target"].endswith(":function:promote")
+    assert scheduler_control(endpoint, "fire", {"now": "2026-11-24T12:01:00Z"})["fired"] == []
+    scheduler.delete_schedule(Name="b2", GroupName="shiplane")
+    with pytest.raises(ClientError) as e:
+        scheduler.delete_schedule(Name="b2", GroupName="shiplane")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    view = scheduler_control(endpoint, "log")
+    assert [(r["op"], r["name"]) for r in view["log"]] == [
+        ("created", "b1"), ("created", "b2"), ("fired", "b1"), ("deleted", "b1"), ("deleted", "b2"),
+    ]
+    assert view["schedules"] == []
+    reset(endpoint)
+    assert scheduler_control(endpoint, "log")["log"] == []

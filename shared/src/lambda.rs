@@ -12,15 +12,15 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::{error, info};
 
-use crate::aws::{AwsDeployer, OnFirstUse, SnsNotifier};
+use crate::aws::{AwsDeployer, OnFirstUse, SchedulerTimer, SnsNotifier};
 use crate::engine::{Deps, EngineError};
 use crate::inbound::Inbound;
 use crate::release::InvalidInput;
 use crate::settings::Settings;
 use crate::store::{DynamoStore, StoreError};
 
-/// The production clients: DynamoDB, ECS + CodeDeploy, SNS.
-pub type AwsDeps = Deps<DynamoStore, AwsDeployer, SnsNotifier>;
+/// The production clients: DynamoDB, ECS + CodeDeploy, SNS, EventBridge Scheduler.
+pub type AwsDeps = Deps<DynamoStore, AwsDeployer, SnsNotifier, SchedulerTimer>;
 
 /// The production clients from Lambda's environment ([`crate::aws::lambda_sdk_config`]),
 /// each built when an event first needs it ([`OnFirstUse`]). Throttling and 5xx are
@@ -44,6 +44,12 @@ fn deps_from(config: &aws_config::SdkConfig, settings: &Settings) -> AwsDeps {
         notifier: SnsNotifier::new(
             OnFirstUse::new(config, aws_sdk_sns::Client::new),
             &settings.topic_arn,
+        ),
+        timer: SchedulerTimer::new(
+            OnFirstUse::new(config, aws_sdk_scheduler::Client::new),
+            &settings.schedule_group,
+            &settings.promote_function_arn,
+            &settings.scheduler_role_arn,
         ),
     }
 }

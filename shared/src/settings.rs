@@ -19,6 +19,12 @@ pub struct Settings {
     pub topic_arn: String,
     /// The deploy-hook Lambda (name or ARN) every AppSpec names for its lifecycle hooks.
     pub hook_function: String,
+    /// The EventBridge Scheduler group bake timers are created in.
+    pub schedule_group: String,
+    /// The promote function (ARN) a bake timer invokes when the bake ends.
+    pub promote_function_arn: String,
+    /// The role Scheduler assumes to invoke the promote function.
+    pub scheduler_role_arn: String,
     /// The region the function runs in (AWS_REGION, which Lambda always sets).
     pub region: String,
     /// Trust the platform's certificate store instead of the embedded Amazon roots
@@ -50,6 +56,21 @@ impl Settings {
                 vars,
                 "SHIPLANE_HOOK_FUNCTION",
                 "the deploy-hook Lambda function name or ARN",
+            )?,
+            schedule_group: required(
+                vars,
+                "SHIPLANE_SCHEDULE_GROUP",
+                "the EventBridge Scheduler group for bake timers",
+            )?,
+            promote_function_arn: required(
+                vars,
+                "SHIPLANE_PROMOTE_FUNCTION_ARN",
+                "the ARN of the promote function bake timers invoke",
+            )?,
+            scheduler_role_arn: required(
+                vars,
+                "SHIPLANE_SCHEDULER_ROLE_ARN",
+                "the ARN of the role Scheduler assumes to invoke the promote function",
             )?,
             region: required(vars, "AWS_REGION", "the AWS region (Lambda sets it)")?,
             native_tls_roots: vars
@@ -105,6 +126,17 @@ mod tests {
             "SHIPLANE_HOOK_FUNCTION".into(),
             "shiplane-deploy-hook".into(),
         );
+        for (name, value) in [
+            ("SHIPLANE_SCHEDULE_GROUP", "shiplane"),
+            (
+                "SHIPLANE_PROMOTE_FUNCTION_ARN",
+                "arn:aws:lambda:eu-west-1:1:function:p",
+            ),
+            ("SHIPLANE_SCHEDULER_ROLE_ARN", "arn:aws:iam::1:role/s"),
+        ] {
+            assert_eq!(Settings::from_vars(&vars).unwrap_err().name, name);
+            vars.insert(name.into(), value.into());
+        }
         assert_eq!(Settings::from_vars(&vars).unwrap_err().name, "AWS_REGION");
         vars.insert("AWS_REGION".into(), "eu-west-1".into());
         assert_eq!(
@@ -113,6 +145,9 @@ mod tests {
                 table: "shiplane".into(),
                 topic_arn: "arn:aws:sns:us-east-1:1:t".into(),
                 hook_function: "shiplane-deploy-hook".into(),
+                schedule_group: "shiplane".into(),
+                promote_function_arn: "arn:aws:lambda:eu-west-1:1:function:p".into(),
+                scheduler_role_arn: "arn:aws:iam::1:role/s".into(),
                 region: "eu-west-1".into(),
                 native_tls_roots: false,
             }

@@ -86,6 +86,25 @@ pub fn provision(args: &[&str]) -> serde_json::Value {
 pub struct Account {
     pub topic_arn: String,
     pub queue_url: String,
+    /// Where bake timers go, and what they invoke with which role.
+    pub schedule_group: String,
+    pub promote_function_arn: String,
+    pub scheduler_role_arn: String,
+}
+
+impl Account {
+    /// The `SHIPLANE_*` environment a function binary runs with against this account and
+    /// `store`'s table (the stack sets the same variables).
+    pub fn function_env<'a>(&'a self, store: &'a DynamoStore) -> Vec<(&'static str, &'a str)> {
+        vec![
+            ("SHIPLANE_TABLE", store.table()),
+            ("SHIPLANE_TOPIC_ARN", &self.topic_arn),
+            ("SHIPLANE_HOOK_FUNCTION", "shiplane-deploy-hook"),
+            ("SHIPLANE_SCHEDULE_GROUP", &self.schedule_group),
+            ("SHIPLANE_PROMOTE_FUNCTION_ARN", &self.promote_function_arn),
+            ("SHIPLANE_SCHEDULER_ROLE_ARN", &self.scheduler_role_arn),
+        ]
+    }
 }
 
 /// A directory in the system temp folder, removed with everything in it when dropped.
@@ -124,9 +143,13 @@ pub fn account(pipeline: &str, topic: &str) -> Account {
         "--topic",
         topic,
     ]);
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
     Account {
-        topic_arn: v["topic_arn"].as_str().unwrap_or_default().to_string(),
-        queue_url: v["queue_url"].as_str().unwrap_or_default().to_string(),
+        topic_arn: text("topic_arn"),
+        queue_url: text("queue_url"),
+        schedule_group: text("schedule_group"),
+        promote_function_arn: text("promote_function_arn"),
+        scheduler_role_arn: text("scheduler_role_arn"),
     }
 }
 
@@ -148,14 +171,15 @@ pub fn image_push(repository: &str, tag: &str) -> shiplane::release::intake::Ima
 
 /// The release a push made, through `engine` (as image-push runs it); panics when the push
 /// made none.
-pub async fn release_from_push<S, D, N>(
-    engine: &shiplane::engine::Engine<'_, S, D, N>,
+pub async fn release_from_push<S, D, N, T>(
+    engine: &shiplane::engine::Engine<'_, S, D, N, T>,
     push: &shiplane::release::intake::ImagePush,
 ) -> shiplane::release::ReleaseId
 where
     S: shiplane::store::ReleaseStore,
     D: shiplane::aws::Deployer,
     N: shiplane::aws::Notifier,
+    T: shiplane::aws::Timer,
 {
     match engine
         .on_push(push, shiplane::release::Timestamp::now())
@@ -187,19 +211,75 @@ pub async fn deployment_of(
         .unwrap_or_else(|| panic!("release {release} records no deployment in {environment}"))
 }
 
-/// The real AWS adapters against the emulator: ECS + CodeDeploy, and SNS on `topic_arn`.
-pub async fn aws_adapters(
-    topic_arn: &str,
-) -> (shiplane::aws::AwsDeployer, shiplane::aws::SnsNotifier) {
+/// The real AWS adapters against the emulator, for `account`.
+pub struct AwsAdapters {
+    pub deployer: shiplane::aws::AwsDeployer,
+    pub notifier: shiplane::aws::SnsNotifier,
+    pub timer: shiplane::aws::SchedulerTimer,
+}
+
+/// The engine as the functions build it, over `store`.
+pub type AwsEngine<'a> = shiplane::engine::Engine<
+    'a,
+    DynamoStore,
+    shiplane::aws::AwsDeployer,
+    shiplane::aws::SnsNotifier,
+    shiplane::aws::SchedulerTimer,
+>;
+
+impl AwsAdapters {
+    /// The engine over these adapters and `store`.
+    pub fn engine<'a>(&'a self, store: &'a DynamoStore) -> AwsEngine<'a> {
+        shiplane::engine::Engine {
+            store,
+            deployer: &self.deployer,
+            notifier: &self.notifier,
+            timer: &self.timer,
+        }
+    }
+}
+
+/// ECS + CodeDeploy, SNS on the account's topic, and Scheduler in its schedule group.
+pub async fn aws_adapters(account: &Account) -> AwsAdapters {
     let config = aws_config().await;
-    (
-        shiplane::aws::AwsDeployer::new(
+    AwsAdapters {
+        deployer: shiplane::aws::AwsDeployer::new(
             aws_sdk_ecs::Client::new(&config),
             aws_sdk_codedeploy::Client::new(&config),
             "shiplane-deploy-hook",
         ),
-        shiplane::aws::SnsNotifier::new(aws_sdk_sns::Client::new(&config), topic_arn),
-    )
+        notifier: shiplane::aws::SnsNotifier::new(
+            aws_sdk_sns::Client::new(&config),
+            &account.topic_arn,
+        ),
+        timer: shiplane::aws::SchedulerTimer::new(
+            aws_sdk_scheduler::Client::new(&config),
+            &account.schedule_group,
+            &account.promote_function_arn,
+            &account.scheduler_role_arn,
+        ),
+    }
+}
+
+/// What the emulator's Scheduler recorded: `log` (created, fired, deleted) and the
+/// `schedules` that exist now.
+pub fn schedules() -> serde_json::Value {
+    provision(&["schedules"])
+}
+
+/// Fires the one-time schedules due at `now` as Scheduler would; returns the payloads
+/// (their targets' input) for the caller to deliver to the promote function.
+pub fn fire_schedules(now: shiplane::release::Timestamp) -> Vec<serde_json::Value> {
+    provision(&["fire-schedules", "--now", &now.to_string()])["fired"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|f| {
+            serde_json::from_str(f["input"].as_str().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("a schedule's input is not JSON ({e}): {f}"))
+        })
+        .collect()
 }
 
 /// What the emulator's CodeDeploy recorded: `hookReports`, `stops`, `continues`.

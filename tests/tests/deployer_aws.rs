@@ -4,7 +4,8 @@
 use aws_sdk_ecs::types::{DesiredStatus, TaskDefinitionField};
 use serde_json::Value;
 use shiplane::aws::{
-    AwsDeployer, DeployOutcome, DeployRequest, Deployer, MigrationRun, SnsNotifier, started_by,
+    AwsDeployer, DeployOutcome, DeployRequest, Deployer, MigrationRun, SchedulerTimer, SnsNotifier,
+    started_by,
 };
 use shiplane::engine::{Engine, PushOutcome};
 use shiplane::inbound::Inbound;
@@ -29,6 +30,7 @@ struct World {
     deployer: AwsDeployer,
     store: DynamoStore,
     notifier: SnsNotifier,
+    timer: SchedulerTimer,
 }
 
 impl World {
@@ -41,6 +43,12 @@ impl World {
             pipeline: Pipeline::from_toml(&pipeline_for(&p)).unwrap(),
             deployer: AwsDeployer::new(ecs.clone(), codedeploy.clone(), HOOK),
             notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&config), &account.topic_arn),
+            timer: SchedulerTimer::new(
+                aws_sdk_scheduler::Client::new(&config),
+                &account.schedule_group,
+                &account.promote_function_arn,
+                &account.scheduler_role_arn,
+            ),
             p,
             account,
             ecs,
@@ -49,11 +57,12 @@ impl World {
         }
     }
 
-    fn engine(&self) -> Engine<'_, DynamoStore, AwsDeployer, SnsNotifier> {
+    fn engine(&self) -> Engine<'_, DynamoStore, AwsDeployer, SnsNotifier, SchedulerTimer> {
         Engine {
             store: &self.store,
             deployer: &self.deployer,
             notifier: &self.notifier,
+            timer: &self.timer,
         }
     }
 

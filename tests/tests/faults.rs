@@ -11,13 +11,13 @@ use std::collections::BTreeMap;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use shiplane::aws::{AwsDeployer, SnsNotifier, started_by};
+use shiplane::aws::{AwsDeployer, SchedulerTimer, SnsNotifier, started_by};
 use shiplane::engine::Engine;
 use shiplane::inbound::ecs::{ContainerExit, TaskStopped};
 use shiplane::release::intake::ImagePush;
 use shiplane::release::{Digest, Release, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore};
-use shiplane_e2e::{deployed_world, provision, set_deployment_status};
+use shiplane_e2e::{Account, deployed_world, provision, set_deployment_status};
 
 const RELEASES: usize = 100;
 const SERVICES: [&str; 3] = ["api", "db", "etl"];
@@ -64,13 +64,14 @@ fn retries() -> RetryConfig {
 
 /// The AWS adapters as a function builds them.
 async fn adapters(
-    topic: &str,
+    account: &Account,
 ) -> (
     DynamoStore,
     AwsDeployer,
     SnsNotifier,
     aws_sdk_codedeploy::Client,
     aws_sdk_ecs::Client,
+    SchedulerTimer,
 ) {
     shiplane_e2e::endpoint();
     let config = aws_config::defaults(BehaviorVersion::latest())
@@ -82,16 +83,22 @@ async fn adapters(
     (
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), ""),
         AwsDeployer::new(ecs.clone(), codedeploy.clone(), "shiplane-deploy-hook"),
-        SnsNotifier::new(aws_sdk_sns::Client::new(&config), topic),
+        SnsNotifier::new(aws_sdk_sns::Client::new(&config), &account.topic_arn),
         codedeploy,
         ecs,
+        SchedulerTimer::new(
+            aws_sdk_scheduler::Client::new(&config),
+            &account.schedule_group,
+            &account.promote_function_arn,
+            &account.scheduler_role_arn,
+        ),
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_releases_under_faults_all_end_where_they_should() {
     let (p, account, plain_store) = deployed_world().await;
-    let (_, deployer, notifier, codedeploy, ecs) = adapters(&account.topic_arn).await;
+    let (_, deployer, notifier, codedeploy, ecs, timer) = adapters(&account).await;
     let config = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retries())
         .load()
@@ -101,6 +108,7 @@ async fn a_hundred_releases_under_faults_all_end_where_they_should() {
         store: &store,
         deployer: &deployer,
         notifier: &notifier,
+        timer: &timer,
     };
     let mut rng = Rng(0x5eed_5eed);
     let base = Timestamp::now();

@@ -9,7 +9,7 @@ use shiplane::aws::{CodeDeployHooks, HookReporter, HookStatus, parse_deployment_
 use shiplane::checks::{
     AwsChecker, CheckContext, CheckResult, Checker, HttpClient, ScriptedChecker,
 };
-use shiplane::engine::{Engine, HookInvocation};
+use shiplane::engine::HookInvocation;
 use shiplane::pipeline::{Check, HttpProbe, LifecycleHook, Pipeline, Probe};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
@@ -19,12 +19,8 @@ use shiplane_e2e::{aws_adapters, aws_config, deployed_world, hook_reports, image
 #[tokio::test]
 async fn a_hook_answer_throttled_twice_reaches_codedeploy_once() {
     let (p, account, store) = deployed_world().await;
-    let (deployer, notifier) = aws_adapters(&account.topic_arn).await;
-    let engine = Engine {
-        store: &store,
-        deployer: &deployer,
-        notifier: &notifier,
-    };
+    let aws = aws_adapters(&account).await;
+    let engine = aws.engine(&store);
     let release =
         shiplane_e2e::release_from_push(&engine, &image_push(&format!("{p}/api"), "v1")).await;
     let deployment = shiplane_e2e::deployment_of(&store, &release, "dev").await;

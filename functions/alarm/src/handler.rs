@@ -3,7 +3,7 @@
 
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{Deployer, Notifier};
+use shiplane::aws::{Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::inbound::Inbound;
 use shiplane::inbound::alarm::parse_alarm;
@@ -14,8 +14,8 @@ use tracing::{info, instrument};
 
 /// Handles one alarm state change; store failures return an error so Lambda retries.
 #[instrument(skip_all, fields(request_id = %event.context.request_id))]
-pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
-    deps: &Deps<S, D, N>,
+pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
+    deps: &Deps<S, D, N, T>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let change = match accepted(parse_alarm(&event.payload), "CloudWatch alarm state change")? {

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use shiplane::engine::Engine;
 use shiplane::release::{StageState, Timestamp};
 use shiplane::store::{ReleaseStore, StoredPipeline};
 use shiplane_e2e::runtime_api::RuntimeApi;
@@ -40,12 +39,8 @@ async fn an_alarm_in_either_shape_stops_and_rolls_back_the_deployment_once() {
         })
         .await
         .unwrap();
-    let (deployer, notifier) = aws_adapters(&account.topic_arn).await;
-    let engine = Engine {
-        store: &store,
-        deployer: &deployer,
-        notifier: &notifier,
-    };
+    let aws = aws_adapters(&account).await;
+    let engine = aws.engine(&store);
     let release =
         shiplane_e2e::release_from_push(&engine, &image_push(&format!("{p}/api"), "v1")).await;
     let deployment = shiplane_e2e::deployment_of(&store, &release, "dev").await;
@@ -54,11 +49,7 @@ async fn an_alarm_in_either_shape_stops_and_rolls_back_the_deployment_once() {
     let function = api.spawn(
         Path::new(BINARY),
         "shiplane-alarm",
-        &[
-            ("SHIPLANE_TABLE", store.table()),
-            ("SHIPLANE_TOPIC_ARN", &account.topic_arn),
-            ("SHIPLANE_HOOK_FUNCTION", "CodeDeployHook_shiplane"),
-        ],
+        &account.function_env(&store),
     );
     // The same ALARM through EventBridge twice and once from the alarm's Lambda action.
     api.invoke(fixture("eventbridge-alarm", &alarm));

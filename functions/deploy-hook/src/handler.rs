@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::codedeploy::CodeDeployLifecycleEvent;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{Deployer, HookReporter, Notifier};
+use shiplane::aws::{Deployer, HookReporter, Notifier, Timer};
 use shiplane::checks::Checker;
 use shiplane::engine::{Deps, HookInvocation};
 use shiplane::lambda::HandlerError;
@@ -47,8 +47,8 @@ fn deadline(deadline_ms: u64) -> tokio::time::Instant {
 /// Answers one hook. Only a payload without the ids to answer is an error (CodeDeploy
 /// never sends one); everything else is answered, Succeeded or Failed.
 #[instrument(skip_all, fields(request_id = %event.context.request_id))]
-pub async fn handle<S, D, N, C, R>(
-    deps: &Deps<S, D, N>,
+pub async fn handle<S, D, N, T, C, R>(
+    deps: &Deps<S, D, N, T>,
     hooks: &Hooks<C, R>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError>
@@ -56,6 +56,7 @@ where
     S: ReleaseStore,
     D: Deployer,
     N: Notifier,
+    T: Timer,
     C: Checker,
     R: HookReporter,
 {

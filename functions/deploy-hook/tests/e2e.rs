@@ -7,7 +7,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shiplane::engine::Engine;
 use shiplane::release::{StageState, Timestamp};
 use shiplane::store::{ReleaseStore, StoredPipeline};
 use shiplane_e2e::check_server::CheckServer;
@@ -74,12 +73,8 @@ latency = "60s"
     provision(&["alarm", "--name", &alarm, "--state", "OK"]);
 
     // image-push's engine makes the release and its CodeDeploy deployment.
-    let (deployer, notifier) = aws_adapters(&account.topic_arn).await;
-    let engine = Engine {
-        store: &store,
-        deployer: &deployer,
-        notifier: &notifier,
-    };
+    let aws = aws_adapters(&account).await;
+    let engine = aws.engine(&store);
     let push = image_push(&format!("{p}/api"), "v1");
     let release = shiplane_e2e::release_from_push(&engine, &push).await;
     let deployment = shiplane_e2e::deployment_of(&store, &release, "dev").await;
@@ -89,11 +84,7 @@ latency = "60s"
     let function = api.spawn(
         Path::new(BINARY),
         "shiplane-deploy-hook",
-        &[
-            ("SHIPLANE_TABLE", store.table()),
-            ("SHIPLANE_TOPIC_ARN", &account.topic_arn),
-            ("SHIPLANE_HOOK_FUNCTION", "shiplane-deploy-hook"),
-        ],
+        &account.function_env(&store),
     );
     let wait = Duration::from_secs(60);
     let mut answered = 0;

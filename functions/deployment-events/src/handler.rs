@@ -6,7 +6,7 @@
 use aws_lambda_events::codedeploy::CodeDeployEvent;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{Deployer, Notifier};
+use shiplane::aws::{Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::inbound::Inbound;
 use shiplane::inbound::codedeploy::parse_deployment_state;
@@ -18,8 +18,8 @@ use tracing::{info, instrument};
 
 /// Handles one state-change event; store failures return an error so Lambda retries.
 #[instrument(skip_all, fields(request_id = %event.context.request_id))]
-pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
-    deps: &Deps<S, D, N>,
+pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
+    deps: &Deps<S, D, N, T>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let detail_type = event
@@ -56,8 +56,8 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
     }
 }
 
-async fn deployment_state<S: ReleaseStore, D: Deployer, N: Notifier>(
-    deps: &Deps<S, D, N>,
+async fn deployment_state<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
+    deps: &Deps<S, D, N, T>,
     payload: Value,
 ) -> Result<Value, HandlerError> {
     let parsed: CodeDeployEvent = serde_json::from_value(payload).map_err(|e| {
@@ -99,7 +99,7 @@ fn moved(report: &shiplane::engine::Report) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shiplane::aws::fake::{FakeDeployer, RecordingNotifier};
+    use shiplane::aws::fake::{FakeDeployer, FakeDeps, FakeTimer, RecordingNotifier};
     use shiplane::store::MemoryStore;
 
     fn event(path: &str) -> LambdaEvent<Value> {
@@ -111,11 +111,12 @@ mod tests {
         LambdaEvent::new(payload, lambda_runtime::Context::default())
     }
 
-    fn deps() -> Deps<MemoryStore, FakeDeployer, RecordingNotifier> {
+    fn deps() -> FakeDeps {
         Deps {
             store: MemoryStore::new(),
             deployer: FakeDeployer::default(),
             notifier: RecordingNotifier::default(),
+            timer: FakeTimer::default(),
         }
     }
 

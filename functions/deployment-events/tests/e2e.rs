@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shiplane::engine::Engine;
 use shiplane::release::StageState;
 use shiplane::store::ReleaseStore;
 use shiplane_e2e::runtime_api::RuntimeApi;
@@ -37,12 +36,8 @@ fn state_change(p: &str, deployment: &str, state: &str) -> Value {
 #[tokio::test]
 async fn codedeploy_outcomes_move_the_stage_that_runs_the_deployment() {
     let (p, account, store) = deployed_world().await;
-    let (deployer, notifier) = aws_adapters(&account.topic_arn).await;
-    let engine = Engine {
-        store: &store,
-        deployer: &deployer,
-        notifier: &notifier,
-    };
+    let aws = aws_adapters(&account).await;
+    let engine = aws.engine(&store);
     let mut pushed = Vec::new();
     for tag in ["v1", "v2"] {
         let release =
@@ -56,11 +51,7 @@ async fn codedeploy_outcomes_move_the_stage_that_runs_the_deployment() {
     let function = api.spawn(
         Path::new(BINARY),
         "shiplane-deployment-events",
-        &[
-            ("SHIPLANE_TABLE", store.table()),
-            ("SHIPLANE_TOPIC_ARN", &account.topic_arn),
-            ("SHIPLANE_HOOK_FUNCTION", "CodeDeployHook_shiplane"),
-        ],
+        &account.function_env(&store),
     );
     let wait = Duration::from_secs(60);
     // CodeDeploy fails the first deployment (a hook said Failed) and says so.

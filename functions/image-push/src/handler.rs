@@ -2,7 +2,7 @@
 
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{Deployer, Notifier};
+use shiplane::aws::{Deployer, Notifier, Timer};
 use shiplane::engine::{Deps, PushOutcome};
 use shiplane::inbound::ecr::{EcrImageAction, parse_push};
 use shiplane::lambda::{HandlerError, accepted, envelope, failed, ignored};
@@ -14,8 +14,8 @@ use tracing::{info, instrument};
 /// ones an `InvalidEvent` naming the field (Lambda sends them to the dead-letter queue);
 /// store failures a retryable error so Lambda delivers the event again.
 #[instrument(skip_all, fields(request_id = %event.context.request_id))]
-pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
-    deps: &Deps<S, D, N>,
+pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
+    deps: &Deps<S, D, N, T>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let parsed = envelope::<EcrImageAction>(event.payload, "ECR image action")?;
@@ -44,8 +44,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shiplane::aws::fake::{FakeDeployer, RecordingNotifier, deps_with_pipeline};
-    use shiplane::store::MemoryStore;
+    use shiplane::aws::fake::{FakeDeps, deps_with_pipeline};
 
     const PIPELINE: &str = r#"
 [pipeline]
@@ -59,7 +58,7 @@ cluster = "c"
 service = "s"
 "#;
 
-    async fn deps() -> Deps<MemoryStore, FakeDeployer, RecordingNotifier> {
+    async fn deps() -> FakeDeps {
         deps_with_pipeline(PIPELINE).await
     }
 

@@ -40,11 +40,7 @@ impl World {
         self.api.spawn(
             Path::new(BINARY),
             "shiplane-image-push",
-            &[
-                ("SHIPLANE_TABLE", self.store.table()),
-                ("SHIPLANE_TOPIC_ARN", &self.account.topic_arn),
-                ("SHIPLANE_HOOK_FUNCTION", "shiplane-deploy-hook"),
-            ],
+            &self.account.function_env(&self.store),
         )
     }
 

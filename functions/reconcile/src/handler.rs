@@ -3,7 +3,7 @@
 
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{Deployer, Notifier};
+use shiplane::aws::{Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::lambda::{HandlerError, failed};
 use shiplane::release::Timestamp;
@@ -13,8 +13,8 @@ use tracing::{info, instrument};
 /// Runs one pass; store failures return a retryable error, and the next scheduled pass
 /// picks up whatever this one could not finish.
 #[instrument(skip_all, fields(request_id = %event.context.request_id))]
-pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
-    deps: &Deps<S, D, N>,
+pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
+    deps: &Deps<S, D, N, T>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let only = match event.payload.get("service") {
@@ -50,8 +50,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shiplane::aws::fake::{FakeDeployer, RecordingNotifier, deps_with_pipeline};
-    use shiplane::store::MemoryStore;
+    use shiplane::aws::fake::{FakeDeps, deps_with_pipeline};
 
     const PIPELINE: &str = r#"
 [pipeline]
@@ -65,7 +64,7 @@ cluster = "c"
 service = "s"
 "#;
 
-    async fn deps() -> Deps<MemoryStore, FakeDeployer, RecordingNotifier> {
+    async fn deps() -> FakeDeps {
         deps_with_pipeline(PIPELINE).await
     }
 

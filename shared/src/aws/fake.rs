@@ -227,11 +227,77 @@ impl super::HookReporter for FakeHooks {
     }
 }
 
+/// Bake timers as Scheduler keeps them: set ones by name with when they fire, and every
+/// set and clear in order; can be told to fail the next calls.
+#[derive(Default)]
+pub struct FakeTimer {
+    /// Timers set and not cleared: name → (payload, fire time).
+    pub set: Mutex<HashMap<String, (super::BakeTimer, crate::release::Timestamp)>>,
+    /// "set <name>" / "clear <name>", in call order (a set of a name already set is not
+    /// recorded, as Scheduler's ConflictException counts as set).
+    pub log: Mutex<Vec<String>>,
+    pub fail_next: Mutex<u32>,
+}
+
+impl FakeTimer {
+    pub fn log(&self) -> Vec<String> {
+        lock(&self.log).clone()
+    }
+
+    /// The timers set and not cleared, by name.
+    pub fn pending(&self) -> Vec<(String, super::BakeTimer, crate::release::Timestamp)> {
+        let mut out: Vec<_> = lock(&self.set)
+            .iter()
+            .map(|(n, (t, at))| (n.clone(), t.clone(), *at))
+            .collect();
+        out.sort_by_key(|(n, _, _)| n.clone());
+        out
+    }
+
+    fn failing(&self, op: &str) -> Result<(), DeployError> {
+        let mut fail = lock(&self.fail_next);
+        if *fail > 0 {
+            *fail -= 1;
+            return Err(DeployError {
+                message: format!("Scheduler {op}: AccessDeniedException: not authorized"),
+                retryable: false,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl super::Timer for FakeTimer {
+    async fn set(
+        &self,
+        timer: &super::BakeTimer,
+        at: crate::release::Timestamp,
+    ) -> Result<bool, DeployError> {
+        self.failing("CreateSchedule")?;
+        let name = timer.name();
+        let mut set = lock(&self.set);
+        if set.contains_key(&name) {
+            return Ok(false);
+        }
+        set.insert(name.clone(), (timer.clone(), at));
+        lock(&self.log).push(format!("set {name}"));
+        Ok(true)
+    }
+
+    async fn clear(&self, timer: &super::BakeTimer) -> Result<bool, DeployError> {
+        self.failing("DeleteSchedule")?;
+        let name = timer.name();
+        if lock(&self.set).remove(&name).is_none() {
+            return Ok(false);
+        }
+        lock(&self.log).push(format!("clear {name}"));
+        Ok(true)
+    }
+}
+
 /// The in-memory store and fakes a handler test runs against, with `pipeline` stored as
 /// version 1.
-pub async fn deps_with_pipeline(
-    pipeline: &str,
-) -> crate::engine::Deps<crate::store::MemoryStore, FakeDeployer, RecordingNotifier> {
+pub async fn deps_with_pipeline(pipeline: &str) -> FakeDeps {
     use crate::store::ReleaseStore;
     let store = crate::store::MemoryStore::new();
     store
@@ -247,5 +313,10 @@ pub async fn deps_with_pipeline(
         store,
         deployer: FakeDeployer::default(),
         notifier: RecordingNotifier::default(),
+        timer: FakeTimer::default(),
     }
 }
+
+/// The engine's dependencies, all in memory.
+pub type FakeDeps =
+    crate::engine::Deps<crate::store::MemoryStore, FakeDeployer, RecordingNotifier, FakeTimer>;

@@ -1,12 +1,14 @@
 //! Ports to the AWS services Shiplane drives, their SDK adapters, and in-memory fakes.
 //!
-//! Handlers and the engine are generic over [`Deployer`] and [`Notifier`]; production
-//! wires [`AwsDeployer`] and [`SnsNotifier`], unit tests the fakes in [`fake`].
+//! Handlers and the engine are generic over [`Deployer`], [`Notifier`] and [`Timer`];
+//! production wires [`AwsDeployer`], [`SnsNotifier`] and [`SchedulerTimer`], unit tests the
+//! fakes in [`fake`].
 
 mod appspec;
 mod deployer;
 mod hooks;
 mod notifier;
+mod timer;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
@@ -20,6 +22,7 @@ pub use deployer::{
 };
 pub use hooks::{CodeDeployHooks, HookReporter, HookStatus};
 pub use notifier::{Notification, NotificationKind, Notifier, NotifyError, SnsNotifier};
+pub use timer::{BakeTimer, SchedulerTimer, Timer};
 
 use std::sync::{Arc, LazyLock};
 

@@ -167,6 +167,16 @@ impl Notification {
         if let Some(detail) = &t.detail {
             subject.push_str(&format!(" ({detail})"));
         }
+        // What a person does next, spelled as the command to type.
+        let command = match (kind, &t.release) {
+            (NotificationKind::AwaitingApproval, Some(id)) => {
+                Some(format!("shiplane approve {id} {}", t.environment))
+            }
+            _ => None,
+        };
+        if let Some(c) = &command {
+            subject.push_str(&format!(": {c}"));
+        }
         Notification {
             kind,
             service: t.service.clone(),
@@ -174,6 +184,7 @@ impl Notification {
             state: t.to,
             subject: ascii_subject(&subject),
             body: json!({
+                "command": command,
                 "kind": kind.as_str(),
                 "service": t.service,
                 "environment": t.environment,
@@ -259,6 +270,34 @@ impl Notifier for SnsNotifier {
 mod tests {
     use super::*;
     use crate::release::{Digest, ReleaseId, Timestamp};
+
+    #[test]
+    fn awaiting_approval_says_the_command_that_approves() {
+        let id = ReleaseId::new(Timestamp(1));
+        let t = Transition {
+            at: Timestamp(2),
+            service: "api".into(),
+            environment: "prod".into(),
+            release: Some(id.clone()),
+            from: None,
+            to: Some(StageState::AwaitingApproval),
+            cause: Cause::Arrived,
+            actor: None,
+            detail: None,
+        };
+        let n = Notification::transition(&t, None);
+        let command = format!("shiplane approve {id} prod");
+        assert_eq!(n.body["command"], command.as_str());
+        assert!(n.subject.ends_with(&command), "{}", n.subject);
+        let other = Notification::transition(
+            &Transition {
+                to: Some(StageState::Deploying),
+                ..t
+            },
+            None,
+        );
+        assert!(other.body["command"].is_null());
+    }
 
     #[test]
     fn transitions_map_to_kinds_and_readable_ascii_subjects() {

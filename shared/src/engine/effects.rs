@@ -5,10 +5,12 @@ use tracing::{error, info};
 
 use super::run::Work;
 use super::{Engine, stage_of};
-use crate::aws::{DeployOutcome, DeployRequest, Deployer, MigrationRun, Notifier};
+use crate::aws::{
+    BakeTimer, DeployOutcome, DeployRequest, Deployer, MigrationRun, Notifier, Timer,
+};
 use crate::inbound::ecs::TaskStopped;
 use crate::pipeline::{Pipeline, StageConfig};
-use crate::release::{Action, Event, Release};
+use crate::release::{Action, Event, Release, Timestamp};
 use crate::store::{DeploymentRef, ReleaseStore};
 
 /// The event a stopped migration task means: only the migration container's exit code
@@ -38,7 +40,7 @@ fn reference(release: &Release, environment: &str, id: &str) -> DeploymentRef {
     }
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
     /// Runs one action; its outcome comes back as events.
     pub(super) async fn execute(
         &self,
@@ -51,6 +53,23 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
             | Action::RunMigration { environment, .. }
             | Action::StopDeployment { environment, .. } => environment.clone(),
             Action::Promote { from, .. } => from.clone(),
+            // A timer needs nothing from the pipeline: it is cleared even when the stage
+            // is no longer configured.
+            Action::SetTimer {
+                environment,
+                attempt,
+                at,
+                ..
+            } => {
+                return self
+                    .set_timer(release, environment, *attempt, Some(*at))
+                    .await;
+            }
+            Action::ClearTimer {
+                environment,
+                attempt,
+                ..
+            } => return self.set_timer(release, environment, *attempt, None).await,
         };
         let outcome = |event| {
             vec![Work::event(
@@ -103,7 +122,50 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
                     Event::Arrived,
                 )]
             }
+            Action::SetTimer { .. } | Action::ClearTimer { .. } => Vec::new(), // above
         }
+    }
+
+    /// Sets the stage's bake timer to fire `at`, or clears it (None). Only a change comes
+    /// back as an event: a timer already set or already gone changed nothing.
+    pub(super) async fn set_timer(
+        &self,
+        release: &Release,
+        environment: &str,
+        attempt: u32,
+        at: Option<Timestamp>,
+    ) -> Vec<Work> {
+        let timer = BakeTimer::new(&release.service, environment, &release.id, attempt);
+        let result = match at {
+            Some(at) => self.timer.set(&timer, at).await,
+            None => self.timer.clear(&timer).await,
+        };
+        let schedule = timer.name();
+        let event = match result {
+            Ok(false) => return Vec::new(),
+            Ok(true) => {
+                info!(release = %release.id, environment = %environment, schedule = %schedule, set = at.is_some(), "bake timer changed");
+                Event::BakeTimer {
+                    schedule,
+                    set: at.is_some(),
+                    error: None,
+                }
+            }
+            Err(e) => {
+                error!(release = %release.id, environment = %environment, schedule = %schedule, error = ?e.message, "bake timer not changed; the reconciler ends the bake when it is due");
+                Event::BakeTimer {
+                    schedule,
+                    set: at.is_some(),
+                    error: Some(e.message),
+                }
+            }
+        };
+        vec![Work::event(
+            &release.service,
+            environment,
+            &release.id,
+            event,
+        )]
     }
 
     async fn deploy(&self, req: DeployRequest<'_>) -> Vec<Work> {

@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 use super::run::Work;
 use super::{Engine, EngineError, stage_of};
 use crate::aws::{
-    Deployer, HookReporter, HookStatus, Notification, Notifier, parse_deployment_description,
+    Deployer, HookReporter, HookStatus, Notification, Notifier, Timer, parse_deployment_description,
 };
 use crate::checks::{CheckContext, CheckResult, Checker};
 use crate::pipeline::LifecycleHook;
@@ -65,7 +65,7 @@ impl Verdict {
     }
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
     /// Runs the hook's checks, records them, and reports Succeeded or Failed to CodeDeploy
     /// before `deadline` (the invocation's, from the Lambda context). A second invocation
     /// for the same hook execution reports the recorded answer again and does nothing else.

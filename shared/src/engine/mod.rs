@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing::info;
 
-use crate::aws::{Deployer, Notifier, parse_started_by};
+use crate::aws::{Deployer, Notifier, Timer, parse_started_by};
 use crate::inbound::Inbound;
 use crate::inbound::ecs::TaskStopped;
 use crate::pipeline::{Pipeline, Service, StageConfig};
@@ -87,28 +87,31 @@ impl Report {
 }
 
 /// The clients a function builds once per cold start and every invocation reuses.
-pub struct Deps<S, D, N> {
+pub struct Deps<S, D, N, T> {
     pub store: S,
     pub deployer: D,
     pub notifier: N,
+    pub timer: T,
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier> Deps<S, D, N> {
+impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Deps<S, D, N, T> {
     /// An engine borrowing these clients.
-    pub fn engine(&self) -> Engine<'_, S, D, N> {
+    pub fn engine(&self) -> Engine<'_, S, D, N, T> {
         Engine {
             store: &self.store,
             deployer: &self.deployer,
             notifier: &self.notifier,
+            timer: &self.timer,
         }
     }
 }
 
-/// The engine over a store, a deployer and a notifier (real or fake).
-pub struct Engine<'a, S, D, N> {
+/// The engine over a store, a deployer, a notifier and a bake timer (real or fake).
+pub struct Engine<'a, S, D, N, T> {
     pub store: &'a S,
     pub deployer: &'a D,
     pub notifier: &'a N,
+    pub timer: &'a T,
 }
 
 /// A service and its stage in one environment of the pipeline.
@@ -163,7 +166,7 @@ fn release_work(
     (id, work)
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
     /// The current pipeline, parsed; an error names the fix.
     pub async fn pipeline(&self) -> Result<Arc<Pipeline>, EngineError> {
         let stored = self.store.pipeline().await?.ok_or_else(|| {

@@ -1,4 +1,5 @@
-//! Outcomes from AWS: CodeDeploy's deployment state changes and CloudWatch alarms.
+//! Outcomes from AWS: CodeDeploy's deployment state changes, CloudWatch alarms, and the
+//! bake timers EventBridge Scheduler fires.
 //!
 //! Deployment outcomes come from CodeDeploy's state-change events. They are best effort (the
 //! reconciler covers a lost one) and matched to the stage by deployment id, so a late
@@ -8,7 +9,7 @@ use tracing::info;
 
 use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, stage_of};
-use crate::aws::{DeployRequest, Deployer, DeploymentStatus, Notifier};
+use crate::aws::{BakeTimer, DeployRequest, Deployer, DeploymentStatus, Notifier, Timer};
 use crate::inbound::Inbound;
 use crate::inbound::alarm::{AlarmChange, AlarmState};
 use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
@@ -16,7 +17,7 @@ use crate::pipeline::{Pipeline, Target};
 use crate::release::{Event, LaneEvent, StageState, Timestamp};
 use crate::store::ReleaseStore;
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
     /// A CodeDeploy deployment ended (or started, or is ready to reroute: only logged):
     /// the stage that runs it succeeds (and bakes) or fails; a deployment Shiplane did not
     /// start frees the lane it kept busy.
@@ -143,7 +144,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
     }
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
     /// A CloudWatch alarm changed state: every lane that watches it records the change (an
     /// older change than the one recorded is refused); on ALARM the release in flight there
     /// is stopped and rolled back, or, if it already shipped, replaced by the last known
@@ -193,5 +194,52 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
             }
         }
         Ok(Inbound::Accepted(self.drain(&pipeline, jobs, now).await?))
+    }
+}
+
+impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+    /// A bake timer fired (Scheduler invoked the promote function): the stage's bake ends,
+    /// through its gates. A timer of an earlier attempt, one that fires before the bake
+    /// ends, or one for a stage no longer baking changes nothing.
+    pub async fn on_bake_timer(
+        &self,
+        timer: &BakeTimer,
+        now: Timestamp,
+    ) -> Result<Inbound<Report>, EngineError> {
+        let ignored = |why: String| Ok(Inbound::Ignored(why));
+        let pipeline = self.pipeline().await?;
+        let env = timer.environment.as_str();
+        if stage_of(&pipeline, &timer.service, env).is_none() {
+            return ignored(format!(
+                "services.{}.environments.{env} is not in the current pipeline",
+                timer.service
+            ));
+        }
+        let Some(release) = self.store.release(&timer.release).await? else {
+            return ignored(format!("release {} does not exist", timer.release));
+        };
+        if release.item.service != timer.service {
+            return ignored(format!(
+                "release {} belongs to {}, not {}",
+                timer.release, release.item.service, timer.service
+            ));
+        }
+        let Some(stage) = release.item.stages.get(env) else {
+            return ignored(format!("release {} has not reached {env}", timer.release));
+        };
+        if stage.attempt != timer.attempt {
+            return ignored(format!(
+                "the timer is for attempt {} of release {} in {env}, which is at attempt {}",
+                timer.attempt, timer.release, stage.attempt
+            ));
+        }
+        if let Some(until) = stage.bake_until.filter(|u| *u > now) {
+            return ignored(format!(
+                "release {} bakes in {env} until {until}; the timer fired early, the reconciler ends the bake",
+                timer.release
+            ));
+        }
+        let work = Work::event(&timer.service, env, &timer.release, Event::BakeElapsed);
+        Ok(Inbound::Accepted(self.run(&pipeline, work, now).await?))
     }
 }

@@ -7,12 +7,12 @@ use tracing::{info, warn};
 
 use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, effects};
-use crate::aws::{DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier};
+use crate::aws::{DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier, Timer};
 use crate::pipeline::{Pipeline, Service, StageConfig};
-use crate::release::{Event, StageState, Timestamp};
+use crate::release::{Action, Event, StageState, Timestamp};
 use crate::store::{LoadedLane, ReleaseStore};
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
     /// One pass over every lane of `only` (or of every service): ask AWS where in-flight
     /// work is, end what is overdue, and finish what each lane owes.
     pub async fn reconcile(
@@ -109,6 +109,23 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
                 }
                 (StageState::AwaitingApproval, _) if overdue.is_some() => {
                     Some(late("no one approved it".to_string()))
+                }
+                // A bake still running has its timer: set it again in case it was lost
+                // (an already-set timer answers "exists" and changes nothing). A bake that
+                // ended is finished below, by what the lane owes.
+                (StageState::Baking, _) => {
+                    if let Some(at) = st.bake_until.filter(|u| *u > now) {
+                        jobs.push(Job::Execute(
+                            Action::SetTimer {
+                                release: id.clone(),
+                                environment: env.to_string(),
+                                attempt: st.attempt,
+                                at,
+                            },
+                            release.clone(),
+                        ));
+                    }
+                    None
                 }
                 _ => None,
             };

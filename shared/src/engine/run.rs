@@ -8,7 +8,7 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 
 use super::{Engine, EngineError, Report, stage_of};
-use crate::aws::{Deployer, Notification, Notifier};
+use crate::aws::{Deployer, Notification, Notifier, Timer};
 use crate::pipeline::Pipeline;
 use crate::release::{
     Action, AlarmState, Decision, Event, LaneEvent, LaneView, Owed, Policy, Release, ReleaseId,
@@ -131,7 +131,7 @@ fn owed_jobs(view: &LaneView, policy: &Policy, now: Timestamp, running: &[Action
     jobs
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier> Engine<'_, S, D, N> {
+impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
     pub(super) async fn run(
         &self,
         pipeline: &Pipeline,

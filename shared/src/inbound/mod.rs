@@ -7,6 +7,7 @@ pub mod alarm;
 pub mod codedeploy;
 pub mod ecr;
 pub mod ecs;
+pub mod schedule;
 
 /// What parsing made of a payload.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -89,6 +89,14 @@ pub enum Event {
         actor: String,
         reason: String,
     },
+    /// The outcome of [`Action::SetTimer`] (`set`) or [`Action::ClearTimer`]: the schedule's
+    /// name, and `error` when Scheduler refused. Only a change is reported: a timer already
+    /// set, or already gone, is no event.
+    BakeTimer {
+        schedule: String,
+        set: bool,
+        error: Option<String>,
+    },
     /// A CodeDeploy lifecycle hook ran its checks: each check's record (passed, "name:
     /// passed in 12 ms: excerpt"), and the verdict reported (`failure` when Failed).
     HookCompleted {
@@ -125,6 +133,9 @@ impl Event {
             Event::PromotedEarly { .. } => Cause::PromotedEarly,
             Event::Retry { .. } => Cause::Retried,
             Event::Deployed { .. } => Cause::Deployed,
+            Event::BakeTimer { error: Some(_), .. } => Cause::TimerFailed,
+            Event::BakeTimer { set: true, .. } => Cause::TimerSet,
+            Event::BakeTimer { set: false, .. } => Cause::TimerCleared,
             Event::HookCompleted { failure: None, .. } => Cause::HookSucceeded,
             Event::HookCompleted {
                 failure: Some(_), ..
@@ -172,6 +183,19 @@ impl Event {
                 deployment_id,
                 error: Some(e),
             } => Some(format!("{deployment_id}: {e}")),
+            Event::BakeTimer {
+                schedule,
+                error: None,
+                ..
+            } => Some(schedule.clone()),
+            Event::BakeTimer {
+                schedule,
+                set,
+                error: Some(e),
+            } => Some(format!(
+                "{} {schedule}: {e}; the reconciler ends the bake when it is due",
+                if *set { "setting" } else { "clearing" }
+            )),
             Event::HookCompleted {
                 hook,
                 failure: None,
@@ -329,6 +353,20 @@ pub enum Action {
         from: String,
         to: String,
     },
+    /// Set the bake timer that fires the promote function at `at`, the end of the bake.
+    SetTimer {
+        release: ReleaseId,
+        environment: String,
+        attempt: u32,
+        at: Timestamp,
+    },
+    /// Delete the bake timer: the bake ended another way (an alarm, an operator), or the
+    /// timer fired and the reconciler got there first.
+    ClearTimer {
+        release: ReleaseId,
+        environment: String,
+        attempt: u32,
+    },
 }
 
 impl Action {
@@ -338,7 +376,9 @@ impl Action {
             Action::RunMigration { release, .. }
             | Action::Deploy { release, .. }
             | Action::StopDeployment { release, .. }
-            | Action::Promote { release, .. } => release,
+            | Action::Promote { release, .. }
+            | Action::SetTimer { release, .. }
+            | Action::ClearTimer { release, .. } => release,
         }
     }
 }
@@ -433,6 +473,14 @@ pub enum TransitionError {
         environment: String,
         why: String,
     },
+    #[error(
+        "release {release} stays baking in {environment}: {why}; it promotes when the alarm returns to OK (or: shiplane promote --skip-bake)"
+    )]
+    Held {
+        release: ReleaseId,
+        environment: String,
+        why: String,
+    },
     #[error("{service}/{environment} holds nothing to unblock")]
     NothingToUnblock {
         service: String,
@@ -518,6 +566,8 @@ impl<'p> Work<'p> {
         if to.is_terminal() && to != StageState::Succeeded {
             stage.reason = detail.clone();
         }
+        let attempt = stage.attempt;
+        let bake_until = stage.bake_until;
         if from != Some(to) {
             stage.deadline = match to {
                 StageState::Migrating => Some(now.after(deadlines.migration)),
@@ -532,6 +582,26 @@ impl<'p> Work<'p> {
             }
         }
         let service = release.service.clone();
+        // The bake timer lives exactly as long as the bake.
+        match (from, to) {
+            (Some(StageState::Baking), StageState::Baking) => {}
+            (_, StageState::Baking) => {
+                if let Some(at) = bake_until {
+                    self.actions.push(Action::SetTimer {
+                        release: id.clone(),
+                        environment: env.clone(),
+                        attempt,
+                        at,
+                    });
+                }
+            }
+            (Some(StageState::Baking), _) => self.actions.push(Action::ClearTimer {
+                release: id.clone(),
+                environment: env.clone(),
+                attempt,
+            }),
+            _ => {}
+        }
         self.changed.insert(id.clone());
         self.transitions.push(Transition {
             at: now,
@@ -1070,10 +1140,24 @@ pub fn apply(
             w.succeed(id, cause, actor, detail)?;
         }
         (S::Baking, Event::BakeElapsed) => {
+            // The gate at the end of the bake: none of the lane's own alarms fires. While
+            // one does the release stays baking; its OK makes the lane owe the bake again.
+            let firing = w.view.lane.firing_alarms();
+            if !firing.is_empty() {
+                return Err(TransitionError::Held {
+                    release: id.clone(),
+                    environment: env,
+                    why: format!("{} in ALARM", firing.join(", ")),
+                });
+            }
             w.succeed(id, cause, None, None)?;
         }
         (S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => {
             roll_back(&mut w, id, state, detail)?;
+        }
+        // A fact about the stage's timer, true whatever the stage became since.
+        (_, Event::BakeTimer { .. }) => {
+            w.record(id, cause, detail)?;
         }
         (S::Cancelled | S::Failed | S::RolledBack, Event::StopRequested { deployment_id, .. })
             if w.stage(id)?.deployment_id.as_ref() == Some(deployment_id) =>
@@ -1131,6 +1215,7 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
         if let Some(stage) = r.stages.get(env)
             && stage.state == StageState::Baking
             && stage.bake_until.is_some_and(|t| t <= now)
+            && lane.firing_alarms().is_empty()
         {
             out.push(Owed::Apply(r.id.clone(), Event::BakeElapsed));
         }

@@ -506,6 +506,15 @@ impl Lane {
             newest_pushed_at: None,
         }
     }
+
+    /// The lane's own alarms last seen in ALARM, by name.
+    pub fn firing_alarms(&self) -> Vec<String> {
+        self.alarms
+            .iter()
+            .filter(|(_, seen)| seen.state == AlarmState::Alarm)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
 }
 
 /// A lane and every release the machine may touch when an event arrives for it.
@@ -597,6 +606,12 @@ pub enum Cause {
     /// A lifecycle hook reported Succeeded or Failed to CodeDeploy.
     HookSucceeded,
     HookFailed,
+    /// The bake timer (an EventBridge Scheduler schedule) was set, or cleared because the
+    /// bake ended another way; or setting or clearing it failed (the reconciler ends the
+    /// bake all the same).
+    TimerSet,
+    TimerCleared,
+    TimerFailed,
     /// A newer release took its place in the queue, or it arrived after a newer one.
     Superseded,
     /// The last known good release is deployed again after a rollback, or an operator
@@ -647,6 +662,9 @@ impl Cause {
             Cause::CheckFailed => "check_failed",
             Cause::HookSucceeded => "hook_succeeded",
             Cause::HookFailed => "hook_failed",
+            Cause::TimerSet => "timer_set",
+            Cause::TimerCleared => "timer_cleared",
+            Cause::TimerFailed => "timer_failed",
             Cause::Superseded => "superseded",
             Cause::Rollback => "rollback",
             Cause::PromotedEarly => "promoted_early",

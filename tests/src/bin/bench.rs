@@ -89,6 +89,9 @@ async fn client_construction_child() {
         table: "bench".into(),
         topic_arn: "arn:aws:sns:us-east-1:123456789012:bench".into(),
         hook_function: "bench".into(),
+        schedule_group: "bench".into(),
+        promote_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:bench".into(),
+        scheduler_role_arn: "arn:aws:iam::123456789012:role/bench".into(),
         region: "us-east-1".into(),
         native_tls_roots: false,
     };
@@ -211,15 +214,12 @@ struct World {
 async fn world() -> World {
     let (p, acct, store) = deployed_world().await;
     let env = Env {
-        vars: vec![
-            ("SHIPLANE_TABLE".into(), store.table().into()),
-            ("SHIPLANE_TOPIC_ARN".into(), acct.topic_arn),
-            (
-                "SHIPLANE_HOOK_FUNCTION".into(),
-                "shiplane-deploy-hook".into(),
-            ),
-            ("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()),
-        ],
+        vars: acct
+            .function_env(&store)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain([("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into())])
+            .collect(),
     };
     World { p, env }
 }

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::aws::fake::{Call, FakeDeployer, RecordingNotifier};
+use crate::aws::fake::{Call, FakeDeployer, FakeTimer, RecordingNotifier};
 use crate::aws::{DeployError, DeployOutcome, DeploymentStatus, MigrationRun};
 use crate::inbound::ecs::ContainerExit;
 use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intake, new_release};
@@ -56,6 +56,7 @@ struct World {
     store: MemoryStore,
     deployer: FakeDeployer,
     notifier: RecordingNotifier,
+    timer: FakeTimer,
 }
 
 impl World {
@@ -74,14 +75,16 @@ impl World {
             store,
             deployer: FakeDeployer::default(),
             notifier: RecordingNotifier::default(),
+            timer: FakeTimer::default(),
         }
     }
 
-    fn engine(&self) -> Engine<'_, MemoryStore, FakeDeployer, RecordingNotifier> {
+    fn engine(&self) -> Engine<'_, MemoryStore, FakeDeployer, RecordingNotifier, FakeTimer> {
         Engine {
             store: &self.store,
             deployer: &self.deployer,
             notifier: &self.notifier,
+            timer: &self.timer,
         }
     }
 
@@ -521,6 +524,7 @@ async fn without_a_pipeline_the_error_says_how_to_store_one() {
         store: MemoryStore::new(),
         deployer: FakeDeployer::default(),
         notifier: RecordingNotifier::default(),
+        timer: FakeTimer::default(),
     };
     let err = w
         .engine()
@@ -1561,7 +1565,7 @@ mod alarms {
     use super::*;
     use crate::inbound::alarm::{AlarmChange, AlarmState};
 
-    async fn watched() -> World {
+    pub(super) async fn watched() -> World {
         let w = World::new().await;
         let with_alarms = PIPELINE.replace(
             "bake = \"10m\"\n[services.api.environments.prod]",
@@ -1580,7 +1584,7 @@ mod alarms {
         w
     }
 
-    fn alarm(state: AlarmState, second: u64) -> AlarmChange {
+    pub(super) fn alarm(state: AlarmState, second: u64) -> AlarmChange {
         AlarmChange {
             alarm: "api-dev-5xx".into(),
             state,
@@ -2154,6 +2158,199 @@ mod gate_override {
                 .unwrap()
                 .contains("overriding the gate: api-dev-5xx (dev) in ALARM"),
             "{unblocked:?}"
+        );
+    }
+}
+
+mod bake_timers {
+    use super::alarms::{alarm, watched};
+    use super::*;
+    use crate::aws::BakeTimer;
+    use crate::inbound::alarm::AlarmState;
+    use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
+
+    const BAKE_END: Timestamp = Timestamp(T0.0 + 600_000);
+
+    /// Pushes a release and reports its deployment a success at T0: it bakes in dev.
+    async fn baking(w: &World) -> ReleaseId {
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        let success = DeploymentStateChange {
+            deployment_id: "d-1".into(),
+            application: "api".into(),
+            deployment_group: "api-dev".into(),
+            state: DeploymentState::Success,
+            at: T0,
+        };
+        w.engine().on_deployment_state(&success, T0).await.unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking));
+        id
+    }
+
+    fn causes(history: &[Transition]) -> Vec<&str> {
+        history.iter().map(|t| t.cause.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_bake_sets_one_timer_whose_firing_promotes_and_which_is_then_deleted() {
+        let w = World::new().await;
+        let id = baking(&w).await;
+        let timer = BakeTimer::new("api", "dev", &id, 0);
+        assert_eq!(
+            w.timer.pending(),
+            [(timer.name(), timer.clone(), BAKE_END)],
+            "one timer, at the end of the bake"
+        );
+        // Fired early (it cannot be, rounded up to the minute; a clock can be off): nothing.
+        let early = w
+            .engine()
+            .on_bake_timer(&timer, Timestamp(BAKE_END.0 - 1))
+            .await
+            .unwrap();
+        assert!(matches!(early, Inbound::Ignored(ref why) if why.contains("fired early")));
+        let out = w.engine().on_bake_timer(&timer, BAKE_END).await.unwrap();
+        assert!(matches!(out, Inbound::Accepted(_)), "{out:?}");
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Succeeded));
+        assert_eq!(
+            w.state(&id, "prod").await,
+            Some(StageState::AwaitingApproval)
+        );
+        assert_eq!(
+            w.timer.log(),
+            [
+                format!("set {}", timer.name()),
+                format!("clear {}", timer.name())
+            ]
+        );
+        let history = w.store.history_of_release(&id).await.unwrap();
+        let dev: Vec<Transition> = history
+            .into_iter()
+            .filter(|t| t.environment == "dev")
+            .collect();
+        assert_eq!(
+            causes(&dev),
+            [
+                "arrived",
+                "deployment_created",
+                "deployment_succeeded",
+                "timer_set",
+                "bake_elapsed",
+                "timer_cleared"
+            ]
+        );
+        // Scheduler delivers at least once: the same firing again changes nothing.
+        let before = w.store.history_of_release(&id).await.unwrap().len();
+        let again = w.engine().on_bake_timer(&timer, BAKE_END).await.unwrap();
+        match again {
+            Inbound::Accepted(report) => {
+                assert!(report.transitions.is_empty());
+                assert_eq!(report.refused.len(), 1, "{:?}", report.refused);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(w.store.history_of_release(&id).await.unwrap().len(), before);
+        // A timer of another attempt of the stage is not this bake's.
+        let old = BakeTimer::new("api", "dev", &id, 7);
+        assert!(matches!(
+            w.engine().on_bake_timer(&old, BAKE_END).await.unwrap(),
+            Inbound::Ignored(ref why) if why.contains("attempt 7")
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_timer_that_could_not_be_set_is_set_again_by_the_reconciler_which_also_ends_a_due_bake()
+     {
+        let w = World::new().await;
+        *w.timer.fail_next.lock().unwrap() = 1;
+        let id = baking(&w).await;
+        assert!(w.timer.pending().is_empty());
+        let history = w.store.history_of_release(&id).await.unwrap();
+        let failed = history.last().unwrap();
+        assert_eq!(failed.cause, Cause::TimerFailed);
+        assert!(
+            failed
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("AccessDeniedException"),
+            "{failed:?}"
+        );
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        e.reconcile(&pipeline, None, Timestamp(T0.0 + 60_000))
+            .await
+            .unwrap();
+        assert_eq!(w.timer.pending().len(), 1, "set again by the reconciler");
+        // Passes while it is set change nothing and record nothing.
+        let before = w.store.history_of_release(&id).await.unwrap().len();
+        e.reconcile(&pipeline, None, Timestamp(T0.0 + 120_000))
+            .await
+            .unwrap();
+        assert_eq!(w.store.history_of_release(&id).await.unwrap().len(), before);
+        // The timer is lost again, and the bake ends: the reconciler ends it.
+        w.timer.set.lock().unwrap().clear();
+        e.reconcile(&pipeline, None, BAKE_END).await.unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Succeeded));
+        assert_eq!(
+            w.state(&id, "prod").await,
+            Some(StageState::AwaitingApproval)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_alarm_during_the_bake_deletes_the_timer_with_the_bake() {
+        let w = watched().await;
+        let id = baking(&w).await;
+        assert_eq!(w.timer.pending().len(), 1);
+        w.engine()
+            .on_alarm(&alarm(AlarmState::Alarm, 30), T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::RolledBack));
+        assert!(w.timer.pending().is_empty(), "{:?}", w.timer.log());
+        // Its firing anyway (Scheduler was already invoking it) changes nothing.
+        let timer = BakeTimer::new("api", "dev", &id, 0);
+        w.engine().on_bake_timer(&timer, BAKE_END).await.unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::RolledBack));
+        assert_eq!(w.state(&id, "prod").await, None);
+    }
+
+    #[tokio::test]
+    async fn a_bake_ending_while_the_stages_alarm_fires_is_held_until_it_is_ok() {
+        let w = watched().await;
+        // The alarm fires while the lane is idle, before the release exists.
+        w.engine()
+            .on_alarm(&alarm(AlarmState::Alarm, 1), T0)
+            .await
+            .unwrap();
+        let id = baking(&w).await;
+        let timer = BakeTimer::new("api", "dev", &id, 0);
+        let held = w.engine().on_bake_timer(&timer, BAKE_END).await.unwrap();
+        match held {
+            Inbound::Accepted(report) => {
+                assert!(report.transitions.is_empty());
+                assert!(
+                    report.refused[0].contains("api-dev-5xx in ALARM"),
+                    "{:?}",
+                    report.refused
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking));
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        e.reconcile(&pipeline, None, Timestamp(BAKE_END.0 + 60_000))
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking));
+        // OK: the gate opens and the bake ends.
+        e.on_alarm(&alarm(AlarmState::Ok, 700), Timestamp(BAKE_END.0 + 120_000))
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Succeeded));
+        assert_eq!(
+            w.state(&id, "prod").await,
+            Some(StageState::AwaitingApproval)
         );
     }
 }

@@ -143,6 +143,11 @@ fn samples() -> Vec<Event> {
             actor: "ana".into(),
             reason: "hotfix by digest".into(),
         },
+        Event::BakeTimer {
+            schedule: "bake-x-0-dev".into(),
+            set: true,
+            error: None,
+        },
     ]
 }
 
@@ -170,7 +175,7 @@ fn expected(state: Option<StageState>, event: &Event) -> Expect {
     };
     match (state, event) {
         (_, Event::Arrived | Event::Deployed { .. }) => AlreadyArrived,
-        (_, Event::TagAdded { .. }) => Recorded,
+        (_, Event::TagAdded { .. } | Event::BakeTimer { .. }) => Recorded,
         (S::Queued, Event::Dequeue) => To(S::Deploying),
         (S::AwaitingApproval, Event::Approved { .. }) => To(S::Deploying),
         (S::AwaitingApproval | S::Queued, Event::Rejected { .. }) => To(S::Rejected),
@@ -255,7 +260,7 @@ fn every_state_event_pair_follows_the_table() {
             covered += 1;
         }
     }
-    assert_eq!(covered, 13 * 23);
+    assert_eq!(covered, 13 * 24);
 }
 
 #[test]
@@ -264,7 +269,7 @@ fn refused_events_leave_no_trace() {
     let view = view_in(Some(StageState::Succeeded));
     let before = view.clone();
     for event in samples() {
-        if matches!(event, Event::TagAdded { .. }) {
+        if matches!(event, Event::TagAdded { .. } | Event::BakeTimer { .. }) {
             continue; // a fact of the release, recorded in any state
         }
         assert!(apply(&view, &id(1), &event, &policy(), T0).is_err());
@@ -380,13 +385,19 @@ fn full_happy_path_bakes_then_succeeds_and_promotes() {
     let d = step(&d.view, 1, Event::DeploymentSucceeded, &p);
     assert_eq!(state(&d, 1), Some(StageState::Baking));
     assert_eq!(d.view.lane.current, Some(id(1)));
-    assert!(
-        d.actions.is_empty(),
-        "the bake ends by time, not by an action"
-    );
     assert_eq!(
         d.view.releases[&id(1)].stages[ENV].bake_until,
         Some(T0.after(p.bake))
+    );
+    assert_eq!(
+        d.actions,
+        vec![Action::SetTimer {
+            release: id(1),
+            environment: ENV.into(),
+            attempt: 0,
+            at: T0.after(p.bake),
+        }],
+        "the bake ends by its timer"
     );
     let d = step(&d.view, 1, Event::BakeElapsed, &p);
     assert_eq!(state(&d, 1), Some(StageState::Succeeded));
@@ -394,11 +405,110 @@ fn full_happy_path_bakes_then_succeeds_and_promotes() {
     assert_eq!(d.view.lane.in_flight, None);
     assert_eq!(
         d.actions,
-        vec![Action::Promote {
-            release: id(1),
-            from: ENV.into(),
-            to: "staging".into()
-        }]
+        vec![
+            Action::ClearTimer {
+                release: id(1),
+                environment: ENV.into(),
+                attempt: 0,
+            },
+            Action::Promote {
+                release: id(1),
+                from: ENV.into(),
+                to: "staging".into()
+            }
+        ]
+    );
+}
+
+#[test]
+fn a_bake_ends_held_while_one_of_the_lanes_own_alarms_fires_and_ends_when_it_is_ok() {
+    let p = policy();
+    let mut view = view_in(Some(StageState::Baking));
+    let until = T0.after(p.bake);
+    view.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .bake_until = Some(until);
+    view.lane.alarms.insert(
+        "api-5xx".into(),
+        AlarmSeen {
+            state: AlarmState::Alarm,
+            at: T0,
+        },
+    );
+    let held = apply(&view, &id(1), &Event::BakeElapsed, &p, until).unwrap_err();
+    assert!(
+        matches!(&held, TransitionError::Held { why, .. } if why.contains("api-5xx in ALARM")),
+        "{held}"
+    );
+    assert!(
+        held.to_string().contains("shiplane promote --skip-bake"),
+        "{held}"
+    );
+    assert!(
+        owed(&view, &p, until).is_empty(),
+        "a held bake is not owed again until the alarm is OK"
+    );
+    // An operator's emergency promotion is not held.
+    let early = step(
+        &view,
+        1,
+        Event::PromotedEarly {
+            actor: "ana".into(),
+            reason: "hotfix".into(),
+        },
+        &p,
+    );
+    assert_eq!(state(&early, 1), Some(StageState::Succeeded));
+    view.lane.alarms.get_mut("api-5xx").unwrap().state = AlarmState::Ok;
+    assert_eq!(
+        owed(&view, &p, until),
+        vec![Owed::Apply(id(1), Event::BakeElapsed)]
+    );
+    let d = apply(&view, &id(1), &Event::BakeElapsed, &p, until).unwrap();
+    assert_eq!(state(&d, 1), Some(StageState::Succeeded));
+}
+
+#[test]
+fn a_timer_outcome_is_recorded_in_any_state_and_a_retried_stage_bakes_under_a_new_timer() {
+    let p = policy();
+    let view = view_in(Some(StageState::Failed));
+    let d = step(
+        &view,
+        1,
+        Event::BakeTimer {
+            schedule: "bake-1-0-dev".into(),
+            set: false,
+            error: Some("AccessDenied".into()),
+        },
+        &p,
+    );
+    assert_eq!(d.transitions[0].cause, Cause::TimerFailed);
+    assert!(
+        d.transitions[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("clearing bake-1-0-dev: AccessDenied; the reconciler ends the bake"),
+        "{:?}",
+        d.transitions[0].detail
+    );
+    let d = step(
+        &d.view,
+        1,
+        Event::Retry {
+            actor: "ana".into(),
+        },
+        &p,
+    );
+    let d = step(&d.view, 1, Event::DeploymentSucceeded, &p);
+    assert!(
+        matches!(d.actions.as_slice(), [Action::SetTimer { attempt: 1, .. }]),
+        "{:?}",
+        d.actions
     );
 }
 
@@ -566,11 +676,19 @@ fn alarm_during_bake_redeploys_last_known_good_which_then_skips_bake_and_promoti
     );
     assert_eq!(
         d.actions,
-        vec![Action::Deploy {
-            release: id(0),
-            environment: ENV.into(),
-            redeploy: true
-        }]
+        vec![
+            Action::ClearTimer {
+                release: id(1),
+                environment: ENV.into(),
+                attempt: 0,
+            },
+            Action::Deploy {
+                release: id(0),
+                environment: ENV.into(),
+                redeploy: true
+            }
+        ],
+        "the bad release's timer goes with its bake"
     );
     let d = step(&d.view, 0, Event::DeploymentSucceeded, &p);
     assert_eq!(state(&d, 0), Some(StageState::Succeeded));
@@ -585,7 +703,13 @@ fn alarm_during_bake_without_last_known_good_frees_the_lane() {
     view.lane.last_known_good = None;
     let d = step(&view, 1, Event::AlarmFired { alarm: "a".into() }, &policy());
     assert_eq!(state(&d, 1), Some(StageState::RolledBack));
-    assert!(d.actions.is_empty());
+    assert!(
+        d.actions
+            .iter()
+            .all(|a| matches!(a, Action::ClearTimer { .. })),
+        "nothing deployed: {:?}",
+        d.actions
+    );
     assert_eq!(d.view.lane.in_flight, None);
 }
 

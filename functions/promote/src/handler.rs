@@ -1,0 +1,104 @@
+//! One bake timer firing: the payload Shiplane set the schedule with
+//! (`{"source": "shiplane.bake-timer", "service", "environment", "release", "attempt"}`).
+//! The bake ends through the stage's gates; the release then waits for approval in the
+//! next environment, or deploys there.
+
+use lambda_runtime::LambdaEvent;
+use serde_json::{Value, json};
+use shiplane::aws::{Deployer, Notifier, Timer};
+use shiplane::engine::Deps;
+use shiplane::inbound::Inbound;
+use shiplane::inbound::schedule::parse_timer;
+use shiplane::lambda::{HandlerError, accepted, failed, ignored};
+use shiplane::release::Timestamp;
+use shiplane::store::ReleaseStore;
+use tracing::{info, instrument};
+
+/// Handles one fired timer; store failures return an error so Scheduler's retry policy
+/// delivers it again (the reconciler ends the bake if every delivery fails).
+#[instrument(skip_all, fields(request_id = %event.context.request_id))]
+pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
+    deps: &Deps<S, D, N, T>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, HandlerError> {
+    let timer = match accepted(parse_timer(&event.payload), "bake timer")? {
+        Ok(timer) => timer,
+        Err(answer) => return Ok(answer),
+    };
+    match deps.engine().on_bake_timer(&timer, Timestamp::now()).await {
+        Ok(Inbound::Ignored(reason)) => Ok(ignored(&reason)),
+        Ok(Inbound::Accepted(report)) => {
+            info!(release = %timer.release, service = %timer.service, environment = %timer.environment, transitions = report.transitions.len(), refused = ?report.refused, "bake timer applied");
+            Ok(json!({
+                "release": timer.release,
+                "environment": timer.environment,
+                "transitions": report.transitions.iter().map(|t| json!({
+                    "release": t.release, "environment": t.environment, "to": t.to, "cause": t.cause,
+                })).collect::<Vec<_>>(),
+                "refused": report.refused,
+            }))
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shiplane::aws::BakeTimer;
+    use shiplane::aws::fake::deps_with_pipeline;
+
+    const PIPELINE: &str = r#"
+[pipeline]
+environments = ["dev"]
+[services.api]
+repository = "shiplane/api"
+kind = "rolling"
+container = "app"
+[services.api.environments.dev]
+cluster = "c"
+service = "s"
+"#;
+
+    fn event(payload: Value) -> LambdaEvent<Value> {
+        LambdaEvent::new(payload, lambda_runtime::Context::default())
+    }
+
+    #[tokio::test]
+    async fn bad_and_foreign_payloads_change_nothing() {
+        let deps = deps_with_pipeline(PIPELINE).await;
+        let out = handle(&deps, event(json!({"source": "aws.scheduler"})))
+            .await
+            .unwrap();
+        assert!(
+            out["ignored"]
+                .as_str()
+                .unwrap()
+                .contains("not a Shiplane bake timer")
+        );
+        let err = handle(
+            &deps,
+            event(json!({"source": BakeTimer::SOURCE, "service": "api"})),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("environment"), "{err}");
+        // A timer for a release that does not exist (deleted by hand, another table).
+        let out = handle(
+            &deps,
+            event(
+                json!({"source": BakeTimer::SOURCE, "service": "api", "environment": "dev",
+                "release": "01JD2B3C4D5E6F7G8H9J0KMNPQ", "attempt": 0}),
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(
+            out["ignored"].as_str().unwrap().contains("does not exist"),
+            "{out}"
+        );
+        assert!(deps.deployer.calls().is_empty());
+        assert!(deps.notifier.kinds().is_empty());
+        assert!(deps.timer.log().is_empty());
+    }
+}

@@ -1,0 +1,110 @@
+//! The built `promote` binary behind a local Runtime API, invoked with the payload of a
+//! bake timer the engine set in the local AWS's Scheduler and the emulator fired.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shiplane::aws::BakeTimer;
+use shiplane::inbound::Inbound;
+use shiplane::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
+use shiplane::release::{StageState, Timestamp};
+use shiplane::store::{ReleaseStore, StoredPipeline};
+use shiplane_e2e::runtime_api::RuntimeApi;
+use shiplane_e2e::{
+    aws_adapters, deployed_world, deployment_of, fire_schedules, image_push, schedules,
+    set_deployment_status,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_promote");
+
+#[tokio::test]
+async fn a_fired_bake_timer_ends_the_bake_and_the_release_awaits_approval_in_prod() {
+    let (p, account, store) = deployed_world().await;
+    // dev bakes for a moment, so that the timer is due by the time it is delivered.
+    let current = store.pipeline().await.unwrap().unwrap();
+    let anchor = format!("service = \"{p}-api-dev\"\n");
+    assert!(current.source.contains(&anchor));
+    store
+        .put_pipeline(StoredPipeline {
+            version: 2,
+            source: current
+                .source
+                .replace(&anchor, &format!("{anchor}bake = \"200ms\"\n")),
+            applied_at: Timestamp::now(),
+            applied_by: "test".into(),
+        })
+        .await
+        .unwrap();
+    let aws = aws_adapters(&account).await;
+    let engine = aws.engine(&store);
+    let release =
+        shiplane_e2e::release_from_push(&engine, &image_push(&format!("{p}/api"), "v1")).await;
+    let deployment = deployment_of(&store, &release, "dev").await;
+    set_deployment_status(&deployment, "Succeeded");
+    let now = Timestamp::now();
+    let success = DeploymentStateChange {
+        deployment_id: deployment,
+        application: format!("{p}-api"),
+        deployment_group: format!("{p}-api-dev"),
+        state: DeploymentState::Success,
+        at: now,
+    };
+    assert!(matches!(
+        engine.on_deployment_state(&success, now).await.unwrap(),
+        Inbound::Accepted(_)
+    ));
+    let r = store.release(&release).await.unwrap().unwrap().item;
+    assert_eq!(r.state_in("dev"), Some(StageState::Baking));
+
+    // Scheduler fires the timer at its minute; the function gets its input as the event.
+    let timer = BakeTimer::new("api", "dev", &release, 0);
+    let fired: Vec<Value> = fire_schedules(Timestamp(now.0 + 60_000))
+        .into_iter()
+        .filter(|f| f["release"] == release.as_str())
+        .collect();
+    assert_eq!(fired.len(), 1);
+    let api = RuntimeApi::start().await;
+    let function = api.spawn(
+        Path::new(BINARY),
+        "shiplane-promote",
+        &account.function_env(&store),
+    );
+    let wait = Duration::from_secs(60);
+    api.invoke(fired[0].clone());
+    let out = api.wait_for(1, wait).await;
+    let answer = out[0].result.as_ref().unwrap();
+    assert_eq!(answer["refused"], json!([]), "{answer}");
+    let r = store.release(&release).await.unwrap().unwrap().item;
+    assert_eq!(r.state_in("dev"), Some(StageState::Succeeded));
+    assert_eq!(r.state_in("prod"), Some(StageState::AwaitingApproval));
+    let ops: Vec<String> = schedules()["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == timer.name().as_str())
+        .map(|e| e["op"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ops, ["created", "fired", "deleted"]);
+
+    // Delivered again (Scheduler is at-least-once): nothing changes.
+    let before = store.history_of_release(&release).await.unwrap().len();
+    api.invoke(fired[0].clone());
+    // Another producer's event: ignored.
+    api.invoke(json!({"source": "aws.scheduler", "detail": {}}));
+    let out = api.wait_for(3, wait).await;
+    let again = out[1].result.as_ref().unwrap();
+    assert!(
+        again["refused"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("succeeded"),
+        "{again}"
+    );
+    assert!(out[2].result.as_ref().unwrap()["ignored"].is_string());
+    assert_eq!(
+        store.history_of_release(&release).await.unwrap().len(),
+        before
+    );
+    function.stop();
+}
