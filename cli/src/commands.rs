@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use aws_config::BehaviorVersion;
 use shiplane::aws::{
-    AwsDeployer, Notification, Notifier, NotifyError, SchedulerTimer, SnsNotifier,
+    AwsDeployer, CloudWatchAlarms, Notification, Notifier, NotifyError, SchedulerTimer, SnsNotifier,
 };
 use shiplane::engine::{Deps, EngineError, PushOutcome, Report};
 use shiplane::pipeline::Pipeline;
@@ -221,10 +221,18 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             {
                 return Err(unknown_service(&pipeline, s));
             }
-            let report = engine
-                .reconcile(&pipeline, service.as_deref(), Timestamp::now())
+            let now = Timestamp::now();
+            let mut report = engine
+                .reconcile(&pipeline, service.as_deref(), now)
                 .await
                 .map_err(engine_failure)?;
+            let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+            let cloudwatch = CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(&config));
+            let lost = engine
+                .refresh_alarms(&cloudwatch, &pipeline, service.as_deref(), now)
+                .await
+                .map_err(engine_failure)?;
+            report.transitions.extend(lost.transitions);
             render::transitions(&report.transitions, cli.json);
             Ok(())
         }

@@ -158,7 +158,8 @@ enum Command {
         who: Operator,
     },
     /// Check every lane (of one service) against AWS now, as the scheduled reconciler
-    /// does: lost outcomes applied, overdue stages ended, owed work finished.
+    /// does: lost outcomes and alarm changes applied, overdue stages ended, lost bake
+    /// timers set again, owed work finished.
     Reconcile {
         service: Option<String>,
         #[command(flatten)]

@@ -726,6 +726,17 @@ async fn status_shows_the_alarms_firing_and_what_they_hold() {
         text.contains("ALARMS") && text.contains(&format!("held: {dev_alarm} (dev) in ALARM")),
         "{text}"
     );
+    // The alarm returns to OK in CloudWatch and its event is lost: a reconcile pass reads
+    // the state from CloudWatch and the hold is gone.
+    shiplane_e2e::provision(&["alarm", "--name", &dev_alarm, "--state", "OK"]);
+    let out = shiplane(&table, &["reconcile", "api"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("alarm_cleared"), "{}", stdout(&out));
+    let v = json(&shiplane(&table, &["--json", "status", "api"]));
+    for row in v.as_array().unwrap() {
+        assert_eq!(row["alarms_firing"], serde_json::json!([]), "{row}");
+        assert_eq!(row["held_by"], serde_json::json!([]), "{row}");
+    }
 }
 
 #[tokio::test]
@@ -813,5 +824,40 @@ async fn deploy_makes_a_release_of_a_digest_without_a_push_recorded_with_who_and
         stderr(&bad).contains("not an image digest"),
         "{}",
         stderr(&bad)
+    );
+}
+
+#[tokio::test]
+async fn without_actor_the_operator_is_recorded_by_their_aws_identity_or_told_to_name_themselves() {
+    let store = fresh_store().await;
+    let table = store.table().to_string();
+    let run = |extra_env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shiplane"));
+        cmd.arg("--table")
+            .arg(&table)
+            .args(["config", "apply"])
+            .arg(example())
+            .env_remove("SHIPLANE_ACTOR");
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run shiplane")
+    };
+    // STS unreachable: nothing stored, and the error says how to name yourself.
+    let unknown = run(&[("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")]);
+    assert_eq!(unknown.status.code(), Some(1), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("pass --actor NAME or set SHIPLANE_ACTOR"),
+        "{}",
+        stderr(&unknown)
+    );
+    assert!(store.pipeline().await.unwrap().is_none());
+    // The local AWS's STS answers GetCallerIdentity as AWS does, with the caller's ARN.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let applied_by = store.pipeline().await.unwrap().unwrap().applied_by;
+    assert!(
+        applied_by.starts_with("arn:aws:") && applied_by.contains(":123456789012:"),
+        "{applied_by}"
     );
 }

@@ -325,7 +325,13 @@ def cbor_describe_alarms(environ: Any, start_response: Any, account: str, region
             continue
         if state and alarm.state_value != state:
             continue
-        entry = {"AlarmName": alarm.name, "AlarmArn": alarm.alarm_arn, "StateValue": alarm.state_value}
+        entry = {"AlarmName": alarm.name, "AlarmArn": alarm.alarm_arn, "StateValue": alarm.state_value,
+                 "StateReason": alarm.state_reason}
+        updated = getattr(alarm, "state_updated_timestamp", None)
+        if updated is not None:
+            # Smithy RPC v2 CBOR timestamps: tag 1, seconds since the epoch.
+            aware = updated if updated.tzinfo else updated.replace(tzinfo=timezone.utc)
+            entry["StateUpdatedTimestamp"] = cbor2.CBORTag(1, aware.timestamp())
         if getattr(alarm, "rule", None):
             if "CompositeAlarm" in types:
                 composite.append(entry)

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 import urllib.request
 
 import boto3
@@ -399,6 +400,12 @@ def test_cloudwatch_describe_alarms_answers_in_cbor_as_current_sdks_ask(endpoint
     assert names({"AlarmNamePrefix": "api-", "StateValue": "ALARM"}) == ["api-dev-5xx"]
     assert names({"AlarmNamePrefix": "api-"}) == ["api-dev-5xx", "api-dev-latency"]
     assert names({"StateValue": "ALARM", "AlarmTypes": ["CompositeAlarm"]}) == []
+    # Each alarm says when it entered its state (a CBOR epoch timestamp) and why.
+    _, out = cbor_call(endpoint, "DescribeAlarms", {"AlarmNames": ["api-dev-5xx"]})
+    (alarm,) = out["MetricAlarms"]
+    assert alarm["StateReason"] == "test"
+    updated = alarm["StateUpdatedTimestamp"]
+    assert updated.tzinfo is not None and abs(updated.timestamp() - time.time()) < 60, updated
     status, out = cbor_call(endpoint, "PutMetricData", {})
     assert status == 400 and out["__type"] == "UnknownOperationException"
 

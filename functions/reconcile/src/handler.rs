@@ -1,9 +1,10 @@
 //! One reconciler pass per invocation. EventBridge Scheduler sends the schedule's input:
-//! `{}` for every service, or `{"service": "api"}` for one.
+//! `{}` for every service, or `{"service": "api"}` for one. The pass asks ECS and CodeDeploy
+//! about work in flight, then CloudWatch about alarms lanes last saw firing.
 
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{Deployer, Notifier, Timer};
+use shiplane::aws::{AlarmReader, Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::lambda::{HandlerError, failed};
 use shiplane::release::Timestamp;
@@ -15,6 +16,7 @@ use tracing::{info, instrument};
 #[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
+    alarms: &impl AlarmReader,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let only = match event.payload.get("service") {
@@ -35,10 +37,16 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
             "no service {name:?} in the current pipeline"
         )));
     }
-    let report = engine
-        .reconcile(&pipeline, only.as_deref(), Timestamp::now())
+    let now = Timestamp::now();
+    let mut report = engine
+        .reconcile(&pipeline, only.as_deref(), now)
         .await
         .map_err(failed)?;
+    let lost = engine
+        .refresh_alarms(alarms, &pipeline, only.as_deref(), now)
+        .await
+        .map_err(failed)?;
+    report.transitions.extend(lost.transitions);
     info!(transitions = report.transitions.len(), "reconciled");
     Ok(json!({
         "transitions": report.transitions.iter().map(|t| json!({
@@ -50,7 +58,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shiplane::aws::fake::{FakeDeps, deps_with_pipeline};
+    use shiplane::aws::fake::{FakeAlarms, FakeDeps, deps_with_pipeline};
 
     const PIPELINE: &str = r#"
 [pipeline]
@@ -75,12 +83,16 @@ service = "s"
     #[tokio::test]
     async fn a_pass_over_nothing_changes_nothing_and_bad_input_is_an_invalid_event() {
         let d = deps().await;
-        let out = handle(&d, invoke(json!({}))).await.unwrap();
+        let cw = FakeAlarms::default();
+        let out = handle(&d, &cw, invoke(json!({}))).await.unwrap();
         assert_eq!(out["transitions"], json!([]));
-        let out = handle(&d, invoke(json!({"service": "api"}))).await.unwrap();
+        let out = handle(&d, &cw, invoke(json!({"service": "api"})))
+            .await
+            .unwrap();
         assert_eq!(out["transitions"], json!([]));
+        assert!(cw.asked.lock().unwrap().is_empty(), "no alarm fires");
         for bad in [json!({"service": 3}), json!({"service": "nope"})] {
-            let err = handle(&d, invoke(bad)).await.unwrap_err();
+            let err = handle(&d, &cw, invoke(bad)).await.unwrap_err();
             assert_eq!(err.error_type(), "InvalidEvent", "{err}");
         }
         assert!(d.deployer.calls().is_empty());

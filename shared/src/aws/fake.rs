@@ -295,6 +295,27 @@ impl super::Timer for FakeTimer {
     }
 }
 
+/// CloudWatch as a script: the current state of each alarm, and the names asked about.
+#[derive(Default)]
+pub struct FakeAlarms {
+    pub states: Mutex<Vec<crate::inbound::alarm::AlarmChange>>,
+    pub asked: Mutex<Vec<Vec<String>>>,
+}
+
+impl super::AlarmReader for FakeAlarms {
+    async fn current(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<crate::inbound::alarm::AlarmChange>, DeployError> {
+        lock(&self.asked).push(names.to_vec());
+        Ok(lock(&self.states)
+            .iter()
+            .filter(|c| names.contains(&c.alarm))
+            .cloned()
+            .collect())
+    }
+}
+
 /// The in-memory store and fakes a handler test runs against, with `pipeline` stored as
 /// version 1.
 pub async fn deps_with_pipeline(pipeline: &str) -> FakeDeps {

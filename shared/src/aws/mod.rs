@@ -4,6 +4,7 @@
 //! production wires [`AwsDeployer`], [`SnsNotifier`] and [`SchedulerTimer`], unit tests the
 //! fakes in [`fake`].
 
+mod alarms;
 mod appspec;
 mod deployer;
 mod hooks;
@@ -13,6 +14,9 @@ mod timer;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 
+pub use alarms::AlarmReader;
+#[cfg(feature = "alarms")]
+pub use alarms::CloudWatchAlarms;
 pub use appspec::appspec;
 #[cfg(feature = "hooks")]
 pub(crate) use deployer::ecs_service;

@@ -5,11 +5,15 @@
 //! reconciler covers a lost one) and matched to the stage by deployment id, so a late
 //! event of an older deployment never finishes a newer one.
 
-use tracing::info;
+use std::collections::BTreeMap;
+
+use tracing::{info, warn};
 
 use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, stage_of};
-use crate::aws::{BakeTimer, DeployRequest, Deployer, DeploymentStatus, Notifier, Timer};
+use crate::aws::{
+    AlarmReader, BakeTimer, DeployRequest, Deployer, DeploymentStatus, Notifier, Timer,
+};
 use crate::inbound::Inbound;
 use crate::inbound::alarm::{AlarmChange, AlarmState};
 use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
@@ -194,6 +198,59 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             }
         }
         Ok(Inbound::Accepted(self.drain(&pipeline, jobs, now).await?))
+    }
+
+    /// Alarm events are best effort too: asks CloudWatch about every alarm a lane (of
+    /// `only`, or of every service) last saw in ALARM, and applies a newer state whose event
+    /// never arrived, as [`Self::on_alarm`] would have. Without it a lost OK would hold a
+    /// gated environment until an operator unblocked it. CloudWatch unreachable: logged,
+    /// nothing changes, the next pass asks again.
+    pub async fn refresh_alarms(
+        &self,
+        reader: &impl AlarmReader,
+        pipeline: &Pipeline,
+        only: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Report, EngineError> {
+        let mut firing: BTreeMap<String, Timestamp> = BTreeMap::new();
+        for service in pipeline.services.values() {
+            if only.is_some_and(|o| o != service.name) {
+                continue;
+            }
+            for lane in self.store.lanes(&service.name).await? {
+                for (name, seen) in &lane.item.alarms {
+                    if seen.state == AlarmState::Alarm {
+                        let at = firing.entry(name.clone()).or_insert(seen.at);
+                        *at = (*at).max(seen.at);
+                    }
+                }
+            }
+        }
+        let mut report = Report::default();
+        if firing.is_empty() {
+            return Ok(report);
+        }
+        let names: Vec<String> = firing.keys().cloned().collect();
+        let current = match reader.current(&names).await {
+            Ok(current) => current,
+            Err(e) => {
+                warn!(alarms = ?names, error = ?e.message, "could not read alarm states; the next pass asks again");
+                return Ok(report);
+            }
+        };
+        for change in current {
+            let missed = change.state != AlarmState::Alarm
+                && firing
+                    .get(&change.alarm)
+                    .is_some_and(|seen| change.at > *seen);
+            if missed {
+                info!(alarm = %change.alarm, state = change.state.as_str(), "reconciler: an alarm change whose event was lost");
+                if let Inbound::Accepted(r) = self.on_alarm(&change, now).await? {
+                    report.merge(r);
+                }
+            }
+        }
+        Ok(report)
     }
 }
 

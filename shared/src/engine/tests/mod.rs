@@ -2353,4 +2353,55 @@ mod bake_timers {
             Some(StageState::AwaitingApproval)
         );
     }
+
+    #[tokio::test]
+    async fn an_ok_whose_event_was_lost_is_read_from_cloudwatch_by_the_reconciler() {
+        use crate::aws::fake::FakeAlarms;
+        let w = watched().await;
+        w.engine()
+            .on_alarm(&alarm(AlarmState::Alarm, 1), T0)
+            .await
+            .unwrap();
+        let id = baking(&w).await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        e.on_bake_timer(&BakeTimer::new("api", "dev", &id, 0), BAKE_END)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking), "held");
+        let cloudwatch = FakeAlarms::default();
+        // CloudWatch says it still fires, or reports an OK older than the ALARM seen: nothing.
+        for stale in [alarm(AlarmState::Alarm, 900), alarm(AlarmState::Ok, 0)] {
+            *cloudwatch.states.lock().unwrap() = vec![stale];
+            let report = e
+                .refresh_alarms(&cloudwatch, &pipeline, None, BAKE_END)
+                .await
+                .unwrap();
+            assert!(report.transitions.is_empty(), "{report:?}");
+        }
+        assert_eq!(
+            cloudwatch.asked.lock().unwrap()[0],
+            ["api-dev-5xx".to_string()],
+            "only alarms a lane saw firing are read"
+        );
+        // The OK event never came; CloudWatch knows.
+        *cloudwatch.states.lock().unwrap() = vec![alarm(AlarmState::Ok, 700)];
+        e.refresh_alarms(&cloudwatch, &pipeline, None, Timestamp(BAKE_END.0 + 60_000))
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Succeeded));
+        let lane = w.store.lane("api", "dev").await.unwrap().item;
+        assert_eq!(lane.alarms["api-dev-5xx"].state, AlarmState::Ok);
+        // Nothing fires any more: CloudWatch is not asked again.
+        let asked = cloudwatch.asked.lock().unwrap().len();
+        e.refresh_alarms(
+            &cloudwatch,
+            &pipeline,
+            None,
+            Timestamp(BAKE_END.0 + 120_000),
+        )
+        .await
+        .unwrap();
+        assert_eq!(cloudwatch.asked.lock().unwrap().len(), asked);
+    }
 }
