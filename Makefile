@@ -47,7 +47,7 @@ emulator: venv
 
 ## demo: the release flow as far as it is built, end to end against the local AWS
 demo: venv
-	cargo build --locked -p shiplane-cli -p image-push -p deployment-events -p deploy-hook -p shiplane-e2e --bins
+	cargo build --locked -p shiplane-cli -p image-push -p deployment-events -p deploy-hook -p promote -p shiplane-e2e --bins
 	$(EMULATOR) infra/demo.sh
 
 ## build: release binaries as Lambda artifacts, target/lambda/<function>/bootstrap (+ .zip)

@@ -18,10 +18,17 @@ get() { "$py" -c 'import json,sys; v=json.load(open(sys.argv[1]))
 for k in sys.argv[2].split("."): v=v[int(k)] if isinstance(v,list) else v[k]
 print(v)' "$1" "$2"; }
 provision() { "$py" infra/local/provision.py "$@"; }
-invoke() { # FUNCTION EVENT_FILE OUT_FILE
-  "$bin/lambda-invoke" --function "$bin/$1" --name "shiplane-$1" \
-    --env SHIPLANE_TABLE="$SHIPLANE_TABLE" --env SHIPLANE_TOPIC_ARN="$topic" \
-    --env SHIPLANE_HOOK_FUNCTION=shiplane-deploy-hook --env RUST_LOG=warn "$2" >"$3" || fail "$1 returned an error: $(cat "$3")"
+function_env() { # what the stack sets for every function, as lambda-invoke flags
+  printf -- '--env\n%s\n' SHIPLANE_TABLE="$SHIPLANE_TABLE" SHIPLANE_TOPIC_ARN="$topic" \
+    SHIPLANE_HOOK_FUNCTION=shiplane-deploy-hook SHIPLANE_SCHEDULE_GROUP="$SHIPLANE_SCHEDULE_GROUP" \
+    SHIPLANE_PROMOTE_FUNCTION_ARN="$SHIPLANE_PROMOTE_FUNCTION_ARN" \
+    SHIPLANE_SCHEDULER_ROLE_ARN="$SHIPLANE_SCHEDULER_ROLE_ARN" RUST_LOG=warn
+}
+invoke() { # FUNCTION EVENT_FILE OUT_FILE [extra lambda-invoke flags]
+  local fn=$1 event=$2 out=$3; shift 3
+  mapfile -t envs < <(function_env)
+  "$bin/lambda-invoke" --function "$bin/$fn" --name "shiplane-$fn" "${envs[@]}" "$@" "$event" >"$out" \
+    || fail "$fn returned an error: $(cat "$out")"
 }
 state_of() { # RELEASE ENV
   "$bin/shiplane" --json history "$1" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["release"]["stages"][sys.argv[1]]["state"])' "$2"
@@ -34,11 +41,18 @@ say "the SNS topic with an SQS subscription to read notifications back, and the 
 provision account --pipeline infra/pipeline.example.toml --topic shiplane-releases >"$work/account.json"
 topic=$(get "$work/account.json" topic_arn)
 queue=$(get "$work/account.json" queue_url)
+# Where bake timers go, as the stack's outputs say (the CLI reads them too).
+export SHIPLANE_SCHEDULE_GROUP SHIPLANE_PROMOTE_FUNCTION_ARN SHIPLANE_SCHEDULER_ROLE_ARN
+SHIPLANE_SCHEDULE_GROUP=$(get "$work/account.json" schedule_group)
+SHIPLANE_PROMOTE_FUNCTION_ARN=$(get "$work/account.json" promote_function_arn)
+SHIPLANE_SCHEDULER_ROLE_ARN=$(get "$work/account.json" scheduler_role_arn)
 "$bin/shiplane" table create
 
 bold "▶ Validate and apply the pipeline file"
 "$bin/shiplane" config validate infra/pipeline.example.toml
-"$bin/shiplane" config apply infra/pipeline.example.toml
+say "Applied with dev's bake shortened from 10 minutes to 5 seconds, so the demo need not wait:"
+sed -E 's/^bake = "10m"/bake = "5s" /' infra/pipeline.example.toml >"$work/pipeline.toml"
+"$bin/shiplane" config apply "$work/pipeline.toml"
 say "A file with mistakes is refused, every problem listed, nothing stored:"
 sed -e 's/bake = "10m"/bake = "10 minutes"/' -e 's/kind = "rolling"/kind = "rollin"/' infra/pipeline.example.toml >"$work/bad.toml"
 if "$bin/shiplane" config apply "$work/bad.toml" 2>"$work/bad.out"; then fail "the bad file was accepted"; fi
@@ -86,10 +100,7 @@ print(json.dumps({"arn": t["taskSet"]["taskSetArn"]}))
 PY
 provision task-set --arn "$(get "$work/taskset.json" arn)" --running 2 --desired 2 >/dev/null
 printf '{"DeploymentId": "%s", "LifecycleEventHookExecutionId": "demo-after-install"}' "$deployment" >"$work/hook.json"
-"$bin/lambda-invoke" --function "$bin/deploy-hook" --name shiplane-deploy-hook --qualifier AfterInstall \
-  --env SHIPLANE_TABLE="$SHIPLANE_TABLE" --env SHIPLANE_TOPIC_ARN="$topic" \
-  --env SHIPLANE_HOOK_FUNCTION=shiplane-deploy-hook --env RUST_LOG=warn "$work/hook.json" >"$work/hook-out.json" \
-  || fail "deploy-hook returned an error: $(cat "$work/hook-out.json")"
+invoke deploy-hook "$work/hook.json" "$work/hook-out.json" --qualifier AfterInstall
 [ "$(get "$work/hook-out.json" response.status)" = Succeeded ] || fail "the AfterInstall hook did not succeed: $(cat "$work/hook-out.json")"
 "$py" - <<'PY' || fail "CodeDeploy did not receive the hook's answer"
 import json, os, urllib.request
@@ -127,11 +138,36 @@ say "AWS; \`shiplane reconcile\` here) asks CodeDeploy and moves the release on:
 provision deployment-status --id "$deployment" --status Succeeded >/dev/null
 SHIPLANE_TOPIC_ARN="$topic" "$bin/shiplane" reconcile api
 [ "$(state_of "$r1" dev)" = baking ] || fail "the reconciler did not apply the finished deployment"
-say "release $r1: baking (10 minutes in dev)"
+say "release $r1: baking in dev; its end is a one-time EventBridge Scheduler schedule:"
+provision schedules >"$work/schedules.json"
+"$py" - "$work/schedules.json" "$r1" <<'PY' || fail "no bake timer was set"
+import json, sys
+(s,) = [s for s in json.load(open(sys.argv[1]))["schedules"] if sys.argv[2] in s["name"]]
+print(f"    {s['name']}  {s['expression']}  → {s['target'].split(':')[-1]}  (then {s['actionAfterCompletion']})")
+PY
 
 bold "▶ An operator cancels the queued v1.6.0, with a reason (recorded, announced)"
 SHIPLANE_TOPIC_ARN="$topic" "$bin/shiplane" cancel "$r3" dev --reason "waiting for the schema fix" --actor demo
 [ "$(state_of "$r3" dev)" = cancelled ] || fail "v1.6.0 was not cancelled"
+
+bold "▶ The bake ends: Scheduler fires the timer and invokes promote with its payload"
+say "(the emulator records schedules but runs nothing: the demo fires it as Scheduler would)"
+for i in 5 4 3 2 1; do printf '\r  baking… %ss ' "$i"; sleep 1; done; printf '\r\033[K'
+provision fire-schedules >"$work/fired.json"
+"$py" - "$work/fired.json" "$r1" >"$work/timer.json" <<'PY' || fail "the bake timer did not fire"
+import json, sys
+(f,) = [f for f in json.load(open(sys.argv[1]))["fired"] if sys.argv[2] in f["name"]]
+print(f["input"])
+PY
+invoke promote "$work/timer.json" "$work/promoted.json"
+[ "$(state_of "$r1" dev)" = succeeded ] || fail "the bake did not end: $(cat "$work/promoted.json")"
+[ "$(state_of "$r1" staging)" = awaiting_approval ] || fail "staging is not awaiting approval"
+say "release $r1: succeeded in dev (last known good), awaiting approval in staging"
+
+bold "▶ A person approves staging: the release migrates and deploys there"
+SHIPLANE_TOPIC_ARN="$topic" "$bin/shiplane" approve "$r1" staging
+case "$(state_of "$r1" staging)" in migrating|deploying) ;; *) fail "staging did not start after approval";; esac
+say "release $r1: $(state_of "$r1" staging) in staging"
 
 bold "▶ Notifications on the SNS topic (read back through the SQS subscription)"
 provision receive --queue-url "$queue" >"$work/notes.json"
@@ -142,7 +178,8 @@ for n in notes:
     a = n["MessageAttributes"]
     print(f"  [{a['kind']['Value']:>18}] {n['Subject']}")
 kinds = {n["MessageAttributes"]["kind"]["Value"] for n in notes}
-need = {"release_created", "stage_started", "migration_succeeded", "deployment_created", "queued", "superseded", "cancelled"}
+need = {"release_created", "stage_started", "migration_succeeded", "deployment_created", "queued", "superseded",
+        "cancelled", "timer_set", "succeeded", "awaiting_approval"}
 assert need <= kinds, need - kinds
 PY
 
