@@ -89,6 +89,9 @@ def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
     ended = functions["DeploymentEventsFunction"]["Properties"]["Events"]["DeploymentEnded"]["Properties"]["Pattern"]
     assert ended["source"] == ["aws.codedeploy"]
     assert ended["detail-type"] == ["CodeDeploy Deployment State-change Notification"]
+    rolling = functions["DeploymentEventsFunction"]["Properties"]["Events"]["ServiceDeploymentEnded"]["Properties"]["Pattern"]
+    assert rolling["detail-type"] == ["ECS Deployment State Change"]
+    assert rolling["detail"]["eventName"] == ["SERVICE_DEPLOYMENT_COMPLETED", "SERVICE_DEPLOYMENT_FAILED"]
     hook = functions["DeployHookFunction"]["Properties"]
     assert hook["CodeUri"] == "target/lambda/deploy-hook/"
     aliases = {r["Properties"]["Name"] for r in t["Resources"].values() if r["Type"] == "AWS::Lambda::Alias"}

@@ -6,7 +6,10 @@ own. This module adds, as AWS behaves:
 - PutLifecycleEventHookExecutionStatus: recorded per hook execution; a second report for
   the same execution fails with LifecycleEventAlreadyCompletedException.
 - StopDeployment: records whether autoRollbackEnabled was asked for; the deployment becomes
-  Stopped. A completed deployment fails with DeploymentAlreadyCompletedException.
+  Stopped. A completed deployment fails with DeploymentAlreadyCompletedException. With
+  autoRollbackEnabled, CodeDeploy's rollback deployment is created as AWS creates it:
+  creator codeDeployRollback, InProgress, and each deployment's rollbackInfo naming the
+  other (GetDeployment answers it; moto leaves it empty).
 - ContinueDeployment: recorded.
 - CreateDeployment: refused with DeploymentLimitExceededException while the group has an
   active deployment (Created, Queued, InProgress, Baking, Ready).
@@ -67,6 +70,7 @@ from typing import Any
 
 from moto.codedeploy import models as cd_models
 from moto.codedeploy.exceptions import CodeDeployException
+from moto.codedeploy import responses as cd_responses
 from moto.codedeploy.responses import CodeDeployResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.dynamodb.comparisons import get_filter_expression
@@ -165,10 +169,34 @@ def stop_deployment(self: CodeDeployResponse) -> ActionResult:
         )
     deployment.status = "Stopped"
     deployment.complete_time = cd_models.utcnow()
-    _records(backend)["stops"].append(
-        {"deploymentId": deployment_id, "autoRollbackEnabled": rollback, "at": _now()}
-    )
+    record = {"deploymentId": deployment_id, "autoRollbackEnabled": rollback, "at": _now()}
+    if rollback:
+        # As CodeDeploy does: the rollback is a deployment of its own, created by
+        # codeDeployRollback, and each names the other in rollbackInfo.
+        rollback_id = backend.create_deployment(
+            deployment.application_name, deployment.deployment_group_name, revision=deployment.revision
+        )
+        rolled = backend.deployments[rollback_id]
+        rolled.creator = "codeDeployRollback"
+        rolled.status = "InProgress"
+        rolled.shiplane_rollback_info = {"rollbackTriggeringDeploymentId": deployment_id}
+        deployment.shiplane_rollback_info = {
+            "rollbackDeploymentId": rollback_id,
+            "rollbackMessage": f"Deployment {deployment_id} was stopped; rolling back with {rollback_id}",
+        }
+        record["rollbackDeploymentId"] = rollback_id
+    _records(backend)["stops"].append(record)
     return ActionResult({"status": "Succeeded", "statusMessage": "Deployment stopped"})
+
+
+_original_deployment_info = cd_responses._deployment_info
+
+
+def deployment_info(deployment: Any) -> dict[str, Any]:
+    """moto's GetDeployment answer, with the rollbackInfo moto leaves empty."""
+    info = _original_deployment_info(deployment)
+    info["rollbackInfo"] = getattr(deployment, "shiplane_rollback_info", {})
+    return info
 
 
 def continue_deployment(self: CodeDeployResponse) -> EmptyResult:
@@ -581,6 +609,7 @@ def register() -> None:
         put_lifecycle_event_hook_execution_status
     )
     CodeDeployResponse.stop_deployment = stop_deployment
+    cd_responses._deployment_info = deployment_info
     CodeDeployResponse.continue_deployment = continue_deployment
     cd_models.CodeDeployBackend.create_deployment = create_deployment
     DynamoDBBackend.transact_write_items = transact_write_items

@@ -115,10 +115,24 @@ def test_stop_records_rollback_and_stops(codedeploy, endpoint):
     with pytest.raises(ClientError) as e:
         codedeploy.stop_deployment(deploymentId=d)
     assert code(e) == "DeploymentAlreadyCompletedException"
+    # The rollback is CodeDeploy's own deployment, and each names the other.
+    stopped = codedeploy.get_deployment(deploymentId=d)["deploymentInfo"]
+    rollback = stopped["rollbackInfo"]["rollbackDeploymentId"]
+    info = codedeploy.get_deployment(deploymentId=rollback)["deploymentInfo"]
+    assert (info["creator"], info["status"]) == ("codeDeployRollback", "InProgress")
+    assert info["rollbackInfo"] == {"rollbackTriggeringDeploymentId": d}
+    # It keeps the group busy until it ends.
+    with pytest.raises(ClientError) as e:
+        deploy(codedeploy)
+    assert code(e) == "DeploymentLimitExceededException"
+    control(endpoint, "deployment-status", {"deploymentId": rollback, "status": "Succeeded"})
     d2 = deploy(codedeploy)
+    assert codedeploy.get_deployment(deploymentId=d2)["deploymentInfo"]["creator"] == "user"
     codedeploy.stop_deployment(deploymentId=d2)
     _, reports = control(endpoint, "reports")
     assert [(s["deploymentId"], s["autoRollbackEnabled"]) for s in reports["stops"]] == [(d, True), (d2, False)]
+    assert reports["stops"][0]["rollbackDeploymentId"] == rollback
+    assert "rollbackDeploymentId" not in reports["stops"][1]
 
 
 def test_continue_is_recorded(codedeploy, endpoint):

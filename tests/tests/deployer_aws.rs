@@ -305,6 +305,40 @@ async fn a_deployment_someone_else_started_blocks_instead_of_failing() {
 }
 
 #[tokio::test]
+async fn codedeploys_rollback_deployment_is_told_from_others_by_creator_and_rollback_info() {
+    let w = World::new().await;
+    let r = w.release("api", "v1.0.0");
+    let DeployOutcome::Started { deployment_id, .. } =
+        w.deployer.deploy(w.request(&r, "dev")).await.unwrap()
+    else {
+        panic!("not started")
+    };
+    w.deployer
+        .stop_deployment(w.request(&r, "dev"), &deployment_id, true)
+        .await
+        .unwrap();
+    let stops = shiplane_e2e::codedeploy_reports()["stops"].clone();
+    let rollback = stops
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["deploymentId"] == deployment_id.as_str())
+        .and_then(|s| s["rollbackDeploymentId"].as_str())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        w.deployer.rollback_of(&rollback).await.unwrap(),
+        Some(deployment_id.clone())
+    );
+    assert_eq!(w.deployer.rollback_of(&deployment_id).await.unwrap(), None);
+    assert_eq!(
+        w.deployer.rollback_of("d-DOESNOTEXIST").await.unwrap(),
+        None,
+        "a deployment CodeDeploy does not know is no rollback"
+    );
+}
+
+#[tokio::test]
 async fn rolling_updates_the_service_with_the_circuit_breaker_once() {
     let w = World::new().await;
     let r = w.release("tiles", "v1");

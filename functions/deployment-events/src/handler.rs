@@ -1,7 +1,9 @@
 //! Parse the EventBridge payload by its detail-type and hand it to the engine.
 //!
-//! Handled: ECS Task State Change (a migration task stopped) and CodeDeploy Deployment
-//! State-change Notification (a deployment succeeded, failed or was stopped).
+//! Handled: ECS Task State Change (a migration task stopped), ECS Deployment State Change
+//! (a rolling service's deployment completed or failed) and CodeDeploy Deployment
+//! State-change Notification (a deployment succeeded, failed or was stopped; CodeDeploy's
+//! own rollback deployments reported on the release they roll back).
 
 use aws_lambda_events::codedeploy::CodeDeployEvent;
 use lambda_runtime::LambdaEvent;
@@ -10,7 +12,9 @@ use shiplane::aws::{Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::inbound::Inbound;
 use shiplane::inbound::codedeploy::parse_deployment_state;
-use shiplane::inbound::ecs::{EcsTaskStateChange, parse_task_stopped};
+use shiplane::inbound::ecs::{
+    EcsDeploymentStateChange, EcsTaskStateChange, parse_service_deployment, parse_task_stopped,
+};
 use shiplane::lambda::{HandlerError, accepted, envelope, failed, ignored};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
@@ -29,6 +33,9 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
         .unwrap_or_default();
     if detail_type == "CodeDeploy Deployment State-change Notification" {
         return deployment_state(deps, event.payload).await;
+    }
+    if detail_type == "ECS Deployment State Change" {
+        return service_deployment(deps, event.payload).await;
     }
     if detail_type != "ECS Task State Change" {
         return Ok(ignored(&format!(
@@ -80,6 +87,36 @@ async fn deployment_state<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
             info!(deployment = %change.deployment_id, transitions = report.transitions.len(), "deployment outcome applied");
             Ok(json!({
                 "deployment": change.deployment_id,
+                "transitions": moved(&report),
+                "refused": report.refused,
+            }))
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+async fn service_deployment<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
+    deps: &Deps<S, D, N, T>,
+    payload: Value,
+) -> Result<Value, HandlerError> {
+    let parsed = envelope::<EcsDeploymentStateChange>(payload, "ECS deployment state change")?;
+    let ended = match accepted(
+        parse_service_deployment(&parsed),
+        "ECS deployment state change",
+    )? {
+        Ok(ended) => ended,
+        Err(answer) => return Ok(answer),
+    };
+    match deps
+        .engine()
+        .on_service_deployment(&ended, Timestamp::now())
+        .await
+    {
+        Ok(Inbound::Ignored(reason)) => Ok(ignored(&reason)),
+        Ok(Inbound::Accepted(report)) => {
+            info!(deployment = %ended.deployment_id, transitions = report.transitions.len(), "ECS deployment outcome applied");
+            Ok(json!({
+                "deployment": ended.deployment_id,
                 "transitions": moved(&report),
                 "refused": report.refused,
             }))
@@ -153,6 +190,37 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.error_type(), "InvalidEvent");
+        // A rolling service's deployment Shiplane did not start, and one still in progress
+        // (a circuit breaker's rollback starting).
+        let out = handle(&d, event("ecs/service-deployment-completed"))
+            .await
+            .unwrap();
+        assert!(
+            out["ignored"]
+                .as_str()
+                .unwrap()
+                .contains("not started by Shiplane"),
+            "{out}"
+        );
+        let out = handle(&d, event("ecs/service-deployment-rollback-in-progress"))
+            .await
+            .unwrap();
+        assert!(
+            out["ignored"]
+                .as_str()
+                .unwrap()
+                .contains("acts when it ends"),
+            "{out}"
+        );
+        let payload = json!({"detail-type": "ECS Deployment State Change", "source": "aws.ecs",
+            "detail": {"eventName": "SERVICE_DEPLOYMENT_COMPLETED"}});
+        let err = handle(
+            &d,
+            LambdaEvent::new(payload, lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("detail.deploymentId"), "{err}");
         let out = handle(&d, event("ecr/tagged-push")).await.unwrap();
         assert!(
             out["ignored"]

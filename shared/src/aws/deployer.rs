@@ -142,6 +142,16 @@ pub trait Deployer: Send + Sync {
         deployment_id: &str,
         rollback: bool,
     ) -> impl Future<Output = Result<(), DeployError>> + Send;
+
+    /// The deployment that a CodeDeploy automatic rollback deployment rolls back
+    /// (GetDeployment: `creator` is `codeDeployRollback`, and
+    /// `rollbackInfo.rollbackTriggeringDeploymentId` names it). None for any other
+    /// deployment, and for one CodeDeploy does not know. CodeDeploy's state-change events
+    /// carry no rollback flag: a rollback is a new deployment, told only by this.
+    fn rollback_of(
+        &self,
+        deployment_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, DeployError>> + Send;
 }
 
 /// Which attempt at a stage this is (0 the first; `shiplane retry` counts up): every
@@ -801,6 +811,34 @@ impl Deployer for AwsDeployer {
             }
             Target::Task { .. } => Ok(DeploymentStatus::Succeeded),
         }
+    }
+
+    async fn rollback_of(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
+        use aws_sdk_codedeploy::operation::get_deployment::GetDeploymentError;
+        use aws_sdk_codedeploy::types::DeploymentCreator;
+        let info = match self
+            .codedeploy
+            .get_deployment()
+            .deployment_id(deployment_id)
+            .send()
+            .await
+        {
+            Ok(out) => out.deployment_info,
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    GetDeploymentError::DeploymentDoesNotExistException(_)
+                        | GetDeploymentError::InvalidDeploymentIdException(_)
+                ) =>
+            {
+                None
+            }
+            Err(e) => return Err(sdk("CodeDeploy GetDeployment", &e)),
+        };
+        Ok(info
+            .filter(|i| i.creator == Some(DeploymentCreator::CodeDeployRollback))
+            .and_then(|i| i.rollback_info)
+            .and_then(|r| r.rollback_triggering_deployment_id))
     }
 
     async fn stop_deployment(

@@ -37,6 +37,8 @@ pub struct FakeDeployer {
     /// What `deployment_status` and `migration_status` answer, by deployment id or task ARN.
     pub statuses: Mutex<HashMap<String, DeploymentStatus>>,
     pub tasks: Mutex<HashMap<String, MigrationRun>>,
+    /// CodeDeploy's automatic rollback deployments: rollback id → the deployment it rolls back.
+    pub rollbacks: Mutex<HashMap<String, String>>,
     /// Migrations already started, by `<release>@<environment>`: the client token.
     started: Mutex<HashMap<String, String>>,
 }
@@ -148,6 +150,10 @@ impl Deployer for FakeDeployer {
             rollback,
         });
         Ok(())
+    }
+
+    async fn rollback_of(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
+        Ok(lock(&self.rollbacks).get(deployment_id).cloned())
     }
 }
 

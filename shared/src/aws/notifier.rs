@@ -54,6 +54,9 @@ impl NotificationKind {
     /// The kind of a transition: where it went, when it changed the state; else its cause.
     pub fn of(t: &Transition) -> NotificationKind {
         use StageState as S;
+        if t.cause == Cause::RollbackFailed {
+            return NotificationKind::Alert;
+        }
         if t.from == t.to {
             return NotificationKind::Other(t.cause);
         }

@@ -16,7 +16,7 @@ use crate::aws::{
 use crate::checks::{CheckContext, CheckResult, Checker};
 use crate::pipeline::LifecycleHook;
 use crate::release::{Event, ReleaseId, Timestamp};
-use crate::store::{Claim, Commit, ReleaseStore, StoreError};
+use crate::store::{Claim, Commit, DeploymentRef, ReleaseStore, StoreError};
 
 /// Time kept back from the invocation's deadline to record and report the verdict.
 pub const REPORT_RESERVE: Duration = Duration::from_secs(3);
@@ -138,6 +138,17 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let target = match self.hook_target(reporter, &hook.deployment_id).await {
             Ok(Some(t)) => t,
             Ok(None) => {
+                // CodeDeploy's automatic rollback of a Shiplane deployment is a deployment
+                // of its own: its hooks are answered Succeeded, never holding a rollback back.
+                match self.rollback_target(&hook.deployment_id).await {
+                    Ok(Some((original, r))) => {
+                        return self.rollback_hook(hook, key, &original, r, now).await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(deployment = %hook.deployment_id, error = %e, "could not tell whether the deployment is a rollback")
+                    }
+                }
                 let what = format!(
                     "a lifecycle hook ran for deployment {}, which Shiplane did not start; answered Failed",
                     hook.deployment_id
@@ -246,6 +257,56 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 format!("the checks could not be recorded: {e}"),
                 Some(release),
             ),
+        }
+    }
+
+    /// A hook of CodeDeploy's rollback deployment of `original`: answered Succeeded (a
+    /// rollback is never held back by checks of the version it removes), once per hook
+    /// execution, and recorded on the release that was rolled back.
+    async fn rollback_hook(
+        &self,
+        hook: &HookInvocation,
+        key: String,
+        original: &str,
+        r: DeploymentRef,
+        now: Timestamp,
+    ) -> Verdict {
+        let which = hook.hook.map_or("a", |h| h.appspec_name());
+        let work = Work {
+            claim: Some(Claim {
+                key,
+                value: HookStatus::Succeeded.as_str().to_string(),
+                at: now,
+                expires: now.after(HOOK_CLAIM_TTL),
+            }),
+            ..Work::event(
+                &r.service,
+                &r.environment,
+                &r.release,
+                Event::RollbackReported {
+                    deployment_id: hook.deployment_id.clone(),
+                    detail: format!(
+                        "{which} hook of CodeDeploy's rollback deployment {} (of {original}) answered Succeeded: a rollback is never held back",
+                        hook.deployment_id
+                    ),
+                    failed: false,
+                },
+            )
+        };
+        match self.pipeline().await {
+            Ok(pipeline) => {
+                if let Err(e) = self.run(&pipeline, work, now).await {
+                    warn!(deployment = %hook.deployment_id, error = %e, "the rollback's hook is answered; recording it failed");
+                }
+            }
+            Err(e) => {
+                warn!(deployment = %hook.deployment_id, error = %e, "the rollback's hook is answered; recording it failed")
+            }
+        }
+        Verdict {
+            status: HookStatus::Succeeded,
+            reason: None,
+            release: Some(r.release),
         }
     }
 

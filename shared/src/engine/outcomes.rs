@@ -17,9 +17,10 @@ use crate::aws::{
 use crate::inbound::Inbound;
 use crate::inbound::alarm::{AlarmChange, AlarmState};
 use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
+use crate::inbound::ecs::ServiceDeploymentEnded;
 use crate::pipeline::{Pipeline, Target};
 use crate::release::{Event, LaneEvent, StageState, Timestamp};
-use crate::store::ReleaseStore;
+use crate::store::{DeploymentRef, ReleaseStore};
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
     /// A CodeDeploy deployment ended (or started, or is ready to reroute: only logged):
@@ -40,6 +41,45 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let Some(reference) = self.store.deployment(&change.deployment_id).await? else {
             return self.foreign_deployment_ended(&pipeline, change, now).await;
         };
+        let outcome = match change.state {
+            DeploymentState::Success => Ok(()),
+            DeploymentState::Stop => Err((None, "was stopped")),
+            _ => Err((None, "failed")),
+        };
+        self.deployment_ended(&pipeline, &reference, &change.deployment_id, outcome, now)
+            .await
+    }
+
+    /// A rolling service's ECS deployment ended ("ECS Deployment State Change"): the stage
+    /// that runs it succeeds (and bakes) or fails with ECS's reason. A deployment Shiplane
+    /// did not start (a circuit breaker's rollback, a change by hand) changes nothing.
+    pub async fn on_service_deployment(
+        &self,
+        ended: &ServiceDeploymentEnded,
+        now: Timestamp,
+    ) -> Result<Inbound<Report>, EngineError> {
+        let Some(reference) = self.store.deployment(&ended.deployment_id).await? else {
+            return Ok(Inbound::Ignored(format!(
+                "ECS deployment {} was not started by Shiplane (a circuit breaker's rollback, or a change by hand)",
+                ended.deployment_id
+            )));
+        };
+        let pipeline = self.pipeline().await?;
+        let outcome = ended.outcome.clone().map_err(|why| (Some(why), "failed"));
+        self.deployment_ended(&pipeline, &reference, &ended.deployment_id, outcome, now)
+            .await
+    }
+
+    /// A deployment Shiplane started ended: Ok, or Err with the reason when the event gave
+    /// one (else AWS is asked) and how it ended. Only the deployment the stage runs moves it.
+    async fn deployment_ended(
+        &self,
+        pipeline: &Pipeline,
+        reference: &DeploymentRef,
+        deployment_id: &str,
+        outcome: Result<(), (Option<String>, &str)>,
+        now: Timestamp,
+    ) -> Result<Inbound<Report>, EngineError> {
         let ignored = |why: String| Ok(Inbound::Ignored(why));
         let Some(release) = self.store.release(&reference.release).await? else {
             return ignored(format!("release {} no longer exists", reference.release));
@@ -50,47 +90,60 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             .stages
             .get(env)
             .and_then(|s| s.deployment_id.as_deref());
-        if runs != Some(change.deployment_id.as_str()) {
+        if runs != Some(deployment_id) {
             return ignored(format!(
-                "deployment {} is not the one release {} runs in {env} ({}); a late event changes nothing",
-                change.deployment_id,
+                "deployment {deployment_id} is not the one release {} runs in {env} ({}); a late event changes nothing",
                 release.item.id,
                 runs.unwrap_or("none")
             ));
         }
-        let Some((service, stage)) = stage_of(&pipeline, &reference.service, env) else {
+        let Some((service, stage)) = stage_of(pipeline, &reference.service, env) else {
             return ignored(format!(
                 "services.{}.environments.{env} is not in the current pipeline",
                 reference.service
             ));
         };
-        let event = match change.state {
-            DeploymentState::Success => Event::DeploymentSucceeded,
-            _ => {
-                let how = if change.state == DeploymentState::Stop {
-                    "was stopped"
-                } else {
-                    "failed"
-                };
-                // The event says only that; CodeDeploy's deployment says why.
+        let event = match outcome {
+            Ok(()) => Event::DeploymentSucceeded,
+            Err((Some(reason), _)) => Event::DeploymentFailed { reason },
+            Err((None, how)) => {
+                // The event says only that; the deployment says why.
                 let req = DeployRequest {
                     release: &release.item,
                     service,
                     stage,
                 };
-                let reason = match self
-                    .deployer
-                    .deployment_status(req, &change.deployment_id)
-                    .await
-                {
+                let reason = match self.deployer.deployment_status(req, deployment_id).await {
                     Ok(DeploymentStatus::Failed(why)) => why,
-                    _ => format!("CodeDeploy deployment {} {how}", change.deployment_id),
+                    _ => format!("deployment {deployment_id} {how}"),
                 };
                 Event::DeploymentFailed { reason }
             }
         };
         let work = Work::event(&service.name, env, &release.item.id, event);
-        Ok(Inbound::Accepted(self.run(&pipeline, work, now).await?))
+        Ok(Inbound::Accepted(self.run(pipeline, work, now).await?))
+    }
+
+    /// The release stage whose deployment a CodeDeploy automatic rollback deployment rolls
+    /// back, with that deployment's id; None for any other deployment (or when CodeDeploy
+    /// cannot be asked: logged).
+    pub(super) async fn rollback_target(
+        &self,
+        deployment_id: &str,
+    ) -> Result<Option<(String, DeploymentRef)>, EngineError> {
+        let original = match self.deployer.rollback_of(deployment_id).await {
+            Ok(Some(original)) => original,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                warn!(deployment = %deployment_id, error = ?e.message, "could not ask CodeDeploy whether the deployment is a rollback");
+                return Ok(None);
+            }
+        };
+        Ok(self
+            .store
+            .deployment(&original)
+            .await?
+            .map(|reference| (original, reference)))
     }
 
     /// A deployment someone else made in one of Shiplane's deployment groups ended: a
@@ -102,6 +155,41 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         now: Timestamp,
     ) -> Result<Inbound<Report>, EngineError> {
         let mut jobs = Vec::new();
+        // CodeDeploy's own rollback of a deployment Shiplane started: say how it went on
+        // the release it rolled back.
+        if let Some((original, r)) = self.rollback_target(&change.deployment_id).await? {
+            let failed = change.state != DeploymentState::Success;
+            let detail = if failed {
+                format!(
+                    "CodeDeploy's rollback deployment {} (of {original}) {}: {}/{} may run neither version; check the service, then `shiplane rollback {} {}`",
+                    change.deployment_id,
+                    if change.state == DeploymentState::Stop {
+                        "was stopped"
+                    } else {
+                        "failed"
+                    },
+                    r.service,
+                    r.environment,
+                    r.service,
+                    r.environment
+                )
+            } else {
+                format!(
+                    "CodeDeploy's rollback deployment {} (of {original}) succeeded: the version before serves again",
+                    change.deployment_id
+                )
+            };
+            jobs.push(Job::Apply(Work::event(
+                &r.service,
+                &r.environment,
+                &r.release,
+                Event::RollbackReported {
+                    deployment_id: change.deployment_id.clone(),
+                    detail,
+                    failed,
+                },
+            )));
+        }
         for service in pipeline.services.values() {
             for stage in &service.stages {
                 let Target::BlueGreen { codedeploy, .. } = &stage.target else {

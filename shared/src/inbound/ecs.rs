@@ -1,4 +1,5 @@
-//! ECS "Task State Change" events: how a migration task ended.
+//! ECS events: "Task State Change" (how a migration task ended) and "Deployment State
+//! Change" (how a rolling service's deployment ended).
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
@@ -133,9 +134,122 @@ pub fn parse_task_stopped(
     }))
 }
 
+/// The parts of an ECS Deployment State Change `detail` Shiplane reads. Shape from the
+/// ECS developer guide ("Amazon ECS service deployment state change events"): `eventType`
+/// INFO or ERROR, `eventName` SERVICE_DEPLOYMENT_IN_PROGRESS / _COMPLETED / _FAILED (the
+/// last only with the circuit breaker on), `deploymentId` (`ecs-svc/…`), `updatedAt`,
+/// `reason`. A circuit breaker's rollback is a new deployment whose IN_PROGRESS reason
+/// says "rolling back to deploymentId …"; unknown fields are tolerated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsDeploymentStateChange {
+    pub event_type: Option<String>,
+    pub event_name: Option<String>,
+    pub deployment_id: Option<String>,
+    pub updated_at: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// How a rolling service's deployment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceDeploymentEnded {
+    pub deployment_id: String,
+    /// Err: failed, with ECS's reason.
+    pub outcome: Result<(), String>,
+    /// When ECS says it happened (`updatedAt`, else the event's time).
+    pub at: crate::release::Timestamp,
+}
+
+/// Parses a service deployment state change; only an ended deployment is news.
+pub fn parse_service_deployment(
+    event: &EventBridgeEvent<EcsDeploymentStateChange>,
+) -> Result<Inbound<ServiceDeploymentEnded>, InvalidInput> {
+    if event.source != "aws.ecs" || event.detail_type != "ECS Deployment State Change" {
+        return Ok(Inbound::Ignored(format!(
+            "not an ECS deployment state change (source {}, detail-type {})",
+            event.source, event.detail_type
+        )));
+    }
+    let d = &event.detail;
+    let deployment_id = d
+        .deployment_id
+        .clone()
+        .filter(|id| !id.trim().is_empty())
+        .ok_or(InvalidInput {
+            field: "detail.deploymentId",
+            message: "missing; an ECS deployment state change names its deployment".into(),
+        })?;
+    let reason = d.reason.clone().unwrap_or_default();
+    let outcome = match d.event_name.as_deref() {
+        Some("SERVICE_DEPLOYMENT_COMPLETED") => Ok(()),
+        Some("SERVICE_DEPLOYMENT_FAILED") => Err(format!(
+            "ECS deployment {deployment_id} failed: {}",
+            if reason.is_empty() {
+                "no reason given"
+            } else {
+                reason.as_str()
+            }
+        )),
+        other => {
+            return Ok(Inbound::Ignored(format!(
+                "ECS deployment {deployment_id} is {}; Shiplane acts when it ends",
+                other.unwrap_or("in an unnamed state")
+            )));
+        }
+    };
+    let at = d
+        .updated_at
+        .as_deref()
+        .and_then(|t| super::alarm::parse_cloudwatch_time(t).ok())
+        .or_else(|| {
+            event
+                .time
+                .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+                .map(crate::release::Timestamp)
+        })
+        .unwrap_or_default();
+    Ok(Inbound::Accepted(ServiceDeploymentEnded {
+        deployment_id,
+        outcome,
+        at,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn deployment_fixture(name: &str) -> Result<Inbound<ServiceDeploymentEnded>, InvalidInput> {
+        let path = format!(
+            "{}/../tests/fixtures/events/ecs/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        parse_service_deployment(
+            &serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}")),
+        )
+    }
+
+    #[test]
+    fn a_rolling_deployment_that_completed_or_failed_is_news_and_one_in_progress_is_not() {
+        let Ok(Inbound::Accepted(done)) = deployment_fixture("service-deployment-completed") else {
+            panic!()
+        };
+        assert_eq!(done.deployment_id, "ecs-svc/1234567890123456789");
+        assert_eq!(done.outcome, Ok(()));
+        assert_eq!(done.at.to_string(), "2026-11-24T12:31:10Z");
+        let Ok(Inbound::Accepted(failed)) = deployment_fixture("service-deployment-failed") else {
+            panic!()
+        };
+        assert_eq!(
+            failed.outcome,
+            Err("ECS deployment ecs-svc/1234567890123456789 failed: ECS deployment circuit breaker: task failed to start.".into())
+        );
+        assert!(matches!(
+            deployment_fixture("service-deployment-rollback-in-progress"),
+            Ok(Inbound::Ignored(why)) if why.contains("SERVICE_DEPLOYMENT_IN_PROGRESS")
+        ));
+    }
 
     fn fixture(name: &str) -> Result<Inbound<TaskStopped>, InvalidInput> {
         let path = format!(

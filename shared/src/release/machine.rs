@@ -97,6 +97,14 @@ pub enum Event {
         set: bool,
         error: Option<String>,
     },
+    /// CodeDeploy's automatic rollback of this stage's deployment (a deployment of its own,
+    /// which Shiplane did not start) reported: a hook answered, it succeeded, or it failed
+    /// (`failed`: the environment may run neither version; a person must act).
+    RollbackReported {
+        deployment_id: String,
+        detail: String,
+        failed: bool,
+    },
     /// A CodeDeploy lifecycle hook ran its checks: each check's record (passed, "name:
     /// passed in 12 ms: excerpt"), and the verdict reported (`failure` when Failed).
     HookCompleted {
@@ -133,6 +141,8 @@ impl Event {
             Event::PromotedEarly { .. } => Cause::PromotedEarly,
             Event::Retry { .. } => Cause::Retried,
             Event::Deployed { .. } => Cause::Deployed,
+            Event::RollbackReported { failed: false, .. } => Cause::CodeDeployRollback,
+            Event::RollbackReported { failed: true, .. } => Cause::RollbackFailed,
             Event::BakeTimer { error: Some(_), .. } => Cause::TimerFailed,
             Event::BakeTimer { set: true, .. } => Cause::TimerSet,
             Event::BakeTimer { set: false, .. } => Cause::TimerCleared,
@@ -172,6 +182,7 @@ impl Event {
             | Event::ActionFailed { reason }
             | Event::TimedOut { reason } => Some(reason.clone()),
             Event::DeploymentCreated { deployment_id } => Some(deployment_id.clone()),
+            Event::RollbackReported { detail, .. } => Some(detail.clone()),
             Event::MigrationStarted { task_arn } => Some(task_arn.clone()),
             Event::AlarmFired { alarm } => Some(alarm.clone()),
             Event::TagAdded { tag } => Some(tag.clone()),
@@ -1155,8 +1166,9 @@ pub fn apply(
         (S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => {
             roll_back(&mut w, id, state, detail)?;
         }
-        // A fact about the stage's timer, true whatever the stage became since.
-        (_, Event::BakeTimer { .. }) => {
+        // Facts about the stage's timer or CodeDeploy's rollback of its deployment, true
+        // whatever the stage became since.
+        (_, Event::BakeTimer { .. } | Event::RollbackReported { .. }) => {
             w.record(id, cause, detail)?;
         }
         (S::Cancelled | S::Failed | S::RolledBack, Event::StopRequested { deployment_id, .. })

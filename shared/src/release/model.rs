@@ -612,6 +612,10 @@ pub enum Cause {
     TimerSet,
     TimerCleared,
     TimerFailed,
+    /// CodeDeploy's automatic rollback deployment of the stage's deployment reported (a
+    /// hook answered, or it succeeded), or failed: a person must act.
+    CodeDeployRollback,
+    RollbackFailed,
     /// A newer release took its place in the queue, or it arrived after a newer one.
     Superseded,
     /// The last known good release is deployed again after a rollback, or an operator
@@ -665,6 +669,8 @@ impl Cause {
             Cause::TimerSet => "timer_set",
             Cause::TimerCleared => "timer_cleared",
             Cause::TimerFailed => "timer_failed",
+            Cause::CodeDeployRollback => "codedeploy_rollback",
+            Cause::RollbackFailed => "rollback_failed",
             Cause::Superseded => "superseded",
             Cause::Rollback => "rollback",
             Cause::PromotedEarly => "promoted_early",

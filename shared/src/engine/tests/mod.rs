@@ -1256,6 +1256,49 @@ alarms = true
     }
 
     #[tokio::test]
+    async fn a_hook_of_codedeploys_rollback_of_a_shiplane_deployment_succeeds_without_checks() {
+        let (w, id) = deploying().await;
+        w.deployer
+            .rollbacks
+            .lock()
+            .unwrap()
+            .insert("d-rb".into(), "d-1".into());
+        let (checker, hooks) = (ScriptedChecker::default(), FakeHooks::default());
+        *checker.hang.lock().unwrap() = vec!["health".into()];
+        let inv = HookInvocation {
+            deployment_id: "d-rb".into(),
+            ..invocation(LifecycleHook::AfterAllowTestTraffic, "e-rb")
+        };
+        let answer = w.engine().on_hook(&checker, &hooks, &inv, soon(), T0).await;
+        assert_eq!(answer.status, HookStatus::Succeeded);
+        assert_eq!(answer.release, Some(id.clone()));
+        let again = w.engine().on_hook(&checker, &hooks, &inv, soon(), T0).await;
+        assert_eq!(again.status, HookStatus::Succeeded);
+        assert_eq!(
+            hooks.reports(),
+            [("d-rb".into(), "e-rb".into(), HookStatus::Succeeded)]
+        );
+        assert!(
+            checker.ran.lock().unwrap().is_empty(),
+            "a rollback runs no checks"
+        );
+        let history = w.store.history_of_release(&id).await.unwrap();
+        let recorded: Vec<_> = history
+            .iter()
+            .filter(|t| t.cause == Cause::CodeDeployRollback)
+            .collect();
+        assert_eq!(recorded.len(), 1, "once, however often CodeDeploy invokes");
+        assert!(
+            recorded[0]
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("never held back")
+        );
+        assert!(!w.notifier.kinds().contains(&"alert".to_string()));
+    }
+
+    #[tokio::test]
     async fn a_throttled_report_is_retried_and_counts_once() {
         let (w, _) = deploying().await;
         let (checker, hooks) = (ScriptedChecker::default(), FakeHooks::default());
@@ -1420,6 +1463,137 @@ mod hook_attempts {
 mod deployment_outcomes {
     use super::*;
     use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
+    use crate::inbound::ecs::ServiceDeploymentEnded;
+
+    #[tokio::test]
+    async fn a_rolling_services_ecs_deployment_ending_moves_the_stage_that_runs_it() {
+        let w = World::new().await;
+        let e = w.engine();
+        let id = w.pushed("shiplane/db", 1, "v1").await;
+        e.on_task_stopped(&stopped("arn:aws:ecs:task/1", None, Some(0)), T0)
+            .await
+            .unwrap();
+        let deployment = w.store.release(&id).await.unwrap().unwrap().item.stages["dev"]
+            .deployment_id
+            .clone()
+            .unwrap();
+        let ended = |outcome| ServiceDeploymentEnded {
+            deployment_id: deployment.clone(),
+            outcome,
+            at: T0,
+        };
+        // Another deployment of the service (a circuit breaker's rollback): nothing.
+        let other = ServiceDeploymentEnded {
+            deployment_id: "ecs-svc/999".into(),
+            ..ended(Ok(()))
+        };
+        assert!(matches!(
+            e.on_service_deployment(&other, T0).await.unwrap(),
+            Inbound::Ignored(why) if why.contains("not started by Shiplane")
+        ));
+        let failed = ended(Err(
+            "ECS deployment circuit breaker: task failed to start.".into()
+        ));
+        e.on_service_deployment(&failed, T0).await.unwrap();
+        let r = w.store.release(&id).await.unwrap().unwrap().item;
+        assert_eq!(r.state_in("dev"), Some(StageState::Failed));
+        assert!(
+            r.stages["dev"]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("circuit breaker"),
+            "{:?}",
+            r.stages["dev"]
+        );
+        // The late COMPLETED of the same deployment cannot revive it.
+        let out = e.on_service_deployment(&ended(Ok(())), T0).await.unwrap();
+        assert_eq!(
+            w.state(&id, "dev").await,
+            Some(StageState::Failed),
+            "{out:?}"
+        );
+
+        // A second release's deployment completes: it succeeds (db has no bake in dev).
+        let next = w.pushed("shiplane/db", 2, "v2").await;
+        let task = w.store.release(&next).await.unwrap().unwrap().item.stages["dev"]
+            .deployment_id
+            .clone()
+            .unwrap();
+        e.on_task_stopped(&stopped(&task, None, Some(0)), T0)
+            .await
+            .unwrap();
+        let deployment = w.store.release(&next).await.unwrap().unwrap().item.stages["dev"]
+            .deployment_id
+            .clone()
+            .unwrap();
+        let done = ServiceDeploymentEnded {
+            deployment_id: deployment,
+            outcome: Ok(()),
+            at: T0,
+        };
+        e.on_service_deployment(&done, T0).await.unwrap();
+        assert_eq!(w.state(&next, "dev").await, Some(StageState::Succeeded));
+    }
+
+    #[tokio::test]
+    async fn codedeploys_own_rollback_deployment_is_reported_on_the_release_it_rolled_back() {
+        let w = World::new().await;
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        w.engine()
+            .on_deployment_state(&change("d-1", DeploymentState::Failure), T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Failed));
+        // CodeDeploy rolls d-1 back with a deployment of its own, which ends.
+        w.deployer
+            .rollbacks
+            .lock()
+            .unwrap()
+            .insert("d-rb".into(), "d-1".into());
+        w.engine()
+            .on_deployment_state(&change("d-rb", DeploymentState::Success), T0)
+            .await
+            .unwrap();
+        let history = w.store.history_of_release(&id).await.unwrap();
+        let last = history.last().unwrap();
+        assert_eq!(last.cause, Cause::CodeDeployRollback);
+        assert!(
+            last.detail
+                .as_deref()
+                .unwrap()
+                .contains("rollback deployment d-rb (of d-1) succeeded"),
+            "{last:?}"
+        );
+        assert_eq!(last.to, Some(StageState::Failed), "a fact; the stage stays");
+        // Had it failed, a person is told, by an alert.
+        w.deployer
+            .rollbacks
+            .lock()
+            .unwrap()
+            .insert("d-rb2".into(), "d-1".into());
+        w.engine()
+            .on_deployment_state(&change("d-rb2", DeploymentState::Failure), T0)
+            .await
+            .unwrap();
+        let history = w.store.history_of_release(&id).await.unwrap();
+        let last = history.last().unwrap();
+        assert_eq!(last.cause, Cause::RollbackFailed);
+        assert!(
+            last.detail
+                .as_deref()
+                .unwrap()
+                .contains("shiplane rollback api dev")
+        );
+        assert_eq!(w.notifier.kinds().last().map(String::as_str), Some("alert"));
+        // A deployment that is neither Shiplane's nor a rollback of one: ignored.
+        let out = w
+            .engine()
+            .on_deployment_state(&change("d-someone", DeploymentState::Success), T0)
+            .await
+            .unwrap();
+        assert!(matches!(out, Inbound::Ignored(_)), "{out:?}");
+    }
 
     fn change(deployment: &str, state: DeploymentState) -> DeploymentStateChange {
         DeploymentStateChange {

@@ -148,6 +148,11 @@ fn samples() -> Vec<Event> {
             set: true,
             error: None,
         },
+        Event::RollbackReported {
+            deployment_id: "d-2".into(),
+            detail: "rollback of d-1 succeeded".into(),
+            failed: false,
+        },
     ]
 }
 
@@ -175,7 +180,9 @@ fn expected(state: Option<StageState>, event: &Event) -> Expect {
     };
     match (state, event) {
         (_, Event::Arrived | Event::Deployed { .. }) => AlreadyArrived,
-        (_, Event::TagAdded { .. } | Event::BakeTimer { .. }) => Recorded,
+        (_, Event::TagAdded { .. } | Event::BakeTimer { .. } | Event::RollbackReported { .. }) => {
+            Recorded
+        }
         (S::Queued, Event::Dequeue) => To(S::Deploying),
         (S::AwaitingApproval, Event::Approved { .. }) => To(S::Deploying),
         (S::AwaitingApproval | S::Queued, Event::Rejected { .. }) => To(S::Rejected),
@@ -260,7 +267,7 @@ fn every_state_event_pair_follows_the_table() {
             covered += 1;
         }
     }
-    assert_eq!(covered, 13 * 24);
+    assert_eq!(covered, 13 * 25);
 }
 
 #[test]
@@ -269,7 +276,10 @@ fn refused_events_leave_no_trace() {
     let view = view_in(Some(StageState::Succeeded));
     let before = view.clone();
     for event in samples() {
-        if matches!(event, Event::TagAdded { .. } | Event::BakeTimer { .. }) {
+        if matches!(
+            event,
+            Event::TagAdded { .. } | Event::BakeTimer { .. } | Event::RollbackReported { .. }
+        ) {
             continue; // a fact of the release, recorded in any state
         }
         assert!(apply(&view, &id(1), &event, &policy(), T0).is_err());
