@@ -105,15 +105,32 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref reason,
             ref who,
         } => {
-            let digest = Digest::parse(digest).map_err(|e| Failure::BadInput(e.to_string()))?;
             let deps = deps(&cli.table, &who.aws).await;
+            let (digest, found_in) = match (digest, tag) {
+                (Some(d), _) => (
+                    Digest::parse(d).map_err(|e| Failure::BadInput(e.to_string()))?,
+                    None,
+                ),
+                (None, Some(t)) => {
+                    let pipeline = deps.engine().pipeline().await.map_err(engine_failure)?;
+                    let Some(svc) = pipeline.services.get(service.as_str()) else {
+                        return Err(unknown_service(&pipeline, service));
+                    };
+                    let (d, registry) = digest_of_tag(&svc.repository, t).await?;
+                    (d, Some(registry))
+                }
+                (None, None) => {
+                    return Err(Failure::BadInput("give --digest or --tag".into()));
+                }
+            };
+            let registry = registry.clone().or(found_in);
             let outcome = deps
                 .engine()
                 .on_operator_deploy(
                     service,
                     digest,
                     tag.clone(),
-                    registry.clone(),
+                    registry,
                     &actor_name(who.actor.clone()).await?,
                     reason,
                     Timestamp::now(),
@@ -418,6 +435,52 @@ async fn current_pipeline(store: &DynamoStore) -> Result<StoredPipeline, Failure
             store.table()
         ))
     })
+}
+
+/// The digest ECR holds for `tag` in `repository`, and the registry host it lives in.
+async fn digest_of_tag(repository: &str, tag: &str) -> Result<(Digest, String), Failure> {
+    use aws_sdk_ecr::error::ProvideErrorMetadata;
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let out = aws_sdk_ecr::Client::new(&config)
+        .describe_images()
+        .repository_name(repository)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| match e.code() {
+            Some("ImageNotFoundException") => Failure::BadInput(format!(
+                "no image tagged {tag} in ECR repository {repository}; push it, or give --digest"
+            )),
+            Some("RepositoryNotFoundException") => Failure::BadInput(format!(
+                "no ECR repository {repository} (the service's repository in the pipeline)"
+            )),
+            _ => Failure::Failed(shiplane::aws::classify("ECR DescribeImages", &e).message),
+        })?;
+    let image = out
+        .image_details
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Failure::BadInput(format!(
+                "no image tagged {tag} in ECR repository {repository}"
+            ))
+        })?;
+    let digest = Digest::parse(image.image_digest.as_deref().unwrap_or_default())
+        .map_err(|e| Failure::Failed(format!("ECR answered an unusable digest for {tag}: {e}")))?;
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .ok_or_else(|| Failure::BadInput("no AWS region; set AWS_REGION".into()))?;
+    let registry = format!(
+        "{}.dkr.ecr.{region}.amazonaws.com",
+        image.registry_id.unwrap_or_default()
+    );
+    Ok((digest, registry))
 }
 
 /// Who is acting: `--actor` (or $SHIPLANE_ACTOR) when given, else the caller's AWS

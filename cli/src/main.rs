@@ -87,12 +87,14 @@ enum Command {
     /// Make a release of an image by digest, without a push (the push was lost, or the
     /// image came from elsewhere): it enters the service's first environment as a push
     /// would, whatever the tag policy.
+    #[command(group(clap::ArgGroup::new("image").required(true).multiple(true).args(["digest", "tag"])))]
     Deploy {
         service: String,
         /// The image digest, sha256:<64 hex>.
         #[arg(long)]
-        digest: String,
-        /// The tag to label it with (default deploy-<short digest>).
+        digest: Option<String>,
+        /// The image's tag: without --digest, the digest ECR holds for it in the service's
+        /// repository; with it, the label (default deploy-<short digest>).
         #[arg(long)]
         tag: Option<String>,
         /// The ECR registry host; default: the one of the service's newest release.

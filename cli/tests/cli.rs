@@ -825,6 +825,39 @@ async fn deploy_makes_a_release_of_a_digest_without_a_push_recorded_with_who_and
         "{}",
         stderr(&bad)
     );
+    // By tag: the push's event was lost; ECR knows the digest.
+    let pushed = shiplane_e2e::push_event(&format!("{p}/etl"), "v2");
+    let v2_digest = pushed["detail"]["image-digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = shiplane(
+        &table,
+        &[
+            "--json",
+            "deploy",
+            "etl",
+            "--tag",
+            "v2",
+            "--reason",
+            "lost push",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let id = ReleaseId::parse(json(&out)["release"].as_str().unwrap()).unwrap();
+    let r = store.release(&id).await.unwrap().unwrap().item;
+    assert_eq!(r.digest.as_str(), v2_digest);
+    assert_eq!(r.tags, ["v2"]);
+    assert_eq!(r.registry, "123456789012.dkr.ecr.us-east-1.amazonaws.com");
+    let missing = shiplane(&table, &["deploy", "etl", "--tag", "v404", "--reason", "x"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("no image tagged v404"),
+        "{}",
+        stderr(&missing)
+    );
+    let neither = shiplane(&table, &["deploy", "etl", "--reason", "x"]);
+    assert_eq!(neither.status.code(), Some(2), "{}", stderr(&neither));
 }
 
 #[tokio::test]
