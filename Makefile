@@ -8,15 +8,32 @@ EMULATOR := infra/local/with-emulator.sh
 export CARGO_TERM_COLOR ?= never
 export SHIPLANE_PYTHON := $(CURDIR)/$(PY)
 
-.PHONY: test lint fmt unit emulator-tests python-tests demo emulator build venv clean bench bench-profiles
+.PHONY: test lint fmt unit emulator-tests python-tests demo emulator build deploy venv clean bench bench-profiles
 
 ## test: formatting, clippy, every unit test, and the tests against the local AWS
 test: lint python-tests emulator-tests
 	@infra/test-summary.sh target/pytest.log target/cargo-test.log
 
-lint:
+## lint: fmt and clippy; template.yaml through cfn-lint, `sam validate --lint` and checkov
+## (each from a project venv; checkov's suppressions carry their reasons in the template)
+SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
+lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+
+$(SAM_VENV)/.installed: infra/lint/requirements-sam.txt
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(CHECKOV_VENV)/.installed: infra/lint/requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
 
 fmt:
 	cargo fmt --all
@@ -80,6 +97,13 @@ bench: build bench-profiles
 bench-profiles:
 	LAMBDA_RUSTFLAGS="$(LAMBDA_RUSTFLAGS)" bench/profiles.sh
 
+## deploy: build with SAM (cargo-lambda, arm64 by default) and deploy, asking for the
+## parameters the first time (they are kept in samconfig.toml)
+deploy: $(SAM_VENV)/.installed
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/lint/requirements-deploy.txt
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam build --template-file template.yaml
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam deploy --guided --capabilities CAPABILITY_IAM
+
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV)
