@@ -62,10 +62,10 @@ $(VENV)/.installed: infra/local/requirements.txt
 emulator: venv
 	$(PY) infra/local/emulator.py --port $${PORT:-4566}
 
-## demo: the release flow as far as it is built, end to end against the local AWS
+## demo: the whole release story end to end against the local AWS (tests/src/bin/demo.rs)
 demo: venv
-	cargo build --locked -p shiplane-cli -p image-push -p deployment-events -p deploy-hook -p promote -p shiplane-e2e --bins
-	$(EMULATOR) infra/demo.sh
+	cargo build --locked -p shiplane-cli -p image-push -p deployment-events -p deploy-hook -p promote -p alarm -p shiplane-e2e --bins
+	$(EMULATOR) target/debug/demo
 
 ## build: release binaries as Lambda artifacts, target/lambda/<function>/bootstrap (+ .zip)
 FUNCTIONS := $(notdir $(wildcard functions/*))

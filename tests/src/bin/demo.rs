@@ -1,0 +1,573 @@
+//! `make demo`: the whole release story against the local AWS, with the real function
+//! binaries behind local Lambda Runtime APIs and the real `shiplane` CLI.
+//!
+//! Where the emulator cannot do what AWS does (run a CodeDeploy deployment and call its
+//! hooks, run ECS deployments, emit EventBridge events, fire Scheduler schedules), this
+//! driver plays that part with the real payload shapes. Every step checks what it scripted
+//! and the demo exits 1 at the first that did not happen. `SHIPLANE_DEMO_BREAK=v1-health`
+//! breaks the first version's health on purpose (the test of that exit).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shiplane::release::{ReleaseId, StageState, Timestamp, Transition};
+use shiplane::store::{DynamoStore, ReleaseStore};
+use shiplane_e2e::check_server::CheckServer;
+use shiplane_e2e::runtime_api::{Function, RuntimeApi};
+use shiplane_e2e::{Account, TempDir, account, fresh_store, provision, push_event, workspace};
+
+const WAIT: Duration = Duration::from_secs(60);
+const REGION: &str = "us-east-1";
+const ACCOUNT: &str = "123456789012";
+
+type Step<T> = Result<T, String>;
+
+/// A function binary behind its own Runtime API.
+struct Lambda {
+    api: RuntimeApi,
+    _function: Function,
+    name: String,
+    invoked: usize,
+}
+
+impl Lambda {
+    async fn start(bin: &Path, crate_name: &str, env: &[(&str, &str)]) -> Lambda {
+        let api = RuntimeApi::start().await;
+        let name = format!("shiplane-{crate_name}");
+        let function = api.spawn(&bin.join(crate_name), &name, env);
+        Lambda {
+            api,
+            _function: function,
+            name,
+            invoked: 0,
+        }
+    }
+
+    /// Delivers one event (through `qualifier`'s alias when given) and waits for the answer.
+    async fn call(&mut self, event: Value, qualifier: Option<&str>) -> Step<Value> {
+        let arn = format!(
+            "arn:aws:lambda:{REGION}:{ACCOUNT}:function:{}{}",
+            self.name,
+            qualifier.map(|q| format!(":{q}")).unwrap_or_default()
+        );
+        self.api.invoke_as(event, &arn, Duration::from_secs(30));
+        self.invoked += 1;
+        let out = self.api.wait_for(self.invoked, WAIT).await;
+        match out.last().map(|o| o.result.clone()) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(format!("{} returned an error: {e}", self.name)),
+            None => Err(format!("{} did not answer", self.name)),
+        }
+    }
+}
+
+struct Demo {
+    p: String,
+    bin: PathBuf,
+    store: DynamoStore,
+    account: Account,
+    check: CheckServer,
+    image_push: Lambda,
+    events: Lambda,
+    hook: Lambda,
+    promote: Lambda,
+    alarm: Lambda,
+    printed: HashSet<String>,
+    labels: BTreeMap<ReleaseId, String>,
+    _dir: TempDir,
+}
+
+fn bold(text: &str) {
+    println!("\n\x1b[1m▶ {text}\x1b[0m");
+}
+
+fn say(text: &str) {
+    println!("  {text}");
+}
+
+/// One line saying the driver plays AWS here.
+fn plays(text: &str) {
+    println!("  \x1b[2m(local AWS: {text})\x1b[0m");
+}
+
+fn clock(t: Timestamp) -> String {
+    let s = t.to_string();
+    s.get(11..19).unwrap_or(&s).to_string()
+}
+
+impl Demo {
+    async fn setup(p: &str, bin: PathBuf) -> Step<Demo> {
+        let check = CheckServer::start().await;
+        let template = std::fs::read_to_string(workspace().join("infra/pipeline.demo.toml"))
+            .map_err(|e| format!("infra/pipeline.demo.toml: {e}"))?;
+        let source = template
+            .replace("@P@", p)
+            .replace("@CHECK_BASE@", &check.base);
+        let dir = TempDir::new("shiplane-demo");
+        let file = dir.file("pipeline.toml", &source);
+        bold("The local AWS is up: creating what a real account has");
+        say(
+            "ECR repositories, ECS clusters and services (the api with the CODE_DEPLOY controller,",
+        );
+        say("in a VPC), task definitions, CodeDeploy application and groups per environment, the");
+        say("bake-timer schedule group, the SNS topic with an SQS subscription, and the table.");
+        let account = account(&source, &format!("{p}-releases"));
+        let store = fresh_store().await;
+        provision(&[
+            "alarm",
+            "--name",
+            &format!("{p}-api-dev-5xx"),
+            "--state",
+            "OK",
+        ]);
+        let demo_env = account.function_env(&store);
+        let env: Vec<(&str, &str)> = demo_env.iter().map(|(k, v)| (*k, *v)).collect();
+        let demo = Demo {
+            p: p.to_string(),
+            image_push: Lambda::start(&bin, "image-push", &env).await,
+            events: Lambda::start(&bin, "deployment-events", &env).await,
+            hook: Lambda::start(&bin, "deploy-hook", &env).await,
+            promote: Lambda::start(&bin, "promote", &env).await,
+            alarm: Lambda::start(&bin, "alarm", &env).await,
+            bin,
+            store,
+            account,
+            check,
+            printed: HashSet::new(),
+            labels: BTreeMap::new(),
+            _dir: dir,
+        };
+        bold("Apply the pipeline file (dev → staging → prod; infra/pipeline.demo.toml)");
+        demo.cli(&["config", "apply", file.to_str().unwrap_or_default()])?;
+        say(&format!(
+            "the service under test answers its health check at {}",
+            demo.check.base
+        ));
+        Ok(demo)
+    }
+
+    /// Runs the `shiplane` CLI; prints what it says; its stdout, or why it failed.
+    fn cli(&self, args: &[&str]) -> Step<String> {
+        let out = Command::new(self.bin.join("shiplane"))
+            .arg("--table")
+            .arg(self.store.table())
+            .args(args)
+            .env("SHIPLANE_TOPIC_ARN", &self.account.topic_arn)
+            .env("SHIPLANE_HOOK_FUNCTION", "shiplane-deploy-hook")
+            .env("SHIPLANE_SCHEDULE_GROUP", &self.account.schedule_group)
+            .env(
+                "SHIPLANE_PROMOTE_FUNCTION_ARN",
+                &self.account.promote_function_arn,
+            )
+            .env(
+                "SHIPLANE_SCHEDULER_ROLE_ARN",
+                &self.account.scheduler_role_arn,
+            )
+            .env("SHIPLANE_ACTOR", "ana (on call)")
+            .output()
+            .map_err(|e| format!("run shiplane: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        for line in stdout.lines() {
+            println!("    {line}");
+        }
+        if !out.status.success() {
+            return Err(format!(
+                "shiplane {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(stdout)
+    }
+
+    /// Prints the transitions recorded since the last call: the live timeline.
+    async fn timeline(&mut self) -> Step<()> {
+        let mut all: Vec<Transition> = Vec::new();
+        for service in ["api", "etl", "tiles"] {
+            all.extend(
+                self.store
+                    .history_of_service(service, 1000)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        all.sort_by_key(|t| t.at);
+        for t in all {
+            let key = format!("{:?}", t);
+            if !self.printed.insert(key) {
+                continue;
+            }
+            let label = match &t.release {
+                Some(id) => self.label(id).await,
+                None => "-".into(),
+            };
+            let moved = match (t.from, t.to) {
+                (from, Some(to)) if from != Some(to) => format!(
+                    "{} → {}",
+                    from.map(|f| f.as_str()).unwrap_or("new"),
+                    to.as_str()
+                ),
+                _ => String::new(),
+            };
+            let why = [t.actor.clone(), t.detail.clone()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": ");
+            let why: String = why.chars().take(90).collect();
+            println!(
+                "  {}  {:<6} {:<8} {:<6} {:<28} {:<20} {}",
+                clock(t.at),
+                t.service,
+                t.environment,
+                label,
+                moved,
+                t.cause.as_str(),
+                why
+            );
+        }
+        Ok(())
+    }
+
+    async fn label(&mut self, id: &ReleaseId) -> String {
+        if let Some(l) = self.labels.get(id) {
+            return l.clone();
+        }
+        let label = match self.store.release(id).await {
+            Ok(Some(r)) => r.item.label(),
+            _ => id.as_str()[..10].to_string(),
+        };
+        self.labels.insert(id.clone(), label.clone());
+        label
+    }
+
+    async fn state(&self, id: &ReleaseId, env: &str) -> Step<Option<StageState>> {
+        Ok(self
+            .store
+            .release(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .and_then(|r| r.item.state_in(env)))
+    }
+
+    async fn expect(&self, id: &ReleaseId, env: &str, want: StageState) -> Step<()> {
+        match self.state(id, env).await? {
+            Some(s) if s == want => Ok(()),
+            other => Err(format!(
+                "{} should be {} in {env}, but is {}",
+                self.labels.get(id).map_or(id.as_str(), String::as_str),
+                want.as_str(),
+                other.map_or("not there", |s| s.as_str())
+            )),
+        }
+    }
+
+    async fn deployment(&self, id: &ReleaseId, env: &str) -> Step<String> {
+        self.store
+            .release(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .and_then(|r| r.item.stages.get(env).and_then(|s| s.deployment_id.clone()))
+            .ok_or_else(|| format!("release {id} has no deployment in {env}"))
+    }
+
+    /// Pushes an image; EventBridge delivers the push to image-push. The new release.
+    async fn push(&mut self, service: &str, tag: &str) -> Step<ReleaseId> {
+        let event = push_event(&format!("{}/{service}", self.p), tag);
+        let answer = self.image_push.call(event, None).await?;
+        let id = answer["release"]
+            .as_str()
+            .and_then(|r| ReleaseId::parse(r).ok())
+            .ok_or_else(|| format!("the push of {service}:{tag} made no release: {answer}"))?;
+        self.labels.insert(id.clone(), tag.to_string());
+        Ok(id)
+    }
+
+    /// Plays CodeDeploy for the release's deployment in `env`: calls the hook (when the
+    /// stage has checks), then ends the deployment as the hook's answer says and sends its
+    /// state-change event. The hook's status.
+    async fn codedeploy(&mut self, id: &ReleaseId, env: &str, with_hook: bool) -> Step<String> {
+        let deployment = self.deployment(id, env).await?;
+        let mut status = "Succeeded".to_string();
+        if with_hook {
+            let execution = format!("demo-{}", ulid::Ulid::generate());
+            let answer = self
+                .hook
+                .call(
+                    json!({"DeploymentId": deployment, "LifecycleEventHookExecutionId": execution}),
+                    Some("AfterAllowTestTraffic"),
+                )
+                .await?;
+            let reported = shiplane_e2e::hook_reports(&execution);
+            status = reported.first().cloned().ok_or_else(|| {
+                format!("the hook answered {answer} but reported nothing to CodeDeploy")
+            })?;
+            say(&format!(
+                "AfterAllowTestTraffic hook → deploy-hook ran the checks; CodeDeploy was told {status}"
+            ));
+        }
+        let (final_status, state) = if status == "Succeeded" {
+            ("Succeeded", "SUCCESS")
+        } else {
+            ("Failed", "FAILURE")
+        };
+        shiplane_e2e::set_deployment_status(&deployment, final_status);
+        let event = json!({
+            "version": "0", "id": format!("demo-{}", ulid::Ulid::generate()),
+            "detail-type": "CodeDeploy Deployment State-change Notification",
+            "source": "aws.codedeploy", "account": ACCOUNT, "region": REGION,
+            "time": Timestamp::now().to_string(), "resources": [],
+            "detail": {
+                "region": REGION,
+                "application": format!("{}-api", self.p),
+                "deploymentGroup": format!("{}-api-{env}", self.p),
+                "deploymentId": deployment,
+                "state": state,
+            }
+        });
+        self.events.call(event, None).await?;
+        Ok(status)
+    }
+
+    /// Fires the due bake timers as Scheduler would (after the 5-second bake, with a
+    /// countdown) and delivers each to promote. The answers.
+    async fn bake_ends(&mut self) -> Step<Vec<Value>> {
+        for left in (1..=6).rev() {
+            print!("\r  baking… {left}s ");
+            let _ = std::io::stdout().flush();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        print!("\r\x1b[K");
+        plays("Scheduler fires the bake timer at its minute");
+        let fired = shiplane_e2e::fire_schedules(Timestamp(Timestamp::now().0 + 60_000));
+        if fired.is_empty() {
+            return Err("no bake timer was set".into());
+        }
+        let mut answers = Vec::new();
+        for timer in fired {
+            answers.push(self.promote.call(timer, None).await?);
+        }
+        Ok(answers)
+    }
+
+    /// Sets the dev alarm in CloudWatch and delivers its EventBridge state change.
+    async fn dev_alarm(&mut self, state: &str) -> Step<()> {
+        let name = format!("{}-api-dev-5xx", self.p);
+        provision(&["alarm", "--name", &name, "--state", state]);
+        let at = chrono_like_now();
+        let reason = if state == "ALARM" {
+            "Threshold Crossed: 1 datapoint [37.0] was greater than or equal to the threshold (5.0)."
+        } else {
+            "Threshold Crossed: 1 datapoint [0.0] was not greater than or equal to the threshold (5.0)."
+        };
+        let event = json!({
+            "version": "0", "id": format!("demo-{}", ulid::Ulid::generate()),
+            "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+            "account": ACCOUNT, "time": Timestamp::now().to_string(), "region": REGION,
+            "resources": [format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}")],
+            "detail": {
+                "alarmName": name,
+                "state": {"value": state, "reason": reason, "timestamp": at},
+                "previousState": {"value": if state == "ALARM" {"OK"} else {"ALARM"}, "reason": "", "timestamp": at},
+                "configuration": {"metrics": []}
+            }
+        });
+        self.alarm.call(event, None).await?;
+        Ok(())
+    }
+}
+
+/// Now as CloudWatch writes timestamps (`2026-11-24T12:00:00.123+0000`).
+fn chrono_like_now() -> String {
+    let now = Timestamp::now();
+    let s = now.to_string(); // 2026-11-24T12:00:00Z
+    format!("{}.{:03}+0000", s.trim_end_matches('Z'), now.0 % 1000)
+}
+
+async fn run(demo: &mut Demo, broken: bool) -> Step<ReleaseId> {
+    bold("1. Push api:v1: dev (blue/green, checked), a bake, then staging and prod by approval");
+    if broken {
+        say("(SHIPLANE_DEMO_BREAK: v1's health check is broken on purpose)");
+        demo.check.set_unhealthy(true);
+    }
+    let v1 = demo.push("api", "v1").await?;
+    demo.expect(&v1, "dev", StageState::Deploying).await?;
+    plays("CodeDeploy runs the deployment and calls its hook; the demo plays CodeDeploy");
+    demo.codedeploy(&v1, "dev", true).await?;
+    demo.timeline().await?;
+    demo.expect(&v1, "dev", StageState::Baking).await?;
+    let schedules = shiplane_e2e::schedules();
+    if let Some(s) = schedules["schedules"].as_array().and_then(|all| {
+        all.iter()
+            .find(|s| s["name"].as_str().is_some_and(|n| n.contains(v1.as_str())))
+    }) {
+        say(&format!(
+            "bake timer: {} {} → {}",
+            s["name"].as_str().unwrap_or_default(),
+            s["expression"].as_str().unwrap_or_default(),
+            s["target"]
+                .as_str()
+                .unwrap_or_default()
+                .rsplit(':')
+                .next()
+                .unwrap_or_default()
+        ));
+    }
+    demo.bake_ends().await?;
+    demo.timeline().await?;
+    demo.expect(&v1, "dev", StageState::Succeeded).await?;
+    demo.expect(&v1, "staging", StageState::AwaitingApproval)
+        .await?;
+    say("a person approves staging:");
+    demo.cli(&["approve", v1.as_str(), "staging"])?;
+    demo.codedeploy(&v1, "staging", false).await?;
+    demo.expect(&v1, "prod", StageState::AwaitingApproval)
+        .await?;
+    say("and prod:");
+    demo.cli(&["approve", v1.as_str(), "prod"])?;
+    demo.codedeploy(&v1, "prod", false).await?;
+    demo.timeline().await?;
+    demo.expect(&v1, "prod", StageState::Succeeded).await?;
+    say("v1 runs in dev, staging and prod");
+
+    bold(
+        "2. Push api:v2, a broken version: its dev check fails, CodeDeploy rolls it back, v1 stays",
+    );
+    demo.check.set_unhealthy(true);
+    let v2 = demo.push("api", "v2").await?;
+    let status = demo.codedeploy(&v2, "dev", true).await?;
+    demo.check.set_unhealthy(false);
+    demo.timeline().await?;
+    if status != "Failed" {
+        return Err(format!(
+            "v2's check should fail its hook, which said {status}"
+        ));
+    }
+    demo.expect(&v2, "dev", StageState::Failed).await?;
+    let lane = demo
+        .store
+        .lane("api", "dev")
+        .await
+        .map_err(|e| e.to_string())?
+        .item;
+    if lane.current.as_ref() != Some(&v1) {
+        return Err("dev should still run v1".into());
+    }
+    say("dev still runs v1 (the last known good)");
+
+    bold("3. Push api:v3 and api:v4 at once: v3 deploys, v4 waits in the queue");
+    let v3 = demo.push("api", "v3").await?;
+    let v4 = demo.push("api", "v4").await?;
+    demo.timeline().await?;
+    demo.expect(&v3, "dev", StageState::Deploying).await?;
+    demo.expect(&v4, "dev", StageState::Queued).await?;
+
+    bold("4. v3 bakes in dev; dev's 5xx alarm fires: v3 rolled back, v1 restored, prod held");
+    demo.codedeploy(&v3, "dev", true).await?;
+    demo.expect(&v3, "dev", StageState::Baking).await?;
+    plays("CloudWatch's alarm changes state and EventBridge delivers it");
+    demo.dev_alarm("ALARM").await?;
+    demo.timeline().await?;
+    demo.expect(&v3, "dev", StageState::RolledBack).await?;
+    demo.expect(&v1, "dev", StageState::Deploying).await?;
+    say("the restore of v1 is a new deployment of its pinned revision:");
+    demo.codedeploy(&v1, "dev", true).await?;
+    demo.timeline().await?;
+    demo.expect(&v1, "dev", StageState::Succeeded).await?;
+    say("while dev's alarm fires, nothing enters prod:");
+    let status = demo.cli(&["status", "api"])?;
+    if !status.contains("held:") {
+        return Err("prod should show its gate held by dev's alarm".into());
+    }
+    say("the lane is free: v4 deploys, but its bake cannot end while dev's alarm fires");
+    demo.expect(&v4, "dev", StageState::Deploying).await?;
+    demo.codedeploy(&v4, "dev", true).await?;
+    let held = demo.bake_ends().await?;
+    demo.timeline().await?;
+    demo.expect(&v4, "dev", StageState::Baking).await?;
+    if let Some(why) = held.iter().find_map(|a| a["refused"][0].as_str()) {
+        say(&format!("promote: {why}"));
+    }
+    demo.dev_alarm("OK").await?;
+    demo.timeline().await?;
+    demo.expect(&v4, "dev", StageState::Succeeded).await?;
+    demo.expect(&v4, "staging", StageState::AwaitingApproval)
+        .await?;
+    say("alarm OK: v4's bake ends and it awaits approval in staging");
+
+    bold("5. Push etl:v1 (data jobs) and tiles:v1 (a tile server restarted on release)");
+    let etl = demo.push("etl", "v1").await?;
+    demo.expect(&etl, "dev", StageState::Succeeded).await?;
+    say("etl: new revisions of both job families, pinned to the digest; nothing runs");
+    let tiles = demo.push("tiles", "v1").await?;
+    demo.expect(&tiles, "dev", StageState::Deploying).await?;
+    let ecs_deployment = demo.deployment(&tiles, "dev").await?;
+    plays("ECS finishes the rolling deployment and EventBridge says so");
+    let event = json!({
+        "version": "0", "id": format!("demo-{}", ulid::Ulid::generate()),
+        "detail-type": "ECS Deployment State Change", "source": "aws.ecs",
+        "account": ACCOUNT, "time": Timestamp::now().to_string(), "region": REGION,
+        "resources": [format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{p}-dev/{p}-tiles-dev", p = demo.p)],
+        "detail": {"eventType": "INFO", "eventName": "SERVICE_DEPLOYMENT_COMPLETED",
+                   "deploymentId": ecs_deployment, "updatedAt": Timestamp::now().to_string(),
+                   "reason": format!("ECS deployment {ecs_deployment} completed.")}
+    });
+    demo.events.call(event, None).await?;
+    demo.timeline().await?;
+    demo.expect(&tiles, "dev", StageState::Succeeded).await?;
+    Ok(v1)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let bin = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| workspace().join("target/debug"));
+    let p = std::env::var("SHIPLANE_DEMO_PREFIX").unwrap_or_else(|_| "demo".into());
+    let broken = std::env::var("SHIPLANE_DEMO_BREAK").is_ok_and(|b| b == "v1-health");
+    let mut demo = match Demo::setup(&p, bin).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("\n\x1b[31mdemo failed while setting up: {e}\x1b[0m");
+            return ExitCode::from(1);
+        }
+    };
+    let v1 = match run(&mut demo, broken).await {
+        Ok(v1) => v1,
+        Err(e) => {
+            let _ = demo.timeline().await;
+            eprintln!("\n\x1b[31mdemo failed: {e}\x1b[0m");
+            return ExitCode::from(1);
+        }
+    };
+    bold("Notifications on the SNS topic (read back through the SQS subscription)");
+    let notes = shiplane_e2e::notifications(&demo.account.queue_url);
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for n in &notes {
+        let kind = n["MessageAttributes"]["kind"]["Value"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        *kinds.entry(kind).or_default() += 1;
+    }
+    say(&format!(
+        "{} messages: {}",
+        notes.len(),
+        kinds
+            .iter()
+            .map(|(k, n)| format!("{k} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    bold("shiplane status");
+    let _ = demo.cli(&["status"]);
+    bold(&format!("shiplane history {v1} (v1's whole story)"));
+    let _ = demo.cli(&["history", v1.as_str()]);
+    bold("✔ Demo complete: every step happened");
+    ExitCode::SUCCESS
+}
