@@ -676,28 +676,20 @@ async fn retry_deploys_a_failed_stage_again_as_a_new_attempt() {
 #[tokio::test]
 async fn status_shows_the_alarms_firing_and_what_they_hold() {
     use shiplane::inbound::alarm::{AlarmChange, AlarmState};
-    use shiplane::store::StoredPipeline;
     let (p, account, store) = shiplane_e2e::deployed_world().await;
-    let current = store.pipeline().await.unwrap().unwrap();
     let dev_alarm = format!("{p}-api-dev-5xx");
-    let mut source = current.source.clone();
-    let at = source.find("codedeploy = { application = \"").unwrap();
-    source.insert_str(at, &format!("alarms = [\"{dev_alarm}\"]\n"));
-    let prod = format!("service = \"{p}-api-prod\"\n");
-    source = source.replacen(
-        &prod,
-        &format!("{prod}hold_while_alarms_in = [\"dev\"]\n"),
-        1,
-    );
-    store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source,
-            applied_at: Timestamp::now(),
-            applied_by: "t".into(),
-        })
-        .await
-        .unwrap();
+    shiplane_e2e::edit_pipeline(&store, |source| {
+        let anchor = "codedeploy = { application = \"";
+        let prod = format!("service = \"{p}-api-prod\"\n");
+        source
+            .replacen(anchor, &format!("alarms = [\"{dev_alarm}\"]\n{anchor}"), 1)
+            .replacen(
+                &prod,
+                &format!("{prod}hold_while_alarms_in = [\"dev\"]\n"),
+                1,
+            )
+    })
+    .await;
     let aws = shiplane_e2e::aws_adapters(&account).await;
     let engine = aws.engine(&store);
     let change = AlarmChange {

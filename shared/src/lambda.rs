@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tracing::{error, info};
 
 use crate::aws::{AwsDeployer, OnFirstUse, SchedulerTimer, SnsNotifier};
-use crate::engine::{Deps, EngineError};
+use crate::engine::{Deps, EngineError, Report};
 use crate::inbound::Inbound;
 use crate::release::InvalidInput;
 use crate::settings::Settings;
@@ -165,6 +165,38 @@ pub fn accepted<T>(
 pub fn ignored(reason: &str) -> Value {
     info!(reason = ?reason, "ignored");
     json!({ "ignored": reason })
+}
+
+/// What a run of the engine moved, as a handler answers it: each transition's release,
+/// environment, new state and cause.
+pub fn moved(report: &Report) -> Value {
+    report
+        .transitions
+        .iter()
+        .map(|t| json!({"release": t.release, "environment": t.environment, "to": t.to, "cause": t.cause}))
+        .collect()
+}
+
+/// A handler's answer for an event the engine applied or ignored: the logged "ignored:
+/// why", or `about` (the event's own fields) with what moved and what was refused. An
+/// engine failure is returned as the function's error, so Lambda retries what may succeed.
+pub fn applied(
+    outcome: Result<Inbound<Report>, EngineError>,
+    about: Value,
+) -> Result<Value, HandlerError> {
+    match outcome {
+        Ok(Inbound::Ignored(reason)) => Ok(ignored(&reason)),
+        Ok(Inbound::Accepted(report)) => {
+            info!(event = %about, transitions = report.transitions.len(), refused = ?report.refused, "applied");
+            let mut answer = about;
+            if let Value::Object(fields) = &mut answer {
+                fields.insert("transitions".into(), moved(&report));
+                fields.insert("refused".into(), json!(report.refused));
+            }
+            Ok(answer)
+        }
+        Err(e) => Err(failed(e)),
+    }
 }
 
 /// Logs an engine failure with whether Lambda's retry may help, and passes it on.

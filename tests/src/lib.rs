@@ -391,6 +391,39 @@ pub fn reset_aws_calls() {
     provision(&["calls", "--reset"]);
 }
 
+/// Stores `source` as the pipeline's next version, as `shiplane config apply` does.
+pub async fn apply_pipeline(store: &DynamoStore, source: String) {
+    use shiplane::store::ReleaseStore;
+    let current = store
+        .pipeline()
+        .await
+        .unwrap_or_else(|e| panic!("read the pipeline: {e}"));
+    store
+        .put_pipeline(shiplane::store::StoredPipeline {
+            version: current.map_or(1, |c| c.version + 1),
+            source,
+            applied_at: shiplane::release::Timestamp::now(),
+            applied_by: "test".into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("store the pipeline: {e}"));
+}
+
+/// Edits the stored pipeline's text and applies it as the next version; panics when the
+/// edit changes nothing (the harness pipeline no longer has what a test looks for).
+pub async fn edit_pipeline(store: &DynamoStore, edit: impl FnOnce(&str) -> String) {
+    use shiplane::store::ReleaseStore;
+    let current = store
+        .pipeline()
+        .await
+        .ok()
+        .flatten()
+        .expect("a pipeline is stored");
+    let source = edit(&current.source);
+    assert_ne!(source, current.source, "the edit changed nothing");
+    apply_pipeline(store, source).await;
+}
+
 /// An account as [`pipeline_for`] describes it, a fresh table, and that pipeline stored:
 /// what a deployed Shiplane sees. Returns the name prefix, the account and the store.
 pub async fn deployed_world() -> (String, Account, DynamoStore) {
@@ -398,16 +431,6 @@ pub async fn deployed_world() -> (String, Account, DynamoStore) {
     let source = pipeline_for(&p);
     let account = account(&source, &format!("{p}-releases"));
     let store = fresh_store().await;
-    shiplane::store::ReleaseStore::put_pipeline(
-        &store,
-        shiplane::store::StoredPipeline {
-            version: 1,
-            source,
-            applied_at: shiplane::release::Timestamp::now(),
-            applied_by: "test".into(),
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("store the pipeline: {e}"));
+    apply_pipeline(&store, source).await;
     (p, account, store)
 }

@@ -13,7 +13,7 @@ use shiplane::inbound::alarm::{AlarmChange, AlarmState};
 use shiplane::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 use shiplane::inbound::schedule::parse_timer;
 use shiplane::release::{Event, ReleaseId, StageState, Timestamp};
-use shiplane::store::{DynamoStore, ReleaseStore, StoredPipeline};
+use shiplane::store::{DynamoStore, ReleaseStore};
 use shiplane_e2e::{
     AwsEngine, account, aws_adapters, deployment_of, fire_schedules, fresh_store, image_push,
     notifications, schedules, set_deployment_status, unique_prefix,
@@ -79,15 +79,7 @@ async fn a_release_walks_dev_staging_prod_through_its_bake_timer_approvals_and_g
     let source = three_environments(&p);
     let account = account(&source, &format!("{p}-releases"));
     let store = fresh_store().await;
-    store
-        .put_pipeline(StoredPipeline {
-            version: 1,
-            source,
-            applied_at: Timestamp::now(),
-            applied_by: "test".into(),
-        })
-        .await
-        .unwrap();
+    shiplane_e2e::apply_pipeline(&store, source).await;
     let aws = aws_adapters(&account).await;
     let engine = aws.engine(&store);
     let pipeline = engine.pipeline().await.unwrap();

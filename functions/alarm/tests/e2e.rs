@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use shiplane::release::{StageState, Timestamp};
-use shiplane::store::{ReleaseStore, StoredPipeline};
+use shiplane::release::StageState;
+use shiplane::store::ReleaseStore;
 use shiplane_e2e::runtime_api::RuntimeApi;
 use shiplane_e2e::{aws_adapters, codedeploy_reports, deployed_world, image_push, workspace};
 
@@ -25,20 +25,11 @@ fn fixture(file: &str, name: &str) -> Value {
 async fn an_alarm_in_either_shape_stops_and_rolls_back_the_deployment_once() {
     let (p, account, store) = deployed_world().await;
     let alarm = format!("{p}-api-dev-5xx");
-    let current = store.pipeline().await.unwrap().unwrap();
-    let anchor = "codedeploy = { application = \"";
-    let at = current.source.find(anchor).unwrap();
-    let mut source = current.source.clone();
-    source.insert_str(at, &format!("alarms = [\"{alarm}\"]\n"));
-    store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source,
-            applied_at: Timestamp::now(),
-            applied_by: "test".into(),
-        })
-        .await
-        .unwrap();
+    shiplane_e2e::edit_pipeline(&store, |source| {
+        let anchor = "codedeploy = { application = \"";
+        source.replacen(anchor, &format!("alarms = [\"{alarm}\"]\n{anchor}"), 1)
+    })
+    .await;
     let aws = aws_adapters(&account).await;
     let engine = aws.engine(&store);
     let release =

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shiplane::release::{StageState, Timestamp};
-use shiplane::store::{ReleaseStore, StoredPipeline};
+use shiplane::release::StageState;
+use shiplane::store::ReleaseStore;
 use shiplane_e2e::check_server::CheckServer;
 use shiplane_e2e::runtime_api::RuntimeApi;
 use shiplane_e2e::{
@@ -60,16 +60,7 @@ latency = "60s"
     );
     let old = "[[services.api.environments.dev.checks]]\nhook = \"before_allow_traffic\"\nhttp = \"http://127.0.0.1:9/health\"\n";
     assert!(current.source.contains(old), "the harness pipeline changed");
-    let source = current.source.replace(old, &checks);
-    store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source,
-            applied_at: Timestamp::now(),
-            applied_by: "test".into(),
-        })
-        .await
-        .unwrap();
+    shiplane_e2e::edit_pipeline(&store, |source| source.replace(old, &checks)).await;
     provision(&["alarm", "--name", &alarm, "--state", "OK"]);
 
     // image-push's engine makes the release and its CodeDeploy deployment.

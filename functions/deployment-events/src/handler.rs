@@ -10,15 +10,14 @@ use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shiplane::aws::{Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
-use shiplane::inbound::Inbound;
 use shiplane::inbound::codedeploy::parse_deployment_state;
 use shiplane::inbound::ecs::{
     EcsDeploymentStateChange, EcsTaskStateChange, parse_service_deployment, parse_task_stopped,
 };
-use shiplane::lambda::{HandlerError, accepted, envelope, failed, ignored};
+use shiplane::lambda::{HandlerError, accepted, applied, envelope, ignored};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
-use tracing::{info, instrument};
+use tracing::instrument;
 
 /// Handles one state-change event; store failures return an error so Lambda retries.
 #[instrument(skip_all, fields(request_id = %event.context.request_id))]
@@ -47,20 +46,11 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
         Ok(stopped) => stopped,
         Err(answer) => return Ok(answer),
     };
-    match deps
+    let outcome = deps
         .engine()
         .on_task_stopped(&stopped, Timestamp::now())
-        .await
-    {
-        Ok(Inbound::Ignored(reason)) => Ok(ignored(&reason)),
-        Ok(Inbound::Accepted(report)) => {
-            info!(task = %stopped.task_arn, transitions = report.transitions.len(), "migration outcome applied");
-            Ok(
-                json!({ "task": stopped.task_arn, "transitions": moved(&report), "refused": report.refused }),
-            )
-        }
-        Err(e) => Err(failed(e)),
-    }
+        .await;
+    applied(outcome, json!({ "task": stopped.task_arn }))
 }
 
 async fn deployment_state<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
@@ -77,22 +67,11 @@ async fn deployment_state<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
         Ok(change) => change,
         Err(answer) => return Ok(answer),
     };
-    match deps
+    let outcome = deps
         .engine()
         .on_deployment_state(&change, Timestamp::now())
-        .await
-    {
-        Ok(Inbound::Ignored(reason)) => Ok(ignored(&reason)),
-        Ok(Inbound::Accepted(report)) => {
-            info!(deployment = %change.deployment_id, transitions = report.transitions.len(), "deployment outcome applied");
-            Ok(json!({
-                "deployment": change.deployment_id,
-                "transitions": moved(&report),
-                "refused": report.refused,
-            }))
-        }
-        Err(e) => Err(failed(e)),
-    }
+        .await;
+    applied(outcome, json!({ "deployment": change.deployment_id }))
 }
 
 async fn service_deployment<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
@@ -107,30 +86,11 @@ async fn service_deployment<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>
         Ok(ended) => ended,
         Err(answer) => return Ok(answer),
     };
-    match deps
+    let outcome = deps
         .engine()
         .on_service_deployment(&ended, Timestamp::now())
-        .await
-    {
-        Ok(Inbound::Ignored(reason)) => Ok(ignored(&reason)),
-        Ok(Inbound::Accepted(report)) => {
-            info!(deployment = %ended.deployment_id, transitions = report.transitions.len(), "ECS deployment outcome applied");
-            Ok(json!({
-                "deployment": ended.deployment_id,
-                "transitions": moved(&report),
-                "refused": report.refused,
-            }))
-        }
-        Err(e) => Err(failed(e)),
-    }
-}
-
-fn moved(report: &shiplane::engine::Report) -> Vec<Value> {
-    report
-        .transitions
-        .iter()
-        .map(|t| json!({"release": t.release, "environment": t.environment, "to": t.to, "cause": t.cause}))
-        .collect()
+        .await;
+    applied(outcome, json!({ "deployment": ended.deployment_id }))
 }
 
 #[cfg(test)]

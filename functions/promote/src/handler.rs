@@ -7,12 +7,11 @@ use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shiplane::aws::{Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
-use shiplane::inbound::Inbound;
 use shiplane::inbound::schedule::parse_timer;
-use shiplane::lambda::{HandlerError, accepted, failed, ignored};
+use shiplane::lambda::{HandlerError, accepted, applied};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
-use tracing::{info, instrument};
+use tracing::instrument;
 
 /// Handles one fired timer; store failures return an error so Scheduler's retry policy
 /// delivers it again (the reconciler ends the bake if every delivery fails).
@@ -25,21 +24,11 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
         Ok(timer) => timer,
         Err(answer) => return Ok(answer),
     };
-    match deps.engine().on_bake_timer(&timer, Timestamp::now()).await {
-        Ok(Inbound::Ignored(reason)) => Ok(ignored(&reason)),
-        Ok(Inbound::Accepted(report)) => {
-            info!(release = %timer.release, service = %timer.service, environment = %timer.environment, transitions = report.transitions.len(), refused = ?report.refused, "bake timer applied");
-            Ok(json!({
-                "release": timer.release,
-                "environment": timer.environment,
-                "transitions": report.transitions.iter().map(|t| json!({
-                    "release": t.release, "environment": t.environment, "to": t.to, "cause": t.cause,
-                })).collect::<Vec<_>>(),
-                "refused": report.refused,
-            }))
-        }
-        Err(e) => Err(failed(e)),
-    }
+    let outcome = deps.engine().on_bake_timer(&timer, Timestamp::now()).await;
+    applied(
+        outcome,
+        json!({"release": timer.release, "service": timer.service, "environment": timer.environment}),
+    )
 }
 
 #[cfg(test)]

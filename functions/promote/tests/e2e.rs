@@ -9,7 +9,7 @@ use shiplane::aws::BakeTimer;
 use shiplane::inbound::Inbound;
 use shiplane::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 use shiplane::release::{StageState, Timestamp};
-use shiplane::store::{ReleaseStore, StoredPipeline};
+use shiplane::store::ReleaseStore;
 use shiplane_e2e::runtime_api::RuntimeApi;
 use shiplane_e2e::{
     aws_adapters, deployed_world, deployment_of, fire_schedules, image_push, schedules,
@@ -22,20 +22,11 @@ const BINARY: &str = env!("CARGO_BIN_EXE_promote");
 async fn a_fired_bake_timer_ends_the_bake_and_the_release_awaits_approval_in_prod() {
     let (p, account, store) = deployed_world().await;
     // dev bakes for a moment, so that the timer is due by the time it is delivered.
-    let current = store.pipeline().await.unwrap().unwrap();
     let anchor = format!("service = \"{p}-api-dev\"\n");
-    assert!(current.source.contains(&anchor));
-    store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source: current
-                .source
-                .replace(&anchor, &format!("{anchor}bake = \"200ms\"\n")),
-            applied_at: Timestamp::now(),
-            applied_by: "test".into(),
-        })
-        .await
-        .unwrap();
+    shiplane_e2e::edit_pipeline(&store, |source| {
+        source.replace(&anchor, &format!("{anchor}bake = \"200ms\"\n"))
+    })
+    .await;
     let aws = aws_adapters(&account).await;
     let engine = aws.engine(&store);
     let release =

@@ -6,7 +6,7 @@ use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shiplane::aws::{AlarmReader, Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
-use shiplane::lambda::{HandlerError, failed};
+use shiplane::lambda::{HandlerError, failed, moved};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
 use tracing::{info, instrument};
@@ -48,11 +48,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
         .map_err(failed)?;
     report.transitions.extend(lost.transitions);
     info!(transitions = report.transitions.len(), "reconciled");
-    Ok(json!({
-        "transitions": report.transitions.iter().map(|t| json!({
-            "release": t.release, "environment": t.environment, "to": t.to, "cause": t.cause,
-        })).collect::<Vec<_>>(),
-    }))
+    Ok(json!({ "transitions": moved(&report) }))
 }
 
 #[cfg(test)]

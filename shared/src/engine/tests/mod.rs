@@ -1546,16 +1546,24 @@ mod deployment_outcomes {
             .unwrap();
         assert_eq!(w.state(&id, "dev").await, Some(StageState::Failed));
         // CodeDeploy rolls d-1 back with a deployment of its own, which ends.
-        w.deployer
-            .rollbacks
-            .lock()
-            .unwrap()
-            .insert("d-rb".into(), "d-1".into());
-        w.engine()
-            .on_deployment_state(&change("d-rb", DeploymentState::Success), T0)
-            .await
-            .unwrap();
-        let history = w.store.history_of_release(&id).await.unwrap();
+        async fn rollback_ends(
+            w: &World,
+            id: &ReleaseId,
+            rollback: &str,
+            state: DeploymentState,
+        ) -> Vec<Transition> {
+            w.deployer
+                .rollbacks
+                .lock()
+                .unwrap()
+                .insert(rollback.into(), "d-1".into());
+            w.engine()
+                .on_deployment_state(&change(rollback, state), T0)
+                .await
+                .unwrap();
+            w.store.history_of_release(id).await.unwrap()
+        }
+        let history = rollback_ends(&w, &id, "d-rb", DeploymentState::Success).await;
         let last = history.last().unwrap();
         assert_eq!(last.cause, Cause::CodeDeployRollback);
         assert!(
@@ -1567,16 +1575,7 @@ mod deployment_outcomes {
         );
         assert_eq!(last.to, Some(StageState::Failed), "a fact; the stage stays");
         // Had it failed, a person is told, by an alert.
-        w.deployer
-            .rollbacks
-            .lock()
-            .unwrap()
-            .insert("d-rb2".into(), "d-1".into());
-        w.engine()
-            .on_deployment_state(&change("d-rb2", DeploymentState::Failure), T0)
-            .await
-            .unwrap();
-        let history = w.store.history_of_release(&id).await.unwrap();
+        let history = rollback_ends(&w, &id, "d-rb2", DeploymentState::Failure).await;
         let last = history.last().unwrap();
         assert_eq!(last.cause, Cause::RollbackFailed);
         assert!(
