@@ -124,10 +124,10 @@ impl SchedulerTimer {
 impl Timer for SchedulerTimer {
     async fn set(&self, timer: &BakeTimer, at: Timestamp) -> Result<bool, DeployError> {
         if self.target_arn.is_empty() || self.role_arn.is_empty() {
-            return Err(DeployError {
-                message: "no promote function or scheduler role to set a bake timer with; set SHIPLANE_PROMOTE_FUNCTION_ARN and SHIPLANE_SCHEDULER_ROLE_ARN (the stack's outputs)".into(),
-                retryable: false,
-            });
+            // A CLI without the stack's outputs: the stored bake deadline is enough, the
+            // scheduled reconciler ends the bake (and sets a lost timer) itself.
+            tracing::warn!(schedule = %timer.name(), "bake timer not set: no SHIPLANE_PROMOTE_FUNCTION_ARN / SHIPLANE_SCHEDULER_ROLE_ARN; the reconciler ends the bake");
+            return Ok(false);
         }
         let input = serde_json::to_string(timer).map_err(|e| DeployError {
             message: format!("bake timer payload: {e}"),
@@ -242,6 +242,17 @@ mod tests {
             BakeTimer::expression(Timestamp(minute.0 + 59_999)),
             "at(2026-11-24T11:24:00)"
         );
+    }
+
+    #[tokio::test]
+    async fn without_a_target_nothing_is_set_and_nothing_is_called() {
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let timer = SchedulerTimer::new(aws_sdk_scheduler::Client::new(&config), "g", "", "");
+        let t = BakeTimer::new("api", "dev", &release(), 0);
+        assert_eq!(timer.set(&t, Timestamp(0)).await, Ok(false));
     }
 
     #[test]
