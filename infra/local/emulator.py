@@ -16,6 +16,7 @@ import random
 import signal
 import sys
 import threading
+import time
 import urllib.parse
 from typing import Any
 
@@ -100,7 +101,15 @@ class Serialized:
     faults when asked.
 
     GET  /moto-api/shiplane/calls        {"ecs.RegisterTaskDefinition": 2, ...}
+    GET  /moto-api/shiplane/calls/waves  {"calls": 9, "waves": [["dynamodb.GetItem", ...], ...]}:
+                                         the calls in sequential round trips (a call that
+                                         arrives after every earlier one was answered
+                                         begins a new one; calls in flight together share one)
     POST /moto-api/shiplane/calls/reset  starts counting from zero
+    POST /moto-api/shiplane/latency      {"ms": 20}: every AWS answer waits this long (outside
+                                         the one-at-a-time lock), as a network would: calls
+                                         sent together then surely overlap, and a client's
+                                         sequential round trips show in its latency
     POST /moto-api/shiplane/faults       {"seed": 7, "rates": {"*": {"throttle": 0.1, "error": 0.05, "lost": 0.05}}}
                                          ({} stops injecting); answers what was injected before
     GET  /moto-api/shiplane/faults       faults injected so far, by operation and kind
@@ -110,16 +119,42 @@ class Serialized:
         self.app = app
         self.lock = threading.Lock()
         self.calls: dict[str, int] = {}
+        # (arrived, answered, operation) of every AWS call since the last reset.
+        self.windows: list[tuple[float, float, str]] = []
+        self.latency = 0.0
         self.faults = Faults()
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if path == "/moto-api/shiplane/calls":
             return self._json(start_response, self.calls)
+        if path == "/moto-api/shiplane/calls/waves":
+            waves = round_trips(self.windows)
+            return self._json(start_response, {"calls": len(self.windows), "waves": waves})
         if path == "/moto-api/shiplane/calls/reset":
             self.calls = {}
+            self.windows = []
             return self._json(start_response, {"status": "ok"})
-        if path == "/moto-api/shiplane/faults":
+        if path == "/moto-api/shiplane/latency" and environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            try:
+                self.latency = float(json.loads(environ["wsgi.input"].read(length) or b"{}").get("ms", 0)) / 1000
+            except (ValueError, AttributeError, TypeError) as e:
+                return self._json(start_response, {"error": str(e)}, "400 Bad Request")
+            return self._json(start_response, {"ms": self.latency * 1000})
+        arrived = time.monotonic()
+        operation = _operation(environ)
+        try:
+            answer = self._serve(environ, start_response, operation)
+            if operation and self.latency:
+                time.sleep(self.latency)
+            return answer
+        finally:
+            if operation:
+                self.windows.append((arrived, time.monotonic(), operation))
+
+    def _serve(self, environ: Any, start_response: Any, operation: str | None) -> Any:
+        if environ.get("PATH_INFO", "") == "/moto-api/shiplane/faults":
             with self.lock:
                 injected = self.faults.injected
                 if environ.get("REQUEST_METHOD") == "POST":
@@ -131,7 +166,6 @@ class Serialized:
                 # What was injected until now (a POST starts counting again).
                 return self._json(start_response, injected)
         with self.lock:
-            operation = _operation(environ)
             fault = None
             if operation:
                 self.calls[operation] = self.calls.get(operation, 0) + 1
@@ -154,6 +188,20 @@ class Serialized:
         data = json.dumps(body, sort_keys=True).encode()
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
+
+
+def round_trips(windows: list[tuple[float, float, str]]) -> list[list[str]]:
+    """Groups calls into sequential round trips: sorted by arrival, a call that arrives after
+    every earlier call was answered begins a new group; calls in flight together share one
+    (what a client sends concurrently costs one round trip, however the emulator serves it)."""
+    waves: list[list[str]] = []
+    answered_by = float("-inf")
+    for arrived, answered, operation in sorted(windows):
+        if arrived > answered_by or not waves:
+            waves.append([])
+        waves[-1].append(operation)
+        answered_by = max(answered_by, answered)
+    return waves
 
 
 def _fault_response(environ: Any, start_response: Any, kind: str) -> list[bytes]:

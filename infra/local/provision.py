@@ -6,7 +6,8 @@
     provision.py task-stopped --cluster C --task-arn A --exit-code N
                                                            stop a task; print its ECS event
     provision.py deployment-status --id D --status S       move a CodeDeploy deployment
-    provision.py calls [--reset]                           AWS calls served, by operation
+    provision.py calls [--reset | --waves | --latency MS]  AWS calls served, by operation, or in
+                                                           sequential round trips; answers' delay
     provision.py reports                                   CodeDeploy hook reports, stops, continues
     provision.py schedules                                 Scheduler schedules created, fired, deleted
     provision.py fire-schedules [--now ISO]                fire the due one-time schedules; print them
@@ -302,8 +303,17 @@ def fire_schedules(args) -> dict:
 
 
 def calls(args) -> dict:
-    """AWS calls the emulator served since the last reset, by service.Operation."""
+    """AWS calls the emulator served since the last reset, by service.Operation (with
+    --waves: grouped into sequential round trips); --latency MS makes every answer wait."""
+    if args.latency is not None:
+        req = urllib.request.Request(
+            f"{endpoint()}/moto-api/shiplane/latency", data=json.dumps({"ms": args.latency}).encode(), method="POST"
+        )
+        with urllib.request.urlopen(req) as resp:
+            return json.loads(resp.read())
     path = "/moto-api/shiplane/calls/reset" if args.reset else "/moto-api/shiplane/calls"
+    if args.waves:
+        path = "/moto-api/shiplane/calls/waves"
     req = urllib.request.Request(f"{endpoint()}{path}", method="POST" if args.reset else "GET")
     with urllib.request.urlopen(req) as resp:
         return json.loads(resp.read())
@@ -371,6 +381,8 @@ def main() -> None:
     t.add_argument("--exit-code", type=int, default=0)
     c = sub.add_parser("calls")
     c.add_argument("--reset", action="store_true")
+    c.add_argument("--waves", action="store_true", help="the calls in sequential round trips")
+    c.add_argument("--latency", type=float, help="every AWS answer waits this many ms")
     sub.add_parser("reports")
     sub.add_parser("schedules")
     fs = sub.add_parser("fire-schedules")

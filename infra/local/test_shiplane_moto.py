@@ -184,6 +184,44 @@ def test_calls_are_counted_by_service_and_operation(codedeploy, endpoint):
     assert calls == {"codedeploy.CreateDeployment": 1, "codedeploy.GetDeployment": 2, "sns.CreateTopic": 1}
 
 
+def test_calls_in_flight_together_are_one_round_trip_and_calls_one_after_another_are_several(codedeploy, endpoint):
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/shiplane/calls/reset", method="POST"))
+    # With a network's latency, calls sent together surely overlap.
+    post(endpoint, "/moto-api/shiplane/latency", {"ms": 100})
+    d = deploy(codedeploy)
+    # Three reads sent at once: one round trip, however the emulator serves them.
+    clients = [client(endpoint, "codedeploy") for _ in range(3)]
+    barrier = threading.Barrier(3)
+
+    def read(c):
+        barrier.wait()
+        c.get_deployment(deploymentId=d)
+
+    threads = [threading.Thread(target=read, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codedeploy.get_deployment(deploymentId=d)
+    post(endpoint, "/moto-api/shiplane/latency", {"ms": 0})
+    with urllib.request.urlopen(f"{endpoint}/moto-api/shiplane/calls/waves") as resp:
+        out = json.loads(resp.read())
+    assert out["calls"] == 5
+    assert out["waves"] == [
+        ["codedeploy.CreateDeployment"],
+        ["codedeploy.GetDeployment"] * 3,
+        ["codedeploy.GetDeployment"],
+    ]
+
+
+def test_round_trips_group_overlapping_windows():
+    import emulator as e
+    assert e.round_trips([]) == []
+    assert e.round_trips([(0, 1, "a"), (2, 3, "b")]) == [["a"], ["b"]]
+    assert e.round_trips([(0, 5, "a"), (1, 2, "b"), (3, 4, "c"), (6, 7, "d")]) == [["a", "b", "c"], ["d"]]
+    assert e.round_trips([(2, 3, "b"), (0, 1, "a")]) == [["a"], ["b"]], "sorted by arrival"
+
+
 @pytest.fixture
 def dynamodb(endpoint):
     reset(endpoint)

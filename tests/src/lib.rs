@@ -391,6 +391,17 @@ pub fn reset_aws_calls() {
     provision(&["calls", "--reset"]);
 }
 
+/// The AWS calls since the last reset, grouped into sequential round trips (calls in
+/// flight together share one): what a client's latency is made of.
+pub fn aws_round_trips() -> Vec<Vec<String>> {
+    serde_json::from_value(provision(&["calls", "--waves"])["waves"].clone()).unwrap_or_default()
+}
+
+/// Makes every AWS answer of the emulator wait `ms` (0: none), as a network would.
+pub fn set_aws_latency(ms: u64) {
+    provision(&["calls", "--latency", &ms.to_string()]);
+}
+
 /// Stores `source` as the pipeline's next version, as `shiplane config apply` does.
 pub async fn apply_pipeline(store: &DynamoStore, source: String) {
     use shiplane::store::ReleaseStore;

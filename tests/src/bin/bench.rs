@@ -284,16 +284,29 @@ async fn peak_rss(subject: &Subject, env: &Env, event: impl Fn(usize) -> Value, 
     rss
 }
 
-/// The AWS calls one event makes, by operation.
-async fn calls_for(
-    api: &RuntimeApi,
-    answered: &mut usize,
-    event: Value,
-) -> (BTreeMap<String, u64>, Value) {
-    reset_aws_calls();
-    let (_, answer) = timed(api, answered, event).await;
-    (aws_calls(), answer)
+/// What one event costs in AWS calls.
+struct Calls {
+    by_operation: BTreeMap<String, u64>,
+    /// The calls in sequential round trips (calls in flight together share one).
+    round_trips: Vec<Vec<String>>,
 }
+
+/// The AWS calls one event makes, by operation and in sequential round trips. Every AWS
+/// answer waits ROUND_TRIP_MS, as a network would, so calls sent together surely overlap.
+async fn calls_for(api: &RuntimeApi, answered: &mut usize, event: Value) -> (Calls, Value) {
+    reset_aws_calls();
+    shiplane_e2e::set_aws_latency(ROUND_TRIP_MS);
+    let (_, answer) = timed(api, answered, event).await;
+    shiplane_e2e::set_aws_latency(0);
+    let calls = Calls {
+        by_operation: aws_calls(),
+        round_trips: shiplane_e2e::aws_round_trips(),
+    };
+    (calls, answer)
+}
+
+/// The delay given every AWS answer while calls are counted.
+const ROUND_TRIP_MS: u64 = 10;
 
 fn why(op: &str) -> &'static str {
     match op {
@@ -509,7 +522,7 @@ async fn main() {
     let _f = spawn(&api, &image_push, &w5.env);
     api.first_poll(Duration::from_secs(60)).await;
     let mut answered = 0;
-    let mut steps: Vec<(String, BTreeMap<String, u64>)> = Vec::new();
+    let mut steps: Vec<(String, Calls)> = Vec::new();
     let push1 = push_event(&format!("{p5}/api"), "v1.0.0");
     for (label, event) in [
         (
@@ -688,6 +701,46 @@ async fn main() {
         mib(worst_zip),
         check(worst_zip as f64 <= 4_000_000.0)
     );
+    // Sequential round trips per step (issue: "Fewer round trips per event").
+    let trips = |prefix: &str| {
+        steps
+            .iter()
+            .find(|(label, _)| label.starts_with(prefix))
+            .map(|(_, c)| c.round_trips.len())
+    };
+    for (target, prefix, most) in [
+        (
+            "first push to a free blue/green lane ≤ 8 sequential round trips",
+            "image-push: push, free lane",
+            8,
+        ),
+        (
+            "push that queues ≤ 4 sequential round trips",
+            "image-push: push while one is in flight",
+            4,
+        ),
+        (
+            "push that supersedes ≤ 4 sequential round trips",
+            "image-push: another push",
+            4,
+        ),
+        (
+            "replay of a handled push: 1 round trip",
+            "image-push: the first push delivered again",
+            1,
+        ),
+    ] {
+        if let Some(n) = trips(prefix) {
+            let peer = if prefix.starts_with("image-push: push, free lane") {
+                trips("Python peer")
+                    .map(|p| format!(" (Python peer: {p})"))
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let _ = writeln!(md, "| {target} | {n}{peer} | {} |", check(n <= most));
+        }
+    }
     match decision {
         Some(ns) => {
             let _ = writeln!(
@@ -786,15 +839,21 @@ async fn main() {
         "\n## AWS calls per event, by step of a release\n\nCounted by the emulator for exactly one event each.\n"
     );
     for (label, calls) in &steps {
-        let total: u64 = calls.values().sum();
+        let total: u64 = calls.by_operation.values().sum();
         let _ = writeln!(
             md,
-            "**{label}**: {total} calls\n\n| call | count | why |\n|---|---|---|"
+            "**{label}**: {total} calls in {} sequential round trips\n\n| call | count | why |\n|---|---|---|",
+            calls.round_trips.len()
         );
-        for (op, n) in calls {
+        for (op, n) in &calls.by_operation {
             let _ = writeln!(md, "| {op} | {n} | {} |", why(op));
         }
-        let _ = writeln!(md);
+        let path: Vec<String> = calls
+            .round_trips
+            .iter()
+            .map(|wave| wave.join(" ∥ "))
+            .collect();
+        let _ = writeln!(md, "\nRound trips, in order: {}\n", path.join(" → "));
     }
 
     let _ = writeln!(
