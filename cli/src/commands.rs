@@ -311,6 +311,19 @@ impl Notifier for CliNotifier {
             CliNotifier::Off => Ok(()),
         }
     }
+
+    async fn publish_all(&self, notifications: &[Notification]) -> Vec<(usize, NotifyError)> {
+        match self {
+            CliNotifier::Topic(sns) => {
+                let failed = sns.publish_all(notifications).await;
+                for (_, e) in &failed {
+                    eprintln!("warning: notification not sent ({e}); the change is recorded");
+                }
+                failed
+            }
+            CliNotifier::Off => Vec::new(),
+        }
+    }
 }
 
 fn engine_failure(e: EngineError) -> Failure {

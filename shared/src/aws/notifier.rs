@@ -6,7 +6,9 @@
 
 use std::future::Future;
 
-use aws_sdk_sns::types::MessageAttributeValue;
+use std::collections::HashMap;
+
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde_json::{Value, json};
 
 use super::classify;
@@ -211,7 +213,52 @@ pub trait Notifier: Send + Sync {
         &self,
         notification: &Notification,
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
+
+    /// Publishes a decision's notifications, in order, in as few calls as the port allows;
+    /// returns those that failed, by index. By default one `publish` each.
+    fn publish_all(
+        &self,
+        notifications: &[Notification],
+    ) -> impl Future<Output = Vec<(usize, NotifyError)>> + Send {
+        async move {
+            let mut failed = Vec::new();
+            for (i, n) in notifications.iter().enumerate() {
+                if let Err(e) = self.publish(n).await {
+                    failed.push((i, e));
+                }
+            }
+            failed
+        }
+    }
 }
+
+/// A notification's message attributes, which subscribers filter on.
+fn attributes(n: &Notification) -> Result<HashMap<String, MessageAttributeValue>, NotifyError> {
+    let mut out = HashMap::new();
+    let values = [
+        ("kind", Some(n.kind.as_str().to_string())),
+        ("service", Some(n.service.clone())),
+        ("environment", n.environment.clone()),
+        ("state", n.state.map(|s| s.to_string())),
+    ];
+    for (name, value) in values {
+        if let Some(value) = value {
+            let attr = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| NotifyError {
+                    message: e.to_string(),
+                    retryable: false,
+                })?;
+            out.insert(name.to_string(), attr);
+        }
+    }
+    Ok(out)
+}
+
+/// SNS takes at most ten messages in one PublishBatch.
+const PUBLISH_BATCH: usize = 10;
 
 /// The production [`Notifier`]: one SNS topic.
 #[derive(Clone, Debug)]
@@ -234,38 +281,97 @@ impl SnsNotifier {
 
 impl Notifier for SnsNotifier {
     async fn publish(&self, n: &Notification) -> Result<(), NotifyError> {
-        let mut req = self
-            .client
+        self.client
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(&n.subject)
-            .message(n.body.to_string());
-        let attributes = [
-            ("kind", Some(n.kind.as_str().to_string())),
-            ("service", Some(n.service.clone())),
-            ("environment", n.environment.clone()),
-            ("state", n.state.map(|s| s.to_string())),
-        ];
-        for (name, value) in attributes {
-            if let Some(value) = value {
-                let attr = MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(value)
-                    .build()
-                    .map_err(|e| NotifyError {
-                        message: e.to_string(),
-                        retryable: false,
-                    })?;
-                req = req.message_attributes(name, attr);
+            .message(n.body.to_string())
+            .set_message_attributes(Some(attributes(n)?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                let f = classify("SNS Publish", &e);
+                NotifyError {
+                    message: f.message,
+                    retryable: f.retryable,
+                }
+            })
+    }
+
+    /// One PublishBatch per ten notifications (one notification: one Publish).
+    async fn publish_all(&self, notifications: &[Notification]) -> Vec<(usize, NotifyError)> {
+        if let [one] = notifications {
+            return self
+                .publish(one)
+                .await
+                .err()
+                .map(|e| (0, e))
+                .into_iter()
+                .collect();
+        }
+        let mut failed = Vec::new();
+        for (chunk_no, chunk) in notifications.chunks(PUBLISH_BATCH).enumerate() {
+            let base = chunk_no * PUBLISH_BATCH;
+            let mut entries = Vec::new();
+            for (i, n) in chunk.iter().enumerate() {
+                let entry = attributes(n).and_then(|attrs| {
+                    PublishBatchRequestEntry::builder()
+                        .id((base + i).to_string())
+                        .subject(&n.subject)
+                        .message(n.body.to_string())
+                        .set_message_attributes(Some(attrs))
+                        .build()
+                        .map_err(|e| NotifyError {
+                            message: e.to_string(),
+                            retryable: false,
+                        })
+                });
+                match entry {
+                    Ok(e) => entries.push(e),
+                    Err(e) => failed.push((base + i, e)),
+                }
+            }
+            if entries.is_empty() {
+                continue;
+            }
+            match self
+                .client
+                .publish_batch()
+                .topic_arn(&self.topic_arn)
+                .set_publish_batch_request_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(out) => failed.extend(out.failed().iter().filter_map(|f| {
+                    let i = f.id().parse().ok()?;
+                    Some((
+                        i,
+                        NotifyError {
+                            message: format!(
+                                "SNS PublishBatch: {}: {}",
+                                f.code(),
+                                f.message().unwrap_or_default()
+                            ),
+                            retryable: !f.sender_fault(),
+                        },
+                    ))
+                })),
+                Err(e) => {
+                    let f = classify("SNS PublishBatch", &e);
+                    failed.extend((base..base + chunk.len()).map(|i| {
+                        (
+                            i,
+                            NotifyError {
+                                message: f.message.clone(),
+                                retryable: f.retryable,
+                            },
+                        )
+                    }));
+                }
             }
         }
-        req.send().await.map(|_| ()).map_err(|e| {
-            let f = classify("SNS Publish", &e);
-            NotifyError {
-                message: f.message,
-                retryable: f.retryable,
-            }
-        })
+        failed
     }
 }
 

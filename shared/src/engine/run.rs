@@ -304,10 +304,11 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 .and_then(|id| decision.view.releases.get(id));
             notes.push(Notification::transition(t, release));
         }
-        for n in notes {
-            if let Err(e) = self.notifier.publish(&n).await {
-                warn!(kind = %n.kind, service = %n.service, error = ?e.message, retryable = e.retryable, "notification not sent; the release goes on");
-            }
+        for (i, e) in self.notifier.publish_all(&notes).await {
+            let (kind, service) = notes.get(i).map_or(("?".into(), "?"), |n| {
+                (n.kind.to_string(), n.service.as_str())
+            });
+            warn!(kind = %kind, service = %service, error = ?e.message, retryable = e.retryable, "notification not sent; the release goes on");
         }
     }
 }

@@ -1,0 +1,58 @@
+//! The SNS notifier against the local AWS: a decision's notifications go out in
+//! PublishBatch calls of at most ten, in order, each with the attributes subscribers filter on.
+
+use shiplane::aws::{Notification, Notifier};
+use shiplane::release::{Cause, ReleaseId, StageState, Timestamp, Transition};
+use shiplane_e2e::{account, aws_adapters, notifications, pipeline_for, unique_prefix};
+
+fn transition(n: u64) -> Notification {
+    let t = Transition {
+        at: Timestamp(n),
+        service: "api".into(),
+        environment: if n.is_multiple_of(2) { "dev" } else { "prod" }.into(),
+        release: Some(ReleaseId::new(Timestamp(1_795_519_380_000 + n))),
+        from: None,
+        to: Some(StageState::Deploying),
+        cause: Cause::Arrived,
+        actor: None,
+        detail: Some(format!("n{n}")),
+    };
+    Notification::transition(&t, None)
+}
+
+#[tokio::test]
+async fn twelve_notifications_go_out_in_order_with_their_attributes() {
+    let p = unique_prefix();
+    let account = account(&pipeline_for(&p), &format!("{p}-releases"));
+    let aws = aws_adapters(&account).await;
+    let batch: Vec<Notification> = (0..12).map(transition).collect();
+    let failed = aws.notifier.publish_all(&batch).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let got = notifications(&account.queue_url);
+    let details: Vec<String> = got
+        .iter()
+        .map(|m| {
+            let body: serde_json::Value =
+                serde_json::from_str(m["Message"].as_str().unwrap()).unwrap();
+            body["detail"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        details,
+        (0..12).map(|n| format!("n{n}")).collect::<Vec<_>>()
+    );
+    for (m, n) in got.iter().zip(0u64..) {
+        let attrs = &m["MessageAttributes"];
+        assert_eq!(attrs["kind"]["Value"], "stage_started");
+        assert_eq!(attrs["service"]["Value"], "api");
+        assert_eq!(
+            attrs["environment"]["Value"],
+            if n.is_multiple_of(2) { "dev" } else { "prod" }
+        );
+        assert_eq!(attrs["state"]["Value"], "deploying");
+    }
+    // One alone is one Publish, as before.
+    let failed = aws.notifier.publish_all(&batch[..1]).await;
+    assert!(failed.is_empty());
+    assert_eq!(notifications(&account.queue_url).len(), 1);
+}
