@@ -80,7 +80,7 @@ lambda_binary = cargo rustc --release --locked -p $(1) --bin $(1) -- $(LAMBDA_RU
 build: venv
 	@for f in $(FUNCTIONS); do \
 	  $(call lambda_binary,$$f) && \
-	  (cd target/lambda/$$f && rm -f $$f.zip && $(CURDIR)/$(PY) -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED); i=zipfile.ZipInfo('bootstrap'); i.external_attr=0o755<<16; i.compress_type=zipfile.ZIP_DEFLATED; z.writestr(i, open('bootstrap','rb').read()); z.close()" $$f.zip) && \
+	  (cd target/lambda/$$f && rm -f $$f.zip && $(CURDIR)/$(PY) -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED,compresslevel=9); i=zipfile.ZipInfo('bootstrap'); i.external_attr=0o755<<16; i.compress_type=zipfile.ZIP_DEFLATED; z.writestr(i, open('bootstrap','rb').read(), compresslevel=9); z.close()" $$f.zip) && \
 	  echo "target/lambda/$$f/bootstrap ($$(du -h target/lambda/$$f/$$f.zip | cut -f1) zipped)" || exit 1; \
 	done
 

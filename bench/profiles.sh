@@ -18,10 +18,11 @@ variants=(
   '3-thin-lto-cg1|strip=true panic="abort" lto="thin" codegen-units=1'
   '4-opt-s|strip=true panic="abort" lto="thin" codegen-units=1 opt-level="s"'
   '5-opt-z|strip=true panic="abort" lto="thin" codegen-units=1 opt-level="z"'
+  '6-fat-lto|strip=true panic="abort" lto="fat" codegen-units=1 opt-level="z"'
 )
 # The shipped artifacts add the Makefile's link setting (LAMBDA_RUSTFLAGS: non-PIE) to the
 # last variant, applied with `cargo rustc` to the final binary only.
-shipped=6-non-pie-shipped
+shipped=7-non-pie-shipped
 lambda_rustflags=${LAMBDA_RUSTFLAGS?run through make bench-profiles, which passes it}
 for v in "${variants[@]}"; do
   name=${v%%|*}
