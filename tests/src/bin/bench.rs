@@ -328,6 +328,8 @@ fn why(op: &str) -> &'static str {
             "whose deployment blocks the group (after DeploymentLimitExceeded)"
         }
         "sns.Publish" => "one notification per transition, plus release created",
+        "sns.PublishBatch" => "a decision's notifications, ten per call",
+        "scheduler.POST" => "the bake timer (CreateSchedule)",
         "dynamodb.PutItem" => "the peer's claim on the push, and its release record",
         _ => "",
     }
