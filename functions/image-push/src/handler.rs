@@ -44,22 +44,10 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shiplane::aws::fake::{FakeDeps, deps_with_pipeline};
-
-    const PIPELINE: &str = r#"
-[pipeline]
-environments = ["dev"]
-[services.api]
-repository = "shiplane/api"
-kind = "rolling"
-container = "app"
-[services.api.environments.dev]
-cluster = "c"
-service = "s"
-"#;
+    use shiplane::aws::fake::{FakeDeps, ONE_SERVICE_PIPELINE, deps_with_pipeline};
 
     async fn deps() -> FakeDeps {
-        deps_with_pipeline(PIPELINE).await
+        deps_with_pipeline(ONE_SERVICE_PIPELINE).await
     }
 
     fn event(name: &str) -> LambdaEvent<Value> {

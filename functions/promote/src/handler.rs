@@ -35,19 +35,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
 mod tests {
     use super::*;
     use shiplane::aws::BakeTimer;
-    use shiplane::aws::fake::deps_with_pipeline;
-
-    const PIPELINE: &str = r#"
-[pipeline]
-environments = ["dev"]
-[services.api]
-repository = "shiplane/api"
-kind = "rolling"
-container = "app"
-[services.api.environments.dev]
-cluster = "c"
-service = "s"
-"#;
+    use shiplane::aws::fake::{ONE_SERVICE_PIPELINE, deps_with_pipeline};
 
     fn event(payload: Value) -> LambdaEvent<Value> {
         LambdaEvent::new(payload, lambda_runtime::Context::default())
@@ -55,7 +43,7 @@ service = "s"
 
     #[tokio::test]
     async fn bad_and_foreign_payloads_change_nothing() {
-        let deps = deps_with_pipeline(PIPELINE).await;
+        let deps = deps_with_pipeline(ONE_SERVICE_PIPELINE).await;
         let out = handle(&deps, event(json!({"source": "aws.scheduler"})))
             .await
             .unwrap();

@@ -322,6 +322,20 @@ impl super::AlarmReader for FakeAlarms {
     }
 }
 
+/// The smallest pipeline a handler test needs: one rolling service, `api` from repository
+/// `shiplane/api`, in one environment, `dev`.
+pub const ONE_SERVICE_PIPELINE: &str = r#"
+[pipeline]
+environments = ["dev"]
+[services.api]
+repository = "shiplane/api"
+kind = "rolling"
+container = "app"
+[services.api.environments.dev]
+cluster = "c"
+service = "s"
+"#;
+
 /// The in-memory store and fakes a handler test runs against, with `pipeline` stored as
 /// version 1.
 pub async fn deps_with_pipeline(pipeline: &str) -> FakeDeps {
