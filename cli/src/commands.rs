@@ -238,18 +238,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             {
                 return Err(unknown_service(&pipeline, s));
             }
-            let now = Timestamp::now();
-            let mut report = engine
-                .reconcile(&pipeline, service.as_deref(), now)
-                .await
-                .map_err(engine_failure)?;
             let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
             let cloudwatch = CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(&config));
-            let lost = engine
-                .refresh_alarms(&cloudwatch, &pipeline, service.as_deref(), now)
+            let report = engine
+                .reconcile_with_alarms(&cloudwatch, &pipeline, service.as_deref(), Timestamp::now())
                 .await
                 .map_err(engine_failure)?;
-            report.transitions.extend(lost.transitions);
             render::transitions(&report.transitions, cli.json);
             Ok(())
         }

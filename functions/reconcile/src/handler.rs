@@ -37,16 +37,10 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
             "no service {name:?} in the current pipeline"
         )));
     }
-    let now = Timestamp::now();
-    let mut report = engine
-        .reconcile(&pipeline, only.as_deref(), now)
+    let report = engine
+        .reconcile_with_alarms(alarms, &pipeline, only.as_deref(), Timestamp::now())
         .await
         .map_err(failed)?;
-    let lost = engine
-        .refresh_alarms(alarms, &pipeline, only.as_deref(), now)
-        .await
-        .map_err(failed)?;
-    report.transitions.extend(lost.transitions);
     info!(transitions = report.transitions.len(), "reconciled");
     Ok(json!({ "transitions": moved(&report) }))
 }

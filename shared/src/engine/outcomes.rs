@@ -288,32 +288,17 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         Ok(Inbound::Accepted(self.drain(&pipeline, jobs, now).await?))
     }
 
-    /// Alarm events are best effort too: asks CloudWatch about every alarm a lane (of
-    /// `only`, or of every service) last saw in ALARM, and applies a newer state whose event
+    /// Alarm events are best effort too: asks CloudWatch about the alarms lanes last saw in
+    /// ALARM (`firing`, by when they were seen so), and applies a newer state whose event
     /// never arrived, as [`Self::on_alarm`] would have. Without it a lost OK would hold a
     /// gated environment until an operator unblocked it. CloudWatch unreachable: logged,
     /// nothing changes, the next pass asks again.
-    pub async fn refresh_alarms(
+    pub(super) async fn refresh_alarms(
         &self,
         reader: &impl AlarmReader,
-        pipeline: &Pipeline,
-        only: Option<&str>,
+        firing: BTreeMap<String, Timestamp>,
         now: Timestamp,
     ) -> Result<Report, EngineError> {
-        let mut firing: BTreeMap<String, Timestamp> = BTreeMap::new();
-        for service in pipeline.services.values() {
-            if only.is_some_and(|o| o != service.name) {
-                continue;
-            }
-            for lane in self.store.lanes(&service.name).await? {
-                for (name, seen) in &lane.item.alarms {
-                    if seen.state == AlarmState::Alarm {
-                        let at = firing.entry(name.clone()).or_insert(seen.at);
-                        *at = (*at).max(seen.at);
-                    }
-                }
-            }
-        }
         let mut report = Report::default();
         if firing.is_empty() {
             return Ok(report);

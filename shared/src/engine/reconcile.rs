@@ -3,13 +3,17 @@
 //! the same domain events the event functions would have fed. It is idempotent with the
 //! event path: an event arriving after the reconciler acted finds its fact recorded.
 
+use std::collections::BTreeMap;
+
 use tracing::{info, warn};
 
 use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, effects};
-use crate::aws::{DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier, Timer};
+use crate::aws::{
+    AlarmReader, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier, Timer,
+};
 use crate::pipeline::{Pipeline, Service, StageConfig};
-use crate::release::{Action, Event, StageState, Timestamp};
+use crate::release::{Action, AlarmState, Event, StageState, Timestamp};
 use crate::store::{LoadedLane, ReleaseStore};
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
@@ -21,13 +25,47 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         only: Option<&str>,
         now: Timestamp,
     ) -> Result<Report, EngineError> {
+        Ok(self.reconcile_lanes(pipeline, only, now).await?.0)
+    }
+
+    /// [`Self::reconcile`], then the alarms the same lanes last saw in ALARM read from
+    /// CloudWatch ([`Self::refresh_alarms`]): what the scheduled reconciler and
+    /// `shiplane reconcile` run, listing each service's lanes once.
+    pub async fn reconcile_with_alarms(
+        &self,
+        reader: &impl AlarmReader,
+        pipeline: &Pipeline,
+        only: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Report, EngineError> {
+        let (mut report, firing) = self.reconcile_lanes(pipeline, only, now).await?;
+        report.merge(self.refresh_alarms(reader, firing, now).await?);
+        Ok(report)
+    }
+
+    /// The pass, and the alarms its lanes last saw in ALARM with when they saw them.
+    async fn reconcile_lanes(
+        &self,
+        pipeline: &Pipeline,
+        only: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(Report, BTreeMap<String, Timestamp>), EngineError> {
         let mut report = Report::default();
+        let mut firing: BTreeMap<String, Timestamp> = BTreeMap::new();
         for service in pipeline.services.values() {
             if only.is_some_and(|o| o != service.name) {
                 continue;
             }
             // Lanes never written hold nothing.
             let written = self.store.lanes(&service.name).await?;
+            for lane in &written {
+                for (name, seen) in &lane.item.alarms {
+                    if seen.state == AlarmState::Alarm {
+                        let at = firing.entry(name.clone()).or_insert(seen.at);
+                        *at = (*at).max(seen.at);
+                    }
+                }
+            }
             for stage in &service.stages {
                 if written
                     .iter()
@@ -37,7 +75,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 }
             }
         }
-        Ok(report)
+        Ok((report, firing))
     }
 
     async fn reconcile_lane(

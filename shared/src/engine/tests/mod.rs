@@ -2547,7 +2547,7 @@ mod bake_timers {
         for stale in [alarm(AlarmState::Alarm, 900), alarm(AlarmState::Ok, 0)] {
             *cloudwatch.states.lock().unwrap() = vec![stale];
             let report = e
-                .refresh_alarms(&cloudwatch, &pipeline, None, BAKE_END)
+                .reconcile_with_alarms(&cloudwatch, &pipeline, None, BAKE_END)
                 .await
                 .unwrap();
             assert!(report.transitions.is_empty(), "{report:?}");
@@ -2559,7 +2559,7 @@ mod bake_timers {
         );
         // The OK event never came; CloudWatch knows.
         *cloudwatch.states.lock().unwrap() = vec![alarm(AlarmState::Ok, 700)];
-        e.refresh_alarms(&cloudwatch, &pipeline, None, Timestamp(BAKE_END.0 + 60_000))
+        e.reconcile_with_alarms(&cloudwatch, &pipeline, None, Timestamp(BAKE_END.0 + 60_000))
             .await
             .unwrap();
         assert_eq!(w.state(&id, "dev").await, Some(StageState::Succeeded));
@@ -2567,7 +2567,7 @@ mod bake_timers {
         assert_eq!(lane.alarms["api-dev-5xx"].state, AlarmState::Ok);
         // Nothing fires any more: CloudWatch is not asked again.
         let asked = cloudwatch.asked.lock().unwrap().len();
-        e.refresh_alarms(
+        e.reconcile_with_alarms(
             &cloudwatch,
             &pipeline,
             None,
