@@ -81,6 +81,32 @@ where
     }
 }
 
+/// A deployment as CodeDeploy's GetDeployment describes it; None when CodeDeploy does not
+/// know it.
+pub(super) async fn deployment_info(
+    codedeploy: &aws_sdk_codedeploy::Client,
+    deployment_id: &str,
+) -> Result<Option<aws_sdk_codedeploy::types::DeploymentInfo>, DeployError> {
+    use aws_sdk_codedeploy::operation::get_deployment::GetDeploymentError;
+    match codedeploy
+        .get_deployment()
+        .deployment_id(deployment_id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.deployment_info),
+        Err(SdkError::ServiceError(e))
+            if matches!(
+                e.err(),
+                GetDeploymentError::DeploymentDoesNotExistException(_)
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(sdk("CodeDeploy GetDeployment", &e)),
+    }
+}
+
 /// Where a migration task is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MigrationRun {
@@ -814,28 +840,9 @@ impl Deployer for AwsDeployer {
     }
 
     async fn rollback_of(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
-        use aws_sdk_codedeploy::operation::get_deployment::GetDeploymentError;
         use aws_sdk_codedeploy::types::DeploymentCreator;
-        let info = match self
-            .codedeploy
-            .get_deployment()
-            .deployment_id(deployment_id)
-            .send()
-            .await
-        {
-            Ok(out) => out.deployment_info,
-            Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    GetDeploymentError::DeploymentDoesNotExistException(_)
-                        | GetDeploymentError::InvalidDeploymentIdException(_)
-                ) =>
-            {
-                None
-            }
-            Err(e) => return Err(sdk("CodeDeploy GetDeployment", &e)),
-        };
-        Ok(info
+        Ok(deployment_info(&self.codedeploy, deployment_id)
+            .await?
             .filter(|i| i.creator == Some(DeploymentCreator::CodeDeployRollback))
             .and_then(|i| i.rollback_info)
             .and_then(|r| r.rollback_triggering_deployment_id))

@@ -6,7 +6,7 @@ use aws_sdk_codedeploy::operation::put_lifecycle_event_hook_execution_status::Pu
 use aws_sdk_codedeploy::types::LifecycleEventStatus;
 use aws_sdk_dynamodb::error::SdkError;
 
-use super::deployer::sdk;
+use super::deployer::{deployment_info, sdk};
 use super::{DeployError, OnFirstUse};
 
 /// What a hook answers: the deployment goes on, or CodeDeploy rolls it back.
@@ -104,23 +104,8 @@ impl HookReporter for CodeDeployHooks {
     }
 
     async fn description(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
-        match self
-            .codedeploy
-            .get_deployment()
-            .deployment_id(deployment_id)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out.deployment_info.and_then(|d| d.description)),
-            Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    aws_sdk_codedeploy::operation::get_deployment::GetDeploymentError::DeploymentDoesNotExistException(_)
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(sdk("CodeDeploy GetDeployment", &e)),
-        }
+        Ok(deployment_info(&self.codedeploy, deployment_id)
+            .await?
+            .and_then(|d| d.description))
     }
 }
