@@ -261,6 +261,52 @@ pub async fn aws_adapters(account: &Account) -> AwsAdapters {
     }
 }
 
+/// CodeDeploy finishes the release's deployment in `environment` (the emulator's status
+/// moved to Succeeded) and its SUCCESS state-change event, named with the stage's
+/// application and deployment group, reaches `engine` at `now`; panics unless applied.
+pub async fn deployment_succeeds(
+    engine: &AwsEngine<'_>,
+    release: &shiplane::release::ReleaseId,
+    environment: &str,
+    now: shiplane::release::Timestamp,
+) {
+    use shiplane::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
+    let pipeline = engine.pipeline().await.expect("a pipeline is stored");
+    let stored = shiplane::store::ReleaseStore::release(engine.store, release)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("release {release} is stored"));
+    let target = pipeline
+        .services
+        .get(&stored.item.service)
+        .and_then(|s| s.stage(environment))
+        .map(|st| &st.target);
+    let Some(shiplane::pipeline::Target::BlueGreen { codedeploy, .. }) = target else {
+        panic!(
+            "{}/{environment} is no blue/green stage",
+            stored.item.service
+        )
+    };
+    let deployment = deployment_of(engine.store, release, environment).await;
+    set_deployment_status(&deployment, "Succeeded");
+    let change = DeploymentStateChange {
+        deployment_id: deployment,
+        application: codedeploy.application.clone(),
+        deployment_group: codedeploy.deployment_group.clone(),
+        state: DeploymentState::Success,
+        at: now,
+    };
+    let out = engine
+        .on_deployment_state(&change, now)
+        .await
+        .unwrap_or_else(|e| panic!("the deployment's success: {e}"));
+    assert!(
+        matches!(out, shiplane::inbound::Inbound::Accepted(_)),
+        "{out:?}"
+    );
+}
+
 /// What the emulator's Scheduler recorded: `log` (created, fired, deleted) and the
 /// `schedules` that exist now.
 pub fn schedules() -> serde_json::Value {

@@ -10,13 +10,12 @@ use serde_json::Value;
 use shiplane::aws::BakeTimer;
 use shiplane::inbound::Inbound;
 use shiplane::inbound::alarm::{AlarmChange, AlarmState};
-use shiplane::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 use shiplane::inbound::schedule::parse_timer;
 use shiplane::release::{Event, ReleaseId, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore};
 use shiplane_e2e::{
-    AwsEngine, account, aws_adapters, deployment_of, fire_schedules, fresh_store, image_push,
-    notifications, schedules, set_deployment_status, unique_prefix,
+    account, aws_adapters, deployment_succeeds, fire_schedules, fresh_store, image_push,
+    notifications, schedules, unique_prefix,
 };
 
 /// One blue-green service through three environments: dev bakes 10 minutes, staging and
@@ -47,28 +46,6 @@ fn at(base: Timestamp, minutes: u64) -> Timestamp {
     Timestamp(base.0 + minutes * MINUTE)
 }
 
-/// CodeDeploy finishes the release's deployment in `env` and says so.
-async fn deployment_succeeds(
-    engine: &AwsEngine<'_>,
-    store: &DynamoStore,
-    p: &str,
-    release: &ReleaseId,
-    env: &str,
-    now: Timestamp,
-) {
-    let deployment = deployment_of(store, release, env).await;
-    set_deployment_status(&deployment, "Succeeded");
-    let change = DeploymentStateChange {
-        deployment_id: deployment,
-        application: format!("{p}-web"),
-        deployment_group: format!("{p}-web-{env}"),
-        state: DeploymentState::Success,
-        at: now,
-    };
-    let out = engine.on_deployment_state(&change, now).await.unwrap();
-    assert!(matches!(out, Inbound::Accepted(_)), "{out:?}");
-}
-
 async fn state(store: &DynamoStore, release: &ReleaseId, env: &str) -> Option<StageState> {
     store.release(release).await.unwrap()?.item.state_in(env)
 }
@@ -89,7 +66,7 @@ async fn a_release_walks_dev_staging_prod_through_its_bake_timer_approvals_and_g
     let push = image_push(&format!("{p}/web"), "v1");
     let base = push.pushed_at;
     let release = shiplane_e2e::release_from_push(&engine, &push).await;
-    deployment_succeeds(&engine, &store, &p, &release, "dev", at(base, 1)).await;
+    deployment_succeeds(&engine, &release, "dev", at(base, 1)).await;
     assert_eq!(
         state(&store, &release, "dev").await,
         Some(StageState::Baking)
@@ -169,7 +146,7 @@ async fn a_release_walks_dev_staging_prod_through_its_bake_timer_approvals_and_g
         )
         .await
         .unwrap();
-    deployment_succeeds(&engine, &store, &p, &release, "staging", at(base, 25)).await;
+    deployment_succeeds(&engine, &release, "staging", at(base, 25)).await;
     assert_eq!(
         state(&store, &release, "prod").await,
         Some(StageState::AwaitingApproval)
@@ -209,7 +186,7 @@ async fn a_release_walks_dev_staging_prod_through_its_bake_timer_approvals_and_g
         state(&store, &release, "prod").await,
         Some(StageState::Deploying)
     );
-    deployment_succeeds(&engine, &store, &p, &release, "prod", at(base, 45)).await;
+    deployment_succeeds(&engine, &release, "prod", at(base, 45)).await;
     assert_eq!(
         state(&store, &release, "prod").await,
         Some(StageState::Succeeded)

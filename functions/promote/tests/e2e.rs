@@ -6,15 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use shiplane::aws::BakeTimer;
-use shiplane::inbound::Inbound;
-use shiplane::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 use shiplane::release::{StageState, Timestamp};
 use shiplane::store::ReleaseStore;
 use shiplane_e2e::runtime_api::RuntimeApi;
-use shiplane_e2e::{
-    aws_adapters, deployed_world, deployment_of, fire_schedules, image_push, schedules,
-    set_deployment_status,
-};
+use shiplane_e2e::{aws_adapters, deployed_world, fire_schedules, image_push, schedules};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_promote");
 
@@ -31,20 +26,8 @@ async fn a_fired_bake_timer_ends_the_bake_and_the_release_awaits_approval_in_pro
     let engine = aws.engine(&store);
     let release =
         shiplane_e2e::release_from_push(&engine, &image_push(&format!("{p}/api"), "v1")).await;
-    let deployment = deployment_of(&store, &release, "dev").await;
-    set_deployment_status(&deployment, "Succeeded");
     let now = Timestamp::now();
-    let success = DeploymentStateChange {
-        deployment_id: deployment,
-        application: format!("{p}-api"),
-        deployment_group: format!("{p}-api-dev"),
-        state: DeploymentState::Success,
-        at: now,
-    };
-    assert!(matches!(
-        engine.on_deployment_state(&success, now).await.unwrap(),
-        Inbound::Accepted(_)
-    ));
+    shiplane_e2e::deployment_succeeds(&engine, &release, "dev", now).await;
     let r = store.release(&release).await.unwrap().unwrap().item;
     assert_eq!(r.state_in("dev"), Some(StageState::Baking));
     // The binary reads the real clock: deliver the timer once the 200 ms bake has ended
