@@ -261,6 +261,33 @@ pub async fn aws_adapters(account: &Account) -> AwsAdapters {
     }
 }
 
+/// CodeDeploy's "Deployment State-change Notification" as EventBridge delivers it: a
+/// deployment of `application`/`group` reached `state` (SUCCESS, FAILURE, STOP, ...).
+pub fn codedeploy_event(
+    application: &str,
+    group: &str,
+    deployment: &str,
+    state: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "account": "123456789012",
+        "region": "us-east-1",
+        "detail-type": "CodeDeploy Deployment State-change Notification",
+        "source": "aws.codedeploy",
+        "version": "0",
+        "time": shiplane::release::Timestamp::now().to_string(),
+        "id": format!("evt-{deployment}-{state}"),
+        "resources": [],
+        "detail": {
+            "region": "us-east-1",
+            "application": application,
+            "deploymentGroup": group,
+            "deploymentId": deployment,
+            "state": state,
+        }
+    })
+}
+
 /// CodeDeploy finishes the release's deployment in `environment` (the emulator's status
 /// moved to Succeeded) and its SUCCESS state-change event, named with the stage's
 /// application and deployment group, reaches `engine` at `now`; panics unless applied.

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use shiplane::release::StageState;
 use shiplane::store::ReleaseStore;
 use shiplane_e2e::runtime_api::RuntimeApi;
@@ -13,24 +13,14 @@ use shiplane_e2e::{aws_adapters, deployed_world, image_push, set_deployment_stat
 
 const BINARY: &str = env!("CARGO_BIN_EXE_deployment-events");
 
+/// The event CodeDeploy sends when a deployment of the harness's api in dev changes state.
 fn state_change(p: &str, deployment: &str, state: &str) -> Value {
-    json!({
-        "account": "123456789012",
-        "region": "us-east-1",
-        "detail-type": "CodeDeploy Deployment State-change Notification",
-        "source": "aws.codedeploy",
-        "version": "0",
-        "time": "2026-11-24T10:00:00Z",
-        "id": format!("evt-{deployment}-{state}"),
-        "resources": [],
-        "detail": {
-            "region": "us-east-1",
-            "application": format!("{p}-api"),
-            "deploymentGroup": format!("{p}-api-dev"),
-            "deploymentId": deployment,
-            "state": state,
-        }
-    })
+    shiplane_e2e::codedeploy_event(
+        &format!("{p}-api"),
+        &format!("{p}-api-dev"),
+        deployment,
+        state,
+    )
 }
 
 #[tokio::test]

@@ -316,19 +316,12 @@ impl Demo {
             ("Failed", "FAILURE")
         };
         shiplane_e2e::set_deployment_status(&deployment, final_status);
-        let event = json!({
-            "version": "0", "id": format!("demo-{}", ulid::Ulid::generate()),
-            "detail-type": "CodeDeploy Deployment State-change Notification",
-            "source": "aws.codedeploy", "account": ACCOUNT, "region": REGION,
-            "time": Timestamp::now().to_string(), "resources": [],
-            "detail": {
-                "region": REGION,
-                "application": format!("{}-api", self.p),
-                "deploymentGroup": format!("{}-api-{env}", self.p),
-                "deploymentId": deployment,
-                "state": state,
-            }
-        });
+        let event = shiplane_e2e::codedeploy_event(
+            &format!("{}-api", self.p),
+            &format!("{}-api-{env}", self.p),
+            &deployment,
+            state,
+        );
         self.events.call(event, None).await?;
         Ok(status)
     }
