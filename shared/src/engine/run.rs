@@ -11,8 +11,8 @@ use super::{Engine, EngineError, Report, stage_of};
 use crate::aws::{Deployer, Notification, Notifier, Timer};
 use crate::pipeline::Pipeline;
 use crate::release::{
-    Action, AlarmState, Decision, Event, LaneEvent, LaneView, Owed, Policy, Release, ReleaseId,
-    StageState, Timestamp, Transition, apply, apply_lane, owed,
+    Action, Decision, Event, LaneEvent, LaneView, Owed, Policy, Release, ReleaseId, StageState,
+    Timestamp, Transition, apply, apply_lane, owed,
 };
 use crate::store::{Claim, DeploymentRef, LoadedLane, ReleaseStore, StoreError};
 
@@ -204,10 +204,9 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         for watched in &stage.hold_while_alarms_in {
             let lane = self.store.lane(&service.name, watched).await?.item;
             policy.held_by.extend(
-                lane.alarms
-                    .iter()
-                    .filter(|(_, seen)| seen.state == AlarmState::Alarm)
-                    .map(|(name, _)| format!("{name} ({watched})")),
+                lane.firing_alarms()
+                    .into_iter()
+                    .map(|name| format!("{name} ({watched})")),
             );
         }
         let subjects: Vec<ReleaseId> = match &work.subject {
