@@ -590,7 +590,8 @@ async fn status(store: &DynamoStore, only: Option<&str>, json: bool) -> Result<(
             for watched in &stage.hold_while_alarms_in {
                 for l in lanes.iter().filter(|l| &l.item.environment == watched) {
                     held_by.extend(
-                        render::firing(&l.item)
+                        l.item
+                            .firing_alarms()
                             .into_iter()
                             .map(|name| format!("{name} ({watched})")),
                     );

@@ -82,7 +82,7 @@ impl LaneStatus {
             .into_iter()
             .flatten()
             .find_map(|r| r.state);
-        let alarms_firing = firing(&lane);
+        let alarms_firing = lane.firing_alarms();
         LaneStatus {
             alarms_firing,
             held_by,
@@ -97,15 +97,6 @@ impl LaneStatus {
             frozen,
         }
     }
-}
-
-/// The alarms a lane watches that are in ALARM now.
-pub fn firing(lane: &Lane) -> Vec<String> {
-    lane.alarms
-        .iter()
-        .filter(|(_, seen)| seen.state == shiplane::release::AlarmState::Alarm)
-        .map(|(name, _)| name.clone())
-        .collect()
 }
 
 fn cell(r: &Option<ReleaseSummary>) -> String {
