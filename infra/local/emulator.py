@@ -102,9 +102,9 @@ class Serialized:
 
     GET  /moto-api/shiplane/calls        {"ecs.RegisterTaskDefinition": 2, ...}
     GET  /moto-api/shiplane/calls/waves  {"calls": 9, "waves": [["dynamodb.GetItem", ...], ...]}:
-                                         the calls in sequential round trips (a call that
-                                         arrives after every earlier one was answered
-                                         begins a new one; calls in flight together share one)
+                                         the calls in sequential round trips: the critical
+                                         path (see round_trips; calls in flight together
+                                         share one)
     POST /moto-api/shiplane/calls/reset  starts counting from zero
     POST /moto-api/shiplane/latency      {"ms": 20}: every AWS answer waits this long (outside
                                          the one-at-a-time lock), as a network would: calls
@@ -191,16 +191,19 @@ class Serialized:
 
 
 def round_trips(windows: list[tuple[float, float, str]]) -> list[list[str]]:
-    """Groups calls into sequential round trips: sorted by arrival, a call that arrives after
-    every earlier call was answered begins a new group; calls in flight together share one
-    (what a client sends concurrently costs one round trip, however the emulator serves it)."""
-    waves: list[list[str]] = []
-    answered_by = float("-inf")
-    for arrived, answered, operation in sorted(windows):
-        if arrived > answered_by or not waves:
-            waves.append([])
-        waves[-1].append(operation)
-        answered_by = max(answered_by, answered)
+    """Groups calls into sequential round trips, the critical path of the calls: a call's
+    round trip is one more than the deepest of the calls answered before it arrived (those
+    it may have waited for); calls in flight together share one (what a client sends
+    concurrently costs one round trip, however the emulator serves it). A chain of calls
+    made one after another beside a long one still counts each link."""
+    depth: list[int] = []
+    ordered = sorted(windows)
+    for arrived, _answered, _operation in ordered:
+        before = [d for (a, answered, _), d in zip(ordered, depth) if answered <= arrived]
+        depth.append(max(before, default=0) + 1)
+    waves: list[list[str]] = [[] for _ in range(max(depth, default=0))]
+    for (_arrived, _answered, operation), d in zip(ordered, depth):
+        waves[d - 1].append(operation)
     return waves
 
 

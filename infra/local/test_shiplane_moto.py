@@ -214,11 +214,13 @@ def test_calls_in_flight_together_are_one_round_trip_and_calls_one_after_another
     ]
 
 
-def test_round_trips_group_overlapping_windows():
+def test_round_trips_are_the_critical_path_of_the_calls():
     import emulator as e
     assert e.round_trips([]) == []
     assert e.round_trips([(0, 1, "a"), (2, 3, "b")]) == [["a"], ["b"]]
-    assert e.round_trips([(0, 5, "a"), (1, 2, "b"), (3, 4, "c"), (6, 7, "d")]) == [["a", "b", "c"], ["d"]]
+    # c waits for b, d for c: a chain beside a long call counts each of its links.
+    assert e.round_trips([(0, 5, "a"), (1, 2, "b"), (3, 4, "c"), (6, 7, "d")]) == [["a", "b"], ["c"], ["d"]]
+    assert e.round_trips([(0, 1, "a"), (0.5, 1.5, "b"), (1.2, 2, "c")]) == [["a", "b"], ["c"]]
     assert e.round_trips([(2, 3, "b"), (0, 1, "a")]) == [["a"], ["b"]], "sorted by arrival"
 
 

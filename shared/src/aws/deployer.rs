@@ -6,6 +6,7 @@
 //! replay after a crash reuses what exists instead of doing it twice.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_codedeploy::operation::create_deployment::CreateDeploymentError;
 use aws_sdk_codedeploy::operation::stop_deployment::StopDeploymentError;
@@ -137,6 +138,16 @@ pub trait Deployer: Send + Sync {
         &self,
         req: DeployRequest<'_>,
     ) -> impl Future<Output = Result<DeployOutcome, DeployError>> + Send;
+
+    /// Reads ahead, changing nothing, what `deploy(req)` reads before it acts (the ECS
+    /// service, its task definition and the family's latest revision), so that the engine
+    /// overlaps those reads with the commit that decides to deploy. The next `deploy` of the
+    /// same release, environment and attempt uses them, once. Best effort: a failed read is
+    /// simply made again by `deploy`.
+    fn prefetch(&self, req: DeployRequest<'_>) -> impl Future<Output = ()> + Send {
+        let _ = req;
+        std::future::ready(())
+    }
 
     /// Starts the one-off migration task with the release's image, once per release and
     /// environment: a task already started for them (running or stopped) is returned, and
@@ -309,12 +320,45 @@ impl Pick<'_> {
     }
 }
 
+/// What a service deployment reads before it acts: the ECS service, the task definition
+/// it runs (the base of the next revision) and its family's latest revision with tags.
+#[derive(Debug, Clone)]
+struct Revisions {
+    service: aws_sdk_ecs::types::Service,
+    base: TaskDefinition,
+    latest: Option<(TaskDefinition, Vec<Tag>)>,
+}
+
+/// Reads made ahead by [`Deployer::prefetch`] kept at most, by release, environment and
+/// attempt; each is used once, and only while it is fresh (the commit it overlaps takes
+/// milliseconds; one whose deploy never came must not be used minutes later).
+const PREFETCHED: usize = 4;
+const PREFETCH_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The family of a task definition ARN (`…:task-definition/<family>:<revision>`) or of a
+/// `<family>:<revision>` name.
+fn family_of(task_definition: &str) -> Option<&str> {
+    let name = task_definition.rsplit('/').next()?;
+    let (family, revision) = name.rsplit_once(':')?;
+    (!family.is_empty() && revision.parse::<u32>().is_ok()).then_some(family)
+}
+
 /// The production [`Deployer`]: ECS and CodeDeploy through the AWS SDK.
 #[derive(Clone, Debug)]
 pub struct AwsDeployer {
     ecs: super::OnFirstUse<aws_sdk_ecs::Client>,
     codedeploy: super::OnFirstUse<aws_sdk_codedeploy::Client>,
     hook_function: String,
+    prefetched: Arc<Mutex<Vec<(String, std::time::Instant, Revisions)>>>,
+}
+
+/// The key a prefetch is kept under: one attempt of one release in one environment.
+fn prefetch_key(release: &Release, environment: &str) -> String {
+    format!(
+        "{}@{environment}#{}",
+        release.id,
+        attempt(release, environment)
+    )
 }
 
 impl AwsDeployer {
@@ -328,7 +372,59 @@ impl AwsDeployer {
             ecs: ecs.into(),
             codedeploy: codedeploy.into(),
             hook_function: hook_function.into(),
+            prefetched: Arc::default(),
         }
+    }
+
+    fn prefetched(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<(String, std::time::Instant, Revisions)>> {
+        self.prefetched.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The reads `req`'s deployment starts with: made ahead by `prefetch` (taken, once),
+    /// else made now.
+    async fn revisions_for(
+        &self,
+        req: &DeployRequest<'_>,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Revisions, DeployError> {
+        let key = prefetch_key(req.release, &req.stage.environment);
+        let ahead = {
+            let mut kept = self.prefetched();
+            kept.iter()
+                .position(|(k, _, _)| *k == key)
+                .map(|i| kept.remove(i))
+                .filter(|(_, at, _)| at.elapsed() <= PREFETCH_FRESH)
+                .map(|(_, _, revisions)| revisions)
+        };
+        match ahead {
+            Some(revisions) => Ok(revisions),
+            None => self.revisions(cluster, service).await,
+        }
+    }
+
+    /// The ECS service, the task definition it runs, and (at the same time as that one)
+    /// its family's latest revision.
+    async fn revisions(&self, cluster: &str, service: &str) -> Result<Revisions, DeployError> {
+        let current = self.ecs_service(cluster, service).await?;
+        let arn = current.task_definition.clone().ok_or_else(|| {
+            DeployError::permanent(format!("ECS service {service} has no task definition"))
+        })?;
+        let (base, latest) = match family_of(&arn) {
+            Some(family) => {
+                let (base, latest) =
+                    tokio::join!(self.task_definition(&arn), self.task_definition(family));
+                (base?.0, Some(latest?))
+            }
+            None => (self.task_definition(&arn).await?.0, None),
+        };
+        Ok(Revisions {
+            service: current,
+            base,
+            latest,
+        })
     }
 
     async fn ecs_service(
@@ -337,20 +433,6 @@ impl AwsDeployer {
         service: &str,
     ) -> Result<aws_sdk_ecs::types::Service, DeployError> {
         ecs_service(&self.ecs, cluster, service).await
-    }
-
-    /// The ECS service and the task definition it runs now: the base of the next revision.
-    async fn current_revision(
-        &self,
-        cluster: &str,
-        service: &str,
-    ) -> Result<(aws_sdk_ecs::types::Service, TaskDefinition), DeployError> {
-        let current = self.ecs_service(cluster, service).await?;
-        let arn = current.task_definition.clone().ok_or_else(|| {
-            DeployError::permanent(format!("ECS service {service} has no task definition"))
-        })?;
-        let (base, _) = self.task_definition(&arn).await?;
-        Ok((current, base))
     }
 
     async fn task_definition(
@@ -371,11 +453,13 @@ impl AwsDeployer {
         Ok((td, out.tags.unwrap_or_default()))
     }
 
-    /// The revision of `base`'s family pinned to the release's digest: the latest one if
-    /// it is already this release's, else a new one equal to `base` but for the image.
+    /// The revision of `base`'s family pinned to the release's digest: the latest one
+    /// (given, else read) if it is already this release's, else a new one equal to `base`
+    /// but for the image.
     async fn ensure_revision(
         &self,
         base: &TaskDefinition,
+        latest: Option<(TaskDefinition, Vec<Tag>)>,
         pick: Pick<'_>,
         req: DeployRequest<'_>,
     ) -> Result<String, DeployError> {
@@ -384,7 +468,10 @@ impl AwsDeployer {
             .as_deref()
             .ok_or_else(|| DeployError::permanent("task definition without a family"))?;
         let env = req.stage.environment.as_str();
-        let (latest, tags) = self.task_definition(family).await?;
+        let (latest, tags) = match latest {
+            Some(latest) if latest.0.family.as_deref() == Some(family) => latest,
+            _ => self.task_definition(family).await?,
+        };
         let tagged = |k: &str, v: &str| {
             tags.iter()
                 .any(|t| t.key() == Some(k) && t.value() == Some(v))
@@ -505,9 +592,14 @@ impl AwsDeployer {
         target: &CodeDeployTarget,
         checks: &[Check],
     ) -> Result<DeployOutcome, DeployError> {
-        let (_, base) = self.current_revision(cluster, service).await?;
+        let revisions = self.revisions_for(&req, cluster, service).await?;
         let task_definition = self
-            .ensure_revision(&base, Pick::Named(container), req)
+            .ensure_revision(
+                &revisions.base,
+                revisions.latest,
+                Pick::Named(container),
+                req,
+            )
             .await?;
 
         let hooks: Vec<LifecycleHook> = checks.iter().map(|c| c.hook).collect();
@@ -582,9 +674,13 @@ impl AwsDeployer {
         container: &str,
         restart_on_release: bool,
     ) -> Result<DeployOutcome, DeployError> {
-        let (current, base) = self.current_revision(cluster, service).await?;
+        let Revisions {
+            service: current,
+            base,
+            latest,
+        } = self.revisions_for(&req, cluster, service).await?;
         let task_definition = self
-            .ensure_revision(&base, Pick::Named(container), req)
+            .ensure_revision(&base, latest, Pick::Named(container), req)
             .await?;
         let primary = |s: &aws_sdk_ecs::types::Service| {
             s.deployments()
@@ -637,10 +733,17 @@ impl AwsDeployer {
     ) -> Result<DeployOutcome, DeployError> {
         let mut task_definitions = Vec::new();
         for family in families {
-            let (base, _) = self.task_definition(family).await?;
+            // The family's latest is both the base and the revision to reuse if it is ours.
+            let (base, tags) = self.task_definition(family).await?;
+            let latest = Some((base.clone(), tags));
             task_definitions.push(
-                self.ensure_revision(&base, Pick::Repository(&req.release.repository), req)
-                    .await?,
+                self.ensure_revision(
+                    &base,
+                    latest,
+                    Pick::Repository(&req.release.repository),
+                    req,
+                )
+                .await?,
             );
         }
         Ok(DeployOutcome::Registered { task_definitions })
@@ -648,6 +751,21 @@ impl AwsDeployer {
 }
 
 impl Deployer for AwsDeployer {
+    async fn prefetch(&self, req: DeployRequest<'_>) {
+        let Some((cluster, service)) = req.stage.target.ecs_service() else {
+            return; // data jobs: nothing worth reading ahead
+        };
+        if let Ok(revisions) = self.revisions(cluster, service).await {
+            let key = prefetch_key(req.release, &req.stage.environment);
+            let mut kept = self.prefetched();
+            kept.retain(|(k, at, _)| *k != key && at.elapsed() <= PREFETCH_FRESH);
+            if kept.len() >= PREFETCHED {
+                kept.remove(0);
+            }
+            kept.push((key, std::time::Instant::now(), revisions));
+        }
+    }
+
     async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
         match &req.stage.target {
             Target::BlueGreen {
@@ -699,7 +817,9 @@ impl Deployer for AwsDeployer {
             }
         }
 
-        let (base, _) = self.task_definition(&migration.family).await?;
+        // The family's latest is both the base and the revision to reuse if it is ours.
+        let (base, tags) = self.task_definition(&migration.family).await?;
+        let latest = Some((base.clone(), tags));
         let container = migration
             .container
             .as_deref()
@@ -719,7 +839,7 @@ impl Deployer for AwsDeployer {
                     migration.family
                 ))
             })?;
-        let task_definition = self.ensure_revision(&base, pick, req).await?;
+        let task_definition = self.ensure_revision(&base, latest, pick, req).await?;
         let network = if base.network_mode == Some(NetworkMode::Awsvpc) {
             // The migration joins the service's network.
             self.ecs_service(cluster, service)

@@ -15,7 +15,7 @@ pub use hooks::{HookAnswer, HookInvocation, REPORT_RESERVE};
 
 use std::sync::{Arc, Mutex};
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::aws::{Deployer, Notifier, Timer, parse_started_by};
 use crate::inbound::Inbound;
@@ -25,9 +25,9 @@ use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intak
 use crate::release::{
     Cause, Digest, Event, LaneEvent, ReleaseId, StageState, Timestamp, Transition,
 };
-use crate::store::{Claim, ReleaseStore, StoreError};
+use crate::store::{Claim, LaneKey, Reads, ReleaseStore, Snapshot, StoreError, StoredPipeline};
 
-use run::Work;
+use run::{Job, Work};
 
 /// Why the engine could not finish; retryable errors make Lambda deliver the event again.
 #[derive(Debug, thiserror::Error)]
@@ -124,21 +124,58 @@ pub(crate) fn stage_of<'p>(
     Some((s, s.stage(environment)?))
 }
 
-/// The last pipeline parsed in this process, with its exact source text. Parsing and
-/// validating a large pipeline costs milliseconds; a warm invocation that reads the same
-/// text reuses the parse. Parsing is a pure function of the text, so this is always correct.
-static LAST_PARSED: Mutex<Option<(String, Arc<Pipeline>)>> = Mutex::new(None);
+/// The last pipeline parsed in this process, with the stored file it was parsed from.
+/// Parsing and validating a large pipeline costs milliseconds; a warm invocation that reads
+/// the same file reuses the parse. Parsing is a pure function of the text, so this is always
+/// correct.
+type Parsed = (Arc<StoredPipeline>, Arc<Pipeline>);
+static LAST_PARSED: Mutex<Option<Parsed>> = Mutex::new(None);
 
-fn parse_cached(source: &str) -> Result<Arc<Pipeline>, crate::pipeline::ConfigError> {
+fn parse_cached(
+    stored: &Arc<StoredPipeline>,
+) -> Result<Arc<Pipeline>, crate::pipeline::ConfigError> {
     let mut last = LAST_PARSED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((text, parsed)) = last.as_ref()
-        && text == source
+    if let Some((file, parsed)) = last.as_ref()
+        && (Arc::ptr_eq(file, stored) || file.source == stored.source)
     {
         return Ok(parsed.clone());
     }
-    let parsed = Arc::new(Pipeline::from_toml(source)?);
-    *last = Some((source.to_string(), parsed.clone()));
+    let parsed = Arc::new(Pipeline::from_toml(&stored.source)?);
+    *last = Some((stored.clone(), parsed.clone()));
     Ok(parsed)
+}
+
+/// The stored pipeline, parsed; an error names the fix.
+fn parsed(stored: Option<&Arc<StoredPipeline>>) -> Result<Arc<Pipeline>, EngineError> {
+    let stored = stored.ok_or_else(|| {
+        EngineError::Config("no pipeline stored; run `shiplane config apply FILE`".into())
+    })?;
+    parse_cached(stored).map_err(|e| {
+        EngineError::Config(format!(
+            "stored pipeline version {} does not validate: {e}",
+            stored.version
+        ))
+    })
+}
+
+/// The lanes a decision in `environment` reads: its own, and those its gate watches.
+fn lanes_read_by(service: &Service, environment: &str) -> Vec<LaneKey> {
+    let gates = service
+        .stage(environment)
+        .map(|stage| stage.hold_while_alarms_in.as_slice())
+        .unwrap_or_default();
+    std::iter::once(environment)
+        .chain(gates.iter().map(String::as_str))
+        .map(|env| (service.name.clone(), env.to_string()))
+        .collect()
+}
+
+/// The release a push's claim names.
+fn claimed_release(push: &ImagePush, value: &str) -> Result<ReleaseId, StoreError> {
+    ReleaseId::parse(value).map_err(|e| StoreError::Corrupt {
+        what: format!("claim for {}", push.digest),
+        message: e.to_string(),
+    })
 }
 
 /// A new release of `push` entering `environment` by `event`, written with its claim
@@ -167,27 +204,54 @@ fn release_work(
 }
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
-    /// The current pipeline, parsed; an error names the fix.
+    /// The current pipeline, parsed (revalidated when this process has one cached); an
+    /// error names the fix.
     pub async fn pipeline(&self) -> Result<Arc<Pipeline>, EngineError> {
-        let stored = self.store.pipeline().await?.ok_or_else(|| {
-            EngineError::Config("no pipeline stored; run `shiplane config apply FILE`".into())
-        })?;
-        parse_cached(&stored.source).map_err(|e| {
-            EngineError::Config(format!(
-                "stored pipeline version {} does not validate: {e}",
-                stored.version
-            ))
-        })
+        let reads = Reads {
+            pipeline: true,
+            ..Reads::default()
+        };
+        let snapshot = self.store.read(&reads, Timestamp(0)).await?;
+        parsed(snapshot.pipeline.as_ref())
     }
 
     /// An image was pushed: make it a release (once per repository + digest) and start
-    /// its first stage; a replay finishes whatever the first delivery left undone.
+    /// its first stage; a replay finishes whatever the first delivery left undone, and a
+    /// replay of a push whose processing ran to its end answers from one read.
     pub async fn on_push(
         &self,
         push: &ImagePush,
         now: Timestamp,
     ) -> Result<PushOutcome, EngineError> {
-        let pipeline = self.pipeline().await?;
+        let key = claim_key(push);
+        // One read: the claim, the pipeline (revalidated) and, when the pipeline this
+        // process cached names it, the lane the push enters.
+        let mut reads = Reads {
+            claim: Some(key.clone()),
+            pipeline: true,
+            ..Reads::default()
+        };
+        if let Some(cached) = self.store.cached_pipeline()
+            && let Ok(guess) = parse_cached(&cached)
+            && let Intake::Release {
+                service,
+                environment,
+            } = intake(&guess, push)
+        {
+            reads.lanes = lanes_read_by(service, environment);
+        }
+        let snapshot = self.store.read(&reads, now).await?;
+        if let Some(claim) = &snapshot.claim
+            && claim.settled.contains(&push.tag)
+        {
+            let release = claimed_release(push, &claim.value)?;
+            info!(release = %release, tag = ?push.tag, "ignored: a replay of a push already handled");
+            return Ok(PushOutcome::Replayed {
+                release,
+                tag_added: false,
+            });
+        }
+        let pipeline = parsed(snapshot.pipeline.as_ref())?;
         let (service, environment) = match intake(&pipeline, push) {
             Intake::Ignored(why) => return Ok(PushOutcome::Ignored(why)),
             Intake::Release {
@@ -195,14 +259,20 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 environment,
             } => (service, environment),
         };
-        let key = claim_key(push);
-        if let Some(existing) = self.store.claimed(&key, now).await? {
+        if let Some(claim) = &snapshot.claim {
             return self
-                .replay_push(&pipeline, service, environment, &existing, push, now)
+                .replay_push(&pipeline, service, environment, &claim.value, push, now)
                 .await;
         }
-        let (id, work) = release_work(push, service, environment, key, Event::Arrived, now);
-        match self.run(&pipeline, work, now).await {
+        let (id, work) = release_work(push, service, environment, key.clone(), Event::Arrived, now);
+        let known = Snapshot {
+            lanes: snapshot.lanes,
+            releases: snapshot.releases,
+            ..Snapshot::default()
+        };
+        let settle = Some((key.as_str(), push.tag.as_str()));
+        let run = self.drain_from(&pipeline, vec![Job::Apply(work)], now, known, settle);
+        match run.await {
             Ok(report) => Ok(PushOutcome::Created {
                 state: report.state_of(&id, environment),
                 release: id,
@@ -268,10 +338,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let key = claim_key(&push);
         if let Some(existing) = self.store.claimed(&key, now).await? {
             return Ok(PushOutcome::Replayed {
-                release: ReleaseId::parse(&existing).map_err(|e| StoreError::Corrupt {
-                    what: format!("claim for {}", push.digest),
-                    message: e.to_string(),
-                })?,
+                release: claimed_release(&push, &existing)?,
                 tag_added: false,
             });
         }
@@ -299,13 +366,13 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         push: &ImagePush,
         now: Timestamp,
     ) -> Result<PushOutcome, EngineError> {
-        let corrupt = |message: String| StoreError::Corrupt {
-            what: format!("claim for {}", push.digest),
-            message,
-        };
-        let id = ReleaseId::parse(existing).map_err(|e| corrupt(e.to_string()))?;
+        let id = claimed_release(push, existing)?;
         let Some(release) = self.store.release(&id).await? else {
-            return Err(corrupt(format!("names release {id}, which does not exist")).into());
+            return Err(StoreError::Corrupt {
+                what: format!("claim for {}", push.digest),
+                message: format!("names release {id}, which does not exist"),
+            }
+            .into());
         };
         let tag = Event::TagAdded {
             tag: push.tag.clone(),
@@ -323,6 +390,13 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 self.run(pipeline, Work::recover(&service.name, env), now)
                     .await?;
             }
+        }
+        if let Err(e) = self
+            .store
+            .settle_claim(&claim_key(push), &push.tag, now)
+            .await
+        {
+            warn!(release = %id, error = %e, "claim not marked settled");
         }
         let tag_added = report
             .transitions

@@ -2,19 +2,18 @@
 //! outcome back, until nothing is left to do; one retry-on-conflict helper.
 
 use std::collections::{HashSet, VecDeque};
-use std::future::Future;
 use std::time::Duration;
 
 use tracing::{error, info, warn};
 
 use super::{Engine, EngineError, Report, stage_of};
-use crate::aws::{Deployer, Notification, Notifier, Timer};
+use crate::aws::{DeployRequest, Deployer, Notification, Notifier, Timer};
 use crate::pipeline::Pipeline;
 use crate::release::{
     Action, Decision, Event, LaneEvent, LaneView, Owed, Policy, Release, ReleaseId, StageState,
     Timestamp, Transition, apply, apply_lane, owed,
 };
-use crate::store::{Claim, DeploymentRef, LoadedLane, ReleaseStore, StoreError};
+use crate::store::{Claim, DeploymentRef, LaneKey, LoadedLane, ReleaseStore, Snapshot, StoreError};
 
 /// Attempts at a decision whose commit keeps meeting concurrent writers.
 const COMMIT_ATTEMPTS: u32 = 5;
@@ -80,24 +79,22 @@ struct Decided {
     jobs: Vec<Job>,
     transitions: Vec<Transition>,
     refused: Option<String>,
+    /// The notifications of what it committed, to send while the next job runs.
+    notes: Vec<Notification>,
+    /// Whether it rests on items this pass knew from before (read or written earlier)
+    /// and committed nothing: no commit condition then catches a stale item, so work it
+    /// owes is decided again from fresh reads.
+    unchecked: bool,
 }
 
-/// Runs `attempt` again while its commit meets a concurrent writer (a conflict), with a
-/// growing pause, up to [`COMMIT_ATTEMPTS`] times; every other outcome is returned as is.
-pub(super) async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> Result<T, EngineError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, EngineError>>,
-{
-    let mut n = 0;
-    loop {
-        n += 1;
-        match attempt().await {
-            Err(EngineError::Store(StoreError::Conflict { what })) if n < COMMIT_ATTEMPTS => {
-                info!(conflict = %what, attempt = n, "concurrent change; deciding again");
-                tokio::time::sleep(Duration::from_millis(20 * u64::from(n))).await;
-            }
-            other => return other,
+impl Decided {
+    fn nothing(jobs: Vec<Job>, refused: Option<String>, cached: bool) -> Decided {
+        Decided {
+            unchecked: cached && !jobs.is_empty(),
+            jobs,
+            transitions: Vec::new(),
+            refused,
+            notes: Vec::new(),
         }
     }
 }
@@ -141,18 +138,37 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         self.drain(pipeline, vec![Job::Apply(work)], now).await
     }
 
-    /// Runs jobs, and the jobs they cause, until none is left. An action runs at most once
-    /// per pass.
     pub(super) async fn drain(
         &self,
         pipeline: &Pipeline,
         jobs: Vec<Job>,
         now: Timestamp,
     ) -> Result<Report, EngineError> {
+        self.drain_from(pipeline, jobs, now, Snapshot::default(), None)
+            .await
+    }
+
+    /// Runs jobs, and the jobs they cause, until none is left. An action runs at most once
+    /// per pass. `known` holds items already read for the first job; items this pass
+    /// commits are kept too, so the decision on an action's outcome starts from them
+    /// instead of reading them again (a commit conflict, or a decision that commits
+    /// nothing, reads afresh). Each decision's notifications go out while the next job
+    /// runs; when every job is done, `settle` (a claim key and a tag) is marked settled
+    /// beside the last of them.
+    pub(super) async fn drain_from(
+        &self,
+        pipeline: &Pipeline,
+        jobs: Vec<Job>,
+        now: Timestamp,
+        mut known: Snapshot,
+        settle: Option<(&str, &str)>,
+    ) -> Result<Report, EngineError> {
         let mut jobs = VecDeque::from(jobs);
         let mut report = Report::default();
         let mut executed: HashSet<Action> = HashSet::new();
+        let mut pending: Vec<Notification> = Vec::new();
         let mut done = 0;
+        let mut complete = true;
         while let Some(job) = jobs.pop_front() {
             done += 1;
             if done > MAX_JOBS {
@@ -160,24 +176,71 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                     left = jobs.len(),
                     "too many follow-up jobs for one event; stopping (a bug: please report it)"
                 );
+                complete = false;
                 break;
             }
             match job {
                 Job::Apply(work) => {
-                    let decided = retry_on_conflict(|| self.decide(pipeline, &work, now)).await?;
+                    let notes = std::mem::take(&mut pending);
+                    let (decided, ()) = tokio::join!(
+                        self.decide_retrying(pipeline, &work, now, &mut known),
+                        self.publish(notes)
+                    );
+                    let decided = decided?;
                     report.transitions.extend(decided.transitions);
                     report.refused.extend(decided.refused);
+                    pending = decided.notes;
                     jobs.extend(decided.jobs);
                 }
                 Job::Execute(action, release) => {
                     if executed.insert(action.clone()) {
-                        let outcomes = Box::pin(self.execute(pipeline, action, &release)).await;
+                        let notes = std::mem::take(&mut pending);
+                        let (outcomes, ()) = tokio::join!(
+                            Box::pin(self.execute(pipeline, action, &release)),
+                            self.publish(notes)
+                        );
                         jobs.extend(outcomes.into_iter().map(Job::Apply));
                     }
                 }
             }
         }
+        let settled = async {
+            if let (Some((key, tag)), true) = (settle, complete)
+                && let Err(e) = self.store.settle_claim(key, tag, now).await
+            {
+                // A replay then takes the longer way, and finds nothing left to do.
+                warn!(claim = %key, error = %e, "claim not marked settled");
+            }
+        };
+        tokio::join!(self.publish(pending), settled);
         Ok(report)
+    }
+
+    /// [`Engine::decide`], again while its commit meets a concurrent writer (with a
+    /// growing pause, up to [`COMMIT_ATTEMPTS`] times) or while it rests on unchecked
+    /// items (once, from fresh reads).
+    async fn decide_retrying(
+        &self,
+        pipeline: &Pipeline,
+        work: &Work,
+        now: Timestamp,
+        known: &mut Snapshot,
+    ) -> Result<Decided, EngineError> {
+        let mut n = 0;
+        loop {
+            n += 1;
+            match self.decide(pipeline, work, now, known).await {
+                Ok(decided) if decided.unchecked => {
+                    info!(service = %work.service, environment = %work.environment, "nothing committed from items known before; deciding again from fresh reads");
+                    *known = Snapshot::default();
+                }
+                Err(EngineError::Store(StoreError::Conflict { what })) if n < COMMIT_ATTEMPTS => {
+                    info!(conflict = %what, attempt = n, "concurrent change; deciding again");
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(n))).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Decides one unit of work and records the decision; returns what to do next.
@@ -186,6 +249,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         pipeline: &Pipeline,
         work: &Work,
         now: Timestamp,
+        known: &mut Snapshot,
     ) -> Result<Decided, EngineError> {
         let Some((service, stage)) = stage_of(pipeline, &work.service, &work.environment) else {
             let why = format!(
@@ -193,29 +257,50 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 work.service, work.environment
             );
             warn!(reason = %why, "ignored");
-            return Ok(Decided {
-                jobs: Vec::new(),
-                transitions: Vec::new(),
-                refused: Some(why),
-            });
+            return Ok(Decided::nothing(Vec::new(), Some(why), false));
         };
         let mut policy = Policy::for_stage(service, stage);
-        // The gate: alarms firing in the environments this one is held by.
-        for watched in &stage.hold_while_alarms_in {
-            let lane = self.store.lane(&service.name, watched).await?.item;
-            policy.held_by.extend(
-                lane.firing_alarms()
-                    .into_iter()
-                    .map(|name| format!("{name} ({watched})")),
-            );
-        }
         let subjects: Vec<ReleaseId> = match &work.subject {
+            // A release minted by this work is not read: its id is new (a ULID), and its
+            // commit writes it only if it does not exist.
+            Subject::Release(id, _) if work.new_release.as_ref().is_some_and(|r| r.id == *id) => {
+                Vec::new()
+            }
             Subject::Release(id, _) => vec![id.clone()],
             Subject::Lane(LaneEvent::Rollback { to: Some(id), .. }) => vec![id.clone()],
             _ => Vec::new(),
         };
-        let mut loaded =
-            LoadedLane::load(self.store, &work.service, &work.environment, &subjects).await?;
+        // The gate: alarms firing in the environments this one is held by.
+        let gates: Vec<LaneKey> = stage
+            .hold_while_alarms_in
+            .iter()
+            .map(|watched| (service.name.clone(), watched.clone()))
+            .collect();
+        let lane_key: LaneKey = (work.service.clone(), work.environment.clone());
+        let knew_lanes: HashSet<LaneKey> = known.lanes.keys().cloned().collect();
+        let knew_releases: HashSet<ReleaseId> = known.releases.keys().cloned().collect();
+        let mut loaded = LoadedLane::load_from(
+            self.store,
+            &work.service,
+            &work.environment,
+            &subjects,
+            &gates,
+            known,
+        )
+        .await?;
+        let cached = knew_lanes.contains(&lane_key)
+            || gates.iter().any(|g| knew_lanes.contains(g))
+            || loaded.versions.keys().any(|id| knew_releases.contains(id));
+        for (key, watched) in gates.iter().zip(&stage.hold_while_alarms_in) {
+            if let Some(lane) = known.lanes.get(key) {
+                policy.held_by.extend(
+                    lane.item
+                        .firing_alarms()
+                        .into_iter()
+                        .map(|name| format!("{name} ({watched})")),
+                );
+            }
+        }
         if let Some(r) = &work.new_release {
             loaded.add_new(r.clone());
         }
@@ -223,21 +308,15 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             Subject::Release(id, event) => apply(&loaded.view, id, event, &policy, now),
             Subject::Lane(event) => apply_lane(&loaded.view, event, &policy, now),
             Subject::Recover => {
-                return Ok(Decided {
-                    jobs: owed_jobs(&loaded.view, &policy, now, &[]),
-                    transitions: Vec::new(),
-                    refused: None,
-                });
+                let jobs = owed_jobs(&loaded.view, &policy, now, &[]);
+                return Ok(Decided::nothing(jobs, None, cached));
             }
         };
         let decision = match decided {
             Ok(d) if !d.is_noop() => d,
             Ok(_) => {
-                return Ok(Decided {
-                    jobs: owed_jobs(&loaded.view, &policy, now, &[]),
-                    transitions: Vec::new(),
-                    refused: None,
-                });
+                let jobs = owed_jobs(&loaded.view, &policy, now, &[]);
+                return Ok(Decided::nothing(jobs, None, cached));
             }
             Err(refused) => {
                 info!(
@@ -247,18 +326,25 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                     "ignored: the event does not apply to the current state"
                 );
                 // Whatever the lane still owes is finished all the same.
-                return Ok(Decided {
-                    jobs: owed_jobs(&loaded.view, &policy, now, &[]),
-                    transitions: Vec::new(),
-                    refused: Some(refused.to_string()),
-                });
+                let jobs = owed_jobs(&loaded.view, &policy, now, &[]);
+                return Ok(Decided::nothing(jobs, Some(refused.to_string()), cached));
             }
         };
         let mut commit = loaded.commit_for(&decision);
         commit.claim = work.claim.clone();
         commit.deployments = work.deployments.clone();
-        self.store.commit(commit).await?;
-        self.announce(work, &decision).await;
+        known.record(&commit);
+        // What the deployments decided here read first is read while the decision is
+        // committed: reads only, used only after the commit has landed.
+        let (committed, ()) = tokio::join!(
+            self.store.commit(commit),
+            self.prefetch(pipeline, &decision)
+        );
+        if let Err(e) = committed {
+            *known = Snapshot::default();
+            return Err(e.into());
+        }
+        let notes = notes(work, &decision);
         let mut jobs: Vec<Job> = decision
             .actions
             .iter()
@@ -275,33 +361,42 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             jobs,
             transitions: decision.transitions,
             refused: None,
+            notes,
+            unchecked: false,
         })
     }
 
-    /// Logs every transition and publishes its notification. Best effort: a failed publish
-    /// is logged and never blocks or retries the release.
-    async fn announce(&self, work: &Work, decision: &Decision) {
-        let mut notes = Vec::new();
-        if let Some(r) = &work.new_release {
-            notes.push(Notification::release_created(r));
+    /// Reads ahead for the deployments `decision` starts ([`Deployer::prefetch`]).
+    async fn prefetch(&self, pipeline: &Pipeline, decision: &Decision) {
+        for action in &decision.actions {
+            let Action::Deploy {
+                release,
+                environment,
+                ..
+            } = action
+            else {
+                continue;
+            };
+            let Some(release) = decision.view.releases.get(release) else {
+                continue;
+            };
+            if let Some((service, stage)) = stage_of(pipeline, &release.service, environment) {
+                self.deployer
+                    .prefetch(DeployRequest {
+                        release,
+                        service,
+                        stage,
+                    })
+                    .await;
+            }
         }
-        for t in &decision.transitions {
-            info!(
-                service = %t.service,
-                environment = %t.environment,
-                release = ?t.release.as_ref().map(ReleaseId::as_str),
-                from = ?t.from.map(StageState::as_str),
-                to = ?t.to.map(StageState::as_str),
-                cause = %t.cause,
-                actor = ?t.actor,
-                detail = ?t.detail,
-                "transition"
-            );
-            let release = t
-                .release
-                .as_ref()
-                .and_then(|id| decision.view.releases.get(id));
-            notes.push(Notification::transition(t, release));
+    }
+
+    /// Publishes notifications. Best effort: a failed publish is logged and never blocks
+    /// or retries the release.
+    async fn publish(&self, notes: Vec<Notification>) {
+        if notes.is_empty() {
+            return;
         }
         for (i, e) in self.notifier.publish_all(&notes).await {
             let (kind, service) = notes.get(i).map_or(("?".into(), "?"), |n| {
@@ -310,4 +405,31 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             warn!(kind = %kind, service = %service, error = ?e.message, retryable = e.retryable, "notification not sent; the release goes on");
         }
     }
+}
+
+/// Logs every transition of a committed decision and returns its notifications.
+fn notes(work: &Work, decision: &Decision) -> Vec<Notification> {
+    let mut notes = Vec::new();
+    if let Some(r) = &work.new_release {
+        notes.push(Notification::release_created(r));
+    }
+    for t in &decision.transitions {
+        info!(
+            service = %t.service,
+            environment = %t.environment,
+            release = ?t.release.as_ref().map(ReleaseId::as_str),
+            from = ?t.from.map(StageState::as_str),
+            to = ?t.to.map(StageState::as_str),
+            cause = %t.cause,
+            actor = ?t.actor,
+            detail = ?t.detail,
+            "transition"
+        );
+        let release = t
+            .release
+            .as_ref()
+            .and_then(|id| decision.view.releases.get(id));
+        notes.push(Notification::transition(t, release));
+    }
+    notes
 }

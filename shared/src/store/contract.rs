@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::{
-    Claim, Commit, DeploymentRef, LoadedLane, ReleaseStore, StoreError, StoredPipeline, Versioned,
+    Claim, ClaimRecord, Commit, DeploymentRef, LoadedLane, Reads, ReleaseStore, StoreError,
+    StoredPipeline, Versioned,
 };
 use crate::pipeline::Approval;
 use crate::release::{
@@ -75,7 +76,9 @@ macro_rules! store_contract_tests {
             pipeline_versions_increase_one_at_a_time,
             releases_of_a_service_come_newest_first,
             a_decision_conflicts_when_an_item_it_read_but_left_unchanged_moved,
-            a_pipeline_larger_than_one_item_round_trips);
+            a_pipeline_larger_than_one_item_round_trips,
+            one_read_returns_claim_pipeline_lanes_and_releases,
+            a_settled_claim_records_each_tag_once_and_only_while_held);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -566,4 +569,134 @@ pub async fn a_pipeline_larger_than_one_item_round_trips<S: ReleaseStore>(store:
         let current = store.pipeline().await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(current, Some(stored), "version {version} reads back whole");
     }
+}
+
+/// One read answers a claim, the current pipeline, lanes (one never written empty, at
+/// version 0) and the releases that exist, each at its stored version.
+pub async fn one_read_returns_claim_pipeline_lanes_and_releases<S: ReleaseStore>(store: &S) {
+    let (r1, r2, missing) = (release("api", 1), release("api", 2), release("api", 3));
+    arrive(store, &r1, "dev", Approval::None, T0).await;
+    arrive(store, &r2, "dev", Approval::None, T0).await; // queued behind r1
+    store
+        .commit(Commit {
+            claim: Some(Claim {
+                key: "push#team/api#sha256:1".into(),
+                value: r1.id.to_string(),
+                at: T0,
+                expires: Timestamp(T0.0 + 1_000),
+            }),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let stored = StoredPipeline {
+        version: 1,
+        source: "[pipeline]\n".into(),
+        applied_at: T0,
+        applied_by: "ana".into(),
+    };
+    store.put_pipeline(stored.clone()).await.unwrap();
+
+    let reads = Reads {
+        claim: Some("push#team/api#sha256:1".into()),
+        pipeline: true,
+        lanes: vec![("api".into(), "dev".into()), ("api".into(), "prod".into())],
+        releases: vec![r1.id.clone(), r2.id.clone(), missing.id.clone()],
+    };
+    let got = store.read(&reads, T0).await.unwrap();
+    assert_eq!(
+        got.claim,
+        Some(ClaimRecord {
+            value: r1.id.to_string(),
+            settled: Vec::new()
+        })
+    );
+    assert_eq!(got.pipeline.as_deref(), Some(&stored));
+    let dev = &got.lanes[&("api".to_string(), "dev".to_string())];
+    let lane = store.lane("api", "dev").await.unwrap();
+    assert_eq!(dev, &lane, "the lane as a single read returns it");
+    assert_eq!(dev.item.in_flight.as_ref(), Some(&r1.id));
+    assert_eq!(dev.item.queued.as_ref(), Some(&r2.id));
+    let prod = &got.lanes[&("api".to_string(), "prod".to_string())];
+    assert_eq!((prod.version, prod.item.in_flight.clone()), (0, None));
+    assert_eq!(got.releases.len(), 2, "the release never written is absent");
+    assert_eq!(
+        got.releases[&r1.id],
+        store.release(&r1.id).await.unwrap().unwrap()
+    );
+    assert_eq!(got.releases[&r2.id].version, 1);
+
+    // A newer pipeline is what the next read returns; an expired claim is no claim.
+    let newer = StoredPipeline {
+        version: 2,
+        source: "[pipeline]\n# v2\n".into(),
+        ..stored
+    };
+    store.put_pipeline(newer.clone()).await.unwrap();
+    let later = store.read(&reads, Timestamp(T0.0 + 2_000)).await.unwrap();
+    assert_eq!(later.pipeline.as_deref(), Some(&newer));
+    assert_eq!(later.claim, None);
+
+    // Nothing asked, nothing returned.
+    let none = store.read(&Reads::default(), T0).await.unwrap();
+    assert!(none.claim.is_none() && none.pipeline.is_none() && none.lanes.is_empty());
+}
+
+/// Settling records a tag on a held claim once; a claim that is missing or expired is left
+/// as it is, and a new claim of the key starts unsettled.
+pub async fn a_settled_claim_records_each_tag_once_and_only_while_held<S: ReleaseStore>(store: &S) {
+    let key = "push#team/api#sha256:2";
+    let read = |at: u64| {
+        let reads = Reads {
+            claim: Some(key.into()),
+            ..Reads::default()
+        };
+        async move {
+            store
+                .read(&reads, Timestamp(T0.0 + at))
+                .await
+                .unwrap()
+                .claim
+        }
+    };
+    store.settle_claim(key, "v1", T0).await.unwrap();
+    assert_eq!(read(0).await, None, "settling no claim creates none");
+    let claim = |at: u64| Claim {
+        key: key.into(),
+        value: "r1".into(),
+        at: Timestamp(T0.0 + at),
+        expires: Timestamp(T0.0 + at + 1_000),
+    };
+    store
+        .commit(Commit {
+            claim: Some(claim(0)),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    for tag in ["v1", "v1", "stable"] {
+        store.settle_claim(key, tag, T0).await.unwrap();
+    }
+    let mut settled = read(0).await.unwrap().settled;
+    settled.sort();
+    assert_eq!(settled, vec!["stable".to_string(), "v1".to_string()]);
+    // Expired: settling changes nothing, and a new claim of the key starts afresh.
+    store
+        .settle_claim(key, "late", Timestamp(T0.0 + 5_000))
+        .await
+        .unwrap();
+    store
+        .commit(Commit {
+            claim: Some(claim(5_000)),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        read(5_000).await,
+        Some(ClaimRecord {
+            value: "r1".into(),
+            settled: Vec::new()
+        })
+    );
 }

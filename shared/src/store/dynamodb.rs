@@ -8,26 +8,33 @@
 //! | claim       | `CLAIM#<business key>`      | `CLAIM`                             |                             |                   |
 //! | deployment  | `DEPLOYMENT#<id>`           | `DEPLOYMENT`                        |                             |                   |
 //! | pipeline    | `PIPELINE`                  | `VERSION#<0000000001>` (+ `#PART#<k>`) |                          |                   |
+//! | pointer     | `PIPELINE`                  | `CURRENT`                           |                             |                   |
 //!
+//! The pointer holds the current pipeline's `version` only: a reader that cached that
+//! version revalidates it with a key read in the batch it makes anyway (see [`Reads`]).
 //! Releases and lanes carry `version` (N) and are written only with `version = :read`
 //! (or `attribute_not_exists(pk)` for version 0). Documents are JSON in `doc`. Claims carry
 //! `ttl` (epoch seconds) for DynamoDB's TTL and `expires_ms` for exact expiry checks.
-//! Every read is a GetItem or a Query; nothing scans.
+//! Every read is a GetItem, a BatchGetItem or a Query; nothing scans.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Commit, DeploymentRef, ItemKey, ReleaseStore, StoreError, StoredPipeline, Versioned};
+use super::{
+    ClaimRecord, Commit, DeploymentRef, ItemKey, LaneKey, Reads, ReleaseStore, Snapshot,
+    StoreError, StoredPipeline, Versioned,
+};
 use crate::release::{Lane, Release, ReleaseId, Timestamp, Transition};
 
 const GSI1: &str = "gsi1";
@@ -35,6 +42,12 @@ const GSI1: &str = "gsi1";
 const PIPELINE_PART_BYTES: usize = 300_000;
 /// Parts of one pipeline version, all written in one transaction (at most 100 items).
 const MAX_PIPELINE_PARTS: usize = 90;
+/// Keys per BatchGetItem (DynamoDB's limit).
+const BATCH_KEYS: usize = 100;
+/// Calls of one BatchGetItem while DynamoDB leaves keys unprocessed (throttling).
+const BATCH_ATTEMPTS: u32 = 6;
+/// The sort key of the pipeline pointer item.
+const POINTER_SK: &str = "CURRENT";
 
 /// `text` in pieces of at most `max` bytes, cut on character boundaries.
 fn chunks(text: &str, max: usize) -> Vec<&str> {
@@ -85,11 +98,40 @@ fn pipeline_from_parts(items: &[Item]) -> Result<StoredPipeline, StoreError> {
 }
 type Item = HashMap<String, AttributeValue>;
 
+/// The pipeline a process read last, shared by the clones of one store.
+#[derive(Clone, Default)]
+struct PipelineCache(Arc<Mutex<Option<Arc<StoredPipeline>>>>);
+
+impl PipelineCache {
+    fn get(&self) -> Option<Arc<StoredPipeline>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, pipeline: Option<Arc<StoredPipeline>>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = pipeline;
+    }
+}
+
+impl std::fmt::Debug for PipelineCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PipelineCache({:?})", self.get().map(|p| p.version))
+    }
+}
+
 /// A [`ReleaseStore`] on one DynamoDB table.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     client: crate::aws::OnFirstUse<Client>,
     table: String,
+    pipeline: PipelineCache,
+}
+
+/// What an item of a batch read was asked for as.
+enum Wanted {
+    Claim,
+    Pointer,
+    Lane(LaneKey),
+    Release(ReleaseId),
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -177,6 +219,7 @@ impl DynamoStore {
         DynamoStore {
             client: client.into(),
             table: table.into(),
+            pipeline: PipelineCache::default(),
         }
     }
 
@@ -255,6 +298,60 @@ impl DynamoStore {
             .await
             .map_err(sdk_error)?;
         Ok(out.item)
+    }
+
+    /// Reads `keys` with consistent BatchGetItems, at most [`BATCH_KEYS`] per call, calling
+    /// again for the keys DynamoDB leaves unprocessed (it does under throttling).
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(BATCH_KEYS) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                if attempt > BATCH_ATTEMPTS {
+                    return Err(StoreError::Unavailable {
+                        message: format!(
+                            "DynamoDB left {} keys unprocessed after {BATCH_ATTEMPTS} BatchGetItem calls",
+                            pending.len()
+                        ),
+                    });
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Failed {
+                        message: e.to_string(),
+                    })?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(&self.table).unwrap_or_default());
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(found)
+    }
+
+    /// The newest pipeline, read with a Query (and its parts), and cached.
+    async fn load_pipeline(&self) -> Result<Option<Arc<StoredPipeline>>, StoreError> {
+        let loaded = self.newest_pipeline().await?.map(Arc::new);
+        self.pipeline.set(loaded.clone());
+        Ok(loaded)
     }
 
     /// Runs a query to the end (or to `limit` items), following pagination.
@@ -580,6 +677,148 @@ impl ReleaseStore for DynamoStore {
         Ok(out)
     }
 
+    async fn read(&self, reads: &Reads, now: Timestamp) -> Result<Snapshot, StoreError> {
+        let mut wanted: HashMap<(String, String), Wanted> = HashMap::new();
+        if let Some(key) = &reads.claim {
+            wanted.insert((format!("CLAIM#{key}"), "CLAIM".into()), Wanted::Claim);
+        }
+        let cached = self.pipeline.get().filter(|_| reads.pipeline);
+        if cached.is_some() {
+            wanted.insert(("PIPELINE".into(), POINTER_SK.into()), Wanted::Pointer);
+        }
+        for (service, environment) in &reads.lanes {
+            wanted.insert(
+                (format!("SERVICE#{service}"), format!("LANE#{environment}")),
+                Wanted::Lane((service.clone(), environment.clone())),
+            );
+        }
+        for id in &reads.releases {
+            wanted.insert(
+                (release_pk(id), "RELEASE".into()),
+                Wanted::Release(id.clone()),
+            );
+        }
+        // Without a cached pipeline, the pipeline is loaded beside the batch, not after it.
+        let load_beside = reads.pipeline && cached.is_none();
+        let batch_keys: Vec<Item> = wanted.keys().map(|(pk, sk)| keys(pk.clone(), sk)).collect();
+        let (items, loaded) = tokio::join!(
+            async {
+                if batch_keys.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    self.batch_get(batch_keys).await
+                }
+            },
+            async {
+                if load_beside {
+                    self.load_pipeline().await
+                } else {
+                    Ok(None)
+                }
+            }
+        );
+        let (items, loaded) = (items?, loaded?);
+        let mut snapshot = Snapshot {
+            pipeline: loaded,
+            ..Snapshot::default()
+        };
+        for (service, environment) in &reads.lanes {
+            snapshot.lanes.insert(
+                (service.clone(), environment.clone()),
+                Versioned {
+                    item: Lane::new(service, environment),
+                    version: 0,
+                },
+            );
+        }
+        let mut pointer = None;
+        for item in items {
+            let text = |name: &str| {
+                item.get(name)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let Some(what) = wanted.get(&(text("pk"), text("sk"))) else {
+                continue;
+            };
+            match what {
+                Wanted::Claim => {
+                    let what = format!("claim {}", reads.claim.as_deref().unwrap_or_default());
+                    if number(&item, "expires_ms", &what)? < now.0 {
+                        continue;
+                    }
+                    snapshot.claim = Some(ClaimRecord {
+                        value: item
+                            .get("value")
+                            .and_then(|v| v.as_s().ok())
+                            .cloned()
+                            .ok_or_else(|| StoreError::Corrupt {
+                                what,
+                                message: "no value attribute".into(),
+                            })?,
+                        settled: item
+                            .get("settled")
+                            .and_then(|v| v.as_ss().ok())
+                            .cloned()
+                            .unwrap_or_default(),
+                    });
+                }
+                Wanted::Pointer => pointer = Some(number(&item, "version", "pipeline pointer")?),
+                Wanted::Lane(key) => {
+                    let what = format!("lane {}/{}", key.0, key.1);
+                    snapshot.lanes.insert(
+                        key.clone(),
+                        Versioned {
+                            item: from_doc(&item, &what)?,
+                            version: number(&item, "version", &what)?,
+                        },
+                    );
+                }
+                Wanted::Release(id) => {
+                    let what = format!("release {id}");
+                    snapshot.releases.insert(
+                        id.clone(),
+                        Versioned {
+                            item: from_doc(&item, &what)?,
+                            version: number(&item, "version", &what)?,
+                        },
+                    );
+                }
+            }
+        }
+        if let Some(cached) = cached {
+            snapshot.pipeline = match pointer {
+                Some(version) if version == cached.version => Some(cached),
+                // Changed, or a table whose pipeline predates the pointer: read it again.
+                _ => self.load_pipeline().await?,
+            };
+        }
+        Ok(snapshot)
+    }
+
+    fn cached_pipeline(&self) -> Option<Arc<StoredPipeline>> {
+        self.pipeline.get()
+    }
+
+    async fn settle_claim(&self, key: &str, tag: &str, now: Timestamp) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys(format!("CLAIM#{key}"), "CLAIM")))
+            .update_expression("ADD settled :tag")
+            .condition_expression("attribute_exists(pk) AND expires_ms >= :now")
+            .expression_attribute_values(":tag", AttributeValue::Ss(vec![tag.to_string()]))
+            .expression_attribute_values(":now", n(now.0))
+            .send()
+            .await;
+        match result.map_err(sdk_error) {
+            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()), // gone or expired: nothing to settle
+            Err(e) => Err(e),
+        }
+    }
+
     async fn claimed(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
         let Some(item) = self.get(keys(format!("CLAIM#{key}"), "CLAIM")).await? else {
             return Ok(None);
@@ -609,6 +848,16 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn pipeline(&self) -> Result<Option<StoredPipeline>, StoreError> {
+        Ok(self.load_pipeline().await?.map(|p| (*p).clone()))
+    }
+
+    async fn put_pipeline(&self, pipeline: StoredPipeline) -> Result<(), StoreError> {
+        self.write_pipeline(pipeline).await
+    }
+}
+
+impl DynamoStore {
+    async fn newest_pipeline(&self) -> Result<Option<StoredPipeline>, StoreError> {
         // The newest item sorts last: the newest version's head, or its last part.
         let newest = self
             .query(
@@ -646,7 +895,7 @@ impl ReleaseStore for DynamoStore {
         pipeline_from_parts(&items).map(Some)
     }
 
-    async fn put_pipeline(&self, pipeline: StoredPipeline) -> Result<(), StoreError> {
+    async fn write_pipeline(&self, pipeline: StoredPipeline) -> Result<(), StoreError> {
         // Version N may only be written once, and only when N-1 exists: two concurrent applies
         // that both read N-1 cannot both land. The source is split over items so that a
         // pipeline of any size fits DynamoDB's 400 KB item limit.
@@ -690,6 +939,18 @@ impl ReleaseStore for DynamoStore {
                     .build(),
             );
         }
+        // The pointer readers revalidate their cached pipeline with; it only moves forward.
+        let mut pointer = keys("PIPELINE".into(), POINTER_SK);
+        pointer.insert("version".into(), n(pipeline.version));
+        tx = tx.transact_items(
+            TransactWriteItem::builder()
+                .put(build(
+                    self.put(pointer)
+                        .condition_expression("attribute_not_exists(pk) OR version < :v")
+                        .expression_attribute_values(":v", n(pipeline.version)),
+                )?)
+                .build(),
+        );
         if pipeline.version > 1 {
             tx = tx.transact_items(
                 TransactWriteItem::builder()

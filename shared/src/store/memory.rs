@@ -4,7 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Commit, DeploymentRef, ItemKey, ReleaseStore, StoreError, StoredPipeline, Versioned};
+use std::sync::Arc;
+
+use super::{
+    ClaimRecord, Commit, DeploymentRef, ItemKey, Reads, ReleaseStore, Snapshot, StoreError,
+    StoredPipeline, Versioned,
+};
 use crate::release::{Lane, Release, ReleaseId, Timestamp, Transition};
 
 #[derive(Default)]
@@ -12,7 +17,8 @@ struct Inner {
     releases: HashMap<ReleaseId, (u64, Release)>,
     lanes: BTreeMap<(String, String), (u64, Lane)>,
     history: Vec<Transition>,
-    claims: HashMap<String, (String, Timestamp)>,
+    /// Key → (value, expires, settled tags).
+    claims: HashMap<String, (String, Timestamp, Vec<String>)>,
     deployments: HashMap<String, DeploymentRef>,
     pipelines: Vec<StoredPipeline>,
 }
@@ -78,7 +84,7 @@ impl ReleaseStore for MemoryStore {
             }
         }
         if let Some(c) = &commit.claim
-            && let Some((value, expires)) = inner.claims.get(&c.key)
+            && let Some((value, expires, _)) = inner.claims.get(&c.key)
             && *expires >= c.at
         {
             return Err(StoreError::AlreadyClaimed {
@@ -106,10 +112,55 @@ impl ReleaseStore for MemoryStore {
         }
         inner.history.extend(commit.history);
         if let Some(c) = commit.claim {
-            inner.claims.insert(c.key, (c.value, c.expires));
+            inner.claims.insert(c.key, (c.value, c.expires, Vec::new()));
         }
         for d in commit.deployments {
             inner.deployments.insert(d.deployment_id.clone(), d);
+        }
+        Ok(())
+    }
+
+    async fn read(&self, reads: &Reads, now: Timestamp) -> Result<Snapshot, StoreError> {
+        let mut snapshot = Snapshot::default();
+        for (service, environment) in &reads.lanes {
+            snapshot.lanes.insert(
+                (service.clone(), environment.clone()),
+                self.lane(service, environment).await?,
+            );
+        }
+        for id in &reads.releases {
+            if let Some(r) = self.release(id).await? {
+                snapshot.releases.insert(id.clone(), r);
+            }
+        }
+        let inner = self.lock();
+        snapshot.claim = reads.claim.as_ref().and_then(|key| {
+            inner
+                .claims
+                .get(key)
+                .filter(|(_, expires, _)| *expires >= now)
+                .map(|(value, _, settled)| ClaimRecord {
+                    value: value.clone(),
+                    settled: settled.clone(),
+                })
+        });
+        if reads.pipeline {
+            snapshot.pipeline = inner.pipelines.last().cloned().map(Arc::new);
+        }
+        Ok(snapshot)
+    }
+
+    fn cached_pipeline(&self) -> Option<Arc<StoredPipeline>> {
+        // Nothing to save: reading is free here, so "cached" is simply the current one.
+        self.lock().pipelines.last().cloned().map(Arc::new)
+    }
+
+    async fn settle_claim(&self, key: &str, tag: &str, now: Timestamp) -> Result<(), StoreError> {
+        if let Some((_, expires, settled)) = self.lock().claims.get_mut(key)
+            && *expires >= now
+            && !settled.iter().any(|t| t == tag)
+        {
+            settled.push(tag.to_string());
         }
         Ok(())
     }
@@ -199,8 +250,8 @@ impl ReleaseStore for MemoryStore {
             .lock()
             .claims
             .get(key)
-            .filter(|(_, expires)| *expires >= now)
-            .map(|(v, _)| v.clone()))
+            .filter(|(_, expires, _)| *expires >= now)
+            .map(|(v, _, _)| v.clone()))
     }
 
     async fn deployment(&self, deployment_id: &str) -> Result<Option<DeploymentRef>, StoreError> {

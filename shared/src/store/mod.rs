@@ -13,6 +13,7 @@ pub mod contract;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,91 @@ pub struct Claim {
     pub at: Timestamp,
     /// When DynamoDB's TTL may delete it.
     pub expires: Timestamp,
+}
+
+/// An unexpired idempotency claim as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRecord {
+    /// What the first processing recorded (for a push: its release id).
+    pub value: String,
+    /// Tags of pushes of this digest whose processing ran to its end ([`ReleaseStore::settle_claim`]):
+    /// a replay of one of them has nothing left to do.
+    pub settled: Vec<String>,
+}
+
+/// A lane's key: service and environment.
+pub type LaneKey = (String, String);
+
+/// Items one decision needs, read together: in one round trip where the store can
+/// (DynamoDB: one consistent `BatchGetItem`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// An idempotency claim, by business key.
+    pub claim: Option<String>,
+    /// The current pipeline: the one this store cached, revalidated against a small pointer
+    /// item read in the same round trip, and loaded only when it changed.
+    pub pipeline: bool,
+    pub lanes: Vec<LaneKey>,
+    pub releases: Vec<ReleaseId>,
+}
+
+impl Reads {
+    pub fn is_empty(&self) -> bool {
+        self.claim.is_none() && !self.pipeline && self.lanes.is_empty() && self.releases.is_empty()
+    }
+}
+
+/// What a [`Reads`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The claim, if one is held and unexpired.
+    pub claim: Option<ClaimRecord>,
+    /// The current pipeline, when asked for and one was ever applied.
+    pub pipeline: Option<Arc<StoredPipeline>>,
+    /// Every lane asked for; one never written comes back empty at version 0.
+    pub lanes: BTreeMap<LaneKey, Versioned<Lane>>,
+    /// The releases asked for that exist.
+    pub releases: BTreeMap<ReleaseId, Versioned<Release>>,
+}
+
+impl Snapshot {
+    /// Adds the lanes and releases of `other` (a later read wins).
+    pub fn absorb(&mut self, other: Snapshot) {
+        self.lanes.extend(other.lanes);
+        self.releases.extend(other.releases);
+    }
+
+    /// Takes in what `commit` writes, at the versions it writes them: the state after it
+    /// lands. (On a failed commit the caller forgets everything instead.)
+    pub fn record(&mut self, commit: &Commit) {
+        for r in &commit.releases {
+            self.releases.insert(
+                r.item.id.clone(),
+                Versioned {
+                    item: r.item.clone(),
+                    version: r.version + 1,
+                },
+            );
+        }
+        for l in &commit.lanes {
+            self.lanes.insert(
+                (l.item.service.clone(), l.item.environment.clone()),
+                Versioned {
+                    item: l.item.clone(),
+                    version: l.version + 1,
+                },
+            );
+        }
+    }
+}
+
+/// `reads`, unless there is nothing to read (no round trip then).
+async fn read_some<S: ReleaseStore>(store: &S, reads: &Reads) -> Result<Snapshot, StoreError> {
+    if reads.is_empty() {
+        return Ok(Snapshot::default());
+    }
+    // No claim is asked for, so the time does not matter.
+    store.read(reads, Timestamp(0)).await
 }
 
 /// Which release and stage a CodeDeploy or ECS deployment belongs to.
@@ -175,6 +261,26 @@ pub trait ReleaseStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Transition>, StoreError>> + Send;
 
+    /// Reads `reads` together (see [`Reads`]); `now` decides whether a claim has expired.
+    fn read(
+        &self,
+        reads: &Reads,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
+
+    /// The pipeline this store last read, without I/O: lets a caller name the items of its
+    /// first read before the pipeline is revalidated (by that same read).
+    fn cached_pipeline(&self) -> Option<Arc<StoredPipeline>>;
+
+    /// Records on an unexpired claim that the delivery with `tag` ran to its end, so that a
+    /// replay of it answers from one read. A claim that is gone or expired is left alone.
+    fn settle_claim(
+        &self,
+        key: &str,
+        tag: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The value recorded under an unexpired idempotency key.
     fn claimed(
         &self,
@@ -213,25 +319,83 @@ impl LoadedLane {
         environment: &str,
         extra: &[ReleaseId],
     ) -> Result<LoadedLane, StoreError> {
-        let lane = store.lane(service, environment).await?;
-        let mut ids = LaneView::referenced(&lane.item);
-        ids.extend(extra.iter().cloned());
-        ids.sort();
-        ids.dedup();
+        Self::load_from(
+            store,
+            service,
+            environment,
+            extra,
+            &[],
+            &mut Snapshot::default(),
+        )
+        .await
+    }
+
+    /// Loads a lane like [`LoadedLane::load`], taking what `known` already holds (items read
+    /// or written earlier in the same pass) and reading only the rest, with `also_lanes`, in
+    /// at most two round trips: the lanes with the subjects, then the releases the lane
+    /// references. Whatever is read is added to `known`.
+    pub async fn load_from<S: ReleaseStore>(
+        store: &S,
+        service: &str,
+        environment: &str,
+        extra: &[ReleaseId],
+        also_lanes: &[LaneKey],
+        known: &mut Snapshot,
+    ) -> Result<LoadedLane, StoreError> {
+        let key: LaneKey = (service.to_string(), environment.to_string());
+        let unknown = |ids: &mut dyn Iterator<Item = &ReleaseId>, known: &Snapshot| {
+            let mut ids: Vec<ReleaseId> = ids
+                .filter(|id| !known.releases.contains_key(*id))
+                .cloned()
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        let lanes: Vec<LaneKey> = std::iter::once(&key)
+            .chain(also_lanes)
+            .filter(|l| !known.lanes.contains_key(*l))
+            .cloned()
+            .collect();
+        if !lanes.is_empty() {
+            // The lanes first, with the subjects; the releases a lane references are
+            // known only once it is read.
+            let first = Reads {
+                lanes,
+                releases: unknown(&mut extra.iter(), known),
+                ..Reads::default()
+            };
+            known.absorb(read_some(store, &first).await?);
+        }
+        let lane = known
+            .lanes
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| StoreError::Failed {
+                message: format!("the store did not return lane {service}/{environment}"),
+            })?;
+        let referenced = LaneView::referenced(&lane.item);
+        let second = Reads {
+            releases: unknown(&mut referenced.iter().chain(extra), known),
+            ..Reads::default()
+        };
+        known.absorb(read_some(store, &second).await?);
         let mut releases = BTreeMap::new();
         let mut versions = BTreeMap::new();
-        for id in ids {
-            let Some(r) = store.release(&id).await? else {
-                if extra.contains(&id) {
-                    continue; // a subject not stored yet: the caller adds it
+        for id in referenced.iter().chain(extra) {
+            match known.releases.get(id) {
+                Some(r) => {
+                    versions.insert(id.clone(), r.version);
+                    releases.insert(id.clone(), r.item.clone());
                 }
-                return Err(StoreError::Corrupt {
-                    what: format!("lane {service}/{environment}"),
-                    message: format!("references release {id}, which does not exist"),
-                });
-            };
-            versions.insert(id.clone(), r.version);
-            releases.insert(id, r.item);
+                None if extra.contains(id) => {} // a subject not stored yet: the caller adds it
+                None => {
+                    return Err(StoreError::Corrupt {
+                        what: format!("lane {service}/{environment}"),
+                        message: format!("references release {id}, which does not exist"),
+                    });
+                }
+            }
         }
         Ok(LoadedLane {
             view: LaneView {

@@ -537,17 +537,25 @@ async fn without_a_pipeline_the_error_says_how_to_store_one() {
 
 #[test]
 fn the_same_pipeline_text_is_parsed_once_and_other_text_again() {
-    let a = parse_cached(PIPELINE).unwrap();
-    let b = parse_cached(PIPELINE).unwrap();
+    let stored = |source: &str| {
+        Arc::new(StoredPipeline {
+            version: 1,
+            source: source.to_string(),
+            applied_at: T0,
+            applied_by: "ana".into(),
+        })
+    };
+    let a = parse_cached(&stored(PIPELINE)).unwrap();
+    let b = parse_cached(&stored(PIPELINE)).unwrap();
     assert!(Arc::ptr_eq(&a, &b), "warm invocations reuse the parse");
     let other = PIPELINE.replace("bake = \"10m\"", "bake = \"20m\"");
-    let c = parse_cached(&other).unwrap();
+    let c = parse_cached(&stored(&other)).unwrap();
     assert!(!Arc::ptr_eq(&a, &c));
     assert_eq!(
         c.services["api"].stage("dev").unwrap().bake,
         Duration::from_secs(1200)
     );
-    assert!(parse_cached("not toml [").is_err());
+    assert!(parse_cached(&stored("not toml [")).is_err());
 }
 
 /// Decides `event` for `release` in `service/env` and commits the decision as the engine
