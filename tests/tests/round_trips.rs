@@ -3,8 +3,7 @@
 //! reports, held by a test. The engine runs over the real adapters and a store that has
 //! cached nothing, as in a fresh Lambda process.
 //!
-//! One test in this binary: the emulator's call counter is global, so nothing else may
-//! call it meanwhile.
+//! The emulator's call counter is global: the tests here take turns ([`COUNTING`]).
 
 use std::future::Future;
 
@@ -15,6 +14,9 @@ use shiplane_e2e::{
     aws_adapters, aws_config, aws_round_trips, deployed_world, image_push, reset_aws_calls,
     set_aws_latency,
 };
+
+/// Held by each test while it counts calls.
+static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// What `work` returns, and its AWS calls in sequential round trips.
 async fn counted<T>(work: impl Future<Output = T>) -> (T, Vec<Vec<String>>) {
@@ -36,6 +38,7 @@ fn created(outcome: &PushOutcome) -> Option<StageState> {
 
 #[tokio::test]
 async fn pushes_take_at_most_eight_round_trips_to_deploy_four_to_queue_and_one_to_replay() {
+    let _alone = COUNTING.lock().await;
     let (p, account, setup) = deployed_world().await;
     let aws = aws_adapters(&account).await;
     // A new store on the same table: nothing cached, as in a fresh process.
@@ -58,9 +61,26 @@ async fn pushes_take_at_most_eight_round_trips_to_deploy_four_to_queue_and_one_t
         "a first push to a free blue/green lane: {} round trips: {trips:?}",
         trips.len()
     );
-    assert!(
-        trips.iter().any(|wave| wave.len() > 1),
-        "independent calls overlap: {trips:?}"
+    // The deployment's reads overlap the commit that decides it, and are made once.
+    let wave_of = |op: &str| trips.iter().position(|w| w.iter().any(|c| c == op));
+    let count = |op: &str| trips.iter().flatten().filter(|c| *c == op).count();
+    assert_eq!(count("ecs.DescribeServices"), 1, "{trips:?}");
+    assert_eq!(
+        wave_of("ecs.DescribeServices"),
+        wave_of("dynamodb.TransactWriteItems"),
+        "{trips:?}"
+    );
+    assert_eq!(
+        trips
+            .iter()
+            .filter(|w| w
+                .iter()
+                .filter(|c| *c == "ecs.DescribeTaskDefinition")
+                .count()
+                == 2)
+            .count(),
+        1,
+        "the base and the family's latest revision in one round trip: {trips:?}"
     );
 
     let (queued, trips) = counted(engine.on_push(&pushes[1], Timestamp::now())).await;
@@ -101,4 +121,65 @@ async fn pushes_take_at_most_eight_round_trips_to_deploy_four_to_queue_and_one_t
         vec![vec!["dynamodb.BatchGetItem".to_string()]],
         "a replay of a handled push is one read"
     );
+}
+
+/// The pipeline a process cached is revalidated by the pointer item inside the batch it
+/// reads anyway: no Query while it is current, the new version as soon as another process
+/// applies one, and a table whose pipeline predates the pointer still read right.
+#[tokio::test]
+async fn a_cached_pipeline_costs_no_query_until_another_process_applies_a_new_one() {
+    use shiplane::store::{Reads, ReleaseStore, StoredPipeline};
+    let _alone = COUNTING.lock().await;
+    let config = aws_config().await;
+    let writer = shiplane_e2e::fresh_store().await;
+    let reader = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), writer.table());
+    let version = |v: u64| StoredPipeline {
+        version: v,
+        source: format!("[pipeline]\n# version {v}\n"),
+        applied_at: Timestamp(v),
+        applied_by: "ana".into(),
+    };
+    let reads = Reads {
+        claim: Some("push#x#sha256:0".into()),
+        pipeline: true,
+        ..Reads::default()
+    };
+    writer.put_pipeline(version(1)).await.unwrap();
+    let (cold, _) = counted(reader.read(&reads, Timestamp::now())).await;
+    assert_eq!(cold.unwrap().pipeline.unwrap().version, 1);
+
+    let (warm, trips) = counted(reader.read(&reads, Timestamp::now())).await;
+    assert_eq!(warm.unwrap().pipeline.unwrap().version, 1);
+    assert_eq!(trips, vec![vec!["dynamodb.BatchGetItem".to_string()]]);
+
+    writer.put_pipeline(version(2)).await.unwrap();
+    let (changed, trips) = counted(reader.read(&reads, Timestamp::now())).await;
+    assert_eq!(changed.unwrap().pipeline.as_deref(), Some(&version(2)));
+    assert_eq!(
+        trips.len(),
+        2,
+        "the pointer, then the new version: {trips:?}"
+    );
+
+    // A pipeline applied before the pointer existed: read again each time, never stale.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    dynamodb
+        .delete_item()
+        .table_name(writer.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("PIPELINE".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("CURRENT".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let without = reader.read(&reads, Timestamp::now()).await.unwrap();
+    assert_eq!(without.pipeline.unwrap().version, 2);
+    writer.put_pipeline(version(3)).await.unwrap();
+    let after = reader.read(&reads, Timestamp::now()).await.unwrap();
+    assert_eq!(after.pipeline.unwrap().version, 3);
 }

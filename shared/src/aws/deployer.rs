@@ -1089,6 +1089,26 @@ mod tests {
     }
 
     #[test]
+    fn the_family_of_a_task_definition_comes_from_its_arn_or_name() {
+        for (td, family) in [
+            (
+                "arn:aws:ecs:us-east-1:123456789012:task-definition/api-dev:42",
+                Some("api-dev"),
+            ),
+            (
+                "arn:aws-cn:ecs:cn-north-1:1:task-definition/a_b-c:1",
+                Some("a_b-c"),
+            ),
+            ("api:7", Some("api")),
+            ("api", None),
+            ("arn:aws:ecs:us-east-1:1:task-definition/api:latest", None),
+            (":3", None),
+        ] {
+            assert_eq!(family_of(td), family, "{td}");
+        }
+    }
+
+    #[test]
     fn image_repository_strips_tag_and_digest_but_not_ports() {
         assert_eq!(
             image_repository("1.dkr.ecr.r.amazonaws.com/shiplane/api:v1"),

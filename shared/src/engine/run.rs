@@ -13,7 +13,9 @@ use crate::release::{
     Action, Decision, Event, LaneEvent, LaneView, Owed, Policy, Release, ReleaseId, StageState,
     Timestamp, Transition, apply, apply_lane, owed,
 };
-use crate::store::{Claim, DeploymentRef, LaneKey, LoadedLane, ReleaseStore, Snapshot, StoreError};
+use crate::store::{
+    Claim, Commit, DeploymentRef, LaneKey, LoadedLane, ReleaseStore, Snapshot, StoreError,
+};
 
 /// Attempts at a decision whose commit keeps meeting concurrent writers.
 const COMMIT_ATTEMPTS: u32 = 5;
@@ -333,7 +335,11 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let mut commit = loaded.commit_for(&decision);
         commit.claim = work.claim.clone();
         commit.deployments = work.deployments.clone();
-        known.record(&commit);
+        let written = Commit {
+            releases: commit.releases.clone(),
+            lanes: commit.lanes.clone(),
+            ..Commit::default()
+        };
         // What the deployments decided here read first is read while the decision is
         // committed: reads only, used only after the commit has landed.
         let (committed, ()) = tokio::join!(
@@ -341,9 +347,11 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             self.prefetch(pipeline, &decision)
         );
         if let Err(e) = committed {
+            // Something changed under this pass: everything it knows is read again.
             *known = Snapshot::default();
             return Err(e.into());
         }
+        known.record(&written);
         let notes = notes(work, &decision);
         let mut jobs: Vec<Job> = decision
             .actions

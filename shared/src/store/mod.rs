@@ -102,8 +102,7 @@ impl Snapshot {
         self.releases.extend(other.releases);
     }
 
-    /// Takes in what `commit` writes, at the versions it writes them: the state after it
-    /// lands. (On a failed commit the caller forgets everything instead.)
+    /// Takes in what a landed `commit` wrote, at the versions it wrote them.
     pub fn record(&mut self, commit: &Commit) {
         for r in &commit.releases {
             self.releases.insert(
