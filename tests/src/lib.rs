@@ -5,6 +5,7 @@
 //! in parallel against one emulator without seeing each other's items.
 
 pub mod check_server;
+pub mod round_trips;
 pub mod runtime_api;
 
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -297,6 +298,25 @@ pub async fn deployment_succeeds(
     environment: &str,
     now: shiplane::release::Timestamp,
 ) {
+    let change = deployment_success(engine, release, environment, now).await;
+    let out = engine
+        .on_deployment_state(&change, now)
+        .await
+        .unwrap_or_else(|e| panic!("the deployment's success: {e}"));
+    assert!(
+        matches!(out, shiplane::inbound::Inbound::Accepted(_)),
+        "{out:?}"
+    );
+}
+
+/// CodeDeploy finishes the deployment of `release` in `environment` (its status set to
+/// Succeeded in the emulator): the state-change event it sends for that.
+pub async fn deployment_success(
+    engine: &AwsEngine<'_>,
+    release: &shiplane::release::ReleaseId,
+    environment: &str,
+    now: shiplane::release::Timestamp,
+) -> shiplane::inbound::codedeploy::DeploymentStateChange {
     use shiplane::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
     let pipeline = engine.pipeline().await.expect("a pipeline is stored");
     let stored = shiplane::store::ReleaseStore::release(engine.store, release)
@@ -317,21 +337,13 @@ pub async fn deployment_succeeds(
     };
     let deployment = deployment_of(engine.store, release, environment).await;
     set_deployment_status(&deployment, "Succeeded");
-    let change = DeploymentStateChange {
+    DeploymentStateChange {
         deployment_id: deployment,
         application: codedeploy.application.clone(),
         deployment_group: codedeploy.deployment_group.clone(),
         state: DeploymentState::Success,
         at: now,
-    };
-    let out = engine
-        .on_deployment_state(&change, now)
-        .await
-        .unwrap_or_else(|e| panic!("the deployment's success: {e}"));
-    assert!(
-        matches!(out, shiplane::inbound::Inbound::Accepted(_)),
-        "{out:?}"
-    );
+    }
 }
 
 /// What the emulator's Scheduler recorded: `log` (created, fired, deleted) and the

@@ -10,23 +10,14 @@ use std::future::Future;
 use shiplane::engine::PushOutcome;
 use shiplane::release::{StageState, Timestamp};
 use shiplane::store::DynamoStore;
-use shiplane_e2e::{
-    aws_adapters, aws_config, aws_round_trips, deployed_world, image_push, reset_aws_calls,
-    set_aws_latency,
-};
-
-/// Held by each test while it counts calls.
-static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use shiplane_e2e::round_trips::{COUNTING, release_steps};
+use shiplane_e2e::{aws_adapters, aws_config, deployed_world, image_push};
 
 /// What `work` returns, and its AWS calls in sequential round trips.
 async fn counted<T>(work: impl Future<Output = T>) -> (T, Vec<Vec<String>>) {
-    reset_aws_calls();
-    set_aws_latency(10);
-    let out = work.await;
-    set_aws_latency(0);
-    let trips = aws_round_trips();
-    eprintln!("{} round trips: {trips:?}", trips.len());
-    (out, trips)
+    let (out, cost) = shiplane_e2e::round_trips::counted(work).await;
+    eprintln!("{} round trips: {:?}", cost.trips.len(), cost.trips);
+    (out, cost.trips)
 }
 
 fn created(outcome: &PushOutcome) -> Option<StageState> {
@@ -182,4 +173,25 @@ async fn a_cached_pipeline_costs_no_query_until_another_process_applies_a_new_on
     writer.put_pipeline(version(3)).await.unwrap();
     let after = reader.read(&reads, Timestamp::now()).await.unwrap();
     assert_eq!(after.pipeline.unwrap().version, 3);
+}
+
+#[tokio::test]
+async fn each_function_handles_its_step_of_a_release_within_its_target() {
+    let _alone = COUNTING.lock().await;
+    let mut over = Vec::new();
+    for step in Box::pin(release_steps()).await {
+        let trips = &step.cost.trips;
+        let line = format!(
+            "{}: {}: {} round trips (target {}): {trips:?}",
+            step.function,
+            step.what,
+            trips.len(),
+            step.target
+        );
+        eprintln!("{line}");
+        if trips.len() > step.target {
+            over.push(line);
+        }
+    }
+    assert!(over.is_empty(), "over target:\n{}", over.join("\n"));
 }

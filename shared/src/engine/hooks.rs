@@ -9,14 +9,14 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use super::run::Work;
-use super::{Engine, EngineError, stage_of};
+use super::{Engine, EngineError, parsed, stage_of};
 use crate::aws::{
     Deployer, HookReporter, HookStatus, Notification, Notifier, Timer, parse_deployment_description,
 };
 use crate::checks::{CheckContext, CheckResult, Checker};
 use crate::pipeline::LifecycleHook;
 use crate::release::{Event, ReleaseId, Timestamp};
-use crate::store::{Claim, Commit, DeploymentRef, ReleaseStore, StoreError};
+use crate::store::{Claim, Commit, DeploymentRef, Reads, ReleaseStore, StoreError};
 
 /// Time kept back from the invocation's deadline to record and report the verdict.
 pub const REPORT_RESERVE: Duration = Duration::from_secs(3);
@@ -122,20 +122,41 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         now: Timestamp,
     ) -> Verdict {
         let key = format!("hook#{}#{}", hook.deployment_id, hook.execution_id);
-        match self.store.claimed(&key, now).await {
-            Ok(Some(recorded)) => {
-                info!(deployment = %hook.deployment_id, recorded = %recorded, "hook already answered; answering the same");
-                return recorded_verdict(&recorded);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                return Verdict::failed(format!("the release store is unavailable: {e}"), None);
-            }
+        // One round trip: the recorded answer (if any) and the pipeline, the deployment's
+        // reference, and this attempt's claim on the hook execution.
+        let reads = Reads {
+            claim: Some(key.clone()),
+            pipeline: true,
+            ..Reads::default()
+        };
+        let (snapshot, reference, attempt) = tokio::join!(
+            self.store.read(&reads, now),
+            self.store.deployment(&hook.deployment_id),
+            self.store.commit(attempt_claim(&key, checks_end, now))
+        );
+        let unavailable = |e: StoreError| format!("the release store is unavailable: {e}");
+        let snapshot = match snapshot {
+            Ok(s) => s,
+            Err(e) => return Verdict::failed(unavailable(e), None),
+        };
+        if let Some(recorded) = &snapshot.claim {
+            info!(deployment = %hook.deployment_id, recorded = %recorded.value, "hook already answered; answering the same");
+            return recorded_verdict(&recorded.value);
         }
-        if let Some(verdict) = self.earlier_attempt(hook, &key, checks_end, now).await {
-            return verdict;
+        match attempt {
+            Ok(()) => {}
+            Err(StoreError::AlreadyClaimed { value, .. }) => {
+                let earlier_by = Timestamp(value.parse().unwrap_or(0));
+                return self
+                    .earlier_attempt(hook, &key, earlier_by, checks_end, now)
+                    .await;
+            }
+            Err(e) => return Verdict::failed(unavailable(e), None),
         }
-        let target = match self.hook_target(reporter, &hook.deployment_id).await {
+        let target = match self
+            .hook_target(reporter, &hook.deployment_id, reference)
+            .await
+        {
             Ok(Some(t)) => t,
             Ok(None) => {
                 // CodeDeploy's automatic rollback of a Shiplane deployment is a deployment
@@ -173,7 +194,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             .await;
             return Verdict::failed(what, Some(release));
         };
-        let pipeline = match self.pipeline().await {
+        let pipeline = match parsed(snapshot.pipeline.as_ref()) {
             Ok(p) => p,
             Err(e) => return Verdict::failed(e.to_string(), Some(release)),
         };
@@ -310,58 +331,36 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         }
     }
 
-    /// Claims this hook execution for this attempt, until the time it must answer by. When
-    /// an earlier attempt holds it (Lambda retries an invocation that crashed or timed
-    /// out; CodeDeploy may invoke twice), waits for that attempt's verdict until its own
-    /// answer time has passed, then fails closed: a check that kills its process is not
-    /// run again and again while CodeDeploy waits an hour. None: this attempt runs.
+    /// An earlier attempt holds this hook execution (Lambda retries an invocation that
+    /// crashed or timed out; CodeDeploy may invoke twice) and answers by `earlier_by`:
+    /// waits for its verdict until this attempt's own answer time has passed, then fails
+    /// closed: a check that kills its process is not run again and again while CodeDeploy
+    /// waits an hour.
     async fn earlier_attempt(
         &self,
         hook: &HookInvocation,
         key: &str,
+        earlier_by: Timestamp,
         checks_end: Instant,
         now: Timestamp,
-    ) -> Option<Verdict> {
-        let answer_by = now.after(checks_end.saturating_duration_since(Instant::now()));
-        let running = Commit {
-            claim: Some(Claim {
-                key: format!("{key}#attempt"),
-                value: answer_by.0.to_string(),
-                at: now,
-                expires: now.after(HOOK_CLAIM_TTL),
-            }),
-            ..Commit::default()
-        };
-        let earlier_by = match self.store.commit(running).await {
-            Ok(()) => return None,
-            Err(StoreError::AlreadyClaimed { value, .. }) => Timestamp(value.parse().unwrap_or(0)),
-            Err(e) => {
-                return Some(Verdict::failed(
-                    format!("the release store is unavailable: {e}"),
-                    None,
-                ));
-            }
-        };
+    ) -> Verdict {
         warn!(deployment = %hook.deployment_id, execution = %hook.execution_id, "an earlier attempt of this hook exists; waiting for its verdict");
         let started = Instant::now();
         loop {
             let current = now.after(started.elapsed());
             match self.store.claimed(key, current).await {
-                Ok(Some(recorded)) => return Some(recorded_verdict(&recorded)),
+                Ok(Some(recorded)) => return recorded_verdict(&recorded),
                 Ok(None) => {}
                 Err(e) => {
-                    return Some(Verdict::failed(
-                        format!("the release store is unavailable: {e}"),
-                        None,
-                    ));
+                    return Verdict::failed(format!("the release store is unavailable: {e}"), None);
                 }
             }
             let waited_enough = current > earlier_by.after(ATTEMPT_GRACE);
             if waited_enough || Instant::now() + ATTEMPT_POLL >= checks_end {
-                return Some(Verdict::failed(
+                return Verdict::failed(
                     "an earlier attempt of this hook ended without answering (it crashed or ran out of time); its checks are not run again",
                     None,
-                ));
+                );
             }
             tokio::time::sleep(ATTEMPT_POLL).await;
         }
@@ -374,14 +373,10 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         &self,
         reporter: &R,
         deployment_id: &str,
+        reference: Result<Option<DeploymentRef>, StoreError>,
     ) -> Result<Option<(ReleaseId, String, String)>, String> {
         let unavailable = |e: StoreError| format!("the release store is unavailable: {e}");
-        if let Some(r) = self
-            .store
-            .deployment(deployment_id)
-            .await
-            .map_err(unavailable)?
-        {
+        if let Some(r) = reference.map_err(unavailable)? {
             return Ok(Some((r.release, r.service, r.environment)));
         }
         let description = reporter
@@ -417,6 +412,21 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         {
             warn!(error = ?e.message, "alert not sent");
         }
+    }
+}
+
+/// The claim that holds a hook execution for one attempt, until the time it must answer
+/// by: a second attempt finds it taken.
+fn attempt_claim(key: &str, checks_end: Instant, now: Timestamp) -> Commit {
+    let answer_by = now.after(checks_end.saturating_duration_since(Instant::now()));
+    Commit {
+        claim: Some(Claim {
+            key: format!("{key}#attempt"),
+            value: answer_by.0.to_string(),
+            at: now,
+            expires: now.after(HOOK_CLAIM_TTL),
+        }),
+        ..Commit::default()
     }
 }
 

@@ -158,16 +158,46 @@ fn parsed(stored: Option<&Arc<StoredPipeline>>) -> Result<Arc<Pipeline>, EngineE
     })
 }
 
-/// The lanes a decision in `environment` reads: its own, and those its gate watches.
-fn lanes_read_by(service: &Service, environment: &str) -> Vec<LaneKey> {
-    let gates = service
-        .stage(environment)
-        .map(|stage| stage.hold_while_alarms_in.as_slice())
-        .unwrap_or_default();
-    std::iter::once(environment)
-        .chain(gates.iter().map(String::as_str))
-        .map(|env| (service.name.clone(), env.to_string()))
+/// The lanes a decision in `environment` reads: its own, and those its gate watches; with
+/// `next`, also the next environment's and its gate's (a decision that may promote).
+fn lanes_read_by(service: &Service, environment: &str, next: bool) -> Vec<LaneKey> {
+    let with_gates = |env: &str| {
+        let gates = service
+            .stage(env)
+            .map(|stage| stage.hold_while_alarms_in.clone())
+            .unwrap_or_default();
+        std::iter::once(env.to_string()).chain(gates)
+    };
+    let mut envs: Vec<String> = with_gates(environment).collect();
+    if next
+        && let Some(after) = service
+            .stages
+            .iter()
+            .skip_while(|s| s.environment != environment)
+            .nth(1)
+    {
+        envs.extend(with_gates(&after.environment));
+    }
+    envs.sort_unstable();
+    envs.dedup();
+    envs.into_iter()
+        .map(|env| (service.name.clone(), env))
         .collect()
+}
+
+/// The lanes `lanes_read_by` names for `service` in the pipeline this process cached, or
+/// just the event's own lane when nothing is cached: what an event's first read can take
+/// along before the pipeline is revalidated.
+fn lanes_guessed<S: ReleaseStore>(store: &S, service: &str, environment: &str) -> Vec<LaneKey> {
+    store
+        .cached_pipeline()
+        .and_then(|cached| parse_cached(&cached).ok())
+        .and_then(|p| {
+            p.services
+                .get(service)
+                .map(|s| lanes_read_by(s, environment, true))
+        })
+        .unwrap_or_else(|| vec![(service.to_string(), environment.to_string())])
 }
 
 /// The release a push's claim names.
@@ -238,7 +268,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 environment,
             } = intake(&guess, push)
         {
-            reads.lanes = lanes_read_by(service, environment);
+            reads.lanes = lanes_read_by(service, environment, false);
         }
         let snapshot = self.store.read(&reads, now).await?;
         if let Some(claim) = &snapshot.claim

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use tracing::{info, warn};
 
 use super::run::{Job, Work};
-use super::{Engine, EngineError, Report, stage_of};
+use super::{Engine, EngineError, Report, lanes_guessed, lanes_read_by, parsed, stage_of};
 use crate::aws::{
     AlarmReader, BakeTimer, DeployRequest, Deployer, DeploymentStatus, Notifier, Timer,
 };
@@ -20,7 +20,7 @@ use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 use crate::inbound::ecs::ServiceDeploymentEnded;
 use crate::pipeline::{Pipeline, Target};
 use crate::release::{Event, LaneEvent, StageState, Timestamp};
-use crate::store::{DeploymentRef, ReleaseStore};
+use crate::store::{DeploymentRef, Reads, ReleaseStore, Snapshot};
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
     /// A CodeDeploy deployment ended (or started, or is ready to reroute: only logged):
@@ -37,8 +37,13 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 change.deployment_id, change.state
             )));
         }
-        let pipeline = self.pipeline().await?;
-        let Some(reference) = self.store.deployment(&change.deployment_id).await? else {
+        // The pipeline and the deployment's reference, read together.
+        let (pipeline, reference) = tokio::join!(
+            self.pipeline(),
+            self.store.deployment(&change.deployment_id)
+        );
+        let pipeline = pipeline?;
+        let Some(reference) = reference? else {
             return self.foreign_deployment_ended(&pipeline, change, now).await;
         };
         let outcome = match change.state {
@@ -58,13 +63,15 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         ended: &ServiceDeploymentEnded,
         now: Timestamp,
     ) -> Result<Inbound<Report>, EngineError> {
-        let Some(reference) = self.store.deployment(&ended.deployment_id).await? else {
+        let (pipeline, reference) =
+            tokio::join!(self.pipeline(), self.store.deployment(&ended.deployment_id));
+        let Some(reference) = reference? else {
             return Ok(Inbound::Ignored(format!(
                 "ECS deployment {} was not started by Shiplane (a circuit breaker's rollback, or a change by hand)",
                 ended.deployment_id
             )));
         };
-        let pipeline = self.pipeline().await?;
+        let pipeline = pipeline?;
         let outcome = ended.outcome.clone().map_err(|why| (Some(why), "failed"));
         self.deployment_ended(&pipeline, &reference, &ended.deployment_id, outcome, now)
             .await
@@ -81,10 +88,22 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         now: Timestamp,
     ) -> Result<Inbound<Report>, EngineError> {
         let ignored = |why: String| Ok(Inbound::Ignored(why));
-        let Some(release) = self.store.release(&reference.release).await? else {
+        let env = reference.environment.as_str();
+        // The release with its lanes (and the next environment's, should it promote), in
+        // one read that the decision then starts from.
+        let lanes = match pipeline.services.get(&reference.service) {
+            Some(service) => lanes_read_by(service, env, true),
+            None => vec![(reference.service.clone(), env.to_string())],
+        };
+        let reads = Reads {
+            lanes,
+            releases: vec![reference.release.clone()],
+            ..Reads::default()
+        };
+        let snapshot = self.store.read(&reads, now).await?;
+        let Some(release) = snapshot.releases.get(&reference.release).cloned() else {
             return ignored(format!("release {} no longer exists", reference.release));
         };
-        let env = reference.environment.as_str();
         let runs = release
             .item
             .stages
@@ -121,7 +140,15 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             }
         };
         let work = Work::event(&service.name, env, &release.item.id, event);
-        Ok(Inbound::Accepted(self.run(pipeline, work, now).await?))
+        let known = Snapshot {
+            lanes: snapshot.lanes,
+            releases: snapshot.releases,
+            ..Snapshot::default()
+        };
+        let jobs = vec![Job::Apply(work)];
+        Ok(Inbound::Accepted(
+            self.drain_from(pipeline, jobs, now, known, None).await?,
+        ))
     }
 
     /// The release stage whose deployment a CodeDeploy automatic rollback deployment rolls
@@ -337,15 +364,23 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         now: Timestamp,
     ) -> Result<Inbound<Report>, EngineError> {
         let ignored = |why: String| Ok(Inbound::Ignored(why));
-        let pipeline = self.pipeline().await?;
         let env = timer.environment.as_str();
+        // The timer names the release and the lane: read with the pipeline, at once.
+        let reads = Reads {
+            pipeline: true,
+            lanes: lanes_guessed(self.store, &timer.service, env),
+            releases: vec![timer.release.clone()],
+            ..Reads::default()
+        };
+        let snapshot = self.store.read(&reads, now).await?;
+        let pipeline = parsed(snapshot.pipeline.as_ref())?;
         if stage_of(&pipeline, &timer.service, env).is_none() {
             return ignored(format!(
                 "services.{}.environments.{env} is not in the current pipeline",
                 timer.service
             ));
         }
-        let Some(release) = self.store.release(&timer.release).await? else {
+        let Some(release) = snapshot.releases.get(&timer.release) else {
             return ignored(format!("release {} does not exist", timer.release));
         };
         if release.item.service != timer.service {
@@ -370,6 +405,14 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             ));
         }
         let work = Work::event(&timer.service, env, &timer.release, Event::BakeElapsed);
-        Ok(Inbound::Accepted(self.run(&pipeline, work, now).await?))
+        let known = Snapshot {
+            lanes: snapshot.lanes,
+            releases: snapshot.releases,
+            ..Snapshot::default()
+        };
+        let jobs = vec![Job::Apply(work)];
+        Ok(Inbound::Accepted(
+            self.drain_from(&pipeline, jobs, now, known, None).await?,
+        ))
     }
 }

@@ -14,7 +14,7 @@ use crate::release::{
     Timestamp, Transition, apply, apply_lane, owed,
 };
 use crate::store::{
-    Claim, Commit, DeploymentRef, LaneKey, LoadedLane, ReleaseStore, Snapshot, StoreError,
+    Claim, Commit, DeploymentRef, LaneKey, LoadedLane, Reads, ReleaseStore, Snapshot, StoreError,
 };
 
 /// Attempts at a decision whose commit keeps meeting concurrent writers.
@@ -184,8 +184,9 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             match job {
                 Job::Apply(work) => {
                     let notes = std::mem::take(&mut pending);
+                    // Boxed: a decision's future is large, and every pass holds one.
                     let (decided, ()) = tokio::join!(
-                        self.decide_retrying(pipeline, &work, now, &mut known),
+                        Box::pin(self.decide_retrying(pipeline, &work, now, &mut known)),
                         self.publish(notes)
                     );
                     let decided = decided?;
@@ -342,9 +343,38 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         };
         // What the deployments decided here read first is read while the decision is
         // committed: reads only, used only after the commit has landed.
-        let (committed, ()) = tokio::join!(
+        // So are the lanes of the environments it promotes to, if this pass has not read them.
+        let promoted: Vec<LaneKey> = decision
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Promote { to, .. } => Some(to),
+                _ => None,
+            })
+            .flat_map(|to| {
+                let gates = stage_of(pipeline, &work.service, to)
+                    .map(|(_, s)| s.hold_while_alarms_in.clone())
+                    .unwrap_or_default();
+                std::iter::once(to.clone())
+                    .chain(gates)
+                    .map(|env| (work.service.clone(), env))
+            })
+            .filter(|key| !known.lanes.contains_key(key))
+            .collect();
+        let ahead = Reads {
+            lanes: promoted,
+            ..Reads::default()
+        };
+        let (committed, (), ahead) = tokio::join!(
             self.store.commit(commit),
-            self.prefetch(pipeline, &decision)
+            self.prefetch(pipeline, &decision),
+            async {
+                if ahead.is_empty() {
+                    Ok(Snapshot::default())
+                } else {
+                    self.store.read(&ahead, now).await
+                }
+            }
         );
         if let Err(e) = committed {
             // Something changed under this pass: everything it knows is read again.
@@ -352,6 +382,10 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             return Err(e.into());
         }
         known.record(&written);
+        // A failed read ahead is only a read to make again later.
+        if let Ok(ahead) = ahead {
+            known.absorb(ahead);
+        }
         let notes = notes(work, &decision);
         let mut jobs: Vec<Job> = decision
             .actions
