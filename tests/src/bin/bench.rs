@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
+use shiplane_e2e::round_trips::{ROUND_TRIP_MS, counted, release_steps};
 use shiplane_e2e::runtime_api::{Function, RuntimeApi};
-use shiplane_e2e::{aws_calls, deployed_world, push_event, python, reset_aws_calls, workspace};
+use shiplane_e2e::{deployed_world, push_event, python, workspace};
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -265,6 +266,21 @@ async fn latency(
     }
 }
 
+/// Milliseconds to the answer of the first event of a fresh process, with every AWS answer
+/// delayed [`ROUND_TRIP_MS`] as a network's would be: what round trips cost, beyond the
+/// emulator's own time.
+async fn first_event_delayed(subject: &Subject, env: &Env, event: Value) -> f64 {
+    let api = RuntimeApi::start().await;
+    let _f = spawn(&api, subject, env);
+    api.first_poll(Duration::from_secs(60)).await;
+    let mut answered = 0;
+    shiplane_e2e::set_aws_latency(ROUND_TRIP_MS);
+    let (ms, answer) = timed(&api, &mut answered, event).await;
+    shiplane_e2e::set_aws_latency(0);
+    assert!(answer.get("error").is_none(), "first event failed: {answer}");
+    ms
+}
+
 /// Peak RSS (MiB) of one process over `n` events.
 async fn peak_rss(subject: &Subject, env: &Env, event: impl Fn(usize) -> Value, n: usize) -> f64 {
     let api = RuntimeApi::start().await;
@@ -291,27 +307,33 @@ struct Calls {
     round_trips: Vec<Vec<String>>,
 }
 
-/// The AWS calls one event makes, by operation and in sequential round trips. Every AWS
-/// answer waits ROUND_TRIP_MS, as a network would, so calls sent together surely overlap.
+/// The AWS calls one event makes, by operation and in sequential round trips (see
+/// `shiplane_e2e::round_trips::counted`: every answer waits as a network's would).
 async fn calls_for(api: &RuntimeApi, answered: &mut usize, event: Value) -> (Calls, Value) {
-    reset_aws_calls();
-    shiplane_e2e::set_aws_latency(ROUND_TRIP_MS);
-    let (_, answer) = timed(api, answered, event).await;
-    shiplane_e2e::set_aws_latency(0);
+    let ((_, answer), cost) = counted(timed(api, answered, event)).await;
     let calls = Calls {
-        by_operation: aws_calls(),
-        round_trips: shiplane_e2e::aws_round_trips(),
+        by_operation: cost.by_operation(),
+        round_trips: cost.trips,
     };
     (calls, answer)
 }
 
-/// The delay given every AWS answer while calls are counted.
-const ROUND_TRIP_MS: u64 = 10;
-
 fn why(op: &str) -> &'static str {
     match op {
-        "dynamodb.GetItem" => "idempotency claim, lane and releases (consistent reads)",
-        "dynamodb.Query" => "current pipeline (newest version)",
+        "dynamodb.BatchGetItem" => {
+            "what a decision reads, together: claim, pipeline pointer, lanes, releases (consistent)"
+        }
+        "dynamodb.GetItem" => "a deployment's reference (which release and stage it runs)",
+        "dynamodb.Query" => {
+            "the pipeline, in a process that has none cached yet (or after a new apply)"
+        }
+        "dynamodb.UpdateItem" => {
+            "the push's claim marked settled, beside the last notification (its replay is one read)"
+        }
+        "scheduler.DELETE" => "the bake timer, deleted (DeleteSchedule)",
+        "codedeploy.PutLifecycleEventHookExecutionStatus" => {
+            "the hook's answer to CodeDeploy"
+        }
         "dynamodb.TransactWriteItems" => {
             "commit: releases and lane at their versions, history, claim, deployment reference"
         }
@@ -327,7 +349,7 @@ fn why(op: &str) -> &'static str {
         "codedeploy.GetDeployment" => {
             "whose deployment blocks the group (after DeploymentLimitExceeded)"
         }
-        "sns.Publish" => "one notification per transition, plus release created",
+        "sns.Publish" => "a decision's only notification",
         "sns.PublishBatch" => "a decision's notifications, ten per call",
         "scheduler.POST" => "the bake timer (CreateSchedule)",
         "dynamodb.PutItem" => "the peer's claim on the push, and its release record",
@@ -493,6 +515,21 @@ async fn main() {
     )
     .await;
 
+    // The same first push with a network's delay on every answer, five fresh worlds each.
+    eprintln!("first push with {ROUND_TRIP_MS} ms per AWS answer");
+    let mut delayed_push = Vec::new();
+    let mut delayed_peer = Vec::new();
+    for _ in 0..5 {
+        let w = world().await;
+        let event = push_event(&format!("{}/api", w.p), "v1.0.0");
+        delayed_push.push(first_event_delayed(&image_push, &w.env, event).await);
+        let w = world().await;
+        let event = push_event(&format!("{}/api", w.p), "v1.0.0");
+        delayed_peer.push(first_event_delayed(&peer, &w.env, event).await);
+    }
+    let delayed_push = stats(delayed_push).0;
+    let delayed_peer = stats(delayed_peer).0;
+
     // Peak RSS over `events` events each.
     eprintln!("peak RSS over {events} events");
     let w3 = world().await;
@@ -605,6 +642,19 @@ async fn main() {
         calls,
     ));
     drop(_f);
+
+    // A release's later steps, one per function (the engine as each function runs it).
+    eprintln!("AWS calls per step of a release, per function");
+    let life = Box::pin(release_steps()).await;
+    for step in &life {
+        steps.push((
+            format!("{}: {}", step.function, step.what),
+            Calls {
+                by_operation: step.cost.by_operation(),
+                round_trips: step.cost.trips.clone(),
+            },
+        ));
+    }
 
     // Artifacts.
     let lambda = workspace().join("target/lambda");
@@ -755,6 +805,29 @@ async fn main() {
             let _ = writeln!(md, "| {target} | {n}{peer} | {} |", check(n <= most));
         }
     }
+    for step in &life {
+        let n = step.cost.trips.len();
+        let _ = writeln!(
+            md,
+            "| {}: {} ≤ {} sequential round trips | {n} | {} |",
+            step.function,
+            step.what,
+            step.target,
+            check(n <= step.target)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "| first push: first-event latency ≤ the Python peer's, {ROUND_TRIP_MS} ms per AWS answer (as a network) | {delayed_push:.1} ms (peer {delayed_peer:.1} ms) | {} |",
+        check(delayed_push <= delayed_peer)
+    );
+    let _ = writeln!(
+        md,
+        "| first push: first-event latency ≤ the Python peer's, emulator alone (no delay) | {:.1} ms (peer {:.1} ms) | {} |",
+        lat_push.first,
+        lat_peer.first,
+        check(lat_push.first <= lat_peer.first)
+    );
     match decision {
         Some(ns) => {
             let _ = writeln!(
@@ -850,7 +923,7 @@ async fn main() {
 
     let _ = writeln!(
         md,
-        "\n## AWS calls per event, by step of a release\n\nCounted by the emulator for exactly one event each.\n"
+        "\n## AWS calls per event, by step of a release\n\nCounted by the emulator for exactly one event each, every answer delayed {ROUND_TRIP_MS} ms as a network's would be. Sequential round trips are the critical path of the calls: a call's round trip is one more than the deepest of the calls answered before it was sent; calls in flight together share one (`∥` below). The image-push and migration rows are the built functions behind a Lambda Runtime API, in one process (the first push is its first event: nothing cached); the deploy-hook, deployment-events, promote, CLI approve and alarm rows run the engine in-process as each function does (same entry point, same adapters), each in a fresh process's state, along one release of a three-environment pipeline (`shiplane_e2e::round_trips::release_steps`; `tests/tests/round_trips.rs` holds every row to its target).\n"
     );
     for (label, calls) in &steps {
         let total: u64 = calls.by_operation.values().sum();
