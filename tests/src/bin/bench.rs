@@ -277,7 +277,10 @@ async fn first_event_delayed(subject: &Subject, env: &Env, event: Value) -> f64 
     shiplane_e2e::set_aws_latency(ROUND_TRIP_MS);
     let (ms, answer) = timed(&api, &mut answered, event).await;
     shiplane_e2e::set_aws_latency(0);
-    assert!(answer.get("error").is_none(), "first event failed: {answer}");
+    assert!(
+        answer.get("error").is_none(),
+        "first event failed: {answer}"
+    );
     ms
 }
 
@@ -331,9 +334,7 @@ fn why(op: &str) -> &'static str {
             "the push's claim marked settled, beside the last notification (its replay is one read)"
         }
         "scheduler.DELETE" => "the bake timer, deleted (DeleteSchedule)",
-        "codedeploy.PutLifecycleEventHookExecutionStatus" => {
-            "the hook's answer to CodeDeploy"
-        }
+        "codedeploy.PutLifecycleEventHookExecutionStatus" => "the hook's answer to CodeDeploy",
         "dynamodb.TransactWriteItems" => {
             "commit: releases and lane at their versions, history, claim, deployment reference"
         }
