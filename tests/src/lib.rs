@@ -466,6 +466,30 @@ task_families = ["{p}-etl-nightly", "{p}-etl-backfill"]
     )
 }
 
+/// One blue/green service `web` through dev (a lifecycle-hook check, a 10-minute bake),
+/// staging and prod (each approved by a person; prod held while alarms fire in dev or
+/// staging), every stage watching its `<p>-web-<env>-5xx` alarm.
+pub fn three_environments(p: &str) -> String {
+    let stage = |env: &str, extra: &str| {
+        format!(
+            "[services.web.environments.{env}]\ncluster = \"{p}-{env}\"\nservice = \"{p}-web-{env}\"\n\
+             codedeploy = {{ application = \"{p}-web\", deployment_group = \"{p}-web-{env}\" }}\n\
+             alarms = [\"{p}-web-{env}-5xx\"]\n{extra}"
+        )
+    };
+    format!(
+        "[pipeline]\nenvironments = [\"dev\", \"staging\", \"prod\"]\n\n\
+         [services.web]\nrepository = \"{p}/web\"\nkind = \"blue-green\"\ncontainer = \"app\"\nport = 8080\n{}\
+         [[services.web.environments.dev.checks]]\nhook = \"before_allow_traffic\"\nhttp = \"http://127.0.0.1:9/health\"\n{}{}",
+        stage("dev", "bake = \"10m\"\n"),
+        stage("staging", "approval = \"manual\"\n"),
+        stage(
+            "prod",
+            "approval = \"manual\"\nhold_while_alarms_in = [\"dev\", \"staging\"]\n"
+        ),
+    )
+}
+
 /// AWS calls the emulator served since the last reset, by `service.Operation`.
 pub fn aws_calls() -> std::collections::BTreeMap<String, u64> {
     serde_json::from_value(provision(&["calls"])).unwrap_or_default()

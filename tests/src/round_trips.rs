@@ -20,7 +20,8 @@ use shiplane::store::{DynamoStore, ReleaseStore};
 
 use crate::{
     Account, account, aws_adapters, aws_config, aws_round_trips, deployment_of, deployment_success,
-    fire_schedules, fresh_store, image_push, reset_aws_calls, set_aws_latency, unique_prefix,
+    fire_schedules, fresh_store, image_push, reset_aws_calls, set_aws_latency, three_environments,
+    unique_prefix,
 };
 
 /// Held while calls are counted.
@@ -78,29 +79,6 @@ pub struct Step {
     pub cost: Counted,
 }
 
-/// One blue/green service through dev (a hook check, a bake, an alarm), staging and
-/// prod (approved by a person; prod held while dev alarms fire).
-fn pipeline(p: &str) -> String {
-    let stage = |env: &str, extra: &str| {
-        format!(
-            "[services.web.environments.{env}]\ncluster = \"{p}-{env}\"\nservice = \"{p}-web-{env}\"\n\
-             codedeploy = {{ application = \"{p}-web\", deployment_group = \"{p}-web-{env}\" }}\n\
-             alarms = [\"{p}-web-{env}-5xx\"]\n{extra}"
-        )
-    };
-    format!(
-        "[pipeline]\nenvironments = [\"dev\", \"staging\", \"prod\"]\n\n\
-         [services.web]\nrepository = \"{p}/web\"\nkind = \"blue-green\"\ncontainer = \"app\"\nport = 8080\n{}\
-         [[services.web.environments.dev.checks]]\nhook = \"before_allow_traffic\"\nhttp = \"http://127.0.0.1:9/health\"\n{}{}",
-        stage("dev", "bake = \"10m\"\n"),
-        stage("staging", "approval = \"manual\"\n"),
-        stage(
-            "prod",
-            "approval = \"manual\"\nhold_while_alarms_in = [\"dev\"]\n"
-        ),
-    )
-}
-
 /// The functions' own clients over `account`, with nothing cached: each function runs as
 /// a fresh process.
 struct Fresh {
@@ -127,9 +105,9 @@ async fn state(store: &DynamoStore, release: &ReleaseId, env: &str) -> Option<St
 /// process's state. Panics if a step does not end where it should.
 pub async fn release_steps() -> Vec<Step> {
     let p = unique_prefix();
-    let account = account(&pipeline(&p), &format!("{p}-releases"));
+    let account = account(&three_environments(&p), &format!("{p}-releases"));
     let setup = fresh_store().await;
-    crate::apply_pipeline(&setup, pipeline(&p)).await;
+    crate::apply_pipeline(&setup, three_environments(&p)).await;
     let table = setup.table().to_string();
     let mut steps = Vec::new();
 

@@ -15,30 +15,8 @@ use shiplane::release::{Event, ReleaseId, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore};
 use shiplane_e2e::{
     account, aws_adapters, deployment_succeeds, fire_schedules, fresh_store, image_push,
-    notifications, schedules, unique_prefix,
+    notifications, schedules, three_environments, unique_prefix,
 };
-
-/// One blue-green service through three environments: dev bakes 10 minutes, staging and
-/// prod are approved by a person, and prod is held while alarms fire in dev or staging.
-fn three_environments(p: &str) -> String {
-    let stage = |env: &str, extra: &str| {
-        format!(
-            "[services.web.environments.{env}]\ncluster = \"{p}-{env}\"\nservice = \"{p}-web-{env}\"\n\
-             codedeploy = {{ application = \"{p}-web\", deployment_group = \"{p}-web-{env}\" }}\n\
-             alarms = [\"{p}-web-{env}-5xx\"]\n{extra}"
-        )
-    };
-    format!(
-        "[pipeline]\nenvironments = [\"dev\", \"staging\", \"prod\"]\n\n\
-         [services.web]\nrepository = \"{p}/web\"\nkind = \"blue-green\"\ncontainer = \"app\"\nport = 8080\n{}{}{}",
-        stage("dev", "bake = \"10m\"\n"),
-        stage("staging", "approval = \"manual\"\n"),
-        stage(
-            "prod",
-            "approval = \"manual\"\nhold_while_alarms_in = [\"dev\", \"staging\"]\n"
-        ),
-    )
-}
 
 const MINUTE: u64 = 60_000;
 

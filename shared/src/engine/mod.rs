@@ -25,7 +25,7 @@ use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intak
 use crate::release::{
     Cause, Digest, Event, LaneEvent, ReleaseId, StageState, Timestamp, Transition,
 };
-use crate::store::{Claim, LaneKey, Reads, ReleaseStore, Snapshot, StoreError, StoredPipeline};
+use crate::store::{Claim, LaneKey, Reads, ReleaseStore, StoreError, StoredPipeline};
 
 use run::{Job, Work};
 
@@ -295,13 +295,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 .await;
         }
         let (id, work) = release_work(push, service, environment, key.clone(), Event::Arrived, now);
-        let known = Snapshot {
-            lanes: snapshot.lanes,
-            releases: snapshot.releases,
-            ..Snapshot::default()
-        };
         let settle = Some((key.as_str(), push.tag.as_str()));
-        let run = self.drain_from(&pipeline, vec![Job::Apply(work)], now, known, settle);
+        let run = self.drain_from(&pipeline, vec![Job::Apply(work)], now, snapshot, settle);
         match run.await {
             Ok(report) => Ok(PushOutcome::Created {
                 state: report.state_of(&id, environment),

@@ -20,7 +20,7 @@ use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 use crate::inbound::ecs::ServiceDeploymentEnded;
 use crate::pipeline::{Pipeline, Target};
 use crate::release::{Event, LaneEvent, StageState, Timestamp};
-use crate::store::{DeploymentRef, Reads, ReleaseStore, Snapshot};
+use crate::store::{DeploymentRef, Reads, ReleaseStore};
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
     /// A CodeDeploy deployment ended (or started, or is ready to reroute: only logged):
@@ -140,14 +140,9 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             }
         };
         let work = Work::event(&service.name, env, &release.item.id, event);
-        let known = Snapshot {
-            lanes: snapshot.lanes,
-            releases: snapshot.releases,
-            ..Snapshot::default()
-        };
         let jobs = vec![Job::Apply(work)];
         Ok(Inbound::Accepted(
-            self.drain_from(pipeline, jobs, now, known, None).await?,
+            self.drain_from(pipeline, jobs, now, snapshot, None).await?,
         ))
     }
 
@@ -405,14 +400,10 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             ));
         }
         let work = Work::event(&timer.service, env, &timer.release, Event::BakeElapsed);
-        let known = Snapshot {
-            lanes: snapshot.lanes,
-            releases: snapshot.releases,
-            ..Snapshot::default()
-        };
         let jobs = vec![Job::Apply(work)];
         Ok(Inbound::Accepted(
-            self.drain_from(&pipeline, jobs, now, known, None).await?,
+            self.drain_from(&pipeline, jobs, now, snapshot, None)
+                .await?,
         ))
     }
 }

@@ -151,7 +151,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
     }
 
     /// Runs jobs, and the jobs they cause, until none is left. An action runs at most once
-    /// per pass. `known` holds items already read for the first job; items this pass
+    /// per pass. `known` holds items already read for the first job (its lanes and
+    /// releases are used); items this pass
     /// commits are kept too, so the decision on an action's outcome starts from them
     /// instead of reading them again (a commit conflict, or a decision that commits
     /// nothing, reads afresh). Each decision's notifications go out while the next job
