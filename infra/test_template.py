@@ -231,3 +231,35 @@ def test_bake_timers_have_their_group_a_role_that_invokes_only_promote_and_a_pol
     outputs = t["Outputs"]
     for output in ("ScheduleGroupName", "PromoteFunctionArn", "SchedulerRoleArn"):
         assert output in outputs
+
+
+# What SAM's DynamoDBCrudPolicy template grants on the table (its published definition in
+# aws-sam-translator's policy_templates.json).
+DYNAMODB_CRUD = {
+    "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:Query",
+    "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:DescribeTable",
+    "dynamodb:ConditionCheckItem",
+}
+# TransactWriteItems is authorized item by item: a Put needs PutItem, a ConditionCheck
+# ConditionCheckItem. Creating the table is for the emulator and accounts without the stack.
+STORE_CALL_ACTIONS = {
+    "transact_write_items": {"dynamodb:PutItem", "dynamodb:ConditionCheckItem"},
+    "create_table": set(),
+    "update_time_to_live": set(),
+}
+
+
+def test_every_call_the_store_makes_is_allowed_to_every_function():
+    t = template()
+    with open(os.path.join(ROOT, "shared/src/store/dynamodb.rs")) as f:
+        store = f.read()
+    calls = set(re.findall(r"\.\s*(get_item|batch_get_item|query|update_item|put_item|delete_item|"
+                           r"transact_write_items|scan|create_table|update_time_to_live)\(\)", store))
+    assert {"batch_get_item", "update_item", "transact_write_items", "get_item", "query"} <= calls
+    needed = set()
+    for call in calls:
+        needed |= STORE_CALL_ACTIONS.get(call, {"dynamodb:" + "".join(w.capitalize() for w in call.split("_"))})
+    assert needed <= DYNAMODB_CRUD, needed - DYNAMODB_CRUD
+    for name, r in t["Resources"].items():
+        if r["Type"] == "AWS::Serverless::Function":
+            assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "Table"}}} in r["Properties"]["Policies"], name
