@@ -801,16 +801,23 @@ impl Deployer for AwsDeployer {
         };
         let (cluster, service) = Self::migration_home(&req)?;
         let started_by = started_by(req.release, &req.stage.environment);
-        for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
-            let out = self
-                .ecs
+        let list = |status: DesiredStatus| {
+            self.ecs
                 .list_tasks()
                 .cluster(cluster)
                 .started_by(&started_by)
                 .desired_status(status)
                 .send()
-                .await
-                .map_err(|e| sdk("ECS ListTasks", &e))?;
+        };
+        // A task an earlier attempt started (running or stopped), and the family the task
+        // runs, asked at once.
+        let (running, stopped, family) = tokio::join!(
+            list(DesiredStatus::Running),
+            list(DesiredStatus::Stopped),
+            self.task_definition(&migration.family)
+        );
+        for listed in [running, stopped] {
+            let out = listed.map_err(|e| sdk("ECS ListTasks", &e))?;
             if let Some(arn) = out.task_arns.unwrap_or_default().into_iter().next() {
                 // Started by an earlier attempt: adopt it, with its exit if it stopped.
                 return self.task(cluster, &arn).await;
@@ -818,7 +825,7 @@ impl Deployer for AwsDeployer {
         }
 
         // The family's latest is both the base and the revision to reuse if it is ours.
-        let (base, tags) = self.task_definition(&migration.family).await?;
+        let (base, tags) = family?;
         let latest = Some((base.clone(), tags));
         let container = migration
             .container

@@ -461,7 +461,9 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let Some((id, env)) = target else {
             return not_ours();
         };
-        let Some(release) = self.store.release(&id).await? else {
+        // The release and the pipeline, read together.
+        let (release, pipeline) = tokio::join!(self.store.release(&id), self.pipeline());
+        let Some(release) = release? else {
             return not_ours();
         };
         if let (Some((_, _, attempt)), Some(stage)) = (&named, release.item.stages.get(&env))
@@ -482,7 +484,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 stopped.task_arn
             )));
         }
-        let pipeline = self.pipeline().await?;
+        let pipeline = pipeline?;
         let Some((service, stage)) = stage_of(&pipeline, &release.item.service, &env) else {
             return Ok(Inbound::Ignored(format!(
                 "services.{}.environments.{env} is not in the current pipeline",
