@@ -46,10 +46,6 @@ impl Counted {
         }
         out
     }
-
-    pub fn total(&self) -> usize {
-        self.trips.iter().map(Vec::len).sum()
-    }
 }
 
 /// What `work` returns, and what it cost in AWS calls. Hold [`COUNTING`] around it.

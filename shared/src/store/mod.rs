@@ -77,6 +77,7 @@ pub struct Reads {
 }
 
 impl Reads {
+    /// Nothing to read: no round trip is made for it.
     pub fn is_empty(&self) -> bool {
         self.claim.is_none() && !self.pipeline && self.lanes.is_empty() && self.releases.is_empty()
     }
