@@ -461,9 +461,14 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let Some((id, env)) = target else {
             return not_ours();
         };
-        // The release and the pipeline, read together.
-        let (release, pipeline) = tokio::join!(self.store.release(&id), self.pipeline());
-        let Some(release) = release? else {
+        // The release and the pipeline, in one read.
+        let reads = Reads {
+            pipeline: true,
+            releases: vec![id.clone()],
+            ..Reads::default()
+        };
+        let snapshot = self.store.read(&reads, now).await?;
+        let Some(release) = snapshot.releases.get(&id) else {
             return not_ours();
         };
         if let (Some((_, _, attempt)), Some(stage)) = (&named, release.item.stages.get(&env))
@@ -484,7 +489,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 stopped.task_arn
             )));
         }
-        let pipeline = pipeline?;
+        let pipeline = parsed(snapshot.pipeline.as_ref())?;
         let Some((service, stage)) = stage_of(&pipeline, &release.item.service, &env) else {
             return Ok(Inbound::Ignored(format!(
                 "services.{}.environments.{env} is not in the current pipeline",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tracing::{error, info, warn};
 
-use super::{Engine, EngineError, Report, stage_of};
+use super::{Engine, EngineError, Report, lanes_read_by, stage_of};
 use crate::aws::{DeployRequest, Deployer, Notification, Notifier, Timer};
 use crate::pipeline::Pipeline;
 use crate::release::{
@@ -15,6 +15,7 @@ use crate::release::{
 };
 use crate::store::{
     Claim, Commit, DeploymentRef, LaneKey, LoadedLane, Reads, ReleaseStore, Snapshot, StoreError,
+    read_some,
 };
 
 /// Attempts at a decision whose commit keeps meeting concurrent writers.
@@ -352,14 +353,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 Action::Promote { to, .. } => Some(to),
                 _ => None,
             })
-            .flat_map(|to| {
-                let gates = stage_of(pipeline, &work.service, to)
-                    .map(|(_, s)| s.hold_while_alarms_in.clone())
-                    .unwrap_or_default();
-                std::iter::once(to.clone())
-                    .chain(gates)
-                    .map(|env| (work.service.clone(), env))
-            })
+            .flat_map(|to| lanes_read_by(service, to, false))
             .filter(|key| !known.lanes.contains_key(key))
             .collect();
         let ahead = Reads {
@@ -369,13 +363,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let (committed, (), ahead) = tokio::join!(
             self.store.commit(commit),
             self.prefetch(pipeline, &decision),
-            async {
-                if ahead.is_empty() {
-                    Ok(Snapshot::default())
-                } else {
-                    self.store.read(&ahead, now).await
-                }
-            }
+            read_some(self.store, &ahead)
         );
         if let Err(e) = committed {
             // Something changed under this pass: everything it knows is read again.

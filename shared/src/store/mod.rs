@@ -127,7 +127,7 @@ impl Snapshot {
 }
 
 /// `reads`, unless there is nothing to read (no round trip then).
-async fn read_some<S: ReleaseStore>(store: &S, reads: &Reads) -> Result<Snapshot, StoreError> {
+pub async fn read_some<S: ReleaseStore>(store: &S, reads: &Reads) -> Result<Snapshot, StoreError> {
     if reads.is_empty() {
         return Ok(Snapshot::default());
     }
@@ -357,12 +357,15 @@ impl LoadedLane {
             .filter(|l| !known.lanes.contains_key(*l))
             .cloned()
             .collect();
+        // Subjects asked for in the first read and not found are not asked for again.
+        let mut asked: Vec<ReleaseId> = Vec::new();
         if !lanes.is_empty() {
             // The lanes first, with the subjects; the releases a lane references are
             // known only once it is read.
+            asked = unknown(&mut extra.iter(), known);
             let first = Reads {
                 lanes,
-                releases: unknown(&mut extra.iter(), known),
+                releases: asked.clone(),
                 ..Reads::default()
             };
             known.absorb(read_some(store, &first).await?);
@@ -376,7 +379,10 @@ impl LoadedLane {
             })?;
         let referenced = LaneView::referenced(&lane.item);
         let second = Reads {
-            releases: unknown(&mut referenced.iter().chain(extra), known),
+            releases: unknown(&mut referenced.iter().chain(extra), known)
+                .into_iter()
+                .filter(|id| !asked.contains(id))
+                .collect(),
             ..Reads::default()
         };
         known.absorb(read_some(store, &second).await?);
