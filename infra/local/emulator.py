@@ -36,6 +36,11 @@ from werkzeug.serving import BaseWSGIServer, make_server  # noqa: E402
 
 FAULT_KINDS = ("throttle", "error", "lost")
 
+# SHIPLANE_EMULATOR_TRACE=1: one stderr line per AWS call with the time it took to arrive,
+# wait its turn and be served (before any added latency), to see where an event's time goes.
+TRACE = os.environ.get("SHIPLANE_EMULATOR_TRACE") == "1"
+_turn = threading.local()  # when the request being served got the lock
+
 
 class Faults:
     """Transient faults injected into a chosen fraction of the calls to each operation,
@@ -146,6 +151,14 @@ class Serialized:
         operation = _operation(environ)
         try:
             answer = self._serve(environ, start_response, operation)
+            if operation and TRACE:
+                done = time.monotonic()
+                turn = getattr(_turn, "at", arrived)
+                print(
+                    f"call {operation} waited {(turn - arrived) * 1000:.2f} ms served {(done - turn) * 1000:.2f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if operation and self.latency:
                 time.sleep(self.latency)
             return answer
@@ -166,6 +179,7 @@ class Serialized:
                 # What was injected until now (a POST starts counting again).
                 return self._json(start_response, injected)
         with self.lock:
+            _turn.at = time.monotonic()
             fault = None
             if operation:
                 self.calls[operation] = self.calls.get(operation, 0) + 1

@@ -184,6 +184,17 @@ def test_calls_are_counted_by_service_and_operation(codedeploy, endpoint):
     assert calls == {"codedeploy.CreateDeployment": 1, "codedeploy.GetDeployment": 2, "sns.CreateTopic": 1}
 
 
+def test_a_trace_line_per_call_says_how_long_it_waited_and_was_served(codedeploy, endpoint, monkeypatch, capsys):
+    monkeypatch.setattr(emulator, "TRACE", True)
+    codedeploy.list_applications()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("call ")]
+    assert len(lines) == 1, lines
+    words = lines[0].split()
+    assert words[1] == "codedeploy.ListApplications"
+    assert (words[2], words[4], words[5], words[7]) == ("waited", "ms", "served", "ms")
+    assert float(words[3]) >= 0 and float(words[6]) > 0
+
+
 def test_calls_in_flight_together_are_one_round_trip_and_calls_one_after_another_are_several(codedeploy, endpoint):
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/shiplane/calls/reset", method="POST"))
     # With a network's latency, calls sent together surely overlap.

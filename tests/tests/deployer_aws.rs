@@ -96,6 +96,7 @@ impl World {
             release,
             service,
             stage: service.stage(env).unwrap(),
+            fresh: false,
         }
     }
 
@@ -270,6 +271,7 @@ async fn a_failure_after_registering_is_finished_by_the_replay_with_the_same_rev
             release: &r,
             service,
             stage: &broken,
+            fresh: false,
         })
         .await
         .unwrap_err();

@@ -36,6 +36,10 @@ pub struct DeployRequest<'a> {
     pub release: &'a Release,
     pub service: &'a Service,
     pub stage: &'a StageConfig,
+    /// The first effect of a release minted moments ago by the same pass: nothing can have
+    /// registered a revision or started a task for it yet, so none is looked for (one
+    /// `DescribeTaskDefinition`, or two `ListTasks`, fewer).
+    pub fresh: bool,
 }
 
 /// What starting a stage produced.
@@ -401,24 +405,30 @@ impl AwsDeployer {
         };
         match ahead {
             Some(revisions) => Ok(revisions),
-            None => self.revisions(cluster, service).await,
+            None => self.revisions(cluster, service, req.fresh).await,
         }
     }
 
     /// The ECS service, the task definition it runs, and (at the same time as that one)
     /// its family's latest revision.
-    async fn revisions(&self, cluster: &str, service: &str) -> Result<Revisions, DeployError> {
+    /// (`fresh`: without it, as nothing can be this release's yet.)
+    async fn revisions(
+        &self,
+        cluster: &str,
+        service: &str,
+        fresh: bool,
+    ) -> Result<Revisions, DeployError> {
         let current = self.ecs_service(cluster, service).await?;
         let arn = current.task_definition.clone().ok_or_else(|| {
             DeployError::permanent(format!("ECS service {service} has no task definition"))
         })?;
         let (base, latest) = match family_of(&arn) {
-            Some(family) => {
+            Some(family) if !fresh => {
                 let (base, latest) =
                     tokio::join!(self.task_definition(&arn), self.task_definition(family));
                 (base?.0, Some(latest?))
             }
-            None => (self.task_definition(&arn).await?.0, None),
+            _ => (self.task_definition(&arn).await?.0, None),
         };
         Ok(Revisions {
             service: current,
@@ -468,18 +478,20 @@ impl AwsDeployer {
             .as_deref()
             .ok_or_else(|| DeployError::permanent("task definition without a family"))?;
         let env = req.stage.environment.as_str();
-        let (latest, tags) = match latest {
-            Some(latest) if latest.0.family.as_deref() == Some(family) => latest,
-            _ => self.task_definition(family).await?,
-        };
-        let tagged = |k: &str, v: &str| {
-            tags.iter()
-                .any(|t| t.key() == Some(k) && t.value() == Some(v))
-        };
-        if tagged(TAG_RELEASE, req.release.id.as_str()) && tagged(TAG_ENVIRONMENT, env) {
-            return latest.task_definition_arn.ok_or_else(|| {
-                DeployError::permanent(format!("latest revision of {family} has no ARN"))
-            });
+        if !req.fresh {
+            let (latest, tags) = match latest {
+                Some(latest) if latest.0.family.as_deref() == Some(family) => latest,
+                _ => self.task_definition(family).await?,
+            };
+            let tagged = |k: &str, v: &str| {
+                tags.iter()
+                    .any(|t| t.key() == Some(k) && t.value() == Some(v))
+            };
+            if tagged(TAG_RELEASE, req.release.id.as_str()) && tagged(TAG_ENVIRONMENT, env) {
+                return latest.task_definition_arn.ok_or_else(|| {
+                    DeployError::permanent(format!("latest revision of {family} has no ARN"))
+                });
+            }
         }
         if req.release.registry.is_empty() {
             return Err(DeployError::permanent(format!(
@@ -755,7 +767,7 @@ impl Deployer for AwsDeployer {
         let Some((cluster, service)) = req.stage.target.ecs_service() else {
             return; // data jobs: nothing worth reading ahead
         };
-        if let Ok(revisions) = self.revisions(cluster, service).await {
+        if let Ok(revisions) = self.revisions(cluster, service, req.fresh).await {
             let key = prefetch_key(req.release, &req.stage.environment);
             let mut kept = self.prefetched();
             kept.retain(|(k, at, _)| *k != key && at.elapsed() <= PREFETCH_FRESH);
@@ -810,13 +822,18 @@ impl Deployer for AwsDeployer {
                 .send()
         };
         // A task an earlier attempt started (running or stopped), and the family the task
-        // runs, asked at once.
-        let (running, stopped, family) = tokio::join!(
-            list(DesiredStatus::Running),
-            list(DesiredStatus::Stopped),
-            self.task_definition(&migration.family)
-        );
-        for listed in [running, stopped] {
+        // runs, asked at once; a fresh release has no earlier attempt to ask about.
+        let earlier = async {
+            if req.fresh {
+                return (None, None);
+            }
+            let (running, stopped) =
+                tokio::join!(list(DesiredStatus::Running), list(DesiredStatus::Stopped));
+            (Some(running), Some(stopped))
+        };
+        let ((running, stopped), family) =
+            tokio::join!(earlier, self.task_definition(&migration.family));
+        for listed in [running, stopped].into_iter().flatten() {
             let out = listed.map_err(|e| sdk("ECS ListTasks", &e))?;
             if let Some(arn) = out.task_arns.unwrap_or_default().into_iter().next() {
                 // Started by an earlier attempt: adopt it, with its exit if it stopped.

@@ -41,6 +41,9 @@ pub struct FakeDeployer {
     pub rollbacks: Mutex<HashMap<String, String>>,
     /// Migrations already started, by `<release>@<environment>`: the client token.
     started: Mutex<HashMap<String, String>>,
+    /// `<release>@<environment>` of every deploy or migration asked as fresh
+    /// ([`DeployRequest::fresh`]).
+    pub fresh: Mutex<Vec<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -52,7 +55,15 @@ impl FakeDeployer {
         lock(&self.calls).clone()
     }
 
-    fn record(&self, call: Call) -> usize {
+    /// What [`FakeDeployer::fresh`] holds.
+    pub fn fresh(&self) -> Vec<String> {
+        lock(&self.fresh).clone()
+    }
+
+    fn record(&self, req: &DeployRequest<'_>, call: Call) -> usize {
+        if req.fresh {
+            lock(&self.fresh).push(format!("{}@{}", req.release.id, req.stage.environment));
+        }
         let mut calls = lock(&self.calls);
         calls.push(call);
         calls.len()
@@ -71,10 +82,13 @@ impl FakeDeployer {
 
 impl Deployer for FakeDeployer {
     async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
-        let n = self.record(Call::Deploy {
-            release: req.release.id.to_string(),
-            environment: req.stage.environment.clone(),
-        });
+        let n = self.record(
+            &req,
+            Call::Deploy {
+                release: req.release.id.to_string(),
+                environment: req.stage.environment.clone(),
+            },
+        );
         let scripted = {
             let mut answers = lock(&self.deploy_answers);
             (!answers.is_empty()).then(|| answers.remove(0))
@@ -88,10 +102,13 @@ impl Deployer for FakeDeployer {
     }
 
     async fn run_migration(&self, req: DeployRequest<'_>) -> Result<MigrationRun, DeployError> {
-        let n = self.record(Call::RunMigration {
-            release: req.release.id.to_string(),
-            environment: req.stage.environment.clone(),
-        });
+        let n = self.record(
+            &req,
+            Call::RunMigration {
+                release: req.release.id.to_string(),
+                environment: req.stage.environment.clone(),
+            },
+        );
         let scripted = {
             let mut answers = lock(&self.migration_answers);
             (!answers.is_empty()).then(|| answers.remove(0))
@@ -141,14 +158,17 @@ impl Deployer for FakeDeployer {
 
     async fn stop_deployment(
         &self,
-        _req: DeployRequest<'_>,
+        req: DeployRequest<'_>,
         deployment_id: &str,
         rollback: bool,
     ) -> Result<(), DeployError> {
-        self.record(Call::Stop {
-            deployment_id: deployment_id.to_string(),
-            rollback,
-        });
+        self.record(
+            &req,
+            Call::Stop {
+                deployment_id: deployment_id.to_string(),
+                rollback,
+            },
+        );
         Ok(())
     }
 

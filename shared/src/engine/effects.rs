@@ -47,6 +47,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         pipeline: &Pipeline,
         action: Action,
         release: &Release,
+        fresh: bool,
     ) -> Vec<Work> {
         let environment = match &action {
             Action::Deploy { environment, .. }
@@ -91,6 +92,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             release,
             service,
             stage,
+            fresh,
         };
         match action {
             Action::Deploy { .. } => self.deploy(req).await,

@@ -254,6 +254,15 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         now: Timestamp,
     ) -> Result<PushOutcome, EngineError> {
         let key = claim_key(push);
+        // A process with no pipeline cached loads it first: the lane the push enters then
+        // joins the claim in the read below (two calls, where a read beside the load and
+        // one after it would be three in as many round trips), and a push of a repository
+        // it does not name is ignored without another.
+        if self.store.cached_pipeline().is_none()
+            && let Intake::Ignored(why) = intake(&*self.pipeline().await?, push)
+        {
+            return Ok(PushOutcome::Ignored(why));
+        }
         // One read: the claim, the pipeline (revalidated) and, when the pipeline this
         // process cached names it, the lane the push enters.
         let mut reads = Reads {

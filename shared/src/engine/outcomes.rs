@@ -131,6 +131,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                     release: &release.item,
                     service,
                     stage,
+                    fresh: false,
                 };
                 let reason = match self.deployer.deployment_status(req, deployment_id).await {
                     Ok(DeploymentStatus::Failed(why)) => why,

@@ -102,6 +102,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 release,
                 service,
                 stage,
+                fresh: false,
             };
             let late = |what: String| Event::TimedOut {
                 reason: format!(

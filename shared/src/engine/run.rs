@@ -14,8 +14,8 @@ use crate::release::{
     Timestamp, Transition, apply, apply_lane, owed,
 };
 use crate::store::{
-    Claim, Commit, DeploymentRef, LaneKey, LoadedLane, Reads, ReleaseStore, Snapshot, StoreError,
-    read_some,
+    Claim, Commit, DeploymentRef, LaneKey, LoadedLane, Reads, ReleaseStore, Settle, Snapshot,
+    StoreError, read_some,
 };
 
 /// Attempts at a decision whose commit keeps meeting concurrent writers.
@@ -82,8 +82,10 @@ struct Decided {
     jobs: Vec<Job>,
     transitions: Vec<Transition>,
     refused: Option<String>,
-    /// The notifications of what it committed, to send while the next job runs.
+    /// The notifications of what it committed, sent when the pass ends.
     notes: Vec<Notification>,
+    /// Whether its commit also settled the pass's delivery.
+    settled: bool,
     /// Whether it rests on items this pass knew from before (read or written earlier)
     /// and committed nothing: no commit condition then catches a stale item, so work it
     /// owes is decided again from fresh reads.
@@ -98,6 +100,7 @@ impl Decided {
             transitions: Vec::new(),
             refused,
             notes: Vec::new(),
+            settled: false,
         }
     }
 }
@@ -153,12 +156,12 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
 
     /// Runs jobs, and the jobs they cause, until none is left. An action runs at most once
     /// per pass. `known` holds items already read for the first job (its lanes and
-    /// releases are used); items this pass
-    /// commits are kept too, so the decision on an action's outcome starts from them
-    /// instead of reading them again (a commit conflict, or a decision that commits
-    /// nothing, reads afresh). Each decision's notifications go out while the next job
-    /// runs; when every job is done, `settle` (a claim key and a tag) is marked settled
-    /// beside the last of them.
+    /// releases are used); items this pass commits are kept too, so the decision on an
+    /// action's outcome starts from them instead of reading them again (a commit conflict,
+    /// or a decision that commits nothing, reads afresh). When every job is done, `settle`
+    /// (a claim key and a tag) is marked settled: by the last commit, when the last job
+    /// commits one, else by a write of its own. The notifications of every decision go
+    /// out together at the end, in one `PublishBatch` per ten, also when a job failed.
     pub(super) async fn drain_from(
         &self,
         pipeline: &Pipeline,
@@ -173,6 +176,10 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let mut pending: Vec<Notification> = Vec::new();
         let mut done = 0;
         let mut complete = true;
+        let mut settled = false;
+        let mut failed = None;
+        // A release this pass minted, until its first deploy or migration runs.
+        let mut minted: Option<ReleaseId> = None;
         while let Some(job) = jobs.pop_front() {
             done += 1;
             if done > MAX_JOBS {
@@ -185,40 +192,66 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             }
             match job {
                 Job::Apply(work) => {
-                    let notes = std::mem::take(&mut pending);
+                    let settling = settle.filter(|_| jobs.is_empty()).map(|(key, tag)| Settle {
+                        key: key.to_string(),
+                        tag: tag.to_string(),
+                        at: now,
+                    });
                     // Boxed: a decision's future is large, and every pass holds one.
-                    let (decided, ()) = tokio::join!(
-                        Box::pin(self.decide_retrying(pipeline, &work, now, &mut known)),
-                        self.publish(notes)
-                    );
-                    let decided = decided?;
+                    let decided = Box::pin(self.decide_retrying(
+                        pipeline,
+                        &work,
+                        now,
+                        &mut known,
+                        settling.as_ref(),
+                    ))
+                    .await;
+                    let decided = match decided {
+                        Ok(decided) => decided,
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    };
+                    if let Some(r) = &work.new_release
+                        && !decided.transitions.is_empty()
+                    {
+                        minted = Some(r.id.clone());
+                    }
+                    settled |= decided.settled;
                     report.transitions.extend(decided.transitions);
                     report.refused.extend(decided.refused);
-                    pending = decided.notes;
+                    pending.extend(decided.notes);
                     jobs.extend(decided.jobs);
                 }
                 Job::Execute(action, release) => {
                     if executed.insert(action.clone()) {
-                        let notes = std::mem::take(&mut pending);
-                        let (outcomes, ()) = tokio::join!(
-                            Box::pin(self.execute(pipeline, action, &release)),
-                            self.publish(notes)
-                        );
+                        let first_effect =
+                            matches!(action, Action::Deploy { .. } | Action::RunMigration { .. });
+                        let fresh = first_effect && minted.as_ref() == Some(&release.id);
+                        if first_effect && fresh {
+                            minted = None;
+                        }
+                        let outcomes =
+                            Box::pin(self.execute(pipeline, action, &release, fresh)).await;
                         jobs.extend(outcomes.into_iter().map(Job::Apply));
                     }
                 }
             }
         }
-        let settled = async {
-            if let (Some((key, tag)), true) = (settle, complete)
+        let settling = async {
+            if let (Some((key, tag)), true, false, None) = (settle, complete, settled, &failed)
                 && let Err(e) = self.store.settle_claim(key, tag, now).await
             {
                 // A replay then takes the longer way, and finds nothing left to do.
                 warn!(claim = %key, error = %e, "claim not marked settled");
             }
         };
-        tokio::join!(self.publish(pending), settled);
-        Ok(report)
+        tokio::join!(self.publish(pending), settling);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 
     /// [`Engine::decide`], again while its commit meets a concurrent writer (with a
@@ -230,11 +263,12 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         work: &Work,
         now: Timestamp,
         known: &mut Snapshot,
+        settle: Option<&Settle>,
     ) -> Result<Decided, EngineError> {
         let mut n = 0;
         loop {
             n += 1;
-            match self.decide(pipeline, work, now, known).await {
+            match self.decide(pipeline, work, now, known, settle).await {
                 Ok(decided) if decided.unchecked => {
                     info!(service = %work.service, environment = %work.environment, "nothing committed from items known before; deciding again from fresh reads");
                     *known = Snapshot::default();
@@ -249,12 +283,14 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
     }
 
     /// Decides one unit of work and records the decision; returns what to do next.
+    /// `settle` is written with the commit when the decision leaves nothing more to do.
     async fn decide(
         &self,
         pipeline: &Pipeline,
         work: &Work,
         now: Timestamp,
         known: &mut Snapshot,
+        settle: Option<&Settle>,
     ) -> Result<Decided, EngineError> {
         let Some((service, stage)) = stage_of(pipeline, &work.service, &work.environment) else {
             let why = format!(
@@ -335,9 +371,23 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 return Ok(Decided::nothing(jobs, Some(refused.to_string()), cached));
             }
         };
+        let mut jobs: Vec<Job> = decision
+            .actions
+            .iter()
+            .filter_map(|a| {
+                decision
+                    .view
+                    .releases
+                    .get(a.release())
+                    .map(|r| Job::Execute(a.clone(), r.clone()))
+            })
+            .collect();
+        jobs.extend(owed_jobs(&decision.view, &policy, now, &decision.actions));
         let mut commit = loaded.commit_for(&decision);
         commit.claim = work.claim.clone();
         commit.deployments = work.deployments.clone();
+        commit.settle = settle.filter(|_| jobs.is_empty()).cloned();
+        let settled = commit.settle.is_some();
         let written = Commit {
             releases: commit.releases.clone(),
             lanes: commit.lanes.clone(),
@@ -360,9 +410,10 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             lanes: promoted,
             ..Reads::default()
         };
+        let minted = work.new_release.as_ref().map(|r| &r.id);
         let (committed, (), ahead) = tokio::join!(
             self.store.commit(commit),
-            self.prefetch(pipeline, &decision),
+            self.prefetch(pipeline, &decision, minted),
             read_some(self.store, &ahead)
         );
         if let Err(e) = committed {
@@ -376,29 +427,19 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             known.absorb(ahead);
         }
         let notes = notes(work, &decision);
-        let mut jobs: Vec<Job> = decision
-            .actions
-            .iter()
-            .filter_map(|a| {
-                decision
-                    .view
-                    .releases
-                    .get(a.release())
-                    .map(|r| Job::Execute(a.clone(), r.clone()))
-            })
-            .collect();
-        jobs.extend(owed_jobs(&decision.view, &policy, now, &decision.actions));
         Ok(Decided {
             jobs,
             transitions: decision.transitions,
             refused: None,
             notes,
             unchecked: false,
+            settled,
         })
     }
 
-    /// Reads ahead for the deployments `decision` starts ([`Deployer::prefetch`]).
-    async fn prefetch(&self, pipeline: &Pipeline, decision: &Decision) {
+    /// Reads ahead for the deployments `decision` starts ([`Deployer::prefetch`]); those of
+    /// the release this decision mints are fresh ([`DeployRequest::fresh`]).
+    async fn prefetch(&self, pipeline: &Pipeline, decision: &Decision, minted: Option<&ReleaseId>) {
         for action in &decision.actions {
             let Action::Deploy {
                 release,
@@ -417,6 +458,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                         release,
                         service,
                         stage,
+                        fresh: minted == Some(&release.id),
                     })
                     .await;
             }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{
-    Claim, ClaimRecord, Commit, DeploymentRef, LoadedLane, Reads, ReleaseStore, StoreError,
+    Claim, ClaimRecord, Commit, DeploymentRef, LoadedLane, Reads, ReleaseStore, Settle, StoreError,
     StoredPipeline, Versioned,
 };
 use crate::pipeline::Approval;
@@ -78,7 +78,8 @@ macro_rules! store_contract_tests {
             a_decision_conflicts_when_an_item_it_read_but_left_unchanged_moved,
             a_pipeline_larger_than_one_item_round_trips,
             one_read_returns_claim_pipeline_lanes_and_releases,
-            a_settled_claim_records_each_tag_once_and_only_while_held);
+            a_settled_claim_records_each_tag_once_and_only_while_held,
+            a_commit_settles_a_delivery_on_its_claim_or_leaves_a_gone_one_alone);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -699,4 +700,97 @@ pub async fn a_settled_claim_records_each_tag_once_and_only_while_held<S: Releas
             settled: Vec::new()
         })
     );
+}
+
+/// A commit that settles a delivery does it in the same write: on the claim the commit
+/// writes (written settled) or on one written before; a claim that is gone or expired is
+/// left alone, and the rest of the commit is written all the same.
+pub async fn a_commit_settles_a_delivery_on_its_claim_or_leaves_a_gone_one_alone<
+    S: ReleaseStore,
+>(
+    store: &S,
+) {
+    let key = "push#team/api#sha256:3";
+    let settle = |key: &str, tag: &str, at: u64| Settle {
+        key: key.into(),
+        tag: tag.into(),
+        at: Timestamp(T0.0 + at),
+    };
+    let new = |n: u64| {
+        vec![Versioned {
+            item: release("api", n),
+            version: 0,
+        }]
+    };
+    let settled = |key: &'static str| async move {
+        let reads = Reads {
+            claim: Some(key.into()),
+            ..Reads::default()
+        };
+        store.read(&reads, T0).await.unwrap().claim.map(|c| {
+            let mut tags = c.settled;
+            tags.sort();
+            tags
+        })
+    };
+    // Written with its claim: the claim is written settled.
+    store
+        .commit(Commit {
+            releases: new(1),
+            claim: Some(Claim {
+                key: key.into(),
+                value: "r1".into(),
+                at: T0,
+                expires: Timestamp(T0.0 + 1_000),
+            }),
+            settle: Some(settle(key, "v1", 0)),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(settled(key).await, Some(vec!["v1".to_string()]));
+    // A claim written before: settled with the commit.
+    store
+        .commit(Commit {
+            releases: new(2),
+            settle: Some(settle(key, "stable", 0)),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        settled(key).await,
+        Some(vec!["stable".to_string(), "v1".to_string()])
+    );
+    // No claim, or an expired one: nothing settled, and the commit is written.
+    let gone = "push#team/api#sha256:never";
+    store
+        .commit(Commit {
+            releases: new(3),
+            settle: Some(settle(gone, "v3", 0)),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    store
+        .commit(Commit {
+            releases: new(4),
+            settle: Some(settle(key, "late", 5_000)),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(settled(gone).await, None, "settling no claim creates none");
+    assert_eq!(
+        settled(key).await,
+        Some(vec!["stable".to_string(), "v1".to_string()]),
+        "an expired claim is not settled"
+    );
+    for n in 1..=4 {
+        let id = release("api", n).id;
+        assert!(
+            store.release(&id).await.unwrap().is_some(),
+            "release {n} written"
+        );
+    }
 }

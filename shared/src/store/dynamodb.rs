@@ -26,13 +26,13 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    ClaimRecord, Commit, DeploymentRef, ItemKey, LaneKey, Reads, ReleaseStore, Snapshot,
+    ClaimRecord, Commit, DeploymentRef, ItemKey, LaneKey, Reads, ReleaseStore, Settle, Snapshot,
     StoreError, StoredPipeline, Versioned,
 };
 use crate::release::{Lane, Release, ReleaseId, Timestamp, Transition};
@@ -48,6 +48,23 @@ const BATCH_KEYS: usize = 100;
 const BATCH_ATTEMPTS: u32 = 6;
 /// The sort key of the pipeline pointer item.
 const POINTER_SK: &str = "CURRENT";
+
+/// A delivery is settled only on a claim still held and unexpired (`:now`).
+const SETTLE_CONDITION: &str = "attribute_exists(pk) AND expires_ms >= :now";
+
+/// Whether a cancelled transaction failed on the item at `index` alone (a condition of its
+/// own), every other item having passed.
+fn only_failed_at(
+    e: &aws_sdk_dynamodb::types::error::TransactionCanceledException,
+    index: usize,
+) -> bool {
+    let failed = |code: Option<&str>| !matches!(code, None | Some("None"));
+    e.cancellation_reasons()
+        .iter()
+        .enumerate()
+        .all(|(i, r)| (i == index) == failed(r.code()))
+        && e.cancellation_reasons().len() > index
+}
 
 /// `text` in pieces of at most `max` bytes, cut on character boundaries.
 fn chunks(text: &str, max: usize) -> Vec<&str> {
@@ -395,6 +412,22 @@ impl DynamoStore {
     }
 
     /// The failing item of a cancelled transaction, as a store error.
+    /// The update that marks `st` settled on a claim written before: only while it is held
+    /// and unexpired, as [`ReleaseStore::settle_claim`] does.
+    fn settle_update(&self, st: &Settle) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys(format!("CLAIM#{}", st.key), "CLAIM")))
+            .update_expression("ADD settled :tag")
+            .condition_expression(SETTLE_CONDITION)
+            .expression_attribute_values(":tag", AttributeValue::Ss(vec![st.tag.clone()]))
+            .expression_attribute_values(":now", n(st.at.0))
+            .build()
+            .map_err(|e| StoreError::Failed {
+                message: e.to_string(),
+            })
+    }
+
     async fn cancelled(
         &self,
         e: &aws_sdk_dynamodb::types::error::TransactionCanceledException,
@@ -441,8 +474,10 @@ impl DynamoStore {
     }
 }
 
-impl ReleaseStore for DynamoStore {
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+impl DynamoStore {
+    /// Writes `commit` in one transaction. `Ok(false)`: cancelled only because the claim
+    /// it settles is gone or expired (written without the settle, it can succeed).
+    async fn transact(&self, commit: &Commit) -> Result<bool, StoreError> {
         let mut checks: Vec<ConditionCheck> = Vec::new();
         let mut what: Vec<String> = Vec::new();
         for c in &commit.checks {
@@ -515,11 +550,20 @@ impl ReleaseStore for DynamoStore {
             what.push("history item".into());
         }
         let mut claim_at = None;
+        // A delivery settled on the claim this commit writes is written settled; on a claim
+        // written before, it is an update of its own (see `settle_update`).
+        let settle_own = commit
+            .settle
+            .as_ref()
+            .filter(|st| commit.claim.as_ref().is_some_and(|c| c.key == st.key));
         if let Some(c) = &commit.claim {
             let mut item = keys(format!("CLAIM#{}", c.key), "CLAIM");
             item.insert("value".into(), s(c.value.as_str()));
             item.insert("expires_ms".into(), n(c.expires.0));
             item.insert("ttl".into(), n(c.expires.0 / 1000));
+            if let Some(st) = settle_own {
+                item.insert("settled".into(), AttributeValue::Ss(vec![st.tag.clone()]));
+            }
             puts.push(build(
                 self.put(item)
                     .condition_expression("attribute_not_exists(pk) OR expires_ms < :now")
@@ -539,10 +583,18 @@ impl ReleaseStore for DynamoStore {
             )?);
             what.push(format!("deployment {}", d.deployment_id));
         }
+        let settle_other = commit.settle.as_ref().filter(|_| settle_own.is_none());
         if puts.is_empty() {
-            return Ok(());
+            return match settle_other {
+                Some(st) => self
+                    .settle_claim(&st.key, &st.tag, st.at)
+                    .await
+                    .map(|()| true),
+                None => Ok(true),
+            };
         }
-        let items = checks
+        let settle_at = settle_other.map(|_| checks.len() + puts.len());
+        let mut items: Vec<TransactWriteItem> = checks
             .into_iter()
             .map(|c| TransactWriteItem::builder().condition_check(c).build())
             .chain(
@@ -550,6 +602,14 @@ impl ReleaseStore for DynamoStore {
                     .map(|p| TransactWriteItem::builder().put(p).build()),
             )
             .collect();
+        if let Some(st) = settle_other {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(self.settle_update(st)?)
+                    .build(),
+            );
+            what.push(format!("claim {} (settled)", st.key));
+        }
         let result = self
             .client
             .transact_write_items()
@@ -557,8 +617,13 @@ impl ReleaseStore for DynamoStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(true),
             Err(SdkError::ServiceError(service)) => match service.err() {
+                TransactWriteItemsError::TransactionCanceledException(e)
+                    if settle_at.is_some_and(|at| only_failed_at(e, at)) =>
+                {
+                    Ok(false)
+                }
                 TransactWriteItemsError::TransactionCanceledException(e) => {
                     Err(self.cancelled(e, &what, claim_at).await)
                 }
@@ -566,6 +631,20 @@ impl ReleaseStore for DynamoStore {
             },
             Err(other) => Err(sdk_error(other)),
         }
+    }
+}
+
+impl ReleaseStore for DynamoStore {
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        if !self.transact(&commit).await? {
+            // The claim to settle is gone or expired: nothing to settle; the rest is written.
+            let rest = Commit {
+                settle: None,
+                ..commit
+            };
+            self.transact(&rest).await?;
+        }
+        Ok(())
     }
 
     async fn release(&self, id: &ReleaseId) -> Result<Option<Versioned<Release>>, StoreError> {
@@ -808,7 +887,7 @@ impl ReleaseStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(keys(format!("CLAIM#{key}"), "CLAIM")))
             .update_expression("ADD settled :tag")
-            .condition_expression("attribute_exists(pk) AND expires_ms >= :now")
+            .condition_expression(SETTLE_CONDITION)
             .expression_attribute_values(":tag", AttributeValue::Ss(vec![tag.to_string()]))
             .expression_attribute_values(":now", n(now.0))
             .send()

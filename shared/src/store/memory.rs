@@ -114,6 +114,13 @@ impl ReleaseStore for MemoryStore {
         if let Some(c) = commit.claim {
             inner.claims.insert(c.key, (c.value, c.expires, Vec::new()));
         }
+        if let Some(s) = commit.settle
+            && let Some((_, expires, settled)) = inner.claims.get_mut(&s.key)
+            && *expires >= s.at
+            && !settled.contains(&s.tag)
+        {
+            settled.push(s.tag);
+        }
         for d in commit.deployments {
             inner.deployments.insert(d.deployment_id.clone(), d);
         }

@@ -186,6 +186,18 @@ pub struct Commit {
     pub history: Vec<Transition>,
     pub claim: Option<Claim>,
     pub deployments: Vec<DeploymentRef>,
+    /// A delivery whose processing ends with this commit, marked settled on its claim in the
+    /// same write ([`ReleaseStore::settle_claim`], without a call of its own). As there, a
+    /// claim that is gone or expired is left alone: it never fails the commit.
+    pub settle: Option<Settle>,
+}
+
+/// A delivery (the push of `tag`) settled on the claim `key`, as of `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settle {
+    pub key: String,
+    pub tag: String,
+    pub at: Timestamp,
 }
 
 /// Why a store call failed, and whether trying again can help.
@@ -466,6 +478,7 @@ impl LoadedLane {
             history: decision.transitions.clone(),
             claim: None,
             deployments: Vec::new(),
+            settle: None,
         }
     }
 }

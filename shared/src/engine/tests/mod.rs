@@ -172,6 +172,11 @@ async fn a_push_becomes_a_release_whose_first_stage_deploys() {
     assert_eq!(r.registry, "123456789012.dkr.ecr.us-east-1.amazonaws.com");
     assert_eq!(r.stages["dev"].deployment_id.as_deref(), Some("d-1"));
     assert_eq!(w.deploys(), [format!("{release}@dev")]);
+    assert_eq!(
+        w.deployer.fresh(),
+        [format!("{release}@dev")],
+        "the first deploy of a release minted by the same pass looks for no earlier revision"
+    );
     let dep = w.store.deployment("d-1").await.unwrap().unwrap();
     assert_eq!(
         (dep.release, dep.environment.as_str()),
@@ -390,6 +395,11 @@ async fn migration_exit_zero_deploys_and_anything_else_fails_before_deploying() 
     };
     assert_eq!(w.state(&ok, "dev").await, Some(StageState::Deploying));
     assert_eq!(w.deploys(), [format!("{ok}@dev")]);
+    assert_eq!(
+        w.deployer.fresh(),
+        [format!("{ok}@dev")],
+        "the migration the push started was fresh; the deploy after it reuses its revision"
+    );
     // The same stop event again is refused by the state machine and deploys nothing more.
     e.on_task_stopped(&stop, T0).await.unwrap();
     assert_eq!(w.deploys().len(), 1);
@@ -499,6 +509,10 @@ async fn a_replay_finishes_work_a_crash_interrupted() {
         }
     );
     assert_eq!(w.deploys(), [format!("{}@dev", r.id)]);
+    assert!(
+        w.deployer.fresh().is_empty(),
+        "a deploy a replay finishes may follow an earlier attempt's revision"
+    );
     let stored = w.store.release(&r.id).await.unwrap().unwrap().item;
     assert_eq!(stored.stages["dev"].deployment_id.as_deref(), Some("d-1"));
     // And once finished, another replay does nothing more.
@@ -2649,17 +2663,38 @@ mod known_items {
         assert_eq!(settled, ["1.0.0", "v1.0.0"]);
     }
 
-    /// A deployer that, while it deploys, has an operator pause the lane (committed
-    /// straight to the store): the pass's own copy of the lane is stale when the
-    /// deployment's outcome is decided.
-    struct PausedMeanwhile<'a> {
-        inner: FakeDeployer,
-        world: &'a World,
+    /// What happens, committed straight to the store, while [`Meanwhile`] deploys.
+    enum Happens {
+        /// An operator pauses the lane: the pass's own copy of the lane is stale when the
+        /// deployment's outcome is decided.
+        Paused,
+        /// The deployment's id is recorded for another release: the outcome's commit can
+        /// never land.
+        IdTaken,
     }
 
-    impl Deployer for PausedMeanwhile<'_> {
+    struct Meanwhile<'a> {
+        inner: FakeDeployer,
+        world: &'a World,
+        happens: Happens,
+    }
+
+    impl Deployer for Meanwhile<'_> {
         async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
             let store = &self.world.store;
+            if let Happens::IdTaken = self.happens {
+                let taken = crate::store::Commit {
+                    deployments: vec![crate::store::DeploymentRef {
+                        deployment_id: "d-1".into(),
+                        release: ReleaseId::new(T0),
+                        service: "api".into(),
+                        environment: "dev".into(),
+                    }],
+                    ..crate::store::Commit::default()
+                };
+                store.commit(taken).await.unwrap();
+                return self.inner.deploy(req).await;
+            }
             let pipeline = self.world.engine().pipeline().await.unwrap();
             let (svc, stage) = stage_of(&pipeline, "api", "dev").unwrap();
             let loaded = LoadedLane::load(store, "api", "dev", &[]).await.unwrap();
@@ -2712,9 +2747,10 @@ mod known_items {
     #[tokio::test]
     async fn an_item_another_writer_changed_after_the_pass_wrote_it_is_read_again() {
         let w = World::new().await;
-        let deployer = PausedMeanwhile {
+        let deployer = Meanwhile {
             inner: FakeDeployer::default(),
             world: &w,
+            happens: Happens::Paused,
         };
         let e = Engine {
             store: &w.store,
@@ -2732,6 +2768,36 @@ mod known_items {
         let lane = w.store.lane("api", "dev").await.unwrap().item;
         assert!(lane.paused.is_some(), "the operator's pause is kept");
         assert_eq!(lane.in_flight, Some(id));
+    }
+
+    #[tokio::test]
+    async fn what_a_pass_committed_is_announced_even_when_a_later_step_fails() {
+        let w = World::new().await;
+        let deployer = Meanwhile {
+            inner: FakeDeployer::default(),
+            world: &w,
+            happens: Happens::IdTaken,
+        };
+        let e = Engine {
+            store: &w.store,
+            deployer: &deployer,
+            notifier: &w.notifier,
+            timer: &w.timer,
+        };
+        let p = push("shiplane/api", 1, "v1.0.0");
+        let err = e.on_push(&p, T0).await.unwrap_err();
+        assert!(err.to_string().contains("deployment d-1"), "{err}");
+        assert_eq!(
+            w.notifier.kinds(),
+            ["release_created", "stage_started"],
+            "the arrival was committed, so it is announced; the deployment was not"
+        );
+        let claim = w.store.read(&claim_read(&p), T0).await.unwrap().claim;
+        assert_eq!(
+            claim.map(|c| c.settled),
+            Some(Vec::new()),
+            "unfinished: a replay must finish it"
+        );
     }
 
     #[tokio::test]
