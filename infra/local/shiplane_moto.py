@@ -34,6 +34,11 @@ own. This module adds, as AWS behaves:
   answers ValidationException, as Scheduler does. Every schedule created and deleted is
   recorded.
 
+- SNS message signing: one signing key per emulator process, made when the extension is
+  registered, as SNS signs with one certificate per region. moto makes a new 2048-bit RSA
+  key per subscription inside the first Publish that reaches it: 20 to 200 ms, at random
+  (a prime search), charged to whichever function published first to a new topic.
+
 and control routes for tests and the demo (AWS needs none: its deployments move and its
 tasks exit by themselves):
 
@@ -68,6 +73,7 @@ import urllib.parse
 from datetime import datetime, timezone
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.codedeploy import models as cd_models
 from moto.codedeploy.exceptions import CodeDeployException
 from moto.codedeploy import responses as cd_responses
@@ -87,6 +93,7 @@ from moto.ecs import models as ecs_models
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.moto_api._internal import urls as moto_api_urls
 from moto.scheduler import models as scheduler_models
+from moto.sns import models as sns_models
 from moto.scheduler.exceptions import ScheduleGroupNotFound, ValidationException
 
 ACTIVE = {"Created", "Queued", "InProgress", "Baking", "Ready"}
@@ -603,8 +610,20 @@ def fire_schedules(request: Any, full_url: str, headers: Any) -> tuple[int, dict
     return _json(200, {"fired": fired})
 
 
+_SIGNING_KEY: list[Any] = []
+
+
+def signing_key(_subscription: Any = None) -> Any:
+    """The one key this process signs SNS messages with (see the module's docstring)."""
+    if not _SIGNING_KEY:
+        _SIGNING_KEY.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    return _SIGNING_KEY[0]
+
+
 def register() -> None:
     """Installs the additions; call once, before the server app is created."""
+    sns_models.Subscription.private_key = signing_key
+    signing_key()
     CodeDeployResponse.put_lifecycle_event_hook_execution_status = (
         put_lifecycle_event_hook_execution_status
     )

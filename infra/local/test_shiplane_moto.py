@@ -572,3 +572,23 @@ def test_schedules_are_recorded_refused_as_scheduler_refuses_and_fired_when_due(
     assert view["schedules"] == []
     reset(endpoint)
     assert scheduler_control(endpoint, "log")["log"] == []
+
+
+def test_sns_signs_every_subscription_with_one_key_made_at_start(endpoint):
+    import shiplane_moto
+    from moto.sns import models as sns_models
+
+    made = shiplane_moto.signing_key()
+    sns, sqs = client(endpoint, "sns"), client(endpoint, "sqs")
+    for name in ("a", "b"):
+        topic = sns.create_topic(Name=f"signed-{name}")["TopicArn"]
+        queue = sqs.create_queue(QueueName=f"signed-{name}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        sns.publish(TopicArn=topic, Message="hello")
+        body = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
+        assert body["Message"] == "hello" and body["Signature"], body
+    backend = sns_models.sns_backends["123456789012"]["us-east-1"]
+    subscriptions = list(backend.subscriptions.values())
+    assert len(subscriptions) >= 2
+    assert all(s.private_key() is made for s in subscriptions)

@@ -459,6 +459,27 @@ async fn main() {
         ("Python peer (boto3)", &peer),
     ];
 
+    // `--first-push-only`: just the first push against the peer's, median of `--runs`
+    // fresh processes with and without a network's delay, printed (BENCHMARKS.md is not
+    // written): to see the effect of a change in minutes.
+    if args.iter().any(|a| a == "--first-push-only") {
+        for delay in [0, ROUND_TRIP_MS] {
+            for (name, subject) in [("image-push", &image_push), ("peer", &peer)] {
+                let mut xs = Vec::new();
+                for _ in 0..runs {
+                    let w = world().await;
+                    let event = push_event(&format!("{}/api", w.p), "v1.0.0");
+                    xs.push(first_event(subject, &w.env, event, delay).await);
+                }
+                let (median, p90) = stats(xs);
+                println!(
+                    "first push, {delay} ms per AWS answer: {name} median {median:.1} ms, p90 {p90:.1} ms ({runs} fresh processes)"
+                );
+            }
+        }
+        return;
+    }
+
     // Cold start.
     let mut cold = BTreeMap::new();
     eprintln!("cold start × {runs}, in turns");
