@@ -121,6 +121,24 @@ async fn pushes_take_at_most_eight_round_trips_to_deploy_four_to_queue_and_one_t
         vec![vec!["dynamodb.BatchGetItem".to_string()]],
         "a replay of a handled push is one read"
     );
+
+    // Data jobs: every family's latest read together, then their revisions registered
+    // together.
+    let jobs = image_push(&format!("{p}/etl"), "20261116-abc1234");
+    let (made, trips) = counted(engine.on_push(&jobs, Timestamp::now())).await;
+    assert_eq!(
+        created(&made.expect("data jobs push")),
+        Some(StageState::Succeeded)
+    );
+    let together = |op: &str| {
+        trips
+            .iter()
+            .any(|w| w.iter().filter(|c| *c == op).count() == 2)
+    };
+    assert!(
+        together("ecs.DescribeTaskDefinition") && together("ecs.RegisterTaskDefinition"),
+        "two families in two round trips: {trips:?}"
+    );
 }
 
 /// The pipeline a process cached is revalidated by the pointer item inside the batch it

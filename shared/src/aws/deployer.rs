@@ -23,6 +23,7 @@ use crate::pipeline::{
     Check, CodeDeployTarget, LifecycleHook, Service, ServiceKind, StageConfig, Target,
 };
 use crate::release::{Release, ReleaseId};
+use futures_util::future::try_join_all;
 
 const TAG_RELEASE: &str = "shiplane:release";
 const TAG_ENVIRONMENT: &str = "shiplane:environment";
@@ -743,21 +744,15 @@ impl AwsDeployer {
         req: DeployRequest<'_>,
         families: &[String],
     ) -> Result<DeployOutcome, DeployError> {
-        let mut task_definitions = Vec::new();
-        for family in families {
-            // The family's latest is both the base and the revision to reuse if it is ours.
+        // Every family at once: each reads its latest, which is both the base and the
+        // revision to reuse if it is ours, then registers.
+        let task_definitions = try_join_all(families.iter().map(|family| async move {
             let (base, tags) = self.task_definition(family).await?;
             let latest = Some((base.clone(), tags));
-            task_definitions.push(
-                self.ensure_revision(
-                    &base,
-                    latest,
-                    Pick::Repository(&req.release.repository),
-                    req,
-                )
-                .await?,
-            );
-        }
+            let pick = Pick::Repository(&req.release.repository);
+            self.ensure_revision(&base, latest, pick, req).await
+        }))
+        .await?;
         Ok(DeployOutcome::Registered { task_definitions })
     }
 }
