@@ -340,6 +340,27 @@ struct Revisions {
 const PREFETCHED: usize = 4;
 const PREFETCH_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The ARN of a family's latest revision (with its tags) when it is the one registered for
+/// `release` in `environment`: what a replay reuses instead of registering another.
+fn registered_for(
+    (latest, tags): (TaskDefinition, Vec<Tag>),
+    release: &Release,
+    environment: &str,
+) -> Option<Result<String, DeployError>> {
+    let tagged = |k: &str, v: &str| {
+        tags.iter()
+            .any(|t| t.key() == Some(k) && t.value() == Some(v))
+    };
+    (tagged(TAG_RELEASE, release.id.as_str()) && tagged(TAG_ENVIRONMENT, environment)).then(|| {
+        latest.task_definition_arn.ok_or_else(|| {
+            DeployError::permanent(format!(
+                "latest revision of {} has no ARN",
+                latest.family.as_deref().unwrap_or("?")
+            ))
+        })
+    })
+}
+
 /// The family of a task definition ARN (`…:task-definition/<family>:<revision>`) or of a
 /// `<family>:<revision>` name.
 fn family_of(task_definition: &str) -> Option<&str> {
@@ -480,18 +501,12 @@ impl AwsDeployer {
             .ok_or_else(|| DeployError::permanent("task definition without a family"))?;
         let env = req.stage.environment.as_str();
         if !req.fresh {
-            let (latest, tags) = match latest {
+            let latest = match latest {
                 Some(latest) if latest.0.family.as_deref() == Some(family) => latest,
                 _ => self.task_definition(family).await?,
             };
-            let tagged = |k: &str, v: &str| {
-                tags.iter()
-                    .any(|t| t.key() == Some(k) && t.value() == Some(v))
-            };
-            if tagged(TAG_RELEASE, req.release.id.as_str()) && tagged(TAG_ENVIRONMENT, env) {
-                return latest.task_definition_arn.ok_or_else(|| {
-                    DeployError::permanent(format!("latest revision of {family} has no ARN"))
-                });
+            if let Some(ours) = registered_for(latest, req.release, env) {
+                return ours;
             }
         }
         if req.release.registry.is_empty() {
@@ -527,17 +542,11 @@ impl AwsDeployer {
         let mut attempt = 0;
         let out = loop {
             attempt += 1;
-            if attempt > 1 {
-                let (latest, tags) = self.task_definition(family).await?;
-                let ours = |k: &str, v: &str| {
-                    tags.iter()
-                        .any(|t| t.key() == Some(k) && t.value() == Some(v))
-                };
-                if ours(TAG_RELEASE, req.release.id.as_str()) && ours(TAG_ENVIRONMENT, env) {
-                    return latest.task_definition_arn.ok_or_else(|| {
-                        DeployError::permanent(format!("latest revision of {family} has no ARN"))
-                    });
-                }
+            if attempt > 1
+                && let Some(ours) =
+                    registered_for(self.task_definition(family).await?, req.release, env)
+            {
+                return ours;
             }
             let sent = self
                 .ecs

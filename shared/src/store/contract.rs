@@ -722,6 +722,17 @@ pub async fn a_commit_settles_a_delivery_on_its_claim_or_leaves_a_gone_one_alone
             version: 0,
         }]
     };
+    // A new release `n`, written with `settle`.
+    let settling = |n: u64, settle: Settle| async move {
+        store
+            .commit(Commit {
+                releases: new(n),
+                settle: Some(settle),
+                ..Commit::default()
+            })
+            .await
+            .unwrap();
+    };
     let settled = |key: &'static str| async move {
         let reads = Reads {
             claim: Some(key.into()),
@@ -750,36 +761,15 @@ pub async fn a_commit_settles_a_delivery_on_its_claim_or_leaves_a_gone_one_alone
         .unwrap();
     assert_eq!(settled(key).await, Some(vec!["v1".to_string()]));
     // A claim written before: settled with the commit.
-    store
-        .commit(Commit {
-            releases: new(2),
-            settle: Some(settle(key, "stable", 0)),
-            ..Commit::default()
-        })
-        .await
-        .unwrap();
+    settling(2, settle(key, "stable", 0)).await;
     assert_eq!(
         settled(key).await,
         Some(vec!["stable".to_string(), "v1".to_string()])
     );
     // No claim, or an expired one: nothing settled, and the commit is written.
     let gone = "push#team/api#sha256:never";
-    store
-        .commit(Commit {
-            releases: new(3),
-            settle: Some(settle(gone, "v3", 0)),
-            ..Commit::default()
-        })
-        .await
-        .unwrap();
-    store
-        .commit(Commit {
-            releases: new(4),
-            settle: Some(settle(key, "late", 5_000)),
-            ..Commit::default()
-        })
-        .await
-        .unwrap();
+    settling(3, settle(gone, "v3", 0)).await;
+    settling(4, settle(key, "late", 5_000)).await;
     assert_eq!(settled(gone).await, None, "settling no claim creates none");
     assert_eq!(
         settled(key).await,

@@ -2679,6 +2679,26 @@ mod known_items {
         happens: Happens,
     }
 
+    impl<'a> Meanwhile<'a> {
+        fn new(world: &'a World, happens: Happens) -> Meanwhile<'a> {
+            Meanwhile {
+                inner: FakeDeployer::default(),
+                world,
+                happens,
+            }
+        }
+
+        /// The world's engine, deploying through this.
+        fn engine(&self) -> Engine<'_, MemoryStore, Self, RecordingNotifier, FakeTimer> {
+            Engine {
+                store: &self.world.store,
+                deployer: self,
+                notifier: &self.world.notifier,
+                timer: &self.world.timer,
+            }
+        }
+    }
+
     impl Deployer for Meanwhile<'_> {
         async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
             let store = &self.world.store;
@@ -2747,17 +2767,8 @@ mod known_items {
     #[tokio::test]
     async fn an_item_another_writer_changed_after_the_pass_wrote_it_is_read_again() {
         let w = World::new().await;
-        let deployer = Meanwhile {
-            inner: FakeDeployer::default(),
-            world: &w,
-            happens: Happens::Paused,
-        };
-        let e = Engine {
-            store: &w.store,
-            deployer: &deployer,
-            notifier: &w.notifier,
-            timer: &w.timer,
-        };
+        let deployer = Meanwhile::new(&w, Happens::Paused);
+        let e = deployer.engine();
         let out = e
             .on_push(&push("shiplane/api", 1, "v1.0.0"), T0)
             .await
@@ -2773,17 +2784,8 @@ mod known_items {
     #[tokio::test]
     async fn what_a_pass_committed_is_announced_even_when_a_later_step_fails() {
         let w = World::new().await;
-        let deployer = Meanwhile {
-            inner: FakeDeployer::default(),
-            world: &w,
-            happens: Happens::IdTaken,
-        };
-        let e = Engine {
-            store: &w.store,
-            deployer: &deployer,
-            notifier: &w.notifier,
-            timer: &w.timer,
-        };
+        let deployer = Meanwhile::new(&w, Happens::IdTaken);
+        let e = deployer.engine();
         let p = push("shiplane/api", 1, "v1.0.0");
         let err = e.on_push(&p, T0).await.unwrap_err();
         assert!(err.to_string().contains("deployment d-1"), "{err}");
