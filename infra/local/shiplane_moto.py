@@ -93,8 +93,8 @@ from moto.ecs import models as ecs_models
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.moto_api._internal import urls as moto_api_urls
 from moto.scheduler import models as scheduler_models
-from moto.sns import models as sns_models
 from moto.scheduler.exceptions import ScheduleGroupNotFound, ValidationException
+from moto.sns import models as sns_models
 
 ACTIVE = {"Created", "Queued", "InProgress", "Baking", "Ready"}
 SETTABLE = {"Succeeded", "Failed", "Stopped", "InProgress", "Baking", "Ready"}

@@ -16,6 +16,7 @@ use aws_sdk_ecs::types::{
     Compatibility, ContainerOverride, DeploymentCircuitBreaker, DeploymentConfiguration,
     DesiredStatus, LaunchType, NetworkMode, Tag, TaskDefinition, TaskDefinitionField, TaskOverride,
 };
+use futures_util::future::try_join_all;
 
 use super::{appspec, classify};
 use crate::inbound::ecs::{ContainerExit, TaskStopped};
@@ -23,7 +24,6 @@ use crate::pipeline::{
     Check, CodeDeployTarget, LifecycleHook, Service, ServiceKind, StageConfig, Target,
 };
 use crate::release::{Release, ReleaseId};
-use futures_util::future::try_join_all;
 
 const TAG_RELEASE: &str = "shiplane:release";
 const TAG_ENVIRONMENT: &str = "shiplane:environment";
@@ -432,8 +432,7 @@ impl AwsDeployer {
     }
 
     /// The ECS service, the task definition it runs, and (at the same time as that one)
-    /// its family's latest revision.
-    /// (`fresh`: without it, as nothing can be this release's yet.)
+    /// its family's latest revision, unless `fresh` (none can be this release's yet).
     async fn revisions(
         &self,
         cluster: &str,

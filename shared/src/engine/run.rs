@@ -229,7 +229,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                         let first_effect =
                             matches!(action, Action::Deploy { .. } | Action::RunMigration { .. });
                         let fresh = first_effect && minted.as_ref() == Some(&release.id);
-                        if first_effect && fresh {
+                        if fresh {
                             minted = None;
                         }
                         let outcomes =

@@ -411,7 +411,6 @@ impl DynamoStore {
         Put::builder().table_name(&self.table).set_item(Some(item))
     }
 
-    /// The failing item of a cancelled transaction, as a store error.
     /// The update that marks `st` settled on a claim written before: only while it is held
     /// and unexpired, as [`ReleaseStore::settle_claim`] does.
     fn settle_update(&self, st: &Settle) -> Result<Update, StoreError> {
@@ -428,6 +427,7 @@ impl DynamoStore {
             })
     }
 
+    /// The failing item of a cancelled transaction, as a store error.
     async fn cancelled(
         &self,
         e: &aws_sdk_dynamodb::types::error::TransactionCanceledException,
@@ -472,9 +472,7 @@ impl DynamoStore {
             what: format!("transaction cancelled: {}", e.message().unwrap_or_default()),
         }
     }
-}
 
-impl DynamoStore {
     /// Writes `commit` in one transaction. `Ok(false)`: cancelled only because the claim
     /// it settles is gone or expired (written without the settle, it can succeed).
     async fn transact(&self, commit: &Commit) -> Result<bool, StoreError> {

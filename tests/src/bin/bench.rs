@@ -283,6 +283,14 @@ async fn first_event(subject: &Subject, env: &Env, event: Value, delay_ms: u64) 
     ms
 }
 
+/// Milliseconds to the answer of a first push of `api`, made in a fresh world to a fresh
+/// process of `subject` (see [`first_event`]).
+async fn first_push_ms(subject: &Subject, delay_ms: u64) -> f64 {
+    let w = world().await;
+    let event = push_event(&format!("{}/api", w.p), "v1.0.0");
+    first_event(subject, &w.env, event, delay_ms).await
+}
+
 /// Peak RSS (MiB) of one process over `n` events.
 async fn peak_rss(subject: &Subject, env: &Env, event: impl Fn(usize) -> Value, n: usize) -> f64 {
     let api = RuntimeApi::start().await;
@@ -467,9 +475,7 @@ async fn main() {
             for (name, subject) in [("image-push", &image_push), ("peer", &peer)] {
                 let mut xs = Vec::new();
                 for _ in 0..runs {
-                    let w = world().await;
-                    let event = push_event(&format!("{}/api", w.p), "v1.0.0");
-                    xs.push(first_event(subject, &w.env, event, delay).await);
+                    xs.push(first_push_ms(subject, delay).await);
                 }
                 let (median, p90) = stats(xs);
                 println!(
@@ -544,9 +550,7 @@ async fn main() {
     for _ in 0..5 {
         for delay in [0, ROUND_TRIP_MS] {
             for (name, subject) in [("image-push", &image_push), ("peer", &peer)] {
-                let w = world().await;
-                let event = push_event(&format!("{}/api", w.p), "v1.0.0");
-                let ms = first_event(subject, &w.env, event, delay).await;
+                let ms = first_push_ms(subject, delay).await;
                 firsts.entry((name, delay)).or_default().push(ms);
             }
         }
