@@ -36,6 +36,15 @@ impl ReleaseSummary {
     fn cell(&self) -> String {
         format!("{} ({})", self.label, &self.id.as_str()[..10])
     }
+
+    /// The cell with the release's own state after it, so a state is never read as
+    /// another release's (`v4 (01M87NPKS0) awaiting_approval`).
+    fn cell_with_state(&self) -> String {
+        match self.state {
+            Some(state) => format!("{} {state}", self.cell()),
+            None => self.cell(),
+        }
+    }
 }
 
 /// One row of `shiplane status`.
@@ -102,6 +111,11 @@ impl LaneStatus {
 fn cell(r: &Option<ReleaseSummary>) -> String {
     r.as_ref()
         .map_or_else(|| "-".to_string(), ReleaseSummary::cell)
+}
+
+fn cell_with_state(r: &Option<ReleaseSummary>) -> String {
+    r.as_ref()
+        .map_or_else(|| "-".to_string(), ReleaseSummary::cell_with_state)
 }
 
 pub fn validated(pipeline: &Pipeline, json: bool) {
@@ -185,9 +199,8 @@ pub fn status(rows: &[LaneStatus], json: bool) {
         "SERVICE",
         "ENVIRONMENT",
         "CURRENT",
-        "STATE",
         "IN FLIGHT",
-        "QUEUED",
+        "NEXT",
         "LAST KNOWN GOOD",
         "HOLD",
         "ALARMS",
@@ -216,10 +229,9 @@ pub fn status(rows: &[LaneStatus], json: bool) {
         t.add_row(vec![
             r.service.clone(),
             r.environment.clone(),
-            cell(&r.current),
-            r.state.map_or_else(|| "-".to_string(), |s| s.to_string()),
-            cell(&r.in_flight),
-            cell(&r.queued),
+            cell_with_state(&r.current),
+            cell_with_state(&r.in_flight),
+            cell_with_state(&r.queued),
             cell(&r.last_known_good),
             hold,
             alarms,
