@@ -134,8 +134,8 @@ pub async fn release_steps() -> Vec<Step> {
     steps.push(Step {
         function: "deploy-hook",
         what: "BeforeAllowTraffic, checks pass → Succeeded reported, recorded",
-        target: 5,
-        why: "the recorded answer, the pipeline, the deployment's reference and this attempt's claim at once; the lane with the release; the checks (no AWS call here) then the commit; the notifications; the report to CodeDeploy, once the outcome is recorded",
+        target: 4,
+        why: "the recorded answer, the pipeline, the deployment's reference and this attempt's claim at once; the lane with the release; the checks (no AWS call here) then the commit; the report to CodeDeploy, once the outcome is recorded, with the notifications beside it",
         cost,
     });
 

@@ -177,11 +177,13 @@ impl Deployer for FakeDeployer {
     }
 }
 
-/// Keeps every notification; can be told to fail every publish.
+/// Keeps every notification; can be told to fail every publish, or to never answer (a
+/// topic whose endpoint accepts connections and goes silent).
 #[derive(Default)]
 pub struct RecordingNotifier {
     pub sent: Mutex<Vec<Notification>>,
     pub fail: bool,
+    pub hang: bool,
 }
 
 impl RecordingNotifier {
@@ -195,6 +197,9 @@ impl RecordingNotifier {
 
 impl Notifier for RecordingNotifier {
     async fn publish(&self, n: &Notification) -> Result<(), NotifyError> {
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
         if self.fail {
             return Err(NotifyError {
                 message: "SNS Publish: InternalError: the topic is down".into(),

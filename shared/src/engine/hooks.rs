@@ -53,14 +53,26 @@ struct Verdict {
     status: HookStatus,
     reason: Option<String>,
     release: Option<ReleaseId>,
+    /// What recording it committed, announced while CodeDeploy is told.
+    notes: Vec<Notification>,
 }
 
 impl Verdict {
+    fn succeeded(release: Option<ReleaseId>) -> Verdict {
+        Verdict {
+            status: HookStatus::Succeeded,
+            reason: None,
+            release,
+            notes: Vec::new(),
+        }
+    }
+
     fn failed(reason: impl Into<String>, release: Option<ReleaseId>) -> Verdict {
         Verdict {
             status: HookStatus::Failed,
             reason: Some(reason.into()),
             release,
+            notes: Vec::new(),
         }
     }
 }
@@ -96,7 +108,19 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         if let Some(why) = &verdict.reason {
             warn!(deployment = %hook.deployment_id, reason = ?why, "hook failed");
         }
-        let reported = report_before(reporter, hook, verdict.status, deadline).await;
+        // CodeDeploy first: the announcement goes out meanwhile and never delays the answer.
+        let (reported, ()) = tokio::join!(
+            report_before(reporter, hook, verdict.status, deadline),
+            async {
+                let notes = verdict.notes;
+                if tokio::time::timeout_at(deadline, self.publish(notes))
+                    .await
+                    .is_err()
+                {
+                    warn!(deployment = %hook.deployment_id, "the hook's notifications were cut off by the deadline");
+                }
+            }
+        );
         match &reported {
             Ok(()) => {
                 info!(deployment = %hook.deployment_id, execution = %hook.execution_id, status = verdict.status.as_str(), "hook answered")
@@ -257,24 +281,28 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 },
             )
         };
-        match self.run(&pipeline, work, now).await {
-            Ok(report) if report.refused.is_empty() => Verdict {
+        match self.run_unannounced(&pipeline, work, now).await {
+            (Ok(report), notes) if report.refused.is_empty() => Verdict {
                 status,
                 reason: failure,
                 release: Some(release),
+                notes,
             },
-            Ok(report) => Verdict::failed(
-                format!(
-                    "the release cannot take the hook's outcome: {}",
-                    report.refused.join("; ")
-                ),
-                Some(release),
-            ),
+            (Ok(report), notes) => Verdict {
+                notes,
+                ..Verdict::failed(
+                    format!(
+                        "the release cannot take the hook's outcome: {}",
+                        report.refused.join("; ")
+                    ),
+                    Some(release),
+                )
+            },
             // A concurrent invocation of the same hook recorded first: answer as it did.
-            Err(EngineError::Store(StoreError::AlreadyClaimed { value, .. })) => {
+            (Err(EngineError::Store(StoreError::AlreadyClaimed { value, .. })), _) => {
                 recorded_verdict(&value)
             }
-            Err(e) => Verdict::failed(
+            (Err(e), _) => Verdict::failed(
                 format!("the checks could not be recorded: {e}"),
                 Some(release),
             ),
@@ -314,21 +342,21 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 },
             )
         };
-        match self.pipeline().await {
-            Ok(pipeline) => {
-                if let Err(e) = self.run(&pipeline, work, now).await {
-                    warn!(deployment = %hook.deployment_id, error = %e, "the rollback's hook is answered; recording it failed");
+        let mut verdict = Verdict::succeeded(Some(r.release));
+        let recorded = match self.pipeline().await {
+            Ok(pipeline) => match self.run_unannounced(&pipeline, work, now).await {
+                (Ok(_), notes) => {
+                    verdict.notes = notes;
+                    Ok(())
                 }
-            }
-            Err(e) => {
-                warn!(deployment = %hook.deployment_id, error = %e, "the rollback's hook is answered; recording it failed")
-            }
+                (Err(e), _) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            warn!(deployment = %hook.deployment_id, error = %e, "the rollback's hook is answered; recording it failed");
         }
-        Verdict {
-            status: HookStatus::Succeeded,
-            reason: None,
-            release: Some(r.release),
-        }
+        verdict
     }
 
     /// An earlier attempt holds this hook execution (Lambda retries an invocation that
@@ -405,13 +433,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
 
     async fn alert(&self, service: Option<&str>, what: &str, body: serde_json::Value) {
         error!(alert = ?what, "alert");
-        if let Err(e) = self
-            .notifier
-            .publish(&Notification::alert(service, what, body))
-            .await
-        {
-            warn!(error = ?e.message, "alert not sent");
-        }
+        self.publish(vec![Notification::alert(service, what, body)])
+            .await;
     }
 }
 
@@ -432,11 +455,7 @@ fn attempt_claim(key: &str, checks_end: Instant, now: Timestamp) -> Commit {
 
 fn recorded_verdict(recorded: &str) -> Verdict {
     match HookStatus::parse(recorded) {
-        Some(HookStatus::Succeeded) => Verdict {
-            status: HookStatus::Succeeded,
-            reason: None,
-            release: None,
-        },
+        Some(HookStatus::Succeeded) => Verdict::succeeded(None),
         _ => Verdict::failed(
             "the checks failed (recorded by an earlier invocation)",
             None,

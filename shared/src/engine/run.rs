@@ -7,7 +7,7 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 
 use super::{Engine, EngineError, Report, lanes_read_by, stage_of};
-use crate::aws::{DeployRequest, Deployer, Notification, Notifier, Timer};
+use crate::aws::{DeployRequest, Deployer, Notification, Notifier, NotifyError, Timer};
 use crate::pipeline::Pipeline;
 use crate::release::{
     Action, Decision, Event, LaneEvent, LaneView, Owed, Policy, Release, ReleaseId, StageState,
@@ -22,6 +22,20 @@ use crate::store::{
 const COMMIT_ATTEMPTS: u32 = 5;
 /// More jobs than any one event can cause: past it the loop stops, loudly, rather than spin.
 const MAX_JOBS: usize = 500;
+/// How long a pass waits for SNS to take its notifications. They are best effort (DESIGN
+/// invariant 4): a topic that does not answer must not hold a release, or a hook's answer
+/// to CodeDeploy, up for the SDK's whole retry schedule.
+pub const NOTIFY_BUDGET: Duration = Duration::from_secs(3);
+
+/// Who sends a pass's notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announce {
+    /// The pass, when it ends.
+    AtEnd,
+    /// Its caller, who has something more urgent to do first; a pass that fails still
+    /// sends its own.
+    ByCaller,
+}
 
 /// What a unit of work is about.
 #[derive(Debug, Clone)]
@@ -154,6 +168,27 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             .await
     }
 
+    /// [`Engine::run`], except that the notifications of a pass that succeeds are handed
+    /// back instead of sent: the deploy-hook answers CodeDeploy first, and announces while
+    /// it does.
+    pub(super) async fn run_unannounced(
+        &self,
+        pipeline: &Pipeline,
+        work: Work,
+        now: Timestamp,
+    ) -> (Result<Report, EngineError>, Vec<Notification>) {
+        let jobs = vec![Job::Apply(work)];
+        self.pass(
+            pipeline,
+            jobs,
+            now,
+            Snapshot::default(),
+            None,
+            Announce::ByCaller,
+        )
+        .await
+    }
+
     /// Runs jobs, and the jobs they cause, until none is left. An action runs at most once
     /// per pass. `known` holds items already read for the first job (its lanes and
     /// releases are used); items this pass commits are kept too, so the decision on an
@@ -167,9 +202,26 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         pipeline: &Pipeline,
         jobs: Vec<Job>,
         now: Timestamp,
-        mut known: Snapshot,
+        known: Snapshot,
         settle: Option<(&str, &str)>,
     ) -> Result<Report, EngineError> {
+        let (result, _) = self
+            .pass(pipeline, jobs, now, known, settle, Announce::AtEnd)
+            .await;
+        result
+    }
+
+    /// The loop of [`Engine::drain_from`]; its notifications go out as `announce` says
+    /// (those it leaves to the caller are returned).
+    async fn pass(
+        &self,
+        pipeline: &Pipeline,
+        jobs: Vec<Job>,
+        now: Timestamp,
+        mut known: Snapshot,
+        settle: Option<(&str, &str)>,
+        announce: Announce,
+    ) -> (Result<Report, EngineError>, Vec<Notification>) {
         let mut jobs = VecDeque::from(jobs);
         let mut report = Report::default();
         let mut executed: HashSet<Action> = HashSet::new();
@@ -247,11 +299,16 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 warn!(claim = %key, error = %e, "claim not marked settled");
             }
         };
-        tokio::join!(self.publish(pending), settling);
-        match failed {
+        let (now_sent, left) = match (announce, &failed) {
+            (Announce::ByCaller, None) => (Vec::new(), pending),
+            _ => (pending, Vec::new()),
+        };
+        tokio::join!(self.publish(now_sent), settling);
+        let result = match failed {
             Some(e) => Err(e),
             None => Ok(report),
-        }
+        };
+        (result, left)
     }
 
     /// [`Engine::decide`], again while its commit meets a concurrent writer (with a
@@ -466,12 +523,28 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
     }
 
     /// Publishes notifications. Best effort: a failed publish is logged and never blocks
-    /// or retries the release.
-    async fn publish(&self, notes: Vec<Notification>) {
+    /// or retries the release, and SNS gets [`NOTIFY_BUDGET`] to take them.
+    pub(super) async fn publish(&self, notes: Vec<Notification>) {
         if notes.is_empty() {
             return;
         }
-        for (i, e) in self.notifier.publish_all(&notes).await {
+        let failed =
+            match tokio::time::timeout(NOTIFY_BUDGET, self.notifier.publish_all(&notes)).await {
+                Ok(failed) => failed,
+                Err(_) => {
+                    let why = format!("SNS did not answer within {} s", NOTIFY_BUDGET.as_secs());
+                    (0..notes.len())
+                        .map(|i| {
+                            let e = NotifyError {
+                                message: why.clone(),
+                                retryable: true,
+                            };
+                            (i, e)
+                        })
+                        .collect()
+                }
+            };
+        for (i, e) in failed {
             let (kind, service) = notes.get(i).map_or(("?".into(), "?"), |n| {
                 (n.kind.to_string(), n.service.as_str())
             });

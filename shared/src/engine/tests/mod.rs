@@ -533,6 +533,26 @@ async fn a_notification_failure_never_blocks_the_release() {
 }
 
 #[tokio::test]
+async fn a_topic_that_never_answers_holds_no_release_up() {
+    let mut w = World::new().await;
+    w.notifier = RecordingNotifier {
+        hang: true,
+        ..RecordingNotifier::default()
+    };
+    let started = std::time::Instant::now();
+    let pass = tokio::time::timeout(
+        NOTIFY_BUDGET + Duration::from_secs(5),
+        w.engine().on_push(&push("shiplane/api", 1, "v1.0.0"), T0),
+    )
+    .await
+    .expect("the pass waited on SNS past its budget");
+    let id = created(pass.unwrap());
+    assert!(started.elapsed() < NOTIFY_BUDGET + Duration::from_secs(1));
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+    assert_eq!(w.deploys().len(), 1);
+}
+
+#[tokio::test]
 async fn without_a_pipeline_the_error_says_how_to_store_one() {
     let w = World {
         store: MemoryStore::new(),
@@ -1230,6 +1250,35 @@ alarms = true
             note.body["detail"].as_str().unwrap().contains("health"),
             "{note:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_topic_that_never_answers_delays_no_hook_answer() {
+        let (mut w, id) = deploying().await;
+        w.notifier = RecordingNotifier {
+            hang: true,
+            ..RecordingNotifier::default()
+        };
+        let (checker, hooks) = (ScriptedChecker::default(), FakeHooks::default());
+        let inv = invocation(LifecycleHook::AfterAllowTestTraffic, "e-1");
+        // Less time for the checks (deadline less REPORT_RESERVE) than SNS may take: the
+        // answer must not wait for the announcement.
+        let deadline = Instant::now() + REPORT_RESERVE + NOTIFY_BUDGET - Duration::from_secs(1);
+        let answer = w
+            .engine()
+            .on_hook(&checker, &hooks, &inv, deadline, T0)
+            .await;
+        assert!(Instant::now() <= deadline, "answered in time");
+        assert_eq!(
+            (answer.status, answer.reason, answer.reported),
+            (HookStatus::Succeeded, None, Ok(()))
+        );
+        assert_eq!(
+            hooks.reports(),
+            [("d-1".into(), "e-1".into(), HookStatus::Succeeded)]
+        );
+        let causes = history_causes(&w.store.history_of_release(&id).await.unwrap());
+        assert_eq!(causes.last(), Some(&"hook_succeeded"));
     }
 
     #[tokio::test]
