@@ -1,6 +1,11 @@
 //! `SHIPLANE_*` settings, read once at start-up.
 
 use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long one AWS call may wait for its answer before the SDK gives up on that attempt
+/// and retries, unless `SHIPLANE_AWS_ATTEMPT_TIMEOUT` says otherwise.
+pub const DEFAULT_AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A setting that is missing or unusable; names the variable and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +35,10 @@ pub struct Settings {
     /// Trust the platform's certificate store instead of the embedded Amazon roots
     /// (SHIPLANE_TLS_NATIVE_ROOTS=1; behind a TLS-inspecting proxy, say).
     pub native_tls_roots: bool,
+    /// How long one attempt of an AWS call may wait for its answer
+    /// (SHIPLANE_AWS_ATTEMPT_TIMEOUT, e.g. `10s`): an endpoint that accepts the connection
+    /// and goes silent is retried, not waited on until the function times out.
+    pub aws_attempt_timeout: Duration,
 }
 
 impl Settings {
@@ -76,6 +85,19 @@ impl Settings {
             native_tls_roots: vars
                 .get("SHIPLANE_TLS_NATIVE_ROOTS")
                 .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
+            aws_attempt_timeout: match vars.get("SHIPLANE_AWS_ATTEMPT_TIMEOUT").map(|v| v.trim()) {
+                None | Some("") => DEFAULT_AWS_ATTEMPT_TIMEOUT,
+                Some(v) => humantime::parse_duration(v)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| SettingsError {
+                        name: "SHIPLANE_AWS_ATTEMPT_TIMEOUT",
+                        problem: format!(
+                            "{v:?} is not a duration; set it to one such as 10s or 2500ms, or unset it for {} s",
+                            DEFAULT_AWS_ATTEMPT_TIMEOUT.as_secs()
+                        ),
+                    })?,
+            },
         })
     }
 }
@@ -150,9 +172,21 @@ mod tests {
                 scheduler_role_arn: "arn:aws:iam::1:role/s".into(),
                 region: "eu-west-1".into(),
                 native_tls_roots: false,
+                aws_attempt_timeout: DEFAULT_AWS_ATTEMPT_TIMEOUT,
             }
         );
         vars.insert("SHIPLANE_TLS_NATIVE_ROOTS".into(), "1".into());
         assert!(Settings::from_vars(&vars).unwrap().native_tls_roots);
+        vars.insert("SHIPLANE_AWS_ATTEMPT_TIMEOUT".into(), "2500ms".into());
+        assert_eq!(
+            Settings::from_vars(&vars).unwrap().aws_attempt_timeout,
+            Duration::from_millis(2500)
+        );
+        for bad in ["soon", "0s", "-1s"] {
+            vars.insert("SHIPLANE_AWS_ATTEMPT_TIMEOUT".into(), bad.into());
+            let err = Settings::from_vars(&vars).unwrap_err();
+            assert_eq!(err.name, "SHIPLANE_AWS_ATTEMPT_TIMEOUT", "{bad}");
+            assert!(err.problem.contains("such as 10s"), "{err}");
+        }
     }
 }

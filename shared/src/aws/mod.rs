@@ -29,6 +29,7 @@ pub use notifier::{Notification, NotificationKind, Notifier, NotifyError, SnsNot
 pub use timer::{BakeTimer, SchedulerTimer, Timer};
 
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
@@ -113,11 +114,27 @@ pub async fn lambda_sdk_config(settings: &crate::settings::Settings) -> aws_conf
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(settings.region.clone()))
         .credentials_provider(credentials)
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
+        .timeout_config(sdk_timeouts(settings.aws_attempt_timeout));
     if let Some(client) = https_client(settings.native_tls_roots) {
         loader = loader.http_client(client);
     }
     loader.load().await
+}
+
+/// How long a connection may take to open (the SDK's own default for current behaviour
+/// versions).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// The SDK's time limits: a connection opens within [`CONNECT_TIMEOUT`] and each attempt
+/// answers within `attempt`, else the retry strategy tries again. Without an attempt
+/// limit, an endpoint that accepts a connection and goes silent holds the function until
+/// Lambda ends it.
+pub fn sdk_timeouts(attempt: Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(attempt)
+        .build()
 }
 
 /// An SDK client built the first time an event needs it, then kept for the life of the
@@ -229,6 +246,78 @@ mod tests {
     fn build(config: &aws_config::SdkConfig) -> String {
         BUILT.fetch_add(1, Ordering::SeqCst);
         config.region().map(|r| r.to_string()).unwrap_or_default()
+    }
+
+    /// An endpoint on 127.0.0.1 that accepts connections and never answers; ends with the
+    /// test's runtime.
+    async fn silent_endpoint() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_goes_silent_ends_an_attempt_at_the_settings_limit() {
+        let mut vars: std::collections::HashMap<String, String> = [
+            ("SHIPLANE_TABLE", "t"),
+            ("SHIPLANE_TOPIC_ARN", "arn:aws:sns:eu-west-1:1:t"),
+            ("SHIPLANE_HOOK_FUNCTION", "h"),
+            ("SHIPLANE_SCHEDULE_GROUP", "g"),
+            (
+                "SHIPLANE_PROMOTE_FUNCTION_ARN",
+                "arn:aws:lambda:eu-west-1:1:function:p",
+            ),
+            ("SHIPLANE_SCHEDULER_ROLE_ARN", "arn:aws:iam::1:role/s"),
+            ("AWS_REGION", "eu-west-1"),
+            ("SHIPLANE_AWS_ATTEMPT_TIMEOUT", "300ms"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let settings = crate::settings::Settings::from_vars(&vars).unwrap();
+        let config = lambda_sdk_config(&settings).await;
+        // One attempt (the retry schedule is the SDK's) and fixed credentials: what is
+        // tested is the limit the functions' configuration puts on an attempt.
+        let conf = aws_sdk_dynamodb::config::Builder::from(&config)
+            .endpoint_url(silent_endpoint().await)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(conf);
+        let started = std::time::Instant::now();
+        let call = client.describe_table().table_name("t").send();
+        let err = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("the call waited on a silent endpoint past its attempt limit")
+            .unwrap_err();
+        let failure = classify("DynamoDB DescribeTable", &err);
+        assert!(failure.retryable, "{}", failure.message);
+        assert!(
+            matches!(err, SdkError::TimeoutError(_)),
+            "{}",
+            failure.message
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+
+        vars.remove("SHIPLANE_AWS_ATTEMPT_TIMEOUT");
+        let settings = crate::settings::Settings::from_vars(&vars).unwrap();
+        let timeouts = lambda_sdk_config(&settings).await.timeout_config().cloned();
+        assert_eq!(
+            timeouts.and_then(|t| t.operation_attempt_timeout()),
+            Some(crate::settings::DEFAULT_AWS_ATTEMPT_TIMEOUT)
+        );
     }
 
     #[test]

@@ -18,13 +18,26 @@ pub struct AwsChecker {
     lambda: OnFirstUse<aws_sdk_lambda::Client>,
 }
 
+/// The client that invokes a team's smoke test: without the per-attempt limit of the
+/// other calls, since the test runs as long as it runs and the check's own `timeout`
+/// bounds it (a second attempt would run the test twice).
+fn smoke_test_client(config: &aws_config::SdkConfig) -> aws_sdk_lambda::Client {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .disable_operation_attempt_timeout()
+        .build();
+    let conf = aws_sdk_lambda::config::Builder::from(config)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_lambda::Client::from_conf(conf)
+}
+
 impl AwsChecker {
     pub fn new(config: &aws_config::SdkConfig) -> AwsChecker {
         AwsChecker {
             http: HttpClient::new(),
             ecs: OnFirstUse::new(config, aws_sdk_ecs::Client::new),
             cloudwatch: OnFirstUse::new(config, aws_sdk_cloudwatch::Client::new),
-            lambda: OnFirstUse::new(config, aws_sdk_lambda::Client::new),
+            lambda: OnFirstUse::new(config, smoke_test_client),
         }
     }
 

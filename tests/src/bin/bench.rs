@@ -95,6 +95,7 @@ async fn client_construction_child() {
         scheduler_role_arn: "arn:aws:iam::123456789012:role/bench".into(),
         region: "us-east-1".into(),
         native_tls_roots: false,
+        aws_attempt_timeout: shiplane::settings::DEFAULT_AWS_ATTEMPT_TIMEOUT,
     };
     let config = shiplane::aws::lambda_sdk_config(&settings).await;
     let mut ms = Vec::new();
