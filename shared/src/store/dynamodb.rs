@@ -412,7 +412,8 @@ impl DynamoStore {
     }
 
     /// The update that marks `st` settled on a claim written before: only while it is held
-    /// and unexpired, as [`ReleaseStore::settle_claim`] does.
+    /// and unexpired. A commit carries it in its transaction; [`ReleaseStore::settle_claim`]
+    /// sends it alone, so the two can never drift apart.
     fn settle_update(&self, st: &Settle) -> Result<Update, StoreError> {
         Update::builder()
             .table_name(&self.table)
@@ -879,15 +880,20 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn settle_claim(&self, key: &str, tag: &str, now: Timestamp) -> Result<(), StoreError> {
+        // The same update a transaction carries (`settle_update`), sent on its own.
+        let update = self.settle_update(&Settle {
+            key: key.to_string(),
+            tag: tag.to_string(),
+            at: now,
+        })?;
         let result = self
             .client
             .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys(format!("CLAIM#{key}"), "CLAIM")))
-            .update_expression("ADD settled :tag")
-            .condition_expression(SETTLE_CONDITION)
-            .expression_attribute_values(":tag", AttributeValue::Ss(vec![tag.to_string()]))
-            .expression_attribute_values(":now", n(now.0))
+            .table_name(update.table_name)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_condition_expression(update.condition_expression)
+            .set_expression_attribute_values(update.expression_attribute_values)
             .send()
             .await;
         match result.map_err(sdk_error) {
