@@ -250,7 +250,7 @@ pub fn client_token(release: &Release, environment: &str) -> String {
 }
 
 /// The description Shiplane gives a release's CodeDeploy deployment; how it finds its own.
-fn deployment_description(release: &Release, environment: &str) -> String {
+pub fn deployment_description(release: &Release, environment: &str) -> String {
     let label: String = release.label().chars().take(40).collect();
     match attempt(release, environment) {
         0 => format!("shiplane release {} ({label}) to {environment}", release.id),

@@ -22,7 +22,8 @@ pub use appspec::appspec;
 pub(crate) use deployer::ecs_service;
 pub use deployer::{
     AwsDeployer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
-    MigrationRun, client_token, parse_deployment_description, parse_started_by, started_by,
+    MigrationRun, client_token, deployment_description, parse_deployment_description,
+    parse_started_by, started_by,
 };
 pub use hooks::{CodeDeployHooks, HookReporter, HookStatus};
 pub use notifier::{Notification, NotificationKind, Notifier, NotifyError, SnsNotifier};

@@ -13,6 +13,8 @@ pub use machine::{
     Action, BLOCKED_RETRY, Deadlines, Decision, Event, LaneEvent, MAX_DETAIL, Owed, Policy,
     TransitionError, apply, apply_lane, owed, pending_action,
 };
+#[cfg(any(test, feature = "testing"))]
+pub use model::seeded;
 pub use model::{
     AlarmSeen, AlarmState, Cause, Digest, InvalidInput, Lane, LaneView, MAX_TAGS, Pause, Release,
     ReleaseId, Stage, StageState, Timestamp, Transition, escaped, validate_tag,

@@ -54,6 +54,10 @@ pub struct ReleaseId(String);
 impl ReleaseId {
     /// A fresh id minted at `now`.
     pub fn new(now: Timestamp) -> ReleaseId {
+        #[cfg(any(test, feature = "testing"))]
+        if let Some(random) = seeded::next() {
+            return ReleaseId(ulid::Ulid::from_parts(now.0, random).to_string());
+        }
         let t = UNIX_EPOCH + Duration::from_millis(now.0);
         ReleaseId(ulid::Ulid::from_datetime(t).to_string())
     }
@@ -73,6 +77,37 @@ impl ReleaseId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Ids minted from a seed instead of the system's entropy, on one thread: a simulation
+/// that replays a seed must mint the same ids in the same order.
+#[cfg(any(test, feature = "testing"))]
+pub mod seeded {
+    use std::cell::Cell;
+
+    thread_local! {
+        static STATE: Cell<Option<u64>> = const { Cell::new(None) };
+    }
+
+    /// Seeds the ids this thread mints from now on; None gives them back their entropy.
+    pub fn seed_ids(seed: Option<u64>) {
+        STATE.set(seed);
+    }
+
+    /// The random part of the next id, when seeded (splitmix64, twice).
+    pub(super) fn next() -> Option<u128> {
+        let mut state = STATE.get()?;
+        let mut draw = || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let random = (u128::from(draw()) << 16) ^ u128::from(draw());
+        STATE.set(Some(state));
+        Some(random & ((1u128 << 80) - 1))
     }
 }
 

@@ -1,0 +1,354 @@
+//! The invariants a quiet world must hold, checked against what the simulated AWS runs,
+//! not against Shiplane's own records alone (issue #22's list; DESIGN invariants 1-13).
+
+use std::collections::BTreeMap;
+
+use shiplane::aws::{parse_deployment_description, parse_started_by};
+use shiplane::release::{Cause, Lane, Release, ReleaseId, StageState, Transition};
+use shiplane::store::ReleaseStore;
+
+use crate::Violation;
+use crate::scenario::Rig;
+use crate::world::{Bad, CdStatus, Rollout};
+
+fn v(invariant: &'static str, detail: String) -> Violation {
+    Violation { invariant, detail }
+}
+
+/// Every invariant, once the world has gone quiet.
+pub async fn check(rig: &Rig) -> Vec<Violation> {
+    let store = &rig.deps.store.inner;
+    let mut lanes: BTreeMap<(String, String), Lane> = BTreeMap::new();
+    let mut releases: BTreeMap<ReleaseId, Release> = BTreeMap::new();
+    let mut history: BTreeMap<ReleaseId, Vec<Transition>> = BTreeMap::new();
+    for service in rig.pipeline.services.keys() {
+        for l in store.lanes(service).await.unwrap_or_default() {
+            lanes.insert((l.item.service.clone(), l.item.environment.clone()), l.item);
+        }
+        for r in store
+            .releases_of_service(service, usize::MAX)
+            .await
+            .unwrap_or_default()
+        {
+            let h = store.history_of_release(&r.id).await.unwrap_or_default();
+            history.insert(r.id.clone(), h);
+            releases.insert(r.id.clone(), r);
+        }
+    }
+    let w = rig.sim.world();
+    let label = |id: &Option<ReleaseId>| match id {
+        Some(id) => releases
+            .get(id)
+            .map_or_else(|| id.to_string(), |r| format!("{} ({})", r.label(), id)),
+        None => "the revision it started with".into(),
+    };
+    let bad_of = |r: &Release| w.image(&r.digest).map_or(Bad::No, |i| i.bad);
+    let mut out = Vec::new();
+
+    // 1. truth: what Shiplane records as current is what each service serves, and nothing
+    //    runs or exists that no release accounts for.
+    for spec in &w.lanes {
+        let key = (spec.service.clone(), spec.environment.clone());
+        let current = lanes.get(&key).and_then(|l| l.current.clone());
+        let Some(svc) = w.services.get(&spec.ecs) else {
+            continue;
+        };
+        let serving = w
+            .revision(&svc.serving)
+            .and_then(|r| r.release.as_deref())
+            .and_then(|id| ReleaseId::parse(id).ok());
+        if serving != current {
+            out.push(v(
+                "truth",
+                format!(
+                    "{}/{}: Shiplane records {} as current; {} serves {}",
+                    spec.service,
+                    spec.environment,
+                    label(&current),
+                    spec.ecs,
+                    label(&serving)
+                ),
+            ));
+        }
+        if let Some(p) = &svc.partial {
+            out.push(v(
+                "truth",
+                format!("{}: {p} still takes part of the traffic", spec.ecs),
+            ));
+        }
+        for d in svc
+            .deployments
+            .iter()
+            .filter(|d| d.rollout == Rollout::InProgress)
+        {
+            out.push(v(
+                "truth",
+                format!("{}: ECS deployment {} still in progress", spec.ecs, d.id),
+            ));
+        }
+    }
+    for d in &w.codedeploy {
+        if d.status.is_active() {
+            out.push(v(
+                "truth",
+                format!("CodeDeploy deployment {} is still {:?}", d.id, d.status),
+            ));
+        }
+        let known = parse_deployment_description(&d.description).is_some_and(|(id, env)| {
+            releases
+                .get(&id)
+                .is_some_and(|r| r.stages.contains_key(&env))
+        });
+        if !known {
+            out.push(v(
+                "truth",
+                format!(
+                    "CodeDeploy deployment {} ({}) belongs to no release stage",
+                    d.id, d.description
+                ),
+            ));
+        }
+    }
+    for t in &w.tasks {
+        if t.running {
+            out.push(v("truth", format!("migration task {} still runs", t.arn)));
+        }
+        let known = parse_started_by(&t.started_by).is_some_and(|(id, env, _)| {
+            releases
+                .get(&id)
+                .is_some_and(|r| r.stages.contains_key(&env))
+        });
+        if !known {
+            out.push(v(
+                "truth",
+                format!(
+                    "task {} ({}) belongs to no release stage",
+                    t.arn, t.started_by
+                ),
+            ));
+        }
+    }
+
+    // 2. no bad release is kept: never last known good, never current, never succeeded.
+    for r in releases.values() {
+        let bad = bad_of(r);
+        if bad == Bad::No {
+            continue;
+        }
+        for (env, stage) in &r.stages {
+            if stage.state == StageState::Succeeded || stage.succeeded_at.is_some() {
+                out.push(v(
+                    "no bad release kept",
+                    format!("{} {} ({bad:?}) succeeded in {env}", r.service, r.label()),
+                ));
+            }
+        }
+        for ((s, e), l) in &lanes {
+            if l.last_known_good.as_ref() == Some(&r.id) || l.current.as_ref() == Some(&r.id) {
+                out.push(v(
+                    "no bad release kept",
+                    format!(
+                        "{s}/{e}: {} ({bad:?}) is current or last known good",
+                        r.label()
+                    ),
+                ));
+            }
+        }
+    }
+
+    // 3. once: no more deployments than times the stage entered deploying; one migration
+    //    task and one revision per release, environment and attempt.
+    let entered_deploying = |id: &ReleaseId, env: &str| {
+        history.get(id).map_or(0, |h| {
+            h.iter()
+                .filter(|t| {
+                    t.environment == env
+                        && t.to == Some(StageState::Deploying)
+                        && t.from != Some(StageState::Deploying)
+                })
+                .count()
+        })
+    };
+    let mut deployments: BTreeMap<(ReleaseId, String), usize> = BTreeMap::new();
+    for d in &w.codedeploy {
+        if let Some(key) = parse_deployment_description(&d.description) {
+            *deployments.entry(key).or_default() += 1;
+        }
+    }
+    for svc_key in w.services.keys() {
+        let Some(spec) = w.lane_of_ecs(svc_key) else {
+            continue;
+        };
+        for d in &w.services[svc_key].deployments {
+            if let Some(id) = w
+                .revision(&d.task_definition)
+                .and_then(|r| r.release.as_deref())
+                .and_then(|id| ReleaseId::parse(id).ok())
+            {
+                *deployments
+                    .entry((id, spec.environment.clone()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    for ((id, env), n) in &deployments {
+        let allowed = entered_deploying(id, env);
+        if *n > allowed {
+            out.push(v(
+                "once",
+                format!(
+                    "release {id} in {env}: {n} deployments, for {allowed} entries into deploying"
+                ),
+            ));
+        }
+    }
+    let mut tasks: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &w.tasks {
+        *tasks.entry(t.started_by.clone()).or_default() += 1;
+    }
+    for (by, n) in tasks.iter().filter(|(_, n)| **n > 1) {
+        out.push(v("once", format!("{n} migration tasks started by {by}")));
+    }
+    let mut revisions: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for r in &w.revisions {
+        if let (Some(id), Some(env)) = (&r.release, &r.environment) {
+            *revisions
+                .entry((r.family.clone(), id.clone(), env.clone()))
+                .or_default() += 1;
+        }
+    }
+    for ((family, id, env), n) in revisions.iter().filter(|(_, n)| **n > 1) {
+        out.push(v(
+            "once",
+            format!("{n} revisions of {family} for release {id} in {env}"),
+        ));
+    }
+
+    // 4. nothing stuck: quiet means every lane idle and every stage ended.
+    for ((s, e), l) in &lanes {
+        if let Some(id) = &l.in_flight {
+            out.push(v(
+                "nothing stuck",
+                format!("{s}/{e}: {} still in flight", label(&Some(id.clone()))),
+            ));
+        }
+        if let Some(id) = &l.queued {
+            out.push(v(
+                "nothing stuck",
+                format!("{s}/{e}: {} still waits", label(&Some(id.clone()))),
+            ));
+        }
+    }
+    for r in releases.values() {
+        for (env, stage) in &r.stages {
+            if !stage.state.is_terminal() {
+                out.push(v(
+                    "nothing stuck",
+                    format!(
+                        "{} {} is still {} in {env}",
+                        r.service,
+                        r.label(),
+                        stage.state
+                    ),
+                ));
+            }
+        }
+    }
+
+    // 5. order: each service's newest push is what its first environment runs, unless it
+    //    is bad, an operator stepped in, the push was lost, or AWS failed it for good.
+    for service in rig.pipeline.services.values() {
+        let Some(first) = service.stages.first().map(|s| s.environment.clone()) else {
+            continue;
+        };
+        let Some(newest) = w
+            .images
+            .iter()
+            .filter(|i| i.service == service.name)
+            .max_by_key(|i| i.seq)
+        else {
+            continue;
+        };
+        if newest.bad != Bad::No {
+            continue;
+        }
+        let Some(release) = releases.values().find(|r| r.digest == newest.digest) else {
+            continue; // its push event was lost: nothing told Shiplane
+        };
+        let touched = w
+            .touched
+            .get(&(service.name.clone(), first.clone()))
+            .is_some_and(|at| *at >= release.created);
+        let failed_by_aws = history.get(&release.id).is_some_and(|h| {
+            h.iter().any(|t| {
+                t.environment == first
+                    && matches!(
+                        t.cause,
+                        Cause::ActionFailed | Cause::TimedOut | Cause::StopFailed
+                    )
+            })
+        });
+        let current = lanes
+            .get(&(service.name.clone(), first.clone()))
+            .and_then(|l| l.current.clone());
+        if !touched && !failed_by_aws && current.as_ref() != Some(&release.id) {
+            out.push(v(
+                "order",
+                format!(
+                    "{}/{first}: the newest push {} is {}; {} runs",
+                    service.name,
+                    release.label(),
+                    release
+                        .state_in(&first)
+                        .map_or("nowhere".into(), |s| s.to_string()),
+                    label(&current)
+                ),
+            ));
+        }
+    }
+
+    // 6. hooks: every hook execution an invocation finished was answered in time.
+    for d in &w.codedeploy {
+        for e in &d.executions {
+            if e.answer.is_none() && e.completed > 0 {
+                out.push(v(
+                    "hooks",
+                    format!(
+                        "{} {} ran to its end {} time(s) and was never answered",
+                        d.id, e.id, e.completed
+                    ),
+                ));
+            }
+        }
+        if d.status == CdStatus::Failed && d.reason.contains("not answered") {
+            let ran = d.executions.iter().any(|e| e.completed > 0);
+            if ran {
+                out.push(v("hooks", format!("{}: {}", d.id, d.reason)));
+            }
+        }
+    }
+
+    // 7. history: each release's history ends where the release is.
+    for r in releases.values() {
+        let h = history.get(&r.id).map(Vec::as_slice).unwrap_or_default();
+        for (env, stage) in &r.stages {
+            let last = h
+                .iter()
+                .rfind(|t| &t.environment == env && t.to.is_some())
+                .and_then(|t| t.to);
+            if last != Some(stage.state) {
+                out.push(v(
+                    "history",
+                    format!(
+                        "{} {} in {env} is {} but its history ends at {:?}",
+                        r.service,
+                        r.label(),
+                        stage.state,
+                        last
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}

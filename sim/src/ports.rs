@@ -1,0 +1,966 @@
+//! Shiplane's ports over the simulated world, and the world's own behaviour: deployments
+//! that progress through their lifecycle, tasks that run and exit, alarms that evaluate,
+//! schedules that fire. Every call takes a seeded while each way and may fail past the
+//! SDK's retries, before its effect or after it (the answer lost).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shiplane::aws::{
+    AlarmReader, BakeTimer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
+    HookReporter, HookStatus, MigrationRun, Notification, Notifier, NotifyError, Timer,
+    client_token, deployment_description, started_by,
+};
+use shiplane::checks::{CheckContext, CheckResult, Checker};
+use shiplane::engine::HookInvocation;
+use shiplane::inbound::alarm::AlarmChange;
+use shiplane::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
+use shiplane::inbound::ecs::{ContainerExit, ServiceDeploymentEnded, TaskStopped};
+use shiplane::pipeline::Check;
+use shiplane::release::{AlarmState, Digest, Lane, Release, ReleaseId, Timestamp, Transition};
+use shiplane::store::{
+    Commit, DeploymentRef, MemoryStore, Reads, ReleaseStore, Snapshot, StoreError, StoredPipeline,
+    Versioned,
+};
+
+use crate::Sim;
+use crate::world::{
+    Bad, CdDeployment, CdStatus, EcsDeployment, Emitted, Execution, LaneSpec, Rollout, Task, World,
+};
+
+impl Sim {
+    /// One AWS call: the request's way, its effect on the world, the answer's way. Fails
+    /// past the SDK's retries with the configured probability, half of the time before
+    /// the effect and half after it (done, the answer lost).
+    pub async fn call<T>(
+        &self,
+        op: &str,
+        effect: impl FnOnce(&mut World) -> T,
+    ) -> Result<T, DeployError> {
+        self.hop().await;
+        if self.hostile(self.config.fault / 2.0) {
+            self.stats().faults += 1;
+            self.trace(format!("  fault before {op}"));
+            return Err(DeployError {
+                message: format!(
+                    "{op}: ThrottlingException: Rate exceeded (simulated, retries exhausted)"
+                ),
+                retryable: true,
+            });
+        }
+        let out = effect(&mut self.world());
+        self.hop().await;
+        if self.hostile(self.config.fault / 2.0) {
+            self.stats().faults += 1;
+            self.trace(format!("  fault after {op}"));
+            return Err(DeployError {
+                message: format!(
+                    "{op}: operation timed out (simulated; the request may have been served)"
+                ),
+                retryable: true,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The real in-memory store, each call taking a seeded while each way and failing past
+/// the SDK's retries now and then (a commit also after it landed).
+pub struct SimStore {
+    pub inner: MemoryStore,
+    pub sim: Arc<Sim>,
+}
+
+impl SimStore {
+    async fn before(&self, op: &str) -> Result<(), StoreError> {
+        self.sim.hop().await;
+        if self.sim.hostile(self.sim.config.fault / 2.0) {
+            self.sim.stats().faults += 1;
+            self.sim.trace(format!("  fault before DynamoDB {op}"));
+            return Err(StoreError::Unavailable {
+                message: format!(
+                    "DynamoDB {op}: ProvisionedThroughputExceededException (simulated)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    async fn after<T>(&self, op: &str, out: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.sim.hop().await;
+        if out.is_ok() && self.sim.hostile(self.sim.config.fault / 2.0) {
+            self.sim.stats().faults += 1;
+            self.sim.trace(format!("  fault after DynamoDB {op}"));
+            return Err(StoreError::Unavailable {
+                message: format!("DynamoDB {op}: timed out (simulated; the write may have landed)"),
+            });
+        }
+        out
+    }
+}
+
+impl ReleaseStore for SimStore {
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        self.before("TransactWriteItems").await?;
+        let out = self.inner.commit(commit).await;
+        self.after("TransactWriteItems", out).await
+    }
+
+    async fn release(&self, id: &ReleaseId) -> Result<Option<Versioned<Release>>, StoreError> {
+        self.before("GetItem").await?;
+        let out = self.inner.release(id).await;
+        self.sim.hop().await;
+        out
+    }
+
+    async fn lane(&self, service: &str, environment: &str) -> Result<Versioned<Lane>, StoreError> {
+        self.before("GetItem").await?;
+        let out = self.inner.lane(service, environment).await;
+        self.sim.hop().await;
+        out
+    }
+
+    async fn lanes(&self, service: &str) -> Result<Vec<Versioned<Lane>>, StoreError> {
+        self.before("Query").await?;
+        let out = self.inner.lanes(service).await;
+        self.sim.hop().await;
+        out
+    }
+
+    async fn releases_of_service(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<Release>, StoreError> {
+        self.before("Query").await?;
+        let out = self.inner.releases_of_service(service, limit).await;
+        self.sim.hop().await;
+        out
+    }
+
+    async fn history_of_release(&self, id: &ReleaseId) -> Result<Vec<Transition>, StoreError> {
+        self.inner.history_of_release(id).await
+    }
+
+    async fn history_of_service(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<Transition>, StoreError> {
+        self.inner.history_of_service(service, limit).await
+    }
+
+    async fn read(&self, reads: &Reads, now: Timestamp) -> Result<Snapshot, StoreError> {
+        self.before("BatchGetItem").await?;
+        let out = self.inner.read(reads, now).await;
+        self.sim.hop().await;
+        out
+    }
+
+    fn cached_pipeline(&self) -> Option<Arc<StoredPipeline>> {
+        self.inner.cached_pipeline()
+    }
+
+    async fn settle_claim(&self, key: &str, tag: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.before("UpdateItem").await?;
+        let out = self.inner.settle_claim(key, tag, now).await;
+        self.after("UpdateItem", out).await
+    }
+
+    async fn claimed(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        self.before("GetItem").await?;
+        let out = self.inner.claimed(key, now).await;
+        self.sim.hop().await;
+        out
+    }
+
+    async fn deployment(&self, deployment_id: &str) -> Result<Option<DeploymentRef>, StoreError> {
+        self.before("GetItem").await?;
+        let out = self.inner.deployment(deployment_id).await;
+        self.sim.hop().await;
+        out
+    }
+
+    async fn pipeline(&self) -> Result<Option<StoredPipeline>, StoreError> {
+        self.before("GetItem").await?;
+        let out = self.inner.pipeline().await;
+        self.sim.hop().await;
+        out
+    }
+
+    async fn put_pipeline(&self, pipeline: StoredPipeline) -> Result<(), StoreError> {
+        self.inner.put_pipeline(pipeline).await
+    }
+}
+
+/// ECS and CodeDeploy, as Shiplane's production adapter drives them: every operation
+/// first looks for its own earlier effect, as `AwsDeployer` does.
+pub struct SimDeployer {
+    pub sim: Arc<Sim>,
+}
+
+fn lane_of(sim: &Sim, req: &DeployRequest<'_>) -> Result<LaneSpec, DeployError> {
+    sim.world()
+        .lane(&req.service.name, &req.stage.environment)
+        .cloned()
+        .ok_or_else(|| DeployError {
+            message: format!(
+                "no simulated lane {}/{}",
+                req.service.name, req.stage.environment
+            ),
+            retryable: false,
+        })
+}
+
+fn permanent(message: impl Into<String>) -> DeployError {
+    DeployError {
+        message: message.into(),
+        retryable: false,
+    }
+}
+
+impl SimDeployer {
+    /// The family's revision pinned to the release: the latest one if it is already this
+    /// release's in this environment, else a new one (as `AwsDeployer::ensure_revision`).
+    async fn revision(&self, req: &DeployRequest<'_>, family: &str) -> Result<String, DeployError> {
+        let (id, env) = (req.release.id.to_string(), req.stage.environment.clone());
+        if !req.fresh {
+            let ours = self
+                .sim
+                .call("ECS DescribeTaskDefinition", |w| {
+                    w.latest(family)
+                        .filter(|r| {
+                            r.release.as_deref() == Some(&id)
+                                && r.environment.as_deref() == Some(&env)
+                        })
+                        .map(|r| r.arn.clone())
+                })
+                .await?;
+            if let Some(arn) = ours {
+                return Ok(arn);
+            }
+        }
+        let digest = req.release.digest.clone();
+        let sim = self.sim.clone();
+        self.sim
+            .call("ECS RegisterTaskDefinition", |w| {
+                let arn = w.register(family, &id, &env, &digest);
+                sim.trace(format!("  registered {arn} for {id} in {env}"));
+                arn
+            })
+            .await
+    }
+
+    async fn blue_green(
+        &self,
+        req: &DeployRequest<'_>,
+        lane: &LaneSpec,
+        td: String,
+    ) -> Result<DeployOutcome, DeployError> {
+        let Some((application, group)) = lane.group.clone() else {
+            return Err(permanent("no deployment group"));
+        };
+        let description = deployment_description(req.release, &req.stage.environment);
+        let sim = self.sim.clone();
+        let hooks = lane.hooks.clone();
+        let ecs = lane.ecs.clone();
+        let task_definition = td.clone();
+        let desc = description.clone();
+        let created = self
+            .sim
+            .call("CodeDeploy CreateDeployment", move |w| {
+                if let Some(active) = w.active_in(&application, &group) {
+                    return Err((active.id.clone(), active.description.clone()));
+                }
+                let id = format!("d-{:08}", w.fresh_id());
+                w.codedeploy.push(CdDeployment {
+                    id: id.clone(),
+                    application,
+                    group,
+                    description: desc,
+                    task_definition,
+                    ecs,
+                    status: CdStatus::Created,
+                    reason: String::new(),
+                    hooks,
+                    executions: Vec::new(),
+                    shifted: false,
+                });
+                sim.trace(format!("  CodeDeploy created {id}"));
+                tokio::spawn(codedeploy_lifecycle(sim.clone(), id.clone()));
+                Ok(id)
+            })
+            .await?;
+        Ok(match created {
+            Ok(deployment_id) => DeployOutcome::Started {
+                deployment_id,
+                task_definition: td,
+            },
+            Err((active, theirs)) if theirs == description => DeployOutcome::Started {
+                deployment_id: active,
+                task_definition: td,
+            },
+            Err((active, _)) => DeployOutcome::Blocked { by: active },
+        })
+    }
+
+    async fn rolling(&self, lane: &LaneSpec, td: String) -> Result<DeployOutcome, DeployError> {
+        let sim = self.sim.clone();
+        let ecs = lane.ecs.clone();
+        let adopted = self
+            .sim
+            .call("ECS DescribeServices", |w| {
+                let svc = w.services.get(&ecs)?;
+                let newest = svc.deployments.last()?;
+                (newest.task_definition == td).then(|| newest.id.clone())
+            })
+            .await?;
+        if let Some(deployment_id) = adopted {
+            return Ok(DeployOutcome::Started {
+                deployment_id,
+                task_definition: td,
+            });
+        }
+        let task_definition = td.clone();
+        let deployment_id = self
+            .sim
+            .call("ECS UpdateService", move |w| {
+                let id = format!("ecs-svc/{:012}", w.fresh_id());
+                let svc = w.services.entry(ecs.clone()).or_default();
+                for d in &mut svc.deployments {
+                    if d.rollout == Rollout::InProgress {
+                        d.rollout = Rollout::Inactive;
+                    }
+                }
+                svc.deployments.push(EcsDeployment {
+                    id: id.clone(),
+                    task_definition,
+                    rollout: Rollout::InProgress,
+                });
+                sim.trace(format!("  ECS rolling deployment {id} of {ecs}"));
+                tokio::spawn(ecs_rollout(sim.clone(), ecs, id.clone()));
+                id
+            })
+            .await?;
+        Ok(DeployOutcome::Started {
+            deployment_id,
+            task_definition: td,
+        })
+    }
+}
+
+impl Deployer for SimDeployer {
+    async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
+        let lane = lane_of(&self.sim, &req)?;
+        let td = self.revision(&req, &lane.family).await?;
+        if lane.blue_green {
+            self.blue_green(&req, &lane, td).await
+        } else {
+            self.rolling(&lane, td).await
+        }
+    }
+
+    async fn run_migration(&self, req: DeployRequest<'_>) -> Result<MigrationRun, DeployError> {
+        let lane = lane_of(&self.sim, &req)?;
+        let Some(family) = lane.migration_family.clone() else {
+            return Err(permanent("no migration"));
+        };
+        let by = started_by(req.release, &req.stage.environment);
+        if !req.fresh {
+            let earlier = self
+                .sim
+                .call("ECS ListTasks", |w| {
+                    w.tasks.iter().find(|t| t.started_by == by).map(task_run)
+                })
+                .await?;
+            if let Some(run) = earlier {
+                return Ok(run);
+            }
+        }
+        let td = self.revision(&req, &family).await?;
+        let token = client_token(req.release, &req.stage.environment);
+        let sim = self.sim.clone();
+        let digest = req.release.digest.clone();
+        let cluster = lane.ecs.split('/').next().unwrap_or_default().to_string();
+        self.sim
+            .call("ECS RunTask", move |w| {
+                if let Some(t) = w.tasks.iter().find(|t| t.token == token) {
+                    return task_run(t);
+                }
+                let arn = format!(
+                    "arn:aws:ecs:eu-west-1:111122223333:task/{cluster}/{:032x}",
+                    w.fresh_id()
+                );
+                w.tasks.push(Task {
+                    arn: arn.clone(),
+                    token,
+                    started_by: by,
+                    cluster,
+                    digest,
+                    running: true,
+                    exit: None,
+                });
+                sim.trace(format!("  ECS migration task {arn} ({td})"));
+                tokio::spawn(migration_task(sim.clone(), arn.clone()));
+                MigrationRun::Running { task_arn: arn }
+            })
+            .await
+    }
+
+    async fn migration_status(
+        &self,
+        _req: DeployRequest<'_>,
+        task_arn: &str,
+    ) -> Result<MigrationRun, DeployError> {
+        self.sim
+            .call("ECS DescribeTasks", |w| {
+                w.tasks
+                    .iter()
+                    .find(|t| t.arn == task_arn)
+                    .map_or(MigrationRun::Missing, task_run)
+            })
+            .await
+    }
+
+    async fn deployment_status(
+        &self,
+        req: DeployRequest<'_>,
+        deployment_id: &str,
+    ) -> Result<DeploymentStatus, DeployError> {
+        let lane = lane_of(&self.sim, &req)?;
+        if lane.blue_green {
+            return self
+                .sim
+                .call("CodeDeploy GetDeployment", |w| {
+                    match w.codedeploy.iter().find(|d| d.id == deployment_id) {
+                        None => DeploymentStatus::Unknown,
+                        Some(d) => match d.status {
+                            CdStatus::Succeeded => DeploymentStatus::Succeeded,
+                            CdStatus::Failed | CdStatus::Stopped => DeploymentStatus::Failed(
+                                format!("CodeDeploy deployment {deployment_id}: {}", d.reason),
+                            ),
+                            _ => DeploymentStatus::InProgress,
+                        },
+                    }
+                })
+                .await;
+        }
+        self.sim
+            .call("ECS DescribeServices", |w| {
+                let found = w
+                    .services
+                    .get(&lane.ecs)
+                    .and_then(|s| s.deployments.iter().find(|d| d.id == deployment_id));
+                match found.map(|d| d.rollout) {
+                    Some(Rollout::Completed) => DeploymentStatus::Succeeded,
+                    Some(Rollout::Failed) => DeploymentStatus::Failed(format!(
+                        "ECS deployment {deployment_id} failed: tasks failed to start"
+                    )),
+                    Some(Rollout::InProgress) => DeploymentStatus::InProgress,
+                    Some(Rollout::Inactive) | None => DeploymentStatus::Unknown,
+                }
+            })
+            .await
+    }
+
+    async fn stop_deployment(
+        &self,
+        req: DeployRequest<'_>,
+        deployment_id: &str,
+        rollback: bool,
+    ) -> Result<(), DeployError> {
+        let lane = lane_of(&self.sim, &req)?;
+        if !lane.blue_green {
+            // What the production adapter answers for a rolling service.
+            return Err(permanent(format!(
+                "ECS deployment {deployment_id} of a rolling service is not stopped by Shiplane"
+            )));
+        }
+        let sim = self.sim.clone();
+        self.sim
+            .call("CodeDeploy StopDeployment", |w| {
+                stop(&sim, w, deployment_id, rollback, "stopped by Shiplane");
+            })
+            .await
+    }
+
+    async fn rollback_of(&self, _deployment_id: &str) -> Result<Option<String>, DeployError> {
+        // The simulated CodeDeploy reverts traffic in place; it makes no rollback deployments.
+        Ok(None)
+    }
+}
+
+fn task_run(t: &Task) -> MigrationRun {
+    if t.running {
+        return MigrationRun::Running {
+            task_arn: t.arn.clone(),
+        };
+    }
+    MigrationRun::Stopped(stopped(t))
+}
+
+fn stopped(t: &Task) -> TaskStopped {
+    TaskStopped {
+        task_arn: t.arn.clone(),
+        started_by: Some(t.started_by.clone()),
+        stopped_reason: "Essential container in task exited".into(),
+        containers: vec![ContainerExit {
+            name: "app".into(),
+            exit_code: t.exit,
+            reason: None,
+        }],
+    }
+}
+
+/// Ends a CodeDeploy deployment that is still active: traffic goes back to the original
+/// revision, and the STOP event goes out.
+fn stop(sim: &Sim, w: &mut World, id: &str, rollback: bool, why: &str) {
+    let now = sim.now();
+    let Some(d) = w.deployment_mut(id) else {
+        return;
+    };
+    if !d.status.is_active() {
+        return; // DeploymentAlreadyCompleted counts as done
+    }
+    d.status = CdStatus::Stopped;
+    d.reason = why.to_string();
+    let (ecs, shifted) = (d.ecs.clone(), d.shifted);
+    let event = change(d, DeploymentState::Stop, now);
+    if shifted && rollback {
+        unserve_partial(w, &ecs);
+    }
+    sim.trace(format!("  CodeDeploy {id} stopped ({why})"));
+    w.emit(Emitted::CodeDeploy(event));
+}
+
+fn change(d: &CdDeployment, state: DeploymentState, at: Timestamp) -> DeploymentStateChange {
+    DeploymentStateChange {
+        deployment_id: d.id.clone(),
+        application: d.application.clone(),
+        deployment_group: d.group.clone(),
+        state,
+        at,
+    }
+}
+
+fn unserve_partial(w: &mut World, ecs: &str) {
+    if let Some(svc) = w.services.get_mut(ecs)
+        && let Some(partial) = svc.partial.take()
+        && partial != svc.serving
+    {
+        svc.since.remove(&partial);
+    }
+}
+
+fn serve(w: &mut World, ecs: &str, td: &str, now: Timestamp) {
+    let svc = w.services.entry(ecs.to_string()).or_default();
+    if svc.partial.as_deref() == Some(td) {
+        svc.partial = None;
+    }
+    if svc.serving != td {
+        let old = std::mem::replace(&mut svc.serving, td.to_string());
+        svc.since.remove(&old);
+        svc.since.entry(td.to_string()).or_insert(now);
+    }
+}
+
+fn serve_partly(w: &mut World, ecs: &str, td: &str, now: Timestamp) {
+    unserve_partial(w, ecs);
+    let svc = w.services.entry(ecs.to_string()).or_default();
+    svc.partial = Some(td.to_string());
+    svc.since.entry(td.to_string()).or_insert(now);
+}
+
+/// A CodeDeploy blue/green deployment: install, the hooks (each invoking the deploy-hook
+/// and waiting up to an hour for its answer), a canary of production traffic, then all of
+/// it. Ends early when stopped.
+async fn codedeploy_lifecycle(sim: Arc<Sim>, id: String) {
+    tokio::time::sleep(sim.ms(2_000, 10_000)).await;
+    let hooks = {
+        let mut w = sim.world();
+        let Some(d) = w.deployment_mut(&id) else {
+            return;
+        };
+        if d.status != CdStatus::Created {
+            return;
+        }
+        d.status = CdStatus::InProgress;
+        d.hooks.clone()
+    };
+    for hook in hooks {
+        let execution = {
+            let mut w = sim.world();
+            let n = w.fresh_id();
+            let deadline = sim.now().after(Duration::from_secs(3600));
+            let Some(d) = w.deployment_mut(&id) else {
+                return;
+            };
+            if !d.status.is_active() {
+                return;
+            }
+            let execution = format!("exec-{n}");
+            d.executions.push(Execution {
+                id: execution.clone(),
+                hook,
+                answer: None,
+                deadline,
+                completed: 0,
+            });
+            w.emit(Emitted::Hook(HookInvocation {
+                deployment_id: id.clone(),
+                execution_id: execution.clone(),
+                hook: Some(hook),
+            }));
+            execution
+        };
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let now = sim.now();
+            let mut w = sim.world();
+            let Some(d) = w.deployment_mut(&id) else {
+                return;
+            };
+            if !d.status.is_active() {
+                return;
+            }
+            let Some(e) = d.executions.iter().find(|e| e.id == execution) else {
+                return;
+            };
+            let failed = match e.answer {
+                Some(HookStatus::Succeeded) => break,
+                Some(HookStatus::Failed) => {
+                    Some(format!("{} hook answered Failed", hook.appspec_name()))
+                }
+                None if now > e.deadline => Some(format!(
+                    "{} hook not answered within an hour",
+                    hook.appspec_name()
+                )),
+                None => None,
+            };
+            if let Some(why) = failed {
+                d.status = CdStatus::Failed;
+                d.reason = why.clone();
+                let event = change(d, DeploymentState::Failure, now);
+                sim.trace(format!("  CodeDeploy {id} failed: {why}"));
+                w.emit(Emitted::CodeDeploy(event));
+                return;
+            }
+        }
+    }
+    {
+        let now = sim.now();
+        let mut w = sim.world();
+        let Some(d) = w.deployment_mut(&id) else {
+            return;
+        };
+        if !d.status.is_active() {
+            return;
+        }
+        d.shifted = true;
+        let (ecs, td) = (d.ecs.clone(), d.task_definition.clone());
+        serve_partly(&mut w, &ecs, &td, now);
+        sim.trace(format!(
+            "  CodeDeploy {id} shifted 10% of production traffic"
+        ));
+    }
+    let canary = sim.ms(60_000, 240_000);
+    let until = tokio::time::Instant::now() + canary;
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let w = sim.world();
+        if !w
+            .codedeploy
+            .iter()
+            .any(|d| d.id == id && d.status.is_active())
+        {
+            return;
+        }
+    }
+    let now = sim.now();
+    let mut w = sim.world();
+    let Some(d) = w.deployment_mut(&id) else {
+        return;
+    };
+    if !d.status.is_active() {
+        return;
+    }
+    d.status = CdStatus::Succeeded;
+    let event = change(d, DeploymentState::Success, now);
+    let (ecs, td) = (d.ecs.clone(), d.task_definition.clone());
+    serve(&mut w, &ecs, &td, now);
+    sim.trace(format!("  CodeDeploy {id} succeeded: {ecs} serves {td}"));
+    w.emit(Emitted::CodeDeploy(event));
+}
+
+/// An ECS rolling deployment: new tasks take traffic as they come up; the circuit breaker
+/// fails a release whose tasks crash and rolls the service back; a newer deployment
+/// replaces one still in progress without an event.
+async fn ecs_rollout(sim: Arc<Sim>, ecs: String, id: String) {
+    let td = {
+        let now = sim.now();
+        let mut w = sim.world();
+        let Some(td) = w
+            .services
+            .get(&ecs)
+            .and_then(|s| s.deployments.iter().find(|d| d.id == id))
+            .map(|d| d.task_definition.clone())
+        else {
+            return;
+        };
+        serve_partly(&mut w, &ecs, &td, now);
+        td
+    };
+    let steps = sim.between(3, 15);
+    for _ in 0..steps {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let w = sim.world();
+        let live = w
+            .services
+            .get(&ecs)
+            .and_then(|s| s.deployments.iter().find(|d| d.id == id))
+            .is_some_and(|d| d.rollout == Rollout::InProgress);
+        if !live {
+            return;
+        }
+    }
+    let now = sim.now();
+    let mut w = sim.world();
+    let crashes = w.image_of(&td).is_some_and(|i| i.bad == Bad::Check);
+    let Some(d) = w
+        .services
+        .get_mut(&ecs)
+        .and_then(|s| s.deployments.iter_mut().find(|d| d.id == id))
+    else {
+        return;
+    };
+    if d.rollout != Rollout::InProgress {
+        return;
+    }
+    let outcome = if crashes {
+        d.rollout = Rollout::Failed;
+        unserve_partial(&mut w, &ecs);
+        sim.trace(format!(
+            "  ECS {id} failed: the circuit breaker rolled {ecs} back"
+        ));
+        Err("ECS deployment circuit breaker: tasks failed to start (simulated)".to_string())
+    } else {
+        d.rollout = Rollout::Completed;
+        serve(&mut w, &ecs, &td, now);
+        sim.trace(format!("  ECS {id} completed: {ecs} serves {td}"));
+        Ok(())
+    };
+    w.emit(Emitted::Ecs(ServiceDeploymentEnded {
+        deployment_id: id,
+        outcome,
+        at: now,
+    }));
+}
+
+/// A migration task: runs a while, exits 0 (or 1 for a bad migration), and its stop
+/// event goes out.
+async fn migration_task(sim: Arc<Sim>, arn: String) {
+    tokio::time::sleep(sim.ms(20_000, 90_000)).await;
+    let mut w = sim.world();
+    let bad = {
+        let Some(t) = w.tasks.iter().find(|t| t.arn == arn) else {
+            return;
+        };
+        w.image(&t.digest).is_some_and(|i| i.bad == Bad::Migration)
+    };
+    let Some(t) = w.tasks.iter_mut().find(|t| t.arn == arn) else {
+        return;
+    };
+    t.running = false;
+    t.exit = Some(if bad { 1 } else { 0 });
+    let event = stopped(t);
+    sim.trace(format!(
+        "  migration task {arn} exited {}",
+        if bad { 1 } else { 0 }
+    ));
+    w.emit(Emitted::TaskStopped(event));
+}
+
+/// CloudWatch: every lane's alarm fires while a bad release has served production
+/// traffic (wholly or in part) for its delay, and returns to OK when none does.
+pub async fn alarms_evaluate(sim: Arc<Sim>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let now = sim.now();
+        let mut w = sim.world();
+        let lanes = w.lanes.clone();
+        for lane in lanes {
+            let Some(svc) = w.services.get(&lane.ecs) else {
+                continue;
+            };
+            let firing = [Some(&svc.serving), svc.partial.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|td| {
+                    let since = svc.since.get(td).copied().unwrap_or(now);
+                    w.image_of(td)
+                        .is_some_and(|i| i.bad == Bad::Alarm && since.after(i.alarm_delay) <= now)
+                });
+            let state = if firing {
+                AlarmState::Alarm
+            } else {
+                AlarmState::Ok
+            };
+            let seen = w.alarms.get(&lane.alarm).map(|(s, _)| *s);
+            if seen != Some(state) {
+                w.alarms.insert(lane.alarm.clone(), (state, now));
+                sim.trace(format!("  alarm {} → {}", lane.alarm, state.as_str()));
+                w.emit(Emitted::Alarm(AlarmChange {
+                    alarm: lane.alarm.clone(),
+                    state,
+                    at: now,
+                    reason: format!("simulated: {}", state.as_str()),
+                }));
+            }
+        }
+    }
+}
+
+/// EventBridge Scheduler: one-time schedules that invoke the promote function, then delete
+/// themselves.
+pub struct SimTimer {
+    pub sim: Arc<Sim>,
+}
+
+async fn fire(sim: Arc<Sim>, name: String, at: Timestamp) {
+    let wait = Duration::from_millis(at.0.saturating_sub(sim.now().0)) + sim.ms(0, 60_000);
+    tokio::time::sleep(wait).await;
+    let mut w = sim.world();
+    let due = w.schedules.get(&name).filter(|(_, a)| *a == at).cloned();
+    if let Some((timer, _)) = due {
+        w.schedules.remove(&name);
+        w.emit(Emitted::Timer(timer));
+    }
+}
+
+impl Timer for SimTimer {
+    async fn set(&self, timer: &BakeTimer, at: Timestamp) -> Result<bool, DeployError> {
+        let sim = self.sim.clone();
+        self.sim
+            .call("Scheduler CreateSchedule", |w| {
+                let name = timer.name();
+                if w.schedules.contains_key(&name) {
+                    return false;
+                }
+                w.schedules.insert(name.clone(), (timer.clone(), at));
+                tokio::spawn(fire(sim.clone(), name, at));
+                true
+            })
+            .await
+    }
+
+    async fn clear(&self, timer: &BakeTimer) -> Result<bool, DeployError> {
+        self.sim
+            .call("Scheduler DeleteSchedule", |w| {
+                w.schedules.remove(&timer.name()).is_some()
+            })
+            .await
+    }
+}
+
+/// SNS: takes every notification after a while (notifications never block a release).
+pub struct SimNotifier {
+    pub sim: Arc<Sim>,
+}
+
+impl Notifier for SimNotifier {
+    async fn publish(&self, _n: &Notification) -> Result<(), NotifyError> {
+        self.sim.hop().await;
+        Ok(())
+    }
+}
+
+/// CloudWatch's DescribeAlarms.
+pub struct SimAlarms {
+    pub sim: Arc<Sim>,
+}
+
+impl AlarmReader for SimAlarms {
+    async fn current(&self, names: &[String]) -> Result<Vec<AlarmChange>, DeployError> {
+        self.sim
+            .call("CloudWatch DescribeAlarms", |w| {
+                names
+                    .iter()
+                    .filter_map(|n| {
+                        w.alarms.get(n).map(|(state, at)| AlarmChange {
+                            alarm: n.clone(),
+                            state: *state,
+                            at: *at,
+                            reason: "simulated".into(),
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+}
+
+/// CodeDeploy's side of a hook: PutLifecycleEventHookExecutionStatus and GetDeployment.
+pub struct SimHooks {
+    pub sim: Arc<Sim>,
+}
+
+impl HookReporter for SimHooks {
+    async fn report(
+        &self,
+        deployment_id: &str,
+        execution_id: &str,
+        status: HookStatus,
+    ) -> Result<(), DeployError> {
+        self.sim
+            .call("CodeDeploy PutLifecycleEventHookExecutionStatus", |w| {
+                if let Some(e) = w
+                    .deployment_mut(deployment_id)
+                    .and_then(|d| d.executions.iter_mut().find(|e| e.id == execution_id))
+                    && e.answer.is_none()
+                {
+                    e.answer = Some(status);
+                }
+            })
+            .await
+    }
+
+    async fn description(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
+        self.sim
+            .call("CodeDeploy GetDeployment", |w| {
+                w.codedeploy
+                    .iter()
+                    .find(|d| d.id == deployment_id)
+                    .map(|d| d.description.clone())
+            })
+            .await
+    }
+}
+
+/// The hook's checks: the new revision answers well unless its image is bad that way.
+pub struct SimChecker {
+    pub sim: Arc<Sim>,
+}
+
+impl Checker for SimChecker {
+    async fn run(&self, _check: &Check, ctx: &CheckContext<'_>) -> CheckResult {
+        let latency = self.sim.ms(50, 3_000);
+        tokio::time::sleep(latency).await;
+        let w = self.sim.world();
+        let bad = w
+            .codedeploy
+            .iter()
+            .find(|d| d.id == ctx.deployment_id)
+            .and_then(|d| w.image_of(&d.task_definition))
+            .is_some_and(|i| i.bad == Bad::Check);
+        if bad {
+            CheckResult::failed(latency, "HTTP 500 (simulated)")
+        } else {
+            CheckResult::passed(latency, "HTTP 200 (simulated)")
+        }
+    }
+}
+
+/// A digest for the n-th pushed image.
+pub fn digest(n: u64) -> Digest {
+    Digest::parse(&format!("sha256:{n:064x}")).unwrap_or_else(|e| unreachable!("{e}"))
+}
