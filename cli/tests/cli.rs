@@ -188,6 +188,7 @@ async fn arrive(store: &DynamoStore, r: &Release, env: &str) {
         next_environment: Some("staging".into()),
         deadlines: Default::default(),
         held_by: Vec::new(),
+        undo_by_redeploy: false,
     };
     let d = apply(&loaded.view, &r.id, &Event::Arrived, &policy, r.created).unwrap();
     store.commit(loaded.commit_for(&d)).await.unwrap();

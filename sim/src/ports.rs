@@ -9,7 +9,7 @@ use std::time::Duration;
 use shiplane::aws::{
     AlarmReader, BakeTimer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
     HookReporter, HookStatus, MigrationRun, Notification, Notifier, NotifyError, Timer,
-    client_token, deployment_description, started_by,
+    client_token, deployment_description, pinned_revision, started_by,
 };
 use shiplane::checks::{CheckContext, CheckResult, Checker};
 use shiplane::engine::HookInvocation;
@@ -352,7 +352,10 @@ impl SimDeployer {
 impl Deployer for SimDeployer {
     async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
         let lane = lane_of(&self.sim, &req)?;
-        let td = self.revision(&req, &lane.family).await?;
+        let td = match pinned_revision(&req) {
+            Some(pinned) => pinned.to_string(),
+            None => self.revision(&req, &lane.family).await?,
+        };
         if lane.blue_green {
             self.blue_green(&req, &lane, td).await
         } else {

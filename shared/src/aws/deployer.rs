@@ -196,6 +196,16 @@ pub trait Deployer: Send + Sync {
     ) -> impl Future<Output = Result<Option<String>, DeployError>> + Send;
 }
 
+/// The revision this attempt of the release already deployed here, recorded with its
+/// deployment: a restore deploys exactly it again (the family's latest may be a newer
+/// release's by then, and registering another would leave two revisions per release).
+pub fn pinned_revision<'a>(req: &DeployRequest<'a>) -> Option<&'a str> {
+    req.release
+        .stages
+        .get(&req.stage.environment)
+        .and_then(|s| s.task_definition.as_deref())
+}
+
 /// Which attempt at a stage this is (0 the first; `shiplane retry` counts up): every
 /// effect an attempt leaves in AWS is named with it, so a retry starts afresh.
 fn attempt(release: &Release, environment: &str) -> u32 {
@@ -614,14 +624,18 @@ impl AwsDeployer {
         checks: &[Check],
     ) -> Result<DeployOutcome, DeployError> {
         let revisions = self.revisions_for(&req, cluster, service).await?;
-        let task_definition = self
-            .ensure_revision(
-                &revisions.base,
-                revisions.latest,
-                Pick::Named(container),
-                req,
-            )
-            .await?;
+        let task_definition = match pinned_revision(&req) {
+            Some(pinned) => pinned.to_string(),
+            None => {
+                self.ensure_revision(
+                    &revisions.base,
+                    revisions.latest,
+                    Pick::Named(container),
+                    req,
+                )
+                .await?
+            }
+        };
 
         let hooks: Vec<LifecycleHook> = checks.iter().map(|c| c.hook).collect();
         let spec = appspec(
@@ -700,9 +714,13 @@ impl AwsDeployer {
             base,
             latest,
         } = self.revisions_for(&req, cluster, service).await?;
-        let task_definition = self
-            .ensure_revision(&base, latest, Pick::Named(container), req)
-            .await?;
+        let task_definition = match pinned_revision(&req) {
+            Some(pinned) => pinned.to_string(),
+            None => {
+                self.ensure_revision(&base, latest, Pick::Named(container), req)
+                    .await?
+            }
+        };
         let primary = |s: &aws_sdk_ecs::types::Service| {
             s.deployments()
                 .iter()

@@ -23,7 +23,7 @@ pub(crate) use deployer::ecs_service;
 pub use deployer::{
     AwsDeployer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
     MigrationRun, client_token, deployment_description, parse_deployment_description,
-    parse_started_by, started_by,
+    parse_started_by, pinned_revision, started_by,
 };
 pub use hooks::{CodeDeployHooks, HookReporter, HookStatus};
 pub use notifier::{Notification, NotificationKind, Notifier, NotifyError, SnsNotifier};

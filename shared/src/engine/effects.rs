@@ -179,7 +179,11 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             }) => {
                 info!(release = %release.id, environment = %env, deployment = %deployment_id, task_definition = %task_definition, "deployment started");
                 let r = reference(release, env, &deployment_id);
-                (Event::DeploymentCreated { deployment_id }, vec![r])
+                let event = Event::DeploymentCreated {
+                    deployment_id,
+                    task_definition: Some(task_definition),
+                };
+                (event, vec![r])
             }
             Ok(DeployOutcome::Registered { task_definitions }) => {
                 info!(release = %release.id, environment = %env, task_definitions = ?task_definitions, "task definitions registered; nothing runs");

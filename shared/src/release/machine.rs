@@ -41,9 +41,12 @@ pub enum Event {
     MigrationFailed {
         reason: String,
     },
-    /// The deploy action created a deployment (its outcome, recorded before anything waits on it).
+    /// The deploy action created a deployment (its outcome, recorded before anything waits on it),
+    /// with the task-definition revision it deploys: a later restore of this release deploys
+    /// that same revision instead of registering another.
     DeploymentCreated {
         deployment_id: String,
+        task_definition: Option<String>,
     },
     /// A CodeDeploy lifecycle hook started checking the new version.
     ValidationStarted,
@@ -181,7 +184,7 @@ impl Event {
             | Event::DeploymentBlocked { reason }
             | Event::ActionFailed { reason }
             | Event::TimedOut { reason } => Some(reason.clone()),
-            Event::DeploymentCreated { deployment_id } => Some(deployment_id.clone()),
+            Event::DeploymentCreated { deployment_id, .. } => Some(deployment_id.clone()),
             Event::RollbackReported { detail, .. } => Some(detail.clone()),
             Event::MigrationStarted { task_arn } => Some(task_arn.clone()),
             Event::AlarmFired { alarm } => Some(alarm.clone()),
@@ -312,6 +315,10 @@ pub struct Policy {
     /// Alarms in ALARM in the environments this one's gate watches
     /// (`hold_while_alarms_in`): while any fires, nothing starts here.
     pub held_by: Vec<String>,
+    /// A deployment in flight is undone by deploying the last known good again (an ECS
+    /// rolling service: ECS has no stop, a newer deployment replaces the one in progress),
+    /// not by stopping it (CodeDeploy, which routes traffic back itself).
+    pub undo_by_redeploy: bool,
 }
 
 impl Policy {
@@ -332,6 +339,7 @@ impl Policy {
                 .map(str::to_string),
             deadlines: Deadlines::default(),
             held_by: Vec::new(),
+            undo_by_redeploy: service.kind == ServiceKind::Rolling,
         }
     }
 }
@@ -763,8 +771,11 @@ impl<'p> Work<'p> {
         self.finish()
     }
 
-    /// Ends an in-flight stage as `to`; a CodeDeploy deployment still running is stopped
-    /// and rolled back.
+    /// Ends an in-flight stage as `to` and undoes what it may have started: a CodeDeploy
+    /// deployment still running is stopped and rolled back; a rolling service's deployment
+    /// (recorded or still being created) is replaced by the last known good one, when
+    /// `restore` (an operator's rollback deploys its own target instead).
+    #[allow(clippy::too_many_arguments)]
     fn end_in_flight(
         &mut self,
         id: &ReleaseId,
@@ -773,13 +784,19 @@ impl<'p> Work<'p> {
         cause: Cause,
         actor: Option<String>,
         detail: Option<String>,
+        restore: bool,
     ) -> Result<(), TransitionError> {
         let env = self.env();
         let deployment = self.stage(id)?.deployment_id.clone();
         self.move_to(id, to, cause, actor, detail)?;
-        if let (Some(deployment_id), StageState::Deploying | StageState::Validating) =
-            (deployment, state)
-        {
+        let deploying = matches!(state, StageState::Deploying | StageState::Validating);
+        if deploying && self.policy.undo_by_redeploy {
+            let good = self.view.lane.last_known_good.clone();
+            let holds = self.view.lane.in_flight.as_ref() == Some(id);
+            if let Some(good) = good.filter(|g| g != id && holds && restore) {
+                return self.redeploy(&good, None, Some(format!("restoring after {id}")));
+            }
+        } else if let (Some(deployment_id), true) = (deployment, deploying) {
             self.actions.push(Action::StopDeployment {
                 release: id.clone(),
                 environment: env,
@@ -897,7 +914,15 @@ fn roll_back(
 ) -> Result<(), TransitionError> {
     use StageState as S;
     if state != S::Baking {
-        return w.end_in_flight(id, state, S::RolledBack, Cause::AlarmFired, None, detail);
+        return w.end_in_flight(
+            id,
+            state,
+            S::RolledBack,
+            Cause::AlarmFired,
+            None,
+            detail,
+            true,
+        );
     }
     match w.view.lane.last_known_good.clone() {
         Some(good) if &good != id => {
@@ -912,6 +937,51 @@ fn roll_back(
             w.move_to(id, S::RolledBack, Cause::AlarmFired, None, detail)?;
             w.finish()?;
         }
+    }
+    Ok(())
+}
+
+/// Undoes deployment `late` of `id`, created after its stage ended: CodeDeploy stops it
+/// and routes traffic back; on a rolling service (no stop: the newest UpdateService wins)
+/// the lane's own deployment is made again, or, with none in flight, what the lane records
+/// as running is deployed again from its pinned revision.
+fn undo_late(w: &mut Work<'_>, id: &ReleaseId, late: &str) -> Result<(), TransitionError> {
+    let env = w.env();
+    if !w.policy.undo_by_redeploy {
+        w.actions.push(Action::StopDeployment {
+            release: id.clone(),
+            environment: env,
+            deployment_id: late.to_string(),
+            rollback: true,
+        });
+        return Ok(());
+    }
+    let lane = w.view.lane.clone();
+    let deploying = lane.in_flight.as_ref().filter(|r| {
+        *r != id
+            && matches!(
+                w.state(r),
+                Some(StageState::Deploying | StageState::Validating)
+            )
+    });
+    if let Some(r) = deploying.cloned() {
+        let stage = w.stage(&r)?;
+        // Its deployment may have been replaced by the late one: it is made again, and
+        // its outcome recorded afresh.
+        stage.deployment_id = None;
+        let redeploy = stage.redeploy;
+        w.changed.insert(r.clone());
+        w.actions.push(Action::Deploy {
+            release: r,
+            environment: env,
+            redeploy,
+        });
+    } else if let Some(current) = lane.current.filter(|c| c != id) {
+        w.actions.push(Action::Deploy {
+            release: current,
+            environment: env,
+            redeploy: true,
+        });
     }
     Ok(())
 }
@@ -1015,10 +1085,10 @@ pub fn apply(
             }
         }
         (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::Cancelled { .. }) => {
-            w.end_in_flight(id, state, S::Cancelled, cause, actor, detail)?;
+            w.end_in_flight(id, state, S::Cancelled, cause, actor, detail, true)?;
         }
         (S::Migrating | S::Deploying | S::Validating, Event::TimedOut { .. }) => {
-            w.end_in_flight(id, state, S::Failed, cause, None, detail)?;
+            w.end_in_flight(id, state, S::Failed, cause, None, detail, true)?;
         }
         (S::Migrating, Event::MigrationSucceeded) => {
             w.move_to(id, S::Deploying, cause, None, None)?;
@@ -1040,10 +1110,31 @@ pub fn apply(
         }
         // A hook can report in before the deployment's own outcome commits (CodeDeploy
         // calls the first hook right after CreateDeployment): validating takes it too.
+        // The deployment was created after its stage ended (an alarm, an operator or a
+        // deadline ended it while CreateDeployment or UpdateService was still in flight):
+        // it is recorded, so that what runs stays accounted for, and undone.
+        (
+            S::Cancelled | S::Failed | S::RolledBack,
+            Event::DeploymentCreated {
+                deployment_id: late,
+                task_definition,
+            },
+        ) if w.stage(id)?.deployment_id.is_none() => {
+            let stage = w.stage(id)?;
+            stage.deployment_id = Some(late.clone());
+            stage.task_definition.clone_from(task_definition);
+            w.record(
+                id,
+                cause,
+                Some(format!("{late}, created after the stage ended; undoing it")),
+            )?;
+            undo_late(&mut w, id, late)?;
+        }
         (
             S::Deploying | S::Validating,
             Event::DeploymentCreated {
                 deployment_id: recorded,
+                ..
             },
         )
         | (S::Migrating, Event::MigrationStarted { task_arn: recorded }) => {
@@ -1062,6 +1153,13 @@ pub fn apply(
                     w.move_to(id, state, cause, None, detail)?;
                     let stage = w.stage(id)?;
                     stage.deployment_id = Some(recorded.clone());
+                    if let Event::DeploymentCreated {
+                        task_definition: Some(td),
+                        ..
+                    } = event
+                    {
+                        stage.task_definition = Some(td.clone());
+                    }
                     // A deployment has its own, longer deadline; a migration keeps its own.
                     stage.deadline = if state == S::Migrating {
                         deadline
@@ -1131,6 +1229,7 @@ pub fn apply(
             let stage = w.stage(id)?;
             stage.attempt += 1;
             stage.deployment_id = None;
+            stage.task_definition = None;
             stage.redeploy = false;
             stage.promote_to = None;
             let attempt = stage.attempt;
@@ -1371,6 +1470,7 @@ pub fn apply_lane(
                         Cause::Rollback,
                         Some(actor.clone()),
                         detail,
+                        false,
                     )?;
                 }
             }
@@ -1458,6 +1558,7 @@ pub fn apply_lane(
                         Cause::Cancelled,
                         Some(actor.clone()),
                         Some(reason.clone()),
+                        true,
                     )?;
                 }
                 (Some(id), _) => {

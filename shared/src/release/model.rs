@@ -335,6 +335,10 @@ pub struct Stage {
     /// that a promotion lost to a crash is still owed (and done once) afterwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promote_to: Option<String>,
+    /// The task-definition revision this attempt deployed here: a restore deploys it again
+    /// instead of registering another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
 }
 
 impl Stage {
@@ -353,6 +357,7 @@ impl Stage {
             not_before: None,
             attempt: 0,
             promote_to: None,
+            task_definition: None,
         }
     }
 }

@@ -37,6 +37,7 @@ fn policy(approval: Approval) -> Policy {
         next_environment: None,
         deadlines: crate::release::Deadlines::default(),
         held_by: Vec::new(),
+        undo_by_redeploy: false,
     }
 }
 

@@ -34,6 +34,7 @@ fn policy() -> Policy {
         next_environment: Some("staging".into()),
         deadlines: Deadlines::default(),
         held_by: Vec::new(),
+        undo_by_redeploy: false,
     }
 }
 
@@ -102,6 +103,7 @@ fn samples() -> Vec<Event> {
         },
         Event::DeploymentCreated {
             deployment_id: "d-1".into(),
+            task_definition: None,
         },
         Event::ValidationStarted,
         Event::DeploymentBlocked {
@@ -206,6 +208,8 @@ fn expected(state: Option<StageState>, event: &Event) -> Expect {
             To(S::Failed)
         }
         (S::Deploying, Event::DeploymentCreated { .. }) => To(S::Deploying),
+        // Created after the stage ended: recorded, and undone.
+        (S::Failed | S::RolledBack | S::Cancelled, Event::DeploymentCreated { .. }) => Recorded,
         (S::Validating, Event::DeploymentCreated { .. }) => To(S::Validating),
         (S::Deploying, Event::DeploymentBlocked { .. }) => To(S::Queued),
         (S::Deploying | S::Validating, Event::ValidationStarted) => To(S::Validating),
@@ -362,6 +366,7 @@ fn full_happy_path_bakes_then_succeeds_and_promotes() {
         1,
         Event::DeploymentCreated {
             deployment_id: "d-9".into(),
+            task_definition: None,
         },
         &p,
     );
@@ -375,6 +380,7 @@ fn full_happy_path_bakes_then_succeeds_and_promotes() {
         1,
         Event::DeploymentCreated {
             deployment_id: "d-9".into(),
+            task_definition: None,
         },
         &p,
     );
@@ -384,7 +390,8 @@ fn full_happy_path_bakes_then_succeeds_and_promotes() {
             &d.view,
             &id(1),
             &Event::DeploymentCreated {
-                deployment_id: "d-other".into()
+                deployment_id: "d-other".into(),
+                task_definition: None,
             },
             &p,
             T0
@@ -641,6 +648,7 @@ fn alarm_during_deployment_stops_it_with_rollback() {
         1,
         Event::DeploymentCreated {
             deployment_id: "d-7".into(),
+            task_definition: None,
         },
         &p,
     );
@@ -843,6 +851,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
             next_environment: next.then(|| "staging".to_string()),
             deadlines: Deadlines::default(),
             held_by: Vec::new(),
+            undo_by_redeploy: false,
         },
     )
 }
@@ -959,6 +968,7 @@ fn a_busy_deployment_group_queues_the_release_instead_of_failing() {
         1,
         Event::DeploymentCreated {
             deployment_id: "d-1".into(),
+            task_definition: None,
         },
         &p,
     );
@@ -1050,6 +1060,7 @@ fn pending_action_names_the_work_a_crash_interrupted() {
         1,
         Event::DeploymentCreated {
             deployment_id: "d-1".into(),
+            task_definition: None,
         },
         &p,
     );
@@ -1067,6 +1078,7 @@ fn facts() -> Vec<Event> {
         Event::Arrived,
         Event::DeploymentCreated {
             deployment_id: "d-1".into(),
+            task_definition: None,
         },
         Event::ValidationStarted,
         Event::HookCompleted {
@@ -1139,4 +1151,148 @@ proptest! {
         prop_assert_eq!(&got.stages[ENV].deployment_id, &want.stages[ENV].deployment_id);
         prop_assert_eq!(&view.lane, &in_order.lane);
     }
+}
+
+/// Issue #22, defect 2: an alarm during a rolling service's deployment must put the last
+/// known good back (ECS has no stop: a newer deployment replaces the one in progress),
+/// not record `rolled_back` over a deployment that goes on.
+#[test]
+fn an_alarm_while_a_rolling_service_deploys_redeploys_the_last_known_good() {
+    let p = Policy {
+        undo_by_redeploy: true,
+        ..policy()
+    };
+    for recorded in [true, false] {
+        let mut v = view_in(Some(StageState::Deploying));
+        if recorded {
+            let stage = v
+                .releases
+                .get_mut(&id(1))
+                .unwrap()
+                .stages
+                .get_mut(ENV)
+                .unwrap();
+            stage.deployment_id = Some("ecs-svc/1".into());
+        }
+        let d = apply(
+            &v,
+            &id(1),
+            &Event::AlarmFired {
+                alarm: "api-dev-5xx".into(),
+            },
+            &p,
+            T0,
+        )
+        .unwrap();
+        assert_eq!(
+            d.view.releases[&id(1)].state_in(ENV),
+            Some(StageState::RolledBack)
+        );
+        assert_eq!(
+            d.view.releases[&id(0)].state_in(ENV),
+            Some(StageState::Deploying)
+        );
+        assert_eq!(
+            d.view.lane.in_flight,
+            Some(id(0)),
+            "the restore holds the lane"
+        );
+        assert_eq!(
+            d.actions,
+            vec![Action::Deploy {
+                release: id(0),
+                environment: ENV.into(),
+                redeploy: true,
+            }],
+            "no StopDeployment, which ECS cannot do (recorded: {recorded})"
+        );
+    }
+}
+
+/// Issue #22, defect 1: a deployment created after its stage ended (an alarm, an operator
+/// or a deadline ended it while CreateDeployment was in flight) is recorded and undone,
+/// not refused and left running unrecorded.
+#[test]
+fn a_deployment_created_after_its_stage_ended_is_recorded_and_undone() {
+    let created = Event::DeploymentCreated {
+        deployment_id: "d-late".into(),
+        task_definition: Some("td:7".into()),
+    };
+    for ended in [
+        StageState::RolledBack,
+        StageState::Cancelled,
+        StageState::Failed,
+    ] {
+        // CodeDeploy: the late deployment is stopped and rolled back.
+        let d = apply(&view_in(Some(ended)), &id(1), &created, &policy(), T0).unwrap();
+        let stage = &d.view.releases[&id(1)].stages[ENV];
+        assert_eq!(stage.state, ended);
+        assert_eq!(stage.deployment_id.as_deref(), Some("d-late"));
+        assert_eq!(
+            d.actions,
+            vec![Action::StopDeployment {
+                release: id(1),
+                environment: ENV.into(),
+                deployment_id: "d-late".into(),
+                rollback: true,
+            }]
+        );
+        assert_eq!(d.transitions.len(), 1, "history says so");
+        // A replay of the same outcome changes nothing more.
+        assert!(apply(&d.view, &id(1), &created, &policy(), T0).is_err());
+
+        // Rolling: what the lane records as running is deployed again.
+        let rolling = Policy {
+            undo_by_redeploy: true,
+            ..policy()
+        };
+        let d = apply(&view_in(Some(ended)), &id(1), &created, &rolling, T0).unwrap();
+        assert_eq!(
+            d.actions,
+            vec![Action::Deploy {
+                release: id(0),
+                environment: ENV.into(),
+                redeploy: true,
+            }]
+        );
+    }
+}
+
+/// A deployment's revision is recorded with it, so that a restore deploys that revision
+/// again; a retry starts afresh.
+#[test]
+fn the_deployed_revision_is_recorded_and_a_retry_forgets_it() {
+    let d = apply(
+        &view_in(Some(StageState::Deploying)),
+        &id(1),
+        &Event::DeploymentCreated {
+            deployment_id: "d-1".into(),
+            task_definition: Some("arn:td/api:7".into()),
+        },
+        &policy(),
+        T0,
+    )
+    .unwrap();
+    let stage = &d.view.releases[&id(1)].stages[ENV];
+    assert_eq!(stage.task_definition.as_deref(), Some("arn:td/api:7"));
+    let failed = apply(
+        &d.view,
+        &id(1),
+        &Event::DeploymentFailed { reason: "x".into() },
+        &policy(),
+        T0,
+    )
+    .unwrap();
+    let retried = apply(
+        &failed.view,
+        &id(1),
+        &Event::Retry { actor: "me".into() },
+        &policy(),
+        T0,
+    )
+    .unwrap();
+    assert_eq!(
+        retried.view.releases[&id(1)].stages[ENV].task_definition,
+        None
+    );
 }
