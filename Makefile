@@ -8,7 +8,7 @@ EMULATOR := infra/local/with-emulator.sh
 export CARGO_TERM_COLOR ?= never
 export SHIPLANE_PYTHON := $(CURDIR)/$(PY)
 
-.PHONY: test lint fmt unit emulator-tests python-tests demo emulator build deploy venv clean bench bench-profiles
+.PHONY: test lint fmt unit emulator-tests python-tests demo emulator build deploy venv clean bench bench-profiles sim
 
 ## test: formatting, clippy, every unit test, and the tests against the local AWS
 test: lint python-tests emulator-tests
@@ -83,6 +83,13 @@ build: venv
 	  (cd target/lambda/$$f && rm -f $$f.zip && $(CURDIR)/$(PY) -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED,compresslevel=9); i=zipfile.ZipInfo('bootstrap'); i.external_attr=0o755<<16; i.compress_type=zipfile.ZIP_DEFLATED; z.writestr(i, open('bootstrap','rb').read(), compresslevel=9); z.close()" $$f.zip) && \
 	  echo "target/lambda/$$f/bootstrap ($$(du -h target/lambda/$$f/$$f.zip | cut -f1) zipped)" || exit 1; \
 	done
+
+## sim: a campaign of the deterministic simulation (sim/), SEEDS seeds from FROM; a failing
+## seed prints the command that replays it
+SEEDS ?= 1000
+FROM ?= 0
+sim:
+	cargo run --release --locked -p shiplane-sim -- --seeds $(SEEDS) --from $(FROM)
 
 ## bench: measure and rewrite BENCHMARKS.md (not part of `make test`; ~10 min, plus
 ## bench-profiles the first time, ~35 min on 2 cores: one release build per profile variant)
