@@ -102,7 +102,27 @@ impl SimStore {
 impl ReleaseStore for SimStore {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         self.before("TransactWriteItems").await?;
+        let what: Vec<String> = commit
+            .history
+            .iter()
+            .map(|t| format!("{:?}->{:?} {}", t.from, t.to, t.cause))
+            .chain(
+                commit
+                    .deployments
+                    .iter()
+                    .map(|d| format!("ref {}", d.deployment_id)),
+            )
+            .collect();
         let out = self.inner.commit(commit).await;
+        match &out {
+            Err(e) => self
+                .sim
+                .trace(format!("  commit refused: {e} [{}]", what.join(", "))),
+            Ok(()) if std::env::var_os("SIM_COMMITS").is_some() => {
+                self.sim.trace(format!("  committed [{}]", what.join(", ")))
+            }
+            Ok(()) => {}
+        }
         self.after("TransactWriteItems", out).await
     }
 

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shiplane::engine::{Deps, Engine};
+use shiplane::engine::{Deps, Engine, EngineError, Report};
+use shiplane::inbound::Inbound;
 use shiplane::pipeline::{LifecycleHook, Pipeline};
 use shiplane::release::intake::ImagePush;
 use shiplane::release::{Event, LaneEvent, ReleaseId, StageState, Timestamp};
@@ -472,16 +473,25 @@ fn describe(event: &Emitted) -> String {
 async fn handle(rig: &Rig, event: &Emitted) -> Result<(), String> {
     let engine = rig.engine();
     let now = rig.sim.now();
-    let accepted = |r: Result<
-        shiplane::inbound::Inbound<shiplane::engine::Report>,
-        shiplane::engine::EngineError,
-    >| { r.map(|_| ()).map_err(|e| e.to_string()) };
+    let accepted = |r: Result<Inbound<Report>, EngineError>| match r {
+        Ok(Inbound::Accepted(report)) => {
+            trace_report(&rig.sim, &report);
+            Ok(())
+        }
+        Ok(Inbound::Ignored(why)) => {
+            rig.sim.trace(format!("  ignored: {why}"));
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    };
     match event {
-        Emitted::Push(p) => engine
-            .on_push(p, now)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        Emitted::Push(p) => match engine.on_push(p, now).await {
+            Ok(outcome) => {
+                rig.sim.trace(format!("  {outcome:?}"));
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        },
         Emitted::CodeDeploy(c) => accepted(engine.on_deployment_state(c, now).await),
         Emitted::Ecs(e) => accepted(engine.on_service_deployment(e, now).await),
         Emitted::TaskStopped(t) => accepted(engine.on_task_stopped(t, now).await),
@@ -504,6 +514,20 @@ async fn handle(rig: &Rig, event: &Emitted) -> Result<(), String> {
     }
 }
 
+/// What a pass moved and refused, into the trace.
+pub(crate) fn trace_report(sim: &Sim, report: &Report) {
+    for t in &report.transitions {
+        let release = t.release.as_ref().map_or("lane".into(), |r| r.to_string());
+        sim.trace(format!(
+            "  {release} {}/{}: {:?} -> {:?} ({})",
+            t.service, t.environment, t.from, t.to, t.cause
+        ));
+    }
+    for r in &report.refused {
+        sim.trace(format!("  refused: {r}"));
+    }
+}
+
 /// The scheduled reconciler, for ever.
 async fn reconciler(rig: Arc<Rig>) {
     loop {
@@ -519,6 +543,7 @@ async fn reconciler(rig: Arc<Rig>) {
         };
         match rig.sim.invoke("reconcile", work).await {
             Some(Ok(report)) => {
+                trace_report(&rig.sim, &report);
                 if !report.transitions.is_empty() {
                     *rig.sim.moving() += 1;
                 }
@@ -569,7 +594,6 @@ async fn operator(rig: Arc<Rig>, until: tokio::time::Instant) {
                 engine
                     .on_event(&pipeline, &svc, &env, &id, event, now)
                     .await
-                    .map(|_| ())
             }
         };
         let what = match choice {
@@ -649,10 +673,7 @@ async fn operator(rig: Arc<Rig>, until: tokio::time::Instant) {
                 };
                 sim.trace(format!("operator: pause/resume {svc}/{env}"));
                 sim.invoke(&name, async {
-                    engine
-                        .on_lane(&pipeline, &svc, &env, event, now)
-                        .await
-                        .map(|_| ())
+                    engine.on_lane(&pipeline, &svc, &env, event, now).await
                 })
                 .await
             }
@@ -664,17 +685,16 @@ async fn operator(rig: Arc<Rig>, until: tokio::time::Instant) {
                 };
                 sim.trace(format!("operator: rollback {svc}/{env}"));
                 sim.invoke(&name, async {
-                    engine
-                        .on_lane(&pipeline, &svc, &env, event, now)
-                        .await
-                        .map(|_| ())
+                    engine.on_lane(&pipeline, &svc, &env, event, now).await
                 })
                 .await
             }
             _ => continue,
         };
-        if let Some(Err(e)) = result {
-            sim.trace(format!("  refused or failed: {e}"));
+        match result {
+            Some(Err(e)) => sim.trace(format!("  refused or failed: {e}")),
+            Some(Ok(report)) => trace_report(sim, &report),
+            None => {}
         }
     }
 }

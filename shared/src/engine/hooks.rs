@@ -204,7 +204,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             }
             Err(e) => return Verdict::failed(e, None),
         };
-        let (release, service_name, env) = target;
+        let (release, service_name, env, found) = target;
         let Some(which) = hook.hook else {
             let what = format!(
                 "the deploy-hook was invoked for deployment {} without a hook alias; name it as <function>:<Hook> in the AppSpec",
@@ -270,11 +270,14 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 at: now,
                 expires: now.after(HOOK_CLAIM_TTL),
             }),
+            // Found by its description: the reference its creator never wrote.
+            deployments: found.into_iter().collect(),
             ..Work::event(
                 &service_name,
                 &env,
                 &release,
                 Event::HookCompleted {
+                    deployment_id: hook.deployment_id.clone(),
                     hook: which.appspec_name().to_string(),
                     checks: records,
                     failure: failure.clone(),
@@ -396,16 +399,16 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
 
     /// The release, service and environment a deployment belongs to: by its recorded
     /// reference, or by the description Shiplane gave it (the function that created it
-    /// may have died before recording the reference).
+    /// may have died before recording the reference: the reference to write is returned).
     async fn hook_target<R: HookReporter>(
         &self,
         reporter: &R,
         deployment_id: &str,
         reference: Result<Option<DeploymentRef>, StoreError>,
-    ) -> Result<Option<(ReleaseId, String, String)>, String> {
+    ) -> Result<Option<HookTarget>, String> {
         let unavailable = |e: StoreError| format!("the release store is unavailable: {e}");
         if let Some(r) = reference.map_err(unavailable)? {
-            return Ok(Some((r.release, r.service, r.environment)));
+            return Ok(Some((r.release, r.service, r.environment, None)));
         }
         let description = reporter
             .description(deployment_id)
@@ -428,7 +431,13 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         if known.is_some_and(|k| k != deployment_id) {
             return Ok(None); // the release runs another deployment there
         }
-        Ok(Some((id, release.item.service, env)))
+        let found = DeploymentRef {
+            deployment_id: deployment_id.to_string(),
+            release: id.clone(),
+            service: release.item.service.clone(),
+            environment: env.clone(),
+        };
+        Ok(Some((id, release.item.service, env, Some(found))))
     }
 
     async fn alert(&self, service: Option<&str>, what: &str, body: serde_json::Value) {
@@ -437,6 +446,10 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             .await;
     }
 }
+
+/// Whom a hook's deployment belongs to: release, service, environment, and the reference
+/// to record when it was found by its description only.
+type HookTarget = (ReleaseId, String, String, Option<DeploymentRef>);
 
 /// The claim that holds a hook execution for one attempt, until the time it must answer
 /// by: a second attempt finds it taken.

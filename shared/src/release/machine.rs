@@ -111,6 +111,9 @@ pub enum Event {
     /// A CodeDeploy lifecycle hook ran its checks: each check's record (passed, "name:
     /// passed in 12 ms: excerpt"), and the verdict reported (`failure` when Failed).
     HookCompleted {
+        /// The deployment the hook ran for: recorded on the stage if its own outcome
+        /// never was (the function that created it died before recording it).
+        deployment_id: String,
         hook: String,
         checks: Vec<(bool, String)>,
         failure: Option<String>,
@@ -1193,7 +1196,30 @@ pub fn apply(
             w.move_to(id, S::Validating, cause, None, None)?;
         }
         (S::Validating, Event::ValidationStarted) => {} // each hook reports in; the first moved it
-        (S::Deploying | S::Validating, Event::HookCompleted { checks, .. }) => {
+        (
+            S::Deploying | S::Validating,
+            Event::HookCompleted {
+                deployment_id,
+                checks,
+                ..
+            },
+        ) => {
+            match w.stage(id)?.deployment_id.clone() {
+                Some(known) if &known != deployment_id => {
+                    return Err(TransitionError::DeploymentMismatch {
+                        release: id.clone(),
+                        environment: env,
+                        expected: known,
+                        got: deployment_id.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    let stage = w.stage(id)?;
+                    stage.deployment_id = Some(deployment_id.clone());
+                    stage.deadline = Some(now.after(policy.deadlines.deployment));
+                }
+            }
             if state == S::Deploying {
                 w.move_to(id, S::Validating, Cause::ValidationStarted, None, None)?;
             }

@@ -1423,6 +1423,16 @@ alarms = true
             (HookStatus::Succeeded, Some(id.clone()))
         );
         assert_eq!(w.state(&id, "dev").await, Some(StageState::Validating));
+        // The deployment is the stage's from now on (issue #22, simulation seed 5: a stage
+        // validating with no deployment recorded waited for ever, and the deployment's
+        // SUCCESS was taken for someone else's).
+        let stage = w.store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone();
+        assert_eq!(stage.deployment_id.as_deref(), Some("d-LOST"));
+        let reference = w.store.deployment("d-LOST").await.unwrap().unwrap();
+        assert_eq!(
+            (reference.release, reference.environment.as_str()),
+            (id.clone(), "dev")
+        );
         // Without a hook alias there is no way to know which checks to run: Failed, alert.
         let unnamed = HookInvocation {
             hook: None,

@@ -130,6 +130,7 @@ fn samples() -> Vec<Event> {
             error: None,
         },
         Event::HookCompleted {
+            deployment_id: "d-1".into(),
             hook: "AfterAllowTestTraffic".into(),
             checks: Vec::new(),
             failure: None,
@@ -1082,6 +1083,7 @@ fn facts() -> Vec<Event> {
         },
         Event::ValidationStarted,
         Event::HookCompleted {
+            deployment_id: "d-1".into(),
             hook: "AfterAllowTestTraffic".into(),
             checks: vec![(true, "health: passed in 3 ms: ok".into())],
             failure: None,
