@@ -76,6 +76,10 @@ pub enum Event {
         deployment_id: String,
         error: Option<String>,
     },
+    /// The deployment or migration a stage owes was left unfinished past its lease (the
+    /// invocation that committed it died before its outcome was recorded): this invocation
+    /// takes it over, once, and runs it again (it looks for its own earlier effect first).
+    ActionResumed,
     /// An operator deploys an image by digest without a push (`shiplane deploy`): the
     /// release arrives in its first environment as a push would, recorded with who and why.
     Deployed {
@@ -146,6 +150,7 @@ impl Event {
             Event::StopRequested { error: Some(_), .. } => Cause::StopFailed,
             Event::PromotedEarly { .. } => Cause::PromotedEarly,
             Event::Retry { .. } => Cause::Retried,
+            Event::ActionResumed => Cause::ActionResumed,
             Event::Deployed { .. } => Cause::Deployed,
             Event::RollbackReported { failed: false, .. } => Cause::CodeDeployRollback,
             Event::RollbackReported { failed: true, .. } => Cause::RollbackFailed,
@@ -305,6 +310,13 @@ impl Default for Deadlines {
 /// How long a release sent back to the queue by a busy deployment group waits before it
 /// is tried again.
 pub const BLOCKED_RETRY: Duration = Duration::from_secs(60);
+
+/// How long the invocation that commits a stage's entry into deploying or migrating owns
+/// the action it then runs: longer than any one run of it takes (the SDK's attempts are
+/// bounded; an event function ends at 30 s). Until it expires, no replay, duplicate
+/// delivery or reconciler pass runs the action again (DESIGN invariant 11); after it, one
+/// of them takes it over by a conditional commit ([`Event::ActionResumed`]).
+pub const LEASE: Duration = Duration::from_secs(5 * 60);
 
 /// What a release needs to know about the environment's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -591,6 +603,8 @@ impl<'p> Work<'p> {
         let attempt = stage.attempt;
         let bake_until = stage.bake_until;
         if from != Some(to) {
+            stage.lease = matches!(to, StageState::Deploying | StageState::Migrating)
+                .then(|| now.after(LEASE));
             stage.deadline = match to {
                 StageState::Migrating => Some(now.after(deadlines.migration)),
                 StageState::Deploying => Some(now.after(deadlines.deployment_start)),
@@ -968,10 +982,12 @@ fn undo_late(w: &mut Work<'_>, id: &ReleaseId, late: &str) -> Result<(), Transit
             )
     });
     if let Some(r) = deploying.cloned() {
+        let now = w.now;
         let stage = w.stage(&r)?;
         // Its deployment may have been replaced by the late one: it is made again, and
         // its outcome recorded afresh.
         stage.deployment_id = None;
+        stage.lease = Some(now.after(LEASE));
         let redeploy = stage.redeploy;
         w.changed.insert(r.clone());
         w.actions.push(Action::Deploy {
@@ -1113,6 +1129,34 @@ pub fn apply(
         }
         // A hook can report in before the deployment's own outcome commits (CodeDeploy
         // calls the first hook right after CreateDeployment): validating takes it too.
+        (S::Deploying | S::Migrating, Event::ActionResumed) => {
+            let stage = w.stage(id)?;
+            let expired = stage.lease.is_none_or(|until| until <= now);
+            let Some(action) = pending_action(
+                w.view
+                    .releases
+                    .get(id)
+                    .ok_or_else(|| TransitionError::NotArrived {
+                        release: id.clone(),
+                        environment: env.clone(),
+                        event: event.name(),
+                    })?,
+                &env,
+            )
+            .filter(|_| expired) else {
+                return Err(w.not_allowed(id, state, event));
+            };
+            w.stage(id)?.lease = Some(now.after(LEASE));
+            w.record(
+                id,
+                cause,
+                Some(format!(
+                    "{} left unfinished past its lease",
+                    action_name(&action)
+                )),
+            )?;
+            w.actions.push(action);
+        }
         // The deployment was created after its stage ended (an alarm, an operator or a
         // deadline ended it while CreateDeployment or UpdateService was still in flight):
         // it is recorded, so that what runs stays accounted for, and undone.
@@ -1327,6 +1371,13 @@ pub fn pending_action(release: &Release, environment: &str) -> Option<Action> {
     }
 }
 
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::RunMigration { .. } => "the migration",
+        _ => "the deployment",
+    }
+}
+
 /// Work a lane owes, whichever release it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owed {
@@ -1346,8 +1397,12 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
     let env = lane.environment.as_str();
     let mut out = Vec::new();
     if let Some(r) = lane.in_flight.as_ref().and_then(|id| view.releases.get(id)) {
-        if let Some(action) = pending_action(r, env) {
-            out.push(Owed::Act(action));
+        if pending_action(r, env).is_some()
+            && r.stages
+                .get(env)
+                .is_none_or(|s| s.lease.is_none_or(|until| until <= now))
+        {
+            out.push(Owed::Apply(r.id.clone(), Event::ActionResumed));
         }
         if let Some(stage) = r.stages.get(env)
             && stage.state == StageState::Baking

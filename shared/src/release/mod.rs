@@ -10,7 +10,7 @@ mod machine;
 mod model;
 
 pub use machine::{
-    Action, BLOCKED_RETRY, Deadlines, Decision, Event, LaneEvent, MAX_DETAIL, Owed, Policy,
+    Action, BLOCKED_RETRY, Deadlines, Decision, Event, LEASE, LaneEvent, MAX_DETAIL, Owed, Policy,
     TransitionError, apply, apply_lane, owed, pending_action,
 };
 #[cfg(any(test, feature = "testing"))]

@@ -339,6 +339,10 @@ pub struct Stage {
     /// instead of registering another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition: Option<String>,
+    /// Until when the invocation that moved the stage into deploying or migrating owns the
+    /// action it runs ([`crate::release::LEASE`]); none (an item written before leases): expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Timestamp>,
 }
 
 impl Stage {
@@ -358,6 +362,7 @@ impl Stage {
             attempt: 0,
             promote_to: None,
             task_definition: None,
+            lease: None,
         }
     }
 }
@@ -665,6 +670,9 @@ pub enum Cause {
     PromotedEarly,
     /// An operator tried a failed, rolled back or cancelled stage again.
     Retried,
+    /// An invocation took over a deployment or migration that another left unfinished
+    /// past its lease.
+    ActionResumed,
     /// An operator deployed an image by digest, without a push.
     Deployed,
     Paused,
@@ -715,6 +723,7 @@ impl Cause {
             Cause::Rollback => "rollback",
             Cause::PromotedEarly => "promoted_early",
             Cause::Retried => "retried",
+            Cause::ActionResumed => "action_resumed",
             Cause::Deployed => "deployed",
             Cause::Paused => "paused",
             Cause::Resumed => "resumed",

@@ -5,7 +5,7 @@ use crate::aws::fake::{Call, FakeDeployer, FakeTimer, RecordingNotifier};
 use crate::aws::{DeployError, DeployOutcome, DeploymentStatus, MigrationRun};
 use crate::inbound::ecs::ContainerExit;
 use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intake, new_release};
-use crate::release::{BLOCKED_RETRY, Digest, Policy, Release, apply};
+use crate::release::{BLOCKED_RETRY, Digest, LEASE, Policy, Release, apply};
 use crate::store::Claim;
 use crate::store::{LoadedLane, MemoryStore, StoredPipeline};
 
@@ -500,7 +500,9 @@ async fn a_replay_finishes_work_a_crash_interrupted() {
     w.store.commit(commit).await.unwrap();
     assert!(w.deploys().is_empty());
 
-    let out = e.on_push(&p, T0).await.unwrap();
+    // Lambda delivers the push again once the dead invocation's lease on the deployment
+    // has run out (before, the deployment is its own: see `one_executor_per_action`).
+    let out = e.on_push(&p, T0.after(LEASE)).await.unwrap();
     assert_eq!(
         out,
         PushOutcome::Replayed {
@@ -630,10 +632,12 @@ async fn a_queued_release_whose_deploy_died_with_the_function_is_started_by_the_
     commit_only(&w, "api", "dev", &r1, failed.clone()).await;
     assert_eq!(w.state(&r2, "dev").await, Some(StageState::Deploying));
     assert_eq!(w.deploys(), [format!("{r1}@dev")]);
-    // EventBridge delivers r1's failure again: r1 has nothing left to do, but the lane does.
+    // EventBridge delivers r1's failure again (after the dead invocation's lease): r1 has
+    // nothing left to do, but the lane does.
     let pipeline = e.pipeline().await.unwrap();
+    let later = T0.after(LEASE);
     let report = e
-        .on_event(&pipeline, "api", "dev", &r1, failed.clone(), T0)
+        .on_event(&pipeline, "api", "dev", &r1, failed.clone(), later)
         .await
         .unwrap();
     assert_eq!(report.refused.len(), 1, "r1's failure is already recorded");
@@ -641,7 +645,7 @@ async fn a_queued_release_whose_deploy_died_with_the_function_is_started_by_the_
     let stage = w.store.release(&r2).await.unwrap().unwrap().item.stages["dev"].clone();
     assert_eq!(stage.deployment_id.as_deref(), Some("d-2"));
     // Exactly once: more deliveries deploy nothing more.
-    e.on_event(&pipeline, "api", "dev", &r1, failed, T0)
+    e.on_event(&pipeline, "api", "dev", &r1, failed, later)
         .await
         .unwrap();
     e.recover(&pipeline, "api", "dev", T0).await.unwrap();
@@ -2879,15 +2883,132 @@ mod known_items {
             ..Reads::default()
         };
         let stale: Snapshot = w.store.read(&reads, T0).await.unwrap();
-        // The lane is finished (r2 deploys) ...
+        // The lane is finished (r2 deploys, once the dead invocation's lease ran out) ...
         let pipeline = e.pipeline().await.unwrap();
-        e.recover(&pipeline, "api", "dev", T0).await.unwrap();
+        let later = T0.after(LEASE);
+        e.recover(&pipeline, "api", "dev", later).await.unwrap();
         assert_eq!(w.deploys().len(), 2);
         // ... and a pass holding the copy from before must not deploy r2 a second time.
         let jobs = vec![run::Job::Apply(run::Work::recover("api", "dev"))];
-        e.drain_from(&pipeline, jobs, T0, stale, None)
+        e.drain_from(&pipeline, jobs, later, stale, None)
             .await
             .unwrap();
         assert_eq!(w.deploys(), [format!("{r1}@dev"), format!("{r2}@dev")]);
+    }
+}
+
+/// Issue #22, defect 5: one executor per action. While the invocation that committed a
+/// deployment is still inside `deploy`, a reconciler pass and a duplicate delivery find
+/// the action owned (its lease) and run nothing (the take-over after the lease is the
+/// machine's `a_dead_owners_action_is_taken_over_once_after_its_lease`).
+mod one_executor {
+    use super::*;
+    use crate::aws::{DeployRequest, Deployer};
+    use tokio::sync::Notify;
+
+    /// A deployer whose first `deploy` waits for the test's signal.
+    struct Held<'a> {
+        inner: FakeDeployer,
+        world: &'a World,
+        entered: Notify,
+        gate: Notify,
+        first: std::sync::atomic::AtomicBool,
+    }
+
+    impl Deployer for Held<'_> {
+        async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
+            if !self.first.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                self.entered.notify_one();
+                self.gate.notified().await;
+            }
+            self.inner.deploy(req).await
+        }
+        async fn run_migration(&self, req: DeployRequest<'_>) -> Result<MigrationRun, DeployError> {
+            self.inner.run_migration(req).await
+        }
+        async fn migration_status(
+            &self,
+            req: DeployRequest<'_>,
+            task_arn: &str,
+        ) -> Result<MigrationRun, DeployError> {
+            self.inner.migration_status(req, task_arn).await
+        }
+        async fn deployment_status(
+            &self,
+            req: DeployRequest<'_>,
+            deployment_id: &str,
+        ) -> Result<DeploymentStatus, DeployError> {
+            self.inner.deployment_status(req, deployment_id).await
+        }
+        async fn stop_deployment(
+            &self,
+            req: DeployRequest<'_>,
+            deployment_id: &str,
+            rollback: bool,
+        ) -> Result<(), DeployError> {
+            self.inner
+                .stop_deployment(req, deployment_id, rollback)
+                .await
+        }
+        async fn rollback_of(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
+            self.inner.rollback_of(deployment_id).await
+        }
+    }
+
+    impl Held<'_> {
+        fn engine(&self) -> Engine<'_, MemoryStore, Self, RecordingNotifier, FakeTimer> {
+            Engine {
+                store: &self.world.store,
+                deployer: self,
+                notifier: &self.world.notifier,
+                timer: &self.world.timer,
+            }
+        }
+
+        fn deploys(&self) -> usize {
+            self.inner
+                .calls()
+                .iter()
+                .filter(|c| matches!(c, Call::Deploy { .. }))
+                .count()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reconciler_pass_or_a_duplicate_delivery_meanwhile_runs_nothing() {
+        let w = World::new().await;
+        let held = Held {
+            inner: FakeDeployer::default(),
+            world: &w,
+            entered: Notify::new(),
+            gate: Notify::new(),
+            first: Default::default(),
+        };
+        let e = held.engine();
+        let p = push("shiplane/api", 1, "v1.0.0");
+        let soon = T0.after(Duration::from_secs(10));
+        let meanwhile = async {
+            held.entered.notified().await;
+            let pipeline = e.pipeline().await.unwrap();
+            e.recover(&pipeline, "api", "dev", soon).await.unwrap();
+            e.on_push(&p, soon).await.unwrap();
+            assert_eq!(held.deploys(), 0, "only the owner is inside deploy");
+            held.gate.notify_one();
+        };
+        let (out, ()) = tokio::join!(e.on_push(&p, T0), meanwhile);
+        let PushOutcome::Created { release, .. } = out.unwrap() else {
+            panic!("the first delivery makes the release");
+        };
+        assert_eq!(held.deploys(), 1);
+        let stage = w
+            .store
+            .release(&release)
+            .await
+            .unwrap()
+            .unwrap()
+            .item
+            .stages["dev"]
+            .clone();
+        assert!(stage.deployment_id.is_some());
     }
 }

@@ -106,6 +106,7 @@ fn samples() -> Vec<Event> {
             task_definition: None,
         },
         Event::ValidationStarted,
+        Event::ActionResumed,
         Event::DeploymentBlocked {
             reason: "busy".into(),
         },
@@ -209,6 +210,8 @@ fn expected(state: Option<StageState>, event: &Event) -> Expect {
             To(S::Failed)
         }
         (S::Deploying, Event::DeploymentCreated { .. }) => To(S::Deploying),
+        // The sample stage holds no lease (an item from before leases): taken over.
+        (S::Deploying | S::Migrating, Event::ActionResumed) => Recorded,
         // Created after the stage ended: recorded, and undone.
         (S::Failed | S::RolledBack | S::Cancelled, Event::DeploymentCreated { .. }) => Recorded,
         (S::Validating, Event::DeploymentCreated { .. }) => To(S::Validating),
@@ -272,7 +275,7 @@ fn every_state_event_pair_follows_the_table() {
             covered += 1;
         }
     }
-    assert_eq!(covered, 13 * 25);
+    assert_eq!(covered, 13 * 26);
 }
 
 #[test]
@@ -1296,5 +1299,51 @@ fn the_deployed_revision_is_recorded_and_a_retry_forgets_it() {
     assert_eq!(
         retried.view.releases[&id(1)].stages[ENV].task_definition,
         None
+    );
+}
+
+/// Issue #22, defect 5: the action a stage owes belongs to the invocation that committed
+/// it until its lease runs out; then exactly one taker wins it (the commit is conditional
+/// on the release's version, and the taker renews the lease).
+#[test]
+fn a_dead_owners_action_is_taken_over_once_after_its_lease() {
+    let d = apply(
+        &view_in(Some(StageState::Queued)),
+        &id(1),
+        &Event::Dequeue,
+        &policy(),
+        T0,
+    )
+    .unwrap();
+    let stage = &d.view.releases[&id(1)].stages[ENV];
+    assert_eq!(stage.lease, Some(T0.after(LEASE)));
+    let within = Timestamp(T0.0 + 1000);
+    assert!(
+        owed(&d.view, &policy(), within).is_empty(),
+        "the owner runs it"
+    );
+    assert!(apply(&d.view, &id(1), &Event::ActionResumed, &policy(), within).is_err());
+    let after = T0.after(LEASE);
+    assert_eq!(
+        owed(&d.view, &policy(), after),
+        vec![Owed::Apply(id(1), Event::ActionResumed)]
+    );
+    let taken = apply(&d.view, &id(1), &Event::ActionResumed, &policy(), after).unwrap();
+    assert_eq!(
+        taken.actions,
+        vec![Action::Deploy {
+            release: id(1),
+            environment: ENV.into(),
+            redeploy: false,
+        }]
+    );
+    assert_eq!(taken.transitions[0].cause, Cause::ActionResumed);
+    assert_eq!(
+        taken.view.releases[&id(1)].stages[ENV].lease,
+        Some(after.after(LEASE))
+    );
+    assert!(
+        apply(&taken.view, &id(1), &Event::ActionResumed, &policy(), after).is_err(),
+        "a second taker finds it owned again"
     );
 }
