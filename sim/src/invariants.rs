@@ -337,14 +337,28 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
                 .rfind(|t| &t.environment == env && t.to.is_some())
                 .and_then(|t| t.to);
             if last != Some(stage.state) {
+                let steps: Vec<String> = h
+                    .iter()
+                    .filter(|t| &t.environment == env)
+                    .map(|t| {
+                        format!(
+                            "{} {:?}->{:?} {}",
+                            t.at.0 - crate::EPOCH_MS,
+                            t.from,
+                            t.to,
+                            t.cause
+                        )
+                    })
+                    .collect();
                 out.push(v(
                     "history",
                     format!(
-                        "{} {} in {env} is {} but its history ends at {:?}",
+                        "{} {} in {env} is {} but its history ends at {:?} ({})",
                         r.service,
                         r.label(),
                         stage.state,
-                        last
+                        last,
+                        steps.join("; ")
                     ),
                 ));
             }

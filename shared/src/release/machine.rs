@@ -582,6 +582,18 @@ impl<'p> Work<'p> {
             .and_then(|r| r.state_in(&self.view.lane.environment))
     }
 
+    /// The time a change of `id`'s stage here is recorded at: the decision's, but never
+    /// before the stage's last change. A decision's time is its invocation's start, and a
+    /// decision that lost a race decides again after a later one committed: its history
+    /// must still read in the order things happened.
+    fn stage_time(&self, id: &ReleaseId) -> Timestamp {
+        self.view
+            .releases
+            .get(id)
+            .and_then(|r| r.stages.get(&self.view.lane.environment))
+            .map_or(self.now, |s| s.since.max(self.now))
+    }
+
     /// Moves a release to `to`, recording the transition; entering a state sets its deadline.
     fn move_to(
         &mut self,
@@ -592,7 +604,7 @@ impl<'p> Work<'p> {
         detail: Option<String>,
     ) -> Result<(), TransitionError> {
         let env = self.env();
-        let now = self.now;
+        let now = self.stage_time(id);
         let from = self.state(id);
         let deadlines = self.policy.deadlines;
         let release = self.release(id)?;
@@ -662,10 +674,11 @@ impl<'p> Work<'p> {
     ) -> Result<(), TransitionError> {
         let state = self.state(id);
         let env = self.env();
+        let at = self.stage_time(id);
         let service = self.release(id)?.service.clone();
         self.changed.insert(id.clone());
         self.transitions.push(Transition {
-            at: self.now,
+            at,
             service,
             environment: env,
             release: Some(id.clone()),

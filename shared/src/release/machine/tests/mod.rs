@@ -1347,3 +1347,22 @@ fn a_dead_owners_action_is_taken_over_once_after_its_lease() {
         "a second taker finds it owned again"
     );
 }
+
+/// A decision that lost a race decides again after a later one committed, with its own
+/// (earlier) invocation time: its history item must not read as before the change it
+/// follows (found by the simulation, seed 25: a release superseded "before" it arrived).
+#[test]
+fn history_never_goes_back_in_time_for_a_stage() {
+    let mut v = view_in(Some(StageState::Queued));
+    let later = Timestamp(T0.0 + 5_000);
+    v.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .since = later;
+    let d = apply(&v, &id(1), &Event::Dequeue, &policy(), T0).unwrap();
+    assert_eq!(d.transitions[0].at, later);
+    assert_eq!(d.view.releases[&id(1)].stages[ENV].since, later);
+}
