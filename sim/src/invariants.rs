@@ -209,18 +209,18 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
     for (by, n) in tasks.iter().filter(|(_, n)| **n > 1) {
         out.push(v("once", format!("{n} migration tasks started by {by}")));
     }
-    let mut revisions: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    let mut revisions: BTreeMap<(String, String, String, u32), usize> = BTreeMap::new();
     for r in &w.revisions {
         if let (Some(id), Some(env)) = (&r.release, &r.environment) {
             *revisions
-                .entry((r.family.clone(), id.clone(), env.clone()))
+                .entry((r.family.clone(), id.clone(), env.clone(), r.attempt))
                 .or_default() += 1;
         }
     }
-    for ((family, id, env), n) in revisions.iter().filter(|(_, n)| **n > 1) {
+    for ((family, id, env, attempt), n) in revisions.iter().filter(|(_, n)| **n > 1) {
         out.push(v(
             "once",
-            format!("{n} revisions of {family} for release {id} in {env}"),
+            format!("{n} revisions of {family} for release {id} in {env}, attempt {attempt}"),
         ));
     }
 

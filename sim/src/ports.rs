@@ -261,10 +261,11 @@ impl SimDeployer {
             }
         }
         let digest = req.release.digest.clone();
+        let attempt = req.release.stages.get(&env).map_or(0, |s| s.attempt);
         let sim = self.sim.clone();
         self.sim
             .call("ECS RegisterTaskDefinition", |w| {
-                let arn = w.register(family, &id, &env, &digest);
+                let arn = w.register(family, &id, &env, attempt, &digest);
                 sim.trace(format!("  registered {arn} for {id} in {env}"));
                 arn
             })

@@ -196,6 +196,7 @@ pub async fn run(seed: u64, config: Config, teeth: Teeth) -> Outcome {
                 family: lane.family.clone(),
                 release: None,
                 environment: None,
+                attempt: 0,
                 digest: None,
             });
             let mut svc = EcsService {

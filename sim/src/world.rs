@@ -66,6 +66,9 @@ pub struct Revision {
     /// The tags Shiplane gave it (none for the revision the world started with).
     pub release: Option<String>,
     pub environment: Option<String>,
+    /// The stage attempt it was registered for (the world's own bookkeeping; AWS keeps
+    /// only Shiplane's tags).
+    pub attempt: u32,
     pub digest: Option<Digest>,
 }
 
@@ -250,6 +253,7 @@ impl World {
         family: &str,
         release: &str,
         environment: &str,
+        attempt: u32,
         digest: &Digest,
     ) -> String {
         let n = self.revisions.iter().filter(|r| r.family == family).count() + 1;
@@ -259,6 +263,7 @@ impl World {
             family: family.to_string(),
             release: Some(release.to_string()),
             environment: Some(environment.to_string()),
+            attempt,
             digest: Some(digest.clone()),
         });
         arn
