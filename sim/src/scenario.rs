@@ -406,7 +406,10 @@ async fn pusher(rig: Arc<Rig>, service: String, until: tokio::time::Instant) {
 async fn dispatch(rig: Arc<Rig>, mut rx: UnboundedReceiver<Emitted>) {
     while let Some(event) = rx.recv().await {
         let sim = &rig.sim;
-        if sim.hostile(sim.config.drop) {
+        // CodeDeploy invokes the deploy-hook itself (Lambda retries it); the rest travels
+        // through EventBridge and Scheduler, and may be lost.
+        let droppable = !matches!(event, Emitted::Hook(_));
+        if droppable && sim.hostile(sim.config.drop) {
             sim.count_drop(event.kind());
             sim.trace(format!("lost: {} event", event.kind()));
             continue;
