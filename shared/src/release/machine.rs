@@ -665,11 +665,23 @@ impl<'p> Work<'p> {
             (Some(other), _, _) => Some(format!("waiting for {other}")),
             (None, Some(p), _) => Some(format!("lane paused by {}", p.actor)),
             (None, None, true) => Some("environment frozen".to_string()),
-            (None, None, false) if !self.policy.held_by.is_empty() => {
-                Some(format!("held: {} in ALARM", self.policy.held_by.join(", ")))
+            (None, None, false) => {
+                let holding = self.alarms_holding();
+                (!holding.is_empty()).then(|| format!("held: {} in ALARM", holding.join(", ")))
             }
-            (None, None, false) => None,
         }
+    }
+
+    /// The alarms that keep a stage from starting here: the lane's own firing alarms
+    /// (DESIGN invariant 12) and those of the environments its gate watches, each with
+    /// its environment.
+    fn alarms_holding(&self) -> Vec<String> {
+        let lane = &self.view.lane;
+        lane.firing_alarms()
+            .into_iter()
+            .map(|name| format!("{name} ({})", lane.environment))
+            .chain(self.policy.held_by.iter().cloned())
+            .collect()
     }
 
     fn busy(&self) -> bool {
@@ -886,9 +898,9 @@ fn arrive(
     Ok(())
 }
 
-/// An alarm fired while `id` was in flight here: a deployment is stopped and rolled back;
-/// a release that already shipped (baking) is replaced by the last known good one; with
-/// none, nothing is deployed and the reason says a person must act.
+/// An alarm fired while `id` was in flight here: a migration ends the stage (see
+/// [`MIGRATION_LEFT_TO_FINISH`]); a deployment is stopped and rolled back; a release that
+/// already shipped (baking) is replaced by the last known good one.
 fn roll_back(
     w: &mut Work<'_>,
     id: &ReleaseId,
@@ -896,9 +908,34 @@ fn roll_back(
     detail: Option<String>,
 ) -> Result<(), TransitionError> {
     use StageState as S;
-    if state != S::Baking {
-        return w.end_in_flight(id, state, S::RolledBack, Cause::AlarmFired, None, detail);
+    match state {
+        S::Migrating => {
+            let detail = format!(
+                "{} during the migration; {MIGRATION_LEFT_TO_FINISH}",
+                detail.unwrap_or_else(|| "an alarm fired".into())
+            );
+            w.end_in_flight(id, state, S::Failed, Cause::AlarmFired, None, Some(detail))
+        }
+        S::Baking => replace_shipped(w, id, detail),
+        _ => w.end_in_flight(id, state, S::RolledBack, Cause::AlarmFired, None, detail),
     }
+}
+
+/// What an alarm during a migration does, as the stage's reason says it. The task is not
+/// stopped: stopping a schema migration halfway can leave the database half-migrated and
+/// locked, which is worse than a finished migration the running version was written to
+/// live with (it runs before the new version comes up). The stage ends as failed, not
+/// rolled back, because nothing was reverted.
+const MIGRATION_LEFT_TO_FINISH: &str = "the migration task is left to finish (stopping it halfway could leave the schema half-applied) and the new version is not deployed; check the task, then `shiplane retry` once the alarm is OK";
+
+/// `id`, which already runs here, is replaced by the last known good release; with none,
+/// nothing is deployed and the reason says a person must act.
+fn replace_shipped(
+    w: &mut Work<'_>,
+    id: &ReleaseId,
+    detail: Option<String>,
+) -> Result<(), TransitionError> {
+    use StageState as S;
     match w.view.lane.last_known_good.clone() {
         Some(good) if &good != id => {
             w.move_to(id, S::RolledBack, Cause::AlarmFired, None, detail)?;
@@ -1112,7 +1149,17 @@ pub fn apply(
         (S::Deploying | S::Validating, Event::DeploymentSucceeded) => {
             let redeploy = w.stage(id)?.redeploy;
             w.lane().current = Some(id.clone());
-            if redeploy || policy.bake.is_zero() {
+            let firing = w.view.lane.firing_alarms();
+            if !redeploy && policy.bake.is_zero() && !firing.is_empty() {
+                // The lane's own alarm blocks its success (DESIGN invariant 12): with no
+                // bake to hold, the release that now runs is replaced, as an alarm during
+                // its bake would. A bake holds its end until the alarm is OK instead.
+                let why = format!(
+                    "the deployment succeeded while {} in ALARM here",
+                    firing.join(", ")
+                );
+                replace_shipped(&mut w, id, Some(why))?;
+            } else if redeploy || policy.bake.is_zero() {
                 w.succeed(id, cause, None, None)?;
             } else {
                 w.stage(id)?.bake_until = Some(now.after(policy.bake));
@@ -1163,7 +1210,7 @@ pub fn apply(
             }
             w.succeed(id, cause, None, None)?;
         }
-        (S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => {
+        (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => {
             roll_back(&mut w, id, state, detail)?;
         }
         // Facts about the stage's timer or CodeDeploy's rollback of its deployment, true
@@ -1235,7 +1282,8 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
     let idle = lane.in_flight.is_none()
         && lane.paused.is_none()
         && !policy.frozen
-        && policy.held_by.is_empty();
+        && policy.held_by.is_empty()
+        && lane.firing_alarms().is_empty();
     if idle
         && let Some(r) = lane.queued.as_ref().and_then(|id| view.releases.get(id))
         && let Some(stage) = r.stages.get(env)
@@ -1433,7 +1481,10 @@ pub fn apply_lane(
                 // A release being restored after a rollback is not rolled back again: a
                 // flapping alarm rolls back once.
                 if let Some(
-                    st @ (StageState::Deploying | StageState::Validating | StageState::Baking),
+                    st @ (StageState::Migrating
+                    | StageState::Deploying
+                    | StageState::Validating
+                    | StageState::Baking),
                 ) = held
                     && !restoring
                 {
@@ -1486,12 +1537,13 @@ pub fn apply_lane(
                             environment,
                         });
                     };
-                    let detail = if w.policy.held_by.is_empty() {
+                    let holding = w.alarms_holding();
+                    let detail = if holding.is_empty() {
                         reason.clone()
                     } else {
                         format!(
                             "{reason} (overriding the gate: {} in ALARM)",
-                            w.policy.held_by.join(", ")
+                            holding.join(", ")
                         )
                     };
                     w.transitions

@@ -2003,6 +2003,151 @@ mod alarms {
     }
 }
 
+/// DESIGN invariant 12: a lane's own firing alarm blocks its start and its success.
+mod own_alarms {
+    use super::*;
+    use crate::inbound::alarm::{AlarmChange, AlarmState};
+
+    /// A world whose db dev stage (a migration first, no bake) watches `db-dev-` alarms.
+    async fn watched() -> World {
+        let w = World::new().await;
+        let with_alarms = PIPELINE.replace(
+            "service = \"db-dev\"\n",
+            "service = \"db-dev\"\nalarm_prefixes = [\"db-dev-\"]\n",
+        );
+        assert_ne!(with_alarms, PIPELINE);
+        w.store
+            .put_pipeline(StoredPipeline {
+                version: 2,
+                source: with_alarms,
+                applied_at: T0,
+                applied_by: "t".into(),
+            })
+            .await
+            .unwrap();
+        w
+    }
+
+    fn alarm(state: AlarmState, second: u64) -> AlarmChange {
+        AlarmChange {
+            alarm: "db-dev-errors".into(),
+            state,
+            at: Timestamp(T0.0 + second * 1000),
+            reason: "Threshold Crossed".into(),
+        }
+    }
+
+    fn migrations(w: &World) -> usize {
+        w.deployer
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::RunMigration { .. }))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn an_alarm_during_a_migration_ends_the_stage_deploys_nothing_and_holds_the_next_release_until_ok()
+     {
+        let w = watched().await;
+        let e = w.engine();
+        let first = w.pushed("shiplane/db", 1, "v1").await;
+        assert_eq!(w.state(&first, "dev").await, Some(StageState::Migrating));
+        e.on_alarm(&alarm(AlarmState::Alarm, 10), T0).await.unwrap();
+        let r = w.store.release(&first).await.unwrap().unwrap().item;
+        assert_eq!(r.state_in("dev"), Some(StageState::Failed));
+        let reason = r.stages["dev"].reason.clone().unwrap();
+        assert!(
+            reason.contains("db-dev-errors") && reason.contains("left to finish"),
+            "{reason}"
+        );
+        // The task is left to finish, and its end deploys nothing.
+        assert!(
+            !w.deployer
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Stop { .. })),
+            "{:?}",
+            w.deployer.calls()
+        );
+        e.on_task_stopped(&stopped("arn:aws:ecs:task/1", None, Some(0)), T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&first, "dev").await, Some(StageState::Failed));
+        assert!(w.deploys().is_empty(), "{:?}", w.deploys());
+        // A push while the alarm fires waits, whoever looks at the lane.
+        let next = w.pushed("shiplane/db", 2, "v2").await;
+        assert_eq!(w.state(&next, "dev").await, Some(StageState::Queued));
+        let pipeline = e.pipeline().await.unwrap();
+        e.reconcile(&pipeline, None, T0).await.unwrap();
+        assert_eq!(w.state(&next, "dev").await, Some(StageState::Queued));
+        assert_eq!(migrations(&w), 1);
+        // OK: the held release starts, nothing stranded.
+        e.on_alarm(&alarm(AlarmState::Ok, 20), T0).await.unwrap();
+        assert_eq!(w.state(&next, "dev").await, Some(StageState::Migrating));
+        assert_eq!(migrations(&w), 2);
+    }
+
+    #[tokio::test]
+    async fn a_deployment_that_succeeds_while_its_lanes_alarm_fires_is_replaced_not_made_last_known_good()
+     {
+        let w = watched().await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let good = w.pushed("shiplane/db", 1, "v1").await;
+        e.on_task_stopped(&stopped("arn:aws:ecs:task/1", None, Some(0)), T0)
+            .await
+            .unwrap();
+        e.on_event(
+            &pipeline,
+            "db",
+            "dev",
+            &good,
+            Event::DeploymentSucceeded,
+            T0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(w.state(&good, "dev").await, Some(StageState::Succeeded));
+        e.on_alarm(&alarm(AlarmState::Alarm, 10), T0).await.unwrap();
+        let bad = w.pushed("shiplane/db", 2, "v2").await;
+        assert_eq!(w.state(&bad, "dev").await, Some(StageState::Queued));
+        // An operator overrides the hold; the new version deploys and succeeds while the
+        // alarm still fires.
+        let unblock = LaneEvent::Unblock {
+            actor: "ana".into(),
+            reason: "hotfix".into(),
+        };
+        e.on_lane(&pipeline, "db", "dev", unblock, T0)
+            .await
+            .unwrap();
+        let history = w.store.history_of_service("db", 50).await.unwrap();
+        let unblocked = history
+            .iter()
+            .find(|t| t.cause == Cause::Unblocked)
+            .unwrap();
+        assert_eq!(
+            unblocked.detail.as_deref(),
+            Some("hotfix (overriding the gate: db-dev-errors (dev) in ALARM)")
+        );
+        let task = format!("arn:aws:ecs:task/{}", w.deployer.calls().len());
+        e.on_task_stopped(&stopped(&task, None, Some(0)), T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&bad, "dev").await, Some(StageState::Deploying));
+        e.on_event(&pipeline, "db", "dev", &bad, Event::DeploymentSucceeded, T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&bad, "dev").await, Some(StageState::RolledBack));
+        let lane = w.store.lane("db", "dev").await.unwrap().item;
+        assert_eq!(lane.last_known_good, Some(good.clone()));
+        assert_eq!(lane.in_flight, Some(good.clone()), "the restore runs");
+        assert_eq!(
+            w.deploys().last().map(String::as_str),
+            Some(format!("{good}@dev").as_str())
+        );
+    }
+}
+
 mod gates {
     use super::*;
     use crate::inbound::alarm::{AlarmChange, AlarmState};
@@ -2418,6 +2563,29 @@ mod bake_timers {
     /// Pushes a release and reports its deployment a success at T0: it bakes in dev.
     async fn baking(w: &World) -> ReleaseId {
         let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        bake(w, &id).await;
+        id
+    }
+
+    /// [`baking`] while the lane's own alarm fires: the push is held, and an operator's
+    /// unblock overrides the hold (the one way a release bakes under its firing alarm).
+    async fn baking_under_alarm(w: &World) -> ReleaseId {
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Queued), "held");
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let unblock = LaneEvent::Unblock {
+            actor: "ana".into(),
+            reason: "the alarm is unrelated".into(),
+        };
+        e.on_lane(&pipeline, "api", "dev", unblock, T0)
+            .await
+            .unwrap();
+        bake(w, &id).await;
+        id
+    }
+
+    async fn bake(w: &World, id: &ReleaseId) {
         let success = DeploymentStateChange {
             deployment_id: "d-1".into(),
             application: "api".into(),
@@ -2426,8 +2594,7 @@ mod bake_timers {
             at: T0,
         };
         w.engine().on_deployment_state(&success, T0).await.unwrap();
-        assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking));
-        id
+        assert_eq!(w.state(id, "dev").await, Some(StageState::Baking));
     }
 
     fn causes(history: &[Transition]) -> Vec<&str> {
@@ -2566,7 +2733,7 @@ mod bake_timers {
             .on_alarm(&alarm(AlarmState::Alarm, 1), T0)
             .await
             .unwrap();
-        let id = baking(&w).await;
+        let id = baking_under_alarm(&w).await;
         let timer = BakeTimer::new("api", "dev", &id, 0);
         let held = w.engine().on_bake_timer(&timer, BAKE_END).await.unwrap();
         match held {
@@ -2606,7 +2773,7 @@ mod bake_timers {
             .on_alarm(&alarm(AlarmState::Alarm, 1), T0)
             .await
             .unwrap();
-        let id = baking(&w).await;
+        let id = baking_under_alarm(&w).await;
         let e = w.engine();
         let pipeline = e.pipeline().await.unwrap();
         e.on_bake_timer(&BakeTimer::new("api", "dev", &id, 0), BAKE_END)
