@@ -389,8 +389,9 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let cached = knew_lanes.contains(&lane_key)
             || gates.iter().any(|g| knew_lanes.contains(g))
             || loaded.versions.keys().any(|id| knew_releases.contains(id));
+        // Read from what was loaded, so that its commit checks every gate lane it read.
         for (key, watched) in gates.iter().zip(&stage.hold_while_alarms_in) {
-            if let Some(lane) = known.lanes.get(key) {
+            if let Some(lane) = loaded.also.get(key) {
                 policy.held_by.extend(
                     lane.item
                         .firing_alarms()

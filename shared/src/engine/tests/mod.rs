@@ -2229,6 +2229,184 @@ mod gates {
     }
 }
 
+/// Write skew on a gate: every gate lane a decision read is a condition of its commit.
+mod gate_skew {
+    use super::*;
+    use crate::inbound::alarm::AlarmState;
+    use crate::store::{Commit, DeploymentRef, Reads, Snapshot, StoreError, Versioned};
+    use std::sync::{Arc, Mutex};
+
+    /// A store that lands `first` (another invocation's commit) just before the first
+    /// commit it is asked for: a write between a decision's read and its commit.
+    struct Interleaved {
+        inner: MemoryStore,
+        first: Mutex<Option<Commit>>,
+    }
+
+    impl ReleaseStore for Interleaved {
+        async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+            let first = self.first.lock().unwrap().take();
+            if let Some(first) = first {
+                self.inner.commit(first).await.unwrap();
+            }
+            self.inner.commit(commit).await
+        }
+        async fn release(&self, id: &ReleaseId) -> Result<Option<Versioned<Release>>, StoreError> {
+            self.inner.release(id).await
+        }
+        async fn lane(
+            &self,
+            service: &str,
+            environment: &str,
+        ) -> Result<Versioned<crate::release::Lane>, StoreError> {
+            self.inner.lane(service, environment).await
+        }
+        async fn lanes(
+            &self,
+            service: &str,
+        ) -> Result<Vec<Versioned<crate::release::Lane>>, StoreError> {
+            self.inner.lanes(service).await
+        }
+        async fn releases_of_service(
+            &self,
+            service: &str,
+            limit: usize,
+        ) -> Result<Vec<Release>, StoreError> {
+            self.inner.releases_of_service(service, limit).await
+        }
+        async fn history_of_release(&self, id: &ReleaseId) -> Result<Vec<Transition>, StoreError> {
+            self.inner.history_of_release(id).await
+        }
+        async fn history_of_service(
+            &self,
+            service: &str,
+            limit: usize,
+        ) -> Result<Vec<Transition>, StoreError> {
+            self.inner.history_of_service(service, limit).await
+        }
+        async fn read(&self, reads: &Reads, now: Timestamp) -> Result<Snapshot, StoreError> {
+            self.inner.read(reads, now).await
+        }
+        fn cached_pipeline(&self) -> Option<Arc<StoredPipeline>> {
+            self.inner.cached_pipeline()
+        }
+        async fn settle_claim(
+            &self,
+            key: &str,
+            tag: &str,
+            now: Timestamp,
+        ) -> Result<(), StoreError> {
+            self.inner.settle_claim(key, tag, now).await
+        }
+        async fn claimed(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+            self.inner.claimed(key, now).await
+        }
+        async fn deployment(
+            &self,
+            deployment_id: &str,
+        ) -> Result<Option<DeploymentRef>, StoreError> {
+            self.inner.deployment(deployment_id).await
+        }
+        async fn pipeline(&self) -> Result<Option<StoredPipeline>, StoreError> {
+            self.inner.pipeline().await
+        }
+        async fn put_pipeline(&self, pipeline: StoredPipeline) -> Result<(), StoreError> {
+            self.inner.put_pipeline(pipeline).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dev_alarm_committed_between_a_prod_decisions_read_and_its_commit_holds_prod() {
+        let w = World::new().await;
+        let gated = PIPELINE
+            .replace(
+                "bake = \"10m\"\n[services.api.environments.prod]",
+                "bake = \"10m\"\nalarm_prefixes = [\"api-dev-\"]\n[services.api.environments.prod]",
+            )
+            .replace(
+                "deployment_group = \"api-prod\" }\napproval = \"manual\"",
+                "deployment_group = \"api-prod\" }\napproval = \"manual\"\nhold_while_alarms_in = [\"dev\"]",
+            );
+        assert!(gated.contains("hold_while_alarms_in"));
+        w.store
+            .put_pipeline(StoredPipeline {
+                version: 2,
+                source: gated,
+                applied_at: T0,
+                applied_by: "t".into(),
+            })
+            .await
+            .unwrap();
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        e.on_event(&pipeline, "api", "dev", &id, Event::DeploymentSucceeded, T0)
+            .await
+            .unwrap();
+        e.on_event(&pipeline, "api", "dev", &id, Event::BakeElapsed, T0)
+            .await
+            .unwrap();
+        assert_eq!(
+            w.state(&id, "prod").await,
+            Some(StageState::AwaitingApproval)
+        );
+        // Another invocation's decision: dev's alarm fires (dev is idle, so only its lane
+        // changes).
+        let dev = LoadedLane::load(&w.store, "api", "dev", &[]).await.unwrap();
+        let (service, stage) = stage_of(&pipeline, "api", "dev").unwrap();
+        let fired = LaneEvent::AlarmChanged {
+            alarm: "api-dev-5xx".into(),
+            state: AlarmState::Alarm,
+            at: Timestamp(T0.0 + 10_000),
+            reason: "Threshold Crossed".into(),
+        };
+        let decision =
+            crate::release::apply_lane(&dev.view, &fired, &Policy::for_stage(service, stage), T0)
+                .unwrap();
+        let skewed = Interleaved {
+            inner: w.store,
+            first: Mutex::new(Some(dev.commit_for(&decision))),
+        };
+        let e = Engine {
+            store: &skewed,
+            deployer: &w.deployer,
+            notifier: &w.notifier,
+            timer: &w.timer,
+        };
+        // The approval is decided against dev without the alarm; dev's alarm lands before
+        // its commit.
+        let approve = Event::Approved {
+            actor: "ana".into(),
+        };
+        e.on_event(&pipeline, "api", "prod", &id, approve, T0)
+            .await
+            .unwrap();
+        assert!(skewed.first.lock().unwrap().is_none(), "the alarm landed");
+        let dev_lane = skewed.inner.lane("api", "dev").await.unwrap().item;
+        assert_eq!(dev_lane.alarms["api-dev-5xx"].state, AlarmState::Alarm);
+        let r = skewed.inner.release(&id).await.unwrap().unwrap().item;
+        assert_eq!(r.state_in("prod"), Some(StageState::Queued));
+        assert!(
+            !w.deployer
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Deploy { environment, .. } if environment == "prod")),
+            "{:?}",
+            w.deployer.calls()
+        );
+        let history = skewed.inner.history_of_release(&id).await.unwrap();
+        let queued = history
+            .iter()
+            .rev()
+            .find(|t| t.environment == "prod")
+            .unwrap();
+        assert_eq!(
+            queued.detail.as_deref(),
+            Some("held: api-dev-5xx (dev) in ALARM")
+        );
+    }
+}
+
 mod operator_levers {
     use super::*;
 
