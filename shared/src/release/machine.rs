@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::model::{
     AlarmSeen, AlarmState, Cause, Lane, LaneView, Pause, Release, ReleaseId, Stage, StageState,
-    Timestamp, Transition,
+    Timestamp, Transition, pushed_before,
 };
 use crate::pipeline::{Approval, Service, ServiceKind, StageConfig};
 
@@ -857,21 +857,38 @@ fn arrive(
     actor: Option<String>,
     detail: Option<String>,
 ) -> Result<(), TransitionError> {
-    let pushed = w.release(id)?.pushed_at;
-    if let Some(newest) = w.view.lane.newest_pushed_at
-        && pushed < newest
-    {
-        return w.move_to(
-            id,
-            StageState::Superseded,
-            Cause::Superseded,
-            None,
-            Some(format!(
-                "pushed at {pushed}, before a newer release that already arrived here (pushed at {newest})"
-            )),
-        );
+    let (pushed, digest) = {
+        let r = w.release(id)?;
+        (r.pushed_at, r.digest.clone())
+    };
+    if let Some(newest) = w.view.lane.newest_pushed_at {
+        let newest_digest = w.view.lane.newest_digest.as_ref();
+        // Lanes written before digests were recorded order equal times by arrival.
+        let before = match newest_digest {
+            Some(d) => pushed_before((pushed, &digest), (newest, d)),
+            None => pushed < newest,
+        };
+        if before {
+            let why = match newest_digest.filter(|_| pushed == newest) {
+                Some(d) => format!(
+                    "pushed at {pushed}, the same instant as {}, which already arrived here; at equal push times the greater digest is taken as the newer",
+                    d.short()
+                ),
+                None => format!(
+                    "pushed at {pushed}, before a newer release that already arrived here (pushed at {newest})"
+                ),
+            };
+            return w.move_to(
+                id,
+                StageState::Superseded,
+                Cause::Superseded,
+                None,
+                Some(why),
+            );
+        }
     }
     w.lane().newest_pushed_at = Some(pushed);
+    w.lane().newest_digest = Some(digest);
     if let Some(older) = w.view.lane.queued.clone() {
         w.move_to(
             &older,

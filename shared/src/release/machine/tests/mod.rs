@@ -356,6 +356,42 @@ fn push_while_in_flight_queues_and_a_later_push_supersedes() {
 }
 
 #[test]
+fn pushes_at_the_same_instant_end_the_same_whichever_arrives_first() {
+    let p = policy();
+    // Releases 2 and 3 share their push time (every test release is pushed at T0); 3 has
+    // the greater digest.
+    assert_eq!(release(2).pushed_at, release(3).pushed_at);
+    assert!(release(2).digest < release(3).digest);
+    let busy = arrive(&empty_view(), release(1), &p);
+    for order in [[2, 3], [3, 2]] {
+        let first = arrive(&busy.view, release(order[0]), &p);
+        let second = arrive(&first.view, release(order[1]), &p);
+        assert_eq!(state(&second, 3), Some(StageState::Queued), "{order:?}");
+        assert_eq!(state(&second, 2), Some(StageState::Superseded), "{order:?}");
+        assert_eq!(second.view.lane.queued, Some(id(3)));
+        assert_eq!(
+            second.view.lane.newest_digest,
+            Some(release(3).digest),
+            "{order:?}"
+        );
+    }
+    // Arriving second, the lesser digest is superseded on arrival, and says why.
+    let first = arrive(&busy.view, release(3), &p);
+    let second = arrive(&first.view, release(2), &p);
+    let why = second.transitions[0].detail.clone().unwrap();
+    assert!(
+        why.contains("the same instant as") && why.contains(release(3).digest.short()),
+        "{why}"
+    );
+    // A push a millisecond later is newer whatever its digest.
+    let mut later = release(2);
+    later.pushed_at = T0.after(Duration::from_millis(1));
+    let after = arrive(&first.view, later, &p);
+    assert_eq!(state(&after, 2), Some(StageState::Queued));
+    assert_eq!(state(&after, 3), Some(StageState::Superseded));
+}
+
+#[test]
 fn full_happy_path_bakes_then_succeeds_and_promotes() {
     let p = policy();
     let d = arrive(&empty_view(), release(1), &p);
