@@ -2003,6 +2003,102 @@ mod alarms {
     }
 }
 
+/// DESIGN invariant 8: order comes from the source, also within one second.
+mod same_second_pushes {
+    use super::*;
+    use crate::aws::{FakePushClock, PushClock};
+
+    /// Two pushes EventBridge stamps with the same second, T0 + 5 s: `older` pushed at .200
+    /// and `newer` at .700 by ECR's clock. Their digests order the other way round, so the
+    /// digest alone would pick the older.
+    fn same_second() -> (ImagePush, ImagePush, FakePushClock) {
+        let second = Timestamp(T0.0 + 5_000);
+        let older = ImagePush {
+            pushed_at: second,
+            ..push("shiplane/api", 9, "v1.0.1")
+        };
+        let newer = ImagePush {
+            pushed_at: second,
+            ..push("shiplane/api", 2, "v1.0.2")
+        };
+        assert!(older.digest > newer.digest);
+        let clock = FakePushClock::with([
+            (older.digest.clone(), Timestamp(second.0 + 200)),
+            (newer.digest.clone(), Timestamp(second.0 + 700)),
+        ]);
+        (older, newer, clock)
+    }
+
+    async fn push_with(w: &World, p: &ImagePush, clock: &impl PushClock) -> ReleaseId {
+        created(w.engine().on_push_with(p, clock, T0).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_newer_of_two_pushes_in_one_second_deploys_though_the_older_is_processed_last() {
+        let w = World::new().await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let busy = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        let (older, newer, clock) = same_second();
+        let newer_id = push_with(&w, &newer, &clock).await;
+        assert_eq!(w.state(&newer_id, "dev").await, Some(StageState::Queued));
+        assert!(
+            clock.asked().is_empty(),
+            "a push alone in its second asks ECR nothing"
+        );
+        let older_id = push_with(&w, &older, &clock).await;
+        let r = w.store.release(&older_id).await.unwrap().unwrap().item;
+        assert_eq!(r.state_in("dev"), Some(StageState::Superseded));
+        assert_eq!(r.pushed_at, Timestamp(T0.0 + 5_200), "placed by ECR's time");
+        assert_eq!(
+            clock.asked(),
+            [vec![older.digest.clone(), newer.digest.clone()]],
+            "one call, for both images of the second"
+        );
+        let lane = w.store.lane("api", "dev").await.unwrap().item;
+        assert_eq!(lane.queued, Some(newer_id.clone()));
+        assert_eq!(lane.newest_digest, Some(newer.digest.clone()));
+        // The lane frees: the newer deploys, the older never does.
+        let failed = Event::DeploymentFailed { reason: "x".into() };
+        e.on_event(&pipeline, "api", "dev", &busy, failed, T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&newer_id, "dev").await, Some(StageState::Deploying));
+        assert_eq!(
+            w.deploys(),
+            [format!("{busy}@dev"), format!("{newer_id}@dev")]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_ecrs_times_pushes_in_one_second_end_the_same_whichever_is_processed_first() {
+        let mut winners = Vec::new();
+        for older_first in [true, false] {
+            let w = World::new().await;
+            w.pushed("shiplane/api", 1, "v1.0.0").await;
+            let (older, newer, clock) = same_second();
+            *clock.failure.lock().unwrap() = Some(DeployError {
+                message: "ECR DescribeImages: ThrottlingException".into(),
+                retryable: true,
+            });
+            let (a, b) = if older_first {
+                (&older, &newer)
+            } else {
+                (&newer, &older)
+            };
+            push_with(&w, a, &clock).await;
+            push_with(&w, b, &clock).await;
+            let lane = w.store.lane("api", "dev").await.unwrap().item;
+            let queued = w.store.release(&lane.queued.unwrap()).await.unwrap();
+            winners.push(queued.unwrap().item.digest);
+        }
+        assert_eq!(
+            winners[0], winners[1],
+            "the same release waits whichever push was processed first"
+        );
+    }
+}
+
 /// DESIGN invariant 12: a lane's own firing alarm blocks its start and its success.
 mod own_alarms {
     use super::*;
