@@ -916,7 +916,7 @@ fn arrive(
 }
 
 /// An alarm fired while `id` was in flight here: a migration ends the stage (see
-/// [`MIGRATION_LEFT_TO_FINISH`]); a deployment is stopped and rolled back; a release that
+/// [`migration_left_to_finish`]); a deployment is stopped and rolled back; a release that
 /// already shipped (baking) is replaced by the last known good one.
 fn roll_back(
     w: &mut Work<'_>,
@@ -927,9 +927,11 @@ fn roll_back(
     use StageState as S;
     match state {
         S::Migrating => {
+            let task = w.stage(id)?.deployment_id.clone();
             let detail = format!(
-                "{} during the migration; {MIGRATION_LEFT_TO_FINISH}",
-                detail.unwrap_or_else(|| "an alarm fired".into())
+                "{} during the migration; {}",
+                detail.unwrap_or_else(|| "an alarm fired".into()),
+                migration_left_to_finish(task.as_deref())
             );
             w.end_in_flight(id, state, S::Failed, Cause::AlarmFired, None, Some(detail))
         }
@@ -943,7 +945,15 @@ fn roll_back(
 /// locked, which is worse than a finished migration the running version was written to
 /// live with (it runs before the new version comes up). The stage ends as failed, not
 /// rolled back, because nothing was reverted.
-const MIGRATION_LEFT_TO_FINISH: &str = "the migration task is left to finish (stopping it halfway could leave the schema half-applied) and the new version is not deployed; check the task, then `shiplane retry` once the alarm is OK";
+fn migration_left_to_finish(task_arn: Option<&str>) -> String {
+    let task = match task_arn {
+        Some(arn) => format!("the migration task {arn}"),
+        None => "the migration task, if it started,".to_string(),
+    };
+    format!(
+        "{task} is left to finish (stopping it halfway could leave the schema half-applied) and the new version is not deployed; check it, then `shiplane retry` once the alarm is OK"
+    )
+}
 
 /// `id`, which already runs here, is replaced by the last known good release; with none,
 /// nothing is deployed and the reason says a person must act.

@@ -801,7 +801,7 @@ fn an_alarm_during_a_migration_ends_the_stage_leaves_the_task_and_deploys_nothin
     let reason = stage.reason.as_deref().unwrap();
     assert!(
         reason.starts_with("api-5xx: Threshold Crossed during the migration")
-            && reason.contains("left to finish")
+            && reason.contains("the migration task arn:task/7 is left to finish")
             && reason.contains("not deployed"),
         "{reason}"
     );
