@@ -263,3 +263,23 @@ def test_every_call_the_store_makes_is_allowed_to_every_function():
     for name, r in t["Resources"].items():
         if r["Type"] == "AWS::Serverless::Function":
             assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "Table"}}} in r["Properties"]["Policies"], name
+
+
+def test_image_push_may_read_the_push_times_it_asks_ecr_for_and_nothing_else_may():
+    t = template()
+    with open(os.path.join(ROOT, "shared/src/aws/push_clock/sdk.rs")) as f:
+        clock = f.read()
+    calls = set(re.findall(r"\.\s*([a-z_]+_images)\(\)", clock))
+    assert calls == {"describe_images"}, calls
+    granted = {}
+    for name, r in t["Resources"].items():
+        if r["Type"] == "AWS::Serverless::Function":
+            for p in r["Properties"]["Policies"]:
+                if isinstance(p, dict) and "Statement" in p:
+                    for st in p["Statement"]:
+                        if any(a.startswith("ecr:") for a in actions(st)):
+                            granted[name] = (actions(st), st["Resource"])
+    assert list(granted) == ["ImagePushFunction"], granted
+    acts, resource = granted["ImagePushFunction"]
+    assert acts == ["ecr:DescribeImages"]
+    assert ":repository/" in resource["Sub"]

@@ -28,6 +28,10 @@ own. This module adds, as AWS behaves:
   token returns the tasks the first one started instead of starting more (moto ignores the
   token, so two concurrent attempts would start two migrations).
 
+- ECR images record when they were pushed to the microsecond, as ECR does, so that
+  DescribeImages answers `imagePushedAt` to the millisecond (moto keeps whole seconds,
+  and the image-push function asks ECR exactly to order two pushes in one second).
+
 - EventBridge Scheduler: CreateSchedule in a group that does not exist answers
   ResourceNotFoundException (moto fails with a KeyError, an HTTP 500 the SDK retries), and
   an expression that is neither `at(yyyy-mm-ddThh:mm:ss)`, `rate(...)` nor `cron(...)`
@@ -89,6 +93,7 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.ecr import models as ecr_models
 from moto.ecs import models as ecs_models
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.moto_api._internal import urls as moto_api_urls
@@ -610,6 +615,15 @@ def fire_schedules(request: Any, full_url: str, headers: Any) -> tuple[int, dict
     return _json(200, {"fired": fired})
 
 
+_IMAGE_INIT = ecr_models.Image.__init__
+
+
+def image_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    """moto's Image, pushed now to the microsecond (moto truncates to the second)."""
+    _IMAGE_INIT(self, *args, **kwargs)
+    self.image_pushed_at = datetime.now(timezone.utc)
+
+
 _SIGNING_KEY: list[Any] = []
 
 
@@ -632,6 +646,7 @@ def register() -> None:
     CodeDeployResponse.continue_deployment = continue_deployment
     cd_models.CodeDeployBackend.create_deployment = create_deployment
     DynamoDBBackend.transact_write_items = transact_write_items
+    ecr_models.Image.__init__ = image_init
     moto_api_urls.url_paths["{0}/moto-api/shiplane/codedeploy/deployment-status$"] = (
         set_deployment_status
     )

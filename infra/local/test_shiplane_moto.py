@@ -592,3 +592,31 @@ def test_sns_signs_every_subscription_with_one_key_made_at_start(endpoint):
     subscriptions = list(backend.subscriptions.values())
     assert len(subscriptions) >= 2
     assert all(s.private_key() is made for s in subscriptions)
+
+
+def test_describe_images_answers_push_times_to_the_millisecond_in_push_order(endpoint):
+    reset(endpoint)
+    ecr = client(endpoint, "ecr")
+    ecr.create_repository(repositoryName="team/api")
+    digests = []
+    for n in range(2):
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": f"sha256:{n:064x}"},
+                "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": f"sha256:{n + 100:064x}"}],
+            }
+        )
+        image = ecr.put_image(repositoryName="team/api", imageManifest=manifest, imageTag=f"v{n}")["image"]
+        digests.append(image["imageId"]["imageDigest"])
+        time.sleep(0.05)
+    # Asked by digest, as Shiplane asks, raw: boto3 would hide the wire format.
+    raw = []
+    ecr.meta.events.register("after-call.ecr.DescribeImages", lambda http_response, **_: raw.append(json.loads(http_response.text)))
+    details = ecr.describe_images(repositoryName="team/api", imageIds=[{"imageDigest": d} for d in digests])["imageDetails"]
+    at = {d["imageDigest"]: d["imagePushedAt"] for d in details}
+    assert at[digests[0]] < at[digests[1]], at
+    assert (at[digests[1]] - at[digests[0]]).total_seconds() < 1, "both in one second, told apart"
+    wire = [d["imagePushedAt"] for d in raw[0]["imageDetails"]]
+    assert all(isinstance(t, float) for t in wire), f"seconds with a fraction: {wire}"

@@ -170,8 +170,9 @@ pub fn image_push(repository: &str, tag: &str) -> shiplane::release::intake::Ima
     }
 }
 
-/// The release a push made, through `engine` (as image-push runs it); panics when the push
-/// made none.
+/// The release a push made, through `engine` with ECR's push times (as image-push runs
+/// it: pushes a test makes in one second are ordered by ECR); panics when the push made
+/// none.
 pub async fn release_from_push<S, D, N, T>(
     engine: &shiplane::engine::Engine<'_, S, D, N, T>,
     push: &shiplane::release::intake::ImagePush,
@@ -182,8 +183,9 @@ where
     N: shiplane::aws::Notifier,
     T: shiplane::aws::Timer,
 {
+    let clock = shiplane::aws::EcrPushClock::from_config(&aws_config().await);
     match engine
-        .on_push(push, shiplane::release::Timestamp::now())
+        .on_push_with(push, &clock, shiplane::release::Timestamp::now())
         .await
     {
         Ok(shiplane::engine::PushOutcome::Created { release, .. }) => release,

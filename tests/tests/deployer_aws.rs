@@ -496,21 +496,15 @@ async fn engine_queues_supersedes_and_deploys_only_the_newest_when_the_lane_free
         PushOutcome::Created { release, .. } => release,
         other => panic!("{other:?}"),
     };
-    let r1 = created(
-        e.on_push(&w.push("api", "v1.0.1"), Timestamp::now())
-            .await
-            .unwrap(),
-    );
-    let r2 = created(
-        e.on_push(&w.push("api", "v1.0.2"), Timestamp::now())
-            .await
-            .unwrap(),
-    );
-    let r3 = created(
-        e.on_push(&w.push("api", "v1.0.3"), Timestamp::now())
-            .await
-            .unwrap(),
-    );
+    // As image-push runs it: pushes made in one second are ordered by ECR's push times.
+    let ecr = shiplane::aws::EcrPushClock::from_config(&aws_config().await);
+    let mut pushed = Vec::new();
+    for tag in ["v1.0.1", "v1.0.2", "v1.0.3"] {
+        let push = w.push("api", tag);
+        let out = e.on_push_with(&push, &ecr, Timestamp::now()).await;
+        pushed.push(created(out.unwrap()));
+    }
+    let [r1, r2, r3] = <[ReleaseId; 3]>::try_from(pushed).unwrap();
     let state = |id: ReleaseId| {
         let store = &w.store;
         async move { store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone() }

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 
+use shiplane::aws::EcrPushClock;
 use shiplane::engine::PushOutcome;
 use shiplane::release::{StageState, Timestamp};
 use shiplane::store::DynamoStore;
@@ -18,6 +19,10 @@ async fn counted<T>(work: impl Future<Output = T>) -> (T, Vec<Vec<String>>) {
     let (out, cost) = shiplane_e2e::round_trips::counted(work).await;
     eprintln!("{} round trips: {:?}", cost.trips.len(), cost.trips);
     (out, cost.trips)
+}
+
+fn count_in(trips: &[Vec<String>], op: &str) -> usize {
+    trips.iter().flatten().filter(|c| *c == op).count()
 }
 
 fn created(outcome: &PushOutcome) -> Option<StageState> {
@@ -38,13 +43,22 @@ async fn pushes_take_at_most_eight_round_trips_to_deploy_four_to_queue_and_one_t
         setup.table(),
     );
     let engine = aws.engine(&store);
+    // As image-push runs it: ECR says when an image was pushed, if the event's second
+    // cannot.
+    let ecr = EcrPushClock::from_config(&aws_config().await);
     let repository = format!("{p}/api");
-    let pushes: Vec<_> = ["v1.0.0", "v1.0.1", "v1.0.2"]
+    let mut pushes: Vec<_> = ["v1.0.0", "v1.0.1", "v1.0.2", "v1.0.3"]
         .iter()
         .map(|tag| image_push(&repository, tag))
         .collect();
+    // The first three a second apart, as consecutive builds push; the last in the third's
+    // second, measured apart.
+    let base = pushes[0].pushed_at.0;
+    for (n, push) in pushes.iter_mut().enumerate() {
+        push.pushed_at = Timestamp(base + 1000 * (n as u64).min(2));
+    }
 
-    let (first, trips) = counted(engine.on_push(&pushes[0], Timestamp::now())).await;
+    let (first, trips) = counted(engine.on_push_with(&pushes[0], &ecr, Timestamp::now())).await;
     let first = first.expect("first push");
     assert_eq!(created(&first), Some(StageState::Deploying), "{first:?}");
     assert!(
@@ -83,7 +97,7 @@ async fn pushes_take_at_most_eight_round_trips_to_deploy_four_to_queue_and_one_t
         "every notification in one call, at the end: {trips:?}"
     );
 
-    let (queued, trips) = counted(engine.on_push(&pushes[1], Timestamp::now())).await;
+    let (queued, trips) = counted(engine.on_push_with(&pushes[1], &ecr, Timestamp::now())).await;
     assert_eq!(
         created(&queued.expect("second push")),
         Some(StageState::Queued)
@@ -94,7 +108,8 @@ async fn pushes_take_at_most_eight_round_trips_to_deploy_four_to_queue_and_one_t
         trips.len()
     );
 
-    let (superseding, trips) = counted(engine.on_push(&pushes[2], Timestamp::now())).await;
+    let (superseding, trips) =
+        counted(engine.on_push_with(&pushes[2], &ecr, Timestamp::now())).await;
     assert_eq!(
         created(&superseding.expect("third push")),
         Some(StageState::Queued)
@@ -105,10 +120,24 @@ async fn pushes_take_at_most_eight_round_trips_to_deploy_four_to_queue_and_one_t
         trips.len()
     );
 
+    // A push in the same second as the newest one here: ECR is asked for both images'
+    // push times, in one call, one round trip more; pushed last, it is the newest.
+    let (tied, trips) = counted(engine.on_push_with(&pushes[3], &ecr, Timestamp::now())).await;
+    assert_eq!(
+        created(&tied.expect("fourth push")),
+        Some(StageState::Queued)
+    );
+    assert_eq!(count_in(&trips, "ecr.DescribeImages"), 1, "{trips:?}");
+    assert!(
+        trips.len() <= 5,
+        "a push that shares its second: {} round trips: {trips:?}",
+        trips.len()
+    );
+
     let PushOutcome::Created { release, .. } = first else {
         unreachable!()
     };
-    let (replay, trips) = counted(engine.on_push(&pushes[0], Timestamp::now())).await;
+    let (replay, trips) = counted(engine.on_push_with(&pushes[0], &ecr, Timestamp::now())).await;
     assert_eq!(
         replay.expect("replay"),
         PushOutcome::Replayed {
@@ -125,7 +154,7 @@ async fn pushes_take_at_most_eight_round_trips_to_deploy_four_to_queue_and_one_t
     // Data jobs: every family's latest read together, then their revisions registered
     // together.
     let jobs = image_push(&format!("{p}/etl"), "20261116-abc1234");
-    let (made, trips) = counted(engine.on_push(&jobs, Timestamp::now())).await;
+    let (made, trips) = counted(engine.on_push_with(&jobs, &ecr, Timestamp::now())).await;
     assert_eq!(
         created(&made.expect("data jobs push")),
         Some(StageState::Succeeded)

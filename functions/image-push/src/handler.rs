@@ -2,7 +2,7 @@
 
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{Deployer, Notifier, Timer};
+use shiplane::aws::{Deployer, Notifier, PushClock, Timer};
 use shiplane::engine::{Deps, PushOutcome};
 use shiplane::inbound::ecr::{EcrImageAction, parse_push};
 use shiplane::lambda::{HandlerError, accepted, envelope, failed, ignored};
@@ -12,10 +12,12 @@ use tracing::{info, instrument};
 
 /// Handles one ECR Image Action event. Ignored events return Ok with the reason; invalid
 /// ones an `InvalidEvent` naming the field (Lambda sends them to the dead-letter queue);
-/// store failures a retryable error so Lambda delivers the event again.
+/// store failures a retryable error so Lambda delivers the event again. `clock` gives
+/// ECR's own push times when the push shares its event's second with another.
 #[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
+    clock: &impl PushClock,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let parsed = envelope::<EcrImageAction>(event.payload, "ECR image action")?;
@@ -23,7 +25,11 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
         Ok(push) => push,
         Err(answer) => return Ok(answer),
     };
-    match deps.engine().on_push(&push, Timestamp::now()).await {
+    match deps
+        .engine()
+        .on_push_with(&push, clock, Timestamp::now())
+        .await
+    {
         Ok(PushOutcome::Ignored(reason)) => Ok(ignored(&reason)),
         Ok(PushOutcome::Created {
             release,
@@ -44,6 +50,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shiplane::aws::NoPushClock;
     use shiplane::aws::fake::{FakeDeps, ONE_SERVICE_PIPELINE, deps_with_pipeline};
 
     async fn deps() -> FakeDeps {
@@ -79,10 +86,12 @@ mod tests {
         ] {
             let d = deps().await;
             if name == "extra-fields" {
-                handle(&d, event("tagged-push")).await.unwrap();
+                handle(&d, &NoPushClock, event("tagged-push"))
+                    .await
+                    .unwrap();
             }
             let calls_before = d.deployer.calls().len();
-            let got = handle(&d, event(name)).await;
+            let got = handle(&d, &NoPushClock, event(name)).await;
             match (expect, &got) {
                 ("release", Ok(v)) => assert_eq!(v["state"], "deploying", "{name}: {v}"),
                 ("replayed", Ok(v)) => assert_eq!(v["replayed"], true, "{name}: {v}"),
@@ -119,6 +128,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Two pushes in one second (the fixture's): ECR's own push times, read through the
+    /// handler's clock, decide which is newer, not the order they are handled in.
+    #[tokio::test]
+    async fn pushes_in_one_second_are_ordered_by_ecrs_push_times() {
+        use shiplane::aws::FakePushClock;
+        use shiplane::release::{Digest, Timestamp};
+        let d = deps().await;
+        let with = |digest: &str, tag: &str| {
+            let mut e = event("tagged-push");
+            e.payload["detail"]["image-digest"] = json!(digest);
+            e.payload["detail"]["image-tag"] = json!(tag);
+            e
+        };
+        let (older, newer) = (
+            format!("sha256:{}", "f".repeat(64)),
+            format!("sha256:{}", "1".repeat(64)),
+        );
+        // 2026-11-16T01:54:34Z: the fixture's second.
+        let second = 1_794_794_074_000;
+        let clock = FakePushClock::with([
+            (Digest::parse(&older).unwrap(), Timestamp(second + 200)),
+            (Digest::parse(&newer).unwrap(), Timestamp(second + 700)),
+        ]);
+        let first = handle(&d, &clock, with(&newer, "v1.5.1")).await.unwrap();
+        assert_eq!(first["state"], "deploying", "{first}");
+        let late = handle(&d, &clock, with(&older, "v1.5.0")).await.unwrap();
+        assert_eq!(late["state"], "superseded", "{late}");
+        assert_eq!(clock.asked().len(), 1);
     }
 
     /// Logs in Lambda's text format, captured: what a reader of CloudWatch Logs sees.
@@ -165,6 +204,7 @@ mod tests {
                 let d = deps().await;
                 let err = handle(
                     &d,
+                    &NoPushClock,
                     LambdaEvent::new(payload, lambda_runtime::Context::default()),
                 )
                 .await
@@ -186,6 +226,7 @@ mod tests {
         let d = deps().await;
         let err = handle(
             &d,
+            &NoPushClock,
             LambdaEvent::new(json!({"hello": 1}), lambda_runtime::Context::default()),
         )
         .await

@@ -235,6 +235,34 @@ async fn concurrent_deliveries_to_three_instances_make_one_release_and_one_deplo
     drop(functions);
 }
 
+/// Two images pushed one after the other, their events stamped with one second (as
+/// EventBridge stamps them), the older delivered last: ECR's own push times, read by the
+/// binary, keep the newer one and supersede the older.
+#[tokio::test]
+async fn of_two_pushes_in_one_second_the_older_delivered_last_is_superseded() {
+    let w = World::new().await;
+    let f = w.function();
+    let repository = format!("{}/api", w.p);
+    let older = push_event(&repository, "v3.0.0");
+    let mut newer = push_event(&repository, "v3.0.1");
+    newer["time"] = older["time"].clone();
+    w.api.invoke(newer);
+    w.api.invoke(older);
+    let out = w.api.wait_for(2, WAIT).await;
+    let states: Vec<Value> = out
+        .iter()
+        .map(|o| {
+            o.result
+                .clone()
+                .unwrap_or_else(|e| panic!("function failed: {e}"))["state"]
+                .clone()
+        })
+        .collect();
+    assert_eq!(states, ["deploying", "superseded"], "{out:?}");
+    assert_eq!(w.deployments().await.len(), 1);
+    drop(f);
+}
+
 #[tokio::test]
 async fn bad_and_ignored_events_change_nothing() {
     let w = World::new().await;

@@ -9,6 +9,7 @@ mod appspec;
 mod deployer;
 mod hooks;
 mod notifier;
+mod push_clock;
 mod timer;
 
 #[cfg(any(test, feature = "testing"))]
@@ -27,6 +28,11 @@ pub use deployer::{
 };
 pub use hooks::{CodeDeployHooks, HookReporter, HookStatus};
 pub use notifier::{Notification, NotificationKind, Notifier, NotifyError, SnsNotifier};
+#[cfg(feature = "ecr")]
+pub use push_clock::EcrPushClock;
+#[cfg(any(test, feature = "testing"))]
+pub use push_clock::fake::FakePushClock;
+pub use push_clock::{NoPushClock, PushClock};
 pub use timer::{BakeTimer, SchedulerTimer, Timer};
 
 use std::sync::{Arc, LazyLock};

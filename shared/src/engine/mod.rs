@@ -8,6 +8,7 @@
 mod effects;
 mod hooks;
 mod outcomes;
+mod push_order;
 mod reconcile;
 mod run;
 
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
-use crate::aws::{Deployer, Notifier, Timer, parse_started_by};
+use crate::aws::{Deployer, NoPushClock, Notifier, PushClock, Timer, parse_started_by};
 use crate::inbound::Inbound;
 use crate::inbound::ecs::TaskStopped;
 use crate::pipeline::{Pipeline, Service, StageConfig};
@@ -246,12 +247,24 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         parsed(snapshot.pipeline.as_ref())
     }
 
-    /// An image was pushed: make it a release (once per repository + digest) and start
-    /// its first stage; a replay finishes whatever the first delivery left undone, and a
-    /// replay of a push whose processing ran to its end answers from one read.
+    /// [`Self::on_push_with`] knowing no more of a push's time than its event's second.
     pub async fn on_push(
         &self,
         push: &ImagePush,
+        now: Timestamp,
+    ) -> Result<PushOutcome, EngineError> {
+        self.on_push_with(push, &NoPushClock, now).await
+    }
+
+    /// An image was pushed: make it a release (once per repository + digest) and start
+    /// its first stage; a replay finishes whatever the first delivery left undone, and a
+    /// replay of a push whose processing ran to its end answers from one read. A push that
+    /// shares its second with the newest one in its lane is placed by ECR's own push times,
+    /// read from `clock` (see [`push_order`]).
+    pub async fn on_push_with(
+        &self,
+        push: &ImagePush,
+        clock: &impl PushClock,
         now: Timestamp,
     ) -> Result<PushOutcome, EngineError> {
         let key = claim_key(push);
@@ -306,7 +319,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         }
         let (id, work) = release_work(push, service, environment, key.clone(), Event::Arrived, now);
         let settle = Some((key.as_str(), push.tag.as_str()));
-        let run = self.drain_from(&pipeline, vec![Job::Apply(work)], now, snapshot, settle);
+        let jobs = vec![Job::Apply(work)];
+        let run = self.drain_placing(&pipeline, jobs, now, snapshot, settle, clock);
         match run.await {
             Ok(report) => Ok(PushOutcome::Created {
                 state: report.state_of(&id, environment),

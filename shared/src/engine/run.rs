@@ -7,7 +7,9 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 
 use super::{Engine, EngineError, Report, lanes_read_by, stage_of};
-use crate::aws::{DeployRequest, Deployer, Notification, Notifier, NotifyError, Timer};
+use crate::aws::{
+    DeployRequest, Deployer, NoPushClock, Notification, Notifier, NotifyError, PushClock, Timer,
+};
 use crate::pipeline::Pipeline;
 use crate::release::{
     Action, Decision, Event, LaneEvent, LaneView, Owed, Policy, Release, ReleaseId, StageState,
@@ -185,6 +187,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             Snapshot::default(),
             None,
             Announce::ByCaller,
+            &NoPushClock,
         )
         .await
     }
@@ -205,14 +208,30 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         known: Snapshot,
         settle: Option<(&str, &str)>,
     ) -> Result<Report, EngineError> {
+        self.drain_placing(pipeline, jobs, now, known, settle, &NoPushClock)
+            .await
+    }
+
+    /// [`Engine::drain_from`], placing the pushes it mints by ECR's push times from
+    /// `clock` when they share a second with the newest push of their lane.
+    pub(super) async fn drain_placing(
+        &self,
+        pipeline: &Pipeline,
+        jobs: Vec<Job>,
+        now: Timestamp,
+        known: Snapshot,
+        settle: Option<(&str, &str)>,
+        clock: &impl PushClock,
+    ) -> Result<Report, EngineError> {
         let (result, _) = self
-            .pass(pipeline, jobs, now, known, settle, Announce::AtEnd)
+            .pass(pipeline, jobs, now, known, settle, Announce::AtEnd, clock)
             .await;
         result
     }
 
     /// The loop of [`Engine::drain_from`]; its notifications go out as `announce` says
     /// (those it leaves to the caller are returned).
+    #[allow(clippy::too_many_arguments)]
     async fn pass(
         &self,
         pipeline: &Pipeline,
@@ -221,6 +240,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         mut known: Snapshot,
         settle: Option<(&str, &str)>,
         announce: Announce,
+        clock: &impl PushClock,
     ) -> (Result<Report, EngineError>, Vec<Notification>) {
         let mut jobs = VecDeque::from(jobs);
         let mut report = Report::default();
@@ -256,6 +276,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                         now,
                         &mut known,
                         settling.as_ref(),
+                        clock,
                     ))
                     .await;
                     let decided = match decided {
@@ -321,11 +342,12 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         now: Timestamp,
         known: &mut Snapshot,
         settle: Option<&Settle>,
+        clock: &impl PushClock,
     ) -> Result<Decided, EngineError> {
         let mut n = 0;
         loop {
             n += 1;
-            match self.decide(pipeline, work, now, known, settle).await {
+            match self.decide(pipeline, work, now, known, settle, clock).await {
                 Ok(decided) if decided.unchecked => {
                     info!(service = %work.service, environment = %work.environment, "nothing committed from items known before; deciding again from fresh reads");
                     *known = Snapshot::default();
@@ -340,7 +362,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
     }
 
     /// Decides one unit of work and records the decision; returns what to do next.
-    /// `settle` is written with the commit when the decision leaves nothing more to do.
+    /// `settle` is written with the commit when the decision leaves nothing more to do; a
+    /// release the work mints is placed among the lane's pushes with `clock`.
     async fn decide(
         &self,
         pipeline: &Pipeline,
@@ -348,6 +371,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         now: Timestamp,
         known: &mut Snapshot,
         settle: Option<&Settle>,
+        clock: &impl PushClock,
     ) -> Result<Decided, EngineError> {
         let Some((service, stage)) = stage_of(pipeline, &work.service, &work.environment) else {
             let why = format!(
@@ -389,8 +413,9 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let cached = knew_lanes.contains(&lane_key)
             || gates.iter().any(|g| knew_lanes.contains(g))
             || loaded.versions.keys().any(|id| knew_releases.contains(id));
+        // Read from what was loaded, so that its commit checks every gate lane it read.
         for (key, watched) in gates.iter().zip(&stage.hold_while_alarms_in) {
-            if let Some(lane) = known.lanes.get(key) {
+            if let Some(lane) = loaded.also.get(key) {
                 policy.held_by.extend(
                     lane.item
                         .firing_alarms()
@@ -400,7 +425,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             }
         }
         if let Some(r) = &work.new_release {
-            loaded.add_new(r.clone());
+            let placed = super::push_order::place(clock, &mut loaded.view.lane, r.clone()).await;
+            loaded.add_new(placed);
         }
         let decided = match &work.subject {
             Subject::Release(id, event) => apply(&loaded.view, id, event, &policy, now),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::model::{
     AlarmSeen, AlarmState, Cause, Lane, LaneView, Pause, Release, ReleaseId, Stage, StageState,
-    Timestamp, Transition,
+    Timestamp, Transition, pushed_before,
 };
 use crate::pipeline::{Approval, Service, ServiceKind, StageConfig};
 
@@ -703,11 +703,23 @@ impl<'p> Work<'p> {
             (Some(other), _, _) => Some(format!("waiting for {other}")),
             (None, Some(p), _) => Some(format!("lane paused by {}", p.actor)),
             (None, None, true) => Some("environment frozen".to_string()),
-            (None, None, false) if !self.policy.held_by.is_empty() => {
-                Some(format!("held: {} in ALARM", self.policy.held_by.join(", ")))
+            (None, None, false) => {
+                let holding = self.alarms_holding();
+                (!holding.is_empty()).then(|| format!("held: {} in ALARM", holding.join(", ")))
             }
-            (None, None, false) => None,
         }
+    }
+
+    /// The alarms that keep a stage from starting here: the lane's own firing alarms
+    /// (DESIGN invariant 12) and those of the environments its gate watches, each with
+    /// its environment.
+    fn alarms_holding(&self) -> Vec<String> {
+        let lane = &self.view.lane;
+        lane.firing_alarms()
+            .into_iter()
+            .map(|name| format!("{name} ({})", lane.environment))
+            .chain(self.policy.held_by.iter().cloned())
+            .collect()
     }
 
     fn busy(&self) -> bool {
@@ -892,21 +904,38 @@ fn arrive(
     actor: Option<String>,
     detail: Option<String>,
 ) -> Result<(), TransitionError> {
-    let pushed = w.release(id)?.pushed_at;
-    if let Some(newest) = w.view.lane.newest_pushed_at
-        && pushed < newest
-    {
-        return w.move_to(
-            id,
-            StageState::Superseded,
-            Cause::Superseded,
-            None,
-            Some(format!(
-                "pushed at {pushed}, before a newer release that already arrived here (pushed at {newest})"
-            )),
-        );
+    let (pushed, digest) = {
+        let r = w.release(id)?;
+        (r.pushed_at, r.digest.clone())
+    };
+    if let Some(newest) = w.view.lane.newest_pushed_at {
+        let newest_digest = w.view.lane.newest_digest.as_ref();
+        // Lanes written before digests were recorded order equal times by arrival.
+        let before = match newest_digest {
+            Some(d) => pushed_before((pushed, &digest), (newest, d)),
+            None => pushed < newest,
+        };
+        if before {
+            let why = match newest_digest.filter(|_| pushed == newest) {
+                Some(d) => format!(
+                    "pushed at {pushed}, the same instant as {}, which already arrived here; at equal push times the greater digest is taken as the newer",
+                    d.short()
+                ),
+                None => format!(
+                    "pushed at {pushed}, before a newer release that already arrived here (pushed at {newest})"
+                ),
+            };
+            return w.move_to(
+                id,
+                StageState::Superseded,
+                Cause::Superseded,
+                None,
+                Some(why),
+            );
+        }
     }
     w.lane().newest_pushed_at = Some(pushed);
+    w.lane().newest_digest = Some(digest);
     if let Some(older) = w.view.lane.queued.clone() {
         w.move_to(
             &older,
@@ -933,9 +962,9 @@ fn arrive(
     Ok(())
 }
 
-/// An alarm fired while `id` was in flight here: a deployment is stopped and rolled back;
-/// a release that already shipped (baking) is replaced by the last known good one; with
-/// none, nothing is deployed and the reason says a person must act.
+/// An alarm fired while `id` was in flight here: a migration ends the stage (see
+/// [`migration_left_to_finish`]); a deployment is stopped and rolled back; a release that
+/// already shipped (baking) is replaced by the last known good one.
 fn roll_back(
     w: &mut Work<'_>,
     id: &ReleaseId,
@@ -943,8 +972,26 @@ fn roll_back(
     detail: Option<String>,
 ) -> Result<(), TransitionError> {
     use StageState as S;
-    if state != S::Baking {
-        return w.end_in_flight(
+    match state {
+        S::Migrating => {
+            let task = w.stage(id)?.deployment_id.clone();
+            let detail = format!(
+                "{} during the migration; {}",
+                detail.unwrap_or_else(|| "an alarm fired".into()),
+                migration_left_to_finish(task.as_deref())
+            );
+            w.end_in_flight(
+                id,
+                state,
+                S::Failed,
+                Cause::AlarmFired,
+                None,
+                Some(detail),
+                true,
+            )
+        }
+        S::Baking => replace_shipped(w, id, detail),
+        _ => w.end_in_flight(
             id,
             state,
             S::RolledBack,
@@ -952,8 +999,33 @@ fn roll_back(
             None,
             detail,
             true,
-        );
+        ),
     }
+}
+
+/// What an alarm during a migration does, as the stage's reason says it. The task is not
+/// stopped: stopping a schema migration halfway can leave the database half-migrated and
+/// locked, which is worse than a finished migration the running version was written to
+/// live with (it runs before the new version comes up). The stage ends as failed, not
+/// rolled back, because nothing was reverted.
+fn migration_left_to_finish(task_arn: Option<&str>) -> String {
+    let task = match task_arn {
+        Some(arn) => format!("the migration task {arn}"),
+        None => "the migration task, if it started,".to_string(),
+    };
+    format!(
+        "{task} is left to finish (stopping it halfway could leave the schema half-applied) and the new version is not deployed; check it, then `shiplane retry` once the alarm is OK"
+    )
+}
+
+/// `id`, which already runs here, is replaced by the last known good release; with none,
+/// nothing is deployed and the reason says a person must act.
+fn replace_shipped(
+    w: &mut Work<'_>,
+    id: &ReleaseId,
+    detail: Option<String>,
+) -> Result<(), TransitionError> {
+    use StageState as S;
     match w.view.lane.last_known_good.clone() {
         Some(good) if &good != id => {
             w.move_to(id, S::RolledBack, Cause::AlarmFired, None, detail)?;
@@ -1293,7 +1365,17 @@ pub fn apply(
         (S::Deploying | S::Validating, Event::DeploymentSucceeded) => {
             let redeploy = w.stage(id)?.redeploy;
             w.lane().current = Some(id.clone());
-            if redeploy || policy.bake.is_zero() {
+            let firing = w.view.lane.firing_alarms();
+            if !redeploy && policy.bake.is_zero() && !firing.is_empty() {
+                // The lane's own alarm blocks its success (DESIGN invariant 12): with no
+                // bake to hold, the release that now runs is replaced, as an alarm during
+                // its bake would. A bake holds its end until the alarm is OK instead.
+                let why = format!(
+                    "the deployment succeeded while {} in ALARM here",
+                    firing.join(", ")
+                );
+                replace_shipped(&mut w, id, Some(why))?;
+            } else if redeploy || policy.bake.is_zero() {
                 w.succeed(id, cause, None, None)?;
             } else {
                 w.stage(id)?.bake_until = Some(now.after(policy.bake));
@@ -1345,7 +1427,7 @@ pub fn apply(
             }
             w.succeed(id, cause, None, None)?;
         }
-        (S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => {
+        (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => {
             roll_back(&mut w, id, state, detail)?;
         }
         // Facts about the stage's timer or CodeDeploy's rollback of its deployment, true
@@ -1428,7 +1510,8 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
     let idle = lane.in_flight.is_none()
         && lane.paused.is_none()
         && !policy.frozen
-        && policy.held_by.is_empty();
+        && policy.held_by.is_empty()
+        && lane.firing_alarms().is_empty();
     if idle
         && let Some(r) = lane.queued.as_ref().and_then(|id| view.releases.get(id))
         && let Some(stage) = r.stages.get(env)
@@ -1627,7 +1710,10 @@ pub fn apply_lane(
                 // A release being restored after a rollback is not rolled back again: a
                 // flapping alarm rolls back once.
                 if let Some(
-                    st @ (StageState::Deploying | StageState::Validating | StageState::Baking),
+                    st @ (StageState::Migrating
+                    | StageState::Deploying
+                    | StageState::Validating
+                    | StageState::Baking),
                 ) = held
                     && !restoring
                 {
@@ -1681,12 +1767,13 @@ pub fn apply_lane(
                             environment,
                         });
                     };
-                    let detail = if w.policy.held_by.is_empty() {
+                    let holding = w.alarms_holding();
+                    let detail = if holding.is_empty() {
                         reason.clone()
                     } else {
                         format!(
                             "{reason} (overriding the gate: {} in ALARM)",
-                            w.policy.held_by.join(", ")
+                            holding.join(", ")
                         )
                     };
                     w.transitions

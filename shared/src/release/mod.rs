@@ -17,5 +17,5 @@ pub use machine::{
 pub use model::seeded;
 pub use model::{
     AlarmSeen, AlarmState, Cause, Digest, InvalidInput, Lane, LaneView, MAX_TAGS, Pause, Release,
-    ReleaseId, Stage, StageState, Timestamp, Transition, escaped, validate_tag,
+    ReleaseId, Stage, StageState, Timestamp, Transition, escaped, pushed_before, validate_tag,
 };

@@ -468,6 +468,16 @@ impl Release {
     }
 }
 
+/// Whether push `a` (its time, its digest) came before push `b`: by push time, and at the
+/// same instant by digest, the greater taken as the newer. The digest says nothing about
+/// which image is newer; it only makes a tie come out the same whichever event is
+/// processed first, so that every delivery order ends with the same release deployed.
+/// Times are the event's whole second unless ECR was asked for the image's own time,
+/// which the image-push function does when two pushes may share a second.
+pub fn pushed_before(a: (Timestamp, &Digest), b: (Timestamp, &Digest)) -> bool {
+    a < b
+}
+
 /// A CloudWatch alarm's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -534,6 +544,10 @@ pub struct Lane {
     /// later (a retried or delayed event) is superseded on arrival, never deployed over it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_pushed_at: Option<Timestamp>,
+    /// That release's digest: what orders a push at the same instant ([`pushed_before`]),
+    /// and what ECR is asked about when a push may share its second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_digest: Option<Digest>,
 }
 
 impl Lane {
@@ -549,7 +563,19 @@ impl Lane {
             paused: None,
             alarms: BTreeMap::new(),
             newest_pushed_at: None,
+            newest_digest: None,
         }
+    }
+
+    /// Takes ECR's own reading of the newest push's time (DescribeImages `imagePushedAt`,
+    /// to the millisecond) in place of the event's whole second; false, and nothing
+    /// changes, when `digest` is not the newest push here.
+    pub fn refine_newest_push(&mut self, digest: &Digest, at: Timestamp) -> bool {
+        if self.newest_digest.as_ref() != Some(digest) || self.newest_pushed_at.is_none() {
+            return false;
+        }
+        self.newest_pushed_at = Some(at);
+        true
     }
 
     /// The lane's own alarms last seen in ALARM, by name.

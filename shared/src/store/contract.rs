@@ -77,6 +77,7 @@ macro_rules! store_contract_tests {
             pipeline_versions_increase_one_at_a_time,
             releases_of_a_service_come_newest_first,
             a_decision_conflicts_when_an_item_it_read_but_left_unchanged_moved,
+            a_decision_conflicts_when_a_gate_lane_it_read_moved,
             a_pipeline_larger_than_one_item_round_trips,
             one_read_returns_claim_pipeline_lanes_and_releases,
             a_settled_claim_records_each_tag_once_and_only_while_held,
@@ -546,6 +547,69 @@ pub async fn a_decision_conflicts_when_an_item_it_read_but_left_unchanged_moved<
         Some(StageState::AwaitingApproval),
         "nothing of the stale decision was written"
     );
+}
+
+/// Write skew on a gate: a decision about prod that read dev's lane (never written, then
+/// written) lands only while dev's lane is still at the version read.
+pub async fn a_decision_conflicts_when_a_gate_lane_it_read_moved<S: ReleaseStore>(store: &S) {
+    let gate = vec![("api".to_string(), "dev".to_string())];
+    let decide = |r: &Release, mut loaded: LoadedLane| {
+        loaded.add_new(r.clone());
+        let d = apply(
+            &loaded.view,
+            &r.id,
+            &Event::Arrived,
+            &policy(Approval::None),
+            T0,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        loaded.commit_for(&d)
+    };
+    let load_prod = || async {
+        LoadedLane::load_from(
+            store,
+            "api",
+            "prod",
+            &[],
+            &gate,
+            &mut super::Snapshot::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("load: {e}"))
+    };
+    // Dev never written and still not: the check of its absence passes.
+    let first = release("api", 1);
+    let commit = decide(&first, load_prod().await);
+    assert!(
+        commit.checks.iter().any(|c| c.version == 0
+            && c.item
+                == crate::store::ItemKey::Lane {
+                    service: "api".into(),
+                    environment: "dev".into()
+                }),
+        "{:?}",
+        commit.checks
+    );
+    store
+        .commit(commit)
+        .await
+        .unwrap_or_else(|e| panic!("commit: {e}"));
+    // Dev is written between a decision's read and its commit: whether it was absent or
+    // at a version when read, the decision conflicts and writes nothing.
+    for n in [2, 3] {
+        let r = release("api", n);
+        let commit = decide(&r, load_prod().await);
+        arrive(store, &release("api", 10 + n), "dev", Approval::None, T0).await;
+        match store.commit(commit).await {
+            Err(StoreError::Conflict { what }) => assert!(what.contains("lane api/dev"), "{what}"),
+            other => panic!("expected a conflict on lane api/dev, got {other:?}"),
+        }
+        assert_eq!(
+            store.release(&r.id).await.unwrap_or_else(|e| panic!("{e}")),
+            None,
+            "nothing of the stale decision was written"
+        );
+    }
 }
 
 /// DynamoDB refuses items over 400 KB; a 1,000-service pipeline is 570 KB of text.

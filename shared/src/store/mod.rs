@@ -321,6 +321,10 @@ pub struct LoadedLane {
     pub view: LaneView,
     pub lane_version: u64,
     pub versions: BTreeMap<ReleaseId, u64>,
+    /// The other lanes loaded with it (those a gate watches), as read. A decision reads
+    /// them only from here, and its commit checks each is unchanged: a gate's alarm that
+    /// fired between the read and the commit makes the decision conflict (write skew).
+    pub also: BTreeMap<LaneKey, Versioned<Lane>>,
 }
 
 impl LoadedLane {
@@ -389,6 +393,17 @@ impl LoadedLane {
             .ok_or_else(|| StoreError::Failed {
                 message: format!("the store did not return lane {service}/{environment}"),
             })?;
+        let mut also = BTreeMap::new();
+        for other in also_lanes.iter().filter(|l| **l != key) {
+            let read = known
+                .lanes
+                .get(other)
+                .cloned()
+                .ok_or_else(|| StoreError::Failed {
+                    message: format!("the store did not return lane {}/{}", other.0, other.1),
+                })?;
+            also.insert(other.clone(), read);
+        }
         let referenced = LaneView::referenced(&lane.item);
         let second = Reads {
             releases: unknown(&mut referenced.iter().chain(extra), known)
@@ -422,6 +437,7 @@ impl LoadedLane {
             },
             lane_version: lane.version,
             versions,
+            also,
         })
     }
 
@@ -432,8 +448,8 @@ impl LoadedLane {
     }
 
     /// The commit that records `decision`: changed releases and lane at their read versions,
-    /// every other item read checked to be unchanged, and the decision's transitions as
-    /// history.
+    /// every other item read (the other lanes loaded with it included) checked to be
+    /// unchanged, and the decision's transitions as history.
     pub fn commit_for(&self, decision: &Decision) -> Commit {
         let mut checks: Vec<VersionCheck> = self
             .versions
@@ -453,6 +469,17 @@ impl LoadedLane {
                 version: self.lane_version,
             });
         }
+        checks.extend(
+            self.also
+                .iter()
+                .map(|((service, environment), read)| VersionCheck {
+                    item: ItemKey::Lane {
+                        service: service.clone(),
+                        environment: environment.clone(),
+                    },
+                    version: read.version,
+                }),
+        );
         let releases = decision
             .changed
             .iter()

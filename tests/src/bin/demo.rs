@@ -476,21 +476,20 @@ async fn run(demo: &mut Demo, broken: bool) -> Step<ReleaseId> {
     if !status.contains("held:") {
         return Err("prod should show its gate held by dev's alarm".into());
     }
-    say("the lane is free: v4 deploys, but its bake cannot end while dev's alarm fires");
+    say("the lane is free, but v4 does not start while dev's own alarm fires");
+    demo.expect(&v4, "dev", StageState::Queued).await?;
+    demo.dev_alarm("OK").await?;
+    demo.timeline().await?;
+    say("alarm OK: v4 starts");
     demo.expect(&v4, "dev", StageState::Deploying).await?;
     demo.codedeploy(&v4, "dev", true).await?;
-    let held = demo.bake_ends().await?;
-    demo.timeline().await?;
     demo.expect(&v4, "dev", StageState::Baking).await?;
-    if let Some(why) = held.iter().find_map(|a| a["refused"][0].as_str()) {
-        say(&format!("promote: {why}"));
-    }
-    demo.dev_alarm("OK").await?;
+    demo.bake_ends().await?;
     demo.timeline().await?;
     demo.expect(&v4, "dev", StageState::Succeeded).await?;
     demo.expect(&v4, "staging", StageState::AwaitingApproval)
         .await?;
-    say("alarm OK: v4's bake ends and it awaits approval in staging");
+    say("v4's bake ends and it awaits approval in staging");
 
     bold("5. Push etl:v1 (data jobs) and tiles:v1 (a tile server restarted on release)");
     let etl = demo.push("etl", "v1").await?;

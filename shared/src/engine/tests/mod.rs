@@ -2017,6 +2017,247 @@ mod alarms {
     }
 }
 
+/// DESIGN invariant 8: order comes from the source, also within one second.
+mod same_second_pushes {
+    use super::*;
+    use crate::aws::{FakePushClock, PushClock};
+
+    /// Two pushes EventBridge stamps with the same second, T0 + 5 s: `older` pushed at .200
+    /// and `newer` at .700 by ECR's clock. Their digests order the other way round, so the
+    /// digest alone would pick the older.
+    fn same_second() -> (ImagePush, ImagePush, FakePushClock) {
+        let second = Timestamp(T0.0 + 5_000);
+        let older = ImagePush {
+            pushed_at: second,
+            ..push("shiplane/api", 9, "v1.0.1")
+        };
+        let newer = ImagePush {
+            pushed_at: second,
+            ..push("shiplane/api", 2, "v1.0.2")
+        };
+        assert!(older.digest > newer.digest);
+        let clock = FakePushClock::with([
+            (older.digest.clone(), Timestamp(second.0 + 200)),
+            (newer.digest.clone(), Timestamp(second.0 + 700)),
+        ]);
+        (older, newer, clock)
+    }
+
+    async fn push_with(w: &World, p: &ImagePush, clock: &impl PushClock) -> ReleaseId {
+        created(w.engine().on_push_with(p, clock, T0).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_newer_of_two_pushes_in_one_second_deploys_though_the_older_is_processed_last() {
+        let w = World::new().await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let busy = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        let (older, newer, clock) = same_second();
+        let newer_id = push_with(&w, &newer, &clock).await;
+        assert_eq!(w.state(&newer_id, "dev").await, Some(StageState::Queued));
+        assert!(
+            clock.asked().is_empty(),
+            "a push alone in its second asks ECR nothing"
+        );
+        let older_id = push_with(&w, &older, &clock).await;
+        let r = w.store.release(&older_id).await.unwrap().unwrap().item;
+        assert_eq!(r.state_in("dev"), Some(StageState::Superseded));
+        assert_eq!(r.pushed_at, Timestamp(T0.0 + 5_200), "placed by ECR's time");
+        assert_eq!(
+            clock.asked(),
+            [vec![older.digest.clone(), newer.digest.clone()]],
+            "one call, for both images of the second"
+        );
+        let lane = w.store.lane("api", "dev").await.unwrap().item;
+        assert_eq!(lane.queued, Some(newer_id.clone()));
+        assert_eq!(lane.newest_digest, Some(newer.digest.clone()));
+        // The lane frees: the newer deploys, the older never does.
+        let failed = Event::DeploymentFailed { reason: "x".into() };
+        e.on_event(&pipeline, "api", "dev", &busy, failed, T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&newer_id, "dev").await, Some(StageState::Deploying));
+        assert_eq!(
+            w.deploys(),
+            [format!("{busy}@dev"), format!("{newer_id}@dev")]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_ecrs_times_pushes_in_one_second_end_the_same_whichever_is_processed_first() {
+        let mut winners = Vec::new();
+        for older_first in [true, false] {
+            let w = World::new().await;
+            w.pushed("shiplane/api", 1, "v1.0.0").await;
+            let (older, newer, clock) = same_second();
+            *clock.failure.lock().unwrap() = Some(DeployError {
+                message: "ECR DescribeImages: ThrottlingException".into(),
+                retryable: true,
+            });
+            let (a, b) = if older_first {
+                (&older, &newer)
+            } else {
+                (&newer, &older)
+            };
+            push_with(&w, a, &clock).await;
+            push_with(&w, b, &clock).await;
+            let lane = w.store.lane("api", "dev").await.unwrap().item;
+            let queued = w.store.release(&lane.queued.unwrap()).await.unwrap();
+            winners.push(queued.unwrap().item.digest);
+        }
+        assert_eq!(
+            winners[0], winners[1],
+            "the same release waits whichever push was processed first"
+        );
+    }
+}
+
+/// DESIGN invariant 12: a lane's own firing alarm blocks its start and its success.
+mod own_alarms {
+    use super::*;
+    use crate::inbound::alarm::{AlarmChange, AlarmState};
+
+    /// A world whose db dev stage (a migration first, no bake) watches `db-dev-` alarms.
+    async fn watched() -> World {
+        let w = World::new().await;
+        let with_alarms = PIPELINE.replace(
+            "service = \"db-dev\"\n",
+            "service = \"db-dev\"\nalarm_prefixes = [\"db-dev-\"]\n",
+        );
+        assert_ne!(with_alarms, PIPELINE);
+        w.store
+            .put_pipeline(StoredPipeline {
+                version: 2,
+                source: with_alarms,
+                applied_at: T0,
+                applied_by: "t".into(),
+            })
+            .await
+            .unwrap();
+        w
+    }
+
+    fn alarm(state: AlarmState, second: u64) -> AlarmChange {
+        AlarmChange {
+            alarm: "db-dev-errors".into(),
+            state,
+            at: Timestamp(T0.0 + second * 1000),
+            reason: "Threshold Crossed".into(),
+        }
+    }
+
+    fn migrations(w: &World) -> usize {
+        w.deployer
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::RunMigration { .. }))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn an_alarm_during_a_migration_ends_the_stage_deploys_nothing_and_holds_the_next_release_until_ok()
+     {
+        let w = watched().await;
+        let e = w.engine();
+        let first = w.pushed("shiplane/db", 1, "v1").await;
+        assert_eq!(w.state(&first, "dev").await, Some(StageState::Migrating));
+        e.on_alarm(&alarm(AlarmState::Alarm, 10), T0).await.unwrap();
+        let r = w.store.release(&first).await.unwrap().unwrap().item;
+        assert_eq!(r.state_in("dev"), Some(StageState::Failed));
+        let reason = r.stages["dev"].reason.clone().unwrap();
+        assert!(
+            reason.contains("db-dev-errors") && reason.contains("left to finish"),
+            "{reason}"
+        );
+        // The task is left to finish, and its end deploys nothing.
+        assert!(
+            !w.deployer
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Stop { .. })),
+            "{:?}",
+            w.deployer.calls()
+        );
+        e.on_task_stopped(&stopped("arn:aws:ecs:task/1", None, Some(0)), T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&first, "dev").await, Some(StageState::Failed));
+        assert!(w.deploys().is_empty(), "{:?}", w.deploys());
+        // A push while the alarm fires waits, whoever looks at the lane.
+        let next = w.pushed("shiplane/db", 2, "v2").await;
+        assert_eq!(w.state(&next, "dev").await, Some(StageState::Queued));
+        let pipeline = e.pipeline().await.unwrap();
+        e.reconcile(&pipeline, None, T0).await.unwrap();
+        assert_eq!(w.state(&next, "dev").await, Some(StageState::Queued));
+        assert_eq!(migrations(&w), 1);
+        // OK: the held release starts, nothing stranded.
+        e.on_alarm(&alarm(AlarmState::Ok, 20), T0).await.unwrap();
+        assert_eq!(w.state(&next, "dev").await, Some(StageState::Migrating));
+        assert_eq!(migrations(&w), 2);
+    }
+
+    #[tokio::test]
+    async fn a_deployment_that_succeeds_while_its_lanes_alarm_fires_is_replaced_not_made_last_known_good()
+     {
+        let w = watched().await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let good = w.pushed("shiplane/db", 1, "v1").await;
+        e.on_task_stopped(&stopped("arn:aws:ecs:task/1", None, Some(0)), T0)
+            .await
+            .unwrap();
+        e.on_event(
+            &pipeline,
+            "db",
+            "dev",
+            &good,
+            Event::DeploymentSucceeded,
+            T0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(w.state(&good, "dev").await, Some(StageState::Succeeded));
+        e.on_alarm(&alarm(AlarmState::Alarm, 10), T0).await.unwrap();
+        let bad = w.pushed("shiplane/db", 2, "v2").await;
+        assert_eq!(w.state(&bad, "dev").await, Some(StageState::Queued));
+        // An operator overrides the hold; the new version deploys and succeeds while the
+        // alarm still fires.
+        let unblock = LaneEvent::Unblock {
+            actor: "ana".into(),
+            reason: "hotfix".into(),
+        };
+        e.on_lane(&pipeline, "db", "dev", unblock, T0)
+            .await
+            .unwrap();
+        let history = w.store.history_of_service("db", 50).await.unwrap();
+        let unblocked = history
+            .iter()
+            .find(|t| t.cause == Cause::Unblocked)
+            .unwrap();
+        assert_eq!(
+            unblocked.detail.as_deref(),
+            Some("hotfix (overriding the gate: db-dev-errors (dev) in ALARM)")
+        );
+        let task = format!("arn:aws:ecs:task/{}", w.deployer.calls().len());
+        e.on_task_stopped(&stopped(&task, None, Some(0)), T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&bad, "dev").await, Some(StageState::Deploying));
+        e.on_event(&pipeline, "db", "dev", &bad, Event::DeploymentSucceeded, T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&bad, "dev").await, Some(StageState::RolledBack));
+        let lane = w.store.lane("db", "dev").await.unwrap().item;
+        assert_eq!(lane.last_known_good, Some(good.clone()));
+        assert_eq!(lane.in_flight, Some(good.clone()), "the restore runs");
+        assert_eq!(
+            w.deploys().last().map(String::as_str),
+            Some(format!("{good}@dev").as_str())
+        );
+    }
+}
+
 mod gates {
     use super::*;
     use crate::inbound::alarm::{AlarmChange, AlarmState};
@@ -2094,6 +2335,184 @@ mod gates {
         assert_eq!(
             w.deploys().last().map(String::as_str),
             Some(format!("{id}@prod").as_str())
+        );
+    }
+}
+
+/// Write skew on a gate: every gate lane a decision read is a condition of its commit.
+mod gate_skew {
+    use super::*;
+    use crate::inbound::alarm::AlarmState;
+    use crate::store::{Commit, DeploymentRef, Reads, Snapshot, StoreError, Versioned};
+    use std::sync::{Arc, Mutex};
+
+    /// A store that lands `first` (another invocation's commit) just before the first
+    /// commit it is asked for: a write between a decision's read and its commit.
+    struct Interleaved {
+        inner: MemoryStore,
+        first: Mutex<Option<Commit>>,
+    }
+
+    impl ReleaseStore for Interleaved {
+        async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+            let first = self.first.lock().unwrap().take();
+            if let Some(first) = first {
+                self.inner.commit(first).await.unwrap();
+            }
+            self.inner.commit(commit).await
+        }
+        async fn release(&self, id: &ReleaseId) -> Result<Option<Versioned<Release>>, StoreError> {
+            self.inner.release(id).await
+        }
+        async fn lane(
+            &self,
+            service: &str,
+            environment: &str,
+        ) -> Result<Versioned<crate::release::Lane>, StoreError> {
+            self.inner.lane(service, environment).await
+        }
+        async fn lanes(
+            &self,
+            service: &str,
+        ) -> Result<Vec<Versioned<crate::release::Lane>>, StoreError> {
+            self.inner.lanes(service).await
+        }
+        async fn releases_of_service(
+            &self,
+            service: &str,
+            limit: usize,
+        ) -> Result<Vec<Release>, StoreError> {
+            self.inner.releases_of_service(service, limit).await
+        }
+        async fn history_of_release(&self, id: &ReleaseId) -> Result<Vec<Transition>, StoreError> {
+            self.inner.history_of_release(id).await
+        }
+        async fn history_of_service(
+            &self,
+            service: &str,
+            limit: usize,
+        ) -> Result<Vec<Transition>, StoreError> {
+            self.inner.history_of_service(service, limit).await
+        }
+        async fn read(&self, reads: &Reads, now: Timestamp) -> Result<Snapshot, StoreError> {
+            self.inner.read(reads, now).await
+        }
+        fn cached_pipeline(&self) -> Option<Arc<StoredPipeline>> {
+            self.inner.cached_pipeline()
+        }
+        async fn settle_claim(
+            &self,
+            key: &str,
+            tag: &str,
+            now: Timestamp,
+        ) -> Result<(), StoreError> {
+            self.inner.settle_claim(key, tag, now).await
+        }
+        async fn claimed(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+            self.inner.claimed(key, now).await
+        }
+        async fn deployment(
+            &self,
+            deployment_id: &str,
+        ) -> Result<Option<DeploymentRef>, StoreError> {
+            self.inner.deployment(deployment_id).await
+        }
+        async fn pipeline(&self) -> Result<Option<StoredPipeline>, StoreError> {
+            self.inner.pipeline().await
+        }
+        async fn put_pipeline(&self, pipeline: StoredPipeline) -> Result<(), StoreError> {
+            self.inner.put_pipeline(pipeline).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dev_alarm_committed_between_a_prod_decisions_read_and_its_commit_holds_prod() {
+        let w = World::new().await;
+        let gated = PIPELINE
+            .replace(
+                "bake = \"10m\"\n[services.api.environments.prod]",
+                "bake = \"10m\"\nalarm_prefixes = [\"api-dev-\"]\n[services.api.environments.prod]",
+            )
+            .replace(
+                "deployment_group = \"api-prod\" }\napproval = \"manual\"",
+                "deployment_group = \"api-prod\" }\napproval = \"manual\"\nhold_while_alarms_in = [\"dev\"]",
+            );
+        assert!(gated.contains("hold_while_alarms_in"));
+        w.store
+            .put_pipeline(StoredPipeline {
+                version: 2,
+                source: gated,
+                applied_at: T0,
+                applied_by: "t".into(),
+            })
+            .await
+            .unwrap();
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        e.on_event(&pipeline, "api", "dev", &id, Event::DeploymentSucceeded, T0)
+            .await
+            .unwrap();
+        e.on_event(&pipeline, "api", "dev", &id, Event::BakeElapsed, T0)
+            .await
+            .unwrap();
+        assert_eq!(
+            w.state(&id, "prod").await,
+            Some(StageState::AwaitingApproval)
+        );
+        // Another invocation's decision: dev's alarm fires (dev is idle, so only its lane
+        // changes).
+        let dev = LoadedLane::load(&w.store, "api", "dev", &[]).await.unwrap();
+        let (service, stage) = stage_of(&pipeline, "api", "dev").unwrap();
+        let fired = LaneEvent::AlarmChanged {
+            alarm: "api-dev-5xx".into(),
+            state: AlarmState::Alarm,
+            at: Timestamp(T0.0 + 10_000),
+            reason: "Threshold Crossed".into(),
+        };
+        let decision =
+            crate::release::apply_lane(&dev.view, &fired, &Policy::for_stage(service, stage), T0)
+                .unwrap();
+        let skewed = Interleaved {
+            inner: w.store,
+            first: Mutex::new(Some(dev.commit_for(&decision))),
+        };
+        let e = Engine {
+            store: &skewed,
+            deployer: &w.deployer,
+            notifier: &w.notifier,
+            timer: &w.timer,
+        };
+        // The approval is decided against dev without the alarm; dev's alarm lands before
+        // its commit.
+        let approve = Event::Approved {
+            actor: "ana".into(),
+        };
+        e.on_event(&pipeline, "api", "prod", &id, approve, T0)
+            .await
+            .unwrap();
+        assert!(skewed.first.lock().unwrap().is_none(), "the alarm landed");
+        let dev_lane = skewed.inner.lane("api", "dev").await.unwrap().item;
+        assert_eq!(dev_lane.alarms["api-dev-5xx"].state, AlarmState::Alarm);
+        let r = skewed.inner.release(&id).await.unwrap().unwrap().item;
+        assert_eq!(r.state_in("prod"), Some(StageState::Queued));
+        assert!(
+            !w.deployer
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Deploy { environment, .. } if environment == "prod")),
+            "{:?}",
+            w.deployer.calls()
+        );
+        let history = skewed.inner.history_of_release(&id).await.unwrap();
+        let queued = history
+            .iter()
+            .rev()
+            .find(|t| t.environment == "prod")
+            .unwrap();
+        assert_eq!(
+            queued.detail.as_deref(),
+            Some("held: api-dev-5xx (dev) in ALARM")
         );
     }
 }
@@ -2432,6 +2851,29 @@ mod bake_timers {
     /// Pushes a release and reports its deployment a success at T0: it bakes in dev.
     async fn baking(w: &World) -> ReleaseId {
         let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        bake(w, &id).await;
+        id
+    }
+
+    /// [`baking`] while the lane's own alarm fires: the push is held, and an operator's
+    /// unblock overrides the hold (the one way a release bakes under its firing alarm).
+    async fn baking_under_alarm(w: &World) -> ReleaseId {
+        let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Queued), "held");
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let unblock = LaneEvent::Unblock {
+            actor: "ana".into(),
+            reason: "the alarm is unrelated".into(),
+        };
+        e.on_lane(&pipeline, "api", "dev", unblock, T0)
+            .await
+            .unwrap();
+        bake(w, &id).await;
+        id
+    }
+
+    async fn bake(w: &World, id: &ReleaseId) {
         let success = DeploymentStateChange {
             deployment_id: "d-1".into(),
             application: "api".into(),
@@ -2440,8 +2882,7 @@ mod bake_timers {
             at: T0,
         };
         w.engine().on_deployment_state(&success, T0).await.unwrap();
-        assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking));
-        id
+        assert_eq!(w.state(id, "dev").await, Some(StageState::Baking));
     }
 
     fn causes(history: &[Transition]) -> Vec<&str> {
@@ -2580,7 +3021,7 @@ mod bake_timers {
             .on_alarm(&alarm(AlarmState::Alarm, 1), T0)
             .await
             .unwrap();
-        let id = baking(&w).await;
+        let id = baking_under_alarm(&w).await;
         let timer = BakeTimer::new("api", "dev", &id, 0);
         let held = w.engine().on_bake_timer(&timer, BAKE_END).await.unwrap();
         match held {
@@ -2620,7 +3061,7 @@ mod bake_timers {
             .on_alarm(&alarm(AlarmState::Alarm, 1), T0)
             .await
             .unwrap();
-        let id = baking(&w).await;
+        let id = baking_under_alarm(&w).await;
         let e = w.engine();
         let pipeline = e.pipeline().await.unwrap();
         e.on_bake_timer(&BakeTimer::new("api", "dev", &id, 0), BAKE_END)

@@ -222,6 +222,8 @@ fn expected(state: Option<StageState>, event: &Event) -> Expect {
         (S::Baking, Event::BakeElapsed | Event::PromotedEarly { .. }) => To(S::Succeeded),
         (S::Failed | S::RolledBack | S::Cancelled, Event::Retry { .. }) => To(S::Deploying),
         (S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => To(S::RolledBack),
+        // Nothing is reverted: the migration task is left to finish, nothing deploys.
+        (S::Migrating, Event::AlarmFired { .. }) => To(S::Failed),
         _ => NotAllowed,
     }
 }
@@ -359,6 +361,42 @@ fn push_while_in_flight_queues_and_a_later_push_supersedes() {
             redeploy: false
         }]
     );
+}
+
+#[test]
+fn pushes_at_the_same_instant_end_the_same_whichever_arrives_first() {
+    let p = policy();
+    // Releases 2 and 3 share their push time (every test release is pushed at T0); 3 has
+    // the greater digest.
+    assert_eq!(release(2).pushed_at, release(3).pushed_at);
+    assert!(release(2).digest < release(3).digest);
+    let busy = arrive(&empty_view(), release(1), &p);
+    for order in [[2, 3], [3, 2]] {
+        let first = arrive(&busy.view, release(order[0]), &p);
+        let second = arrive(&first.view, release(order[1]), &p);
+        assert_eq!(state(&second, 3), Some(StageState::Queued), "{order:?}");
+        assert_eq!(state(&second, 2), Some(StageState::Superseded), "{order:?}");
+        assert_eq!(second.view.lane.queued, Some(id(3)));
+        assert_eq!(
+            second.view.lane.newest_digest,
+            Some(release(3).digest),
+            "{order:?}"
+        );
+    }
+    // Arriving second, the lesser digest is superseded on arrival, and says why.
+    let first = arrive(&busy.view, release(3), &p);
+    let second = arrive(&first.view, release(2), &p);
+    let why = second.transitions[0].detail.clone().unwrap();
+    assert!(
+        why.contains("the same instant as") && why.contains(release(3).digest.short()),
+        "{why}"
+    );
+    // A push a millisecond later is newer whatever its digest.
+    let mut later = release(2);
+    later.pushed_at = T0.after(Duration::from_millis(1));
+    let after = arrive(&first.view, later, &p);
+    assert_eq!(state(&after, 2), Some(StageState::Queued));
+    assert_eq!(state(&after, 3), Some(StageState::Superseded));
 }
 
 #[test]
@@ -735,6 +773,189 @@ fn alarm_during_bake_without_last_known_good_frees_the_lane() {
     assert_eq!(d.view.lane.in_flight, None);
 }
 
+fn firing(view: &mut LaneView, alarm: &str) {
+    view.lane.alarms.insert(
+        alarm.into(),
+        AlarmSeen {
+            state: AlarmState::Alarm,
+            at: T0,
+        },
+    );
+}
+
+fn alarm_changed(state: AlarmState, second: u64) -> LaneEvent {
+    LaneEvent::AlarmChanged {
+        alarm: "api-5xx".into(),
+        state,
+        at: Timestamp(T0.0 + second * 1000),
+        reason: "Threshold Crossed".into(),
+    }
+}
+
+#[test]
+fn an_alarm_during_a_migration_ends_the_stage_leaves_the_task_and_deploys_nothing() {
+    let p = Policy {
+        migration: true,
+        ..policy()
+    };
+    let d = arrive(&empty_view(), release(1), &p);
+    let d = step(
+        &d.view,
+        1,
+        Event::MigrationStarted {
+            task_arn: "arn:task/7".into(),
+        },
+        &p,
+    );
+    let fired = apply_lane(&d.view, &alarm_changed(AlarmState::Alarm, 10), &p, T0).unwrap();
+    assert_eq!(state(&fired, 1), Some(StageState::Failed));
+    let stage = &fired.view.releases[&id(1)].stages[ENV];
+    let reason = stage.reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with("api-5xx: Threshold Crossed during the migration")
+            && reason.contains("the migration task arn:task/7 is left to finish")
+            && reason.contains("not deployed"),
+        "{reason}"
+    );
+    assert!(
+        fired.actions.is_empty(),
+        "no stop, no deployment: {:?}",
+        fired.actions
+    );
+    assert_eq!(fired.view.lane.in_flight, None);
+    let t = fired.transitions.last().unwrap();
+    assert_eq!(
+        (t.cause, t.to),
+        (Cause::AlarmFired, Some(StageState::Failed))
+    );
+    // The task's own end comes later and deploys nothing.
+    assert!(matches!(
+        apply(&fired.view, &id(1), &Event::MigrationSucceeded, &p, T0),
+        Err(TransitionError::NotAllowed { .. })
+    ));
+    // The same through the release's own event.
+    let d = step(
+        &d.view,
+        1,
+        Event::AlarmFired {
+            alarm: "api-5xx".into(),
+        },
+        &p,
+    );
+    assert_eq!(state(&d, 1), Some(StageState::Failed));
+    assert!(d.actions.is_empty());
+}
+
+#[test]
+fn a_stage_does_not_start_while_its_own_alarm_fires_and_the_ok_makes_the_lane_owe_the_start() {
+    let p = policy();
+    let mut view = empty_view();
+    firing(&mut view, "api-5xx");
+    let d = arrive(&view, release(1), &p);
+    assert_eq!(state(&d, 1), Some(StageState::Queued));
+    assert_eq!(
+        d.transitions[0].detail.as_deref(),
+        Some("held: api-5xx (dev) in ALARM")
+    );
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_eq!(d.view.lane.in_flight, None);
+    assert!(owed(&d.view, &p, T0).is_empty(), "nothing starts it");
+    assert!(matches!(
+        apply(&d.view, &id(1), &Event::Dequeue, &p, T0),
+        Err(TransitionError::Busy { why, .. }) if why.contains("api-5xx (dev) in ALARM")
+    ));
+    // Approved or retried while it fires: queued all the same.
+    let manual = Policy {
+        approval: Approval::Manual,
+        ..policy()
+    };
+    let waiting = arrive(&view, release(2), &manual);
+    let approved = step(
+        &waiting.view,
+        2,
+        Event::Approved {
+            actor: "ana".into(),
+        },
+        &manual,
+    );
+    assert_eq!(state(&approved, 2), Some(StageState::Queued));
+    let mut failed = view_in(Some(StageState::Failed));
+    firing(&mut failed, "api-5xx");
+    let retried = step(
+        &failed,
+        1,
+        Event::Retry {
+            actor: "ana".into(),
+        },
+        &p,
+    );
+    assert_eq!(state(&retried, 1), Some(StageState::Queued));
+    // The release in flight ends while the alarm fires: the queued one waits.
+    let mut busy = view_in(Some(StageState::Deploying));
+    let r2 = with_stage(release(2), StageState::Queued);
+    busy.lane.queued = Some(r2.id.clone());
+    busy.releases.insert(r2.id.clone(), r2);
+    firing(&mut busy, "api-5xx");
+    let ended = step(&busy, 1, Event::DeploymentFailed { reason: "x".into() }, &p);
+    assert_eq!(state(&ended, 2), Some(StageState::Queued));
+    assert_eq!(ended.view.lane.in_flight, None);
+    // OK: nothing is stranded, the lane owes the start.
+    let ok = apply_lane(&d.view, &alarm_changed(AlarmState::Ok, 10), &p, T0).unwrap();
+    assert_eq!(
+        owed(&ok.view, &p, T0),
+        vec![Owed::Apply(id(1), Event::Dequeue)]
+    );
+    let started = step(&ok.view, 1, Event::Dequeue, &p);
+    assert_eq!(state(&started, 1), Some(StageState::Deploying));
+}
+
+#[test]
+fn a_deployment_that_succeeds_while_its_own_alarm_fires_never_becomes_last_known_good() {
+    let no_bake = Policy {
+        bake: Duration::ZERO,
+        ..policy()
+    };
+    let mut view = view_in(Some(StageState::Validating));
+    firing(&mut view, "api-5xx");
+    let d = step(&view, 1, Event::DeploymentSucceeded, &no_bake);
+    assert_eq!(state(&d, 1), Some(StageState::RolledBack));
+    let reason = d.view.releases[&id(1)].stages[ENV].reason.clone().unwrap();
+    assert!(reason.contains("api-5xx in ALARM"), "{reason}");
+    assert_eq!(d.view.lane.last_known_good, Some(id(0)));
+    assert!(
+        !d.actions
+            .iter()
+            .any(|a| matches!(a, Action::Promote { .. })),
+        "{:?}",
+        d.actions
+    );
+    // What runs is the bad release until the last known good is back.
+    assert_eq!(d.view.lane.current, Some(id(1)));
+    assert_eq!(state(&d, 0), Some(StageState::Deploying));
+    assert_eq!(
+        d.actions,
+        vec![Action::Deploy {
+            release: id(0),
+            environment: ENV.into(),
+            redeploy: true
+        }]
+    );
+    // The restore succeeds although the alarm still fires: it is the remedy.
+    let restored = step(&d.view, 0, Event::DeploymentSucceeded, &no_bake);
+    assert_eq!(state(&restored, 0), Some(StageState::Succeeded));
+    assert_eq!(restored.view.lane.current, Some(id(0)));
+    // With nothing to restore, nothing deploys and a person is asked to act.
+    view.lane.last_known_good = None;
+    let alone = step(&view, 1, Event::DeploymentSucceeded, &no_bake);
+    assert_eq!(state(&alone, 1), Some(StageState::RolledBack));
+    assert!(alone.actions.is_empty(), "{:?}", alone.actions);
+    assert_eq!(alone.view.lane.last_known_good, None);
+    assert_eq!(alone.view.lane.in_flight, None);
+    // With a bake, the release bakes and the bake's end waits for OK.
+    let baking = step(&view, 1, Event::DeploymentSucceeded, &policy());
+    assert_eq!(state(&baking, 1), Some(StageState::Baking));
+}
+
 #[test]
 fn pause_holds_the_queue_and_resume_starts_it() {
     let p = policy();
@@ -826,6 +1047,8 @@ enum Op {
     Event(usize, usize),
     Pause,
     Resume,
+    /// The lane's own alarm changes: to ALARM (true) or OK.
+    Alarm(bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -834,6 +1057,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (0usize..8, 0usize..15).prop_map(|(r, e)| Op::Event(r, e)),
         1 => Just(Op::Pause),
         1 => Just(Op::Resume),
+        1 => any::<bool>().prop_map(Op::Alarm),
     ]
 }
 
@@ -868,7 +1092,7 @@ proptest! {
         let mut view = empty_view();
         let mut pushed = 0u64;
         let mut superseded: BTreeSet<ReleaseId> = BTreeSet::new();
-        for op in ops {
+        for (k, op) in ops.into_iter().enumerate() {
             let result = match op {
                 Op::Push => {
                     pushed += 1;
@@ -885,8 +1109,29 @@ proptest! {
                 Op::Event(..) => continue,
                 Op::Pause => apply_lane(&view, &LaneEvent::Pause { actor: "a".into(), reason: "r".into() }, &p, T0),
                 Op::Resume => apply_lane(&view, &LaneEvent::Resume { actor: "a".into() }, &p, T0),
+                Op::Alarm(fires) => {
+                    let state = if fires { AlarmState::Alarm } else { AlarmState::Ok };
+                    apply_lane(&view, &alarm_changed(state, k as u64), &p, T0)
+                }
             };
             let Ok(d) = result else { continue };
+
+            // 4. The lane's own firing alarm blocks a start and a success (an operator's
+            // unblock or early promotion aside, and the restore of the last known good).
+            if !d.view.lane.firing_alarms().is_empty() {
+                for t in &d.transitions {
+                    let restore = t.release.as_ref().is_some_and(|r| {
+                        view.releases.get(r).and_then(|r| r.stages.get(ENV)).is_some_and(|s| s.redeploy)
+                    });
+                    let started = matches!(t.to, Some(StageState::Migrating | StageState::Deploying))
+                        && !matches!(t.from, Some(StageState::Migrating))
+                        && t.cause != Cause::Rollback;
+                    let succeeded = t.to == Some(StageState::Succeeded)
+                        && t.cause != Cause::PromotedEarly
+                        && !restore;
+                    prop_assert!(!started && !succeeded, "{t:?} while {:?} fires", d.view.lane.firing_alarms());
+                }
+            }
 
             // 1. At most one release in flight, and it is the lane's in-flight slot.
             let in_flight: Vec<_> = d.view.releases.values()
