@@ -7,8 +7,9 @@
 //! One pass:
 //! 1. every service's lanes are listed (one query per service, several services at once);
 //! 2. the current state of every alarm watched by a lane with work (an in-flight or queued
-//!    release), and by the lanes that gate it, is read from CloudWatch in one batch
-//!    (DESIGN invariant 12: alarms are state, not edges);
+//!    release), and by the lanes that gate it, and of every alarm a lane last saw in ALARM,
+//!    is read from CloudWatch in one batch (DESIGN invariant 12: alarms are state, not
+//!    edges);
 //! 3. each service, [`SERVICES_AT_ONCE`] at a time, first records the alarm changes its
 //!    lanes missed, ALARM included, through the same lane event as `on_alarm` (a baking
 //!    release is rolled back, not promoted); then each lane asks AWS where its work is and
@@ -468,7 +469,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
 }
 
 /// The current state of every alarm that lanes with work (and the lanes gating them) watch
-/// by name or prefix or have recorded, in one batch; by lane. CloudWatch unreachable:
+/// by name or prefix or have recorded, and of every alarm a lane last saw in ALARM, in one
+/// batch; by lane. CloudWatch unreachable:
 /// logged, [`Alarms::Unread`], and why.
 async fn read_alarms(
     reader: &impl AlarmReader,
@@ -483,12 +485,16 @@ async fn read_alarms(
     for (service, lanes) in listed {
         let watched = lanes_to_watch(service, lanes);
         for lane in lanes {
-            for alarm in lane.item.alarms.keys() {
+            for (alarm, seen) in &lane.item.alarms {
                 recorded
                     .entry(alarm)
                     .or_default()
                     .push((service.name.clone(), lane.item.environment.clone()));
-                if watched.contains(lane.item.environment.as_str()) {
+                // An alarm last seen in ALARM, on any lane: a lost OK would leave it
+                // holding its gate and firing in `shiplane status`.
+                if watched.contains(lane.item.environment.as_str())
+                    || seen.state == AlarmState::Alarm
+                {
                     names.insert(alarm.clone());
                 }
             }
