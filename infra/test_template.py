@@ -1,5 +1,6 @@
 """template.yaml: parses, and declares the table exactly as the DynamoDB adapter uses it."""
 
+import math
 import os
 import re
 
@@ -120,6 +121,51 @@ def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
         assert event["Type"] == "EventBridgeRule"
         assert event["Properties"]["Pattern"]["source"] == [source]
         assert event["Properties"]["Pattern"]["detail-type"] == [detail_type]
+
+
+# Each function's own reserved-concurrency parameter (reconcile: one pass at a time).
+CONCURRENCY = {
+    "ImagePushFunction": ("ImagePushConcurrency", "ImagePush"),
+    "DeploymentEventsFunction": ("DeploymentEventsConcurrency", "DeploymentEvents"),
+    "PromoteFunction": ("PromoteConcurrency", "Promote"),
+    "AlarmFunction": ("AlarmConcurrency", "Alarm"),
+    "DeployHookFunction": ("DeployHookConcurrency", "DeployHook"),
+}
+
+
+def test_each_function_reserves_concurrency_for_its_own_demand():
+    t = template()
+    params = t["Parameters"]
+    capacity = t["Metadata"]["Capacity"]
+    functions = {n: r for n, r in t["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    assert "ReservedConcurrentExecutions" not in t["Globals"]["Function"], "no shared setting"
+    assert set(functions) == set(CONCURRENCY) | {"ReconcileFunction"}
+    used = []
+    for name, (param, load) in CONCURRENCY.items():
+        reserved = functions[name]["Properties"]["ReservedConcurrentExecutions"]
+        condition, value, otherwise = reserved["If"]
+        assert value == {"Ref": param}, name
+        assert otherwise == {"Ref": "AWS::NoValue"}, name
+        assert t["Conditions"][condition] == {"Not": [{"Equals": [{"Ref": param}, 0]}]}, name
+        assert params[param]["MinValue"] == 0, "0 reserves none, for small accounts"
+        used.append(param)
+        # Little's law: events a minute / 60 x seconds each, concurrent executions.
+        demand = math.ceil(capacity[load]["PerMinute"] / 60 * capacity[load]["Ms"] / 1000)
+        assert params[param]["Default"] >= demand, (name, params[param]["Default"], demand)
+        assert len(capacity[load]["Why"]) > 20, load
+    assert len(set(used)) == len(used), "every function has its own setting"
+    # The hook's figure is the issue's: 100 pushes a minute, checks of 30 s on 1 to 5 hooks.
+    hook = capacity["DeployHook"]
+    assert hook["PerMinute"] >= 100 and hook["Ms"] >= 5 * 30 * 1000
+    assert params["DeployHookConcurrency"]["Default"] >= 250
+    # Pushes cannot take the hook's or the alarm's share: each is reserved on its own, and
+    # image-push is capped at its own reservation.
+    assert params["ImagePushConcurrency"]["Default"] > 0
+    assert params["AlarmConcurrency"]["Default"] >= params["ImagePushConcurrency"]["Default"]
+    assert functions["ReconcileFunction"]["Properties"]["ReservedConcurrentExecutions"] == 1
+    # The defaults fit an account at Lambda's default limit (1,000), which keeps 100 unreserved.
+    total = sum(params[p]["Default"] for p, _ in CONCURRENCY.values()) + 1
+    assert total <= 900, total
 
 
 def statements(policy):

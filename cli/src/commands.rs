@@ -240,12 +240,35 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             }
             let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
             let cloudwatch = CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(&config));
-            let report = engine
+            let pass = engine
                 .reconcile_with_alarms(&cloudwatch, &pipeline, service.as_deref(), Timestamp::now())
                 .await
                 .map_err(engine_failure)?;
-            render::transitions(&report.transitions, cli.json);
-            Ok(())
+            render::transitions(&pass.report.transitions, cli.json);
+            if let Some(why) = &pass.alarms_unread {
+                eprintln!(
+                    "CloudWatch could not be read ({why}); {} bake(s) that are over stay owed until a pass reads the alarms",
+                    pass.bakes_left_owed.len()
+                );
+            }
+            for f in &pass.failed {
+                eprintln!(
+                    "not reconciled: {}/{}: {}",
+                    f.service,
+                    f.environment
+                        .as_deref()
+                        .unwrap_or("(its lanes could not be listed)"),
+                    f.error
+                );
+            }
+            if pass.failed.is_empty() {
+                Ok(())
+            } else {
+                Err(Failure::Failed(format!(
+                    "{} lane(s) not reconciled (listed above); the others were",
+                    pass.failed.len()
+                )))
+            }
         }
         Command::Table(TableCommand::Create) => {
             let config = aws_config::defaults(BehaviorVersion::latest()).load().await;

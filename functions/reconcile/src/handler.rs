@@ -1,18 +1,20 @@
 //! One reconciler pass per invocation. EventBridge Scheduler sends the schedule's input:
-//! `{}` for every service, or `{"service": "api"}` for one. The pass asks ECS and CodeDeploy
-//! about work in flight, then CloudWatch about alarms lanes last saw firing.
+//! `{}` for every service, or `{"service": "api"}` for one. The pass reads the alarms of
+//! every lane with work from CloudWatch, then asks ECS and CodeDeploy about work in flight
+//! and finishes what each lane owes (`shiplane::engine` reconcile).
 
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shiplane::aws::{AlarmReader, Deployer, Notifier, Timer};
-use shiplane::engine::Deps;
+use shiplane::engine::{Deps, Reconciled};
 use shiplane::lambda::{HandlerError, failed, moved};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
 use tracing::{info, instrument};
 
-/// Runs one pass; store failures return a retryable error, and the next scheduled pass
-/// picks up whatever this one could not finish.
+/// Runs one pass. A lane that fails is logged and counted in the answer (`lanes_failed`,
+/// `failures`), and the next scheduled pass tries it again; only a pass that reached no
+/// lane at all (the store is down) is the function's error.
 #[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
@@ -37,18 +39,54 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
             "no service {name:?} in the current pipeline"
         )));
     }
-    let report = engine
+    let pass = engine
         .reconcile_with_alarms(alarms, &pipeline, only.as_deref(), Timestamp::now())
         .await
         .map_err(failed)?;
-    info!(transitions = report.transitions.len(), "reconciled");
-    Ok(json!({ "transitions": moved(&report) }))
+    info!(
+        transitions = pass.report.transitions.len(),
+        lanes_failed = pass.failed.len(),
+        bakes_left_owed = pass.bakes_left_owed.len(),
+        alarms_read = pass.alarms_unread.is_none(),
+        "reconciled"
+    );
+    Ok(answer(&pass))
+}
+
+/// The pass as the function answers it.
+fn answer(pass: &Reconciled) -> Value {
+    let failures: Vec<Value> = pass
+        .failed
+        .iter()
+        .map(|f| {
+            json!({
+                "service": f.service,
+                "environment": f.environment,
+                "error": f.error.to_string(),
+                "retryable": f.error.is_retryable(),
+            })
+        })
+        .collect();
+    let held: Vec<Value> = pass
+        .bakes_left_owed
+        .iter()
+        .map(|(service, environment)| json!({"service": service, "environment": environment}))
+        .collect();
+    json!({
+        "transitions": moved(&pass.report),
+        "lanes_failed": pass.failed.len(),
+        "failures": failures,
+        "alarms_unread": pass.alarms_unread,
+        "bakes_left_owed": held,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use shiplane::aws::fake::{FakeAlarms, FakeDeps, ONE_SERVICE_PIPELINE, deps_with_pipeline};
+    use shiplane::release::{Lane, ReleaseId};
+    use shiplane::store::{Commit, Versioned};
 
     async fn deps() -> FakeDeps {
         deps_with_pipeline(ONE_SERVICE_PIPELINE).await
@@ -64,15 +102,45 @@ mod tests {
         let cw = FakeAlarms::default();
         let out = handle(&d, &cw, invoke(json!({}))).await.unwrap();
         assert_eq!(out["transitions"], json!([]));
+        assert_eq!(out["lanes_failed"], json!(0));
         let out = handle(&d, &cw, invoke(json!({"service": "api"})))
             .await
             .unwrap();
         assert_eq!(out["transitions"], json!([]));
-        assert!(cw.asked.lock().unwrap().is_empty(), "no alarm fires");
+        assert!(cw.asked().is_empty(), "no lane has work");
         for bad in [json!({"service": 3}), json!({"service": "nope"})] {
             let err = handle(&d, &cw, invoke(bad)).await.unwrap_err();
             assert_eq!(err.error_type(), "InvalidEvent", "{err}");
         }
         assert!(d.deployer.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_answer_says_which_lanes_failed_and_why() {
+        let d = deps().await;
+        let mut lane = Lane::new("api", "dev");
+        lane.queued = Some(ReleaseId::new(Timestamp(1_760_000_000_000)));
+        d.store
+            .commit(Commit {
+                lanes: vec![Versioned {
+                    item: lane,
+                    version: 0,
+                }],
+                ..Commit::default()
+            })
+            .await
+            .unwrap();
+        let out = handle(&d, &FakeAlarms::default(), invoke(json!({})))
+            .await
+            .unwrap();
+        assert_eq!(out["lanes_failed"], json!(1));
+        let failure = &out["failures"][0];
+        assert_eq!(
+            (&failure["service"], &failure["environment"]),
+            (&json!("api"), &json!("dev"))
+        );
+        let why = failure["error"].as_str().unwrap_or_default();
+        assert!(why.contains("does not exist"), "{why}");
+        assert_eq!(failure["retryable"], json!(false));
     }
 }

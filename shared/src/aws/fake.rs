@@ -326,22 +326,43 @@ impl super::Timer for FakeTimer {
     }
 }
 
-/// CloudWatch as a script: the current state of each alarm, and the names asked about.
+/// CloudWatch as a script: the current state of each alarm, and every question asked (the
+/// names, then the prefixes); can be told to be unreachable.
 #[derive(Default)]
 pub struct FakeAlarms {
     pub states: Mutex<Vec<crate::inbound::alarm::AlarmChange>>,
-    pub asked: Mutex<Vec<Vec<String>>>,
+    pub asked: Mutex<Vec<(Vec<String>, Vec<String>)>>,
+    pub unreachable: Mutex<bool>,
+}
+
+impl FakeAlarms {
+    /// Sets the alarms' current states.
+    pub fn set(&self, states: Vec<crate::inbound::alarm::AlarmChange>) {
+        *lock(&self.states) = states;
+    }
+
+    /// Every question asked so far.
+    pub fn asked(&self) -> Vec<(Vec<String>, Vec<String>)> {
+        lock(&self.asked).clone()
+    }
 }
 
 impl super::AlarmReader for FakeAlarms {
     async fn current(
         &self,
         names: &[String],
+        prefixes: &[String],
     ) -> Result<Vec<crate::inbound::alarm::AlarmChange>, DeployError> {
-        lock(&self.asked).push(names.to_vec());
+        lock(&self.asked).push((names.to_vec(), prefixes.to_vec()));
+        if *lock(&self.unreachable) {
+            return Err(DeployError {
+                message: "CloudWatch DescribeAlarms: dispatch failure: connection refused".into(),
+                retryable: true,
+            });
+        }
         Ok(lock(&self.states)
             .iter()
-            .filter(|c| names.contains(&c.alarm))
+            .filter(|c| names.contains(&c.alarm) || prefixes.iter().any(|p| c.alarm.starts_with(p)))
             .cloned()
             .collect())
     }

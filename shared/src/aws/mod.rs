@@ -18,6 +18,7 @@ pub mod fake;
 pub use alarms::AlarmReader;
 #[cfg(feature = "alarms")]
 pub use alarms::CloudWatchAlarms;
+pub(crate) use alarms::covering_prefixes;
 pub use appspec::appspec;
 #[cfg(feature = "hooks")]
 pub(crate) use deployer::ecs_service;

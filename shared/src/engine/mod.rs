@@ -13,6 +13,7 @@ mod reconcile;
 mod run;
 
 pub use hooks::{HookAnswer, HookInvocation, REPORT_RESERVE};
+pub use reconcile::{LaneFailure, Reconciled, SERVICES_AT_ONCE};
 pub use run::NOTIFY_BUDGET;
 
 use std::sync::{Arc, Mutex};

@@ -5,15 +5,11 @@
 //! reconciler covers a lost one) and matched to the stage by deployment id, so a late
 //! event of an older deployment never finishes a newer one.
 
-use std::collections::BTreeMap;
-
 use tracing::{info, warn};
 
 use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, lanes_guessed, lanes_read_by, parsed, stage_of};
-use crate::aws::{
-    AlarmReader, BakeTimer, DeployRequest, Deployer, DeploymentStatus, Notifier, Timer,
-};
+use crate::aws::{BakeTimer, DeployRequest, Deployer, DeploymentStatus, Notifier, Timer};
 use crate::inbound::Inbound;
 use crate::inbound::alarm::{AlarmChange, AlarmState};
 use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
@@ -279,18 +275,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         }
         let mut jobs: Vec<Job> = lanes
             .iter()
-            .map(|(service, env)| {
-                Job::Apply(Work::lane(
-                    service,
-                    env,
-                    LaneEvent::AlarmChanged {
-                        alarm: change.alarm.clone(),
-                        state: change.state,
-                        at: change.at,
-                        reason: change.reason.clone(),
-                    },
-                ))
-            })
+            .map(|(service, env)| alarm_changed(service, env, change))
             .collect();
         // An alarm that stopped firing may release the holds of the environments gated on
         // its own: look at what those lanes owe again.
@@ -310,44 +295,21 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         }
         Ok(Inbound::Accepted(self.drain(&pipeline, jobs, now).await?))
     }
+}
 
-    /// Alarm events are best effort too: asks CloudWatch about the alarms lanes last saw in
-    /// ALARM (`firing`, by when they were seen so), and applies a newer state whose event
-    /// never arrived, as [`Self::on_alarm`] would have. Without it a lost OK would hold a
-    /// gated environment until an operator unblocked it. CloudWatch unreachable: logged,
-    /// nothing changes, the next pass asks again.
-    pub(super) async fn refresh_alarms(
-        &self,
-        reader: &impl AlarmReader,
-        firing: BTreeMap<String, Timestamp>,
-        now: Timestamp,
-    ) -> Result<Report, EngineError> {
-        let mut report = Report::default();
-        if firing.is_empty() {
-            return Ok(report);
-        }
-        let names: Vec<String> = firing.keys().cloned().collect();
-        let current = match reader.current(&names).await {
-            Ok(current) => current,
-            Err(e) => {
-                warn!(alarms = ?names, error = ?e.message, "could not read alarm states; the next pass asks again");
-                return Ok(report);
-            }
-        };
-        for change in current {
-            let missed = change.state != AlarmState::Alarm
-                && firing
-                    .get(&change.alarm)
-                    .is_some_and(|seen| change.at > *seen);
-            if missed {
-                info!(alarm = %change.alarm, state = change.state.as_str(), "reconciler: an alarm change whose event was lost");
-                if let Inbound::Accepted(r) = self.on_alarm(&change, now).await? {
-                    report.merge(r);
-                }
-            }
-        }
-        Ok(report)
-    }
+/// The lane event by which `service`/`environment` records an alarm's change, and acts on
+/// it: from the alarm function, and from the reconciler for a change whose event was lost.
+pub(super) fn alarm_changed(service: &str, environment: &str, change: &AlarmChange) -> Job {
+    Job::Apply(Work::lane(
+        service,
+        environment,
+        LaneEvent::AlarmChanged {
+            alarm: change.alarm.clone(),
+            state: change.state,
+            at: change.at,
+            reason: change.reason.clone(),
+        },
+    ))
 }
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {

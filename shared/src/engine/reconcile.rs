@@ -1,94 +1,370 @@
-//! The reconciler: events from ECS and CodeDeploy are best effort, so on a schedule (and
-//! from `shiplane reconcile`) every lane with work is checked against AWS's truth and fed
-//! the same domain events the event functions would have fed. It is idempotent with the
-//! event path: an event arriving after the reconciler acted finds its fact recorded.
+//! The reconciler: events from ECS, CodeDeploy and CloudWatch are best effort, so on a
+//! schedule (and from `shiplane reconcile`) every lane with work is checked against AWS's
+//! truth and fed the same domain events the event functions would have fed. It is
+//! idempotent with the event path: an event arriving after the reconciler acted finds its
+//! fact recorded.
+//!
+//! One pass:
+//! 1. every service's lanes are listed (one query per service, several services at once);
+//! 2. the current state of every alarm watched by a lane with work (an in-flight or queued
+//!    release), and by the lanes that gate it, and of every alarm a lane last saw in ALARM,
+//!    is read from CloudWatch in one batch (DESIGN invariant 12: alarms are state, not
+//!    edges);
+//! 3. each service, [`SERVICES_AT_ONCE`] at a time, first records the alarm changes its
+//!    lanes missed, ALARM included, through the same lane event as `on_alarm` (a baking
+//!    release is rolled back, not promoted); then each lane asks AWS where its work is and
+//!    finishes what it owes.
+//!
+//! A lane that fails (a corrupt item, a conflict that outlasts the retries, an AWS error)
+//! is logged with its service and environment, counted in [`Reconciled::failed`] and left
+//! to the next pass; the other lanes go on.
+//!
+//! CloudWatch unreachable: a bake that is over is not ended in that pass; it stays owed and
+//! the next pass that reads the alarms ends it (or rolls it back). Declaring a release good
+//! (it becomes last known good and is promoted) on alarm states this pass could not check
+//! is the one decision that cannot be taken back, while a bake a few minutes longer costs
+//! nothing. Everything else a lane owes goes ahead: outcomes AWS reports, a committed
+//! action that never ran, a queued release on a free lane (its gate reads the recorded
+//! alarm states, as the event functions do).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
 
-use tracing::{info, warn};
+use futures_util::{StreamExt, stream};
+use tracing::{error, info, warn};
 
 use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, effects};
 use crate::aws::{
     AlarmReader, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier, Timer,
+    covering_prefixes,
 };
+use crate::inbound::alarm::AlarmChange;
 use crate::pipeline::{Pipeline, Service, StageConfig};
-use crate::release::{Action, AlarmState, Event, StageState, Timestamp};
-use crate::store::{LoadedLane, ReleaseStore};
+use crate::release::{Action, AlarmState, Event, Lane, LaneView, StageState, Timestamp};
+use crate::store::{LaneKey, LoadedLane, Reads, ReleaseStore, Snapshot, Versioned, read_some};
+
+/// Services reconciled at once. Lanes of one service are reconciled in order (a promotion
+/// in one changes the next); services are independent. Eight keeps a 3,000-lane pass well
+/// inside the function's timeout (BENCHMARKS.md, reconciler pass) while the AWS calls it
+/// makes at once stay few: ECS, CodeDeploy and DescribeAlarms allow tens of calls a second.
+pub const SERVICES_AT_ONCE: usize = 8;
+
+/// A lane the pass could not reconcile; the next pass tries again.
+#[derive(Debug)]
+pub struct LaneFailure {
+    pub service: String,
+    /// None when the service's lanes could not even be listed.
+    pub environment: Option<String>,
+    pub error: EngineError,
+}
+
+/// What a pass did, and what it left to the next one.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    pub report: Report,
+    /// Lanes (or services) that failed, sorted; each was logged.
+    pub failed: Vec<LaneFailure>,
+    /// Why CloudWatch could not be read, when it could not.
+    pub alarms_unread: Option<String>,
+    /// Lanes whose bake is over but was left owed: their alarms could not be read.
+    pub bakes_left_owed: Vec<LaneKey>,
+}
+
+impl Reconciled {
+    fn merge(&mut self, other: Reconciled) {
+        self.report.merge(other.report);
+        self.failed.extend(other.failed);
+        self.bakes_left_owed.extend(other.bakes_left_owed);
+    }
+
+    fn fail(&mut self, service: &str, environment: Option<&str>, error: EngineError) {
+        error!(service = %service, environment = ?environment, error = %error, retryable = error.is_retryable(), "lane not reconciled; the next pass tries again");
+        self.failed.push(LaneFailure {
+            service: service.to_string(),
+            environment: environment.map(str::to_string),
+            error,
+        });
+    }
+}
+
+/// A future run beside others, boxed as `Send` where it is made: a service's pass holds
+/// the engine's large futures, and rustc cannot prove a stream of closures' futures `Send`
+/// in a handler generic over the ports.
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a pass knows of the alarms.
+enum Alarms {
+    /// Not read: the states the lanes recorded ([`Engine::reconcile`]).
+    Recorded,
+    /// Read from CloudWatch this pass: by lane, the changes of the alarms it watches (by
+    /// name or prefix) or has recorded.
+    Read(BTreeMap<LaneKey, Vec<AlarmChange>>),
+    /// CloudWatch could not be read.
+    Unread,
+}
+
+/// Whether `lane` (as listed; None: never written) has not seen `change`: a newer change
+/// than the one it recorded, or an ALARM it never saw. An OK it never saw changes no
+/// decision, and recording it on every idle lane would fill history.
+fn missed(lane: Option<&Lane>, change: &AlarmChange) -> bool {
+    match lane.and_then(|l| l.alarms.get(&change.alarm)) {
+        Some(seen) => change.at > seen.at,
+        None => change.state == AlarmState::Alarm,
+    }
+}
+
+/// The lanes of `service` the pass reads alarms for: those with work, and those gating them.
+fn lanes_to_watch<'a>(service: &'a Service, listed: &'a [Versioned<Lane>]) -> BTreeSet<&'a str> {
+    let mut envs = BTreeSet::new();
+    for lane in listed {
+        let l = &lane.item;
+        if l.in_flight.is_none() && l.queued.is_none() {
+            continue;
+        }
+        envs.insert(l.environment.as_str());
+        if let Some(stage) = service.stage(&l.environment) {
+            envs.extend(stage.hold_while_alarms_in.iter().map(String::as_str));
+        }
+    }
+    envs
+}
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
-    /// One pass over every lane of `only` (or of every service): ask AWS where in-flight
-    /// work is, end what is overdue, and finish what each lane owes.
+    /// One pass over every lane of `only` (or of every service) with the alarm states the
+    /// lanes recorded, CloudWatch not asked: for callers with no CloudWatch to ask (tests,
+    /// the fault simulation). The function and the CLI run [`Self::reconcile_with_alarms`].
     pub async fn reconcile(
         &self,
         pipeline: &Pipeline,
         only: Option<&str>,
         now: Timestamp,
-    ) -> Result<Report, EngineError> {
-        Ok(self.reconcile_lanes(pipeline, only, now).await?.0)
+    ) -> Result<Reconciled, EngineError> {
+        let (listed, failed) = self.list_lanes(pipeline, only).await?;
+        let mut out = self
+            .reconcile_services(pipeline, listed, &Alarms::Recorded, now)
+            .await;
+        out.failed.extend(failed.failed);
+        Ok(sorted(out))
     }
 
-    /// [`Self::reconcile`], then the alarms the same lanes last saw in ALARM read from
-    /// CloudWatch ([`Self::refresh_alarms`]): what the scheduled reconciler and
-    /// `shiplane reconcile` run, listing each service's lanes once.
+    /// The reconciler's pass (see the module's documentation): the alarms of every lane
+    /// with work read from CloudWatch first, then every lane reconciled, a failing lane
+    /// counted and skipped. Fails only when no service's lanes could be listed at all (the
+    /// store is down: the function's errors alarm should say so).
     pub async fn reconcile_with_alarms(
         &self,
         reader: &impl AlarmReader,
         pipeline: &Pipeline,
         only: Option<&str>,
         now: Timestamp,
-    ) -> Result<Report, EngineError> {
-        let (mut report, firing) = self.reconcile_lanes(pipeline, only, now).await?;
-        report.merge(self.refresh_alarms(reader, firing, now).await?);
-        Ok(report)
+    ) -> Result<Reconciled, EngineError> {
+        let (listed, failed) = self.list_lanes(pipeline, only).await?;
+        let (alarms, unread) = read_alarms(reader, pipeline, &listed).await;
+        let mut out = self
+            .reconcile_services(pipeline, listed, &alarms, now)
+            .await;
+        out.failed.extend(failed.failed);
+        out.alarms_unread = unread;
+        Ok(sorted(out))
     }
 
-    /// The pass, and the alarms its lanes last saw in ALARM with when they saw them.
-    async fn reconcile_lanes(
+    /// Every written lane of each service, [`SERVICES_AT_ONCE`] services at a time; the
+    /// services that could not be listed as failures. Err when none could be.
+    async fn list_lanes<'p>(
         &self,
-        pipeline: &Pipeline,
+        pipeline: &'p Pipeline,
         only: Option<&str>,
-        now: Timestamp,
-    ) -> Result<(Report, BTreeMap<String, Timestamp>), EngineError> {
-        let mut report = Report::default();
-        let mut firing: BTreeMap<String, Timestamp> = BTreeMap::new();
-        for service in pipeline.services.values() {
-            if only.is_some_and(|o| o != service.name) {
-                continue;
-            }
-            // Lanes never written hold nothing.
-            let written = self.store.lanes(&service.name).await?;
-            for lane in &written {
-                for (name, seen) in &lane.item.alarms {
-                    if seen.state == AlarmState::Alarm {
-                        let at = firing.entry(name.clone()).or_insert(seen.at);
-                        *at = (*at).max(seen.at);
-                    }
-                }
-            }
-            for stage in &service.stages {
-                if written
-                    .iter()
-                    .any(|l| l.item.environment == stage.environment)
-                {
-                    report.merge(self.reconcile_lane(pipeline, service, stage, now).await?);
+    ) -> Result<(Vec<(&'p Service, Vec<Versioned<Lane>>)>, Reconciled), EngineError> {
+        let services = pipeline
+            .services
+            .values()
+            .filter(|s| only.is_none_or(|o| o == s.name));
+        let listings: Vec<Boxed<'_, _>> = services
+            .map(|service| -> Boxed<'_, _> {
+                Box::pin(async move { (service, self.store.lanes(&service.name).await) })
+            })
+            .collect();
+        let answers: Vec<_> = stream::iter(listings)
+            .buffer_unordered(SERVICES_AT_ONCE)
+            .collect()
+            .await;
+        let mut listed = Vec::new();
+        let mut failed = Reconciled::default();
+        let mut first_error = None;
+        for (service, answer) in answers {
+            match answer {
+                Ok(lanes) => listed.push((service, lanes)),
+                Err(e) => {
+                    first_error.get_or_insert_with(|| e.clone());
+                    failed.fail(&service.name, None, e.into());
                 }
             }
         }
-        Ok((report, firing))
+        match first_error {
+            Some(e) if listed.is_empty() => Err(e.into()),
+            _ => Ok((listed, failed)),
+        }
     }
 
+    /// Every listed service, [`SERVICES_AT_ONCE`] at a time.
+    async fn reconcile_services(
+        &self,
+        pipeline: &Pipeline,
+        listed: Vec<(&Service, Vec<Versioned<Lane>>)>,
+        alarms: &Alarms,
+        now: Timestamp,
+    ) -> Reconciled {
+        let services: Vec<Boxed<'_, Reconciled>> = listed
+            .into_iter()
+            .map(|(service, lanes)| -> Boxed<'_, Reconciled> {
+                Box::pin(self.reconcile_service(pipeline, service, lanes, alarms, now))
+            })
+            .collect();
+        let passes: Vec<Reconciled> = stream::iter(services)
+            .buffer_unordered(SERVICES_AT_ONCE)
+            .collect()
+            .await;
+        let mut out = Reconciled::default();
+        for pass in passes {
+            out.merge(pass);
+        }
+        out
+    }
+
+    /// One service: the alarm changes its lanes missed, then each written lane in pipeline
+    /// order, each lane's failure kept to that lane.
+    async fn reconcile_service(
+        &self,
+        pipeline: &Pipeline,
+        service: &Service,
+        listed: Vec<Versioned<Lane>>,
+        alarms: &Alarms,
+        now: Timestamp,
+    ) -> Reconciled {
+        let name = service.name.as_str();
+        let mut out = Reconciled::default();
+        let written: BTreeSet<String> = listed.iter().map(|l| l.item.environment.clone()).collect();
+        // What the listing read is reused (every decision still checks it at commit), until
+        // something this pass does changes the service's lanes.
+        let mut known = Snapshot::default();
+        for lane in listed {
+            known
+                .lanes
+                .insert((name.to_string(), lane.item.environment.clone()), lane);
+        }
+        // Lanes not to reconcile further (their alarm changes could not be recorded), and
+        // lanes whose alarms this pass does not know.
+        let mut skipped: BTreeSet<String> = BTreeSet::new();
+        let mut unknown: BTreeSet<String> = BTreeSet::new();
+        match alarms {
+            Alarms::Recorded => {}
+            Alarms::Unread => {
+                unknown.extend(service.stages.iter().map(|s| s.environment.clone()));
+            }
+            Alarms::Read(by_lane) => {
+                let mut recorded_any = false;
+                for stage in &service.stages {
+                    let env = stage.environment.as_str();
+                    let key: LaneKey = (name.to_string(), env.to_string());
+                    let lane = known.lanes.get(&key).map(|l| &l.item);
+                    let jobs: Vec<Job> = by_lane
+                        .get(&key)
+                        .into_iter()
+                        .flatten()
+                        .filter(|change| missed(lane, change))
+                        .map(|change| {
+                            info!(service = %name, environment = %env, alarm = %change.alarm, state = change.state.as_str(), at = %change.at, "reconciler: an alarm change whose event was lost");
+                            super::outcomes::alarm_changed(name, env, change)
+                        })
+                        .collect();
+                    if jobs.is_empty() {
+                        continue;
+                    }
+                    recorded_any = true;
+                    match self.drain(pipeline, jobs, now).await {
+                        Ok(report) => out.report.merge(report),
+                        Err(e) => {
+                            out.fail(name, Some(env), e);
+                            skipped.insert(env.to_string());
+                        }
+                    }
+                }
+                if recorded_any {
+                    known = Snapshot::default();
+                }
+            }
+        }
+        // The releases every lane references, in one read.
+        if !known.lanes.is_empty() {
+            let mut ids: Vec<_> = known
+                .lanes
+                .values()
+                .flat_map(|l| LaneView::referenced(&l.item))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            let reads = Reads {
+                releases: ids,
+                ..Reads::default()
+            };
+            match read_some(self.store, &reads).await {
+                Ok(read) => known.absorb(read),
+                // Each lane reads its own, and fails alone if it must.
+                Err(e) => {
+                    warn!(service = %name, error = %e, "could not read the service's releases at once; each lane reads its own")
+                }
+            }
+        }
+        for stage in &service.stages {
+            let env = stage.environment.as_str();
+            // Lanes never written hold nothing.
+            if !written.contains(env) || skipped.contains(env) {
+                continue;
+            }
+            let hold_bake = unknown.contains(env);
+            let lane = self
+                .reconcile_lane(pipeline, service, stage, now, known.clone(), hold_bake)
+                .await;
+            match lane {
+                Ok((report, held)) => {
+                    if !report.transitions.is_empty() {
+                        known = Snapshot::default();
+                    }
+                    out.report.merge(report);
+                    if held {
+                        out.bakes_left_owed
+                            .push((name.to_string(), env.to_string()));
+                    }
+                }
+                Err(e) => {
+                    known = Snapshot::default();
+                    out.fail(name, Some(env), e);
+                }
+            }
+        }
+        out
+    }
+
+    /// One lane: what AWS says of its work in flight, then what it owes; with `hold_bake`
+    /// (its alarms are not known this pass) a bake that is over is left owed. Returns the
+    /// report and whether a bake was left owed.
     async fn reconcile_lane(
         &self,
         pipeline: &Pipeline,
         service: &Service,
         stage: &StageConfig,
         now: Timestamp,
-    ) -> Result<Report, EngineError> {
+        mut known: Snapshot,
+        hold_bake: bool,
+    ) -> Result<(Report, bool), EngineError> {
         let env = stage.environment.as_str();
-        let loaded = LoadedLane::load(self.store, &service.name, env, &[]).await?;
+        let loaded =
+            LoadedLane::load_from(self.store, &service.name, env, &[], &[], &mut known).await?;
         let lane = &loaded.view.lane;
         let mut jobs = Vec::new();
+        let mut bake_over = None;
         let holders = [&lane.in_flight, &lane.queued];
         for id in holders.into_iter().flatten() {
             let Some(release) = loaded.view.releases.get(id) else {
@@ -153,8 +429,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 // (an already-set timer answers "exists" and changes nothing). A bake that
                 // ended is finished below, by what the lane owes.
                 (StageState::Baking, _) => {
-                    if let Some(at) = st.bake_until.filter(|u| *u > now) {
-                        jobs.push(Job::Execute(
+                    match st.bake_until.filter(|u| *u > now) {
+                        Some(at) => jobs.push(Job::Execute(
                             Action::SetTimer {
                                 release: id.clone(),
                                 environment: env.to_string(),
@@ -162,7 +438,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                                 at,
                             },
                             release.clone(),
-                        ));
+                        )),
+                        None => bake_over = Some(id.clone()),
                     }
                     None
                 }
@@ -173,7 +450,104 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 jobs.push(Job::Apply(Work::event(&service.name, env, id, event)));
             }
         }
-        jobs.push(Job::Apply(Work::recover(&service.name, env)));
-        self.drain(pipeline, jobs, now).await
+        let held = match bake_over {
+            Some(release) if hold_bake => {
+                warn!(service = %service.name, environment = %env, release = %release, "the bake is over but the lane's alarms could not be read; it stays owed to the next pass");
+                true
+            }
+            _ => {
+                jobs.push(Job::Apply(Work::recover(&service.name, env)));
+                false
+            }
+        };
+        if jobs.is_empty() {
+            return Ok((Report::default(), held));
+        }
+        let report = self.drain_from(pipeline, jobs, now, known, None).await?;
+        Ok((report, held))
     }
 }
+
+/// The current state of every alarm that lanes with work (and the lanes gating them) watch
+/// by name or prefix or have recorded, and of every alarm a lane last saw in ALARM, in one
+/// batch; by lane. CloudWatch unreachable:
+/// logged, [`Alarms::Unread`], and why.
+async fn read_alarms(
+    reader: &impl AlarmReader,
+    pipeline: &Pipeline,
+    listed: &[(&Service, Vec<Versioned<Lane>>)],
+) -> (Alarms, Option<String>) {
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    // Which listed lanes recorded each alarm (they may no longer watch it by the pipeline,
+    // and a recorded ALARM would hold their bakes until cleared).
+    let mut recorded: BTreeMap<&str, Vec<LaneKey>> = BTreeMap::new();
+    for (service, lanes) in listed {
+        let watched = lanes_to_watch(service, lanes);
+        for lane in lanes {
+            for (alarm, seen) in &lane.item.alarms {
+                recorded
+                    .entry(alarm)
+                    .or_default()
+                    .push((service.name.clone(), lane.item.environment.clone()));
+                // An alarm last seen in ALARM, on any lane: a lost OK would leave it
+                // holding its gate and firing in `shiplane status`.
+                if watched.contains(lane.item.environment.as_str())
+                    || seen.state == AlarmState::Alarm
+                {
+                    names.insert(alarm.clone());
+                }
+            }
+        }
+        for env in watched {
+            if let Some(stage) = service.stage(env) {
+                names.extend(stage.alarms.iter().cloned());
+                prefixes.extend(stage.alarm_prefixes.iter().cloned());
+            }
+        }
+    }
+    if names.is_empty() && prefixes.is_empty() {
+        return (Alarms::Read(BTreeMap::new()), None);
+    }
+    let names: Vec<String> = names.into_iter().collect();
+    let prefixes = covering_prefixes(&prefixes);
+    let changes = match reader.current(&names, &prefixes).await {
+        Ok(changes) => changes,
+        Err(e) => {
+            warn!(alarms = names.len(), prefixes = prefixes.len(), error = ?e.message, "could not read alarm states from CloudWatch; bakes that are over stay owed to the next pass");
+            return (Alarms::Unread, Some(e.message));
+        }
+    };
+    let mut by_lane: BTreeMap<LaneKey, Vec<AlarmChange>> = BTreeMap::new();
+    for change in changes {
+        let mut lanes: Vec<LaneKey> = pipeline
+            .lanes_watching(&change.alarm)
+            .into_iter()
+            .map(|(s, e)| (s.to_string(), e.to_string()))
+            .collect();
+        lanes.extend(
+            recorded
+                .get(change.alarm.as_str())
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+        lanes.sort();
+        lanes.dedup();
+        for lane in lanes {
+            by_lane.entry(lane).or_default().push(change.clone());
+        }
+    }
+    (Alarms::Read(by_lane), None)
+}
+
+/// `out` with its failures and held bakes in a stable order (services finish in any).
+fn sorted(mut out: Reconciled) -> Reconciled {
+    out.failed
+        .sort_by(|a, b| (&a.service, &a.environment).cmp(&(&b.service, &b.environment)));
+    out.bakes_left_owed.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests;

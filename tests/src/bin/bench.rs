@@ -226,6 +226,200 @@ async fn world() -> World {
     World { p, env }
 }
 
+/// Environments of every service in the reconciler's world.
+const ENVIRONMENTS: [&str; 3] = ["dev", "staging", "prod"];
+
+/// `services` rolling services through dev (a 10-minute bake), staging and prod (approved
+/// by a person, held while dev's or staging's alarms fire), each stage watching its alarm.
+fn many_services(p: &str, services: usize) -> String {
+    let mut toml = String::from("[pipeline]\nenvironments = [\"dev\", \"staging\", \"prod\"]\n");
+    for i in 0..services {
+        let s = format!("s{i:04}");
+        let _ = write!(
+            toml,
+            "[services.{s}]\nrepository = \"{p}/{s}\"\nkind = \"rolling\"\ncontainer = \"app\"\n"
+        );
+        for env in ENVIRONMENTS {
+            let extra = match env {
+                "dev" => "bake = \"10m\"\n",
+                "staging" => "approval = \"manual\"\n",
+                _ => "approval = \"manual\"\nhold_while_alarms_in = [\"dev\", \"staging\"]\n",
+            };
+            let _ = write!(
+                toml,
+                "[services.{s}.environments.{env}]\ncluster = \"{p}-{env}\"\nservice = \"{p}-{s}-{env}\"\nalarms = [\"{p}-{s}-{env}-5xx\"]\n{extra}"
+            );
+        }
+    }
+    toml
+}
+
+/// What one reconciler pass over a large pipeline cost.
+struct ReconcilerPass {
+    lanes: usize,
+    with_work: usize,
+    /// With every AWS answer delayed [`ROUND_TRIP_MS`], and without.
+    ms: f64,
+    ms_alone: f64,
+    calls: Calls,
+    lanes_failed: usize,
+}
+
+/// A reconciler pass over `lanes` lanes (a third of as many services, three environments
+/// each), against the emulator with every AWS answer delayed as a network's would be. Every
+/// lane ran a release to success; in one service in ten a newer release bakes in dev (its
+/// timer set again by the pass), in another one in ten one awaits approval for prod (its
+/// gate's alarms read). The pass is run once unmeasured (it sets the bake timers the
+/// populated lanes never had), then measured: a steady pass, as the scheduled reconciler
+/// runs every few minutes.
+async fn reconciler_pass(lanes: usize) -> ReconcilerPass {
+    use shiplane::release::{Digest, Lane, Release, ReleaseId, Stage, StageState};
+    use shiplane::store::{Commit, Versioned};
+
+    let p = shiplane_e2e::unique_prefix();
+    let services = lanes.div_ceil(ENVIRONMENTS.len());
+    // The account's topic and bake-timer schedule group; the services need no resources of
+    // their own (no lane has a deployment or migration in flight).
+    let acct = shiplane_e2e::account(
+        &shiplane_e2e::three_environments(&p),
+        &format!("{p}-releases"),
+    );
+    let store = shiplane_e2e::fresh_store().await;
+    shiplane_e2e::apply_pipeline(&store, many_services(&p, services)).await;
+    let now = Timestamp::now();
+    let earlier = Timestamp(now.0 - 3_600_000);
+    let digest = |n: usize| {
+        Digest::parse(&format!("sha256:{n:064x}")).unwrap_or_else(|e| panic!("digest: {e}"))
+    };
+    let mut with_work = 0;
+    for i in 0..services {
+        let s = format!("s{i:04}");
+        let repository = format!("{p}/{s}");
+        let mut good = Release::new(
+            ReleaseId::new(earlier),
+            &s,
+            &repository,
+            digest(2 * i),
+            Some("v1"),
+            earlier,
+        );
+        for env in ENVIRONMENTS {
+            let mut stage = Stage::new(StageState::Succeeded, earlier);
+            stage.succeeded_at = Some(earlier);
+            good.stages.insert(env.to_string(), stage);
+        }
+        let mut lanes: Vec<Lane> = ENVIRONMENTS
+            .iter()
+            .map(|env| {
+                let mut lane = Lane::new(&s, env);
+                lane.current = Some(good.id.clone());
+                lane.last_known_good = Some(good.id.clone());
+                lane
+            })
+            .collect();
+        let mut releases = vec![good];
+        let newer = || {
+            Release::new(
+                ReleaseId::new(now),
+                &s,
+                &repository,
+                digest(2 * i + 1),
+                Some("v2"),
+                now,
+            )
+        };
+        match i % 10 {
+            // A newer release bakes in dev.
+            0 => {
+                let mut r = newer();
+                let mut stage = Stage::new(StageState::Baking, now);
+                stage.bake_until = Some(now.after(Duration::from_secs(600)));
+                r.stages.insert("dev".into(), stage);
+                lanes[0].in_flight = Some(r.id.clone());
+                releases.push(r);
+                with_work += 1;
+            }
+            // One awaits approval for prod.
+            5 => {
+                let mut r = newer();
+                let mut stage = Stage::new(StageState::AwaitingApproval, now);
+                stage.deadline = Some(now.after(Duration::from_secs(14 * 24 * 3600)));
+                r.stages.insert("prod".into(), stage);
+                lanes[2].queued = Some(r.id.clone());
+                releases.push(r);
+                with_work += 1;
+            }
+            _ => {}
+        }
+        store
+            .commit(Commit {
+                releases: releases
+                    .into_iter()
+                    .map(|item| Versioned { item, version: 0 })
+                    .collect(),
+                lanes: lanes
+                    .into_iter()
+                    .map(|item| Versioned { item, version: 0 })
+                    .collect(),
+                ..Commit::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("populate {s}: {e}"));
+    }
+    let aws = shiplane_e2e::aws_adapters(&acct).await;
+    let engine = aws.engine(&store);
+    let cloudwatch =
+        shiplane::aws::CloudWatchAlarms::from_config(&shiplane_e2e::aws_config().await);
+    let pipeline = engine.pipeline().await.expect("the pipeline");
+    let pass = || engine.reconcile_with_alarms(&cloudwatch, &pipeline, None, now);
+    pass().await.expect("the first pass");
+    let ((out, took), cost) = counted(async {
+        let t = Instant::now();
+        let out = pass().await;
+        (out, t.elapsed())
+    })
+    .await;
+    let ms = took.as_secs_f64() * 1000.0;
+    let out = out.expect("the measured pass");
+    // The same pass with no delay: the emulator's own time, one call at a time.
+    let t = Instant::now();
+    pass().await.expect("the pass without delay");
+    let ms_alone = t.elapsed().as_secs_f64() * 1000.0;
+    ReconcilerPass {
+        lanes: services * ENVIRONMENTS.len(),
+        with_work,
+        ms,
+        ms_alone,
+        calls: Calls {
+            by_operation: cost.by_operation(),
+            round_trips: cost.trips,
+        },
+        lanes_failed: out.failed.len(),
+    }
+}
+
+/// The reconciler's pass as printed by `--reconcile-only` and written to BENCHMARKS.md.
+fn reconciler_md(r: &ReconcilerPass) -> String {
+    let total: u64 = r.calls.by_operation.values().sum();
+    let trips = r.calls.round_trips.len();
+    let mut md = format!(
+        "A steady reconciler pass over {} lanes ({} services × dev, staging, prod; {} lanes with work: a release baking in dev or awaiting approval for prod), {} services at a time: {total} calls in **{trips} sequential round trips**, {} lanes failed. With every AWS answer delayed {ROUND_TRIP_MS} ms it took {:.1} s, and {:.1} s with no delay: the emulator serves one call at a time (single-threaded Python, {:.1} ms a call here), so most of the time is its own; the round trips are what AWS's latency multiplies ({trips} × 20 ms = {:.1} s).\n\n| call | count |\n|---|---|\n",
+        r.lanes,
+        r.lanes / ENVIRONMENTS.len(),
+        r.with_work,
+        shiplane::engine::SERVICES_AT_ONCE,
+        r.lanes_failed,
+        r.ms / 1000.0,
+        r.ms_alone / 1000.0,
+        r.ms_alone / total.max(1) as f64,
+        trips as f64 * 0.02,
+    );
+    for (op, n) in &r.calls.by_operation {
+        let _ = writeln!(md, "| {op} | {n} |");
+    }
+    md
+}
+
 #[derive(Default)]
 struct Latency {
     first: f64,
@@ -454,6 +648,15 @@ async fn main() {
         &workspace().join("target/lambda").to_string_lossy(),
     ));
     let started = Instant::now();
+    let reconcile_lanes: usize = arg("--reconcile-lanes", "3000").parse().unwrap_or(3000);
+
+    // `--reconcile-only`: just the reconciler's pass over `--reconcile-lanes` lanes,
+    // printed (BENCHMARKS.md is not written).
+    if args.iter().any(|a| a == "--reconcile-only") {
+        let r = reconciler_pass(reconcile_lanes).await;
+        println!("{}", reconciler_md(&r));
+        return;
+    }
 
     let w = world().await;
     let bootstrap = |name: &str| Subject::Binary(lambda.join(name).join("bootstrap"));
@@ -689,6 +892,10 @@ async fn main() {
         ));
     }
 
+    // The reconciler's pass over a large pipeline.
+    eprintln!("a reconciler pass over {reconcile_lanes} lanes");
+    let recon = Box::pin(reconciler_pass(reconcile_lanes)).await;
+
     // Artifacts.
     let lambda = workspace().join("target/lambda");
     // Every function the stack deploys (functions/<name>), each held to the zip target.
@@ -851,6 +1058,14 @@ async fn main() {
     }
     let _ = writeln!(
         md,
+        "| reconciler: a pass over {} lanes ≤ 1,200 sequential round trips (a fifth of its 300 s timeout at 50 ms each) | {} ({:.1} s against the emulator, {ROUND_TRIP_MS} ms per AWS answer) | {} |",
+        recon.lanes,
+        recon.calls.round_trips.len(),
+        recon.ms / 1000.0,
+        check(recon.calls.round_trips.len() <= 1200 && recon.lanes_failed == 0)
+    );
+    let _ = writeln!(
+        md,
         "| first push: first-event latency ≤ the Python peer's, {ROUND_TRIP_MS} ms per AWS answer (as a network; median of 5 fresh processes) | {delayed_push:.1} ms (peer {delayed_peer:.1} ms) | {} |",
         check(delayed_push <= delayed_peer)
     );
@@ -974,6 +1189,7 @@ async fn main() {
         let _ = writeln!(md, "\nRound trips, in order: {}\n", path.join(" → "));
     }
 
+    let _ = writeln!(md, "## Reconciler pass\n\n{}", reconciler_md(&recon));
     let _ = writeln!(
         md,
         "## Artifacts (`make build`)\n\n| function | bootstrap | zip |\n|---|---|---|"

@@ -784,7 +784,8 @@ async fn a_release_sent_back_by_a_busy_group_starts_once_the_retry_time_passed()
     let report = e
         .reconcile(&pipeline, None, T0.after(BLOCKED_RETRY))
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
     assert_eq!(w.deploys().len(), 2);
     assert!(
@@ -3069,30 +3070,35 @@ mod bake_timers {
             .unwrap();
         assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking), "held");
         let cloudwatch = FakeAlarms::default();
-        // CloudWatch says it still fires, or reports an OK older than the ALARM seen: nothing.
-        for stale in [alarm(AlarmState::Alarm, 900), alarm(AlarmState::Ok, 0)] {
-            *cloudwatch.states.lock().unwrap() = vec![stale];
+        // CloudWatch says it still fires (the change recorded), or reports an OK older than
+        // the ALARM seen: nothing.
+        for stale in [alarm(AlarmState::Alarm, 1), alarm(AlarmState::Ok, 0)] {
+            cloudwatch.set(vec![stale]);
             let report = e
                 .reconcile_with_alarms(&cloudwatch, &pipeline, None, BAKE_END)
                 .await
-                .unwrap();
+                .unwrap()
+                .report;
             assert!(report.transitions.is_empty(), "{report:?}");
         }
         assert_eq!(
-            cloudwatch.asked.lock().unwrap()[0],
-            ["api-dev-5xx".to_string()],
-            "only alarms a lane saw firing are read"
+            cloudwatch.asked()[0],
+            (
+                vec!["api-dev-5xx".to_string()],
+                vec!["api-dev-".to_string()]
+            ),
+            "the alarms the baking lane watches: by name as recorded, and by prefix"
         );
         // The OK event never came; CloudWatch knows.
-        *cloudwatch.states.lock().unwrap() = vec![alarm(AlarmState::Ok, 700)];
+        cloudwatch.set(vec![alarm(AlarmState::Ok, 700)]);
         e.reconcile_with_alarms(&cloudwatch, &pipeline, None, Timestamp(BAKE_END.0 + 60_000))
             .await
             .unwrap();
         assert_eq!(w.state(&id, "dev").await, Some(StageState::Succeeded));
         let lane = w.store.lane("api", "dev").await.unwrap().item;
         assert_eq!(lane.alarms["api-dev-5xx"].state, AlarmState::Ok);
-        // Nothing fires any more: CloudWatch is not asked again.
-        let asked = cloudwatch.asked.lock().unwrap().len();
+        // No lane has work that watches an alarm any more: CloudWatch is not asked again.
+        let asked = cloudwatch.asked().len();
         e.reconcile_with_alarms(
             &cloudwatch,
             &pipeline,
@@ -3101,7 +3107,7 @@ mod bake_timers {
         )
         .await
         .unwrap();
-        assert_eq!(cloudwatch.asked.lock().unwrap().len(), asked);
+        assert_eq!(cloudwatch.asked().len(), asked);
     }
 }
 
