@@ -904,18 +904,23 @@ pub struct SimAlarms {
 }
 
 impl AlarmReader for SimAlarms {
-    async fn current(&self, names: &[String]) -> Result<Vec<AlarmChange>, DeployError> {
+    async fn current(
+        &self,
+        names: &[String],
+        prefixes: &[String],
+    ) -> Result<Vec<AlarmChange>, DeployError> {
         self.sim
             .call("CloudWatch DescribeAlarms", |w| {
-                names
+                w.alarms
                     .iter()
-                    .filter_map(|n| {
-                        w.alarms.get(n).map(|(state, at)| AlarmChange {
-                            alarm: n.clone(),
-                            state: *state,
-                            at: *at,
-                            reason: "simulated".into(),
-                        })
+                    .filter(|(n, _)| {
+                        names.contains(n) || prefixes.iter().any(|p| n.starts_with(p.as_str()))
+                    })
+                    .map(|(n, (state, at))| AlarmChange {
+                        alarm: n.clone(),
+                        state: *state,
+                        at: *at,
+                        reason: "simulated".into(),
                     })
                     .collect()
             })

@@ -546,9 +546,12 @@ async fn reconciler(rig: Arc<Rig>) {
                 .map_err(|e| e.to_string())
         };
         match rig.sim.invoke("reconcile", work).await {
-            Some(Ok(report)) => {
-                trace_report(&rig.sim, &report);
-                if !report.transitions.is_empty() {
+            Some(Ok(pass)) => {
+                trace_report(&rig.sim, &pass.report);
+                for f in &pass.failed {
+                    rig.sim.trace(format!("  reconcile: a lane failed: {f:?}"));
+                }
+                if !pass.report.transitions.is_empty() || !pass.failed.is_empty() {
                     *rig.sim.moving() += 1;
                 }
             }
