@@ -76,6 +76,10 @@ pub enum Event {
         deployment_id: String,
         error: Option<String>,
     },
+    /// What runs here is a release that was rolled back, failed or was cancelled (its
+    /// deployment finished after its stage ended): this release, the last known good, is
+    /// deployed again.
+    Restore,
     /// The deployment or migration a stage owes was left unfinished past its lease (the
     /// invocation that committed it died before its outcome was recorded): this invocation
     /// takes it over, once, and runs it again (it looks for its own earlier effect first).
@@ -151,6 +155,7 @@ impl Event {
             Event::PromotedEarly { .. } => Cause::PromotedEarly,
             Event::Retry { .. } => Cause::Retried,
             Event::ActionResumed => Cause::ActionResumed,
+            Event::Restore => Cause::Rollback,
             Event::Deployed { .. } => Cause::Deployed,
             Event::RollbackReported { failed: false, .. } => Cause::CodeDeployRollback,
             Event::RollbackReported { failed: true, .. } => Cause::RollbackFailed,
@@ -1214,6 +1219,34 @@ pub fn apply(
         }
         // A hook can report in before the deployment's own outcome commits (CodeDeploy
         // calls the first hook right after CreateDeployment): validating takes it too.
+        // The deployment finished after its stage ended (a stop that came too late): the
+        // release runs, whatever its stage says. The lane records it as running, and what
+        // it owes then restores the last known good (see `owed`).
+        (S::RolledBack | S::Cancelled | S::Failed, Event::DeploymentSucceeded)
+            if w.stage(id)?.deployment_id.is_some() && w.view.lane.current.as_ref() != Some(id) =>
+        {
+            w.record(
+                id,
+                cause,
+                Some("its deployment finished after the stage ended: it runs now, and the last known good is deployed again".into()),
+            )?;
+            w.lane().current = Some(id.clone());
+        }
+        (S::Succeeded, Event::Restore) => {
+            let lane = &w.view.lane;
+            let runs_bad = lane.current.as_ref().filter(|c| *c != id).is_some_and(|c| {
+                matches!(w.state(c), Some(S::RolledBack | S::Failed | S::Cancelled))
+            });
+            if lane.in_flight.is_some() || lane.last_known_good.as_ref() != Some(id) || !runs_bad {
+                return Err(w.not_allowed(id, state, event));
+            }
+            let bad = lane.current.clone().unwrap_or_else(|| id.clone());
+            w.redeploy(
+                id,
+                None,
+                Some(format!("{bad} runs, but it ended here; restoring")),
+            )?;
+        }
         (S::Deploying | S::Migrating, Event::ActionResumed) => {
             let stage = w.stage(id)?;
             let expired = stage.lease.is_none_or(|until| until <= now);
@@ -1506,6 +1539,25 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
         {
             out.push(Owed::Apply(r.id.clone(), Event::BakeElapsed));
         }
+    }
+    // What runs must be good: a release that ended here but runs all the same (its
+    // deployment finished after its stage ended) is replaced by the last known good.
+    if lane.in_flight.is_none()
+        && let (Some(current), Some(good)) = (&lane.current, &lane.last_known_good)
+        && current != good
+        && view
+            .releases
+            .get(current)
+            .and_then(|r| r.state_in(env))
+            .is_some_and(|s| {
+                matches!(
+                    s,
+                    StageState::RolledBack | StageState::Failed | StageState::Cancelled
+                )
+            })
+        && view.releases.get(good).and_then(|r| r.state_in(env)) == Some(StageState::Succeeded)
+    {
+        out.push(Owed::Apply(good.clone(), Event::Restore));
     }
     let idle = lane.in_flight.is_none()
         && lane.paused.is_none()

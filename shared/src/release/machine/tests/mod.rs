@@ -107,6 +107,8 @@ fn samples() -> Vec<Event> {
         },
         Event::ValidationStarted,
         Event::ActionResumed,
+        // Only the lane's last known good is restored (release 0 here): refused for 1.
+        Event::Restore,
         Event::DeploymentBlocked {
             reason: "busy".into(),
         },
@@ -277,7 +279,7 @@ fn every_state_event_pair_follows_the_table() {
             covered += 1;
         }
     }
-    assert_eq!(covered, 13 * 26);
+    assert_eq!(covered, 13 * 27);
 }
 
 #[test]
@@ -1610,4 +1612,46 @@ fn history_never_goes_back_in_time_for_a_stage() {
     let d = apply(&v, &id(1), &Event::Dequeue, &policy(), T0).unwrap();
     assert_eq!(d.transitions[0].at, later);
     assert_eq!(d.view.releases[&id(1)].stages[ENV].since, later);
+}
+
+/// What runs must be good: a deployment that finished after its stage was rolled back (the
+/// stop came too late; found by the simulation) is recorded as what runs, and the lane
+/// then owes the last known good's restore.
+#[test]
+fn a_deployment_that_finished_after_its_stage_ended_runs_and_the_last_known_good_is_restored() {
+    let mut v = view_in(Some(StageState::RolledBack));
+    v.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .deployment_id = Some("d-1".into());
+    let d = apply(&v, &id(1), &Event::DeploymentSucceeded, &policy(), T0).unwrap();
+    assert_eq!(d.view.lane.current, Some(id(1)), "the lane says what runs");
+    assert_eq!(
+        d.view.releases[&id(1)].state_in(ENV),
+        Some(StageState::RolledBack)
+    );
+    assert!(
+        apply(&d.view, &id(1), &Event::DeploymentSucceeded, &policy(), T0).is_err(),
+        "a replay changes nothing"
+    );
+    assert_eq!(
+        owed(&d.view, &policy(), T0),
+        vec![Owed::Apply(id(0), Event::Restore)]
+    );
+    let restored = apply(&d.view, &id(0), &Event::Restore, &policy(), T0).unwrap();
+    assert_eq!(restored.view.lane.in_flight, Some(id(0)));
+    assert_eq!(
+        restored.actions,
+        vec![Action::Deploy {
+            release: id(0),
+            environment: ENV.into(),
+            redeploy: true,
+        }]
+    );
+    assert!(owed(&restored.view, &policy(), T0).is_empty(), "once");
+    // With the good release running, there is nothing to restore.
+    assert!(apply(&view_in(None), &id(0), &Event::Restore, &policy(), T0).is_err());
 }
