@@ -37,6 +37,7 @@ fn reference(release: &Release, environment: &str, id: &str) -> DeploymentRef {
         release: release.id.clone(),
         service: release.service.clone(),
         environment: environment.to_string(),
+        restore: release.stages.get(environment).is_some_and(|s| s.redeploy),
     }
 }
 

@@ -167,8 +167,12 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             info!(deployment = %hook.deployment_id, recorded = %recorded.value, "hook already answered; answering the same");
             return recorded_verdict(&recorded.value);
         }
+        // A restore of the last known good is never held back: no checks, and an earlier
+        // attempt that died is not waited for.
+        let restore = matches!(&reference, Ok(Some(r)) if r.restore);
         match attempt {
             Ok(()) => {}
+            Err(StoreError::AlreadyClaimed { .. }) if restore => {}
             Err(StoreError::AlreadyClaimed { value, .. }) => {
                 let earlier_by = Timestamp(value.parse().unwrap_or(0));
                 return self
@@ -237,7 +241,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let mut records = Vec::new();
         let mut failure = None;
         let run_end = checks_end.checked_sub(RECORD_RESERVE).unwrap_or(checks_end);
-        for check in stage.target.checks().iter().filter(|c| c.hook == which) {
+        let checks = stage.target.checks().iter().filter(|c| c.hook == which);
+        for check in checks.filter(|_| !restore) {
             let budget = check
                 .timeout
                 .min(run_end.saturating_duration_since(Instant::now()));
@@ -436,6 +441,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             release: id.clone(),
             service: release.item.service.clone(),
             environment: env.clone(),
+            restore: false,
         };
         Ok(Some((id, release.item.service, env, Some(found))))
     }

@@ -399,6 +399,7 @@ pub async fn deployments_map_back_to_their_release<S: ReleaseStore>(store: &S) {
         release: r.id.clone(),
         service: "api".into(),
         environment: "dev".into(),
+        restore: false,
     };
     assert_eq!(store.deployment("d-ABC123").await.unwrap(), None);
     store

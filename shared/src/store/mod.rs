@@ -142,6 +142,10 @@ pub struct DeploymentRef {
     pub release: ReleaseId,
     pub service: String,
     pub environment: String,
+    /// It restores the last known good: its hooks answer Succeeded without checks (it
+    /// passed them when it shipped, and what it replaces is worse).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restore: bool,
 }
 
 /// An item a decision read, by key.

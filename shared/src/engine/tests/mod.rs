@@ -1158,6 +1158,75 @@ alarms = true
         Instant::now() + Duration::from_secs(10)
     }
 
+    /// A restore of the last known good is never held back by its hooks: no checks run,
+    /// and an earlier attempt that died is not waited for (found by the simulation: a
+    /// restore failed closed after its first hook invocation died, and the bad release it
+    /// was to replace kept serving).
+    #[tokio::test]
+    async fn a_restore_of_the_last_known_good_is_answered_succeeded_without_checks() {
+        let (w, v1) = deploying().await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        for event in [Event::DeploymentSucceeded, Event::BakeElapsed] {
+            e.on_event(&pipeline, "api", "dev", &v1, event, T0)
+                .await
+                .unwrap();
+        }
+        let v2 = w.pushed("shiplane/api", 2, "v1.0.1").await;
+        e.on_event(&pipeline, "api", "dev", &v2, Event::DeploymentSucceeded, T0)
+            .await
+            .unwrap();
+        let alarm = Event::AlarmFired {
+            alarm: "api-dev-5xx".into(),
+        };
+        e.on_event(&pipeline, "api", "dev", &v2, alarm, T0)
+            .await
+            .unwrap();
+        let stage = w.store.release(&v1).await.unwrap().unwrap().item.stages["dev"].clone();
+        assert!(stage.redeploy && stage.state == StageState::Deploying);
+        let restoring = stage.deployment_id.unwrap();
+        assert!(
+            w.store
+                .deployment(&restoring)
+                .await
+                .unwrap()
+                .unwrap()
+                .restore
+        );
+
+        let checker = ScriptedChecker::default();
+        checker.results.lock().unwrap().insert(
+            "health".into(),
+            CheckResult::failed(Duration::from_millis(5), "HTTP 500"),
+        );
+        let hooks = FakeHooks::default();
+        // An earlier invocation of the same hook execution claimed it and died.
+        let key = format!("hook#{restoring}#e-1#attempt");
+        w.store
+            .commit(crate::store::Commit {
+                claim: Some(Claim {
+                    key,
+                    value: T0.after(Duration::from_secs(900)).0.to_string(),
+                    at: T0,
+                    expires: T0.after(Duration::from_secs(3600)),
+                }),
+                ..crate::store::Commit::default()
+            })
+            .await
+            .unwrap();
+        let inv = HookInvocation {
+            deployment_id: restoring.clone(),
+            ..invocation(LifecycleHook::AfterAllowTestTraffic, "e-1")
+        };
+        let answer = e.on_hook(&checker, &hooks, &inv, soon(), T0).await;
+        assert_eq!(answer.status, HookStatus::Succeeded, "{:?}", answer.reason);
+        assert!(
+            checker.ran.lock().unwrap().is_empty(),
+            "no checks for a restore"
+        );
+        assert_eq!(w.state(&v1, "dev").await, Some(StageState::Validating));
+    }
+
     #[tokio::test]
     async fn passing_checks_report_succeeded_once_and_are_recorded() {
         let (w, id) = deploying().await;
@@ -1771,6 +1840,7 @@ mod deployment_outcomes {
                     release: id.clone(),
                     service: "api".into(),
                     environment: "dev".into(),
+                    restore: false,
                 }],
                 ..crate::store::Commit::default()
             })
@@ -3219,6 +3289,7 @@ mod known_items {
                         release: ReleaseId::new(T0),
                         service: "api".into(),
                         environment: "dev".into(),
+                        restore: false,
                     }],
                     ..crate::store::Commit::default()
                 };
