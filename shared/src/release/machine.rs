@@ -1209,6 +1209,15 @@ pub fn apply(
                 redeploy: false,
             });
         }
+        // A restore of the last known good that could not be started (AWS failed past its
+        // retries) is not given up: what runs is worse. It is tried again by the next pass
+        // after a pause, until its deadline.
+        (S::Deploying, Event::ActionFailed { .. })
+            if w.stage(id)?.redeploy && w.stage(id)?.deployment_id.is_none() =>
+        {
+            w.record(id, cause, detail)?;
+            w.stage(id)?.lease = Some(now.after(BLOCKED_RETRY));
+        }
         (S::Migrating, Event::MigrationFailed { .. })
         | (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::ActionFailed { .. })
         | (S::Deploying | S::Validating, Event::DeploymentFailed { .. }) => {
@@ -1264,7 +1273,20 @@ pub fn apply(
             .filter(|_| expired) else {
                 return Err(w.not_allowed(id, state, event));
             };
-            w.stage(id)?.lease = Some(now.after(LEASE));
+            let stage = w.stage(id)?;
+            if stage.deadline.is_some_and(|d| d <= now) {
+                // Not started by its deadline: given up, for a person to look at.
+                let why = format!(
+                    "{} could not be started by its deadline; see its history, then `shiplane retry`",
+                    action_name(&action)
+                );
+                w.move_to(id, S::Failed, Cause::TimedOut, None, Some(why))?;
+                if w.view.lane.in_flight.as_ref() == Some(id) {
+                    w.finish()?;
+                }
+                return w.done();
+            }
+            stage.lease = Some(now.after(LEASE));
             w.record(
                 id,
                 cause,

@@ -1655,3 +1655,50 @@ fn a_deployment_that_finished_after_its_stage_ended_runs_and_the_last_known_good
     // With the good release running, there is nothing to restore.
     assert!(apply(&view_in(None), &id(0), &Event::Restore, &policy(), T0).is_err());
 }
+
+/// A restore that AWS would not start is tried again, not given up while the bad release
+/// runs (found by the simulation); past its deadline it is failed for a person to see.
+#[test]
+fn a_restore_that_could_not_start_is_tried_again_until_its_deadline() {
+    let mut v = view_in(Some(StageState::Baking));
+    v.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .deployment_id = Some("d-1".into());
+    let alarm = Event::AlarmFired {
+        alarm: "api-dev-5xx".into(),
+    };
+    let rolled = apply(&v, &id(1), &alarm, &policy(), T0).unwrap();
+    assert!(rolled.view.releases[&id(0)].stages[ENV].redeploy);
+    let failed = Event::ActionFailed {
+        reason: "ECS DescribeServices: ThrottlingException".into(),
+    };
+    let d = apply(&rolled.view, &id(0), &failed, &policy(), T0).unwrap();
+    assert_eq!(
+        d.view.releases[&id(0)].state_in(ENV),
+        Some(StageState::Deploying)
+    );
+    assert_eq!(d.view.lane.in_flight, Some(id(0)));
+    assert_eq!(d.transitions[0].cause, Cause::ActionFailed, "recorded");
+    assert!(
+        owed(&d.view, &policy(), T0).is_empty(),
+        "not in the same breath"
+    );
+    let later = T0.after(BLOCKED_RETRY);
+    assert_eq!(
+        owed(&d.view, &policy(), later),
+        vec![Owed::Apply(id(0), Event::ActionResumed)]
+    );
+    let again = apply(&d.view, &id(0), &Event::ActionResumed, &policy(), later).unwrap();
+    assert_eq!(again.actions.len(), 1, "{:?}", again.actions);
+    let deadline = d.view.releases[&id(0)].stages[ENV].deadline.unwrap();
+    let late = apply(&d.view, &id(0), &Event::ActionResumed, &policy(), deadline).unwrap();
+    assert_eq!(
+        late.view.releases[&id(0)].state_in(ENV),
+        Some(StageState::Failed)
+    );
+    assert!(late.actions.is_empty());
+}
