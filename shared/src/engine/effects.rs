@@ -6,7 +6,8 @@ use tracing::{error, info};
 use super::run::Work;
 use super::{Engine, stage_of};
 use crate::aws::{
-    BakeTimer, DeployOutcome, DeployRequest, Deployer, MigrationRun, Notifier, Timer,
+    BakeTimer, DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier,
+    Timer,
 };
 use crate::inbound::ecs::TaskStopped;
 use crate::pipeline::{Pipeline, StageConfig};
@@ -112,9 +113,20 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 if let Some(e) = &error {
                     error!(release = %release.id, environment = %environment, deployment = %deployment_id, error = ?e, "stop deployment failed");
                 }
+                // A deployment that completed before the stop reached it is not stopped:
+                // if it succeeded, it runs, and the lane must know.
+                let succeeded = error.is_none()
+                    && matches!(
+                        self.deployer.deployment_status(req, &deployment_id).await,
+                        Ok(DeploymentStatus::Succeeded)
+                    );
+                if succeeded {
+                    error!(release = %release.id, environment = %environment, deployment = %deployment_id, "the deployment had already succeeded before the stop; restoring the last known good");
+                }
                 outcome(Event::StopRequested {
                     deployment_id,
                     error,
+                    succeeded,
                 })
             }
             Action::Promote { to, .. } => {

@@ -71,10 +71,12 @@ pub enum Event {
     TimedOut {
         reason: String,
     },
-    /// The outcome of a [`Action::StopDeployment`]: `error` when AWS refused it.
+    /// The outcome of a [`Action::StopDeployment`]: `error` when AWS refused it;
+    /// `succeeded` when the deployment had already succeeded (the stop came too late: it runs).
     StopRequested {
         deployment_id: String,
         error: Option<String>,
+        succeeded: bool,
     },
     /// What runs here is a release that was rolled back, failed or was cancelled (its
     /// deployment finished after its stage ended): this release, the last known good, is
@@ -205,10 +207,19 @@ impl Event {
             Event::StopRequested {
                 deployment_id,
                 error: None,
+                succeeded: false,
             } => Some(deployment_id.clone()),
             Event::StopRequested {
                 deployment_id,
+                error: None,
+                succeeded: true,
+            } => Some(format!(
+                "{deployment_id} had already succeeded: it runs, and the last known good is deployed again"
+            )),
+            Event::StopRequested {
+                deployment_id,
                 error: Some(e),
+                ..
             } => Some(format!("{deployment_id}: {e}")),
             Event::BakeTimer {
                 schedule,
@@ -1490,10 +1501,19 @@ pub fn apply(
         (_, Event::BakeTimer { .. } | Event::RollbackReported { .. }) => {
             w.record(id, cause, detail)?;
         }
-        (S::Cancelled | S::Failed | S::RolledBack, Event::StopRequested { deployment_id, .. })
-            if w.stage(id)?.deployment_id.as_ref() == Some(deployment_id) =>
-        {
+        (
+            S::Cancelled | S::Failed | S::RolledBack,
+            Event::StopRequested {
+                deployment_id,
+                succeeded,
+                ..
+            },
+        ) if w.stage(id)?.deployment_id.as_ref() == Some(deployment_id) => {
             w.record(id, cause, detail)?;
+            // Too late to stop: it runs (and the lane owes the last known good's restore).
+            if *succeeded {
+                w.lane().current = Some(id.clone());
+            }
         }
         (state, event) => return Err(w.not_allowed(id, state, event)),
     }

@@ -131,6 +131,7 @@ fn samples() -> Vec<Event> {
         Event::StopRequested {
             deployment_id: "d-1".into(),
             error: None,
+            succeeded: false,
         },
         Event::HookCompleted {
             deployment_id: "d-1".into(),
@@ -1701,4 +1702,33 @@ fn a_restore_that_could_not_start_is_tried_again_until_its_deadline() {
         Some(StageState::Failed)
     );
     assert!(late.actions.is_empty());
+}
+
+/// A stop that reached a deployment that had already succeeded stopped nothing: the
+/// release runs, the lane says so, and the last known good is owed (found by the
+/// simulation, with the deployment's own SUCCESS event lost).
+#[test]
+fn a_stop_too_late_records_what_runs_and_owes_the_restore() {
+    let mut v = view_in(Some(StageState::RolledBack));
+    v.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .deployment_id = Some("d-1".into());
+    let stopped = |succeeded| Event::StopRequested {
+        deployment_id: "d-1".into(),
+        error: None,
+        succeeded,
+    };
+    let d = apply(&v, &id(1), &stopped(false), &policy(), T0).unwrap();
+    assert_eq!(d.view.lane.current, Some(id(0)));
+    assert!(owed(&d.view, &policy(), T0).is_empty());
+    let d = apply(&v, &id(1), &stopped(true), &policy(), T0).unwrap();
+    assert_eq!(d.view.lane.current, Some(id(1)));
+    assert_eq!(
+        owed(&d.view, &policy(), T0),
+        vec![Owed::Apply(id(0), Event::Restore)]
+    );
 }
