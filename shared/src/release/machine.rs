@@ -1229,6 +1229,11 @@ pub fn apply(
             w.record(id, cause, detail)?;
             w.stage(id)?.lease = Some(now.after(BLOCKED_RETRY));
         }
+        // The deploy action failed for good, but its UpdateService may have landed with
+        // its answer lost: a rolling service is put back on the last known good.
+        (S::Deploying | S::Validating, Event::ActionFailed { .. }) if policy.undo_by_redeploy => {
+            w.end_in_flight(id, state, S::Failed, cause, None, detail, true)?;
+        }
         (S::Migrating, Event::MigrationFailed { .. })
         | (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::ActionFailed { .. })
         | (S::Deploying | S::Validating, Event::DeploymentFailed { .. }) => {

@@ -1732,3 +1732,38 @@ fn a_stop_too_late_records_what_runs_and_owes_the_restore() {
         vec![Owed::Apply(id(0), Event::Restore)]
     );
 }
+
+/// Issue #22, defect 1 (the deploy's answer lost): a rolling service's deploy that failed
+/// for good may still have landed; the last known good is deployed again (found by the
+/// simulation: UpdateService served, its answer lost, the stage failed, the release ran).
+#[test]
+fn a_rolling_deploy_that_failed_for_good_puts_the_last_known_good_back() {
+    let rolling = Policy {
+        undo_by_redeploy: true,
+        ..policy()
+    };
+    let failed = Event::ActionFailed {
+        reason: "ECS UpdateService: timed out".into(),
+    };
+    let d = apply(
+        &view_in(Some(StageState::Deploying)),
+        &id(1),
+        &failed,
+        &rolling,
+        T0,
+    )
+    .unwrap();
+    assert_eq!(
+        d.view.releases[&id(1)].state_in(ENV),
+        Some(StageState::Failed)
+    );
+    assert_eq!(d.view.lane.in_flight, Some(id(0)));
+    assert_eq!(
+        d.actions,
+        vec![Action::Deploy {
+            release: id(0),
+            environment: ENV.into(),
+            redeploy: true,
+        }]
+    );
+}
