@@ -418,6 +418,19 @@ pub async fn deployments_map_back_to_their_release<S: ReleaseStore>(store: &S) {
         })
         .await
         .unwrap();
+    // A restore that adopted the deployment (it already ran the release) marks it so.
+    let restoring = DeploymentRef {
+        restore: true,
+        ..d.clone()
+    };
+    store
+        .commit(Commit {
+            deployments: vec![restoring.clone()],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.deployment("d-ABC123").await.unwrap(), Some(restoring));
     let elsewhere = DeploymentRef {
         environment: "prod".into(),
         ..d

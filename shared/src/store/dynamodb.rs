@@ -574,11 +574,18 @@ impl DynamoStore {
         for d in &commit.deployments {
             let mut item = keys(format!("DEPLOYMENT#{}", d.deployment_id), "DEPLOYMENT");
             let doc = to_doc(d)?;
+            // The same stage's reference with the other restore mark (see
+            // `DeploymentRef::same_stage`).
+            let twin = to_doc(&DeploymentRef {
+                restore: !d.restore,
+                ..d.clone()
+            })?;
             item.insert("doc".into(), doc.clone());
             puts.push(build(
                 self.put(item)
-                    .condition_expression("attribute_not_exists(pk) OR doc = :doc")
-                    .expression_attribute_values(":doc", doc),
+                    .condition_expression("attribute_not_exists(pk) OR doc = :doc OR doc = :twin")
+                    .expression_attribute_values(":doc", doc)
+                    .expression_attribute_values(":twin", twin),
             )?);
             what.push(format!("deployment {}", d.deployment_id));
         }

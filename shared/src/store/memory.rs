@@ -94,7 +94,7 @@ impl ReleaseStore for MemoryStore {
         }
         for d in &commit.deployments {
             if let Some(existing) = inner.deployments.get(&d.deployment_id)
-                && existing != d
+                && !existing.same_stage(d)
             {
                 return Err(StoreError::Conflict {
                     what: format!("deployment {}", d.deployment_id),

@@ -148,6 +148,17 @@ pub struct DeploymentRef {
     pub restore: bool,
 }
 
+impl DeploymentRef {
+    /// The same deployment of the same stage, restore or not: a restore that adopts a
+    /// deployment the release already made records it again, marked as a restore.
+    pub fn same_stage(&self, other: &DeploymentRef) -> bool {
+        self.deployment_id == other.deployment_id
+            && self.release == other.release
+            && self.service == other.service
+            && self.environment == other.environment
+    }
+}
+
 /// An item a decision read, by key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemKey {
