@@ -162,9 +162,12 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
         history.get(id).map_or(0, |h| {
             h.iter()
                 .filter(|t| {
+                    // Each entry into deploying licenses one deployment; so does each
+                    // failure a restore records and tries again after.
+                    let retried = matches!(t.cause, Cause::DeploymentFailed | Cause::ActionFailed);
                     t.environment == env
                         && t.to == Some(StageState::Deploying)
-                        && t.from != Some(StageState::Deploying)
+                        && (t.from != Some(StageState::Deploying) || retried)
                 })
                 .count()
         })

@@ -327,6 +327,10 @@ impl Default for Deadlines {
 /// is tried again.
 pub const BLOCKED_RETRY: Duration = Duration::from_secs(60);
 
+/// How many times a failed restore of the last known good is tried again before it is
+/// failed for a person to act on.
+pub const RESTORE_TRIES: u32 = 3;
+
 /// How long the invocation that commits a stage's entry into deploying or migrating owns
 /// the action it then runs: longer than any one run of it takes (the SDK's attempts are
 /// bounded; an event function ends at 30 s). Until it expires, no replay, duplicate
@@ -881,6 +885,7 @@ impl<'p> Work<'p> {
         let stage = self.stage(id)?;
         stage.redeploy = true;
         stage.deployment_id = None;
+        stage.restore_failures = 0;
         self.lane().in_flight = Some(id.clone());
         self.actions.push(Action::Deploy {
             release: id.clone(),
@@ -1228,6 +1233,23 @@ pub fn apply(
         {
             w.record(id, cause, detail)?;
             w.stage(id)?.lease = Some(now.after(BLOCKED_RETRY));
+        }
+        // A restore of the last known good whose deployment failed is tried again, a few
+        // times, before a person is asked to act: what it was to replace still runs.
+        (S::Deploying | S::Validating, Event::DeploymentFailed { .. })
+            if w.stage(id)?.redeploy && w.stage(id)?.restore_failures < RESTORE_TRIES =>
+        {
+            w.record(id, cause, detail)?;
+            if state == S::Validating {
+                let again = Some("restoring again".to_string());
+                w.move_to(id, S::Deploying, Cause::Rollback, None, again)?;
+            }
+            let deadlines = policy.deadlines;
+            let stage = w.stage(id)?;
+            stage.restore_failures += 1;
+            stage.deployment_id = None;
+            stage.lease = Some(now.after(BLOCKED_RETRY));
+            stage.deadline = Some(now.after(deadlines.deployment_start));
         }
         // The deploy action failed for good, but its UpdateService may have landed with
         // its answer lost: a rolling service is put back on the last known good.

@@ -343,6 +343,10 @@ pub struct Stage {
     /// action it runs ([`crate::release::LEASE`]); none (an item written before leases): expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Timestamp>,
+    /// How many deployments of this restore of the last known good failed (each is tried
+    /// again, up to [`crate::release::RESTORE_TRIES`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restore_failures: u32,
 }
 
 impl Stage {
@@ -363,6 +367,7 @@ impl Stage {
             promote_to: None,
             task_definition: None,
             lease: None,
+            restore_failures: 0,
         }
     }
 }

@@ -1767,3 +1767,57 @@ fn a_rolling_deploy_that_failed_for_good_puts_the_last_known_good_back() {
         }]
     );
 }
+
+/// A restore of the last known good whose deployment failed (its hook failed closed while
+/// the store was unreachable, in the simulation) is tried again, a few times, before it
+/// is failed for a person.
+#[test]
+fn a_failed_restore_is_tried_again_before_a_person_is_asked() {
+    let mut v = view_in(Some(StageState::Baking));
+    v.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .deployment_id = Some("d-1".into());
+    let alarm = Event::AlarmFired {
+        alarm: "api-dev-5xx".into(),
+    };
+    let mut view = apply(&v, &id(1), &alarm, &policy(), T0).unwrap().view;
+    let failed = Event::DeploymentFailed {
+        reason: "BeforeAllowTraffic hook answered Failed".into(),
+    };
+    let mut now = T0;
+    for n in 0..RESTORE_TRIES {
+        let created = Event::DeploymentCreated {
+            deployment_id: format!("d-r{n}"),
+            task_definition: None,
+        };
+        view = apply(&view, &id(0), &created, &policy(), now).unwrap().view;
+        let d = apply(&view, &id(0), &failed, &policy(), now).unwrap();
+        assert_eq!(
+            d.view.releases[&id(0)].state_in(ENV),
+            Some(StageState::Deploying)
+        );
+        now = now.after(BLOCKED_RETRY);
+        assert_eq!(
+            owed(&d.view, &policy(), now),
+            vec![Owed::Apply(id(0), Event::ActionResumed)],
+            "try {n}"
+        );
+        view = apply(&d.view, &id(0), &Event::ActionResumed, &policy(), now)
+            .unwrap()
+            .view;
+    }
+    let created = Event::DeploymentCreated {
+        deployment_id: "d-last".into(),
+        task_definition: None,
+    };
+    view = apply(&view, &id(0), &created, &policy(), now).unwrap().view;
+    let d = apply(&view, &id(0), &failed, &policy(), now).unwrap();
+    assert_eq!(
+        d.view.releases[&id(0)].state_in(ENV),
+        Some(StageState::Failed)
+    );
+}
