@@ -291,6 +291,16 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
                     )
             })
         });
+        // A good image's hook can only answer Failed by failing closed (an AWS fault past
+        // retries or a dead invocation inside it: DESIGN invariant 3).
+        let failed_closed = w.codedeploy.iter().any(|d| {
+            parse_deployment_description(&d.description)
+                .is_some_and(|(id, env)| id == release.id && env == first)
+                && d.executions
+                    .iter()
+                    .any(|e| e.answer == Some(shiplane::aws::HookStatus::Failed))
+        });
+        let failed_by_aws = failed_by_aws || failed_closed;
         let current = lanes
             .get(&(service.name.clone(), first.clone()))
             .and_then(|l| l.current.clone());
