@@ -289,7 +289,8 @@ pub async fn run(seed: u64, config: Config, teeth: Teeth) -> Outcome {
         tokio::time::sleep(sim.config.reconcile_every).await;
         let moved = close_out(&rig).await;
         let passes = *sim.moving();
-        if rig.busy() || moved || passes > 0 {
+        // A stage in flight waits for AWS or for its deadline: not quiet yet.
+        if rig.busy() || moved || passes > 0 || in_flight(&rig).await {
             still = 0;
         } else {
             still += 1;
@@ -319,6 +320,23 @@ fn finish(rig: &Rig, violations: Vec<Violation>) -> Outcome {
         violations,
         trace: take_trace(&rig.sim),
     }
+}
+
+/// Whether a lane holds a release in flight (waiting for AWS, or for its deadline).
+async fn in_flight(rig: &Rig) -> bool {
+    for service in rig.pipeline.services.keys() {
+        let lanes = rig
+            .deps
+            .store
+            .inner
+            .lanes(service)
+            .await
+            .unwrap_or_default();
+        if lanes.iter().any(|l| l.item.in_flight.is_some()) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether every lane of every service has a last known good release.

@@ -1266,11 +1266,16 @@ pub fn apply(
         }
         // A hook can report in before the deployment's own outcome commits (CodeDeploy
         // calls the first hook right after CreateDeployment): validating takes it too.
-        // The deployment finished after its stage ended (a stop that came too late): the
-        // release runs, whatever its stage says. The lane records it as running, and what
-        // it owes then restores the last known good (see `owed`).
+        // A CodeDeploy deployment that finished after its stage ended (its stop came too
+        // late, or never ran): the release runs. The lane records it as running, and what
+        // it owes then restores the last known good (see `owed`). CodeDeploy runs one
+        // deployment per group at a time, so no newer one can have replaced it unless this
+        // event was delayed past a whole deployment; a rolling service's deployment is
+        // replaced while it runs, so there the stop's own outcome says it instead.
         (S::RolledBack | S::Cancelled | S::Failed, Event::DeploymentSucceeded)
-            if w.stage(id)?.deployment_id.is_some() && w.view.lane.current.as_ref() != Some(id) =>
+            if !policy.undo_by_redeploy
+                && w.stage(id)?.deployment_id.is_some()
+                && w.view.lane.current.as_ref() != Some(id) =>
         {
             w.record(
                 id,
