@@ -859,6 +859,7 @@ impl<'p> Work<'p> {
                 return self.redeploy(&good, None, Some(format!("restoring after {id}")));
             }
         } else if let (Some(deployment_id), true) = (deployment, deploying) {
+            self.lane().stopping = Some(id.clone());
             self.actions.push(Action::StopDeployment {
                 release: id.clone(),
                 environment: env,
@@ -1071,6 +1072,7 @@ fn replace_shipped(
 fn undo_late(w: &mut Work<'_>, id: &ReleaseId, late: &str) -> Result<(), TransitionError> {
     let env = w.env();
     if !w.policy.undo_by_redeploy {
+        w.lane().stopping = Some(id.clone());
         w.actions.push(Action::StopDeployment {
             release: id.clone(),
             environment: env,
@@ -1399,6 +1401,14 @@ pub fn apply(
                 }
             }
         }
+        // A restore of the last known good waits for the group, holding the lane: it is
+        // tried again after a pause, never superseded or sent back to the queue.
+        (S::Deploying, Event::DeploymentBlocked { .. })
+            if w.stage(id)?.deployment_id.is_none() && w.stage(id)?.redeploy =>
+        {
+            w.record(id, cause, detail)?;
+            w.stage(id)?.lease = Some(now.after(BLOCKED_RETRY));
+        }
         (S::Deploying, Event::DeploymentBlocked { .. }) if w.stage(id)?.deployment_id.is_none() => {
             // Back to the queue; a newer release already waiting wins and this one is superseded.
             w.lane().in_flight = None;
@@ -1489,6 +1499,9 @@ pub fn apply(
                     why: format!("release {other} waits in the queue; cancel it first"),
                 });
             }
+            if w.view.lane.stopping.as_ref() == Some(id) {
+                w.lane().stopping = None; // the new attempt starts afresh
+            }
             let stage = w.stage(id)?;
             stage.attempt += 1;
             stage.deployment_id = None;
@@ -1542,6 +1555,9 @@ pub fn apply(
             },
         ) if w.stage(id)?.deployment_id.as_ref() == Some(deployment_id) => {
             w.record(id, cause, detail)?;
+            if w.view.lane.stopping.as_ref() == Some(id) {
+                w.lane().stopping = None;
+            }
             // Too late to stop: it runs (and the lane owes the last known good's restore).
             if *succeeded {
                 w.lane().current = Some(id.clone());
@@ -1613,6 +1629,20 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
         {
             out.push(Owed::Apply(r.id.clone(), Event::BakeElapsed));
         }
+    }
+    // A stop committed whose outcome was never recorded (its invocation died): owed again
+    // (stopping a deployment that already ended is no error).
+    if let Some(r) = lane.stopping.as_ref().and_then(|id| view.releases.get(id))
+        && let Some(stage) = r.stages.get(env)
+        && stage.state.is_terminal()
+        && let Some(deployment_id) = &stage.deployment_id
+    {
+        out.push(Owed::Act(Action::StopDeployment {
+            release: r.id.clone(),
+            environment: env.to_string(),
+            deployment_id: deployment_id.clone(),
+            rollback: true,
+        }));
     }
     // What runs must be good: a release that ended here but runs all the same (its
     // deployment finished after its stage ended) is replaced by the last known good.

@@ -545,6 +545,10 @@ pub struct Lane {
     /// older change arriving late is ignored, and gates read it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub alarms: BTreeMap<String, AlarmSeen>,
+    /// A release whose deployment was told to stop, until the stop's outcome is recorded:
+    /// a stop whose invocation died after its decision committed is still owed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping: Option<ReleaseId>,
     /// The push time of the newest release that arrived here: an older push arriving
     /// later (a retried or delayed event) is superseded on arrival, never deployed over it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -568,6 +572,7 @@ impl Lane {
             paused: None,
             alarms: BTreeMap::new(),
             newest_pushed_at: None,
+            stopping: None,
             newest_digest: None,
         }
     }
@@ -609,6 +614,7 @@ impl LaneView {
             &lane.last_known_good,
             &lane.current,
             &lane.previous_good,
+            &lane.stopping,
         ]
         .into_iter()
         .flatten()

@@ -1779,3 +1779,72 @@ fn a_failed_restore_is_tried_again_before_a_person_is_asked() {
         Some(StageState::Failed)
     );
 }
+
+/// A restore that meets a busy deployment group (the bad release's deployment still runs)
+/// holds the lane and is tried again; it is never superseded by the queue (found by the
+/// simulation: the restore superseded, the bad release kept running).
+#[test]
+fn a_restore_blocked_by_a_busy_group_waits_and_tries_again() {
+    let mut v = view_in(Some(StageState::Baking));
+    v.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .deployment_id = Some("d-1".into());
+    let alarm = Event::AlarmFired {
+        alarm: "api-dev-5xx".into(),
+    };
+    let mut view = apply(&v, &id(1), &alarm, &policy(), T0).unwrap().view;
+    let mut queued = with_stage(release(2), StageState::Queued);
+    queued.pushed_at = Timestamp(T0.0 + 1);
+    view.lane.queued = Some(queued.id.clone());
+    view.releases.insert(queued.id.clone(), queued);
+    let blocked = Event::DeploymentBlocked {
+        reason: "deployment group busy with d-1".into(),
+    };
+    let d = apply(&view, &id(0), &blocked, &policy(), T0).unwrap();
+    assert_eq!(
+        d.view.releases[&id(0)].state_in(ENV),
+        Some(StageState::Deploying)
+    );
+    assert_eq!(d.view.lane.in_flight, Some(id(0)));
+    assert_eq!(
+        d.view.releases[&id(2)].state_in(ENV),
+        Some(StageState::Queued)
+    );
+    assert_eq!(
+        owed(&d.view, &policy(), T0.after(BLOCKED_RETRY)),
+        vec![Owed::Apply(id(0), Event::ActionResumed)]
+    );
+}
+
+/// A stop committed whose invocation died before running it is still owed, until its
+/// outcome is recorded (found by the simulation: the alarm's commit landed, its answer was
+/// lost, the stop never ran and the bad release shipped).
+#[test]
+fn a_stop_whose_invocation_died_is_still_owed() {
+    let v = view_in(Some(StageState::Validating));
+    let alarm = Event::AlarmFired {
+        alarm: "api-dev-5xx".into(),
+    };
+    let d = apply(&v, &id(1), &alarm, &policy(), T0).unwrap();
+    let stop = Action::StopDeployment {
+        release: id(1),
+        environment: ENV.into(),
+        deployment_id: "d-1".into(),
+        rollback: true,
+    };
+    assert!(d.actions.contains(&stop));
+    assert_eq!(d.view.lane.stopping, Some(id(1)));
+    assert!(owed(&d.view, &policy(), T0).contains(&Owed::Act(stop)));
+    let stopped = Event::StopRequested {
+        deployment_id: "d-1".into(),
+        error: None,
+        succeeded: false,
+    };
+    let done = apply(&d.view, &id(1), &stopped, &policy(), T0).unwrap();
+    assert_eq!(done.view.lane.stopping, None);
+    assert!(owed(&done.view, &policy(), T0).is_empty());
+}
