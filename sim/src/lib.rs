@@ -116,11 +116,6 @@ impl Stats {
     }
 }
 
-/// Switches that put a fixed defect back, to prove the simulation finds it
-/// (RELIABILITY.md records how many seeds it takes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Teeth {}
-
 /// One invariant broken at the end of a seed, checked against the world's truth.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -151,7 +146,6 @@ pub const EPOCH_MS: u64 = 1_800_000_000_000;
 pub struct Sim {
     pub seed: u64,
     pub config: Config,
-    pub teeth: Teeth,
     start: tokio::time::Instant,
     rng: Mutex<XorShiftRng>,
     pub world: Mutex<world::World>,
@@ -171,11 +165,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Sim {
-    pub fn new(seed: u64, config: Config, teeth: Teeth) -> Arc<Sim> {
+    pub fn new(seed: u64, config: Config) -> Arc<Sim> {
         Arc::new(Sim {
             seed,
             config,
-            teeth,
             start: tokio::time::Instant::now(),
             rng: Mutex::new(XorShiftRng::seed_from_u64(seed)),
             world: Mutex::new(world::World::default()),
@@ -306,7 +299,7 @@ impl Sim {
 }
 
 /// Runs one seed to quiet and checks every invariant.
-pub fn run_seed(seed: u64, config: &Config, teeth: Teeth) -> Outcome {
+pub fn run_seed(seed: u64, config: &Config) -> Outcome {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -326,7 +319,7 @@ pub fn run_seed(seed: u64, config: &Config, teeth: Teeth) -> Outcome {
         }
     };
     shiplane::release::seeded::seed_ids(Some(seed));
-    let outcome = runtime.block_on(scenario::run(seed, config.clone(), teeth));
+    let outcome = runtime.block_on(scenario::run(seed, config.clone()));
     shiplane::release::seeded::seed_ids(None);
     outcome
 }

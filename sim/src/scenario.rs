@@ -19,7 +19,7 @@ use crate::ports::{
     digest,
 };
 use crate::world::{Bad, EcsService, Emitted, Image, LaneSpec, Revision};
-use crate::{Config, Outcome, Sim, Stats, Teeth, Violation, invariants, take_trace};
+use crate::{Config, Outcome, Sim, Stats, Violation, invariants, take_trace};
 
 /// The pipeline every seed runs: `api`, blue/green through dev, staging and prod with a
 /// migration in dev and prod, checks in every environment, approval into prod and prod
@@ -166,8 +166,8 @@ fn lanes(pipeline: &Pipeline) -> Vec<LaneSpec> {
 }
 
 /// Runs one seed: set-up, a first release everywhere, the hostile part, quiet, checks.
-pub async fn run(seed: u64, config: Config, teeth: Teeth) -> Outcome {
-    let sim = Sim::new(seed, config, teeth);
+pub async fn run(seed: u64, config: Config) -> Outcome {
+    let sim = Sim::new(seed, config);
     let violation = |invariant: &'static str, detail: String| Violation { invariant, detail };
     let pipeline = match Pipeline::from_toml(PIPELINE) {
         Ok(p) => Arc::new(p),

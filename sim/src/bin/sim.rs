@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use shiplane_sim::{Config, Stats, Teeth, run_seed, tail};
+use shiplane_sim::{Config, Stats, run_seed, tail};
 
 /// A deterministic simulation of Shiplane in AWS.
 #[derive(Parser, Debug)]
@@ -31,9 +31,8 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let config = Config::default();
-    let teeth = Teeth::default();
     if let Some(seed) = args.seed {
-        let outcome = run_seed(seed, &config, teeth);
+        let outcome = run_seed(seed, &config);
         for line in &outcome.trace {
             println!("{line}");
         }
@@ -51,7 +50,7 @@ fn main() -> ExitCode {
     let mut total = Stats::default();
     let mut failed = 0u64;
     for seed in args.from..args.from + args.seeds {
-        let outcome = run_seed(seed, &config, teeth);
+        let outcome = run_seed(seed, &config);
         total.add(&outcome.stats);
         if !outcome.violations.is_empty() {
             failed += 1;
