@@ -540,6 +540,14 @@ pub enum TransitionError {
         service: String,
         environment: String,
     },
+    #[error(
+        "release {release} is being restored in {service}/{environment} after a rollback; cancelling it would leave what it replaces running. Put another release back with `shiplane rollback {service} {environment} --to RELEASE --reason WHY`, or `shiplane unblock` if the restore is stuck"
+    )]
+    RestoreNotCancelled {
+        release: ReleaseId,
+        service: String,
+        environment: String,
+    },
 }
 
 struct Work<'p> {
@@ -1210,6 +1218,15 @@ pub fn apply(
             if w.view.lane.queued.as_ref() == Some(id) {
                 w.lane().queued = None;
             }
+        }
+        // Cancelling the restore of the last known good would leave what it replaces
+        // running, for good: refused, with the way to put another release back instead.
+        (S::Deploying | S::Validating, Event::Cancelled { .. }) if w.stage(id)?.redeploy => {
+            return Err(TransitionError::RestoreNotCancelled {
+                release: id.clone(),
+                service: w.view.lane.service.clone(),
+                environment: env,
+            });
         }
         (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::Cancelled { .. }) => {
             w.end_in_flight(id, state, S::Cancelled, cause, actor, detail, true)?;

@@ -1848,3 +1848,35 @@ fn a_stop_whose_invocation_died_is_still_owed() {
     assert_eq!(done.view.lane.stopping, None);
     assert!(owed(&done.view, &policy(), T0).is_empty());
 }
+
+/// Cancelling the restore of the last known good would leave the release it replaces
+/// running for good: refused, naming the ways out (found by the simulation: an operator's
+/// cancel kept a release whose alarm fired in service).
+#[test]
+fn a_restore_of_the_last_known_good_cannot_be_cancelled() {
+    let mut v = view_in(Some(StageState::Baking));
+    v.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .deployment_id = Some("d-1".into());
+    let alarm = Event::AlarmFired {
+        alarm: "api-dev-5xx".into(),
+    };
+    let restoring = apply(&v, &id(1), &alarm, &policy(), T0).unwrap().view;
+    let cancel = Event::Cancelled {
+        actor: "oncall".into(),
+        reason: "oops".into(),
+    };
+    let err = apply(&restoring, &id(0), &cancel, &policy(), T0).unwrap_err();
+    assert!(
+        matches!(err, TransitionError::RestoreNotCancelled { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("shiplane rollback api dev --to"),
+        "{err}"
+    );
+}
