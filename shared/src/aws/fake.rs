@@ -44,6 +44,8 @@ pub struct FakeDeployer {
     /// `<release>@<environment>` of every deploy or migration asked as fresh
     /// ([`DeployRequest::fresh`]).
     pub fresh: Mutex<Vec<String>>,
+    /// How many of the next `deployment_status` calls fail (throttled past retries).
+    pub status_failures: Mutex<u32>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -150,6 +152,16 @@ impl Deployer for FakeDeployer {
         _req: DeployRequest<'_>,
         deployment_id: &str,
     ) -> Result<DeploymentStatus, DeployError> {
+        {
+            let mut failures = lock(&self.status_failures);
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(DeployError {
+                    message: "CodeDeploy GetDeployment: ThrottlingException: Rate exceeded".into(),
+                    retryable: true,
+                });
+            }
+        }
         Ok(lock(&self.statuses)
             .get(deployment_id)
             .cloned()

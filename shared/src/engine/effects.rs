@@ -1,7 +1,7 @@
 //! One effect per [`Action`]: each calls a port and always returns the outcome as domain
 //! events, so nothing an action does is only logged.
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::run::Work;
 use super::{Engine, stage_of};
@@ -115,11 +115,20 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 }
                 // A deployment that completed before the stop reached it is not stopped:
                 // if it succeeded, it runs, and the lane must know.
-                let succeeded = error.is_none()
-                    && matches!(
-                        self.deployer.deployment_status(req, &deployment_id).await,
-                        Ok(DeploymentStatus::Succeeded)
-                    );
+                let status = match &error {
+                    None => Some(self.deployer.deployment_status(req, &deployment_id).await),
+                    Some(_) => None,
+                };
+                let succeeded = match status {
+                    Some(Ok(status)) => status == DeploymentStatus::Succeeded,
+                    Some(Err(e)) => {
+                        // Unknown whether the stop came too late: the stop stays owed, and
+                        // the next pass stops and asks again.
+                        warn!(release = %release.id, environment = %environment, deployment = %deployment_id, error = ?e.message, "could not read the deployment's status after the stop; asking again next pass");
+                        return Vec::new();
+                    }
+                    None => false,
+                };
                 if succeeded {
                     error!(release = %release.id, environment = %environment, deployment = %deployment_id, "the deployment had already succeeded before the stop; restoring the last known good");
                 }

@@ -3530,3 +3530,43 @@ mod one_executor {
         assert!(stage.deployment_id.is_some());
     }
 }
+
+/// A stop whose deployment's status cannot be read afterwards (was it too late?) records
+/// nothing: the stop stays owed and the next pass stops and asks again; a stop that came
+/// too late restores the last known good (found by the simulation, seed 671).
+#[tokio::test]
+async fn a_stop_whose_outcome_is_unknown_stays_owed_and_a_stop_too_late_restores() {
+    let w = World::new().await;
+    let e = w.engine();
+    let pipeline = e.pipeline().await.unwrap();
+    let v1 = w.pushed("shiplane/api", 1, "v1.0.0").await;
+    for event in [Event::DeploymentSucceeded, Event::BakeElapsed] {
+        e.on_event(&pipeline, "api", "dev", &v1, event, T0)
+            .await
+            .unwrap();
+    }
+    let v2 = w.pushed("shiplane/api", 2, "v1.0.1").await;
+    let d2 = w.store.release(&v2).await.unwrap().unwrap().item.stages["dev"]
+        .deployment_id
+        .clone()
+        .unwrap();
+    // The deployment succeeded, but its event is lost; the alarm comes first.
+    w.deployer.set_status(&d2, DeploymentStatus::Succeeded);
+    *w.deployer.status_failures.lock().unwrap() = 1;
+    let alarm = Event::AlarmFired {
+        alarm: "api-dev-5xx".into(),
+    };
+    e.on_event(&pipeline, "api", "dev", &v2, alarm, T0)
+        .await
+        .unwrap();
+    let lane = w.store.lane("api", "dev").await.unwrap().item;
+    assert_eq!(lane.stopping, Some(v2.clone()), "the stop is still owed");
+    assert_eq!(lane.current, Some(v1.clone()));
+    // The next pass stops again, learns it came too late, and restores v1.
+    e.recover(&pipeline, "api", "dev", T0).await.unwrap();
+    let lane = w.store.lane("api", "dev").await.unwrap().item;
+    assert_eq!(lane.stopping, None);
+    assert_eq!(lane.in_flight, Some(v1.clone()), "v1 is being restored");
+    assert_eq!(w.state(&v1, "dev").await, Some(StageState::Deploying));
+    assert_eq!(w.deploys().len(), 3, "v1, v2, then v1 again");
+}
