@@ -209,6 +209,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             Err(e) => return Verdict::failed(e, None),
         };
         let (release, service_name, env, found) = target;
+        let restore = restore || found.as_ref().is_some_and(|r| r.restore);
         let Some(which) = hook.hook else {
             let what = format!(
                 "the deploy-hook was invoked for deployment {} without a hook alias; name it as <function>:<Hook> in the AppSpec",
@@ -441,7 +442,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             release: id.clone(),
             service: release.item.service.clone(),
             environment: env.clone(),
-            restore: false,
+            restore: release.item.stages.get(&env).is_some_and(|s| s.redeploy),
         };
         Ok(Some((id, release.item.service, env, Some(found))))
     }

@@ -541,7 +541,7 @@ pub enum TransitionError {
         environment: String,
     },
     #[error(
-        "release {release} is being restored in {service}/{environment} after a rollback; cancelling it would leave what it replaces running. Put another release back with `shiplane rollback {service} {environment} --to RELEASE --reason WHY`, or `shiplane unblock` if the restore is stuck"
+        "release {release} is being restored in {service}/{environment} after a rollback; cancelling it would leave what it replaces running. Put another release back with `shiplane rollback {service} {environment} --to RELEASE --reason WHY`"
     )]
     RestoreNotCancelled {
         release: ReleaseId,
@@ -1075,8 +1075,8 @@ fn replace_shipped(
 
 /// Undoes deployment `late` of `id`, created after its stage ended: CodeDeploy stops it
 /// and routes traffic back; on a rolling service (no stop: the newest UpdateService wins)
-/// the lane's own deployment is made again, or, with none in flight, what the lane records
-/// as running is deployed again from its pinned revision.
+/// the lane's own deployment in flight is made again, or, with none, the last known good
+/// is restored.
 fn undo_late(w: &mut Work<'_>, id: &ReleaseId, late: &str) -> Result<(), TransitionError> {
     let env = w.env();
     if !w.policy.undo_by_redeploy {
@@ -1111,14 +1111,42 @@ fn undo_late(w: &mut Work<'_>, id: &ReleaseId, late: &str) -> Result<(), Transit
             environment: env,
             redeploy,
         });
-    } else if let Some(current) = lane.current.filter(|c| c != id) {
-        w.actions.push(Action::Deploy {
-            release: current,
-            environment: env,
-            redeploy: true,
-        });
+    } else if lane.in_flight.is_none()
+        && let Some(good) = lane
+            .last_known_good
+            .filter(|g| g != id && w.state(g) == Some(StageState::Succeeded))
+    {
+        // Nothing in flight: the last known good is deployed again, holding the lane.
+        w.redeploy(
+            &good,
+            None,
+            Some(format!(
+                "{id}'s deployment landed after its stage ended; restoring"
+            )),
+        )?;
     }
     Ok(())
+}
+
+/// Whether the lane's current release succeeded here after `id`'s stage ended: a late
+/// success of `id`'s deployment is then older than what runs.
+fn replaced_since(w: &Work<'_>, id: &ReleaseId) -> bool {
+    let env = &w.view.lane.environment;
+    let ended = w
+        .view
+        .releases
+        .get(id)
+        .and_then(|r| r.stages.get(env))
+        .map(|s| s.since);
+    let current = w
+        .view
+        .lane
+        .current
+        .as_ref()
+        .and_then(|c| w.view.releases.get(c))
+        .and_then(|r| r.stages.get(env))
+        .and_then(|s| s.succeeded_at);
+    matches!((ended, current), (Some(ended), Some(succeeded)) if succeeded > ended)
 }
 
 /// Applies one event for one release to a lane. Pure: the same inputs give the same decision.
@@ -1288,13 +1316,15 @@ pub fn apply(
         // A CodeDeploy deployment that finished after its stage ended (its stop came too
         // late, or never ran): the release runs. The lane records it as running, and what
         // it owes then restores the last known good (see `owed`). CodeDeploy runs one
-        // deployment per group at a time, so no newer one can have replaced it unless this
-        // event was delayed past a whole deployment; a rolling service's deployment is
-        // replaced while it runs, so there the stop's own outcome says it instead.
+        // deployment per group at a time, so the deployment succeeded before any that the
+        // lane's current release succeeded with after this stage ended: then it no longer
+        // runs (`replaced_since`). A rolling service's deployment is replaced while it
+        // runs, and cannot be ordered this way: not there.
         (S::RolledBack | S::Cancelled | S::Failed, Event::DeploymentSucceeded)
             if !policy.undo_by_redeploy
                 && w.stage(id)?.deployment_id.is_some()
-                && w.view.lane.current.as_ref() != Some(id) =>
+                && w.view.lane.current.as_ref() != Some(id)
+                && !replaced_since(&w, id) =>
         {
             w.record(
                 id,
@@ -1388,7 +1418,18 @@ pub fn apply(
         )
         | (S::Migrating, Event::MigrationStarted { task_arn: recorded }) => {
             match w.stage(id)?.deployment_id.clone() {
-                Some(known) if &known == recorded => {} // replay: already recorded
+                Some(known) if &known == recorded => {
+                    // Recorded by a hook first: the revision is recorded now.
+                    if let Event::DeploymentCreated {
+                        task_definition: Some(td),
+                        ..
+                    } = event
+                        && w.stage(id)?.task_definition.is_none()
+                    {
+                        w.stage(id)?.task_definition = Some(td.clone());
+                        w.changed.insert(id.clone());
+                    }
+                }
                 Some(known) => {
                     return Err(TransitionError::DeploymentMismatch {
                         release: id.clone(),
@@ -1572,12 +1613,13 @@ pub fn apply(
             },
         ) if w.stage(id)?.deployment_id.as_ref() == Some(deployment_id) => {
             w.record(id, cause, detail)?;
+            // Too late to stop: it runs (and the lane owes the last known good's restore);
+            // only the stop the lane still owes says so, not a duplicate's late outcome.
             if w.view.lane.stopping.as_ref() == Some(id) {
                 w.lane().stopping = None;
-            }
-            // Too late to stop: it runs (and the lane owes the last known good's restore).
-            if *succeeded {
-                w.lane().current = Some(id.clone());
+                if *succeeded && !replaced_since(&w, id) {
+                    w.lane().current = Some(id.clone());
+                }
             }
         }
         (state, event) => return Err(w.not_allowed(id, state, event)),
@@ -1586,7 +1628,8 @@ pub fn apply(
 }
 
 /// The action a stage still owes when the work that should follow its last commit never
-/// ran (a crash, a timeout): a replay of the inbound event executes it. Pure.
+/// ran (a crash, a timeout): taken over once its lease ran out ([`Event::ActionResumed`]).
+/// Pure.
 pub fn pending_action(release: &Release, environment: &str) -> Option<Action> {
     let stage = release.stages.get(environment)?;
     if stage.deployment_id.is_some() {

@@ -1616,7 +1616,8 @@ fn history_never_goes_back_in_time_for_a_stage() {
 }
 
 /// What runs must be good: when a stop came too late (the deployment had succeeded), the
-/// lane records what runs and owes the last known good's restore, once.
+/// lane records what runs and owes the last known good's restore, once. A success older
+/// than the current release's (it replaced it since) says nothing.
 #[test]
 fn what_runs_after_a_stop_too_late_is_replaced_by_the_last_known_good_once() {
     let mut v = view_in(Some(StageState::RolledBack));
@@ -1636,6 +1637,16 @@ fn what_runs_after_a_stop_too_late_is_replaced_by_the_last_known_good_once() {
         ..policy()
     };
     assert!(apply(&v, &id(1), &Event::DeploymentSucceeded, &rolling, T0).is_err());
+    // The stop the lane owes says so too; a duplicate's late outcome (the lane no longer
+    // owes it) does not.
+    let stopped = Event::StopRequested {
+        deployment_id: "d-1".into(),
+        error: None,
+        succeeded: true,
+    };
+    let duplicate = apply(&v, &id(1), &stopped, &policy(), T0).unwrap();
+    assert_eq!(duplicate.view.lane.current, Some(id(0)));
+    v.lane.stopping = Some(id(1));
     let stopped = Event::StopRequested {
         deployment_id: "d-1".into(),
         error: None,
@@ -1675,6 +1686,7 @@ fn a_stop_too_late_records_what_runs_and_owes_the_restore() {
         .get_mut(ENV)
         .unwrap()
         .deployment_id = Some("d-1".into());
+    v.lane.stopping = Some(id(1));
     let stopped = |succeeded| Event::StopRequested {
         deployment_id: "d-1".into(),
         error: None,
@@ -1879,4 +1891,27 @@ fn a_restore_of_the_last_known_good_cannot_be_cancelled() {
         err.to_string().contains("shiplane rollback api dev --to"),
         "{err}"
     );
+}
+
+/// A late SUCCESS that is older than what the lane deployed since (a restore succeeded
+/// after the stage ended) does not say it runs (found in review: a duplicate flipped the
+/// lane back to the rolled-back release).
+#[test]
+fn a_late_success_older_than_the_current_release_changes_nothing() {
+    let mut v = view_in(Some(StageState::RolledBack));
+    v.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .deployment_id = Some("d-1".into());
+    v.releases
+        .get_mut(&id(0))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .succeeded_at = Some(Timestamp(T0.0 + 60_000));
+    assert!(apply(&v, &id(1), &Event::DeploymentSucceeded, &policy(), T0).is_err());
 }
