@@ -518,7 +518,7 @@ async fn handle(rig: &Rig, event: &Emitted) -> Result<(), String> {
         Emitted::Ecs(e) => accepted(engine.on_service_deployment(e, now).await),
         Emitted::TaskStopped(t) => accepted(engine.on_task_stopped(t, now).await),
         Emitted::Alarm(a) => accepted(engine.on_alarm(a, now).await),
-        Emitted::Timer(t) => accepted(engine.on_bake_timer(t, now).await),
+        Emitted::Timer(t) => accepted(engine.on_bake_timer_reading(&rig.alarms, t, now).await),
         Emitted::Hook(h) => {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             engine

@@ -5,7 +5,7 @@
 
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{Deployer, Notifier, Timer};
+use shiplane::aws::{AlarmReader, Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::inbound::schedule::parse_timer;
 use shiplane::lambda::{HandlerError, accepted, applied};
@@ -13,18 +13,23 @@ use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
 use tracing::instrument;
 
-/// Handles one fired timer; store failures return an error so Scheduler's retry policy
-/// delivers it again (the reconciler ends the bake if every delivery fails).
+/// Handles one fired timer, the stage's alarms read from CloudWatch first; store failures
+/// return an error so Scheduler's retry policy delivers it again (the reconciler ends the
+/// bake if every delivery fails).
 #[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
+    alarms: &impl AlarmReader,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let timer = match accepted(parse_timer(&event.payload), "bake timer")? {
         Ok(timer) => timer,
         Err(answer) => return Ok(answer),
     };
-    let outcome = deps.engine().on_bake_timer(&timer, Timestamp::now()).await;
+    let outcome = deps
+        .engine()
+        .on_bake_timer_reading(alarms, &timer, Timestamp::now())
+        .await;
     applied(
         outcome,
         json!({"release": timer.release, "service": timer.service, "environment": timer.environment}),
@@ -35,7 +40,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
 mod tests {
     use super::*;
     use shiplane::aws::BakeTimer;
-    use shiplane::aws::fake::{ONE_SERVICE_PIPELINE, deps_with_pipeline};
+    use shiplane::aws::fake::{FakeAlarms, ONE_SERVICE_PIPELINE, deps_with_pipeline};
 
     fn event(payload: Value) -> LambdaEvent<Value> {
         LambdaEvent::new(payload, lambda_runtime::Context::default())
@@ -44,9 +49,13 @@ mod tests {
     #[tokio::test]
     async fn bad_and_foreign_payloads_change_nothing() {
         let deps = deps_with_pipeline(ONE_SERVICE_PIPELINE).await;
-        let out = handle(&deps, event(json!({"source": "aws.scheduler"})))
-            .await
-            .unwrap();
+        let out = handle(
+            &deps,
+            &FakeAlarms::default(),
+            event(json!({"source": "aws.scheduler"})),
+        )
+        .await
+        .unwrap();
         assert!(
             out["ignored"]
                 .as_str()
@@ -55,6 +64,7 @@ mod tests {
         );
         let err = handle(
             &deps,
+            &FakeAlarms::default(),
             event(json!({"source": BakeTimer::SOURCE, "service": "api"})),
         )
         .await
@@ -63,6 +73,7 @@ mod tests {
         // A timer for a release that does not exist (deleted by hand, another table).
         let out = handle(
             &deps,
+            &FakeAlarms::default(),
             event(
                 json!({"source": BakeTimer::SOURCE, "service": "api", "environment": "dev",
                 "release": "01JD2B3C4D5E6F7G8H9J0KMNPQ", "attempt": 0}),

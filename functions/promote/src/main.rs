@@ -3,10 +3,14 @@
 
 mod handler;
 
+use shiplane::aws::CloudWatchAlarms;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shiplane::lambda::serve("promote", |deps, event| {
-        Box::pin(handler::handle(deps, event))
-    })
+    shiplane::lambda::serve_with(
+        "promote",
+        CloudWatchAlarms::from_config,
+        |deps, alarms, event| Box::pin(handler::handle(deps, alarms, event)),
+    )
     .await
 }

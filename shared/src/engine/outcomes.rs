@@ -9,7 +9,9 @@ use tracing::{info, warn};
 
 use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, lanes_guessed, lanes_read_by, parsed, stage_of};
-use crate::aws::{BakeTimer, DeployRequest, Deployer, DeploymentStatus, Notifier, Timer};
+use crate::aws::{
+    AlarmReader, BakeTimer, DeployRequest, Deployer, DeploymentStatus, Notifier, Timer,
+};
 use crate::inbound::Inbound;
 use crate::inbound::alarm::{AlarmChange, AlarmState};
 use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
@@ -313,6 +315,56 @@ pub(super) fn alarm_changed(service: &str, environment: &str, change: &AlarmChan
 }
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+    /// [`Self::on_bake_timer`], after the stage's own alarms are read from CloudWatch: a
+    /// bake ends on the alarms' current state, not on the events that happened to arrive
+    /// (DESIGN invariant 12). A change whose event was lost is applied first, as
+    /// [`Self::on_alarm`] would have (an ALARM rolls the release back); CloudWatch
+    /// unreadable: the bake is left to the reconciler, which ends it once it can read them.
+    pub async fn on_bake_timer_reading(
+        &self,
+        reader: &impl AlarmReader,
+        timer: &BakeTimer,
+        now: Timestamp,
+    ) -> Result<Inbound<Report>, EngineError> {
+        let pipeline = self.pipeline().await?;
+        let env = timer.environment.as_str();
+        let mut report = Report::default();
+        if let Some((_, stage)) = stage_of(&pipeline, &timer.service, env)
+            && !(stage.alarms.is_empty() && stage.alarm_prefixes.is_empty())
+        {
+            let changes = match reader.current(&stage.alarms, &stage.alarm_prefixes).await {
+                Ok(changes) => changes,
+                Err(e) => {
+                    warn!(service = %timer.service, environment = %env, error = ?e.message, "could not read the stage's alarms; the reconciler ends the bake");
+                    return Ok(Inbound::Ignored(format!(
+                        "the alarms of services.{}.environments.{env} could not be read from CloudWatch ({}); the reconciler ends the bake once it can read them",
+                        timer.service, e.message
+                    )));
+                }
+            };
+            let lane = self.store.lane(&timer.service, env).await?.item;
+            let jobs: Vec<Job> = changes
+                .iter()
+                .filter(|change| super::reconcile::missed(Some(&lane), change))
+                .map(|change| {
+                    info!(service = %timer.service, environment = %env, alarm = %change.alarm, state = change.state.as_str(), "bake timer: an alarm change whose event was lost");
+                    alarm_changed(&timer.service, env, change)
+                })
+                .collect();
+            if !jobs.is_empty() {
+                report.merge(self.drain(&pipeline, jobs, now).await?);
+            }
+        }
+        match self.on_bake_timer(timer, now).await? {
+            Inbound::Accepted(r) => {
+                report.merge(r);
+                Ok(Inbound::Accepted(report))
+            }
+            Inbound::Ignored(why) if report.transitions.is_empty() => Ok(Inbound::Ignored(why)),
+            Inbound::Ignored(_) => Ok(Inbound::Accepted(report)),
+        }
+    }
+
     /// A bake timer fired (Scheduler invoked the promote function): the stage's bake ends,
     /// through its gates. A timer of an earlier attempt, one that fires before the bake
     /// ends, or one for a stage no longer baking changes nothing.

@@ -108,7 +108,7 @@ enum Alarms {
 /// Whether `lane` (as listed; None: never written) has not seen `change`: a newer change
 /// than the one it recorded, or an ALARM it never saw. An OK it never saw changes no
 /// decision, and recording it on every idle lane would fill history.
-fn missed(lane: Option<&Lane>, change: &AlarmChange) -> bool {
+pub(super) fn missed(lane: Option<&Lane>, change: &AlarmChange) -> bool {
     match lane.and_then(|l| l.alarms.get(&change.alarm)) {
         Some(seen) => change.at > seen.at,
         None => change.state == AlarmState::Alarm,

@@ -2960,6 +2960,61 @@ mod bake_timers {
         history.iter().map(|t| t.cause.as_str()).collect()
     }
 
+    /// Alarms are state (DESIGN invariant 12): the bake timer's pass reads the stage's
+    /// alarms from CloudWatch first. An ALARM whose event was lost rolls the release back
+    /// instead of letting the timer promote it (found by the simulation, seed 1495: the
+    /// event lost, two reconciler passes dead, the timer promoted a bad release); with
+    /// CloudWatch unreachable the bake is left to the reconciler.
+    #[tokio::test]
+    async fn the_bake_timer_reads_the_alarms_first_and_a_lost_alarm_rolls_back() {
+        use crate::aws::fake::FakeAlarms;
+        use crate::inbound::alarm::AlarmChange;
+        let w = World::new().await;
+        let with_alarm = PIPELINE.replace(
+            "bake = \"10m\"\n[services.api.environments.prod]",
+            "bake = \"10m\"\nalarms = [\"api-dev-5xx\"]\n[services.api.environments.prod]",
+        );
+        assert_ne!(with_alarm, PIPELINE);
+        w.store
+            .put_pipeline(StoredPipeline {
+                version: 2,
+                source: with_alarm,
+                applied_at: T0,
+                applied_by: "t".into(),
+            })
+            .await
+            .unwrap();
+        let id = baking(&w).await;
+        let timer = BakeTimer::new("api", "dev", &id, 0);
+        let cloudwatch = FakeAlarms::default();
+        cloudwatch.states.lock().unwrap().push(AlarmChange {
+            alarm: "api-dev-5xx".into(),
+            state: AlarmState::Alarm,
+            at: Timestamp(BAKE_END.0 - 60_000),
+            reason: "5xx above 1%".into(),
+        });
+        *cloudwatch.unreachable.lock().unwrap() = true;
+        let e = w.engine();
+        let unread = e
+            .on_bake_timer_reading(&cloudwatch, &timer, BAKE_END)
+            .await
+            .unwrap();
+        *cloudwatch.unreachable.lock().unwrap() = false;
+        assert!(
+            matches!(unread, Inbound::Ignored(ref why) if why.contains("reconciler")),
+            "{unread:?}"
+        );
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking));
+        let out = e
+            .on_bake_timer_reading(&cloudwatch, &timer, BAKE_END)
+            .await
+            .unwrap();
+        assert!(matches!(out, Inbound::Accepted(_)), "{out:?}");
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::RolledBack));
+        assert_eq!(w.state(&id, "prod").await, None, "never promoted");
+        assert_eq!(cloudwatch.asked.lock().unwrap().len(), 2);
+    }
+
     #[tokio::test]
     async fn a_bake_sets_one_timer_whose_firing_promotes_and_which_is_then_deleted() {
         let w = World::new().await;
