@@ -46,6 +46,8 @@ pub struct FakeDeployer {
     pub fresh: Mutex<Vec<String>>,
     /// How many of the next `deployment_status` calls fail (throttled past retries).
     pub status_failures: Mutex<u32>,
+    /// How many of the next `stop_deployment` calls fail (throttled past retries).
+    pub stop_failures: Mutex<u32>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -181,6 +183,14 @@ impl Deployer for FakeDeployer {
                 rollback,
             },
         );
+        let mut failures = lock(&self.stop_failures);
+        if *failures > 0 {
+            *failures -= 1;
+            return Err(DeployError {
+                message: "CodeDeploy StopDeployment: ThrottlingException: Rate exceeded".into(),
+                retryable: true,
+            });
+        }
         Ok(())
     }
 

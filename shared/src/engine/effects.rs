@@ -104,14 +104,22 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 rollback,
                 ..
             } => {
-                let error = self
+                let error = match self
                     .deployer
                     .stop_deployment(req, &deployment_id, rollback)
                     .await
-                    .err()
-                    .map(|e| e.message);
+                {
+                    Ok(()) => None,
+                    // Throttled or unreachable past the SDK's retries: the stop stays owed
+                    // and the next pass tries again; the deployment must not go on.
+                    Err(e) if e.retryable => {
+                        warn!(release = %release.id, environment = %environment, deployment = %deployment_id, error = ?e.message, "stop deployment failed; trying again next pass");
+                        return Vec::new();
+                    }
+                    Err(e) => Some(e.message),
+                };
                 if let Some(e) = &error {
-                    error!(release = %release.id, environment = %environment, deployment = %deployment_id, error = ?e, "stop deployment failed");
+                    error!(release = %release.id, environment = %environment, deployment = %deployment_id, error = ?e, "stop deployment refused");
                 }
                 // A deployment that completed before the stop reached it is not stopped:
                 // if it succeeded, it runs, and the lane must know.

@@ -3625,3 +3625,40 @@ async fn a_stop_whose_outcome_is_unknown_stays_owed_and_a_stop_too_late_restores
     assert_eq!(w.state(&v1, "dev").await, Some(StageState::Deploying));
     assert_eq!(w.deploys().len(), 3, "v1, v2, then v1 again");
 }
+
+/// A stop that AWS throttled past its retries is tried again by the next pass, not
+/// recorded as failed while the deployment goes on to serve (found by the simulation,
+/// seed 1152 of the long campaign).
+#[tokio::test]
+async fn a_throttled_stop_is_tried_again_by_the_next_pass() {
+    let w = World::new().await;
+    let e = w.engine();
+    let pipeline = e.pipeline().await.unwrap();
+    let v1 = w.pushed("shiplane/api", 1, "v1.0.0").await;
+    *w.deployer.stop_failures.lock().unwrap() = 1;
+    let alarm = Event::AlarmFired {
+        alarm: "api-dev-5xx".into(),
+    };
+    e.on_event(&pipeline, "api", "dev", &v1, alarm, T0)
+        .await
+        .unwrap();
+    let stops = || {
+        w.deployer
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Stop { .. }))
+            .count()
+    };
+    assert_eq!(stops(), 1);
+    let lane = w.store.lane("api", "dev").await.unwrap().item;
+    assert_eq!(lane.stopping, Some(v1.clone()), "still owed");
+    let history = w.store.history_of_release(&v1).await.unwrap();
+    assert!(
+        !history_causes(&history).contains(&"stop_failed"),
+        "{history:?}"
+    );
+    e.recover(&pipeline, "api", "dev", T0).await.unwrap();
+    assert_eq!(stops(), 2);
+    let lane = w.store.lane("api", "dev").await.unwrap().item;
+    assert_eq!(lane.stopping, None, "recorded");
+}
