@@ -540,12 +540,10 @@ fn stopped(t: &Task) -> TaskStopped {
 /// revision, and the STOP event goes out.
 fn stop(sim: &Sim, w: &mut World, id: &str, rollback: bool, why: &str) {
     let now = sim.now();
-    let Some(d) = w.deployment_mut(id) else {
+    // DeploymentAlreadyCompleted counts as done.
+    let Some(d) = w.active_mut(id) else {
         return;
     };
-    if !d.status.is_active() {
-        return; // DeploymentAlreadyCompleted counts as done
-    }
     d.status = CdStatus::Stopped;
     d.reason = why.to_string();
     let (ecs, shifted) = (d.ecs.clone(), d.shifted);
@@ -616,12 +614,9 @@ async fn codedeploy_lifecycle(sim: Arc<Sim>, id: String) {
             let mut w = sim.world();
             let n = w.fresh_id();
             let deadline = sim.now().after(Duration::from_secs(3600));
-            let Some(d) = w.deployment_mut(&id) else {
+            let Some(d) = w.active_mut(&id) else {
                 return;
             };
-            if !d.status.is_active() {
-                return;
-            }
             let execution = format!("exec-{n}");
             d.executions.push(Execution {
                 id: execution.clone(),
@@ -641,12 +636,9 @@ async fn codedeploy_lifecycle(sim: Arc<Sim>, id: String) {
             tokio::time::sleep(Duration::from_secs(5)).await;
             let now = sim.now();
             let mut w = sim.world();
-            let Some(d) = w.deployment_mut(&id) else {
+            let Some(d) = w.active_mut(&id) else {
                 return;
             };
-            if !d.status.is_active() {
-                return;
-            }
             let Some(e) = d.executions.iter().find(|e| e.id == execution) else {
                 return;
             };
@@ -674,12 +666,9 @@ async fn codedeploy_lifecycle(sim: Arc<Sim>, id: String) {
     {
         let now = sim.now();
         let mut w = sim.world();
-        let Some(d) = w.deployment_mut(&id) else {
+        let Some(d) = w.active_mut(&id) else {
             return;
         };
-        if !d.status.is_active() {
-            return;
-        }
         d.shifted = true;
         let (ecs, td) = (d.ecs.clone(), d.task_definition.clone());
         serve_partly(&mut w, &ecs, &td, now);
@@ -691,23 +680,15 @@ async fn codedeploy_lifecycle(sim: Arc<Sim>, id: String) {
     let until = tokio::time::Instant::now() + canary;
     while tokio::time::Instant::now() < until {
         tokio::time::sleep(Duration::from_secs(10)).await;
-        let w = sim.world();
-        if !w
-            .codedeploy
-            .iter()
-            .any(|d| d.id == id && d.status.is_active())
-        {
+        if sim.world().active_mut(&id).is_none() {
             return;
         }
     }
     let now = sim.now();
     let mut w = sim.world();
-    let Some(d) = w.deployment_mut(&id) else {
+    let Some(d) = w.active_mut(&id) else {
         return;
     };
-    if !d.status.is_active() {
-        return;
-    }
     d.status = CdStatus::Succeeded;
     let event = change(d, DeploymentState::Success, now);
     let (ecs, td) = (d.ecs.clone(), d.task_definition.clone());

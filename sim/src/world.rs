@@ -279,4 +279,9 @@ impl World {
     pub fn deployment_mut(&mut self, id: &str) -> Option<&mut CdDeployment> {
         self.codedeploy.iter_mut().find(|d| d.id == id)
     }
+
+    /// A deployment still created or in progress; None once it ended.
+    pub fn active_mut(&mut self, id: &str) -> Option<&mut CdDeployment> {
+        self.deployment_mut(id).filter(|d| d.status.is_active())
+    }
 }

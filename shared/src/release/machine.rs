@@ -1349,20 +1349,8 @@ pub fn apply(
             )?;
         }
         (S::Deploying | S::Migrating, Event::ActionResumed) => {
-            let stage = w.stage(id)?;
-            let expired = stage.lease.is_none_or(|until| until <= now);
-            let Some(action) = pending_action(
-                w.view
-                    .releases
-                    .get(id)
-                    .ok_or_else(|| TransitionError::NotArrived {
-                        release: id.clone(),
-                        environment: env.clone(),
-                        event: event.name(),
-                    })?,
-                &env,
-            )
-            .filter(|_| expired) else {
+            let expired = w.stage(id)?.lease.is_none_or(|until| until <= now);
+            let Some(action) = pending_action(w.release(id)?, &env).filter(|_| expired) else {
                 return Err(w.not_allowed(id, state, event));
             };
             let stage = w.stage(id)?;
