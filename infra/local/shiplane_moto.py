@@ -24,6 +24,9 @@ own. This module adds, as AWS behaves:
   SDKs (Rust's among them) speak to CloudWatch and moto 5.2.5 does not: the request is
   decoded from CBOR, answered from moto's alarms (names, prefix, state, alarm types), and
   encoded back (`cbor_describe_alarms`, called by the emulator's front).
+- ECS ListTaskDefinitions: `familyPrefix` a prefix, `sort` (ASC by family and revision,
+  or DESC) and `maxResults`, as ECS answers them (moto lists one family exactly, in
+  registration order, all of it).
 - ECS RunTask with a clientToken: idempotent, as in ECS. A second RunTask with the same
   token returns the tasks the first one started instead of starting more (moto ignores the
   token, so two concurrent attempts would start two migrations).
@@ -263,6 +266,22 @@ def run_task(self: EC2ContainerServiceResponse) -> Any:
         # Requests are served one at a time, so the new tasks are this call's.
         started[token] = [arn for arn in backend.tasks.get(cluster, {}) if arn not in before]
     return result
+
+
+def list_task_definitions(self: EC2ContainerServiceResponse) -> ActionResult:
+    prefix = self._get_param("familyPrefix") or ""
+    status = self._get_param("status", "ACTIVE")
+    descending = self._get_param("sort", "ASC") == "DESC"
+    limit = self._get_param("maxResults")
+    found = [
+        td
+        for revisions in self.ecs_backend.task_definitions.values()
+        for td in revisions.values()
+        if td.family.startswith(prefix) and td.status == status
+    ]
+    found.sort(key=lambda td: (td.family, td.revision), reverse=descending)
+    arns = [td.arn for td in found]
+    return ActionResult({"taskDefinitionArns": arns[:limit] if limit else arns})
 
 
 def _ecs_backends() -> list[Any]:
@@ -652,6 +671,7 @@ def register() -> None:
     )
     moto_api_urls.url_paths["{0}/moto-api/shiplane/codedeploy/reports$"] = reports
     EC2ContainerServiceResponse.run_task = run_task
+    EC2ContainerServiceResponse.list_task_definitions = list_task_definitions
     moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-exit$"] = task_exit
     moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-set$"] = task_set_counts
     moto_api_urls.url_paths["{0}/moto-api/shiplane/lambda/answer$"] = lambda_answer

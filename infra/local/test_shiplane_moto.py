@@ -366,6 +366,16 @@ def test_run_task_with_a_client_token_starts_one_task_however_often_it_is_sent(e
     assert len(ecs.list_tasks(cluster="c", startedBy="s")["taskArns"]) == 3
 
 
+def test_task_definitions_are_listed_by_prefix_newest_first_and_bounded(ecs):
+    for family in ["api", "api-migrate", "api", "api", "other"]:
+        ecs.register_task_definition(family=family, containerDefinitions=[{"name": "app", "image": "i", "memory": 128}])
+    names = lambda arns: [a.rsplit("/", 1)[1] for a in arns]
+    listed = ecs.list_task_definitions(familyPrefix="api", sort="DESC", maxResults=3)["taskDefinitionArns"]
+    assert names(listed) == ["api-migrate:1", "api:3", "api:2"]
+    everything = ecs.list_task_definitions(familyPrefix="api")["taskDefinitionArns"]
+    assert names(everything) == ["api:1", "api:2", "api:3", "api-migrate:1"]
+
+
 def test_a_task_exits_with_the_code_it_is_given(ecs, endpoint):
     arn = ecs.run_task(cluster="c", taskDefinition="migrate")["tasks"][0]["taskArn"]
     status, body = post(endpoint, "/moto-api/shiplane/ecs/task-exit", {"taskArn": arn, "exitCode": 3})

@@ -94,7 +94,7 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
                 format!("CodeDeploy deployment {} is still {:?}", d.id, d.status),
             ));
         }
-        let known = parse_deployment_description(&d.description).is_some_and(|(id, env)| {
+        let known = parse_deployment_description(&d.description).is_some_and(|(id, env, _)| {
             releases
                 .get(&id)
                 .is_some_and(|r| r.stages.contains_key(&env))
@@ -163,8 +163,16 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
             h.iter()
                 .filter(|t| {
                     // Each entry into deploying licenses one deployment; so does each
-                    // failure a restore records and tries again after.
-                    let retried = matches!(t.cause, Cause::DeploymentFailed | Cause::ActionFailed);
+                    // failure a restore records and tries again after (a deployment that failed, an
+                    // action that failed, a deadline passed), and so does each redeploy after a
+                    // late deployment replaced it.
+                    let retried = matches!(
+                        t.cause,
+                        Cause::DeploymentFailed
+                            | Cause::ActionFailed
+                            | Cause::TimedOut
+                            | Cause::Redeployed
+                    );
                     t.environment == env
                         && t.to == Some(StageState::Deploying)
                         && (t.from != Some(StageState::Deploying) || retried)
@@ -174,8 +182,8 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
     };
     let mut deployments: BTreeMap<(ReleaseId, String), usize> = BTreeMap::new();
     for d in &w.codedeploy {
-        if let Some(key) = parse_deployment_description(&d.description) {
-            *deployments.entry(key).or_default() += 1;
+        if let Some((id, env, _)) = parse_deployment_description(&d.description) {
+            *deployments.entry((id, env)).or_default() += 1;
         }
     }
     for svc_key in w.services.keys() {
@@ -295,7 +303,7 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
         // retries or a dead invocation inside it: DESIGN invariant 3).
         let failed_closed = w.codedeploy.iter().any(|d| {
             parse_deployment_description(&d.description)
-                .is_some_and(|(id, env)| id == release.id && env == first)
+                .is_some_and(|(id, env, _)| id == release.id && env == first)
                 && d.executions
                     .iter()
                     .any(|e| e.answer == Some(shiplane::aws::HookStatus::Failed))

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use shiplane::aws::{
     AlarmReader, BakeTimer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
-    HookReporter, HookStatus, MigrationRun, Notification, Notifier, NotifyError, Timer,
-    client_token, deployment_description, pinned_revision, started_by,
+    HookReporter, HookStatus, MigrationRun, Notification, Notifier, NotifyError, Origin, Timer,
+    client_token, deployment_description, parse_deployment_description, pinned_revision,
+    started_by,
 };
 use shiplane::checks::{CheckContext, CheckResult, Checker};
 use shiplane::engine::HookInvocation;
@@ -259,6 +260,9 @@ impl SimDeployer {
             if let Some(arn) = ours {
                 return Ok(arn);
             }
+            if let Some(arn) = self.earlier_revision(req, family).await? {
+                return Ok(arn);
+            }
         }
         let digest = req.release.digest.clone();
         let attempt = req.release.stages.get(&env).map_or(0, |s| s.attempt);
@@ -268,6 +272,38 @@ impl SimDeployer {
                 let arn = w.register(family, &id, &env, attempt, &digest);
                 sim.trace(format!("  registered {arn} for {id} in {env}"));
                 arn
+            })
+            .await
+    }
+
+    /// As `AwsDeployer::earlier_revision`: after a takeover, this release's revision
+    /// among the family's newest ten (ListTaskDefinitions, then DescribeTaskDefinition of
+    /// each until found, as one call here).
+    async fn earlier_revision(
+        &self,
+        req: &DeployRequest<'_>,
+        family: &str,
+    ) -> Result<Option<String>, DeployError> {
+        let resumed = req
+            .release
+            .stages
+            .get(&req.stage.environment)
+            .is_some_and(|s| s.resumed > 0);
+        if !resumed {
+            return Ok(None);
+        }
+        let (id, env) = (req.release.id.to_string(), req.stage.environment.clone());
+        self.sim
+            .call("ECS ListTaskDefinitions", |w| {
+                w.revisions
+                    .iter()
+                    .rev()
+                    .filter(|r| r.family == family)
+                    .take(10)
+                    .find(|r| {
+                        r.release.as_deref() == Some(&id) && r.environment.as_deref() == Some(&env)
+                    })
+                    .map(|r| r.arn.clone())
             })
             .await
     }
@@ -286,7 +322,17 @@ impl SimDeployer {
         let hooks = lane.hooks.clone();
         let ecs = lane.ecs.clone();
         let task_definition = td.clone();
+        if let Some(deployment_id) = self
+            .earlier_deployment(req, &application, &group, &description)
+            .await?
+        {
+            return Ok(DeployOutcome::Started {
+                deployment_id,
+                task_definition: td,
+            });
+        }
         let desc = description.clone();
+        let now = self.sim.now();
         let created = self
             .sim
             .call("CodeDeploy CreateDeployment", move |w| {
@@ -299,6 +345,7 @@ impl SimDeployer {
                     application,
                     group,
                     description: desc,
+                    created: now,
                     task_definition,
                     ecs,
                     status: CdStatus::Created,
@@ -317,12 +364,61 @@ impl SimDeployer {
                 deployment_id,
                 task_definition: td,
             },
-            Err((active, theirs)) if theirs == description => DeployOutcome::Started {
-                deployment_id: active,
-                task_definition: td,
-            },
+            Err((active, theirs))
+                if parse_deployment_description(&theirs)
+                    == parse_deployment_description(&description) =>
+            {
+                DeployOutcome::Started {
+                    deployment_id: active,
+                    task_definition: td,
+                }
+            }
             Err((active, _)) => DeployOutcome::Blocked { by: active },
         })
+    }
+
+    /// As `AwsDeployer::earlier_deployment`: after a takeover, the deployment of this
+    /// stage's try created since the stage began (ListDeployments, then
+    /// BatchGetDeployments).
+    async fn earlier_deployment(
+        &self,
+        req: &DeployRequest<'_>,
+        application: &str,
+        group: &str,
+        description: &str,
+    ) -> Result<Option<String>, DeployError> {
+        let Some(stage) = req
+            .release
+            .stages
+            .get(&req.stage.environment)
+            .filter(|s| s.resumed > 0)
+        else {
+            return Ok(None);
+        };
+        let since = Timestamp(stage.since.0.saturating_sub(5_000));
+        let ids: Vec<String> = self
+            .sim
+            .call("CodeDeploy ListDeployments", |w| {
+                w.codedeploy
+                    .iter()
+                    .filter(|d| d.application == application && d.group == group)
+                    .filter(|d| d.created >= since)
+                    .map(|d| d.id.clone())
+                    .collect()
+            })
+            .await?;
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        self.sim
+            .call("CodeDeploy BatchGetDeployments", |w| {
+                w.codedeploy
+                    .iter()
+                    .filter(|d| ids.contains(&d.id))
+                    .find(|d| d.description == description)
+                    .map(|d| d.id.clone())
+            })
+            .await
     }
 
     async fn rolling(&self, lane: &LaneSpec, td: String) -> Result<DeployOutcome, DeployError> {
@@ -508,9 +604,10 @@ impl Deployer for SimDeployer {
             .await
     }
 
-    async fn rollback_of(&self, _deployment_id: &str) -> Result<Option<String>, DeployError> {
-        // The simulated CodeDeploy reverts traffic in place; it makes no rollback deployments.
-        Ok(None)
+    async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
+        self.sim
+            .call("CodeDeploy GetDeployment", |w| origin_in(w, deployment_id))
+            .await
     }
 }
 
@@ -934,16 +1031,25 @@ impl HookReporter for SimHooks {
             .await
     }
 
-    async fn description(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
+    async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
         self.sim
-            .call("CodeDeploy GetDeployment", |w| {
-                w.codedeploy
-                    .iter()
-                    .find(|d| d.id == deployment_id)
-                    .map(|d| d.description.clone())
-            })
+            .call("CodeDeploy GetDeployment", |w| origin_in(w, deployment_id))
             .await
     }
+}
+
+/// What the simulated GetDeployment tells of a deployment: Shiplane's own, by its
+/// description and AppSpec (the simulated CodeDeploy makes no rollback deployments: it
+/// reverts traffic in place).
+fn origin_in(w: &World, deployment_id: &str) -> Option<Origin> {
+    let d = w.codedeploy.iter().find(|d| d.id == deployment_id)?;
+    let (release, environment, attempt) = parse_deployment_description(&d.description)?;
+    Some(Origin::Release {
+        release,
+        environment,
+        attempt,
+        task_definition: Some(d.task_definition.clone()),
+    })
 }
 
 /// The hook's checks: the new revision answers well unless its image is bad that way.

@@ -133,6 +133,8 @@ pub struct CdDeployment {
     pub application: String,
     pub group: String,
     pub description: String,
+    /// When CodeDeploy created it (what ListDeployments' `createTimeRange` filters on).
+    pub created: Timestamp,
     pub task_definition: String,
     pub ecs: String,
     pub status: CdStatus,

@@ -202,16 +202,23 @@ pub async fn deployment_of(
     release: &shiplane::release::ReleaseId,
     environment: &str,
 ) -> String {
+    stage_of(store, release, environment)
+        .await
+        .deployment_id
+        .unwrap_or_else(|| panic!("release {release} records no deployment in {environment}"))
+}
+
+/// A release's stage in one environment, as the store holds it.
+pub async fn stage_of(
+    store: &DynamoStore,
+    release: &shiplane::release::ReleaseId,
+    environment: &str,
+) -> shiplane::release::Stage {
     shiplane::store::ReleaseStore::release(store, release)
         .await
         .unwrap_or_else(|e| panic!("read release {release}: {e}"))
-        .and_then(|r| {
-            r.item
-                .stages
-                .get(environment)
-                .and_then(|s| s.deployment_id.clone())
-        })
-        .unwrap_or_else(|| panic!("release {release} records no deployment in {environment}"))
+        .and_then(|r| r.item.stages.get(environment).cloned())
+        .unwrap_or_else(|| panic!("release {release} has no stage in {environment}"))
 }
 
 /// The real AWS adapters against the emulator, for `account`.

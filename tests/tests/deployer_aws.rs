@@ -4,15 +4,15 @@
 use aws_sdk_ecs::types::{DesiredStatus, TaskDefinitionField};
 use serde_json::Value;
 use shiplane::aws::{
-    AwsDeployer, DeployOutcome, DeployRequest, Deployer, MigrationRun, SchedulerTimer, SnsNotifier,
-    started_by,
+    AwsDeployer, DeployOutcome, DeployRequest, Deployer, MigrationRun, Origin, SchedulerTimer,
+    SnsNotifier, started_by,
 };
 use shiplane::engine::{Engine, PushOutcome};
 use shiplane::inbound::Inbound;
 use shiplane::inbound::ecr::{EcrImageAction, ImagePush, parse_push};
 use shiplane::inbound::ecs::{ContainerExit, TaskStopped};
 use shiplane::pipeline::Pipeline;
-use shiplane::release::{Digest, Event, Release, ReleaseId, StageState, Timestamp};
+use shiplane::release::{Digest, Event, Release, ReleaseId, Stage, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore};
 use shiplane_e2e::{
     Account, aws_config, deployed_world, notifications, pipeline_for, push_event,
@@ -287,6 +287,48 @@ async fn a_failure_after_registering_is_finished_by_the_replay_with_the_same_rev
     );
 }
 
+/// Issue #22 (simulation seed 411): an invocation registered a revision and died before
+/// deploying it; another release registered the family's next revision meanwhile. The
+/// invocation that takes the stage over finds the first among the family's newest
+/// revisions instead of registering a third.
+#[tokio::test]
+async fn a_taken_over_deploy_finds_its_revision_behind_another_releases() {
+    let w = World::new().await;
+    let family = format!("{}-api-dev", w.p);
+    let service = &w.pipeline.services["api"];
+    let mut broken = service.stage("dev").unwrap().clone();
+    if let shiplane::pipeline::Target::BlueGreen { codedeploy, .. } = &mut broken.target {
+        codedeploy.deployment_group = format!("{}-missing", w.p);
+    }
+    let mut r = w.release("api", "v1.0.0");
+    r.stages.insert(
+        "dev".into(),
+        Stage::new(StageState::Deploying, Timestamp::now()),
+    );
+    let dies = |release| DeployRequest {
+        release,
+        service,
+        stage: &broken,
+        fresh: false,
+    };
+    let first = r.clone();
+    w.deployer.deploy(dies(&first)).await.unwrap_err();
+    let other = w.release("api", "v2.0.0");
+    w.deployer.deploy(w.request(&other, "dev")).await.unwrap();
+    assert_eq!(
+        w.family_revisions(&family).await,
+        3,
+        "the base, r's, other's"
+    );
+    r.stages.get_mut("dev").unwrap().resumed = 1;
+    w.deployer.deploy(dies(&r)).await.unwrap_err();
+    assert_eq!(
+        w.family_revisions(&family).await,
+        3,
+        "the taker reuses r's revision"
+    );
+}
+
 #[tokio::test]
 async fn a_deployment_someone_else_started_blocks_instead_of_failing() {
     let w = World::new().await;
@@ -304,6 +346,55 @@ async fn a_deployment_someone_else_started_blocks_instead_of_failing() {
     let r = w.release("api", "v1.0.0");
     let out = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
     assert_eq!(out, DeployOutcome::Blocked { by: manual });
+}
+
+/// Issue #22 (simulation seed 118): an invocation made a deployment and died before
+/// recording it; the deployment ended. The invocation that takes the stage over after its
+/// lease finds it by its description instead of making a second, and GetDeployment tells
+/// whose it is and which revision it deploys.
+#[tokio::test]
+async fn a_taken_over_deploy_finds_its_dead_owners_deployment_even_after_it_ended() {
+    let w = World::new().await;
+    let mut r = w.release("api", "v1.0.0");
+    r.stages.insert(
+        "dev".into(),
+        Stage::new(StageState::Deploying, Timestamp::now()),
+    );
+    let DeployOutcome::Started {
+        deployment_id,
+        task_definition,
+    } = w.deployer.deploy(w.request(&r, "dev")).await.unwrap()
+    else {
+        panic!("not started")
+    };
+    set_deployment_status(&deployment_id, "Succeeded");
+    r.stages.get_mut("dev").unwrap().resumed = 1;
+    let again = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
+    assert_eq!(
+        again,
+        DeployOutcome::Started {
+            deployment_id: deployment_id.clone(),
+            task_definition: task_definition.clone(),
+        }
+    );
+    assert_eq!(w.deployments("api", "api-dev").await.len(), 1);
+    assert_eq!(
+        w.deployer.origin(&deployment_id).await.unwrap(),
+        Some(Origin::Release {
+            release: r.id.clone(),
+            environment: "dev".into(),
+            attempt: 0,
+            task_definition: Some(task_definition),
+        })
+    );
+    // A restore of the same release is a try of its own: not the deployment above.
+    let stage = r.stages.get_mut("dev").unwrap();
+    stage.redeploy = true;
+    let restore = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
+    assert!(
+        matches!(&restore, DeployOutcome::Started { deployment_id: d, .. } if *d != deployment_id),
+        "{restore:?}"
+    );
 }
 
 #[tokio::test]
@@ -329,12 +420,15 @@ async fn codedeploys_rollback_deployment_is_told_from_others_by_creator_and_roll
         .unwrap()
         .to_string();
     assert_eq!(
-        w.deployer.rollback_of(&rollback).await.unwrap(),
-        Some(deployment_id.clone())
+        w.deployer.origin(&rollback).await.unwrap(),
+        Some(Origin::RollbackOf(deployment_id.clone()))
     );
-    assert_eq!(w.deployer.rollback_of(&deployment_id).await.unwrap(), None);
+    assert!(matches!(
+        w.deployer.origin(&deployment_id).await.unwrap(),
+        Some(Origin::Release { .. })
+    ));
     assert_eq!(
-        w.deployer.rollback_of("d-DOESNOTEXIST").await.unwrap(),
+        w.deployer.origin("d-DOESNOTEXIST").await.unwrap(),
         None,
         "a deployment CodeDeploy does not know is no rollback"
     );

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shiplane::aws::{CodeDeployHooks, HookReporter, HookStatus, parse_deployment_description};
+use shiplane::aws::{CodeDeployHooks, HookReporter, HookStatus, Origin};
 use shiplane::checks::{
     AwsChecker, CheckContext, CheckResult, Checker, HttpClient, ScriptedChecker,
 };
@@ -25,13 +25,19 @@ async fn a_hook_answer_throttled_twice_reaches_codedeploy_once() {
         shiplane_e2e::release_from_push(&engine, &image_push(&format!("{p}/api"), "v1")).await;
     let deployment = shiplane_e2e::deployment_of(&store, &release, "dev").await;
     let hooks = CodeDeployHooks::new(aws_sdk_codedeploy::Client::new(&aws_config().await));
-    // GetDeployment describes it as the release's.
-    let described = hooks.description(&deployment).await.unwrap().unwrap();
+    // GetDeployment describes it as the release's, with the revision its AppSpec deploys.
+    let stage = shiplane_e2e::stage_of(&store, &release, "dev").await;
     assert_eq!(
-        parse_deployment_description(&described),
-        Some((release.clone(), "dev".to_string()))
+        hooks.origin(&deployment).await.unwrap(),
+        Some(Origin::Release {
+            release: release.clone(),
+            environment: "dev".to_string(),
+            attempt: 0,
+            task_definition: stage.task_definition.clone(),
+        })
     );
-    assert_eq!(hooks.description("d-NOSUCH12").await.unwrap(), None);
+    assert!(stage.task_definition.is_some());
+    assert_eq!(hooks.origin("d-NOSUCH12").await.unwrap(), None);
 
     let execution = format!("{p}-e1");
     provision(&[

@@ -41,6 +41,15 @@ pub fn appspec(
     })
 }
 
+/// The task definition an AppSpec of [`appspec`]'s deploys: what a deployment found by its
+/// description (its creator died before recording it) runs.
+pub fn task_definition_of(content: &str) -> Option<String> {
+    let spec: Value = serde_json::from_str(content).ok()?;
+    spec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
+        .as_str()
+        .map(str::to_string)
+}
+
 /// The deploy-hook function's alias for `hook`, as a function name or ARN with qualifier.
 pub fn hook_target(hook_function: &str, hook: LifecycleHook) -> String {
     format!("{hook_function}:{}", hook.appspec_name())
@@ -49,6 +58,15 @@ pub fn hook_target(hook_function: &str, hook: LifecycleHook) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_task_definition_is_read_back_from_an_appspec() {
+        let td = "arn:aws:ecs:us-east-1:1:task-definition/api:8";
+        let spec = appspec(td, "app", 8080, &[], "hook");
+        assert_eq!(task_definition_of(&spec.to_string()).as_deref(), Some(td));
+        assert_eq!(task_definition_of("not json"), None);
+        assert_eq!(task_definition_of("{\"Resources\": []}"), None);
+    }
 
     #[test]
     fn appspec_has_the_shape_codedeploy_expects() {

@@ -2,15 +2,18 @@
 //! blue/green deployments, ECS rolling updates, and one-off migration tasks.
 //!
 //! Every operation first looks for its own earlier effect (a revision tagged with the
-//! release, an active deployment described as the release's, a task started by it), so a
-//! replay after a crash reuses what exists instead of doing it twice.
+//! release, an active deployment described as the release's, a task started by it; after
+//! a lease ran out, any deployment described as the release's try), so a replay after a
+//! crash reuses what exists instead of doing it twice.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_codedeploy::operation::create_deployment::CreateDeploymentError;
 use aws_sdk_codedeploy::operation::stop_deployment::StopDeploymentError;
-use aws_sdk_codedeploy::types::{AppSpecContent, RevisionLocation, RevisionLocationType};
+use aws_sdk_codedeploy::types::{
+    AppSpecContent, RevisionLocation, RevisionLocationType, TimeRange,
+};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_ecs::types::{
     Compatibility, ContainerOverride, DeploymentCircuitBreaker, DeploymentConfiguration,
@@ -28,6 +31,11 @@ use crate::release::{Release, ReleaseId};
 const TAG_RELEASE: &str = "shiplane:release";
 const TAG_ENVIRONMENT: &str = "shiplane:environment";
 const TAG_DIGEST: &str = "shiplane:digest";
+/// How far CodeDeploy's clock may be behind the function's when looking for a deployment
+/// created since a stage began.
+const CLOCK_SKEW_MS: u64 = 5_000;
+/// How many of a family's newest revisions a taken-over action looks through for its own.
+const EARLIER_REVISIONS: i32 = 10;
 /// Attempts at registering a revision, each first looking for one already registered.
 const REGISTER_ATTEMPTS: u32 = 5;
 
@@ -113,6 +121,33 @@ pub(super) async fn deployment_info(
     }
 }
 
+/// Where a deployment came from, as GetDeployment describes it ([`Origin`]); None for one
+/// someone else made.
+pub(super) fn origin_of(info: aws_sdk_codedeploy::types::DeploymentInfo) -> Option<Origin> {
+    use aws_sdk_codedeploy::types::DeploymentCreator;
+    if info.creator == Some(DeploymentCreator::CodeDeployRollback) {
+        return info
+            .rollback_info
+            .and_then(|r| r.rollback_triggering_deployment_id)
+            .map(Origin::RollbackOf);
+    }
+    let (release, environment, attempt) = info
+        .description
+        .as_deref()
+        .and_then(parse_deployment_description)?;
+    let task_definition = info
+        .revision
+        .and_then(|r| r.app_spec_content)
+        .and_then(|a| a.content)
+        .and_then(|c| appspec::task_definition_of(&c));
+    Some(Origin::Release {
+        release,
+        environment,
+        attempt,
+        task_definition,
+    })
+}
+
 /// Where a migration task is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MigrationRun {
@@ -185,15 +220,31 @@ pub trait Deployer: Send + Sync {
         rollback: bool,
     ) -> impl Future<Output = Result<(), DeployError>> + Send;
 
-    /// The deployment that a CodeDeploy automatic rollback deployment rolls back
-    /// (GetDeployment: `creator` is `codeDeployRollback`, and
-    /// `rollbackInfo.rollbackTriggeringDeploymentId` names it). None for any other
-    /// deployment, and for one CodeDeploy does not know. CodeDeploy's state-change events
-    /// carry no rollback flag: a rollback is a new deployment, told only by this.
-    fn rollback_of(
+    /// Who made a deployment Shiplane holds no reference to, from CodeDeploy's
+    /// GetDeployment; None for one someone else made, and for one CodeDeploy does not know.
+    fn origin(
         &self,
         deployment_id: &str,
-    ) -> impl Future<Output = Result<Option<String>, DeployError>> + Send;
+    ) -> impl Future<Output = Result<Option<Origin>, DeployError>> + Send;
+}
+
+/// Where a deployment Shiplane holds no reference to came from ([`Deployer::origin`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// CodeDeploy's automatic rollback of the deployment named (`creator` is
+    /// `codeDeployRollback`, and `rollbackInfo.rollbackTriggeringDeploymentId` names it).
+    /// CodeDeploy's state-change events carry no rollback flag: a rollback is a new
+    /// deployment, told only by this.
+    RollbackOf(String),
+    /// Shiplane made it for this release, environment and attempt (its description
+    /// says so), deploying this revision (its AppSpec's), and the invocation that made it
+    /// died before recording it.
+    Release {
+        release: ReleaseId,
+        environment: String,
+        attempt: u32,
+        task_definition: Option<String>,
+    },
 }
 
 /// The revision this attempt of the release already deployed here, recorded with its
@@ -260,26 +311,39 @@ pub fn client_token(release: &Release, environment: &str) -> String {
 }
 
 /// The description Shiplane gives a release's CodeDeploy deployment; how it finds its own.
+/// It names the attempt and, for a restore of the last known good, which try at the
+/// restore this is: each names one deployment, so one found by it is this try's.
 pub fn deployment_description(release: &Release, environment: &str) -> String {
     let label: String = release.label().chars().take(40).collect();
-    match attempt(release, environment) {
-        0 => format!("shiplane release {} ({label}) to {environment}", release.id),
-        n => format!(
-            "shiplane release {} ({label}) to {environment}, attempt {n}",
-            release.id
-        ),
+    let mut description = format!("shiplane release {} ({label}) to {environment}", release.id);
+    let stage = release.stages.get(environment);
+    if let Some(n) = stage.map(|s| s.attempt).filter(|n| *n > 0) {
+        description.push_str(&format!(", attempt {n}"));
     }
+    if let Some(stage) = stage.filter(|s| s.redeploy) {
+        description.push_str(&format!(", restore {}", stage.restore_failures + 1));
+    }
+    description
 }
 
-/// The release and environment a deployment description of Shiplane's names; None for a
-/// deployment someone else made.
-pub fn parse_deployment_description(description: &str) -> Option<(ReleaseId, String)> {
+/// The release, environment and attempt a deployment description of Shiplane's names;
+/// None for a deployment someone else made.
+pub fn parse_deployment_description(description: &str) -> Option<(ReleaseId, String, u32)> {
     let rest = description.strip_prefix("shiplane release ")?;
     let (id, rest) = rest.split_once(' ')?;
-    let (_, env) = rest.rsplit_once(") to ")?;
-    let env = env.split_once(", attempt ").map_or(env, |(e, _)| e);
+    let (_, rest) = rest.rsplit_once(") to ")?;
+    let mut parts = rest.split(", ");
+    let env = parts.next().filter(|e| !e.is_empty() && !e.contains(' '))?;
+    let mut attempt = 0;
+    for part in parts {
+        match part.split_once(' ') {
+            Some(("attempt", n)) => attempt = n.parse().ok()?,
+            Some(("restore", n)) => _ = n.parse::<u32>().ok()?,
+            _ => return None,
+        }
+    }
     let id = ReleaseId::parse(id).ok()?;
-    (!env.is_empty() && !env.contains(' ')).then(|| (id, env.to_string()))
+    Some((id, env.to_string(), attempt))
 }
 
 /// `registry/repo:tag` or `registry/repo@sha256:…` → `registry/repo`.
@@ -494,6 +558,50 @@ impl AwsDeployer {
         Ok((td, out.tags.unwrap_or_default()))
     }
 
+    /// The revision an earlier run of this stage's action registered, when another
+    /// release registered one of the same family since (a migration family shared by the
+    /// environments): looked for among the family's newest [`EARLIER_REVISIONS`] only
+    /// when the action was taken over after its lease ran out ([`Stage::resumed`]).
+    ///
+    /// [`Stage::resumed`]: crate::release::Stage::resumed
+    async fn earlier_revision(
+        &self,
+        family: &str,
+        req: &DeployRequest<'_>,
+    ) -> Result<Option<String>, DeployError> {
+        let resumed = req
+            .release
+            .stages
+            .get(&req.stage.environment)
+            .is_some_and(|s| s.resumed > 0);
+        if !resumed {
+            return Ok(None);
+        }
+        let listed = self
+            .ecs
+            .list_task_definitions()
+            .family_prefix(family)
+            .sort(aws_sdk_ecs::types::SortOrder::Desc)
+            .max_results(EARLIER_REVISIONS)
+            .send()
+            .await
+            .map_err(|e| sdk("ECS ListTaskDefinitions", &e))?;
+        for arn in listed.task_definition_arns() {
+            // The prefix also matches longer family names (`api` lists `api-migrate`).
+            if family_of(arn) != Some(family) {
+                continue;
+            }
+            if let Some(ours) = registered_for(
+                self.task_definition(arn).await?,
+                req.release,
+                &req.stage.environment,
+            ) {
+                return ours.map(Some);
+            }
+        }
+        Ok(None)
+    }
+
     /// The revision of `base`'s family pinned to the release's digest: the latest one
     /// (given, else read) if it is already this release's, else a new one equal to `base`
     /// but for the image.
@@ -516,6 +624,9 @@ impl AwsDeployer {
             };
             if let Some(ours) = registered_for(latest, req.release, env) {
                 return ours;
+            }
+            if let Some(ours) = self.earlier_revision(family, &req).await? {
+                return Ok(ours);
             }
         }
         if req.release.registry.is_empty() {
@@ -646,6 +757,12 @@ impl AwsDeployer {
             &self.hook_function,
         );
         let description = deployment_description(req.release, &req.stage.environment);
+        if let Some(deployment_id) = self.earlier_deployment(&req, target, &description).await? {
+            return Ok(DeployOutcome::Started {
+                deployment_id,
+                task_definition,
+            });
+        }
         let result = self
             .codedeploy
             .create_deployment()
@@ -684,10 +801,13 @@ impl AwsDeployer {
                     .send()
                     .await
                     .map_err(|e| sdk("CodeDeploy GetDeployment", &e))?;
+                // Ours if it deploys this attempt of the release here, whichever try at a
+                // restore made it: every try deploys the same pinned revision.
                 let ours = theirs
                     .deployment_info
                     .and_then(|d| d.description)
-                    .is_some_and(|d| d == description);
+                    .and_then(|d| parse_deployment_description(&d))
+                    == parse_deployment_description(&description);
                 if ours {
                     Ok(DeployOutcome::Started {
                         deployment_id: active,
@@ -699,6 +819,66 @@ impl AwsDeployer {
             }
             Err(e) => Err(sdk("CodeDeploy CreateDeployment", &e)),
         }
+    }
+
+    /// The deployment an earlier run of this stage's action created, found by its
+    /// description among those created in the group since the stage began: only when the
+    /// action was taken over after its lease ran out ([`Stage::resumed`]), since only then
+    /// can one exist unrecorded (it may have ended already, so CreateDeployment would not
+    /// refuse a second).
+    ///
+    /// [`Stage::resumed`]: crate::release::Stage::resumed
+    async fn earlier_deployment(
+        &self,
+        req: &DeployRequest<'_>,
+        target: &CodeDeployTarget,
+        description: &str,
+    ) -> Result<Option<String>, DeployError> {
+        let Some(stage) = req
+            .release
+            .stages
+            .get(&req.stage.environment)
+            .filter(|s| s.resumed > 0)
+        else {
+            return Ok(None);
+        };
+        // CodeDeploy's clock and the function's may differ by a little.
+        let since = aws_sdk_codedeploy::primitives::DateTime::from_millis(
+            stage.since.0.saturating_sub(CLOCK_SKEW_MS) as i64,
+        );
+        let mut pages = self
+            .codedeploy
+            .list_deployments()
+            .application_name(&target.application)
+            .deployment_group_name(&target.deployment_group)
+            .create_time_range(TimeRange::builder().start(since).build())
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let ids = page
+                .map_err(|e| sdk("CodeDeploy ListDeployments", &e))?
+                .deployments
+                .unwrap_or_default();
+            for chunk in ids.chunks(25) {
+                let out = self
+                    .codedeploy
+                    .batch_get_deployments()
+                    .set_deployment_ids(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| sdk("CodeDeploy BatchGetDeployments", &e))?;
+                let ours = out
+                    .deployments_info
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|d| d.description.as_deref() == Some(description));
+                if let Some(id) = ours.and_then(|d| d.deployment_id) {
+                    tracing::info!(deployment = %id, release = %req.release.id, environment = %req.stage.environment, "found the deployment an earlier run of this stage created");
+                    return Ok(Some(id));
+                }
+            }
+        }
+        Ok(None)
     }
 
     async fn rolling(
@@ -1004,13 +1184,10 @@ impl Deployer for AwsDeployer {
         }
     }
 
-    async fn rollback_of(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
-        use aws_sdk_codedeploy::types::DeploymentCreator;
+    async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
         Ok(deployment_info(&self.codedeploy, deployment_id)
             .await?
-            .filter(|i| i.creator == Some(DeploymentCreator::CodeDeployRollback))
-            .and_then(|i| i.rollback_info)
-            .and_then(|r| r.rollback_triggering_deployment_id))
+            .and_then(origin_of))
     }
 
     async fn stop_deployment(
@@ -1130,6 +1307,60 @@ mod tests {
             "ecs-svc/123",
         ] {
             assert_eq!(parse_started_by(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_deployment_description_names_release_environment_attempt_and_restore_try() {
+        use crate::release::{Stage, StageState, Timestamp};
+        let mut r = Release::new(
+            ReleaseId::parse("01JD2B3C4D5E6F7G8H9J0KMNPQ").unwrap(),
+            "api",
+            "team/api",
+            crate::release::Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap(),
+            Some("v1.2.0"),
+            Timestamp(0),
+        );
+        let first = deployment_description(&r, "prod");
+        assert_eq!(
+            first,
+            "shiplane release 01JD2B3C4D5E6F7G8H9J0KMNPQ (v1.2.0) to prod"
+        );
+        let mut stage = Stage::new(StageState::Deploying, Timestamp(0));
+        stage.attempt = 2;
+        r.stages.insert("prod".into(), stage.clone());
+        let retried = deployment_description(&r, "prod");
+        stage.redeploy = true;
+        r.stages.insert("prod".into(), stage.clone());
+        let restore = deployment_description(&r, "prod");
+        stage.restore_failures = 1;
+        r.stages.insert("prod".into(), stage);
+        let restore_again = deployment_description(&r, "prod");
+        assert!(
+            restore_again.ends_with(", attempt 2, restore 2"),
+            "{restore_again}"
+        );
+        let all = [&first, &retried, &restore, &restore_again];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b, "each try is a deployment of its own");
+            }
+        }
+        let attempts = [0, 2, 2, 2];
+        for (d, attempt) in all.iter().zip(attempts) {
+            assert_eq!(
+                parse_deployment_description(d),
+                Some((r.id.clone(), "prod".to_string(), attempt)),
+                "{d}"
+            );
+        }
+        for other in [
+            "deployed by hand",
+            "shiplane release 01JD2B3C4D5E6F7G8H9J0KMNPQ (v1) to prod, by hand",
+            "shiplane release nope (v1) to prod",
+            "shiplane release 01JD2B3C4D5E6F7G8H9J0KMNPQ (v1) to ",
+        ] {
+            assert_eq!(parse_deployment_description(other), None, "{other}");
         }
     }
 

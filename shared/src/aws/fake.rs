@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::{
     DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun,
-    Notification, Notifier, NotifyError,
+    Notification, Notifier, NotifyError, Origin,
 };
 
 /// What a [`FakeDeployer`] was asked to do.
@@ -39,6 +39,9 @@ pub struct FakeDeployer {
     pub tasks: Mutex<HashMap<String, MigrationRun>>,
     /// CodeDeploy's automatic rollback deployments: rollback id → the deployment it rolls back.
     pub rollbacks: Mutex<HashMap<String, String>>,
+    /// Deployments Shiplane made but never recorded, by id: what GetDeployment's
+    /// description and AppSpec tell of them.
+    pub unrecorded: Mutex<HashMap<String, Origin>>,
     /// Migrations already started, by `<release>@<environment>`: the client token.
     started: Mutex<HashMap<String, String>>,
     /// `<release>@<environment>` of every deploy or migration asked as fresh
@@ -194,8 +197,11 @@ impl Deployer for FakeDeployer {
         Ok(())
     }
 
-    async fn rollback_of(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
-        Ok(lock(&self.rollbacks).get(deployment_id).cloned())
+    async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
+        if let Some(original) = lock(&self.rollbacks).get(deployment_id) {
+            return Ok(Some(Origin::RollbackOf(original.clone())));
+        }
+        Ok(lock(&self.unrecorded).get(deployment_id).cloned())
     }
 }
 
@@ -241,7 +247,8 @@ pub struct FakeHooks {
     pub reports: Mutex<Vec<(String, String, super::HookStatus)>>,
     pub attempts: Mutex<u32>,
     pub throttle_next: Mutex<u32>,
-    pub descriptions: Mutex<HashMap<String, String>>,
+    /// What GetDeployment tells of a deployment, by id.
+    pub origins: Mutex<HashMap<String, Origin>>,
 }
 
 impl FakeHooks {
@@ -275,8 +282,8 @@ impl super::HookReporter for FakeHooks {
         Ok(())
     }
 
-    async fn description(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
-        Ok(lock(&self.descriptions).get(deployment_id).cloned())
+    async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
+        Ok(lock(&self.origins).get(deployment_id).cloned())
     }
 }
 

@@ -6,8 +6,8 @@ use aws_sdk_codedeploy::operation::put_lifecycle_event_hook_execution_status::Pu
 use aws_sdk_codedeploy::types::LifecycleEventStatus;
 use aws_sdk_dynamodb::error::SdkError;
 
-use super::deployer::{deployment_info, sdk};
-use super::{DeployError, OnFirstUse};
+use super::deployer::{deployment_info, origin_of, sdk};
+use super::{DeployError, OnFirstUse, Origin};
 
 /// What a hook answers: the deployment goes on, or CodeDeploy rolls it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,12 +43,13 @@ pub trait HookReporter: Send + Sync {
         status: HookStatus,
     ) -> impl Future<Output = Result<(), DeployError>> + Send;
 
-    /// A deployment's description (GetDeployment), None when CodeDeploy does not know it:
-    /// how a hook finds its release when the deployment's reference was never recorded.
-    fn description(
+    /// Where a deployment came from (GetDeployment: its creator, description and AppSpec),
+    /// None when CodeDeploy does not know it or someone else made it: how a hook finds its
+    /// release when the deployment's reference was never recorded.
+    fn origin(
         &self,
         deployment_id: &str,
-    ) -> impl Future<Output = Result<Option<String>, DeployError>> + Send;
+    ) -> impl Future<Output = Result<Option<Origin>, DeployError>> + Send;
 }
 
 /// The production [`HookReporter`]: CodeDeploy.
@@ -103,9 +104,9 @@ impl HookReporter for CodeDeployHooks {
         }
     }
 
-    async fn description(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
+    async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
         Ok(deployment_info(&self.codedeploy, deployment_id)
             .await?
-            .and_then(|d| d.description))
+            .and_then(origin_of))
     }
 }

@@ -10,9 +10,7 @@ use tracing::{error, info, warn};
 
 use super::run::Work;
 use super::{Engine, EngineError, parsed, stage_of};
-use crate::aws::{
-    Deployer, HookReporter, HookStatus, Notification, Notifier, Timer, parse_deployment_description,
-};
+use crate::aws::{Deployer, HookReporter, HookStatus, Notification, Notifier, Origin, Timer};
 use crate::checks::{CheckContext, CheckResult, Checker};
 use crate::pipeline::LifecycleHook;
 use crate::release::{Event, ReleaseId, Timestamp};
@@ -209,7 +207,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             Err(e) => return Verdict::failed(e, None),
         };
         let (release, service_name, env, found) = target;
-        let restore = restore || found.as_ref().is_some_and(|r| r.restore);
+        let restore = restore || found.as_ref().is_some_and(|(r, _)| r.restore);
         let Some(which) = hook.hook else {
             let what = format!(
                 "the deploy-hook was invoked for deployment {} without a hook alias; name it as <function>:<Hook> in the AppSpec",
@@ -269,6 +267,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         } else {
             HookStatus::Succeeded
         };
+        let (found, task_definition) = found.map_or((None, None), |(r, t)| (Some(r), t));
         let work = Work {
             claim: Some(Claim {
                 key,
@@ -284,6 +283,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 &release,
                 Event::HookCompleted {
                     deployment_id: hook.deployment_id.clone(),
+                    task_definition,
                     hook: which.appspec_name().to_string(),
                     checks: records,
                     failure: failure.clone(),
@@ -416,13 +416,16 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         if let Some(r) = reference.map_err(unavailable)? {
             return Ok(Some((r.release, r.service, r.environment, None)));
         }
-        let description = reporter
-            .description(deployment_id)
+        let origin = reporter
+            .origin(deployment_id)
             .await
             .map_err(|e| format!("CodeDeploy could not be asked about {deployment_id}: {e}"))?;
-        let Some((id, env)) = description
-            .as_deref()
-            .and_then(parse_deployment_description)
+        let Some(Origin::Release {
+            release: id,
+            environment: env,
+            task_definition,
+            ..
+        }) = origin
         else {
             return Ok(None);
         };
@@ -444,7 +447,12 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             environment: env.clone(),
             restore: release.item.stages.get(&env).is_some_and(|s| s.redeploy),
         };
-        Ok(Some((id, release.item.service, env, Some(found))))
+        Ok(Some((
+            id,
+            release.item.service,
+            env,
+            Some((found, task_definition)),
+        )))
     }
 
     async fn alert(&self, service: Option<&str>, what: &str, body: serde_json::Value) {
@@ -455,8 +463,13 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
 }
 
 /// Whom a hook's deployment belongs to: release, service, environment, and the reference
-/// to record when it was found by its description only.
-type HookTarget = (ReleaseId, String, String, Option<DeploymentRef>);
+/// (and the revision it deploys) to record when it was found by its description only.
+type HookTarget = (
+    ReleaseId,
+    String,
+    String,
+    Option<(DeploymentRef, Option<String>)>,
+);
 
 /// The claim that holds a hook execution for one attempt, until the time it must answer
 /// by: a second attempt finds it taken.

@@ -10,14 +10,14 @@ use tracing::{info, warn};
 use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, lanes_guessed, lanes_read_by, parsed, stage_of};
 use crate::aws::{
-    AlarmReader, BakeTimer, DeployRequest, Deployer, DeploymentStatus, Notifier, Timer,
+    AlarmReader, BakeTimer, DeployRequest, Deployer, DeploymentStatus, Notifier, Origin, Timer,
 };
 use crate::inbound::Inbound;
 use crate::inbound::alarm::{AlarmChange, AlarmState};
 use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 use crate::inbound::ecs::ServiceDeploymentEnded;
 use crate::pipeline::{Pipeline, Target};
-use crate::release::{Event, LaneEvent, StageState, Timestamp};
+use crate::release::{Event, LaneEvent, ReleaseId, StageState, Timestamp};
 use crate::store::{DeploymentRef, Reads, ReleaseStore};
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
@@ -41,13 +41,39 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             self.store.deployment(&change.deployment_id)
         );
         let pipeline = pipeline?;
-        let Some(reference) = reference? else {
-            return self.foreign_deployment_ended(&pipeline, change, now).await;
-        };
         let outcome = match change.state {
             DeploymentState::Success => Ok(()),
             DeploymentState::Stop => Err((None, "was stopped")),
             _ => Err((None, "failed")),
+        };
+        let Some(reference) = reference? else {
+            let rolled_back = match self.origin(&change.deployment_id).await {
+                Some(Origin::Release {
+                    release,
+                    environment,
+                    attempt,
+                    task_definition,
+                }) => {
+                    let found = Found {
+                        release,
+                        environment,
+                        attempt,
+                        task_definition,
+                    };
+                    return self
+                        .unrecorded_deployment_ended(&pipeline, change, found, outcome, now)
+                        .await;
+                }
+                Some(Origin::RollbackOf(original)) => self
+                    .store
+                    .deployment(&original)
+                    .await?
+                    .map(|reference| (original, reference)),
+                None => None,
+            };
+            return self
+                .foreign_deployment_ended(&pipeline, change, rolled_back, now)
+                .await;
         };
         self.deployment_ended(&pipeline, &reference, &change.deployment_id, outcome, now)
             .await
@@ -145,6 +171,18 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         ))
     }
 
+    /// Where a deployment Shiplane holds no reference to came from ([`Deployer::origin`]);
+    /// None for any other deployment, and when CodeDeploy cannot be asked (logged: the
+    /// reconciler then finds the stage's truth when its lease or deadline runs out).
+    async fn origin(&self, deployment_id: &str) -> Option<Origin> {
+        self.deployer
+            .origin(deployment_id)
+            .await
+            .inspect_err(|e| warn!(deployment = %deployment_id, error = ?e.message, "could not ask CodeDeploy who made the deployment"))
+            .ok()
+            .flatten()
+    }
+
     /// The release stage whose deployment a CodeDeploy automatic rollback deployment rolls
     /// back, with that deployment's id; None for any other deployment (or when CodeDeploy
     /// cannot be asked: logged).
@@ -152,13 +190,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         &self,
         deployment_id: &str,
     ) -> Result<Option<(String, DeploymentRef)>, EngineError> {
-        let original = match self.deployer.rollback_of(deployment_id).await {
-            Ok(Some(original)) => original,
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                warn!(deployment = %deployment_id, error = ?e.message, "could not ask CodeDeploy whether the deployment is a rollback");
-                return Ok(None);
-            }
+        let Some(Origin::RollbackOf(original)) = self.origin(deployment_id).await else {
+            return Ok(None);
         };
         Ok(self
             .store
@@ -167,18 +200,88 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             .map(|reference| (original, reference)))
     }
 
+    /// A deployment Shiplane made ended, and the invocation that made it died before
+    /// recording it (its description names the release): it is recorded on its stage
+    /// first, as the one the stage runs (or, if the stage ended meanwhile, as one to undo),
+    /// and then its outcome moves the stage as any other's would. One of an earlier
+    /// attempt, or of a stage that runs another, changes nothing.
+    async fn unrecorded_deployment_ended(
+        &self,
+        pipeline: &Pipeline,
+        change: &DeploymentStateChange,
+        found: Found,
+        outcome: Result<(), (Option<String>, &str)>,
+        now: Timestamp,
+    ) -> Result<Inbound<Report>, EngineError> {
+        let id = &change.deployment_id;
+        let Some(release) = self.store.release(&found.release).await? else {
+            return Ok(Inbound::Ignored(format!(
+                "deployment {id} names release {}, which no longer exists",
+                found.release
+            )));
+        };
+        let Some(stage) = release.item.stages.get(&found.environment) else {
+            return Ok(Inbound::Ignored(format!(
+                "deployment {id} names release {} in {}, where it never was",
+                found.release, found.environment
+            )));
+        };
+        if stage.attempt != found.attempt {
+            return Ok(Inbound::Ignored(format!(
+                "deployment {id} was attempt {} of release {} in {}, which is at attempt {} now; a late event changes nothing",
+                found.attempt, found.release, found.environment, stage.attempt
+            )));
+        }
+        let reference = DeploymentRef {
+            deployment_id: id.clone(),
+            release: found.release.clone(),
+            service: release.item.service.clone(),
+            environment: found.environment.clone(),
+            restore: stage.redeploy,
+        };
+        let mut report = Report::default();
+        if stage.deployment_id.is_none() {
+            info!(deployment = %id, release = %found.release, environment = %found.environment, "a deployment Shiplane made ended unrecorded; recording it first");
+            let work = Work {
+                deployments: vec![reference.clone()],
+                ..Work::event(
+                    &release.item.service,
+                    &found.environment,
+                    &found.release,
+                    Event::DeploymentCreated {
+                        deployment_id: id.clone(),
+                        task_definition: found.task_definition,
+                    },
+                )
+            };
+            report = self.drain(pipeline, vec![Job::Apply(work)], now).await?;
+        }
+        match self
+            .deployment_ended(pipeline, &reference, id, outcome, now)
+            .await?
+        {
+            Inbound::Accepted(more) => report.merge(more),
+            Inbound::Ignored(why) if report.transitions.is_empty() => {
+                return Ok(Inbound::Ignored(why));
+            }
+            Inbound::Ignored(why) => info!(deployment = %id, why = %why, "outcome not applied"),
+        }
+        Ok(Inbound::Accepted(report))
+    }
+
     /// A deployment someone else made in one of Shiplane's deployment groups ended: a
     /// release it sent back to the queue (`deployment_blocked`) starts now.
     async fn foreign_deployment_ended(
         &self,
         pipeline: &Pipeline,
         change: &DeploymentStateChange,
+        rolled_back: Option<(String, DeploymentRef)>,
         now: Timestamp,
     ) -> Result<Inbound<Report>, EngineError> {
         let mut jobs = Vec::new();
         // CodeDeploy's own rollback of a deployment Shiplane started: say how it went on
         // the release it rolled back.
-        if let Some((original, r)) = self.rollback_target(&change.deployment_id).await? {
+        if let Some((original, r)) = rolled_back {
             let failed = change.state != DeploymentState::Success;
             let detail = if failed {
                 format!(
@@ -255,6 +358,15 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         }
         Ok(Inbound::Accepted(self.drain(pipeline, jobs, now).await?))
     }
+}
+
+/// The release, environment and attempt a deployment's description names, and the
+/// revision its AppSpec deploys.
+struct Found {
+    release: ReleaseId,
+    environment: String,
+    attempt: u32,
+    task_definition: Option<String>,
 }
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {

@@ -455,11 +455,16 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 warn!(service = %service.name, environment = %env, release = %release, "the bake is over but the lane's alarms could not be read; it stays owed to the next pass");
                 true
             }
-            _ => {
-                jobs.push(Job::Apply(Work::recover(&service.name, env)));
+            Some(release) => {
+                // The lane's alarms were read this pass (their missed changes applied
+                // first): the bake ends, through its gate.
+                let work = Work::event(&service.name, env, &release, Event::BakeElapsed);
+                jobs.push(Job::Apply(work));
                 false
             }
+            None => false,
         };
+        jobs.push(Job::Apply(Work::recover(&service.name, env)));
         if jobs.is_empty() {
             return Ok((Report::default(), held));
         }

@@ -121,12 +121,16 @@ impl Decided {
     }
 }
 
-/// The jobs a lane owes, leaving out actions the decision at hand already runs.
+/// The jobs a lane owes, leaving out actions the decision at hand already runs, and the
+/// end of a bake that is over: a bake ends on its alarms' current state in CloudWatch,
+/// not on the states the lane recorded (an ALARM may be lost or late; DESIGN invariant
+/// 12), so only the reconciler and the bake timer, which read CloudWatch first, end one.
 fn owed_jobs(view: &LaneView, policy: &Policy, now: Timestamp, running: &[Action]) -> Vec<Job> {
     let jobs: Vec<Job> = owed(view, policy, now)
         .into_iter()
         .filter_map(|o| match o {
             Owed::Act(a) if running.contains(&a) => None,
+            Owed::Apply(_, Event::BakeElapsed) => None,
             Owed::Act(a) => view
                 .releases
                 .get(a.release())

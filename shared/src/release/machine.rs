@@ -124,6 +124,9 @@ pub enum Event {
         /// The deployment the hook ran for: recorded on the stage if its own outcome
         /// never was (the function that created it died before recording it).
         deployment_id: String,
+        /// The revision that deployment deploys, when the hook found it by its
+        /// description (recorded with it, so a restore deploys it again).
+        task_definition: Option<String>,
         hook: String,
         checks: Vec<(bool, String)>,
         failure: Option<String>,
@@ -497,6 +500,14 @@ pub enum TransitionError {
         expected: String,
         got: String,
     },
+    #[error(
+        "deployment {deployment} of release {release} in {environment} ended and was tried again; its late news changes nothing"
+    )]
+    EndedDeployment {
+        release: ReleaseId,
+        environment: String,
+        deployment: String,
+    },
     #[error("{service}/{environment} is already paused by {by}")]
     AlreadyPaused {
         service: String,
@@ -645,6 +656,7 @@ impl<'p> Work<'p> {
         if from != Some(to) {
             stage.lease = matches!(to, StageState::Deploying | StageState::Migrating)
                 .then(|| now.after(LEASE));
+            stage.resumed = 0;
             stage.deadline = match to {
                 StageState::Migrating => Some(now.after(deadlines.migration)),
                 StageState::Deploying => Some(now.after(deadlines.deployment_start)),
@@ -904,6 +916,15 @@ impl<'p> Work<'p> {
         Ok(())
     }
 
+    /// The refusal of a late hook or answer of a deployment this stage already replaced.
+    fn ended_deployment(&self, id: &ReleaseId, deployment: &str) -> TransitionError {
+        TransitionError::EndedDeployment {
+            release: id.clone(),
+            environment: self.env(),
+            deployment: deployment.to_string(),
+        }
+    }
+
     fn not_allowed(&self, id: &ReleaseId, state: StageState, event: &Event) -> TransitionError {
         TransitionError::NotAllowed {
             release: id.clone(),
@@ -1102,10 +1123,20 @@ fn undo_late(w: &mut Work<'_>, id: &ReleaseId, late: &str) -> Result<(), Transit
         let stage = w.stage(&r)?;
         // Its deployment may have been replaced by the late one: it is made again, and
         // its outcome recorded afresh.
-        stage.deployment_id = None;
+        let replaced = stage.deployment_id.take();
+        stage.ended.extend(replaced.clone());
         stage.lease = Some(now.after(LEASE));
         let redeploy = stage.redeploy;
-        w.changed.insert(r.clone());
+        let why = Some(format!(
+            "{} was replaced by {late} of release {id}, which landed late; deploying again",
+            replaced.as_deref().unwrap_or("its deployment")
+        ));
+        if w.state(&r) == Some(StageState::Validating) {
+            // Deploying again: a taker finds the action owed if this invocation dies.
+            w.move_to(&r, StageState::Deploying, Cause::Redeployed, None, why)?;
+        } else {
+            w.record(&r, Cause::Redeployed, why)?;
+        }
         w.actions.push(Action::Deploy {
             release: r,
             environment: env,
@@ -1294,7 +1325,7 @@ pub fn apply(
             let deadlines = policy.deadlines;
             let stage = w.stage(id)?;
             stage.restore_failures += 1;
-            stage.deployment_id = None;
+            stage.ended.extend(stage.deployment_id.take());
             stage.lease = Some(now.after(BLOCKED_RETRY));
             stage.deadline = Some(now.after(deadlines.deployment_start));
         }
@@ -1353,20 +1384,45 @@ pub fn apply(
             let Some(action) = pending_action(w.release(id)?, &env).filter(|_| expired) else {
                 return Err(w.not_allowed(id, state, event));
             };
+            let deadlines = policy.deadlines;
             let stage = w.stage(id)?;
-            if stage.deadline.is_some_and(|d| d <= now) {
+            let overdue = stage.deadline.is_some_and(|d| d <= now);
+            if overdue && stage.redeploy && stage.restore_failures < RESTORE_TRIES {
+                // A restore of the last known good is not given up at its first deadline:
+                // what runs is worse. It counts as a failed try, and is tried again.
+                stage.restore_failures += 1;
+                stage.deadline = Some(now.after(deadlines.deployment_start));
+                let tries = stage.restore_failures;
+                w.record(
+                    id,
+                    Cause::TimedOut,
+                    Some(format!(
+                        "the restore could not be started by its deadline; trying again ({tries} of {RESTORE_TRIES} tries failed)"
+                    )),
+                )?;
+            } else if overdue {
                 // Not started by its deadline: given up, for a person to look at.
                 let why = format!(
                     "{} could not be started by its deadline; see its history, then `shiplane retry`",
                     action_name(&action)
                 );
-                w.move_to(id, S::Failed, Cause::TimedOut, None, Some(why))?;
-                if w.view.lane.in_flight.as_ref() == Some(id) {
-                    w.finish()?;
-                }
+                // An UpdateService may have landed with its answer lost: a rolling
+                // service is put back on the last known good (simulation seed 188).
+                let restore = matches!(action, Action::Deploy { .. });
+                w.end_in_flight(
+                    id,
+                    state,
+                    S::Failed,
+                    Cause::TimedOut,
+                    None,
+                    Some(why),
+                    restore,
+                )?;
                 return w.done();
             }
+            let stage = w.stage(id)?;
             stage.lease = Some(now.after(LEASE));
+            stage.resumed += 1;
             w.record(
                 id,
                 cause,
@@ -1426,6 +1482,9 @@ pub fn apply(
                         got: recorded.clone(),
                     });
                 }
+                None if w.stage(id)?.ended.contains(recorded) => {
+                    return Err(w.ended_deployment(id, recorded));
+                }
                 None => {
                     let deadline = w.stage(id)?.deadline;
                     w.move_to(id, state, cause, None, detail)?;
@@ -1483,6 +1542,7 @@ pub fn apply(
             S::Deploying | S::Validating,
             Event::HookCompleted {
                 deployment_id,
+                task_definition,
                 checks,
                 ..
             },
@@ -1497,9 +1557,15 @@ pub fn apply(
                     });
                 }
                 Some(_) => {}
+                None if w.stage(id)?.ended.contains(deployment_id) => {
+                    return Err(w.ended_deployment(id, deployment_id));
+                }
                 None => {
                     let stage = w.stage(id)?;
                     stage.deployment_id = Some(deployment_id.clone());
+                    if task_definition.is_some() {
+                        stage.task_definition.clone_from(task_definition);
+                    }
                     stage.deadline = Some(now.after(policy.deadlines.deployment));
                 }
             }

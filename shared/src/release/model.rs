@@ -347,6 +347,16 @@ pub struct Stage {
     /// again, up to [`crate::release::RESTORE_TRIES`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub restore_failures: u32,
+    /// How often this stage's action was taken over after its lease ran out: the
+    /// invocation that ran it before may have left its effect (a deployment) unrecorded,
+    /// so the next run looks for it first.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resumed: u32,
+    /// Deployments this stage ran that ended and were replaced by another try (a restore
+    /// tried again, a deployment made again after a late one replaced it): a late hook or
+    /// answer of one of them is not taken for the try that runs now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ended: Vec<String>,
 }
 
 impl Stage {
@@ -368,6 +378,8 @@ impl Stage {
             task_definition: None,
             lease: None,
             restore_failures: 0,
+            resumed: 0,
+            ended: Vec::new(),
         }
     }
 }
@@ -710,6 +722,9 @@ pub enum Cause {
     /// An invocation took over a deployment or migration that another left unfinished
     /// past its lease.
     ActionResumed,
+    /// Its deployment was replaced by another release's that landed late (on a rolling
+    /// service the newest UpdateService wins), so it is deployed again.
+    Redeployed,
     /// An operator deployed an image by digest, without a push.
     Deployed,
     Paused,
@@ -761,6 +776,7 @@ impl Cause {
             Cause::PromotedEarly => "promoted_early",
             Cause::Retried => "retried",
             Cause::ActionResumed => "action_resumed",
+            Cause::Redeployed => "redeployed",
             Cause::Deployed => "deployed",
             Cause::Paused => "paused",
             Cause::Resumed => "resumed",

@@ -1480,9 +1480,14 @@ alarms = true
         commit_arrival(&w, &p).await;
         let id = release_of(&w, &p).await;
         let hooks = FakeHooks::default();
-        hooks.descriptions.lock().unwrap().insert(
+        hooks.origins.lock().unwrap().insert(
             "d-LOST".into(),
-            format!("shiplane release {id} (v1.0.0) to dev"),
+            crate::aws::Origin::Release {
+                release: id.clone(),
+                environment: "dev".into(),
+                attempt: 0,
+                task_definition: Some("td:LOST".into()),
+            },
         );
         let inv = HookInvocation {
             deployment_id: "d-LOST".into(),
@@ -1502,6 +1507,11 @@ alarms = true
         // SUCCESS was taken for someone else's).
         let stage = w.store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone();
         assert_eq!(stage.deployment_id.as_deref(), Some("d-LOST"));
+        assert_eq!(
+            stage.task_definition.as_deref(),
+            Some("td:LOST"),
+            "the revision it deploys is recorded too, so a restore deploys it again (seed 61)"
+        );
         let reference = w.store.deployment("d-LOST").await.unwrap().unwrap();
         assert_eq!(
             (reference.release, reference.environment.as_str()),
@@ -1747,6 +1757,56 @@ mod deployment_outcomes {
             .await
             .unwrap();
         assert!(matches!(out, Inbound::Ignored(_)), "{out:?}");
+    }
+
+    /// Found by the simulation (seed 118): CreateDeployment served, the function died
+    /// before recording it, and the deployment ended; its event was taken for someone
+    /// else's, and the reconciler later made a second deployment for the same try.
+    #[tokio::test]
+    async fn a_deployment_that_ended_unrecorded_is_recorded_from_its_description_then_ends_its_stage()
+     {
+        let w = World::new().await;
+        let p = push("shiplane/api", 1, "v1.0.0");
+        commit_arrival(&w, &p).await;
+        let id = release_of(&w, &p).await;
+        let made = |attempt| crate::aws::Origin::Release {
+            release: id.clone(),
+            environment: "dev".into(),
+            attempt,
+            task_definition: Some("td:LOST".into()),
+        };
+        // An earlier attempt's deployment changes nothing.
+        w.deployer
+            .unrecorded
+            .lock()
+            .unwrap()
+            .insert("d-OLD".into(), made(3));
+        let out = w
+            .engine()
+            .on_deployment_state(&change("d-OLD", DeploymentState::Success), T0)
+            .await
+            .unwrap();
+        assert!(matches!(out, Inbound::Ignored(_)), "{out:?}");
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+
+        w.deployer
+            .unrecorded
+            .lock()
+            .unwrap()
+            .insert("d-LOST".into(), made(0));
+        let out = w
+            .engine()
+            .on_deployment_state(&change("d-LOST", DeploymentState::Success), T0)
+            .await
+            .unwrap();
+        assert!(matches!(out, Inbound::Accepted(_)), "{out:?}");
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking));
+        let stage = w.store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone();
+        assert_eq!(stage.deployment_id.as_deref(), Some("d-LOST"));
+        assert_eq!(stage.task_definition.as_deref(), Some("td:LOST"));
+        let reference = w.store.deployment("d-LOST").await.unwrap().unwrap();
+        assert_eq!(reference.release, id);
+        assert!(w.deploys().is_empty(), "no second deployment");
     }
 
     fn change(deployment: &str, state: DeploymentState) -> DeploymentStateChange {
@@ -3168,8 +3228,14 @@ mod bake_timers {
             .await
             .unwrap();
         assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking));
-        // OK: the gate opens and the bake ends.
+        // OK: the gate opens; the bake ends at the reconciler's next pass, which reads
+        // every alarm of the lane first (the OK of one alarm says nothing of the others,
+        // whose ALARM may be lost or late: simulation seed 2318).
         e.on_alarm(&alarm(AlarmState::Ok, 700), Timestamp(BAKE_END.0 + 120_000))
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking));
+        e.reconcile(&pipeline, None, Timestamp(BAKE_END.0 + 180_000))
             .await
             .unwrap();
         assert_eq!(w.state(&id, "dev").await, Some(StageState::Succeeded));
@@ -3177,6 +3243,33 @@ mod bake_timers {
             w.state(&id, "prod").await,
             Some(StageState::AwaitingApproval)
         );
+    }
+
+    /// Found by the simulation (seed 2318): a bake over, its lane's ALARM late (still in
+    /// EventBridge), and a push arriving on the lane ended the bake from the states the
+    /// lane had recorded; the bad release became last known good. Only a pass that reads
+    /// the alarms from CloudWatch ends a bake.
+    #[tokio::test]
+    async fn an_event_passing_a_bake_that_is_over_leaves_it_to_a_pass_that_reads_the_alarms() {
+        use crate::aws::fake::FakeAlarms;
+        let w = watched().await;
+        let id = baking(&w).await;
+        let after = Timestamp(BAKE_END.0 + 1_000);
+        let next = w
+            .engine()
+            .on_push(&push("shiplane/api", 2, "v1.0.1"), after)
+            .await;
+        assert!(next.is_ok(), "{next:?}");
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Baking));
+        // The reconciler reads CloudWatch: the ALARM whose event is late rolls it back.
+        let cloudwatch = FakeAlarms::default();
+        cloudwatch.set(vec![alarm(AlarmState::Alarm, 590)]);
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        e.reconcile_with_alarms(&cloudwatch, &pipeline, None, after)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::RolledBack));
     }
 
     #[tokio::test]
@@ -3395,8 +3488,11 @@ mod known_items {
                 .await
         }
 
-        async fn rollback_of(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
-            self.inner.rollback_of(deployment_id).await
+        async fn origin(
+            &self,
+            deployment_id: &str,
+        ) -> Result<Option<crate::aws::Origin>, DeployError> {
+            self.inner.origin(deployment_id).await
         }
     }
 
@@ -3523,8 +3619,11 @@ mod one_executor {
                 .stop_deployment(req, deployment_id, rollback)
                 .await
         }
-        async fn rollback_of(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
-            self.inner.rollback_of(deployment_id).await
+        async fn origin(
+            &self,
+            deployment_id: &str,
+        ) -> Result<Option<crate::aws::Origin>, DeployError> {
+            self.inner.origin(deployment_id).await
         }
     }
 

@@ -135,6 +135,7 @@ fn samples() -> Vec<Event> {
         },
         Event::HookCompleted {
             deployment_id: "d-1".into(),
+            task_definition: None,
             hook: "AfterAllowTestTraffic".into(),
             checks: Vec::new(),
             failure: None,
@@ -1335,6 +1336,7 @@ fn facts() -> Vec<Event> {
         Event::ValidationStarted,
         Event::HookCompleted {
             deployment_id: "d-1".into(),
+            task_definition: None,
             hook: "AfterAllowTestTraffic".into(),
             checks: vec![(true, "health: passed in 3 ms: ok".into())],
             failure: None,
@@ -1511,6 +1513,52 @@ fn a_deployment_created_after_its_stage_ended_is_recorded_and_undone() {
     }
 }
 
+/// A rolling service's late deployment of a release that was rolled back replaced the
+/// restore in flight (the newest UpdateService wins): the restore is deployed again, and
+/// its history says why (found by the simulation, seed 1670, where the second deployment
+/// went unexplained).
+#[test]
+fn a_late_rolling_deployment_makes_the_restore_in_flight_deploy_again_and_says_why() {
+    let rolling = Policy {
+        undo_by_redeploy: true,
+        ..policy()
+    };
+    let mut v = view_in(Some(StageState::RolledBack));
+    v.lane.in_flight = Some(id(0));
+    let restore = v.releases.get_mut(&id(0)).unwrap();
+    let stage = restore.stages.get_mut(ENV).unwrap();
+    stage.state = StageState::Validating;
+    stage.redeploy = true;
+    stage.deployment_id = Some("ecs-svc/67".into());
+    let late = Event::DeploymentCreated {
+        deployment_id: "ecs-svc/68".into(),
+        task_definition: None,
+    };
+    let d = apply(&v, &id(1), &late, &rolling, T0).unwrap();
+    let stage = &d.view.releases[&id(0)].stages[ENV];
+    assert_eq!(stage.state, StageState::Deploying);
+    assert_eq!(stage.deployment_id, None);
+    assert_eq!(stage.ended, ["ecs-svc/67"]);
+    assert_eq!(
+        d.actions,
+        vec![Action::Deploy {
+            release: id(0),
+            environment: ENV.into(),
+            redeploy: true,
+        }]
+    );
+    let why = d
+        .transitions
+        .iter()
+        .find(|t| t.release == Some(id(0)) && t.cause == Cause::Redeployed)
+        .and_then(|t| t.detail.clone())
+        .unwrap();
+    assert!(
+        why.contains("ecs-svc/67 was replaced by ecs-svc/68"),
+        "{why}"
+    );
+}
+
 /// A deployment's revision is recorded with it, so that a restore deploys that revision
 /// again; a retry starts afresh.
 #[test]
@@ -1594,6 +1642,62 @@ fn a_dead_owners_action_is_taken_over_once_after_its_lease() {
         apply(&taken.view, &id(1), &Event::ActionResumed, &policy(), after).is_err(),
         "a second taker finds it owned again"
     );
+    assert_eq!(
+        taken.view.releases[&id(1)].stages[ENV].resumed,
+        1,
+        "the taker's deployer looks for the dead owner's deployment first"
+    );
+}
+
+/// A restore of the last known good that could not be started by its deadline (the store
+/// unreachable pass after pass, in the simulation, seed 1440) is tried again, as a failed
+/// try, instead of being failed for a person while the bad release runs; after the tries,
+/// it is failed as any action past its deadline.
+#[test]
+fn a_restore_past_its_deadline_is_tried_again_before_it_is_given_up() {
+    let alarm = Event::AlarmFired {
+        alarm: "api-dev-5xx".into(),
+    };
+    let mut view = apply(
+        &view_in(Some(StageState::Baking)),
+        &id(1),
+        &alarm,
+        &policy(),
+        T0,
+    )
+    .unwrap()
+    .view;
+    let mut now = T0;
+    for n in 1..=RESTORE_TRIES {
+        now = view.releases[&id(0)].stages[ENV].deadline.unwrap();
+        let d = apply(&view, &id(0), &Event::ActionResumed, &policy(), now).unwrap();
+        let stage = &d.view.releases[&id(0)].stages[ENV];
+        assert_eq!(stage.state, StageState::Deploying, "try {n}");
+        assert_eq!(stage.restore_failures, n);
+        assert!(stage.deadline.unwrap() > now, "a new deadline");
+        assert_eq!(
+            d.actions,
+            vec![Action::Deploy {
+                release: id(0),
+                environment: ENV.into(),
+                redeploy: true,
+            }]
+        );
+        assert!(
+            d.transitions
+                .iter()
+                .any(|t| t.cause == Cause::TimedOut && t.to == Some(StageState::Deploying)),
+            "the missed deadline is in the history"
+        );
+        view = d.view;
+    }
+    now = view.releases[&id(0)].stages[ENV].deadline.unwrap().max(now);
+    let d = apply(&view, &id(0), &Event::ActionResumed, &policy(), now).unwrap();
+    assert_eq!(
+        d.view.releases[&id(0)].state_in(ENV),
+        Some(StageState::Failed)
+    );
+    assert!(d.actions.is_empty());
 }
 
 /// A decision that lost a race decides again after a later one committed, with its own
@@ -1790,6 +1894,103 @@ fn a_failed_restore_is_tried_again_before_a_person_is_asked() {
         d.view.releases[&id(0)].state_in(ENV),
         Some(StageState::Failed)
     );
+}
+
+/// A rolling service's deploy that could not be confirmed by its deadline (its
+/// UpdateService may have landed, its record lost, the reconciler failing pass after
+/// pass: simulation seed 188) puts the last known good back; on CodeDeploy, where an
+/// unrecorded deployment is found by its description when it ends, it only fails.
+#[test]
+fn a_deploy_past_its_deadline_on_a_rolling_service_restores_the_last_known_good() {
+    for (undo_by_redeploy, restored) in [(true, true), (false, false)] {
+        let p = Policy {
+            undo_by_redeploy,
+            ..policy()
+        };
+        let d = apply(
+            &view_in(Some(StageState::Queued)),
+            &id(1),
+            &Event::Dequeue,
+            &p,
+            T0,
+        )
+        .unwrap();
+        let deadline = d.view.releases[&id(1)].stages[ENV].deadline.unwrap();
+        let d = apply(&d.view, &id(1), &Event::ActionResumed, &p, deadline).unwrap();
+        assert_eq!(
+            d.view.releases[&id(1)].state_in(ENV),
+            Some(StageState::Failed)
+        );
+        let redeploy = Action::Deploy {
+            release: id(0),
+            environment: ENV.into(),
+            redeploy: true,
+        };
+        assert_eq!(
+            d.actions.contains(&redeploy),
+            restored,
+            "rolling: {undo_by_redeploy}"
+        );
+    }
+}
+
+/// A late hook of a restore's deployment that already failed (its retried invocation,
+/// in the simulation, seed 423) is not taken for the next try: it would have put the
+/// failed deployment back on the stage, burnt a try, and cleared the pinned revision.
+#[test]
+fn a_late_hook_or_answer_of_a_failed_restore_try_changes_nothing() {
+    let alarm = Event::AlarmFired {
+        alarm: "api-dev-5xx".into(),
+    };
+    let mut view = apply(
+        &view_in(Some(StageState::Baking)),
+        &id(1),
+        &alarm,
+        &policy(),
+        T0,
+    )
+    .unwrap()
+    .view;
+    let created = Event::DeploymentCreated {
+        deployment_id: "d-r1".into(),
+        task_definition: Some("td:7".into()),
+    };
+    view = apply(&view, &id(0), &created, &policy(), T0).unwrap().view;
+    let failed = Event::DeploymentFailed {
+        reason: "BeforeAllowTraffic hook answered Failed".into(),
+    };
+    view = apply(&view, &id(0), &failed, &policy(), T0).unwrap().view;
+    let stage = &view.releases[&id(0)].stages[ENV];
+    assert_eq!(stage.ended, ["d-r1"]);
+    assert_eq!(stage.task_definition.as_deref(), Some("td:7"));
+    let late_hook = Event::HookCompleted {
+        deployment_id: "d-r1".into(),
+        task_definition: None,
+        hook: "AfterAllowTestTraffic".into(),
+        checks: vec![],
+        failure: None,
+    };
+    for late in [late_hook, created] {
+        assert!(
+            matches!(
+                apply(&view, &id(0), &late, &policy(), T0),
+                Err(TransitionError::EndedDeployment { .. })
+            ),
+            "{late:?}"
+        );
+    }
+    // The next try's hook is taken, and keeps the pinned revision.
+    let next_hook = Event::HookCompleted {
+        deployment_id: "d-r2".into(),
+        task_definition: None,
+        hook: "AfterAllowTestTraffic".into(),
+        checks: vec![],
+        failure: None,
+    };
+    let d = apply(&view, &id(0), &next_hook, &policy(), T0).unwrap();
+    let stage = &d.view.releases[&id(0)].stages[ENV];
+    assert_eq!(stage.deployment_id.as_deref(), Some("d-r2"));
+    assert_eq!(stage.task_definition.as_deref(), Some("td:7"));
 }
 
 /// A restore that meets a busy deployment group (the bad release's deployment still runs)
