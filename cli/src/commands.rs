@@ -294,11 +294,12 @@ async fn deps(table: &str, aws: &Reach) -> CliDeps {
             aws_sdk_codedeploy::Client::new(&config),
             &aws.hook_function,
         ),
-        notifier: match &aws.topic {
-            Some(topic) => {
-                CliNotifier::Topic(SnsNotifier::new(aws_sdk_sns::Client::new(&config), topic))
-            }
-            None => CliNotifier::Off,
+        notifier: match aws.topic.as_deref().filter(|t| !t.is_empty()) {
+            Some(topic) => CliNotifier::Topic(
+                SnsNotifier::new(aws_sdk_sns::Client::new(&config), topic)
+                    .with_chatbot_topic(aws.chatbot_topic.clone()),
+            ),
+            None => CliNotifier::Off(std::sync::Once::new()),
         },
         timer: SchedulerTimer::new(
             aws_sdk_scheduler::Client::new(&config),
@@ -309,10 +310,20 @@ async fn deps(table: &str, aws: &Reach) -> CliDeps {
     }
 }
 
-/// Notifications from the CLI go to the topic when it is named, and nowhere otherwise.
+/// Notifications from the CLI go to the topic when it is named, as the functions' do;
+/// without one, the command says once that it announced nothing, and how to fix that.
 pub enum CliNotifier {
     Topic(SnsNotifier),
-    Off,
+    Off(std::sync::Once),
+}
+
+/// Printed once by a command whose changes are not announced.
+pub const NO_TOPIC: &str = "note: this change was not announced on SNS: no topic is configured; set SHIPLANE_TOPIC_ARN to the stack's TopicArn output (or pass --topic ARN)";
+
+impl CliNotifier {
+    fn say_off(once: &std::sync::Once) {
+        once.call_once(|| eprintln!("{NO_TOPIC}"));
+    }
 }
 
 impl Notifier for CliNotifier {
@@ -325,7 +336,10 @@ impl Notifier for CliNotifier {
                 }
                 sent
             }
-            CliNotifier::Off => Ok(()),
+            CliNotifier::Off(once) => {
+                Self::say_off(once);
+                Ok(())
+            }
         }
     }
 
@@ -338,7 +352,12 @@ impl Notifier for CliNotifier {
                 }
                 failed
             }
-            CliNotifier::Off => Vec::new(),
+            CliNotifier::Off(once) => {
+                if !notifications.is_empty() {
+                    Self::say_off(once);
+                }
+                Vec::new()
+            }
         }
     }
 }

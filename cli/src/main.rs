@@ -187,9 +187,13 @@ pub struct Operator {
 #[derive(Debug, clap::Args)]
 pub struct Reach {
     /// The SNS topic to announce on (the stack's TopicArn output); without it nothing is
-    /// announced.
+    /// announced, and the command says so.
     #[arg(long, env = "SHIPLANE_TOPIC_ARN")]
     topic: Option<String>,
+    /// The topic AWS Chatbot subscribes to (the stack's ChatbotTopicArn output): gets the
+    /// same announcements in Chatbot's custom-notification schema.
+    #[arg(long, env = "SHIPLANE_CHATBOT_TOPIC_ARN")]
+    chatbot_topic: Option<String>,
     /// The deploy-hook function a started deployment names in its AppSpec.
     #[arg(
         long,

@@ -44,7 +44,8 @@ fn deps_from(config: &aws_config::SdkConfig, settings: &Settings) -> AwsDeps {
         notifier: SnsNotifier::new(
             OnFirstUse::new(config, aws_sdk_sns::Client::new),
             &settings.topic_arn,
-        ),
+        )
+        .with_chatbot_topic(settings.chatbot_topic_arn.clone()),
         timer: SchedulerTimer::new(
             OnFirstUse::new(config, aws_sdk_scheduler::Client::new),
             &settings.schedule_group,
