@@ -122,6 +122,8 @@ where
     F: for<'a> Fn(&'a AwsDeps, &'a X, LambdaEvent<Value>) -> HandlerFuture<'a>,
 {
     lambda_runtime::tracing::init_default_subscriber();
+    // Metric records go to the log as EMF lines: CloudWatch extracts them, no AWS call.
+    crate::metrics::set_sink(crate::metrics::Sink::Stdout);
     let settings = Settings::from_env_or_exit(function);
     let config = crate::aws::lambda_sdk_config(&settings).await;
     let deps = deps_from(&config, &settings);
