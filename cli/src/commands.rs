@@ -270,6 +270,17 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 )))
             }
         }
+        Command::Metrics(ref args) => {
+            let store = store(&cli.table).await;
+            let stored = current_pipeline(&store).await?;
+            let pipeline = Pipeline::from_toml(&stored.source).map_err(|e| {
+                Failure::Failed(format!(
+                    "the stored pipeline (version {}) no longer validates: {e}",
+                    stored.version
+                ))
+            })?;
+            crate::metrics::run(&store, &pipeline, args, cli.json).await
+        }
         Command::Table(TableCommand::Create) => {
             let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
             let client = aws_sdk_dynamodb::Client::new(&config);

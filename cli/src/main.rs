@@ -5,6 +5,7 @@
 //! (invalid pipeline file, unknown service or release, usage errors).
 
 mod commands;
+mod metrics;
 mod render;
 
 use std::path::PathBuf;
@@ -168,6 +169,9 @@ enum Command {
         #[command(flatten)]
         aws: Reach,
     },
+    /// The four DORA figures from history: deployment frequency, lead time for changes
+    /// (push → production), change-failure rate and time to restore.
+    Metrics(metrics::MetricsArgs),
     /// Manage the table itself.
     #[command(subcommand)]
     Table(TableCommand),

@@ -890,3 +890,111 @@ async fn without_actor_the_operator_is_recorded_by_their_aws_identity_or_told_to
         "{applied_by}"
     );
 }
+
+/// A production history written straight to the table: two releases deployed to prod, the
+/// second rolled back and the first restored; the built CLI computes the DORA figures.
+#[tokio::test]
+async fn metrics_computes_the_dora_figures_from_the_history_in_the_table() {
+    use shiplane::release::{Cause, StageState as S, Transition};
+    use shiplane::store::{Commit, Versioned};
+    let store = fresh_store().await;
+    let table = store.table().to_string();
+    let out = shiplane(&table, &["config", "apply", example().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    const H: u64 = 3_600_000;
+    let start = Timestamp::now().0 - 10 * 24 * H;
+    let mut r1 = release(1);
+    r1.pushed_at = Timestamp(start);
+    let mut r2 = release(2);
+    r2.pushed_at = Timestamp(start + 20 * H);
+    let t = |r: &Release, h: u64, from: S, to: S, cause: Cause| Transition {
+        at: Timestamp(start + h * H),
+        service: "api".into(),
+        environment: "prod".into(),
+        release: Some(r.id.clone()),
+        from: Some(from),
+        to: Some(to),
+        cause,
+        actor: None,
+        detail: None,
+    };
+    let history = vec![
+        t(&r1, 9, S::AwaitingApproval, S::Deploying, Cause::Approved),
+        t(&r1, 10, S::Deploying, S::Baking, Cause::DeploymentSucceeded),
+        t(&r1, 11, S::Baking, S::Succeeded, Cause::BakeElapsed),
+        t(&r2, 23, S::AwaitingApproval, S::Deploying, Cause::Approved),
+        t(&r2, 24, S::Deploying, S::Baking, Cause::DeploymentSucceeded),
+        t(&r2, 25, S::Baking, S::RolledBack, Cause::AlarmFired),
+        t(&r1, 25, S::Succeeded, S::Deploying, Cause::Rollback),
+        t(
+            &r1,
+            27,
+            S::Deploying,
+            S::Succeeded,
+            Cause::DeploymentSucceeded,
+        ),
+    ];
+    store
+        .commit(Commit {
+            releases: vec![
+                Versioned {
+                    item: r1,
+                    version: 0,
+                },
+                Versioned {
+                    item: r2,
+                    version: 0,
+                },
+            ],
+            history,
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+
+    let out = shiplane(&table, &["--json", "metrics", "api", "--since", "30d"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    let api = &v[0];
+    assert_eq!(api["service"], "api");
+    assert_eq!(api["environment"], "prod");
+    assert_eq!(api["deployments"], 2, "{api}");
+    assert_eq!(api["failed_deployments"], 1);
+    assert_eq!(api["change_failure_rate"], 0.5);
+    assert_eq!(
+        api["lead_time_median_seconds"],
+        7.0 * 3600.0,
+        "median of 10 h and 4 h"
+    );
+    assert_eq!(api["time_to_restore_median_seconds"], 2.0 * 3600.0);
+    assert_eq!(api["unrestored"], 0);
+    assert!(
+        api["since"].as_str().unwrap().ends_with('Z'),
+        "RFC 3339: {api}"
+    );
+
+    let out = shiplane(&table, &["metrics"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("DORA figures over the last 30d"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("api"))
+        .unwrap();
+    for cell in ["prod", "2", "7h", "50%", "2h"] {
+        assert!(row.contains(cell), "{cell} in {row}");
+    }
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("etl")),
+        "every service: {text}"
+    );
+
+    let out = shiplane(&table, &["metrics", "api", "--since", "a while"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("write one such as 30d"),
+        "{}",
+        stderr(&out)
+    );
+}
