@@ -502,6 +502,15 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
     let approve = shiplane(&table, &["approve", v2.as_str(), "prod"]);
     assert_eq!(approve.status.code(), Some(0), "{}", stderr(&approve));
     assert_eq!(state(v2.clone(), "prod").await, Some(StageState::Queued));
+    // No topic configured: the command says so, once, and how to fix it.
+    assert_eq!(
+        stderr(&approve)
+            .matches("this change was not announced on SNS: no topic is configured; set SHIPLANE_TOPIC_ARN")
+            .count(),
+        1,
+        "{}",
+        stderr(&approve)
+    );
     let resume = shiplane(&table, &["resume", "api", "prod"]);
     assert_eq!(resume.status.code(), Some(0), "{}", stderr(&resume));
     assert_eq!(state(v2.clone(), "prod").await, Some(StageState::Deploying));
@@ -534,17 +543,29 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
         )
         .await
         .unwrap();
-    let reject = shiplane(
-        &table,
-        &[
-            "reject",
-            v3.as_str(),
-            "prod",
-            "--reason",
-            "missing changelog",
-        ],
-    );
+    let _ = shiplane_e2e::notifications(&account.queue_url);
+    // With the topic configured, the CLI announces as the functions do.
+    let reject = Command::new(env!("CARGO_BIN_EXE_shiplane"))
+        .args(["--table", &table, "reject", v3.as_str(), "prod"])
+        .args(["--reason", "missing changelog"])
+        .env("SHIPLANE_ACTOR", "ana")
+        .env("SHIPLANE_TOPIC_ARN", &account.topic_arn)
+        .output()
+        .unwrap();
     assert_eq!(reject.status.code(), Some(0), "{}", stderr(&reject));
+    assert!(
+        !stderr(&reject).contains("not announced"),
+        "{}",
+        stderr(&reject)
+    );
+    let sent = shiplane_e2e::notifications(&account.queue_url);
+    let body: Value = sent
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m["Message"].as_str().unwrap()).unwrap())
+        .find(|b| b["kind"] == "rejected")
+        .unwrap_or_else(|| panic!("no rejected notification in {sent:?}"));
+    assert_eq!(body["why"], "rejected: missing changelog (by ana)");
+    assert_eq!(body["what"], "api v3 was rejected for prod.");
     let r3 = store.release(&v3).await.unwrap().unwrap().item;
     assert_eq!(r3.state_in("prod"), Some(StageState::Rejected));
     assert_eq!(

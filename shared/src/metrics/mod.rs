@@ -17,15 +17,15 @@
 //! | `CheckDuration` | Milliseconds | one lifecycle-hook check (its name in the `check` property) |
 //!
 //! Where records go is set once per process ([`set_sink`]): the functions write them to
-//! stdout; the CLI collects them and sends them with PutMetricData; a process that sets
-//! nothing (tests, the simulation) computes none.
+//! stdout. A process that sets nothing computes none: tests, the simulation, and the CLI,
+//! whose own transitions (an approval, the deployment it starts) are not measured yet.
 
 pub mod dora;
 mod emf;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 pub use emf::{Metric, Record, Unit};
 
@@ -39,8 +39,6 @@ pub const NAMESPACE: &str = "Shiplane";
 pub enum Sink {
     /// One EMF JSON line each on stdout: a Lambda function's log becomes metrics.
     Stdout,
-    /// Kept for the process to send itself (the CLI, which has no log pipeline).
-    Collect(Mutex<Vec<Record>>),
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();
@@ -67,19 +65,6 @@ pub fn emit(records: Vec<Record>) {
             }
             let _ = out.flush();
         }
-        Some(Sink::Collect(kept)) => {
-            if let Ok(mut kept) = kept.lock() {
-                kept.extend(records);
-            }
-        }
-    }
-}
-
-/// The records collected so far (a [`Sink::Collect`] process), leaving none.
-pub fn take_collected() -> Vec<Record> {
-    match SINK.get() {
-        Some(Sink::Collect(kept)) => kept.lock().map(|mut k| k.split_off(0)).unwrap_or_default(),
-        _ => Vec::new(),
     }
 }
 
