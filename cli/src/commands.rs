@@ -377,7 +377,7 @@ fn engine_failure(e: EngineError) -> Failure {
     Failure::Failed(e.to_string())
 }
 
-fn unknown_service(pipeline: &Pipeline, name: &str) -> Failure {
+pub(crate) fn unknown_service(pipeline: &Pipeline, name: &str) -> Failure {
     Failure::BadInput(format!(
         "no service \"{name}\" in the pipeline; services: {}",
         pipeline

@@ -48,17 +48,12 @@ pub async fn run(
     let until = Timestamp::now();
     let since = Timestamp(until.0.saturating_sub(window.as_millis() as u64));
     let services: Vec<&shiplane::pipeline::Service> = match &args.service {
-        Some(name) => vec![pipeline.services.get(name.as_str()).ok_or_else(|| {
-            Failure::BadInput(format!(
-                "no service \"{name}\" in the pipeline; services: {}",
-                pipeline
-                    .services
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?],
+        Some(name) => vec![
+            pipeline
+                .services
+                .get(name.as_str())
+                .ok_or_else(|| crate::commands::unknown_service(pipeline, name))?,
+        ],
         None => pipeline.services.values().collect(),
     };
     let mut all = Vec::new();

@@ -58,7 +58,7 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    Some(if values.len() % 2 == 0 {
+    Some(if values.len().is_multiple_of(2) {
         (values[mid - 1] + values[mid]) / 2.0
     } else {
         values[mid]
@@ -195,7 +195,7 @@ mod tests {
             id: &ReleaseId,
             env: &str,
             h: u64,
-            from: Option<StageState>,
+            from: StageState,
             to: StageState,
             cause: Cause,
         ) {
@@ -204,7 +204,7 @@ mod tests {
                 service: "api".into(),
                 environment: env.into(),
                 release: Some(id.clone()),
-                from,
+                from: Some(from),
                 to: Some(to),
                 cause,
                 actor: None,
@@ -219,7 +219,7 @@ mod tests {
                 id,
                 env,
                 h,
-                Some(S::AwaitingApproval),
+                S::AwaitingApproval,
                 S::Deploying,
                 Cause::Approved,
             );
@@ -227,7 +227,7 @@ mod tests {
                 id,
                 env,
                 h + 1,
-                Some(S::Deploying),
+                S::Deploying,
                 S::Baking,
                 Cause::DeploymentSucceeded,
             );
@@ -242,39 +242,18 @@ mod tests {
         let r1 = s.release(0);
         s.ship(&r1, "dev", 1);
         s.ship(&r1, "prod", 9);
-        s.t(
-            &r1,
-            "prod",
-            11,
-            Some(S::Baking),
-            S::Succeeded,
-            Cause::BakeElapsed,
-        );
+        s.t(&r1, "prod", 11, S::Baking, S::Succeeded, Cause::BakeElapsed);
         // r2: pushed at 20 h, in prod at 24 h (lead 4 h), rolled back at 25 h by an alarm;
         // r1 restored (not a deployment of a change), done at 27 h: restore 2 h.
         let r2 = s.release(20);
         s.ship(&r2, "prod", 23);
-        s.t(
-            &r2,
-            "prod",
-            25,
-            Some(S::Baking),
-            S::RolledBack,
-            Cause::AlarmFired,
-        );
-        s.t(
-            &r1,
-            "prod",
-            25,
-            Some(S::Succeeded),
-            S::Deploying,
-            Cause::Rollback,
-        );
+        s.t(&r2, "prod", 25, S::Baking, S::RolledBack, Cause::AlarmFired);
+        s.t(&r1, "prod", 25, S::Succeeded, S::Deploying, Cause::Rollback);
         s.t(
             &r1,
             "prod",
             27,
-            Some(S::Deploying),
+            S::Deploying,
             S::Succeeded,
             Cause::DeploymentSucceeded,
         );
@@ -284,7 +263,7 @@ mod tests {
             &r3,
             "prod",
             31,
-            Some(S::AwaitingApproval),
+            S::AwaitingApproval,
             S::Deploying,
             Cause::Approved,
         );
@@ -292,7 +271,7 @@ mod tests {
             &r3,
             "prod",
             32,
-            Some(S::Deploying),
+            S::Deploying,
             S::Failed,
             Cause::DeploymentFailed,
         );
@@ -300,7 +279,7 @@ mod tests {
         // nothing completed since: unrestored.
         let r4 = s.release(40);
         s.ship(&r4, "prod", 45);
-        s.t(&r4, "prod", 47, Some(S::Baking), S::Failed, Cause::TimedOut);
+        s.t(&r4, "prod", 47, S::Baking, S::Failed, Cause::TimedOut);
         // Another service and dev are ignored.
         let mut other = s.history[0].clone();
         other.service = "web".into();
@@ -367,27 +346,13 @@ mod tests {
         let mut s = Story::new();
         let r = s.release(0);
         s.ship(&r, "prod", 1);
-        s.t(
-            &r,
-            "prod",
-            3,
-            Some(S::Baking),
-            S::RolledBack,
-            Cause::AlarmFired,
-        );
-        s.t(
-            &r,
-            "prod",
-            4,
-            Some(S::RolledBack),
-            S::Deploying,
-            Cause::Retried,
-        );
+        s.t(&r, "prod", 3, S::Baking, S::RolledBack, Cause::AlarmFired);
+        s.t(&r, "prod", 4, S::RolledBack, S::Deploying, Cause::Retried);
         s.t(
             &r,
             "prod",
             5,
-            Some(S::Deploying),
+            S::Deploying,
             S::Baking,
             Cause::DeploymentSucceeded,
         );
