@@ -1,5 +1,6 @@
 """template.yaml: parses, and declares the table exactly as the DynamoDB adapter uses it."""
 
+import json
 import math
 import os
 import re
@@ -70,6 +71,7 @@ def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
     assert set(env) == {
         "SHIPLANE_TABLE",
         "SHIPLANE_TOPIC_ARN",
+        "SHIPLANE_CHATBOT_TOPIC_ARN",
         "SHIPLANE_HOOK_FUNCTION",
         "SHIPLANE_SCHEDULE_GROUP",
         "SHIPLANE_PROMOTE_FUNCTION_ARN",
@@ -77,7 +79,10 @@ def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
     }
     with open(os.path.join(ROOT, "shared/src/settings.rs")) as f:
         settings = f.read()
-    assert set(re.findall(r'required\(\s*vars,\s*"(SHIPLANE_[A-Z_]+)"', settings)) == set(env), "settings and stack agree"
+    required = set(re.findall(r'required\(\s*vars,\s*"(SHIPLANE_[A-Z_]+)"', settings))
+    optional = {"SHIPLANE_CHATBOT_TOPIC_ARN"}
+    assert f'"{next(iter(optional))}"' in settings
+    assert required | optional == set(env), "settings and stack agree"
     functions = {n: r for n, r in t["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
     expected = {
         "AlarmFunction": ("alarm", "aws.cloudwatch", "CloudWatch Alarm State Change"),
@@ -329,3 +334,43 @@ def test_image_push_may_read_the_push_times_it_asks_ecr_for_and_nothing_else_may
     acts, resource = granted["ImagePushFunction"]
     assert acts == ["ecr:DescribeImages"]
     assert ":repository/" in resource["Sub"]
+
+
+def _dashboard():
+    """The dashboard's body as JSON, each ${...} of its !Sub kept as the name it refers to."""
+    body = template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Sub"]
+    refs = re.findall(r"\$\{([^}]*)\}", body)
+    return json.loads(re.sub(r"\$\{([^}]*)\}", r"\1", body)), refs
+
+
+def test_dashboard_shows_every_release_metric_and_each_functions_health():
+    t = template()
+    dashboard, refs = _dashboard()
+    resources = t["Resources"]
+    for ref in refs:
+        name = ref.split(".")[0]
+        assert name.startswith("AWS::") or name in resources, f"${{{ref}}} names nothing"
+    text = json.dumps(dashboard)
+
+    # Every metric the functions emit (shared/src/metrics/mod.rs) is on the dashboard.
+    with open(os.path.join(ROOT, "shared/src/metrics/mod.rs")) as f:
+        emitted = set(re.findall(r'Metric::(?:count|new)\(\s*"(\w+)"', f.read()))
+    assert len(emitted) == 8, emitted
+    for name in emitted:
+        assert f'MetricName=\\"{name}\\"' in text, f"{name} is not on the dashboard"
+
+    # Shiplane's own health: errors, throttles and duration of every function, DLQ depth.
+    functions = [n for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    assert len(functions) == 6
+    for metric in ("Errors", "Throttles", "Duration"):
+        (widget,) = [
+            w for w in dashboard["widgets"]
+            if w["type"] == "metric" and any(m[:2] == ["AWS/Lambda", metric] for m in w["properties"]["metrics"])
+        ]
+        shown = {m[3] for m in widget["properties"]["metrics"]}
+        assert shown == {f"{f}" for f in functions}, (metric, shown)
+    assert ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "DeadLetterQueue.QueueName"] in [
+        m[:4] for w in dashboard["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]
+    ]
+    for w in dashboard["widgets"]:
+        assert w["x"] + w["width"] <= 24, w

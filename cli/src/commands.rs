@@ -270,6 +270,17 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 )))
             }
         }
+        Command::Metrics(ref args) => {
+            let store = store(&cli.table).await;
+            let stored = current_pipeline(&store).await?;
+            let pipeline = Pipeline::from_toml(&stored.source).map_err(|e| {
+                Failure::Failed(format!(
+                    "the stored pipeline (version {}) no longer validates: {e}",
+                    stored.version
+                ))
+            })?;
+            crate::metrics::run(&store, &pipeline, args, cli.json).await
+        }
         Command::Table(TableCommand::Create) => {
             let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
             let client = aws_sdk_dynamodb::Client::new(&config);
@@ -294,11 +305,12 @@ async fn deps(table: &str, aws: &Reach) -> CliDeps {
             aws_sdk_codedeploy::Client::new(&config),
             &aws.hook_function,
         ),
-        notifier: match &aws.topic {
-            Some(topic) => {
-                CliNotifier::Topic(SnsNotifier::new(aws_sdk_sns::Client::new(&config), topic))
-            }
-            None => CliNotifier::Off,
+        notifier: match aws.topic.as_deref().filter(|t| !t.is_empty()) {
+            Some(topic) => CliNotifier::Topic(
+                SnsNotifier::new(aws_sdk_sns::Client::new(&config), topic)
+                    .with_chatbot_topic(aws.chatbot_topic.clone()),
+            ),
+            None => CliNotifier::Off(std::sync::Once::new()),
         },
         timer: SchedulerTimer::new(
             aws_sdk_scheduler::Client::new(&config),
@@ -309,10 +321,20 @@ async fn deps(table: &str, aws: &Reach) -> CliDeps {
     }
 }
 
-/// Notifications from the CLI go to the topic when it is named, and nowhere otherwise.
+/// Notifications from the CLI go to the topic when it is named, as the functions' do;
+/// without one, the command says once that it announced nothing, and how to fix that.
 pub enum CliNotifier {
     Topic(SnsNotifier),
-    Off,
+    Off(std::sync::Once),
+}
+
+/// Printed once by a command whose changes are not announced.
+pub const NO_TOPIC: &str = "note: this change was not announced on SNS: no topic is configured; set SHIPLANE_TOPIC_ARN to the stack's TopicArn output (or pass --topic ARN)";
+
+impl CliNotifier {
+    fn say_off(once: &std::sync::Once) {
+        once.call_once(|| eprintln!("{NO_TOPIC}"));
+    }
 }
 
 impl Notifier for CliNotifier {
@@ -325,7 +347,10 @@ impl Notifier for CliNotifier {
                 }
                 sent
             }
-            CliNotifier::Off => Ok(()),
+            CliNotifier::Off(once) => {
+                Self::say_off(once);
+                Ok(())
+            }
         }
     }
 
@@ -338,7 +363,12 @@ impl Notifier for CliNotifier {
                 }
                 failed
             }
-            CliNotifier::Off => Vec::new(),
+            CliNotifier::Off(once) => {
+                if !notifications.is_empty() {
+                    Self::say_off(once);
+                }
+                Vec::new()
+            }
         }
     }
 }
@@ -347,7 +377,7 @@ fn engine_failure(e: EngineError) -> Failure {
     Failure::Failed(e.to_string())
 }
 
-fn unknown_service(pipeline: &Pipeline, name: &str) -> Failure {
+pub(crate) fn unknown_service(pipeline: &Pipeline, name: &str) -> Failure {
     Failure::BadInput(format!(
         "no service \"{name}\" in the pipeline; services: {}",
         pipeline

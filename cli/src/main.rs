@@ -5,6 +5,7 @@
 //! (invalid pipeline file, unknown service or release, usage errors).
 
 mod commands;
+mod metrics;
 mod render;
 
 use std::path::PathBuf;
@@ -168,6 +169,9 @@ enum Command {
         #[command(flatten)]
         aws: Reach,
     },
+    /// The four DORA figures from history: deployment frequency, lead time for changes
+    /// (push → production), change-failure rate and time to restore.
+    Metrics(metrics::MetricsArgs),
     /// Manage the table itself.
     #[command(subcommand)]
     Table(TableCommand),
@@ -187,9 +191,13 @@ pub struct Operator {
 #[derive(Debug, clap::Args)]
 pub struct Reach {
     /// The SNS topic to announce on (the stack's TopicArn output); without it nothing is
-    /// announced.
+    /// announced, and the command says so.
     #[arg(long, env = "SHIPLANE_TOPIC_ARN")]
     topic: Option<String>,
+    /// The topic AWS Chatbot subscribes to (the stack's ChatbotTopicArn output): gets the
+    /// same announcements in Chatbot's custom-notification schema.
+    #[arg(long, env = "SHIPLANE_CHATBOT_TOPIC_ARN")]
+    chatbot_topic: Option<String>,
     /// The deploy-hook function a started deployment names in its AppSpec.
     #[arg(
         long,

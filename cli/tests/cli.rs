@@ -502,6 +502,15 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
     let approve = shiplane(&table, &["approve", v2.as_str(), "prod"]);
     assert_eq!(approve.status.code(), Some(0), "{}", stderr(&approve));
     assert_eq!(state(v2.clone(), "prod").await, Some(StageState::Queued));
+    // No topic configured: the command says so, once, and how to fix it.
+    assert_eq!(
+        stderr(&approve)
+            .matches("this change was not announced on SNS: no topic is configured; set SHIPLANE_TOPIC_ARN")
+            .count(),
+        1,
+        "{}",
+        stderr(&approve)
+    );
     let resume = shiplane(&table, &["resume", "api", "prod"]);
     assert_eq!(resume.status.code(), Some(0), "{}", stderr(&resume));
     assert_eq!(state(v2.clone(), "prod").await, Some(StageState::Deploying));
@@ -534,17 +543,29 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
         )
         .await
         .unwrap();
-    let reject = shiplane(
-        &table,
-        &[
-            "reject",
-            v3.as_str(),
-            "prod",
-            "--reason",
-            "missing changelog",
-        ],
-    );
+    let _ = shiplane_e2e::notifications(&account.queue_url);
+    // With the topic configured, the CLI announces as the functions do.
+    let reject = Command::new(env!("CARGO_BIN_EXE_shiplane"))
+        .args(["--table", &table, "reject", v3.as_str(), "prod"])
+        .args(["--reason", "missing changelog"])
+        .env("SHIPLANE_ACTOR", "ana")
+        .env("SHIPLANE_TOPIC_ARN", &account.topic_arn)
+        .output()
+        .unwrap();
     assert_eq!(reject.status.code(), Some(0), "{}", stderr(&reject));
+    assert!(
+        !stderr(&reject).contains("not announced"),
+        "{}",
+        stderr(&reject)
+    );
+    let sent = shiplane_e2e::notifications(&account.queue_url);
+    let body: Value = sent
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m["Message"].as_str().unwrap()).unwrap())
+        .find(|b| b["kind"] == "rejected")
+        .unwrap_or_else(|| panic!("no rejected notification in {sent:?}"));
+    assert_eq!(body["why"], "rejected: missing changelog (by ana)");
+    assert_eq!(body["what"], "api v3 was rejected for prod.");
     let r3 = store.release(&v3).await.unwrap().unwrap().item;
     assert_eq!(r3.state_in("prod"), Some(StageState::Rejected));
     assert_eq!(
@@ -888,5 +909,113 @@ async fn without_actor_the_operator_is_recorded_by_their_aws_identity_or_told_to
     assert!(
         applied_by.starts_with("arn:aws:") && applied_by.contains(":123456789012:"),
         "{applied_by}"
+    );
+}
+
+/// A production history written straight to the table: two releases deployed to prod, the
+/// second rolled back and the first restored; the built CLI computes the DORA figures.
+#[tokio::test]
+async fn metrics_computes_the_dora_figures_from_the_history_in_the_table() {
+    use shiplane::release::{Cause, StageState as S, Transition};
+    use shiplane::store::{Commit, Versioned};
+    let store = fresh_store().await;
+    let table = store.table().to_string();
+    let out = shiplane(&table, &["config", "apply", example().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    const H: u64 = 3_600_000;
+    let start = Timestamp::now().0 - 10 * 24 * H;
+    let mut r1 = release(1);
+    r1.pushed_at = Timestamp(start);
+    let mut r2 = release(2);
+    r2.pushed_at = Timestamp(start + 20 * H);
+    let t = |r: &Release, h: u64, from: S, to: S, cause: Cause| Transition {
+        at: Timestamp(start + h * H),
+        service: "api".into(),
+        environment: "prod".into(),
+        release: Some(r.id.clone()),
+        from: Some(from),
+        to: Some(to),
+        cause,
+        actor: None,
+        detail: None,
+    };
+    let history = vec![
+        t(&r1, 9, S::AwaitingApproval, S::Deploying, Cause::Approved),
+        t(&r1, 10, S::Deploying, S::Baking, Cause::DeploymentSucceeded),
+        t(&r1, 11, S::Baking, S::Succeeded, Cause::BakeElapsed),
+        t(&r2, 23, S::AwaitingApproval, S::Deploying, Cause::Approved),
+        t(&r2, 24, S::Deploying, S::Baking, Cause::DeploymentSucceeded),
+        t(&r2, 25, S::Baking, S::RolledBack, Cause::AlarmFired),
+        t(&r1, 25, S::Succeeded, S::Deploying, Cause::Rollback),
+        t(
+            &r1,
+            27,
+            S::Deploying,
+            S::Succeeded,
+            Cause::DeploymentSucceeded,
+        ),
+    ];
+    store
+        .commit(Commit {
+            releases: vec![
+                Versioned {
+                    item: r1,
+                    version: 0,
+                },
+                Versioned {
+                    item: r2,
+                    version: 0,
+                },
+            ],
+            history,
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+
+    let out = shiplane(&table, &["--json", "metrics", "api", "--since", "30d"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    let api = &v[0];
+    assert_eq!(api["service"], "api");
+    assert_eq!(api["environment"], "prod");
+    assert_eq!(api["deployments"], 2, "{api}");
+    assert_eq!(api["failed_deployments"], 1);
+    assert_eq!(api["change_failure_rate"], 0.5);
+    assert_eq!(
+        api["lead_time_median_seconds"],
+        7.0 * 3600.0,
+        "median of 10 h and 4 h"
+    );
+    assert_eq!(api["time_to_restore_median_seconds"], 2.0 * 3600.0);
+    assert_eq!(api["unrestored"], 0);
+    assert!(
+        api["since"].as_str().unwrap().ends_with('Z'),
+        "RFC 3339: {api}"
+    );
+
+    let out = shiplane(&table, &["metrics"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("DORA figures over the last 30d"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("api"))
+        .unwrap();
+    for cell in ["prod", "2", "7h", "50%", "2h"] {
+        assert!(row.contains(cell), "{cell} in {row}");
+    }
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("etl")),
+        "every service: {text}"
+    );
+
+    let out = shiplane(&table, &["metrics", "api", "--since", "a while"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("write one such as 30d"),
+        "{}",
+        stderr(&out)
     );
 }

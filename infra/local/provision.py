@@ -1,6 +1,7 @@
 """Makes the local AWS look like an account Shiplane is deployed to, for tests and the demo.
 
     provision.py account --pipeline FILE --topic NAME      create what the pipeline names
+    provision.py topic --name NAME                         a topic with an SQS inbox
     provision.py push --repository R --tag T               push an image; print the ECR event
     provision.py receive --queue-url URL                   print and delete SNS notifications
     provision.py task-stopped --cluster C --task-arn A --exit-code N
@@ -79,10 +80,24 @@ def container_definitions(name: str, repository: str, port: int | None, with_sid
     return defs
 
 
+def topic_with_inbox(name: str) -> dict:
+    """An SNS topic and an SQS queue subscribed to it, to read what was published."""
+    sns, sqs = client("sns"), client("sqs")
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return {"topic_arn": topic, "queue_url": queue}
+
+
+def topic(args) -> dict:
+    return topic_with_inbox(args.name)
+
+
 def account(args) -> dict:
     with open(args.pipeline, "rb") as f:
         pipeline = tomllib.load(f)
-    ec2, ecr, ecs, cd, sns, sqs = (client(n) for n in ("ec2", "ecr", "ecs", "codedeploy", "sns", "sqs"))
+    ec2, ecr, ecs, cd = (client(n) for n in ("ec2", "ecr", "ecs", "codedeploy"))
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     sg = ec2.create_security_group(GroupName=f"shiplane-{uuid.uuid4().hex[:8]}", Description="shiplane", VpcId=vpc)["GroupId"]
@@ -163,10 +178,8 @@ def account(args) -> dict:
     # timers name (the tests deliver a fired timer to the function themselves).
     group = f"{args.topic}-bake"
     client("scheduler").create_schedule_group(Name=group)
-    topic = sns.create_topic(Name=args.topic)["TopicArn"]
-    queue = sqs.create_queue(QueueName=f"{args.topic}-inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    inbox = topic_with_inbox(args.topic)
+    topic, queue = inbox["topic_arn"], inbox["queue_url"]
     return {
         "registry": REGISTRY,
         "topic_arn": topic,
@@ -369,6 +382,8 @@ def main() -> None:
     a = sub.add_parser("account")
     a.add_argument("--pipeline", required=True)
     a.add_argument("--topic", default="shiplane-releases")
+    tp = sub.add_parser("topic")
+    tp.add_argument("--name", required=True)
     p = sub.add_parser("push")
     p.add_argument("--repository", required=True)
     p.add_argument("--tag", required=True)
@@ -408,6 +423,7 @@ def main() -> None:
     args = parser.parse_args()
     handler = {
         "account": account,
+        "topic": topic,
         "push": push,
         "receive": receive,
         "task-stopped": task_stopped,

@@ -44,7 +44,8 @@ fn deps_from(config: &aws_config::SdkConfig, settings: &Settings) -> AwsDeps {
         notifier: SnsNotifier::new(
             OnFirstUse::new(config, aws_sdk_sns::Client::new),
             &settings.topic_arn,
-        ),
+        )
+        .with_chatbot_topic(settings.chatbot_topic_arn.clone()),
         timer: SchedulerTimer::new(
             OnFirstUse::new(config, aws_sdk_scheduler::Client::new),
             &settings.schedule_group,
@@ -121,6 +122,8 @@ where
     F: for<'a> Fn(&'a AwsDeps, &'a X, LambdaEvent<Value>) -> HandlerFuture<'a>,
 {
     lambda_runtime::tracing::init_default_subscriber();
+    // Metric records go to the log as EMF lines: CloudWatch extracts them, no AWS call.
+    crate::metrics::set_sink(crate::metrics::Sink::Stdout);
     let settings = Settings::from_env_or_exit(function);
     let config = crate::aws::lambda_sdk_config(&settings).await;
     let deps = deps_from(&config, &settings);

@@ -9,6 +9,7 @@ pub mod checks;
 pub mod engine;
 pub mod inbound;
 pub mod lambda;
+pub mod metrics;
 pub mod pipeline;
 pub mod release;
 pub mod settings;

@@ -22,6 +22,9 @@ pub struct Settings {
     pub table: String,
     /// The SNS topic every transition is announced on.
     pub topic_arn: String,
+    /// A second SNS topic that gets every notification in AWS Chatbot's custom-notification
+    /// schema (SHIPLANE_CHATBOT_TOPIC_ARN; optional: unset or empty sends none).
+    pub chatbot_topic_arn: Option<String>,
     /// The deploy-hook Lambda (name or ARN) every AppSpec names for its lifecycle hooks.
     pub hook_function: String,
     /// The EventBridge Scheduler group bake timers are created in.
@@ -61,6 +64,10 @@ impl Settings {
         Ok(Settings {
             table: required(vars, "SHIPLANE_TABLE", "the DynamoDB table name")?,
             topic_arn: required(vars, "SHIPLANE_TOPIC_ARN", "the SNS topic ARN")?,
+            chatbot_topic_arn: vars
+                .get("SHIPLANE_CHATBOT_TOPIC_ARN")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
             hook_function: required(
                 vars,
                 "SHIPLANE_HOOK_FUNCTION",
@@ -166,6 +173,7 @@ mod tests {
             Settings {
                 table: "shiplane".into(),
                 topic_arn: "arn:aws:sns:us-east-1:1:t".into(),
+                chatbot_topic_arn: None,
                 hook_function: "shiplane-deploy-hook".into(),
                 schedule_group: "shiplane".into(),
                 promote_function_arn: "arn:aws:lambda:eu-west-1:1:function:p".into(),
@@ -174,6 +182,17 @@ mod tests {
                 native_tls_roots: false,
                 aws_attempt_timeout: DEFAULT_AWS_ATTEMPT_TIMEOUT,
             }
+        );
+        vars.insert(
+            "SHIPLANE_CHATBOT_TOPIC_ARN".into(),
+            "arn:aws:sns:us-east-1:1:c".into(),
+        );
+        assert_eq!(
+            Settings::from_vars(&vars)
+                .unwrap()
+                .chatbot_topic_arn
+                .as_deref(),
+            Some("arn:aws:sns:us-east-1:1:c")
         );
         vars.insert("SHIPLANE_TLS_NATIVE_ROOTS".into(), "1".into());
         assert!(Settings::from_vars(&vars).unwrap().native_tls_roots);

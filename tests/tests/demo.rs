@@ -38,6 +38,10 @@ fn the_demo_plays_every_step_and_exits_zero() {
     // The timeline says what happened and why.
     assert!(stdout.contains("baking → rolled_back"), "{stdout}");
     assert!(stdout.contains("held:"), "{stdout}");
+    // The approval notification tells the person the command, and the DORA figures show.
+    assert!(stdout.contains("next: shiplane approve "), "{stdout}");
+    assert!(stdout.contains("awaiting approval"), "{stdout}");
+    assert!(stdout.contains("LEAD TIME (median)"), "{stdout}");
 }
 
 #[test]

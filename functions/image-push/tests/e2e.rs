@@ -207,6 +207,14 @@ async fn a_push_becomes_a_release_a_pinned_revision_a_deployment_and_notificatio
                 && l["fields"]["release"] == id.as_str()),
         "no structured 'release created' line in {logs:?}"
     );
+    // The deployment it started is a metric: an EMF line on stdout.
+    assert!(
+        logs.iter().any(|l| l["DeploymentsStarted"] == 1.0
+            && l["Service"] == "api"
+            && l["Environment"] == "dev"
+            && l["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] == "DeploymentsStarted"),
+        "no EMF record of the deployment started in {logs:?}"
+    );
 }
 
 #[tokio::test]

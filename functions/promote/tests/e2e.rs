@@ -85,5 +85,23 @@ async fn a_fired_bake_timer_ends_the_bake_and_the_release_awaits_approval_in_pro
         store.history_of_release(&release).await.unwrap().len(),
         before
     );
-    function.stop();
+    // The bake's end became metrics: one EMF record on stdout, by service and environment,
+    // and none for the replay.
+    let logs = function.stop();
+    let emf: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Shiplane")
+        .collect();
+    assert_eq!(emf.len(), 1, "{emf:?}");
+    let record = emf[0];
+    assert_eq!(
+        (record["Service"].as_str(), record["Environment"].as_str()),
+        (Some("api"), Some("dev"))
+    );
+    assert_eq!(record["DeploymentsSucceeded"], 1.0);
+    assert!(record["BakeTime"].as_f64().unwrap() >= 0.2, "{record}");
+    assert_eq!(
+        record["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Service", "Environment"], ["Environment"]])
+    );
 }

@@ -82,6 +82,21 @@ impl CheckResult {
             self.detail
         )
     }
+
+    /// Reads back a history record written by [`CheckResult::record`]: the check's name,
+    /// whether it passed, and its latency in milliseconds (for metrics).
+    pub fn parse_record(record: &str) -> Option<(String, bool, u64)> {
+        let (name, passed, rest) = [(": passed in ", true), (": failed in ", false)]
+            .into_iter()
+            .filter_map(|(sep, passed)| {
+                record
+                    .find(sep)
+                    .map(|i| (&record[..i], passed, &record[i + sep.len()..]))
+            })
+            .min_by_key(|(name, _, _)| name.len())?;
+        let ms = rest.split_once(" ms")?.0.parse().ok()?;
+        Some((name.to_string(), passed, ms))
+    }
 }
 
 /// The port checks run through. A check never errors: whatever goes wrong is a failed

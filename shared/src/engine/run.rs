@@ -514,6 +514,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             known.absorb(ahead);
         }
         let notes = notes(work, &decision);
+        crate::metrics::emit_decision(&loaded.view, &decision);
         Ok(Decided {
             jobs,
             transitions: decision.transitions,

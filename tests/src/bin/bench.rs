@@ -89,6 +89,7 @@ async fn client_construction_child() {
     let settings = shiplane::settings::Settings {
         table: "bench".into(),
         topic_arn: "arn:aws:sns:us-east-1:123456789012:bench".into(),
+        chatbot_topic_arn: None,
         hook_function: "bench".into(),
         schedule_group: "bench".into(),
         promote_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:bench".into(),

@@ -556,8 +556,25 @@ async fn main() -> ExitCode {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    // What a person on call reads: the approval's subject and the commands it suggests.
+    if let Some(approval) = notes
+        .iter()
+        .find(|n| n["MessageAttributes"]["kind"]["Value"] == "awaiting_approval")
+    {
+        say(&format!(
+            "e.g. \"{}\"",
+            approval["Subject"].as_str().unwrap_or_default()
+        ));
+        let body: Value =
+            serde_json::from_str(approval["Message"].as_str().unwrap_or("{}")).unwrap_or_default();
+        for step in body["next_steps"].as_array().into_iter().flatten() {
+            say(&format!("  next: {}", step.as_str().unwrap_or_default()));
+        }
+    }
     bold("shiplane status");
     let _ = demo.cli(&["status"]);
+    bold("shiplane metrics --since 1d (the DORA figures from history)");
+    let _ = demo.cli(&["metrics", "--since", "1d"]);
     bold(&format!("shiplane history {v1} (v1's whole story)"));
     let _ = demo.cli(&["history", v1.as_str()]);
     bold("✔ Demo complete: every step happened");

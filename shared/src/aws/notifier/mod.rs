@@ -1,8 +1,14 @@
 //! Announcements on SNS: one per transition, plus "release created".
 //!
 //! The body is JSON; `service`, `environment`, `state` and `kind` are also message
-//! attributes so subscribers can filter (e.g. only prod failures). Publishing is best
-//! effort: a failure is logged by the caller and never blocks or retries a transition.
+//! attributes so subscribers can filter (e.g. only prod failures). Every body says what
+//! happened, why, and the commands to type next ([`message`]); a second, optional topic
+//! gets the same notifications in AWS Chatbot's custom-notification schema ([`chatbot`]).
+//! Publishing is best effort: a failure is logged by the caller and never blocks or
+//! retries a transition.
+
+pub mod chatbot;
+pub mod message;
 
 use std::future::Future;
 
@@ -13,6 +19,8 @@ use serde_json::{Value, json};
 
 use super::classify;
 use crate::release::{Cause, Release, StageState, Transition};
+pub use message::{Guidance, release_arg};
+use message::{fit_subject, guidance, subject_label};
 
 /// What a notification announces: the `kind` message attribute subscribers filter on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,38 +109,42 @@ pub struct Notification {
     pub service: String,
     pub environment: Option<String>,
     pub state: Option<StageState>,
-    /// At most 99 ASCII characters, as SNS requires.
+    /// At most 99 ASCII characters, as SNS requires, and never a word cut in two.
     pub subject: String,
+    /// What happened, why, and what to type next: in the body, and what Chatbot shows.
+    pub guidance: Guidance,
     pub body: Value,
-}
-
-fn ascii_subject(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(99)
-        .collect()
 }
 
 impl Notification {
     /// A new release exists (before any stage notification).
     pub fn release_created(release: &Release) -> Notification {
+        let guidance = Guidance {
+            what: format!(
+                "{} {} was pushed and is a new release.",
+                release.service,
+                release.label()
+            ),
+            why: format!("an image was pushed to {}", release.repository),
+            next_steps: vec![format!("shiplane history {}", release_arg(&release.id))],
+        };
         Notification {
             kind: NotificationKind::ReleaseCreated,
             service: release.service.clone(),
             environment: None,
             state: None,
-            subject: ascii_subject(&format!(
-                "shiplane: {} {} created",
-                release.service,
-                release.label()
-            )),
+            subject: fit_subject(
+                &format!(
+                    "shiplane: {} {} created",
+                    release.service,
+                    subject_label(Some(release))
+                ),
+                None,
+            ),
             body: json!({
+                "what": guidance.what,
+                "why": guidance.why,
+                "next_steps": guidance.next_steps,
                 "kind": "release_created",
                 "service": release.service,
                 "release": release.id,
@@ -141,16 +153,35 @@ impl Notification {
                 "tags": release.tags,
                 "at": release.created,
             }),
+            guidance,
         }
     }
 
     /// Something a person must look at, outside any transition.
     pub fn alert(service: Option<&str>, what: &str, body: Value) -> Notification {
         let service = service.unwrap_or("-").to_string();
+        let guidance = Guidance {
+            what: format!("{what}."),
+            why: body.to_string(),
+            next_steps: vec![if service == "-" {
+                "shiplane status".to_string()
+            } else {
+                format!("shiplane status {service}")
+            }],
+        };
         Notification {
             kind: NotificationKind::Alert,
-            subject: ascii_subject(&format!("shiplane ALERT: {what}")),
-            body: json!({ "kind": "alert", "service": service, "what": what, "detail": body }),
+            subject: fit_subject(&format!("shiplane ALERT: {what}"), None),
+            body: json!({
+                "kind": "alert",
+                "service": service,
+                "what": what,
+                "why": guidance.why,
+                "next_steps": guidance.next_steps,
+                "command": guidance.next_steps.first(),
+                "detail": body,
+            }),
+            guidance,
             service,
             environment: None,
             state: None,
@@ -160,36 +191,38 @@ impl Notification {
     /// A transition, with the release it moved when known.
     pub fn transition(t: &Transition, release: Option<&Release>) -> Notification {
         let kind = NotificationKind::of(t);
-        let label = release.map(Release::label).unwrap_or_else(|| "-".into());
         let state = match t.to {
             Some(s) if t.from != t.to => s.to_string(),
             _ => t.cause.to_string(),
         };
-        let mut subject = format!(
-            "shiplane: {} {label} in {}: {state}",
-            t.service, t.environment
-        );
-        if let Some(detail) = &t.detail {
-            subject.push_str(&format!(" ({detail})"));
-        }
-        // What a person does next, spelled as the command to type.
-        let command = match (kind, &t.release) {
-            (NotificationKind::AwaitingApproval, Some(id)) => {
-                Some(format!("shiplane approve {id} {}", t.environment))
-            }
-            _ => None,
+        let head = |label: String| {
+            format!(
+                "shiplane: {} {label} in {}: {}",
+                t.service,
+                t.environment,
+                state.replace('_', " ")
+            )
         };
-        if let Some(c) = &command {
-            subject.push_str(&format!(": {c}"));
+        // The state is what a subject is for: a long tag gives way to the short digest first.
+        let mut subject_head = head(subject_label(release));
+        if subject_head.len() > message::SUBJECT_MAX
+            && let Some(r) = release
+        {
+            subject_head = head(r.digest.short().to_string());
         }
+        let subject = fit_subject(&subject_head, t.detail.as_deref());
+        let guidance = guidance(kind, t, release);
         Notification {
             kind,
             service: t.service.clone(),
             environment: Some(t.environment.clone()),
             state: t.to,
-            subject: ascii_subject(&subject),
+            subject,
             body: json!({
-                "command": command,
+                "what": guidance.what,
+                "why": guidance.why,
+                "next_steps": guidance.next_steps,
+                "command": guidance.next_steps.first(),
                 "kind": kind.as_str(),
                 "service": t.service,
                 "environment": t.environment,
@@ -203,6 +236,7 @@ impl Notification {
                 "detail": t.detail,
                 "at": t.at,
             }),
+            guidance,
         }
     }
 }
@@ -260,11 +294,32 @@ fn attributes(n: &Notification) -> Result<HashMap<String, MessageAttributeValue>
 /// SNS takes at most ten messages in one PublishBatch.
 const PUBLISH_BATCH: usize = 10;
 
-/// The production [`Notifier`]: one SNS topic.
+/// Which form of a notification a topic carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// Shiplane's JSON body (the main topic: queues, Lambdas, email filters).
+    Shiplane,
+    /// AWS Chatbot's custom-notification schema ([`chatbot`]).
+    Chatbot,
+}
+
+impl Form {
+    fn body(self, n: &Notification) -> String {
+        match self {
+            Form::Shiplane => n.body.to_string(),
+            Form::Chatbot => chatbot::chatbot_message(n).to_string(),
+        }
+    }
+}
+
+/// The production [`Notifier`]: the main SNS topic, and optionally a second topic for AWS
+/// Chatbot that gets the same notifications in Chatbot's schema, published at the same
+/// time (no longer critical path).
 #[derive(Clone, Debug)]
 pub struct SnsNotifier {
     client: super::OnFirstUse<aws_sdk_sns::Client>,
     topic_arn: String,
+    chatbot_topic_arn: Option<String>,
 }
 
 impl SnsNotifier {
@@ -275,17 +330,28 @@ impl SnsNotifier {
         SnsNotifier {
             client: client.into(),
             topic_arn: topic_arn.into(),
+            chatbot_topic_arn: None,
         }
     }
-}
 
-impl Notifier for SnsNotifier {
-    async fn publish(&self, n: &Notification) -> Result<(), NotifyError> {
+    /// Also publishes every notification to `topic` in AWS Chatbot's schema (the topic a
+    /// Chatbot channel configuration subscribes to); None publishes to the main topic only.
+    pub fn with_chatbot_topic(mut self, topic: Option<String>) -> SnsNotifier {
+        self.chatbot_topic_arn = topic.filter(|t| !t.is_empty());
+        self
+    }
+
+    async fn publish_one(
+        &self,
+        topic: &str,
+        form: Form,
+        n: &Notification,
+    ) -> Result<(), NotifyError> {
         self.client
             .publish()
-            .topic_arn(&self.topic_arn)
+            .topic_arn(topic)
             .subject(&n.subject)
-            .message(n.body.to_string())
+            .message(form.body(n))
             .set_message_attributes(Some(attributes(n)?))
             .send()
             .await
@@ -299,11 +365,16 @@ impl Notifier for SnsNotifier {
             })
     }
 
-    /// One PublishBatch per ten notifications (one notification: one Publish).
-    async fn publish_all(&self, notifications: &[Notification]) -> Vec<(usize, NotifyError)> {
+    /// One PublishBatch per ten notifications (one notification: one Publish) to one topic.
+    async fn publish_to(
+        &self,
+        topic: &str,
+        form: Form,
+        notifications: &[Notification],
+    ) -> Vec<(usize, NotifyError)> {
         if let [one] = notifications {
             return self
-                .publish(one)
+                .publish_one(topic, form, one)
                 .await
                 .err()
                 .map(|e| (0, e))
@@ -319,7 +390,7 @@ impl Notifier for SnsNotifier {
                     PublishBatchRequestEntry::builder()
                         .id((base + i).to_string())
                         .subject(&n.subject)
-                        .message(n.body.to_string())
+                        .message(form.body(n))
                         .set_message_attributes(Some(attrs))
                         .build()
                         .map_err(|e| NotifyError {
@@ -338,7 +409,7 @@ impl Notifier for SnsNotifier {
             match self
                 .client
                 .publish_batch()
-                .topic_arn(&self.topic_arn)
+                .topic_arn(topic)
                 .set_publish_batch_request_entries(Some(entries))
                 .send()
                 .await
@@ -375,6 +446,44 @@ impl Notifier for SnsNotifier {
     }
 }
 
+/// The failures of the main topic, then those of the Chatbot topic not already failed,
+/// named as such.
+fn merge_failures(
+    main: Vec<(usize, NotifyError)>,
+    chatbot: Vec<(usize, NotifyError)>,
+) -> Vec<(usize, NotifyError)> {
+    let mut out = main;
+    for (i, mut e) in chatbot {
+        if out.iter().all(|(j, _)| *j != i) {
+            e.message = format!("Chatbot topic: {}", e.message);
+            out.push((i, e));
+        }
+    }
+    out
+}
+
+impl Notifier for SnsNotifier {
+    async fn publish(&self, n: &Notification) -> Result<(), NotifyError> {
+        let failed = self.publish_all(std::slice::from_ref(n)).await;
+        match failed.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn publish_all(&self, notifications: &[Notification]) -> Vec<(usize, NotifyError)> {
+        let main = self.publish_to(&self.topic_arn, Form::Shiplane, notifications);
+        match &self.chatbot_topic_arn {
+            None => main.await,
+            Some(topic) => {
+                let (main, chatbot) =
+                    tokio::join!(main, self.publish_to(topic, Form::Chatbot, notifications));
+                merge_failures(main, chatbot)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,15 +506,71 @@ mod tests {
         let n = Notification::transition(&t, None);
         let command = format!("shiplane approve {id} prod");
         assert_eq!(n.body["command"], command.as_str());
-        assert!(n.subject.ends_with(&command), "{}", n.subject);
-        let other = Notification::transition(
+        assert_eq!(n.body["next_steps"][0], command.as_str());
+        assert_eq!(
+            n.body["next_steps"][1],
+            format!("shiplane reject {id} prod --reason \"...\"").as_str()
+        );
+        assert_eq!(n.subject, "shiplane: api - in prod: awaiting approval");
+        assert_eq!(
+            n.body["what"],
+            format!("api {id} is waiting for a person to approve it into prod.").as_str()
+        );
+        let done = Notification::transition(
             &Transition {
-                to: Some(StageState::Deploying),
+                from: Some(StageState::Baking),
+                to: Some(StageState::Succeeded),
+                cause: Cause::BakeElapsed,
                 ..t
             },
             None,
         );
-        assert!(other.body["command"].is_null());
+        assert!(done.body["command"].is_null(), "nothing asked of anyone");
+        assert_eq!(done.body["next_steps"], json!([]));
+    }
+
+    #[test]
+    fn the_approval_subject_of_the_longest_names_keeps_whole_words() {
+        // The subject that used to be cut inside the approve command.
+        let r = Release::new(
+            ReleaseId::new(Timestamp(1)),
+            "payments-gateway-eu",
+            "shop/payments-gateway-eu",
+            Digest::parse(&format!("sha256:{}", "c".repeat(64))).unwrap(),
+            Some("release-2024.11.05-build.1234"),
+            Timestamp(1),
+        );
+        let t = Transition {
+            at: Timestamp(2),
+            service: r.service.clone(),
+            environment: "production-eu-west".into(),
+            release: Some(r.id.clone()),
+            from: Some(StageState::Queued),
+            to: Some(StageState::AwaitingApproval),
+            cause: Cause::Dequeued,
+            actor: None,
+            detail: Some(
+                "the lane is free; prod asks for a person before anything deploys there".into(),
+            ),
+        };
+        let n = Notification::transition(&t, Some(&r));
+        assert!(n.subject.len() <= 99, "{}", n.subject);
+        let full = format!(
+            "shiplane: payments-gateway-eu {} in production-eu-west: awaiting approval ({})",
+            r.digest.short(),
+            t.detail.as_deref().unwrap()
+        );
+        let kept = n.subject.trim_end_matches("...)").trim_end_matches("...");
+        assert!(full.starts_with(kept), "{}", n.subject);
+        assert!(
+            matches!(full[kept.len()..].chars().next(), Some(' ' | '(') | None),
+            "cut between words: {}",
+            n.subject
+        );
+        assert_eq!(
+            n.body["command"],
+            format!("shiplane approve {} production-eu-west", r.id).as_str()
+        );
     }
 
     #[test]
@@ -490,7 +655,10 @@ mod tests {
             &t(None, Some(S::Failed), Cause::Other, Some(&"y".repeat(300))),
             Some(&r),
         );
-        assert_eq!(long.subject.len(), 99);
+        assert_eq!(
+            long.subject, "shiplane: api v1.0.0 in dev: failed",
+            "a detail too long for the subject stays in the body"
+        );
         let created = Notification::release_created(&r);
         assert_eq!(created.subject, "shiplane: api v1.0.0 created");
         assert_eq!(created.body["digest"], r.digest.as_str());

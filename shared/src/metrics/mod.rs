@@ -1,0 +1,177 @@
+//! Release metrics as CloudWatch Embedded Metric Format (EMF) records: one JSON line on
+//! stdout per committed transition that measures something, which Lambda's log pipeline
+//! turns into metrics with no AWS call of Shiplane's own.
+//!
+//! What is measured ([`of_decision`]), in namespace [`NAMESPACE`], each with the dimension
+//! sets `[Service, Environment]` and `[Environment]`:
+//!
+//! | metric | unit | when |
+//! |---|---|---|
+//! | `DeploymentsStarted` | Count | a release starts its migration or deployment in an environment |
+//! | `DeploymentsSucceeded` | Count | a release succeeds in an environment (deployed and baked) |
+//! | `DeploymentsFailed` | Count | a release's stage fails |
+//! | `DeploymentsRolledBack` | Count | a release is rolled back |
+//! | `LeadTime` | Seconds | push → deployed in an environment (its deployment succeeded; restores of the last known good excluded) |
+//! | `BakeTime` | Seconds | how long a bake lasted, however it ended |
+//! | `ApprovalWait` | Seconds | how long a release waited for its approval |
+//! | `CheckDuration` | Milliseconds | one lifecycle-hook check (its name in the `check` property) |
+//!
+//! Where records go is set once per process ([`set_sink`]): the functions write them to
+//! stdout. A process that sets nothing computes none: tests, the simulation, and the CLI,
+//! whose own transitions (an approval, the deployment it starts) are not measured yet.
+
+pub mod dora;
+mod emf;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::OnceLock;
+
+pub use emf::{Metric, Record, Unit};
+
+use crate::checks::CheckResult;
+use crate::release::{Cause, Decision, LaneView, ReleaseId, StageState, Timestamp};
+
+/// The CloudWatch namespace of every Shiplane metric.
+pub const NAMESPACE: &str = "Shiplane";
+
+/// Where this process's metric records go.
+pub enum Sink {
+    /// One EMF JSON line each on stdout: a Lambda function's log becomes metrics.
+    Stdout,
+}
+
+static SINK: OnceLock<Sink> = OnceLock::new();
+
+/// Sets where records go, once per process; false when it was already set.
+pub fn set_sink(sink: Sink) -> bool {
+    SINK.set(sink).is_ok()
+}
+
+/// Whether anything receives records: when not, none are computed.
+pub fn enabled() -> bool {
+    SINK.get().is_some()
+}
+
+/// Sends records where this process's sink says. Best effort: a metric never fails a
+/// release, so a write that fails is dropped.
+pub fn emit(records: Vec<Record>) {
+    match SINK.get() {
+        None => {}
+        Some(Sink::Stdout) => {
+            let mut out = std::io::stdout().lock();
+            for r in &records {
+                let _ = writeln!(out, "{}", r.to_emf(NAMESPACE));
+            }
+            let _ = out.flush();
+        }
+    }
+}
+
+/// The engine's hook: the records of a committed decision, sent to the sink.
+pub fn emit_decision(before: &LaneView, decision: &Decision) {
+    if enabled() {
+        emit(of_decision(before, decision));
+    }
+}
+
+/// What a committed decision measured: `before` is the lane as loaded (when each stage
+/// entered its state), `decision` what the decision made of it.
+pub fn of_decision(before: &LaneView, decision: &Decision) -> Vec<Record> {
+    // When each (release, environment) entered the state it is in, as the transitions go.
+    let mut since: BTreeMap<(ReleaseId, String), (StageState, Timestamp)> = BTreeMap::new();
+    for (id, r) in &before.releases {
+        for (env, stage) in &r.stages {
+            since.insert((id.clone(), env.clone()), (stage.state, stage.since));
+        }
+    }
+    let mut out = Vec::new();
+    for t in &decision.transitions {
+        let Some(id) = &t.release else { continue };
+        let key = (id.clone(), t.environment.clone());
+        let entered = since
+            .get(&key)
+            .filter(|(state, _)| Some(*state) == t.from)
+            .map(|(_, at)| *at);
+        let waited = |at: Option<Timestamp>| at.map(|a| t.at.0.saturating_sub(a.0) as f64 / 1000.0);
+        let release = decision
+            .view
+            .releases
+            .get(id)
+            .or_else(|| before.releases.get(id));
+        let mut metrics = Vec::new();
+        let changed = t.from != t.to;
+        use StageState as S;
+        if changed {
+            match (t.from, t.to) {
+                (
+                    None | Some(S::Queued | S::AwaitingApproval),
+                    Some(S::Migrating | S::Deploying),
+                ) => {
+                    metrics.push(Metric::count("DeploymentsStarted"));
+                }
+                (_, Some(S::Succeeded)) => metrics.push(Metric::count("DeploymentsSucceeded")),
+                (_, Some(S::Failed)) => metrics.push(Metric::count("DeploymentsFailed")),
+                (_, Some(S::RolledBack)) => metrics.push(Metric::count("DeploymentsRolledBack")),
+                _ => {}
+            }
+            let deployed = matches!(t.from, Some(S::Deploying | S::Validating))
+                && matches!(t.to, Some(S::Baking | S::Succeeded));
+            let restore = release
+                .and_then(|r| r.stages.get(&t.environment))
+                .is_some_and(|s| s.redeploy);
+            if deployed
+                && !restore
+                && let Some(r) = release
+            {
+                metrics.push(Metric::new(
+                    "LeadTime",
+                    Unit::Seconds,
+                    t.at.0.saturating_sub(r.pushed_at.0) as f64 / 1000.0,
+                ));
+            }
+            if t.from == Some(S::Baking)
+                && let Some(s) = waited(entered)
+            {
+                metrics.push(Metric::new("BakeTime", Unit::Seconds, s));
+            }
+            if t.from == Some(S::AwaitingApproval)
+                && t.cause == Cause::Approved
+                && let Some(s) = waited(entered)
+            {
+                metrics.push(Metric::new("ApprovalWait", Unit::Seconds, s));
+            }
+            since.insert(key, (t.to.unwrap_or(S::Queued), t.at));
+        }
+        let mut properties = serde_json::Map::new();
+        if matches!(t.cause, Cause::CheckPassed | Cause::CheckFailed)
+            && let Some((name, passed, ms)) =
+                t.detail.as_deref().and_then(CheckResult::parse_record)
+        {
+            metrics.push(Metric::new("CheckDuration", Unit::Milliseconds, ms as f64));
+            properties.insert("check".into(), name.into());
+            properties.insert("passed".into(), passed.into());
+        }
+        if metrics.is_empty() {
+            continue;
+        }
+        properties.insert("release".into(), id.as_str().into());
+        properties.insert("cause".into(), t.cause.as_str().into());
+        if let Some(r) = release {
+            properties.insert("label".into(), r.label().into());
+        }
+        out.push(Record {
+            timestamp: t.at,
+            dimensions: vec![
+                ("Service".into(), t.service.clone()),
+                ("Environment".into(), t.environment.clone()),
+            ],
+            metrics,
+            properties,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
