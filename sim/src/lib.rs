@@ -158,6 +158,8 @@ pub struct Sim {
     pending_deliveries: Mutex<u64>,
     /// Reconciler passes that moved something (or failed) since last asked.
     moving: Mutex<u64>,
+    /// Invariants found broken while the run goes (at a commit), not only at its end.
+    flagged: Mutex<Vec<Violation>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -178,6 +180,7 @@ impl Sim {
             chaos: Mutex::new(false),
             pending_deliveries: Mutex::new(0),
             moving: Mutex::new(0),
+            flagged: Mutex::new(Vec::new()),
         })
     }
 
@@ -208,6 +211,17 @@ impl Sim {
 
     pub fn chaos(&self) -> bool {
         *lock(&self.chaos)
+    }
+
+    /// Records an invariant broken at a moment of the run (checked when it happens).
+    pub fn flag(&self, invariant: &'static str, detail: String) {
+        self.trace(format!("VIOLATION {invariant}: {detail}"));
+        lock(&self.flagged).push(Violation { invariant, detail });
+    }
+
+    /// The invariants flagged while the run went.
+    pub fn flagged(&self) -> Vec<Violation> {
+        lock(&self.flagged).clone()
     }
 
     pub fn set_chaos(&self, on: bool) {

@@ -17,8 +17,10 @@ use shiplane::engine::HookInvocation;
 use shiplane::inbound::alarm::AlarmChange;
 use shiplane::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 use shiplane::inbound::ecs::{ContainerExit, ServiceDeploymentEnded, TaskStopped};
-use shiplane::pipeline::Check;
-use shiplane::release::{AlarmState, Digest, Lane, Release, ReleaseId, Timestamp, Transition};
+use shiplane::pipeline::{Check, Pipeline};
+use shiplane::release::{
+    AlarmState, Cause, Digest, Lane, Release, ReleaseId, StageState, Timestamp, Transition,
+};
 use shiplane::store::{
     Commit, DeploymentRef, MemoryStore, Reads, ReleaseStore, Snapshot, StoreError, StoredPipeline,
     Versioned,
@@ -70,6 +72,8 @@ impl Sim {
 pub struct SimStore {
     pub inner: MemoryStore,
     pub sim: Arc<Sim>,
+    /// For the gate invariant, checked at each commit.
+    pub pipeline: Arc<Pipeline>,
 }
 
 impl SimStore {
@@ -85,6 +89,46 @@ impl SimStore {
             });
         }
         Ok(())
+    }
+
+    /// 8. gates: no stage starts (arrives, is dequeued or approved into deploying or
+    ///    migrating) while an environment its gate watches (`hold_while_alarms_in`) has an
+    ///    alarm recorded as firing: checked right after the commit that starts it, before
+    ///    any other invocation runs. An operator's unblock, and a restore, are not held.
+    async fn gates_held(&self, history: &[Transition]) {
+        for t in history {
+            let starts = matches!(t.cause, Cause::Arrived | Cause::Dequeued | Cause::Approved)
+                && matches!(t.to, Some(StageState::Deploying | StageState::Migrating))
+                && t.from != t.to;
+            let Some(stage) = self
+                .pipeline
+                .services
+                .get(&t.service)
+                .and_then(|s| s.stage(&t.environment))
+                .filter(|_| starts)
+            else {
+                continue;
+            };
+            for watched in &stage.hold_while_alarms_in {
+                let Ok(gate) = self.inner.lane(&t.service, watched).await else {
+                    continue;
+                };
+                let firing = gate.item.firing_alarms();
+                if !firing.is_empty() {
+                    self.sim.flag(
+                        "gates",
+                        format!(
+                            "{}/{}: {:?} started ({}) while {} fired in {watched}",
+                            t.service,
+                            t.environment,
+                            t.release,
+                            t.cause,
+                            firing.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     async fn after<T>(&self, op: &str, out: Result<T, StoreError>) -> Result<T, StoreError> {
@@ -114,7 +158,11 @@ impl ReleaseStore for SimStore {
                     .map(|d| format!("ref {}", d.deployment_id)),
             )
             .collect();
+        let history = commit.history.clone();
         let out = self.inner.commit(commit).await;
+        if out.is_ok() {
+            self.gates_held(&history).await;
+        }
         match &out {
             Err(e) => self
                 .sim

@@ -233,6 +233,7 @@ pub async fn run(seed: u64, config: Config) -> Outcome {
             store: SimStore {
                 inner: store,
                 sim: sim.clone(),
+                pipeline: pipeline.clone(),
             },
             deployer: SimDeployer { sim: sim.clone() },
             notifier: SimNotifier { sim: sim.clone() },
@@ -307,6 +308,7 @@ pub async fn run(seed: u64, config: Config) -> Outcome {
             break;
         }
     }
+    violations.extend(rig.sim.flagged());
     violations.extend(invariants::check(&rig).await);
     finish(&rig, violations)
 }
