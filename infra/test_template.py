@@ -263,6 +263,12 @@ def test_bake_timers_have_their_group_a_role_that_invokes_only_promote_and_a_pol
     t = template()
     resources = t["Resources"]
     assert resources["BakeTimerGroup"]["Type"] == "AWS::Scheduler::ScheduleGroup"
+    # One default everywhere: the CLI's (shared's constant) and the local AWS's are the stack's.
+    group = resources["BakeTimerGroup"]["Properties"]["Name"]
+    with open(os.path.join(ROOT, "shared/src/aws/timer.rs")) as f:
+        assert f'pub const DEFAULT_SCHEDULE_GROUP: &str = "{group}";' in f.read()
+    with open(os.path.join(ROOT, "infra/local/provision.py")) as f:
+        assert f'"--schedule-group", default="{group}"' in f.read()
     env = t["Globals"]["Function"]["Environment"]["Variables"]
     assert env["SHIPLANE_SCHEDULE_GROUP"] == {"Ref": "BakeTimerGroup"}
     promote = resources["PromoteFunction"]["Properties"]
@@ -339,3 +345,18 @@ def test_image_push_may_read_the_push_times_it_asks_ecr_for_and_nothing_else_may
     acts, resource = granted["ImagePushFunction"]
     assert acts == ["ecr:DescribeImages"]
     assert ":repository/" in resource["Sub"]
+
+
+def test_init_reads_outputs_the_stack_has():
+    """`shiplane init --stack` (cli/src/commands.rs STACK_OUTPUTS) and the local stand-in
+    stack (provision.py stack) name exactly the outputs template.yaml declares for the CLI."""
+    outputs = set(template()["Outputs"])
+    with open(os.path.join(ROOT, "cli/src/commands.rs")) as f:
+        cli = f.read()
+    listed = re.search(r"const STACK_OUTPUTS: \[&str; \d+\] = \[(.*?)\];", cli, re.S).group(1)
+    wanted = set(re.findall(r'"([A-Za-z]+)"', listed))
+    assert wanted <= outputs, wanted - outputs
+    with open(os.path.join(ROOT, "infra/local/provision.py")) as f:
+        provision = f.read()
+    for key in wanted:
+        assert f'"{key}":' in provision, key

@@ -137,12 +137,15 @@ impl Drop for TempDir {
 pub fn account(pipeline: &str, topic: &str) -> Account {
     let dir = TempDir::new("shiplane-e2e");
     let file = dir.file("pipeline.toml", pipeline);
+    let group = format!("{topic}-bake");
     let v = provision(&[
         "account",
         "--pipeline",
         file.to_str().unwrap_or_default(),
         "--topic",
         topic,
+        "--schedule-group",
+        &group,
     ]);
     let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
     Account {

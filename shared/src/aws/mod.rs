@@ -34,7 +34,7 @@ pub use push_clock::EcrPushClock;
 #[cfg(any(test, feature = "testing"))]
 pub use push_clock::fake::FakePushClock;
 pub use push_clock::{NoPushClock, PushClock};
-pub use timer::{BakeTimer, SchedulerTimer, Timer};
+pub use timer::{BakeTimer, DEFAULT_SCHEDULE_GROUP, SchedulerTimer, Timer};
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
