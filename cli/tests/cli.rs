@@ -496,7 +496,7 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
     assert_eq!(v["error"]["kind"], "refused");
     assert_eq!(v["error"]["exit_code"], 3);
     let wrong_env = shiplane(&table, &["approve", v2.as_str(), "staging"]);
-    assert_eq!(wrong_env.status.code(), Some(3), "{}", stderr(&wrong_env));
+    assert_eq!(wrong_env.status.code(), Some(2), "{}", stderr(&wrong_env));
 
     // Pause prod, approve v2: it queues behind the pause; resume: it deploys.
     let pause = shiplane(
