@@ -471,7 +471,11 @@ async fn release_event(
         .await
         .map_err(engine_failure)?;
     if report.transitions.is_empty() {
-        let now = deps.store.release(&id).await?.map_or(found.item, |r| r.item);
+        let now = deps
+            .store
+            .release(&id)
+            .await?
+            .map_or(found.item, |r| r.item);
         return Err(Failure::Refused(refusal(
             &asked,
             &now,
@@ -840,7 +844,15 @@ async fn init(config: &SdkConfig, stack: &str, user: bool, json: bool) -> Result
         );
     } else {
         outln!("wrote {} from stack {stack}:", path.display());
-        out!("{}", found.to_file().lines().filter(|l| !l.starts_with('#')).map(|l| format!("  {l}\n")).collect::<String>());
+        out!(
+            "{}",
+            found
+                .to_file()
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| format!("  {l}\n"))
+                .collect::<String>()
+        );
         if !missing.is_empty() {
             errln!(
                 "warning: the stack has no {} output; those settings keep their defaults",

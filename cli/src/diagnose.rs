@@ -59,9 +59,15 @@ fn explain_text(message: &str, table: &str, region: &str, endpoint: Option<&str>
     {
         return "AWS refused your credentials (unknown, expired or for another partition): sign in again (`aws sso login`), or check AWS_PROFILE and AWS_ACCESS_KEY_ID".into();
     }
-    if ["dispatch failure", "io error", "dns error", "timed out", "timeout"]
-        .iter()
-        .any(|s| message.contains(s))
+    if [
+        "dispatch failure",
+        "io error",
+        "dns error",
+        "timed out",
+        "timeout",
+    ]
+    .iter()
+    .any(|s| message.contains(s))
     {
         let whom = endpoint.map_or_else(|| format!("AWS in {region}"), |e| e.to_string());
         return format!(
@@ -113,10 +119,7 @@ mod tests {
     fn a_missing_table_is_named_with_its_region() {
         let m = "store failed: DynamoDB: ResourceNotFoundException: Requested resource not found";
         let e = explain_text(m, "shiplane", "eu-west-1", None);
-        assert!(
-            e.starts_with("no table \"shiplane\" in eu-west-1: "),
-            "{e}"
-        );
+        assert!(e.starts_with("no table \"shiplane\" in eu-west-1: "), "{e}");
     }
 
     #[test]

@@ -342,7 +342,13 @@ fn parse() -> Result<Cli, Failure> {
             Ok(cli)
         }
         Err(e) if wants_json && e.use_stderr() => Err(Failure::BadInput(
-            e.render().to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string(),
+            e.render()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string(),
         )),
         Err(e) => e.exit(),
     }

@@ -19,7 +19,8 @@ fn table(header: &[&str]) -> Table {
 
 /// Prints `value` as JSON, its times in RFC 3339 ([`rfc3339_times`]).
 fn print_json(value: &impl Serialize) {
-    match serde_json::to_value(value).and_then(|v| serde_json::to_string_pretty(&rfc3339_times(v))) {
+    match serde_json::to_value(value).and_then(|v| serde_json::to_string_pretty(&rfc3339_times(v)))
+    {
         Ok(text) => outln!("{text}"),
         Err(e) => errln!("error: cannot render JSON: {e}"),
     }
@@ -212,7 +213,9 @@ pub fn applied(stored: &StoredPipeline, pipeline: &Pipeline, changed: bool, json
     } else {
         outln!(
             "unchanged: the file is pipeline version {}, applied {} by {}",
-            stored.version, stored.applied_at, stored.applied_by
+            stored.version,
+            stored.applied_at,
+            stored.applied_by
         );
     }
 }
@@ -228,7 +231,9 @@ pub fn pipeline_source(stored: &StoredPipeline, json: bool) {
     } else {
         errln!(
             "# pipeline version {}, applied {} by {}",
-            stored.version, stored.applied_at, stored.applied_by
+            stored.version,
+            stored.applied_at,
+            stored.applied_by
         );
         out!("{}", stored.source);
     }

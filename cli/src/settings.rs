@@ -131,10 +131,12 @@ pub fn write(path: &Path, settings: &Settings) -> Result<(), String> {
 /// `cmd` (and every subcommand) with the settings as its arguments' defaults, so that a
 /// flag and its environment variable still win.
 pub fn with_defaults(cmd: clap::Command, defaults: &[(&'static str, String)]) -> clap::Command {
-    cmd.mut_args(|a| match defaults.iter().find(|(id, _)| a.get_id() == *id) {
-        Some((_, v)) => a.default_value(v.clone()),
-        None => a,
-    })
+    cmd.mut_args(
+        |a| match defaults.iter().find(|(id, _)| a.get_id() == *id) {
+            Some((_, v)) => a.default_value(v.clone()),
+            None => a,
+        },
+    )
     .mut_subcommands(|sub| with_defaults(sub, defaults))
 }
 
@@ -170,6 +172,9 @@ mod tests {
         std::fs::write(&path, "tabel = \"x\"\n").unwrap();
         let err = read(&path).unwrap_err();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(err.contains("config.toml") && err.contains("tabel"), "{err}");
+        assert!(
+            err.contains("config.toml") && err.contains("tabel"),
+            "{err}"
+        );
     }
 }

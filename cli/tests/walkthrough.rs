@@ -17,7 +17,10 @@ fn block(doc: &str, name: &str) -> String {
         .split_once("```sh\n")
         .expect("a ```sh block after the marker")
         .1;
-    body.split_once("```").expect("the block's end").0.to_string()
+    body.split_once("```")
+        .expect("the block's end")
+        .0
+        .to_string()
 }
 
 #[test]

@@ -961,19 +961,21 @@ impl Deployer for AwsDeployer {
                 let Some(info) = out.deployment_info else {
                     return Ok(DeploymentStatus::Unknown);
                 };
+                // CodeDeploy's reason when it gives one; never a sentence ending in a colon.
                 let why = info
                     .error_information
                     .as_ref()
-                    .and_then(|e| e.message.clone())
-                    .unwrap_or_default();
+                    .and_then(|e| e.message.as_deref())
+                    .filter(|m| !m.trim().is_empty())
+                    .map_or_else(|| " (no reason given)".to_string(), |m| format!(": {m}"));
                 use aws_sdk_codedeploy::types::DeploymentStatus as S;
                 Ok(match info.status {
                     Some(S::Succeeded) => DeploymentStatus::Succeeded,
                     Some(S::Failed) => DeploymentStatus::Failed(format!(
-                        "CodeDeploy deployment {deployment_id} failed: {why}"
+                        "CodeDeploy deployment {deployment_id} failed{why}"
                     )),
                     Some(S::Stopped) => DeploymentStatus::Failed(format!(
-                        "CodeDeploy deployment {deployment_id} was stopped: {why}"
+                        "CodeDeploy deployment {deployment_id} was stopped{why}"
                     )),
                     Some(_) => DeploymentStatus::InProgress,
                     None => DeploymentStatus::Unknown,
