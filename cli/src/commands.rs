@@ -439,7 +439,6 @@ const CANCEL: Asked = Asked {
 };
 
 /// Applies an operator's event to one release in one environment and shows what changed.
-#[allow(clippy::too_many_arguments)]
 async fn release_event(
     cli: &Cli,
     config: &SdkConfig,

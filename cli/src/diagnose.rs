@@ -18,7 +18,7 @@ pub async fn explain(config: &SdkConfig, table: &str, message: &str) -> String {
 /// What is missing for any AWS call to work (a region, credentials), if anything.
 pub async fn explain_setup(config: &SdkConfig) -> Option<String> {
     if config.region().is_none() {
-        return Some("no AWS region is set: export AWS_REGION=<the stack's region> (e.g. eu-west-1), or run `shiplane init --stack NAME` once".into());
+        return Some("no AWS region is set: export AWS_REGION=<the stack's region> (e.g. eu-west-1), or keep it in the settings with `AWS_REGION=<region> shiplane init --stack NAME`".into());
     }
     match config.credentials_provider() {
         Some(provider) if provider.provide_credentials().await.is_ok() => None,

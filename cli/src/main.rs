@@ -328,9 +328,9 @@ impl From<shiplane::store::StoreError> for Failure {
     }
 }
 
-/// The command line, with the settings files' values as defaults.
-fn parse() -> Result<Cli, Failure> {
-    let wants_json = std::env::args_os().any(|a| a == "--json");
+/// The command line, with the settings files' values as defaults; with `--json`, a usage
+/// error comes back to be printed as JSON.
+fn parse(wants_json: bool) -> Result<Cli, Failure> {
     let file = settings::load().map_err(Failure::BadInput)?;
     let command = settings::with_defaults(Cli::command(), &file.arg_defaults());
     let parsed = command
@@ -356,7 +356,7 @@ fn parse() -> Result<Cli, Failure> {
 
 fn main() -> ExitCode {
     let json = std::env::args_os().any(|a| a == "--json");
-    let cli = match parse() {
+    let cli = match parse(json) {
         Ok(cli) => cli,
         Err(f) => return f.report(json),
     };

@@ -69,6 +69,7 @@ impl Settings {
 
     /// The TOML written to a settings file, with a header saying where it came from.
     pub fn to_file(&self) -> String {
+        // Optional strings only: serialising them cannot fail.
         let body = toml::to_string(self).unwrap_or_default();
         format!(
             "# Shiplane CLI settings, written by `shiplane init`. Flags and SHIPLANE_* / AWS_REGION\n# environment variables override them.\n{body}"

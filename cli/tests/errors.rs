@@ -280,3 +280,70 @@ fn usage_errors_are_json_with_json_and_help_documents_the_exit_codes() {
         "{text}"
     );
 }
+
+#[test]
+fn settings_come_from_the_flag_then_the_environment_then_the_project_file() {
+    shiplane_e2e::endpoint();
+    let dir = TempDir::new("shiplane-settings");
+    std::fs::create_dir_all(dir.0.join(".shiplane")).unwrap();
+    dir.file(".shiplane/config.toml", "table = \"from-file\"\n");
+    // From a subdirectory: the nearest project file up the tree applies.
+    let sub = dir.0.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let run = |args: &[&str], table_env: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shiplane"));
+        cmd.args(args)
+            .current_dir(&sub)
+            .env("XDG_CONFIG_HOME", dir.0.join("xdg"))
+            .env_remove("SHIPLANE_TABLE");
+        if let Some(t) = table_env {
+            cmd.env("SHIPLANE_TABLE", t);
+        }
+        cmd.output().expect("run shiplane")
+    };
+    let named = |o: &Output, table: &str| {
+        assert!(
+            stderr(o).starts_with(&format!("error: no table \"{table}\"")),
+            "{}",
+            stderr(o)
+        );
+    };
+    named(&run(&["status"], None), "from-file");
+    named(&run(&["status"], Some("from-env")), "from-env");
+    named(
+        &run(&["--table", "from-flag", "status"], Some("from-env")),
+        "from-flag",
+    );
+
+    // A typo in the file: exit 2, naming the file and the key.
+    dir.file(".shiplane/config.toml", "tabel = \"x\"\n");
+    let out = run(&["status"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(".shiplane/config.toml") && stderr(&out).contains("tabel"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn init_of_a_stack_that_is_not_there_says_where_it_looked() {
+    shiplane_e2e::endpoint();
+    let dir = TempDir::new("shiplane-init");
+    let out = Command::new(env!("CARGO_BIN_EXE_shiplane"))
+        .args(["init", "--stack", "no-such-stack"])
+        .current_dir(&dir.0)
+        .env("XDG_CONFIG_HOME", dir.0.join("xdg"))
+        .output()
+        .expect("run shiplane");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("no stack \"no-such-stack\" in us-east-1: "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !dir.0.join(".shiplane").exists(),
+        "nothing written when the stack is not found"
+    );
+}

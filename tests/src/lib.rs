@@ -133,7 +133,8 @@ impl Drop for TempDir {
     }
 }
 
-/// Creates every resource `pipeline` names, plus a topic with an SQS subscription.
+/// Creates every resource `pipeline` names, plus a topic with an SQS subscription and a
+/// bake-timer schedule group of its own (`<topic>-bake`: tests share one emulator).
 pub fn account(pipeline: &str, topic: &str) -> Account {
     let dir = TempDir::new("shiplane-e2e");
     let file = dir.file("pipeline.toml", pipeline);
