@@ -12,7 +12,7 @@ export SHIPLANE_PYTHON := $(CURDIR)/$(PY)
 TARGET_DIR = $(eval TARGET_DIR := $(shell cargo metadata --format-version 1 --no-deps --locked \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'))$(if $(TARGET_DIR),$(TARGET_DIR),$(error cannot ask cargo where it builds: run `cargo metadata --no-deps` to see why))
 
-.PHONY: test lint fmt unit emulator-tests python-tests demo emulator build lambda-binaries deploy venv clean bench bench-profiles sim
+.PHONY: test lint fmt unit emulator-tests python-tests demo emulator build lambda-binaries check-arch deploy venv clean bench bench-profiles sim
 
 ## test: formatting, clippy, every unit test, and the tests against the local AWS
 test: lint python-tests emulator-tests
@@ -110,7 +110,7 @@ build: venv lambda-binaries
 SAM_FUNCTIONS := ImagePushFunction:image-push DeploymentEventsFunction:deployment-events \
   PromoteFunction:promote AlarmFunction:alarm DeployHookFunction:deploy-hook ReconcileFunction:reconcile
 $(foreach f,$(SAM_FUNCTIONS),$(eval build-$(word 1,$(subst :, ,$(f))): LAMBDA_FUNCTION = $(word 2,$(subst :, ,$(f)))))
-$(addprefix build-,$(foreach f,$(SAM_FUNCTIONS),$(word 1,$(subst :, ,$(f))))): lambda-binaries
+$(addprefix build-,$(foreach f,$(SAM_FUNCTIONS),$(word 1,$(subst :, ,$(f))))): check-arch lambda-binaries
 	@test -n "$(ARTIFACTS_DIR)" || { echo "build-$(LAMBDA_FUNCTION) is for sam build, which sets ARTIFACTS_DIR" >&2; exit 2; }
 	cp "$(LAMBDA_DIR)/$(LAMBDA_FUNCTION)/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"
 
@@ -139,15 +139,19 @@ bench: build bench-profiles
 bench-profiles:
 	TARGET_DIR="$(TARGET_DIR)" bench/profiles.sh
 
+## check-arch: the artifacts' Rust target (LAMBDA_TARGET) runs on template.yaml's
+## Architectures; `make deploy` and `sam build` (its build-* targets) stop otherwise
+TEMPLATE_ARCH = $(shell sed -n 's/^ *Architectures: *\[ *\([a-z0-9_]*\) *\]/\1/p' template.yaml | head -n1)
+check-arch:
+	@arch=$$(echo '$(TEMPLATE_ARCH)' | sed 's/^arm64$$/aarch64/'); case '$(LAMBDA_TARGET)' in "$$arch"-*) ;; *) \
+	  echo "template.yaml deploys $(TEMPLATE_ARCH) but LAMBDA_TARGET is $(LAMBDA_TARGET): run make deploy LAMBDA_TARGET=$$arch-unknown-linux-gnu (rustup target add $$arch-unknown-linux-gnu, and a linker for it), or set Architectures in template.yaml's Globals to match" >&2; exit 2;; esac
+
 ## deploy: `sam build` (each function's bootstrap from `make build`'s one cargo build, for
 ## template.yaml's Architectures) and `sam deploy`, asking for the parameters the first time
 ## (kept in samconfig.toml). arm64 (the template's default) from an x86_64 machine:
 ## `rustup target add aarch64-unknown-linux-gnu`, a linker for it, and
 ## `make deploy LAMBDA_TARGET=aarch64-unknown-linux-gnu`; or set the template to x86_64.
-TEMPLATE_ARCH = $(shell sed -n 's/^ *Architectures: *\[ *\([a-z0-9_]*\) *\]/\1/p' template.yaml | head -n1)
-deploy: $(SAM_VENV)/.installed
-	@arch=$$(echo '$(TEMPLATE_ARCH)' | sed 's/^arm64$$/aarch64/'); case '$(LAMBDA_TARGET)' in "$$arch"-*) ;; *) \
-	  echo "template.yaml deploys $(TEMPLATE_ARCH) but LAMBDA_TARGET is $(LAMBDA_TARGET): run make deploy LAMBDA_TARGET=$$arch-unknown-linux-gnu (rustup target add $$arch-unknown-linux-gnu, and a linker for it), or set Architectures in template.yaml's Globals to match" >&2; exit 2;; esac
+deploy: $(SAM_VENV)/.installed check-arch
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam build --build-in-source --template-file template.yaml
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam deploy --guided --capabilities CAPABILITY_IAM
 
