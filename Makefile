@@ -7,12 +7,16 @@ PY := $(VENV)/bin/python
 EMULATOR := infra/local/with-emulator.sh
 export CARGO_TERM_COLOR ?= never
 export SHIPLANE_PYTHON := $(CURDIR)/$(PY)
+# Where cargo builds: target/, or CARGO_TARGET_DIR, or a cargo config's build.target-dir.
+# Asked of cargo (once, when a target first needs it), so every target finds what it built.
+TARGET_DIR = $(eval TARGET_DIR := $(shell cargo metadata --format-version 1 --no-deps --locked \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'))$(if $(TARGET_DIR),$(TARGET_DIR),$(error cannot ask cargo where it builds: run `cargo metadata --no-deps` to see why))
 
-.PHONY: test lint fmt unit emulator-tests python-tests demo emulator build deploy venv clean bench bench-profiles sim
+.PHONY: test lint fmt unit emulator-tests python-tests demo emulator build lambda-binaries check-arch deploy venv clean bench bench-profiles sim
 
 ## test: formatting, clippy, every unit test, and the tests against the local AWS
 test: lint python-tests emulator-tests
-	@infra/test-summary.sh target/pytest.log target/cargo-test.log
+	@infra/test-summary.sh $(TARGET_DIR)/pytest.log $(TARGET_DIR)/cargo-test.log
 
 ## lint: fmt and clippy; template.yaml through cfn-lint, `sam validate --lint` and checkov
 ## (each from a project venv; checkov's suppressions carry their reasons in the template)
@@ -43,13 +47,13 @@ unit:
 	cargo test --workspace --locked --lib --bins
 
 python-tests: venv
-	@mkdir -p target
-	set -o pipefail; $(PY) -m pytest -q infra/local/test_shiplane_moto.py infra/test_template.py 2>&1 | tee target/pytest.log
+	@mkdir -p $(TARGET_DIR)
+	set -o pipefail; $(PY) -m pytest -q infra/local/test_shiplane_moto.py infra/test_template.py 2>&1 | tee $(TARGET_DIR)/pytest.log
 
 ## emulator-tests: every Rust test (unit and integration) with the emulator running
 emulator-tests: venv
-	@mkdir -p target
-	set -o pipefail; $(EMULATOR) cargo test --workspace --locked --all-targets 2>&1 | tee target/cargo-test.log
+	@mkdir -p $(TARGET_DIR)
+	set -o pipefail; $(EMULATOR) cargo test --workspace --locked --all-targets 2>&1 | tee $(TARGET_DIR)/cargo-test.log
 
 venv: $(VENV)/.installed
 
@@ -65,24 +69,50 @@ emulator: venv
 ## demo: the whole release story end to end against the local AWS (tests/src/bin/demo.rs)
 demo: venv
 	cargo build --locked -p shiplane-cli -p image-push -p deployment-events -p deploy-hook -p promote -p alarm -p shiplane-e2e --bins
-	$(EMULATOR) target/debug/demo
+	$(EMULATOR) $(TARGET_DIR)/debug/demo
 
-## build: release binaries as Lambda artifacts, target/lambda/<function>/bootstrap (+ .zip)
+## build: release binaries as Lambda artifacts, $(TARGET_DIR)/lambda/<function>/bootstrap (+ .zip)
 FUNCTIONS := $(notdir $(wildcard functions/*))
 # Lambda artifacts link as non-PIE executables: the loader then applies no relocations at
 # start (image-push has 55,000), which was most of its cold start above the floor's. The
 # price is address randomisation of the executable's own image (libraries, heap and stack
 # keep theirs); `make build LAMBDA_RUSTFLAGS=` builds PIEs. See BENCHMARKS.md.
 LAMBDA_RUSTFLAGS ?= -C relocation-model=static
-# $(call lambda_binary,package): one release binary built as the artifacts are, in target/lambda/<package>/bootstrap.
-lambda_binary = cargo rustc --release --locked -p $(1) --bin $(1) -- $(LAMBDA_RUSTFLAGS) && \
-	mkdir -p target/lambda/$(1) && cp target/release/$(1) target/lambda/$(1)/bootstrap
-build: venv
+# The Rust target the artifacts are for: this machine's by default; template.yaml's
+# Architectures must match it (`make deploy` checks).
+LAMBDA_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
+LAMBDA_DIR = $(TARGET_DIR)/lambda
+# $(call lambda_build,packages): release binaries of the packages in ONE cargo invocation, so
+# the crates they share compile once. The flags go to the target's rustflags (an explicit
+# --target keeps them off build scripts and proc macros, which cannot be non-PIE), and a
+# RUSTFLAGS in the environment would replace them, so it is cleared.
+lambda_build = env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS CARGO_TARGET_$(shell echo '$(LAMBDA_TARGET)' | tr 'a-z.-' 'A-Z__')_RUSTFLAGS='$(LAMBDA_RUSTFLAGS)' \
+	cargo build --release --locked --target $(LAMBDA_TARGET) $(addprefix -p ,$(1))
+# Where lambda_build puts a binary.
+lambda_release = $(TARGET_DIR)/$(LAMBDA_TARGET)/release
+
+## lambda-binaries: the functions' bootstraps, without zips (what `sam build` copies)
+lambda-binaries:
+	$(call lambda_build,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do \
-	  $(call lambda_binary,$$f) && \
-	  (cd target/lambda/$$f && rm -f $$f.zip && $(CURDIR)/$(PY) -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED,compresslevel=9); i=zipfile.ZipInfo('bootstrap'); i.external_attr=0o755<<16; i.compress_type=zipfile.ZIP_DEFLATED; z.writestr(i, open('bootstrap','rb').read(), compresslevel=9); z.close()" $$f.zip) && \
-	  echo "target/lambda/$$f/bootstrap ($$(du -h target/lambda/$$f/$$f.zip | cut -f1) zipped)" || exit 1; \
+	  mkdir -p "$(LAMBDA_DIR)/$$f" && cp "$(lambda_release)/$$f" "$(LAMBDA_DIR)/$$f/bootstrap" || exit 1; \
 	done
+
+build: venv lambda-binaries
+	@for f in $(FUNCTIONS); do \
+	  (cd "$(LAMBDA_DIR)/$$f" && rm -f $$f.zip && $(CURDIR)/$(PY) -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED,compresslevel=9); i=zipfile.ZipInfo('bootstrap'); i.external_attr=0o755<<16; i.compress_type=zipfile.ZIP_DEFLATED; z.writestr(i, open('bootstrap','rb').read(), compresslevel=9); z.close()" $$f.zip) && \
+	  echo "$(LAMBDA_DIR)/$$f/bootstrap ($$(du -h "$(LAMBDA_DIR)/$$f/$$f.zip" | cut -f1) zipped)" || exit 1; \
+	done
+
+# `sam build` (template.yaml: `BuildMethod: makefile`, run in the source by --build-in-source)
+# calls build-<LogicalId> once per function with ARTIFACTS_DIR: each copies the bootstrap
+# `make build` made, so what is deployed is what is built and measured.
+SAM_FUNCTIONS := ImagePushFunction:image-push DeploymentEventsFunction:deployment-events \
+  PromoteFunction:promote AlarmFunction:alarm DeployHookFunction:deploy-hook ReconcileFunction:reconcile
+$(foreach f,$(SAM_FUNCTIONS),$(eval build-$(word 1,$(subst :, ,$(f))): LAMBDA_FUNCTION = $(word 2,$(subst :, ,$(f)))))
+$(addprefix build-,$(foreach f,$(SAM_FUNCTIONS),$(word 1,$(subst :, ,$(f))))): check-arch lambda-binaries
+	@test -n "$(ARTIFACTS_DIR)" || { echo "build-$(LAMBDA_FUNCTION) is for sam build, which sets ARTIFACTS_DIR" >&2; exit 2; }
+	cp "$(LAMBDA_DIR)/$(LAMBDA_FUNCTION)/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"
 
 ## sim: a campaign of the deterministic simulation (sim/), SEEDS seeds from FROM; a failing
 ## seed prints the command that replays it
@@ -96,19 +126,33 @@ sim:
 bench: build bench-profiles
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/python-peer/requirements.txt
 	cargo bench --locked -p shiplane --bench decision
-	$(call lambda_binary,hello-world)
+	$(call lambda_build,hello-world)
+	mkdir -p $(LAMBDA_DIR)/hello-world && cp $(lambda_release)/hello-world $(LAMBDA_DIR)/hello-world/bootstrap
+	@# The last profile variant is what ships: the artifacts `make build` made, the floor built with them.
+	mkdir -p $(TARGET_DIR)/profiles/7-non-pie-shipped
+	cp $(LAMBDA_DIR)/image-push/bootstrap $(TARGET_DIR)/profiles/7-non-pie-shipped/image-push
+	cp $(LAMBDA_DIR)/hello-world/bootstrap $(TARGET_DIR)/profiles/7-non-pie-shipped/hello-world
 	cargo build --release --locked -p shiplane-e2e --bin bench
-	$(EMULATOR) target/release/bench --events $${BENCH_EVENTS:-1000} --out BENCHMARKS.md
+	$(EMULATOR) $(TARGET_DIR)/release/bench --events $${BENCH_EVENTS:-1000} --lambda-dir $(LAMBDA_DIR) --out BENCHMARKS.md
 
 ## bench-profiles: build the release-profile variants BENCHMARKS.md compares (kept once built)
 bench-profiles:
-	LAMBDA_RUSTFLAGS="$(LAMBDA_RUSTFLAGS)" bench/profiles.sh
+	TARGET_DIR="$(TARGET_DIR)" bench/profiles.sh
 
-## deploy: build with SAM (cargo-lambda, arm64 by default) and deploy, asking for the
-## parameters the first time (they are kept in samconfig.toml)
-deploy: $(SAM_VENV)/.installed
-	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/lint/requirements-deploy.txt
-	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam build --template-file template.yaml
+## check-arch: the artifacts' Rust target (LAMBDA_TARGET) runs on template.yaml's
+## Architectures; `make deploy` and `sam build` (its build-* targets) stop otherwise
+TEMPLATE_ARCH = $(shell sed -n 's/^ *Architectures: *\[ *\([a-z0-9_]*\) *\]/\1/p' template.yaml | head -n1)
+check-arch:
+	@arch=$$(echo '$(TEMPLATE_ARCH)' | sed 's/^arm64$$/aarch64/'); case '$(LAMBDA_TARGET)' in "$$arch"-*) ;; *) \
+	  echo "template.yaml deploys $(TEMPLATE_ARCH) but LAMBDA_TARGET is $(LAMBDA_TARGET): run make deploy LAMBDA_TARGET=$$arch-unknown-linux-gnu (rustup target add $$arch-unknown-linux-gnu, and a linker for it), or set Architectures in template.yaml's Globals to match" >&2; exit 2;; esac
+
+## deploy: `sam build` (each function's bootstrap from `make build`'s one cargo build, for
+## template.yaml's Architectures) and `sam deploy`, asking for the parameters the first time
+## (kept in samconfig.toml). arm64 (the template's default) from an x86_64 machine:
+## `rustup target add aarch64-unknown-linux-gnu`, a linker for it, and
+## `make deploy LAMBDA_TARGET=aarch64-unknown-linux-gnu`; or set the template to x86_64.
+deploy: $(SAM_VENV)/.installed check-arch
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam build --build-in-source --template-file template.yaml
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam deploy --guided --capabilities CAPABILITY_IAM
 
 clean:

@@ -30,6 +30,14 @@ def template():
         return yaml.load(f, Loader=CfnLoader)
 
 
+def sam_builds():
+    """The Makefile's SAM_FUNCTIONS: each function's logical id → the crate it is built from."""
+    with open(os.path.join(ROOT, "Makefile")) as f:
+        makefile = f.read()
+    listed = re.search(r"^SAM_FUNCTIONS := ((?:.*\\\n)*.*)$", makefile, re.M).group(1)
+    return dict(pair.split(":") for pair in listed.replace("\\\n", " ").split())
+
+
 def test_template_is_a_sam_template():
     t = template()
     assert t["AWSTemplateFormatVersion"] == "2010-09-09"
@@ -98,18 +106,22 @@ def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
     rolling = functions["DeploymentEventsFunction"]["Properties"]["Events"]["ServiceDeploymentEnded"]["Properties"]["Pattern"]
     assert rolling["detail-type"] == ["ECS Deployment State Change"]
     assert rolling["detail"]["eventName"] == ["SERVICE_DEPLOYMENT_COMPLETED", "SERVICE_DEPLOYMENT_FAILED"]
+    # sam build runs the Makefile's build-<LogicalId>, which copies `make build`'s bootstrap
+    # of that function's crate: every function has one, and every crate is deployed.
+    built = sam_builds()
+    assert set(built) == set(functions)
+    assert sorted(built.values()) == sorted(os.listdir(os.path.join(ROOT, "functions")))
     for name, f in functions.items():
-        crate = f["Properties"]["CodeUri"].removeprefix("functions/").rstrip("/")
-        assert os.path.isfile(os.path.join(ROOT, "functions", crate, "Cargo.toml")), name
-        assert f["Metadata"]["BuildMethod"] == "rust-cargolambda", name
-        assert f["Metadata"]["BuildProperties"] == {"Binary": crate}, name
+        assert f["Metadata"]["BuildMethod"] == "makefile", name
+        assert f["Properties"]["CodeUri"] == ".", name
+        assert os.path.isfile(os.path.join(ROOT, "functions", built[name], "Cargo.toml")), name
     aliases = {r["Properties"]["Name"] for r in t["Resources"].values() if r["Type"] == "AWS::Lambda::Alias"}
     assert aliases == {"BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"}
     invoke = t["Resources"]["DeployHookInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert [st["Action"] for st in invoke] == ["lambda:InvokeFunction"]
     assert len(invoke[0]["Resource"]) == 5, "exactly the five aliases"
     reconcile = functions["ReconcileFunction"]["Properties"]
-    assert reconcile["CodeUri"] == "functions/reconcile/"
+    assert built["ReconcileFunction"] == "reconcile"
     (schedule,) = reconcile["Events"].values()
     assert schedule["Type"] == "ScheduleV2"
     assert schedule["Properties"]["FlexibleTimeWindow"] == {"Mode": "OFF"}
@@ -120,8 +132,7 @@ def test_functions_are_wired_to_their_events_settings_and_dead_letter_queue():
     assert g["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
     for name, (crate, source, detail_type) in expected.items():
         props = functions[name]["Properties"]
-        assert props["CodeUri"] == f"functions/{crate}/"
-        assert os.path.isdir(os.path.join(ROOT, "functions", crate)), crate
+        assert built[name] == crate
         event = next(iter(props["Events"].values()))
         assert event["Type"] == "EventBridgeRule"
         assert event["Properties"]["Pattern"]["source"] == [source]
@@ -257,12 +268,17 @@ def test_bake_timers_have_their_group_a_role_that_invokes_only_promote_and_a_pol
     t = template()
     resources = t["Resources"]
     assert resources["BakeTimerGroup"]["Type"] == "AWS::Scheduler::ScheduleGroup"
+    # One default everywhere: the CLI's (shared's constant) and the local AWS's are the stack's.
+    group = resources["BakeTimerGroup"]["Properties"]["Name"]
+    with open(os.path.join(ROOT, "shared/src/aws/timer.rs")) as f:
+        assert f'pub const DEFAULT_SCHEDULE_GROUP: &str = "{group}";' in f.read()
+    with open(os.path.join(ROOT, "infra/local/provision.py")) as f:
+        assert f'"--schedule-group", default="{group}"' in f.read()
     env = t["Globals"]["Function"]["Environment"]["Variables"]
     assert env["SHIPLANE_SCHEDULE_GROUP"] == {"Ref": "BakeTimerGroup"}
     promote = resources["PromoteFunction"]["Properties"]
     assert promote["FunctionName"] == "shiplane-promote"
-    assert promote["CodeUri"] == "functions/promote/"
-    assert os.path.isdir(os.path.join(ROOT, "functions", "promote"))
+    assert sam_builds()["PromoteFunction"] == "promote"
     assert env["SHIPLANE_PROMOTE_FUNCTION_ARN"]["Sub"].endswith(":function:shiplane-promote")
     role = resources["BakeTimerRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
@@ -374,3 +390,18 @@ def test_dashboard_shows_every_release_metric_and_each_functions_health():
     ]
     for w in dashboard["widgets"]:
         assert w["x"] + w["width"] <= 24, w
+
+
+def test_init_reads_outputs_the_stack_has():
+    """`shiplane init --stack` (cli/src/commands.rs STACK_OUTPUTS) and the local stand-in
+    stack (provision.py stack) name exactly the outputs template.yaml declares for the CLI."""
+    outputs = set(template()["Outputs"])
+    with open(os.path.join(ROOT, "cli/src/commands.rs")) as f:
+        cli = f.read()
+    listed = re.search(r"const STACK_OUTPUTS: \[&str; \d+\] = \[(.*?)\];", cli, re.S).group(1)
+    wanted = set(re.findall(r'"([A-Za-z]+)"', listed))
+    assert wanted <= outputs, wanted - outputs
+    with open(os.path.join(ROOT, "infra/local/provision.py")) as f:
+        provision = f.read()
+    for key in wanted:
+        assert f'"{key}":' in provision, key

@@ -2,55 +2,89 @@
 
 use std::collections::BTreeMap;
 
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use shiplane::aws::{
     AwsDeployer, CloudWatchAlarms, Notification, Notifier, NotifyError, SchedulerTimer, SnsNotifier,
 };
-use shiplane::engine::{Deps, EngineError, PushOutcome, Report};
+use shiplane::engine::{Deps, EngineError, PushOutcome};
 use shiplane::pipeline::Pipeline;
-use shiplane::release::{Digest, Event, LaneEvent, Release, ReleaseId, Timestamp};
+use shiplane::release::{Digest, Event, LaneEvent, Release, ReleaseId, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore, StoreError, StoredPipeline};
 
+use crate::output::{errln, out, outln};
 use crate::render::{self, LaneStatus};
-use crate::{Cli, Command, ConfigCommand, Failure, Operator, Reach, TableCommand};
+use crate::{Cli, Command, ConfigCommand, Failure, Operator, Reach, TableCommand, diagnose};
 
+/// Runs the command; an AWS failure comes back explained (`diagnose`), in one line.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
-    match cli.command {
-        Command::Config(ConfigCommand::Validate { ref file }) => {
-            let source = read_file(file)?;
-            match Pipeline::from_toml(&source) {
-                Ok(pipeline) => {
-                    render::validated(&pipeline, cli.json);
-                    Ok(())
-                }
-                Err(e) if cli.json => {
-                    render::problems_json(&e.problems);
-                    Err(Failure::BadInput(String::new()))
-                }
-                Err(e) => Err(Failure::BadInput(format!("{}: {e}", file.display()))),
-            }
+    if let Command::Config(ConfigCommand::Validate { ref file }) = cli.command {
+        return validate(file, cli.json);
+    }
+    let config = sdk_config(cli.region.as_deref()).await;
+    match run_with_aws(&cli, &config).await {
+        Err(Failure::Aws(raw)) => Err(Failure::Failed(
+            diagnose::explain(&config, &cli.table, &raw).await,
+        )),
+        Err(Failure::Failed(message)) => Err(Failure::Failed(
+            diagnose::explain_setup(&config).await.unwrap_or(message),
+        )),
+        other => other,
+    }
+}
+
+/// `config validate`: the one command that needs no AWS.
+fn validate(file: &std::path::Path, json: bool) -> Result<(), Failure> {
+    let source = read_file(file)?;
+    match Pipeline::from_toml(&source) {
+        Ok(pipeline) => {
+            render::validated(&pipeline, json);
+            Ok(())
         }
+        Err(e) if json => {
+            render::problems_json(&e.problems);
+            Err(Failure::BadInput(String::new()))
+        }
+        Err(e) => Err(Failure::BadInput(format!("{}: {e}", file.display()))),
+    }
+}
+
+/// The AWS configuration every client of one run shares: the standard chain, with the
+/// settings file's region when AWS_REGION is not set.
+async fn sdk_config(file_region: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if std::env::var_os("AWS_REGION").is_none()
+        && let Some(region) = file_region
+    {
+        loader = loader.region(Region::new(region.to_string()));
+    }
+    loader.load().await
+}
+
+async fn run_with_aws(cli: &Cli, config: &SdkConfig) -> Result<(), Failure> {
+    match cli.command {
+        Command::Config(ConfigCommand::Validate { ref file }) => validate(file, cli.json),
+        Command::Init { ref stack, user } => init(config, stack, user, cli.json).await,
         Command::Config(ConfigCommand::Apply {
             ref file,
             ref actor,
         }) => {
             let source = read_file(file)?;
             let pipeline = parse(&source, file)?;
-            let store = store(&cli.table).await;
-            apply(&store, source, &pipeline, actor.clone(), cli.json).await
+            let store = store(config, &cli.table).await;
+            apply(config, &store, source, &pipeline, actor.clone(), cli.json).await
         }
         Command::Config(ConfigCommand::Show) => {
-            let store = store(&cli.table).await;
+            let store = store(config, &cli.table).await;
             let current = current_pipeline(&store).await?;
             render::pipeline_source(&current, cli.json);
             Ok(())
         }
         Command::Status { ref service } => {
-            let store = store(&cli.table).await;
+            let store = store(config, &cli.table).await;
             status(&store, service.as_deref(), cli.json).await
         }
         Command::History { ref target, limit } => {
-            let store = store(&cli.table).await;
+            let store = store(config, &cli.table).await;
             history(&store, target, limit, cli.json).await
         }
         Command::Approve {
@@ -59,9 +93,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = Event::Approved {
-                actor: actor_name(who.actor.clone()).await?,
+                actor: actor_name(config, who.actor.clone()).await?,
             };
-            release_event(&cli, release, environment, event, who).await
+            release_event(cli, config, release, environment, event, who, APPROVE).await
         }
         Command::Reject {
             ref release,
@@ -70,10 +104,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = Event::Rejected {
-                actor: actor_name(who.actor.clone()).await?,
+                actor: actor_name(config, who.actor.clone()).await?,
                 reason: reason.clone(),
             };
-            release_event(&cli, release, environment, event, who).await
+            release_event(cli, config, release, environment, event, who, REJECT).await
         }
         Command::Pause {
             ref service,
@@ -82,10 +116,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = LaneEvent::Pause {
-                actor: actor_name(who.actor.clone()).await?,
+                actor: actor_name(config, who.actor.clone()).await?,
                 reason: reason.clone(),
             };
-            lane_event(&cli, service, environment, event, who).await
+            lane_event(cli, config, service, environment, event, who).await
         }
         Command::Resume {
             ref service,
@@ -93,9 +127,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = LaneEvent::Resume {
-                actor: actor_name(who.actor.clone()).await?,
+                actor: actor_name(config, who.actor.clone()).await?,
             };
-            lane_event(&cli, service, environment, event, who).await
+            lane_event(cli, config, service, environment, event, who).await
         }
         Command::Deploy {
             ref service,
@@ -105,7 +139,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref reason,
             ref who,
         } => {
-            let deps = deps(&cli.table, &who.aws).await;
+            let deps = deps(config, &cli.table, &who.aws).await;
             let (digest, found_in) = match (digest, tag) {
                 (Some(d), _) => (
                     Digest::parse(d).map_err(|e| Failure::BadInput(e.to_string()))?,
@@ -116,7 +150,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     let Some(svc) = pipeline.services.get(service.as_str()) else {
                         return Err(unknown_service(&pipeline, service));
                     };
-                    let (d, registry) = digest_of_tag(&svc.repository, t).await?;
+                    let (d, registry) = digest_of_tag(config, &svc.repository, t).await?;
                     (d, Some(registry))
                 }
                 (None, None) => {
@@ -131,7 +165,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     digest,
                     tag.clone(),
                     registry,
-                    &actor_name(who.actor.clone()).await?,
+                    &actor_name(config, who.actor.clone()).await?,
                     reason,
                     Timestamp::now(),
                 )
@@ -145,16 +179,16 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 } => {
                     let state = state.map_or_else(|| "-".to_string(), |s| s.to_string());
                     if cli.json {
-                        println!(
+                        outln!(
                             "{}",
                             serde_json::json!({"release": release, "environment": environment, "state": state})
                         );
                     } else {
-                        println!("release {release}: {state} in {environment}");
+                        outln!("release {release}: {state} in {environment}");
                     }
                     Ok(())
                 }
-                PushOutcome::Replayed { release, .. } => Err(Failure::BadInput(format!(
+                PushOutcome::Replayed { release, .. } => Err(Failure::Refused(format!(
                     "that digest is already release {release}; use `shiplane retry` or `shiplane rollback --to {release}`"
                 ))),
                 PushOutcome::Ignored(why) => Err(Failure::BadInput(why)),
@@ -166,9 +200,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = Event::Retry {
-                actor: actor_name(who.actor.clone()).await?,
+                actor: actor_name(config, who.actor.clone()).await?,
             };
-            release_event(&cli, release, environment, event, who).await
+            release_event(cli, config, release, environment, event, who, RETRY).await
         }
         Command::Promote {
             ref release,
@@ -178,10 +212,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = Event::PromotedEarly {
-                actor: actor_name(who.actor.clone()).await?,
+                actor: actor_name(config, who.actor.clone()).await?,
                 reason: reason.clone(),
             };
-            release_event(&cli, release, environment, event, who).await
+            release_event(cli, config, release, environment, event, who, PROMOTE).await
         }
         Command::Rollback {
             ref service,
@@ -196,11 +230,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .transpose()
                 .map_err(|e| Failure::BadInput(e.to_string()))?;
             let event = LaneEvent::Rollback {
-                actor: actor_name(who.actor.clone()).await?,
+                actor: actor_name(config, who.actor.clone()).await?,
                 reason: reason.clone(),
                 to,
             };
-            lane_event(&cli, service, environment, event, who).await
+            lane_event(cli, config, service, environment, event, who).await
         }
         Command::Cancel {
             ref release,
@@ -209,10 +243,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = Event::Cancelled {
-                actor: actor_name(who.actor.clone()).await?,
+                actor: actor_name(config, who.actor.clone()).await?,
                 reason: reason.clone(),
             };
-            release_event(&cli, release, environment, event, who).await
+            release_event(cli, config, release, environment, event, who, CANCEL).await
         }
         Command::Unblock {
             ref service,
@@ -221,16 +255,16 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ref who,
         } => {
             let event = LaneEvent::Unblock {
-                actor: actor_name(who.actor.clone()).await?,
+                actor: actor_name(config, who.actor.clone()).await?,
                 reason: reason.clone(),
             };
-            lane_event(&cli, service, environment, event, who).await
+            lane_event(cli, config, service, environment, event, who).await
         }
         Command::Reconcile {
             ref service,
             ref aws,
         } => {
-            let deps = deps(&cli.table, aws).await;
+            let deps = deps(config, &cli.table, aws).await;
             let engine = deps.engine();
             let pipeline = engine.pipeline().await.map_err(engine_failure)?;
             if let Some(s) = service
@@ -238,21 +272,20 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             {
                 return Err(unknown_service(&pipeline, s));
             }
-            let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-            let cloudwatch = CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(&config));
+            let cloudwatch = CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(config));
             let pass = engine
                 .reconcile_with_alarms(&cloudwatch, &pipeline, service.as_deref(), Timestamp::now())
                 .await
                 .map_err(engine_failure)?;
             render::transitions(&pass.report.transitions, cli.json);
             if let Some(why) = &pass.alarms_unread {
-                eprintln!(
+                errln!(
                     "CloudWatch could not be read ({why}); {} bake(s) that are over stay owed until a pass reads the alarms",
                     pass.bakes_left_owed.len()
                 );
             }
             for f in &pass.failed {
-                eprintln!(
+                errln!(
                     "not reconciled: {}/{}: {}",
                     f.service,
                     f.environment
@@ -271,7 +304,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Metrics(ref args) => {
-            let store = store(&cli.table).await;
+            let store = store(config, &cli.table).await;
             let stored = current_pipeline(&store).await?;
             let pipeline = Pipeline::from_toml(&stored.source).map_err(|e| {
                 Failure::Failed(format!(
@@ -282,12 +315,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             crate::metrics::run(&store, &pipeline, args, cli.json).await
         }
         Command::Table(TableCommand::Create) => {
-            let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-            let client = aws_sdk_dynamodb::Client::new(&config);
+            let client = aws_sdk_dynamodb::Client::new(config);
             DynamoStore::create_table(&client, &cli.table)
                 .await
-                .map_err(|e| Failure::Failed(format!("cannot create table {}: {e}", cli.table)))?;
-            println!("created table {}", cli.table);
+                .map_err(|e| Failure::Aws(format!("cannot create table {}: {e}", cli.table)))?;
+            outln!("created table {}", cli.table);
             Ok(())
         }
     }
@@ -296,8 +328,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
 /// The clients a command that may start or stop deployments needs.
 type CliDeps = Deps<DynamoStore, AwsDeployer, CliNotifier, SchedulerTimer>;
 
-async fn deps(table: &str, aws: &Reach) -> CliDeps {
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+async fn deps(config: &SdkConfig, table: &str, aws: &Reach) -> CliDeps {
+    let config = config.clone();
     Deps {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table),
         deployer: AwsDeployer::new(
@@ -343,7 +375,7 @@ impl Notifier for CliNotifier {
             CliNotifier::Topic(sns) => {
                 let sent = sns.publish(n).await;
                 if let Err(e) = &sent {
-                    eprintln!("warning: notification not sent ({e}); the change is recorded");
+                    errln!("warning: notification not sent ({e}); the change is recorded");
                 }
                 sent
             }
@@ -359,7 +391,7 @@ impl Notifier for CliNotifier {
             CliNotifier::Topic(sns) => {
                 let failed = sns.publish_all(notifications).await;
                 for (_, e) in &failed {
-                    eprintln!("warning: notification not sent ({e}); the change is recorded");
+                    errln!("warning: notification not sent ({e}); the change is recorded");
                 }
                 failed
             }
@@ -374,7 +406,7 @@ impl Notifier for CliNotifier {
 }
 
 fn engine_failure(e: EngineError) -> Failure {
-    Failure::Failed(e.to_string())
+    Failure::Aws(e.to_string())
 }
 
 pub(crate) fn unknown_service(pipeline: &Pipeline, name: &str) -> Failure {
@@ -407,16 +439,47 @@ fn known_stage(pipeline: &Pipeline, service: &str, environment: &str) -> Result<
     Ok(())
 }
 
+/// What an operator asked of a release, to say in plain words why the state refused it.
+struct Asked {
+    /// The command's verb: "approve".
+    verb: &'static str,
+    /// The states it applies to, as a clause: "only a release awaiting approval there can be approved".
+    needs: &'static str,
+}
+
+const APPROVE: Asked = Asked {
+    verb: "approve",
+    needs: "only a release awaiting approval there can be approved",
+};
+const REJECT: Asked = Asked {
+    verb: "reject",
+    needs: "only a release awaiting approval or queued there can be rejected",
+};
+const RETRY: Asked = Asked {
+    verb: "retry",
+    needs: "only a stage that failed, was rolled back or cancelled can be retried",
+};
+const PROMOTE: Asked = Asked {
+    verb: "promote",
+    needs: "only a release baking there can be promoted early",
+};
+const CANCEL: Asked = Asked {
+    verb: "cancel",
+    needs: "only a stage that has not ended can be cancelled",
+};
+
 /// Applies an operator's event to one release in one environment and shows what changed.
 async fn release_event(
     cli: &Cli,
+    config: &SdkConfig,
     release: &str,
     environment: &str,
     event: Event,
     who: &Operator,
+    asked: Asked,
 ) -> Result<(), Failure> {
     let id = ReleaseId::parse(release).map_err(|e| Failure::BadInput(e.to_string()))?;
-    let deps = deps(&cli.table, &who.aws).await;
+    let deps = deps(config, &cli.table, &who.aws).await;
     let engine = deps.engine();
     let pipeline = engine.pipeline().await.map_err(engine_failure)?;
     let found = deps.store.release(&id).await?.ok_or_else(|| {
@@ -436,18 +499,64 @@ async fn release_event(
         )
         .await
         .map_err(engine_failure)?;
-    changed(report, cli.json)
+    if report.transitions.is_empty() {
+        let now = deps
+            .store
+            .release(&id)
+            .await?
+            .map_or(found.item, |r| r.item);
+        return Err(Failure::Refused(refusal(
+            &asked,
+            &now,
+            environment,
+            &report.refused.join("; "),
+        )));
+    }
+    render::transitions(&report.transitions, cli.json);
+    Ok(())
 }
 
-/// Applies an operator's event to a service's environment and shows what changed.
+/// Why a release command changed nothing, in plain words: where the release is and what
+/// the command needs. The engine's own sentence when it says more than "does not apply"
+/// (an alarm holding a bake, a restore that cannot be cancelled).
+fn refusal(asked: &Asked, release: &Release, environment: &str, why: &str) -> String {
+    let name = format!("{} ({})", release.label(), release.id);
+    let words = |s: StageState| s.as_str().replace('_', " ");
+    match release.state_in(environment) {
+        None => {
+            let latest = release
+                .stages
+                .iter()
+                .max_by_key(|(_, stage)| stage.since)
+                .map(|(env, stage)| format!(" (it is {} in {env})", words(stage.state)))
+                .unwrap_or_default();
+            format!(
+                "cannot {} {name} in {environment}: it has not reached {environment}{latest}",
+                asked.verb
+            )
+        }
+        Some(state) if why.is_empty() || why.contains("does not apply") => format!(
+            "cannot {} {name} in {environment}: its stage there is {}; {}",
+            asked.verb,
+            words(state),
+            asked.needs
+        ),
+        Some(_) => why.to_string(),
+    }
+}
+
+/// Applies an operator's event to a service's environment and shows what changed; a
+/// refusal says why (the machine's sentences for lanes are already plain: "api/prod is not
+/// paused").
 async fn lane_event(
     cli: &Cli,
+    config: &SdkConfig,
     service: &str,
     environment: &str,
     event: LaneEvent,
     who: &Operator,
 ) -> Result<(), Failure> {
-    let deps = deps(&cli.table, &who.aws).await;
+    let deps = deps(config, &cli.table, &who.aws).await;
     let engine = deps.engine();
     let pipeline = engine.pipeline().await.map_err(engine_failure)?;
     known_stage(&pipeline, service, environment)?;
@@ -455,24 +564,20 @@ async fn lane_event(
         .on_lane(&pipeline, service, environment, event, Timestamp::now())
         .await
         .map_err(engine_failure)?;
-    changed(report, cli.json)
-}
-
-/// Shows what an operator's command changed; a refusal is bad input (exit 2) with why.
-fn changed(report: Report, json: bool) -> Result<(), Failure> {
     if report.transitions.is_empty() {
-        return Err(Failure::BadInput(format!(
-            "nothing changed: {}",
-            report.refused.join("; ")
-        )));
+        let why = report.refused.join("; ");
+        return Err(Failure::Refused(if why.is_empty() {
+            format!("nothing to do in {service}/{environment}")
+        } else {
+            why
+        }));
     }
-    render::transitions(&report.transitions, json);
+    render::transitions(&report.transitions, cli.json);
     Ok(())
 }
 
-async fn store(table: &str) -> DynamoStore {
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table)
+async fn store(config: &SdkConfig, table: &str) -> DynamoStore {
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table)
 }
 
 fn read_file(file: &std::path::Path) -> Result<String, Failure> {
@@ -498,10 +603,13 @@ async fn current_pipeline(store: &DynamoStore) -> Result<StoredPipeline, Failure
 }
 
 /// The digest ECR holds for `tag` in `repository`, and the registry host it lives in.
-async fn digest_of_tag(repository: &str, tag: &str) -> Result<(Digest, String), Failure> {
+async fn digest_of_tag(
+    config: &SdkConfig,
+    repository: &str,
+    tag: &str,
+) -> Result<(Digest, String), Failure> {
     use aws_sdk_ecr::error::ProvideErrorMetadata;
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    let out = aws_sdk_ecr::Client::new(&config)
+    let out = aws_sdk_ecr::Client::new(config)
         .describe_images()
         .repository_name(repository)
         .image_ids(
@@ -518,7 +626,7 @@ async fn digest_of_tag(repository: &str, tag: &str) -> Result<(Digest, String), 
             Some("RepositoryNotFoundException") => Failure::BadInput(format!(
                 "no ECR repository {repository} (the service's repository in the pipeline)"
             )),
-            _ => Failure::Failed(shiplane::aws::classify("ECR DescribeImages", &e).message),
+            _ => Failure::Aws(shiplane::aws::classify("ECR DescribeImages", &e).message),
         })?;
     let image = out
         .image_details
@@ -546,12 +654,11 @@ async fn digest_of_tag(repository: &str, tag: &str) -> Result<(Digest, String), 
 /// Who is acting: `--actor` (or $SHIPLANE_ACTOR) when given, else the caller's AWS
 /// identity (STS GetCallerIdentity: the user or assumed-role ARN), which is what an audit
 /// of the account would show too.
-async fn actor_name(explicit: Option<String>) -> Result<String, Failure> {
+async fn actor_name(config: &SdkConfig, explicit: Option<String>) -> Result<String, Failure> {
     if let Some(actor) = explicit.filter(|a| !a.trim().is_empty()) {
         return Ok(actor);
     }
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    match aws_sdk_sts::Client::new(&config)
+    match aws_sdk_sts::Client::new(config)
         .get_caller_identity()
         .send()
         .await
@@ -563,12 +670,13 @@ async fn actor_name(explicit: Option<String>) -> Result<String, Failure> {
         }),
         Err(e) => Err(Failure::Failed(format!(
             "cannot tell who you are from your AWS credentials ({}); pass --actor NAME or set SHIPLANE_ACTOR",
-            shiplane::aws::classify("STS GetCallerIdentity", &e).message
+            diagnose::one_line(&shiplane::aws::classify("STS GetCallerIdentity", &e).message)
         ))),
     }
 }
 
 async fn apply(
+    config: &SdkConfig,
     store: &DynamoStore,
     source: String,
     pipeline: &Pipeline,
@@ -584,7 +692,7 @@ async fn apply(
         version: current.map_or(1, |c| c.version + 1),
         source,
         applied_at: Timestamp::now(),
-        applied_by: actor_name(actor).await?,
+        applied_by: actor_name(config, actor).await?,
     };
     match store.put_pipeline(stored.clone()).await {
         Ok(()) => {
@@ -685,5 +793,103 @@ async fn history(
         }
     }
     render::service_history(target, &transitions, json);
+    Ok(())
+}
+
+/// Which stack output sets which setting (template.yaml's Outputs).
+const STACK_OUTPUTS: [&str; 7] = [
+    "TableName",
+    "TopicArn",
+    "ChatbotTopicArn",
+    "ScheduleGroupName",
+    "PromoteFunctionArn",
+    "SchedulerRoleArn",
+    "HookFunctionName",
+];
+
+/// `shiplane init --stack NAME`: the stack's outputs, and the region it was read in,
+/// written to the project (or user) settings file.
+async fn init(config: &SdkConfig, stack: &str, user: bool, json: bool) -> Result<(), Failure> {
+    use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+    let region = config.region().map(|r| r.to_string());
+    let described = aws_sdk_cloudformation::Client::new(config)
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| match e.code() {
+            Some("ValidationError") => Failure::BadInput(format!(
+                "no stack \"{stack}\" in {}: give the name `sam deploy` used (samconfig.toml's stack_name), or set AWS_REGION to the region it is in",
+                region.as_deref().unwrap_or("your region")
+            )),
+            _ => Failure::Aws(shiplane::aws::classify("CloudFormation DescribeStacks", &e).message),
+        })?;
+    let outputs: BTreeMap<String, String> = described
+        .stacks
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .and_then(|s| s.outputs)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|o| Some((o.output_key?, o.output_value?)))
+        .collect();
+    let get = |key: &str| outputs.get(key).cloned();
+    let found = crate::settings::Settings {
+        stack: Some(stack.to_string()),
+        region,
+        table: get("TableName"),
+        topic_arn: get("TopicArn"),
+        chatbot_topic_arn: get("ChatbotTopicArn"),
+        schedule_group: get("ScheduleGroupName"),
+        promote_function_arn: get("PromoteFunctionArn"),
+        scheduler_role_arn: get("SchedulerRoleArn"),
+        hook_function: get("HookFunctionName"),
+    };
+    let missing: Vec<&str> = STACK_OUTPUTS
+        .into_iter()
+        .filter(|k| !outputs.contains_key(*k))
+        .collect();
+    if found.table.is_none() {
+        return Err(Failure::BadInput(format!(
+            "stack \"{stack}\" has no TableName output: is it the stack template.yaml deployed? (outputs it has: {})",
+            if outputs.is_empty() {
+                "none".to_string()
+            } else {
+                outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        )));
+    }
+    let path = if user {
+        crate::settings::user_file().ok_or_else(|| {
+            Failure::BadInput("no home directory to write the user file in: set XDG_CONFIG_HOME or HOME, or leave out --user".into())
+        })?
+    } else {
+        std::path::PathBuf::from(crate::settings::PROJECT_FILE)
+    };
+    crate::settings::write(&path, &found).map_err(Failure::Failed)?;
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({"file": path.display().to_string(), "settings": found, "missing_outputs": missing})
+        );
+    } else {
+        outln!("wrote {} from stack {stack}:", path.display());
+        out!(
+            "{}",
+            found
+                .to_file()
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| format!("  {l}\n"))
+                .collect::<String>()
+        );
+        if !missing.is_empty() {
+            errln!(
+                "warning: the stack has no {} output; those settings keep their defaults",
+                missing.join(", ")
+            );
+        }
+    }
     Ok(())
 }

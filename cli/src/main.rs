@@ -1,23 +1,40 @@
 //! `shiplane`: the operator CLI. Validate and apply the pipeline file, see what runs where,
 //! and read any release's history.
 //!
-//! Exit codes: 0 success, 1 failure (AWS, store, nothing applied yet), 2 bad input
-//! (invalid pipeline file, unknown service or release, usage errors).
+//! Exit codes ([`Failure::exit_code`]): 0 success, 1 failure (AWS, store, nothing applied
+//! yet), 2 bad input (usage, invalid pipeline file, unknown service or release), 3 refused
+//! (the release's state does not allow the request; nothing changed).
 
 mod commands;
+mod diagnose;
 mod metrics;
+mod output;
 mod render;
+mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::output::{errln, outln};
+
+/// What `--help` ends with: what the exit codes mean and where settings come from.
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok, 1 failure (AWS, the store; the message says what to fix), 2 usage or bad
+input, 3 refused (the release's state does not allow it; nothing changed). With --json,
+output and errors are JSON on stdout (errors: {\"error\": {\"kind\", \"message\", \"exit_code\"}}),
+times RFC 3339.
+
+Settings, highest first: flags, SHIPLANE_* and AWS_REGION environment variables, the
+project file .shiplane/config.toml (here or in a parent directory), the user file
+~/.config/shiplane/config.toml; `shiplane init --stack NAME` writes them from the stack.";
 
 /// Release automation for Amazon ECS: operator commands.
 #[derive(Debug, Parser)]
-#[command(name = "shiplane", version, about, long_about = None)]
+#[command(name = "shiplane", version, about, long_about = None, after_help = AFTER_HELP)]
 struct Cli {
-    /// The Shiplane DynamoDB table.
+    /// The Shiplane DynamoDB table (the stack's TableName output).
     #[arg(
         long,
         env = "SHIPLANE_TABLE",
@@ -26,9 +43,13 @@ struct Cli {
     )]
     table: String,
 
-    /// Print JSON for scripts instead of tables.
+    /// Print JSON for scripts instead of tables (errors too).
     #[arg(long, global = true)]
     json: bool,
+
+    /// The region from a settings file, used when AWS_REGION is not set.
+    #[arg(skip)]
+    region: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -36,6 +57,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write this CLI's settings from a deployed stack's outputs (region, table, topic,
+    /// schedule group, promote function and scheduler role ARNs, hook function), so no
+    /// other command needs them typed. Flags and environment variables still override.
+    Init {
+        /// The CloudFormation stack `sam deploy` created (samconfig.toml's stack_name).
+        #[arg(long)]
+        stack: String,
+        /// Write the user file (~/.config/shiplane/config.toml) instead of the project
+        /// file (.shiplane/config.toml in this directory).
+        #[arg(long)]
+        user: bool,
+    },
     /// Validate, store and show the pipeline file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -206,7 +239,7 @@ pub struct Reach {
     )]
     hook_function: String,
     /// The Scheduler group bake timers live in (the stack's ScheduleGroupName output).
-    #[arg(long, env = "SHIPLANE_SCHEDULE_GROUP", default_value = "shiplane")]
+    #[arg(long, env = "SHIPLANE_SCHEDULE_GROUP", default_value = shiplane::aws::DEFAULT_SCHEDULE_GROUP)]
     schedule_group: String,
     /// The promote function a bake timer invokes (the stack's PromoteFunctionArn output);
     /// without it a bake this command starts is ended by the reconciler instead.
@@ -244,39 +277,108 @@ enum TableCommand {
 pub enum Failure {
     /// The operator's input is wrong (exit 2).
     BadInput(String),
-    /// Something outside failed, or the state does not allow it (exit 1).
+    /// Something outside failed, said in words a person can act on (exit 1).
     Failed(String),
+    /// AWS or the store failed with this raw message: explained by `diagnose` before it is
+    /// shown (exit 1).
+    Aws(String),
+    /// The state does not allow the request; nothing changed (exit 3).
+    Refused(String),
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Failed(_) | Failure::Aws(_) => 1,
+            Failure::BadInput(_) => 2,
+            Failure::Refused(_) => 3,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Failure::Failed(_) | Failure::Aws(_) => "failure",
+            Failure::BadInput(_) => "usage",
+            Failure::Refused(_) => "refused",
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Failure::Failed(m) | Failure::Aws(m) | Failure::BadInput(m) | Failure::Refused(m) => m,
+        }
+    }
+
+    /// Prints it (JSON on stdout with `--json`, else a line on stderr) and returns its code.
+    fn report(&self, json: bool) -> ExitCode {
+        let message = self.message();
+        if message.is_empty() {
+            // Already said (a pipeline file's problems, listed with their paths).
+        } else if json {
+            outln!(
+                "{}",
+                serde_json::json!({"error": {"kind": self.kind(), "message": message, "exit_code": self.exit_code()}})
+            );
+        } else {
+            match self {
+                Failure::Failed(_) | Failure::Aws(_) => errln!("error: {message}"),
+                Failure::Refused(_) => errln!("refused: {message}"),
+                Failure::BadInput(_) => errln!("{message}"),
+            }
+        }
+        ExitCode::from(self.exit_code())
+    }
 }
 
 impl From<shiplane::store::StoreError> for Failure {
     fn from(e: shiplane::store::StoreError) -> Self {
-        Failure::Failed(e.to_string())
+        Failure::Aws(e.to_string())
+    }
+}
+
+/// The command line, with the settings files' values as defaults; with `--json`, a usage
+/// error comes back to be printed as JSON.
+fn parse(wants_json: bool) -> Result<Cli, Failure> {
+    let file = settings::load().map_err(Failure::BadInput)?;
+    let command = settings::with_defaults(Cli::command(), &file.arg_defaults());
+    let parsed = command
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    match parsed {
+        Ok(mut cli) => {
+            cli.region = file.region;
+            Ok(cli)
+        }
+        Err(e) if wants_json && e.use_stderr() => Err(Failure::BadInput(
+            e.render()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string(),
+        )),
+        Err(e) => e.exit(),
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let json = std::env::args_os().any(|a| a == "--json");
+    let cli = match parse(json) {
+        Ok(cli) => cli,
+        Err(f) => return f.report(json),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return Failure::Failed(format!("cannot start the async runtime: {e}")).report(json);
         }
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::BadInput(message)) => {
-            if !message.is_empty() {
-                eprintln!("{message}");
-            }
-            ExitCode::from(2)
-        }
-        Err(Failure::Failed(message)) => {
-            eprintln!("error: {message}");
-            ExitCode::from(1)
-        }
+        Err(f) => f.report(json),
     }
 }

@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 
 use comfy_table::{Table, presets};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use shiplane::pipeline::{Pipeline, Problem};
-use shiplane::release::{Lane, Release, ReleaseId, StageState, Transition};
+use shiplane::release::{Lane, Release, ReleaseId, StageState, Timestamp, Transition};
 use shiplane::store::StoredPipeline;
+
+use crate::output::{errln, out, outln};
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -15,10 +17,53 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
+/// Prints `value` as JSON, its times in RFC 3339 ([`rfc3339_times`]).
 fn print_json(value: &impl Serialize) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("error: cannot render JSON: {e}"),
+    match serde_json::to_value(value).and_then(|v| serde_json::to_string_pretty(&rfc3339_times(v)))
+    {
+        Ok(text) => outln!("{text}"),
+        Err(e) => errln!("error: cannot render JSON: {e}"),
+    }
+}
+
+/// The keys under which the release model keeps a time (a `Timestamp`, epoch
+/// milliseconds in the store).
+const TIME_KEYS: [&str; 11] = [
+    "at",
+    "since",
+    "created",
+    "pushed_at",
+    "succeeded_at",
+    "deadline",
+    "bake_until",
+    "not_before",
+    "lease",
+    "newest_pushed_at",
+    "applied_at",
+];
+
+/// A time as `--json` prints every time: RFC 3339, UTC, milliseconds.
+pub fn rfc3339(t: Timestamp) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(t.0))
+        .to_string()
+}
+
+/// `value` with every time (a number under one of [`TIME_KEYS`]) in RFC 3339, so scripts
+/// read one time format everywhere.
+fn rfc3339_times(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| match v.as_u64() {
+                    Some(ms) if TIME_KEYS.contains(&k.as_str()) => {
+                        (k, Value::String(rfc3339(Timestamp(ms))))
+                    }
+                    _ => (k, rfc3339_times(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(rfc3339_times).collect()),
+        other => other,
     }
 }
 
@@ -127,7 +172,7 @@ pub fn validated(pipeline: &Pipeline, json: bool) {
             "services": services,
         }));
     } else {
-        println!(
+        outln!(
             "valid: {} service{} ({}) through {}",
             services.len(),
             if services.len() == 1 { "" } else { "s" },
@@ -154,21 +199,23 @@ pub fn applied(stored: &StoredPipeline, pipeline: &Pipeline, changed: bool, json
         print_json(&json!({
             "version": stored.version,
             "changed": changed,
-            "applied_at": stored.applied_at.to_string(),
+            "applied_at": stored.applied_at,
             "applied_by": stored.applied_by,
             "services": pipeline.services.keys().collect::<Vec<_>>(),
         }));
     } else if changed {
-        println!(
+        outln!(
             "applied pipeline version {} ({} services) as {}",
             stored.version,
             pipeline.services.len(),
             stored.applied_by
         );
     } else {
-        println!(
+        outln!(
             "unchanged: the file is pipeline version {}, applied {} by {}",
-            stored.version, stored.applied_at, stored.applied_by
+            stored.version,
+            stored.applied_at,
+            stored.applied_by
         );
     }
 }
@@ -177,16 +224,18 @@ pub fn pipeline_source(stored: &StoredPipeline, json: bool) {
     if json {
         print_json(&json!({
             "version": stored.version,
-            "applied_at": stored.applied_at.to_string(),
+            "applied_at": stored.applied_at,
             "applied_by": stored.applied_by,
             "source": stored.source,
         }));
     } else {
-        eprintln!(
+        errln!(
             "# pipeline version {}, applied {} by {}",
-            stored.version, stored.applied_at, stored.applied_by
+            stored.version,
+            stored.applied_at,
+            stored.applied_by
         );
-        print!("{}", stored.source);
+        out!("{}", stored.source);
     }
 }
 
@@ -237,7 +286,7 @@ pub fn status(rows: &[LaneStatus], json: bool) {
             alarms,
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 fn transitions_table(transitions: &[Transition], with_release: bool) -> Table {
@@ -274,7 +323,7 @@ pub fn release_history(release: &Release, transitions: &[Transition], json: bool
         print_json(&json!({"release": release, "history": transitions}));
         return;
     }
-    println!(
+    outln!(
         "release {} of {}: {} {}@{}",
         release.id,
         release.service,
@@ -282,7 +331,7 @@ pub fn release_history(release: &Release, transitions: &[Transition], json: bool
         release.repository,
         release.digest
     );
-    println!("{}", transitions_table(transitions, false));
+    outln!("{}", transitions_table(transitions, false));
 }
 
 pub fn service_history(service: &str, transitions: &[Transition], json: bool) {
@@ -291,10 +340,10 @@ pub fn service_history(service: &str, transitions: &[Transition], json: bool) {
         return;
     }
     if transitions.is_empty() {
-        println!("no history yet for {service}");
+        outln!("no history yet for {service}");
         return;
     }
-    println!("{}", transitions_table(transitions, true));
+    outln!("{}", transitions_table(transitions, true));
 }
 
 /// Transitions a command caused, newest last.
@@ -304,8 +353,8 @@ pub fn transitions(transitions: &[Transition], json: bool) {
         return;
     }
     if transitions.is_empty() {
-        println!("nothing to do");
+        outln!("nothing to do");
         return;
     }
-    println!("{}", transitions_table(transitions, true));
+    outln!("{}", transitions_table(transitions, true));
 }

@@ -368,19 +368,20 @@ async fn cancel_unblock_and_reconcile_act_on_aws_and_record_the_operator() {
     );
     assert_eq!(store.lane("api", "dev").await.unwrap().item.in_flight, None);
 
-    // Again: nothing to cancel. A free lane: nothing to unblock. Both bad input, nothing changed.
+    // Again: nothing to cancel. A free lane: nothing to unblock. Both refused (exit 3), nothing changed.
     let again = shiplane(
         &table,
         &["cancel", release.as_str(), "dev", "--reason", "x"],
     );
-    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
     assert!(
-        stderr(&again).contains("nothing changed"),
+        stderr(&again).contains("refused: cannot cancel v1")
+            && stderr(&again).contains("its stage there is cancelled"),
         "{}",
         stderr(&again)
     );
     let unblock = shiplane(&table, &["unblock", "api", "dev", "--reason", "x"]);
-    assert_eq!(unblock.status.code(), Some(2), "{}", stderr(&unblock));
+    assert_eq!(unblock.status.code(), Some(3), "{}", stderr(&unblock));
     assert!(
         stderr(&unblock).contains("nothing to unblock"),
         "{}",
@@ -479,10 +480,21 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
     );
     let table = store.table().to_string();
 
-    // Approving a stage that is not awaiting approval: a clear error, nothing changed.
+    // Approving a stage that is not awaiting approval: refused in plain words (exit 3),
+    // nothing changed; with --json, as JSON.
     let wrong = shiplane(&table, &["approve", v1.as_str(), "prod"]);
-    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
-    assert!(stderr(&wrong).contains("superseded"), "{}", stderr(&wrong));
+    assert_eq!(wrong.status.code(), Some(3), "{}", stderr(&wrong));
+    assert_eq!(
+        stderr(&wrong).trim(),
+        format!(
+            "refused: cannot approve v1 ({v1}) in prod: its stage there is superseded; only a release awaiting approval there can be approved"
+        )
+    );
+    let wrong_json = shiplane(&table, &["--json", "approve", v1.as_str(), "prod"]);
+    assert_eq!(wrong_json.status.code(), Some(3));
+    let v = json(&wrong_json);
+    assert_eq!(v["error"]["kind"], "refused");
+    assert_eq!(v["error"]["exit_code"], 3);
     let wrong_env = shiplane(&table, &["approve", v2.as_str(), "staging"]);
     assert_eq!(wrong_env.status.code(), Some(2), "{}", stderr(&wrong_env));
 
@@ -493,7 +505,7 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
     );
     assert_eq!(pause.status.code(), Some(0), "{}", stderr(&pause));
     let again = shiplane(&table, &["pause", "api", "prod", "--reason", "again"]);
-    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(again.status.code(), Some(3));
     assert!(
         stderr(&again).contains("already paused by ana"),
         "{}",
@@ -634,7 +646,7 @@ async fn rollback_redeploys_the_release_before_and_promote_demands_skip_bake() {
             ids[0].as_str(),
         ],
     );
-    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
     assert!(
         stderr(&again).contains("already being deployed"),
         "{}",
@@ -657,7 +669,7 @@ async fn rollback_redeploys_the_release_before_and_promote_demands_skip_bake() {
             "x",
         ],
     );
-    assert_eq!(not_baking.status.code(), Some(2), "{}", stderr(&not_baking));
+    assert_eq!(not_baking.status.code(), Some(3), "{}", stderr(&not_baking));
     assert!(
         stderr(&not_baking).contains("deploying"),
         "{}",
@@ -694,7 +706,7 @@ async fn retry_deploys_a_failed_stage_again_as_a_new_attempt() {
     let second = stage.deployment_id.expect("a new deployment");
     assert_ne!(second, first);
     let again = shiplane(&table, &["retry", release.as_str(), "dev"]);
-    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
     assert!(stderr(&again).contains("deploying"), "{}", stderr(&again));
 }
 
@@ -826,7 +838,7 @@ async fn deploy_makes_a_release_of_a_digest_without_a_push_recorded_with_who_and
         &table,
         &["deploy", "etl", "--digest", &digest, "--reason", "x"],
     );
-    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(again.status.code(), Some(3));
     assert!(
         stderr(&again).contains("already release"),
         "{}",

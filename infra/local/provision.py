@@ -1,7 +1,9 @@
 """Makes the local AWS look like an account Shiplane is deployed to, for tests and the demo.
 
-    provision.py account --pipeline FILE --topic NAME      create what the pipeline names
+    provision.py account --pipeline FILE [--topic NAME --schedule-group NAME]
+                                                           create what the pipeline names
     provision.py topic --name NAME                         a topic with an SQS inbox
+    provision.py stack --name NAME --pipeline FILE         the account, and a stack NAME with template.yaml's outputs
     provision.py push --repository R --tag T               push an image; print the ECR event
     provision.py receive --queue-url URL                   print and delete SNS notifications
     provision.py task-stopped --cluster C --task-arn A --exit-code N
@@ -176,7 +178,7 @@ def account(args) -> dict:
 
     # Bake timers: the stack's schedule group, and the promote function and role the
     # timers name (the tests deliver a fired timer to the function themselves).
-    group = f"{args.topic}-bake"
+    group = args.schedule_group
     client("scheduler").create_schedule_group(Name=group)
     inbox = topic_with_inbox(args.topic)
     topic, queue = inbox["topic_arn"], inbox["queue_url"]
@@ -192,6 +194,31 @@ def account(args) -> dict:
         "security_group": sg,
         **{k: sorted(v) if isinstance(v, set) else v for k, v in created.items()},
     }
+
+
+def stack(args) -> dict:
+    """What `sam deploy` leaves in an account, for trying the CLI by hand: the account's
+    resources (as `account`) and a CloudFormation stack named --name whose outputs are
+    template.yaml's, so `shiplane init --stack NAME` reads them as it would from AWS. The
+    table is left to `shiplane table create` (the real stack makes it)."""
+    made = account(args)
+    outputs = {
+        "TableName": args.name,
+        "TopicArn": made["topic_arn"],
+        "ScheduleGroupName": made["schedule_group"],
+        "PromoteFunctionArn": made["promote_function_arn"],
+        "SchedulerRoleArn": made["scheduler_role_arn"],
+        "HookFunctionName": "CodeDeployHook_shiplane",
+        # The stack's second topic; here the same one, so the walk-through reads both.
+        "ChatbotTopicArn": made["topic_arn"],
+    }
+    # A stack needs a resource: the topic again (creating an existing topic returns it).
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": args.topic}}},
+        "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+    }
+    client("cloudformation").create_stack(StackName=args.name, TemplateBody=json.dumps(template))
+    return {"stack": args.name, "outputs": outputs, **made}
 
 
 def push(args) -> dict:
@@ -384,6 +411,13 @@ def main() -> None:
     a.add_argument("--topic", default="shiplane-releases")
     tp = sub.add_parser("topic")
     tp.add_argument("--name", required=True)
+    # The stack's group name (template.yaml's BakeTimerGroup); tests sharing one emulator give their own.
+    a.add_argument("--schedule-group", default="shiplane-bake")
+    st = sub.add_parser("stack")
+    st.add_argument("--name", default="shiplane")
+    st.add_argument("--pipeline", required=True)
+    st.add_argument("--topic", default="shiplane-releases")
+    st.add_argument("--schedule-group", default="shiplane-bake")
     p = sub.add_parser("push")
     p.add_argument("--repository", required=True)
     p.add_argument("--tag", required=True)
@@ -424,6 +458,7 @@ def main() -> None:
     handler = {
         "account": account,
         "topic": topic,
+        "stack": stack,
         "push": push,
         "receive": receive,
         "task-stopped": task_stopped,

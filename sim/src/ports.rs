@@ -9,8 +9,8 @@ use std::time::Duration;
 use shiplane::aws::{
     AlarmReader, BakeTimer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
     HookReporter, HookStatus, MigrationRun, Notification, Notifier, NotifyError, Origin, Timer,
-    client_token, deployment_description, parse_deployment_description, pinned_revision,
-    started_by,
+    client_token, deployment_description, is_restore_description, parse_deployment_description,
+    pinned_revision, started_by,
 };
 use shiplane::checks::{CheckContext, CheckResult, Checker};
 use shiplane::engine::HookInvocation;
@@ -1097,6 +1097,7 @@ fn origin_in(w: &World, deployment_id: &str) -> Option<Origin> {
         environment,
         attempt,
         task_definition: Some(d.task_definition.clone()),
+        restore: is_restore_description(&d.description),
     })
 }
 

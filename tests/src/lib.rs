@@ -133,16 +133,20 @@ impl Drop for TempDir {
     }
 }
 
-/// Creates every resource `pipeline` names, plus a topic with an SQS subscription.
+/// Creates every resource `pipeline` names, plus a topic with an SQS subscription and a
+/// bake-timer schedule group of its own (`<topic>-bake`: tests share one emulator).
 pub fn account(pipeline: &str, topic: &str) -> Account {
     let dir = TempDir::new("shiplane-e2e");
     let file = dir.file("pipeline.toml", pipeline);
+    let group = format!("{topic}-bake");
     let v = provision(&[
         "account",
         "--pipeline",
         file.to_str().unwrap_or_default(),
         "--topic",
         topic,
+        "--schedule-group",
+        &group,
     ]);
     let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
     Account {

@@ -42,6 +42,22 @@ fn the_demo_plays_every_step_and_exits_zero() {
     assert!(stdout.contains("next: shiplane approve "), "{stdout}");
     assert!(stdout.contains("awaiting approval"), "{stdout}");
     assert!(stdout.contains("LEAD TIME (median)"), "{stdout}");
+    // v2's failure says why: never "… failed:" with nothing after the colon.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("validating → failed") && l.contains("CodeDeploy deployment")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.lines().any(|l| {
+            let l = l.trim_end();
+            l.ends_with("failed:") || l.ends_with("stopped:")
+        }),
+        "a failure without its reason:\n{stdout}"
+    );
+    // Its output is a pipe here, not a terminal: no colour codes.
+    assert!(!stdout.contains('\x1b'), "ANSI codes in a pipe:\n{stdout}");
 }
 
 #[test]
@@ -54,5 +70,6 @@ fn a_step_broken_on_purpose_stops_the_demo_with_exit_one() {
         stderr.contains("demo failed: v1 should be baking in dev, but is failed"),
         "{stderr}"
     );
+    assert!(!stderr.contains('\x1b'), "ANSI codes in a pipe:\n{stderr}");
     assert!(!stdout.contains("Demo complete"), "{stdout}");
 }

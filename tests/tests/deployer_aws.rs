@@ -385,6 +385,7 @@ async fn a_taken_over_deploy_finds_its_dead_owners_deployment_even_after_it_ende
             environment: "dev".into(),
             attempt: 0,
             task_definition: Some(task_definition),
+            restore: false,
         })
     );
     // A restore of the same release is a try of its own: not the deployment above.

@@ -34,6 +34,7 @@ async fn a_hook_answer_throttled_twice_reaches_codedeploy_once() {
             environment: "dev".to_string(),
             attempt: 0,
             task_definition: stage.task_definition.clone(),
+            restore: false,
         })
     );
     assert!(stage.task_definition.is_some());

@@ -180,7 +180,12 @@ mod tests {
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .finish();
-        tracing::subscriber::with_default(subscriber, run);
+        tracing::subscriber::with_default(subscriber, || {
+            // Another test's thread may have registered a callsite while no subscriber
+            // wanted it; ask every callsite again, now that this one does.
+            tracing::callsite::rebuild_interest_cache();
+            run()
+        });
         String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
     }
 

@@ -131,10 +131,9 @@ pub(super) fn origin_of(info: aws_sdk_codedeploy::types::DeploymentInfo) -> Opti
             .and_then(|r| r.rollback_triggering_deployment_id)
             .map(Origin::RollbackOf);
     }
-    let (release, environment, attempt) = info
-        .description
-        .as_deref()
-        .and_then(parse_deployment_description)?;
+    let description = info.description.as_deref()?;
+    let (release, environment, attempt) = parse_deployment_description(description)?;
+    let restore = is_restore_description(description);
     let task_definition = info
         .revision
         .and_then(|r| r.app_spec_content)
@@ -145,6 +144,7 @@ pub(super) fn origin_of(info: aws_sdk_codedeploy::types::DeploymentInfo) -> Opti
         environment,
         attempt,
         task_definition,
+        restore,
     })
 }
 
@@ -244,6 +244,9 @@ pub enum Origin {
         environment: String,
         attempt: u32,
         task_definition: Option<String>,
+        /// It restores the last known good (its description names a restore try): a
+        /// hook answers it Succeeded even when the store cannot be read.
+        restore: bool,
     },
 }
 
@@ -344,6 +347,16 @@ pub fn parse_deployment_description(description: &str) -> Option<(ReleaseId, Str
     }
     let id = ReleaseId::parse(id).ok()?;
     Some((id, env.to_string(), attempt))
+}
+
+/// Whether a description of [`deployment_description`]'s names a restore of the last
+/// known good (`…, restore N`).
+pub fn is_restore_description(description: &str) -> bool {
+    parse_deployment_description(description).is_some()
+        && description
+            .rsplit(", ")
+            .next()
+            .is_some_and(|last| last.starts_with("restore "))
 }
 
 /// `registry/repo:tag` or `registry/repo@sha256:…` → `registry/repo`.
@@ -1141,19 +1154,21 @@ impl Deployer for AwsDeployer {
                 let Some(info) = out.deployment_info else {
                     return Ok(DeploymentStatus::Unknown);
                 };
+                // CodeDeploy's reason when it gives one; never a sentence ending in a colon.
                 let why = info
                     .error_information
                     .as_ref()
-                    .and_then(|e| e.message.clone())
-                    .unwrap_or_default();
+                    .and_then(|e| e.message.as_deref())
+                    .filter(|m| !m.trim().is_empty())
+                    .map_or_else(|| " (no reason given)".to_string(), |m| format!(": {m}"));
                 use aws_sdk_codedeploy::types::DeploymentStatus as S;
                 Ok(match info.status {
                     Some(S::Succeeded) => DeploymentStatus::Succeeded,
                     Some(S::Failed) => DeploymentStatus::Failed(format!(
-                        "CodeDeploy deployment {deployment_id} failed: {why}"
+                        "CodeDeploy deployment {deployment_id} failed{why}"
                     )),
                     Some(S::Stopped) => DeploymentStatus::Failed(format!(
-                        "CodeDeploy deployment {deployment_id} was stopped: {why}"
+                        "CodeDeploy deployment {deployment_id} was stopped{why}"
                     )),
                     Some(_) => DeploymentStatus::InProgress,
                     None => DeploymentStatus::Unknown,
@@ -1347,6 +1362,8 @@ mod tests {
             }
         }
         let attempts = [0, 2, 2, 2];
+        let restores: Vec<bool> = all.iter().map(|d| is_restore_description(d)).collect();
+        assert_eq!(restores, [false, false, true, true]);
         for (d, attempt) in all.iter().zip(attempts) {
             assert_eq!(
                 parse_deployment_description(d),

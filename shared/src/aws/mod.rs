@@ -24,8 +24,8 @@ pub use appspec::appspec;
 pub(crate) use deployer::ecs_service;
 pub use deployer::{
     AwsDeployer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
-    MigrationRun, Origin, client_token, deployment_description, parse_deployment_description,
-    parse_started_by, pinned_revision, started_by,
+    MigrationRun, Origin, client_token, deployment_description, is_restore_description,
+    parse_deployment_description, parse_started_by, pinned_revision, started_by,
 };
 pub use hooks::{CodeDeployHooks, HookReporter, HookStatus};
 pub use notifier::{Notification, NotificationKind, Notifier, NotifyError, SnsNotifier};
@@ -34,7 +34,7 @@ pub use push_clock::EcrPushClock;
 #[cfg(any(test, feature = "testing"))]
 pub use push_clock::fake::FakePushClock;
 pub use push_clock::{NoPushClock, PushClock};
-pub use timer::{BakeTimer, SchedulerTimer, Timer};
+pub use timer::{BakeTimer, DEFAULT_SCHEDULE_GROUP, SchedulerTimer, Timer};
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;

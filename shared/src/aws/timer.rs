@@ -93,6 +93,10 @@ pub trait Timer: Send + Sync {
     fn clear(&self, timer: &BakeTimer) -> impl Future<Output = Result<bool, DeployError>> + Send;
 }
 
+/// The schedule group bake timers live in unless told otherwise: the one template.yaml
+/// creates (`BakeTimerGroup`), so the CLI, the stack and the local AWS agree.
+pub const DEFAULT_SCHEDULE_GROUP: &str = "shiplane-bake";
+
 /// The production [`Timer`]: EventBridge Scheduler, one schedule per bake, in Shiplane's
 /// own schedule group, invoking the promote function with a role the stack grants.
 #[derive(Clone, Debug)]

@@ -137,7 +137,15 @@ static LAST_PARSED: Mutex<Option<Parsed>> = Mutex::new(None);
 fn parse_cached(
     stored: &Arc<StoredPipeline>,
 ) -> Result<Arc<Pipeline>, crate::pipeline::ConfigError> {
-    let mut last = LAST_PARSED.lock().unwrap_or_else(|p| p.into_inner());
+    parse_in(&LAST_PARSED, stored)
+}
+
+/// [`parse_cached`] with the cache it keeps the last parse in.
+fn parse_in(
+    cache: &Mutex<Option<Parsed>>,
+    stored: &Arc<StoredPipeline>,
+) -> Result<Arc<Pipeline>, crate::pipeline::ConfigError> {
+    let mut last = cache.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((file, parsed)) = last.as_ref()
         && (Arc::ptr_eq(file, stored) || file.source == stored.source)
     {

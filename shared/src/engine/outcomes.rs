@@ -53,6 +53,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                     environment,
                     attempt,
                     task_definition,
+                    ..
                 }) => {
                     let found = Found {
                         release,

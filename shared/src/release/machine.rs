@@ -1612,7 +1612,17 @@ pub fn apply(
                 });
             }
             if w.view.lane.stopping.as_ref() == Some(id) {
-                w.lane().stopping = None; // the new attempt starts afresh
+                // Its deployment is still owed a stop: a new attempt would forget it, and
+                // it would go on to serve (simulation seed 17891).
+                let deployment = w.stage(id)?.deployment_id.clone().unwrap_or_default();
+                return Err(TransitionError::Busy {
+                    release: id.clone(),
+                    service: w.view.lane.service.clone(),
+                    environment: env,
+                    why: format!(
+                        "its deployment {deployment} is still being stopped; retry in a few minutes, once the reconciler has stopped it"
+                    ),
+                });
             }
             let stage = w.stage(id)?;
             stage.attempt += 1;

@@ -154,11 +154,11 @@ fn client_construction(runs: usize) -> (Vec<f64>, f64) {
 }
 
 /// Median microseconds of aws-lc's first random draw in a fresh process, over `runs`
-/// runs of the probe that `bench/profiles.sh` built in `target/entropy-probe/<mode>/`;
+/// runs of the probe that `bench/profiles.sh` built in `<target dir>/entropy-probe/<mode>/`;
 /// None when it was not built.
 fn first_random_draw(mode: &str, runs: usize) -> Option<f64> {
-    let probe = workspace()
-        .join("target/entropy-probe")
+    let probe = target_dir()
+        .join("entropy-probe")
         .join(mode)
         .join("entropy-probe");
     if !probe.exists() {
@@ -561,6 +561,15 @@ fn why(op: &str) -> &'static str {
     }
 }
 
+/// Where cargo built this binary (`<target dir>/release/bench`): the target directory,
+/// wherever CARGO_TARGET_DIR put it, holding the artifacts, variants and probes measured.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
 fn file_size(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.len())
 }
@@ -570,8 +579,8 @@ fn mib(bytes: u64) -> String {
 }
 
 fn criterion_median_ns(name: &str) -> Option<f64> {
-    let path = workspace()
-        .join("target/criterion")
+    let path = target_dir()
+        .join("criterion")
         .join(name)
         .join("new/estimates.json");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
@@ -646,7 +655,7 @@ async fn main() {
     // The artifacts as `make build` makes them; the floor built the same way.
     let lambda = PathBuf::from(arg(
         "--lambda-dir",
-        &workspace().join("target/lambda").to_string_lossy(),
+        &target_dir().join("lambda").to_string_lossy(),
     ));
     let started = Instant::now();
     let reconcile_lanes: usize = arg("--reconcile-lanes", "3000").parse().unwrap_or(3000);
@@ -898,7 +907,6 @@ async fn main() {
     let recon = Box::pin(reconciler_pass(reconcile_lanes)).await;
 
     // Artifacts.
-    let lambda = workspace().join("target/lambda");
     // Every function the stack deploys (functions/<name>), each held to the zip target.
     let mut functions: Vec<String> = std::fs::read_dir(workspace().join("functions"))
         .map(|dir| {
@@ -921,7 +929,7 @@ async fn main() {
 
     // Release-profile variants, if bench/profiles.sh built them.
     let mut variants = Vec::new();
-    let profiles = workspace().join("target/profiles");
+    let profiles = target_dir().join("profiles");
     if let Ok(dir) = std::fs::read_dir(&profiles) {
         let mut names: Vec<String> = dir
             .filter_map(|e| e.ok())

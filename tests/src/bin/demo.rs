@@ -8,7 +8,7 @@
 //! breaks the first version's health on purpose (the test of that exit).
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
@@ -81,8 +81,26 @@ struct Demo {
     _dir: TempDir,
 }
 
+/// `text` in an ANSI style when the stream is a terminal and NO_COLOR (no-color.org) is
+/// not set; plain otherwise, so a log file or a pipe gets no escape codes.
+fn styled(code: &str, text: &str, terminal: bool) -> String {
+    let wanted = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    if wanted {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
 fn bold(text: &str) {
-    println!("\n\x1b[1m▶ {text}\x1b[0m");
+    println!(
+        "\n{}",
+        styled("1", &format!("▶ {text}"), stdout_is_terminal())
+    );
 }
 
 fn say(text: &str) {
@@ -91,7 +109,20 @@ fn say(text: &str) {
 
 /// One line saying the driver plays AWS here.
 fn plays(text: &str) {
-    println!("  \x1b[2m(local AWS: {text})\x1b[0m");
+    println!(
+        "  {}",
+        styled("2", &format!("(local AWS: {text})"), stdout_is_terminal())
+    );
+}
+
+/// `text` cut to at most `max` characters at a word's end, with "…" when cut.
+fn short(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max - 1).collect();
+    let at_word = cut.rfind(' ').map_or(cut.as_str(), |i| &cut[..i]);
+    format!("{}…", at_word.trim_end_matches([',', ':', ';']))
 }
 
 fn clock(t: Timestamp) -> String {
@@ -218,7 +249,7 @@ impl Demo {
                 .flatten()
                 .collect::<Vec<_>>()
                 .join(": ");
-            let why: String = why.chars().take(90).collect();
+            let why = short(&why, 90);
             println!(
                 "  {}  {:<6} {:<8} {:<6} {:<28} {:<20} {}",
                 clock(t.at),
@@ -329,12 +360,21 @@ impl Demo {
     /// Fires the due bake timers as Scheduler would (after the 5-second bake, with a
     /// countdown) and delivers each to promote. The answers.
     async fn bake_ends(&mut self) -> Step<Vec<Value>> {
+        // A countdown on a terminal; one line in a file.
+        let terminal = stdout_is_terminal();
+        if !terminal {
+            say("baking… 6s");
+        }
         for left in (1..=6).rev() {
-            print!("\r  baking… {left}s ");
-            let _ = std::io::stdout().flush();
+            if terminal {
+                print!("\r  baking… {left}s ");
+                let _ = std::io::stdout().flush();
+            }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        print!("\r\x1b[K");
+        if terminal {
+            print!("\r\x1b[K");
+        }
         plays("Scheduler fires the bake timer at its minute");
         let fired = shiplane_e2e::fire_schedules(Timestamp(Timestamp::now().0 + 60_000));
         if fired.is_empty() {
@@ -525,7 +565,14 @@ async fn main() -> ExitCode {
     let mut demo = match Demo::setup(&p, bin).await {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("\n\x1b[31mdemo failed while setting up: {e}\x1b[0m");
+            eprintln!(
+                "\n{}",
+                styled(
+                    "31",
+                    &format!("demo failed while setting up: {e}"),
+                    std::io::stderr().is_terminal()
+                )
+            );
             return ExitCode::from(1);
         }
     };
@@ -533,7 +580,14 @@ async fn main() -> ExitCode {
         Ok(v1) => v1,
         Err(e) => {
             let _ = demo.timeline().await;
-            eprintln!("\n\x1b[31mdemo failed: {e}\x1b[0m");
+            eprintln!(
+                "\n{}",
+                styled(
+                    "31",
+                    &format!("demo failed: {e}"),
+                    std::io::stderr().is_terminal()
+                )
+            );
             return ExitCode::from(1);
         }
     };

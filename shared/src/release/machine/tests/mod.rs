@@ -1934,6 +1934,43 @@ fn a_deploy_past_its_deadline_on_a_rolling_service_restores_the_last_known_good(
     }
 }
 
+/// An operator's retry of a release whose deployment is still owed a stop (the stop was
+/// throttled) is refused until the stop is done: the new attempt would forget the old
+/// deployment, which would go on to serve (simulation seed 17891).
+#[test]
+fn a_retry_waits_for_the_stop_its_old_deployment_is_owed() {
+    let mut v = view_in(Some(StageState::Validating));
+    v.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .deployment_id = Some("d-1".into());
+    let alarm = Event::AlarmFired {
+        alarm: "api-dev-5xx".into(),
+    };
+    let d = apply(&v, &id(1), &alarm, &policy(), T0).unwrap();
+    assert_eq!(d.view.lane.stopping, Some(id(1)));
+    let retry = Event::Retry {
+        actor: "ana".into(),
+    };
+    let refused = apply(&d.view, &id(1), &retry, &policy(), T0).unwrap_err();
+    assert!(
+        refused.to_string().contains("d-1 is still being stopped"),
+        "{refused}"
+    );
+    // Once the stop is recorded, the retry goes ahead.
+    let stopped = Event::StopRequested {
+        deployment_id: "d-1".into(),
+        error: None,
+        succeeded: false,
+    };
+    let d = apply(&d.view, &id(1), &stopped, &policy(), T0).unwrap();
+    assert_eq!(d.view.lane.stopping, None);
+    assert!(apply(&d.view, &id(1), &retry, &policy(), T0).is_ok());
+}
+
 /// A late hook of a restore's deployment that already failed (its retried invocation,
 /// in the simulation, seed 423) is not taken for the next try: it would have put the
 /// failed deployment back on the stage, burnt a try, and cleared the pinned revision.
