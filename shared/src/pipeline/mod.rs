@@ -3,6 +3,7 @@
 //! [`Pipeline::from_toml`] parses and validates in one step and reports every problem it
 //! finds with its path, so an operator fixes a file in one round trip.
 
+mod diff;
 mod duration;
 mod locate;
 mod raw;
@@ -12,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
+pub use diff::{Change, EnvironmentDiff, PipelineDiff, ServiceDiff, SettingChange};
 pub use duration::parse_duration;
 
 /// A validated pipeline: environments in promotion order and the services released through them.

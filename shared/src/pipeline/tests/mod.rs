@@ -544,3 +544,5 @@ json_equals = 1
         assert!(got.contains(expected), "missing {expected:?} in:\n{got}");
     }
 }
+
+mod diff;
