@@ -9,35 +9,26 @@ use shiplane::aws::{
 use shiplane::engine::{Deps, EngineError, PushOutcome, Report};
 use shiplane::pipeline::Pipeline;
 use shiplane::release::{Digest, Event, LaneEvent, Release, ReleaseId, Timestamp};
-use shiplane::store::{DynamoStore, ReleaseStore, StoreError, StoredPipeline};
+use shiplane::store::{DynamoStore, ReleaseStore, StoredPipeline};
 
 use crate::render::{self, LaneStatus};
-use crate::{Cli, Command, ConfigCommand, Failure, Operator, Reach, TableCommand};
+use crate::{Cli, Command, ConfigCommand, Failure, Operator, Reach, TableCommand, config_file};
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Config(ConfigCommand::Validate { ref file }) => {
-            let source = read_file(file)?;
-            match Pipeline::from_toml(&source) {
-                Ok(pipeline) => {
-                    render::validated(&pipeline, cli.json);
-                    Ok(())
-                }
-                Err(e) if cli.json => {
-                    render::problems_json(&e.problems);
-                    Err(Failure::BadInput(String::new()))
-                }
-                Err(e) => Err(Failure::BadInput(format!("{}: {e}", file.display()))),
-            }
+            config_file::validate(file, cli.json)
+        }
+        Command::Config(ConfigCommand::Diff { ref file }) => {
+            config_file::diff(&store(&cli.table).await, file, cli.json).await
         }
         Command::Config(ConfigCommand::Apply {
             ref file,
             ref actor,
+            force,
         }) => {
-            let source = read_file(file)?;
-            let pipeline = parse(&source, file)?;
             let store = store(&cli.table).await;
-            apply(&store, source, &pipeline, actor.clone(), cli.json).await
+            config_file::apply(&store, file, force, actor.clone(), cli.json).await
         }
         Command::Config(ConfigCommand::Show) => {
             let store = store(&cli.table).await;
@@ -475,17 +466,9 @@ async fn store(table: &str) -> DynamoStore {
     DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table)
 }
 
-fn read_file(file: &std::path::Path) -> Result<String, Failure> {
+pub(crate) fn read_file(file: &std::path::Path) -> Result<String, Failure> {
     std::fs::read_to_string(file)
         .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", file.display())))
-}
-
-fn parse(source: &str, file: &std::path::Path) -> Result<Pipeline, Failure> {
-    Pipeline::from_toml(source).map_err(|e| {
-        let mut out = format!("{}: {e}", file.display());
-        out.push_str("\nnothing was stored");
-        Failure::BadInput(out)
-    })
 }
 
 async fn current_pipeline(store: &DynamoStore) -> Result<StoredPipeline, Failure> {
@@ -546,7 +529,7 @@ async fn digest_of_tag(repository: &str, tag: &str) -> Result<(Digest, String), 
 /// Who is acting: `--actor` (or $SHIPLANE_ACTOR) when given, else the caller's AWS
 /// identity (STS GetCallerIdentity: the user or assumed-role ARN), which is what an audit
 /// of the account would show too.
-async fn actor_name(explicit: Option<String>) -> Result<String, Failure> {
+pub(crate) async fn actor_name(explicit: Option<String>) -> Result<String, Failure> {
     if let Some(actor) = explicit.filter(|a| !a.trim().is_empty()) {
         return Ok(actor);
     }
@@ -565,37 +548,6 @@ async fn actor_name(explicit: Option<String>) -> Result<String, Failure> {
             "cannot tell who you are from your AWS credentials ({}); pass --actor NAME or set SHIPLANE_ACTOR",
             shiplane::aws::classify("STS GetCallerIdentity", &e).message
         ))),
-    }
-}
-
-async fn apply(
-    store: &DynamoStore,
-    source: String,
-    pipeline: &Pipeline,
-    actor: Option<String>,
-    json: bool,
-) -> Result<(), Failure> {
-    let current = store.pipeline().await?;
-    if let Some(c) = current.as_ref().filter(|c| c.source == source) {
-        render::applied(c, pipeline, false, json);
-        return Ok(());
-    }
-    let stored = StoredPipeline {
-        version: current.map_or(1, |c| c.version + 1),
-        source,
-        applied_at: Timestamp::now(),
-        applied_by: actor_name(actor).await?,
-    };
-    match store.put_pipeline(stored.clone()).await {
-        Ok(()) => {
-            render::applied(&stored, pipeline, true, json);
-            Ok(())
-        }
-        Err(StoreError::Conflict { .. }) => Err(Failure::Failed(format!(
-            "someone applied version {} at the same time; check `shiplane config show` and apply again",
-            stored.version
-        ))),
-        Err(e) => Err(e.into()),
     }
 }
 

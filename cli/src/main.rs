@@ -2,9 +2,11 @@
 //! and read any release's history.
 //!
 //! Exit codes: 0 success, 1 failure (AWS, store, nothing applied yet), 2 bad input
-//! (invalid pipeline file, unknown service or release, usage errors).
+//! (invalid pipeline file, unknown service or release, usage errors), 3 refused (the state
+//! does not allow it; nothing changed), 4 `config diff`: the file differs from what is stored.
 
 mod commands;
+mod config_file;
 mod metrics;
 mod render;
 
@@ -220,14 +222,23 @@ pub struct Reach {
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
-    /// Check a pipeline file; every problem is listed with its path.
+    /// Check a pipeline file: every problem with its FILE:LINE:COLUMN and path, each
+    /// service's route, and warnings (a service that skips an environment others stop in).
     Validate { file: PathBuf },
-    /// Validate and store a pipeline file as the next version; an invalid file stores nothing.
+    /// What applying a file would change, per service and environment, against the stored
+    /// pipeline. Exit 0 when it changes nothing, 4 when it does (like `git diff --exit-code`).
+    Diff { file: PathBuf },
+    /// Validate, show the diff, and store a pipeline file as the next version. An invalid
+    /// file stores nothing; a file that drops a lane with a live release is refused (exit 3).
     Apply {
         file: PathBuf,
         /// Recorded as who applied it; defaults to your AWS identity (STS GetCallerIdentity).
         #[arg(long, env = "SHIPLANE_ACTOR")]
         actor: Option<String>,
+        /// Drop services or environments that have live releases anyway: their deployments
+        /// are not stopped, and Shiplane no longer acts on them.
+        #[arg(long)]
+        force: bool,
     },
     /// Print the current pipeline file exactly as applied.
     Show,
@@ -246,6 +257,10 @@ pub enum Failure {
     BadInput(String),
     /// Something outside failed, or the state does not allow it (exit 1).
     Failed(String),
+    /// The state does not allow the request; nothing changed (exit 3).
+    Refused(String),
+    /// `config diff`: the file differs from what is stored; the diff is printed (exit 4).
+    Differs,
 }
 
 impl From<shiplane::store::StoreError> for Failure {
@@ -278,5 +293,10 @@ fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::from(1)
         }
+        Err(Failure::Refused(message)) => {
+            eprintln!("refused: {message}");
+            ExitCode::from(3)
+        }
+        Err(Failure::Differs) => ExitCode::from(4),
     }
 }

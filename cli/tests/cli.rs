@@ -72,13 +72,13 @@ async fn five_mistakes_give_five_messages_exit_2_and_nothing_stored() {
     let err = stderr(&out);
     let messages: Vec<&str> = err
         .lines()
-        .filter(|l| l.starts_with("  services."))
+        .filter(|l| l.starts_with(&format!("{path}:")) && l.contains(": services."))
         .collect();
     assert_eq!(messages.len(), 5, "{err}");
-    assert!(err.contains("pipeline file has 5 problems"));
-    assert!(err.contains(
-        "services.api.environments.prod.bake: \"1 hour\" is not a duration; write \"1h\""
-    ));
+    assert!(err.contains(&format!("{path}: 5 problems")));
+    assert!(err.contains(&format!(
+        "{path}:21:8: services.api.environments.prod.bake: \"1 hour\" is not a duration; write \"1h\""
+    )));
 
     let out = shiplane(&table, &["--json", "config", "validate", path]);
     assert_eq!(out.status.code(), Some(2));
@@ -117,8 +117,9 @@ async fn apply_stores_versions_and_show_returns_the_exact_file() {
     let out = shiplane(&table, &["config", "apply", path]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
-        stdout(&out).trim(),
-        "applied pipeline version 1 (3 services) as ana"
+        stdout(&out).lines().last(),
+        Some("applied pipeline version 1 (3 services) as ana"),
+        "after the diff"
     );
     let out = shiplane(&table, &["config", "apply", path]);
     assert!(

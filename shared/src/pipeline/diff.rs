@@ -134,23 +134,25 @@ fn service_diff(
         after.map(|(_, s)| service_settings(s)),
     );
     let mut environments = Vec::new();
-    let envs = |side: Option<(&Pipeline, &Service)>| {
-        side.map_or_else(Vec::new, |(_, s): (&Pipeline, &Service)| {
-            s.stages.iter().map(|st| st.environment.clone()).collect()
-        })
+    // Promotion order: the new file's, and the stored one's for environments it dropped.
+    let mut order: Vec<&str> = Vec::new();
+    for (_, s) in before.into_iter().chain(after) {
+        for st in &s.stages {
+            if !order.contains(&st.environment.as_str()) {
+                order.push(&st.environment);
+            }
+        }
+    }
+    let rank = |env: &str| {
+        let at = |side: Option<(&Pipeline, &Service)>| {
+            side.and_then(|(p, _)| p.environments.iter().position(|e| e == env))
+        };
+        at(after).or(at(before)).unwrap_or(usize::MAX)
     };
-    let (envs_before, envs_after) = (envs(before), envs(after));
-    // Promotion order of the new file, then environments only the stored one had.
-    let mut order = envs_after.clone();
-    order.extend(
-        envs_before
-            .iter()
-            .filter(|e| !envs_after.contains(e))
-            .cloned(),
-    );
+    order.sort_by_key(|e| rank(e));
     for env in order {
         let stage = |side: Option<(&Pipeline, &Service)>| {
-            side.and_then(|(_, s)| s.stage(&env)).map(stage_settings)
+            side.and_then(|(_, s)| s.stage(env)).map(stage_settings)
         };
         let (b, a) = (stage(before), stage(after));
         let env_change = match (&b, &a) {
@@ -161,7 +163,7 @@ fn service_diff(
         let settings = changes(b, a);
         if env_change != Change::Changed || !settings.is_empty() {
             environments.push(EnvironmentDiff {
-                environment: env,
+                environment: env.to_string(),
                 change: env_change,
                 settings,
             });

@@ -101,6 +101,12 @@ fn repository_ok(name: &str) -> bool {
 pub(super) fn validate(raw: RawFile, unknown: Vec<String>) -> Result<Pipeline, ConfigError> {
     let mut p = Problems::default();
     for path in unknown {
+        // serde_ignored writes `?` for each Option it passes through; the file has no such key.
+        let path = path
+            .split('.')
+            .filter(|segment| *segment != "?")
+            .collect::<Vec<_>>()
+            .join(".");
         let key = path.rsplit('.').next().unwrap_or(&path);
         let hint = KNOWN_KEYS
             .iter()

@@ -144,6 +144,7 @@ hold_while_alarms_in = ["qa"]
 [[defaults.prod.checks]]
 hook = "after_lunch"
 alarms = true
+timeot = "5s"
 
 [services.a]
 repository = "team/a"
@@ -189,9 +190,10 @@ fn a_mistake_in_defaults_is_reported_once_where_it_is_written() {
             "5:8: defaults.prod.bake: \"1 hour\" is not a duration; write \"1h\"",
             "7:25: defaults.prod.hold_while_alarms_in.0: environment \"qa\" is not defined; add it to pipeline.environments or fix the name",
             "9:8: defaults.prod.checks.0.hook: \"after_lunch\" is not a lifecycle hook; write one of before_install, after_install, after_allow_test_traffic, before_allow_traffic, after_allow_traffic",
-            "24:54: services.a.environments.prod.codedeploy.deployment_group: must not be empty (name the CodeDeploy deployment group)",
-            "35:8: services.b.environments.prod.bake: \"2 hours\" is not a duration; write \"2h\"",
-            "45:14: services.c.environments.prod.codedeploy.deployment_group: missing; name the CodeDeploy deployment group",
+            "11:10: defaults.prod.checks.0.timeot: unknown key \"timeot\"; did you mean \"timeout\"?",
+            "25:54: services.a.environments.prod.codedeploy.deployment_group: must not be empty (name the CodeDeploy deployment group)",
+            "36:8: services.b.environments.prod.bake: \"2 hours\" is not a duration; write \"2h\"",
+            "46:14: services.c.environments.prod.codedeploy.deployment_group: missing; name the CodeDeploy deployment group",
         ]
     );
 }
