@@ -2,26 +2,17 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use serde_json::Value;
-use shiplane::pipeline::Approval;
-use shiplane::release::{Digest, Event, Policy, Release, ReleaseId, Timestamp, apply};
-use shiplane::store::{DynamoStore, LoadedLane, ReleaseStore};
+use shiplane::release::{Digest, Event, Release, ReleaseId, Timestamp};
+use shiplane::store::{DynamoStore, ReleaseStore};
 use shiplane_e2e::{TempDir, fresh_store};
+
+mod common;
+use common::shiplane;
 
 fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/pipeline.example.toml")
-}
-
-fn shiplane(table: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shiplane"))
-        .arg("--table")
-        .arg(table)
-        .args(args)
-        .env("SHIPLANE_ACTOR", "ana")
-        .output()
-        .expect("run shiplane")
 }
 
 fn stdout(o: &Output) -> String {
@@ -179,20 +170,7 @@ fn release(n: u64) -> Release {
 }
 
 async fn arrive(store: &DynamoStore, r: &Release, env: &str) {
-    let mut loaded = LoadedLane::load(store, "api", env, &[]).await.unwrap();
-    loaded.add_new(r.clone());
-    let policy = Policy {
-        approval: Approval::None,
-        migration: false,
-        bake: Duration::from_secs(600),
-        frozen: false,
-        next_environment: Some("staging".into()),
-        deadlines: Default::default(),
-        held_by: Vec::new(),
-        undo_by_redeploy: false,
-    };
-    let d = apply(&loaded.view, &r.id, &Event::Arrived, &policy, r.created).unwrap();
-    store.commit(loaded.commit_for(&d)).await.unwrap();
+    shiplane_e2e::arrive(store, r, env, Some("staging")).await;
 }
 
 #[tokio::test]

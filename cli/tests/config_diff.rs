@@ -3,26 +3,17 @@
 //! refusal to drop a lane with a live release (DynamoDB in the local AWS emulator).
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::Value;
-use shiplane::pipeline::Approval;
-use shiplane::release::{Digest, Event, Policy, Release, ReleaseId, Timestamp, apply};
-use shiplane::store::{DynamoStore, LoadedLane, ReleaseStore};
+use shiplane::release::{Digest, Release, ReleaseId, Timestamp};
+use shiplane::store::ReleaseStore;
 use shiplane_e2e::{TempDir, fresh_store};
 
-const EXAMPLE: &str = include_str!("../../infra/pipeline.example.toml");
+mod common;
+use common::shiplane;
 
-fn shiplane(table: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shiplane"))
-        .arg("--table")
-        .arg(table)
-        .args(args)
-        .env("SHIPLANE_ACTOR", "ana")
-        .output()
-        .expect("run shiplane")
-}
+const EXAMPLE: &str = include_str!("../../infra/pipeline.example.toml");
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -116,24 +107,6 @@ fn tiles_release(n: u64) -> Release {
     )
 }
 
-/// `r` arrives in tiles' dev and starts deploying there: a live release.
-async fn deploying_in_tiles_dev(store: &DynamoStore, r: &Release) {
-    let mut loaded = LoadedLane::load(store, "tiles", "dev", &[]).await.unwrap();
-    loaded.add_new(r.clone());
-    let policy = Policy {
-        approval: Approval::None,
-        migration: false,
-        bake: Duration::from_secs(600),
-        frozen: false,
-        next_environment: Some("prod".into()),
-        deadlines: Default::default(),
-        held_by: Vec::new(),
-        undo_by_redeploy: false,
-    };
-    let d = apply(&loaded.view, &r.id, &Event::Arrived, &policy, r.created).unwrap();
-    store.commit(loaded.commit_for(&d)).await.unwrap();
-}
-
 #[tokio::test]
 async fn diff_shows_each_lanes_changes_and_apply_refuses_to_strand_a_live_release() {
     let store = fresh_store().await;
@@ -207,7 +180,7 @@ async fn diff_shows_each_lanes_changes_and_apply_refuses_to_strand_a_live_releas
 
     // tiles has a release deploying in dev: dropping tiles is refused, and says how on.
     let r = tiles_release(1);
-    deploying_in_tiles_dev(&store, &r).await;
+    shiplane_e2e::arrive(&store, &r, "dev", Some("prod")).await;
     let no_tiles = example_with(
         &dir,
         "no-tiles.toml",
