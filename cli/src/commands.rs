@@ -9,16 +9,18 @@ use shiplane::aws::{
 use shiplane::engine::{Deps, EngineError, PushOutcome};
 use shiplane::pipeline::Pipeline;
 use shiplane::release::{Digest, Event, LaneEvent, Release, ReleaseId, StageState, Timestamp};
-use shiplane::store::{DynamoStore, ReleaseStore, StoreError, StoredPipeline};
+use shiplane::store::{DynamoStore, ReleaseStore, StoredPipeline};
 
 use crate::output::{errln, out, outln};
 use crate::render::{self, LaneStatus};
-use crate::{Cli, Command, ConfigCommand, Failure, Operator, Reach, TableCommand, diagnose};
+use crate::{
+    Cli, Command, ConfigCommand, Failure, Operator, Reach, TableCommand, config_file, diagnose,
+};
 
 /// Runs the command; an AWS failure comes back explained (`diagnose`), in one line.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Config(ConfigCommand::Validate { ref file }) = cli.command {
-        return validate(file, cli.json);
+        return config_file::validate(file, cli.json);
     }
     let config = sdk_config(cli.region.as_deref()).await;
     match run_with_aws(&cli, &config).await {
@@ -29,22 +31,6 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             diagnose::explain_setup(&config).await.unwrap_or(message),
         )),
         other => other,
-    }
-}
-
-/// `config validate`: the one command that needs no AWS.
-fn validate(file: &std::path::Path, json: bool) -> Result<(), Failure> {
-    let source = read_file(file)?;
-    match Pipeline::from_toml(&source) {
-        Ok(pipeline) => {
-            render::validated(&pipeline, json);
-            Ok(())
-        }
-        Err(e) if json => {
-            render::problems_json(&e.problems);
-            Err(Failure::BadInput(String::new()))
-        }
-        Err(e) => Err(Failure::BadInput(format!("{}: {e}", file.display()))),
     }
 }
 
@@ -62,16 +48,20 @@ async fn sdk_config(file_region: Option<&str>) -> SdkConfig {
 
 async fn run_with_aws(cli: &Cli, config: &SdkConfig) -> Result<(), Failure> {
     match cli.command {
-        Command::Config(ConfigCommand::Validate { ref file }) => validate(file, cli.json),
+        Command::Config(ConfigCommand::Validate { ref file }) => {
+            config_file::validate(file, cli.json)
+        }
+        Command::Config(ConfigCommand::Diff { ref file }) => {
+            config_file::diff(&store(config, &cli.table).await, file, cli.json).await
+        }
         Command::Init { ref stack, user } => init(config, stack, user, cli.json).await,
         Command::Config(ConfigCommand::Apply {
             ref file,
             ref actor,
+            force,
         }) => {
-            let source = read_file(file)?;
-            let pipeline = parse(&source, file)?;
             let store = store(config, &cli.table).await;
-            apply(config, &store, source, &pipeline, actor.clone(), cli.json).await
+            config_file::apply(config, &store, file, force, actor.clone(), cli.json).await
         }
         Command::Config(ConfigCommand::Show) => {
             let store = store(config, &cli.table).await;
@@ -580,17 +570,9 @@ async fn store(config: &SdkConfig, table: &str) -> DynamoStore {
     DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table)
 }
 
-fn read_file(file: &std::path::Path) -> Result<String, Failure> {
+pub(crate) fn read_file(file: &std::path::Path) -> Result<String, Failure> {
     std::fs::read_to_string(file)
         .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", file.display())))
-}
-
-fn parse(source: &str, file: &std::path::Path) -> Result<Pipeline, Failure> {
-    Pipeline::from_toml(source).map_err(|e| {
-        let mut out = format!("{}: {e}", file.display());
-        out.push_str("\nnothing was stored");
-        Failure::BadInput(out)
-    })
 }
 
 async fn current_pipeline(store: &DynamoStore) -> Result<StoredPipeline, Failure> {
@@ -654,7 +636,10 @@ async fn digest_of_tag(
 /// Who is acting: `--actor` (or $SHIPLANE_ACTOR) when given, else the caller's AWS
 /// identity (STS GetCallerIdentity: the user or assumed-role ARN), which is what an audit
 /// of the account would show too.
-async fn actor_name(config: &SdkConfig, explicit: Option<String>) -> Result<String, Failure> {
+pub(crate) async fn actor_name(
+    config: &SdkConfig,
+    explicit: Option<String>,
+) -> Result<String, Failure> {
     if let Some(actor) = explicit.filter(|a| !a.trim().is_empty()) {
         return Ok(actor);
     }
@@ -672,38 +657,6 @@ async fn actor_name(config: &SdkConfig, explicit: Option<String>) -> Result<Stri
             "cannot tell who you are from your AWS credentials ({}); pass --actor NAME or set SHIPLANE_ACTOR",
             diagnose::one_line(&shiplane::aws::classify("STS GetCallerIdentity", &e).message)
         ))),
-    }
-}
-
-async fn apply(
-    config: &SdkConfig,
-    store: &DynamoStore,
-    source: String,
-    pipeline: &Pipeline,
-    actor: Option<String>,
-    json: bool,
-) -> Result<(), Failure> {
-    let current = store.pipeline().await?;
-    if let Some(c) = current.as_ref().filter(|c| c.source == source) {
-        render::applied(c, pipeline, false, json);
-        return Ok(());
-    }
-    let stored = StoredPipeline {
-        version: current.map_or(1, |c| c.version + 1),
-        source,
-        applied_at: Timestamp::now(),
-        applied_by: actor_name(config, actor).await?,
-    };
-    match store.put_pipeline(stored.clone()).await {
-        Ok(()) => {
-            render::applied(&stored, pipeline, true, json);
-            Ok(())
-        }
-        Err(StoreError::Conflict { .. }) => Err(Failure::Failed(format!(
-            "someone applied version {} at the same time; check `shiplane config show` and apply again",
-            stored.version
-        ))),
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! Exit codes ([`Failure::exit_code`]): 0 success, 1 failure (AWS, store, nothing applied
 //! yet), 2 bad input (usage, invalid pipeline file, unknown service or release), 3 refused
-//! (the release's state does not allow the request; nothing changed).
+//! (the release's state does not allow the request; nothing changed), 4 `config diff`: the
+//! file differs from what is stored.
 
 mod commands;
+mod config_file;
 mod diagnose;
 mod metrics;
 mod output;
@@ -253,14 +255,23 @@ pub struct Reach {
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
-    /// Check a pipeline file; every problem is listed with its path.
+    /// Check a pipeline file: every problem with its FILE:LINE:COLUMN and path, each
+    /// service's route, and warnings (a service that skips an environment others stop in).
     Validate { file: PathBuf },
-    /// Validate and store a pipeline file as the next version; an invalid file stores nothing.
+    /// What applying a file would change, per service and environment, against the stored
+    /// pipeline. Exit 0 when it changes nothing, 4 when it does (like `git diff --exit-code`).
+    Diff { file: PathBuf },
+    /// Validate, show the diff, and store a pipeline file as the next version. An invalid
+    /// file stores nothing; a file that drops a lane with a live release is refused (exit 3).
     Apply {
         file: PathBuf,
         /// Recorded as who applied it; defaults to your AWS identity (STS GetCallerIdentity).
         #[arg(long, env = "SHIPLANE_ACTOR")]
         actor: Option<String>,
+        /// Drop services or environments that have live releases anyway: their deployments
+        /// are not stopped, and Shiplane no longer acts on them.
+        #[arg(long)]
+        force: bool,
     },
     /// Print the current pipeline file exactly as applied.
     Show,
@@ -284,6 +295,8 @@ pub enum Failure {
     Aws(String),
     /// The state does not allow the request; nothing changed (exit 3).
     Refused(String),
+    /// `config diff`: the file differs from what is stored; the diff is printed (exit 4).
+    Differs,
 }
 
 impl Failure {
@@ -292,6 +305,7 @@ impl Failure {
             Failure::Failed(_) | Failure::Aws(_) => 1,
             Failure::BadInput(_) => 2,
             Failure::Refused(_) => 3,
+            Failure::Differs => 4,
         }
     }
 
@@ -300,12 +314,15 @@ impl Failure {
             Failure::Failed(_) | Failure::Aws(_) => "failure",
             Failure::BadInput(_) => "usage",
             Failure::Refused(_) => "refused",
+            Failure::Differs => "differs",
         }
     }
 
     fn message(&self) -> &str {
         match self {
             Failure::Failed(m) | Failure::Aws(m) | Failure::BadInput(m) | Failure::Refused(m) => m,
+            // The diff is the message, already printed.
+            Failure::Differs => "",
         }
     }
 
@@ -313,7 +330,7 @@ impl Failure {
     fn report(&self, json: bool) -> ExitCode {
         let message = self.message();
         if message.is_empty() {
-            // Already said (a pipeline file's problems, listed with their paths).
+            // Already said (a pipeline file's problems, listed with their paths; a diff).
         } else if json {
             outln!(
                 "{}",
@@ -323,7 +340,7 @@ impl Failure {
             match self {
                 Failure::Failed(_) | Failure::Aws(_) => errln!("error: {message}"),
                 Failure::Refused(_) => errln!("refused: {message}"),
-                Failure::BadInput(_) => errln!("{message}"),
+                Failure::BadInput(_) | Failure::Differs => errln!("{message}"),
             }
         }
         ExitCode::from(self.exit_code())

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use comfy_table::{Table, presets};
 use serde::Serialize;
 use serde_json::{Value, json};
-use shiplane::pipeline::{Pipeline, Problem};
 use shiplane::release::{Lane, Release, ReleaseId, StageState, Timestamp, Transition};
 use shiplane::store::StoredPipeline;
 
@@ -161,63 +160,6 @@ fn cell(r: &Option<ReleaseSummary>) -> String {
 fn cell_with_state(r: &Option<ReleaseSummary>) -> String {
     r.as_ref()
         .map_or_else(|| "-".to_string(), ReleaseSummary::cell_with_state)
-}
-
-pub fn validated(pipeline: &Pipeline, json: bool) {
-    let services: Vec<&String> = pipeline.services.keys().collect();
-    if json {
-        print_json(&json!({
-            "valid": true,
-            "environments": pipeline.environments,
-            "services": services,
-        }));
-    } else {
-        outln!(
-            "valid: {} service{} ({}) through {}",
-            services.len(),
-            if services.len() == 1 { "" } else { "s" },
-            services
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            pipeline.environments.join(" → ")
-        );
-    }
-}
-
-pub fn problems_json(problems: &[Problem]) {
-    let list: Vec<_> = problems
-        .iter()
-        .map(|p| json!({"path": p.path, "message": p.message}))
-        .collect();
-    print_json(&json!({"valid": false, "problems": list}));
-}
-
-pub fn applied(stored: &StoredPipeline, pipeline: &Pipeline, changed: bool, json: bool) {
-    if json {
-        print_json(&json!({
-            "version": stored.version,
-            "changed": changed,
-            "applied_at": stored.applied_at,
-            "applied_by": stored.applied_by,
-            "services": pipeline.services.keys().collect::<Vec<_>>(),
-        }));
-    } else if changed {
-        outln!(
-            "applied pipeline version {} ({} services) as {}",
-            stored.version,
-            pipeline.services.len(),
-            stored.applied_by
-        );
-    } else {
-        outln!(
-            "unchanged: the file is pipeline version {}, applied {} by {}",
-            stored.version,
-            stored.applied_at,
-            stored.applied_by
-        );
-    }
 }
 
 pub fn pipeline_source(stored: &StoredPipeline, json: bool) {

@@ -2,26 +2,17 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use serde_json::Value;
-use shiplane::pipeline::Approval;
-use shiplane::release::{Digest, Event, Policy, Release, ReleaseId, Timestamp, apply};
-use shiplane::store::{DynamoStore, LoadedLane, ReleaseStore};
+use shiplane::release::{Digest, Event, Release, ReleaseId, Timestamp};
+use shiplane::store::{DynamoStore, ReleaseStore};
 use shiplane_e2e::{TempDir, fresh_store};
+
+mod common;
+use common::shiplane;
 
 fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/pipeline.example.toml")
-}
-
-fn shiplane(table: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shiplane"))
-        .arg("--table")
-        .arg(table)
-        .args(args)
-        .env("SHIPLANE_ACTOR", "ana")
-        .output()
-        .expect("run shiplane")
 }
 
 fn stdout(o: &Output) -> String {
@@ -72,13 +63,13 @@ async fn five_mistakes_give_five_messages_exit_2_and_nothing_stored() {
     let err = stderr(&out);
     let messages: Vec<&str> = err
         .lines()
-        .filter(|l| l.starts_with("  services."))
+        .filter(|l| l.starts_with(&format!("{path}:")) && l.contains(": services."))
         .collect();
     assert_eq!(messages.len(), 5, "{err}");
-    assert!(err.contains("pipeline file has 5 problems"));
-    assert!(err.contains(
-        "services.api.environments.prod.bake: \"1 hour\" is not a duration; write \"1h\""
-    ));
+    assert!(err.contains(&format!("{path}: 5 problems")));
+    assert!(err.contains(&format!(
+        "{path}:21:8: services.api.environments.prod.bake: \"1 hour\" is not a duration; write \"1h\""
+    )));
 
     let out = shiplane(&table, &["--json", "config", "validate", path]);
     assert_eq!(out.status.code(), Some(2));
@@ -117,8 +108,9 @@ async fn apply_stores_versions_and_show_returns_the_exact_file() {
     let out = shiplane(&table, &["config", "apply", path]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
-        stdout(&out).trim(),
-        "applied pipeline version 1 (3 services) as ana"
+        stdout(&out).lines().last(),
+        Some("applied pipeline version 1 (3 services) as ana"),
+        "after the diff"
     );
     let out = shiplane(&table, &["config", "apply", path]);
     assert!(
@@ -178,20 +170,7 @@ fn release(n: u64) -> Release {
 }
 
 async fn arrive(store: &DynamoStore, r: &Release, env: &str) {
-    let mut loaded = LoadedLane::load(store, "api", env, &[]).await.unwrap();
-    loaded.add_new(r.clone());
-    let policy = Policy {
-        approval: Approval::None,
-        migration: false,
-        bake: Duration::from_secs(600),
-        frozen: false,
-        next_environment: Some("staging".into()),
-        deadlines: Default::default(),
-        held_by: Vec::new(),
-        undo_by_redeploy: false,
-    };
-    let d = apply(&loaded.view, &r.id, &Event::Arrived, &policy, r.created).unwrap();
-    store.commit(loaded.commit_for(&d)).await.unwrap();
+    shiplane_e2e::arrive(store, r, env, Some("staging")).await;
 }
 
 #[tokio::test]

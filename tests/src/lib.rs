@@ -567,3 +567,43 @@ pub async fn deployed_world() -> (String, Account, DynamoStore) {
     apply_pipeline(&store, source).await;
     (p, account, store)
 }
+
+/// `release` arrives in its service's `environment` lane as a push would make it (no
+/// approval, no migration, a 10-minute bake, `next` after it) and is committed there:
+/// deploying on an idle lane, queued behind one in flight. For CLI tests that need a
+/// release in a lane without running the functions.
+pub async fn arrive(
+    store: &DynamoStore,
+    release: &shiplane::release::Release,
+    environment: &str,
+    next: Option<&str>,
+) {
+    use shiplane::release::{Event, Policy, apply};
+    use shiplane::store::{LoadedLane, ReleaseStore};
+    let mut loaded = LoadedLane::load(store, &release.service, environment, &[])
+        .await
+        .expect("load the lane");
+    loaded.add_new(release.clone());
+    let policy = Policy {
+        approval: shiplane::pipeline::Approval::None,
+        migration: false,
+        bake: std::time::Duration::from_secs(600),
+        frozen: false,
+        next_environment: next.map(Into::into),
+        deadlines: Default::default(),
+        held_by: Vec::new(),
+        undo_by_redeploy: false,
+    };
+    let d = apply(
+        &loaded.view,
+        &release.id,
+        &Event::Arrived,
+        &policy,
+        release.created,
+    )
+    .expect("a release arrives");
+    store
+        .commit(loaded.commit_for(&d))
+        .await
+        .expect("commit the arrival");
+}

@@ -15,7 +15,7 @@ use shiplane::aws::{AwsDeployer, SchedulerTimer, SnsNotifier, started_by};
 use shiplane::engine::Engine;
 use shiplane::inbound::ecs::{ContainerExit, TaskStopped};
 use shiplane::release::intake::ImagePush;
-use shiplane::release::{Digest, Release, StageState, Timestamp};
+use shiplane::release::{Digest, LEASE, Release, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore};
 use shiplane_e2e::{Account, deployed_world, provision, set_deployment_status};
 
@@ -140,8 +140,12 @@ async fn a_hundred_releases_under_faults_all_end_where_they_should() {
     // events reach the engine (a tenth are dropped); the reconciler does the rest.
     let mut passes = 0;
     let mut dropped = 0;
+    // Each pass a lease later: an action whose invocation failed past its retries is
+    // taken over only once its lease has run out, as in AWS, minutes later.
+    let mut at = Timestamp::now();
     loop {
         passes += 1;
+        at = at.after(LEASE);
         assert!(
             passes <= 40,
             "the pipeline did not settle in 40 reconciler passes"
@@ -179,7 +183,7 @@ async fn a_hundred_releases_under_faults_all_end_where_they_should() {
                                 reason: None,
                             }],
                         };
-                        let _ = e.on_task_stopped(&stopped, Timestamp::now()).await;
+                        let _ = e.on_task_stopped(&stopped, at).await;
                     } else {
                         dropped += 1;
                     }
@@ -193,7 +197,7 @@ async fn a_hundred_releases_under_faults_all_end_where_they_should() {
             }
         }
         let pipeline = e.pipeline().await.expect("pipeline");
-        let report = e.reconcile(&pipeline, None, Timestamp::now()).await;
+        let report = e.reconcile(&pipeline, None, at).await;
         let quiet =
             matches!(&report, Ok(r) if r.report.transitions.is_empty() && r.failed.is_empty());
         if quiet && !moved {

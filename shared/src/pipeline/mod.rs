@@ -3,7 +3,9 @@
 //! [`Pipeline::from_toml`] parses and validates in one step and reports every problem it
 //! finds with its path, so an operator fixes a file in one round trip.
 
+mod diff;
 mod duration;
+mod locate;
 mod raw;
 mod validate;
 
@@ -11,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
+pub use diff::{Change, EnvironmentDiff, PipelineDiff, ServiceDiff, SettingChange};
 pub use duration::parse_duration;
 
 /// A validated pipeline: environments in promotion order and the services released through them.
@@ -334,10 +337,89 @@ pub struct StageConfig {
 }
 
 impl Pipeline {
-    /// Parses and validates a pipeline file; on failure every problem is listed.
+    /// Parses and validates a pipeline file; on failure every problem is listed once, in
+    /// file order, with its line and column.
     pub fn from_toml(source: &str) -> Result<Pipeline, ConfigError> {
-        let (raw, unknown) = raw::parse(source)?;
-        validate::validate(raw, unknown)
+        raw::parse(source)
+            .and_then(|(raw, unknown)| validate::validate(raw, unknown))
+            .map_err(|e| e.located(source))
+    }
+
+    /// [`Pipeline::from_toml`] and the warnings a person editing the file should read
+    /// (a service whose route skips an environment others go through). Only the CLI asks:
+    /// the functions load the stored file on every invocation and need no warnings.
+    pub fn check(source: &str) -> Result<Checked, ConfigError> {
+        let pipeline = Pipeline::from_toml(source)?;
+        let warnings = ConfigError {
+            problems: pipeline.skip_warnings(),
+        }
+        .located(source)
+        .problems;
+        Ok(Checked { pipeline, warnings })
+    }
+
+    /// The environments a service's releases go through, and those of the pipeline it
+    /// has no stage in: `dev → prod (no staging)` says what a bare list would hide.
+    pub fn route(&self, service: &Service) -> Route {
+        Route {
+            environments: service
+                .stages
+                .iter()
+                .map(|s| s.environment.clone())
+                .collect(),
+            skipped: self
+                .environments
+                .iter()
+                .filter(|e| service.stage(e).is_none())
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// One warning per environment a service's route passes over (before its last stage)
+    /// while other services stop there: its releases reach the later environments
+    /// untested by that one, which may be meant but should never be a surprise.
+    fn skip_warnings(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for service in self.services.values() {
+            let Some(last) = service.stages.last() else {
+                continue;
+            };
+            let route: Vec<&str> = service
+                .stages
+                .iter()
+                .map(|s| s.environment.as_str())
+                .collect();
+            for env in self
+                .environments
+                .iter()
+                .take_while(|e| **e != last.environment)
+                .filter(|e| service.stage(e).is_none())
+            {
+                let others: Vec<&str> = self
+                    .services
+                    .values()
+                    .filter(|s| s.stage(env).is_some())
+                    .map(|s| s.name.as_str())
+                    .collect();
+                if others.is_empty() {
+                    continue;
+                }
+                out.push(Problem {
+                    path: format!("services.{}", service.name),
+                    message: format!(
+                        "{} skips {env}, which {} go{} through; add [services.{}.environments.{env}] if {} should stop there too",
+                        route.join(" → "),
+                        others.join(", "),
+                        if others.len() == 1 { "es" } else { "" },
+                        service.name,
+                        service.name,
+                    ),
+                    at: None,
+                });
+            }
+        }
+        out
     }
 
     /// The (service, environment) lanes that watch an alarm, by name or prefix.
@@ -384,17 +466,60 @@ impl Service {
     }
 }
 
+/// A validated pipeline and what its author should still read.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub pipeline: Pipeline,
+    /// Not errors: the file is valid. In file order, each with its place.
+    pub warnings: Vec<Problem>,
+}
+
+/// A service's way through the pipeline (see [`Pipeline::route`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Its stages' environments, in promotion order.
+    pub environments: Vec<String>,
+    /// The pipeline's environments it has no stage in.
+    pub skipped: Vec<String>,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.environments.join(" → "))?;
+        if !self.skipped.is_empty() {
+            write!(f, " (no {})", self.skipped.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// A place in the pipeline file, both counted from 1 (columns in characters), as editors
+/// and compilers count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
 /// One thing wrong with a pipeline file, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// Dotted path of the offending key, e.g. `services.api.environments.prod.bake`.
+    /// Dotted path of the offending key where it is written, e.g.
+    /// `services.api.environments.prod.bake`, or `defaults.prod.bake` when the value comes
+    /// from the defaults. A missing key's path is where it should be written.
     pub path: String,
     /// What is wrong and how to fix it.
     pub message: String,
+    /// Where the path is written: the value's start, or for a missing key the table it
+    /// belongs in. None only when nothing of the path is in the file.
+    pub at: Option<Position>,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(at) = self.at {
+            write!(f, "{}:{}: ", at.line, at.column)?;
+        }
         if self.path.is_empty() {
             f.write_str(&self.message)
         } else {
@@ -407,6 +532,28 @@ impl fmt::Display for Problem {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
     pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    /// The problems placed in `source`, each once (a default shared by many services is
+    /// wrong once, where it is written), in file order; those with no place first.
+    fn located(self, source: &str) -> ConfigError {
+        let document = locate::Document::parse(source);
+        let mut problems: Vec<Problem> = Vec::with_capacity(self.problems.len());
+        for mut p in self.problems {
+            if p.at.is_none() {
+                p.at = document.position(&p.path);
+            }
+            if !problems
+                .iter()
+                .any(|q| q.path == p.path && q.message == p.message)
+            {
+                problems.push(p);
+            }
+        }
+        problems.sort_by_key(|p| p.at);
+        ConfigError { problems }
+    }
 }
 
 impl fmt::Display for ConfigError {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::locate::{Document, position_of};
 use super::{ConfigError, Problem};
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,18 +145,26 @@ impl RawStage {
 /// Parses TOML into the raw form, collecting the path of every unknown key.
 pub(super) fn parse(source: &str) -> Result<(RawFile, Vec<String>), ConfigError> {
     let mut unknown = Vec::new();
-    let deserializer = toml::Deserializer::parse(source).map_err(toml_problem)?;
+    let problem = |e| toml_problem(source, e);
+    let deserializer = toml::Deserializer::parse(source).map_err(problem)?;
     let raw = serde_ignored::deserialize(deserializer, |path| unknown.push(path.to_string()))
-        .map_err(toml_problem)?;
+        .map_err(problem)?;
     Ok((raw, unknown))
 }
 
-fn toml_problem(err: toml::de::Error) -> ConfigError {
-    // toml's message already names the line, the column and the expected type.
+/// TOML that does not parse, or a value of the wrong type: toml's own short message, at
+/// its span, with the path of the value when the file parses far enough to say.
+fn toml_problem(source: &str, err: toml::de::Error) -> ConfigError {
+    let span = err.span();
+    let path = span
+        .as_ref()
+        .and_then(|s| Document::parse(source).path_at(s.start))
+        .unwrap_or_default();
     ConfigError {
         problems: vec![Problem {
-            path: String::new(),
-            message: format!("not a valid pipeline file: {}", err.to_string().trim_end()),
+            path,
+            message: format!("not a valid pipeline file: {}", err.message().trim_end()),
+            at: span.map(|s| position_of(source, s.start)),
         }],
     }
 }

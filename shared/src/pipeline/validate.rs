@@ -74,6 +74,7 @@ impl Problems {
         self.0.push(Problem {
             path: path.into(),
             message: message.into(),
+            at: None,
         });
     }
 }
@@ -100,6 +101,12 @@ fn repository_ok(name: &str) -> bool {
 pub(super) fn validate(raw: RawFile, unknown: Vec<String>) -> Result<Pipeline, ConfigError> {
     let mut p = Problems::default();
     for path in unknown {
+        // serde_ignored writes `?` for each Option it passes through; the file has no such key.
+        let path = path
+            .split('.')
+            .filter(|segment| *segment != "?")
+            .collect::<Vec<_>>()
+            .join(".");
         let key = path.rsplit('.').next().unwrap_or(&path);
         let hint = KNOWN_KEYS
             .iter()
@@ -325,19 +332,25 @@ fn service_config(
         }
     }
     let mut stages = Vec::new();
+    let no_defaults = RawStage::default();
     for env in environments {
         let Some(own) = raw.environments.get(env) else {
             continue;
         };
-        let merged = own.over(file.defaults.get(env).unwrap_or(&RawStage::default()));
-        let stage_path = format!("{path}.environments.{env}");
+        let defaults = file.defaults.get(env);
+        let merged = own.over(defaults.unwrap_or(&no_defaults));
+        let written = Written {
+            service: &path,
+            stage: format!("{path}.environments.{env}"),
+            own,
+            defaults: defaults.map(|d| (d, format!("defaults.{env}"))),
+        };
         if let Some(kind) = kind {
             stages.push(stage_config(
-                &stage_path,
+                &written,
                 env,
                 kind,
                 (raw.container.as_deref(), port),
-                own,
                 &merged,
                 raw,
                 environments,
@@ -353,8 +366,15 @@ fn service_config(
                 && w.alarms.is_empty()
                 && w.alarm_prefixes.is_empty()
             {
+                let env = &stage.environment;
+                let from_defaults = raw.environments[env].hold_while_alarms_in.is_none();
+                let at = if from_defaults {
+                    format!("defaults.{env}.hold_while_alarms_in")
+                } else {
+                    format!("{path}.environments.{env}.hold_while_alarms_in")
+                };
                 p.add(
-                    format!("{path}.environments.{}.hold_while_alarms_in", stage.environment),
+                    at,
                     format!(
                         "the gate watches alarms in \"{watched}\", but {path}.environments.{watched} has no alarms or alarm_prefixes; add them there"
                     ),
@@ -428,18 +448,41 @@ fn tag_policy(path: &str, raw: &RawService, p: &mut Problems) -> TagPolicy {
     }
 }
 
+/// Where each of a stage's settings is written: in the service's own table, or, when only
+/// there, in `[defaults.<env>]`; a problem is reported once, at the line that holds it.
+struct Written<'a> {
+    /// `services.<name>`
+    service: &'a str,
+    /// `services.<name>.environments.<env>`
+    stage: String,
+    own: &'a RawStage,
+    /// The environment's defaults and their path, `defaults.<env>`.
+    defaults: Option<(&'a RawStage, String)>,
+}
+
+impl Written<'_> {
+    /// The path of `key` where its value is written (`set` says whether a table sets it);
+    /// the stage's own path when neither does, as that is where it would be added.
+    fn at(&self, key: &str, set: impl Fn(&RawStage) -> bool) -> String {
+        match &self.defaults {
+            Some((defaults, path)) if !set(self.own) && set(defaults) => format!("{path}.{key}"),
+            _ => format!("{}.{key}", self.stage),
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn stage_config(
-    path: &str,
+    w: &Written<'_>,
     env: &str,
     kind: ServiceKind,
     (container, port): (Option<&str>, Option<u16>),
-    own: &RawStage,
     merged: &RawStage,
     service: &RawService,
     environments: &[String],
     p: &mut Problems,
 ) -> StageConfig {
+    let (path, own) = (w.stage.as_str(), w.own);
     let kind_name = kind.as_str();
     // Keys that make no sense for this kind are errors where the service sets them; a value
     // inherited from [defaults.<env>] is meant for other services and is ignored here.
@@ -455,16 +498,22 @@ fn stage_config(
     let codedeploy = match kind {
         ServiceKind::BlueGreen => {
             let cd = merged.codedeploy.clone().unwrap_or_default();
-            let cd_path = format!("{path}.codedeploy");
+            let cd_set = |s: &RawStage, key: fn(&super::raw::RawCodeDeploy) -> bool| {
+                s.codedeploy.as_ref().is_some_and(key)
+            };
             let application = required(
                 &cd.application,
-                &format!("{cd_path}.application"),
+                &w.at("codedeploy.application", |s| {
+                    cd_set(s, |c| c.application.is_some())
+                }),
                 "name the CodeDeploy application",
                 p,
             );
             let group = required(
                 &cd.deployment_group,
-                &format!("{cd_path}.deployment_group"),
+                &w.at("codedeploy.deployment_group", |s| {
+                    cd_set(s, |c| c.deployment_group.is_some())
+                }),
                 "name the CodeDeploy deployment group",
                 p,
             );
@@ -495,13 +544,13 @@ fn stage_config(
     if needs_ecs_service {
         required(
             &merged.cluster,
-            &format!("{path}.cluster"),
+            &w.at("cluster", |s| s.cluster.is_some()),
             "name the ECS cluster",
             p,
         );
         required(
             &merged.service,
-            &format!("{path}.service"),
+            &w.at("service", |s| s.service.is_some()),
             "name the ECS service",
             p,
         );
@@ -515,7 +564,11 @@ fn stage_config(
     }
 
     let checks = if kind == ServiceKind::BlueGreen {
-        checks(path, merged.checks.as_deref().unwrap_or_default(), p)
+        checks(
+            &w.at("checks", |s| s.checks.is_some()),
+            merged.checks.as_deref().unwrap_or_default(),
+            p,
+        )
     } else {
         not_for(
             "checks",
@@ -528,7 +581,7 @@ fn stage_config(
 
     let bake = match &merged.bake {
         Some(text) => parse_duration(text).unwrap_or_else(|e| {
-            p.add(format!("{path}.bake"), e);
+            p.add(w.at("bake", |s| s.bake.is_some()), e);
             Duration::ZERO
         }),
         None => Duration::ZERO,
@@ -539,7 +592,7 @@ fn stage_config(
         Some("manual") => Approval::Manual,
         Some(other) => {
             p.add(
-                format!("{path}.approval"),
+                w.at("approval", |s| s.approval.is_some()),
                 format!("\"{other}\" is not an approval mode; write \"none\" or \"manual\""),
             );
             Approval::None
@@ -547,26 +600,28 @@ fn stage_config(
     };
 
     let hold = merged.hold_while_alarms_in.clone().unwrap_or_default();
+    let hold_at = w.at("hold_while_alarms_in", |s| s.hold_while_alarms_in.is_some());
     for (i, watched) in hold.iter().enumerate() {
         if watched == env {
             p.add(
-                format!("{path}.hold_while_alarms_in.{i}"),
+                format!("{hold_at}.{i}"),
                 format!(
                     "a gate into \"{env}\" cannot watch \"{env}\" itself; alarms there already roll the release back"
                 ),
             );
         } else if !environments.contains(watched) {
             p.add(
-                format!("{path}.hold_while_alarms_in.{i}"),
+                format!("{hold_at}.{i}"),
                 format!(
                     "environment \"{watched}\" is not defined; add it to pipeline.environments or fix the name"
                 ),
             );
         } else if !service.environments.contains_key(watched) {
             p.add(
-                format!("{path}.hold_while_alarms_in.{i}"),
+                format!("{hold_at}.{i}"),
                 format!(
-                    "this service is not released to \"{watched}\", so it has no alarms there; watch one of its environments"
+                    "{} is not released to \"{watched}\", so it has no alarms there; watch one of its environments",
+                    w.service
                 ),
             );
         }
@@ -583,7 +638,7 @@ fn stage_config(
             None
         }
         (Some(m), _) => {
-            let mpath = format!("{path}.migration");
+            let mpath = w.at("migration", |s| s.migration.is_some());
             let family = required(
                 &m.family,
                 &format!("{mpath}.family"),
@@ -610,7 +665,7 @@ fn stage_config(
     if kind == ServiceKind::Task {
         if task_families.is_empty() || task_families.iter().any(|f| f.is_empty()) {
             p.add(
-                format!("{path}.task_families"),
+                w.at("task_families", |s| s.task_families.is_some()),
                 "missing; list the task-definition families a task service updates",
             );
         }
@@ -669,10 +724,11 @@ fn stage_config(
     }
 }
 
+/// `path` is where the list is written: `….checks`.
 fn checks(path: &str, raw: &[RawCheck], p: &mut Problems) -> Vec<Check> {
     let mut out = Vec::new();
     for (i, c) in raw.iter().enumerate() {
-        let cpath = format!("{path}.checks.{i}");
+        let cpath = format!("{path}.{i}");
         let hook = match c.hook.as_deref() {
             Some(h) => LifecycleHook::from_config_name(h).or_else(|| {
                 let names: Vec<_> = LifecycleHook::ALL.iter().map(|h| h.config_name()).collect();

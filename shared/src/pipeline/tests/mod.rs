@@ -118,19 +118,138 @@ fn a_minimal_file_validates_with_defaults() {
 }
 
 #[test]
-fn five_distinct_mistakes_give_five_messages_with_paths() {
+fn five_distinct_mistakes_give_five_messages_with_paths_and_places_in_file_order() {
     let source = include_str!("../../../../tests/fixtures/pipelines/five-mistakes.toml");
     let got = problems(source);
     assert_eq!(
         got,
         [
-            "services.api.environments.dev.bakee: unknown key \"bakee\"; did you mean \"bake\"?",
-            "services.api.environments.qa: environment \"qa\" is not defined; add it to pipeline.environments or fix the name",
-            "services.api.environments.prod.bake: \"1 hour\" is not a duration; write \"1h\"",
-            "services.api.environments.prod.approval: \"yes please\" is not an approval mode; write \"none\" or \"manual\"",
-            "services.web.repository: repository \"team/api\" is already tracked by services.api; each repository belongs to one service",
+            "15:9: services.api.environments.dev.bakee: unknown key \"bakee\"; did you mean \"bake\"?",
+            "21:8: services.api.environments.prod.bake: \"1 hour\" is not a duration; write \"1h\"",
+            "22:12: services.api.environments.prod.approval: \"yes please\" is not an approval mode; write \"none\" or \"manual\"",
+            "24:1: services.api.environments.qa: environment \"qa\" is not defined; add it to pipeline.environments or fix the name",
+            "28:14: services.web.repository: repository \"team/api\" is already tracked by services.api; each repository belongs to one service",
         ]
     );
+}
+
+/// Three services inherit `[defaults.prod]`; its mistakes are the file's, not theirs.
+const DEFAULTS_TYPO: &str = r#"[pipeline]
+environments = ["dev", "prod"]
+
+[defaults.prod]
+bake = "1 hour"
+approval = "manual"
+hold_while_alarms_in = ["qa"]
+[[defaults.prod.checks]]
+hook = "after_lunch"
+alarms = true
+timeot = "5s"
+
+[services.a]
+repository = "team/a"
+kind = "blue-green"
+container = "app"
+port = 80
+[services.a.environments.dev]
+cluster = "c"
+service = "a-dev"
+codedeploy = { application = "a", deployment_group = "a-dev" }
+[services.a.environments.prod]
+cluster = "c"
+service = "a-prod"
+codedeploy = { application = "a", deployment_group = "" }
+
+[services.b]
+repository = "team/b"
+kind = "blue-green"
+container = "app"
+port = 80
+[services.b.environments.prod]
+cluster = "c"
+service = "b-prod"
+codedeploy = { application = "b", deployment_group = "b-prod" }
+bake = "2 hours"
+
+[services.c]
+repository = "team/c"
+kind = "blue-green"
+container = "app"
+port = 80
+[services.c.environments.prod]
+cluster = "c"
+service = "c-prod"
+codedeploy = { application = "c" }
+"#;
+
+#[test]
+fn a_mistake_in_defaults_is_reported_once_where_it_is_written() {
+    assert_eq!(
+        problems(DEFAULTS_TYPO),
+        [
+            "5:8: defaults.prod.bake: \"1 hour\" is not a duration; write \"1h\"",
+            "7:25: defaults.prod.hold_while_alarms_in.0: environment \"qa\" is not defined; add it to pipeline.environments or fix the name",
+            "9:8: defaults.prod.checks.0.hook: \"after_lunch\" is not a lifecycle hook; write one of before_install, after_install, after_allow_test_traffic, before_allow_traffic, after_allow_traffic",
+            "11:10: defaults.prod.checks.0.timeot: unknown key \"timeot\"; did you mean \"timeout\"?",
+            "25:54: services.a.environments.prod.codedeploy.deployment_group: must not be empty (name the CodeDeploy deployment group)",
+            "36:8: services.b.environments.prod.bake: \"2 hours\" is not a duration; write \"2h\"",
+            "46:14: services.c.environments.prod.codedeploy.deployment_group: missing; name the CodeDeploy deployment group",
+        ]
+    );
+}
+
+#[test]
+fn broken_toml_and_wrong_types_are_placed_and_named() {
+    assert_eq!(
+        problems("[pipeline\nenvironments = 1"),
+        ["1:10: not a valid pipeline file: unclosed table, expected `]`"]
+    );
+    assert_eq!(
+        problems("[pipeline]\nenvironments = \"dev\"\n"),
+        [
+            "2:16: pipeline.environments: not a valid pipeline file: invalid type: string \"dev\", expected a sequence"
+        ]
+    );
+    assert_eq!(
+        problems("[pipeline]\nenvironments = [\"dev\"]\n[services.api]\nport = \"80\"\n"),
+        [
+            "4:8: services.api.port: not a valid pipeline file: invalid type: string \"80\", expected i64"
+        ]
+    );
+}
+
+#[test]
+fn a_service_that_skips_an_environment_others_stop_in_says_so() {
+    let checked = Pipeline::check(EXAMPLE).unwrap();
+    let p = &checked.pipeline;
+    let routes: Vec<String> = p
+        .services
+        .values()
+        .map(|s| format!("{}: {}", s.name, p.route(s)))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            "api: dev → staging → prod",
+            "etl: dev → prod (no staging)",
+            "tiles: dev → prod (no staging)",
+        ]
+    );
+    let warnings: Vec<String> = checked.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "105:1: services.tiles: dev → prod skips staging, which api goes through; add [services.tiles.environments.staging] if tiles should stop there too",
+            "122:1: services.etl: dev → prod skips staging, which api goes through; add [services.etl.environments.staging] if etl should stop there too",
+        ]
+    );
+
+    // Ending early is not skipping, and nobody else stops in qa.
+    let source = MINIMAL.replace("[\"dev\", \"prod\"]", "[\"dev\", \"qa\", \"prod\"]");
+    let checked = Pipeline::check(&source).unwrap();
+    assert!(checked.warnings.is_empty(), "{:?}", checked.warnings);
+    let api = &checked.pipeline.services["api"];
+    assert_eq!(checked.pipeline.route(api).to_string(), "dev (no qa, prod)");
 }
 
 #[test]
@@ -270,21 +389,13 @@ timeout = "soon"
 }
 
 #[test]
-fn malformed_toml_and_wrong_types_name_the_place() {
-    let got = problems("[pipeline\nenvironments = 1");
-    assert_eq!(got.len(), 1);
-    assert!(got[0].starts_with("not a valid pipeline file:"), "{got:?}");
-    let got = problems("[pipeline]\nenvironments = \"dev\"\n");
-    assert!(got[0].contains("environments"), "{got:?}");
-    let got = problems("");
-    assert!(
-        got.iter()
-            .any(|p| p.starts_with("pipeline.environments: missing")),
-        "{got:?}"
-    );
-    assert!(
-        got.iter().any(|p| p.starts_with("services: no services")),
-        "{got:?}"
+fn an_empty_file_says_what_is_missing_without_a_place() {
+    assert_eq!(
+        problems(""),
+        [
+            "pipeline.environments: missing; list the environments in promotion order, e.g. [\"dev\", \"staging\", \"prod\"]",
+            "services: no services; add at least one [services.<name>] table",
+        ]
     );
 }
 
@@ -435,3 +546,5 @@ json_equals = 1
         assert!(got.contains(expected), "missing {expected:?} in:\n{got}");
     }
 }
+
+mod diff;
