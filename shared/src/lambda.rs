@@ -72,6 +72,7 @@ impl HandlerError {
         match self {
             HandlerError::InvalidEvent(_) => "InvalidEvent",
             HandlerError::Engine(EngineError::Config(_)) => "ConfigError",
+            HandlerError::Engine(EngineError::Unavailable(_)) => "AwsUnavailable",
             HandlerError::Engine(EngineError::Store(e)) => match e {
                 StoreError::Conflict { .. } => "Conflict",
                 StoreError::AlreadyClaimed { .. } => "AlreadyProcessed",
@@ -221,6 +222,11 @@ mod tests {
                 false,
             ),
             (EngineError::Config("x".into()).into(), "ConfigError", false),
+            (
+                EngineError::Unavailable("ECR DescribeImages: throttled".into()).into(),
+                "AwsUnavailable",
+                true,
+            ),
             (
                 EngineError::Store(StoreError::Conflict { what: "x".into() }).into(),
                 "Conflict",

@@ -300,13 +300,15 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
             })
         });
         // A good image's hook can only answer Failed by failing closed (an AWS fault past
-        // retries or a dead invocation inside it: DESIGN invariant 3).
+        // retries or a dead invocation inside it: DESIGN invariant 3), or go unanswered
+        // when every invocation Lambda made of it died (the dead-letter queue's alarm
+        // tells a person).
         let failed_closed = w.codedeploy.iter().any(|d| {
             parse_deployment_description(&d.description)
                 .is_some_and(|(id, env, _)| id == release.id && env == first)
                 && d.executions
                     .iter()
-                    .any(|e| e.answer == Some(shiplane::aws::HookStatus::Failed))
+                    .any(|e| e.answer == Some(shiplane::aws::HookStatus::Failed) || e.dead_lettered)
         });
         let failed_by_aws = failed_by_aws || failed_closed;
         let current = lanes

@@ -35,6 +35,8 @@ pub struct Config {
     pub active: Duration,
     /// Mean time between two pushes of one service.
     pub push_every: Duration,
+    /// Share of pushes followed by another of the same service within the same second.
+    pub burst: f64,
     /// Share of pushed images that are bad: their alarm fires once they serve.
     pub alarm_bad: f64,
     /// Share whose lifecycle-hook check fails (blue/green) or whose tasks crash (rolling).
@@ -60,6 +62,7 @@ impl Default for Config {
         Config {
             active: Duration::from_secs(3 * 3600),
             push_every: Duration::from_secs(10 * 60),
+            burst: 0.1,
             alarm_bad: 0.2,
             check_bad: 0.1,
             migration_bad: 0.05,

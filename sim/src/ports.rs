@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use shiplane::aws::{
     AlarmReader, BakeTimer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
-    HookReporter, HookStatus, MigrationRun, Notification, Notifier, NotifyError, Origin, Timer,
-    client_token, deployment_description, is_restore_description, parse_deployment_description,
-    pinned_revision, started_by,
+    HookReporter, HookStatus, MigrationRun, Notification, Notifier, NotifyError, Origin, PushClock,
+    Timer, client_token, deployment_description, is_restore_description,
+    parse_deployment_description, pinned_revision, started_by,
 };
 use shiplane::checks::{CheckContext, CheckResult, Checker};
 use shiplane::engine::HookInvocation;
@@ -769,6 +769,7 @@ async fn codedeploy_lifecycle(sim: Arc<Sim>, id: String) {
                 answer: None,
                 deadline,
                 completed: 0,
+                dead_lettered: false,
             });
             w.emit(Emitted::Hook(HookInvocation {
                 deployment_id: id.clone(),
@@ -1127,5 +1128,36 @@ impl Checker for SimChecker {
 
 /// A digest for the n-th pushed image.
 pub fn digest(n: u64) -> Digest {
-    Digest::parse(&format!("sha256:{n:064x}")).unwrap_or_else(|e| unreachable!("{e}"))
+    // Mixed (splitmix64, a bijection: still one digest per image), so that a later push's
+    // digest is no more likely to sort after an earlier one's than in ECR.
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    Digest::parse(&format!("sha256:{z:064x}")).unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+/// ECR's DescribeImages: each image's push time to the millisecond, as the image-push
+/// function asks when two pushes share the event's second.
+pub struct SimPushClock {
+    pub sim: Arc<Sim>,
+}
+
+impl PushClock for SimPushClock {
+    async fn pushed_at(
+        &self,
+        _registry: &str,
+        _repository: &str,
+        digests: &[Digest],
+    ) -> Result<std::collections::BTreeMap<Digest, Timestamp>, DeployError> {
+        self.sim
+            .call("ECR DescribeImages", |w| {
+                w.images
+                    .iter()
+                    .filter(|i| digests.contains(&i.digest))
+                    .map(|i| (i.digest.clone(), i.pushed))
+                    .collect()
+            })
+            .await
+    }
 }

@@ -15,8 +15,8 @@ use shiplane::store::{MemoryStore, ReleaseStore, StoredPipeline};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::ports::{
-    SimAlarms, SimChecker, SimDeployer, SimHooks, SimNotifier, SimStore, SimTimer, alarms_evaluate,
-    digest,
+    SimAlarms, SimChecker, SimDeployer, SimHooks, SimNotifier, SimPushClock, SimStore, SimTimer,
+    alarms_evaluate, digest,
 };
 use crate::world::{Bad, EcsService, Emitted, Image, LaneSpec, Revision};
 use crate::{Config, Outcome, Sim, Stats, Violation, invariants, take_trace};
@@ -101,6 +101,7 @@ pub struct Rig {
     pub alarms: SimAlarms,
     pub hooks: SimHooks,
     pub checker: SimChecker,
+    pub clock: SimPushClock,
     pub pipeline: Arc<Pipeline>,
 }
 
@@ -242,6 +243,7 @@ pub async fn run(seed: u64, config: Config) -> Outcome {
         alarms: SimAlarms { sim: sim.clone() },
         hooks: SimHooks { sim: sim.clone() },
         checker: SimChecker { sim: sim.clone() },
+        clock: SimPushClock { sim: sim.clone() },
         pipeline: pipeline.clone(),
         sim: sim.clone(),
     });
@@ -388,6 +390,7 @@ fn push(rig: &Rig, service: &str, bad: Option<Bad>) {
             bad,
             alarm_delay: sim.ms(30_000, 180_000),
             seq: n,
+            pushed: now,
         };
         w.images.push(image.clone());
         image
@@ -418,6 +421,12 @@ async fn pusher(rig: Arc<Rig>, service: String, until: tokio::time::Instant) {
             return;
         }
         push(&rig, &service, None);
+        // A build that pushes twice at once (two commits merged together, a re-run):
+        // both in the same second, the event's whole-second times tied.
+        if rig.sim.chance(rig.sim.config.burst) {
+            tokio::time::sleep(rig.sim.ms(1, 400)).await;
+            push(&rig, &service, None);
+        }
     }
 }
 
@@ -467,6 +476,14 @@ async fn deliver(rig: Arc<Rig>, event: Emitted, delay: Duration) {
         if attempt == 2 {
             sim.stats().dead_letters += 1;
             sim.trace(format!("dead letter: {}", describe(&event)));
+            if let Emitted::Hook(h) = &event
+                && let Some(e) = sim
+                    .world()
+                    .deployment_mut(&h.deployment_id)
+                    .and_then(|d| d.executions.iter_mut().find(|e| e.id == h.execution_id))
+            {
+                e.dead_lettered = true;
+            }
             break;
         }
         tokio::time::sleep(Duration::from_secs(60 * u64::from(attempt + 1))).await;
@@ -509,7 +526,7 @@ async fn handle(rig: &Rig, event: &Emitted) -> Result<(), String> {
         Err(e) => Err(e.to_string()),
     };
     match event {
-        Emitted::Push(p) => match engine.on_push(p, now).await {
+        Emitted::Push(p) => match engine.on_push_with(p, &rig.clock, now).await {
             Ok(outcome) => {
                 rig.sim.trace(format!("  {outcome:?}"));
                 Ok(())

@@ -39,6 +39,8 @@ pub struct Image {
     pub alarm_delay: Duration,
     /// The push's order among all pushes (ECR's own clock, finer than the event's).
     pub seq: u64,
+    /// When ECR took the push, to the millisecond (the event says only the second).
+    pub pushed: Timestamp,
 }
 
 /// One service in one environment, as the pipeline and the world both name it.
@@ -125,6 +127,9 @@ pub struct Execution {
     pub deadline: Timestamp,
     /// Invocations of the hook that ran to their end (not killed).
     pub completed: u32,
+    /// Every invocation Lambda made of it died: the event went to the dead-letter queue,
+    /// whose alarm tells a person.
+    pub dead_lettered: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -40,11 +40,19 @@ pub enum EngineError {
     /// No pipeline stored, or the stored one no longer validates.
     #[error("{0}")]
     Config(String),
+    /// An AWS service a decision needs (ECR's push times) could not be asked for now:
+    /// delivering the event again decides it.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl EngineError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, EngineError::Store(e) if e.is_retryable())
+        match self {
+            EngineError::Store(e) => e.is_retryable(),
+            EngineError::Unavailable(_) => true,
+            EngineError::Config(_) => false,
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 use tracing::{info, warn};
 
+use super::EngineError;
 use crate::aws::PushClock;
 use crate::release::{Digest, Lane, Release, Timestamp};
 
@@ -41,10 +42,10 @@ pub(super) async fn place(
     clock: &impl PushClock,
     lane: &mut Lane,
     mut release: Release,
-) -> Release {
+) -> Result<Release, EngineError> {
     let ask = to_ask(lane, &release);
     if ask.is_empty() {
-        return release;
+        return Ok(release);
     }
     let times = match clock
         .pushed_at(&release.registry, &release.repository, &ask)
@@ -53,11 +54,20 @@ pub(super) async fn place(
         Ok(times) if ask.iter().all(|d| times.contains_key(d)) => times,
         Ok(times) => {
             info!(release = %release.id, asked = ?ask, answered = times.len(), "ECR has no push time for every image sharing the push's second; ordering them by digest");
-            return release;
+            return Ok(release);
+        }
+        // Throttled or unreachable: the push is delivered again (Lambda's retries) and
+        // ECR asked again, rather than placed by digest, which may put the older first.
+        Err(e) if e.retryable => {
+            warn!(release = %release.id, error = ?e.message, "ECR push times not read; the push is tried again");
+            return Err(EngineError::Unavailable(format!(
+                "ECR push times of {} could not be read ({}); the push is tried again",
+                release.repository, e.message
+            )));
         }
         Err(e) => {
-            warn!(release = %release.id, error = ?e.message, retryable = e.retryable, "ECR push times not read; ordering pushes that share a second by digest");
-            return release;
+            warn!(release = %release.id, error = ?e.message, "ECR refused to tell push times; ordering pushes that share a second by digest");
+            return Ok(release);
         }
     };
     if let Some(at) = times.get(&release.digest) {
@@ -69,7 +79,7 @@ pub(super) async fn place(
         lane.refine_newest_push(&newest, *at);
     }
     info!(release = %release.id, pushed_at = release.pushed_at.0, newest_pushed_at = ?lane.newest_pushed_at.map(|t| t.0), "placed by ECR's push times: the push shares a second with the newest one here");
-    release
+    Ok(release)
 }
 
 #[cfg(test)]

@@ -429,7 +429,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             }
         }
         if let Some(r) = &work.new_release {
-            let placed = super::push_order::place(clock, &mut loaded.view.lane, r.clone()).await;
+            let placed = super::push_order::place(clock, &mut loaded.view.lane, r.clone()).await?;
             loaded.add_new(placed);
         }
         let decided = match &work.subject {

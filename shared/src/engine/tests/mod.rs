@@ -2354,6 +2354,8 @@ mod same_second_pushes {
         );
     }
 
+    /// ECR refusing for good (no permission): pushes in one second are ordered by digest,
+    /// the same whichever is processed first.
     #[tokio::test]
     async fn without_ecrs_times_pushes_in_one_second_end_the_same_whichever_is_processed_first() {
         let mut winners = Vec::new();
@@ -2362,8 +2364,8 @@ mod same_second_pushes {
             w.pushed("shiplane/api", 1, "v1.0.0").await;
             let (older, newer, clock) = same_second();
             *clock.failure.lock().unwrap() = Some(DeployError {
-                message: "ECR DescribeImages: ThrottlingException".into(),
-                retryable: true,
+                message: "ECR DescribeImages: AccessDeniedException".into(),
+                retryable: false,
             });
             let (a, b) = if older_first {
                 (&older, &newer)
@@ -2380,6 +2382,37 @@ mod same_second_pushes {
             winners[0], winners[1],
             "the same release waits whichever push was processed first"
         );
+    }
+
+    /// ECR throttled past the SDK's retries: the push fails, retryable, and commits
+    /// nothing; delivered again once ECR answers, it is placed by ECR's times (found by
+    /// the simulation, seed 229: the older push, placed by digest, superseded the newer).
+    #[tokio::test]
+    async fn a_push_whose_ecr_times_cannot_be_read_is_tried_again_not_placed_by_digest() {
+        let w = World::new().await;
+        w.pushed("shiplane/api", 1, "v1.0.0").await;
+        let (older, newer, clock) = same_second();
+        let newer_id = push_with(&w, &newer, &clock).await;
+        *clock.failure.lock().unwrap() = Some(DeployError {
+            message: "ECR DescribeImages: ThrottlingException".into(),
+            retryable: true,
+        });
+        let err = w
+            .engine()
+            .on_push_with(&older, &clock, T0)
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        let lane = w.store.lane("api", "dev").await.unwrap().item;
+        assert_eq!(lane.queued, Some(newer_id.clone()), "nothing committed");
+        *clock.failure.lock().unwrap() = None;
+        let older_id = push_with(&w, &older, &clock).await;
+        assert_eq!(
+            w.state(&older_id, "dev").await,
+            Some(StageState::Superseded)
+        );
+        let lane = w.store.lane("api", "dev").await.unwrap().item;
+        assert_eq!(lane.queued, Some(newer_id));
     }
 }
 
