@@ -10,9 +10,11 @@ mod commands;
 mod config_file;
 mod diagnose;
 mod metrics;
+mod names;
 mod output;
 mod render;
 mod settings;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
