@@ -73,6 +73,16 @@ async fn run_with_aws(cli: &Cli, config: &SdkConfig) -> Result<(), Failure> {
             let store = store(config, &cli.table).await;
             status(&store, service.as_deref(), cli.json).await
         }
+        Command::Watch(ref args) => {
+            let store = store(config, &cli.table).await;
+            let pipeline = stored_pipeline(&store).await?;
+            crate::follow::watch(&store, &pipeline, args, cli.json).await
+        }
+        Command::Wait(ref args) => {
+            let store = store(config, &cli.table).await;
+            let pipeline = stored_pipeline(&store).await?;
+            crate::follow::wait(&store, &pipeline, args, cli.json).await
+        }
         Command::History { ref target, limit } => {
             let store = store(config, &cli.table).await;
             history(&store, target, limit, cli.json).await
@@ -309,13 +319,7 @@ async fn run_with_aws(cli: &Cli, config: &SdkConfig) -> Result<(), Failure> {
         }
         Command::Metrics(ref args) => {
             let store = store(config, &cli.table).await;
-            let stored = current_pipeline(&store).await?;
-            let pipeline = Pipeline::from_toml(&stored.source).map_err(|e| {
-                Failure::Failed(format!(
-                    "the stored pipeline (version {}) no longer validates: {e}",
-                    stored.version
-                ))
-            })?;
+            let pipeline = stored_pipeline(&store).await?;
             crate::metrics::run(&store, &pipeline, args, cli.json).await
         }
         Command::Table(TableCommand::Create) => {
@@ -425,7 +429,11 @@ pub(crate) fn unknown_service(pipeline: &Pipeline, name: &str) -> Failure {
     ))
 }
 
-fn known_stage(pipeline: &Pipeline, service: &str, environment: &str) -> Result<(), Failure> {
+pub(crate) fn known_stage(
+    pipeline: &Pipeline,
+    service: &str,
+    environment: &str,
+) -> Result<(), Failure> {
     let s = pipeline
         .services
         .get(service)
@@ -579,6 +587,17 @@ async fn store(config: &SdkConfig, table: &str) -> DynamoStore {
 pub(crate) fn read_file(file: &std::path::Path) -> Result<String, Failure> {
     std::fs::read_to_string(file)
         .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", file.display())))
+}
+
+/// The stored pipeline, validated.
+async fn stored_pipeline(store: &DynamoStore) -> Result<Pipeline, Failure> {
+    let stored = current_pipeline(store).await?;
+    Pipeline::from_toml(&stored.source).map_err(|e| {
+        Failure::Failed(format!(
+            "the stored pipeline (version {}) no longer validates: {e}",
+            stored.version
+        ))
+    })
 }
 
 async fn current_pipeline(store: &DynamoStore) -> Result<StoredPipeline, Failure> {

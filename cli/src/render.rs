@@ -16,6 +16,36 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
+/// A table in the CLI's one style (no borders), for other modules' views.
+pub fn plain_table(header: &[&str]) -> Table {
+    table(header)
+}
+
+/// Fits `t` into `width` by wrapping its last column only (a detail, a reason); every other
+/// column keeps its content's width. No width: lines as long as they need.
+pub fn wrap_last_column(t: &mut Table, width: Option<u16>) {
+    let Some(width) = width else {
+        return;
+    };
+    t.set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width);
+    let last = t.column_count().saturating_sub(1);
+    for (i, column) in t.column_iter_mut().enumerate() {
+        if i != last {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
+}
+
+/// `value` as one line of JSON, its times in RFC 3339: one document per line, for
+/// commands that print more than one (`watch --json`).
+pub fn json_line(value: &impl Serialize) {
+    match serde_json::to_value(value).and_then(|v| serde_json::to_string(&rfc3339_times(v))) {
+        Ok(text) => outln!("{text}"),
+        Err(e) => errln!("error: cannot render JSON: {e}"),
+    }
+}
+
 /// Prints `value` as JSON, its times in RFC 3339 ([`rfc3339_times`]).
 fn print_json(value: &impl Serialize) {
     match serde_json::to_value(value).and_then(|v| serde_json::to_string_pretty(&rfc3339_times(v)))
@@ -304,16 +334,7 @@ fn transitions_table(
         ]);
         t.add_row(row);
     }
-    if let Some(width) = width {
-        t.set_content_arrangement(ContentArrangement::Dynamic)
-            .set_width(width);
-        let last = header.len() - 1;
-        for (i, column) in t.column_iter_mut().enumerate() {
-            if i != last {
-                column.set_constraint(ColumnConstraint::ContentWidth);
-            }
-        }
-    }
+    wrap_last_column(&mut t, width);
     t
 }
 
