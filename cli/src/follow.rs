@@ -590,10 +590,15 @@ fn finish(
         return outcome.map_err(|f| f.said());
     }
     if outcome.is_ok() {
+        let now = stage.map(|s| words(s.state)).unwrap_or_default();
+        let until = until_words(until);
         outln!(
-            "{name} reached {} in {env}: it is {} there (waited {})",
-            until_words(until),
-            stage.map_or_else(|| "-".to_string(), |s| words(s.state)),
+            "{name} reached {until} in {env}{} (waited {})",
+            if now == until {
+                String::new()
+            } else {
+                format!(": it is {now} there")
+            },
             humantime::format_duration(Duration::from_secs(waited.as_secs()))
         );
     }

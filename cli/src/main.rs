@@ -99,14 +99,16 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// A live view of a service's environments (or of one release's way through them):
-    /// state, since when, deployment, bake countdown, what waits behind it, holds, and the
-    /// newest history entry (a check, a hook's answer). Redraws on a terminal; elsewhere
-    /// prints each change as a line. Stops when the release has ended everywhere it is
-    /// going (a service: when nothing is in flight or waiting).
+    /// Follow a service's environments, or one release's way through them, live.
+    ///
+    /// Each environment: state, since when, deployment, bake countdown, what waits behind
+    /// it, holds, and the newest history entry (a check, a hook's answer). Redraws on a
+    /// terminal; elsewhere prints each change as a line. Stops when the release has ended
+    /// everywhere it is going (a service: when nothing is in flight or waiting there).
     Watch(follow::WatchArgs),
-    /// Wait until a release reaches a state in an environment, for scripts and CI jobs.
-    /// Polls the store every --every (default 5s).
+    /// Wait until a release reaches a state in an environment (for scripts and CI jobs).
+    ///
+    /// Reads the store every --every (default 5s); progress on stderr.
     #[command(after_help = WAIT_EXIT_CODES)]
     Wait(follow::WaitArgs),
     /// Let a release awaiting approval into an environment go on: it deploys, or queues

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use comfy_table::{ColumnConstraint, ContentArrangement, Table, presets};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width, presets};
 use serde::Serialize;
 use serde_json::{Value, json};
 use shiplane::release::{Lane, Release, ReleaseId, StageState, Timestamp, Transition};
@@ -21,6 +21,10 @@ pub fn plain_table(header: &[&str]) -> Table {
     table(header)
 }
 
+/// The narrowest a wrapped column gets: on a terminal too narrow for the other columns and
+/// this, the table runs wider than the terminal rather than leave a word per line.
+const WRAPPED_MIN: u16 = 30;
+
 /// Fits `t` into `width` by wrapping its last column only (a detail, a reason); every other
 /// column keeps its content's width. No width: lines as long as they need.
 pub fn wrap_last_column(t: &mut Table, width: Option<u16>) {
@@ -31,9 +35,11 @@ pub fn wrap_last_column(t: &mut Table, width: Option<u16>) {
         .set_width(width);
     let last = t.column_count().saturating_sub(1);
     for (i, column) in t.column_iter_mut().enumerate() {
-        if i != last {
-            column.set_constraint(ColumnConstraint::ContentWidth);
-        }
+        column.set_constraint(if i == last {
+            ColumnConstraint::LowerBoundary(Width::Fixed(WRAPPED_MIN))
+        } else {
+            ColumnConstraint::ContentWidth
+        });
     }
 }
 
@@ -467,9 +473,9 @@ mod tests {
     fn the_detail_wraps_to_the_width_and_stays_whole_without_one() {
         let long = "check orders failed: ".to_string() + &"the answer was not ok ".repeat(20);
         let steps = [step(0, &long)];
-        let wrapped = transitions_table(&steps, None, Some(100)).to_string();
+        let wrapped = transitions_table(&steps, None, Some(130)).to_string();
         assert!(
-            wrapped.lines().all(|l| l.chars().count() <= 100),
+            wrapped.lines().all(|l| l.chars().count() <= 130),
             "{wrapped}"
         );
         assert!(wrapped.lines().count() > 3, "wrapped: {wrapped}");
@@ -477,5 +483,15 @@ mod tests {
         assert_eq!(words(&wrapped), 20, "no word lost");
         let whole = transitions_table(&steps, None, None).to_string();
         assert_eq!(whole.lines().count(), 2, "one line per step: {whole}");
+        let narrow = transitions_table(&steps, None, Some(40)).to_string();
+        let detail_width = narrow
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split("  ").filter(|c| !c.trim().is_empty()).last())
+            .map_or(0, |c| c.trim().chars().count());
+        assert!(
+            detail_width >= 20,
+            "a terminal too narrow still leaves the detail readable: {narrow}"
+        );
     }
 }
