@@ -73,6 +73,16 @@ async fn run_with_aws(cli: &Cli, config: &SdkConfig) -> Result<(), Failure> {
             let store = store(config, &cli.table).await;
             status(&store, service.as_deref(), cli.json).await
         }
+        Command::Watch(ref args) => {
+            let store = store(config, &cli.table).await;
+            let pipeline = stored_pipeline(&store).await?;
+            crate::follow::watch(&store, &pipeline, args, cli.json).await
+        }
+        Command::Wait(ref args) => {
+            let store = store(config, &cli.table).await;
+            let pipeline = stored_pipeline(&store).await?;
+            crate::follow::wait(&store, &pipeline, args, cli.json).await
+        }
         Command::History { ref target, limit } => {
             let store = store(config, &cli.table).await;
             history(&store, target, limit, cli.json).await
@@ -168,13 +178,18 @@ async fn run_with_aws(cli: &Cli, config: &SdkConfig) -> Result<(), Failure> {
                     state,
                 } => {
                     let state = state.map_or_else(|| "-".to_string(), |s| s.to_string());
+                    // The name to type next: the tag it got (given, or made from the digest).
+                    let name = match deps.store.release(&release).await? {
+                        Some(r) => crate::names::display(&r.item),
+                        None => release.to_string(),
+                    };
                     if cli.json {
                         outln!(
                             "{}",
-                            serde_json::json!({"release": release, "environment": environment, "state": state})
+                            serde_json::json!({"release": release, "name": name, "environment": environment, "state": state})
                         );
                     } else {
-                        outln!("release {release}: {state} in {environment}");
+                        outln!("release {name} ({release}): {state} in {environment}");
                     }
                     Ok(())
                 }
@@ -214,11 +229,20 @@ async fn run_with_aws(cli: &Cli, config: &SdkConfig) -> Result<(), Failure> {
             ref reason,
             ref who,
         } => {
-            let to = to
-                .as_deref()
-                .map(ReleaseId::parse)
-                .transpose()
-                .map_err(|e| Failure::BadInput(e.to_string()))?;
+            let to = match to.as_deref() {
+                Some(name) => {
+                    let store = store(config, &cli.table).await;
+                    let release = named(&store, name).await?;
+                    if release.service != *service {
+                        return Err(Failure::BadInput(format!(
+                            "{name} is a release of {}, not of {service}; give one of {service}'s releases to --to",
+                            release.service
+                        )));
+                    }
+                    Some(release.id)
+                }
+                None => None,
+            };
             let event = LaneEvent::Rollback {
                 actor: actor_name(config, who.actor.clone()).await?,
                 reason: reason.clone(),
@@ -295,13 +319,7 @@ async fn run_with_aws(cli: &Cli, config: &SdkConfig) -> Result<(), Failure> {
         }
         Command::Metrics(ref args) => {
             let store = store(config, &cli.table).await;
-            let stored = current_pipeline(&store).await?;
-            let pipeline = Pipeline::from_toml(&stored.source).map_err(|e| {
-                Failure::Failed(format!(
-                    "the stored pipeline (version {}) no longer validates: {e}",
-                    stored.version
-                ))
-            })?;
+            let pipeline = stored_pipeline(&store).await?;
             crate::metrics::run(&store, &pipeline, args, cli.json).await
         }
         Command::Table(TableCommand::Create) => {
@@ -411,7 +429,11 @@ pub(crate) fn unknown_service(pipeline: &Pipeline, name: &str) -> Failure {
     ))
 }
 
-fn known_stage(pipeline: &Pipeline, service: &str, environment: &str) -> Result<(), Failure> {
+pub(crate) fn known_stage(
+    pipeline: &Pipeline,
+    service: &str,
+    environment: &str,
+) -> Result<(), Failure> {
     let s = pipeline
         .services
         .get(service)
@@ -468,20 +490,16 @@ async fn release_event(
     who: &Operator,
     asked: Asked,
 ) -> Result<(), Failure> {
-    let id = ReleaseId::parse(release).map_err(|e| Failure::BadInput(e.to_string()))?;
     let deps = deps(config, &cli.table, &who.aws).await;
+    let found = named(&deps.store, release).await?;
+    let id = found.id.clone();
     let engine = deps.engine();
     let pipeline = engine.pipeline().await.map_err(engine_failure)?;
-    let found = deps.store.release(&id).await?.ok_or_else(|| {
-        Failure::BadInput(format!(
-            "no release {id}; find it with `shiplane status` or `shiplane history SERVICE`"
-        ))
-    })?;
-    known_stage(&pipeline, &found.item.service, environment)?;
+    known_stage(&pipeline, &found.service, environment)?;
     let report = engine
         .on_event(
             &pipeline,
-            &found.item.service,
+            &found.service,
             environment,
             &id,
             event,
@@ -490,11 +508,7 @@ async fn release_event(
         .await
         .map_err(engine_failure)?;
     if report.transitions.is_empty() {
-        let now = deps
-            .store
-            .release(&id)
-            .await?
-            .map_or(found.item, |r| r.item);
+        let now = deps.store.release(&id).await?.map_or(found, |r| r.item);
         return Err(Failure::Refused(refusal(
             &asked,
             &now,
@@ -573,6 +587,17 @@ async fn store(config: &SdkConfig, table: &str) -> DynamoStore {
 pub(crate) fn read_file(file: &std::path::Path) -> Result<String, Failure> {
     std::fs::read_to_string(file)
         .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", file.display())))
+}
+
+/// The stored pipeline, validated.
+async fn stored_pipeline(store: &DynamoStore) -> Result<Pipeline, Failure> {
+    let stored = current_pipeline(store).await?;
+    Pipeline::from_toml(&stored.source).map_err(|e| {
+        Failure::Failed(format!(
+            "the stored pipeline (version {}) no longer validates: {e}",
+            stored.version
+        ))
+    })
 }
 
 async fn current_pipeline(store: &DynamoStore) -> Result<StoredPipeline, Failure> {
@@ -718,34 +743,66 @@ async fn status(store: &DynamoStore, only: Option<&str>, json: bool) -> Result<(
     Ok(())
 }
 
+/// The release an operator named (`SERVICE@TAG`, an id or its start), with a note on
+/// stderr when the name was not exact (a re-pushed tag: the newest is taken).
+pub(crate) async fn named<S: ReleaseStore>(store: &S, name: &str) -> Result<Release, Failure> {
+    let found = crate::names::resolve(store, name).await?;
+    if let Some(note) = &found.note {
+        errln!("{note}");
+    }
+    Ok(found.release)
+}
+
 async fn history(
     store: &DynamoStore,
     target: &str,
     limit: usize,
     json: bool,
 ) -> Result<(), Failure> {
-    if let Ok(id) = ReleaseId::parse(target)
-        && let Some(release) = store.release(&id).await?
-    {
-        let transitions = store.history_of_release(&id).await?;
-        render::release_history(&release.item, &transitions, json);
+    let width = render::table_width();
+    if crate::names::is_release_name(target) {
+        let release = named(store, target).await?;
+        let transitions = store.history_of_release(&release.id).await?;
+        render::release_history(&release, &transitions, json, width);
         return Ok(());
     }
     let transitions = store.history_of_service(target, limit).await?;
     if transitions.is_empty() {
-        let known = match store.pipeline().await? {
-            Some(p) => Pipeline::from_toml(&p.source)
-                .map(|p| p.services.contains_key(target))
-                .unwrap_or(false),
-            None => false,
-        };
-        if !known {
+        let pipeline = store.pipeline().await?;
+        let services: Vec<String> = pipeline
+            .and_then(|p| Pipeline::from_toml(&p.source).ok())
+            .map(|p| p.services.keys().cloned().collect())
+            .unwrap_or_default();
+        if !services.iter().any(|s| s == target) {
+            if crate::names::may_be_id_prefix(target) {
+                let release = named(store, target).await?;
+                let transitions = store.history_of_release(&release.id).await?;
+                render::release_history(&release, &transitions, json, width);
+                return Ok(());
+            }
             return Err(Failure::BadInput(format!(
-                "no service or release \"{target}\"; give a service name from the pipeline or a release id from `shiplane status`"
+                "no service or release \"{}\"; give a service ({}), SERVICE@TAG, or a release id (or its start) from `shiplane status`",
+                shiplane::release::escaped(target),
+                if services.is_empty() {
+                    "none in the pipeline yet".to_string()
+                } else {
+                    services.join(", ")
+                }
             )));
         }
     }
-    render::service_history(target, &transitions, json);
+    let mut labels = render::Labels::new();
+    for r in store.releases_of_service(target, limit.max(100)).await? {
+        labels.insert(r.id.clone(), render::label_cell(&r));
+    }
+    for id in transitions.iter().filter_map(|t| t.release.as_ref()) {
+        if !labels.contains_key(id)
+            && let Some(r) = store.release(id).await?
+        {
+            labels.insert(id.clone(), render::label_cell(&r.item));
+        }
+    }
+    render::service_history(target, &transitions, &labels, json, width);
     Ok(())
 }
 

@@ -4,15 +4,19 @@
 //! Exit codes ([`Failure::exit_code`]): 0 success, 1 failure (AWS, store, nothing applied
 //! yet), 2 bad input (usage, invalid pipeline file, unknown service or release), 3 refused
 //! (the release's state does not allow the request; nothing changed), 4 `config diff`: the
-//! file differs from what is stored.
+//! file differs from what is stored, 5 `wait`: the release ended another way, 6 `wait`:
+//! timed out.
 
 mod commands;
 mod config_file;
 mod diagnose;
+mod follow;
 mod metrics;
+mod names;
 mod output;
 mod render;
 mod settings;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,13 +28,20 @@ use crate::output::{errln, outln};
 /// What `--help` ends with: what the exit codes mean and where settings come from.
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 failure (AWS, the store; the message says what to fix), 2 usage or bad
-input, 3 refused (the release's state does not allow it; nothing changed). With --json,
+input, 3 refused (the release's state does not allow it; nothing changed), 4 `config diff`:
+the file differs, 5 `wait`: the release ended another way, 6 `wait`: timed out. With --json,
 output and errors are JSON on stdout (errors: {\"error\": {\"kind\", \"message\", \"exit_code\"}}),
 times RFC 3339.
 
 Settings, highest first: flags, SHIPLANE_* and AWS_REGION environment variables, the
 project file .shiplane/config.toml (here or in a parent directory), the user file
 ~/.config/shiplane/config.toml; `shiplane init --stack NAME` writes them from the stack.";
+
+/// What `wait --help` ends with: its exit codes.
+const WAIT_EXIT_CODES: &str = "\
+Exit codes: 0 reached; 5 ended another way (failed, rolled back, cancelled, superseded or
+rejected there, or before it got there); 6 timed out; 1 failure (AWS, the store); 2 usage
+(an unknown release or environment). With --json, the final state as one JSON document.";
 
 /// Release automation for Amazon ECS: operator commands.
 #[derive(Debug, Parser)]
@@ -79,14 +90,27 @@ enum Command {
         /// One service; all services of the pipeline when omitted.
         service: Option<String>,
     },
-    /// Transitions of a service (newest last) or of one release.
+    /// Transitions of a service (newest last) or of one release, each with the time since
+    /// the one before, and the total.
     History {
-        /// A service name or a release id.
+        /// A service name, or a release: SERVICE@TAG, a release id or its start.
         target: String,
         /// How many of a service's newest transitions to show.
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Follow a service's environments, or one release's way through them, live.
+    ///
+    /// Each environment: state, since when, deployment, bake countdown, what waits behind
+    /// it, holds, and the newest history entry (a check, a hook's answer). Redraws on a
+    /// terminal; elsewhere prints each change as a line. Stops when the release has ended
+    /// everywhere it is going (a service: when nothing is in flight or waiting there).
+    Watch(follow::WatchArgs),
+    /// Wait until a release reaches a state in an environment (for scripts and CI jobs).
+    ///
+    /// Reads the store every --every (default 5s); progress on stderr.
+    #[command(after_help = WAIT_EXIT_CODES)]
+    Wait(follow::WaitArgs),
     /// Let a release awaiting approval into an environment go on: it deploys, or queues
     /// behind the release in flight there.
     Approve {
@@ -297,6 +321,11 @@ pub enum Failure {
     Refused(String),
     /// `config diff`: the file differs from what is stored; the diff is printed (exit 4).
     Differs,
+    /// `wait`: the release ended another way than the state waited for (failed, rolled
+    /// back, cancelled, superseded, rejected) (exit 5).
+    Ended(String),
+    /// `wait`: the timeout passed first (exit 6).
+    TimedOut(String),
 }
 
 impl Failure {
@@ -306,6 +335,8 @@ impl Failure {
             Failure::BadInput(_) => 2,
             Failure::Refused(_) => 3,
             Failure::Differs => 4,
+            Failure::Ended(_) => 5,
+            Failure::TimedOut(_) => 6,
         }
     }
 
@@ -315,14 +346,34 @@ impl Failure {
             Failure::BadInput(_) => "usage",
             Failure::Refused(_) => "refused",
             Failure::Differs => "differs",
+            Failure::Ended(_) => "ended",
+            Failure::TimedOut(_) => "timed_out",
         }
     }
 
     fn message(&self) -> &str {
         match self {
-            Failure::Failed(m) | Failure::Aws(m) | Failure::BadInput(m) | Failure::Refused(m) => m,
+            Failure::Failed(m)
+            | Failure::Aws(m)
+            | Failure::BadInput(m)
+            | Failure::Refused(m)
+            | Failure::Ended(m)
+            | Failure::TimedOut(m) => m,
             // The diff is the message, already printed.
             Failure::Differs => "",
+        }
+    }
+
+    /// The same failure, its message already printed by the command (as part of its own
+    /// `--json` document): only its exit code is left to give.
+    fn said(self) -> Failure {
+        match self {
+            Failure::Ended(_) => Failure::Ended(String::new()),
+            Failure::TimedOut(_) => Failure::TimedOut(String::new()),
+            Failure::BadInput(_) => Failure::BadInput(String::new()),
+            Failure::Refused(_) => Failure::Refused(String::new()),
+            Failure::Failed(_) | Failure::Aws(_) => Failure::Failed(String::new()),
+            Failure::Differs => Failure::Differs,
         }
     }
 
@@ -340,6 +391,8 @@ impl Failure {
             match self {
                 Failure::Failed(_) | Failure::Aws(_) => errln!("error: {message}"),
                 Failure::Refused(_) => errln!("refused: {message}"),
+                Failure::Ended(_) => errln!("ended: {message}"),
+                Failure::TimedOut(_) => errln!("timed out: {message}"),
                 Failure::BadInput(_) | Failure::Differs => errln!("{message}"),
             }
         }

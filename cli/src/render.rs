@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use comfy_table::{Table, presets};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width, presets};
 use serde::Serialize;
 use serde_json::{Value, json};
 use shiplane::release::{Lane, Release, ReleaseId, StageState, Timestamp, Transition};
@@ -14,6 +14,42 @@ fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::NOTHING).set_header(header.to_vec());
     t
+}
+
+/// A table in the CLI's one style (no borders), for other modules' views.
+pub fn plain_table(header: &[&str]) -> Table {
+    table(header)
+}
+
+/// The narrowest a wrapped column gets: on a terminal too narrow for the other columns and
+/// this, the table runs wider than the terminal rather than leave a word per line.
+const WRAPPED_MIN: u16 = 30;
+
+/// Fits `t` into `width` by wrapping its last column only (a detail, a reason); every other
+/// column keeps its content's width. No width: lines as long as they need.
+pub fn wrap_last_column(t: &mut Table, width: Option<u16>) {
+    let Some(width) = width else {
+        return;
+    };
+    t.set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width);
+    let last = t.column_count().saturating_sub(1);
+    for (i, column) in t.column_iter_mut().enumerate() {
+        column.set_constraint(if i == last {
+            ColumnConstraint::LowerBoundary(Width::Fixed(WRAPPED_MIN))
+        } else {
+            ColumnConstraint::ContentWidth
+        });
+    }
+}
+
+/// `value` as one line of JSON, its times in RFC 3339: one document per line, for
+/// commands that print more than one (`watch --json`).
+pub fn json_line(value: &impl Serialize) {
+    match serde_json::to_value(value).and_then(|v| serde_json::to_string(&rfc3339_times(v))) {
+        Ok(text) => outln!("{text}"),
+        Err(e) => errln!("error: cannot render JSON: {e}"),
+    }
 }
 
 /// Prints `value` as JSON, its times in RFC 3339 ([`rfc3339_times`]).
@@ -231,22 +267,69 @@ pub fn status(rows: &[LaneStatus], json: bool) {
     outln!("{t}");
 }
 
-fn transitions_table(transitions: &[Transition], with_release: bool) -> Table {
-    let mut header = vec!["TIME", "ENVIRONMENT"];
-    if with_release {
+/// How wide a table may be: the terminal's width when stdout is one, else unbounded (a
+/// file or a pipe gets whole lines, for grep).
+pub fn table_width() -> Option<u16> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    crate::terminal::width()
+}
+
+/// A span of time as people read it in a table: `850ms`, `42s`, `3m12s`, `1h05m`, `2d3h`.
+pub fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    let (m, h, d) = (s / 60, s / 3600, s / 86_400);
+    if s == 0 {
+        format!("{ms}ms")
+    } else if m == 0 {
+        format!("{s}s")
+    } else if h == 0 {
+        format!("{m}m{:02}s", s % 60)
+    } else if d == 0 {
+        format!("{h}h{:02}m", m % 60)
+    } else {
+        format!("{d}d{}h", h % 24)
+    }
+}
+
+/// How a table names the release of a transition: its tag and the start of its id, when
+/// the release is known; else its id.
+pub type Labels = BTreeMap<ReleaseId, String>;
+
+/// The label cell of a release, as `status` shows it: `v1.2.0 (01JD2B3C4D)`.
+pub fn label_cell(release: &Release) -> String {
+    format!("{} ({})", release.label(), &release.id.as_str()[..10])
+}
+
+/// Transitions as a table: each with the time since the one before (STEP), its detail
+/// wrapped to `width` when given.
+fn transitions_table(
+    transitions: &[Transition],
+    labels: Option<&Labels>,
+    width: Option<u16>,
+) -> Table {
+    let mut header = vec!["TIME", "STEP", "ENVIRONMENT"];
+    if labels.is_some() {
         header.push("RELEASE");
     }
     header.extend(["FROM", "TO", "CAUSE", "ACTOR", "DETAIL"]);
     let mut t = table(&header);
+    let mut previous: Option<Timestamp> = None;
     for tr in transitions {
         let state = |s: &Option<StageState>| s.map_or_else(|| "-".to_string(), |s| s.to_string());
-        let mut row = vec![tr.at.to_string(), tr.environment.clone()];
-        if with_release {
-            row.push(
-                tr.release
-                    .as_ref()
-                    .map_or_else(|| "-".to_string(), |r| r.to_string()),
-            );
+        let step = previous.map_or_else(
+            || "-".to_string(),
+            |p| format!("+{}", duration(tr.at.0.saturating_sub(p.0))),
+        );
+        previous = Some(tr.at);
+        let mut row = vec![tr.at.to_string(), step, tr.environment.clone()];
+        if let Some(labels) = labels {
+            row.push(tr.release.as_ref().map_or_else(
+                || "-".to_string(),
+                |r| labels.get(r).cloned().unwrap_or_else(|| r.to_string()),
+            ));
         }
         row.extend([
             state(&tr.from),
@@ -257,26 +340,59 @@ fn transitions_table(transitions: &[Transition], with_release: bool) -> Table {
         ]);
         t.add_row(row);
     }
+    wrap_last_column(&mut t, width);
     t
 }
 
-pub fn release_history(release: &Release, transitions: &[Transition], json: bool) {
+/// The line under a history: how long from its first step to its last.
+fn total(transitions: &[Transition]) -> Option<String> {
+    let (first, last) = (transitions.first()?, transitions.last()?);
+    Some(format!(
+        "total {} from the first step ({}) to the last ({})",
+        duration(last.at.0.saturating_sub(first.at.0)),
+        first.at,
+        last.at
+    ))
+}
+
+/// A release's history: its name and tags, then its transitions with their durations.
+pub fn release_history(
+    release: &Release,
+    transitions: &[Transition],
+    json: bool,
+    width: Option<u16>,
+) {
     if json {
         print_json(&json!({"release": release, "history": transitions}));
         return;
     }
     outln!(
-        "release {} of {}: {} {}@{}",
+        "release {} ({}) of {}: tags {}; image {}@{}",
+        crate::names::display(release),
         release.id,
         release.service,
-        release.label(),
+        if release.tags.is_empty() {
+            "none".to_string()
+        } else {
+            release.tags.join(", ")
+        },
         release.repository,
         release.digest
     );
-    outln!("{}", transitions_table(transitions, false));
+    outln!("{}", transitions_table(transitions, None, width));
+    if let Some(total) = total(transitions) {
+        outln!("{total}");
+    }
 }
 
-pub fn service_history(service: &str, transitions: &[Transition], json: bool) {
+/// A service's history, each release named by its tag.
+pub fn service_history(
+    service: &str,
+    transitions: &[Transition],
+    labels: &Labels,
+    json: bool,
+    width: Option<u16>,
+) {
     if json {
         print_json(&json!({"service": service, "history": transitions}));
         return;
@@ -285,7 +401,10 @@ pub fn service_history(service: &str, transitions: &[Transition], json: bool) {
         outln!("no history yet for {service}");
         return;
     }
-    outln!("{}", transitions_table(transitions, true));
+    outln!("{}", transitions_table(transitions, Some(labels), width));
+    if let Some(total) = total(transitions) {
+        outln!("{total}");
+    }
 }
 
 /// Transitions a command caused, newest last.
@@ -298,5 +417,81 @@ pub fn transitions(transitions: &[Transition], json: bool) {
         outln!("nothing to do");
         return;
     }
-    outln!("{}", transitions_table(transitions, true));
+    outln!(
+        "{}",
+        transitions_table(transitions, Some(&Labels::new()), table_width())
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use shiplane::release::Cause;
+
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        for (ms, shown) in [
+            (0, "0ms"),
+            (850, "850ms"),
+            (42_000, "42s"),
+            (192_000, "3m12s"),
+            (3_900_000, "1h05m"),
+            (183_600_000, "2d3h"),
+        ] {
+            assert_eq!(duration(ms), shown, "{ms} ms");
+        }
+    }
+
+    fn step(at: u64, detail: &str) -> Transition {
+        Transition {
+            at: Timestamp(1_750_000_000_000 + at),
+            service: "api".into(),
+            environment: "dev".into(),
+            release: None,
+            from: Some(StageState::Deploying),
+            to: Some(StageState::Baking),
+            cause: Cause::DeploymentSucceeded,
+            actor: None,
+            detail: Some(detail.into()),
+        }
+    }
+
+    #[test]
+    fn each_step_says_how_long_after_the_one_before_and_the_total_is_under() {
+        let steps = [step(0, "a"), step(1_500, "b"), step(62_000, "c")];
+        let text = transitions_table(&steps, None, None).to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("STEP"), "{text}");
+        assert!(lines[1].contains(" - "), "{text}");
+        assert!(lines[2].contains("+1s"), "{text}");
+        assert!(lines[3].contains("+1m00s"), "{text}");
+        assert!(total(&steps).unwrap().starts_with("total 1m02s"));
+    }
+
+    #[test]
+    fn the_detail_wraps_to_the_width_and_stays_whole_without_one() {
+        let long = "check orders failed: ".to_string() + &"the answer was not ok ".repeat(20);
+        let steps = [step(0, &long)];
+        let wrapped = transitions_table(&steps, None, Some(130)).to_string();
+        assert!(
+            wrapped.lines().all(|l| l.chars().count() <= 130),
+            "{wrapped}"
+        );
+        assert!(wrapped.lines().count() > 3, "wrapped: {wrapped}");
+        let words = |t: &str| t.split_whitespace().filter(|w| *w == "answer").count();
+        assert_eq!(words(&wrapped), 20, "no word lost");
+        let whole = transitions_table(&steps, None, None).to_string();
+        assert_eq!(whole.lines().count(), 2, "one line per step: {whole}");
+        let narrow = transitions_table(&steps, None, Some(40)).to_string();
+        let detail_width = narrow
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split("  ").filter(|c| !c.trim().is_empty()).last())
+            .map_or(0, |c| c.trim().chars().count());
+        assert!(
+            detail_width >= 20,
+            "a terminal too narrow still leaves the detail readable: {narrow}"
+        );
+    }
 }

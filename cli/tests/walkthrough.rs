@@ -95,6 +95,9 @@ fn the_walkthrough_in_docs_cli_md_runs_as_written() {
         "applied pipeline version 1 (3 services) as walkthrough",
         "awaiting_approval",
         "exit code 3",
+        "release etl@20261207-abc1234 (",
+        "etl@20261207-abc1234 reached succeeded in prod",
+        "total ",
         "cancelled",
         "paused",
     ] {

@@ -218,7 +218,7 @@ mod tests {
         assert_chatbot_schema(&m);
         assert_eq!(
             m["content"]["nextSteps"][0],
-            format!("`shiplane approve {} prod`", r.id).as_str()
+            "`shiplane approve api@v1.2.0 prod`"
         );
         assert_eq!(
             m["content"]["title"],

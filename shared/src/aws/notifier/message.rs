@@ -11,10 +11,18 @@ pub const SUBJECT_MAX: usize = 99;
 /// tag cannot push the state out of the subject.
 const LABEL_MAX: usize = 40;
 
-/// How the CLI names a release on its command line. The one place to change when the CLI
-/// accepts other names (`SERVICE@TAG`): every command a notification suggests uses it.
-pub fn release_arg(id: &ReleaseId) -> String {
-    id.to_string()
+/// How the CLI names a release on its command line, in every command a notification
+/// suggests: `SERVICE@TAG` by its first tag (what a person pushed and recognises), its id
+/// when it has no tag or the release is not at hand. The CLI resolves a tag to the newest
+/// release pushed under it.
+pub fn release_arg(id: &ReleaseId, release: Option<&Release>) -> String {
+    match release
+        .filter(|r| &r.id == id)
+        .and_then(|r| Some((r, r.tags.first()?)))
+    {
+        Some((r, tag)) => format!("{}@{tag}", r.service),
+        None => id.to_string(),
+    }
 }
 
 /// What a notification tells a person, besides its subject.
@@ -159,15 +167,19 @@ pub fn guidance(kind: NotificationKind, t: &Transition, release: Option<&Release
     Guidance {
         what,
         why,
-        next_steps: next_steps(kind, t),
+        next_steps: next_steps(kind, t, release),
     }
 }
 
 /// The commands a person types next after `t`, the most likely first.
-pub fn next_steps(kind: NotificationKind, t: &Transition) -> Vec<String> {
+pub fn next_steps(
+    kind: NotificationKind,
+    t: &Transition,
+    release: Option<&Release>,
+) -> Vec<String> {
     let (svc, env) = (t.service.as_str(), t.environment.as_str());
     let status = format!("shiplane status {svc}");
-    let Some(id) = t.release.as_ref().map(release_arg) else {
+    let Some(id) = t.release.as_ref().map(|id| release_arg(id, release)) else {
         return match t.cause {
             Cause::Paused => vec![format!("shiplane resume {svc} {env}"), status],
             _ => vec![status],
@@ -248,16 +260,40 @@ mod tests {
             actor: None,
             detail: Some("hook failed".into()),
         };
-        let steps = next_steps(NotificationKind::Failed, &t);
+        let steps = next_steps(NotificationKind::Failed, &t, None);
         assert_eq!(
             steps,
             [
-                format!("shiplane history {}", release_arg(&id)),
-                format!("shiplane retry {} prod", release_arg(&id)),
-            ]
+                format!("shiplane history {id}"),
+                format!("shiplane retry {id} prod"),
+            ],
+            "without the release at hand, its id"
         );
         let g = guidance(NotificationKind::Failed, &t, None);
         assert_eq!(g.what, format!("api {id} failed in prod."));
         assert_eq!(g.why, "deployment failed: hook failed");
+
+        let mut release = Release::new(
+            id.clone(),
+            "api",
+            "shiplane/api",
+            crate::release::Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap(),
+            Some("v1.2.0"),
+            crate::release::Timestamp(1),
+        );
+        assert_eq!(
+            next_steps(NotificationKind::Failed, &t, Some(&release)),
+            [
+                "shiplane history api@v1.2.0",
+                "shiplane retry api@v1.2.0 prod"
+            ],
+            "a tagged release by SERVICE@TAG"
+        );
+        release.tags.clear();
+        assert_eq!(
+            next_steps(NotificationKind::Failed, &t, Some(&release))[1],
+            format!("shiplane retry {id} prod"),
+            "an untagged one by its id"
+        );
     }
 }

@@ -126,7 +126,10 @@ impl Notification {
                 release.label()
             ),
             why: format!("an image was pushed to {}", release.repository),
-            next_steps: vec![format!("shiplane history {}", release_arg(&release.id))],
+            next_steps: vec![format!(
+                "shiplane history {}",
+                release_arg(&release.id, Some(release))
+            )],
         };
         Notification {
             kind: NotificationKind::ReleaseCreated,
@@ -569,7 +572,12 @@ mod tests {
         );
         assert_eq!(
             n.body["command"],
-            format!("shiplane approve {} production-eu-west", r.id).as_str()
+            format!(
+                "shiplane approve payments-gateway-eu@{} production-eu-west",
+                r.label()
+            )
+            .as_str(),
+            "the whole command, by SERVICE@TAG, in the body"
         );
     }
 
