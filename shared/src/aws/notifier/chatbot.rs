@@ -218,7 +218,7 @@ mod tests {
         assert_chatbot_schema(&m);
         assert_eq!(
             m["content"]["nextSteps"][0],
-            "`shiplane approve api@v1.2.0 prod`"
+            format!("`shiplane approve {} prod`", r.id)
         );
         assert_eq!(
             m["content"]["title"],

@@ -572,12 +572,8 @@ mod tests {
         );
         assert_eq!(
             n.body["command"],
-            format!(
-                "shiplane approve payments-gateway-eu@{} production-eu-west",
-                r.label()
-            )
-            .as_str(),
-            "the whole command, by SERVICE@TAG, in the body"
+            format!("shiplane approve {} production-eu-west", r.id).as_str(),
+            "the whole command, by id, in the body"
         );
     }
 
