@@ -295,6 +295,9 @@ async fn run_with_aws(cli: &Cli, config: &SdkConfig) -> Result<(), Failure> {
                 )))
             }
         }
+        Command::Dashboard { port, ref who } => {
+            crate::dashboard::serve(config, &cli.table, who, port, cli.json).await
+        }
         Command::Metrics(ref args) => {
             let store = store(config, &cli.table).await;
             let (_, pipeline) = valid_pipeline(&store).await?;
