@@ -72,6 +72,18 @@ fn release_link(r: &ReleaseSummary) -> String {
     )
 }
 
+/// A row naming a release (left open for more on the same line).
+fn release_row(key: &str, r: &ReleaseSummary, with_state: bool) -> String {
+    let state = match r.state {
+        Some(st) if with_state => state_badge(st),
+        _ => String::new(),
+    };
+    format!(
+        "<div class=\"row\"><span class=\"k\">{key}</span>{}{state}",
+        release_link(r)
+    )
+}
+
 /// A form whose button posts one action with the page's token.
 fn action(frame: &Frame, verb: &str, label: &str, fields: &[(&str, &str)], reason: bool) -> String {
     let mut f = format!(
@@ -287,22 +299,13 @@ fn lane_card(lane: &LaneBoard, frame: &Frame, now: Timestamp) -> String {
         // A release that runs while it bakes is shown once, in flight.
         Some(_) if same(&s.current, &s.in_flight) => {}
         Some(r) => {
-            let _ = write!(
-                c,
-                "<div class=\"row\"><span class=\"k\">running</span>{}{}</div>",
-                release_link(r),
-                r.state.map(state_badge).unwrap_or_default()
-            );
+            c.push_str(&release_row("running", r, true));
+            c.push_str("</div>");
         }
         None => c.push_str("<div class=\"row\"><span class=\"k\">running</span><span class=\"dim\">nothing yet</span></div>"),
     }
     if let Some(r) = &s.in_flight {
-        let _ = write!(
-            c,
-            "<div class=\"row\"><span class=\"k\">in flight</span>{}{}",
-            release_link(r),
-            r.state.map(state_badge).unwrap_or_default()
-        );
+        c.push_str(&release_row("in flight", r, true));
         if let Some(stage) = &lane.in_flight_stage {
             let _ = write!(
                 c,
@@ -365,20 +368,14 @@ fn lane_card(lane: &LaneBoard, frame: &Frame, now: Timestamp) -> String {
         }
         c.push_str("</ul></div>");
     }
-    if let Some(r) = &s.queued {
-        let _ = write!(
-            c,
-            "<div class=\"row\"><span class=\"k\">next</span>{}{}</div>",
-            release_link(r),
-            r.state.map(state_badge).unwrap_or_default()
-        );
-    }
-    if let Some(r) = &s.last_known_good {
-        let _ = write!(
-            c,
-            "<div class=\"row\"><span class=\"k\">known good</span>{}</div>",
-            release_link(r)
-        );
+    for (key, r, with_state) in [
+        ("next", &s.queued, true),
+        ("known good", &s.last_known_good, false),
+    ] {
+        if let Some(r) = r {
+            c.push_str(&release_row(key, r, with_state));
+            c.push_str("</div>");
+        }
     }
     let mut actions = String::new();
     if let Some(r) = &s.queued {
