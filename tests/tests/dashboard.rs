@@ -534,6 +534,19 @@ async fn the_dashboard_renders_the_demos_world_in_a_browser_and_its_approve_butt
         state(&store, &v4, "staging").await,
         Some(StageState::Deploying)
     );
+    // Where the redirect leads, the browser shows what the button did.
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .expect("a Location");
+    let page = rendered_text(&browse(&["--dump-dom"], &format!("{origin}{location}")));
+    assert!(
+        page.contains("approve: done; api/staging awaiting_approval → deploying"),
+        "{page}"
+    );
     let approved = store
         .history_of_release(&v4)
         .await

@@ -25,6 +25,7 @@ pub struct Board {
     pub at: Timestamp,
 }
 
+/// One service's row: its lanes in promotion order.
 #[derive(Debug, Serialize)]
 pub struct ServiceBoard {
     pub name: String,
@@ -49,6 +50,7 @@ pub struct LaneBoard {
     pub checks: Vec<CheckView>,
 }
 
+/// A watched alarm as the lane last saw it (the state the engine's gates act on).
 #[derive(Debug, Serialize)]
 pub struct AlarmView {
     pub name: String,
@@ -57,6 +59,7 @@ pub struct AlarmView {
     pub since: Option<Timestamp>,
 }
 
+/// One lifecycle-hook check, read back from its history record.
 #[derive(Debug, Serialize)]
 pub struct CheckView {
     pub at: Timestamp,

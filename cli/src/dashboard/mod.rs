@@ -350,6 +350,7 @@ impl Dashboard {
 fn done(verb: &str, transitions: &[Transition]) -> String {
     let moves: Vec<String> = transitions
         .iter()
+        .filter(|t| t.from != t.to)
         .filter_map(|t| {
             let to = t.to?;
             Some(format!(
