@@ -1,5 +1,6 @@
 # Shiplane. `make demo` shows the release flow against the local AWS; `make test` runs every test.
-# Both install what they need: Python packages into .venv/, nothing system-wide.
+# Both install what they need: Python packages into .venv/; `make test` also Debian's chromium
+# (as root, when it is missing) for the dashboard's browser test.
 
 SHELL := /bin/bash
 VENV := .venv
@@ -12,10 +13,11 @@ export SHIPLANE_PYTHON := $(CURDIR)/$(PY)
 TARGET_DIR = $(eval TARGET_DIR := $(shell cargo metadata --format-version 1 --no-deps --locked \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'))$(if $(TARGET_DIR),$(TARGET_DIR),$(error cannot ask cargo where it builds: run `cargo metadata --no-deps` to see why))
 
-.PHONY: test lint fmt unit emulator-tests python-tests demo emulator build lambda-binaries check-arch deploy venv clean bench bench-profiles sim
+.PHONY: test browser lint fmt unit emulator-tests python-tests demo emulator build lambda-binaries check-arch deploy venv clean bench bench-profiles sim
 
-## test: formatting, clippy, every unit test, and the tests against the local AWS
-test: lint python-tests emulator-tests
+## test: formatting, clippy, every unit test, and the tests against the local AWS (the
+## dashboard's in a headless chromium: `browser`)
+test: browser lint python-tests emulator-tests
 	@infra/test-summary.sh $(TARGET_DIR)/pytest.log $(TARGET_DIR)/cargo-test.log
 
 ## lint: fmt and clippy; template.yaml through cfn-lint, `sam validate --lint` and checkov
@@ -46,12 +48,25 @@ fmt:
 unit:
 	cargo test --workspace --locked --lib --bins
 
+## browser: Debian's chromium for the dashboard's browser test (tests/tests/dashboard.rs):
+## installed when missing and run as root (CI), else the command to run; SHIPLANE_CHROMIUM
+## names another Chromium binary instead
+browser:
+	@if [ -n "$${SHIPLANE_CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the dashboard's browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+	  echo "the dashboard's browser test needs chromium, and installing it needs root: run \`sudo apt-get install --no-install-recommends chromium\` (Debian), or set SHIPLANE_CHROMIUM to a Chromium binary" >&2; \
+	  exit 1; \
+	fi
+
 python-tests: venv
 	@mkdir -p $(TARGET_DIR)
 	set -o pipefail; $(PY) -m pytest -q infra/local/test_shiplane_moto.py infra/test_template.py 2>&1 | tee $(TARGET_DIR)/pytest.log
 
 ## emulator-tests: every Rust test (unit and integration) with the emulator running
-emulator-tests: venv
+emulator-tests: venv browser
 	@mkdir -p $(TARGET_DIR)
 	set -o pipefail; $(EMULATOR) cargo test --workspace --locked --all-targets 2>&1 | tee $(TARGET_DIR)/cargo-test.log
 

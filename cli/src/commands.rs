@@ -8,7 +8,9 @@ use shiplane::aws::{
 };
 use shiplane::engine::{Deps, EngineError, PushOutcome};
 use shiplane::pipeline::Pipeline;
-use shiplane::release::{Digest, Event, LaneEvent, Release, ReleaseId, StageState, Timestamp};
+use shiplane::release::{
+    Digest, Event, Lane, LaneEvent, Release, ReleaseId, StageState, Timestamp, Transition,
+};
 use shiplane::store::{DynamoStore, ReleaseStore, StoredPipeline};
 
 use crate::output::{errln, out, outln};
@@ -317,6 +319,9 @@ async fn run_with_aws(cli: &Cli, config: &SdkConfig) -> Result<(), Failure> {
                 )))
             }
         }
+        Command::Dashboard { port, ref who } => {
+            crate::dashboard::serve(config, &cli.table, who, port, cli.json).await
+        }
         Command::Metrics(ref args) => {
             let store = store(config, &cli.table).await;
             let pipeline = stored_pipeline(&store).await?;
@@ -334,9 +339,9 @@ async fn run_with_aws(cli: &Cli, config: &SdkConfig) -> Result<(), Failure> {
 }
 
 /// The clients a command that may start or stop deployments needs.
-type CliDeps = Deps<DynamoStore, AwsDeployer, CliNotifier, SchedulerTimer>;
+pub(crate) type CliDeps = Deps<DynamoStore, AwsDeployer, CliNotifier, SchedulerTimer>;
 
-async fn deps(config: &SdkConfig, table: &str, aws: &Reach) -> CliDeps {
+pub(crate) async fn deps(config: &SdkConfig, table: &str, aws: &Reach) -> CliDeps {
     let config = config.clone();
     Deps {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table),
@@ -452,30 +457,30 @@ pub(crate) fn known_stage(
 }
 
 /// What an operator asked of a release, to say in plain words why the state refused it.
-struct Asked {
+pub(crate) struct Asked {
     /// The command's verb: "approve".
     verb: &'static str,
     /// The states it applies to, as a clause: "only a release awaiting approval there can be approved".
     needs: &'static str,
 }
 
-const APPROVE: Asked = Asked {
+pub(crate) const APPROVE: Asked = Asked {
     verb: "approve",
     needs: "only a release awaiting approval there can be approved",
 };
-const REJECT: Asked = Asked {
+pub(crate) const REJECT: Asked = Asked {
     verb: "reject",
     needs: "only a release awaiting approval or queued there can be rejected",
 };
-const RETRY: Asked = Asked {
+pub(crate) const RETRY: Asked = Asked {
     verb: "retry",
     needs: "only a stage that failed, was rolled back or cancelled can be retried",
 };
-const PROMOTE: Asked = Asked {
+pub(crate) const PROMOTE: Asked = Asked {
     verb: "promote",
     needs: "only a release baking there can be promoted early",
 };
-const CANCEL: Asked = Asked {
+pub(crate) const CANCEL: Asked = Asked {
     verb: "cancel",
     needs: "only a stage that has not ended can be cancelled",
 };
@@ -491,6 +496,21 @@ async fn release_event(
     asked: Asked,
 ) -> Result<(), Failure> {
     let deps = deps(config, &cli.table, &who.aws).await;
+    let transitions = act_on_release(&deps, release, environment, event, &asked).await?;
+    render::transitions(&transitions, cli.json);
+    Ok(())
+}
+
+/// Applies an operator's event to one release (as an operator names it: `SERVICE@TAG`, an
+/// id or its start) in one environment through the engine: the one path the CLI's release
+/// commands and the dashboard's buttons share. A refusal says why in plain words.
+pub(crate) async fn act_on_release(
+    deps: &CliDeps,
+    release: &str,
+    environment: &str,
+    event: Event,
+    asked: &Asked,
+) -> Result<Vec<Transition>, Failure> {
     let found = named(&deps.store, release).await?;
     let id = found.id.clone();
     let engine = deps.engine();
@@ -510,14 +530,13 @@ async fn release_event(
     if report.transitions.is_empty() {
         let now = deps.store.release(&id).await?.map_or(found, |r| r.item);
         return Err(Failure::Refused(refusal(
-            &asked,
+            asked,
             &now,
             environment,
             &report.refused.join("; "),
         )));
     }
-    render::transitions(&report.transitions, cli.json);
-    Ok(())
+    Ok(report.transitions)
 }
 
 /// Why a release command changed nothing, in plain words: where the release is and what
@@ -561,6 +580,19 @@ async fn lane_event(
     who: &Operator,
 ) -> Result<(), Failure> {
     let deps = deps(config, &cli.table, &who.aws).await;
+    let transitions = act_on_lane(&deps, service, environment, event).await?;
+    render::transitions(&transitions, cli.json);
+    Ok(())
+}
+
+/// Applies an operator's event to a service's environment through the engine: the one
+/// path the CLI's lane commands and the dashboard's buttons share.
+pub(crate) async fn act_on_lane(
+    deps: &CliDeps,
+    service: &str,
+    environment: &str,
+    event: LaneEvent,
+) -> Result<Vec<Transition>, Failure> {
     let engine = deps.engine();
     let pipeline = engine.pipeline().await.map_err(engine_failure)?;
     known_stage(&pipeline, service, environment)?;
@@ -576,8 +608,7 @@ async fn lane_event(
             why
         }));
     }
-    render::transitions(&report.transitions, cli.json);
-    Ok(())
+    Ok(report.transitions)
 }
 
 async fn store(config: &SdkConfig, table: &str) -> DynamoStore {
@@ -686,13 +717,7 @@ pub(crate) async fn actor_name(
 }
 
 async fn status(store: &DynamoStore, only: Option<&str>, json: bool) -> Result<(), Failure> {
-    let stored = current_pipeline(store).await?;
-    let pipeline = Pipeline::from_toml(&stored.source).map_err(|e| {
-        Failure::Failed(format!(
-            "the stored pipeline (version {}) no longer validates: {e}",
-            stored.version
-        ))
-    })?;
+    let (stored, pipeline) = valid_pipeline(store).await?;
     let services: Vec<&shiplane::pipeline::Service> = match only {
         Some(name) => vec![pipeline.services.get(name).ok_or_else(|| {
             Failure::BadInput(format!(
@@ -711,33 +736,12 @@ async fn status(store: &DynamoStore, only: Option<&str>, json: bool) -> Result<(
     let mut rows = Vec::new();
     let mut cache: BTreeMap<ReleaseId, Release> = BTreeMap::new();
     for service in services {
-        let lanes = store.lanes(&service.name).await?;
-        for stage in &service.stages {
-            let lane = lanes
-                .iter()
-                .find(|l| l.item.environment == stage.environment)
-                .map(|l| l.item.clone())
-                .unwrap_or_else(|| shiplane::release::Lane::new(&service.name, &stage.environment));
-            for id in shiplane::release::LaneView::referenced(&lane) {
-                if !cache.contains_key(&id)
-                    && let Some(r) = store.release(&id).await?
-                {
-                    cache.insert(id, r.item);
-                }
-            }
-            let mut held_by = Vec::new();
-            for watched in &stage.hold_while_alarms_in {
-                for l in lanes.iter().filter(|l| &l.item.environment == watched) {
-                    held_by.extend(
-                        l.item
-                            .firing_alarms()
-                            .into_iter()
-                            .map(|name| format!("{name} ({watched})")),
-                    );
-                }
-            }
-            rows.push(LaneStatus::new(lane, stage.freeze, held_by, &cache));
-        }
+        rows.extend(
+            service_lanes(store, service, &mut cache)
+                .await?
+                .into_iter()
+                .map(|(_, row)| row),
+        );
     }
     render::status(&rows, json);
     Ok(())
@@ -751,6 +755,61 @@ pub(crate) async fn named<S: ReleaseStore>(store: &S, name: &str) -> Result<Rele
         errln!("{note}");
     }
     Ok(found.release)
+}
+
+/// The stored pipeline and what it parses to; a stored file that no longer validates is a
+/// failure naming its version (what `status`, `metrics` and the dashboard read).
+pub(crate) async fn valid_pipeline(
+    store: &DynamoStore,
+) -> Result<(StoredPipeline, Pipeline), Failure> {
+    let stored = current_pipeline(store).await?;
+    let pipeline = Pipeline::from_toml(&stored.source).map_err(|e| {
+        Failure::Failed(format!(
+            "the stored pipeline (version {}) no longer validates: {e}",
+            stored.version
+        ))
+    })?;
+    Ok((stored, pipeline))
+}
+
+/// A service's lanes in promotion order, each as stored (an empty one where nothing has
+/// arrived yet) with its status row; the releases they name are read once into `cache`.
+/// What `shiplane status` prints and the dashboard draws.
+pub(crate) async fn service_lanes(
+    store: &DynamoStore,
+    service: &shiplane::pipeline::Service,
+    cache: &mut BTreeMap<ReleaseId, Release>,
+) -> Result<Vec<(Lane, LaneStatus)>, Failure> {
+    let lanes = store.lanes(&service.name).await?;
+    let mut rows = Vec::new();
+    for stage in &service.stages {
+        let lane = lanes
+            .iter()
+            .find(|l| l.item.environment == stage.environment)
+            .map(|l| l.item.clone())
+            .unwrap_or_else(|| Lane::new(&service.name, &stage.environment));
+        for id in shiplane::release::LaneView::referenced(&lane) {
+            if !cache.contains_key(&id)
+                && let Some(r) = store.release(&id).await?
+            {
+                cache.insert(id, r.item);
+            }
+        }
+        let mut held_by = Vec::new();
+        for watched in &stage.hold_while_alarms_in {
+            for l in lanes.iter().filter(|l| &l.item.environment == watched) {
+                held_by.extend(
+                    l.item
+                        .firing_alarms()
+                        .into_iter()
+                        .map(|name| format!("{name} ({watched})")),
+                );
+            }
+        }
+        let row = LaneStatus::new(lane.clone(), stage.freeze, held_by, cache);
+        rows.push((lane, row));
+    }
+    Ok(rows)
 }
 
 async fn history(

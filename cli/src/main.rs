@@ -9,6 +9,7 @@
 
 mod commands;
 mod config_file;
+mod dashboard;
 mod diagnose;
 mod follow;
 mod metrics;
@@ -227,6 +228,17 @@ enum Command {
         service: Option<String>,
         #[command(flatten)]
         aws: Reach,
+    },
+    /// Serve a local web page on 127.0.0.1 (prints its URL): every service's lanes, the
+    /// release in each with its state, checks, bake countdown, alarms and queue, each
+    /// release's timeline, and buttons to approve, reject, cancel and roll back. Buttons
+    /// act as you: your AWS credentials, recorded as --actor or your AWS identity.
+    Dashboard {
+        /// The port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 3100)]
+        port: u16,
+        #[command(flatten)]
+        who: Operator,
     },
     /// The four DORA figures from history: deployment frequency, lead time for changes
     /// (push → production), change-failure rate and time to restore.

@@ -85,7 +85,7 @@ pub fn rfc3339(t: Timestamp) -> String {
 
 /// `value` with every time (a number under one of [`TIME_KEYS`]) in RFC 3339, so scripts
 /// read one time format everywhere.
-fn rfc3339_times(value: Value) -> Value {
+pub(crate) fn rfc3339_times(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()

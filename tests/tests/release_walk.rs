@@ -258,7 +258,10 @@ async fn a_release_walks_dev_staging_prod_through_its_bake_timer_approvals_and_g
         .unwrap();
     assert_eq!(
         approval["command"],
-        format!("shiplane approve {} prod", approval["release"].as_str().unwrap()),
+        format!(
+            "shiplane approve {} prod",
+            approval["release"].as_str().unwrap()
+        ),
         "the command names the release by id: a tag may move to another release"
     );
 }

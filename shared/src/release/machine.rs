@@ -622,15 +622,30 @@ impl<'p> Work<'p> {
     }
 
     /// The time a change of `id`'s stage here is recorded at: the decision's, but never
-    /// before the stage's last change. A decision's time is its invocation's start, and a
-    /// decision that lost a race decides again after a later one committed: its history
-    /// must still read in the order things happened.
+    /// before the stage's last change or the last entry of its history. A decision's time
+    /// is its invocation's start, and a decision that lost a race decides again after a
+    /// later one committed: its history must still read in the order things happened.
     fn stage_time(&self, id: &ReleaseId) -> Timestamp {
         self.view
             .releases
             .get(id)
             .and_then(|r| r.stages.get(&self.view.lane.environment))
-            .map_or(self.now, |s| s.since.max(self.now))
+            .map_or(self.now, |s| {
+                s.since.max(s.noted.unwrap_or_default()).max(self.now)
+            })
+    }
+
+    /// Marks `id`'s stage here as written at `at` ([`Stage::noted`]).
+    fn noted(&mut self, id: &ReleaseId, at: Timestamp) {
+        let env = &self.view.lane.environment;
+        if let Some(stage) = self
+            .view
+            .releases
+            .get_mut(id)
+            .and_then(|r| r.stages.get_mut(env))
+        {
+            stage.noted = Some(at);
+        }
     }
 
     /// Moves a release to `to`, recording the transition; entering a state sets its deadline.
@@ -717,6 +732,7 @@ impl<'p> Work<'p> {
         let at = self.stage_time(id);
         let service = self.release(id)?.service.clone();
         self.changed.insert(id.clone());
+        self.noted(id, at);
         self.transitions.push(Transition {
             at,
             service,

@@ -357,6 +357,10 @@ pub struct Stage {
     /// answer of one of them is not taken for the try that runs now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ended: Vec<String>,
+    /// When this stage's history was last written: a change decided later (by a decision
+    /// that lost a race and decided again) is never recorded before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noted: Option<Timestamp>,
 }
 
 impl Stage {
@@ -380,6 +384,7 @@ impl Stage {
             restore_failures: 0,
             resumed: 0,
             ended: Vec::new(),
+            noted: None,
         }
     }
 }

@@ -6,6 +6,9 @@
 //! driver plays that part with the real payload shapes. Every step checks what it scripted
 //! and the demo exits 1 at the first that did not happen. `SHIPLANE_DEMO_BREAK=v1-health`
 //! breaks the first version's health on purpose (the test of that exit).
+//! `SHIPLANE_DEMO_WORLD=FILE` writes where the story happens (table, topic, schedule group,
+//! function and role ARNs) to FILE as JSON, so a test can look at it afterwards (the
+//! dashboard's browser test does).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{IsTerminal, Write};
@@ -155,6 +158,18 @@ impl Demo {
             "--state",
             "OK",
         ]);
+        if let Some(file) = std::env::var_os("SHIPLANE_DEMO_WORLD") {
+            let world = json!({
+                "table": store.table(),
+                "topic_arn": account.topic_arn,
+                "queue_url": account.queue_url,
+                "schedule_group": account.schedule_group,
+                "promote_function_arn": account.promote_function_arn,
+                "scheduler_role_arn": account.scheduler_role_arn,
+            });
+            std::fs::write(&file, world.to_string())
+                .map_err(|e| format!("SHIPLANE_DEMO_WORLD {}: {e}", Path::new(&file).display()))?;
+        }
         let demo_env = account.function_env(&store);
         let env: Vec<(&str, &str)> = demo_env.iter().map(|(k, v)| (*k, *v)).collect();
         let demo = Demo {

@@ -1719,6 +1719,38 @@ fn history_never_goes_back_in_time_for_a_stage() {
     assert_eq!(d.view.releases[&id(1)].stages[ENV].since, later);
 }
 
+/// The same for a fact recorded without a change of state: a bake timer's outcome recorded
+/// at T+2s, then a rollback decided at T+1s that lost the race to it, is recorded after it
+/// (found by the simulation, seed 58835: the history ended at `baking` under a rollback).
+#[test]
+fn history_never_goes_back_before_a_recorded_fact() {
+    let recorded = Timestamp(T0.0 + 2_000);
+    let timer = Event::BakeTimer {
+        schedule: "s".into(),
+        set: true,
+        error: Some("throttled".into()),
+    };
+    let view = apply(
+        &view_in(Some(StageState::Baking)),
+        &id(1),
+        &timer,
+        &policy(),
+        recorded,
+    )
+    .unwrap()
+    .view;
+    let alarm = Event::AlarmFired {
+        alarm: "api-dev-5xx".into(),
+    };
+    let d = apply(&view, &id(1), &alarm, &policy(), Timestamp(T0.0 + 1_000)).unwrap();
+    let rolled_back = d
+        .transitions
+        .iter()
+        .find(|t| t.release == Some(id(1)) && t.to == Some(StageState::RolledBack))
+        .unwrap();
+    assert_eq!(rolled_back.at, recorded);
+}
+
 /// What runs must be good: when a stop came too late (the deployment had succeeded), the
 /// lane records what runs and owes the last known good's restore, once. A success older
 /// than the current release's (it replaced it since) says nothing.
