@@ -27,6 +27,9 @@ own. This module adds, as AWS behaves:
 - ECS ListTaskDefinitions: `familyPrefix` a prefix, `sort` (ASC by family and revision,
   or DESC) and `maxResults`, as ECS answers them (moto lists one family exactly, in
   registration order, all of it).
+- ECS UpdateService with a new task definition starts a new deployment, as ECS does: a
+  PRIMARY one with its own id and that task definition, the one before kept as ACTIVE (moto
+  keeps one deployment and leaves its task definition as it was).
 - ECS RunTask with a clientToken: idempotent, as in ECS. A second RunTask with the same
   token returns the tasks the first one started instead of starting more (moto ignores the
   token, so two concurrent attempts would start two migrations).
@@ -77,6 +80,7 @@ import copy
 import json
 import re
 import urllib.parse
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -282,6 +286,32 @@ def list_task_definitions(self: EC2ContainerServiceResponse) -> ActionResult:
     found.sort(key=lambda td: (td.family, td.revision), reverse=descending)
     arns = [td.arn for td in found]
     return ActionResult({"taskDefinitionArns": arns[:limit] if limit else arns})
+
+
+_original_update_service = ecs_models.EC2ContainerServiceBackend.update_service
+
+
+def update_service(self: Any, service_properties: dict[str, Any]) -> Any:
+    task_definition = service_properties.get("task_definition")
+    cluster = service_properties.get("cluster", "default").split("/")[-1]
+    name = service_properties.get("service", "").split("/")[-1]
+    before = self.services.get(f"{cluster}:{name}")
+    old = getattr(before, "task_definition", None)
+    service = _original_update_service(self, service_properties)
+    if task_definition and task_definition != old and service.deployments:
+        primary = copy.deepcopy(service.deployments[0])
+        previous = dict(service.deployments[0], status="ACTIVE", taskDefinition=old)
+        now = datetime.now(timezone.utc)
+        primary.update(
+            id=f"ecs-svc/{uuid.uuid4().int % 10**19:019d}",
+            taskDefinition=task_definition,
+            status="PRIMARY",
+            rolloutState="IN_PROGRESS",
+            createdAt=now,
+            updatedAt=now,
+        )
+        service.deployments = [primary, previous]
+    return service
 
 
 def _ecs_backends() -> list[Any]:
@@ -672,6 +702,7 @@ def register() -> None:
     moto_api_urls.url_paths["{0}/moto-api/shiplane/codedeploy/reports$"] = reports
     EC2ContainerServiceResponse.run_task = run_task
     EC2ContainerServiceResponse.list_task_definitions = list_task_definitions
+    ecs_models.EC2ContainerServiceBackend.update_service = update_service
     moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-exit$"] = task_exit
     moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-set$"] = task_set_counts
     moto_api_urls.url_paths["{0}/moto-api/shiplane/lambda/answer$"] = lambda_answer

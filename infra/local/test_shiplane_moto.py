@@ -376,6 +376,21 @@ def test_task_definitions_are_listed_by_prefix_newest_first_and_bounded(ecs):
     assert names(everything) == ["api:1", "api:2", "api:3", "api-migrate:1"]
 
 
+def test_update_service_with_a_new_task_definition_starts_a_primary_deployment(ecs):
+    td = lambda: ecs.register_task_definition(
+        family="web", containerDefinitions=[{"name": "app", "image": "i", "memory": 128}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    first, second = td(), td()
+    ecs.create_service(cluster="c", serviceName="web", taskDefinition=first, desiredCount=1)
+    before = ecs.describe_services(cluster="c", services=["web"])["services"][0]["deployments"]
+    ecs.update_service(cluster="c", service="web", taskDefinition=second)
+    after = ecs.describe_services(cluster="c", services=["web"])["services"][0]["deployments"]
+    primary = [d for d in after if d["status"] == "PRIMARY"]
+    assert len(primary) == 1 and primary[0]["taskDefinition"] == second
+    assert primary[0]["id"] != before[0]["id"]
+    assert [d["taskDefinition"] for d in after if d["status"] == "ACTIVE"] == [first]
+
+
 def test_a_task_exits_with_the_code_it_is_given(ecs, endpoint):
     arn = ecs.run_task(cluster="c", taskDefinition="migrate")["tasks"][0]["taskArn"]
     status, body = post(endpoint, "/moto-api/shiplane/ecs/task-exit", {"taskArn": arn, "exitCode": 3})

@@ -53,6 +53,8 @@ pub struct Config {
     pub crash: f64,
     /// Mean time between two operator actions.
     pub operator_every: Duration,
+    /// Share of deployments an operator cancels while they are being created.
+    pub second_thoughts: f64,
     /// How often the reconciler runs.
     pub reconcile_every: Duration,
 }
@@ -71,6 +73,7 @@ impl Default for Config {
             fault: 0.02,
             crash: 0.05,
             operator_every: Duration::from_secs(30 * 60),
+            second_thoughts: 0.02,
             reconcile_every: Duration::from_secs(5 * 60),
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use shiplane::aws::{
     AlarmReader, BakeTimer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
     HookReporter, HookStatus, MigrationRun, Notification, Notifier, NotifyError, Origin, PushClock,
-    Timer, client_token, deployment_description, is_restore_description,
+    Tagged, Timer, client_token, deployment_description, is_restore_description,
     parse_deployment_description, pinned_revision, started_by,
 };
 use shiplane::checks::{CheckContext, CheckResult, Checker};
@@ -517,6 +517,15 @@ impl SimDeployer {
 impl Deployer for SimDeployer {
     async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
         let lane = lane_of(&self.sim, &req)?;
+        if !req.release.stages[&req.stage.environment].redeploy
+            && self.sim.hostile(self.sim.config.second_thoughts)
+        {
+            self.sim.world().emit(Emitted::SecondThoughts {
+                service: req.release.service.clone(),
+                environment: req.stage.environment.clone(),
+                release: req.release.id.clone(),
+            });
+        }
         let td = match pinned_revision(&req) {
             Some(pinned) => pinned.to_string(),
             None => self.revision(&req, &lane.family).await?,
@@ -655,6 +664,39 @@ impl Deployer for SimDeployer {
     async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
         self.sim
             .call("CodeDeploy GetDeployment", |w| origin_in(w, deployment_id))
+            .await
+    }
+
+    async fn ecs_origin(
+        &self,
+        cluster: &str,
+        service: &str,
+        deployment_id: &str,
+    ) -> Result<Option<Tagged>, DeployError> {
+        let key = format!("{cluster}/{service}");
+        let td = self
+            .sim
+            .call("ECS DescribeServices", |w| {
+                w.services.get(&key).and_then(|s| {
+                    s.deployments
+                        .iter()
+                        .find(|d| d.id == deployment_id)
+                        .map(|d| d.task_definition.clone())
+                })
+            })
+            .await?;
+        let Some(td) = td else {
+            return Ok(None);
+        };
+        self.sim
+            .call("ECS DescribeTaskDefinition", |w| {
+                let r = w.revision(&td)?;
+                Some(Tagged {
+                    release: ReleaseId::parse(r.release.as_deref()?).ok()?,
+                    environment: r.environment.clone()?,
+                    task_definition: td.clone(),
+                })
+            })
             .await
     }
 }
@@ -900,8 +942,12 @@ async fn ecs_rollout(sim: Arc<Sim>, ecs: String, id: String) {
         sim.trace(format!("  ECS {id} completed: {ecs} serves {td}"));
         Ok(())
     };
+    let service = ecs
+        .split_once('/')
+        .map(|(c, s)| (c.to_string(), s.to_string()));
     w.emit(Emitted::Ecs(ServiceDeploymentEnded {
         deployment_id: id,
+        service,
         outcome,
         at: now,
     }));

@@ -437,6 +437,12 @@ async fn dispatch(rig: Arc<Rig>, mut rx: UnboundedReceiver<Emitted>) {
         let sim = &rig.sim;
         // CodeDeploy invokes the deploy-hook itself (Lambda retries it); the rest travels
         // through EventBridge and Scheduler, and may be lost.
+        if let Emitted::SecondThoughts { .. } = event {
+            // An operator at the console: within moments, while the call is in flight.
+            *sim.pending() += 1;
+            tokio::spawn(deliver(rig.clone(), event, sim.ms(0, 40)));
+            continue;
+        }
         let droppable = !matches!(event, Emitted::Hook(_));
         if droppable && sim.hostile(sim.config.drop) {
             sim.count_drop(event.kind());
@@ -507,6 +513,11 @@ fn describe(event: &Emitted) -> String {
             t.release, t.service, t.environment, t.attempt
         ),
         Emitted::Hook(h) => format!("deploy-hook {} {}", h.deployment_id, h.execution_id),
+        Emitted::SecondThoughts {
+            service,
+            environment,
+            release,
+        } => format!("operator cancels {release} in {service}/{environment} (second thoughts)"),
     }
 }
 
@@ -538,6 +549,28 @@ async fn handle(rig: &Rig, event: &Emitted) -> Result<(), String> {
         Emitted::TaskStopped(t) => accepted(engine.on_task_stopped(t, now).await),
         Emitted::Alarm(a) => accepted(engine.on_alarm(a, now).await),
         Emitted::Timer(t) => accepted(engine.on_bake_timer_reading(&rig.alarms, t, now).await),
+        Emitted::SecondThoughts {
+            service,
+            environment,
+            release,
+        } => {
+            rig.sim.stats().operator_actions += 1;
+            rig.sim.world().operator_touched(service, environment, now);
+            let cancel = Event::Cancelled {
+                actor: "oncall".into(),
+                reason: "second thoughts".into(),
+            };
+            match engine
+                .on_event(&rig.pipeline, service, environment, release, cancel, now)
+                .await
+            {
+                Ok(report) => {
+                    trace_report(&rig.sim, &report);
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
         Emitted::Hook(h) => {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             engine

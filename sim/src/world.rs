@@ -12,7 +12,7 @@ use shiplane::inbound::codedeploy::DeploymentStateChange;
 use shiplane::inbound::ecs::{ServiceDeploymentEnded, TaskStopped};
 use shiplane::pipeline::LifecycleHook;
 use shiplane::release::intake::ImagePush;
-use shiplane::release::{AlarmState, Digest, Timestamp};
+use shiplane::release::{AlarmState, Digest, ReleaseId, Timestamp};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// How a pushed image misbehaves once it runs.
@@ -172,6 +172,13 @@ pub enum Emitted {
     Alarm(AlarmChange),
     Timer(BakeTimer),
     Hook(HookInvocation),
+    /// An operator cancels a release while its deployment is being created (second
+    /// thoughts): the stage ends while CreateDeployment or UpdateService is in flight.
+    SecondThoughts {
+        service: String,
+        environment: String,
+        release: ReleaseId,
+    },
 }
 
 impl Emitted {
@@ -185,6 +192,7 @@ impl Emitted {
             Emitted::Alarm(_) => "alarm",
             Emitted::Timer(_) => "timer",
             Emitted::Hook(_) => "hook",
+            Emitted::SecondThoughts { .. } => "operator",
         }
     }
 }

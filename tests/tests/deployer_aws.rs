@@ -5,7 +5,7 @@ use aws_sdk_ecs::types::{DesiredStatus, TaskDefinitionField};
 use serde_json::Value;
 use shiplane::aws::{
     AwsDeployer, DeployOutcome, DeployRequest, Deployer, MigrationRun, Origin, SchedulerTimer,
-    SnsNotifier, started_by,
+    SnsNotifier, Tagged, started_by,
 };
 use shiplane::engine::{Engine, PushOutcome};
 use shiplane::inbound::Inbound;
@@ -441,11 +441,34 @@ async fn rolling_updates_the_service_with_the_circuit_breaker_once() {
     let r = w.release("tiles", "v1");
     let out = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
     let DeployOutcome::Started {
-        task_definition, ..
+        task_definition,
+        deployment_id,
     } = out
     else {
         panic!("{out:?}")
     };
+    // Its deployment names the release by its revision's tags, for an event whose record
+    // was lost (issue #22, simulation seed 241).
+    let (cluster, service) = (format!("{}-dev", w.p), format!("{}-tiles-dev", w.p));
+    assert_eq!(
+        w.deployer
+            .ecs_origin(&cluster, &service, &deployment_id)
+            .await
+            .unwrap(),
+        Some(Tagged {
+            release: r.id.clone(),
+            environment: "dev".into(),
+            task_definition: task_definition.clone(),
+        })
+    );
+    assert_eq!(
+        w.deployer
+            .ecs_origin(&cluster, &service, "ecs-svc/0000")
+            .await
+            .unwrap(),
+        None,
+        "a deployment ECS does not list"
+    );
     let svc = w
         .ecs
         .describe_services()

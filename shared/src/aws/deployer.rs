@@ -226,6 +226,24 @@ pub trait Deployer: Send + Sync {
         &self,
         deployment_id: &str,
     ) -> impl Future<Output = Result<Option<Origin>, DeployError>> + Send;
+
+    /// The release an ECS service deployment Shiplane holds no reference to deploys, by
+    /// the tags of its task-definition revision (DescribeServices, DescribeTaskDefinition);
+    /// None for a revision Shiplane did not register, or a deployment ECS no longer lists.
+    fn ecs_origin(
+        &self,
+        cluster: &str,
+        service: &str,
+        deployment_id: &str,
+    ) -> impl Future<Output = Result<Option<Tagged>, DeployError>> + Send;
+}
+
+/// A task-definition revision Shiplane registered, by its tags ([`Deployer::ecs_origin`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tagged {
+    pub release: ReleaseId,
+    pub environment: String,
+    pub task_definition: String,
 }
 
 /// Where a deployment Shiplane holds no reference to came from ([`Deployer::origin`]).
@@ -1203,6 +1221,39 @@ impl Deployer for AwsDeployer {
         Ok(deployment_info(&self.codedeploy, deployment_id)
             .await?
             .and_then(origin_of))
+    }
+
+    async fn ecs_origin(
+        &self,
+        cluster: &str,
+        service: &str,
+        deployment_id: &str,
+    ) -> Result<Option<Tagged>, DeployError> {
+        let found = ecs_service(&self.ecs, cluster, service)
+            .await?
+            .deployments
+            .unwrap_or_default()
+            .into_iter()
+            .find(|d| d.id.as_deref() == Some(deployment_id))
+            .and_then(|d| d.task_definition);
+        let Some(arn) = found else {
+            return Ok(None);
+        };
+        let (_, tags) = self.task_definition(&arn).await?;
+        let tag = |k: &str| {
+            tags.iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+                .map(str::to_string)
+        };
+        let (Some(release), Some(environment)) = (tag(TAG_RELEASE), tag(TAG_ENVIRONMENT)) else {
+            return Ok(None);
+        };
+        Ok(ReleaseId::parse(&release).ok().map(|release| Tagged {
+            release,
+            environment,
+            task_definition: arn,
+        }))
     }
 
     async fn stop_deployment(

@@ -42,6 +42,8 @@ pub struct FakeDeployer {
     /// Deployments Shiplane made but never recorded, by id: what GetDeployment's
     /// description and AppSpec tell of them.
     pub unrecorded: Mutex<HashMap<String, Origin>>,
+    /// ECS service deployments Shiplane made but never recorded, by id: their revision's tags.
+    pub unrecorded_ecs: Mutex<HashMap<String, super::Tagged>>,
     /// Migrations already started, by `<release>@<environment>`: the client token.
     started: Mutex<HashMap<String, String>>,
     /// `<release>@<environment>` of every deploy or migration asked as fresh
@@ -202,6 +204,15 @@ impl Deployer for FakeDeployer {
             return Ok(Some(Origin::RollbackOf(original.clone())));
         }
         Ok(lock(&self.unrecorded).get(deployment_id).cloned())
+    }
+
+    async fn ecs_origin(
+        &self,
+        _cluster: &str,
+        _service: &str,
+        deployment_id: &str,
+    ) -> Result<Option<super::Tagged>, DeployError> {
+        Ok(lock(&self.unrecorded_ecs).get(deployment_id).cloned())
     }
 }
 

@@ -24,7 +24,7 @@ pub use appspec::appspec;
 pub(crate) use deployer::ecs_service;
 pub use deployer::{
     AwsDeployer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
-    MigrationRun, Origin, client_token, deployment_description, is_restore_description,
+    MigrationRun, Origin, Tagged, client_token, deployment_description, is_restore_description,
     parse_deployment_description, parse_started_by, pinned_revision, started_by,
 };
 pub use hooks::{CodeDeployHooks, HookReporter, HookStatus};

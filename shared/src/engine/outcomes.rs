@@ -58,11 +58,17 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                     let found = Found {
                         release,
                         environment,
-                        attempt,
+                        attempt: Some(attempt),
                         task_definition,
                     };
                     return self
-                        .unrecorded_deployment_ended(&pipeline, change, found, outcome, now)
+                        .unrecorded_deployment_ended(
+                            &pipeline,
+                            &change.deployment_id,
+                            found,
+                            outcome,
+                            now,
+                        )
                         .await;
                 }
                 Some(Origin::RollbackOf(original)) => self
@@ -90,15 +96,27 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
     ) -> Result<Inbound<Report>, EngineError> {
         let (pipeline, reference) =
             tokio::join!(self.pipeline(), self.store.deployment(&ended.deployment_id));
+        let outcome = ended.outcome.clone().map_err(|why| (Some(why), "failed"));
         let Some(reference) = reference? else {
+            // Shiplane's own if its revision says so (the invocation that made it died
+            // before recording it): recorded first, then ended as any other.
+            if let Some(found) = self.ecs_origin(ended).await {
+                return self
+                    .unrecorded_deployment_ended(
+                        &*pipeline?,
+                        &ended.deployment_id,
+                        found,
+                        outcome,
+                        now,
+                    )
+                    .await;
+            }
             return Ok(Inbound::Ignored(format!(
                 "ECS deployment {} was not started by Shiplane (a circuit breaker's rollback, or a change by hand)",
                 ended.deployment_id
             )));
         };
-        let pipeline = pipeline?;
-        let outcome = ended.outcome.clone().map_err(|why| (Some(why), "failed"));
-        self.deployment_ended(&pipeline, &reference, &ended.deployment_id, outcome, now)
+        self.deployment_ended(&*pipeline?, &reference, &ended.deployment_id, outcome, now)
             .await
     }
 
@@ -184,6 +202,26 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             .flatten()
     }
 
+    /// The release an ECS deployment Shiplane holds no reference to deploys, by its
+    /// revision's tags ([`Deployer::ecs_origin`]); None for another's, and when ECS cannot be
+    /// asked (logged: the reconciler finds the stage's truth at its lease or deadline).
+    async fn ecs_origin(&self, ended: &ServiceDeploymentEnded) -> Option<Found> {
+        let (cluster, service) = ended.service.as_ref()?;
+        let tagged = self
+            .deployer
+            .ecs_origin(cluster, service, &ended.deployment_id)
+            .await
+            .inspect_err(|e| warn!(deployment = %ended.deployment_id, error = ?e.message, "could not ask ECS whose deployment it is"))
+            .ok()??;
+        Some(Found {
+            release: tagged.release,
+            environment: tagged.environment,
+            // ECS's tags name no attempt: the stage's own is taken.
+            attempt: None,
+            task_definition: Some(tagged.task_definition),
+        })
+    }
+
     /// The release stage whose deployment a CodeDeploy automatic rollback deployment rolls
     /// back, with that deployment's id; None for any other deployment (or when CodeDeploy
     /// cannot be asked: logged).
@@ -209,12 +247,12 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
     async fn unrecorded_deployment_ended(
         &self,
         pipeline: &Pipeline,
-        change: &DeploymentStateChange,
+        id: &str,
         found: Found,
         outcome: Result<(), (Option<String>, &str)>,
         now: Timestamp,
     ) -> Result<Inbound<Report>, EngineError> {
-        let id = &change.deployment_id;
+        let id = &id.to_string();
         let Some(release) = self.store.release(&found.release).await? else {
             return Ok(Inbound::Ignored(format!(
                 "deployment {id} names release {}, which no longer exists",
@@ -227,10 +265,10 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 found.release, found.environment
             )));
         };
-        if stage.attempt != found.attempt {
+        if let Some(attempt) = found.attempt.filter(|a| *a != stage.attempt) {
             return Ok(Inbound::Ignored(format!(
-                "deployment {id} was attempt {} of release {} in {}, which is at attempt {} now; a late event changes nothing",
-                found.attempt, found.release, found.environment, stage.attempt
+                "deployment {id} was attempt {attempt} of release {} in {}, which is at attempt {} now; a late event changes nothing",
+                found.release, found.environment, stage.attempt
             )));
         }
         let reference = DeploymentRef {
@@ -361,12 +399,12 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
     }
 }
 
-/// The release, environment and attempt a deployment's description names, and the
-/// revision its AppSpec deploys.
+/// The release, environment and attempt (when known) a deployment Shiplane holds no
+/// reference to was made for, and the revision it deploys.
 struct Found {
     release: ReleaseId,
     environment: String,
-    attempt: u32,
+    attempt: Option<u32>,
     task_definition: Option<String>,
 }
 

@@ -154,10 +154,22 @@ pub struct EcsDeploymentStateChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceDeploymentEnded {
     pub deployment_id: String,
+    /// The service it deployed, `(cluster, service)` from the event's `resources` (the
+    /// service's ARN): where a deployment Shiplane holds no reference to is looked up.
+    pub service: Option<(String, String)>,
     /// Err: failed, with ECS's reason.
     pub outcome: Result<(), String>,
     /// When ECS says it happened (`updatedAt`, else the event's time).
     pub at: crate::release::Timestamp,
+}
+
+/// `(cluster, service)` of an ECS service ARN (`arn:…:service/<cluster>/<service>`); None for
+/// any other ARN (the old format without the cluster names none).
+fn service_of_arn(arn: &str) -> Option<(String, String)> {
+    let (_, path) = arn.split_once(":service/")?;
+    let (cluster, service) = path.split_once('/')?;
+    (!cluster.is_empty() && !service.is_empty() && !service.contains('/'))
+        .then(|| (cluster.to_string(), service.to_string()))
 }
 
 /// Parses a service deployment state change; only an ended deployment is news.
@@ -208,8 +220,14 @@ pub fn parse_service_deployment(
                 .map(crate::release::Timestamp)
         })
         .unwrap_or_default();
+    let service = event
+        .resources
+        .iter()
+        .flatten()
+        .find_map(|arn| service_of_arn(arn));
     Ok(Inbound::Accepted(ServiceDeploymentEnded {
         deployment_id,
+        service,
         outcome,
         at,
     }))
@@ -218,6 +236,21 @@ pub fn parse_service_deployment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_arn_names_its_cluster_and_service() {
+        assert_eq!(
+            service_of_arn("arn:aws:ecs:us-east-1:1:service/c/s"),
+            Some(("c".into(), "s".into()))
+        );
+        for other in [
+            "arn:aws:ecs:us-east-1:1:service/s",
+            "arn:aws:ecs:us-east-1:1:task/c/t",
+            "arn:aws:ecs:us-east-1:1:service/c/",
+        ] {
+            assert_eq!(service_of_arn(other), None, "{other}");
+        }
+    }
 
     fn deployment_fixture(name: &str) -> Result<Inbound<ServiceDeploymentEnded>, InvalidInput> {
         let path = format!(
@@ -236,6 +269,11 @@ mod tests {
             panic!()
         };
         assert_eq!(done.deployment_id, "ecs-svc/1234567890123456789");
+        assert_eq!(
+            done.service,
+            Some(("shiplane-dev".to_string(), "tiles-dev".to_string())),
+            "the service, from the event's resources"
+        );
         assert_eq!(done.outcome, Ok(()));
         assert_eq!(done.at.to_string(), "2026-11-24T12:31:10Z");
         let Ok(Inbound::Accepted(failed)) = deployment_fixture("service-deployment-failed") else {

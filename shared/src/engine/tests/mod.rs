@@ -1768,6 +1768,63 @@ mod deployment_outcomes {
     use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
     use crate::inbound::ecs::ServiceDeploymentEnded;
 
+    /// Found by the simulation (seed 241, an operator cancelling while UpdateService was in
+    /// flight): the deployment landed after the stage ended, its record was lost with the
+    /// invocation, and its end event was taken for someone else's while it served. Its
+    /// revision's tags name the release: it is recorded on the stage and undone.
+    #[tokio::test]
+    async fn an_ecs_deployment_that_landed_after_its_stage_ended_is_found_by_its_revisions_tags() {
+        let w = World::new().await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let id = w.pushed("shiplane/db", 1, "v1").await;
+        commit_only(&w, "db", "dev", &id, Event::MigrationSucceeded).await;
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+        let cancel = Event::Cancelled {
+            actor: "ana".into(),
+            reason: "second thoughts".into(),
+        };
+        e.on_event(&pipeline, "db", "dev", &id, cancel, T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Cancelled));
+        w.deployer.unrecorded_ecs.lock().unwrap().insert(
+            "ecs-svc/LATE".into(),
+            crate::aws::Tagged {
+                release: id.clone(),
+                environment: "dev".into(),
+                task_definition: "db-dev:9".into(),
+            },
+        );
+        let ended = ServiceDeploymentEnded {
+            deployment_id: "ecs-svc/LATE".into(),
+            service: Some(("shiplane-dev".into(), "db-dev".into())),
+            outcome: Ok(()),
+            at: T0,
+        };
+        let out = e.on_service_deployment(&ended, T0).await.unwrap();
+        assert!(matches!(out, Inbound::Accepted(_)), "{out:?}");
+        let stage = w.store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone();
+        assert_eq!(stage.deployment_id.as_deref(), Some("ecs-svc/LATE"));
+        assert_eq!(stage.task_definition.as_deref(), Some("db-dev:9"));
+        assert!(w.store.deployment("ecs-svc/LATE").await.unwrap().is_some());
+        let history = w.store.history_of_release(&id).await.unwrap();
+        assert!(
+            history.iter().any(|t| t
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("created after the stage ended"))),
+            "{history:?}"
+        );
+        // Without its service in the event, or of a revision Shiplane did not tag: as before.
+        let foreign = ServiceDeploymentEnded {
+            deployment_id: "ecs-svc/HAND".into(),
+            ..ended
+        };
+        let out = e.on_service_deployment(&foreign, T0).await.unwrap();
+        assert!(matches!(out, Inbound::Ignored(_)), "{out:?}");
+    }
+
     #[tokio::test]
     async fn a_rolling_services_ecs_deployment_ending_moves_the_stage_that_runs_it() {
         let w = World::new().await;
@@ -1781,12 +1838,14 @@ mod deployment_outcomes {
             .clone()
             .unwrap();
         let ended = |outcome| ServiceDeploymentEnded {
+            service: None,
             deployment_id: deployment.clone(),
             outcome,
             at: T0,
         };
         // Another deployment of the service (a circuit breaker's rollback): nothing.
         let other = ServiceDeploymentEnded {
+            service: None,
             deployment_id: "ecs-svc/999".into(),
             ..ended(Ok(()))
         };
@@ -1831,6 +1890,7 @@ mod deployment_outcomes {
             .clone()
             .unwrap();
         let done = ServiceDeploymentEnded {
+            service: None,
             deployment_id: deployment,
             outcome: Ok(()),
             at: T0,
@@ -3666,6 +3726,15 @@ mod known_items {
         ) -> Result<Option<crate::aws::Origin>, DeployError> {
             self.inner.origin(deployment_id).await
         }
+
+        async fn ecs_origin(
+            &self,
+            cluster: &str,
+            service: &str,
+            deployment_id: &str,
+        ) -> Result<Option<crate::aws::Tagged>, DeployError> {
+            self.inner.ecs_origin(cluster, service, deployment_id).await
+        }
     }
 
     #[tokio::test]
@@ -3796,6 +3865,15 @@ mod one_executor {
             deployment_id: &str,
         ) -> Result<Option<crate::aws::Origin>, DeployError> {
             self.inner.origin(deployment_id).await
+        }
+
+        async fn ecs_origin(
+            &self,
+            cluster: &str,
+            service: &str,
+            deployment_id: &str,
+        ) -> Result<Option<crate::aws::Tagged>, DeployError> {
+            self.inner.ecs_origin(cluster, service, deployment_id).await
         }
     }
 
