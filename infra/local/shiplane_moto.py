@@ -297,8 +297,10 @@ def update_service(self: Any, service_properties: dict[str, Any]) -> Any:
     name = service_properties.get("service", "").split("/")[-1]
     before = self.services.get(f"{cluster}:{name}")
     old = getattr(before, "task_definition", None)
+    force = service_properties.get("force_new_deployment") in (True, "true")
     service = _original_update_service(self, service_properties)
-    if task_definition and task_definition != old and service.deployments:
+    if (force or (task_definition and task_definition != old)) and service.deployments:
+        task_definition = task_definition or old
         primary = copy.deepcopy(service.deployments[0])
         previous = dict(service.deployments[0], status="ACTIVE", taskDefinition=old)
         now = datetime.now(timezone.utc)

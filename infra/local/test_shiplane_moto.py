@@ -376,7 +376,7 @@ def test_task_definitions_are_listed_by_prefix_newest_first_and_bounded(ecs):
     assert names(everything) == ["api:1", "api:2", "api:3", "api-migrate:1"]
 
 
-def test_update_service_with_a_new_task_definition_starts_a_primary_deployment(ecs):
+def test_update_service_with_a_new_task_definition_or_forced_starts_a_primary_deployment(ecs):
     td = lambda: ecs.register_task_definition(
         family="web", containerDefinitions=[{"name": "app", "image": "i", "memory": 128}]
     )["taskDefinition"]["taskDefinitionArn"]
@@ -389,6 +389,15 @@ def test_update_service_with_a_new_task_definition_starts_a_primary_deployment(e
     assert len(primary) == 1 and primary[0]["taskDefinition"] == second
     assert primary[0]["id"] != before[0]["id"]
     assert [d["taskDefinition"] for d in after if d["status"] == "ACTIVE"] == [first]
+
+    ecs.update_service(cluster="c", service="web", taskDefinition=second)
+    same = ecs.describe_services(cluster="c", services=["web"])["services"][0]["deployments"]
+    assert [d["id"] for d in same] == [d["id"] for d in after], "the same revision again changes nothing"
+    ecs.update_service(cluster="c", service="web", taskDefinition=second, forceNewDeployment=True)
+    forced = ecs.describe_services(cluster="c", services=["web"])["services"][0]["deployments"]
+    newest = [d for d in forced if d["status"] == "PRIMARY"]
+    assert len(newest) == 1 and newest[0]["taskDefinition"] == second
+    assert newest[0]["id"] not in {d["id"] for d in after}, "a forced deployment is a new one"
 
 
 def test_a_task_exits_with_the_code_it_is_given(ecs, endpoint):

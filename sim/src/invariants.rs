@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use shiplane::aws::{parse_deployment_description, parse_started_by};
-use shiplane::release::{Cause, Lane, Release, ReleaseId, StageState, Transition};
+use shiplane::release::{Cause, Lane, Release, ReleaseId, StageState, Timestamp, Transition};
 use shiplane::store::ReleaseStore;
 
 use crate::Violation;
@@ -180,9 +180,39 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
                 .count()
         })
     };
+    // A deployment an action made after its stage ended (an alarm, an operator or a
+    // deadline ended it while CreateDeployment or UpdateService was in flight) is not a
+    // second try: it is once only if the stage recorded it as late (and so undid it;
+    // truth checks what runs), and it was made after the stage ended.
+    let late = |id: &ReleaseId, env: &str, deployment: &str, created: Timestamp| {
+        use StageState as S;
+        history.get(id).is_some_and(|h| {
+            let Some(recorded) = h.iter().position(|t| {
+                t.environment == env
+                    && t.cause == Cause::DeploymentCreated
+                    && matches!(t.from, Some(S::Cancelled | S::Failed | S::RolledBack))
+                    && t.detail
+                        .as_deref()
+                        .is_some_and(|d| d.starts_with(deployment))
+            }) else {
+                return false;
+            };
+            h[..recorded]
+                .iter()
+                .rev()
+                .find(|t| {
+                    t.environment == env
+                        && matches!(t.from, Some(S::Deploying | S::Validating | S::Migrating))
+                        && matches!(t.to, Some(S::Cancelled | S::Failed | S::RolledBack))
+                })
+                .is_some_and(|ended| created >= ended.at)
+        })
+    };
     let mut deployments: BTreeMap<(ReleaseId, String), usize> = BTreeMap::new();
     for d in &w.codedeploy {
-        if let Some((id, env, _)) = parse_deployment_description(&d.description) {
+        if let Some((id, env, _)) = parse_deployment_description(&d.description)
+            && !late(&id, &env, &d.id, d.created)
+        {
             *deployments.entry((id, env)).or_default() += 1;
         }
     }
@@ -195,6 +225,7 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
                 .revision(&d.task_definition)
                 .and_then(|r| r.release.as_deref())
                 .and_then(|id| ReleaseId::parse(id).ok())
+                && !late(&id, &spec.environment, &d.id, d.created)
             {
                 *deployments
                     .entry((id, spec.environment.clone()))

@@ -469,15 +469,22 @@ impl SimDeployer {
             .await
     }
 
-    async fn rolling(&self, lane: &LaneSpec, td: String) -> Result<DeployOutcome, DeployError> {
+    async fn rolling(
+        &self,
+        req: &DeployRequest<'_>,
+        lane: &LaneSpec,
+        td: String,
+    ) -> Result<DeployOutcome, DeployError> {
         let sim = self.sim.clone();
         let ecs = lane.ecs.clone();
+        let ended = &req.release.stages[&req.stage.environment].ended;
         let adopted = self
             .sim
             .call("ECS DescribeServices", |w| {
                 let svc = w.services.get(&ecs)?;
                 let newest = svc.deployments.last()?;
-                (newest.task_definition == td).then(|| newest.id.clone())
+                (newest.task_definition == td && !ended.contains(&newest.id))
+                    .then(|| newest.id.clone())
             })
             .await?;
         if let Some(deployment_id) = adopted {
@@ -487,6 +494,7 @@ impl SimDeployer {
             });
         }
         let task_definition = td.clone();
+        let created = self.sim.now();
         let deployment_id = self
             .sim
             .call("ECS UpdateService", move |w| {
@@ -501,6 +509,7 @@ impl SimDeployer {
                     id: id.clone(),
                     task_definition,
                     rollout: Rollout::InProgress,
+                    created,
                 });
                 sim.trace(format!("  ECS rolling deployment {id} of {ecs}"));
                 tokio::spawn(ecs_rollout(sim.clone(), ecs, id.clone()));
@@ -533,7 +542,7 @@ impl Deployer for SimDeployer {
         if lane.blue_green {
             self.blue_green(&req, &lane, td).await
         } else {
-            self.rolling(&lane, td).await
+            self.rolling(&req, &lane, td).await
         }
     }
 
@@ -624,17 +633,21 @@ impl Deployer for SimDeployer {
         }
         self.sim
             .call("ECS DescribeServices", |w| {
-                let found = w
-                    .services
-                    .get(&lane.ecs)
-                    .and_then(|s| s.deployments.iter().find(|d| d.id == deployment_id));
+                let deployments = w.services.get(&lane.ecs).map(|s| &s.deployments);
+                let found = deployments.and_then(|ds| ds.iter().find(|d| d.id == deployment_id));
+                // The newest is PRIMARY; any other was replaced.
+                let primary = deployments
+                    .and_then(|ds| ds.last())
+                    .is_some_and(|d| d.id == deployment_id);
                 match found.map(|d| d.rollout) {
-                    Some(Rollout::Completed) => DeploymentStatus::Succeeded,
                     Some(Rollout::Failed) => DeploymentStatus::Failed(format!(
                         "ECS deployment {deployment_id} failed: tasks failed to start"
                     )),
+                    None => DeploymentStatus::Replaced,
+                    Some(_) if !primary => DeploymentStatus::Replaced,
+                    Some(Rollout::Completed) => DeploymentStatus::Succeeded,
                     Some(Rollout::InProgress) => DeploymentStatus::InProgress,
-                    Some(Rollout::Inactive) | None => DeploymentStatus::Unknown,
+                    Some(Rollout::Inactive) => DeploymentStatus::Replaced,
                 }
             })
             .await

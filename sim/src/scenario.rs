@@ -560,10 +560,13 @@ async fn handle(rig: &Rig, event: &Emitted) -> Result<(), String> {
                 actor: "oncall".into(),
                 reason: "second thoughts".into(),
             };
-            match engine
+            let result = engine
                 .on_event(&rig.pipeline, service, environment, release, cancel, now)
-                .await
-            {
+                .await;
+            rig.sim
+                .world()
+                .operator_touched(service, environment, rig.sim.now());
+            match result {
                 Ok(report) => {
                     trace_report(&rig.sim, &report);
                     Ok(())
@@ -768,6 +771,9 @@ async fn operator(rig: Arc<Rig>, until: tokio::time::Instant) {
             }
             _ => continue,
         };
+        // The lane counts as touched until the act's commit, not only from its start: a
+        // push that landed meanwhile may be overtaken by it (seed 53441).
+        sim.world().operator_touched(&svc, &env, sim.now());
         match result {
             Some(Err(e)) => sim.trace(format!("  refused or failed: {e}")),
             Some(Ok(report)) => trace_report(sim, &report),

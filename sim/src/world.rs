@@ -100,6 +100,8 @@ pub struct EcsDeployment {
     pub id: String,
     pub task_definition: String,
     pub rollout: Rollout,
+    /// When UpdateService was called (at or before it made the deployment).
+    pub created: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 use aws_sdk_ecs::types::{DesiredStatus, TaskDefinitionField};
 use serde_json::Value;
 use shiplane::aws::{
-    AwsDeployer, DeployOutcome, DeployRequest, Deployer, MigrationRun, Origin, SchedulerTimer,
-    SnsNotifier, Tagged, started_by,
+    AwsDeployer, DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Origin,
+    SchedulerTimer, SnsNotifier, Tagged, started_by,
 };
 use shiplane::engine::{Engine, PushOutcome};
 use shiplane::inbound::Inbound;
@@ -493,11 +493,56 @@ async fn rolling_updates_the_service_with_the_circuit_breaker_once() {
             .unwrap()
             .ends_with(&format!("@{}", r.digest))
     );
-    w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
+    let again = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
     assert_eq!(
         w.family_revisions(&format!("{}-tiles-dev", w.p)).await,
         2,
         "a replay registers nothing new"
+    );
+    assert!(
+        matches!(&again, DeployOutcome::Started { deployment_id: d, .. } if *d == deployment_id),
+        "a replay adopts the deployment: {again:?}"
+    );
+    assert_eq!(
+        w.deployer
+            .deployment_status(w.request(&r, "dev"), &deployment_id)
+            .await
+            .unwrap(),
+        DeploymentStatus::InProgress
+    );
+    // The stage gave that deployment up (a late one may have replaced it): deploying
+    // again makes a new one of the same revision, and the old one reads as replaced.
+    let mut gave_up = r.clone();
+    let mut stage = Stage::new(StageState::Deploying, Timestamp::now());
+    stage.ended.push(deployment_id.clone());
+    stage.task_definition = Some(task_definition.clone());
+    gave_up.stages.insert("dev".into(), stage);
+    let anew = w.deployer.deploy(w.request(&gave_up, "dev")).await.unwrap();
+    let DeployOutcome::Started {
+        deployment_id: fresh,
+        task_definition: same,
+    } = anew
+    else {
+        panic!("{anew:?}")
+    };
+    assert_ne!(
+        fresh, deployment_id,
+        "a new deployment, not the one given up"
+    );
+    assert_eq!(same, task_definition);
+    assert_eq!(
+        w.deployer
+            .deployment_status(w.request(&gave_up, "dev"), &deployment_id)
+            .await
+            .unwrap(),
+        DeploymentStatus::Replaced
+    );
+    assert_eq!(
+        w.deployer
+            .deployment_status(w.request(&gave_up, "dev"), &fresh)
+            .await
+            .unwrap(),
+        DeploymentStatus::InProgress
     );
 }
 

@@ -166,8 +166,11 @@ pub enum DeploymentStatus {
     Succeeded,
     /// Failed, stopped or rolled back, with why.
     Failed(String),
-    /// AWS does not know it (an ECS deployment replaced by a newer one, say).
+    /// AWS does not know it.
     Unknown,
+    /// A rolling service's newer deployment replaced it (or ECS no longer lists it): what
+    /// it deployed no longer runs, whatever its rollout reached.
+    Replaced,
 }
 
 /// The port the engine starts, stops and inspects stages through.
@@ -938,12 +941,24 @@ impl AwsDeployer {
                 .find(|d| d.status() == Some("PRIMARY"))
                 .and_then(|d| d.id().map(str::to_string))
         };
+        let ended = req
+            .release
+            .stages
+            .get(&req.stage.environment)
+            .map_or(&[][..], |s| s.ended.as_slice());
+        let mut force = restart_on_release;
         if current.task_definition.as_deref() == Some(task_definition.as_str()) {
-            // Already updated by an earlier attempt: adopt its deployment.
-            return Ok(DeployOutcome::Started {
-                deployment_id: primary(&current).unwrap_or_else(|| task_definition.clone()),
-                task_definition,
-            });
+            let adopted = primary(&current).unwrap_or_else(|| task_definition.clone());
+            if !ended.contains(&adopted) {
+                // Already updated by an earlier attempt: adopt its deployment.
+                return Ok(DeployOutcome::Started {
+                    deployment_id: adopted,
+                    task_definition,
+                });
+            }
+            // The stage gave that deployment up (a late one was recorded after it, and
+            // may have replaced it): a new one is made, whose outcome is news.
+            force = true;
         }
         let out = self
             .ecs
@@ -951,7 +966,7 @@ impl AwsDeployer {
             .cluster(cluster)
             .service(service)
             .task_definition(&task_definition)
-            .force_new_deployment(restart_on_release)
+            .force_new_deployment(force)
             .deployment_configuration(
                 DeploymentConfiguration::builder()
                     .deployment_circuit_breaker(
@@ -1201,15 +1216,19 @@ impl Deployer for AwsDeployer {
                     .iter()
                     .find(|d| d.id() == Some(deployment_id))
                 else {
-                    return Ok(DeploymentStatus::Unknown);
+                    // ECS lists the PRIMARY deployment and those it drains; one it
+                    // dropped was replaced long ago.
+                    return Ok(DeploymentStatus::Replaced);
                 };
                 use aws_sdk_ecs::types::DeploymentRolloutState as R;
                 Ok(match d.rollout_state() {
-                    Some(R::Completed) => DeploymentStatus::Succeeded,
                     Some(R::Failed) => DeploymentStatus::Failed(format!(
                         "ECS deployment {deployment_id} failed: {}",
                         d.rollout_state_reason().unwrap_or_default()
                     )),
+                    // A completed deployment that is no longer PRIMARY was replaced.
+                    _ if d.status() != Some("PRIMARY") => DeploymentStatus::Replaced,
+                    Some(R::Completed) => DeploymentStatus::Succeeded,
                     _ => DeploymentStatus::InProgress,
                 })
             }

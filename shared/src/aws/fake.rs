@@ -53,6 +53,8 @@ pub struct FakeDeployer {
     pub status_failures: Mutex<u32>,
     /// How many of the next `stop_deployment` calls fail (throttled past retries).
     pub stop_failures: Mutex<u32>,
+    /// How many of the next `origin` and `ecs_origin` calls fail (throttled past retries).
+    pub origin_failures: Mutex<u32>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -60,6 +62,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl FakeDeployer {
+    /// Fails while [`FakeDeployer::origin_failures`] counts down.
+    fn origin_failing(&self, op: &str) -> Result<(), DeployError> {
+        let mut left = lock(&self.origin_failures);
+        if *left == 0 {
+            return Ok(());
+        }
+        *left -= 1;
+        Err(DeployError {
+            message: format!("{op}: ThrottlingException: Rate exceeded"),
+            retryable: true,
+        })
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         lock(&self.calls).clone()
     }
@@ -200,6 +215,7 @@ impl Deployer for FakeDeployer {
     }
 
     async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
+        self.origin_failing("CodeDeploy GetDeployment")?;
         if let Some(original) = lock(&self.rollbacks).get(deployment_id) {
             return Ok(Some(Origin::RollbackOf(original.clone())));
         }
@@ -212,6 +228,7 @@ impl Deployer for FakeDeployer {
         _service: &str,
         deployment_id: &str,
     ) -> Result<Option<super::Tagged>, DeployError> {
+        self.origin_failing("ECS DescribeServices")?;
         Ok(lock(&self.unrecorded_ecs).get(deployment_id).cloned())
     }
 }

@@ -202,6 +202,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
 
     async fn deploy(&self, req: DeployRequest<'_>) -> Vec<Work> {
         let (release, env) = (req.release, req.stage.environment.as_str());
+        let fence = release.stages.get(env).map_or(0, |s| s.fence);
         let (event, deployments) = match self.deployer.deploy(req).await {
             Ok(DeployOutcome::Started {
                 deployment_id,
@@ -212,6 +213,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 let event = Event::DeploymentCreated {
                     deployment_id,
                     task_definition: Some(task_definition),
+                    fence,
                 };
                 (event, vec![r])
             }

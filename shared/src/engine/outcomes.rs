@@ -10,7 +10,8 @@ use tracing::{info, warn};
 use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, lanes_guessed, lanes_read_by, parsed, stage_of};
 use crate::aws::{
-    AlarmReader, BakeTimer, DeployRequest, Deployer, DeploymentStatus, Notifier, Origin, Timer,
+    AlarmReader, BakeTimer, DeployError, DeployRequest, Deployer, DeploymentStatus, Notifier,
+    Origin, Timer,
 };
 use crate::inbound::Inbound;
 use crate::inbound::alarm::{AlarmChange, AlarmState};
@@ -47,7 +48,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             _ => Err((None, "failed")),
         };
         let Some(reference) = reference? else {
-            let rolled_back = match self.origin(&change.deployment_id).await {
+            let rolled_back = match self.origin(&change.deployment_id).await? {
                 Some(Origin::Release {
                     release,
                     environment,
@@ -100,7 +101,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let Some(reference) = reference? else {
             // Shiplane's own if its revision says so (the invocation that made it died
             // before recording it): recorded first, then ended as any other.
-            if let Some(found) = self.ecs_origin(ended).await {
+            if let Some(found) = self.ecs_origin(ended).await? {
                 return self
                     .unrecorded_deployment_ended(
                         &*pipeline?,
@@ -191,35 +192,42 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
     }
 
     /// Where a deployment Shiplane holds no reference to came from ([`Deployer::origin`]);
-    /// None for any other deployment, and when CodeDeploy cannot be asked (logged: the
-    /// reconciler then finds the stage's truth when its lease or deadline runs out).
-    async fn origin(&self, deployment_id: &str) -> Option<Origin> {
-        self.deployer
-            .origin(deployment_id)
-            .await
-            .inspect_err(|e| warn!(deployment = %deployment_id, error = ?e.message, "could not ask CodeDeploy who made the deployment"))
-            .ok()
-            .flatten()
+    /// None for any other deployment, and when CodeDeploy refuses to say (logged). When
+    /// CodeDeploy cannot be asked now, the event is delivered again: a deployment that
+    /// landed after its stage ended is found by nothing else (seed 50993).
+    async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, EngineError> {
+        match self.deployer.origin(deployment_id).await {
+            Ok(origin) => Ok(origin),
+            Err(e) => unknown_origin(deployment_id, "CodeDeploy", e),
+        }
     }
 
     /// The release an ECS deployment Shiplane holds no reference to deploys, by its
-    /// revision's tags ([`Deployer::ecs_origin`]); None for another's, and when ECS cannot be
-    /// asked (logged: the reconciler finds the stage's truth at its lease or deadline).
-    async fn ecs_origin(&self, ended: &ServiceDeploymentEnded) -> Option<Found> {
-        let (cluster, service) = ended.service.as_ref()?;
-        let tagged = self
+    /// revision's tags ([`Deployer::ecs_origin`]); None for another's, and when ECS refuses
+    /// to say (logged). When ECS cannot be asked now, the event is delivered again.
+    async fn ecs_origin(
+        &self,
+        ended: &ServiceDeploymentEnded,
+    ) -> Result<Option<Found>, EngineError> {
+        let Some((cluster, service)) = ended.service.as_ref() else {
+            return Ok(None);
+        };
+        let tagged = match self
             .deployer
             .ecs_origin(cluster, service, &ended.deployment_id)
             .await
-            .inspect_err(|e| warn!(deployment = %ended.deployment_id, error = ?e.message, "could not ask ECS whose deployment it is"))
-            .ok()??;
-        Some(Found {
+        {
+            Ok(Some(tagged)) => tagged,
+            Ok(None) => return Ok(None),
+            Err(e) => return unknown_origin(&ended.deployment_id, "ECS", e),
+        };
+        Ok(Some(Found {
             release: tagged.release,
             environment: tagged.environment,
             // ECS's tags name no attempt: the stage's own is taken.
             attempt: None,
             task_definition: Some(tagged.task_definition),
-        })
+        }))
     }
 
     /// The release stage whose deployment a CodeDeploy automatic rollback deployment rolls
@@ -229,7 +237,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         &self,
         deployment_id: &str,
     ) -> Result<Option<(String, DeploymentRef)>, EngineError> {
-        let Some(Origin::RollbackOf(original)) = self.origin(deployment_id).await else {
+        let Some(Origin::RollbackOf(original)) = self.origin(deployment_id).await? else {
             return Ok(None);
         };
         Ok(self
@@ -290,6 +298,8 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                     Event::DeploymentCreated {
                         deployment_id: id.clone(),
                         task_definition: found.task_definition,
+                        // It ended: what it did is known, whenever it was made.
+                        fence: stage.fence,
                     },
                 )
             };
@@ -572,4 +582,22 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 .await?,
         ))
     }
+}
+
+/// A deployment whose maker AWS could not name: retried while AWS is throttled or
+/// unreachable, taken for another's when it refuses for good.
+fn unknown_origin<T>(
+    deployment_id: &str,
+    asked: &str,
+    e: DeployError,
+) -> Result<Option<T>, EngineError> {
+    if e.retryable {
+        warn!(deployment = %deployment_id, error = ?e.message, "could not ask {asked} who made the deployment; the event is delivered again");
+        return Err(EngineError::Unavailable(format!(
+            "{asked} could not say who made deployment {deployment_id} ({}); the event is delivered again",
+            e.message
+        )));
+    }
+    warn!(deployment = %deployment_id, error = ?e.message, "{asked} refused to say who made the deployment; taken for another's");
+    Ok(None)
 }

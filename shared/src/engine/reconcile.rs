@@ -408,6 +408,9 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                         Ok(DeploymentStatus::Failed(reason)) => {
                             Some(Event::DeploymentFailed { reason })
                         }
+                        Ok(DeploymentStatus::Replaced) => Some(Event::DeploymentReplaced {
+                            deployment_id: deployment.to_string(),
+                        }),
                         Ok(_) if overdue.is_some() => {
                             Some(late(format!("deployment {deployment} did not finish")))
                         }

@@ -47,6 +47,8 @@ pub enum Event {
     DeploymentCreated {
         deployment_id: String,
         task_definition: Option<String>,
+        /// The stage's [`crate::release::Stage::fence`] when the action was issued.
+        fence: u32,
     },
     /// A CodeDeploy lifecycle hook started checking the new version.
     ValidationStarted,
@@ -70,6 +72,12 @@ pub enum Event {
     /// The state's deadline passed and AWS reported no outcome.
     TimedOut {
         reason: String,
+    },
+    /// A rolling service's deployment of this stage no longer runs: a newer one replaced
+    /// it (another release's deployment that landed late and unrecorded, or a change by
+    /// hand). The stage's release is deployed again.
+    DeploymentReplaced {
+        deployment_id: String,
     },
     /// The outcome of a [`Action::StopDeployment`]: `error` when AWS refused it;
     /// `succeeded` when the deployment had already succeeded (the stop came too late: it runs).
@@ -155,6 +163,7 @@ impl Event {
             Event::AlarmFired { .. } => Cause::AlarmFired,
             Event::ActionFailed { .. } => Cause::ActionFailed,
             Event::TimedOut { .. } => Cause::TimedOut,
+            Event::DeploymentReplaced { .. } => Cause::Redeployed,
             Event::StopRequested { error: None, .. } => Cause::StopRequested,
             Event::StopRequested { error: Some(_), .. } => Cause::StopFailed,
             Event::PromotedEarly { .. } => Cause::PromotedEarly,
@@ -203,6 +212,9 @@ impl Event {
             | Event::ActionFailed { reason }
             | Event::TimedOut { reason } => Some(reason.clone()),
             Event::DeploymentCreated { deployment_id, .. } => Some(deployment_id.clone()),
+            Event::DeploymentReplaced { deployment_id } => Some(format!(
+                "{deployment_id} was replaced by a newer deployment of the service; deploying again"
+            )),
             Event::RollbackReported { detail, .. } => Some(detail.clone()),
             Event::MigrationStarted { task_arn } => Some(task_arn.clone()),
             Event::AlarmFired { alarm } => Some(alarm.clone()),
@@ -504,6 +516,14 @@ pub enum TransitionError {
         "deployment {deployment} of release {release} in {environment} ended and was tried again; its late news changes nothing"
     )]
     EndedDeployment {
+        release: ReleaseId,
+        environment: String,
+        deployment: String,
+    },
+    #[error(
+        "deployment {deployment} of release {release} in {environment} was made before a late deployment may have replaced it; the deploy is made again when its lease ends"
+    )]
+    FencedDeployment {
         release: ReleaseId,
         environment: String,
         deployment: String,
@@ -932,6 +952,40 @@ impl<'p> Work<'p> {
         Ok(())
     }
 
+    /// Deploys in-flight `id` again on a rolling service, whose deployment `replaced` no
+    /// longer runs: that one is ended (its late news is refused) and a new one is made.
+    fn deploy_again(
+        &mut self,
+        id: &ReleaseId,
+        replaced: String,
+        why: String,
+    ) -> Result<(), TransitionError> {
+        let (now, env) = (self.now, self.env());
+        let stage = self.stage(id)?;
+        stage.deployment_id = None;
+        stage.ended.push(replaced);
+        stage.lease = Some(now.after(LEASE));
+        let redeploy = stage.redeploy;
+        if self.state(id) == Some(StageState::Validating) {
+            // Deploying again: a taker finds the action owed if this invocation dies.
+            self.move_to(
+                id,
+                StageState::Deploying,
+                Cause::Redeployed,
+                None,
+                Some(why),
+            )?;
+        } else {
+            self.record(id, Cause::Redeployed, Some(why))?;
+        }
+        self.actions.push(Action::Deploy {
+            release: id.clone(),
+            environment: env,
+            redeploy,
+        });
+        Ok(())
+    }
+
     /// The refusal of a late hook or answer of a deployment this stage already replaced.
     fn ended_deployment(&self, id: &ReleaseId, deployment: &str) -> TransitionError {
         TransitionError::EndedDeployment {
@@ -1135,29 +1189,27 @@ fn undo_late(w: &mut Work<'_>, id: &ReleaseId, late: &str) -> Result<(), Transit
             )
     });
     if let Some(r) = deploying.cloned() {
-        let now = w.now;
         let stage = w.stage(&r)?;
-        // Its deployment may have been replaced by the late one: it is made again, and
-        // its outcome recorded afresh.
-        let replaced = stage.deployment_id.take();
-        stage.ended.extend(replaced.clone());
-        stage.lease = Some(now.after(LEASE));
-        let redeploy = stage.redeploy;
-        let why = Some(format!(
-            "{} was replaced by {late} of release {id}, which landed late; deploying again",
-            replaced.as_deref().unwrap_or("its deployment")
-        ));
-        if w.state(&r) == Some(StageState::Validating) {
-            // Deploying again: a taker finds the action owed if this invocation dies.
-            w.move_to(&r, StageState::Deploying, Cause::Redeployed, None, why)?;
-        } else {
-            w.record(&r, Cause::Redeployed, why)?;
-        }
-        w.actions.push(Action::Deploy {
-            release: r,
-            environment: env,
-            redeploy,
-        });
+        // Its deployment may have been replaced by the late one: what an action issued
+        // before this says is refused from now on, and the deployment is made again.
+        stage.fence += 1;
+        let Some(replaced) = stage.deployment_id.clone() else {
+            // Its deploy action may still be running: no second one races it (two would
+            // register two revisions). The action is taken over when its lease ends,
+            // after which it can no longer answer.
+            w.record(
+                &r,
+                Cause::Redeployed,
+                Some(format!(
+                    "{late} of release {id} landed late and may have replaced the deployment still being made; it is made again when its action's lease ends"
+                )),
+            )?;
+            return Ok(());
+        };
+        let why = format!(
+            "{replaced} was replaced by {late} of release {id}, which landed late; deploying again"
+        );
+        w.deploy_again(&r, replaced, why)?;
     } else if lane.in_flight.is_none()
         && let Some(good) = lane
             .last_known_good
@@ -1309,6 +1361,13 @@ pub fn apply(
         (S::Migrating | S::Deploying | S::Validating, Event::TimedOut { .. }) => {
             w.end_in_flight(id, state, S::Failed, cause, None, detail, true)?;
         }
+        (S::Deploying | S::Validating, Event::DeploymentReplaced { deployment_id })
+            if policy.undo_by_redeploy
+                && w.stage(id)?.deployment_id.as_ref() == Some(deployment_id) =>
+        {
+            w.stage(id)?.fence += 1;
+            w.deploy_again(id, deployment_id.clone(), detail.unwrap_or_default())?;
+        }
         (S::Migrating, Event::MigrationSucceeded) => {
             w.move_to(id, S::Deploying, cause, None, None)?;
             // The recorded id was the migration task's; the deployment records its own.
@@ -1457,6 +1516,7 @@ pub fn apply(
             Event::DeploymentCreated {
                 deployment_id: late,
                 task_definition,
+                ..
             },
         ) if w.stage(id)?.deployment_id.is_none() => {
             let stage = w.stage(id)?;
@@ -1500,6 +1560,14 @@ pub fn apply(
                 }
                 None if w.stage(id)?.ended.contains(recorded) => {
                     return Err(w.ended_deployment(id, recorded));
+                }
+                None if matches!(event, Event::DeploymentCreated { fence, .. } if *fence < w.stage(id)?.fence) =>
+                {
+                    return Err(TransitionError::FencedDeployment {
+                        release: id.clone(),
+                        environment: env,
+                        deployment: recorded.clone(),
+                    });
                 }
                 None => {
                     let deadline = w.stage(id)?.deadline;

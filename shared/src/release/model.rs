@@ -357,6 +357,12 @@ pub struct Stage {
     /// answer of one of them is not taken for the try that runs now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ended: Vec<String>,
+    /// Counts up each time a late deployment of another release may have replaced the
+    /// one this stage was still making (a rolling service: the newest UpdateService
+    /// wins): the outcome of a deploy action issued before is refused, and the action is
+    /// made again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fence: u32,
     /// When this stage's history was last written: a change decided later (by a decision
     /// that lost a race and decided again) is never recorded before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -384,6 +390,7 @@ impl Stage {
             restore_failures: 0,
             resumed: 0,
             ended: Vec::new(),
+            fence: 0,
             noted: None,
         }
     }

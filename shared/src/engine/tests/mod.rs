@@ -1802,6 +1802,14 @@ mod deployment_outcomes {
             outcome: Ok(()),
             at: T0,
         };
+        // ECS cannot be asked now: the event fails, to be delivered again, and changes
+        // nothing meanwhile (taken for another's, nothing would ever find it: seed 50993).
+        *w.deployer.origin_failures.lock().unwrap() = 1;
+        let err = e.on_service_deployment(&ended, T0).await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("ecs-svc/LATE"), "{err}");
+        let stage = w.store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone();
+        assert_eq!(stage.deployment_id, None);
         let out = e.on_service_deployment(&ended, T0).await.unwrap();
         assert!(matches!(out, Inbound::Accepted(_)), "{out:?}");
         let stage = w.store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone();
@@ -1823,6 +1831,53 @@ mod deployment_outcomes {
         };
         let out = e.on_service_deployment(&foreign, T0).await.unwrap();
         assert!(matches!(out, Inbound::Ignored(_)), "{out:?}");
+    }
+
+    /// A rolling deployment that ECS no longer runs (a newer one of the service replaced
+    /// it, here a late one no event told of) is deployed again by the reconciler's pass,
+    /// and the replaced one's late news changes nothing (simulation seed 21288).
+    #[tokio::test]
+    async fn the_reconciler_deploys_again_a_rolling_deployment_that_was_replaced() {
+        let w = World::new().await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let id = w.pushed("shiplane/db", 1, "v1").await;
+        e.on_task_stopped(&stopped("arn:aws:ecs:task/1", None, Some(0)), T0)
+            .await
+            .unwrap();
+        let deployment = w.store.release(&id).await.unwrap().unwrap().item.stages["dev"]
+            .deployment_id
+            .clone()
+            .unwrap();
+        let before = w.deploys().len();
+        // Still in progress: the pass changes nothing.
+        e.reconcile(&pipeline, Some("db"), T0).await.unwrap();
+        assert_eq!(w.deploys().len(), before);
+        w.deployer
+            .statuses
+            .lock()
+            .unwrap()
+            .insert(deployment.clone(), DeploymentStatus::Replaced);
+        e.reconcile(&pipeline, Some("db"), T0).await.unwrap();
+        assert_eq!(w.deploys().len(), before + 1, "deployed again");
+        let stage = w.store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone();
+        assert_eq!(stage.state, StageState::Deploying);
+        assert_eq!(stage.ended, std::slice::from_ref(&deployment));
+        assert_ne!(stage.deployment_id.as_deref(), Some(deployment.as_str()));
+        let history = w.store.history_of_release(&id).await.unwrap();
+        assert!(
+            history.iter().any(|t| t.cause == Cause::Redeployed),
+            "{history:?}"
+        );
+        // The replaced one's success, arriving late, is not taken for the new one's.
+        let late = ServiceDeploymentEnded {
+            service: None,
+            deployment_id: deployment.clone(),
+            outcome: Ok(()),
+            at: T0,
+        };
+        let _ = e.on_service_deployment(&late, T0).await;
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
     }
 
     #[tokio::test]
@@ -1993,6 +2048,15 @@ mod deployment_outcomes {
             .lock()
             .unwrap()
             .insert("d-LOST".into(), made(0));
+        // CodeDeploy cannot say now who made it: delivered again, nothing changed.
+        *w.deployer.origin_failures.lock().unwrap() = 1;
+        let err = w
+            .engine()
+            .on_deployment_state(&change("d-LOST", DeploymentState::Success), T0)
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
         let out = w
             .engine()
             .on_deployment_state(&change("d-LOST", DeploymentState::Success), T0)

@@ -104,6 +104,7 @@ fn samples() -> Vec<Event> {
         Event::DeploymentCreated {
             deployment_id: "d-1".into(),
             task_definition: None,
+            fence: 0,
         },
         Event::ValidationStarted,
         Event::ActionResumed,
@@ -125,6 +126,9 @@ fn samples() -> Vec<Event> {
         },
         Event::Dequeue,
         Event::TagAdded { tag: "v9".into() },
+        Event::DeploymentReplaced {
+            deployment_id: "d-1".into(),
+        },
         Event::TimedOut {
             reason: "late".into(),
         },
@@ -281,7 +285,7 @@ fn every_state_event_pair_follows_the_table() {
             covered += 1;
         }
     }
-    assert_eq!(covered, 13 * 27);
+    assert_eq!(covered, 13 * 28);
 }
 
 #[test]
@@ -413,6 +417,7 @@ fn full_happy_path_bakes_then_succeeds_and_promotes() {
         Event::DeploymentCreated {
             deployment_id: "d-9".into(),
             task_definition: None,
+            fence: 0,
         },
         &p,
     );
@@ -427,6 +432,7 @@ fn full_happy_path_bakes_then_succeeds_and_promotes() {
         Event::DeploymentCreated {
             deployment_id: "d-9".into(),
             task_definition: None,
+            fence: 0,
         },
         &p,
     );
@@ -438,6 +444,7 @@ fn full_happy_path_bakes_then_succeeds_and_promotes() {
             &Event::DeploymentCreated {
                 deployment_id: "d-other".into(),
                 task_definition: None,
+                fence: 0,
             },
             &p,
             T0
@@ -695,6 +702,7 @@ fn alarm_during_deployment_stops_it_with_rollback() {
         Event::DeploymentCreated {
             deployment_id: "d-7".into(),
             task_definition: None,
+            fence: 0,
         },
         &p,
     );
@@ -1222,6 +1230,7 @@ fn a_busy_deployment_group_queues_the_release_instead_of_failing() {
         Event::DeploymentCreated {
             deployment_id: "d-1".into(),
             task_definition: None,
+            fence: 0,
         },
         &p,
     );
@@ -1314,6 +1323,7 @@ fn pending_action_names_the_work_a_crash_interrupted() {
         Event::DeploymentCreated {
             deployment_id: "d-1".into(),
             task_definition: None,
+            fence: 0,
         },
         &p,
     );
@@ -1332,6 +1342,7 @@ fn facts() -> Vec<Event> {
         Event::DeploymentCreated {
             deployment_id: "d-1".into(),
             task_definition: None,
+            fence: 0,
         },
         Event::ValidationStarted,
         Event::HookCompleted {
@@ -1472,6 +1483,7 @@ fn a_deployment_created_after_its_stage_ended_is_recorded_and_undone() {
     let created = Event::DeploymentCreated {
         deployment_id: "d-late".into(),
         task_definition: Some("td:7".into()),
+        fence: 0,
     };
     for ended in [
         StageState::RolledBack,
@@ -1533,6 +1545,7 @@ fn a_late_rolling_deployment_makes_the_restore_in_flight_deploy_again_and_says_w
     let late = Event::DeploymentCreated {
         deployment_id: "ecs-svc/68".into(),
         task_definition: None,
+        fence: 0,
     };
     let d = apply(&v, &id(1), &late, &rolling, T0).unwrap();
     let stage = &d.view.releases[&id(0)].stages[ENV];
@@ -1559,6 +1572,115 @@ fn a_late_rolling_deployment_makes_the_restore_in_flight_deploy_again_and_says_w
     );
 }
 
+/// A late deployment that lands while the restore in flight is still being made (its
+/// UpdateService may have run before the late one): no second deploy races the first
+/// (two would register two revisions, simulation seed 94187); the first one's answer is
+/// refused, since the late one may have replaced it (seed 7614), and the action is made
+/// again once its lease ends, whose answer counts.
+#[test]
+fn a_late_rolling_deployment_fences_off_the_answer_of_the_deploy_still_in_flight() {
+    let rolling = Policy {
+        undo_by_redeploy: true,
+        ..policy()
+    };
+    let mut v = view_in(Some(StageState::Cancelled));
+    v.lane.in_flight = Some(id(0));
+    let restore = v.releases.get_mut(&id(0)).unwrap();
+    let stage = restore.stages.get_mut(ENV).unwrap();
+    stage.state = StageState::Deploying;
+    stage.redeploy = true;
+    stage.lease = Some(T0.after(LEASE));
+    let late = Event::DeploymentCreated {
+        deployment_id: "ecs-svc/68".into(),
+        task_definition: None,
+        fence: 0,
+    };
+    let d = apply(&v, &id(1), &late, &rolling, T0).unwrap();
+    assert!(
+        d.actions.is_empty(),
+        "no second deploy races the first: {:?}",
+        d.actions
+    );
+    let stage = &d.view.releases[&id(0)].stages[ENV];
+    assert_eq!((stage.state, stage.fence), (StageState::Deploying, 1));
+    assert!(
+        d.transitions
+            .iter()
+            .any(|t| t.release == Some(id(0)) && t.cause == Cause::Redeployed),
+        "{:?}",
+        d.transitions
+    );
+    let answer = |fence| Event::DeploymentCreated {
+        deployment_id: "ecs-svc/66".into(),
+        task_definition: None,
+        fence,
+    };
+    let soon = Timestamp(T0.0 + 1);
+    assert!(matches!(
+        apply(&d.view, &id(0), &answer(0), &rolling, soon),
+        Err(TransitionError::FencedDeployment { .. })
+    ));
+    // Taken over when the lease ends: the deploy is made again, and its answer counts.
+    let later = T0.after(LEASE);
+    let resumed = apply(&d.view, &id(0), &Event::ActionResumed, &rolling, later).unwrap();
+    assert!(matches!(resumed.actions[..], [Action::Deploy { .. }]));
+    let taken = apply(&resumed.view, &id(0), &answer(1), &rolling, later).unwrap();
+    let stage = &taken.view.releases[&id(0)].stages[ENV];
+    assert_eq!(stage.deployment_id.as_deref(), Some("ecs-svc/66"));
+}
+
+/// A rolling deployment a newer one replaced (another release's that landed unrecorded,
+/// or a change by hand) is made again, once the reconciler sees it is no longer PRIMARY
+/// (simulation seed 21288); on a blue/green service, or for a deployment the stage does
+/// not run, the news changes nothing.
+#[test]
+fn a_replaced_rolling_deployment_is_made_again() {
+    let rolling = Policy {
+        undo_by_redeploy: true,
+        ..policy()
+    };
+    let mut v = view_in(Some(StageState::Deploying));
+    v.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .deployment_id = Some("ecs-svc/66".into());
+    let replaced = |d: &str| Event::DeploymentReplaced {
+        deployment_id: d.into(),
+    };
+    let d = apply(&v, &id(1), &replaced("ecs-svc/66"), &rolling, T0).unwrap();
+    let stage = &d.view.releases[&id(1)].stages[ENV];
+    assert_eq!(stage.deployment_id, None);
+    assert_eq!(stage.ended, ["ecs-svc/66"]);
+    assert_eq!(stage.fence, 1);
+    assert_eq!(
+        d.actions,
+        vec![Action::Deploy {
+            release: id(1),
+            environment: ENV.into(),
+            redeploy: false,
+        }]
+    );
+    assert!(
+        d.transitions.iter().any(|t| t.cause == Cause::Redeployed
+            && t.detail
+                .as_deref()
+                .is_some_and(|w| w.contains("ecs-svc/66 was replaced"))),
+        "{:?}",
+        d.transitions
+    );
+    assert!(matches!(
+        apply(&v, &id(1), &replaced("ecs-svc/65"), &rolling, T0),
+        Err(TransitionError::NotAllowed { .. })
+    ));
+    assert!(matches!(
+        apply(&v, &id(1), &replaced("ecs-svc/66"), &policy(), T0),
+        Err(TransitionError::NotAllowed { .. })
+    ));
+}
+
 /// A deployment's revision is recorded with it, so that a restore deploys that revision
 /// again; a retry starts afresh.
 #[test]
@@ -1569,6 +1691,7 @@ fn the_deployed_revision_is_recorded_and_a_retry_forgets_it() {
         &Event::DeploymentCreated {
             deployment_id: "d-1".into(),
             task_definition: Some("arn:td/api:7".into()),
+            fence: 0,
         },
         &policy(),
         T0,
@@ -1899,6 +2022,7 @@ fn a_failed_restore_is_tried_again_before_a_person_is_asked() {
         let created = Event::DeploymentCreated {
             deployment_id: format!("d-r{n}"),
             task_definition: None,
+            fence: 0,
         };
         view = apply(&view, &id(0), &created, &policy(), now).unwrap().view;
         let d = apply(&view, &id(0), &failed, &policy(), now).unwrap();
@@ -1919,6 +2043,7 @@ fn a_failed_restore_is_tried_again_before_a_person_is_asked() {
     let created = Event::DeploymentCreated {
         deployment_id: "d-last".into(),
         task_definition: None,
+        fence: 0,
     };
     view = apply(&view, &id(0), &created, &policy(), now).unwrap().view;
     let d = apply(&view, &id(0), &failed, &policy(), now).unwrap();
@@ -2023,6 +2148,7 @@ fn a_late_hook_or_answer_of_a_failed_restore_try_changes_nothing() {
     let created = Event::DeploymentCreated {
         deployment_id: "d-r1".into(),
         task_definition: Some("td:7".into()),
+        fence: 0,
     };
     view = apply(&view, &id(0), &created, &policy(), T0).unwrap().view;
     let failed = Event::DeploymentFailed {
