@@ -25,7 +25,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         return config_file::validate(file, cli.json);
     }
     let config = sdk_config(cli.region.as_deref()).await;
-    match run_with_aws(&cli, &config).await {
+    crate::metrics::start(&config);
+    let ran = run_with_aws(&cli, &config).await;
+    crate::metrics::publish().await;
+    match ran {
         Err(Failure::Aws(raw)) => Err(Failure::Failed(
             diagnose::explain(&config, &cli.table, &raw).await,
         )),

@@ -13,6 +13,7 @@ use shiplane::release::{ReleaseId, Timestamp, Transition};
 use shiplane::store::{DynamoStore, ReleaseStore};
 
 use crate::Failure;
+use crate::output::errln;
 
 /// The DORA figures of one service or all, over a window ending now.
 #[derive(Debug, clap::Args)]
@@ -179,4 +180,72 @@ fn render_json(all: &[Figures]) {
         Ok(text) => println!("{text}"),
         Err(e) => eprintln!("error: cannot render JSON: {e}"),
     }
+}
+
+/// The CloudWatch client the CLI's own transitions are measured through ([`start`]).
+static CLOUDWATCH: std::sync::OnceLock<aws_sdk_cloudwatch::Client> = std::sync::OnceLock::new();
+
+/// PutMetricData takes at most this many values a call.
+const VALUES_PER_CALL: usize = 1_000;
+
+/// Measures this run's transitions as the functions measure theirs (an approval's wait,
+/// the deployment it starts): kept, then sent by [`publish`].
+pub fn start(config: &aws_config::SdkConfig) {
+    shiplane::metrics::set_sink(shiplane::metrics::Sink::Buffer(Default::default()));
+    let _ = CLOUDWATCH.set(aws_sdk_cloudwatch::Client::new(config));
+}
+
+/// Sends what this run's transitions measured since the last call, in the functions'
+/// namespace and dimensions. Best effort: a metric never fails an operator's command, so a
+/// refusal (no `cloudwatch:PutMetricData`, say) is one warning line.
+pub async fn publish() {
+    let Some(client) = CLOUDWATCH.get() else {
+        return;
+    };
+    let values = datums(&shiplane::metrics::take_buffered());
+    for chunk in values.chunks(VALUES_PER_CALL) {
+        let sent = client
+            .put_metric_data()
+            .namespace(shiplane::metrics::NAMESPACE)
+            .set_metric_data(Some(chunk.to_vec()))
+            .send()
+            .await;
+        if let Err(e) = sent {
+            errln!(
+                "warning: {} metric values not sent to CloudWatch ({}); the change is recorded. The operator needs cloudwatch:PutMetricData",
+                chunk.len(),
+                aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
+            );
+        }
+    }
+}
+
+/// One PutMetricData value per metric and dimension set of each record (the sets an EMF
+/// record names).
+fn datums(records: &[shiplane::metrics::Record]) -> Vec<aws_sdk_cloudwatch::types::MetricDatum> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+    let mut out = Vec::new();
+    for r in records {
+        for set in r.dimension_sets() {
+            let dimensions: Vec<Dimension> = r
+                .dimensions
+                .iter()
+                .filter(|(name, _)| set.contains(name))
+                .map(|(name, value)| Dimension::builder().name(name).value(value).build())
+                .collect();
+            for m in &r.metrics {
+                out.push(
+                    MetricDatum::builder()
+                        .metric_name(m.name)
+                        .unit(StandardUnit::from(m.unit.as_str()))
+                        .value(m.value)
+                        .timestamp(DateTime::from_millis(r.timestamp.0 as i64))
+                        .set_dimensions(Some(dimensions.clone()))
+                        .build(),
+                );
+            }
+        }
+    }
+    out
 }

@@ -406,6 +406,33 @@ async fn finish_dev_deployment(store: &DynamoStore, id: &ReleaseId) {
     shiplane_e2e::set_deployment_status(&deployment, "Succeeded");
 }
 
+/// How many ApprovalWait values of api in prod CloudWatch holds from the last hour (the
+/// emulator's metrics are shared by every test: compared before and after).
+async fn approval_waits_measured() -> f64 {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&shiplane_e2e::aws_config().await);
+    let now = Timestamp::now().0 as i64;
+    let dimension = |n: &str, v: &str| Dimension::builder().name(n).value(v).build();
+    let got = cloudwatch
+        .get_metric_statistics()
+        .namespace("Shiplane")
+        .metric_name("ApprovalWait")
+        .dimensions(dimension("Service", "api"))
+        .dimensions(dimension("Environment", "prod"))
+        .start_time(DateTime::from_millis(now - 3_600_000))
+        .end_time(DateTime::from_millis(now + 60_000))
+        .period(7_200)
+        .statistics(Statistic::SampleCount)
+        .send()
+        .await
+        .unwrap();
+    got.datapoints()
+        .iter()
+        .filter_map(|d| d.sample_count())
+        .sum()
+}
+
 #[tokio::test]
 async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator() {
     use shiplane::release::StageState;
@@ -490,9 +517,12 @@ async fn approve_reject_pause_and_resume_move_releases_and_record_the_operator()
         "{}",
         stderr(&again)
     );
+    let waits_before = approval_waits_measured().await;
     let approve = shiplane(&table, &["approve", v2.as_str(), "prod"]);
     assert_eq!(approve.status.code(), Some(0), "{}", stderr(&approve));
     assert_eq!(state(v2.clone(), "prod").await, Some(StageState::Queued));
+    // The approval's wait is measured as the functions measure theirs, in CloudWatch.
+    assert_eq!(approval_waits_measured().await, waits_before + 1.0);
     // No topic configured: the command says so, once, and how to fix it.
     assert_eq!(
         stderr(&approve)

@@ -194,7 +194,7 @@ class Serialized:
                 return scripted
             if environ.get("PATH_INFO", "").startswith(shiplane_moto.CBOR_PATH):
                 account, region = _scope(environ)
-                return shiplane_moto.cbor_describe_alarms(environ, start_response, account, region)
+                return shiplane_moto.cbor_cloudwatch(environ, start_response, account, region)
             return list(self.app(environ, start_response))
 
     @staticmethod

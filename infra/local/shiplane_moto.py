@@ -20,10 +20,11 @@ own. This module adds, as AWS behaves:
   so each transaction costs time and memory in proportion to the whole table: a benchmark
   of 1,000 pushes grew the emulator past 13 GB.
 
-- CloudWatch DescribeAlarms in the Smithy RPC v2 CBOR protocol, which the current AWS
-  SDKs (Rust's among them) speak to CloudWatch and moto 5.2.5 does not: the request is
-  decoded from CBOR, answered from moto's alarms (names, prefix, state, alarm types), and
-  encoded back (`cbor_describe_alarms`, called by the emulator's front).
+- CloudWatch DescribeAlarms, PutMetricData and GetMetricStatistics in the Smithy RPC v2
+  CBOR protocol, which the current AWS SDKs (Rust's among them) speak to CloudWatch and
+  moto 5.2.5 does not: the request is decoded from CBOR, answered from moto's alarms
+  (names, prefix, state, alarm types) or metric data, and encoded back
+  (`cbor_cloudwatch`, called by the emulator's front).
 - ECS ListTaskDefinitions: `familyPrefix` a prefix, `sort` (ASC by family and revision,
   or DESC) and `maxResults`, as ECS answers them (moto lists one family exactly, in
   registration order, all of it).
@@ -79,6 +80,7 @@ Records live on the CodeDeploy and Scheduler backends, so POST /moto-api/reset c
 import copy
 import json
 import re
+import threading
 import urllib.parse
 import uuid
 from datetime import datetime, timezone
@@ -386,8 +388,9 @@ def lambda_answer(request: Any, full_url: str, headers: Any) -> tuple[int, dict[
     return _json(200, {"function": body["function"]})
 
 
-def cbor_describe_alarms(environ: Any, start_response: Any, account: str, region: str) -> list[bytes]:
-    """Answers a CloudWatch RPC v2 CBOR request; only DescribeAlarms is known."""
+def cbor_cloudwatch(environ: Any, start_response: Any, account: str, region: str) -> list[bytes]:
+    """Answers a CloudWatch RPC v2 CBOR request: DescribeAlarms (the alarm reads),
+    PutMetricData (the CLI's own metrics) and GetMetricStatistics (tests reading them)."""
     import cbor2
     from moto.cloudwatch.models import cloudwatch_backends
 
@@ -398,18 +401,49 @@ def cbor_describe_alarms(environ: Any, start_response: Any, account: str, region
         return [data]
 
     operation = environ.get("PATH_INFO", "")[len(CBOR_PATH):]
-    if operation != "DescribeAlarms":
+    answer = {"DescribeAlarms": _cbor_describe_alarms, "PutMetricData": _cbor_put_metric_data,
+              "GetMetricStatistics": _cbor_get_metric_statistics}.get(operation)
+    if answer is None:
         return reply("400 Bad Request", {"__type": "UnknownOperationException",
-                                         "message": f"the local AWS answers only DescribeAlarms in CBOR, not {operation}"})
+                                         "message": "the local AWS answers only DescribeAlarms, PutMetricData and "
+                                                    f"GetMetricStatistics in CBOR, not {operation}"})
     length = int(environ.get("CONTENT_LENGTH") or 0)
     raw = environ["wsgi.input"].read(length) if length else b""
     request = cbor2.loads(raw) if raw else {}
+    try:
+        return reply("200 OK", answer(cloudwatch_backends[account][region], request))
+    except (KeyError, TypeError, ValueError) as e:
+        return reply("400 Bad Request", {"__type": "InvalidParameterValue", "message": f"{operation}: {e}"})
+
+
+# The emulator serves requests on threads: a metric read sets data aside while it runs.
+METRICS_LOCK = threading.Lock()
+
+
+def _naive_utc(value: Any) -> datetime:
+    """A CBOR timestamp (cbor2 decodes tag 1 to an aware datetime; a bare number is seconds)
+    as the naive UTC datetime moto compares with."""
+    if isinstance(value, (int, float)):
+        value = datetime.fromtimestamp(value, timezone.utc)
+    if value.tzinfo:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _cbor_time(value: datetime) -> Any:
+    """Smithy RPC v2 CBOR timestamps: tag 1, seconds since the epoch."""
+    import cbor2
+    aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return cbor2.CBORTag(1, aware.timestamp())
+
+
+def _cbor_describe_alarms(backend: Any, request: dict[str, Any]) -> dict[str, Any]:
     names = request.get("AlarmNames")
     prefix = request.get("AlarmNamePrefix")
     state = request.get("StateValue")
     types = request.get("AlarmTypes") or ["MetricAlarm"]
     metric, composite = [], []
-    for alarm in cloudwatch_backends[account][region].alarms.values():
+    for alarm in backend.alarms.values():
         if names and alarm.name not in names:
             continue
         if prefix and not alarm.name.startswith(prefix):
@@ -420,15 +454,54 @@ def cbor_describe_alarms(environ: Any, start_response: Any, account: str, region
                  "StateReason": alarm.state_reason}
         updated = getattr(alarm, "state_updated_timestamp", None)
         if updated is not None:
-            # Smithy RPC v2 CBOR timestamps: tag 1, seconds since the epoch.
-            aware = updated if updated.tzinfo else updated.replace(tzinfo=timezone.utc)
-            entry["StateUpdatedTimestamp"] = cbor2.CBORTag(1, aware.timestamp())
+            entry["StateUpdatedTimestamp"] = _cbor_time(updated)
         if getattr(alarm, "rule", None):
             if "CompositeAlarm" in types:
                 composite.append(entry)
         elif "MetricAlarm" in types:
             metric.append(entry)
-    return reply("200 OK", {"MetricAlarms": metric, "CompositeAlarms": composite})
+    return {"MetricAlarms": metric, "CompositeAlarms": composite}
+
+
+def _cbor_put_metric_data(backend: Any, request: dict[str, Any]) -> dict[str, Any]:
+    data = []
+    for datum in request.get("MetricData") or []:
+        datum = dict(datum)
+        if "Timestamp" in datum:
+            datum["Timestamp"] = _naive_utc(datum["Timestamp"])
+        data.append(datum)
+    with METRICS_LOCK:
+        backend.put_metric_data(request["Namespace"], data)
+    return {}
+
+
+def _cbor_get_metric_statistics(backend: Any, request: dict[str, Any]) -> dict[str, Any]:
+    stats = request.get("Statistics") or []
+    dimensions = request.get("Dimensions") or []
+    # CloudWatch matches the exact set of dimensions; moto any superset: the others are
+    # set aside for the call, under the lock every CBOR metric call takes.
+    wanted = {(d["Name"], d["Value"]) for d in dimensions}
+    with METRICS_LOCK:
+        kept = backend.metric_data
+        backend.metric_data = [m for m in kept if {(d.name, d.value) for d in m.dimensions} == wanted]
+        try:
+            points = backend.get_metric_statistics(
+                request["Namespace"], request["MetricName"], _naive_utc(request["StartTime"]),
+                _naive_utc(request["EndTime"]), int(request["Period"]), stats, dimensions,
+                unit=request.get("Unit"))
+        finally:
+            backend.metric_data = kept
+    datapoints = []
+    for point in points:
+        entry: dict[str, Any] = {"Timestamp": _cbor_time(point.timestamp)}
+        for stat in stats:
+            value = point.get_statistics_for_type(stat)
+            if value is not None:
+                entry[stat] = float(value)
+        if point.unit:
+            entry["Unit"] = point.unit
+        datapoints.append(entry)
+    return {"Label": request["MetricName"], "Datapoints": datapoints}
 
 
 def task_set_counts(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:

@@ -505,8 +505,34 @@ def test_cloudwatch_describe_alarms_answers_in_cbor_as_current_sdks_ask(endpoint
     assert alarm["StateReason"] == "test"
     updated = alarm["StateUpdatedTimestamp"]
     assert updated.tzinfo is not None and abs(updated.timestamp() - time.time()) < 60, updated
-    status, out = cbor_call(endpoint, "PutMetricData", {})
+    status, out = cbor_call(endpoint, "DeleteAlarms", {})
     assert status == 400 and out["__type"] == "UnknownOperationException"
+
+
+def test_cloudwatch_metric_data_is_put_and_read_back_in_cbor(endpoint):
+    import cbor2
+    reset(endpoint)
+    now = time.time()
+    dims = [{"Name": "Service", "Value": "api"}, {"Name": "Environment", "Value": "prod"}]
+    datum = lambda value, dims: {"MetricName": "ApprovalWait", "Unit": "Seconds", "Value": value,
+                                 "Timestamp": cbor2.CBORTag(1, now), "Dimensions": dims}
+    status, out = cbor_call(endpoint, "PutMetricData", {"Namespace": "Shiplane", "MetricData": [
+        datum(30.0, dims), datum(90.0, dims), datum(5.0, dims[1:])]})
+    assert status == 200, out
+
+    def stats(dimensions, namespace="Shiplane"):
+        status, out = cbor_call(endpoint, "GetMetricStatistics", {
+            "Namespace": namespace, "MetricName": "ApprovalWait", "Dimensions": dimensions,
+            "StartTime": cbor2.CBORTag(1, now - 600), "EndTime": cbor2.CBORTag(1, now + 600),
+            "Period": 3600, "Statistics": ["SampleCount", "Sum", "Maximum"]})
+        assert status == 200, out
+        return [(p["SampleCount"], p["Sum"], p["Maximum"]) for p in out["Datapoints"]]
+
+    assert stats(dims) == [(2.0, 120.0, 90.0)], "the two values of api in prod, not the other's"
+    assert stats(dims[1:]) == [(1.0, 5.0, 5.0)]
+    assert stats(dims, namespace="Other") == []
+    status, out = cbor_call(endpoint, "PutMetricData", {"MetricData": []})
+    assert status == 400 and out["__type"] == "InvalidParameterValue", out
 
 
 def test_the_next_calls_of_an_operation_can_be_made_to_fail_for_certain(ecs, endpoint):

@@ -273,6 +273,8 @@ impl Dashboard {
             _ => "/".to_string(),
         };
         let outcome = self.run_action(verb, &fields).await;
+        // The page runs until stopped: what the action measured is sent now.
+        crate::metrics::publish().await;
         let said = match &outcome {
             Ok(transitions) => done(verb, transitions),
             Err(_) => String::new(),

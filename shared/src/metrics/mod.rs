@@ -17,8 +17,9 @@
 //! | `CheckDuration` | Milliseconds | one lifecycle-hook check (its name in the `check` property) |
 //!
 //! Where records go is set once per process ([`set_sink`]): the functions write them to
-//! stdout. A process that sets nothing computes none: tests, the simulation, and the CLI,
-//! whose own transitions (an approval, the deployment it starts) are not measured yet.
+//! stdout; the CLI keeps them ([`Sink::Buffer`]) and sends what its commands measured (an
+//! approval, the deployment it starts) with PutMetricData, having no Lambda log to write
+//! to. A process that sets nothing computes none: tests and the simulation.
 
 pub mod dora;
 mod emf;
@@ -39,6 +40,8 @@ pub const NAMESPACE: &str = "Shiplane";
 pub enum Sink {
     /// One EMF JSON line each on stdout: a Lambda function's log becomes metrics.
     Stdout,
+    /// Kept until [`take_buffered`]: a process with no Lambda log sends them itself.
+    Buffer(std::sync::Mutex<Vec<Record>>),
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();
@@ -65,6 +68,21 @@ pub fn emit(records: Vec<Record>) {
             }
             let _ = out.flush();
         }
+        Some(Sink::Buffer(kept)) => kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(records),
+    }
+}
+
+/// The records a [`Sink::Buffer`] kept since the last call, oldest first (none for any
+/// other sink).
+pub fn take_buffered() -> Vec<Record> {
+    match SINK.get() {
+        Some(Sink::Buffer(kept)) => {
+            std::mem::take(&mut *kept.lock().unwrap_or_else(|p| p.into_inner()))
+        }
+        _ => Vec::new(),
     }
 }
 
