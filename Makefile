@@ -13,7 +13,7 @@ export SHIPLANE_PYTHON := $(CURDIR)/$(PY)
 TARGET_DIR = $(eval TARGET_DIR := $(shell cargo metadata --format-version 1 --no-deps --locked \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'))$(if $(TARGET_DIR),$(TARGET_DIR),$(error cannot ask cargo where it builds: run `cargo metadata --no-deps` to see why))
 
-.PHONY: test browser lint fmt unit emulator-tests python-tests demo emulator build lambda-binaries check-arch deploy venv clean bench bench-profiles sim
+.PHONY: test browser lint fmt unit emulator-tests python-tests demo emulator build lambda-binaries check-arch deploy venv clean bench bench-profiles first-run sim
 
 ## test: formatting, clippy, every unit test, and the tests against the local AWS (the
 ## dashboard's in a headless chromium: `browser`)
@@ -149,6 +149,11 @@ bench: build bench-profiles
 	cp $(LAMBDA_DIR)/hello-world/bootstrap $(TARGET_DIR)/profiles/7-non-pie-shipped/hello-world
 	cargo build --release --locked -p shiplane-e2e --bin bench
 	$(EMULATOR) $(TARGET_DIR)/release/bench --events $${BENCH_EVENTS:-1000} --lambda-dir $(LAMBDA_DIR) --out BENCHMARKS.md
+
+## first-run: time `make demo` and `make build` each in a fresh clone of HEAD, built from
+## nothing (~30 min on 2 cores), into BENCHMARKS.md's "First run from a clean clone"
+first-run:
+	bench/first-run.sh
 
 ## bench-profiles: build the release-profile variants BENCHMARKS.md compares (kept once built)
 bench-profiles:

@@ -1289,10 +1289,52 @@ async fn main() {
             );
         }
     }
+    // `bench/first-run.sh` measures the first run from a clean clone on its own (it builds
+    // from nothing, twice); its section is kept as it wrote it.
+    if let Some(kept) = std::fs::read_to_string(&out)
+        .ok()
+        .and_then(|old| first_run_section(&old))
+    {
+        let _ = write!(md, "\n{kept}");
+    }
     std::fs::write(&out, md).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
     eprintln!(
         "wrote {} in {:.0} s",
         out.display(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The heading `bench/first-run.sh` writes its section under.
+const FIRST_RUN: &str = "## First run from a clean clone";
+
+/// The section `bench/first-run.sh` wrote in an earlier BENCHMARKS.md: from its heading to
+/// the next one (or the end), trailing blank lines dropped.
+fn first_run_section(old: &str) -> Option<String> {
+    let start = old.find(FIRST_RUN)?;
+    let rest = &old[start..];
+    let end = rest[FIRST_RUN.len()..]
+        .find("\n## ")
+        .map_or(rest.len(), |i| i + FIRST_RUN.len() + 1);
+    Some(format!("{}\n", rest[..end].trim_end()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_run_section_is_kept_whole_and_alone() {
+        let old = "# Benchmarks\n\n## Targets\n\nx\n\n## First run from a clean clone\n\nmeasured: 7 min\n\n| a | b |\n\n\n## Artifacts\n\ny\n";
+        assert_eq!(
+            first_run_section(old).as_deref(),
+            Some("## First run from a clean clone\n\nmeasured: 7 min\n\n| a | b |\n")
+        );
+        let last = "# Benchmarks\n\n## First run from a clean clone\n\nz\n";
+        assert_eq!(
+            first_run_section(last).as_deref(),
+            Some("## First run from a clean clone\n\nz\n")
+        );
+        assert_eq!(first_run_section("# Benchmarks\n\n## Targets\n"), None);
+    }
 }

@@ -38,6 +38,36 @@ fn policy() -> Policy {
     }
 }
 
+/// A rolling service's policy: no stop, the newest UpdateService wins.
+fn rolling() -> Policy {
+    Policy {
+        undo_by_redeploy: true,
+        ..policy()
+    }
+}
+
+/// A rolling lane where release 1 ended as `ended` and release 0, the last known good, is
+/// being restored, in `restore` (its stage's other fields as `with` leaves them).
+fn restore_in_flight(
+    ended: StageState,
+    restore: StageState,
+    with: impl FnOnce(&mut Stage),
+) -> LaneView {
+    let mut v = view_in(Some(ended));
+    v.lane.in_flight = Some(id(0));
+    let stage = v
+        .releases
+        .get_mut(&id(0))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap();
+    stage.state = restore;
+    stage.redeploy = true;
+    with(stage);
+    v
+}
+
 fn empty_view() -> LaneView {
     LaneView {
         lane: Lane::new("api", ENV),
@@ -1531,17 +1561,10 @@ fn a_deployment_created_after_its_stage_ended_is_recorded_and_undone() {
 /// went unexplained).
 #[test]
 fn a_late_rolling_deployment_makes_the_restore_in_flight_deploy_again_and_says_why() {
-    let rolling = Policy {
-        undo_by_redeploy: true,
-        ..policy()
-    };
-    let mut v = view_in(Some(StageState::RolledBack));
-    v.lane.in_flight = Some(id(0));
-    let restore = v.releases.get_mut(&id(0)).unwrap();
-    let stage = restore.stages.get_mut(ENV).unwrap();
-    stage.state = StageState::Validating;
-    stage.redeploy = true;
-    stage.deployment_id = Some("ecs-svc/67".into());
+    let rolling = rolling();
+    let v = restore_in_flight(StageState::RolledBack, StageState::Validating, |s| {
+        s.deployment_id = Some("ecs-svc/67".into())
+    });
     let late = Event::DeploymentCreated {
         deployment_id: "ecs-svc/68".into(),
         task_definition: None,
@@ -1579,17 +1602,10 @@ fn a_late_rolling_deployment_makes_the_restore_in_flight_deploy_again_and_says_w
 /// again once its lease ends, whose answer counts.
 #[test]
 fn a_late_rolling_deployment_fences_off_the_answer_of_the_deploy_still_in_flight() {
-    let rolling = Policy {
-        undo_by_redeploy: true,
-        ..policy()
-    };
-    let mut v = view_in(Some(StageState::Cancelled));
-    v.lane.in_flight = Some(id(0));
-    let restore = v.releases.get_mut(&id(0)).unwrap();
-    let stage = restore.stages.get_mut(ENV).unwrap();
-    stage.state = StageState::Deploying;
-    stage.redeploy = true;
-    stage.lease = Some(T0.after(LEASE));
+    let rolling = rolling();
+    let v = restore_in_flight(StageState::Cancelled, StageState::Deploying, |s| {
+        s.lease = Some(T0.after(LEASE))
+    });
     let late = Event::DeploymentCreated {
         deployment_id: "ecs-svc/68".into(),
         task_definition: None,
@@ -1635,10 +1651,7 @@ fn a_late_rolling_deployment_fences_off_the_answer_of_the_deploy_still_in_flight
 /// not run, the news changes nothing.
 #[test]
 fn a_replaced_rolling_deployment_is_made_again() {
-    let rolling = Policy {
-        undo_by_redeploy: true,
-        ..policy()
-    };
+    let rolling = rolling();
     let mut v = view_in(Some(StageState::Deploying));
     v.releases
         .get_mut(&id(1))
@@ -1891,10 +1904,7 @@ fn what_runs_after_a_stop_too_late_is_replaced_by_the_last_known_good_once() {
     // have been replaced since, so only the stop's own outcome says so there.
     let late = apply(&v, &id(1), &Event::DeploymentSucceeded, &policy(), T0).unwrap();
     assert_eq!(late.view.lane.current, Some(id(1)));
-    let rolling = Policy {
-        undo_by_redeploy: true,
-        ..policy()
-    };
+    let rolling = rolling();
     assert!(apply(&v, &id(1), &Event::DeploymentSucceeded, &rolling, T0).is_err());
     // The stop the lane owes says so too; a duplicate's late outcome (the lane no longer
     // owes it) does not.
@@ -1967,10 +1977,7 @@ fn a_stop_too_late_records_what_runs_and_owes_the_restore() {
 /// simulation: UpdateService served, its answer lost, the stage failed, the release ran).
 #[test]
 fn a_rolling_deploy_that_failed_for_good_puts_the_last_known_good_back() {
-    let rolling = Policy {
-        undo_by_redeploy: true,
-        ..policy()
-    };
+    let rolling = rolling();
     let failed = Event::ActionFailed {
         reason: "ECS UpdateService: timed out".into(),
     };
