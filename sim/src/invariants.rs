@@ -94,7 +94,13 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
                 format!("CodeDeploy deployment {} is still {:?}", d.id, d.status),
             ));
         }
-        let known = parse_deployment_description(&d.description).is_some_and(|(id, env, _)| {
+        // CodeDeploy's own rollback deployment belongs to the stage of the one it rolls back.
+        let described = d
+            .rollback_of
+            .as_ref()
+            .and_then(|original| w.codedeploy.iter().find(|o| &o.id == original))
+            .map_or(&d.description, |o| &o.description);
+        let known = parse_deployment_description(described).is_some_and(|(id, env, _)| {
             releases
                 .get(&id)
                 .is_some_and(|r| r.stages.contains_key(&env))

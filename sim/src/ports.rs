@@ -401,6 +401,7 @@ impl SimDeployer {
                     hooks,
                     executions: Vec::new(),
                     shifted: false,
+                    rollback_of: None,
                 });
                 sim.trace(format!("  CodeDeploy created {id}"));
                 tokio::spawn(codedeploy_lifecycle(sim.clone(), id.clone()));
@@ -738,7 +739,7 @@ fn stopped(t: &Task) -> TaskStopped {
 
 /// Ends a CodeDeploy deployment that is still active: traffic goes back to the original
 /// revision, and the STOP event goes out.
-fn stop(sim: &Sim, w: &mut World, id: &str, rollback: bool, why: &str) {
+fn stop(sim: &Arc<Sim>, w: &mut World, id: &str, rollback: bool, why: &str) {
     let now = sim.now();
     // DeploymentAlreadyCompleted counts as done.
     let Some(d) = w.active_mut(id) else {
@@ -746,13 +747,53 @@ fn stop(sim: &Sim, w: &mut World, id: &str, rollback: bool, why: &str) {
     };
     d.status = CdStatus::Stopped;
     d.reason = why.to_string();
-    let (ecs, shifted) = (d.ecs.clone(), d.shifted);
     let event = change(d, DeploymentState::Stop, now);
-    if shifted && rollback {
-        unserve_partial(w, &ecs);
-    }
     sim.trace(format!("  CodeDeploy {id} stopped ({why})"));
     w.emit(Emitted::CodeDeploy(event));
+    if rollback {
+        roll_back(sim, w, id);
+    }
+}
+
+/// CodeDeploy's automatic rollback (a stop with `autoRollbackEnabled`, or a failure: every
+/// simulated group enables it): a deployment of its own, creator `codeDeployRollback`, that
+/// routes production traffic back to what the service served before, through the same
+/// lifecycle hooks, and keeps the group busy until it ends.
+fn roll_back(sim: &Arc<Sim>, w: &mut World, original: &str) {
+    let Some(d) = w.deployment_mut(original) else {
+        return;
+    };
+    let (application, group, ecs, hooks) = (
+        d.application.clone(),
+        d.group.clone(),
+        d.ecs.clone(),
+        d.hooks.clone(),
+    );
+    let serving = w
+        .services
+        .get(&ecs)
+        .map(|s| s.serving.clone())
+        .unwrap_or_default();
+    let id = format!("d-{:08}", w.fresh_id());
+    w.codedeploy.push(CdDeployment {
+        id: id.clone(),
+        application,
+        group,
+        description: String::new(),
+        created: sim.now(),
+        task_definition: serving,
+        ecs,
+        status: CdStatus::Created,
+        reason: String::new(),
+        hooks,
+        executions: Vec::new(),
+        shifted: false,
+        rollback_of: Some(original.to_string()),
+    });
+    sim.trace(format!(
+        "  CodeDeploy created {id}, its rollback of {original}"
+    ));
+    tokio::spawn(codedeploy_lifecycle(sim.clone(), id));
 }
 
 fn change(d: &CdDeployment, state: DeploymentState, at: Timestamp) -> DeploymentStateChange {
@@ -858,8 +899,12 @@ async fn codedeploy_lifecycle(sim: Arc<Sim>, id: String) {
                 d.status = CdStatus::Failed;
                 d.reason = why.clone();
                 let event = change(d, DeploymentState::Failure, now);
+                let rolls_back = d.rollback_of.is_none();
                 sim.trace(format!("  CodeDeploy {id} failed: {why}"));
                 w.emit(Emitted::CodeDeploy(event));
+                if rolls_back {
+                    roll_back(&sim, &mut w, &id);
+                }
                 return;
             }
         }
@@ -871,7 +916,18 @@ async fn codedeploy_lifecycle(sim: Arc<Sim>, id: String) {
             return;
         };
         d.shifted = true;
-        let (ecs, td) = (d.ecs.clone(), d.task_definition.clone());
+        let (ecs, td, rollback) = (
+            d.ecs.clone(),
+            d.task_definition.clone(),
+            d.rollback_of.is_some(),
+        );
+        if rollback {
+            // All production traffic back to the original task set at once.
+            unserve_partial(&mut w, &ecs);
+            serve(&mut w, &ecs, &td, now);
+            d_succeeded(&sim, &mut w, &id, now);
+            return;
+        }
         serve_partly(&mut w, &ecs, &td, now);
         sim.trace(format!(
             "  CodeDeploy {id} shifted 10% of production traffic"
@@ -890,10 +946,24 @@ async fn codedeploy_lifecycle(sim: Arc<Sim>, id: String) {
     let Some(d) = w.active_mut(&id) else {
         return;
     };
+    let (ecs, td) = (d.ecs.clone(), d.task_definition.clone());
+    // All production traffic moves to its task set: another's left over (a rollback that
+    // failed) no longer takes any.
+    if w.services.get(&ecs).and_then(|s| s.partial.as_deref()) != Some(td.as_str()) {
+        unserve_partial(&mut w, &ecs);
+    }
+    serve(&mut w, &ecs, &td, now);
+    d_succeeded(&sim, &mut w, &id, now);
+}
+
+/// An active deployment ends in success: its event goes out.
+fn d_succeeded(sim: &Sim, w: &mut World, id: &str, now: Timestamp) {
+    let Some(d) = w.active_mut(id) else {
+        return;
+    };
     d.status = CdStatus::Succeeded;
     let event = change(d, DeploymentState::Success, now);
     let (ecs, td) = (d.ecs.clone(), d.task_definition.clone());
-    serve(&mut w, &ecs, &td, now);
     sim.trace(format!("  CodeDeploy {id} succeeded: {ecs} serves {td}"));
     w.emit(Emitted::CodeDeploy(event));
 }
@@ -1146,11 +1216,13 @@ impl HookReporter for SimHooks {
     }
 }
 
-/// What the simulated GetDeployment tells of a deployment: Shiplane's own, by its
-/// description and AppSpec (the simulated CodeDeploy makes no rollback deployments: it
-/// reverts traffic in place).
+/// What the simulated GetDeployment tells of a deployment: CodeDeploy's rollback of
+/// another (creator and `rollbackInfo`), or Shiplane's own, by its description and AppSpec.
 fn origin_in(w: &World, deployment_id: &str) -> Option<Origin> {
     let d = w.codedeploy.iter().find(|d| d.id == deployment_id)?;
+    if let Some(original) = &d.rollback_of {
+        return Some(Origin::RollbackOf(original.clone()));
+    }
     let (release, environment, attempt) = parse_deployment_description(&d.description)?;
     Some(Origin::Release {
         release,

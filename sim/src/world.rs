@@ -150,6 +150,9 @@ pub struct CdDeployment {
     pub executions: Vec<Execution>,
     /// Production traffic moved (partly or wholly) to the new revision.
     pub shifted: bool,
+    /// For CodeDeploy's own rollback deployment (creator `codeDeployRollback`): the
+    /// deployment it rolls back.
+    pub rollback_of: Option<String>,
 }
 
 /// A one-off migration task.

@@ -277,6 +277,8 @@ pub struct FakeHooks {
     pub throttle_next: Mutex<u32>,
     /// What GetDeployment tells of a deployment, by id.
     pub origins: Mutex<HashMap<String, Origin>>,
+    /// How many of the next GetDeployment calls are throttled (past the SDK's retries).
+    pub origin_failures: Mutex<u32>,
 }
 
 impl FakeHooks {
@@ -311,6 +313,14 @@ impl super::HookReporter for FakeHooks {
     }
 
     async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
+        let mut left = lock(&self.origin_failures);
+        if *left > 0 {
+            *left -= 1;
+            return Err(DeployError {
+                message: "CodeDeploy GetDeployment: ThrottlingException: Rate exceeded".into(),
+                retryable: true,
+            });
+        }
         Ok(lock(&self.origins).get(deployment_id).cloned())
     }
 }

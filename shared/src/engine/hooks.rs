@@ -26,6 +26,10 @@ const ATTEMPT_GRACE: Duration = Duration::from_secs(5);
 const ATTEMPT_POLL: Duration = Duration::from_millis(250);
 /// How long a hook's verdict is kept for duplicate invocations.
 const HOOK_CLAIM_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often a hook asks CodeDeploy who made a deployment before it takes the answer it
+/// got: a throttled GetDeployment must not fail a restore, or CodeDeploy's own rollback,
+/// closed.
+const ORIGIN_TRIES: u32 = 3;
 
 /// One invocation of the deploy-hook by CodeDeploy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +179,13 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         match attempt {
             Ok(()) => {}
             Err(StoreError::AlreadyClaimed { .. }) if restore => {}
+            // Nor is CodeDeploy's own rollback (no reference: CodeDeploy made it).
+            Err(StoreError::AlreadyClaimed { .. })
+                if matches!(reference, Ok(None))
+                    && matches!(
+                        origin_of(reporter, &hook.deployment_id).await,
+                        Ok(Some(Origin::RollbackOf(_)))
+                    ) => {}
             Err(StoreError::AlreadyClaimed { value, .. }) => {
                 let earlier_by = Timestamp(value.parse().unwrap_or(0));
                 return self
@@ -195,9 +206,15 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             Ok(None) => {
                 // CodeDeploy's automatic rollback of a Shiplane deployment is a deployment
                 // of its own: its hooks are answered Succeeded, never holding a rollback back.
-                match self.rollback_target(&hook.deployment_id).await {
-                    Ok(Some((original, r))) => {
+                match self.rollback_target(reporter, &hook.deployment_id).await {
+                    Ok(Some((original, Some(r)))) => {
                         return self.rollback_hook(hook, key, &original, r, now).await;
+                    }
+                    Ok(Some((original, None))) => {
+                        // A rollback all the same: not held back because the store cannot
+                        // say whose deployment it rolls back.
+                        warn!(deployment = %hook.deployment_id, original = %original, "the hook of CodeDeploy's rollback without the store; answered Succeeded");
+                        return Verdict::succeeded(None);
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -333,16 +350,16 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
 
     /// The answer when the store cannot be read or written: Failed (the checks cannot
     /// run or be recorded), unless CodeDeploy's description of the deployment says it
-    /// restores the last known good, which is never held back (simulation seed 18424: a
-    /// restore failed closed three times while the store was throttled, and the bad
-    /// release kept running).
+    /// restores the last known good, or CodeDeploy says it is its own rollback of another:
+    /// neither is ever held back (simulation seed 18424: a restore failed closed three
+    /// times while the store was throttled, and the bad release kept running).
     async fn failed_unless_restore<R: HookReporter>(
         &self,
         reporter: &R,
         hook: &HookInvocation,
         why: String,
     ) -> Verdict {
-        match reporter.origin(&hook.deployment_id).await {
+        match origin_of(reporter, &hook.deployment_id).await {
             Ok(Some(Origin::Release {
                 release,
                 restore: true,
@@ -350,6 +367,10 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             })) => {
                 warn!(deployment = %hook.deployment_id, reason = %why, "a restore's hook without the store; answered Succeeded");
                 Verdict::succeeded(Some(release))
+            }
+            Ok(Some(Origin::RollbackOf(original))) => {
+                warn!(deployment = %hook.deployment_id, original = %original, reason = %why, "the hook of CodeDeploy's rollback without the store; answered Succeeded");
+                Verdict::succeeded(None)
             }
             _ => Verdict::failed(why, None),
         }
@@ -405,6 +426,27 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         verdict
     }
 
+    /// For a CodeDeploy automatic rollback deployment of a Shiplane deployment: the id of
+    /// the deployment it rolls back, with that one's reference (None when the store cannot
+    /// be read now). None for any other deployment.
+    async fn rollback_target<R: HookReporter>(
+        &self,
+        reporter: &R,
+        deployment_id: &str,
+    ) -> Result<Option<(String, Option<DeploymentRef>)>, String> {
+        let origin = origin_of(reporter, deployment_id)
+            .await
+            .map_err(|e| format!("CodeDeploy could not be asked about {deployment_id}: {e}"))?;
+        let Some(Origin::RollbackOf(original)) = origin else {
+            return Ok(None);
+        };
+        Ok(match self.store.deployment(&original).await {
+            Ok(Some(reference)) => Some((original, Some(reference))),
+            Ok(None) => None,
+            Err(_) => Some((original, None)),
+        })
+    }
+
     /// An earlier attempt holds this hook execution (Lambda retries an invocation that
     /// crashed or timed out; CodeDeploy may invoke twice) and answers by `earlier_by`:
     /// waits for its verdict until this attempt's own answer time has passed, then fails
@@ -453,8 +495,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         if let Some(r) = reference.map_err(unavailable)? {
             return Ok(Some((r.release, r.service, r.environment, None)));
         }
-        let origin = reporter
-            .origin(deployment_id)
+        let origin = origin_of(reporter, deployment_id)
             .await
             .map_err(|e| format!("CodeDeploy could not be asked about {deployment_id}: {e}"))?;
         let Some(Origin::Release {
@@ -558,6 +599,25 @@ async fn report_before<R: HookReporter>(
             }
             Ok(Err(e)) => return Err(e.message),
             Err(_) => return Err("no answer from CodeDeploy before the deadline".into()),
+        }
+    }
+}
+
+/// [`HookReporter::origin`], asked again (after 0.2 s, then 0.4 s) while CodeDeploy is
+/// throttled or unreachable.
+async fn origin_of<R: HookReporter>(
+    reporter: &R,
+    deployment_id: &str,
+) -> Result<Option<Origin>, crate::aws::DeployError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match reporter.origin(deployment_id).await {
+            Err(e) if e.retryable && tries < ORIGIN_TRIES => {
+                warn!(deployment = %deployment_id, error = ?e.message, "CodeDeploy could not say who made the deployment; asking again");
+                tokio::time::sleep(Duration::from_millis(100 << tries)).await;
+            }
+            answer => return answer,
         }
     }
 }

@@ -230,23 +230,6 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         }))
     }
 
-    /// The release stage whose deployment a CodeDeploy automatic rollback deployment rolls
-    /// back, with that deployment's id; None for any other deployment (or when CodeDeploy
-    /// cannot be asked: logged).
-    pub(super) async fn rollback_target(
-        &self,
-        deployment_id: &str,
-    ) -> Result<Option<(String, DeploymentRef)>, EngineError> {
-        let Some(Origin::RollbackOf(original)) = self.origin(deployment_id).await? else {
-            return Ok(None);
-        };
-        Ok(self
-            .store
-            .deployment(&original)
-            .await?
-            .map(|reference| (original, reference)))
-    }
-
     /// A deployment Shiplane made ended, and the invocation that made it died before
     /// recording it (its description names the release): it is recorded on its stage
     /// first, as the one the stage runs (or, if the stage ended meanwhile, as one to undo),
@@ -334,7 +317,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             let failed = change.state != DeploymentState::Success;
             let detail = if failed {
                 format!(
-                    "CodeDeploy's rollback deployment {} (of {original}) {}: {}/{} may run neither version; check the service, then `shiplane rollback {} {}`",
+                    "CodeDeploy's rollback deployment {} (of {original}) {}: {}/{} may run neither version wholly",
                     change.deployment_id,
                     if change.state == DeploymentState::Stop {
                         "was stopped"
@@ -343,8 +326,6 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                     },
                     r.service,
                     r.environment,
-                    r.service,
-                    r.environment
                 )
             } else {
                 format!(

@@ -120,7 +120,8 @@ pub enum Event {
     },
     /// CodeDeploy's automatic rollback of this stage's deployment (a deployment of its own,
     /// which Shiplane did not start) reported: a hook answered, it succeeded, or it failed
-    /// (`failed`: the environment may run neither version; a person must act).
+    /// (`failed`: the environment may run neither version wholly; the lane then records
+    /// the release as running, and restores the last known good).
     RollbackReported {
         deployment_id: String,
         detail: String,
@@ -1746,6 +1747,23 @@ pub fn apply(
         }
         (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => {
             roll_back(&mut w, id, state, detail)?;
+        }
+        // CodeDeploy's rollback of this ended stage's deployment failed: the version it was
+        // to remove may still take production traffic. The lane records it as running, so
+        // that what the lane owes restores the last known good (a deployment of its own,
+        // which moves all the traffic), unless a newer release succeeded here since.
+        (
+            S::RolledBack | S::Cancelled | S::Failed,
+            Event::RollbackReported { failed: true, .. },
+        ) if !policy.undo_by_redeploy
+            && w.view.lane.current.as_ref() != Some(id)
+            && !replaced_since(&w, id) =>
+        {
+            let detail = detail.map(|d| {
+                format!("{d}; it may still take production traffic: the last known good is deployed again")
+            });
+            w.record(id, cause, detail)?;
+            w.lane().current = Some(id.clone());
         }
         // Facts about the stage's timer or CodeDeploy's rollback of its deployment, true
         // whatever the stage became since.

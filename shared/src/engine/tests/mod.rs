@@ -1293,6 +1293,21 @@ alarms = true
             };
             assert_eq!(answer.status, expected, "{deployment}");
         }
+        // CodeDeploy's own rollback deployment neither (simulation, once the world made
+        // them: a rollback failed closed while the store was throttled, and 10 % of
+        // production traffic stayed on the bad version).
+        hooks.origins.lock().unwrap().insert(
+            "d-rollback".into(),
+            crate::aws::Origin::RollbackOf("d-new".into()),
+        );
+        let inv = HookInvocation {
+            deployment_id: "d-rollback".into(),
+            ..invocation(LifecycleHook::BeforeAllowTraffic, "d-rollback")
+        };
+        let answer = engine
+            .on_hook(&ScriptedChecker::default(), &hooks, &inv, soon(), T0)
+            .await;
+        assert_eq!(answer.status, HookStatus::Succeeded);
     }
 
     /// A restore of the last known good is never held back by its hooks: no checks run,
@@ -1546,6 +1561,15 @@ alarms = true
             .unwrap()
             .insert("d-rb".into(), "d-1".into());
         let (checker, hooks) = (ScriptedChecker::default(), FakeHooks::default());
+        hooks
+            .origins
+            .lock()
+            .unwrap()
+            .insert("d-rb".into(), crate::aws::Origin::RollbackOf("d-1".into()));
+        // GetDeployment throttled twice: asked again, not failed closed (simulation: a
+        // rollback failed that way, and 10 % of production traffic stayed on the bad
+        // version).
+        *hooks.origin_failures.lock().unwrap() = 2;
         *checker.hang.lock().unwrap() = vec!["health".into()];
         let inv = HookInvocation {
             deployment_id: "d-rb".into(),
@@ -1578,6 +1602,46 @@ alarms = true
                 .contains("never held back")
         );
         assert!(!w.notifier.kinds().contains(&"alert".to_string()));
+    }
+
+    /// An attempt at a hook of CodeDeploy's rollback that died is not waited for, and the
+    /// rollback not failed closed after it (simulation: 10 % of production traffic stayed
+    /// on the bad version when a rollback's first hook invocation died).
+    #[tokio::test]
+    async fn a_rollbacks_hook_is_answered_succeeded_after_an_earlier_attempt_died() {
+        let (w, _) = deploying().await;
+        w.deployer
+            .rollbacks
+            .lock()
+            .unwrap()
+            .insert("d-rb".into(), "d-1".into());
+        let hooks = FakeHooks::default();
+        hooks
+            .origins
+            .lock()
+            .unwrap()
+            .insert("d-rb".into(), crate::aws::Origin::RollbackOf("d-1".into()));
+        w.store
+            .commit(crate::store::Commit {
+                claim: Some(Claim {
+                    key: "hook#d-rb#e-rb#attempt".into(),
+                    value: T0.after(Duration::from_secs(900)).0.to_string(),
+                    at: T0,
+                    expires: T0.after(Duration::from_secs(3600)),
+                }),
+                ..crate::store::Commit::default()
+            })
+            .await
+            .unwrap();
+        let inv = HookInvocation {
+            deployment_id: "d-rb".into(),
+            ..invocation(LifecycleHook::BeforeAllowTraffic, "e-rb")
+        };
+        let answer = w
+            .engine()
+            .on_hook(&ScriptedChecker::default(), &hooks, &inv, soon(), T0)
+            .await;
+        assert_eq!(answer.status, HookStatus::Succeeded, "{:?}", answer.reason);
     }
 
     #[tokio::test]
@@ -1992,7 +2056,8 @@ mod deployment_outcomes {
             "{last:?}"
         );
         assert_eq!(last.to, Some(StageState::Failed), "a fact; the stage stays");
-        // Had it failed, a person is told, by an alert.
+        // Had it failed, a person is told, by an alert, and the lane records the release
+        // as what may run (here there is no last known good to put back).
         let history = rollback_ends(&w, &id, "d-rb2", DeploymentState::Failure).await;
         let last = history.last().unwrap();
         assert_eq!(last.cause, Cause::RollbackFailed);
@@ -2000,9 +2065,12 @@ mod deployment_outcomes {
             last.detail
                 .as_deref()
                 .unwrap()
-                .contains("shiplane rollback api dev")
+                .contains("may run neither version wholly"),
+            "{last:?}"
         );
         assert_eq!(w.notifier.kinds().last().map(String::as_str), Some("alert"));
+        let lane = w.store.lane("api", "dev").await.unwrap().item;
+        assert_eq!(lane.current, Some(id.clone()));
         // A deployment that is neither Shiplane's nor a rollback of one: ignored.
         let out = w
             .engine()
@@ -2010,6 +2078,56 @@ mod deployment_outcomes {
             .await
             .unwrap();
         assert!(matches!(out, Inbound::Ignored(_)), "{out:?}");
+    }
+
+    /// CodeDeploy's own rollback of a stopped deployment failed (simulation, once the world
+    /// made rollbacks: 10 % of production traffic stayed on the bad version): the lane
+    /// records that release as what may run, and restores the last known good itself.
+    #[tokio::test]
+    async fn a_failed_codedeploy_rollback_makes_the_lane_restore_the_last_known_good() {
+        let w = World::new().await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let v1 = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        for event in [Event::DeploymentSucceeded, Event::BakeElapsed] {
+            e.on_event(&pipeline, "api", "dev", &v1, event, T0)
+                .await
+                .unwrap();
+        }
+        let v2 = w.pushed("shiplane/api", 2, "v1.0.1").await;
+        let d2 = w.store.release(&v2).await.unwrap().unwrap().item.stages["dev"]
+            .deployment_id
+            .clone()
+            .unwrap();
+        let alarm = Event::AlarmFired {
+            alarm: "api-dev-5xx".into(),
+        };
+        e.on_event(&pipeline, "api", "dev", &v2, alarm, T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&v2, "dev").await, Some(StageState::RolledBack));
+        e.on_deployment_state(&change(&d2, DeploymentState::Stop), T0)
+            .await
+            .unwrap();
+        let deploys = w.deploys().len();
+        w.deployer
+            .rollbacks
+            .lock()
+            .unwrap()
+            .insert("d-rb".into(), d2.clone());
+        e.on_deployment_state(&change("d-rb", DeploymentState::Failure), T0)
+            .await
+            .unwrap();
+        let history = w.store.history_of_release(&v2).await.unwrap();
+        assert!(
+            history.iter().any(|t| t.cause == Cause::RollbackFailed
+                && t.detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("the last known good is deployed again"))),
+            "{history:?}"
+        );
+        assert_eq!(w.state(&v1, "dev").await, Some(StageState::Deploying));
+        assert_eq!(w.deploys().len(), deploys + 1, "the restore's deployment");
     }
 
     /// Found by the simulation (seed 118): CreateDeployment served, the function died
