@@ -1228,6 +1228,14 @@ fn undo_late(w: &mut Work<'_>, id: &ReleaseId, late: &str) -> Result<(), Transit
     Ok(())
 }
 
+/// Whether a lane whose current release is in `state` runs what it does not want: the
+/// release ended here (rolled back, failed, cancelled, or superseded after a retry) or
+/// waits to deploy again, yet its version runs (a deployment that finished after its stage
+/// ended, a CodeDeploy rollback that failed). The last known good is then restored.
+fn runs_unwanted(state: StageState) -> bool {
+    !state.is_in_flight() && state != StageState::Succeeded
+}
+
 /// Whether the lane's current release succeeded here after `id`'s stage ended: a late
 /// success of `id`'s deployment is then older than what runs.
 fn replaced_since(w: &Work<'_>, id: &ReleaseId) -> bool {
@@ -1442,9 +1450,11 @@ pub fn apply(
         }
         (S::Succeeded, Event::Restore) => {
             let lane = &w.view.lane;
-            let runs_bad = lane.current.as_ref().filter(|c| *c != id).is_some_and(|c| {
-                matches!(w.state(c), Some(S::RolledBack | S::Failed | S::Cancelled))
-            });
+            let runs_bad = lane
+                .current
+                .as_ref()
+                .filter(|c| *c != id)
+                .is_some_and(|c| w.state(c).is_some_and(runs_unwanted));
             if lane.in_flight.is_some() || lane.last_known_good.as_ref() != Some(id) || !runs_bad {
                 return Err(w.not_allowed(id, state, event));
             }
@@ -1752,12 +1762,11 @@ pub fn apply(
         // to remove may still take production traffic. The lane records it as running, so
         // that what the lane owes restores the last known good (a deployment of its own,
         // which moves all the traffic), unless a newer release succeeded here since.
-        (
-            S::RolledBack | S::Cancelled | S::Failed,
-            Event::RollbackReported { failed: true, .. },
-        ) if !policy.undo_by_redeploy
-            && w.view.lane.current.as_ref() != Some(id)
-            && !replaced_since(&w, id) =>
+        (_, Event::RollbackReported { failed: true, .. })
+            if runs_unwanted(state)
+                && !policy.undo_by_redeploy
+                && w.view.lane.current.as_ref() != Some(id)
+                && !replaced_since(&w, id) =>
         {
             let detail = detail.map(|d| {
                 format!("{d}; it may still take production traffic: the last known good is deployed again")
@@ -1879,12 +1888,7 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
             .releases
             .get(current)
             .and_then(|r| r.state_in(env))
-            .is_some_and(|s| {
-                matches!(
-                    s,
-                    StageState::RolledBack | StageState::Failed | StageState::Cancelled
-                )
-            })
+            .is_some_and(runs_unwanted)
         && view.releases.get(good).and_then(|r| r.state_in(env)) == Some(StageState::Succeeded)
     {
         out.push(Owed::Apply(good.clone(), Event::Restore));

@@ -2296,6 +2296,35 @@ fn a_restore_of_the_last_known_good_cannot_be_cancelled() {
     );
 }
 
+/// CodeDeploy's rollback of a release's deployment failed after the release had moved on
+/// (an operator retried it, and a newer push superseded it: simulation seed 58387, where
+/// the bad version kept part of production traffic and its alarm held the queue): the
+/// lane records it as what may run, and owes the last known good's restore.
+#[test]
+fn a_failed_codedeploy_rollback_of_a_release_that_moved_on_restores_the_last_known_good() {
+    let v = view_in(Some(StageState::Superseded));
+    let failed = Event::RollbackReported {
+        deployment_id: "d-rb".into(),
+        detail: "CodeDeploy's rollback deployment d-rb (of d-1) failed".into(),
+        failed: true,
+    };
+    let d = apply(&v, &id(1), &failed, &policy(), T0).unwrap();
+    assert_eq!(d.view.lane.current, Some(id(1)));
+    assert_eq!(
+        owed(&d.view, &policy(), T0),
+        vec![Owed::Apply(id(0), Event::Restore)]
+    );
+    let restored = apply(&d.view, &id(0), &Event::Restore, &policy(), T0).unwrap();
+    assert_eq!(
+        restored.view.releases[&id(0)].state_in(ENV),
+        Some(StageState::Deploying)
+    );
+    // A release deploying again moves all traffic itself: nothing is owed for it.
+    let again = view_in(Some(StageState::Deploying));
+    let d = apply(&again, &id(1), &failed, &policy(), T0).unwrap();
+    assert_ne!(d.view.lane.current, Some(id(1)));
+}
+
 /// A late SUCCESS that is older than what the lane deployed since (a restore succeeded
 /// after the stage ended) does not say it runs (found in review: a duplicate flipped the
 /// lane back to the rolled-back release).
