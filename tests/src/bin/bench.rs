@@ -1289,13 +1289,14 @@ async fn main() {
             );
         }
     }
-    // `bench/first-run.sh` measures the first run from a clean clone on its own (it builds
-    // from nothing, twice); its section is kept as it wrote it.
-    if let Some(kept) = std::fs::read_to_string(&out)
-        .ok()
-        .and_then(|old| first_run_section(&old))
-    {
-        let _ = write!(md, "\n{kept}");
+    // Sections this run does not measure are kept as they were written: the first run from
+    // a clean clone (`bench/first-run.sh` builds from nothing, twice) and the capacity model.
+    if let Ok(old) = std::fs::read_to_string(&out) {
+        for heading in KEPT {
+            if let Some(kept) = section(&old, heading) {
+                let _ = write!(md, "\n{kept}");
+            }
+        }
     }
     std::fs::write(&out, md).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
     eprintln!(
@@ -1305,17 +1306,21 @@ async fn main() {
     );
 }
 
-/// The heading `bench/first-run.sh` writes its section under.
-const FIRST_RUN: &str = "## First run from a clean clone";
+/// Headings of BENCHMARKS.md sections written by hand or by another script, which a run
+/// of `make bench` keeps.
+const KEPT: [&str; 2] = [
+    "## First run from a clean clone",
+    "## Concurrency each function is sized for",
+];
 
-/// The section `bench/first-run.sh` wrote in an earlier BENCHMARKS.md: from its heading to
-/// the next one (or the end), trailing blank lines dropped.
-fn first_run_section(old: &str) -> Option<String> {
-    let start = old.find(FIRST_RUN)?;
+/// The section under `heading` in an earlier BENCHMARKS.md: from its heading to the next
+/// one (or the end), trailing blank lines dropped.
+fn section(old: &str, heading: &str) -> Option<String> {
+    let start = old.find(heading)?;
     let rest = &old[start..];
-    let end = rest[FIRST_RUN.len()..]
+    let end = rest[heading.len()..]
         .find("\n## ")
-        .map_or(rest.len(), |i| i + FIRST_RUN.len() + 1);
+        .map_or(rest.len(), |i| i + heading.len() + 1);
     Some(format!("{}\n", rest[..end].trim_end()))
 }
 
@@ -1324,17 +1329,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_run_section_is_kept_whole_and_alone() {
-        let old = "# Benchmarks\n\n## Targets\n\nx\n\n## First run from a clean clone\n\nmeasured: 7 min\n\n| a | b |\n\n\n## Artifacts\n\ny\n";
-        assert_eq!(
-            first_run_section(old).as_deref(),
-            Some("## First run from a clean clone\n\nmeasured: 7 min\n\n| a | b |\n")
+    fn a_kept_section_is_kept_whole_and_alone() {
+        let first = KEPT[0];
+        let old = format!(
+            "# Benchmarks\n\n## Targets\n\nx\n\n{first}\n\nmeasured: 7 min\n\n| a | b |\n\n\n## Artifacts\n\ny\n"
         );
-        let last = "# Benchmarks\n\n## First run from a clean clone\n\nz\n";
         assert_eq!(
-            first_run_section(last).as_deref(),
-            Some("## First run from a clean clone\n\nz\n")
+            section(&old, first),
+            Some(format!("{first}\n\nmeasured: 7 min\n\n| a | b |\n"))
         );
-        assert_eq!(first_run_section("# Benchmarks\n\n## Targets\n"), None);
+        let last = format!("# Benchmarks\n\n{}\n\nz (a model)\n", KEPT[1]);
+        assert_eq!(
+            section(&last, KEPT[1]),
+            Some(format!("{}\n\nz (a model)\n", KEPT[1]))
+        );
+        assert_eq!(section("# Benchmarks\n\n## Targets\n", first), None);
     }
 }
