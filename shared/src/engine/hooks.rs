@@ -179,9 +179,10 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         match attempt {
             Ok(()) => {}
             Err(StoreError::AlreadyClaimed { .. }) if restore => {}
-            // Nor is CodeDeploy's own rollback (no reference: CodeDeploy made it).
+            // Nor is CodeDeploy's own rollback (no reference, or none read: CodeDeploy
+            // made it).
             Err(StoreError::AlreadyClaimed { .. })
-                if matches!(reference, Ok(None))
+                if !matches!(reference, Ok(Some(_)))
                     && matches!(
                         origin_of(reporter, &hook.deployment_id).await,
                         Ok(Some(Origin::RollbackOf(_)))
