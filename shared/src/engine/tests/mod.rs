@@ -92,6 +92,25 @@ impl World {
         self.store.release(id).await.unwrap()?.item.state_in(env)
     }
 
+    /// api's v1.0.0 succeeded in dev (the last known good) and v1.0.1 deploys there: the two
+    /// releases and v1.0.1's deployment.
+    async fn good_then_deploying(&self) -> (ReleaseId, ReleaseId, String) {
+        let e = self.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let v1 = self.pushed("shiplane/api", 1, "v1.0.0").await;
+        for event in [Event::DeploymentSucceeded, Event::BakeElapsed] {
+            e.on_event(&pipeline, "api", "dev", &v1, event, T0)
+                .await
+                .unwrap();
+        }
+        let v2 = self.pushed("shiplane/api", 2, "v1.0.1").await;
+        let d2 = self.store.release(&v2).await.unwrap().unwrap().item.stages["dev"]
+            .deployment_id
+            .clone()
+            .unwrap();
+        (v1, v2, d2)
+    }
+
     /// Pushes `repo` (digest `n`, `tag`) at T0; the release it must create.
     async fn pushed(&self, repo: &str, n: u8, tag: &str) -> ReleaseId {
         created(
@@ -2088,17 +2107,7 @@ mod deployment_outcomes {
         let w = World::new().await;
         let e = w.engine();
         let pipeline = e.pipeline().await.unwrap();
-        let v1 = w.pushed("shiplane/api", 1, "v1.0.0").await;
-        for event in [Event::DeploymentSucceeded, Event::BakeElapsed] {
-            e.on_event(&pipeline, "api", "dev", &v1, event, T0)
-                .await
-                .unwrap();
-        }
-        let v2 = w.pushed("shiplane/api", 2, "v1.0.1").await;
-        let d2 = w.store.release(&v2).await.unwrap().unwrap().item.stages["dev"]
-            .deployment_id
-            .clone()
-            .unwrap();
+        let (v1, v2, d2) = w.good_then_deploying().await;
         let alarm = Event::AlarmFired {
             alarm: "api-dev-5xx".into(),
         };
@@ -4125,17 +4134,7 @@ async fn a_stop_whose_outcome_is_unknown_stays_owed_and_a_stop_too_late_restores
     let w = World::new().await;
     let e = w.engine();
     let pipeline = e.pipeline().await.unwrap();
-    let v1 = w.pushed("shiplane/api", 1, "v1.0.0").await;
-    for event in [Event::DeploymentSucceeded, Event::BakeElapsed] {
-        e.on_event(&pipeline, "api", "dev", &v1, event, T0)
-            .await
-            .unwrap();
-    }
-    let v2 = w.pushed("shiplane/api", 2, "v1.0.1").await;
-    let d2 = w.store.release(&v2).await.unwrap().unwrap().item.stages["dev"]
-        .deployment_id
-        .clone()
-        .unwrap();
+    let (v1, v2, d2) = w.good_then_deploying().await;
     // The deployment succeeded, but its event is lost; the alarm comes first.
     w.deployer.set_status(&d2, DeploymentStatus::Succeeded);
     *w.deployer.status_failures.lock().unwrap() = 1;
