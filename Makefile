@@ -151,7 +151,8 @@ bench: build bench-profiles
 	$(EMULATOR) $(TARGET_DIR)/release/bench --events $${BENCH_EVENTS:-1000} --lambda-dir $(LAMBDA_DIR) --out BENCHMARKS.md
 
 ## first-run: time `make demo` and `make build` each in a fresh clone of HEAD, built from
-## nothing (~30 min on 2 cores), into BENCHMARKS.md's "First run from a clean clone"
+## nothing, and `make demo` with CARGO_TARGET_DIR set (~15 min on 2 cores), into
+## BENCHMARKS.md's "First run from a clean clone"
 first-run:
 	bench/first-run.sh
 

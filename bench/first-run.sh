@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A newcomer's first run, measured: `make demo` and `make build`, each in its own fresh clone
-# of HEAD with nothing built (its own target/, CARGO_TARGET_DIR unset, no .venv), one after
-# the other so that neither shares the machine. Writes the section "## First run from a
+# of HEAD with nothing built (its own target/, CARGO_TARGET_DIR unset, no .venv), then
+# `make demo` once more with CARGO_TARGET_DIR set to a fresh directory outside its clone;
+# one after the other so that none shares the machine. Writes the section "## First run from a
 # clean clone" of BENCHMARKS.md (`make bench` keeps it as written). The crates cargo
 # downloads are not measured: they come from ~/.cargo's cache when present (said in the
 # section). Usage: bench/first-run.sh [BENCHMARKS.md]
@@ -15,11 +16,15 @@ if [ -n "$(git -C "$root" status --porcelain --untracked-files=no)" ]; then
   echo "note: the clones are of commit $commit; uncommitted changes are not measured" >&2
 fi
 
-# measure NAME TARGET: seconds `make TARGET` took in a fresh clone; its log on failure.
+# measure NAME TARGET [TARGET_DIR]: seconds `make TARGET` took in a fresh clone, building
+# into its own target/ or, given one, into a fresh CARGO_TARGET_DIR outside it; its log on
+# failure.
 measure() {
   git clone --quiet "$root" "$work/$1"
   local start=$SECONDS
-  if ! (cd "$work/$1" && env -u CARGO_TARGET_DIR make "$2" >"$work/$1.log" 2>&1); then
+  local env_target=(env -u CARGO_TARGET_DIR)
+  if [ -n "${3:-}" ]; then env_target=(env CARGO_TARGET_DIR="$3"); fi
+  if ! (cd "$work/$1" && "${env_target[@]}" make "$2" >"$work/$1.log" 2>&1); then
     echo "make $2 failed in a fresh clone; its log's end:" >&2
     tail -n 40 "$work/$1.log" >&2
     exit 1
@@ -33,7 +38,9 @@ echo "make demo in a fresh clone of $commit…" >&2
 demo=$(measure demo demo)
 echo "make demo: $(minutes "$demo"); make build in another fresh clone…" >&2
 build=$(measure build build)
-echo "make build: $(minutes "$build")" >&2
+echo "make build: $(minutes "$build"); make demo with CARGO_TARGET_DIR set, in a third…" >&2
+elsewhere=$(measure elsewhere demo "$work/elsewhere-target")
+echo "make demo (CARGO_TARGET_DIR set): $(minutes "$elsewhere")" >&2
 
 cores=$(nproc)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
@@ -44,7 +51,8 @@ section=$(cat <<EOF
 
 Measured by \`bench/first-run.sh\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), commit \`$commit\`: each
 target in its own fresh clone, nothing built (its own \`target/\`, \`CARGO_TARGET_DIR\`
-unset, no \`.venv\`), one after the other on an otherwise idle machine ($cpu, $cores cores).
+unset, no \`.venv\`; the last with \`CARGO_TARGET_DIR\` set to a fresh directory outside
+it), one after the other on an otherwise idle machine ($cpu, $cores cores).
 Python packages came from PyPI; the crates from \`~/.cargo\`'s cache ($cached crates there), so
 a machine that downloads them takes that much longer.
 
@@ -52,6 +60,7 @@ a machine that downloads them takes that much longer.
 |---|---|---|---|
 | \`make demo\` (installs the venv, builds the functions, CLI and demo in debug, runs the story) | $(minutes "$demo") | 8 min | $(verdict "$demo" 480) |
 | \`make build\` (installs the venv, the six functions' release bootstraps and zips in one cargo build) | $(minutes "$build") | 15 min | $(verdict "$build" 900) |
+| \`make demo\` again, with \`CARGO_TARGET_DIR\` set to a fresh directory outside the clone | $(minutes "$elsewhere") | 8 min | $(verdict "$elsewhere" 480) |
 EOF
 )
 python3 - "$out" "$section" <<'PY'
