@@ -1663,6 +1663,60 @@ alarms = true
         assert_eq!(answer.status, HookStatus::Succeeded, "{:?}", answer.reason);
     }
 
+    /// Neither is a rollback's hook failed closed when the store cannot read a deployment's
+    /// reference: the rolled-back deployment's (simulation seed 778), or, on a retry after
+    /// an attempt that died, the rollback's own (seeds 25568, 43744, 70860).
+    #[tokio::test]
+    async fn a_rollbacks_hook_is_answered_succeeded_when_a_reference_cannot_be_read() {
+        for (unreadable, died) in [("d-1", false), ("d-rb", true)] {
+            let (w, _) = deploying().await;
+            let hooks = FakeHooks::default();
+            hooks
+                .origins
+                .lock()
+                .unwrap()
+                .insert("d-rb".into(), crate::aws::Origin::RollbackOf("d-1".into()));
+            let store = super::gate_skew::Interleaved {
+                inner: w.store,
+                first: std::sync::Mutex::new(None),
+                unreadable: Some(unreadable.into()),
+            };
+            if died {
+                store
+                    .commit(crate::store::Commit {
+                        claim: Some(Claim {
+                            key: "hook#d-rb#e-rb#attempt".into(),
+                            value: T0.after(Duration::from_secs(900)).0.to_string(),
+                            at: T0,
+                            expires: T0.after(Duration::from_secs(3600)),
+                        }),
+                        ..crate::store::Commit::default()
+                    })
+                    .await
+                    .unwrap();
+            }
+            let e = Engine {
+                store: &store,
+                deployer: &w.deployer,
+                notifier: &w.notifier,
+                timer: &w.timer,
+            };
+            let inv = HookInvocation {
+                deployment_id: "d-rb".into(),
+                ..invocation(LifecycleHook::BeforeAllowTraffic, "e-rb")
+            };
+            let answer = e
+                .on_hook(&ScriptedChecker::default(), &hooks, &inv, soon(), T0)
+                .await;
+            assert_eq!(
+                answer.status,
+                HookStatus::Succeeded,
+                "{unreadable}: {:?}",
+                answer.reason
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_throttled_report_is_retried_and_counts_once() {
         let (w, _) = deploying().await;
@@ -2901,10 +2955,12 @@ mod gate_skew {
     use std::sync::{Arc, Mutex};
 
     /// A store that lands `first` (another invocation's commit) just before the first
-    /// commit it is asked for: a write between a decision's read and its commit.
-    struct Interleaved {
-        inner: MemoryStore,
-        first: Mutex<Option<Commit>>,
+    /// commit it is asked for: a write between a decision's read and its commit. It can
+    /// also fail every read of one deployment's reference (`unreadable`: throttled).
+    pub(super) struct Interleaved {
+        pub(super) inner: MemoryStore,
+        pub(super) first: Mutex<Option<Commit>>,
+        pub(super) unreadable: Option<String>,
     }
 
     impl ReleaseStore for Interleaved {
@@ -2969,6 +3025,11 @@ mod gate_skew {
             &self,
             deployment_id: &str,
         ) -> Result<Option<DeploymentRef>, StoreError> {
+            if self.unreadable.as_deref() == Some(deployment_id) {
+                return Err(StoreError::Unavailable {
+                    message: "DynamoDB GetItem: ProvisionedThroughputExceededException".into(),
+                });
+            }
             self.inner.deployment(deployment_id).await
         }
         async fn pipeline(&self) -> Result<Option<StoredPipeline>, StoreError> {
@@ -3030,6 +3091,7 @@ mod gate_skew {
         let skewed = Interleaved {
             inner: w.store,
             first: Mutex::new(Some(dev.commit_for(&decision))),
+            unreadable: None,
         };
         let e = Engine {
             store: &skewed,
