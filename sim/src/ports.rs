@@ -916,18 +916,12 @@ async fn codedeploy_lifecycle(sim: Arc<Sim>, id: String) {
             return;
         };
         d.shifted = true;
-        let (ecs, td, rollback) = (
-            d.ecs.clone(),
-            d.task_definition.clone(),
-            d.rollback_of.is_some(),
-        );
-        if rollback {
+        if d.rollback_of.is_some() {
             // All production traffic back to the original task set at once.
-            unserve_partial(&mut w, &ecs);
-            serve(&mut w, &ecs, &td, now);
-            d_succeeded(&sim, &mut w, &id, now);
+            succeed(&sim, &mut w, &id, now);
             return;
         }
+        let (ecs, td) = (d.ecs.clone(), d.task_definition.clone());
         serve_partly(&mut w, &ecs, &td, now);
         sim.trace(format!(
             "  CodeDeploy {id} shifted 10% of production traffic"
@@ -942,28 +936,22 @@ async fn codedeploy_lifecycle(sim: Arc<Sim>, id: String) {
         }
     }
     let now = sim.now();
-    let mut w = sim.world();
-    let Some(d) = w.active_mut(&id) else {
-        return;
-    };
-    let (ecs, td) = (d.ecs.clone(), d.task_definition.clone());
-    // All production traffic moves to its task set: another's left over (a rollback that
-    // failed) no longer takes any.
-    if w.services.get(&ecs).and_then(|s| s.partial.as_deref()) != Some(td.as_str()) {
-        unserve_partial(&mut w, &ecs);
-    }
-    serve(&mut w, &ecs, &td, now);
-    d_succeeded(&sim, &mut w, &id, now);
+    succeed(&sim, &mut sim.world(), &id, now);
 }
 
-/// An active deployment ends in success: its event goes out.
-fn d_succeeded(sim: &Sim, w: &mut World, id: &str, now: Timestamp) {
+/// An active deployment succeeds: all production traffic moves to its task set (another's
+/// left over, a rollback that failed, no longer takes any) and its event goes out.
+fn succeed(sim: &Sim, w: &mut World, id: &str, now: Timestamp) {
     let Some(d) = w.active_mut(id) else {
         return;
     };
     d.status = CdStatus::Succeeded;
     let event = change(d, DeploymentState::Success, now);
     let (ecs, td) = (d.ecs.clone(), d.task_definition.clone());
+    if w.services.get(&ecs).and_then(|s| s.partial.as_deref()) != Some(td.as_str()) {
+        unserve_partial(w, &ecs);
+    }
+    serve(w, &ecs, &td, now);
     sim.trace(format!("  CodeDeploy {id} succeeded: {ecs} serves {td}"));
     w.emit(Emitted::CodeDeploy(event));
 }
