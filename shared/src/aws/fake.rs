@@ -61,20 +61,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl FakeDeployer {
-    /// Fails while [`FakeDeployer::origin_failures`] counts down.
-    fn origin_failing(&self, op: &str) -> Result<(), DeployError> {
-        let mut left = lock(&self.origin_failures);
-        if *left == 0 {
-            return Ok(());
-        }
-        *left -= 1;
-        Err(DeployError {
-            message: format!("{op}: ThrottlingException: Rate exceeded"),
-            retryable: true,
-        })
+/// `op` throttled past the SDK's retries while `left` counts down to zero.
+fn throttled(left: &Mutex<u32>, op: &str) -> Result<(), DeployError> {
+    let mut left = lock(left);
+    if *left == 0 {
+        return Ok(());
     }
+    *left -= 1;
+    Err(DeployError {
+        message: format!("{op}: ThrottlingException: Rate exceeded"),
+        retryable: true,
+    })
+}
 
+impl FakeDeployer {
     pub fn calls(&self) -> Vec<Call> {
         lock(&self.calls).clone()
     }
@@ -174,16 +174,7 @@ impl Deployer for FakeDeployer {
         _req: DeployRequest<'_>,
         deployment_id: &str,
     ) -> Result<DeploymentStatus, DeployError> {
-        {
-            let mut failures = lock(&self.status_failures);
-            if *failures > 0 {
-                *failures -= 1;
-                return Err(DeployError {
-                    message: "CodeDeploy GetDeployment: ThrottlingException: Rate exceeded".into(),
-                    retryable: true,
-                });
-            }
-        }
+        throttled(&self.status_failures, "CodeDeploy GetDeployment")?;
         Ok(lock(&self.statuses)
             .get(deployment_id)
             .cloned()
@@ -203,19 +194,11 @@ impl Deployer for FakeDeployer {
                 rollback,
             },
         );
-        let mut failures = lock(&self.stop_failures);
-        if *failures > 0 {
-            *failures -= 1;
-            return Err(DeployError {
-                message: "CodeDeploy StopDeployment: ThrottlingException: Rate exceeded".into(),
-                retryable: true,
-            });
-        }
-        Ok(())
+        throttled(&self.stop_failures, "CodeDeploy StopDeployment")
     }
 
     async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
-        self.origin_failing("CodeDeploy GetDeployment")?;
+        throttled(&self.origin_failures, "CodeDeploy GetDeployment")?;
         if let Some(original) = lock(&self.rollbacks).get(deployment_id) {
             return Ok(Some(Origin::RollbackOf(original.clone())));
         }
@@ -228,7 +211,7 @@ impl Deployer for FakeDeployer {
         _service: &str,
         deployment_id: &str,
     ) -> Result<Option<super::Tagged>, DeployError> {
-        self.origin_failing("ECS DescribeServices")?;
+        throttled(&self.origin_failures, "ECS DescribeServices")?;
         Ok(lock(&self.unrecorded_ecs).get(deployment_id).cloned())
     }
 }
@@ -295,16 +278,10 @@ impl super::HookReporter for FakeHooks {
         status: super::HookStatus,
     ) -> Result<(), DeployError> {
         *lock(&self.attempts) += 1;
-        {
-            let mut throttle = lock(&self.throttle_next);
-            if *throttle > 0 {
-                *throttle -= 1;
-                return Err(DeployError {
-                    message: "CodeDeploy PutLifecycleEventHookExecutionStatus: ThrottlingException: Rate exceeded".into(),
-                    retryable: true,
-                });
-            }
-        }
+        throttled(
+            &self.throttle_next,
+            "CodeDeploy PutLifecycleEventHookExecutionStatus",
+        )?;
         let mut reports = lock(&self.reports);
         if !reports.iter().any(|(_, e, _)| e == execution_id) {
             reports.push((deployment_id.to_string(), execution_id.to_string(), status));
@@ -313,14 +290,7 @@ impl super::HookReporter for FakeHooks {
     }
 
     async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
-        let mut left = lock(&self.origin_failures);
-        if *left > 0 {
-            *left -= 1;
-            return Err(DeployError {
-                message: "CodeDeploy GetDeployment: ThrottlingException: Rate exceeded".into(),
-                retryable: true,
-            });
-        }
+        throttled(&self.origin_failures, "CodeDeploy GetDeployment")?;
         Ok(lock(&self.origins).get(deployment_id).cloned())
     }
 }

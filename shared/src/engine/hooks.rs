@@ -203,33 +203,22 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             .hook_target(reporter, &hook.deployment_id, reference)
             .await
         {
-            Ok(Some(t)) => t,
-            Ok(None) => {
-                // CodeDeploy's automatic rollback of a Shiplane deployment is a deployment
-                // of its own: its hooks are answered Succeeded, never holding a rollback back.
-                match self.rollback_target(reporter, &hook.deployment_id).await {
-                    Ok(Some((original, Some(r)))) => {
-                        return self.rollback_hook(hook, key, &original, r, now).await;
-                    }
-                    Ok(Some((original, None))) => {
+            Ok(HookOwner::Stage(t)) => t,
+            // CodeDeploy's automatic rollback of a Shiplane deployment is a deployment of
+            // its own: its hooks are answered Succeeded, never holding a rollback back.
+            Ok(HookOwner::RollbackOf(original)) => {
+                match self.store.deployment(&original).await {
+                    Ok(Some(r)) => return self.rollback_hook(hook, key, &original, r, now).await,
+                    Ok(None) => return self.foreign_hook(hook).await,
+                    Err(e) => {
                         // A rollback all the same: not held back because the store cannot
                         // say whose deployment it rolls back.
-                        warn!(deployment = %hook.deployment_id, original = %original, "the hook of CodeDeploy's rollback without the store; answered Succeeded");
+                        warn!(deployment = %hook.deployment_id, original = %original, error = %e, "the hook of CodeDeploy's rollback without the store; answered Succeeded");
                         return Verdict::succeeded(None);
                     }
-                    Ok(None) => {}
-                    Err(e) => {
-                        warn!(deployment = %hook.deployment_id, error = %e, "could not tell whether the deployment is a rollback")
-                    }
                 }
-                let what = format!(
-                    "a lifecycle hook ran for deployment {}, which Shiplane did not start; answered Failed",
-                    hook.deployment_id
-                );
-                self.alert(None, &what, json!({"deploymentId": hook.deployment_id}))
-                    .await;
-                return Verdict::failed(what, None);
             }
+            Ok(HookOwner::Other) => return self.foreign_hook(hook).await,
             Err(e) => return self.failed_unless_restore(reporter, hook, e).await,
         };
         let (release, service_name, env, found) = target;
@@ -427,25 +416,16 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         verdict
     }
 
-    /// For a CodeDeploy automatic rollback deployment of a Shiplane deployment: the id of
-    /// the deployment it rolls back, with that one's reference (None when the store cannot
-    /// be read now). None for any other deployment.
-    async fn rollback_target<R: HookReporter>(
-        &self,
-        reporter: &R,
-        deployment_id: &str,
-    ) -> Result<Option<(String, Option<DeploymentRef>)>, String> {
-        let origin = origin_of(reporter, deployment_id)
-            .await
-            .map_err(|e| format!("CodeDeploy could not be asked about {deployment_id}: {e}"))?;
-        let Some(Origin::RollbackOf(original)) = origin else {
-            return Ok(None);
-        };
-        Ok(match self.store.deployment(&original).await {
-            Ok(Some(reference)) => Some((original, Some(reference))),
-            Ok(None) => None,
-            Err(_) => Some((original, None)),
-        })
+    /// A hook of a deployment neither Shiplane nor CodeDeploy's rollback of Shiplane's
+    /// made: answered Failed, and a person told.
+    async fn foreign_hook(&self, hook: &HookInvocation) -> Verdict {
+        let what = format!(
+            "a lifecycle hook ran for deployment {}, which Shiplane did not start; answered Failed",
+            hook.deployment_id
+        );
+        self.alert(None, &what, json!({"deploymentId": hook.deployment_id}))
+            .await;
+        Verdict::failed(what, None)
     }
 
     /// An earlier attempt holds this hook execution (Lambda retries an invocation that
@@ -483,33 +463,40 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         }
     }
 
-    /// The release, service and environment a deployment belongs to: by its recorded
-    /// reference, or by the description Shiplane gave it (the function that created it
-    /// may have died before recording the reference: the reference to write is returned).
+    /// Whom a deployment belongs to: a release stage, by its recorded reference or by the
+    /// description Shiplane gave it (the function that created it may have died before
+    /// recording the reference: the reference to write is returned); CodeDeploy's rollback
+    /// of another deployment; or someone else. GetDeployment is asked once.
     async fn hook_target<R: HookReporter>(
         &self,
         reporter: &R,
         deployment_id: &str,
         reference: Result<Option<DeploymentRef>, StoreError>,
-    ) -> Result<Option<HookTarget>, String> {
+    ) -> Result<HookOwner, String> {
         let unavailable = |e: StoreError| format!("the release store is unavailable: {e}");
         if let Some(r) = reference.map_err(unavailable)? {
-            return Ok(Some((r.release, r.service, r.environment, None)));
+            return Ok(HookOwner::Stage((
+                r.release,
+                r.service,
+                r.environment,
+                None,
+            )));
         }
         let origin = origin_of(reporter, deployment_id)
             .await
             .map_err(|e| format!("CodeDeploy could not be asked about {deployment_id}: {e}"))?;
-        let Some(Origin::Release {
-            release: id,
-            environment: env,
-            task_definition,
-            ..
-        }) = origin
-        else {
-            return Ok(None);
+        let (id, env, task_definition) = match origin {
+            Some(Origin::Release {
+                release,
+                environment,
+                task_definition,
+                ..
+            }) => (release, environment, task_definition),
+            Some(Origin::RollbackOf(original)) => return Ok(HookOwner::RollbackOf(original)),
+            None => return Ok(HookOwner::Other),
         };
         let Some(release) = self.store.release(&id).await.map_err(unavailable)? else {
-            return Ok(None);
+            return Ok(HookOwner::Other);
         };
         let known = release
             .item
@@ -517,7 +504,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             .get(&env)
             .and_then(|s| s.deployment_id.as_deref());
         if known.is_some_and(|k| k != deployment_id) {
-            return Ok(None); // the release runs another deployment there
+            return Ok(HookOwner::Other); // the release runs another deployment there
         }
         let found = DeploymentRef {
             deployment_id: deployment_id.to_string(),
@@ -526,7 +513,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             environment: env.clone(),
             restore: release.item.stages.get(&env).is_some_and(|s| s.redeploy),
         };
-        Ok(Some((
+        Ok(HookOwner::Stage((
             id,
             release.item.service,
             env,
@@ -541,7 +528,16 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
     }
 }
 
-/// Whom a hook's deployment belongs to: release, service, environment, and the reference
+/// Whom a hook's deployment belongs to ([`Engine::hook_target`]).
+enum HookOwner {
+    Stage(HookTarget),
+    /// CodeDeploy's automatic rollback of the deployment named.
+    RollbackOf(String),
+    /// Neither Shiplane's nor a rollback of Shiplane's.
+    Other,
+}
+
+/// A release stage a hook's deployment belongs to: release, service, environment, and the reference
 /// (and the revision it deploys) to record when it was found by its description only.
 type HookTarget = (
     ReleaseId,

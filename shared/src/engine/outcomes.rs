@@ -243,7 +243,6 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         outcome: Result<(), (Option<String>, &str)>,
         now: Timestamp,
     ) -> Result<Inbound<Report>, EngineError> {
-        let id = &id.to_string();
         let Some(release) = self.store.release(&found.release).await? else {
             return Ok(Inbound::Ignored(format!(
                 "deployment {id} names release {}, which no longer exists",
@@ -263,7 +262,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             )));
         }
         let reference = DeploymentRef {
-            deployment_id: id.clone(),
+            deployment_id: id.to_string(),
             release: found.release.clone(),
             service: release.item.service.clone(),
             environment: found.environment.clone(),
@@ -279,7 +278,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                     &found.environment,
                     &found.release,
                     Event::DeploymentCreated {
-                        deployment_id: id.clone(),
+                        deployment_id: id.to_string(),
                         task_definition: found.task_definition,
                         // It ended: what it did is known, whenever it was made.
                         fence: stage.fence,
