@@ -200,8 +200,9 @@ enum Command {
         who: Operator,
     },
     /// End a release's stage in an environment, whatever its state: a deployment in flight
-    /// is stopped and rolled back, the lane is freed and its queued release starts. A
-    /// restore of the last known good is not cancelled (use `rollback --to`).
+    /// is stopped and rolled back, a baking release (it already serves) is replaced by the
+    /// last known good, the lane is freed and its queued release starts. A restore of the
+    /// last known good is not cancelled (use `rollback --to`).
     Cancel {
         release: String,
         environment: String,

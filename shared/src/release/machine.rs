@@ -892,8 +892,9 @@ impl<'p> Work<'p> {
 
     /// Ends an in-flight stage as `to` and undoes what it may have started: a CodeDeploy
     /// deployment still running is stopped and rolled back; a rolling service's deployment
-    /// (recorded or still being created) is replaced by the last known good one, when
-    /// `restore` (an operator's rollback deploys its own target instead).
+    /// (recorded or still being created), or a baking release on either kind, is replaced
+    /// by the last known good one, when `restore` (an operator's rollback deploys its own
+    /// target instead).
     #[allow(clippy::too_many_arguments)]
     fn end_in_flight(
         &mut self,
@@ -907,12 +908,26 @@ impl<'p> Work<'p> {
     ) -> Result<(), TransitionError> {
         let env = self.env();
         let deployment = self.stage(id)?.deployment_id.clone();
+        let good = self.view.lane.last_known_good.clone();
+        let holds = self.view.lane.in_flight.as_ref() == Some(id);
+        let good = good.filter(|g| g != id && holds && restore);
+        let shipped = state == StageState::Baking && restore;
+        let detail = match (shipped, &good) {
+            (true, None) => {
+                let why = "no last known good release to restore here: it keeps running, manual action needed";
+                Some(detail.map_or_else(|| why.to_string(), |d| format!("{d}; {why}")))
+            }
+            _ => detail,
+        };
         self.move_to(id, to, cause, actor, detail)?;
+        // A baking release already serves: ending it puts the last known good back, on
+        // either kind of service (simulation seed 19597).
+        if let (true, Some(good)) = (shipped, &good) {
+            return self.redeploy(good, None, Some(format!("restoring after {id}")));
+        }
         let deploying = matches!(state, StageState::Deploying | StageState::Validating);
         if deploying && self.policy.undo_by_redeploy {
-            let good = self.view.lane.last_known_good.clone();
-            let holds = self.view.lane.in_flight.as_ref() == Some(id);
-            if let Some(good) = good.filter(|g| g != id && holds && restore) {
+            if let Some(good) = good {
                 return self.redeploy(&good, None, Some(format!("restoring after {id}")));
             }
         } else if let (Some(deployment_id), true) = (deployment, deploying) {

@@ -2525,6 +2525,63 @@ mod alarms {
         );
     }
 
+    /// Simulation seed 19597: a bad release cancelled in its bake kept serving (only a
+    /// deployment in flight was undone), and its alarm then rolled back the good push
+    /// after it.
+    #[tokio::test]
+    async fn cancelling_a_baking_release_restores_the_last_known_good_before_the_queue_moves() {
+        let w = watched().await;
+        let e = w.engine();
+        let pipeline = e.pipeline().await.unwrap();
+        let good = w.pushed("shiplane/api", 1, "v1.0.0").await;
+        for event in [Event::DeploymentSucceeded, Event::BakeElapsed] {
+            e.on_event(&pipeline, "api", "dev", &good, event, T0)
+                .await
+                .unwrap();
+        }
+        let bad = w.pushed("shiplane/api", 2, "v1.0.1").await;
+        e.on_event(
+            &pipeline,
+            "api",
+            "dev",
+            &bad,
+            Event::DeploymentSucceeded,
+            T0,
+        )
+        .await
+        .unwrap();
+        let next = w.pushed("shiplane/api", 3, "v1.0.2").await;
+        assert_eq!(w.state(&next, "dev").await, Some(StageState::Queued));
+        let deploys_before = w.deploys().len();
+        let cancel = Event::Cancelled {
+            actor: "ana".into(),
+            reason: "errors in the logs".into(),
+        };
+        e.on_event(&pipeline, "api", "dev", &bad, cancel, T0)
+            .await
+            .unwrap();
+        assert_eq!(w.state(&bad, "dev").await, Some(StageState::Cancelled));
+        assert_eq!(
+            w.deploys()[deploys_before..],
+            [format!("{good}@dev")],
+            "the last known good is deployed again, and nothing else"
+        );
+        assert_eq!(w.state(&next, "dev").await, Some(StageState::Queued));
+        e.on_event(
+            &pipeline,
+            "api",
+            "dev",
+            &good,
+            Event::DeploymentSucceeded,
+            T0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(w.state(&good, "dev").await, Some(StageState::Succeeded));
+        assert_eq!(w.state(&next, "dev").await, Some(StageState::Deploying));
+        assert_eq!(w.deploys().last(), Some(&format!("{next}@dev")));
+    }
+
     #[tokio::test]
     async fn an_older_alarm_change_arriving_late_is_ignored() {
         let w = watched().await;

@@ -2347,3 +2347,72 @@ fn a_late_success_older_than_the_current_release_changes_nothing() {
         .succeeded_at = Some(Timestamp(T0.0 + 60_000));
     assert!(apply(&v, &id(1), &Event::DeploymentSucceeded, &policy(), T0).is_err());
 }
+
+/// Cancelling or unblocking a release during its bake, on either kind of service: it
+/// already serves, so the last known good is put back, and the release queued behind it
+/// waits for that restore (simulation seed 19597, where the cancelled bad release kept
+/// serving and its alarm then rolled back the good push after it).
+#[test]
+fn ending_a_baking_release_puts_the_last_known_good_back() {
+    let ends = [
+        Err(Event::Cancelled {
+            actor: "oncall".into(),
+            reason: "bad".into(),
+        }),
+        Ok(LaneEvent::Unblock {
+            actor: "oncall".into(),
+            reason: "stuck".into(),
+        }),
+    ];
+    for p in [policy(), rolling()] {
+        for end in &ends {
+            let mut v = view_in(Some(StageState::Baking));
+            v.releases
+                .insert(id(2), with_stage(release(2), StageState::Queued));
+            v.lane.queued = Some(id(2));
+            let d = match end {
+                Err(event) => apply(&v, &id(1), event, &p, T0).unwrap(),
+                Ok(lane) => apply_lane(&v, lane, &p, T0).unwrap(),
+            };
+            assert_eq!(state(&d, 1), Some(StageState::Cancelled), "{end:?}");
+            assert_eq!(state(&d, 0), Some(StageState::Deploying), "{end:?}");
+            assert_eq!(d.view.lane.in_flight, Some(id(0)), "{end:?}");
+            assert_eq!(d.view.lane.queued, Some(id(2)), "waits for the restore");
+            assert_eq!(state(&d, 2), Some(StageState::Queued));
+            assert!(
+                d.actions.contains(&Action::Deploy {
+                    release: id(0),
+                    environment: ENV.into(),
+                    redeploy: true,
+                }),
+                "{end:?}: {:?}",
+                d.actions
+            );
+        }
+    }
+}
+
+/// With no last known good, a cancelled baking release frees the lane and its reason
+/// says it still runs, for a person to act.
+#[test]
+fn ending_a_baking_release_with_nothing_to_restore_says_it_keeps_running() {
+    let mut v = view_in(Some(StageState::Baking));
+    v.lane.last_known_good = None;
+    let cancel = Event::Cancelled {
+        actor: "oncall".into(),
+        reason: "bad".into(),
+    };
+    let d = apply(&v, &id(1), &cancel, &policy(), T0).unwrap();
+    assert_eq!(state(&d, 1), Some(StageState::Cancelled));
+    assert_eq!(d.view.lane.in_flight, None);
+    assert!(
+        !d.actions.iter().any(|a| matches!(a, Action::Deploy { .. })),
+        "{:?}",
+        d.actions
+    );
+    let why = d.transitions.last().unwrap().detail.clone().unwrap();
+    assert!(
+        why.starts_with("bad; ") && why.contains("keeps running"),
+        "{why}"
+    );
+}
