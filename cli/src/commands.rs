@@ -667,7 +667,7 @@ async fn digest_of_tag(
             Some("RepositoryNotFoundException") => Failure::BadInput(format!(
                 "no ECR repository {repository} (the service's repository in the pipeline)"
             )),
-            _ => Failure::Aws(shiplane::aws::classify("ECR DescribeImages", &e).message),
+            _ => Failure::Aws(shiplane::sdk::classify("ECR DescribeImages", &e).message),
         })?;
     let image = out
         .image_details
@@ -714,7 +714,7 @@ pub(crate) async fn actor_name(
         }),
         Err(e) => Err(Failure::Failed(format!(
             "cannot tell who you are from your AWS credentials ({}); pass --actor NAME or set SHIPLANE_ACTOR",
-            diagnose::one_line(&shiplane::aws::classify("STS GetCallerIdentity", &e).message)
+            diagnose::one_line(&shiplane::sdk::classify("STS GetCallerIdentity", &e).message)
         ))),
     }
 }
@@ -894,7 +894,7 @@ async fn init(config: &SdkConfig, stack: &str, user: bool, json: bool) -> Result
                 "no stack \"{stack}\" in {}: give the name `sam deploy` used (samconfig.toml's stack_name), or set AWS_REGION to the region it is in",
                 region.as_deref().unwrap_or("your region")
             )),
-            _ => Failure::Aws(shiplane::aws::classify("CloudFormation DescribeStacks", &e).message),
+            _ => Failure::Aws(shiplane::sdk::classify("CloudFormation DescribeStacks", &e).message),
         })?;
     let outputs: BTreeMap<String, String> = described
         .stacks

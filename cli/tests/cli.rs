@@ -721,7 +721,8 @@ async fn retry_deploys_a_failed_stage_again_as_a_new_attempt() {
 
 #[tokio::test]
 async fn status_shows_the_alarms_firing_and_what_they_hold() {
-    use shiplane::inbound::alarm::{AlarmChange, AlarmState};
+    use shiplane::facts::AlarmChange;
+    use shiplane::release::AlarmState;
     let (p, account, store) = shiplane_e2e::deployed_world().await;
     let dev_alarm = format!("{p}-api-dev-5xx");
     shiplane_e2e::edit_pipeline(&store, |source| {

@@ -12,22 +12,23 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::{error, info};
 
-use crate::aws::{AwsDeployer, OnFirstUse, SchedulerTimer, SnsNotifier};
+use crate::aws::{AwsDeployer, SchedulerTimer, SnsNotifier};
 use crate::engine::{Deps, EngineError, Report};
 use crate::inbound::Inbound;
 use crate::release::InvalidInput;
+use crate::sdk::OnFirstUse;
 use crate::settings::Settings;
 use crate::store::{DynamoStore, StoreError};
 
 /// The production clients: DynamoDB, ECS + CodeDeploy, SNS, EventBridge Scheduler.
 pub type AwsDeps = Deps<DynamoStore, AwsDeployer, SnsNotifier, SchedulerTimer>;
 
-/// The production clients from Lambda's environment ([`crate::aws::lambda_sdk_config`]),
+/// The production clients from Lambda's environment ([`crate::sdk::lambda_sdk_config`]),
 /// each built when an event first needs it ([`OnFirstUse`]). Throttling and 5xx are
 /// retried with exponential backoff (5 attempts) before a step is failed. TLS trusts the
-/// Amazon Trust Services roots (see [`crate::aws::https_client`]).
+/// Amazon Trust Services roots (see [`crate::sdk::https_client`]).
 pub async fn aws_deps(settings: &Settings) -> AwsDeps {
-    deps_from(&crate::aws::lambda_sdk_config(settings).await, settings)
+    deps_from(&crate::sdk::lambda_sdk_config(settings).await, settings)
 }
 
 fn deps_from(config: &aws_config::SdkConfig, settings: &Settings) -> AwsDeps {
@@ -126,7 +127,7 @@ where
     // Metric records go to the log as EMF lines: CloudWatch extracts them, no AWS call.
     crate::metrics::set_sink(crate::metrics::Sink::Stdout);
     let settings = Settings::from_env_or_exit(function);
-    let config = crate::aws::lambda_sdk_config(&settings).await;
+    let config = crate::sdk::lambda_sdk_config(&settings).await;
     let deps = deps_from(&config, &settings);
     let extra = extra(&config);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {

@@ -7,16 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shiplane::aws::{
-    AlarmReader, BakeTimer, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
+    AlarmReader, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
     HookReporter, HookStatus, MigrationRun, Notification, Notifier, NotifyError, Origin, PushClock,
     Tagged, Timer, client_token, deployment_description, is_restore_description,
     parse_deployment_description, pinned_revision, started_by,
 };
 use shiplane::checks::{CheckContext, CheckResult, Checker};
 use shiplane::engine::HookInvocation;
-use shiplane::inbound::alarm::AlarmChange;
+use shiplane::facts::{AlarmChange, BakeTimer};
+use shiplane::facts::{ContainerExit, TaskStopped};
 use shiplane::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
-use shiplane::inbound::ecs::{ContainerExit, ServiceDeploymentEnded, TaskStopped};
+use shiplane::inbound::ecs::ServiceDeploymentEnded;
 use shiplane::pipeline::{Check, Pipeline};
 use shiplane::release::{
     AlarmState, Cause, Digest, Lane, Release, ReleaseId, StageState, Timestamp, Transition,

@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shiplane::aws::{BakeTimer, HookStatus};
+use shiplane::aws::HookStatus;
 use shiplane::engine::HookInvocation;
-use shiplane::inbound::alarm::AlarmChange;
+use shiplane::facts::AlarmChange;
+use shiplane::facts::BakeTimer;
+use shiplane::facts::TaskStopped;
 use shiplane::inbound::codedeploy::DeploymentStateChange;
-use shiplane::inbound::ecs::{ServiceDeploymentEnded, TaskStopped};
+use shiplane::inbound::ecs::ServiceDeploymentEnded;
 use shiplane::pipeline::LifecycleHook;
 use shiplane::release::intake::ImagePush;
 use shiplane::release::{AlarmState, Digest, ReleaseId, Timestamp};

@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use shiplane::aws::{BakeTimer, CodeDeployHooks};
+use shiplane::aws::CodeDeployHooks;
 use shiplane::checks::ScriptedChecker;
 use shiplane::engine::HookInvocation;
+use shiplane::facts::AlarmChange;
+use shiplane::facts::BakeTimer;
 use shiplane::inbound::Inbound;
-use shiplane::inbound::alarm::{AlarmChange, AlarmState};
 use shiplane::pipeline::LifecycleHook;
+use shiplane::release::AlarmState;
 use shiplane::release::{Event, ReleaseId, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore};
 

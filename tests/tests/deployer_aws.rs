@@ -8,9 +8,9 @@ use shiplane::aws::{
     SchedulerTimer, SnsNotifier, Tagged, started_by,
 };
 use shiplane::engine::{Engine, PushOutcome};
+use shiplane::facts::{ContainerExit, TaskStopped};
 use shiplane::inbound::Inbound;
 use shiplane::inbound::ecr::{EcrImageAction, ImagePush, parse_push};
-use shiplane::inbound::ecs::{ContainerExit, TaskStopped};
 use shiplane::pipeline::Pipeline;
 use shiplane::release::{Digest, Event, Release, ReleaseId, Stage, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore};

@@ -13,7 +13,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use shiplane::aws::{AwsDeployer, SchedulerTimer, SnsNotifier, started_by};
 use shiplane::engine::Engine;
-use shiplane::inbound::ecs::{ContainerExit, TaskStopped};
+use shiplane::facts::{ContainerExit, TaskStopped};
 use shiplane::release::intake::ImagePush;
 use shiplane::release::{Digest, LEASE, Release, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore};

@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use shiplane::aws::BakeTimer;
+use shiplane::facts::AlarmChange;
+use shiplane::facts::BakeTimer;
 use shiplane::inbound::Inbound;
-use shiplane::inbound::alarm::{AlarmChange, AlarmState};
 use shiplane::inbound::schedule::parse_timer;
+use shiplane::release::AlarmState;
 use shiplane::release::{Event, ReleaseId, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore};
 use shiplane_e2e::{

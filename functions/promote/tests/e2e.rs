@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shiplane::aws::BakeTimer;
+use shiplane::facts::BakeTimer;
 use shiplane::release::{StageState, Timestamp};
 use shiplane::store::ReleaseStore;
 use shiplane_e2e::runtime_api::RuntimeApi;

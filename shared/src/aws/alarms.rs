@@ -6,7 +6,7 @@
 use std::future::Future;
 
 use super::DeployError;
-use crate::inbound::alarm::AlarmChange;
+use crate::facts::AlarmChange;
 
 /// The port current alarm states are read through.
 pub trait AlarmReader: Send + Sync {
@@ -45,9 +45,10 @@ mod cloudwatch {
     use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 
     use super::*;
-    use crate::aws::{OnFirstUse, deployer::sdk};
+    use crate::aws::error::sdk;
     use crate::inbound::alarm::AlarmState;
     use crate::release::Timestamp;
+    use crate::sdk::OnFirstUse;
 
     /// The production [`AlarmReader`]: CloudWatch DescribeAlarms, 100 names per call.
     #[derive(Clone, Debug)]

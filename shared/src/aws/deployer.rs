@@ -21,8 +21,10 @@ use aws_sdk_ecs::types::{
 };
 use futures_util::future::try_join_all;
 
-use super::{appspec, classify};
-use crate::inbound::ecs::{ContainerExit, TaskStopped};
+use super::appspec;
+use super::error::DeployError;
+pub(super) use super::error::sdk;
+use crate::facts::{ContainerExit, TaskStopped};
 use crate::pipeline::{
     Check, CodeDeployTarget, LifecycleHook, Service, ServiceKind, StageConfig, Target,
 };
@@ -63,36 +65,6 @@ pub enum DeployOutcome {
     Registered { task_definitions: Vec<String> },
     /// The deployment group is busy with a deployment Shiplane did not start.
     Blocked { by: String },
-}
-
-/// A step that failed; `retryable` when trying later may succeed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct DeployError {
-    pub message: String,
-    pub retryable: bool,
-}
-
-impl DeployError {
-    fn permanent(message: impl Into<String>) -> DeployError {
-        DeployError {
-            message: message.into(),
-            retryable: false,
-        }
-    }
-}
-
-/// An SDK failure as a [`DeployError`], classified as every adapter classifies them.
-pub(super) fn sdk<E, R>(operation: &str, err: &SdkError<E, R>) -> DeployError
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    let f = classify(operation, err);
-    DeployError {
-        message: f.message,
-        retryable: f.retryable,
-    }
 }
 
 /// A deployment as CodeDeploy's GetDeployment describes it; None when CodeDeploy does not
@@ -480,8 +452,8 @@ fn family_of(task_definition: &str) -> Option<&str> {
 /// The production [`Deployer`]: ECS and CodeDeploy through the AWS SDK.
 #[derive(Clone, Debug)]
 pub struct AwsDeployer {
-    ecs: super::OnFirstUse<aws_sdk_ecs::Client>,
-    codedeploy: super::OnFirstUse<aws_sdk_codedeploy::Client>,
+    ecs: crate::sdk::OnFirstUse<aws_sdk_ecs::Client>,
+    codedeploy: crate::sdk::OnFirstUse<aws_sdk_codedeploy::Client>,
     hook_function: String,
     prefetched: Arc<Mutex<Vec<(String, std::time::Instant, Revisions)>>>,
 }
@@ -498,8 +470,8 @@ fn prefetch_key(release: &Release, environment: &str) -> String {
 impl AwsDeployer {
     /// `hook_function` is the deploy-hook Lambda named in every AppSpec.
     pub fn new(
-        ecs: impl Into<super::OnFirstUse<aws_sdk_ecs::Client>>,
-        codedeploy: impl Into<super::OnFirstUse<aws_sdk_codedeploy::Client>>,
+        ecs: impl Into<crate::sdk::OnFirstUse<aws_sdk_ecs::Client>>,
+        codedeploy: impl Into<crate::sdk::OnFirstUse<aws_sdk_codedeploy::Client>>,
         hook_function: impl Into<String>,
     ) -> AwsDeployer {
         AwsDeployer {

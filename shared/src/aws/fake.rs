@@ -300,7 +300,7 @@ impl super::HookReporter for FakeHooks {
 #[derive(Default)]
 pub struct FakeTimer {
     /// Timers set and not cleared: name → (payload, fire time).
-    pub set: Mutex<HashMap<String, (super::BakeTimer, crate::release::Timestamp)>>,
+    pub set: Mutex<HashMap<String, (crate::facts::BakeTimer, crate::release::Timestamp)>>,
     /// "set <name>" / "clear <name>", in call order (a set of a name already set is not
     /// recorded, as Scheduler's ConflictException counts as set).
     pub log: Mutex<Vec<String>>,
@@ -313,7 +313,7 @@ impl FakeTimer {
     }
 
     /// The timers set and not cleared, by name.
-    pub fn pending(&self) -> Vec<(String, super::BakeTimer, crate::release::Timestamp)> {
+    pub fn pending(&self) -> Vec<(String, crate::facts::BakeTimer, crate::release::Timestamp)> {
         let mut out: Vec<_> = lock(&self.set)
             .iter()
             .map(|(n, (t, at))| (n.clone(), t.clone(), *at))
@@ -338,7 +338,7 @@ impl FakeTimer {
 impl super::Timer for FakeTimer {
     async fn set(
         &self,
-        timer: &super::BakeTimer,
+        timer: &crate::facts::BakeTimer,
         at: crate::release::Timestamp,
     ) -> Result<bool, DeployError> {
         self.failing("CreateSchedule")?;
@@ -352,7 +352,7 @@ impl super::Timer for FakeTimer {
         Ok(true)
     }
 
-    async fn clear(&self, timer: &super::BakeTimer) -> Result<bool, DeployError> {
+    async fn clear(&self, timer: &crate::facts::BakeTimer) -> Result<bool, DeployError> {
         self.failing("DeleteSchedule")?;
         let name = timer.name();
         if lock(&self.set).remove(&name).is_none() {
@@ -367,14 +367,14 @@ impl super::Timer for FakeTimer {
 /// names, then the prefixes); can be told to be unreachable.
 #[derive(Default)]
 pub struct FakeAlarms {
-    pub states: Mutex<Vec<crate::inbound::alarm::AlarmChange>>,
+    pub states: Mutex<Vec<crate::facts::AlarmChange>>,
     pub asked: Mutex<Vec<(Vec<String>, Vec<String>)>>,
     pub unreachable: Mutex<bool>,
 }
 
 impl FakeAlarms {
     /// Sets the alarms' current states.
-    pub fn set(&self, states: Vec<crate::inbound::alarm::AlarmChange>) {
+    pub fn set(&self, states: Vec<crate::facts::AlarmChange>) {
         *lock(&self.states) = states;
     }
 
@@ -389,7 +389,7 @@ impl super::AlarmReader for FakeAlarms {
         &self,
         names: &[String],
         prefixes: &[String],
-    ) -> Result<Vec<crate::inbound::alarm::AlarmChange>, DeployError> {
+    ) -> Result<Vec<crate::facts::AlarmChange>, DeployError> {
         lock(&self.asked).push((names.to_vec(), prefixes.to_vec()));
         if *lock(&self.unreachable) {
             return Err(DeployError {

@@ -7,7 +7,8 @@ use aws_sdk_codedeploy::types::LifecycleEventStatus;
 use aws_sdk_dynamodb::error::SdkError;
 
 use super::deployer::{deployment_info, origin_of, sdk};
-use super::{DeployError, OnFirstUse, Origin};
+use super::{DeployError, Origin};
+use crate::sdk::OnFirstUse;
 
 /// What a hook answers: the deployment goes on, or CodeDeploy rolls it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

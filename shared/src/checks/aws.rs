@@ -7,8 +7,8 @@ use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use serde_json::json;
 
 use super::{CheckContext, CheckResult, Checker, HttpClient, excerpt};
-use crate::aws::{OnFirstUse, classify};
 use crate::pipeline::{Check, Probe};
+use crate::sdk::{OnFirstUse, classify};
 
 /// Runs every kind of check; each SDK client is built when a check first needs it.
 pub struct AwsChecker {

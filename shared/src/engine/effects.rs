@@ -6,10 +6,10 @@ use tracing::{error, info, warn};
 use super::run::Work;
 use super::{Engine, stage_of};
 use crate::aws::{
-    BakeTimer, DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier,
-    Timer,
+    DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier, Timer,
 };
-use crate::inbound::ecs::TaskStopped;
+use crate::facts::BakeTimer;
+use crate::facts::TaskStopped;
 use crate::pipeline::{Pipeline, StageConfig};
 use crate::release::{Action, Event, Release, Timestamp};
 use crate::store::{DeploymentRef, ReleaseStore};

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
 
 use crate::aws::{Deployer, NoPushClock, Notifier, PushClock, Timer, parse_started_by};
+use crate::facts::TaskStopped;
 use crate::inbound::Inbound;
-use crate::inbound::ecs::TaskStopped;
 use crate::pipeline::{Pipeline, Service, StageConfig};
 use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intake, new_release};
 use crate::release::{

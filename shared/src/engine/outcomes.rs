@@ -10,14 +10,15 @@ use tracing::{info, warn};
 use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, lanes_guessed, lanes_read_by, parsed, stage_of};
 use crate::aws::{
-    AlarmReader, BakeTimer, DeployError, DeployRequest, Deployer, DeploymentStatus, Notifier,
-    Origin, Timer,
+    AlarmReader, DeployError, DeployRequest, Deployer, DeploymentStatus, Notifier, Origin, Timer,
 };
+use crate::facts::AlarmChange;
+use crate::facts::BakeTimer;
 use crate::inbound::Inbound;
-use crate::inbound::alarm::{AlarmChange, AlarmState};
 use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 use crate::inbound::ecs::ServiceDeploymentEnded;
 use crate::pipeline::{Pipeline, Target};
+use crate::release::AlarmState;
 use crate::release::{Event, LaneEvent, ReleaseId, StageState, Timestamp};
 use crate::store::{DeploymentRef, Reads, ReleaseStore};
 

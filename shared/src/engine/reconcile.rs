@@ -40,7 +40,7 @@ use crate::aws::{
     AlarmReader, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier, Timer,
     covering_prefixes,
 };
-use crate::inbound::alarm::AlarmChange;
+use crate::facts::AlarmChange;
 use crate::pipeline::{Pipeline, Service, StageConfig};
 use crate::release::{Action, AlarmState, Event, Lane, LaneView, StageState, Timestamp};
 use crate::store::{LaneKey, LoadedLane, Reads, ReleaseStore, Snapshot, Versioned, read_some};

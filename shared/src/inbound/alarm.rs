@@ -11,19 +11,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::Inbound;
+use crate::facts::AlarmChange;
 use crate::release::{InvalidInput, Timestamp, escaped};
 
 pub use crate::release::AlarmState;
-
-/// An alarm changed state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlarmChange {
-    pub alarm: String,
-    pub state: AlarmState,
-    /// When the alarm entered the state (CloudWatch's own clock): orders changes.
-    pub at: Timestamp,
-    pub reason: String,
-}
 
 #[derive(Deserialize)]
 struct StateRaw {

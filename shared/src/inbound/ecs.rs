@@ -5,6 +5,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
 use super::Inbound;
+use crate::facts::{ContainerExit, TaskStopped};
 use crate::release::InvalidInput;
 
 /// The parts of an ECS Task State Change `detail` Shiplane reads; the rest is tolerated.
@@ -26,68 +27,6 @@ pub struct EcsContainer {
     pub name: Option<String>,
     pub exit_code: Option<i64>,
     pub reason: Option<String>,
-}
-
-/// How one container of a stopped task ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerExit {
-    pub name: String,
-    /// None when it never ran (image pull failed, task stopped before it started).
-    pub exit_code: Option<i64>,
-    pub reason: Option<String>,
-}
-
-/// A stopped task, every container's exit, and who started it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskStopped {
-    pub task_arn: String,
-    /// `startedBy` as given to RunTask; Shiplane's name the release and environment.
-    pub started_by: Option<String>,
-    pub stopped_reason: String,
-    pub containers: Vec<ContainerExit>,
-}
-
-impl TaskStopped {
-    /// Whether the task did its job, decided by one container's exit code (the migration
-    /// container): a sidecar stopped with 137 or 143 when the task ended is no failure.
-    /// Without a name, every container must have exited 0. Err says why not.
-    pub fn outcome(&self, container: Option<&str>) -> Result<(), String> {
-        let describe = |c: &ContainerExit| match (c.exit_code, &c.reason) {
-            (Some(0), _) => None,
-            (Some(code), Some(reason)) => Some(format!(
-                "container {} exited with code {code}: {reason}",
-                c.name
-            )),
-            (Some(code), None) => Some(format!("container {} exited with code {code}", c.name)),
-            (None, _) => Some(format!(
-                "container {} did not run: {}",
-                c.name, self.stopped_reason
-            )),
-        };
-        if self.containers.is_empty() {
-            return Err(format!(
-                "task stopped without containers: {}",
-                self.stopped_reason
-            ));
-        }
-        match container {
-            Some(name) => match self.containers.iter().find(|c| c.name == name) {
-                Some(c) => describe(c).map_or(Ok(()), Err),
-                None => Err(format!(
-                    "container {name} is not in the task: {}",
-                    self.stopped_reason
-                )),
-            },
-            None => {
-                let failures: Vec<String> = self.containers.iter().filter_map(describe).collect();
-                if failures.is_empty() {
-                    Ok(())
-                } else {
-                    Err(failures.join("; "))
-                }
-            }
-        }
-    }
 }
 
 /// Parses a task state change; only STOPPED tasks are news.

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::Inbound;
-use crate::aws::BakeTimer;
+use crate::facts::BakeTimer;
 use crate::release::{InvalidInput, ReleaseId};
 
 /// Parses a fired timer's payload.

@@ -138,7 +138,7 @@ impl std::fmt::Debug for PipelineCache {
 /// A [`ReleaseStore`] on one DynamoDB table.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
-    client: crate::aws::OnFirstUse<Client>,
+    client: crate::sdk::OnFirstUse<Client>,
     table: String,
     pipeline: PipelineCache,
 }
@@ -204,7 +204,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let f = crate::aws::classify("DynamoDB", &err);
+    let f = crate::sdk::classify("DynamoDB", &err);
     match f.code.as_deref() {
         Some("ConditionalCheckFailedException" | "TransactionConflictException") => {
             StoreError::Conflict { what: f.message }
@@ -230,7 +230,7 @@ fn version_condition(
 
 impl DynamoStore {
     pub fn new(
-        client: impl Into<crate::aws::OnFirstUse<Client>>,
+        client: impl Into<crate::sdk::OnFirstUse<Client>>,
         table: impl Into<String>,
     ) -> DynamoStore {
         DynamoStore {

@@ -98,7 +98,7 @@ async fn client_construction_child() {
         native_tls_roots: false,
         aws_attempt_timeout: shiplane::settings::DEFAULT_AWS_ATTEMPT_TIMEOUT,
     };
-    let config = shiplane::aws::lambda_sdk_config(&settings).await;
+    let config = shiplane::sdk::lambda_sdk_config(&settings).await;
     let mut ms = Vec::new();
     let t = Instant::now();
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
@@ -1115,7 +1115,7 @@ async fn main() {
     }
     let _ = writeln!(
         md,
-        "\nThe functions build each SDK client when an event first calls its service (`OnFirstUse` in `shared/src/aws/mod.rs`), not at start-up: events that call none (the untagged children and attestations of a multi-arch push, a task Shiplane did not start) never pay for them, and an event that calls all four pays once per process. Building a client is mostly its SDK crate parsing the endpoint partition table and compiling the region patterns, once per crate. Measured in fresh processes, {runs} each, median:\n\n| client | first build in a process |\n|---|---|"
+        "\nThe functions build each SDK client when an event first calls its service (`OnFirstUse` in `shared/src/sdk.rs`), not at start-up: events that call none (the untagged children and attestations of a multi-arch push, a task Shiplane did not start) never pay for them, and an event that calls all four pays once per process. Building a client is mostly its SDK crate parsing the endpoint partition table and compiling the region patterns, once per crate. Measured in fresh processes, {runs} each, median:\n\n| client | first build in a process |\n|---|---|"
     );
     for (name, ms) in CLIENTS.iter().zip(&clients) {
         let _ = writeln!(md, "| {name} | {ms:.2} ms |");

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde_json::{Value, json};
 
-use super::classify;
 use crate::release::{Cause, Release, StageState, Transition};
+use crate::sdk::classify;
 pub use message::{Guidance, release_arg};
 use message::{fit_subject, guidance, subject_label};
 
@@ -320,14 +320,14 @@ impl Form {
 /// time (no longer critical path).
 #[derive(Clone, Debug)]
 pub struct SnsNotifier {
-    client: super::OnFirstUse<aws_sdk_sns::Client>,
+    client: crate::sdk::OnFirstUse<aws_sdk_sns::Client>,
     topic_arn: String,
     chatbot_topic_arn: Option<String>,
 }
 
 impl SnsNotifier {
     pub fn new(
-        client: impl Into<super::OnFirstUse<aws_sdk_sns::Client>>,
+        client: impl Into<crate::sdk::OnFirstUse<aws_sdk_sns::Client>>,
         topic_arn: impl Into<String>,
     ) -> SnsNotifier {
         SnsNotifier {

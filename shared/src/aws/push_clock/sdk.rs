@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use aws_sdk_ecr::types::ImageIdentifier;
 
 use super::PushClock;
-use crate::aws::{DeployError, OnFirstUse, deployer::sdk};
+use crate::aws::error::{DeployError, sdk};
 use crate::release::{Digest, Timestamp};
+use crate::sdk::OnFirstUse;
 
 /// The production [`PushClock`]: ECR DescribeImages `imagePushedAt`, every digest in one
 /// call. The client is built the first time two pushes share a second, so a function

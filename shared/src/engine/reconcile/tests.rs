@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::super::{Engine, PushOutcome};
 use crate::aws::fake::{FakeAlarms, FakeDeps, deps_with_pipeline};
-use crate::inbound::alarm::{AlarmChange, AlarmState};
+use crate::facts::AlarmChange;
+use crate::release::AlarmState;
 use crate::release::intake::ImagePush;
 use crate::release::{Digest, Event, Lane, ReleaseId, StageState, Timestamp};
 use crate::store::{Commit, ReleaseStore, Versioned};

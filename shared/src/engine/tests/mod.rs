@@ -3,7 +3,7 @@ use std::time::Duration;
 use super::*;
 use crate::aws::fake::{Call, FakeDeployer, FakeTimer, RecordingNotifier};
 use crate::aws::{DeployError, DeployOutcome, DeploymentStatus, MigrationRun};
-use crate::inbound::ecs::ContainerExit;
+use crate::facts::ContainerExit;
 use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intake, new_release};
 use crate::release::{BLOCKED_RETRY, Digest, LEASE, Policy, Release, apply};
 use crate::store::Claim;
@@ -2396,7 +2396,8 @@ mod deployment_outcomes {
 
 mod alarms {
     use super::*;
-    use crate::inbound::alarm::{AlarmChange, AlarmState};
+    use crate::facts::AlarmChange;
+    use crate::release::AlarmState;
 
     pub(super) async fn watched() -> World {
         let w = World::new().await;
@@ -2781,7 +2782,8 @@ mod same_second_pushes {
 /// DESIGN invariant 12: a lane's own firing alarm blocks its start and its success.
 mod own_alarms {
     use super::*;
-    use crate::inbound::alarm::{AlarmChange, AlarmState};
+    use crate::facts::AlarmChange;
+    use crate::release::AlarmState;
 
     /// A world whose db dev stage (a migration first, no bake) watches `db-dev-` alarms.
     async fn watched() -> World {
@@ -2925,7 +2927,8 @@ mod own_alarms {
 
 mod gates {
     use super::*;
-    use crate::inbound::alarm::{AlarmChange, AlarmState};
+    use crate::facts::AlarmChange;
+    use crate::release::AlarmState;
 
     #[tokio::test]
     async fn a_dev_alarm_holds_the_prod_promotion_and_its_return_to_ok_lets_it_go() {
@@ -3438,7 +3441,8 @@ mod retry {
 
 mod gate_override {
     use super::*;
-    use crate::inbound::alarm::{AlarmChange, AlarmState};
+    use crate::facts::AlarmChange;
+    use crate::release::AlarmState;
 
     #[tokio::test]
     async fn an_operator_can_unblock_a_gate_whose_alarm_never_reports_ok() {
@@ -3515,7 +3519,7 @@ mod gate_override {
 mod bake_timers {
     use super::alarms::{alarm, watched};
     use super::*;
-    use crate::aws::BakeTimer;
+    use crate::facts::BakeTimer;
     use crate::inbound::alarm::AlarmState;
     use crate::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 
@@ -3570,7 +3574,7 @@ mod bake_timers {
     #[tokio::test]
     async fn the_bake_timer_reads_the_alarms_first_and_a_lost_alarm_rolls_back() {
         use crate::aws::fake::FakeAlarms;
-        use crate::inbound::alarm::AlarmChange;
+        use crate::facts::AlarmChange;
         let w = World::new().await;
         let with_alarm = PIPELINE.replace(
             "bake = \"10m\"\n[services.api.environments.prod]",
