@@ -96,7 +96,8 @@ async fn service_deployment<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shiplane::aws::fake::{FakeDeployer, FakeDeps, FakeTimer, RecordingNotifier};
+    use shiplane::aws::fake::{FakeDeployer, FakeTimer, RecordingNotifier};
+    use shiplane::engine::testing::FakeDeps;
     use shiplane::store::MemoryStore;
 
     fn event(path: &str) -> LambdaEvent<Value> {

@@ -51,7 +51,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
 mod tests {
     use super::*;
     use shiplane::aws::NoPushClock;
-    use shiplane::aws::fake::{FakeDeps, ONE_SERVICE_PIPELINE, deps_with_pipeline};
+    use shiplane::engine::testing::{FakeDeps, ONE_SERVICE_PIPELINE, deps_with_pipeline};
 
     async fn deps() -> FakeDeps {
         deps_with_pipeline(ONE_SERVICE_PIPELINE).await

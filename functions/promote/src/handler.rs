@@ -39,7 +39,8 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shiplane::aws::fake::{FakeAlarms, ONE_SERVICE_PIPELINE, deps_with_pipeline};
+    use shiplane::aws::fake::FakeAlarms;
+    use shiplane::engine::testing::{ONE_SERVICE_PIPELINE, deps_with_pipeline};
     use shiplane::facts::BakeTimer;
 
     fn event(payload: Value) -> LambdaEvent<Value> {

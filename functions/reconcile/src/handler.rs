@@ -84,7 +84,8 @@ fn answer(pass: &Reconciled) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shiplane::aws::fake::{FakeAlarms, FakeDeps, ONE_SERVICE_PIPELINE, deps_with_pipeline};
+    use shiplane::aws::fake::FakeAlarms;
+    use shiplane::engine::testing::{FakeDeps, ONE_SERVICE_PIPELINE, deps_with_pipeline};
     use shiplane::release::{Lane, ReleaseId};
     use shiplane::store::{Commit, Versioned};
 

@@ -46,7 +46,7 @@ mod cloudwatch {
 
     use super::*;
     use crate::aws::error::sdk;
-    use crate::inbound::alarm::AlarmState;
+    use crate::release::AlarmState;
     use crate::release::Timestamp;
     use crate::sdk::OnFirstUse;
 

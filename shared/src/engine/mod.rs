@@ -11,6 +11,8 @@ mod outcomes;
 mod push_order;
 mod reconcile;
 mod run;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use hooks::{HookAnswer, HookInvocation, REPORT_RESERVE};
 pub use reconcile::{LaneFailure, Reconciled, SERVICES_AT_ONCE};

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::super::{Engine, PushOutcome};
-use crate::aws::fake::{FakeAlarms, FakeDeps, deps_with_pipeline};
+use crate::aws::fake::FakeAlarms;
+use crate::engine::testing::{FakeDeps, deps_with_pipeline};
 use crate::facts::AlarmChange;
 use crate::release::AlarmState;
 use crate::release::intake::ImagePush;
