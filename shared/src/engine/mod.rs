@@ -8,11 +8,13 @@
 mod effects;
 mod hooks;
 mod outcomes;
+mod pass;
 mod push_order;
 mod reconcile;
 mod run;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod work;
 
 pub use hooks::{HookAnswer, HookInvocation, REPORT_RESERVE};
 pub use reconcile::{LaneFailure, Reconciled, SERVICES_AT_ONCE};

@@ -4,122 +4,29 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
+use super::pass::{Announce, Decided, Pass};
+pub(super) use super::work::{Job, Subject, Work};
 use super::{Engine, EngineError, Report, lanes_read_by, stage_of};
 use crate::aws::{
     DeployRequest, Deployer, NoPushClock, Notification, Notifier, NotifyError, PushClock, Timer,
 };
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Service, StageConfig};
 use crate::release::{
-    Action, Decision, Event, LaneEvent, LaneView, Owed, Policy, Release, ReleaseId, StageState,
-    Timestamp, Transition, apply, apply_lane, owed,
+    Action, Decision, Event, LaneEvent, LaneView, Owed, Policy, ReleaseId, StageState, Timestamp,
+    apply, apply_lane, owed,
 };
 use crate::store::{
-    Claim, Commit, DeploymentRef, LaneKey, LoadedLane, Reads, ReleaseStore, Settle, Snapshot,
-    StoreError, read_some,
+    Commit, LaneKey, LoadedLane, Reads, ReleaseStore, Settle, Snapshot, StoreError, read_some,
 };
 
 /// Attempts at a decision whose commit keeps meeting concurrent writers.
 const COMMIT_ATTEMPTS: u32 = 5;
-/// More jobs than any one event can cause: past it the loop stops, loudly, rather than spin.
-const MAX_JOBS: usize = 500;
 /// How long a pass waits for SNS to take its notifications. They are best effort (DESIGN
 /// invariant 4): a topic that does not answer must not hold a release, or a hook's answer
 /// to CodeDeploy, up for the SDK's whole retry schedule.
 pub const NOTIFY_BUDGET: Duration = Duration::from_secs(3);
-
-/// Who sends a pass's notifications.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Announce {
-    /// The pass, when it ends.
-    AtEnd,
-    /// Its caller, who has something more urgent to do first; a pass that fails still
-    /// sends its own.
-    ByCaller,
-}
-
-/// What a unit of work is about.
-#[derive(Debug, Clone)]
-pub(super) enum Subject {
-    Release(ReleaseId, Event),
-    Lane(LaneEvent),
-    /// Nothing happened; finish what the lane owes.
-    Recover,
-}
-
-/// One event in one lane, with what its commit must also write.
-#[derive(Debug, Clone)]
-pub(super) struct Work {
-    pub service: String,
-    pub environment: String,
-    pub subject: Subject,
-    pub new_release: Option<Release>,
-    pub claim: Option<Claim>,
-    pub deployments: Vec<DeploymentRef>,
-}
-
-impl Work {
-    fn with(service: &str, environment: &str, subject: Subject) -> Work {
-        Work {
-            service: service.to_string(),
-            environment: environment.to_string(),
-            subject,
-            new_release: None,
-            claim: None,
-            deployments: Vec::new(),
-        }
-    }
-
-    pub fn event(service: &str, environment: &str, release: &ReleaseId, event: Event) -> Work {
-        Self::with(
-            service,
-            environment,
-            Subject::Release(release.clone(), event),
-        )
-    }
-
-    pub fn lane(service: &str, environment: &str, event: LaneEvent) -> Work {
-        Self::with(service, environment, Subject::Lane(event))
-    }
-
-    pub fn recover(service: &str, environment: &str) -> Work {
-        Self::with(service, environment, Subject::Recover)
-    }
-}
-
-pub(super) enum Job {
-    Apply(Work),
-    Execute(Action, Release),
-}
-
-/// What one decision produced.
-struct Decided {
-    jobs: Vec<Job>,
-    transitions: Vec<Transition>,
-    refused: Option<String>,
-    /// The notifications of what it committed, sent when the pass ends.
-    notes: Vec<Notification>,
-    /// Whether its commit also settled the pass's delivery.
-    settled: bool,
-    /// Whether it rests on items this pass knew from before (read or written earlier)
-    /// and committed nothing: no commit condition then catches a stale item, so work it
-    /// owes is decided again from fresh reads.
-    unchecked: bool,
-}
-
-impl Decided {
-    fn nothing(jobs: Vec<Job>, refused: Option<String>, cached: bool) -> Decided {
-        Decided {
-            unchecked: cached && !jobs.is_empty(),
-            jobs,
-            transitions: Vec::new(),
-            refused,
-            notes: Vec::new(),
-            settled: false,
-        }
-    }
-}
 
 /// The jobs a lane owes, leaving out actions the decision at hand already runs, and the
 /// end of a bake that is over: a bake ends on its alarms' current state in CloudWatch,
@@ -247,23 +154,9 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         clock: &impl PushClock,
     ) -> (Result<Report, EngineError>, Vec<Notification>) {
         let mut jobs = VecDeque::from(jobs);
-        let mut report = Report::default();
-        let mut executed: HashSet<Action> = HashSet::new();
-        let mut pending: Vec<Notification> = Vec::new();
-        let mut done = 0;
-        let mut complete = true;
-        let mut settled = false;
-        let mut failed = None;
-        // A release this pass minted, until its first deploy or migration runs.
-        let mut minted: Option<ReleaseId> = None;
+        let mut pass = Pass::new();
         while let Some(job) = jobs.pop_front() {
-            done += 1;
-            if done > MAX_JOBS {
-                error!(
-                    left = jobs.len(),
-                    "too many follow-up jobs for one event; stopping (a bug: please report it)"
-                );
-                complete = false;
+            if !pass.count(jobs.len()) {
                 break;
             }
             match job {
@@ -283,32 +176,16 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                         clock,
                     ))
                     .await;
-                    let decided = match decided {
-                        Ok(decided) => decided,
+                    match decided {
+                        Ok(decided) => jobs.extend(pass.absorb(&work, decided)),
                         Err(e) => {
-                            failed = Some(e);
+                            pass.failed = Some(e);
                             break;
                         }
-                    };
-                    if let Some(r) = &work.new_release
-                        && !decided.transitions.is_empty()
-                    {
-                        minted = Some(r.id.clone());
                     }
-                    settled |= decided.settled;
-                    report.transitions.extend(decided.transitions);
-                    report.refused.extend(decided.refused);
-                    pending.extend(decided.notes);
-                    jobs.extend(decided.jobs);
                 }
                 Job::Execute(action, release) => {
-                    if executed.insert(action.clone()) {
-                        let first_effect =
-                            matches!(action, Action::Deploy { .. } | Action::RunMigration { .. });
-                        let fresh = first_effect && minted.as_ref() == Some(&release.id);
-                        if fresh {
-                            minted = None;
-                        }
+                    if let Some(fresh) = pass.first_run(&action, &release) {
                         let outcomes =
                             Box::pin(self.execute(pipeline, action, &release, fresh)).await;
                         jobs.extend(outcomes.into_iter().map(Job::Apply));
@@ -316,22 +193,36 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 }
             }
         }
+        self.end_pass(pass, settle, now, announce).await
+    }
+
+    /// Ends a pass: its delivery is settled when it finished everything and no commit
+    /// settled it already, its notifications go out (or back to the caller), and its
+    /// report or its failure is the answer.
+    async fn end_pass(
+        &self,
+        pass: Pass,
+        settle: Option<(&str, &str)>,
+        now: Timestamp,
+        announce: Announce,
+    ) -> (Result<Report, EngineError>, Vec<Notification>) {
         let settling = async {
-            if let (Some((key, tag)), true, false, None) = (settle, complete, settled, &failed)
+            if let (Some((key, tag)), true, false, None) =
+                (settle, pass.complete, pass.settled, &pass.failed)
                 && let Err(e) = self.store.settle_claim(key, tag, now).await
             {
                 // A replay then takes the longer way, and finds nothing left to do.
                 warn!(claim = %key, error = %e, "claim not marked settled");
             }
         };
-        let (now_sent, left) = match (announce, &failed) {
-            (Announce::ByCaller, None) => (Vec::new(), pending),
-            _ => (pending, Vec::new()),
+        let (now_sent, left) = match (announce, &pass.failed) {
+            (Announce::ByCaller, None) => (Vec::new(), pass.pending),
+            _ => (pass.pending, Vec::new()),
         };
         tokio::join!(self.publish(now_sent), settling);
-        let result = match failed {
+        let result = match pass.failed {
             Some(e) => Err(e),
-            None => Ok(report),
+            None => Ok(pass.report),
         };
         (result, left)
     }
@@ -385,6 +276,58 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             warn!(reason = %why, "ignored");
             return Ok(Decided::nothing(Vec::new(), Some(why), false));
         };
+        let (loaded, policy, cached) = self.load_for(work, service, stage, known, clock).await?;
+        let decided = match &work.subject {
+            Subject::Release(id, event) => apply(&loaded.view, id, event, &policy, now),
+            Subject::Lane(event) => apply_lane(&loaded.view, event, &policy, now),
+            Subject::Recover => {
+                let jobs = owed_jobs(&loaded.view, &policy, now, &[]);
+                return Ok(Decided::nothing(jobs, None, cached));
+            }
+        };
+        let decision = match decided {
+            Ok(d) if !d.is_noop() => d,
+            Ok(_) => {
+                let jobs = owed_jobs(&loaded.view, &policy, now, &[]);
+                return Ok(Decided::nothing(jobs, None, cached));
+            }
+            Err(refused) => {
+                info!(
+                    service = %work.service,
+                    environment = %work.environment,
+                    reason = %refused,
+                    "ignored: the event does not apply to the current state"
+                );
+                // Whatever the lane still owes is finished all the same.
+                let jobs = owed_jobs(&loaded.view, &policy, now, &[]);
+                return Ok(Decided::nothing(jobs, Some(refused.to_string()), cached));
+            }
+        };
+        self.record(
+            pipeline,
+            work,
+            service,
+            &loaded,
+            decision,
+            &policy,
+            (now, settle),
+            known,
+        )
+        .await
+    }
+
+    /// Loads `work`'s lane, the releases it names and the lanes its gate watches (from
+    /// `known` where it can), places a release the work mints among the lane's pushes, and
+    /// makes the stage's policy, held by the gate's firing alarms. Also says whether the
+    /// load rested on items known before.
+    async fn load_for(
+        &self,
+        work: &Work,
+        service: &Service,
+        stage: &StageConfig,
+        known: &mut Snapshot,
+        clock: &impl PushClock,
+    ) -> Result<(LoadedLane, Policy, bool), EngineError> {
         let mut policy = Policy::for_stage(service, stage);
         let subjects: Vec<ReleaseId> = match &work.subject {
             // A release minted by this work is not read: its id is new (a ULID), and its
@@ -432,32 +375,23 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             let placed = super::push_order::place(clock, &mut loaded.view.lane, r.clone()).await?;
             loaded.add_new(placed);
         }
-        let decided = match &work.subject {
-            Subject::Release(id, event) => apply(&loaded.view, id, event, &policy, now),
-            Subject::Lane(event) => apply_lane(&loaded.view, event, &policy, now),
-            Subject::Recover => {
-                let jobs = owed_jobs(&loaded.view, &policy, now, &[]);
-                return Ok(Decided::nothing(jobs, None, cached));
-            }
-        };
-        let decision = match decided {
-            Ok(d) if !d.is_noop() => d,
-            Ok(_) => {
-                let jobs = owed_jobs(&loaded.view, &policy, now, &[]);
-                return Ok(Decided::nothing(jobs, None, cached));
-            }
-            Err(refused) => {
-                info!(
-                    service = %work.service,
-                    environment = %work.environment,
-                    reason = %refused,
-                    "ignored: the event does not apply to the current state"
-                );
-                // Whatever the lane still owes is finished all the same.
-                let jobs = owed_jobs(&loaded.view, &policy, now, &[]);
-                return Ok(Decided::nothing(jobs, Some(refused.to_string()), cached));
-            }
-        };
+        Ok((loaded, policy, cached))
+    }
+
+    /// Commits `decision` (with what `work` must also write, and `settle` when nothing is
+    /// left to do), reading ahead meanwhile; returns what to do next.
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        pipeline: &Pipeline,
+        work: &Work,
+        service: &Service,
+        loaded: &LoadedLane,
+        decision: Decision,
+        policy: &Policy,
+        (now, settle): (Timestamp, Option<&Settle>),
+        known: &mut Snapshot,
+    ) -> Result<Decided, EngineError> {
         let mut jobs: Vec<Job> = decision
             .actions
             .iter()
@@ -469,7 +403,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                     .map(|r| Job::Execute(a.clone(), r.clone()))
             })
             .collect();
-        jobs.extend(owed_jobs(&decision.view, &policy, now, &decision.actions));
+        jobs.extend(owed_jobs(&decision.view, policy, now, &decision.actions));
         let mut commit = loaded.commit_for(&decision);
         commit.claim = work.claim.clone();
         commit.deployments = work.deployments.clone();
