@@ -103,49 +103,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 deployment_id,
                 rollback,
                 ..
-            } => {
-                let error = match self
-                    .deployer
-                    .stop_deployment(req, &deployment_id, rollback)
-                    .await
-                {
-                    Ok(()) => None,
-                    // Throttled or unreachable past the SDK's retries: the stop stays owed
-                    // and the next pass tries again; the deployment must not go on.
-                    Err(e) if e.retryable => {
-                        warn!(release = %release.id, environment = %environment, deployment = %deployment_id, error = ?e.message, "stop deployment failed; trying again next pass");
-                        return Vec::new();
-                    }
-                    Err(e) => Some(e.message),
-                };
-                if let Some(e) = &error {
-                    error!(release = %release.id, environment = %environment, deployment = %deployment_id, error = ?e, "stop deployment refused");
-                }
-                // A deployment that completed before the stop reached it is not stopped:
-                // if it succeeded, it runs, and the lane must know.
-                let status = match &error {
-                    None => Some(self.deployer.deployment_status(req, &deployment_id).await),
-                    Some(_) => None,
-                };
-                let succeeded = match status {
-                    Some(Ok(status)) => status == DeploymentStatus::Succeeded,
-                    Some(Err(e)) => {
-                        // Unknown whether the stop came too late: the stop stays owed, and
-                        // the next pass stops and asks again.
-                        warn!(release = %release.id, environment = %environment, deployment = %deployment_id, error = ?e.message, "could not read the deployment's status after the stop; asking again next pass");
-                        return Vec::new();
-                    }
-                    None => false,
-                };
-                if succeeded {
-                    error!(release = %release.id, environment = %environment, deployment = %deployment_id, "the deployment had already succeeded before the stop; restoring the last known good");
-                }
-                outcome(Event::StopRequested {
-                    deployment_id,
-                    error,
-                    succeeded,
-                })
-            }
+            } => self.stop(req, &environment, deployment_id, rollback).await,
             Action::Promote { to, .. } => {
                 vec![Work::event(
                     &release.service,
@@ -156,6 +114,65 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             }
             Action::SetTimer { .. } | Action::ClearTimer { .. } => Vec::new(), // above
         }
+    }
+
+    /// Stops a deployment (rolling traffic back when `rollback`), then asks whether it had
+    /// already succeeded: a stop that came too late leaves it running, and the lane must
+    /// know. A stop or a status AWS would not give is tried again next pass (no outcome).
+    async fn stop(
+        &self,
+        req: DeployRequest<'_>,
+        environment: &str,
+        deployment_id: String,
+        rollback: bool,
+    ) -> Vec<Work> {
+        let release = req.release;
+        let error = match self
+            .deployer
+            .stop_deployment(req, &deployment_id, rollback)
+            .await
+        {
+            Ok(()) => None,
+            // Throttled or unreachable past the SDK's retries: the stop stays owed
+            // and the next pass tries again; the deployment must not go on.
+            Err(e) if e.retryable => {
+                warn!(release = %release.id, environment = %environment, deployment = %deployment_id, error = ?e.message, "stop deployment failed; trying again next pass");
+                return Vec::new();
+            }
+            Err(e) => Some(e.message),
+        };
+        if let Some(e) = &error {
+            error!(release = %release.id, environment = %environment, deployment = %deployment_id, error = ?e, "stop deployment refused");
+        }
+        // A deployment that completed before the stop reached it is not stopped:
+        // if it succeeded, it runs, and the lane must know.
+        let status = match &error {
+            None => Some(self.deployer.deployment_status(req, &deployment_id).await),
+            Some(_) => None,
+        };
+        let succeeded = match status {
+            Some(Ok(status)) => status == DeploymentStatus::Succeeded,
+            Some(Err(e)) => {
+                // Unknown whether the stop came too late: the stop stays owed, and
+                // the next pass stops and asks again.
+                warn!(release = %release.id, environment = %environment, deployment = %deployment_id, error = ?e.message, "could not read the deployment's status after the stop; asking again next pass");
+                return Vec::new();
+            }
+            None => false,
+        };
+        if succeeded {
+            error!(release = %release.id, environment = %environment, deployment = %deployment_id, "the deployment had already succeeded before the stop; restoring the last known good");
+        }
+        vec![Work::event(
+            &release.service,
+            environment,
+            &release.id,
+            Event::StopRequested {
+                deployment_id,
+                error,
+                succeeded,
+            },
+        )]
     }
 
     /// Sets the stage's bake timer to fire `at`, or clears it (None). Only a change comes

@@ -314,35 +314,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         // CodeDeploy's own rollback of a deployment Shiplane started: say how it went on
         // the release it rolled back.
         if let Some((original, r)) = rolled_back {
-            let failed = change.state != DeploymentState::Success;
-            let detail = if failed {
-                format!(
-                    "CodeDeploy's rollback deployment {} (of {original}) {}: {}/{} may run neither version wholly",
-                    change.deployment_id,
-                    if change.state == DeploymentState::Stop {
-                        "was stopped"
-                    } else {
-                        "failed"
-                    },
-                    r.service,
-                    r.environment,
-                )
-            } else {
-                format!(
-                    "CodeDeploy's rollback deployment {} (of {original}) succeeded: the version before serves again",
-                    change.deployment_id
-                )
-            };
-            jobs.push(Job::Apply(Work::event(
-                &r.service,
-                &r.environment,
-                &r.release,
-                Event::RollbackReported {
-                    deployment_id: change.deployment_id.clone(),
-                    detail,
-                    failed,
-                },
-            )));
+            jobs.push(rollback_reported(change, &original, &r));
         }
         for service in pipeline.services.values() {
             for stage in &service.stages {
@@ -388,6 +360,40 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         }
         Ok(Inbound::Accepted(self.drain(pipeline, jobs, now).await?))
     }
+}
+
+/// How CodeDeploy's own rollback `change` of deployment `original` (of release stage
+/// `r`) went, as the event that says so on the release it rolled back.
+fn rollback_reported(change: &DeploymentStateChange, original: &str, r: &DeploymentRef) -> Job {
+    let failed = change.state != DeploymentState::Success;
+    let detail = if failed {
+        format!(
+            "CodeDeploy's rollback deployment {} (of {original}) {}: {}/{} may run neither version wholly",
+            change.deployment_id,
+            if change.state == DeploymentState::Stop {
+                "was stopped"
+            } else {
+                "failed"
+            },
+            r.service,
+            r.environment,
+        )
+    } else {
+        format!(
+            "CodeDeploy's rollback deployment {} (of {original}) succeeded: the version before serves again",
+            change.deployment_id
+        )
+    };
+    Job::Apply(Work::event(
+        &r.service,
+        &r.environment,
+        &r.release,
+        Event::RollbackReported {
+            deployment_id: change.deployment_id.clone(),
+            detail,
+            failed,
+        },
+    ))
 }
 
 /// The release, environment and attempt (when known) a deployment Shiplane holds no

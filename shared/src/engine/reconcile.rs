@@ -34,15 +34,17 @@ use std::pin::Pin;
 use futures_util::{StreamExt, stream};
 use tracing::{error, info, warn};
 
+pub(super) use alarms::missed;
+use alarms::{Alarms, read_alarms};
+
 use super::run::{Job, Work};
 use super::{Engine, EngineError, Report, effects};
 use crate::aws::{
     AlarmReader, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier, Timer,
-    covering_prefixes,
 };
 use crate::facts::AlarmChange;
 use crate::pipeline::{Pipeline, Service, StageConfig};
-use crate::release::{Action, AlarmState, Event, Lane, LaneView, StageState, Timestamp};
+use crate::release::{Action, Event, Lane, LaneView, ReleaseId, Stage, StageState, Timestamp};
 use crate::store::{LaneKey, LoadedLane, Reads, ReleaseStore, Snapshot, Versioned, read_some};
 
 /// Services reconciled at once. Lanes of one service are reconciled in order (a promotion
@@ -93,43 +95,6 @@ impl Reconciled {
 /// the engine's large futures, and rustc cannot prove a stream of closures' futures `Send`
 /// in a handler generic over the ports.
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// What a pass knows of the alarms.
-enum Alarms {
-    /// Not read: the states the lanes recorded ([`Engine::reconcile`]).
-    Recorded,
-    /// Read from CloudWatch this pass: by lane, the changes of the alarms it watches (by
-    /// name or prefix) or has recorded.
-    Read(BTreeMap<LaneKey, Vec<AlarmChange>>),
-    /// CloudWatch could not be read.
-    Unread,
-}
-
-/// Whether `lane` (as listed; None: never written) has not seen `change`: a newer change
-/// than the one it recorded, or an ALARM it never saw. An OK it never saw changes no
-/// decision, and recording it on every idle lane would fill history.
-pub(super) fn missed(lane: Option<&Lane>, change: &AlarmChange) -> bool {
-    match lane.and_then(|l| l.alarms.get(&change.alarm)) {
-        Some(seen) => change.at > seen.at,
-        None => change.state == AlarmState::Alarm,
-    }
-}
-
-/// The lanes of `service` the pass reads alarms for: those with work, and those gating them.
-fn lanes_to_watch<'a>(service: &'a Service, listed: &'a [Versioned<Lane>]) -> BTreeSet<&'a str> {
-    let mut envs = BTreeSet::new();
-    for lane in listed {
-        let l = &lane.item;
-        if l.in_flight.is_none() && l.queued.is_none() {
-            continue;
-        }
-        envs.insert(l.environment.as_str());
-        if let Some(stage) = service.stage(&l.environment) {
-            envs.extend(stage.hold_while_alarms_in.iter().map(String::as_str));
-        }
-    }
-    envs
-}
 
 impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
     /// One pass over every lane of `only` (or of every service) with the alarm states the
@@ -264,58 +229,21 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 unknown.extend(service.stages.iter().map(|s| s.environment.clone()));
             }
             Alarms::Read(by_lane) => {
-                let mut recorded_any = false;
-                for stage in &service.stages {
-                    let env = stage.environment.as_str();
-                    let key: LaneKey = (name.to_string(), env.to_string());
-                    let lane = known.lanes.get(&key).map(|l| &l.item);
-                    let jobs: Vec<Job> = by_lane
-                        .get(&key)
-                        .into_iter()
-                        .flatten()
-                        .filter(|change| missed(lane, change))
-                        .map(|change| {
-                            info!(service = %name, environment = %env, alarm = %change.alarm, state = change.state.as_str(), at = %change.at, "reconciler: an alarm change whose event was lost");
-                            super::outcomes::alarm_changed(name, env, change)
-                        })
-                        .collect();
-                    if jobs.is_empty() {
-                        continue;
-                    }
-                    recorded_any = true;
-                    match self.drain(pipeline, jobs, now).await {
-                        Ok(report) => out.report.merge(report),
-                        Err(e) => {
-                            out.fail(name, Some(env), e);
-                            skipped.insert(env.to_string());
-                        }
-                    }
+                let missed = self.apply_missed_alarms(pipeline, service, by_lane, &known, now);
+                let (applied, failed) = missed.await;
+                for (env, e) in failed {
+                    out.fail(name, Some(&env), e);
+                    skipped.insert(env);
                 }
-                if recorded_any {
+                if let Some(report) = applied {
+                    out.report.merge(report);
                     known = Snapshot::default();
                 }
             }
         }
         // The releases every lane references, in one read.
         if !known.lanes.is_empty() {
-            let mut ids: Vec<_> = known
-                .lanes
-                .values()
-                .flat_map(|l| LaneView::referenced(&l.item))
-                .collect();
-            ids.sort();
-            ids.dedup();
-            let reads = Reads {
-                releases: ids,
-                ..Reads::default()
-            };
-            match read_some(self.store, &reads).await {
-                Ok(read) => known.absorb(read),
-                // Each lane reads its own, and fails alone if it must.
-                Err(e) => {
-                    warn!(service = %name, error = %e, "could not read the service's releases at once; each lane reads its own")
-                }
-            }
+            self.read_referenced(name, &mut known).await;
         }
         for stage in &service.stages {
             let env = stage.environment.as_str();
@@ -345,6 +273,69 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             }
         }
         out
+    }
+
+    /// Applies, lane by lane, the alarm changes `by_lane` holds that the service's lanes
+    /// missed (their events lost). Returns the report of what was applied (None when
+    /// nothing was: what the pass knows still holds) and the lanes whose changes could not
+    /// be recorded, with why.
+    async fn apply_missed_alarms(
+        &self,
+        pipeline: &Pipeline,
+        service: &Service,
+        by_lane: &BTreeMap<LaneKey, Vec<AlarmChange>>,
+        known: &Snapshot,
+        now: Timestamp,
+    ) -> (Option<Report>, Vec<(String, EngineError)>) {
+        let name = service.name.as_str();
+        let mut applied: Option<Report> = None;
+        let mut failed = Vec::new();
+        for stage in &service.stages {
+            let env = stage.environment.as_str();
+            let key: LaneKey = (name.to_string(), env.to_string());
+            let lane = known.lanes.get(&key).map(|l| &l.item);
+            let jobs: Vec<Job> = by_lane
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter(|change| missed(lane, change))
+                .map(|change| {
+                    info!(service = %name, environment = %env, alarm = %change.alarm, state = change.state.as_str(), at = %change.at, "reconciler: an alarm change whose event was lost");
+                    super::outcomes::alarm_changed(name, env, change)
+                })
+                .collect();
+            if jobs.is_empty() {
+                continue;
+            }
+            let report = applied.get_or_insert_with(Report::default);
+            match self.drain(pipeline, jobs, now).await {
+                Ok(r) => report.merge(r),
+                Err(e) => failed.push((env.to_string(), e)),
+            }
+        }
+        (applied, failed)
+    }
+
+    /// Reads the releases the lanes in `known` reference, in one read, into `known`.
+    async fn read_referenced(&self, name: &str, known: &mut Snapshot) {
+        let mut ids: Vec<_> = known
+            .lanes
+            .values()
+            .flat_map(|l| LaneView::referenced(&l.item))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let reads = Reads {
+            releases: ids,
+            ..Reads::default()
+        };
+        match read_some(self.store, &reads).await {
+            Ok(read) => known.absorb(read),
+            // Each lane reads its own, and fails alone if it must.
+            Err(e) => {
+                warn!(service = %name, error = %e, "could not read the service's releases at once; each lane reads its own")
+            }
+        }
     }
 
     /// One lane: what AWS says of its work in flight, then what it owes; with `hold_bake`
@@ -380,53 +371,13 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 stage,
                 fresh: false,
             };
-            let late = |what: String| Event::TimedOut {
-                reason: format!(
-                    "{what} by its deadline {}",
-                    overdue.map(|d| d.to_string()).unwrap_or_default()
-                ),
-            };
             let event = match (st.state, st.deployment_id.as_deref()) {
-                (StageState::Migrating, Some(task)) => {
-                    match self.deployer.migration_status(req, task).await {
-                        Ok(MigrationRun::Stopped(stopped)) => {
-                            Some(effects::migration_event(&stopped, stage))
-                        }
-                        Ok(_) if overdue.is_some() => {
-                            Some(late(format!("migration task {task} did not finish")))
-                        }
-                        Err(e) if overdue.is_some() => Some(late(format!(
-                            "migration task {task} did not report (ECS: {})",
-                            e.message
-                        ))),
-                        _ => None,
-                    }
-                }
-                (StageState::Deploying | StageState::Validating, Some(deployment)) => {
-                    match self.deployer.deployment_status(req, deployment).await {
-                        Ok(DeploymentStatus::Succeeded) => Some(Event::DeploymentSucceeded),
-                        Ok(DeploymentStatus::Failed(reason)) => {
-                            Some(Event::DeploymentFailed { reason })
-                        }
-                        Ok(DeploymentStatus::Replaced) => Some(Event::DeploymentReplaced {
-                            deployment_id: deployment.to_string(),
-                        }),
-                        Ok(_) if overdue.is_some() => {
-                            Some(late(format!("deployment {deployment} did not finish")))
-                        }
-                        Err(e) if overdue.is_some() => Some(late(format!(
-                            "deployment {deployment} did not report ({})",
-                            e.message
-                        ))),
-                        Err(e) => {
-                            warn!(release = %id, environment = %env, error = ?e.message, "could not ask AWS about the deployment; next pass");
-                            None
-                        }
-                        Ok(_) => None,
-                    }
+                (StageState::Migrating, Some(_))
+                | (StageState::Deploying | StageState::Validating, Some(_)) => {
+                    self.in_flight_outcome(req, st, id, overdue).await
                 }
                 (StageState::AwaitingApproval, _) if overdue.is_some() => {
-                    Some(late("no one approved it".to_string()))
+                    Some(late("no one approved it".to_string(), overdue))
                 }
                 // A bake still running has its timer: set it again in case it was lost
                 // (an already-set timer answers "exists" and changes nothing). A bake that
@@ -453,20 +404,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 jobs.push(Job::Apply(Work::event(&service.name, env, id, event)));
             }
         }
-        let held = match bake_over {
-            Some(release) if hold_bake => {
-                warn!(service = %service.name, environment = %env, release = %release, "the bake is over but the lane's alarms could not be read; it stays owed to the next pass");
-                true
-            }
-            Some(release) => {
-                // The lane's alarms were read this pass (their missed changes applied
-                // first): the bake ends, through its gate.
-                let work = Work::event(&service.name, env, &release, Event::BakeElapsed);
-                jobs.push(Job::Apply(work));
-                false
-            }
-            None => false,
-        };
+        let held = end_bake(&service.name, env, bake_over, hold_bake, &mut jobs);
         jobs.push(Job::Apply(Work::recover(&service.name, env)));
         if jobs.is_empty() {
             return Ok((Report::default(), held));
@@ -474,79 +412,96 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         let report = self.drain_from(pipeline, jobs, now, known, None).await?;
         Ok((report, held))
     }
-}
-
-/// The current state of every alarm that lanes with work (and the lanes gating them) watch
-/// by name or prefix or have recorded, and of every alarm a lane last saw in ALARM, in one
-/// batch; by lane. CloudWatch unreachable:
-/// logged, [`Alarms::Unread`], and why.
-async fn read_alarms(
-    reader: &impl AlarmReader,
-    pipeline: &Pipeline,
-    listed: &[(&Service, Vec<Versioned<Lane>>)],
-) -> (Alarms, Option<String>) {
-    let mut names: BTreeSet<String> = BTreeSet::new();
-    let mut prefixes: Vec<String> = Vec::new();
-    // Which listed lanes recorded each alarm (they may no longer watch it by the pipeline,
-    // and a recorded ALARM would hold their bakes until cleared).
-    let mut recorded: BTreeMap<&str, Vec<LaneKey>> = BTreeMap::new();
-    for (service, lanes) in listed {
-        let watched = lanes_to_watch(service, lanes);
-        for lane in lanes {
-            for (alarm, seen) in &lane.item.alarms {
-                recorded
-                    .entry(alarm)
-                    .or_default()
-                    .push((service.name.clone(), lane.item.environment.clone()));
-                // An alarm last seen in ALARM, on any lane: a lost OK would leave it
-                // holding its gate and firing in `shiplane status`.
-                if watched.contains(lane.item.environment.as_str())
-                    || seen.state == AlarmState::Alarm
-                {
-                    names.insert(alarm.clone());
+    /// What AWS says of a stage's migration task or deployment in flight, as the event to
+    /// apply: its outcome, or, past the stage's deadline (`overdue`), that it timed out;
+    /// None while it runs, or when AWS cannot be asked before the deadline.
+    async fn in_flight_outcome(
+        &self,
+        req: DeployRequest<'_>,
+        st: &Stage,
+        id: &ReleaseId,
+        overdue: Option<Timestamp>,
+    ) -> Option<Event> {
+        match (st.state, st.deployment_id.as_deref()) {
+            (StageState::Migrating, Some(task)) => {
+                match self.deployer.migration_status(req, task).await {
+                    Ok(MigrationRun::Stopped(stopped)) => {
+                        Some(effects::migration_event(&stopped, req.stage))
+                    }
+                    Ok(_) if overdue.is_some() => Some(late(
+                        format!("migration task {task} did not finish"),
+                        overdue,
+                    )),
+                    Err(e) if overdue.is_some() => Some(late(
+                        format!("migration task {task} did not report (ECS: {})", e.message),
+                        overdue,
+                    )),
+                    _ => None,
                 }
             }
-        }
-        for env in watched {
-            if let Some(stage) = service.stage(env) {
-                names.extend(stage.alarms.iter().cloned());
-                prefixes.extend(stage.alarm_prefixes.iter().cloned());
+            (StageState::Deploying | StageState::Validating, Some(deployment)) => {
+                match self.deployer.deployment_status(req, deployment).await {
+                    Ok(DeploymentStatus::Succeeded) => Some(Event::DeploymentSucceeded),
+                    Ok(DeploymentStatus::Failed(reason)) => {
+                        Some(Event::DeploymentFailed { reason })
+                    }
+                    Ok(DeploymentStatus::Replaced) => Some(Event::DeploymentReplaced {
+                        deployment_id: deployment.to_string(),
+                    }),
+                    Ok(_) if overdue.is_some() => Some(late(
+                        format!("deployment {deployment} did not finish"),
+                        overdue,
+                    )),
+                    Err(e) if overdue.is_some() => Some(late(
+                        format!("deployment {deployment} did not report ({})", e.message),
+                        overdue,
+                    )),
+                    Err(e) => {
+                        warn!(release = %id, environment = %req.stage.environment, error = ?e.message, "could not ask AWS about the deployment; next pass");
+                        None
+                    }
+                    Ok(_) => None,
+                }
             }
+            _ => None,
         }
     }
-    if names.is_empty() && prefixes.is_empty() {
-        return (Alarms::Read(BTreeMap::new()), None);
-    }
-    let names: Vec<String> = names.into_iter().collect();
-    let prefixes = covering_prefixes(&prefixes);
-    let changes = match reader.current(&names, &prefixes).await {
-        Ok(changes) => changes,
-        Err(e) => {
-            warn!(alarms = names.len(), prefixes = prefixes.len(), error = ?e.message, "could not read alarm states from CloudWatch; bakes that are over stay owed to the next pass");
-            return (Alarms::Unread, Some(e.message));
+}
+
+/// A bake that is over (`bake_over`) ends through its gate, as a job, once the lane's
+/// alarms were read this pass (their missed changes applied first); with `hold_bake` they
+/// were not, and it stays owed to the next pass (true).
+fn end_bake(
+    service: &str,
+    env: &str,
+    bake_over: Option<ReleaseId>,
+    hold_bake: bool,
+    jobs: &mut Vec<Job>,
+) -> bool {
+    match bake_over {
+        Some(release) if hold_bake => {
+            warn!(service = %service, environment = %env, release = %release, "the bake is over but the lane's alarms could not be read; it stays owed to the next pass");
+            true
         }
-    };
-    let mut by_lane: BTreeMap<LaneKey, Vec<AlarmChange>> = BTreeMap::new();
-    for change in changes {
-        let mut lanes: Vec<LaneKey> = pipeline
-            .lanes_watching(&change.alarm)
-            .into_iter()
-            .map(|(s, e)| (s.to_string(), e.to_string()))
-            .collect();
-        lanes.extend(
-            recorded
-                .get(change.alarm.as_str())
-                .into_iter()
-                .flatten()
-                .cloned(),
-        );
-        lanes.sort();
-        lanes.dedup();
-        for lane in lanes {
-            by_lane.entry(lane).or_default().push(change.clone());
+        Some(release) => {
+            // The lane's alarms were read this pass (their missed changes applied
+            // first): the bake ends, through its gate.
+            let work = Work::event(service, env, &release, Event::BakeElapsed);
+            jobs.push(Job::Apply(work));
+            false
         }
+        None => false,
     }
-    (Alarms::Read(by_lane), None)
+}
+
+/// The event of a stage that did not `what` by its deadline (`overdue`).
+fn late(what: String, overdue: Option<Timestamp>) -> Event {
+    Event::TimedOut {
+        reason: format!(
+            "{what} by its deadline {}",
+            overdue.map(|d| d.to_string()).unwrap_or_default()
+        ),
+    }
 }
 
 /// `out` with its failures and held bakes in a stable order (services finish in any).
@@ -557,5 +512,6 @@ fn sorted(mut out: Reconciled) -> Reconciled {
     out
 }
 
+mod alarms;
 #[cfg(test)]
 mod tests;
