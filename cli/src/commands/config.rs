@@ -5,6 +5,7 @@ use super::Context;
 use super::lookup::current_pipeline;
 use crate::{ConfigCommand, Failure, config_file, render};
 
+/// A `config` subcommand.
 pub(super) async fn run(cx: &Context<'_>, command: &ConfigCommand) -> Result<(), Failure> {
     match command {
         ConfigCommand::Validate { file } => config_file::validate(file, cx.json()),
