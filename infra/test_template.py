@@ -393,10 +393,10 @@ def test_dashboard_shows_every_release_metric_and_each_functions_health():
 
 
 def test_init_reads_outputs_the_stack_has():
-    """`shiplane init --stack` (cli/src/commands.rs STACK_OUTPUTS) and the local stand-in
+    """`shiplane init --stack` (cli/src/commands/init.rs STACK_OUTPUTS) and the local stand-in
     stack (provision.py stack) name exactly the outputs template.yaml declares for the CLI."""
     outputs = set(template()["Outputs"])
-    with open(os.path.join(ROOT, "cli/src/commands.rs")) as f:
+    with open(os.path.join(ROOT, "cli/src/commands/init.rs")) as f:
         cli = f.read()
     listed = re.search(r"const STACK_OUTPUTS: \[&str; \d+\] = \[(.*?)\];", cli, re.S).group(1)
     wanted = set(re.findall(r'"([A-Za-z]+)"', listed))

@@ -13,7 +13,7 @@ use shiplane::release::{ReleaseId, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore, StoreError, StoredPipeline};
 
 use crate::Failure;
-use crate::commands::{actor_name, read_file};
+use crate::commands::actor_name;
 use crate::output::{errln, outln};
 
 /// `config validate FILE`: problems, or each service's route and the warnings.
@@ -152,6 +152,12 @@ fn check(file: &Path, json: bool, after: &str) -> Result<(String, Checked), Fail
             Err(Failure::BadInput(out.join("\n")))
         }
     }
+}
+
+/// The file's text; one that cannot be read is bad input naming it.
+fn read_file(file: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(file)
+        .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", file.display())))
 }
 
 /// `FILE:LINE:COLUMN: path: message`, the form editors and terminals jump from.

@@ -423,6 +423,19 @@ pub fn transitions(transitions: &[Transition], json: bool) {
     );
 }
 
+/// The release `shiplane deploy` made: the name to type next, and its state in the first
+/// environment.
+pub fn deployed(release: &ReleaseId, name: &str, environment: &str, state: &str, json: bool) {
+    if json {
+        outln!(
+            "{}",
+            json!({"release": release, "name": name, "environment": environment, "state": state})
+        );
+    } else {
+        outln!("release {name} ({release}): {state} in {environment}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use shiplane::release::Cause;

@@ -25,7 +25,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use shiplane::release::{Event, LaneEvent, Transition};
 
-use crate::commands::{self, APPROVE, CANCEL, CliDeps, REJECT};
+use crate::commands::{self, APPROVE, CANCEL, CliDeps, Operation, REJECT};
 use crate::output::{errln, outln};
 use crate::{Failure, Operator};
 use guard::Guard;
@@ -314,30 +314,23 @@ impl Dashboard {
             }
         };
         let actor = self.actor.clone();
-        match verb {
+        let operation = match verb {
             "approve" => {
-                commands::act_on_release(
-                    &self.deps,
-                    release,
-                    environment,
-                    Event::Approved { actor },
-                    &APPROVE,
-                )
-                .await
+                Operation::release(release, environment, &APPROVE, Event::Approved { actor })
             }
             "reject" => {
                 let event = Event::Rejected {
                     actor,
                     reason: reason()?,
                 };
-                commands::act_on_release(&self.deps, release, environment, event, &REJECT).await
+                Operation::release(release, environment, &REJECT, event)
             }
             "cancel" => {
                 let event = Event::Cancelled {
                     actor,
                     reason: reason()?,
                 };
-                commands::act_on_release(&self.deps, release, environment, event, &CANCEL).await
+                Operation::release(release, environment, &CANCEL, event)
             }
             "rollback" => {
                 let event = LaneEvent::Rollback {
@@ -345,12 +338,15 @@ impl Dashboard {
                     reason: reason()?,
                     to: None,
                 };
-                commands::act_on_lane(&self.deps, service, environment, event).await
+                Operation::lane(service, environment, event)
             }
-            other => Err(Failure::BadInput(format!(
-                "no action \"{other}\"; the dashboard's actions are approve, reject, cancel and rollback"
-            ))),
-        }
+            other => {
+                return Err(Failure::BadInput(format!(
+                    "no action \"{other}\"; the dashboard's actions are approve, reject, cancel and rollback"
+                )));
+            }
+        };
+        operation.apply(&self.deps).await
     }
 }
 

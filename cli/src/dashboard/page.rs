@@ -260,7 +260,31 @@ pub fn board(board: &Board, frame: &Frame) -> String {
     document("Shiplane dashboard", frame, &body)
 }
 
+/// One lane of the board: its releases, checks, alarms and buttons.
 fn lane_card(lane: &LaneBoard, frame: &Frame, now: Timestamp) -> String {
+    let mut c = lane_heading(lane);
+    lane_releases(&mut c, lane, now);
+    lane_checks(&mut c, lane);
+    lane_alarms(&mut c, lane);
+    for (key, r, with_state) in [
+        ("next", &lane.status.queued, true),
+        ("known good", &lane.status.last_known_good, false),
+    ] {
+        if let Some(r) = r {
+            c.push_str(&release_row(key, r, with_state));
+            c.push_str("</div>");
+        }
+    }
+    let actions = lane_actions(lane, frame);
+    if !actions.is_empty() {
+        let _ = write!(c, "<div class=\"actions\">{actions}</div>");
+    }
+    c.push_str("</div>");
+    c
+}
+
+/// A lane card's opening: its environment, and what holds it (a pause, a freeze, alarms).
+fn lane_heading(lane: &LaneBoard) -> String {
     let s = &lane.status;
     let class = s.state.map_or("none", StageState::as_str);
     let mut c = format!(
@@ -288,10 +312,12 @@ fn lane_card(lane: &LaneBoard, frame: &Frame, now: Timestamp) -> String {
         );
     }
     c.push_str("</h3>");
-    let here = [
-        ("environment", s.environment.as_str()),
-        ("service", s.service.as_str()),
-    ];
+    c
+}
+
+/// The release running in the lane and the one in flight (how long, and its bake).
+fn lane_releases(c: &mut String, lane: &LaneBoard, now: Timestamp) {
+    let s = &lane.status;
     let same = |a: &Option<ReleaseSummary>, b: &Option<ReleaseSummary>| {
         a.as_ref().map(|r| &r.id) == b.as_ref().map(|r| &r.id)
     };
@@ -329,6 +355,10 @@ fn lane_card(lane: &LaneBoard, frame: &Frame, now: Timestamp) -> String {
         }
         c.push_str("</div>");
     }
+}
+
+/// The newest checks of the lane's release.
+fn lane_checks(c: &mut String, lane: &LaneBoard) {
     if !lane.checks.is_empty() {
         c.push_str("<div class=\"row\"><span class=\"k\">checks</span><ul class=\"checks\">");
         for check in &lane.checks {
@@ -351,6 +381,10 @@ fn lane_card(lane: &LaneBoard, frame: &Frame, now: Timestamp) -> String {
         }
         c.push_str("</ul></div>");
     }
+}
+
+/// The alarms the lane's stage watches, with the state last seen.
+fn lane_alarms(c: &mut String, lane: &LaneBoard) {
     if !lane.alarms.is_empty() {
         c.push_str("<div class=\"row\"><span class=\"k\">alarms</span><ul class=\"alarms\">");
         for alarm in &lane.alarms {
@@ -368,15 +402,16 @@ fn lane_card(lane: &LaneBoard, frame: &Frame, now: Timestamp) -> String {
         }
         c.push_str("</ul></div>");
     }
-    for (key, r, with_state) in [
-        ("next", &s.queued, true),
-        ("known good", &s.last_known_good, false),
-    ] {
-        if let Some(r) = r {
-            c.push_str(&release_row(key, r, with_state));
-            c.push_str("</div>");
-        }
-    }
+}
+
+/// The buttons a lane offers: approve or reject what waits, cancel what is in flight, roll
+/// back what runs.
+fn lane_actions(lane: &LaneBoard, frame: &Frame) -> String {
+    let s = &lane.status;
+    let here = [
+        ("environment", s.environment.as_str()),
+        ("service", s.service.as_str()),
+    ];
     let mut actions = String::new();
     if let Some(r) = &s.queued {
         let mut fields = here.to_vec();
@@ -412,11 +447,7 @@ fn lane_card(lane: &LaneBoard, frame: &Frame, now: Timestamp) -> String {
     if s.current.is_some() || s.last_known_good.is_some() {
         actions.push_str(&action(frame, "rollback", "Roll back", &here, true));
     }
-    if !actions.is_empty() {
-        let _ = write!(c, "<div class=\"actions\">{actions}</div>");
-    }
-    c.push_str("</div>");
-    c
+    actions
 }
 
 /// One release: where it is in each environment, and its timeline.
