@@ -79,23 +79,66 @@ pub fn figures(
     since: Timestamp,
     until: Timestamp,
 ) -> Figures {
-    use StageState as S;
     let mut prod: Vec<&Transition> = history
         .iter()
         .filter(|t| t.service == service && t.environment == production && t.release.is_some())
         .collect();
     prod.sort_by_key(|t| t.at);
 
+    let Scan {
+        completions,
+        deployed,
+        failures,
+    } = scan(&prod, since, until);
+    let lead_times: Vec<f64> = deployed
+        .iter()
+        .filter_map(|(id, at)| pushed_at.get(*id).map(|p| seconds(*p, *at)))
+        .collect();
+    let failed_deployments = deployed
+        .iter()
+        .filter(|(id, at)| failures.iter().any(|(f, when)| f == *id && when >= *at))
+        .count();
+    let (restores, unrestored) = restores(&failures, &completions, since, until);
+    let days = (until.0.saturating_sub(since.0) as f64 / DAY_MS).max(1.0 / 24.0);
+    let deployments = deployed.len();
+    Figures {
+        service: service.to_string(),
+        environment: production.to_string(),
+        since,
+        until,
+        deployments,
+        deployments_per_day: deployments as f64 / days,
+        lead_time_median_s: median(lead_times.clone()),
+        lead_time_max_s: lead_times.into_iter().reduce(f64::max),
+        failed_deployments,
+        change_failure_rate: (deployments > 0)
+            .then(|| failed_deployments as f64 / deployments as f64),
+        time_to_restore_median_s: median(restores),
+        unrestored,
+    }
+}
+
+/// What production's transitions say, in time order.
+struct Scan<'a> {
+    /// Every completed production deployment (restores included), in time order.
+    completions: Vec<Timestamp>,
+    /// Counted deployments: release → when it completed.
+    deployed: BTreeMap<&'a ReleaseId, Timestamp>,
+    /// Failures after completion: (release, when).
+    failures: Vec<(&'a ReleaseId, Timestamp)>,
+}
+
+/// Reads production's transitions `prod` (in time order): completions, the deployments of
+/// changes completed in `[since, until]`, and failures after completion up to `until`.
+fn scan<'a>(prod: &[&'a Transition], since: Timestamp, until: Timestamp) -> Scan<'a> {
+    use StageState as S;
     // Releases whose current stage in production is a restore of the last known good.
     let mut restoring: BTreeSet<&ReleaseId> = BTreeSet::new();
-    // Every completed production deployment (restores included), in time order.
     let mut completions: Vec<Timestamp> = Vec::new();
-    // Counted deployments: release → when it completed.
     let mut deployed: BTreeMap<&ReleaseId, Timestamp> = BTreeMap::new();
-    // Failures after completion: (release, when).
     let mut failures: Vec<(&ReleaseId, Timestamp)> = Vec::new();
     let mut completed_ever: BTreeSet<&ReleaseId> = BTreeSet::new();
-    for t in &prod {
+    for t in prod {
         let Some(id) = t.release.as_ref() else {
             continue;
         };
@@ -127,14 +170,21 @@ pub fn figures(
             failures.push((id, t.at));
         }
     }
-    let lead_times: Vec<f64> = deployed
-        .iter()
-        .filter_map(|(id, at)| pushed_at.get(*id).map(|p| seconds(*p, *at)))
-        .collect();
-    let failed_deployments = deployed
-        .iter()
-        .filter(|(id, at)| failures.iter().any(|(f, when)| f == *id && when >= *at))
-        .count();
+    Scan {
+        completions,
+        deployed,
+        failures,
+    }
+}
+
+/// For each failure in `[since, until]`, failure → the next completed deployment by
+/// `until`; and how many had none.
+fn restores(
+    failures: &[(&ReleaseId, Timestamp)],
+    completions: &[Timestamp],
+    since: Timestamp,
+    until: Timestamp,
+) -> (Vec<f64>, usize) {
     let mut restores = Vec::new();
     let mut unrestored = 0;
     for (_, at) in failures
@@ -146,23 +196,7 @@ pub fn figures(
             None => unrestored += 1,
         }
     }
-    let days = (until.0.saturating_sub(since.0) as f64 / DAY_MS).max(1.0 / 24.0);
-    let deployments = deployed.len();
-    Figures {
-        service: service.to_string(),
-        environment: production.to_string(),
-        since,
-        until,
-        deployments,
-        deployments_per_day: deployments as f64 / days,
-        lead_time_median_s: median(lead_times.clone()),
-        lead_time_max_s: lead_times.into_iter().reduce(f64::max),
-        failed_deployments,
-        change_failure_rate: (deployments > 0)
-            .then(|| failed_deployments as f64 / deployments as f64),
-        time_to_restore_median_s: median(restores),
-        unrestored,
-    }
+    (restores, unrestored)
 }
 
 #[cfg(test)]

@@ -31,7 +31,9 @@ use std::sync::OnceLock;
 pub use emf::{Metric, Record, Unit};
 
 use crate::checks::CheckResult;
-use crate::release::{Cause, Decision, LaneView, ReleaseId, StageState, Timestamp};
+use crate::release::{
+    Cause, Decision, LaneView, Release, ReleaseId, StageState, Timestamp, Transition,
+};
 
 /// The CloudWatch namespace of every Shiplane metric.
 pub const NAMESPACE: &str = "Shiplane";
@@ -111,55 +113,15 @@ pub fn of_decision(before: &LaneView, decision: &Decision) -> Vec<Record> {
             .get(&key)
             .filter(|(state, _)| Some(*state) == t.from)
             .map(|(_, at)| *at);
-        let waited = |at: Option<Timestamp>| at.map(|a| t.at.0.saturating_sub(a.0) as f64 / 1000.0);
         let release = decision
             .view
             .releases
             .get(id)
             .or_else(|| before.releases.get(id));
         let mut metrics = Vec::new();
-        let changed = t.from != t.to;
-        use StageState as S;
-        if changed {
-            match (t.from, t.to) {
-                (
-                    None | Some(S::Queued | S::AwaitingApproval),
-                    Some(S::Migrating | S::Deploying),
-                ) => {
-                    metrics.push(Metric::count("DeploymentsStarted"));
-                }
-                (_, Some(S::Succeeded)) => metrics.push(Metric::count("DeploymentsSucceeded")),
-                (_, Some(S::Failed)) => metrics.push(Metric::count("DeploymentsFailed")),
-                (_, Some(S::RolledBack)) => metrics.push(Metric::count("DeploymentsRolledBack")),
-                _ => {}
-            }
-            let deployed = matches!(t.from, Some(S::Deploying | S::Validating))
-                && matches!(t.to, Some(S::Baking | S::Succeeded));
-            let restore = release
-                .and_then(|r| r.stages.get(&t.environment))
-                .is_some_and(|s| s.redeploy);
-            if deployed
-                && !restore
-                && let Some(r) = release
-            {
-                metrics.push(Metric::new(
-                    "LeadTime",
-                    Unit::Seconds,
-                    t.at.0.saturating_sub(r.pushed_at.0) as f64 / 1000.0,
-                ));
-            }
-            if t.from == Some(S::Baking)
-                && let Some(s) = waited(entered)
-            {
-                metrics.push(Metric::new("BakeTime", Unit::Seconds, s));
-            }
-            if t.from == Some(S::AwaitingApproval)
-                && t.cause == Cause::Approved
-                && let Some(s) = waited(entered)
-            {
-                metrics.push(Metric::new("ApprovalWait", Unit::Seconds, s));
-            }
-            since.insert(key, (t.to.unwrap_or(S::Queued), t.at));
+        if t.from != t.to {
+            metrics = stage_metrics(t, release, entered);
+            since.insert(key, (t.to.unwrap_or(StageState::Queued), t.at));
         }
         let mut properties = serde_json::Map::new();
         if matches!(t.cause, Cause::CheckPassed | Cause::CheckFailed)
@@ -189,6 +151,55 @@ pub fn of_decision(before: &LaneView, decision: &Decision) -> Vec<Record> {
         });
     }
     out
+}
+
+/// The metrics of transition `t`, which changed a stage's state: deployments started and
+/// ended, lead time, and how long the stage baked or waited for approval (`entered`:
+/// when it entered the state it leaves).
+fn stage_metrics(
+    t: &Transition,
+    release: Option<&Release>,
+    entered: Option<Timestamp>,
+) -> Vec<Metric> {
+    let waited = |at: Option<Timestamp>| at.map(|a| t.at.0.saturating_sub(a.0) as f64 / 1000.0);
+    let mut metrics = Vec::new();
+    use StageState as S;
+    match (t.from, t.to) {
+        (None | Some(S::Queued | S::AwaitingApproval), Some(S::Migrating | S::Deploying)) => {
+            metrics.push(Metric::count("DeploymentsStarted"));
+        }
+        (_, Some(S::Succeeded)) => metrics.push(Metric::count("DeploymentsSucceeded")),
+        (_, Some(S::Failed)) => metrics.push(Metric::count("DeploymentsFailed")),
+        (_, Some(S::RolledBack)) => metrics.push(Metric::count("DeploymentsRolledBack")),
+        _ => {}
+    }
+    let deployed = matches!(t.from, Some(S::Deploying | S::Validating))
+        && matches!(t.to, Some(S::Baking | S::Succeeded));
+    let restore = release
+        .and_then(|r| r.stages.get(&t.environment))
+        .is_some_and(|s| s.redeploy);
+    if deployed
+        && !restore
+        && let Some(r) = release
+    {
+        metrics.push(Metric::new(
+            "LeadTime",
+            Unit::Seconds,
+            t.at.0.saturating_sub(r.pushed_at.0) as f64 / 1000.0,
+        ));
+    }
+    if t.from == Some(S::Baking)
+        && let Some(s) = waited(entered)
+    {
+        metrics.push(Metric::new("BakeTime", Unit::Seconds, s));
+    }
+    if t.from == Some(S::AwaitingApproval)
+        && t.cause == Cause::Approved
+        && let Some(s) = waited(entered)
+    {
+        metrics.push(Metric::new("ApprovalWait", Unit::Seconds, s));
+    }
+    metrics
 }
 
 #[cfg(test)]
