@@ -1,7 +1,9 @@
 //! Every key the pipeline file knows, for "did you mean" hints on unknown ones.
 
+use super::Problems;
+
 /// Every key the file format knows, for "did you mean" hints on unknown ones.
-pub(super) const KNOWN_KEYS: &[&str] = &[
+const KNOWN_KEYS: &[&str] = &[
     "pipeline",
     "environments",
     "defaults",
@@ -48,3 +50,25 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "task_families",
     "restart_on_release",
 ];
+
+/// One problem per key the file writes that the format does not know, with the nearest
+/// known key as a hint.
+pub(super) fn unknown_keys(unknown: Vec<String>, p: &mut Problems) {
+    for path in unknown {
+        // serde_ignored writes `?` for each Option it passes through; the file has no such key.
+        let path = path
+            .split('.')
+            .filter(|segment| *segment != "?")
+            .collect::<Vec<_>>()
+            .join(".");
+        let key = path.rsplit('.').next().unwrap_or(&path);
+        let hint = KNOWN_KEYS
+            .iter()
+            .map(|k| (strsim::levenshtein(k, key), k))
+            .filter(|(d, _)| *d <= 2)
+            .min()
+            .map(|(_, k)| format!("; did you mean \"{k}\"?"))
+            .unwrap_or_else(|| "; remove it or check the spelling".to_string());
+        p.add(path.clone(), format!("unknown key \"{key}\"{hint}"));
+    }
+}

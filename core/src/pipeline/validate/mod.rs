@@ -5,15 +5,15 @@ mod keys;
 mod service;
 mod stage;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
 use super::raw::RawFile;
 use super::{AlarmWatchers, ConfigError, Pipeline, Problem};
-use keys::KNOWN_KEYS;
-use service::service_config;
+use keys::unknown_keys;
+use service::services;
 
 #[derive(Default)]
 struct Problems(Vec<Problem>);
@@ -49,72 +49,10 @@ fn repository_ok(name: &str) -> bool {
 
 pub(super) fn validate(raw: RawFile, unknown: Vec<String>) -> Result<Pipeline, ConfigError> {
     let mut p = Problems::default();
-    for path in unknown {
-        // serde_ignored writes `?` for each Option it passes through; the file has no such key.
-        let path = path
-            .split('.')
-            .filter(|segment| *segment != "?")
-            .collect::<Vec<_>>()
-            .join(".");
-        let key = path.rsplit('.').next().unwrap_or(&path);
-        let hint = KNOWN_KEYS
-            .iter()
-            .map(|k| (strsim::levenshtein(k, key), k))
-            .filter(|(d, _)| *d <= 2)
-            .min()
-            .map(|(_, k)| format!("; did you mean \"{k}\"?"))
-            .unwrap_or_else(|| "; remove it or check the spelling".to_string());
-        p.add(path.clone(), format!("unknown key \"{key}\"{hint}"));
-    }
-
+    unknown_keys(unknown, &mut p);
     let environments = pipeline_environments(&raw, &mut p);
-    let known_envs: BTreeSet<&str> = environments.iter().map(String::as_str).collect();
-
-    for env in raw.defaults.keys() {
-        if !known_envs.contains(env.as_str()) {
-            p.add(
-                format!("defaults.{env}"),
-                format!(
-                    "environment \"{env}\" is not in pipeline.environments; add it there or remove these defaults"
-                ),
-            );
-        }
-    }
-
-    if raw.services.is_empty() {
-        p.add(
-            "services",
-            "no services; add at least one [services.<name>] table",
-        );
-    }
-    let mut repositories: BTreeMap<String, String> = BTreeMap::new();
-    let mut services = BTreeMap::new();
-    for (name, service) in &raw.services {
-        let path = format!("services.{name}");
-        if !name_ok(name) {
-            p.add(
-                &path,
-                format!(
-                    "service name \"{name}\" must be lowercase letters, digits and dashes, starting with a letter"
-                ),
-            );
-        }
-        if let Some(repo) = &service.repository {
-            if let Some(first) = repositories.get(repo) {
-                p.add(
-                    format!("{path}.repository"),
-                    format!(
-                        "repository \"{repo}\" is already tracked by services.{first}; each repository belongs to one service"
-                    ),
-                );
-            } else {
-                repositories.insert(repo.clone(), name.clone());
-            }
-        }
-        if let Some(s) = service_config(name, service, &raw, &environments, &mut p) {
-            services.insert(name.clone(), s);
-        }
-    }
+    stray_defaults(&raw, &environments, &mut p);
+    let services = services(&raw, &environments, &mut p);
 
     if p.0.is_empty() {
         let by_repository = services
@@ -130,6 +68,22 @@ pub(super) fn validate(raw: RawFile, unknown: Vec<String>) -> Result<Pipeline, C
         })
     } else {
         Err(ConfigError { problems: p.0 })
+    }
+}
+
+/// `[defaults.<env>]` tables for environments the pipeline does not list.
+fn stray_defaults(raw: &RawFile, environments: &[String], p: &mut Problems) {
+    let known_envs: BTreeSet<&str> = environments.iter().map(String::as_str).collect();
+
+    for env in raw.defaults.keys() {
+        if !known_envs.contains(env.as_str()) {
+            p.add(
+                format!("defaults.{env}"),
+                format!(
+                    "environment \"{env}\" is not in pipeline.environments; add it there or remove these defaults"
+                ),
+            );
+        }
     }
 }
 

@@ -1,14 +1,60 @@
 //! A service's table: its repository, kind, container, port and tags, and its stages in
 //! promotion order.
 
+use std::collections::BTreeMap;
+
 use regex::Regex;
 
 use super::stage::{Written, stage_config};
-use super::{Problems, repository_ok, required};
+use super::{Problems, name_ok, repository_ok, required};
 use crate::pipeline::raw::{RawFile, RawService, RawStage};
 use crate::pipeline::{Service, ServiceKind, TagPolicy};
 
-pub(super) fn service_config(
+/// The services of the file by name, each whose table holds no problem; each repository
+/// is tracked by one service.
+pub(super) fn services(
+    raw: &RawFile,
+    environments: &[String],
+    p: &mut Problems,
+) -> BTreeMap<String, Service> {
+    if raw.services.is_empty() {
+        p.add(
+            "services",
+            "no services; add at least one [services.<name>] table",
+        );
+    }
+    let mut repositories: BTreeMap<String, String> = BTreeMap::new();
+    let mut services = BTreeMap::new();
+    for (name, service) in &raw.services {
+        let path = format!("services.{name}");
+        if !name_ok(name) {
+            p.add(
+                &path,
+                format!(
+                    "service name \"{name}\" must be lowercase letters, digits and dashes, starting with a letter"
+                ),
+            );
+        }
+        if let Some(repo) = &service.repository {
+            if let Some(first) = repositories.get(repo) {
+                p.add(
+                    format!("{path}.repository"),
+                    format!(
+                        "repository \"{repo}\" is already tracked by services.{first}; each repository belongs to one service"
+                    ),
+                );
+            } else {
+                repositories.insert(repo.clone(), name.clone());
+            }
+        }
+        if let Some(s) = service_config(name, service, raw, environments, p) {
+            services.insert(name.clone(), s);
+        }
+    }
+    services
+}
+
+fn service_config(
     name: &str,
     raw: &RawService,
     file: &RawFile,
