@@ -8,7 +8,7 @@ use regex::Regex;
 use super::stage::{Written, stage_config};
 use super::{Problems, name_ok, repository_ok, required};
 use crate::pipeline::raw::{RawFile, RawService, RawStage};
-use crate::pipeline::{Service, ServiceKind, TagPolicy};
+use crate::pipeline::{Service, ServiceKind, StageConfig, TagPolicy};
 
 /// The services of the file by name, each whose table holds no problem; each repository
 /// is tracked by one service.
@@ -64,6 +64,31 @@ fn service_config(
     let path = format!("services.{name}");
     let before = p.0.len();
 
+    let repository = repository(&path, raw, p);
+    let kind = kind(&path, raw, p);
+    let port = container_and_port(&path, kind, raw, p);
+    let tags = tag_policy(&path, raw, p);
+    stage_environments(&path, raw, environments, p);
+    let stages = match kind {
+        Some(kind) => stages(&path, kind, port, raw, file, environments, p),
+        None => Vec::new(),
+    };
+    gates_without_alarms(&path, &stages, raw, p);
+
+    if p.0.len() != before {
+        return None;
+    }
+    Some(Service {
+        name: name.to_string(),
+        repository: repository?,
+        kind: kind?,
+        tags,
+        stages,
+    })
+}
+
+/// The ECR repository; `path` is the service's, `services.<name>`.
+fn repository(path: &str, raw: &RawService, p: &mut Problems) -> Option<String> {
     let repository = required(
         &raw.repository,
         &format!("{path}.repository"),
@@ -81,8 +106,11 @@ fn service_config(
             ),
         );
     }
+    repository
+}
 
-    let kind = match raw.kind.as_deref() {
+fn kind(path: &str, raw: &RawService, p: &mut Problems) -> Option<ServiceKind> {
+    match raw.kind.as_deref() {
         Some("blue-green") => Some(ServiceKind::BlueGreen),
         Some("rolling") => Some(ServiceKind::Rolling),
         Some("task") => Some(ServiceKind::Task),
@@ -102,8 +130,16 @@ fn service_config(
             );
             None
         }
-    };
+    }
+}
 
+/// The container the kinds that run a service need, and the port (blue-green needs one).
+fn container_and_port(
+    path: &str,
+    kind: Option<ServiceKind>,
+    raw: &RawService,
+    p: &mut Problems,
+) -> Option<u16> {
     if matches!(kind, Some(ServiceKind::BlueGreen | ServiceKind::Rolling)) {
         required(
             &raw.container,
@@ -112,7 +148,7 @@ fn service_config(
             p,
         );
     }
-    let port = match (kind, raw.port) {
+    match (kind, raw.port) {
         (_, Some(port)) if !(1..=65535).contains(&port) => {
             p.add(
                 format!("{path}.port"),
@@ -128,10 +164,11 @@ fn service_config(
             None
         }
         (_, port) => port.and_then(|v| u16::try_from(v).ok()),
-    };
+    }
+}
 
-    let tags = tag_policy(&path, raw, p);
-
+/// The service's environment tables: at least one, each an environment of the pipeline.
+fn stage_environments(path: &str, raw: &RawService, environments: &[String], p: &mut Problems) {
     if raw.environments.is_empty() {
         p.add(
             format!("{path}.environments"),
@@ -148,6 +185,18 @@ fn service_config(
             );
         }
     }
+}
+
+/// The service's stages in promotion order, each with its environment's defaults applied.
+fn stages(
+    path: &str,
+    kind: ServiceKind,
+    port: Option<u16>,
+    raw: &RawService,
+    file: &RawFile,
+    environments: &[String],
+    p: &mut Problems,
+) -> Vec<StageConfig> {
     let mut stages = Vec::new();
     let no_defaults = RawStage::default();
     for env in environments {
@@ -157,27 +206,28 @@ fn service_config(
         let defaults = file.defaults.get(env);
         let merged = own.over(defaults.unwrap_or(&no_defaults));
         let written = Written {
-            service: &path,
+            service: path,
             stage: format!("{path}.environments.{env}"),
             own,
             defaults: defaults.map(|d| (d, format!("defaults.{env}"))),
         };
-        if let Some(kind) = kind {
-            stages.push(stage_config(
-                &written,
-                env,
-                kind,
-                (raw.container.as_deref(), port),
-                &merged,
-                raw,
-                environments,
-                p,
-            ));
-        }
+        stages.push(stage_config(
+            &written,
+            env,
+            kind,
+            (raw.container.as_deref(), port),
+            &merged,
+            raw,
+            environments,
+            p,
+        ));
     }
+    stages
+}
 
-    // Gates that watch an environment where this service has no alarms can never hold.
-    for stage in &stages {
+/// Gates that watch an environment where this service has no alarms can never hold.
+fn gates_without_alarms(path: &str, stages: &[StageConfig], raw: &RawService, p: &mut Problems) {
+    for stage in stages {
         for watched in &stage.hold_while_alarms_in {
             if let Some(w) = stages.iter().find(|s| &s.environment == watched)
                 && w.alarms.is_empty()
@@ -199,17 +249,6 @@ fn service_config(
             }
         }
     }
-
-    if p.0.len() != before {
-        return None;
-    }
-    Some(Service {
-        name: name.to_string(),
-        repository: repository?,
-        kind: kind?,
-        tags,
-        stages,
-    })
 }
 
 fn tag_policy(path: &str, raw: &RawService, p: &mut Problems) -> TagPolicy {
