@@ -1,4 +1,5 @@
-//! Every key the pipeline file knows, for "did you mean" hints on unknown ones.
+//! Unknown keys: a problem for each key the pipeline file does not know, with the nearest
+//! known key as a hint.
 
 use super::Problems;
 
