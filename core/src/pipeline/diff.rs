@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Pipeline, Probe, Service, StageConfig, TagPolicy, Target};
+use super::{Check, Pipeline, Probe, Service, StageConfig, TagPolicy, Target};
 
 /// Whether a service, an environment of a service, or a setting is new, gone or different.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -243,10 +243,45 @@ fn service_settings(s: &Service) -> BTreeMap<String, String> {
 /// A stage's effective settings, keyed as the file writes them (checks by name).
 fn stage_settings(st: &StageConfig) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
+    target_settings(&st.target, &mut out);
     let mut put = |k: &str, v: String| {
         out.insert(k.to_string(), v);
     };
-    match &st.target {
+    for (k, v) in [
+        ("alarms", &st.alarms),
+        ("alarm_prefixes", &st.alarm_prefixes),
+        ("hold_while_alarms_in", &st.hold_while_alarms_in),
+    ] {
+        if !v.is_empty() {
+            put(k, list(v));
+        }
+    }
+    put("bake", duration(st.bake));
+    put(
+        "approval",
+        text(match st.approval {
+            super::Approval::None => "none",
+            super::Approval::Manual => "manual",
+        }),
+    );
+    put("freeze", st.freeze.to_string());
+    if let Some(m) = &st.migration {
+        put("migration.family", text(&m.family));
+        put("migration.command", list(&m.command));
+        if let Some(c) = &m.container {
+            put("migration.container", text(c));
+        }
+    }
+    check_settings(st.target.checks(), &mut out);
+    out
+}
+
+/// The settings of a stage's target, by service kind.
+fn target_settings(target: &Target, out: &mut BTreeMap<String, String>) {
+    let mut put = |k: &str, v: String| {
+        out.insert(k.to_string(), v);
+    };
+    match target {
         Target::BlueGreen {
             cluster,
             service,
@@ -277,32 +312,14 @@ fn stage_settings(st: &StageConfig) -> BTreeMap<String, String> {
         }
         Target::Task { families } => put("task_families", list(families)),
     }
-    for (k, v) in [
-        ("alarms", &st.alarms),
-        ("alarm_prefixes", &st.alarm_prefixes),
-        ("hold_while_alarms_in", &st.hold_while_alarms_in),
-    ] {
-        if !v.is_empty() {
-            put(k, list(v));
-        }
-    }
-    put("bake", duration(st.bake));
-    put(
-        "approval",
-        text(match st.approval {
-            super::Approval::None => "none",
-            super::Approval::Manual => "manual",
-        }),
-    );
-    put("freeze", st.freeze.to_string());
-    if let Some(m) = &st.migration {
-        put("migration.family", text(&m.family));
-        put("migration.command", list(&m.command));
-        if let Some(c) = &m.container {
-            put("migration.container", text(c));
-        }
-    }
-    let checks = st.target.checks();
+}
+
+/// Each check's settings under `checks.<name>`, or `checks.<name>#<index>` where two
+/// checks share a name.
+fn check_settings(checks: &[Check], out: &mut BTreeMap<String, String>) {
+    let mut put = |k: &str, v: String| {
+        out.insert(k.to_string(), v);
+    };
     for (i, c) in checks.iter().enumerate() {
         let named = checks.iter().filter(|o| o.name == c.name).count() == 1;
         let at = if named {
@@ -336,5 +353,4 @@ fn stage_settings(st: &StageConfig) -> BTreeMap<String, String> {
             }
         }
     }
-    out
 }
