@@ -15,6 +15,7 @@
 //! Releases and lanes carry `version` (N) and are written only with `version = :read`
 //! (or `attribute_not_exists(pk)` for version 0). Documents are JSON in `doc`. Claims carry
 //! `ttl` (epoch seconds) for DynamoDB's TTL and `expires_ms` for exact expiry checks.
+//! Every read is a GetItem, a BatchGetItem or a Query; nothing scans.
 //!
 //! The key formats are spelled in `keys` only; items are made and read in `item`; a commit's
 //! transaction is built and sent in `transact`, a decision's batch read in `read`, and the
