@@ -1,0 +1,121 @@
+//! Rolling stages: an ECS service updated in place to the release's revision, with the
+//! deployment circuit breaker rolling a failure back, and where such a deployment is.
+
+use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
+
+use super::adapter::AwsDeployer;
+use super::naming::pinned_revision;
+use super::prefetch::Revisions;
+use super::revisions::Pick;
+use super::{DeployError, DeployOutcome, DeployRequest, DeploymentStatus, sdk};
+
+impl AwsDeployer {
+    pub(super) async fn rolling(
+        &self,
+        req: DeployRequest<'_>,
+        cluster: &str,
+        service: &str,
+        container: &str,
+        restart_on_release: bool,
+    ) -> Result<DeployOutcome, DeployError> {
+        let Revisions {
+            service: current,
+            base,
+            latest,
+        } = self.revisions_for(&req, cluster, service).await?;
+        let task_definition = match pinned_revision(&req) {
+            Some(pinned) => pinned.to_string(),
+            None => {
+                self.ensure_revision(&base, latest, Pick::Named(container), req)
+                    .await?
+            }
+        };
+        let primary = |s: &aws_sdk_ecs::types::Service| {
+            s.deployments()
+                .iter()
+                .find(|d| d.status() == Some("PRIMARY"))
+                .and_then(|d| d.id().map(str::to_string))
+        };
+        let ended = req
+            .release
+            .stages
+            .get(&req.stage.environment)
+            .map_or(&[][..], |s| s.ended.as_slice());
+        let mut force = restart_on_release;
+        if current.task_definition.as_deref() == Some(task_definition.as_str()) {
+            let adopted = primary(&current).unwrap_or_else(|| task_definition.clone());
+            if !ended.contains(&adopted) {
+                // Already updated by an earlier attempt: adopt its deployment.
+                return Ok(DeployOutcome::Started {
+                    deployment_id: adopted,
+                    task_definition,
+                });
+            }
+            // The stage gave that deployment up (a late one was recorded after it, and
+            // may have replaced it): a new one is made, whose outcome is news.
+            force = true;
+        }
+        let out = self
+            .ecs
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .task_definition(&task_definition)
+            .force_new_deployment(force)
+            .deployment_configuration(
+                DeploymentConfiguration::builder()
+                    .deployment_circuit_breaker(
+                        DeploymentCircuitBreaker::builder()
+                            .enable(true)
+                            .rollback(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk("ECS UpdateService", &e))?;
+        let deployment_id = out
+            .service
+            .as_ref()
+            .and_then(primary)
+            .unwrap_or_else(|| task_definition.clone());
+        Ok(DeployOutcome::Started {
+            deployment_id,
+            task_definition,
+        })
+    }
+
+    /// Where an ECS service deployment of a rolling stage is
+    /// ([`Deployer::deployment_status`]).
+    ///
+    /// [`Deployer::deployment_status`]: super::Deployer::deployment_status
+    pub(super) async fn rolling_status(
+        &self,
+        cluster: &str,
+        service: &str,
+        deployment_id: &str,
+    ) -> Result<DeploymentStatus, DeployError> {
+        let current = self.ecs_service(cluster, service).await?;
+        let Some(d) = current
+            .deployments()
+            .iter()
+            .find(|d| d.id() == Some(deployment_id))
+        else {
+            // ECS lists the PRIMARY deployment and those it drains; one it
+            // dropped was replaced long ago.
+            return Ok(DeploymentStatus::Replaced);
+        };
+        use aws_sdk_ecs::types::DeploymentRolloutState as R;
+        Ok(match d.rollout_state() {
+            Some(R::Failed) => DeploymentStatus::Failed(format!(
+                "ECS deployment {deployment_id} failed: {}",
+                d.rollout_state_reason().unwrap_or_default()
+            )),
+            // A completed deployment that is no longer PRIMARY was replaced.
+            _ if d.status() != Some("PRIMARY") => DeploymentStatus::Replaced,
+            Some(R::Completed) => DeploymentStatus::Succeeded,
+            _ => DeploymentStatus::InProgress,
+        })
+    }
+}
