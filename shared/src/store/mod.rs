@@ -374,15 +374,6 @@ impl LoadedLane {
         known: &mut Snapshot,
     ) -> Result<LoadedLane, StoreError> {
         let key: LaneKey = (service.to_string(), environment.to_string());
-        let unknown = |ids: &mut dyn Iterator<Item = &ReleaseId>, known: &Snapshot| {
-            let mut ids: Vec<ReleaseId> = ids
-                .filter(|id| !known.releases.contains_key(*id))
-                .cloned()
-                .collect();
-            ids.sort();
-            ids.dedup();
-            ids
-        };
         let lanes: Vec<LaneKey> = std::iter::once(&key)
             .chain(also_lanes)
             .filter(|l| !known.lanes.contains_key(*l))
@@ -393,7 +384,7 @@ impl LoadedLane {
         if !lanes.is_empty() {
             // The lanes first, with the subjects; the releases a lane references are
             // known only once it is read.
-            asked = unknown(&mut extra.iter(), known);
+            asked = unknown(extra.iter(), known);
             let first = Reads {
                 lanes,
                 releases: asked.clone(),
@@ -401,27 +392,14 @@ impl LoadedLane {
             };
             known.absorb(read_some(store, &first).await?);
         }
-        let lane = known
-            .lanes
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| StoreError::Failed {
-                message: format!("the store did not return lane {service}/{environment}"),
-            })?;
+        let lane = read_lane(known, &key)?;
         let mut also = BTreeMap::new();
         for other in also_lanes.iter().filter(|l| **l != key) {
-            let read = known
-                .lanes
-                .get(other)
-                .cloned()
-                .ok_or_else(|| StoreError::Failed {
-                    message: format!("the store did not return lane {}/{}", other.0, other.1),
-                })?;
-            also.insert(other.clone(), read);
+            also.insert(other.clone(), read_lane(known, other)?);
         }
         let referenced = LaneView::referenced(&lane.item);
         let second = Reads {
-            releases: unknown(&mut referenced.iter().chain(extra), known)
+            releases: unknown(referenced.iter().chain(extra), known)
                 .into_iter()
                 .filter(|id| !asked.contains(id))
                 .collect(),
@@ -523,4 +501,25 @@ impl LoadedLane {
             settle: None,
         }
     }
+}
+/// Lane `key` as `known` holds it after a read: a store that did not return it failed.
+fn read_lane(known: &Snapshot, key: &LaneKey) -> Result<Versioned<Lane>, StoreError> {
+    known
+        .lanes
+        .get(key)
+        .cloned()
+        .ok_or_else(|| StoreError::Failed {
+            message: format!("the store did not return lane {}/{}", key.0, key.1),
+        })
+}
+
+/// The ids among `ids` that `known` does not hold, sorted, each once.
+fn unknown<'a>(ids: impl Iterator<Item = &'a ReleaseId>, known: &Snapshot) -> Vec<ReleaseId> {
+    let mut ids: Vec<ReleaseId> = ids
+        .filter(|id| !known.releases.contains_key(*id))
+        .cloned()
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
