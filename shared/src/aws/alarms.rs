@@ -124,24 +124,20 @@ mod cloudwatch {
                     .send()
                     .await
                     .map_err(|e| sdk("CloudWatch DescribeAlarms", &e))?;
-                let metric = page.metric_alarms().iter().filter_map(|a| {
-                    change(
-                        a.alarm_name.as_deref(),
-                        a.state_value.as_ref(),
-                        a.state_transitioned_timestamp.as_ref(),
-                        a.state_updated_timestamp.as_ref(),
-                        a.state_reason.as_deref(),
-                    )
-                });
-                let composite = page.composite_alarms().iter().filter_map(|a| {
-                    change(
-                        a.alarm_name.as_deref(),
-                        a.state_value.as_ref(),
-                        a.state_transitioned_timestamp.as_ref(),
-                        a.state_updated_timestamp.as_ref(),
-                        a.state_reason.as_deref(),
-                    )
-                });
+                // Metric and composite alarms share these fields, but no type or trait.
+                macro_rules! change_of {
+                    ($alarm:expr) => {
+                        change(
+                            $alarm.alarm_name.as_deref(),
+                            $alarm.state_value.as_ref(),
+                            $alarm.state_transitioned_timestamp.as_ref(),
+                            $alarm.state_updated_timestamp.as_ref(),
+                            $alarm.state_reason.as_deref(),
+                        )
+                    };
+                }
+                let metric = page.metric_alarms().iter().filter_map(|a| change_of!(a));
+                let composite = page.composite_alarms().iter().filter_map(|a| change_of!(a));
                 for c in metric.chain(composite) {
                     out.insert(c.alarm.clone(), c);
                 }

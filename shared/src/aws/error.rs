@@ -33,3 +33,23 @@ where
         retryable: f.retryable,
     }
 }
+
+/// The outcome of a call that is done once, whoever does it: Ok(true) when this call did
+/// it, Ok(false) when AWS answers that it was already done (`already`: a schedule of
+/// that name exists, a deployment already completed), else the classified failure. A
+/// replay or a second invocation then finds its work done instead of failing.
+pub(super) fn once<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    already: impl Fn(&E) -> bool,
+    operation: &str,
+) -> Result<bool, DeployError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e)) if already(e.err()) => Ok(false),
+        Err(e) => Err(sdk(operation, &e)),
+    }
+}

@@ -4,9 +4,9 @@ use std::future::Future;
 
 use aws_sdk_codedeploy::operation::put_lifecycle_event_hook_execution_status::PutLifecycleEventHookExecutionStatusError;
 use aws_sdk_codedeploy::types::LifecycleEventStatus;
-use aws_sdk_dynamodb::error::SdkError;
 
-use super::deployer::{deployment_info, origin_of, sdk};
+use super::deployer::{deployment_info, origin_of};
+use super::error::once;
 use super::{DeployError, Origin};
 use crate::sdk::OnFirstUse;
 
@@ -83,26 +83,29 @@ impl HookReporter for CodeDeployHooks {
             HookStatus::Succeeded => LifecycleEventStatus::Succeeded,
             HookStatus::Failed => LifecycleEventStatus::Failed,
         };
-        match self
+        let put = self
             .codedeploy
             .put_lifecycle_event_hook_execution_status()
             .deployment_id(deployment_id)
             .lifecycle_event_hook_execution_id(execution_id)
             .status(status)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    PutLifecycleEventHookExecutionStatusError::LifecycleEventAlreadyCompletedException(_)
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk("CodeDeploy PutLifecycleEventHookExecutionStatus", &e)),
-        }
+            .await;
+        // An answer CodeDeploy already has (an earlier attempt's) counts as given.
+        let answered = |e: &PutLifecycleEventHookExecutionStatusError| {
+            matches!(
+                e,
+                PutLifecycleEventHookExecutionStatusError::LifecycleEventAlreadyCompletedException(
+                    _
+                )
+            )
+        };
+        once(
+            put,
+            answered,
+            "CodeDeploy PutLifecycleEventHookExecutionStatus",
+        )
+        .map(|_| ())
     }
 
     async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {

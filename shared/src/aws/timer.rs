@@ -11,11 +11,10 @@
 
 use std::future::Future;
 
-use super::error::{DeployError, sdk};
+use super::error::{DeployError, once};
 use crate::facts::BakeTimer;
 use crate::release::Timestamp;
 use crate::sdk::OnFirstUse;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_scheduler::operation::create_schedule::CreateScheduleError;
 use aws_sdk_scheduler::operation::delete_schedule::DeleteScheduleError;
 use aws_sdk_scheduler::types::{
@@ -98,7 +97,7 @@ impl Timer for SchedulerTimer {
                 message: format!("bake timer window: {e}"),
                 retryable: false,
             })?;
-        match self
+        let created = self
             .scheduler
             .create_schedule()
             .name(&name)
@@ -114,35 +113,24 @@ impl Timer for SchedulerTimer {
             .client_token(&name)
             .target(target)
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), CreateScheduleError::ConflictException(_)) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk("Scheduler CreateSchedule", &e)),
-        }
+            .await;
+        let taken =
+            |e: &CreateScheduleError| matches!(e, CreateScheduleError::ConflictException(_));
+        once(created, taken, "Scheduler CreateSchedule")
     }
 
     async fn clear(&self, timer: &BakeTimer) -> Result<bool, DeployError> {
-        match self
+        let deleted = self
             .scheduler
             .delete_schedule()
             .name(timer.name())
             .group_name(&self.group)
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), DeleteScheduleError::ResourceNotFoundException(_)) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk("Scheduler DeleteSchedule", &e)),
-        }
+            .await;
+        let gone = |e: &DeleteScheduleError| {
+            matches!(e, DeleteScheduleError::ResourceNotFoundException(_))
+        };
+        once(deleted, gone, "Scheduler DeleteSchedule")
     }
 }
 

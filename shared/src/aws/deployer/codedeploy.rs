@@ -10,6 +10,7 @@ use aws_sdk_codedeploy::types::{
 use aws_sdk_dynamodb::error::SdkError;
 
 use super::super::appspec;
+use super::super::error::once;
 use super::adapter::AwsDeployer;
 use super::naming::{
     deployment_description, is_restore_description, parse_deployment_description, pinned_revision,
@@ -296,24 +297,19 @@ impl AwsDeployer {
         deployment_id: &str,
         rollback: bool,
     ) -> Result<(), DeployError> {
-        match self
+        let stopped = self
             .codedeploy
             .stop_deployment()
             .deployment_id(deployment_id)
             .auto_rollback_enabled(rollback)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    StopDeploymentError::DeploymentAlreadyCompletedException(_)
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk("CodeDeploy StopDeployment", &e)),
-        }
+            .await;
+        let ended = |e: &StopDeploymentError| {
+            matches!(
+                e,
+                StopDeploymentError::DeploymentAlreadyCompletedException(_)
+            )
+        };
+        once(stopped, ended, "CodeDeploy StopDeployment").map(|_| ())
     }
 }
