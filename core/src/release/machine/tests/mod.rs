@@ -1,10 +1,15 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use proptest::prelude::*;
 
+use super::policy::RESTORE_TRIES;
 use super::*;
-use crate::release::model::{Digest, Release, Stage};
+use crate::pipeline::Approval;
+use crate::release::model::{
+    AlarmSeen, AlarmState, Cause, Digest, Lane, LaneView, Release, ReleaseId, Stage, StageState,
+    Timestamp,
+};
 
 const ENV: &str = "dev";
 const T0: Timestamp = Timestamp(1_700_000_000_000);
