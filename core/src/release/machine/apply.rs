@@ -4,8 +4,12 @@
 use super::action::action_name;
 use super::arrive::arrive;
 use super::event::bounded;
+use super::outcome::{
+    back_to_queue, deployment_succeeded, record_hook_deployment, record_started,
+    retry_failed_restore,
+};
 use super::policy::{BLOCKED_RETRY, LEASE, RESTORE_TRIES};
-use super::undo::{replace_shipped, replaced_since, roll_back, runs_unwanted, undo_late};
+use super::undo::{replaced_since, roll_back, runs_unwanted, undo_late};
 use super::work::Work;
 use super::{Action, Decision, Event, Policy, TransitionError, pending_action};
 use crate::release::model::{Cause, LaneView, ReleaseId, StageState, Timestamp};
@@ -154,17 +158,7 @@ pub fn apply(
         (S::Deploying | S::Validating, Event::DeploymentFailed { .. })
             if w.stage(id)?.redeploy && w.stage(id)?.restore_failures < RESTORE_TRIES =>
         {
-            w.record(id, cause, detail)?;
-            if state == S::Validating {
-                let again = Some("restoring again".to_string());
-                w.move_to(id, S::Deploying, Cause::Rollback, None, again)?;
-            }
-            let deadlines = policy.deadlines;
-            let stage = w.stage(id)?;
-            stage.restore_failures += 1;
-            stage.ended.extend(stage.deployment_id.take());
-            stage.lease = Some(now.after(BLOCKED_RETRY));
-            stage.deadline = Some(now.after(deadlines.deployment_start));
+            retry_failed_restore(&mut w, id, state, cause, detail)?;
         }
         // The deploy action failed for good, but its UpdateService may have landed with
         // its answer lost: a rolling service is put back on the last known good.
@@ -202,75 +196,10 @@ pub fn apply(
             w.lane().current = Some(id.clone());
         }
         (S::Succeeded, Event::Restore) => {
-            let lane = &w.view.lane;
-            let runs_bad = lane
-                .current
-                .as_ref()
-                .filter(|c| *c != id)
-                .is_some_and(|c| w.state(c).is_some_and(runs_unwanted));
-            if lane.in_flight.is_some() || lane.last_known_good.as_ref() != Some(id) || !runs_bad {
-                return Err(w.not_allowed(id, state, event));
-            }
-            let bad = lane.current.clone().unwrap_or_else(|| id.clone());
-            w.redeploy(
-                id,
-                None,
-                Some(format!("{bad} runs, but it ended here; restoring")),
-            )?;
+            restore_last_known_good(&mut w, id, state, event)?;
         }
         (S::Deploying | S::Migrating, Event::ActionResumed) => {
-            let expired = w.stage(id)?.lease.is_none_or(|until| until <= now);
-            let Some(action) = pending_action(w.release(id)?, &env).filter(|_| expired) else {
-                return Err(w.not_allowed(id, state, event));
-            };
-            let deadlines = policy.deadlines;
-            let stage = w.stage(id)?;
-            let overdue = stage.deadline.is_some_and(|d| d <= now);
-            if overdue && stage.redeploy && stage.restore_failures < RESTORE_TRIES {
-                // A restore of the last known good is not given up at its first deadline:
-                // what runs is worse. It counts as a failed try, and is tried again.
-                stage.restore_failures += 1;
-                stage.deadline = Some(now.after(deadlines.deployment_start));
-                let tries = stage.restore_failures;
-                w.record(
-                    id,
-                    Cause::TimedOut,
-                    Some(format!(
-                        "the restore could not be started by its deadline; trying again ({tries} of {RESTORE_TRIES} tries failed)"
-                    )),
-                )?;
-            } else if overdue {
-                // Not started by its deadline: given up, for a person to look at.
-                let why = format!(
-                    "{} could not be started by its deadline; see its history, then `shiplane retry`",
-                    action_name(&action)
-                );
-                // An UpdateService may have landed with its answer lost: a rolling
-                // service is put back on the last known good (simulation seed 188).
-                let restore = matches!(action, Action::Deploy { .. });
-                w.end_in_flight(
-                    id,
-                    state,
-                    S::Failed,
-                    Cause::TimedOut,
-                    None,
-                    Some(why),
-                    restore,
-                )?;
-                return w.done();
-            }
-            let stage = w.stage(id)?;
-            stage.lease = Some(now.after(LEASE));
-            stage.resumed += 1;
-            w.record(
-                id,
-                cause,
-                Some(format!(
-                    "{} left unfinished past its lease",
-                    action_name(&action)
-                )),
-            )?;
-            w.actions.push(action);
+            resume_action(&mut w, id, state, event, cause)?;
         }
         // The deployment was created after its stage ended (an alarm, an operator or a
         // deadline ended it while CreateDeployment or UpdateService was still in flight):
@@ -301,58 +230,7 @@ pub fn apply(
             },
         )
         | (S::Migrating, Event::MigrationStarted { task_arn: recorded }) => {
-            match w.stage(id)?.deployment_id.clone() {
-                Some(known) if &known == recorded => {
-                    // Recorded by a hook first: the revision is recorded now.
-                    if let Event::DeploymentCreated {
-                        task_definition: Some(td),
-                        ..
-                    } = event
-                        && w.stage(id)?.task_definition.is_none()
-                    {
-                        w.stage(id)?.task_definition = Some(td.clone());
-                        w.changed.insert(id.clone());
-                    }
-                }
-                Some(known) => {
-                    return Err(TransitionError::DeploymentMismatch {
-                        release: id.clone(),
-                        environment: env,
-                        expected: known,
-                        got: recorded.clone(),
-                    });
-                }
-                None if w.stage(id)?.ended.contains(recorded) => {
-                    return Err(w.ended_deployment(id, recorded));
-                }
-                None if matches!(event, Event::DeploymentCreated { fence, .. } if *fence < w.stage(id)?.fence) =>
-                {
-                    return Err(TransitionError::FencedDeployment {
-                        release: id.clone(),
-                        environment: env,
-                        deployment: recorded.clone(),
-                    });
-                }
-                None => {
-                    let deadline = w.stage(id)?.deadline;
-                    w.move_to(id, state, cause, None, detail)?;
-                    let stage = w.stage(id)?;
-                    stage.deployment_id = Some(recorded.clone());
-                    if let Event::DeploymentCreated {
-                        task_definition: Some(td),
-                        ..
-                    } = event
-                    {
-                        stage.task_definition = Some(td.clone());
-                    }
-                    // A deployment has its own, longer deadline; a migration keeps its own.
-                    stage.deadline = if state == S::Migrating {
-                        deadline
-                    } else {
-                        Some(now.after(policy.deadlines.deployment))
-                    };
-                }
-            }
+            record_started(&mut w, id, state, event, recorded, cause, detail)?;
         }
         // A restore of the last known good waits for the group, holding the lane: it is
         // tried again after a pause, never superseded or sent back to the queue.
@@ -363,24 +241,7 @@ pub fn apply(
             w.stage(id)?.lease = Some(now.after(BLOCKED_RETRY));
         }
         (S::Deploying, Event::DeploymentBlocked { .. }) if w.stage(id)?.deployment_id.is_none() => {
-            // Back to the queue; a newer release already waiting wins and this one is superseded.
-            w.lane().in_flight = None;
-            match w.view.lane.queued.clone() {
-                Some(newer) => {
-                    w.move_to(
-                        id,
-                        S::Superseded,
-                        cause,
-                        None,
-                        Some(format!("superseded by {newer}")),
-                    )?;
-                }
-                None => {
-                    w.move_to(id, S::Queued, cause, None, detail)?;
-                    w.stage(id)?.not_before = Some(now.after(BLOCKED_RETRY));
-                    w.lane().queued = Some(id.clone());
-                }
-            }
+            back_to_queue(&mut w, id, cause, detail)?;
         }
         (S::Deploying, Event::ValidationStarted) => {
             w.move_to(id, S::Validating, cause, None, None)?;
@@ -395,28 +256,7 @@ pub fn apply(
                 ..
             },
         ) => {
-            match w.stage(id)?.deployment_id.clone() {
-                Some(known) if &known != deployment_id => {
-                    return Err(TransitionError::DeploymentMismatch {
-                        release: id.clone(),
-                        environment: env,
-                        expected: known,
-                        got: deployment_id.clone(),
-                    });
-                }
-                Some(_) => {}
-                None if w.stage(id)?.ended.contains(deployment_id) => {
-                    return Err(w.ended_deployment(id, deployment_id));
-                }
-                None => {
-                    let stage = w.stage(id)?;
-                    stage.deployment_id = Some(deployment_id.clone());
-                    if task_definition.is_some() {
-                        stage.task_definition.clone_from(task_definition);
-                    }
-                    stage.deadline = Some(now.after(policy.deadlines.deployment));
-                }
-            }
+            record_hook_deployment(&mut w, id, deployment_id, task_definition)?;
             if state == S::Deploying {
                 w.move_to(id, S::Validating, Cause::ValidationStarted, None, None)?;
             }
@@ -431,66 +271,10 @@ pub fn apply(
             w.record(id, cause, detail)?;
         }
         (S::Deploying | S::Validating, Event::DeploymentSucceeded) => {
-            let redeploy = w.stage(id)?.redeploy;
-            w.lane().current = Some(id.clone());
-            let firing = w.view.lane.firing_alarms();
-            if !redeploy && policy.bake.is_zero() && !firing.is_empty() {
-                // The lane's own alarm blocks its success (DESIGN invariant 12): with no
-                // bake to hold, the release that now runs is replaced, as an alarm during
-                // its bake would. A bake holds its end until the alarm is OK instead.
-                let why = format!(
-                    "the deployment succeeded while {} in ALARM here",
-                    firing.join(", ")
-                );
-                replace_shipped(&mut w, id, Some(why))?;
-            } else if redeploy || policy.bake.is_zero() {
-                w.succeed(id, cause, None, None)?;
-            } else {
-                w.stage(id)?.bake_until = Some(now.after(policy.bake));
-                w.move_to(id, S::Baking, cause, None, None)?;
-            }
+            deployment_succeeded(&mut w, id, cause)?;
         }
         (S::Failed | S::RolledBack | S::Cancelled, Event::Retry { .. }) => {
-            if let Some(other) = w.view.lane.queued.clone().filter(|q| q != id) {
-                return Err(TransitionError::Busy {
-                    release: id.clone(),
-                    service: w.view.lane.service.clone(),
-                    environment: env,
-                    why: format!("release {other} waits in the queue; cancel it first"),
-                });
-            }
-            if w.view.lane.stopping.as_ref() == Some(id) {
-                // Its deployment is still owed a stop: a new attempt would forget it, and
-                // it would go on to serve (simulation seed 17891).
-                let deployment = w.stage(id)?.deployment_id.clone().unwrap_or_default();
-                return Err(TransitionError::Busy {
-                    release: id.clone(),
-                    service: w.view.lane.service.clone(),
-                    environment: env,
-                    why: format!(
-                        "its deployment {deployment} is still being stopped; retry in a few minutes, once the reconciler has stopped it"
-                    ),
-                });
-            }
-            let stage = w.stage(id)?;
-            stage.attempt += 1;
-            stage.deployment_id = None;
-            stage.task_definition = None;
-            stage.redeploy = false;
-            stage.promote_to = None;
-            let attempt = stage.attempt;
-            if let Some(why) = w.busy_because() {
-                w.move_to(
-                    id,
-                    S::Queued,
-                    cause,
-                    actor,
-                    Some(format!("attempt {attempt}; {why}")),
-                )?;
-                w.lane().queued = Some(id.clone());
-            } else {
-                w.start(id, cause, actor)?;
-            }
+            retry(&mut w, id, cause, actor)?;
         }
         (S::Baking, Event::PromotedEarly { .. }) => {
             w.succeed(id, cause, actor, detail)?;
@@ -553,4 +337,151 @@ pub fn apply(
         (state, event) => return Err(w.not_allowed(id, state, event)),
     }
     w.done()
+}
+
+/// The last known good `id` is deployed again over a release that ended here yet runs;
+/// refused unless the lane is free and `id` is its last known good.
+fn restore_last_known_good(
+    w: &mut Work<'_>,
+    id: &ReleaseId,
+    state: StageState,
+    event: &Event,
+) -> Result<(), TransitionError> {
+    let lane = &w.view.lane;
+    let runs_bad = lane
+        .current
+        .as_ref()
+        .filter(|c| *c != id)
+        .is_some_and(|c| w.state(c).is_some_and(runs_unwanted));
+    if lane.in_flight.is_some() || lane.last_known_good.as_ref() != Some(id) || !runs_bad {
+        return Err(w.not_allowed(id, state, event));
+    }
+    let bad = lane.current.clone().unwrap_or_else(|| id.clone());
+    w.redeploy(
+        id,
+        None,
+        Some(format!("{bad} runs, but it ended here; restoring")),
+    )?;
+    Ok(())
+}
+
+/// The action `id`'s stage owes, left unfinished past its lease, is taken over and run
+/// again; past its deadline it is given up (a restore of the last known good is tried
+/// again first).
+fn resume_action(
+    w: &mut Work<'_>,
+    id: &ReleaseId,
+    state: StageState,
+    event: &Event,
+    cause: Cause,
+) -> Result<(), TransitionError> {
+    use StageState as S;
+    let (env, now, policy) = (w.env(), w.now, w.policy);
+    let expired = w.stage(id)?.lease.is_none_or(|until| until <= now);
+    let Some(action) = pending_action(w.release(id)?, &env).filter(|_| expired) else {
+        return Err(w.not_allowed(id, state, event));
+    };
+    let deadlines = policy.deadlines;
+    let stage = w.stage(id)?;
+    let overdue = stage.deadline.is_some_and(|d| d <= now);
+    if overdue && stage.redeploy && stage.restore_failures < RESTORE_TRIES {
+        // A restore of the last known good is not given up at its first deadline:
+        // what runs is worse. It counts as a failed try, and is tried again.
+        stage.restore_failures += 1;
+        stage.deadline = Some(now.after(deadlines.deployment_start));
+        let tries = stage.restore_failures;
+        w.record(
+            id,
+            Cause::TimedOut,
+            Some(format!(
+                "the restore could not be started by its deadline; trying again ({tries} of {RESTORE_TRIES} tries failed)"
+            )),
+        )?;
+    } else if overdue {
+        // Not started by its deadline: given up, for a person to look at.
+        let why = format!(
+            "{} could not be started by its deadline; see its history, then `shiplane retry`",
+            action_name(&action)
+        );
+        // An UpdateService may have landed with its answer lost: a rolling
+        // service is put back on the last known good (simulation seed 188).
+        let restore = matches!(action, Action::Deploy { .. });
+        w.end_in_flight(
+            id,
+            state,
+            S::Failed,
+            Cause::TimedOut,
+            None,
+            Some(why),
+            restore,
+        )?;
+        return Ok(());
+    }
+    let stage = w.stage(id)?;
+    stage.lease = Some(now.after(LEASE));
+    stage.resumed += 1;
+    w.record(
+        id,
+        cause,
+        Some(format!(
+            "{} left unfinished past its lease",
+            action_name(&action)
+        )),
+    )?;
+    w.actions.push(action);
+    Ok(())
+}
+
+/// An operator's new attempt at a stage that failed, was rolled back or cancelled: it
+/// starts afresh, or queues; refused while another release waits in the queue or the
+/// old deployment is still owed a stop.
+fn retry(
+    w: &mut Work<'_>,
+    id: &ReleaseId,
+    cause: Cause,
+    actor: Option<String>,
+) -> Result<(), TransitionError> {
+    use StageState as S;
+    let env = w.env();
+    if let Some(other) = w.view.lane.queued.clone().filter(|q| q != id) {
+        return Err(TransitionError::Busy {
+            release: id.clone(),
+            service: w.view.lane.service.clone(),
+            environment: env,
+            why: format!("release {other} waits in the queue; cancel it first"),
+        });
+    }
+    if w.view.lane.stopping.as_ref() == Some(id) {
+        // Its deployment is still owed a stop: a new attempt would forget it, and
+        // it would go on to serve (simulation seed 17891).
+        let deployment = w.stage(id)?.deployment_id.clone().unwrap_or_default();
+        return Err(TransitionError::Busy {
+            release: id.clone(),
+            service: w.view.lane.service.clone(),
+            environment: env,
+            why: format!(
+                "its deployment {deployment} is still being stopped; retry in a few minutes, once the reconciler has stopped it"
+            ),
+        });
+    }
+    let stage = w.stage(id)?;
+    stage.attempt += 1;
+    stage.deployment_id = None;
+    stage.task_definition = None;
+    stage.redeploy = false;
+    stage.promote_to = None;
+    let attempt = stage.attempt;
+    if let Some(why) = w.busy_because() {
+        w.move_to(
+            id,
+            S::Queued,
+            cause,
+            actor,
+            Some(format!("attempt {attempt}; {why}")),
+        )?;
+        w.lane().queued = Some(id.clone());
+    } else {
+        w.start(id, cause, actor)?;
+    }
+    Ok(())
 }

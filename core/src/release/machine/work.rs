@@ -14,7 +14,7 @@ use crate::release::model::{
 pub(super) struct Work<'p> {
     pub(super) view: LaneView,
     pub(super) policy: &'p Policy,
-    now: Timestamp,
+    pub(super) now: Timestamp,
     pub(super) changed: BTreeSet<ReleaseId>,
     lane_changed: bool,
     pub(super) transitions: Vec<Transition>,
