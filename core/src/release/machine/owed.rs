@@ -46,22 +46,7 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
     let lane = &view.lane;
     let env = lane.environment.as_str();
     let mut out = Vec::new();
-    if let Some(r) = lane.in_flight.as_ref().and_then(|id| view.releases.get(id)) {
-        if pending_action(r, env).is_some()
-            && r.stages
-                .get(env)
-                .is_none_or(|s| s.lease.is_none_or(|until| until <= now))
-        {
-            out.push(Owed::Apply(r.id.clone(), Event::ActionResumed));
-        }
-        if let Some(stage) = r.stages.get(env)
-            && stage.state == StageState::Baking
-            && stage.bake_until.is_some_and(|t| t <= now)
-            && lane.firing_alarms().is_empty()
-        {
-            out.push(Owed::Apply(r.id.clone(), Event::BakeElapsed));
-        }
-    }
+    owed_by_in_flight(view, now, &mut out);
     // A stop committed whose outcome was never recorded (its invocation died): owed again
     // (stopping a deployment that already ended is no error).
     if let Some(r) = lane.stopping.as_ref().and_then(|id| view.releases.get(id))
@@ -103,6 +88,38 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
     {
         out.push(Owed::Apply(r.id.clone(), Event::Dequeue));
     }
+    owed_promotions(view, &mut out);
+    out
+}
+
+/// What the release in flight owes: its action, left unfinished past its lease, and the
+/// end of a bake that is due while none of the lane's own alarms fires.
+fn owed_by_in_flight(view: &LaneView, now: Timestamp, out: &mut Vec<Owed>) {
+    let lane = &view.lane;
+    let env = lane.environment.as_str();
+    if let Some(r) = lane.in_flight.as_ref().and_then(|id| view.releases.get(id)) {
+        if pending_action(r, env).is_some()
+            && r.stages
+                .get(env)
+                .is_none_or(|s| s.lease.is_none_or(|until| until <= now))
+        {
+            out.push(Owed::Apply(r.id.clone(), Event::ActionResumed));
+        }
+        if let Some(stage) = r.stages.get(env)
+            && stage.state == StageState::Baking
+            && stage.bake_until.is_some_and(|t| t <= now)
+            && lane.firing_alarms().is_empty()
+        {
+            out.push(Owed::Apply(r.id.clone(), Event::BakeElapsed));
+        }
+    }
+}
+
+/// The promotions committed with a success here (the last known good's, the current
+/// release's) but never started: the next environment has no stage of the release.
+fn owed_promotions(view: &LaneView, out: &mut Vec<Owed>) {
+    let lane = &view.lane;
+    let env = lane.environment.as_str();
     let mut succeeded: Vec<&ReleaseId> = [&lane.last_known_good, &lane.current]
         .into_iter()
         .flatten()
@@ -124,5 +141,4 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
             }));
         }
     }
-    out
 }
