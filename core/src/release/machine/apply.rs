@@ -1,5 +1,6 @@
 //! The table of one release's events ([`apply`]): for each state and event, what the
-//! release becomes. Long arm bodies are named steps below it.
+//! release becomes. One file for the table, so that it reads whole; long arm bodies are
+//! named steps below it (and, for what AWS reports, in `outcome`).
 
 use super::action::action_name;
 use super::arrive::arrive;

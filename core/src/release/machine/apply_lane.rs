@@ -1,5 +1,6 @@
 //! The table of lane events ([`apply_lane`]): an operator's pause, resume, unblock or
-//! rollback, and an alarm's change. Long arm bodies are named steps below it.
+//! rollback, and an alarm's change. Apart from [`apply`](fn@super::apply): its events are
+//! the lane's, not one release's. Long arm bodies are named steps below it.
 
 use super::event::bounded;
 use super::undo::roll_back;

@@ -1,5 +1,6 @@
 //! What a change records (Transition) and why it happened (Cause): the history items and
-//! notifications, with the spelling they are stored and sent in.
+//! notifications, with the spelling they are stored and sent in. Apart from the state
+//! they describe: they record its changes, not the state itself.
 
 use std::fmt;
 

@@ -1,5 +1,6 @@
 //! One service in one environment (Lane): what runs, what is in flight and queued, its
-//! pause and the alarms it watches; and the LaneView the machine decides on.
+//! pause and the alarms it watches; and the LaneView the machine decides on. Apart from
+//! the releases, which a lane only names by id.
 
 use std::collections::BTreeMap;
 

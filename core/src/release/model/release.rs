@@ -1,5 +1,6 @@
 //! One pushed image of one service (Release), its tags, and the order of pushes
-//! (pushed_before): the stored item that carries a stage per environment.
+//! (pushed_before): the stored item that carries a stage per environment, apart from the
+//! stage itself and from the lane that names it.
 
 use std::collections::BTreeMap;
 

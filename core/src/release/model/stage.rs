@@ -1,5 +1,6 @@
 //! One release in one environment: the closed set of states (StageState) and the stored
-//! stage with everything the machine keeps about it (Stage).
+//! stage with everything the machine keeps about it (Stage). Its own file: the stage is
+//! what the machine changes, and its fields are most of the model.
 
 use std::fmt;
 
