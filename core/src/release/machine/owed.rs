@@ -1,0 +1,144 @@
+//! What a lane still owes, whichever release it belongs to ([`owed`], [`pending_action`]):
+//! the work a crash, a lost answer or a passing deadline left undone. Read after every
+//! decision and by the reconciler, separate from the tables that decide.
+
+use super::undo::runs_unwanted;
+use super::{Action, Event, Policy};
+use crate::release::model::{LaneView, Release, ReleaseId, StageState, Timestamp};
+
+/// The action a stage still owes when the work that should follow its last commit never
+/// ran (a crash, a timeout): taken over once its lease ran out ([`Event::ActionResumed`]).
+/// Pure.
+pub fn pending_action(release: &Release, environment: &str) -> Option<Action> {
+    let stage = release.stages.get(environment)?;
+    if stage.deployment_id.is_some() {
+        return None;
+    }
+    match stage.state {
+        StageState::Deploying => Some(Action::Deploy {
+            release: release.id.clone(),
+            environment: environment.to_string(),
+            redeploy: stage.redeploy,
+        }),
+        StageState::Migrating => Some(Action::RunMigration {
+            release: release.id.clone(),
+            environment: environment.to_string(),
+        }),
+        _ => None,
+    }
+}
+
+/// Work a lane owes, whichever release it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owed {
+    /// An action whose decision was committed but which never ran.
+    Act(Action),
+    /// An event that is due: a free lane's queued release to start, a bake that ended.
+    Apply(ReleaseId, Event),
+}
+
+/// Everything a lane owes, looked at as a whole (not only one event's release): the
+/// in-flight release's action that never ran, the queued release on a lane nothing holds,
+/// a bake that ended, a promotion committed but never started. Pure; the engine runs it
+/// after every event on the lane and the reconciler on every lane, and each is done once
+/// because its effect is idempotent and its outcome a conditional commit.
+pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
+    let lane = &view.lane;
+    let env = lane.environment.as_str();
+    let mut out = Vec::new();
+    owed_by_in_flight(view, now, &mut out);
+    // A stop committed whose outcome was never recorded (its invocation died): owed again
+    // (stopping a deployment that already ended is no error).
+    if let Some(r) = lane.stopping.as_ref().and_then(|id| view.releases.get(id))
+        && let Some(stage) = r.stages.get(env)
+        && stage.state.is_terminal()
+        && let Some(deployment_id) = &stage.deployment_id
+    {
+        out.push(Owed::Act(Action::StopDeployment {
+            release: r.id.clone(),
+            environment: env.to_string(),
+            deployment_id: deployment_id.clone(),
+            rollback: true,
+        }));
+    }
+    // What runs must be good: a release that ended here but runs all the same (its
+    // deployment finished after its stage ended) is replaced by the last known good.
+    if lane.in_flight.is_none()
+        && let (Some(current), Some(good)) = (&lane.current, &lane.last_known_good)
+        && current != good
+        && view
+            .releases
+            .get(current)
+            .and_then(|r| r.state_in(env))
+            .is_some_and(runs_unwanted)
+        && view.releases.get(good).and_then(|r| r.state_in(env)) == Some(StageState::Succeeded)
+    {
+        out.push(Owed::Apply(good.clone(), Event::Restore));
+    }
+    let idle = lane.in_flight.is_none()
+        && lane.paused.is_none()
+        && !policy.frozen
+        && policy.held_by.is_empty()
+        && lane.firing_alarms().is_empty();
+    if idle
+        && let Some(r) = lane.queued.as_ref().and_then(|id| view.releases.get(id))
+        && let Some(stage) = r.stages.get(env)
+        && stage.state == StageState::Queued
+        && stage.not_before.is_none_or(|t| t <= now)
+    {
+        out.push(Owed::Apply(r.id.clone(), Event::Dequeue));
+    }
+    owed_promotions(view, &mut out);
+    out
+}
+
+/// What the release in flight owes: its action, left unfinished past its lease, and the
+/// end of a bake that is due while none of the lane's own alarms fires.
+fn owed_by_in_flight(view: &LaneView, now: Timestamp, out: &mut Vec<Owed>) {
+    let lane = &view.lane;
+    let env = lane.environment.as_str();
+    if let Some(r) = lane.in_flight.as_ref().and_then(|id| view.releases.get(id)) {
+        if pending_action(r, env).is_some()
+            && r.stages
+                .get(env)
+                .is_none_or(|s| s.lease.is_none_or(|until| until <= now))
+        {
+            out.push(Owed::Apply(r.id.clone(), Event::ActionResumed));
+        }
+        if let Some(stage) = r.stages.get(env)
+            && stage.state == StageState::Baking
+            && stage.bake_until.is_some_and(|t| t <= now)
+            && lane.firing_alarms().is_empty()
+        {
+            out.push(Owed::Apply(r.id.clone(), Event::BakeElapsed));
+        }
+    }
+}
+
+/// The promotions committed with a success here (the last known good's, the current
+/// release's) but never started: the next environment has no stage of the release.
+fn owed_promotions(view: &LaneView, out: &mut Vec<Owed>) {
+    let lane = &view.lane;
+    let env = lane.environment.as_str();
+    let mut succeeded: Vec<&ReleaseId> = [&lane.last_known_good, &lane.current]
+        .into_iter()
+        .flatten()
+        .collect();
+    succeeded.dedup();
+    for id in succeeded {
+        let Some(r) = view.releases.get(id) else {
+            continue;
+        };
+        if let Some(stage) = r.stages.get(env)
+            && stage.state == StageState::Succeeded
+            && let Some(to) = &stage.promote_to
+            && !r.stages.contains_key(to)
+        {
+            out.push(Owed::Act(Action::Promote {
+                release: id.clone(),
+                from: env.to_string(),
+                to: to.clone(),
+            }));
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! What the environment's configuration allows a release ([`Policy`]), how long each
+//! waiting state may last ([`Deadlines`]), and the machine's fixed waits and tries: the
+//! inputs the tables read, separate from the tables themselves.
+
+use std::time::Duration;
+
+use crate::pipeline::{Approval, Service, ServiceKind, StageConfig};
+
+/// How long each waiting state may last before the reconciler asks AWS and, with no
+/// answer there, ends it ([`Event::TimedOut`]).
+///
+/// [`Event::TimedOut`]: super::Event::TimedOut
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// A migration task, from the decision to run it to its exit.
+    pub migration: Duration,
+    /// From the decision to deploy until a deployment exists.
+    pub deployment_start: Duration,
+    /// A deployment, from its creation to its success or failure. CodeDeploy waits up to
+    /// an hour per lifecycle hook, and canary and linear configurations take their time.
+    pub deployment: Duration,
+    /// A person's approval.
+    pub approval: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            migration: Duration::from_secs(3600),
+            deployment_start: Duration::from_secs(15 * 60),
+            deployment: Duration::from_secs(6 * 3600),
+            approval: Duration::from_secs(14 * 24 * 3600),
+        }
+    }
+}
+
+/// How long a release sent back to the queue by a busy deployment group waits before it
+/// is tried again.
+pub const BLOCKED_RETRY: Duration = Duration::from_secs(60);
+
+/// How many times a failed restore of the last known good is tried again before it is
+/// failed for a person to act on.
+pub const RESTORE_TRIES: u32 = 3;
+
+/// How long the invocation that commits a stage's entry into deploying or migrating owns
+/// the action it then runs: longer than any one run of it takes (the SDK's attempts are
+/// bounded; an event function ends at 30 s). Until it expires, no replay, duplicate
+/// delivery or reconciler pass runs the action again (DESIGN invariant 11); after it, one
+/// of them takes it over by a conditional commit ([`Event::ActionResumed`]).
+///
+/// [`Event::ActionResumed`]: super::Event::ActionResumed
+pub const LEASE: Duration = Duration::from_secs(5 * 60);
+
+/// What a release needs to know about the environment's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub approval: Approval,
+    pub migration: bool,
+    pub bake: Duration,
+    pub frozen: bool,
+    pub next_environment: Option<String>,
+    pub deadlines: Deadlines,
+    /// Alarms in ALARM in the environments this one's gate watches
+    /// (`hold_while_alarms_in`): while any fires, nothing starts here.
+    pub held_by: Vec<String>,
+    /// A deployment in flight is undone by deploying the last known good again (an ECS
+    /// rolling service: ECS has no stop, a newer deployment replaces the one in progress),
+    /// not by stopping it (CodeDeploy, which routes traffic back itself).
+    pub undo_by_redeploy: bool,
+}
+
+impl Policy {
+    /// The policy of one service's stage in the pipeline.
+    pub fn for_stage(service: &Service, stage: &StageConfig) -> Policy {
+        Policy {
+            approval: stage.approval,
+            migration: stage.migration.is_some(),
+            // Data jobs run nothing on release, so there is nothing to watch.
+            bake: if service.kind == ServiceKind::Task {
+                Duration::ZERO
+            } else {
+                stage.bake
+            },
+            frozen: stage.freeze,
+            next_environment: service
+                .next_environment(&stage.environment)
+                .map(str::to_string),
+            deadlines: Deadlines::default(),
+            held_by: Vec::new(),
+            undo_by_redeploy: service.kind == ServiceKind::Rolling,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Undoing what a stage started (an alarm's rollback, a shipped release replaced, a
+//! deployment that landed after its stage ended) and telling what runs: the steps both
+//! tables share when something must be put back.
+
+use super::work::Work;
+use super::{Action, TransitionError};
+use crate::release::model::{Cause, ReleaseId, StageState};
+
+/// An alarm fired while `id` was in flight here: a migration ends the stage (see
+/// [`migration_left_to_finish`]); a deployment is stopped and rolled back; a release that
+/// already shipped (baking) is replaced by the last known good one.
+pub(super) fn roll_back(
+    w: &mut Work<'_>,
+    id: &ReleaseId,
+    state: StageState,
+    detail: Option<String>,
+) -> Result<(), TransitionError> {
+    use StageState as S;
+    match state {
+        S::Migrating => {
+            let task = w.stage(id)?.deployment_id.clone();
+            let detail = format!(
+                "{} during the migration; {}",
+                detail.unwrap_or_else(|| "an alarm fired".into()),
+                migration_left_to_finish(task.as_deref())
+            );
+            w.end_in_flight(
+                id,
+                state,
+                S::Failed,
+                Cause::AlarmFired,
+                None,
+                Some(detail),
+                true,
+            )
+        }
+        S::Baking => replace_shipped(w, id, detail),
+        _ => w.end_in_flight(
+            id,
+            state,
+            S::RolledBack,
+            Cause::AlarmFired,
+            None,
+            detail,
+            true,
+        ),
+    }
+}
+
+/// What an alarm during a migration does, as the stage's reason says it. The task is not
+/// stopped: stopping a schema migration halfway can leave the database half-migrated and
+/// locked, which is worse than a finished migration the running version was written to
+/// live with (it runs before the new version comes up). The stage ends as failed, not
+/// rolled back, because nothing was reverted.
+fn migration_left_to_finish(task_arn: Option<&str>) -> String {
+    let task = match task_arn {
+        Some(arn) => format!("the migration task {arn}"),
+        None => "the migration task, if it started,".to_string(),
+    };
+    format!(
+        "{task} is left to finish (stopping it halfway could leave the schema half-applied) and the new version is not deployed; check it, then `shiplane retry` once the alarm is OK"
+    )
+}
+
+/// `id`, which already runs here, is replaced by the last known good release; with none,
+/// nothing is deployed and the reason says a person must act.
+pub(super) fn replace_shipped(
+    w: &mut Work<'_>,
+    id: &ReleaseId,
+    detail: Option<String>,
+) -> Result<(), TransitionError> {
+    use StageState as S;
+    match w.view.lane.last_known_good.clone() {
+        Some(good) if &good != id => {
+            w.move_to(id, S::RolledBack, Cause::AlarmFired, None, detail)?;
+            w.redeploy(&good, None, Some(format!("restoring after {id}")))?;
+        }
+        _ => {
+            let detail = Some(format!(
+                "{}; no last known good release to restore here: manual action needed",
+                detail.unwrap_or_default()
+            ));
+            w.move_to(id, S::RolledBack, Cause::AlarmFired, None, detail)?;
+            w.finish()?;
+        }
+    }
+    Ok(())
+}
+
+/// Undoes deployment `late` of `id`, created after its stage ended: CodeDeploy stops it
+/// and routes traffic back; on a rolling service (no stop: the newest UpdateService wins)
+/// the lane's own deployment in flight is made again, or, with none, the last known good
+/// is restored.
+pub(super) fn undo_late(
+    w: &mut Work<'_>,
+    id: &ReleaseId,
+    late: &str,
+) -> Result<(), TransitionError> {
+    let env = w.env();
+    if !w.policy.undo_by_redeploy {
+        w.lane().stopping = Some(id.clone());
+        w.actions.push(Action::StopDeployment {
+            release: id.clone(),
+            environment: env,
+            deployment_id: late.to_string(),
+            rollback: true,
+        });
+        return Ok(());
+    }
+    let lane = w.view.lane.clone();
+    let deploying = lane.in_flight.as_ref().filter(|r| {
+        *r != id
+            && matches!(
+                w.state(r),
+                Some(StageState::Deploying | StageState::Validating)
+            )
+    });
+    if let Some(r) = deploying.cloned() {
+        let stage = w.stage(&r)?;
+        // Its deployment may have been replaced by the late one: what an action issued
+        // before this says is refused from now on, and the deployment is made again.
+        stage.fence += 1;
+        let Some(replaced) = stage.deployment_id.clone() else {
+            // Its deploy action may still be running: no second one races it (two would
+            // register two revisions). The action is taken over when its lease ends,
+            // after which it can no longer answer.
+            w.record(
+                &r,
+                Cause::Redeployed,
+                Some(format!(
+                    "{late} of release {id} landed late and may have replaced the deployment still being made; it is made again when its action's lease ends"
+                )),
+            )?;
+            return Ok(());
+        };
+        let why = format!(
+            "{replaced} was replaced by {late} of release {id}, which landed late; deploying again"
+        );
+        w.deploy_again(&r, replaced, why)?;
+    } else if lane.in_flight.is_none()
+        && let Some(good) = lane
+            .last_known_good
+            .filter(|g| g != id && w.state(g) == Some(StageState::Succeeded))
+    {
+        // Nothing in flight: the last known good is deployed again, holding the lane.
+        w.redeploy(
+            &good,
+            None,
+            Some(format!(
+                "{id}'s deployment landed after its stage ended; restoring"
+            )),
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether a lane whose current release is in `state` runs what it does not want: the
+/// release ended here (rolled back, failed, cancelled, or superseded after a retry) or
+/// waits to deploy again, yet its version runs (a deployment that finished after its stage
+/// ended, a CodeDeploy rollback that failed). The last known good is then restored.
+pub(super) fn runs_unwanted(state: StageState) -> bool {
+    !state.is_in_flight() && state != StageState::Succeeded
+}
+
+/// Whether the lane's current release succeeded here after `id`'s stage ended: a late
+/// success of `id`'s deployment is then older than what runs.
+pub(super) fn replaced_since(w: &Work<'_>, id: &ReleaseId) -> bool {
+    let env = &w.view.lane.environment;
+    let ended = w
+        .view
+        .releases
+        .get(id)
+        .and_then(|r| r.stages.get(env))
+        .map(|s| s.since);
+    let current = w
+        .view
+        .lane
+        .current
+        .as_ref()
+        .and_then(|c| w.view.releases.get(c))
+        .and_then(|r| r.stages.get(env))
+        .and_then(|s| s.succeeded_at);
+    matches!((ended, current), (Some(ended), Some(succeeded)) if succeeded > ended)
+}

@@ -1,0 +1,154 @@
+//! One service in one environment (Lane): what runs, what is in flight and queued, its
+//! pause and the alarms it watches; and the LaneView the machine decides on. Apart from
+//! the releases, which a lane only names by id.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Digest, Release, ReleaseId, Timestamp};
+
+/// A CloudWatch alarm's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+impl AlarmState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// The last state a lane saw an alarm in, and when the alarm entered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmSeen {
+    pub state: AlarmState,
+    pub at: Timestamp,
+}
+
+/// Why the lane is held by a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub actor: String,
+    pub reason: String,
+    pub since: Timestamp,
+}
+
+/// One service in one environment: what runs there and what is coming.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lane {
+    pub service: String,
+    pub environment: String,
+    /// The release serving traffic (deployed, baking or baked).
+    #[serde(default)]
+    pub current: Option<ReleaseId>,
+    /// The newest release that succeeded here; where an alarm rolls back to.
+    #[serde(default)]
+    pub last_known_good: Option<ReleaseId>,
+    /// The last known good release before the current one: where an operator's rollback
+    /// goes when what runs is itself the last known good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_good: Option<ReleaseId>,
+    /// The one release migrating, deploying, validating or baking here.
+    #[serde(default)]
+    pub in_flight: Option<ReleaseId>,
+    /// The one release waiting (queued or awaiting approval); a newer one supersedes it.
+    #[serde(default)]
+    pub queued: Option<ReleaseId>,
+    /// Set by an operator's pause; queued releases wait until resumed.
+    #[serde(default)]
+    pub paused: Option<Pause>,
+    /// The last state of every alarm this lane watches, with CloudWatch's time of it: an
+    /// older change arriving late is ignored, and gates read it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alarms: BTreeMap<String, AlarmSeen>,
+    /// A release whose deployment was told to stop, until the stop's outcome is recorded:
+    /// a stop whose invocation died after its decision committed is still owed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping: Option<ReleaseId>,
+    /// The push time of the newest release that arrived here: an older push arriving
+    /// later (a retried or delayed event) is superseded on arrival, never deployed over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_pushed_at: Option<Timestamp>,
+    /// That release's digest: what orders a push at the same instant ([`pushed_before`]),
+    /// and what ECR is asked about when a push may share its second.
+    ///
+    /// [`pushed_before`]: super::pushed_before
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_digest: Option<Digest>,
+}
+
+impl Lane {
+    pub fn new(service: &str, environment: &str) -> Lane {
+        Lane {
+            service: service.to_string(),
+            environment: environment.to_string(),
+            current: None,
+            last_known_good: None,
+            previous_good: None,
+            in_flight: None,
+            queued: None,
+            paused: None,
+            alarms: BTreeMap::new(),
+            newest_pushed_at: None,
+            stopping: None,
+            newest_digest: None,
+        }
+    }
+
+    /// Takes ECR's own reading of the newest push's time (DescribeImages `imagePushedAt`,
+    /// to the millisecond) in place of the event's whole second; false, and nothing
+    /// changes, when `digest` is not the newest push here.
+    pub fn refine_newest_push(&mut self, digest: &Digest, at: Timestamp) -> bool {
+        if self.newest_digest.as_ref() != Some(digest) || self.newest_pushed_at.is_none() {
+            return false;
+        }
+        self.newest_pushed_at = Some(at);
+        true
+    }
+
+    /// The lane's own alarms last seen in ALARM, by name.
+    pub fn firing_alarms(&self) -> Vec<String> {
+        self.alarms
+            .iter()
+            .filter(|(_, seen)| seen.state == AlarmState::Alarm)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+/// A lane and every release the machine may touch when an event arrives for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneView {
+    pub lane: Lane,
+    pub releases: BTreeMap<ReleaseId, Release>,
+}
+
+impl LaneView {
+    /// The ids whose releases must be loaded with the lane: in flight, queued, last known good.
+    pub fn referenced(lane: &Lane) -> Vec<ReleaseId> {
+        let mut ids: Vec<ReleaseId> = [
+            &lane.in_flight,
+            &lane.queued,
+            &lane.last_known_good,
+            &lane.current,
+            &lane.previous_good,
+            &lane.stopping,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
