@@ -20,7 +20,8 @@ TARGET_DIR = $(eval TARGET_DIR := $(shell cargo metadata --format-version 1 --no
 test: browser lint python-tests emulator-tests
 	@infra/test-summary.sh $(TARGET_DIR)/pytest.log $(TARGET_DIR)/cargo-test.log
 
-## lint: fmt and clippy; the imports' layers (infra/lint/layers.py draws them); template.yaml
+## lint: fmt and clippy; the imports' layers (infra/lint/layers.py draws them); short files
+## and functions (infra/lint/sizes.py); template.yaml
 ## through cfn-lint, `sam validate --lint` and checkov (each from a project venv; checkov's
 ## suppressions carry their reasons in the template)
 SAM_VENV := .venv-sam
@@ -29,6 +30,7 @@ lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	python3 infra/lint/layers.py
+	python3 infra/lint/sizes.py
 	$(SAM_VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
@@ -65,7 +67,7 @@ browser:
 
 python-tests: venv
 	@mkdir -p $(TARGET_DIR)
-	set -o pipefail; $(PY) -m pytest -q infra/local/test_shiplane_moto.py infra/test_template.py infra/lint/test_layers.py 2>&1 | tee $(TARGET_DIR)/pytest.log
+	set -o pipefail; $(PY) -m pytest -q infra/local/test_shiplane_moto.py infra/test_template.py infra/lint/test_layers.py infra/lint/test_sizes.py 2>&1 | tee $(TARGET_DIR)/pytest.log
 
 ## emulator-tests: every Rust test (unit and integration) with the emulator running
 emulator-tests: venv browser
