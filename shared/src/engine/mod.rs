@@ -32,7 +32,7 @@ use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intak
 use crate::release::{
     Cause, Digest, Event, LaneEvent, ReleaseId, StageState, Timestamp, Transition,
 };
-use crate::store::{Claim, LaneKey, Reads, ReleaseStore, StoreError, StoredPipeline};
+use crate::store::{Claim, LaneKey, Reads, ReleaseStore, Settle, StoreError, StoredPipeline};
 
 use run::{Job, Work};
 
@@ -339,9 +339,13 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 .await;
         }
         let (id, work) = release_work(push, service, environment, key.clone(), Event::Arrived, now);
-        let settle = Some((key.as_str(), push.tag.as_str()));
+        let settle = Settle {
+            key: key.clone(),
+            tag: push.tag.clone(),
+            at: now,
+        };
         let jobs = vec![Job::Apply(work)];
-        let run = self.drain_placing(&pipeline, jobs, now, snapshot, settle, clock);
+        let run = self.drain_placing(&pipeline, jobs, now, snapshot, Some(&settle), clock);
         match run.await {
             Ok(report) => Ok(PushOutcome::Created {
                 state: report.state_of(&id, environment),

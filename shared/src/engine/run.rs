@@ -108,7 +108,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
     /// releases are used); items this pass commits are kept too, so the decision on an
     /// action's outcome starts from them instead of reading them again (a commit conflict,
     /// or a decision that commits nothing, reads afresh). When every job is done, `settle`
-    /// (a claim key and a tag) is marked settled: by the last commit, when the last job
+    /// (a delivery's claim and tag) is marked settled: by the last commit, when the last job
     /// commits one, else by a write of its own. The notifications of every decision go
     /// out together at the end, in one `PublishBatch` per ten, also when a job failed.
     pub(super) async fn drain_from(
@@ -117,7 +117,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         jobs: Vec<Job>,
         now: Timestamp,
         known: Snapshot,
-        settle: Option<(&str, &str)>,
+        settle: Option<&Settle>,
     ) -> Result<Report, EngineError> {
         self.drain_placing(pipeline, jobs, now, known, settle, &NoPushClock)
             .await
@@ -131,7 +131,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         jobs: Vec<Job>,
         now: Timestamp,
         known: Snapshot,
-        settle: Option<(&str, &str)>,
+        settle: Option<&Settle>,
         clock: &impl PushClock,
     ) -> Result<Report, EngineError> {
         let (result, _) = self
@@ -149,7 +149,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
         jobs: Vec<Job>,
         now: Timestamp,
         mut known: Snapshot,
-        settle: Option<(&str, &str)>,
+        settle: Option<&Settle>,
         announce: Announce,
         clock: &impl PushClock,
     ) -> (Result<Report, EngineError>, Vec<Notification>) {
@@ -161,20 +161,11 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
             }
             match job {
                 Job::Apply(work) => {
-                    let settling = settle.filter(|_| jobs.is_empty()).map(|(key, tag)| Settle {
-                        key: key.to_string(),
-                        tag: tag.to_string(),
-                        at: now,
-                    });
+                    let settling = settle.filter(|_| jobs.is_empty());
                     // Boxed: a decision's future is large, and every pass holds one.
-                    let decided = Box::pin(self.decide_retrying(
-                        pipeline,
-                        &work,
-                        now,
-                        &mut known,
-                        settling.as_ref(),
-                        clock,
-                    ))
+                    let decided = Box::pin(
+                        self.decide_retrying(pipeline, &work, now, &mut known, settling, clock),
+                    )
                     .await;
                     match decided {
                         Ok(decided) => jobs.extend(pass.absorb(&work, decided)),
@@ -193,7 +184,7 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
                 }
             }
         }
-        self.end_pass(pass, settle, now, announce).await
+        self.end_pass(pass, settle, announce).await
     }
 
     /// Ends a pass: its delivery is settled when it finished everything and no commit
@@ -202,14 +193,13 @@ impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T>
     async fn end_pass(
         &self,
         pass: Pass,
-        settle: Option<(&str, &str)>,
-        now: Timestamp,
+        settle: Option<&Settle>,
         announce: Announce,
     ) -> (Result<Report, EngineError>, Vec<Notification>) {
         let settling = async {
-            if let (Some((key, tag)), true, false, None) =
+            if let (Some(Settle { key, tag, at }), true, false, None) =
                 (settle, pass.complete, pass.settled, &pass.failed)
-                && let Err(e) = self.store.settle_claim(key, tag, now).await
+                && let Err(e) = self.store.settle_claim(key, tag, *at).await
             {
                 // A replay then takes the longer way, and finds nothing left to do.
                 warn!(claim = %key, error = %e, "claim not marked settled");
