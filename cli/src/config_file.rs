@@ -267,7 +267,7 @@ async fn live_releases(store: &DynamoStore, d: &PipelineDiff) -> Result<Vec<Live
                     service: lane.service.clone(),
                     environment: lane.environment.clone(),
                     release: id.clone(),
-                    label: release.as_ref().map(|r| r.label()),
+                    label: release.as_ref().map(shiplane::release::Release::label),
                     state: release.and_then(|r| r.state_in(&lane.environment)),
                 });
             }

@@ -11,7 +11,10 @@ pub async fn explain(config: &SdkConfig, table: &str, message: &str) -> String {
     if let Some(setup) = explain_setup(config).await {
         return setup;
     }
-    let region = config.region().map(|r| r.to_string()).unwrap_or_default();
+    let region = config
+        .region()
+        .map(std::string::ToString::to_string)
+        .unwrap_or_default();
     explain_text(message, table, &region, config.endpoint_url())
 }
 
@@ -69,7 +72,10 @@ fn explain_text(message: &str, table: &str, region: &str, endpoint: Option<&str>
     .iter()
     .any(|s| message.contains(s))
     {
-        let whom = endpoint.map_or_else(|| format!("AWS in {region}"), |e| e.to_string());
+        let whom = endpoint.map_or_else(
+            || format!("AWS in {region}"),
+            std::string::ToString::to_string,
+        );
         return format!(
             "cannot reach {whom}: check the network and that AWS_REGION ({region}) is a region{}",
             if endpoint.is_some() {

@@ -188,14 +188,12 @@ impl LaneStatus {
     }
 }
 
-fn cell(r: &Option<ReleaseSummary>) -> String {
-    r.as_ref()
-        .map_or_else(|| "-".to_string(), ReleaseSummary::cell)
+fn cell(r: Option<&ReleaseSummary>) -> String {
+    r.map_or_else(|| "-".to_string(), ReleaseSummary::cell)
 }
 
-fn cell_with_state(r: &Option<ReleaseSummary>) -> String {
-    r.as_ref()
-        .map_or_else(|| "-".to_string(), ReleaseSummary::cell_with_state)
+fn cell_with_state(r: Option<&ReleaseSummary>) -> String {
+    r.map_or_else(|| "-".to_string(), ReleaseSummary::cell_with_state)
 }
 
 pub fn pipeline_source(stored: &StoredPipeline, json: bool) {
@@ -256,10 +254,10 @@ pub fn status(rows: &[LaneStatus], json: bool) {
         t.add_row(vec![
             r.service.clone(),
             r.environment.clone(),
-            cell_with_state(&r.current),
-            cell_with_state(&r.in_flight),
-            cell_with_state(&r.queued),
-            cell(&r.last_known_good),
+            cell_with_state(r.current.as_ref()),
+            cell_with_state(r.in_flight.as_ref()),
+            cell_with_state(r.queued.as_ref()),
+            cell(r.last_known_good.as_ref()),
             hold,
             alarms,
         ]);

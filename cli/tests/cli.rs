@@ -1,5 +1,8 @@
 //! The `shiplane` binary against DynamoDB in the local AWS emulator.
 
+// Test code: a helper that fails should stop the test where it failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -429,7 +432,7 @@ async fn approval_waits_measured() -> f64 {
         .unwrap();
     got.datapoints()
         .iter()
-        .filter_map(|d| d.sample_count())
+        .filter_map(aws_sdk_cloudwatch::types::Datapoint::sample_count)
         .sum()
 }
 

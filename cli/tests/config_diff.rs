@@ -2,6 +2,9 @@
 //! FILE:LINE:COLUMN, routes and skip warnings, the diff and its exit code, and apply's
 //! refusal to drop a lane with a live release (DynamoDB in the local AWS emulator).
 
+// Test code: a helper that fails should stop the test where it failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::process::Command;
 

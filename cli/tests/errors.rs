@@ -2,6 +2,9 @@
 //! that names the thing and the fix, never an SDK dump; refusals exit 3; `--json` errors
 //! are JSON; times in `--json` are RFC 3339; a closed pipe is no panic.
 
+// Test code: a helper that fails should stop the test where it failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};

@@ -1,6 +1,9 @@
 //! Names (`SERVICE@TAG`), history with tags and durations, `watch` and `wait`: the built
 //! `shiplane` against the local AWS emulator, releases moved by the real engine.
 
+// Test code: a helper that fails should stop the test where it failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;

@@ -1,6 +1,9 @@
 //! docs/cli.md's by-hand walk-through, run as written against the local AWS, so the
 //! document a newcomer follows cannot drift from what the CLI does.
 
+// Test code: a helper that fails should stop the test where it failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::Command;
 

@@ -219,7 +219,10 @@ mod tests {
 
     fn build(config: &aws_config::SdkConfig) -> String {
         BUILT.fetch_add(1, Ordering::SeqCst);
-        config.region().map(|r| r.to_string()).unwrap_or_default()
+        config
+            .region()
+            .map(std::string::ToString::to_string)
+            .unwrap_or_default()
     }
 
     /// An endpoint on 127.0.0.1 that accepts connections and never answers; ends with the

@@ -126,7 +126,7 @@ async fn digest_of_tag(
         .map_err(|e| Failure::Failed(format!("ECR answered an unusable digest for {tag}: {e}")))?;
     let region = config
         .region()
-        .map(|r| r.to_string())
+        .map(std::string::ToString::to_string)
         .ok_or_else(|| Failure::BadInput("no AWS region; set AWS_REGION".into()))?;
     let registry = format!(
         "{}.dkr.ecr.{region}.amazonaws.com",

@@ -25,7 +25,7 @@ const STACK_OUTPUTS: [&str; 7] = [
 /// `shiplane init --stack NAME`: the stack's outputs, and the region it was read in,
 /// written to the project (or user) settings file.
 pub(super) async fn init(cx: &Context<'_>, stack: &str, user: bool) -> Result<(), Failure> {
-    let region = cx.config.region().map(|r| r.to_string());
+    let region = cx.config.region().map(std::string::ToString::to_string);
     let outputs = stack_outputs(cx.config, stack, region.as_deref()).await?;
     let get = |key: &str| outputs.get(key).cloned();
     let found = Settings {

@@ -188,7 +188,7 @@ fn finish(
             "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
             "stage": stage,
         }));
-        return outcome.map_err(|f| f.said());
+        return outcome.map_err(super::super::Failure::said);
     }
     if outcome.is_ok() {
         let now = stage.map(|s| words(s.state)).unwrap_or_default();

@@ -1,5 +1,8 @@
 //! What the CLI's integration tests share.
 
+// Test code: a helper that fails should stop the test where it failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Command, Output};
 
 /// Runs the built `shiplane` on `table` as the operator "ana".

@@ -132,7 +132,7 @@ task_families = ["a"]
         let early = new_release(
             &push("team/api", "v1.0.0", 1_000_000),
             service,
-            Timestamp(9e12 as u64),
+            Timestamp(9_000_000_000_000),
         );
         let late = new_release(
             &push("team/api", "v1.0.1", 2_000_000),

@@ -1,6 +1,9 @@
 //! The built `alarm` binary behind a local Runtime API, fed both shapes of an alarm state
 //! change, against a deployment the engine created in the local AWS.
 
+// Test code: a helper that fails should stop the test where it failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,6 +1,9 @@
 //! The built `image-push` binary, run as Lambda runs it (behind a local Runtime API), fed
 //! real-shaped ECR events, against the local AWS emulator.
 
+// Test code: a helper that fails should stop the test where it failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::time::Duration;
 

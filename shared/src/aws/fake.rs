@@ -58,7 +58,7 @@ pub struct FakeDeployer {
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `op` throttled past the SDK's retries while `left` counts down to zero.

@@ -107,10 +107,18 @@ impl AwsChecker {
         let set = sets
             .iter()
             .find(|t| t.external_id() == Some(ctx.deployment_id))
-            .or_else(|| sets.iter().max_by_key(|t| t.created_at().map(|d| d.secs())))
+            .or_else(|| {
+                sets.iter().max_by_key(|t| {
+                    t.created_at()
+                        .map(aws_sdk_cloudwatch::primitives::DateTime::secs)
+                })
+            })
             .ok_or_else(|| format!("ECS service {service} has no task set"))?;
         let (running, desired) = (set.running_count(), set.computed_desired_count());
-        let steady = set.stability_status().map(|s| s.as_str()) == Some("STEADY_STATE");
+        let steady = set
+            .stability_status()
+            .map(aws_sdk_ecs::types::StabilityStatus::as_str)
+            == Some("STEADY_STATE");
         let what = format!(
             "task set {}: {running} of {desired} tasks running, {}",
             set.id().unwrap_or("?"),

@@ -157,7 +157,9 @@ fn parse_in(
     cache: &Mutex<Option<Parsed>>,
     stored: &Arc<StoredPipeline>,
 ) -> Result<Arc<Pipeline>, crate::pipeline::ConfigError> {
-    let mut last = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let mut last = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some((file, parsed)) = last.as_ref()
         && (Arc::ptr_eq(file, stored) || file.source == stored.source)
     {

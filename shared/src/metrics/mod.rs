@@ -72,7 +72,7 @@ pub fn emit(records: Vec<Record>) {
         }
         Some(Sink::Buffer(kept)) => kept
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .extend(records),
     }
 }
@@ -81,9 +81,11 @@ pub fn emit(records: Vec<Record>) {
 /// other sink).
 pub fn take_buffered() -> Vec<Record> {
     match SINK.get() {
-        Some(Sink::Buffer(kept)) => {
-            std::mem::take(&mut *kept.lock().unwrap_or_else(|p| p.into_inner()))
-        }
+        Some(Sink::Buffer(kept)) => std::mem::take(
+            &mut *kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ),
         _ => Vec::new(),
     }
 }

@@ -1,5 +1,7 @@
 //! The behaviour every [`ReleaseStore`] must have. Run against the in-memory store in unit
 //! tests and against DynamoDB in the local AWS emulator, so the fake never drifts.
+// A test suite, compiled only for tests (here and in other crates): it may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
@@ -488,7 +490,7 @@ pub async fn releases_of_a_service_come_newest_first<S: ReleaseStore>(store: &S)
         .await
         .unwrap()
         .iter()
-        .map(|r| r.label())
+        .map(shiplane_core::release::Release::label)
         .collect();
     assert_eq!(got, ["v3", "v2"]);
 }

@@ -39,7 +39,7 @@ impl MemoryStore {
         // is plain values and stays usable.
         self.inner
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -24,7 +24,7 @@ pub(super) fn checks(path: &str, raw: &[RawCheck], p: &mut Problems) -> Vec<Chec
             Some(Probe::Http(ref h)) => h.latency_budget * (h.retries + 1) + h.interval * h.retries,
             _ => DEFAULT_CHECK_TIMEOUT,
         };
-        let timeout = duration(&cpath, "timeout", &c.timeout, default_timeout, p);
+        let timeout = duration(&cpath, "timeout", c.timeout.as_deref(), default_timeout, p);
         if let (Some(hook), Some(probe)) = (hook, probe) {
             out.push(Check {
                 name: c.name.clone().unwrap_or_else(|| format!("check-{i}")),
@@ -65,11 +65,11 @@ fn hook(cpath: &str, c: &RawCheck, p: &mut Problems) -> Option<LifecycleHook> {
 fn duration(
     cpath: &str,
     key: &str,
-    value: &Option<String>,
+    value: Option<&str>,
     default: Duration,
     p: &mut Problems,
 ) -> Duration {
-    value.as_ref().map_or(default, |t| {
+    value.map_or(default, |t| {
         parse_duration(t).unwrap_or_else(|e| {
             p.add(format!("{cpath}.{key}"), e);
             default
@@ -159,8 +159,20 @@ fn http_probe(cpath: &str, c: &RawCheck, url: &str, p: &mut Problems) -> Option<
     let expect_status = expect_status(cpath, c, p);
     let json_pointer = json_pointer(cpath, c, p);
     let retries = retries(cpath, c, p);
-    let latency_budget = duration(cpath, "latency", &c.latency, DEFAULT_CHECK_TIMEOUT, p);
-    let interval = duration(cpath, "interval", &c.interval, Duration::from_secs(5), p);
+    let latency_budget = duration(
+        cpath,
+        "latency",
+        c.latency.as_deref(),
+        DEFAULT_CHECK_TIMEOUT,
+        p,
+    );
+    let interval = duration(
+        cpath,
+        "interval",
+        c.interval.as_deref(),
+        Duration::from_secs(5),
+        p,
+    );
     let (true, Some(method), Some(expect_status), Some(json_pointer), Some(retries)) =
         (ok, method, expect_status, json_pointer, retries)
     else {
@@ -198,7 +210,7 @@ fn method(cpath: &str, c: &RawCheck, p: &mut Problems) -> Option<String> {
 fn expect_status(cpath: &str, c: &RawCheck, p: &mut Problems) -> Option<u16> {
     match c.expect_status {
         None => Some(200),
-        Some(s) if (100..=599).contains(&s) => Some(s as u16),
+        Some(s) if (100..=599).contains(&s) => u16::try_from(s).ok(),
         Some(s) => {
             p.add(
                 format!("{cpath}.expect_status"),
@@ -249,7 +261,7 @@ fn json_pointer(
 fn retries(cpath: &str, c: &RawCheck, p: &mut Problems) -> Option<u32> {
     match c.retries {
         None => Some(0),
-        Some(r) if (0..=20).contains(&r) => Some(r as u32),
+        Some(r) if (0..=20).contains(&r) => u32::try_from(r).ok(),
         Some(r) => {
             p.add(format!("{cpath}.retries"), format!("{r} is not 0-20"));
             None

@@ -122,12 +122,12 @@ fn pipeline_environments(raw: &RawFile, p: &mut Problems) -> Vec<String> {
 }
 
 fn required<'a>(
-    value: &'a Option<String>,
+    value: Option<&'a str>,
     path: &str,
     why: &str,
     p: &mut Problems,
 ) -> Option<&'a str> {
-    match value.as_deref() {
+    match value {
         Some(v) if !v.trim().is_empty() => Some(v),
         Some(_) => {
             p.add(path, format!("must not be empty ({why})"));

@@ -90,7 +90,7 @@ fn service_config(
 /// The ECR repository; `path` is the service's, `services.<name>`.
 fn repository(path: &str, raw: &RawService, p: &mut Problems) -> Option<String> {
     let repository = required(
-        &raw.repository,
+        raw.repository.as_deref(),
         &format!("{path}.repository"),
         "name the ECR repository whose pushes become releases",
         p,
@@ -142,7 +142,7 @@ fn container_and_port(
 ) -> Option<u16> {
     if matches!(kind, Some(ServiceKind::BlueGreen | ServiceKind::Rolling)) {
         required(
-            &raw.container,
+            raw.container.as_deref(),
             &format!("{path}.container"),
             "name the container whose image a release replaces",
             p,

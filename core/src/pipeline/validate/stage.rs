@@ -117,7 +117,7 @@ fn codedeploy(
                 s.codedeploy.as_ref().is_some_and(key)
             };
             let application = required(
-                &cd.application,
+                cd.application.as_deref(),
                 &w.at("codedeploy.application", |s| {
                     cd_set(s, |c| c.application.is_some())
                 }),
@@ -125,7 +125,7 @@ fn codedeploy(
                 p,
             );
             let group = required(
-                &cd.deployment_group,
+                cd.deployment_group.as_deref(),
                 &w.at("codedeploy.deployment_group", |s| {
                     cd_set(s, |c| c.deployment_group.is_some())
                 }),
@@ -162,13 +162,13 @@ fn ecs_service(w: &Written<'_>, kind: ServiceKind, merged: &RawStage, p: &mut Pr
     let needs_ecs_service = matches!(kind, ServiceKind::BlueGreen | ServiceKind::Rolling);
     if needs_ecs_service {
         required(
-            &merged.cluster,
+            merged.cluster.as_deref(),
             &w.at("cluster", |s| s.cluster.is_some()),
             "name the ECS cluster",
             p,
         );
         required(
-            &merged.service,
+            merged.service.as_deref(),
             &w.at("service", |s| s.service.is_some()),
             "name the ECS service",
             p,
@@ -294,13 +294,13 @@ fn migration(
         (Some(m), _) => {
             let mpath = w.at("migration", |s| s.migration.is_some());
             let family = required(
-                &m.family,
+                m.family.as_deref(),
                 &format!("{mpath}.family"),
                 "name the task-definition family that runs the migration",
                 p,
             );
             let command = m.command.clone().unwrap_or_default();
-            if command.is_empty() || command.iter().any(|c| c.is_empty()) {
+            if command.is_empty() || command.iter().any(std::string::String::is_empty) {
                 p.add(
                     format!("{mpath}.command"),
                     "must be a non-empty list of non-empty arguments, e.g. [\"./migrate\", \"up\"]",
@@ -325,7 +325,7 @@ fn task_families(
 ) -> Vec<String> {
     let task_families = merged.task_families.clone().unwrap_or_default();
     if kind == ServiceKind::Task {
-        if task_families.is_empty() || task_families.iter().any(|f| f.is_empty()) {
+        if task_families.is_empty() || task_families.iter().any(std::string::String::is_empty) {
             p.add(
                 w.at("task_families", |s| s.task_families.is_some()),
                 "missing; list the task-definition families a task service updates",

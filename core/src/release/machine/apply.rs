@@ -257,7 +257,7 @@ pub fn apply(
                 ..
             },
         ) => {
-            record_hook_deployment(&mut w, id, deployment_id, task_definition)?;
+            record_hook_deployment(&mut w, id, deployment_id, task_definition.as_ref())?;
             if state == S::Deploying {
                 w.move_to(id, S::Validating, Cause::ValidationStarted, None, None)?;
             }

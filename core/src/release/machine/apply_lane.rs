@@ -37,7 +37,7 @@ pub fn apply_lane(
                 &w,
                 Cause::Paused,
                 actor,
-                Some(reason.clone()),
+                Some(reason.to_string()),
             ));
         }
         LaneEvent::Resume { actor } => {
@@ -54,7 +54,9 @@ pub fn apply_lane(
                 w.finish()?;
             }
         }
-        LaneEvent::Rollback { actor, reason, to } => rollback(&mut w, actor, reason, to)?,
+        LaneEvent::Rollback { actor, reason, to } => {
+            rollback(&mut w, actor, reason, to.as_ref())?;
+        }
         LaneEvent::AlarmChanged {
             alarm,
             state,
@@ -86,9 +88,9 @@ fn lane_transition(w: &Work<'_>, cause: Cause, actor: &str, detail: Option<Strin
 /// the target is deployed again.
 fn rollback(
     w: &mut Work<'_>,
-    actor: &String,
-    reason: &String,
-    to: &Option<ReleaseId>,
+    actor: &str,
+    reason: &str,
+    to: Option<&ReleaseId>,
 ) -> Result<(), TransitionError> {
     let target = rollback_target(w, to)?;
     let lane = w.view.lane.clone();
@@ -116,7 +118,7 @@ fn rollback(
                 st,
                 to,
                 Cause::Rollback,
-                Some(actor.clone()),
+                Some(actor.to_string()),
                 detail,
                 false,
             )?;
@@ -131,18 +133,18 @@ fn rollback(
             &current,
             StageState::RolledBack,
             Cause::Rollback,
-            Some(actor.clone()),
+            Some(actor.to_string()),
             Some(format!("replaced by {target}: {reason}")),
         )?;
     }
-    w.redeploy(&target, Some(actor.clone()), Some(reason.clone()))?;
+    w.redeploy(&target, Some(actor.to_string()), Some(reason.to_string()))?;
     Ok(())
 }
 
 /// The release an operator's rollback puts back: `to`, or by default the last known good
 /// (the one before it when it is what runs); it must have succeeded here, and not be the
 /// release in flight.
-fn rollback_target(w: &Work<'_>, to: &Option<ReleaseId>) -> Result<ReleaseId, TransitionError> {
+fn rollback_target(w: &Work<'_>, to: Option<&ReleaseId>) -> Result<ReleaseId, TransitionError> {
     let (service, environment) = (w.view.lane.service.clone(), w.env());
     let no = |why: String| TransitionError::NoRollbackTarget {
         service: service.clone(),
@@ -156,7 +158,7 @@ fn rollback_target(w: &Work<'_>, to: &Option<ReleaseId>) -> Result<ReleaseId, Tr
         lane.previous_good.clone()
     };
     let target = to
-        .clone()
+        .cloned()
         .or(default)
         .ok_or_else(|| no("no earlier release succeeded here".into()))?;
     let succeeded_here = w
@@ -256,7 +258,7 @@ fn unblock(w: &mut Work<'_>, actor: &str, reason: &String) -> Result<(), Transit
                 StageState::Cancelled,
                 Cause::Cancelled,
                 Some(actor.to_string()),
-                Some(reason.clone()),
+                Some(reason.to_string()),
                 true,
             )?;
         }

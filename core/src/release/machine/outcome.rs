@@ -140,7 +140,7 @@ pub(super) fn record_hook_deployment(
     w: &mut Work<'_>,
     id: &ReleaseId,
     deployment_id: &String,
-    task_definition: &Option<String>,
+    task_definition: Option<&String>,
 ) -> Result<(), TransitionError> {
     let (env, now, policy) = (w.env(), w.now, w.policy);
     match w.stage(id)?.deployment_id.clone() {
@@ -160,7 +160,7 @@ pub(super) fn record_hook_deployment(
             let stage = w.stage(id)?;
             stage.deployment_id = Some(deployment_id.clone());
             if task_definition.is_some() {
-                stage.task_definition.clone_from(task_definition);
+                stage.task_definition = task_definition.cloned();
             }
             stage.deadline = Some(now.after(policy.deadlines.deployment));
         }

@@ -61,7 +61,9 @@ impl AwsDeployer {
     fn prefetched(
         &self,
     ) -> std::sync::MutexGuard<'_, Vec<(String, std::time::Instant, Revisions)>> {
-        self.prefetched.lock().unwrap_or_else(|p| p.into_inner())
+        self.prefetched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The reads `req`'s deployment starts with: made ahead by `prefetch` (taken, once),

@@ -92,7 +92,10 @@ pub fn chatbot_message(n: &Notification) -> Value {
     put("environment", n.environment.as_deref());
     put("release", release);
     put("digest", n.body["digest"].as_str());
-    put("state", n.state.map(|s| s.as_str()));
+    put(
+        "state",
+        n.state.map(shiplane_core::release::StageState::as_str),
+    );
     let thread = match release {
         Some(id) => format!("shiplane-{}-{id}", n.service),
         None => format!("shiplane-{}", n.service),

@@ -48,7 +48,7 @@ impl EcrPushClock {
             Ok(out) => out,
             Err(e)
                 if e.as_service_error()
-                    .is_some_and(|s| s.is_image_not_found_exception()) =>
+                    .is_some_and(aws_sdk_ecr::operation::describe_images::DescribeImagesError::is_image_not_found_exception) =>
             {
                 return Ok(None);
             }

@@ -40,11 +40,17 @@ pub(super) struct PipelineCache(Arc<Mutex<Option<Arc<StoredPipeline>>>>);
 
 impl PipelineCache {
     pub(super) fn get(&self) -> Option<Arc<StoredPipeline>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn set(&self, pipeline: Option<Arc<StoredPipeline>>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = pipeline;
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = pipeline;
     }
 }
 
