@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use serde_json::{Value, json};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
@@ -636,33 +637,67 @@ fn check(ok: bool) -> &'static str {
     if ok { "✅ met" } else { "❌ not met" }
 }
 
+/// Measures Shiplane's functions as Lambda runs them, beside a hello-world `lambda_runtime`
+/// binary (the floor) and a Python/boto3 peer, and rewrites BENCHMARKS.md with the figures.
+/// Run it under `infra/local/with-emulator.sh`, as `make bench` does.
+#[derive(Debug, Parser)]
+#[command(name = "bench", long_about = None, after_help = AFTER_HELP)]
+struct Args {
+    /// Fresh processes per figure: cold starts of each function and variant, client
+    /// construction, aws-lc's first random draw; first pushes with --first-push-only.
+    #[arg(long, default_value_t = 40)]
+    runs: usize,
+    /// Events sent to one process of each function for its peak RSS.
+    #[arg(long, default_value_t = 1000)]
+    events: usize,
+    /// The Markdown written; the sections it keeps are read from it first.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// The artifacts as `make build` makes them: <DIR>/<function>/bootstrap and
+    /// <DIR>/<function>/<function>.zip, hello-world's bootstrap beside them.
+    #[arg(long, value_name = "DIR", default_value_os_t = target_dir().join("lambda"))]
+    lambda_dir: PathBuf,
+    /// Lanes of the reconciler's pass (a third as many services, each in dev, staging and
+    /// prod).
+    #[arg(long, default_value_t = 3000)]
+    reconcile_lanes: usize,
+    /// Only the reconciler's pass over --reconcile-lanes lanes, printed; BENCHMARKS.md is not
+    /// written.
+    #[arg(long)]
+    reconcile_only: bool,
+    /// Only the first push against the Python peer's, the median of --runs fresh processes
+    /// with and without a network's delay, printed; BENCHMARKS.md is not written.
+    #[arg(long)]
+    first_push_only: bool,
+    /// The child side of the client-construction measurement (the bench runs itself so).
+    #[arg(long, hide = true)]
+    client_construction: bool,
+}
+
+/// What `--help` ends with: where the bench finds what it measures.
+const AFTER_HELP: &str = "\
+The target directory is the one this binary was built in: the release-profile variants
+(profiles/, by bench/profiles.sh), the entropy probes (entropy-probe/) and criterion's
+figures (criterion/, by `cargo bench -p shiplane --bench decision`) are read from it; the
+rows of what is missing say so or are left out. The local AWS emulator is the one
+AWS_ENDPOINT_URL names (set by infra/local/with-emulator.sh); SHIPLANE_PYTHON names the
+Python that runs the peer (default: the project venv's).";
+
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--client-construction") {
+    let args = Args::parse();
+    if args.client_construction {
         return client_construction_child().await;
     }
-    let arg = |name: &str, default: &str| -> String {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-            .unwrap_or_else(|| default.to_string())
-    };
-    let runs: usize = arg("--runs", "40").parse().unwrap_or(40);
-    let events: usize = arg("--events", "1000").parse().unwrap_or(1000);
-    let out = PathBuf::from(arg("--out", "BENCHMARKS.md"));
+    let (runs, events, out) = (args.runs, args.events, args.out);
     // The artifacts as `make build` makes them; the floor built the same way.
-    let lambda = PathBuf::from(arg(
-        "--lambda-dir",
-        &target_dir().join("lambda").to_string_lossy(),
-    ));
+    let lambda = args.lambda_dir;
     let started = Instant::now();
-    let reconcile_lanes: usize = arg("--reconcile-lanes", "3000").parse().unwrap_or(3000);
+    let reconcile_lanes = args.reconcile_lanes;
 
     // `--reconcile-only`: just the reconciler's pass over `--reconcile-lanes` lanes,
     // printed (BENCHMARKS.md is not written).
-    if args.iter().any(|a| a == "--reconcile-only") {
+    if args.reconcile_only {
         let r = reconciler_pass(reconcile_lanes).await;
         println!("{}", reconciler_md(&r));
         return;
@@ -684,7 +719,7 @@ async fn main() {
     // `--first-push-only`: just the first push against the peer's, median of `--runs`
     // fresh processes with and without a network's delay, printed (BENCHMARKS.md is not
     // written): to see the effect of a change in minutes.
-    if args.iter().any(|a| a == "--first-push-only") {
+    if args.first_push_only {
         for delay in [0, ROUND_TRIP_MS] {
             for (name, subject) in [("image-push", &image_push), ("peer", &peer)] {
                 let mut xs = Vec::new();
@@ -1327,6 +1362,34 @@ fn section(old: &str, heading: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_arguments_are_well_formed() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+
+    /// What the Makefile (`make bench`), docs/testing.md and the bench itself (its
+    /// client-construction child) pass.
+    #[test]
+    fn every_caller_s_arguments_parse() {
+        let parse = |line: &str| Args::try_parse_from(line.split_whitespace());
+        let make = parse("bench --events 1000 --lambda-dir target/lambda --out BENCHMARKS.md")
+            .expect("make bench");
+        assert_eq!((make.runs, make.events), (40, 1000));
+        assert_eq!(make.lambda_dir, PathBuf::from("target/lambda"));
+        assert_eq!(make.out, PathBuf::from("BENCHMARKS.md"));
+        let first = parse("bench --first-push-only --runs 9").expect("--first-push-only");
+        assert!(first.first_push_only && !first.reconcile_only);
+        assert_eq!(first.runs, 9);
+        let recon = parse("bench --reconcile-only --reconcile-lanes 300").expect("reconcile");
+        assert!(recon.reconcile_only);
+        assert_eq!(recon.reconcile_lanes, 300);
+        let defaults = parse("bench --reconcile-only").expect("defaults");
+        assert_eq!(defaults.reconcile_lanes, 3000);
+        assert_eq!(defaults.lambda_dir, target_dir().join("lambda"));
+        assert!(parse("bench --client-construction").is_ok_and(|a| a.client_construction));
+    }
 
     #[test]
     fn a_kept_section_is_kept_whole_and_alone() {
