@@ -49,30 +49,8 @@ async fn latency(
 /// image-push's and the peer's first push (each in a world of its own) then its replay,
 /// deployment-events' task stops it did not start, hello-world's echo.
 pub async fn latencies(s: &Subjects, w: &World) -> Latencies {
-    let replayed = "the same push again (replay: claim found)";
-    let first_push = push_event(&format!("{}/api", w.p), "v1.0.0");
-    let replay = first_push.clone();
-    let image_push = latency(
-        &s.image_push,
-        &w.env,
-        first_push,
-        move |_| replay.clone(),
-        50,
-        replayed,
-    )
-    .await;
-    let w2 = world().await;
-    let first_peer = push_event(&format!("{}/api", w2.p), "v1.0.0");
-    let replay = first_peer.clone();
-    let peer = latency(
-        &s.peer,
-        &w2.env,
-        first_peer,
-        move |_| replay.clone(),
-        50,
-        replayed,
-    )
-    .await;
+    let image_push = push_latency(&s.image_push, w).await;
+    let peer = push_latency(&s.peer, &world().await).await;
     let deployment_events = latency(
         &s.deployment_events,
         &w.env,
@@ -97,6 +75,21 @@ pub async fn latencies(s: &Subjects, w: &World) -> Latencies {
         deployment_events,
         hello,
     }
+}
+
+/// [`latency`] of a first push of `api` in `w`, then of the same push again.
+async fn push_latency(subject: &Subject, w: &World) -> Latency {
+    let first = push_event(&format!("{}/api", w.p), "v1.0.0");
+    let replay = first.clone();
+    latency(
+        subject,
+        &w.env,
+        first,
+        move |_| replay.clone(),
+        50,
+        "the same push again (replay: claim found)",
+    )
+    .await
 }
 
 /// Milliseconds to the answer of the first event of a fresh process, with every AWS answer
@@ -164,24 +157,8 @@ async fn peak_rss(subject: &Subject, env: &Env, event: impl Fn(usize) -> Value, 
 /// [`peak_rss`] of each subject over `events` events: distinct pushes to image-push and
 /// the peer (each in a world of its own), task stops to deployment-events, echoes.
 pub async fn peak_rss_of(s: &Subjects, w: &World, events: usize) -> PeakRss {
-    let w3 = world().await;
-    let p3 = w3.p.clone();
-    let image_push = peak_rss(
-        &s.image_push,
-        &w3.env,
-        move |i| synthetic_push(&p3, "api", i),
-        events,
-    )
-    .await;
-    let w4 = world().await;
-    let p4 = w4.p.clone();
-    let peer = peak_rss(
-        &s.peer,
-        &w4.env,
-        move |i| synthetic_push(&p4, "api", i),
-        events,
-    )
-    .await;
+    let image_push = pushes_rss(&s.image_push, events).await;
+    let peer = pushes_rss(&s.peer, events).await;
     let deployment_events =
         peak_rss(&s.deployment_events, &w.env, task_stopped_unknown, events).await;
     let hello = peak_rss(&s.hello, &w.env, |i| json!({"hello": i}), events).await;
@@ -191,4 +168,17 @@ pub async fn peak_rss_of(s: &Subjects, w: &World, events: usize) -> PeakRss {
         peer,
         hello,
     }
+}
+
+/// [`peak_rss`] of `subject` over `events` distinct pushes of `api`, in a world of its own.
+async fn pushes_rss(subject: &Subject, events: usize) -> f64 {
+    let w = world().await;
+    let p = w.p.clone();
+    peak_rss(
+        subject,
+        &w.env,
+        move |i| synthetic_push(&p, "api", i),
+        events,
+    )
+    .await
 }

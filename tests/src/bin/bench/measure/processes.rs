@@ -62,24 +62,24 @@ pub async fn client_construction_child() {
     };
     let config = shiplane::sdk::lambda_sdk_config(&settings).await;
     let mut ms = Vec::new();
-    let t = Instant::now();
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    ms.push(t.elapsed());
-    let t = Instant::now();
-    let ecs = aws_sdk_ecs::Client::new(&config);
-    ms.push(t.elapsed());
-    let t = Instant::now();
-    let codedeploy = aws_sdk_codedeploy::Client::new(&config);
-    ms.push(t.elapsed());
-    let t = Instant::now();
-    let sns = aws_sdk_sns::Client::new(&config);
-    ms.push(t.elapsed());
+    let dynamodb = built(&mut ms, || aws_sdk_dynamodb::Client::new(&config));
+    let ecs = built(&mut ms, || aws_sdk_ecs::Client::new(&config));
+    let codedeploy = built(&mut ms, || aws_sdk_codedeploy::Client::new(&config));
+    let sns = built(&mut ms, || aws_sdk_sns::Client::new(&config));
     drop((dynamodb, ecs, codedeploy, sns));
     let out: Vec<String> = ms
         .iter()
         .map(|d| format!("{:.4}", d.as_secs_f64() * 1000.0))
         .collect();
     println!("{}", out.join(" "));
+}
+
+/// What `build` returns, the time it took pushed to `ms`.
+fn built<T>(ms: &mut Vec<Duration>, build: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let client = build();
+    ms.push(t.elapsed());
+    client
 }
 
 /// What a function's clients cost to build, the first time in a process (the work
