@@ -10,6 +10,7 @@ mod hooks;
 mod known_items;
 mod migrations;
 mod operators;
+mod pipeline;
 mod push;
 mod recovery;
 
@@ -23,47 +24,7 @@ use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intak
 use crate::release::{BLOCKED_RETRY, Digest, LEASE, Policy, Release, apply};
 use crate::store::Claim;
 use crate::store::{LoadedLane, MemoryStore, StoredPipeline};
-
-const PIPELINE: &str = r#"
-[pipeline]
-environments = ["dev", "prod"]
-
-[services.api]
-repository = "shiplane/api"
-kind = "blue-green"
-container = "app"
-port = 8080
-tags = { semver = ">=1.0.0" }
-[services.api.environments.dev]
-cluster = "dev"
-service = "api-dev"
-codedeploy = { application = "api", deployment_group = "api-dev" }
-bake = "10m"
-[services.api.environments.prod]
-cluster = "prod"
-service = "api-prod"
-codedeploy = { application = "api", deployment_group = "api-prod" }
-approval = "manual"
-
-[services.db]
-repository = "shiplane/db"
-kind = "rolling"
-container = "app"
-[services.db.environments.dev]
-cluster = "dev"
-service = "db-dev"
-migration = { family = "db-migrate", command = ["./migrate"] }
-
-[services.etl]
-repository = "shiplane/etl"
-kind = "task"
-[services.etl.environments.dev]
-task_families = ["etl-nightly"]
-bake = "1h"
-[services.etl.environments.prod]
-task_families = ["etl-nightly"]
-approval = "manual"
-"#;
+use pipeline::PIPELINE;
 
 const T0: Timestamp = Timestamp(1_760_000_000_000);
 
