@@ -5,23 +5,10 @@ use super::*;
 use crate::facts::AlarmChange;
 use crate::release::AlarmState;
 
+/// A world whose api dev stage (a 10-minute bake) watches `api-dev-` alarms.
 pub(super) async fn watched() -> World {
-    let w = World::new().await;
-    let with_alarms = PIPELINE.replace(
-        "bake = \"10m\"\n[services.api.environments.prod]",
-        "bake = \"10m\"\nalarm_prefixes = [\"api-dev-\"]\n[services.api.environments.prod]",
-    );
-    assert_ne!(with_alarms, PIPELINE);
-    w.store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source: with_alarms,
-            applied_at: T0,
-            applied_by: "t".into(),
-        })
-        .await
-        .unwrap();
-    w
+    let pipeline = PipelineFile::base().stage("api", "dev", |s| s.alarm_prefixes(&["api-dev-"]));
+    World::with(pipeline).await
 }
 
 pub(super) fn alarm(state: AlarmState, second: u64) -> AlarmChange {
@@ -256,24 +243,11 @@ async fn without_a_last_known_good_nothing_is_deployed_and_the_reason_asks_for_a
 }
 
 // DESIGN invariant 12: a lane's own firing alarm blocks its start and its success.
+
 /// A world whose db dev stage (a migration first, no bake) watches `db-dev-` alarms.
 async fn db_watched() -> World {
-    let w = World::new().await;
-    let with_alarms = PIPELINE.replace(
-        "service = \"db-dev\"\n",
-        "service = \"db-dev\"\nalarm_prefixes = [\"db-dev-\"]\n",
-    );
-    assert_ne!(with_alarms, PIPELINE);
-    w.store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source: with_alarms,
-            applied_at: T0,
-            applied_by: "t".into(),
-        })
-        .await
-        .unwrap();
-    w
+    let pipeline = PipelineFile::base().stage("db", "dev", |s| s.alarm_prefixes(&["db-dev-"]));
+    World::with(pipeline).await
 }
 
 fn db_alarm(state: AlarmState, second: u64) -> AlarmChange {

@@ -59,21 +59,8 @@ fn causes(history: &[Transition]) -> Vec<&str> {
 async fn the_bake_timer_reads_the_alarms_first_and_a_lost_alarm_rolls_back() {
     use crate::aws::fake::FakeAlarms;
     use crate::facts::AlarmChange;
-    let w = World::new().await;
-    let with_alarm = PIPELINE.replace(
-        "bake = \"10m\"\n[services.api.environments.prod]",
-        "bake = \"10m\"\nalarms = [\"api-dev-5xx\"]\n[services.api.environments.prod]",
-    );
-    assert_ne!(with_alarm, PIPELINE);
-    w.store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source: with_alarm,
-            applied_at: T0,
-            applied_by: "t".into(),
-        })
-        .await
-        .unwrap();
+    let pipeline = PipelineFile::base().stage("api", "dev", |s| s.alarms(&["api-dev-5xx"]));
+    let w = World::with(pipeline).await;
     let id = baking(&w).await;
     let timer = BakeTimer::new("api", "dev", &id, 0);
     let cloudwatch = FakeAlarms::default();

@@ -124,12 +124,7 @@ async fn a_topic_that_never_answers_holds_no_release_up() {
 
 #[tokio::test]
 async fn without_a_pipeline_the_error_says_how_to_store_one() {
-    let w = World {
-        store: MemoryStore::new(),
-        deployer: FakeDeployer::default(),
-        notifier: RecordingNotifier::default(),
-        timer: FakeTimer::default(),
-    };
+    let w = World::empty();
     let err = w
         .engine()
         .on_push(&push("shiplane/api", 1, "v1.0.0"), T0)
@@ -154,7 +149,9 @@ fn the_same_pipeline_text_is_parsed_once_and_other_text_again() {
     let a = parse_in(&cache, &stored(PIPELINE)).unwrap();
     let b = parse_in(&cache, &stored(PIPELINE)).unwrap();
     assert!(Arc::ptr_eq(&a, &b), "warm invocations reuse the parse");
-    let other = PIPELINE.replace("bake = \"10m\"", "bake = \"20m\"");
+    let other = PipelineFile::base()
+        .stage("api", "dev", |s| s.bake(Duration::from_secs(20 * 60)))
+        .toml();
     let c = parse_in(&cache, &stored(&other)).unwrap();
     assert!(!Arc::ptr_eq(&a, &c));
     assert_eq!(
@@ -201,29 +198,11 @@ async fn a_release_sent_back_by_a_busy_group_starts_once_the_retry_time_passed()
 
 #[tokio::test]
 async fn a_release_queued_by_a_freeze_starts_when_a_pipeline_without_it_is_applied() {
-    let w = World::new().await;
-    let frozen = PIPELINE.replace("bake = \"10m\"", "bake = \"10m\"\nfreeze = true");
-    w.store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source: frozen,
-            applied_at: T0,
-            applied_by: "t".into(),
-        })
-        .await
-        .unwrap();
+    let w = World::with(PipelineFile::base().stage("api", "dev", |s| s.freeze())).await;
     let e = w.engine();
     let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
     assert_eq!(w.state(&id, "dev").await, Some(StageState::Queued));
-    w.store
-        .put_pipeline(StoredPipeline {
-            version: 3,
-            source: PIPELINE.into(),
-            applied_at: T0,
-            applied_by: "t".into(),
-        })
-        .await
-        .unwrap();
+    w.store_pipeline(3, PIPELINE).await;
     let pipeline = e.pipeline().await.unwrap();
     e.reconcile(&pipeline, Some("api"), T0).await.unwrap();
     assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));

@@ -7,28 +7,17 @@ use crate::release::AlarmState;
 use crate::store::{Commit, DeploymentRef, Reads, Snapshot, StoreError, Versioned};
 use std::sync::{Arc, Mutex};
 
+/// The base pipeline whose api dev stage watches `api-dev-` alarms and whose prod stage is
+/// held while they fire.
+fn gated() -> PipelineFile {
+    PipelineFile::base()
+        .stage("api", "dev", |s| s.alarm_prefixes(&["api-dev-"]))
+        .stage("api", "prod", |s| s.hold_while_alarms_in(&["dev"]))
+}
+
 #[tokio::test]
 async fn a_dev_alarm_holds_the_prod_promotion_and_its_return_to_ok_lets_it_go() {
-    let w = World::new().await;
-    let gated = PIPELINE
-        .replace(
-            "bake = \"10m\"\n[services.api.environments.prod]",
-            "bake = \"10m\"\nalarm_prefixes = [\"api-dev-\"]\n[services.api.environments.prod]",
-        )
-        .replace(
-            "deployment_group = \"api-prod\" }\napproval = \"manual\"",
-            "deployment_group = \"api-prod\" }\napproval = \"manual\"\nhold_while_alarms_in = [\"dev\"]",
-        );
-    assert!(gated.contains("hold_while_alarms_in"));
-    w.store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source: gated,
-            applied_at: T0,
-            applied_by: "t".into(),
-        })
-        .await
-        .unwrap();
+    let w = World::with(gated()).await;
     let e = w.engine();
     let pipeline = e.pipeline().await.unwrap();
     let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
@@ -164,26 +153,7 @@ impl ReleaseStore for Interleaved {
 
 #[tokio::test]
 async fn a_dev_alarm_committed_between_a_prod_decisions_read_and_its_commit_holds_prod() {
-    let w = World::new().await;
-    let gated = PIPELINE
-        .replace(
-            "bake = \"10m\"\n[services.api.environments.prod]",
-            "bake = \"10m\"\nalarm_prefixes = [\"api-dev-\"]\n[services.api.environments.prod]",
-        )
-        .replace(
-            "deployment_group = \"api-prod\" }\napproval = \"manual\"",
-            "deployment_group = \"api-prod\" }\napproval = \"manual\"\nhold_while_alarms_in = [\"dev\"]",
-        );
-    assert!(gated.contains("hold_while_alarms_in"));
-    w.store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source: gated,
-            applied_at: T0,
-            applied_by: "t".into(),
-        })
-        .await
-        .unwrap();
+    let w = World::with(gated()).await;
     let e = w.engine();
     let pipeline = e.pipeline().await.unwrap();
     let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
@@ -256,26 +226,7 @@ async fn a_dev_alarm_committed_between_a_prod_decisions_read_and_its_commit_hold
 
 #[tokio::test]
 async fn an_operator_can_unblock_a_gate_whose_alarm_never_reports_ok() {
-    let w = World::new().await;
-    let gated = PIPELINE
-        .replace(
-            "bake = \"10m\"\n[services.api.environments.prod]",
-            "bake = \"10m\"\nalarm_prefixes = [\"api-dev-\"]\n[services.api.environments.prod]",
-        )
-        .replace(
-            "deployment_group = \"api-prod\" }\napproval = \"manual\"",
-            "deployment_group = \"api-prod\" }\napproval = \"manual\"\nhold_while_alarms_in = [\"dev\"]",
-        );
-    assert!(gated.contains("hold_while_alarms_in"));
-    w.store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source: gated,
-            applied_at: T0,
-            applied_by: "t".into(),
-        })
-        .await
-        .unwrap();
+    let w = World::with(gated()).await;
     let e = w.engine();
     let pipeline = e.pipeline().await.unwrap();
     let id = w.pushed("shiplane/api", 1, "v1.0.0").await;

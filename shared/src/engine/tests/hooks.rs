@@ -10,38 +10,27 @@ use crate::pipeline::LifecycleHook;
 use crate::store::Commit;
 use tokio::time::Instant;
 
-const CHECKS: &str = r#"
-[[services.api.environments.dev.checks]]
-name = "health"
-hook = "after_allow_test_traffic"
-http = "http://test.internal/health"
-[[services.api.environments.dev.checks]]
-name = "orders"
-hook = "after_allow_test_traffic"
-http = "http://test.internal/orders"
-[[services.api.environments.dev.checks]]
-name = "no-alarms"
-hook = "before_allow_traffic"
-alarms = true
-"#;
+/// The base pipeline whose api dev stage has checks: two HTTP ones after test traffic is
+/// allowed, and the alarms before traffic is.
+fn checked() -> PipelineFile {
+    PipelineFile::base().stage("api", "dev", |s| {
+        s.http_check(
+            "health",
+            LifecycleHook::AfterAllowTestTraffic,
+            "http://test.internal/health",
+        )
+        .http_check(
+            "orders",
+            LifecycleHook::AfterAllowTestTraffic,
+            "http://test.internal/orders",
+        )
+        .alarms_check("no-alarms", LifecycleHook::BeforeAllowTraffic)
+    })
+}
 
 /// A world whose api dev stage has checks, with one release deploying (`d-1`).
 async fn deploying() -> (World, ReleaseId) {
-    let w = World::new().await;
-    let with_checks = PIPELINE.replace(
-        "bake = \"10m\"\n[services.api.environments.prod]",
-        &format!("bake = \"10m\"\n{CHECKS}\n[services.api.environments.prod]"),
-    );
-    assert_ne!(with_checks, PIPELINE);
-    w.store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source: with_checks,
-            applied_at: T0,
-            applied_by: "t".into(),
-        })
-        .await
-        .unwrap();
+    let w = World::with(checked()).await;
     let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
     (w, id)
 }
@@ -610,20 +599,7 @@ async fn a_throttled_report_is_retried_and_counts_once() {
 
 #[tokio::test]
 async fn a_hook_whose_deployment_reference_was_never_written_finds_its_release_by_description() {
-    let w = World::new().await;
-    let with_checks = PIPELINE.replace(
-        "bake = \"10m\"\n[services.api.environments.prod]",
-        &format!("bake = \"10m\"\n{CHECKS}\n[services.api.environments.prod]"),
-    );
-    w.store
-        .put_pipeline(StoredPipeline {
-            version: 2,
-            source: with_checks,
-            applied_at: T0,
-            applied_by: "t".into(),
-        })
-        .await
-        .unwrap();
+    let w = World::with(checked()).await;
     // The arrival committed; CreateDeployment ran; the function died before recording it.
     let p = push("shiplane/api", 1, "v1.0.0");
     commit_arrival(&w, &p).await;

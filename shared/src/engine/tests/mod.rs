@@ -24,7 +24,7 @@ use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intak
 use crate::release::{BLOCKED_RETRY, Digest, LEASE, Policy, Release, apply};
 use crate::store::Claim;
 use crate::store::{LoadedLane, MemoryStore, StoredPipeline};
-use pipeline::PIPELINE;
+use pipeline::{PIPELINE, PipelineFile};
 
 const T0: Timestamp = Timestamp(1_760_000_000_000);
 
@@ -36,23 +36,41 @@ struct World {
 }
 
 impl World {
+    /// The base pipeline ([`PIPELINE`]) stored as version 1, nothing else.
     async fn new() -> World {
-        let store = MemoryStore::new();
-        store
+        let w = World::empty();
+        w.store_pipeline(1, PIPELINE).await;
+        w
+    }
+
+    /// [`World::new`], then `pipeline` applied over the base as version 2.
+    async fn with(pipeline: PipelineFile) -> World {
+        let w = World::new().await;
+        w.store_pipeline(2, pipeline.toml()).await;
+        w
+    }
+
+    /// No pipeline stored.
+    fn empty() -> World {
+        World {
+            store: MemoryStore::new(),
+            deployer: FakeDeployer::default(),
+            notifier: RecordingNotifier::default(),
+            timer: FakeTimer::default(),
+        }
+    }
+
+    /// Stores the pipeline file `source` as `version`, applied at T0.
+    async fn store_pipeline(&self, version: u64, source: impl Into<String>) {
+        self.store
             .put_pipeline(StoredPipeline {
-                version: 1,
-                source: PIPELINE.into(),
+                version,
+                source: source.into(),
                 applied_at: T0,
                 applied_by: "t".into(),
             })
             .await
             .unwrap();
-        World {
-            store,
-            deployer: FakeDeployer::default(),
-            notifier: RecordingNotifier::default(),
-            timer: FakeTimer::default(),
-        }
     }
 
     fn engine(&self) -> Engine<'_, MemoryStore, FakeDeployer, RecordingNotifier, FakeTimer> {
