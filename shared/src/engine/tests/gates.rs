@@ -1,11 +1,11 @@
 //! Gates: a promotion held while alarms fire in an earlier environment, write skew on a
 //! gate, and the operator's override.
 
+use super::doubles::Interleaved;
 use super::*;
 use crate::facts::AlarmChange;
 use crate::release::AlarmState;
-use crate::store::{Commit, DeploymentRef, Reads, Snapshot, StoreError, Versioned};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// The base pipeline whose api dev stage watches `api-dev-` alarms and whose prod stage is
 /// held while they fire.
@@ -73,83 +73,6 @@ async fn a_dev_alarm_holds_the_prod_promotion_and_its_return_to_ok_lets_it_go() 
 }
 
 // Write skew on a gate: every gate lane a decision read is a condition of its commit.
-/// A store that lands `first` (another invocation's commit) just before the first
-/// commit it is asked for: a write between a decision's read and its commit. It can
-/// also fail every read of one deployment's reference (`unreadable`: throttled).
-pub(super) struct Interleaved {
-    pub(super) inner: MemoryStore,
-    pub(super) first: Mutex<Option<Commit>>,
-    pub(super) unreadable: Option<String>,
-}
-
-impl ReleaseStore for Interleaved {
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        let first = self.first.lock().unwrap().take();
-        if let Some(first) = first {
-            self.inner.commit(first).await.unwrap();
-        }
-        self.inner.commit(commit).await
-    }
-    async fn release(&self, id: &ReleaseId) -> Result<Option<Versioned<Release>>, StoreError> {
-        self.inner.release(id).await
-    }
-    async fn lane(
-        &self,
-        service: &str,
-        environment: &str,
-    ) -> Result<Versioned<crate::release::Lane>, StoreError> {
-        self.inner.lane(service, environment).await
-    }
-    async fn lanes(
-        &self,
-        service: &str,
-    ) -> Result<Vec<Versioned<crate::release::Lane>>, StoreError> {
-        self.inner.lanes(service).await
-    }
-    async fn releases_of_service(
-        &self,
-        service: &str,
-        limit: usize,
-    ) -> Result<Vec<Release>, StoreError> {
-        self.inner.releases_of_service(service, limit).await
-    }
-    async fn history_of_release(&self, id: &ReleaseId) -> Result<Vec<Transition>, StoreError> {
-        self.inner.history_of_release(id).await
-    }
-    async fn history_of_service(
-        &self,
-        service: &str,
-        limit: usize,
-    ) -> Result<Vec<Transition>, StoreError> {
-        self.inner.history_of_service(service, limit).await
-    }
-    async fn read(&self, reads: &Reads, now: Timestamp) -> Result<Snapshot, StoreError> {
-        self.inner.read(reads, now).await
-    }
-    fn cached_pipeline(&self) -> Option<Arc<StoredPipeline>> {
-        self.inner.cached_pipeline()
-    }
-    async fn settle_claim(&self, key: &str, tag: &str, now: Timestamp) -> Result<(), StoreError> {
-        self.inner.settle_claim(key, tag, now).await
-    }
-    async fn claimed(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
-        self.inner.claimed(key, now).await
-    }
-    async fn deployment(&self, deployment_id: &str) -> Result<Option<DeploymentRef>, StoreError> {
-        if self.unreadable.as_deref() == Some(deployment_id) {
-            return Err(StoreError::Unavailable {
-                message: "DynamoDB GetItem: ProvisionedThroughputExceededException".into(),
-            });
-        }
-        self.inner.deployment(deployment_id).await
-    }
-    async fn pipeline(&self) -> Result<Option<StoredPipeline>, StoreError> {
-        self.inner.pipeline().await
-    }
-    async fn put_pipeline(&self, pipeline: StoredPipeline) -> Result<(), StoreError> {
-        self.inner.put_pipeline(pipeline).await
-    }
-}
 
 #[tokio::test]
 async fn a_dev_alarm_committed_between_a_prod_decisions_read_and_its_commit_holds_prod() {

@@ -1,6 +1,7 @@
 //! CodeDeploy lifecycle hooks: checks run once and reported once, restores and rollbacks
 //! never held back, and retries after an attempt that died.
 
+use super::doubles::{Down, Interleaved};
 use super::*;
 use crate::aws::HookStatus;
 use crate::aws::fake::FakeHooks;
@@ -45,97 +46,6 @@ fn invocation(hook: LifecycleHook, execution: &str) -> HookInvocation {
 
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(10)
-}
-
-/// A store that answers nothing (throttled past the SDK's retries).
-struct Down;
-
-fn down() -> crate::store::StoreError {
-    crate::store::StoreError::Unavailable {
-        message: "DynamoDB: ProvisionedThroughputExceededException".into(),
-    }
-}
-
-impl ReleaseStore for Down {
-    async fn commit(&self, _: crate::store::Commit) -> Result<(), crate::store::StoreError> {
-        Err(down())
-    }
-    async fn release(
-        &self,
-        _: &ReleaseId,
-    ) -> Result<Option<crate::store::Versioned<Release>>, crate::store::StoreError> {
-        Err(down())
-    }
-    async fn lane(
-        &self,
-        _: &str,
-        _: &str,
-    ) -> Result<crate::store::Versioned<crate::release::Lane>, crate::store::StoreError> {
-        Err(down())
-    }
-    async fn lanes(
-        &self,
-        _: &str,
-    ) -> Result<Vec<crate::store::Versioned<crate::release::Lane>>, crate::store::StoreError> {
-        Err(down())
-    }
-    async fn releases_of_service(
-        &self,
-        _: &str,
-        _: usize,
-    ) -> Result<Vec<Release>, crate::store::StoreError> {
-        Err(down())
-    }
-    async fn history_of_release(
-        &self,
-        _: &ReleaseId,
-    ) -> Result<Vec<Transition>, crate::store::StoreError> {
-        Err(down())
-    }
-    async fn history_of_service(
-        &self,
-        _: &str,
-        _: usize,
-    ) -> Result<Vec<Transition>, crate::store::StoreError> {
-        Err(down())
-    }
-    async fn read(
-        &self,
-        _: &crate::store::Reads,
-        _: Timestamp,
-    ) -> Result<crate::store::Snapshot, crate::store::StoreError> {
-        Err(down())
-    }
-    fn cached_pipeline(&self) -> Option<std::sync::Arc<StoredPipeline>> {
-        None
-    }
-    async fn settle_claim(
-        &self,
-        _: &str,
-        _: &str,
-        _: Timestamp,
-    ) -> Result<(), crate::store::StoreError> {
-        Err(down())
-    }
-    async fn claimed(
-        &self,
-        _: &str,
-        _: Timestamp,
-    ) -> Result<Option<String>, crate::store::StoreError> {
-        Err(down())
-    }
-    async fn deployment(
-        &self,
-        _: &str,
-    ) -> Result<Option<crate::store::DeploymentRef>, crate::store::StoreError> {
-        Err(down())
-    }
-    async fn pipeline(&self) -> Result<Option<StoredPipeline>, crate::store::StoreError> {
-        Err(down())
-    }
-    async fn put_pipeline(&self, _: StoredPipeline) -> Result<(), crate::store::StoreError> {
-        Err(down())
-    }
 }
 
 /// With the store unreachable a hook fails closed, unless CodeDeploy's description
@@ -541,7 +451,7 @@ async fn a_rollbacks_hook_is_answered_succeeded_when_a_reference_cannot_be_read(
             .lock()
             .unwrap()
             .insert("d-rb".into(), crate::aws::Origin::RollbackOf("d-1".into()));
-        let store = super::gates::Interleaved {
+        let store = Interleaved {
             inner: w.store,
             first: std::sync::Mutex::new(None),
             unreadable: Some(unreadable.into()),

@@ -1,8 +1,8 @@
 //! Fewer round trips, the same guarantees: what a pass knows it reuses only while the
 //! store agrees, and a push run to its end is answered again from its claim.
 
+use super::doubles::{AtDeploy, Meanwhile};
 use super::*;
-use crate::aws::DeployRequest;
 use crate::release::LaneEvent;
 use crate::store::{Reads, Snapshot};
 
@@ -70,36 +70,10 @@ enum Happens {
     IdTaken,
 }
 
-struct Meanwhile<'a> {
-    inner: FakeDeployer,
-    world: &'a World,
-    happens: Happens,
-}
-
-impl<'a> Meanwhile<'a> {
-    fn new(world: &'a World, happens: Happens) -> Meanwhile<'a> {
-        Meanwhile {
-            inner: FakeDeployer::default(),
-            world,
-            happens,
-        }
-    }
-
-    /// The world's engine, deploying through this.
-    fn engine(&self) -> Engine<'_, MemoryStore, Self, RecordingNotifier, FakeTimer> {
-        Engine {
-            store: &self.world.store,
-            deployer: self,
-            notifier: &self.world.notifier,
-            timer: &self.world.timer,
-        }
-    }
-}
-
-impl Deployer for Meanwhile<'_> {
-    async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
-        let store = &self.world.store;
-        if let Happens::IdTaken = self.happens {
+impl AtDeploy for Happens {
+    async fn at_deploy(&self, world: &World) {
+        let store = &world.store;
+        if let Happens::IdTaken = self {
             let taken = crate::store::Commit {
                 deployments: vec![crate::store::DeploymentRef {
                     deployment_id: "d-1".into(),
@@ -111,9 +85,9 @@ impl Deployer for Meanwhile<'_> {
                 ..crate::store::Commit::default()
             };
             store.commit(taken).await.unwrap();
-            return self.inner.deploy(req).await;
+            return;
         }
-        let pipeline = self.world.engine().pipeline().await.unwrap();
+        let pipeline = world.engine().pipeline().await.unwrap();
         let (svc, stage) = stage_of(&pipeline, "api", "dev").unwrap();
         let loaded = LoadedLane::load(store, "api", "dev", &[]).await.unwrap();
         let pause = LaneEvent::Pause {
@@ -123,51 +97,6 @@ impl Deployer for Meanwhile<'_> {
         let policy = Policy::for_stage(svc, stage);
         let d = crate::release::apply_lane(&loaded.view, &pause, &policy, T0).unwrap();
         store.commit(loaded.commit_for(&d)).await.unwrap();
-        self.inner.deploy(req).await
-    }
-
-    async fn run_migration(&self, req: DeployRequest<'_>) -> Result<MigrationRun, DeployError> {
-        self.inner.run_migration(req).await
-    }
-
-    async fn migration_status(
-        &self,
-        req: DeployRequest<'_>,
-        task_arn: &str,
-    ) -> Result<MigrationRun, DeployError> {
-        self.inner.migration_status(req, task_arn).await
-    }
-
-    async fn deployment_status(
-        &self,
-        req: DeployRequest<'_>,
-        deployment_id: &str,
-    ) -> Result<DeploymentStatus, DeployError> {
-        self.inner.deployment_status(req, deployment_id).await
-    }
-
-    async fn stop_deployment(
-        &self,
-        req: DeployRequest<'_>,
-        deployment_id: &str,
-        rollback: bool,
-    ) -> Result<(), DeployError> {
-        self.inner
-            .stop_deployment(req, deployment_id, rollback)
-            .await
-    }
-
-    async fn origin(&self, deployment_id: &str) -> Result<Option<crate::aws::Origin>, DeployError> {
-        self.inner.origin(deployment_id).await
-    }
-
-    async fn ecs_origin(
-        &self,
-        cluster: &str,
-        service: &str,
-        deployment_id: &str,
-    ) -> Result<Option<crate::aws::Tagged>, DeployError> {
-        self.inner.ecs_origin(cluster, service, deployment_id).await
     }
 }
 

@@ -5,6 +5,7 @@ mod alarms;
 mod bake_timers;
 mod deploy;
 mod deployment_outcomes;
+mod doubles;
 mod gates;
 mod hooks;
 mod known_items;
@@ -115,18 +116,9 @@ impl World {
         )
     }
 
+    /// `<release>@<environment>` of every deploy asked for, in order.
     fn deploys(&self) -> Vec<String> {
-        self.deployer
-            .calls()
-            .into_iter()
-            .filter_map(|c| match c {
-                Call::Deploy {
-                    release,
-                    environment,
-                } => Some(format!("{release}@{environment}")),
-                _ => None,
-            })
-            .collect()
+        self.deployer.deploys()
     }
 }
 

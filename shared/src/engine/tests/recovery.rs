@@ -1,8 +1,8 @@
 //! Recovery: work a crash interrupted is finished once by the next event, a replay or
 //! the reconciler; one executor per action; stops whose outcome is unknown stay owed.
 
+use super::doubles::{AtDeploy, Meanwhile};
 use super::*;
-use crate::aws::{DeployRequest, Deployer};
 use tokio::sync::Notify;
 
 #[tokio::test]
@@ -132,103 +132,38 @@ async fn a_promotion_committed_but_never_started_is_finished_once() {
 // deployment is still inside `deploy`, a reconciler pass and a duplicate delivery find
 // the action owned (its lease) and run nothing (the take-over after the lease is the
 // machine's `a_dead_owners_action_is_taken_over_once_after_its_lease`).
-/// A deployer whose first `deploy` waits for the test's signal.
-struct Held<'a> {
-    inner: FakeDeployer,
-    world: &'a World,
+
+/// At the first deploy: tells the test it is inside `deploy`, and waits for its signal.
+#[derive(Default)]
+struct Held {
     entered: Notify,
     gate: Notify,
     first: std::sync::atomic::AtomicBool,
 }
 
-impl Deployer for Held<'_> {
-    async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
+impl AtDeploy for Held {
+    async fn at_deploy(&self, _: &World) {
         if !self.first.swap(true, std::sync::atomic::Ordering::SeqCst) {
             self.entered.notify_one();
             self.gate.notified().await;
         }
-        self.inner.deploy(req).await
-    }
-    async fn run_migration(&self, req: DeployRequest<'_>) -> Result<MigrationRun, DeployError> {
-        self.inner.run_migration(req).await
-    }
-    async fn migration_status(
-        &self,
-        req: DeployRequest<'_>,
-        task_arn: &str,
-    ) -> Result<MigrationRun, DeployError> {
-        self.inner.migration_status(req, task_arn).await
-    }
-    async fn deployment_status(
-        &self,
-        req: DeployRequest<'_>,
-        deployment_id: &str,
-    ) -> Result<DeploymentStatus, DeployError> {
-        self.inner.deployment_status(req, deployment_id).await
-    }
-    async fn stop_deployment(
-        &self,
-        req: DeployRequest<'_>,
-        deployment_id: &str,
-        rollback: bool,
-    ) -> Result<(), DeployError> {
-        self.inner
-            .stop_deployment(req, deployment_id, rollback)
-            .await
-    }
-    async fn origin(&self, deployment_id: &str) -> Result<Option<crate::aws::Origin>, DeployError> {
-        self.inner.origin(deployment_id).await
-    }
-
-    async fn ecs_origin(
-        &self,
-        cluster: &str,
-        service: &str,
-        deployment_id: &str,
-    ) -> Result<Option<crate::aws::Tagged>, DeployError> {
-        self.inner.ecs_origin(cluster, service, deployment_id).await
-    }
-}
-
-impl Held<'_> {
-    fn engine(&self) -> Engine<'_, MemoryStore, Self, RecordingNotifier, FakeTimer> {
-        Engine {
-            store: &self.world.store,
-            deployer: self,
-            notifier: &self.world.notifier,
-            timer: &self.world.timer,
-        }
-    }
-
-    fn deploys(&self) -> usize {
-        self.inner
-            .calls()
-            .iter()
-            .filter(|c| matches!(c, Call::Deploy { .. }))
-            .count()
     }
 }
 
 #[tokio::test]
 async fn a_reconciler_pass_or_a_duplicate_delivery_meanwhile_runs_nothing() {
     let w = World::new().await;
-    let held = Held {
-        inner: FakeDeployer::default(),
-        world: &w,
-        entered: Notify::new(),
-        gate: Notify::new(),
-        first: Default::default(),
-    };
+    let held = Meanwhile::new(&w, Held::default());
     let e = held.engine();
     let p = push("shiplane/api", 1, "v1.0.0");
     let soon = T0.after(Duration::from_secs(10));
     let meanwhile = async {
-        held.entered.notified().await;
+        held.at.entered.notified().await;
         let pipeline = e.pipeline().await.unwrap();
         e.recover(&pipeline, "api", "dev", soon).await.unwrap();
         e.on_push(&p, soon).await.unwrap();
         assert_eq!(held.deploys(), 0, "only the owner is inside deploy");
-        held.gate.notify_one();
+        held.at.gate.notify_one();
     };
     let (out, ()) = tokio::join!(e.on_push(&p, T0), meanwhile);
     let PushOutcome::Created { release, .. } = out.unwrap() else {
