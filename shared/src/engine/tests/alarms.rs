@@ -56,19 +56,7 @@ async fn an_alarm_during_bake_restores_the_last_known_good_once_and_the_bad_rele
     let e = w.engine();
     let pipeline = e.pipeline().await.unwrap();
     let good = w.pushed("shiplane/api", 1, "v1.0.0").await;
-    e.on_event(
-        &pipeline,
-        "api",
-        "dev",
-        &good,
-        Event::DeploymentSucceeded,
-        T0,
-    )
-    .await
-    .unwrap();
-    e.on_event(&pipeline, "api", "dev", &good, Event::BakeElapsed, T0)
-        .await
-        .unwrap();
+    w.succeed_in_dev(&good).await;
     assert_eq!(w.state(&good, "dev").await, Some(StageState::Succeeded));
     let bad = w.pushed("shiplane/api", 2, "v1.0.1").await;
     e.on_event(
@@ -128,11 +116,7 @@ async fn cancelling_a_baking_release_restores_the_last_known_good_before_the_que
     let e = w.engine();
     let pipeline = e.pipeline().await.unwrap();
     let good = w.pushed("shiplane/api", 1, "v1.0.0").await;
-    for event in [Event::DeploymentSucceeded, Event::BakeElapsed] {
-        e.on_event(&pipeline, "api", "dev", &good, event, T0)
-            .await
-            .unwrap();
-    }
+    w.succeed_in_dev(&good).await;
     let bad = w.pushed("shiplane/api", 2, "v1.0.1").await;
     e.on_event(
         &pipeline,

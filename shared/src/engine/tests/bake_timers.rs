@@ -2,6 +2,7 @@
 //! before any bake ends.
 
 use super::alarms::{alarm, watched};
+use super::history_causes as causes;
 use super::*;
 use crate::facts::BakeTimer;
 use crate::inbound::alarm::AlarmState;
@@ -44,10 +45,6 @@ async fn bake(w: &World, id: &ReleaseId) {
     };
     w.engine().on_deployment_state(&success, T0).await.unwrap();
     assert_eq!(w.state(id, "dev").await, Some(StageState::Baking));
-}
-
-fn causes(history: &[Transition]) -> Vec<&str> {
-    history.iter().map(|t| t.cause.as_str()).collect()
 }
 
 /// Alarms are state (DESIGN invariant 12): the bake timer's pass reads the stage's

@@ -7,13 +7,7 @@ use super::*;
 #[tokio::test]
 async fn a_busy_deployment_group_queues_the_release() {
     let w = World::new().await;
-    w.deployer
-        .deploy_answers
-        .lock()
-        .unwrap()
-        .push(Ok(DeployOutcome::Blocked {
-            by: "d-MANUAL".into(),
-        }));
+    w.busy_group();
     let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
     assert_eq!(w.state(&id, "dev").await, Some(StageState::Queued));
     let lane = w.store.lane("api", "dev").await.unwrap().item;
@@ -166,13 +160,7 @@ fn the_same_pipeline_text_is_parsed_once_and_other_text_again() {
 async fn a_release_sent_back_by_a_busy_group_starts_once_the_retry_time_passed() {
     let w = World::new().await;
     let e = w.engine();
-    w.deployer
-        .deploy_answers
-        .lock()
-        .unwrap()
-        .push(Ok(DeployOutcome::Blocked {
-            by: "d-MANUAL".into(),
-        }));
+    w.busy_group();
     let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
     assert_eq!(w.state(&id, "dev").await, Some(StageState::Queued));
     let pipeline = e.pipeline().await.unwrap();

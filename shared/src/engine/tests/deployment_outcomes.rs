@@ -464,13 +464,7 @@ async fn a_late_event_of_an_older_deployment_never_finishes_a_newer_one() {
 #[tokio::test]
 async fn the_end_of_a_deployment_shiplane_did_not_start_frees_the_lane_it_blocked() {
     let w = World::new().await;
-    w.deployer
-        .deploy_answers
-        .lock()
-        .unwrap()
-        .push(Ok(DeployOutcome::Blocked {
-            by: "d-MANUAL".into(),
-        }));
+    w.busy_group();
     let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
     assert_eq!(w.state(&id, "dev").await, Some(StageState::Queued));
     let e = w.engine();

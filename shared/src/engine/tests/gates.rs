@@ -21,12 +21,7 @@ async fn a_dev_alarm_holds_the_prod_promotion_and_its_return_to_ok_lets_it_go() 
     let e = w.engine();
     let pipeline = e.pipeline().await.unwrap();
     let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
-    e.on_event(&pipeline, "api", "dev", &id, Event::DeploymentSucceeded, T0)
-        .await
-        .unwrap();
-    e.on_event(&pipeline, "api", "dev", &id, Event::BakeElapsed, T0)
-        .await
-        .unwrap();
+    w.succeed_in_dev(&id).await;
     assert_eq!(
         w.state(&id, "prod").await,
         Some(StageState::AwaitingApproval)
@@ -80,12 +75,7 @@ async fn a_dev_alarm_committed_between_a_prod_decisions_read_and_its_commit_hold
     let e = w.engine();
     let pipeline = e.pipeline().await.unwrap();
     let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
-    e.on_event(&pipeline, "api", "dev", &id, Event::DeploymentSucceeded, T0)
-        .await
-        .unwrap();
-    e.on_event(&pipeline, "api", "dev", &id, Event::BakeElapsed, T0)
-        .await
-        .unwrap();
+    w.succeed_in_dev(&id).await;
     assert_eq!(
         w.state(&id, "prod").await,
         Some(StageState::AwaitingApproval)
@@ -153,12 +143,7 @@ async fn an_operator_can_unblock_a_gate_whose_alarm_never_reports_ok() {
     let e = w.engine();
     let pipeline = e.pipeline().await.unwrap();
     let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
-    e.on_event(&pipeline, "api", "dev", &id, Event::DeploymentSucceeded, T0)
-        .await
-        .unwrap();
-    e.on_event(&pipeline, "api", "dev", &id, Event::BakeElapsed, T0)
-        .await
-        .unwrap();
+    w.succeed_in_dev(&id).await;
     let fired = AlarmChange {
         alarm: "api-dev-5xx".into(),
         state: AlarmState::Alarm,

@@ -48,6 +48,44 @@ fn soon() -> Instant {
     Instant::now() + Duration::from_secs(10)
 }
 
+/// Hooks whose deployment `d-rb` is CodeDeploy's own rollback of `d-1`, as its
+/// description tells.
+fn rollback_hooks() -> FakeHooks {
+    let hooks = FakeHooks::default();
+    hooks
+        .origins
+        .lock()
+        .unwrap()
+        .insert("d-rb".into(), crate::aws::Origin::RollbackOf("d-1".into()));
+    hooks
+}
+
+/// A commit of the claim `key` = `value` alone, made at T0 for an hour: how a hook
+/// execution's attempt and its answer are recorded.
+fn hook_claim(key: String, value: String) -> Commit {
+    Commit {
+        claim: Some(Claim {
+            key,
+            value,
+            at: T0,
+            expires: T0.after(Duration::from_secs(3600)),
+        }),
+        ..Commit::default()
+    }
+}
+
+/// What an attempt at `deployment`'s hook execution `execution` leaves before running its
+/// checks: "running, answers by `by`".
+fn attempt(deployment: &str, execution: &str, by: Timestamp) -> Commit {
+    let key = format!("hook#{deployment}#{execution}#attempt");
+    hook_claim(key, by.0.to_string())
+}
+
+/// [`attempt`] of one that died: it was to answer 15 minutes after T0.
+fn died_attempt(deployment: &str, execution: &str) -> Commit {
+    attempt(deployment, execution, T0.after(Duration::from_secs(900)))
+}
+
 /// With the store unreachable a hook fails closed, unless CodeDeploy's description
 /// says its deployment restores the last known good, which is never held back
 /// (simulation seed 18424: three restore tries failed closed while the store was
@@ -114,11 +152,7 @@ async fn a_restore_of_the_last_known_good_is_answered_succeeded_without_checks()
     let (w, v1) = deploying().await;
     let e = w.engine();
     let pipeline = e.pipeline().await.unwrap();
-    for event in [Event::DeploymentSucceeded, Event::BakeElapsed] {
-        e.on_event(&pipeline, "api", "dev", &v1, event, T0)
-            .await
-            .unwrap();
-    }
+    w.succeed_in_dev(&v1).await;
     let v2 = w.pushed("shiplane/api", 2, "v1.0.1").await;
     e.on_event(&pipeline, "api", "dev", &v2, Event::DeploymentSucceeded, T0)
         .await
@@ -148,17 +182,8 @@ async fn a_restore_of_the_last_known_good_is_answered_succeeded_without_checks()
     );
     let hooks = FakeHooks::default();
     // An earlier invocation of the same hook execution claimed it and died.
-    let key = format!("hook#{restoring}#e-1#attempt");
     w.store
-        .commit(crate::store::Commit {
-            claim: Some(Claim {
-                key,
-                value: T0.after(Duration::from_secs(900)).0.to_string(),
-                at: T0,
-                expires: T0.after(Duration::from_secs(3600)),
-            }),
-            ..crate::store::Commit::default()
-        })
+        .commit(died_attempt(&restoring, "e-1"))
         .await
         .unwrap();
     let inv = HookInvocation {
@@ -354,12 +379,7 @@ async fn a_hook_of_codedeploys_rollback_of_a_shiplane_deployment_succeeds_withou
         .lock()
         .unwrap()
         .insert("d-rb".into(), "d-1".into());
-    let (checker, hooks) = (ScriptedChecker::default(), FakeHooks::default());
-    hooks
-        .origins
-        .lock()
-        .unwrap()
-        .insert("d-rb".into(), crate::aws::Origin::RollbackOf("d-1".into()));
+    let (checker, hooks) = (ScriptedChecker::default(), rollback_hooks());
     // GetDeployment throttled twice: asked again, not failed closed (simulation: a
     // rollback failed that way, and 10 % of production traffic stayed on the bad
     // version).
@@ -409,24 +429,8 @@ async fn a_rollbacks_hook_is_answered_succeeded_after_an_earlier_attempt_died() 
         .lock()
         .unwrap()
         .insert("d-rb".into(), "d-1".into());
-    let hooks = FakeHooks::default();
-    hooks
-        .origins
-        .lock()
-        .unwrap()
-        .insert("d-rb".into(), crate::aws::Origin::RollbackOf("d-1".into()));
-    w.store
-        .commit(crate::store::Commit {
-            claim: Some(Claim {
-                key: "hook#d-rb#e-rb#attempt".into(),
-                value: T0.after(Duration::from_secs(900)).0.to_string(),
-                at: T0,
-                expires: T0.after(Duration::from_secs(3600)),
-            }),
-            ..crate::store::Commit::default()
-        })
-        .await
-        .unwrap();
+    let hooks = rollback_hooks();
+    w.store.commit(died_attempt("d-rb", "e-rb")).await.unwrap();
     let inv = HookInvocation {
         deployment_id: "d-rb".into(),
         ..invocation(LifecycleHook::BeforeAllowTraffic, "e-rb")
@@ -445,30 +449,14 @@ async fn a_rollbacks_hook_is_answered_succeeded_after_an_earlier_attempt_died() 
 async fn a_rollbacks_hook_is_answered_succeeded_when_a_reference_cannot_be_read() {
     for (unreadable, died) in [("d-1", false), ("d-rb", true)] {
         let (w, _) = deploying().await;
-        let hooks = FakeHooks::default();
-        hooks
-            .origins
-            .lock()
-            .unwrap()
-            .insert("d-rb".into(), crate::aws::Origin::RollbackOf("d-1".into()));
+        let hooks = rollback_hooks();
         let store = Interleaved {
             inner: w.store,
             first: std::sync::Mutex::new(None),
             unreadable: Some(unreadable.into()),
         };
         if died {
-            store
-                .commit(crate::store::Commit {
-                    claim: Some(Claim {
-                        key: "hook#d-rb#e-rb#attempt".into(),
-                        value: T0.after(Duration::from_secs(900)).0.to_string(),
-                        at: T0,
-                        expires: T0.after(Duration::from_secs(3600)),
-                    }),
-                    ..crate::store::Commit::default()
-                })
-                .await
-                .unwrap();
+            store.commit(died_attempt("d-rb", "e-rb")).await.unwrap();
         }
         let e = Engine {
             store: &store,
@@ -568,20 +556,9 @@ async fn a_hook_whose_deployment_reference_was_never_written_finds_its_release_b
     assert!(why.contains("without a hook alias"), "{why}");
 }
 
-/// What an attempt leaves before running its checks: "running, answers by `by`".
+/// What an attempt at `d-1`'s hook execution `e-1` leaves before running its checks.
 async fn earlier_attempt(w: &World, by: Timestamp) {
-    w.store
-        .commit(Commit {
-            claim: Some(Claim {
-                key: "hook#d-1#e-1#attempt".into(),
-                value: by.0.to_string(),
-                at: T0,
-                expires: T0.after(Duration::from_secs(3600)),
-            }),
-            ..Commit::default()
-        })
-        .await
-        .unwrap();
+    w.store.commit(attempt("d-1", "e-1", by)).await.unwrap();
 }
 
 #[tokio::test]
@@ -621,18 +598,8 @@ async fn a_duplicate_while_the_first_attempt_runs_answers_what_the_first_records
     let deadline = Instant::now() + Duration::from_secs(10);
     let first_records = async {
         tokio::time::sleep(Duration::from_millis(600)).await;
-        w.store
-            .commit(Commit {
-                claim: Some(Claim {
-                    key: "hook#d-1#e-1".into(),
-                    value: "Succeeded".into(),
-                    at: T0,
-                    expires: T0.after(Duration::from_secs(3600)),
-                }),
-                ..Commit::default()
-            })
-            .await
-            .unwrap();
+        let answered = hook_claim("hook#d-1#e-1".into(), "Succeeded".into());
+        w.store.commit(answered).await.unwrap();
     };
     let (engine, inv) = (
         w.engine(),

@@ -87,17 +87,35 @@ impl World {
         self.store.release(id).await.unwrap()?.item.state_in(env)
     }
 
-    /// api's v1.0.0 succeeded in dev (the last known good) and v1.0.1 deploys there: the two
-    /// releases and v1.0.1's deployment.
-    async fn good_then_deploying(&self) -> (ReleaseId, ReleaseId, String) {
+    /// The next deploy finds its deployment group busy with `d-MANUAL`, a deployment
+    /// Shiplane did not start.
+    fn busy_group(&self) {
+        self.deployer
+            .deploy_answers
+            .lock()
+            .unwrap()
+            .push(Ok(DeployOutcome::Blocked {
+                by: "d-MANUAL".into(),
+            }));
+    }
+
+    /// `id`'s api deployment in dev succeeded and its bake is over (at T0): it is dev's
+    /// last known good, promoted to prod.
+    async fn succeed_in_dev(&self, id: &ReleaseId) {
         let e = self.engine();
         let pipeline = e.pipeline().await.unwrap();
-        let v1 = self.pushed("shiplane/api", 1, "v1.0.0").await;
         for event in [Event::DeploymentSucceeded, Event::BakeElapsed] {
-            e.on_event(&pipeline, "api", "dev", &v1, event, T0)
+            e.on_event(&pipeline, "api", "dev", id, event, T0)
                 .await
                 .unwrap();
         }
+    }
+
+    /// api's v1.0.0 succeeded in dev (the last known good) and v1.0.1 deploys there: the two
+    /// releases and v1.0.1's deployment.
+    async fn good_then_deploying(&self) -> (ReleaseId, ReleaseId, String) {
+        let v1 = self.pushed("shiplane/api", 1, "v1.0.0").await;
+        self.succeed_in_dev(&v1).await;
         let v2 = self.pushed("shiplane/api", 2, "v1.0.1").await;
         let d2 = self.store.release(&v2).await.unwrap().unwrap().item.stages["dev"]
             .deployment_id

@@ -75,17 +75,10 @@ async fn unblock_frees_a_lane_whatever_holds_it() {
 
 /// `n` releases of api that each succeeded in dev, oldest first.
 async fn succeeded(w: &World, n: u8) -> Vec<ReleaseId> {
-    let e = w.engine();
-    let pipeline = e.pipeline().await.unwrap();
     let mut ids = Vec::new();
     for i in 1..=n {
         let id = w.pushed("shiplane/api", i, &format!("v1.0.{i}")).await;
-        e.on_event(&pipeline, "api", "dev", &id, Event::DeploymentSucceeded, T0)
-            .await
-            .unwrap();
-        e.on_event(&pipeline, "api", "dev", &id, Event::BakeElapsed, T0)
-            .await
-            .unwrap();
+        w.succeed_in_dev(&id).await;
         ids.push(id);
     }
     ids
