@@ -100,7 +100,7 @@ impl World {
     }
 
     /// `id`'s api deployment in dev succeeded and its bake is over (at T0): it is dev's
-    /// last known good, promoted to prod.
+    /// last known good, promoted to prod (where the base pipeline asks for an approval).
     async fn succeed_in_dev(&self, id: &ReleaseId) {
         let e = self.engine();
         let pipeline = e.pipeline().await.unwrap();
