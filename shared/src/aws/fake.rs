@@ -79,6 +79,20 @@ impl FakeDeployer {
         lock(&self.calls).clone()
     }
 
+    /// `<release>@<environment>` of every deploy asked for, in order.
+    pub fn deploys(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Deploy {
+                    release,
+                    environment,
+                } => Some(format!("{release}@{environment}")),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// What [`FakeDeployer::fresh`] holds.
     pub fn fresh(&self) -> Vec<String> {
         lock(&self.fresh).clone()

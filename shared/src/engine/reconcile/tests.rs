@@ -109,17 +109,7 @@ async fn baking(d: &FakeDeps, repository: &str, n: u8, now: Timestamp) -> Releas
 }
 
 fn deploys(d: &FakeDeps) -> Vec<String> {
-    d.deployer
-        .calls()
-        .into_iter()
-        .filter_map(|c| match c {
-            crate::aws::fake::Call::Deploy {
-                release,
-                environment,
-            } => Some(format!("{release}@{environment}")),
-            _ => None,
-        })
-        .collect()
+    d.deployer.deploys()
 }
 
 // Issue #22, defect 3: an ALARM whose event was lost is read from CloudWatch before the
