@@ -186,7 +186,8 @@ async fn a_release_sent_back_by_a_busy_group_starts_once_the_retry_time_passed()
 
 #[tokio::test]
 async fn a_release_queued_by_a_freeze_starts_when_a_pipeline_without_it_is_applied() {
-    let w = World::with(PipelineFile::base().stage("api", "dev", |s| s.freeze())).await;
+    let w =
+        World::with(PipelineFile::base().stage("api", "dev", super::pipeline::Stage::freeze)).await;
     let e = w.engine();
     let id = w.pushed("shiplane/api", 1, "v1.0.0").await;
     assert_eq!(w.state(&id, "dev").await, Some(StageState::Queued));

@@ -51,7 +51,7 @@ approval = "manual"
 
 /// [`PIPELINE`] with some of its stages changed: the TOML text the store takes.
 ///
-/// `PipelineFile::base().stage("api", "dev", |s| s.freeze()).toml()`
+/// `PipelineFile::base().stage("api", "dev", |s| s.bake(Duration::ZERO)).toml()`
 #[derive(Debug, Clone)]
 pub(super) struct PipelineFile {
     doc: toml::Table,
