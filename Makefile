@@ -141,8 +141,10 @@ sim:
 	cargo run --release --locked -p shiplane-sim -- --seeds $(SEEDS) --from $(FROM)
 
 ## bench: measure and rewrite BENCHMARKS.md (not part of `make test`; ~10 min, plus
-## bench-profiles the first time, ~35 min on 2 cores: one release build per profile variant)
-bench: build bench-profiles
+## bench-profiles the first time, ~35 min on 2 cores: one release build per profile variant;
+## `make bench PROFILES=0` builds none and keeps the variants' table the last run recorded)
+PROFILES ?= 1
+bench: build $(if $(filter 0,$(PROFILES)),,bench-profiles)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/python-peer/requirements.txt
 	cargo bench --locked -p shiplane --bench decision
 	$(call lambda_build,hello-world)

@@ -26,7 +26,7 @@ pub fn benchmarks_md(run: &Run, f: &Figures, old: Option<&str>) -> String {
         format!("## Reconciler pass\n\n{}\n", reconciler_md(&f.reconciler)),
         sections::artifacts_md(&f.artifacts),
         sections::decision_md(&f.decision),
-        sections::profile_md(&f.variants, f.runs),
+        sections::profile_md(&f.variants, f.runs, old),
         sections::entropy_md(&f.entropy, f.runs),
         old.map(kept_md).unwrap_or_default(),
     ]

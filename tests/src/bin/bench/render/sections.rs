@@ -248,15 +248,34 @@ pub fn decision_md(d: &Decision) -> String {
     md
 }
 
-/// The release-profile variants' sizes and cold starts, `runs` starts each.
-pub fn profile_md(variants: &[Variant], runs: usize) -> String {
+/// The release-profile variants' sizes and cold starts, `runs` starts each. With none
+/// built, the table `old` (the file as it was) recorded is kept, said to be an earlier
+/// run's: the variants change only with the release profile, and rebuilding them costs
+/// one full release build each.
+pub fn profile_md(variants: &[Variant], runs: usize, old: Option<&str>) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "\n## Release profile, by measurement\n");
     if variants.is_empty() {
-        let _ = writeln!(
-            md,
-            "Not measured in this run: `bench/profiles.sh` builds the variants (one full release build each), then `make bench` measures them."
-        );
+        let earlier = old
+            .and_then(|o| super::section(o, PROFILE_HEADING))
+            .filter(|s| s.contains("| variant |"));
+        match earlier {
+            Some(kept) => {
+                let body = kept[PROFILE_HEADING.len()..]
+                    .trim_start()
+                    .replace("measured in this run", "measured in that run");
+                let _ = write!(
+                    md,
+                    "Not measured in this run (`bench/profiles.sh` had built no variants); kept as an earlier run recorded it:\n\n{body}"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    md,
+                    "Not measured in this run: `bench/profiles.sh` builds the variants (one full release build each), then `make bench` measures them."
+                );
+            }
+        }
         return md;
     }
     let _ = writeln!(
@@ -277,6 +296,9 @@ pub fn profile_md(variants: &[Variant], runs: usize) -> String {
     }
     md
 }
+
+/// The heading of the release-profile section.
+const PROFILE_HEADING: &str = "## Release profile, by measurement";
 
 /// aws-lc's first random draw, with jitter entropy and seeded from the kernel, `runs`
 /// fresh processes each.

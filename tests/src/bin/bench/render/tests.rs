@@ -346,3 +346,17 @@ fn a_kept_section_is_kept_whole_and_alone() {
     );
     assert_eq!(section("# Benchmarks\n\n## Targets\n", first), None);
 }
+
+#[test]
+fn a_run_without_profile_variants_keeps_the_earlier_table_and_says_whose_it_is() {
+    let old = "# Benchmarks\n\n## Release profile, by measurement\n\nCumulative variants built by `bench/profiles.sh`; cold start median of 40 starts each, image-push and hello-world in turns, measured in this run.\n\n| variant | image-push size | hello-world size | image-push cold start | hello-world cold start |\n|---|---|---|---|---|\n| 1-cargo-default | 30.00 MiB | 5.00 MiB | 20.0 ms | 10.0 ms |\n\n## TLS crypto: aws-lc's first random bytes\n\nx\n";
+    let md = benchmarks_md(&run(88.51), &sparse(), Some(old));
+    let kept = section(&md, "## Release profile, by measurement").unwrap();
+    assert_eq!(
+        kept,
+        "## Release profile, by measurement\n\nNot measured in this run (`bench/profiles.sh` had built no variants); kept as an earlier run recorded it:\n\nCumulative variants built by `bench/profiles.sh`; cold start median of 40 starts each, image-push and hello-world in turns, measured in that run.\n\n| variant | image-push size | hello-world size | image-push cold start | hello-world cold start |\n|---|---|---|---|---|\n| 1-cargo-default | 30.00 MiB | 5.00 MiB | 20.0 ms | 10.0 ms |\n"
+    );
+    // An earlier file without the table: nothing to keep, the run says so.
+    let md = benchmarks_md(&run(88.51), &sparse(), Some("# Benchmarks\n"));
+    assert!(md.contains("Not measured in this run: `bench/profiles.sh` builds the variants"));
+}
