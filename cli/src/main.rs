@@ -124,19 +124,15 @@ enum Command {
     Reject {
         release: String,
         environment: String,
-        #[arg(long)]
-        reason: String,
         #[command(flatten)]
-        who: Operator,
+        why: Why,
     },
     /// Hold an environment of a service: releases queue there and none deploys until resumed.
     Pause {
         service: String,
         environment: String,
-        #[arg(long)]
-        reason: String,
         #[command(flatten)]
-        who: Operator,
+        why: Why,
     },
     /// Lift a pause; the queued release starts.
     Resume {
@@ -161,10 +157,8 @@ enum Command {
         /// The ECR registry host; default: the one of the service's newest release.
         #[arg(long)]
         registry: Option<String>,
-        #[arg(long)]
-        reason: String,
         #[command(flatten)]
-        who: Operator,
+        why: Why,
     },
     /// Try a stage that failed, was rolled back or cancelled again, with the same digest (a
     /// new attempt: a new migration task and deployment).
@@ -181,10 +175,8 @@ enum Command {
         environment: String,
         #[arg(long, required = true)]
         skip_bake: bool,
-        #[arg(long)]
-        reason: String,
         #[command(flatten)]
-        who: Operator,
+        why: Why,
     },
     /// Put an earlier release back in an environment: `--to RELEASE`, or the last known good
     /// one (the one before, when what runs is the last known good). What is in flight there
@@ -194,10 +186,8 @@ enum Command {
         environment: String,
         #[arg(long)]
         to: Option<String>,
-        #[arg(long)]
-        reason: String,
         #[command(flatten)]
-        who: Operator,
+        why: Why,
     },
     /// End a release's stage in an environment, whatever its state: a deployment in flight
     /// is stopped and rolled back, a baking release (it already serves) is replaced by the
@@ -206,21 +196,16 @@ enum Command {
     Cancel {
         release: String,
         environment: String,
-        /// Why, recorded in history and sent in the notification.
-        #[arg(long)]
-        reason: String,
         #[command(flatten)]
-        who: Operator,
+        why: Why,
     },
     /// Free a lane of whatever holds it (the in-flight stage is cancelled, its deployment
     /// stopped) and start the queued release.
     Unblock {
         service: String,
         environment: String,
-        #[arg(long)]
-        reason: String,
         #[command(flatten)]
-        who: Operator,
+        why: Why,
     },
     /// Check every lane (of one service) against AWS now, as the scheduled reconciler
     /// does: lost outcomes and alarm changes applied, overdue stages ended, lost bake
@@ -247,6 +232,16 @@ enum Command {
     /// Manage the table itself.
     #[command(subcommand)]
     Table(TableCommand),
+}
+
+/// Why an operator acts, and who: both recorded in history and sent in the notification.
+#[derive(Debug, clap::Args)]
+pub struct Why {
+    /// Why, recorded in history and sent in the notification.
+    #[arg(long)]
+    reason: String,
+    #[command(flatten)]
+    who: Operator,
 }
 
 /// Who acts, for commands that change releases.

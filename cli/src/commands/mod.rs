@@ -14,6 +14,7 @@ mod table;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use shiplane::store::DynamoStore;
 
+use crate::Why;
 use crate::{
     Cli, Command, ConfigCommand, Failure, Operator, Reach, TableCommand, config_file, diagnose,
 };
@@ -75,8 +76,7 @@ async fn dispatch(cx: &Context<'_>) -> Result<(), Failure> {
             digest,
             tag,
             registry,
-            reason,
-            who,
+            why: Why { reason, who },
         } => {
             let (digest, tag, registry) = (digest.as_deref(), tag.as_deref(), registry.as_deref());
             deploy::deploy(cx, service, digest, tag, registry, reason, who).await

@@ -10,6 +10,7 @@ use shiplane::store::ReleaseStore;
 use super::Context;
 use super::clients::{CliDeps, engine_failure};
 use super::lookup::{known_stage, named, unknown_service};
+use crate::Why;
 use crate::output::errln;
 use crate::render;
 use crate::{Command, Failure, Operator, Reach};
@@ -103,8 +104,7 @@ pub(super) async fn on_release(cx: &Context<'_>, command: &Command) -> Result<()
         Command::Reject {
             release,
             environment,
-            reason,
-            who,
+            why: Why { reason, who },
         } => {
             let event = Event::Rejected {
                 actor: cx.actor(who).await?,
@@ -126,8 +126,7 @@ pub(super) async fn on_release(cx: &Context<'_>, command: &Command) -> Result<()
             release,
             environment,
             skip_bake: _,
-            reason,
-            who,
+            why: Why { reason, who },
         } => {
             let event = Event::PromotedEarly {
                 actor: cx.actor(who).await?,
@@ -138,8 +137,7 @@ pub(super) async fn on_release(cx: &Context<'_>, command: &Command) -> Result<()
         Command::Cancel {
             release,
             environment,
-            reason,
-            who,
+            why: Why { reason, who },
         } => {
             let event = Event::Cancelled {
                 actor: cx.actor(who).await?,
@@ -159,8 +157,7 @@ pub(super) async fn on_lane(cx: &Context<'_>, command: &Command) -> Result<(), F
         Command::Pause {
             service,
             environment,
-            reason,
-            who,
+            why: Why { reason, who },
         } => {
             let event = LaneEvent::Pause {
                 actor: cx.actor(who).await?,
@@ -182,8 +179,7 @@ pub(super) async fn on_lane(cx: &Context<'_>, command: &Command) -> Result<(), F
             service,
             environment,
             to,
-            reason,
-            who,
+            why: Why { reason, who },
         } => {
             let to = rollback_to(cx, service, to.as_deref()).await?;
             let event = LaneEvent::Rollback {
@@ -196,8 +192,7 @@ pub(super) async fn on_lane(cx: &Context<'_>, command: &Command) -> Result<(), F
         Command::Unblock {
             service,
             environment,
-            reason,
-            who,
+            why: Why { reason, who },
         } => {
             let event = LaneEvent::Unblock {
                 actor: cx.actor(who).await?,
