@@ -147,6 +147,47 @@ pub fn envelope<T: DeserializeOwned + serde::Serialize>(
     })
 }
 
+/// What a parser reads, made from the Lambda payload by [`handle_event`]: the payload
+/// itself (`Value`), or an EventBridge envelope ([`envelope`]). A function whose event has
+/// its own type implements it on a wrapper of that type.
+pub trait Payload: Sized {
+    /// The parser's input; `what` names the event in the `InvalidEvent` for a payload of
+    /// another shape.
+    fn read(payload: Value, what: &str) -> Result<Self, HandlerError>;
+}
+
+impl Payload for Value {
+    fn read(payload: Value, _what: &str) -> Result<Self, HandlerError> {
+        Ok(payload)
+    }
+}
+
+impl<T: DeserializeOwned + serde::Serialize> Payload for EventBridgeEvent<T> {
+    fn read(payload: Value, what: &str) -> Result<Self, HandlerError> {
+        envelope(payload, what)
+    }
+}
+
+/// A handler whose event is one engine call, in one place so that every such function
+/// logs, fails and answers alike: the payload read ([`Payload`]), `parse`d and
+/// [`accepted`], then `engine` run on what was accepted, and its outcome [`applied`] with
+/// `about`'s fields of the event. `what` names the event in an `InvalidEvent`.
+pub async fn handle_event<P: Payload, T>(
+    payload: Value,
+    what: &str,
+    parse: impl FnOnce(&P) -> Result<Inbound<T>, InvalidInput>,
+    engine: impl AsyncFnOnce(&T) -> Result<Inbound<Report>, EngineError>,
+    about: impl FnOnce(&T) -> Value,
+) -> Result<Value, HandlerError> {
+    let input = P::read(payload, what)?;
+    let event = match accepted(parse(&input), what)? {
+        Ok(event) => event,
+        Err(answer) => return Ok(answer),
+    };
+    let outcome = engine(&event).await;
+    applied(outcome, about(&event))
+}
+
 /// The domain input a parser made of an event, or the function's answer when there is
 /// none: the logged "ignored: why", or an `InvalidEvent` naming the field.
 pub fn accepted<T>(

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use shiplane::aws::{Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::inbound::alarm::parse_alarm;
-use shiplane::lambda::{HandlerError, accepted, applied};
+use shiplane::lambda::{HandlerError, handle_event};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
 use tracing::instrument;
@@ -17,13 +17,12 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
-    let change = match accepted(parse_alarm(&event.payload), "CloudWatch alarm state change")? {
-        Ok(change) => change,
-        Err(answer) => return Ok(answer),
-    };
-    let outcome = deps.engine().on_alarm(&change, Timestamp::now()).await;
-    applied(
-        outcome,
-        json!({"alarm": change.alarm, "state": change.state.as_str()}),
+    handle_event(
+        event.payload,
+        "CloudWatch alarm state change",
+        parse_alarm,
+        async |change| deps.engine().on_alarm(change, Timestamp::now()).await,
+        |change| json!({"alarm": change.alarm, "state": change.state.as_str()}),
     )
+    .await
 }

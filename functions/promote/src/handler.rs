@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use shiplane::aws::{AlarmReader, Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::inbound::schedule::parse_timer;
-use shiplane::lambda::{HandlerError, accepted, applied};
+use shiplane::lambda::{HandlerError, handle_event};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
 use tracing::instrument;
@@ -22,18 +22,18 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     alarms: &impl AlarmReader,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
-    let timer = match accepted(parse_timer(&event.payload), "bake timer")? {
-        Ok(timer) => timer,
-        Err(answer) => return Ok(answer),
-    };
-    let outcome = deps
-        .engine()
-        .on_bake_timer_reading(alarms, &timer, Timestamp::now())
-        .await;
-    applied(
-        outcome,
-        json!({"release": timer.release, "service": timer.service, "environment": timer.environment}),
+    handle_event(
+        event.payload,
+        "bake timer",
+        parse_timer,
+        async |timer| {
+            deps.engine()
+                .on_bake_timer_reading(alarms, timer, Timestamp::now())
+                .await
+        },
+        |timer| json!({"release": timer.release, "service": timer.service, "environment": timer.environment}),
     )
+    .await
 }
 
 #[cfg(test)]
