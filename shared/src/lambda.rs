@@ -15,7 +15,7 @@ use tracing::{error, info};
 use crate::aws::{AwsDeployer, SchedulerTimer, SnsNotifier};
 use crate::engine::{Deps, EngineError, Report};
 use crate::inbound::Inbound;
-use crate::release::InvalidInput;
+use crate::release::{InvalidInput, Timestamp};
 use crate::sdk::OnFirstUse;
 use crate::settings::Settings;
 use crate::store::{DynamoStore, StoreError};
@@ -170,13 +170,14 @@ impl<T: DeserializeOwned + serde::Serialize> Payload for EventBridgeEvent<T> {
 
 /// A handler whose event is one engine call, in one place so that every such function
 /// logs, fails and answers alike: the payload read ([`Payload`]), `parse`d and
-/// [`accepted`], then `engine` run on what was accepted, and its outcome [`applied`] with
-/// `about`'s fields of the event. `what` names the event in an `InvalidEvent`.
+/// [`accepted`], then `engine` run on what was accepted (and the time now), and its outcome
+/// [`applied`] with `about`'s fields of the event. `what` names the event in an
+/// `InvalidEvent`.
 pub async fn handle_event<P: Payload, T>(
     payload: Value,
     what: &str,
     parse: impl FnOnce(&P) -> Result<Inbound<T>, InvalidInput>,
-    engine: impl AsyncFnOnce(&T) -> Result<Inbound<Report>, EngineError>,
+    engine: impl AsyncFnOnce(&T, Timestamp) -> Result<Inbound<Report>, EngineError>,
     about: impl FnOnce(&T) -> Value,
 ) -> Result<Value, HandlerError> {
     let input = P::read(payload, what)?;
@@ -184,7 +185,7 @@ pub async fn handle_event<P: Payload, T>(
         Ok(event) => event,
         Err(answer) => return Ok(answer),
     };
-    let outcome = engine(&event).await;
+    let outcome = engine(&event, Timestamp::now()).await;
     applied(outcome, about(&event))
 }
 

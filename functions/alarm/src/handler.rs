@@ -7,7 +7,6 @@ use shiplane::aws::{Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::inbound::alarm::parse_alarm;
 use shiplane::lambda::{HandlerError, handle_event};
-use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
 use tracing::instrument;
 
@@ -21,7 +20,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
         event.payload,
         "CloudWatch alarm state change",
         parse_alarm,
-        async |change| deps.engine().on_alarm(change, Timestamp::now()).await,
+        async |change, now| deps.engine().on_alarm(change, now).await,
         |change| json!({"alarm": change.alarm, "state": change.state.as_str()}),
     )
     .await

@@ -9,7 +9,6 @@ use shiplane::aws::{AlarmReader, Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::inbound::schedule::parse_timer;
 use shiplane::lambda::{HandlerError, handle_event};
-use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
 use tracing::instrument;
 
@@ -26,11 +25,7 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
         event.payload,
         "bake timer",
         parse_timer,
-        async |timer| {
-            deps.engine()
-                .on_bake_timer_reading(alarms, timer, Timestamp::now())
-                .await
-        },
+        async |timer, now| deps.engine().on_bake_timer_reading(alarms, timer, now).await,
         |timer| json!({"release": timer.release, "service": timer.service, "environment": timer.environment}),
     )
     .await
