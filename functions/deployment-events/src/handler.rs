@@ -11,11 +11,8 @@ use serde_json::{Value, json};
 use shiplane::aws::{Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::inbound::codedeploy::parse_deployment_state;
-use shiplane::inbound::ecs::{
-    EcsDeploymentStateChange, EcsTaskStateChange, parse_service_deployment, parse_task_stopped,
-};
-use shiplane::lambda::{HandlerError, accepted, applied, envelope, ignored};
-use shiplane::release::Timestamp;
+use shiplane::inbound::ecs::{parse_service_deployment, parse_task_stopped};
+use shiplane::lambda::{HandlerError, Payload, handle_event, ignored};
 use shiplane::store::ReleaseStore;
 use tracing::instrument;
 
@@ -30,67 +27,54 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
         .get("detail-type")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if detail_type == "CodeDeploy Deployment State-change Notification" {
-        return deployment_state(deps, event.payload).await;
+    match detail_type {
+        "CodeDeploy Deployment State-change Notification" => {
+            handle_event(
+                event.payload,
+                "CodeDeploy deployment state change",
+                |event: &DeploymentStateEvent| parse_deployment_state(&event.0),
+                async |change, now| deps.engine().on_deployment_state(change, now).await,
+                |change| json!({ "deployment": change.deployment_id }),
+            )
+            .await
+        }
+        "ECS Deployment State Change" => {
+            handle_event(
+                event.payload,
+                "ECS deployment state change",
+                parse_service_deployment,
+                async |ended, now| deps.engine().on_service_deployment(ended, now).await,
+                |ended| json!({ "deployment": ended.deployment_id }),
+            )
+            .await
+        }
+        "ECS Task State Change" => {
+            handle_event(
+                event.payload,
+                "ECS task state change",
+                parse_task_stopped,
+                async |stopped, now| deps.engine().on_task_stopped(stopped, now).await,
+                |stopped| json!({ "task": stopped.task_arn }),
+            )
+            .await
+        }
+        other => Ok(ignored(&format!(
+            "detail-type {other:?} is not one this function serves"
+        ))),
     }
-    if detail_type == "ECS Deployment State Change" {
-        return service_deployment(deps, event.payload).await;
-    }
-    if detail_type != "ECS Task State Change" {
-        return Ok(ignored(&format!(
-            "detail-type {detail_type:?} is not one this function serves"
-        )));
-    }
-    let parsed = envelope::<EcsTaskStateChange>(event.payload, "ECS task state change")?;
-    let stopped = match accepted(parse_task_stopped(&parsed), "ECS task state change")? {
-        Ok(stopped) => stopped,
-        Err(answer) => return Ok(answer),
-    };
-    let outcome = deps
-        .engine()
-        .on_task_stopped(&stopped, Timestamp::now())
-        .await;
-    applied(outcome, json!({ "task": stopped.task_arn }))
 }
 
-async fn deployment_state<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
-    deps: &Deps<S, D, N, T>,
-    payload: Value,
-) -> Result<Value, HandlerError> {
-    let parsed: CodeDeployEvent = serde_json::from_value(payload).map_err(|e| {
-        HandlerError::InvalidEvent(format!("malformed CodeDeploy deployment state change: {e}"))
-    })?;
-    let change = match accepted(
-        parse_deployment_state(&parsed),
-        "CodeDeploy deployment state change",
-    )? {
-        Ok(change) => change,
-        Err(answer) => return Ok(answer),
-    };
-    let outcome = deps
-        .engine()
-        .on_deployment_state(&change, Timestamp::now())
-        .await;
-    applied(outcome, json!({ "deployment": change.deployment_id }))
-}
+/// CodeDeploy's state change, which aws_lambda_events gives a type of its own (not an
+/// EventBridge envelope), read as this function always has: a payload of another shape is
+/// an `InvalidEvent` "malformed CodeDeploy deployment state change: …", without a log line.
+struct DeploymentStateEvent(CodeDeployEvent);
 
-async fn service_deployment<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
-    deps: &Deps<S, D, N, T>,
-    payload: Value,
-) -> Result<Value, HandlerError> {
-    let parsed = envelope::<EcsDeploymentStateChange>(payload, "ECS deployment state change")?;
-    let ended = match accepted(
-        parse_service_deployment(&parsed),
-        "ECS deployment state change",
-    )? {
-        Ok(ended) => ended,
-        Err(answer) => return Ok(answer),
-    };
-    let outcome = deps
-        .engine()
-        .on_service_deployment(&ended, Timestamp::now())
-        .await;
-    applied(outcome, json!({ "deployment": ended.deployment_id }))
+impl Payload for DeploymentStateEvent {
+    fn read(payload: Value, what: &str) -> Result<Self, HandlerError> {
+        serde_json::from_value(payload)
+            .map(Self)
+            .map_err(|e| HandlerError::InvalidEvent(format!("malformed {what}: {e}")))
+    }
 }
 
 #[cfg(test)]
