@@ -89,8 +89,7 @@ mod tests {
             "{}/../../tests/fixtures/events/{path}.json",
             env!("CARGO_MANIFEST_DIR")
         );
-        let payload = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        LambdaEvent::new(payload, lambda_runtime::Context::default())
+        invoke(serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap())
     }
 
     fn deps() -> FakeDeps {
@@ -102,91 +101,63 @@ mod tests {
         }
     }
 
+    fn invoke(payload: Value) -> LambdaEvent<Value> {
+        LambdaEvent::new(payload, lambda_runtime::Context::default())
+    }
+
     #[tokio::test]
     async fn tasks_shiplane_did_not_start_and_other_events_are_ignored() {
         let d = deps();
-        let out = handle(&d, event("ecs/migration-stopped-ok")).await.unwrap();
-        assert!(
-            out["ignored"]
-                .as_str()
-                .unwrap()
-                .contains("not started by Shiplane"),
-            "{out}"
-        );
-        let out = handle(&d, event("ecs/task-running")).await.unwrap();
-        assert!(
-            out["ignored"].as_str().unwrap().contains("RUNNING"),
-            "{out}"
-        );
-        let out = handle(&d, event("codedeploy/ready")).await.unwrap();
-        assert!(
-            out["ignored"]
-                .as_str()
-                .unwrap()
-                .contains("acts when it ends"),
-            "{out}"
-        );
-        let out = handle(&d, event("codedeploy/instance")).await.unwrap();
-        assert!(
-            out["ignored"].as_str().unwrap().contains("Instance"),
-            "{out}"
-        );
+        for (fixture, why) in [
+            ("ecs/migration-stopped-ok", "not started by Shiplane"),
+            ("ecs/task-running", "RUNNING"),
+            ("codedeploy/ready", "acts when it ends"),
+            ("codedeploy/instance", "Instance"),
+            // A rolling service's deployment Shiplane did not start, and one still in
+            // progress (a circuit breaker's rollback starting).
+            (
+                "ecs/service-deployment-completed",
+                "not started by Shiplane",
+            ),
+            (
+                "ecs/service-deployment-rollback-in-progress",
+                "acts when it ends",
+            ),
+            ("ecr/tagged-push", "ECR Image Action"),
+        ] {
+            let out = handle(&d, event(fixture)).await.unwrap();
+            let reason = out["ignored"].as_str().unwrap_or_default();
+            assert!(reason.contains(why), "{fixture}: {out}");
+        }
         let err = handle(&d, event("codedeploy/missing-deployment"))
             .await
             .unwrap_err();
         assert_eq!(err.error_type(), "InvalidEvent");
-        // A rolling service's deployment Shiplane did not start, and one still in progress
-        // (a circuit breaker's rollback starting).
-        let out = handle(&d, event("ecs/service-deployment-completed"))
-            .await
-            .unwrap();
-        assert!(
-            out["ignored"]
-                .as_str()
-                .unwrap()
-                .contains("not started by Shiplane"),
-            "{out}"
-        );
-        let out = handle(&d, event("ecs/service-deployment-rollback-in-progress"))
-            .await
-            .unwrap();
-        assert!(
-            out["ignored"]
-                .as_str()
-                .unwrap()
-                .contains("acts when it ends"),
-            "{out}"
-        );
-        let payload = json!({"detail-type": "ECS Deployment State Change", "source": "aws.ecs",
-            "detail": {"eventName": "SERVICE_DEPLOYMENT_COMPLETED"}});
-        let err = handle(
-            &d,
-            LambdaEvent::new(payload, lambda_runtime::Context::default()),
-        )
-        .await
-        .unwrap_err();
-        assert!(err.to_string().contains("detail.deploymentId"), "{err}");
-        let out = handle(&d, event("ecr/tagged-push")).await.unwrap();
-        assert!(
-            out["ignored"]
-                .as_str()
-                .unwrap()
-                .contains("ECR Image Action"),
-            "{out}"
-        );
         assert!(d.deployer.calls().is_empty());
     }
 
     #[tokio::test]
-    async fn a_malformed_task_event_is_rejected() {
+    async fn malformed_events_are_rejected() {
         let d = deps();
-        let payload = json!({"detail-type": "ECS Task State Change", "source": "aws.ecs", "detail": {"lastStatus": "STOPPED"}});
-        let err = handle(
-            &d,
-            LambdaEvent::new(payload, lambda_runtime::Context::default()),
-        )
-        .await
-        .unwrap_err();
-        assert!(err.to_string().contains("taskArn"), "{err}");
+        for (payload, says) in [
+            (
+                json!({"detail-type": "ECS Task State Change", "source": "aws.ecs",
+                    "detail": {"lastStatus": "STOPPED"}}),
+                "taskArn",
+            ),
+            (
+                json!({"detail-type": "ECS Deployment State Change", "source": "aws.ecs",
+                    "detail": {"eventName": "SERVICE_DEPLOYMENT_COMPLETED"}}),
+                "detail.deploymentId",
+            ),
+            (
+                json!({"detail-type": "CodeDeploy Deployment State-change Notification"}),
+                "malformed CodeDeploy deployment state change: missing field",
+            ),
+        ] {
+            let err = handle(&d, invoke(payload)).await.unwrap_err();
+            assert_eq!(err.error_type(), "InvalidEvent", "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
     }
 }
