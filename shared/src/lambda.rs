@@ -101,15 +101,20 @@ impl From<HandlerError> for Diagnostic {
 
 /// A handler's future, boxed: the engine's future is large, and its concrete type inside
 /// the runtime's service layers overflows the compiler's type-depth limit.
-pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, HandlerError>> + Send + 'a>>;
+type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, HandlerError>> + 'a>>;
 
 /// Runs a function: reads its settings (init fails naming a missing one), builds the AWS
-/// clients once, and serves every invocation with `handler`.
+/// clients once, and serves every invocation with `handler` (the function's `handle`).
 pub async fn serve<F>(function: &'static str, handler: F) -> Result<(), lambda_runtime::Error>
 where
-    F: for<'a> Fn(&'a AwsDeps, LambdaEvent<Value>) -> HandlerFuture<'a>,
+    F: AsyncFn(&AwsDeps, LambdaEvent<Value>) -> Result<Value, HandlerError>,
 {
-    serve_with(function, |_| (), |deps, _, event| handler(deps, event)).await
+    serve_with(
+        function,
+        |_| (),
+        async |deps, _, event| handler(deps, event).await,
+    )
+    .await
 }
 
 /// [`serve`], for a function that needs clients besides the common ones: `extra` builds
@@ -121,7 +126,7 @@ pub async fn serve_with<X, B, F>(
 ) -> Result<(), lambda_runtime::Error>
 where
     B: FnOnce(&aws_config::SdkConfig) -> X,
-    F: for<'a> Fn(&'a AwsDeps, &'a X, LambdaEvent<Value>) -> HandlerFuture<'a>,
+    F: AsyncFn(&AwsDeps, &X, LambdaEvent<Value>) -> Result<Value, HandlerError>,
 {
     lambda_runtime::tracing::init_default_subscriber();
     // Metric records go to the log as EMF lines: CloudWatch extracts them, no AWS call.
@@ -130,9 +135,11 @@ where
     let config = crate::sdk::lambda_sdk_config(&settings).await;
     let deps = deps_from(&config, &settings);
     let extra = extra(&config);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        handler(&deps, &extra, event)
-    }))
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<Value>| -> HandlerFuture<'_> {
+            Box::pin(handler(&deps, &extra, event))
+        },
+    ))
     .await
 }
 
