@@ -10,7 +10,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tracing::{error, info};
+use tracing::{Instrument, error, info, info_span};
 
 use crate::aws::{AwsDeployer, SchedulerTimer, SnsNotifier};
 use crate::engine::{Deps, EngineError, Report};
@@ -104,7 +104,8 @@ impl From<HandlerError> for Diagnostic {
 type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, HandlerError>> + 'a>>;
 
 /// Runs a function: reads its settings (init fails naming a missing one), builds the AWS
-/// clients once, and serves every invocation with `handler` (the function's `handle`).
+/// clients once, and serves every invocation with `handler` (the function's `handle`), in
+/// a span that names the request, here so that no function can forget it.
 pub async fn serve<F>(function: &'static str, handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: AsyncFn(&AwsDeps, LambdaEvent<Value>) -> Result<Value, HandlerError>,
@@ -137,7 +138,9 @@ where
     let extra = extra(&config);
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<Value>| -> HandlerFuture<'_> {
-            Box::pin(handler(&deps, &extra, event))
+            // Every line an invocation logs names its request: `handle{request_id=…}`.
+            let span = info_span!("handle", request_id = %event.context.request_id);
+            Box::pin(handler(&deps, &extra, event).instrument(span))
         },
     ))
     .await

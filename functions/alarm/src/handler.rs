@@ -8,10 +8,8 @@ use shiplane::engine::Deps;
 use shiplane::inbound::alarm::parse_alarm;
 use shiplane::lambda::{HandlerError, handle_event};
 use shiplane::store::ReleaseStore;
-use tracing::instrument;
 
 /// Handles one alarm state change; store failures return an error so Lambda retries.
-#[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
     event: LambdaEvent<Value>,

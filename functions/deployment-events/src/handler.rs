@@ -14,10 +14,8 @@ use shiplane::inbound::codedeploy::parse_deployment_state;
 use shiplane::inbound::ecs::{parse_service_deployment, parse_task_stopped};
 use shiplane::lambda::{HandlerError, Payload, handle_event, ignored};
 use shiplane::store::ReleaseStore;
-use tracing::instrument;
 
 /// Handles one state-change event; store failures return an error so Lambda retries.
-#[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
     event: LambdaEvent<Value>,

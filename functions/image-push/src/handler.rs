@@ -8,13 +8,12 @@ use shiplane::inbound::ecr::{EcrImageAction, parse_push};
 use shiplane::lambda::{HandlerError, accepted, envelope, failed, ignored};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
-use tracing::{info, instrument};
+use tracing::info;
 
 /// Handles one ECR Image Action event. Ignored events return Ok with the reason; invalid
 /// ones an `InvalidEvent` naming the field (Lambda sends them to the dead-letter queue);
 /// store failures a retryable error so Lambda delivers the event again. `clock` gives
 /// ECR's own push times when the push shares its event's second with another.
-#[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
     clock: &impl PushClock,

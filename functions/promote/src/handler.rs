@@ -10,12 +10,10 @@ use shiplane::engine::Deps;
 use shiplane::inbound::schedule::parse_timer;
 use shiplane::lambda::{HandlerError, handle_event};
 use shiplane::store::ReleaseStore;
-use tracing::instrument;
 
 /// Handles one fired timer, the stage's alarms read from CloudWatch first; store failures
 /// return an error so Scheduler's retry policy delivers it again (the reconciler ends the
 /// bake if every delivery fails).
-#[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
     alarms: &impl AlarmReader,
