@@ -100,7 +100,8 @@ impl From<HandlerError> for Diagnostic {
 }
 
 /// A handler's future, boxed: the engine's future is large, and its concrete type inside
-/// the runtime's service layers overflows the compiler's type-depth limit.
+/// the runtime's service layers overflows the compiler's type-depth limit. Not `Send`:
+/// `lambda_runtime::run` awaits it in its own loop and does not ask it to be.
 type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, HandlerError>> + 'a>>;
 
 /// Runs a function: reads its settings (init fails naming a missing one), builds the AWS

@@ -149,6 +149,10 @@ mod tests {
                 "detail.deploymentId",
             ),
             (
+                json!({"detail-type": "ECS Task State Change", "detail": 3}),
+                "malformed ECS task state change event",
+            ),
+            (
                 json!({"detail-type": "CodeDeploy Deployment State-change Notification"}),
                 "malformed CodeDeploy deployment state change: missing field",
             ),
