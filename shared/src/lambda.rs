@@ -10,12 +10,12 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tracing::{error, info};
+use tracing::{Instrument, error, info, info_span};
 
 use crate::aws::{AwsDeployer, SchedulerTimer, SnsNotifier};
 use crate::engine::{Deps, EngineError, Report};
 use crate::inbound::Inbound;
-use crate::release::InvalidInput;
+use crate::release::{InvalidInput, Timestamp};
 use crate::sdk::OnFirstUse;
 use crate::settings::Settings;
 use crate::store::{DynamoStore, StoreError};
@@ -100,16 +100,23 @@ impl From<HandlerError> for Diagnostic {
 }
 
 /// A handler's future, boxed: the engine's future is large, and its concrete type inside
-/// the runtime's service layers overflows the compiler's type-depth limit.
-pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, HandlerError>> + Send + 'a>>;
+/// the runtime's service layers overflows the compiler's type-depth limit. Not `Send`:
+/// `lambda_runtime::run` awaits it in its own loop and does not ask it to be.
+type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, HandlerError>> + 'a>>;
 
 /// Runs a function: reads its settings (init fails naming a missing one), builds the AWS
-/// clients once, and serves every invocation with `handler`.
+/// clients once, and serves every invocation with `handler` (the function's `handle`), in
+/// a span that names the request, here so that no function can forget it.
 pub async fn serve<F>(function: &'static str, handler: F) -> Result<(), lambda_runtime::Error>
 where
-    F: for<'a> Fn(&'a AwsDeps, LambdaEvent<Value>) -> HandlerFuture<'a>,
+    F: AsyncFn(&AwsDeps, LambdaEvent<Value>) -> Result<Value, HandlerError>,
 {
-    serve_with(function, |_| (), |deps, _, event| handler(deps, event)).await
+    serve_with(
+        function,
+        |_| (),
+        async |deps, _, event| handler(deps, event).await,
+    )
+    .await
 }
 
 /// [`serve`], for a function that needs clients besides the common ones: `extra` builds
@@ -121,7 +128,7 @@ pub async fn serve_with<X, B, F>(
 ) -> Result<(), lambda_runtime::Error>
 where
     B: FnOnce(&aws_config::SdkConfig) -> X,
-    F: for<'a> Fn(&'a AwsDeps, &'a X, LambdaEvent<Value>) -> HandlerFuture<'a>,
+    F: AsyncFn(&AwsDeps, &X, LambdaEvent<Value>) -> Result<Value, HandlerError>,
 {
     lambda_runtime::tracing::init_default_subscriber();
     // Metric records go to the log as EMF lines: CloudWatch extracts them, no AWS call.
@@ -130,9 +137,13 @@ where
     let config = crate::sdk::lambda_sdk_config(&settings).await;
     let deps = deps_from(&config, &settings);
     let extra = extra(&config);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        handler(&deps, &extra, event)
-    }))
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<Value>| -> HandlerFuture<'_> {
+            // Every line an invocation logs names its request: `handle{request_id=…}`.
+            let span = info_span!("handle", request_id = %event.context.request_id);
+            Box::pin(handler(&deps, &extra, event).instrument(span))
+        },
+    ))
     .await
 }
 
@@ -145,6 +156,48 @@ pub fn envelope<T: DeserializeOwned + serde::Serialize>(
         error!(error = %e, "rejected: malformed event");
         HandlerError::InvalidEvent(format!("malformed {what} event: {e}"))
     })
+}
+
+/// What a parser reads, made from the Lambda payload by [`handle_event`]: the payload
+/// itself (`Value`), or an EventBridge envelope ([`envelope`]). A function whose event has
+/// its own type implements it on a wrapper of that type.
+pub trait Payload: Sized {
+    /// The parser's input; `what` names the event in the `InvalidEvent` for a payload of
+    /// another shape.
+    fn read(payload: Value, what: &str) -> Result<Self, HandlerError>;
+}
+
+impl Payload for Value {
+    fn read(payload: Value, _what: &str) -> Result<Self, HandlerError> {
+        Ok(payload)
+    }
+}
+
+impl<T: DeserializeOwned + serde::Serialize> Payload for EventBridgeEvent<T> {
+    fn read(payload: Value, what: &str) -> Result<Self, HandlerError> {
+        envelope(payload, what)
+    }
+}
+
+/// A handler whose event is one engine call, in one place so that every such function
+/// logs, fails and answers alike: the payload read ([`Payload`]), `parse`d and
+/// [`accepted`], then `engine` run on what was accepted (and the time now), and its outcome
+/// [`applied`] with `about`'s fields of the event. `what` names the event in an
+/// `InvalidEvent`.
+pub async fn handle_event<P: Payload, T>(
+    payload: Value,
+    what: &str,
+    parse: impl FnOnce(&P) -> Result<Inbound<T>, InvalidInput>,
+    engine: impl AsyncFnOnce(&T, Timestamp) -> Result<Inbound<Report>, EngineError>,
+    about: impl FnOnce(&T) -> Value,
+) -> Result<Value, HandlerError> {
+    let input = P::read(payload, what)?;
+    let event = match accepted(parse(&input), what)? {
+        Ok(event) => event,
+        Err(answer) => return Ok(answer),
+    };
+    let outcome = engine(&event, Timestamp::now()).await;
+    applied(outcome, about(&event))
 }
 
 /// The domain input a parser made of an event, or the function's answer when there is

@@ -6,24 +6,20 @@ use serde_json::{Value, json};
 use shiplane::aws::{Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::inbound::alarm::parse_alarm;
-use shiplane::lambda::{HandlerError, accepted, applied};
-use shiplane::release::Timestamp;
+use shiplane::lambda::{HandlerError, handle_event};
 use shiplane::store::ReleaseStore;
-use tracing::instrument;
 
 /// Handles one alarm state change; store failures return an error so Lambda retries.
-#[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
-    let change = match accepted(parse_alarm(&event.payload), "CloudWatch alarm state change")? {
-        Ok(change) => change,
-        Err(answer) => return Ok(answer),
-    };
-    let outcome = deps.engine().on_alarm(&change, Timestamp::now()).await;
-    applied(
-        outcome,
-        json!({"alarm": change.alarm, "state": change.state.as_str()}),
+    handle_event(
+        event.payload,
+        "CloudWatch alarm state change",
+        parse_alarm,
+        async |change, now| deps.engine().on_alarm(change, now).await,
+        |change| json!({"alarm": change.alarm, "state": change.state.as_str()}),
     )
+    .await
 }

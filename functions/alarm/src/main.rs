@@ -4,8 +4,5 @@ mod handler;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shiplane::lambda::serve("alarm", |deps, event| {
-        Box::pin(handler::handle(deps, event))
-    })
-    .await
+    shiplane::lambda::serve("alarm", handler::handle).await
 }

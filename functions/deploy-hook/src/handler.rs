@@ -16,7 +16,7 @@ use shiplane::lambda::HandlerError;
 use shiplane::pipeline::LifecycleHook;
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
-use tracing::{error, instrument};
+use tracing::error;
 
 /// The clients only this function needs.
 pub struct Hooks<C, R> {
@@ -46,7 +46,6 @@ fn deadline(deadline_ms: u64) -> tokio::time::Instant {
 
 /// Answers one hook. Only a payload without the ids to answer is an error (CodeDeploy
 /// never sends one); everything else is answered, Succeeded or Failed.
-#[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S, D, N, T, C, R>(
     deps: &Deps<S, D, N, T>,
     hooks: &Hooks<C, R>,

@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             checker: AwsChecker::new(config),
             reporter: CodeDeployHooks::from_config(config),
         },
-        |deps, hooks, event| Box::pin(handler::handle(deps, hooks, event)),
+        handler::handle,
     )
     .await
 }

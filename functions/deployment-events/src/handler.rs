@@ -11,16 +11,11 @@ use serde_json::{Value, json};
 use shiplane::aws::{Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::inbound::codedeploy::parse_deployment_state;
-use shiplane::inbound::ecs::{
-    EcsDeploymentStateChange, EcsTaskStateChange, parse_service_deployment, parse_task_stopped,
-};
-use shiplane::lambda::{HandlerError, accepted, applied, envelope, ignored};
-use shiplane::release::Timestamp;
+use shiplane::inbound::ecs::{parse_service_deployment, parse_task_stopped};
+use shiplane::lambda::{HandlerError, Payload, handle_event, ignored};
 use shiplane::store::ReleaseStore;
-use tracing::instrument;
 
 /// Handles one state-change event; store failures return an error so Lambda retries.
-#[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
     event: LambdaEvent<Value>,
@@ -30,67 +25,54 @@ pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
         .get("detail-type")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if detail_type == "CodeDeploy Deployment State-change Notification" {
-        return deployment_state(deps, event.payload).await;
+    match detail_type {
+        "CodeDeploy Deployment State-change Notification" => {
+            handle_event(
+                event.payload,
+                "CodeDeploy deployment state change",
+                |event: &DeploymentStateEvent| parse_deployment_state(&event.0),
+                async |change, now| deps.engine().on_deployment_state(change, now).await,
+                |change| json!({ "deployment": change.deployment_id }),
+            )
+            .await
+        }
+        "ECS Deployment State Change" => {
+            handle_event(
+                event.payload,
+                "ECS deployment state change",
+                parse_service_deployment,
+                async |ended, now| deps.engine().on_service_deployment(ended, now).await,
+                |ended| json!({ "deployment": ended.deployment_id }),
+            )
+            .await
+        }
+        "ECS Task State Change" => {
+            handle_event(
+                event.payload,
+                "ECS task state change",
+                parse_task_stopped,
+                async |stopped, now| deps.engine().on_task_stopped(stopped, now).await,
+                |stopped| json!({ "task": stopped.task_arn }),
+            )
+            .await
+        }
+        other => Ok(ignored(&format!(
+            "detail-type {other:?} is not one this function serves"
+        ))),
     }
-    if detail_type == "ECS Deployment State Change" {
-        return service_deployment(deps, event.payload).await;
-    }
-    if detail_type != "ECS Task State Change" {
-        return Ok(ignored(&format!(
-            "detail-type {detail_type:?} is not one this function serves"
-        )));
-    }
-    let parsed = envelope::<EcsTaskStateChange>(event.payload, "ECS task state change")?;
-    let stopped = match accepted(parse_task_stopped(&parsed), "ECS task state change")? {
-        Ok(stopped) => stopped,
-        Err(answer) => return Ok(answer),
-    };
-    let outcome = deps
-        .engine()
-        .on_task_stopped(&stopped, Timestamp::now())
-        .await;
-    applied(outcome, json!({ "task": stopped.task_arn }))
 }
 
-async fn deployment_state<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
-    deps: &Deps<S, D, N, T>,
-    payload: Value,
-) -> Result<Value, HandlerError> {
-    let parsed: CodeDeployEvent = serde_json::from_value(payload).map_err(|e| {
-        HandlerError::InvalidEvent(format!("malformed CodeDeploy deployment state change: {e}"))
-    })?;
-    let change = match accepted(
-        parse_deployment_state(&parsed),
-        "CodeDeploy deployment state change",
-    )? {
-        Ok(change) => change,
-        Err(answer) => return Ok(answer),
-    };
-    let outcome = deps
-        .engine()
-        .on_deployment_state(&change, Timestamp::now())
-        .await;
-    applied(outcome, json!({ "deployment": change.deployment_id }))
-}
+/// CodeDeploy's state change, which aws_lambda_events gives a type of its own (not an
+/// EventBridge envelope), read as this function always has: a payload of another shape is
+/// an `InvalidEvent` "malformed CodeDeploy deployment state change: …", without a log line.
+struct DeploymentStateEvent(CodeDeployEvent);
 
-async fn service_deployment<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
-    deps: &Deps<S, D, N, T>,
-    payload: Value,
-) -> Result<Value, HandlerError> {
-    let parsed = envelope::<EcsDeploymentStateChange>(payload, "ECS deployment state change")?;
-    let ended = match accepted(
-        parse_service_deployment(&parsed),
-        "ECS deployment state change",
-    )? {
-        Ok(ended) => ended,
-        Err(answer) => return Ok(answer),
-    };
-    let outcome = deps
-        .engine()
-        .on_service_deployment(&ended, Timestamp::now())
-        .await;
-    applied(outcome, json!({ "deployment": ended.deployment_id }))
+impl Payload for DeploymentStateEvent {
+    fn read(payload: Value, what: &str) -> Result<Self, HandlerError> {
+        serde_json::from_value(payload)
+            .map(Self)
+            .map_err(|e| HandlerError::InvalidEvent(format!("malformed {what}: {e}")))
+    }
 }
 
 #[cfg(test)]
@@ -105,8 +87,7 @@ mod tests {
             "{}/../../tests/fixtures/events/{path}.json",
             env!("CARGO_MANIFEST_DIR")
         );
-        let payload = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        LambdaEvent::new(payload, lambda_runtime::Context::default())
+        invoke(serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap())
     }
 
     fn deps() -> FakeDeps {
@@ -118,91 +99,67 @@ mod tests {
         }
     }
 
+    fn invoke(payload: Value) -> LambdaEvent<Value> {
+        LambdaEvent::new(payload, lambda_runtime::Context::default())
+    }
+
     #[tokio::test]
     async fn tasks_shiplane_did_not_start_and_other_events_are_ignored() {
         let d = deps();
-        let out = handle(&d, event("ecs/migration-stopped-ok")).await.unwrap();
-        assert!(
-            out["ignored"]
-                .as_str()
-                .unwrap()
-                .contains("not started by Shiplane"),
-            "{out}"
-        );
-        let out = handle(&d, event("ecs/task-running")).await.unwrap();
-        assert!(
-            out["ignored"].as_str().unwrap().contains("RUNNING"),
-            "{out}"
-        );
-        let out = handle(&d, event("codedeploy/ready")).await.unwrap();
-        assert!(
-            out["ignored"]
-                .as_str()
-                .unwrap()
-                .contains("acts when it ends"),
-            "{out}"
-        );
-        let out = handle(&d, event("codedeploy/instance")).await.unwrap();
-        assert!(
-            out["ignored"].as_str().unwrap().contains("Instance"),
-            "{out}"
-        );
+        for (fixture, why) in [
+            ("ecs/migration-stopped-ok", "not started by Shiplane"),
+            ("ecs/task-running", "RUNNING"),
+            ("codedeploy/ready", "acts when it ends"),
+            ("codedeploy/instance", "Instance"),
+            // A rolling service's deployment Shiplane did not start, and one still in
+            // progress (a circuit breaker's rollback starting).
+            (
+                "ecs/service-deployment-completed",
+                "not started by Shiplane",
+            ),
+            (
+                "ecs/service-deployment-rollback-in-progress",
+                "acts when it ends",
+            ),
+            ("ecr/tagged-push", "ECR Image Action"),
+        ] {
+            let out = handle(&d, event(fixture)).await.unwrap();
+            let reason = out["ignored"].as_str().unwrap_or_default();
+            assert!(reason.contains(why), "{fixture}: {out}");
+        }
         let err = handle(&d, event("codedeploy/missing-deployment"))
             .await
             .unwrap_err();
         assert_eq!(err.error_type(), "InvalidEvent");
-        // A rolling service's deployment Shiplane did not start, and one still in progress
-        // (a circuit breaker's rollback starting).
-        let out = handle(&d, event("ecs/service-deployment-completed"))
-            .await
-            .unwrap();
-        assert!(
-            out["ignored"]
-                .as_str()
-                .unwrap()
-                .contains("not started by Shiplane"),
-            "{out}"
-        );
-        let out = handle(&d, event("ecs/service-deployment-rollback-in-progress"))
-            .await
-            .unwrap();
-        assert!(
-            out["ignored"]
-                .as_str()
-                .unwrap()
-                .contains("acts when it ends"),
-            "{out}"
-        );
-        let payload = json!({"detail-type": "ECS Deployment State Change", "source": "aws.ecs",
-            "detail": {"eventName": "SERVICE_DEPLOYMENT_COMPLETED"}});
-        let err = handle(
-            &d,
-            LambdaEvent::new(payload, lambda_runtime::Context::default()),
-        )
-        .await
-        .unwrap_err();
-        assert!(err.to_string().contains("detail.deploymentId"), "{err}");
-        let out = handle(&d, event("ecr/tagged-push")).await.unwrap();
-        assert!(
-            out["ignored"]
-                .as_str()
-                .unwrap()
-                .contains("ECR Image Action"),
-            "{out}"
-        );
         assert!(d.deployer.calls().is_empty());
     }
 
     #[tokio::test]
-    async fn a_malformed_task_event_is_rejected() {
+    async fn malformed_events_are_rejected() {
         let d = deps();
-        let payload = json!({"detail-type": "ECS Task State Change", "source": "aws.ecs", "detail": {"lastStatus": "STOPPED"}});
-        let err = handle(
-            &d,
-            LambdaEvent::new(payload, lambda_runtime::Context::default()),
-        )
-        .await
-        .unwrap_err();
-        assert!(err.to_string().contains("taskArn"), "{err}");
+        for (payload, says) in [
+            (
+                json!({"detail-type": "ECS Task State Change", "source": "aws.ecs",
+                    "detail": {"lastStatus": "STOPPED"}}),
+                "taskArn",
+            ),
+            (
+                json!({"detail-type": "ECS Deployment State Change", "source": "aws.ecs",
+                    "detail": {"eventName": "SERVICE_DEPLOYMENT_COMPLETED"}}),
+                "detail.deploymentId",
+            ),
+            (
+                json!({"detail-type": "ECS Task State Change", "detail": 3}),
+                "malformed ECS task state change event",
+            ),
+            (
+                json!({"detail-type": "CodeDeploy Deployment State-change Notification"}),
+                "malformed CodeDeploy deployment state change: missing field",
+            ),
+        ] {
+            let err = handle(&d, invoke(payload)).await.unwrap_err();
+            assert_eq!(err.error_type(), "InvalidEvent", "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
     }
 }

@@ -8,13 +8,12 @@ use shiplane::inbound::ecr::{EcrImageAction, parse_push};
 use shiplane::lambda::{HandlerError, accepted, envelope, failed, ignored};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
-use tracing::{info, instrument};
+use tracing::info;
 
 /// Handles one ECR Image Action event. Ignored events return Ok with the reason; invalid
 /// ones an `InvalidEvent` naming the field (Lambda sends them to the dead-letter queue);
 /// store failures a retryable error so Lambda delivers the event again. `clock` gives
 /// ECR's own push times when the push shares its event's second with another.
-#[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
     clock: &impl PushClock,
@@ -95,30 +94,16 @@ mod tests {
             match (expect, &got) {
                 ("release", Ok(v)) => assert_eq!(v["state"], "deploying", "{name}: {v}"),
                 ("replayed", Ok(v)) => assert_eq!(v["replayed"], true, "{name}: {v}"),
-                ("ignored", Ok(v)) => {
-                    assert!(v["ignored"].is_string(), "{name}: {v}");
-                    assert!(
-                        d.store
-                            .releases_of_service("api", 5)
-                            .await
-                            .unwrap()
-                            .is_empty(),
-                        "{name}"
-                    );
-                }
+                ("ignored", Ok(v)) => assert!(v["ignored"].is_string(), "{name}: {v}"),
                 (e, Err(err)) if e.starts_with("error:") => {
                     let field = &e["error:".len()..];
                     assert!(err.to_string().contains(field), "{name}: {err}");
-                    assert!(
-                        d.store
-                            .releases_of_service("api", 5)
-                            .await
-                            .unwrap()
-                            .is_empty(),
-                        "{name}"
-                    );
                 }
                 _ => panic!("{name}: expected {expect}, got {got:?}"),
+            }
+            if expect == "ignored" || expect.starts_with("error:") {
+                let releases = d.store.releases_of_service("api", 5).await.unwrap();
+                assert!(releases.is_empty(), "{name} made no release");
             }
             if expect != "release" {
                 assert_eq!(
@@ -192,28 +177,15 @@ mod tests {
     #[test]
     fn a_tag_with_a_line_break_cannot_forge_a_log_line() {
         let forged = "v1\n2026-11-24T00:00:00Z  INFO shiplane: release approved by admin";
-        let mut payload: Value = serde_json::from_str(
-            &std::fs::read_to_string(format!(
-                "{}/../../tests/fixtures/events/ecr/tagged-push.json",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .unwrap(),
-        )
-        .unwrap();
-        payload["detail"]["image-tag"] = json!(forged);
+        let mut event = event("tagged-push");
+        event.payload["detail"]["image-tag"] = json!(forged);
         let logs = captured_text_logs(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();
             rt.block_on(async {
                 let d = deps().await;
-                let err = handle(
-                    &d,
-                    &NoPushClock,
-                    LambdaEvent::new(payload, lambda_runtime::Context::default()),
-                )
-                .await
-                .unwrap_err();
+                let err = handle(&d, &NoPushClock, event).await.unwrap_err();
                 assert_eq!(err.error_type(), "InvalidEvent");
                 assert!(!err.to_string().contains('\n'), "{err}");
             });

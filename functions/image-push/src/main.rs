@@ -7,10 +7,5 @@ use shiplane::aws::EcrPushClock;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shiplane::lambda::serve_with(
-        "image-push",
-        EcrPushClock::from_config,
-        |deps, clock, event| Box::pin(handler::handle(deps, clock, event)),
-    )
-    .await
+    shiplane::lambda::serve_with("image-push", EcrPushClock::from_config, handler::handle).await
 }

@@ -8,32 +8,25 @@ use serde_json::{Value, json};
 use shiplane::aws::{AlarmReader, Deployer, Notifier, Timer};
 use shiplane::engine::Deps;
 use shiplane::inbound::schedule::parse_timer;
-use shiplane::lambda::{HandlerError, accepted, applied};
-use shiplane::release::Timestamp;
+use shiplane::lambda::{HandlerError, handle_event};
 use shiplane::store::ReleaseStore;
-use tracing::instrument;
 
 /// Handles one fired timer, the stage's alarms read from CloudWatch first; store failures
 /// return an error so Scheduler's retry policy delivers it again (the reconciler ends the
 /// bake if every delivery fails).
-#[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
     alarms: &impl AlarmReader,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
-    let timer = match accepted(parse_timer(&event.payload), "bake timer")? {
-        Ok(timer) => timer,
-        Err(answer) => return Ok(answer),
-    };
-    let outcome = deps
-        .engine()
-        .on_bake_timer_reading(alarms, &timer, Timestamp::now())
-        .await;
-    applied(
-        outcome,
-        json!({"release": timer.release, "service": timer.service, "environment": timer.environment}),
+    handle_event(
+        event.payload,
+        "bake timer",
+        parse_timer,
+        async |timer, now| deps.engine().on_bake_timer_reading(alarms, timer, now).await,
+        |timer| json!({"release": timer.release, "service": timer.service, "environment": timer.environment}),
     )
+    .await
 }
 
 #[cfg(test)]
@@ -43,49 +36,27 @@ mod tests {
     use shiplane::engine::testing::{ONE_SERVICE_PIPELINE, deps_with_pipeline};
     use shiplane::facts::BakeTimer;
 
-    fn event(payload: Value) -> LambdaEvent<Value> {
-        LambdaEvent::new(payload, lambda_runtime::Context::default())
-    }
-
     #[tokio::test]
     async fn bad_and_foreign_payloads_change_nothing() {
         let deps = deps_with_pipeline(ONE_SERVICE_PIPELINE).await;
-        let out = handle(
-            &deps,
-            &FakeAlarms::default(),
-            event(json!({"source": "aws.scheduler"})),
-        )
-        .await
-        .unwrap();
-        assert!(
-            out["ignored"]
-                .as_str()
-                .unwrap()
-                .contains("not a Shiplane bake timer")
-        );
-        let err = handle(
-            &deps,
-            &FakeAlarms::default(),
-            event(json!({"source": BakeTimer::SOURCE, "service": "api"})),
-        )
-        .await
-        .unwrap_err();
+        let fire = async |payload| {
+            let event = LambdaEvent::new(payload, lambda_runtime::Context::default());
+            handle(&deps, &FakeAlarms::default(), event).await
+        };
+        let out = fire(json!({"source": "aws.scheduler"})).await.unwrap();
+        let reason = out["ignored"].as_str().unwrap_or_default();
+        assert!(reason.contains("not a Shiplane bake timer"), "{out}");
+        let err = fire(json!({"source": BakeTimer::SOURCE, "service": "api"}))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("environment"), "{err}");
         // A timer for a release that does not exist (deleted by hand, another table).
-        let out = handle(
-            &deps,
-            &FakeAlarms::default(),
-            event(
-                json!({"source": BakeTimer::SOURCE, "service": "api", "environment": "dev",
-                "release": "01JD2B3C4D5E6F7G8H9J0KMNPQ", "attempt": 0}),
-            ),
-        )
+        let out = fire(json!({"source": BakeTimer::SOURCE, "service": "api",
+            "environment": "dev", "release": "01JD2B3C4D5E6F7G8H9J0KMNPQ", "attempt": 0}))
         .await
         .unwrap();
-        assert!(
-            out["ignored"].as_str().unwrap().contains("does not exist"),
-            "{out}"
-        );
+        let reason = out["ignored"].as_str().unwrap_or_default();
+        assert!(reason.contains("does not exist"), "{out}");
         assert!(deps.deployer.calls().is_empty());
         assert!(deps.notifier.kinds().is_empty());
         assert!(deps.timer.log().is_empty());

@@ -10,12 +10,11 @@ use shiplane::engine::{Deps, Reconciled};
 use shiplane::lambda::{HandlerError, failed, moved};
 use shiplane::release::Timestamp;
 use shiplane::store::ReleaseStore;
-use tracing::{info, instrument};
+use tracing::info;
 
 /// Runs one pass. A lane that fails is logged and counted in the answer (`lanes_failed`,
 /// `failures`), and the next scheduled pass tries it again; only a pass that reached no
 /// lane at all (the store is down) is the function's error.
-#[instrument(skip_all, fields(request_id = %event.context.request_id))]
 pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
     deps: &Deps<S, D, N, T>,
     alarms: &impl AlarmReader,

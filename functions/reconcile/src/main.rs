@@ -6,10 +6,5 @@ use shiplane::aws::CloudWatchAlarms;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shiplane::lambda::serve_with(
-        "reconcile",
-        CloudWatchAlarms::from_config,
-        |deps, alarms, event| Box::pin(handler::handle(deps, alarms, event)),
-    )
-    .await
+    shiplane::lambda::serve_with("reconcile", CloudWatchAlarms::from_config, handler::handle).await
 }
