@@ -31,128 +31,79 @@ pub struct Transition {
     pub detail: Option<String>,
 }
 
-/// Why a transition happened: the closed set of causes recorded in history and sent in
-/// notifications (spelled in snake_case there).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cause {
-    Arrived,
-    /// A queued release started because the lane became free.
-    Dequeued,
-    Approved,
-    Rejected,
-    Cancelled,
-    TagAdded,
-    MigrationStarted,
-    MigrationSucceeded,
-    MigrationFailed,
-    DeploymentCreated,
-    ValidationStarted,
-    DeploymentBlocked,
-    DeploymentSucceeded,
-    DeploymentFailed,
-    BakeElapsed,
-    AlarmFired,
-    /// A watched alarm returned to OK.
-    AlarmCleared,
-    /// A watched alarm has too little data to say.
-    AlarmNoData,
-    ActionFailed,
-    /// The state's deadline passed and AWS had no outcome to report.
-    TimedOut,
-    /// A deployment was asked to stop (after a cancel, a timeout or an alarm).
-    StopRequested,
-    /// Stopping a deployment failed; the reason says what to do by hand.
-    StopFailed,
-    /// One lifecycle-hook check passed or failed (name, latency, excerpt in the detail).
-    CheckPassed,
-    CheckFailed,
-    /// A lifecycle hook reported Succeeded or Failed to CodeDeploy.
-    HookSucceeded,
-    HookFailed,
-    /// The bake timer (an EventBridge Scheduler schedule) was set, or cleared because the
-    /// bake ended another way; or setting or clearing it failed (the reconciler ends the
-    /// bake all the same).
-    TimerSet,
-    TimerCleared,
-    TimerFailed,
-    /// CodeDeploy's automatic rollback deployment of the stage's deployment reported (a
-    /// hook answered, or it succeeded), or failed: a person must act.
-    CodeDeployRollback,
-    RollbackFailed,
-    /// A newer release took its place in the queue, or it arrived after a newer one.
-    Superseded,
-    /// The last known good release is deployed again after a rollback, or an operator
-    /// rolled the environment back.
-    Rollback,
-    /// An operator ended a bake early.
-    PromotedEarly,
-    /// An operator tried a failed, rolled back or cancelled stage again.
-    Retried,
-    /// An invocation took over a deployment or migration that another left unfinished
-    /// past its lease.
-    ActionResumed,
-    /// Its deployment was replaced by another release's that landed late (on a rolling
-    /// service the newest UpdateService wins), so it is deployed again.
-    Redeployed,
-    /// An operator deployed an image by digest, without a push.
-    Deployed,
-    Paused,
-    Resumed,
-    /// An operator freed the lane of whatever held it.
-    Unblocked,
-    /// Written by a newer Shiplane; shown as it is.
-    #[serde(other)]
-    Other,
-}
-
-impl Cause {
-    /// The spelling in history, logs and notifications.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cause::Arrived => "arrived",
-            Cause::Dequeued => "dequeued",
-            Cause::Approved => "approved",
-            Cause::Rejected => "rejected",
-            Cause::Cancelled => "cancelled",
-            Cause::TagAdded => "tag_added",
-            Cause::MigrationStarted => "migration_started",
-            Cause::MigrationSucceeded => "migration_succeeded",
-            Cause::MigrationFailed => "migration_failed",
-            Cause::DeploymentCreated => "deployment_created",
-            Cause::ValidationStarted => "validation_started",
-            Cause::DeploymentBlocked => "deployment_blocked",
-            Cause::DeploymentSucceeded => "deployment_succeeded",
-            Cause::DeploymentFailed => "deployment_failed",
-            Cause::BakeElapsed => "bake_elapsed",
-            Cause::AlarmFired => "alarm_fired",
-            Cause::AlarmCleared => "alarm_cleared",
-            Cause::AlarmNoData => "alarm_no_data",
-            Cause::ActionFailed => "action_failed",
-            Cause::TimedOut => "timed_out",
-            Cause::StopRequested => "stop_requested",
-            Cause::StopFailed => "stop_failed",
-            Cause::CheckPassed => "check_passed",
-            Cause::CheckFailed => "check_failed",
-            Cause::HookSucceeded => "hook_succeeded",
-            Cause::HookFailed => "hook_failed",
-            Cause::TimerSet => "timer_set",
-            Cause::TimerCleared => "timer_cleared",
-            Cause::TimerFailed => "timer_failed",
-            Cause::CodeDeployRollback => "codedeploy_rollback",
-            Cause::RollbackFailed => "rollback_failed",
-            Cause::Superseded => "superseded",
-            Cause::Rollback => "rollback",
-            Cause::PromotedEarly => "promoted_early",
-            Cause::Retried => "retried",
-            Cause::ActionResumed => "action_resumed",
-            Cause::Redeployed => "redeployed",
-            Cause::Deployed => "deployed",
-            Cause::Paused => "paused",
-            Cause::Resumed => "resumed",
-            Cause::Unblocked => "unblocked",
-            Cause::Other => "other",
-        }
+spelled! {
+    /// Why a transition happened: the closed set of causes recorded in history and sent in
+    /// notifications (spelled in snake_case there).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum Cause {
+        Arrived = "arrived",
+        /// A queued release started because the lane became free.
+        Dequeued = "dequeued",
+        Approved = "approved",
+        Rejected = "rejected",
+        Cancelled = "cancelled",
+        TagAdded = "tag_added",
+        MigrationStarted = "migration_started",
+        MigrationSucceeded = "migration_succeeded",
+        MigrationFailed = "migration_failed",
+        DeploymentCreated = "deployment_created",
+        ValidationStarted = "validation_started",
+        DeploymentBlocked = "deployment_blocked",
+        DeploymentSucceeded = "deployment_succeeded",
+        DeploymentFailed = "deployment_failed",
+        BakeElapsed = "bake_elapsed",
+        AlarmFired = "alarm_fired",
+        /// A watched alarm returned to OK.
+        AlarmCleared = "alarm_cleared",
+        /// A watched alarm has too little data to say.
+        AlarmNoData = "alarm_no_data",
+        ActionFailed = "action_failed",
+        /// The state's deadline passed and AWS had no outcome to report.
+        TimedOut = "timed_out",
+        /// A deployment was asked to stop (after a cancel, a timeout or an alarm).
+        StopRequested = "stop_requested",
+        /// Stopping a deployment failed; the reason says what to do by hand.
+        StopFailed = "stop_failed",
+        /// One lifecycle-hook check passed or failed (name, latency, excerpt in the detail).
+        CheckPassed = "check_passed",
+        CheckFailed = "check_failed",
+        /// A lifecycle hook reported Succeeded or Failed to CodeDeploy.
+        HookSucceeded = "hook_succeeded",
+        HookFailed = "hook_failed",
+        /// The bake timer (an EventBridge Scheduler schedule) was set, or cleared because the
+        /// bake ended another way; or setting or clearing it failed (the reconciler ends the
+        /// bake all the same).
+        TimerSet = "timer_set",
+        TimerCleared = "timer_cleared",
+        TimerFailed = "timer_failed",
+        /// CodeDeploy's automatic rollback deployment of the stage's deployment reported (a
+        /// hook answered, or it succeeded), or failed: a person must act.
+        CodeDeployRollback = "codedeploy_rollback",
+        RollbackFailed = "rollback_failed",
+        /// A newer release took its place in the queue, or it arrived after a newer one.
+        Superseded = "superseded",
+        /// The last known good release is deployed again after a rollback, or an operator
+        /// rolled the environment back.
+        Rollback = "rollback",
+        /// An operator ended a bake early.
+        PromotedEarly = "promoted_early",
+        /// An operator tried a failed, rolled back or cancelled stage again.
+        Retried = "retried",
+        /// An invocation took over a deployment or migration that another left unfinished
+        /// past its lease.
+        ActionResumed = "action_resumed",
+        /// Its deployment was replaced by another release's that landed late (on a rolling
+        /// service the newest UpdateService wins), so it is deployed again.
+        Redeployed = "redeployed",
+        /// An operator deployed an image by digest, without a push.
+        Deployed = "deployed",
+        Paused = "paused",
+        Resumed = "resumed",
+        /// An operator freed the lane of whatever held it.
+        Unblocked = "unblocked",
+        /// Written by a newer Shiplane; shown as it is.
+        #[serde(other)]
+        Other = "other",
     }
 }
 

@@ -8,34 +8,35 @@ use serde::{Deserialize, Serialize};
 
 use super::Timestamp;
 
-/// The closed set of states a release can be in, in one environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StageState {
-    /// Waiting for the deployment in flight (or a pause, or a freeze) to end.
-    Queued,
-    /// Waiting for a person to approve entry into the environment.
-    AwaitingApproval,
-    /// The one-off migration task runs with the new image.
-    Migrating,
-    /// The deployment (or service update, or revision registration) is under way.
-    Deploying,
-    /// CodeDeploy lifecycle hooks are checking the new version.
-    Validating,
-    /// Deployed; watched for alarms until the bake time ends.
-    Baking,
-    /// Released and baked: this release is the environment's last known good.
-    Succeeded,
-    /// Migration, deployment or a step failed; nothing of it is live.
-    Failed,
-    /// Stopped by an alarm and rolled back.
-    RolledBack,
-    /// A newer release arrived while this one waited; it never deploys.
-    Superseded,
-    /// A person rejected it at an approval.
-    Rejected,
-    /// A person cancelled it before it deployed.
-    Cancelled,
+spelled! {
+    /// The closed set of states a release can be in, in one environment.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub enum StageState {
+        /// Waiting for the deployment in flight (or a pause, or a freeze) to end.
+        Queued = "queued",
+        /// Waiting for a person to approve entry into the environment.
+        AwaitingApproval = "awaiting_approval",
+        /// The one-off migration task runs with the new image.
+        Migrating = "migrating",
+        /// The deployment (or service update, or revision registration) is under way.
+        Deploying = "deploying",
+        /// CodeDeploy lifecycle hooks are checking the new version.
+        Validating = "validating",
+        /// Deployed; watched for alarms until the bake time ends.
+        Baking = "baking",
+        /// Released and baked: this release is the environment's last known good.
+        Succeeded = "succeeded",
+        /// Migration, deployment or a step failed; nothing of it is live.
+        Failed = "failed",
+        /// Stopped by an alarm and rolled back.
+        RolledBack = "rolled_back",
+        /// A newer release arrived while this one waited; it never deploys.
+        Superseded = "superseded",
+        /// A person rejected it at an approval.
+        Rejected = "rejected",
+        /// A person cancelled it before it deployed.
+        Cancelled = "cancelled",
+    }
 }
 
 impl StageState {
@@ -74,24 +75,6 @@ impl StageState {
     /// No event moves it any more.
     pub fn is_terminal(self) -> bool {
         !self.is_in_flight() && !self.is_waiting()
-    }
-
-    /// The spelling shown by the CLI and sent in notifications.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StageState::Queued => "queued",
-            StageState::AwaitingApproval => "awaiting_approval",
-            StageState::Migrating => "migrating",
-            StageState::Deploying => "deploying",
-            StageState::Validating => "validating",
-            StageState::Baking => "baking",
-            StageState::Succeeded => "succeeded",
-            StageState::Failed => "failed",
-            StageState::RolledBack => "rolled_back",
-            StageState::Superseded => "superseded",
-            StageState::Rejected => "rejected",
-            StageState::Cancelled => "cancelled",
-        }
     }
 }
 
