@@ -244,12 +244,7 @@ pub type AwsEngine<'a> = shiplane::engine::Engine<
 impl AwsAdapters {
     /// The engine over these adapters and `store`.
     pub fn engine<'a>(&'a self, store: &'a DynamoStore) -> AwsEngine<'a> {
-        shiplane::engine::Engine {
-            store,
-            deployer: &self.deployer,
-            notifier: &self.notifier,
-            timer: &self.timer,
-        }
+        shiplane::engine::Engine::new(store, &self.deployer, &self.notifier, &self.timer)
     }
 }
 

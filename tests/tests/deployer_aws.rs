@@ -58,12 +58,7 @@ impl World {
     }
 
     fn engine(&self) -> Engine<'_, DynamoStore, AwsDeployer, SnsNotifier, SchedulerTimer> {
-        Engine {
-            store: &self.store,
-            deployer: &self.deployer,
-            notifier: &self.notifier,
-            timer: &self.timer,
-        }
+        Engine::new(&self.store, &self.deployer, &self.notifier, &self.timer)
     }
 
     /// Pushes an image to ECR and parses the event ECR would send.

@@ -9,6 +9,7 @@ mod effects;
 mod hooks;
 mod outcomes;
 mod pass;
+mod ports;
 mod push_order;
 mod reconcile;
 mod run;
@@ -17,6 +18,7 @@ pub mod testing;
 mod work;
 
 pub use hooks::{HookAnswer, HookInvocation, REPORT_RESERVE};
+pub use ports::{Deps, Engine};
 pub use reconcile::{LaneFailure, Reconciled, SERVICES_AT_ONCE};
 pub use run::NOTIFY_BUDGET;
 
@@ -99,34 +101,6 @@ impl Report {
         self.transitions.extend(other.transitions);
         self.refused.extend(other.refused);
     }
-}
-
-/// The clients a function builds once per cold start and every invocation reuses.
-pub struct Deps<S, D, N, T> {
-    pub store: S,
-    pub deployer: D,
-    pub notifier: N,
-    pub timer: T,
-}
-
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Deps<S, D, N, T> {
-    /// An engine borrowing these clients.
-    pub fn engine(&self) -> Engine<'_, S, D, N, T> {
-        Engine {
-            store: &self.store,
-            deployer: &self.deployer,
-            notifier: &self.notifier,
-            timer: &self.timer,
-        }
-    }
-}
-
-/// The engine over a store, a deployer, a notifier and a bake timer (real or fake).
-pub struct Engine<'a, S, D, N, T> {
-    pub store: &'a S,
-    pub deployer: &'a D,
-    pub notifier: &'a N,
-    pub timer: &'a T,
 }
 
 /// A service and its stage in one environment of the pipeline.

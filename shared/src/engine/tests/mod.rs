@@ -75,12 +75,7 @@ impl World {
     }
 
     fn engine(&self) -> Engine<'_, MemoryStore, FakeDeployer, RecordingNotifier, FakeTimer> {
-        Engine {
-            store: &self.store,
-            deployer: &self.deployer,
-            notifier: &self.notifier,
-            timer: &self.timer,
-        }
+        Engine::new(&self.store, &self.deployer, &self.notifier, &self.timer)
     }
 
     async fn state(&self, id: &ReleaseId, env: &str) -> Option<StageState> {
