@@ -18,7 +18,7 @@ pub mod testing;
 mod work;
 
 pub use hooks::{HookAnswer, HookInvocation, REPORT_RESERVE};
-pub use ports::{Deps, Engine};
+pub use ports::{Deps, Engine, Ports};
 pub use reconcile::{LaneFailure, Reconciled, SERVICES_AT_ONCE};
 pub use run::NOTIFY_BUDGET;
 
@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
-use crate::aws::{Deployer, NoPushClock, Notifier, PushClock, Timer, parse_started_by};
+use crate::aws::{NoPushClock, PushClock, parse_started_by};
 use crate::facts::TaskStopped;
 use crate::inbound::Inbound;
 use crate::pipeline::{Pipeline, Service, StageConfig};
@@ -232,7 +232,7 @@ fn release_work(
     (id, work)
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+impl<P: Ports> Engine<'_, P> {
     /// The current pipeline, parsed (revalidated when this process has one cached); an
     /// error names the fix.
     pub async fn pipeline(&self) -> Result<Arc<Pipeline>, EngineError> {

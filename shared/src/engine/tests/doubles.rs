@@ -200,7 +200,7 @@ impl<'a, A: AtDeploy> Meanwhile<'a, A> {
     }
 
     /// The world's engine, deploying through this.
-    pub(super) fn engine(&self) -> Engine<'_, MemoryStore, Self, RecordingNotifier, FakeTimer> {
+    pub(super) fn engine(&self) -> Engine<'_, (MemoryStore, Self, RecordingNotifier, FakeTimer)> {
         Engine::new(
             &self.world.store,
             self,
