@@ -20,8 +20,11 @@ use crate::sdk::OnFirstUse;
 use crate::settings::Settings;
 use crate::store::{DynamoStore, StoreError};
 
-/// The production clients: DynamoDB, ECS + CodeDeploy, SNS, EventBridge Scheduler.
-pub type AwsDeps = Deps<DynamoStore, AwsDeployer, SnsNotifier, SchedulerTimer>;
+/// The production ports: DynamoDB, ECS + CodeDeploy, SNS, EventBridge Scheduler.
+pub type AwsPorts = (DynamoStore, AwsDeployer, SnsNotifier, SchedulerTimer);
+
+/// The production clients, built once per cold start.
+pub type AwsDeps = Deps<AwsPorts>;
 
 /// The production clients from Lambda's environment ([`crate::sdk::lambda_sdk_config`]),
 /// each built when an event first needs it ([`OnFirstUse`]). Throttling and 5xx are

@@ -92,7 +92,10 @@ hold_while_alarms_in = ["dev"]
 "#;
 
 /// The engine's ports over the world.
-pub type SimDeps = Deps<SimStore, SimDeployer, SimNotifier, SimTimer>;
+pub type SimPorts = (SimStore, SimDeployer, SimNotifier, SimTimer);
+
+/// The clients an invocation reuses, over the world.
+pub type SimDeps = Deps<SimPorts>;
 
 /// Everything an invocation needs besides the engine's ports.
 pub struct Rig {
@@ -106,7 +109,7 @@ pub struct Rig {
 }
 
 impl Rig {
-    fn engine(&self) -> Engine<'_, SimStore, SimDeployer, SimNotifier, SimTimer> {
+    fn engine(&self) -> Engine<'_, SimPorts> {
         self.deps.engine()
     }
 

@@ -177,16 +177,10 @@ pub fn image_push(repository: &str, tag: &str) -> shiplane::release::intake::Ima
 /// The release a push made, through `engine` with ECR's push times (as image-push runs
 /// it: pushes a test makes in one second are ordered by ECR); panics when the push made
 /// none.
-pub async fn release_from_push<S, D, N, T>(
-    engine: &shiplane::engine::Engine<'_, S, D, N, T>,
+pub async fn release_from_push<P: shiplane::engine::Ports>(
+    engine: &shiplane::engine::Engine<'_, P>,
     push: &shiplane::release::intake::ImagePush,
-) -> shiplane::release::ReleaseId
-where
-    S: shiplane::store::ReleaseStore,
-    D: shiplane::aws::Deployer,
-    N: shiplane::aws::Notifier,
-    T: shiplane::aws::Timer,
-{
+) -> shiplane::release::ReleaseId {
     let clock = shiplane::aws::EcrPushClock::from_config(&aws_config().await);
     match engine
         .on_push_with(push, &clock, shiplane::release::Timestamp::now())
@@ -233,23 +227,12 @@ pub struct AwsAdapters {
 }
 
 /// The engine as the functions build it, over `store`.
-pub type AwsEngine<'a> = shiplane::engine::Engine<
-    'a,
-    DynamoStore,
-    shiplane::aws::AwsDeployer,
-    shiplane::aws::SnsNotifier,
-    shiplane::aws::SchedulerTimer,
->;
+pub type AwsEngine<'a> = shiplane::engine::Engine<'a, shiplane::lambda::AwsPorts>;
 
 impl AwsAdapters {
     /// The engine over these adapters and `store`.
     pub fn engine<'a>(&'a self, store: &'a DynamoStore) -> AwsEngine<'a> {
-        shiplane::engine::Engine {
-            store,
-            deployer: &self.deployer,
-            notifier: &self.notifier,
-            timer: &self.timer,
-        }
+        shiplane::engine::Engine::new(store, &self.deployer, &self.notifier, &self.timer)
     }
 }
 

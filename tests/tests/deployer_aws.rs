@@ -11,6 +11,7 @@ use shiplane::engine::{Engine, PushOutcome};
 use shiplane::facts::{ContainerExit, TaskStopped};
 use shiplane::inbound::Inbound;
 use shiplane::inbound::ecr::{EcrImageAction, ImagePush, parse_push};
+use shiplane::lambda::AwsPorts;
 use shiplane::pipeline::Pipeline;
 use shiplane::release::{Digest, Event, Release, ReleaseId, Stage, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore};
@@ -57,13 +58,8 @@ impl World {
         }
     }
 
-    fn engine(&self) -> Engine<'_, DynamoStore, AwsDeployer, SnsNotifier, SchedulerTimer> {
-        Engine {
-            store: &self.store,
-            deployer: &self.deployer,
-            notifier: &self.notifier,
-            timer: &self.timer,
-        }
+    fn engine(&self) -> Engine<'_, AwsPorts> {
+        Engine::new(&self.store, &self.deployer, &self.notifier, &self.timer)
     }
 
     /// Pushes an image to ECR and parses the event ECR would send.

@@ -104,12 +104,7 @@ async fn a_hundred_releases_under_faults_all_end_where_they_should() {
         .load()
         .await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), plain_store.table());
-    let e = Engine {
-        store: &store,
-        deployer: &deployer,
-        notifier: &notifier,
-        timer: &timer,
-    };
+    let e = Engine::new(&store, &deployer, &notifier, &timer);
     let mut rng = Rng(0x5eed_5eed);
     let base = Timestamp::now();
     let pushes: Vec<ImagePush> = (0..RELEASES)

@@ -12,7 +12,7 @@ use crate::output::errln;
 use crate::{Failure, Reach, diagnose};
 
 /// The clients a command that may start or stop deployments needs.
-pub(crate) type CliDeps = Deps<DynamoStore, AwsDeployer, CliNotifier, SchedulerTimer>;
+pub(crate) type CliDeps = Deps<(DynamoStore, AwsDeployer, CliNotifier, SchedulerTimer)>;
 
 pub(crate) async fn deps(config: &SdkConfig, table: &str, aws: &Reach) -> CliDeps {
     let config = config.clone();

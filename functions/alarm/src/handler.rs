@@ -3,15 +3,13 @@
 
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{Deployer, Notifier, Timer};
-use shiplane::engine::Deps;
+use shiplane::engine::{Deps, Ports};
 use shiplane::inbound::alarm::parse_alarm;
 use shiplane::lambda::{HandlerError, handle_event};
-use shiplane::store::ReleaseStore;
 
 /// Handles one alarm state change; store failures return an error so Lambda retries.
-pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
-    deps: &Deps<S, D, N, T>,
+pub async fn handle<P: Ports>(
+    deps: &Deps<P>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     handle_event(

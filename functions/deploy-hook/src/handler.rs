@@ -9,13 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::codedeploy::CodeDeployLifecycleEvent;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{Deployer, HookReporter, Notifier, Timer};
+use shiplane::aws::HookReporter;
 use shiplane::checks::Checker;
-use shiplane::engine::{Deps, HookInvocation};
+use shiplane::engine::{Deps, HookInvocation, Ports};
 use shiplane::lambda::HandlerError;
 use shiplane::pipeline::LifecycleHook;
 use shiplane::release::Timestamp;
-use shiplane::store::ReleaseStore;
 use tracing::error;
 
 /// The clients only this function needs.
@@ -46,19 +45,11 @@ fn deadline(deadline_ms: u64) -> tokio::time::Instant {
 
 /// Answers one hook. Only a payload without the ids to answer is an error (CodeDeploy
 /// never sends one); everything else is answered, Succeeded or Failed.
-pub async fn handle<S, D, N, T, C, R>(
-    deps: &Deps<S, D, N, T>,
+pub async fn handle<P: Ports, C: Checker, R: HookReporter>(
+    deps: &Deps<P>,
     hooks: &Hooks<C, R>,
     event: LambdaEvent<Value>,
-) -> Result<Value, HandlerError>
-where
-    S: ReleaseStore,
-    D: Deployer,
-    N: Notifier,
-    T: Timer,
-    C: Checker,
-    R: HookReporter,
-{
+) -> Result<Value, HandlerError> {
     let payload: CodeDeployLifecycleEvent = serde_json::from_value(event.payload).map_err(|e| {
         error!(error = %e, "rejected: not a lifecycle hook invocation");
         HandlerError::InvalidEvent(format!("malformed CodeDeploy lifecycle hook event: {e}"))

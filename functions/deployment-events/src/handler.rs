@@ -8,16 +8,14 @@
 use aws_lambda_events::codedeploy::CodeDeployEvent;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{Deployer, Notifier, Timer};
-use shiplane::engine::Deps;
+use shiplane::engine::{Deps, Ports};
 use shiplane::inbound::codedeploy::parse_deployment_state;
 use shiplane::inbound::ecs::{parse_service_deployment, parse_task_stopped};
 use shiplane::lambda::{HandlerError, Payload, handle_event, ignored};
-use shiplane::store::ReleaseStore;
 
 /// Handles one state-change event; store failures return an error so Lambda retries.
-pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
-    deps: &Deps<S, D, N, T>,
+pub async fn handle<P: Ports>(
+    deps: &Deps<P>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let detail_type = event

@@ -2,20 +2,19 @@
 
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{Deployer, Notifier, PushClock, Timer};
-use shiplane::engine::{Deps, PushOutcome};
+use shiplane::aws::PushClock;
+use shiplane::engine::{Deps, Ports, PushOutcome};
 use shiplane::inbound::ecr::{EcrImageAction, parse_push};
 use shiplane::lambda::{HandlerError, accepted, envelope, failed, ignored};
 use shiplane::release::Timestamp;
-use shiplane::store::ReleaseStore;
 use tracing::info;
 
 /// Handles one ECR Image Action event. Ignored events return Ok with the reason; invalid
 /// ones an `InvalidEvent` naming the field (Lambda sends them to the dead-letter queue);
 /// store failures a retryable error so Lambda delivers the event again. `clock` gives
 /// ECR's own push times when the push shares its event's second with another.
-pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
-    deps: &Deps<S, D, N, T>,
+pub async fn handle<P: Ports>(
+    deps: &Deps<P>,
     clock: &impl PushClock,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
@@ -51,6 +50,7 @@ mod tests {
     use super::*;
     use shiplane::aws::NoPushClock;
     use shiplane::engine::testing::{FakeDeps, ONE_SERVICE_PIPELINE, deps_with_pipeline};
+    use shiplane::store::ReleaseStore;
 
     async fn deps() -> FakeDeps {
         deps_with_pipeline(ONE_SERVICE_PIPELINE).await

@@ -5,17 +5,16 @@
 
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{AlarmReader, Deployer, Notifier, Timer};
-use shiplane::engine::Deps;
+use shiplane::aws::AlarmReader;
+use shiplane::engine::{Deps, Ports};
 use shiplane::inbound::schedule::parse_timer;
 use shiplane::lambda::{HandlerError, handle_event};
-use shiplane::store::ReleaseStore;
 
 /// Handles one fired timer, the stage's alarms read from CloudWatch first; store failures
 /// return an error so Scheduler's retry policy delivers it again (the reconciler ends the
 /// bake if every delivery fails).
-pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
-    deps: &Deps<S, D, N, T>,
+pub async fn handle<P: Ports>(
+    deps: &Deps<P>,
     alarms: &impl AlarmReader,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {

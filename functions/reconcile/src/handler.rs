@@ -5,18 +5,17 @@
 
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use shiplane::aws::{AlarmReader, Deployer, Notifier, Timer};
-use shiplane::engine::{Deps, Reconciled};
+use shiplane::aws::AlarmReader;
+use shiplane::engine::{Deps, Ports, Reconciled};
 use shiplane::lambda::{HandlerError, failed, moved};
 use shiplane::release::Timestamp;
-use shiplane::store::ReleaseStore;
 use tracing::info;
 
 /// Runs one pass. A lane that fails is logged and counted in the answer (`lanes_failed`,
 /// `failures`), and the next scheduled pass tries it again; only a pass that reached no
 /// lane at all (the store is down) is the function's error.
-pub async fn handle<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer>(
-    deps: &Deps<S, D, N, T>,
+pub async fn handle<P: Ports>(
+    deps: &Deps<P>,
     alarms: &impl AlarmReader,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
@@ -86,7 +85,7 @@ mod tests {
     use shiplane::aws::fake::FakeAlarms;
     use shiplane::engine::testing::{FakeDeps, ONE_SERVICE_PIPELINE, deps_with_pipeline};
     use shiplane::release::{Lane, ReleaseId};
-    use shiplane::store::{Commit, Versioned};
+    use shiplane::store::{Commit, ReleaseStore, Versioned};
 
     async fn deps() -> FakeDeps {
         deps_with_pipeline(ONE_SERVICE_PIPELINE).await

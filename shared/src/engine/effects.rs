@@ -4,15 +4,13 @@
 use tracing::{error, info, warn};
 
 use super::run::Work;
-use super::{Engine, stage_of};
-use crate::aws::{
-    DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier, Timer,
-};
+use super::{Engine, Ports, stage_of};
+use crate::aws::{DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Timer};
 use crate::facts::BakeTimer;
 use crate::facts::TaskStopped;
 use crate::pipeline::{Pipeline, StageConfig};
 use crate::release::{Action, Event, Release, Timestamp};
-use crate::store::{DeploymentRef, ReleaseStore};
+use crate::store::DeploymentRef;
 
 /// The event a stopped migration task means: only the migration container's exit code
 /// decides (the stage's `migration.container`, else the service's container).
@@ -42,7 +40,7 @@ fn reference(release: &Release, environment: &str, id: &str) -> DeploymentRef {
     }
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+impl<P: Ports> Engine<'_, P> {
     /// Runs one action; its outcome comes back as events.
     pub(super) async fn execute(
         &self,

@@ -9,6 +9,7 @@ mod effects;
 mod hooks;
 mod outcomes;
 mod pass;
+mod ports;
 mod push_order;
 mod reconcile;
 mod run;
@@ -17,6 +18,7 @@ pub mod testing;
 mod work;
 
 pub use hooks::{HookAnswer, HookInvocation, REPORT_RESERVE};
+pub use ports::{Deps, Engine, Ports};
 pub use reconcile::{LaneFailure, Reconciled, SERVICES_AT_ONCE};
 pub use run::NOTIFY_BUDGET;
 
@@ -24,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
-use crate::aws::{Deployer, NoPushClock, Notifier, PushClock, Timer, parse_started_by};
+use crate::aws::{NoPushClock, PushClock, parse_started_by};
 use crate::facts::TaskStopped;
 use crate::inbound::Inbound;
 use crate::pipeline::{Pipeline, Service, StageConfig};
@@ -99,34 +101,6 @@ impl Report {
         self.transitions.extend(other.transitions);
         self.refused.extend(other.refused);
     }
-}
-
-/// The clients a function builds once per cold start and every invocation reuses.
-pub struct Deps<S, D, N, T> {
-    pub store: S,
-    pub deployer: D,
-    pub notifier: N,
-    pub timer: T,
-}
-
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Deps<S, D, N, T> {
-    /// An engine borrowing these clients.
-    pub fn engine(&self) -> Engine<'_, S, D, N, T> {
-        Engine {
-            store: &self.store,
-            deployer: &self.deployer,
-            notifier: &self.notifier,
-            timer: &self.timer,
-        }
-    }
-}
-
-/// The engine over a store, a deployer, a notifier and a bake timer (real or fake).
-pub struct Engine<'a, S, D, N, T> {
-    pub store: &'a S,
-    pub deployer: &'a D,
-    pub notifier: &'a N,
-    pub timer: &'a T,
 }
 
 /// A service and its stage in one environment of the pipeline.
@@ -258,7 +232,7 @@ fn release_work(
     (id, work)
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+impl<P: Ports> Engine<'_, P> {
     /// The current pipeline, parsed (revalidated when this process has one cached); an
     /// error names the fix.
     pub async fn pipeline(&self) -> Result<Arc<Pipeline>, EngineError> {

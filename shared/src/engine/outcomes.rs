@@ -8,10 +8,8 @@
 use tracing::{info, warn};
 
 use super::run::{Job, Work};
-use super::{Engine, EngineError, Report, lanes_guessed, lanes_read_by, parsed, stage_of};
-use crate::aws::{
-    AlarmReader, DeployError, DeployRequest, Deployer, DeploymentStatus, Notifier, Origin, Timer,
-};
+use super::{Engine, EngineError, Ports, Report, lanes_guessed, lanes_read_by, parsed, stage_of};
+use crate::aws::{AlarmReader, DeployError, DeployRequest, Deployer, DeploymentStatus, Origin};
 use crate::facts::AlarmChange;
 use crate::facts::BakeTimer;
 use crate::inbound::Inbound;
@@ -22,7 +20,7 @@ use crate::release::AlarmState;
 use crate::release::{Event, LaneEvent, ReleaseId, StageState, Timestamp};
 use crate::store::{DeploymentRef, Reads, ReleaseStore};
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+impl<P: Ports> Engine<'_, P> {
     /// A CodeDeploy deployment ended (or started, or is ready to reroute: only logged):
     /// the stage that runs it succeeds (and bakes) or fails; a deployment Shiplane did not
     /// start frees the lane it kept busy.
@@ -405,7 +403,7 @@ struct Found {
     task_definition: Option<String>,
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+impl<P: Ports> Engine<'_, P> {
     /// A CloudWatch alarm changed state: every lane that watches it records the change (an
     /// older change than the one recorded is refused); on ALARM the release in flight there
     /// is stopped and rolled back, or, if it already shipped, replaced by the last known
@@ -462,7 +460,7 @@ pub(super) fn alarm_changed(service: &str, environment: &str, change: &AlarmChan
     ))
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+impl<P: Ports> Engine<'_, P> {
     /// [`Self::on_bake_timer`], after the stage's own alarms are read from CloudWatch: a
     /// bake ends on the alarms' current state, not on the events that happened to arrive
     /// (DESIGN invariant 12). A change whose event was lost is applied first, as

@@ -38,10 +38,8 @@ pub(super) use alarms::missed;
 use alarms::{Alarms, read_alarms};
 
 use super::run::{Job, Work};
-use super::{Engine, EngineError, Report, effects};
-use crate::aws::{
-    AlarmReader, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Notifier, Timer,
-};
+use super::{Engine, EngineError, Ports, Report, effects};
+use crate::aws::{AlarmReader, DeployRequest, Deployer, DeploymentStatus, MigrationRun};
 use crate::facts::AlarmChange;
 use crate::pipeline::{Pipeline, Service, StageConfig};
 use crate::release::{Action, Event, Lane, LaneView, ReleaseId, Stage, StageState, Timestamp};
@@ -96,7 +94,7 @@ impl Reconciled {
 /// in a handler generic over the ports.
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+impl<P: Ports> Engine<'_, P> {
     /// One pass over every lane of `only` (or of every service) with the alarm states the
     /// lanes recorded, CloudWatch not asked: for callers with no CloudWatch to ask (tests,
     /// the fault simulation). The function and the CLI run [`Self::reconcile_with_alarms`].

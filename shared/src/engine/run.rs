@@ -8,9 +8,9 @@ use tracing::{info, warn};
 
 use super::pass::{Announce, Decided, Pass};
 pub(super) use super::work::{Job, Subject, Work};
-use super::{Engine, EngineError, Report, lanes_read_by, stage_of};
+use super::{Engine, EngineError, Ports, Report, lanes_read_by, stage_of};
 use crate::aws::{
-    DeployRequest, Deployer, NoPushClock, Notification, Notifier, NotifyError, PushClock, Timer,
+    DeployRequest, Deployer, NoPushClock, Notification, Notifier, NotifyError, PushClock,
 };
 use crate::pipeline::{Pipeline, Service, StageConfig};
 use crate::release::{
@@ -61,7 +61,7 @@ fn owed_jobs(view: &LaneView, policy: &Policy, now: Timestamp, running: &[Action
     jobs
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+impl<P: Ports> Engine<'_, P> {
     pub(super) async fn run(
         &self,
         pipeline: &Pipeline,

@@ -38,6 +38,13 @@ pub async fn deps_with_pipeline(pipeline: &str) -> FakeDeps {
     }
 }
 
+/// The engine's ports, all in memory.
+pub type FakePorts = (
+    crate::store::MemoryStore,
+    FakeDeployer,
+    RecordingNotifier,
+    FakeTimer,
+);
+
 /// The engine's dependencies, all in memory.
-pub type FakeDeps =
-    super::Deps<crate::store::MemoryStore, FakeDeployer, RecordingNotifier, FakeTimer>;
+pub type FakeDeps = super::Deps<FakePorts>;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::Engine;
-use crate::aws::{Deployer, HookReporter, HookStatus, Notification, Notifier, Origin, Timer};
+use super::{Engine, Ports};
+use crate::aws::{HookReporter, HookStatus, Notification, Origin};
 use crate::checks::Checker;
 use crate::pipeline::LifecycleHook;
 use crate::release::{ReleaseId, Timestamp};
@@ -81,7 +81,7 @@ impl Verdict {
     }
 }
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+impl<P: Ports> Engine<'_, P> {
     /// Runs the hook's checks, records them, and reports Succeeded or Failed to CodeDeploy
     /// before `deadline` (the invocation's, from the Lambda context). A second invocation
     /// for the same hook execution reports the recorded answer again and does nothing else.

@@ -8,13 +8,13 @@ use serde_json::json;
 use tracing::warn;
 
 use super::{HOOK_CLAIM_TTL, HookInvocation, ORIGIN_TRIES, Verdict};
-use crate::aws::{Deployer, HookReporter, HookStatus, Notifier, Origin, Timer};
-use crate::engine::Engine;
+use crate::aws::{HookReporter, HookStatus, Origin};
 use crate::engine::run::Work;
+use crate::engine::{Engine, Ports};
 use crate::release::{Event, ReleaseId, Timestamp};
 use crate::store::{Claim, DeploymentRef, ReleaseStore, StoreError};
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+impl<P: Ports> Engine<'_, P> {
     /// The verdict on a hook of CodeDeploy's automatic rollback of deployment `original`:
     /// a deployment of its own, whose hooks are answered Succeeded, never holding a
     /// rollback back (also when the store cannot say whose deployment it rolls back).

@@ -9,15 +9,15 @@ use tracing::{info, warn};
 
 use super::owner::HookTarget;
 use super::{HOOK_CLAIM_TTL, HookInvocation, RECORD_RESERVE, Verdict, recorded_verdict};
-use crate::aws::{Deployer, HookStatus, Notifier, Timer};
+use crate::aws::HookStatus;
 use crate::checks::{CheckContext, CheckResult, Checker};
 use crate::engine::run::Work;
-use crate::engine::{Engine, EngineError, parsed, stage_of};
+use crate::engine::{Engine, EngineError, Ports, parsed, stage_of};
 use crate::pipeline::{LifecycleHook, Pipeline, StageConfig};
 use crate::release::{Event, ReleaseId, Timestamp};
-use crate::store::{Claim, DeploymentRef, ReleaseStore, StoreError, StoredPipeline};
+use crate::store::{Claim, DeploymentRef, StoreError, StoredPipeline};
 
-impl<S: ReleaseStore, D: Deployer, N: Notifier, T: Timer> Engine<'_, S, D, N, T> {
+impl<P: Ports> Engine<'_, P> {
     /// The verdict on a hook of a stage's deployment: the stage's checks of that hook run
     /// (none for a restore) and their outcome is recorded on the release.
     #[allow(clippy::too_many_arguments)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::super::{Engine, PushOutcome};
 use crate::aws::fake::FakeAlarms;
-use crate::engine::testing::{FakeDeps, deps_with_pipeline};
+use crate::engine::testing::{FakeDeps, FakePorts, deps_with_pipeline};
 use crate::facts::AlarmChange;
 use crate::release::AlarmState;
 use crate::release::intake::ImagePush;
@@ -68,15 +68,7 @@ fn alarm(name: &str, state: AlarmState, at: Timestamp) -> AlarmChange {
     }
 }
 
-fn engine(
-    d: &FakeDeps,
-) -> Engine<
-    '_,
-    crate::store::MemoryStore,
-    crate::aws::fake::FakeDeployer,
-    crate::aws::fake::RecordingNotifier,
-    crate::aws::fake::FakeTimer,
-> {
+fn engine(d: &FakeDeps) -> Engine<'_, FakePorts> {
     d.engine()
 }
 

@@ -200,13 +200,13 @@ impl<'a, A: AtDeploy> Meanwhile<'a, A> {
     }
 
     /// The world's engine, deploying through this.
-    pub(super) fn engine(&self) -> Engine<'_, MemoryStore, Self, RecordingNotifier, FakeTimer> {
-        Engine {
-            store: &self.world.store,
-            deployer: self,
-            notifier: &self.world.notifier,
-            timer: &self.world.timer,
-        }
+    pub(super) fn engine(&self) -> Engine<'_, (MemoryStore, Self, RecordingNotifier, FakeTimer)> {
+        Engine::new(
+            &self.world.store,
+            self,
+            &self.world.notifier,
+            &self.world.timer,
+        )
     }
 
     /// How many deploys reached the fake.

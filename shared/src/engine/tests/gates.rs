@@ -98,12 +98,7 @@ async fn a_dev_alarm_committed_between_a_prod_decisions_read_and_its_commit_hold
         first: Mutex::new(Some(dev.commit_for(&decision))),
         unreadable: None,
     };
-    let e = Engine {
-        store: &skewed,
-        deployer: &w.deployer,
-        notifier: &w.notifier,
-        timer: &w.timer,
-    };
+    let e = Engine::new(&skewed, &w.deployer, &w.notifier, &w.timer);
     // The approval is decided against dev without the alarm; dev's alarm lands before
     // its commit.
     let approve = Event::Approved {

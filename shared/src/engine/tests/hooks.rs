@@ -93,12 +93,7 @@ fn died_attempt(deployment: &str, execution: &str) -> Commit {
 #[tokio::test]
 async fn a_restores_hook_is_answered_succeeded_when_the_store_is_down() {
     let w = World::new().await;
-    let engine = Engine {
-        store: &Down,
-        deployer: &w.deployer,
-        notifier: &w.notifier,
-        timer: &w.timer,
-    };
+    let engine = Engine::new(&Down, &w.deployer, &w.notifier, &w.timer);
     let id = ReleaseId::new(T0);
     let hooks = FakeHooks::default();
     for (deployment, restore) in [("d-restore", true), ("d-new", false)] {
@@ -458,12 +453,7 @@ async fn a_rollbacks_hook_is_answered_succeeded_when_a_reference_cannot_be_read(
         if died {
             store.commit(died_attempt("d-rb", "e-rb")).await.unwrap();
         }
-        let e = Engine {
-            store: &store,
-            deployer: &w.deployer,
-            notifier: &w.notifier,
-            timer: &w.timer,
-        };
+        let e = Engine::new(&store, &w.deployer, &w.notifier, &w.timer);
         let inv = HookInvocation {
             deployment_id: "d-rb".into(),
             ..invocation(LifecycleHook::BeforeAllowTraffic, "e-rb")

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::aws::fake::{Call, FakeDeployer, FakeTimer, RecordingNotifier};
-use crate::aws::{DeployError, DeployOutcome, DeploymentStatus, MigrationRun};
+use crate::aws::{DeployError, DeployOutcome, Deployer, DeploymentStatus, MigrationRun};
 use crate::facts::ContainerExit;
 use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intake, new_release};
 use crate::release::{BLOCKED_RETRY, Digest, LEASE, Policy, Release, apply};
@@ -74,13 +74,8 @@ impl World {
             .unwrap();
     }
 
-    fn engine(&self) -> Engine<'_, MemoryStore, FakeDeployer, RecordingNotifier, FakeTimer> {
-        Engine {
-            store: &self.store,
-            deployer: &self.deployer,
-            notifier: &self.notifier,
-            timer: &self.timer,
-        }
+    fn engine(&self) -> Engine<'_, testing::FakePorts> {
+        Engine::new(&self.store, &self.deployer, &self.notifier, &self.timer)
     }
 
     async fn state(&self, id: &ReleaseId, env: &str) -> Option<StageState> {
