@@ -752,9 +752,12 @@ async fn engine_queues_supersedes_and_deploys_only_the_newest_when_the_lane_free
 async fn migration_exit_zero_deploys_and_exit_one_fails_before_anything_is_deployed() {
     let w = World::new().await;
     let e = w.engine();
+    // As image-push runs it: the two pushes may share a second, and ECR's push times order
+    // them (without, v2 could be placed before v1 by its digest, and superseded).
+    let ecr = shiplane::aws::EcrPushClock::from_config(&aws_config().await);
     for (tag, failure) in [("v1", None), ("v2", Some(1))] {
         let out = e
-            .on_push(&w.push("db", tag), Timestamp::now())
+            .on_push_with(&w.push("db", tag), &ecr, Timestamp::now())
             .await
             .unwrap();
         let PushOutcome::Created { release, state, .. } = out else {
