@@ -180,7 +180,7 @@ fn lanes_read_by(service: &Service, environment: &str, next: bool) -> Vec<LaneKe
     envs.sort_unstable();
     envs.dedup();
     envs.into_iter()
-        .map(|env| (service.name.clone(), env))
+        .map(|env| LaneKey::new(&service.name, env))
         .collect()
 }
 
@@ -196,7 +196,7 @@ fn lanes_guessed<S: ReleaseStore>(store: &S, service: &str, environment: &str) -
                 .get(service)
                 .map(|s| lanes_read_by(s, environment, true))
         })
-        .unwrap_or_else(|| vec![(service.to_string(), environment.to_string())])
+        .unwrap_or_else(|| vec![LaneKey::new(service, environment)])
 }
 
 /// The release a push's claim names.

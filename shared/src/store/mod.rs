@@ -60,8 +60,35 @@ pub struct ClaimRecord {
     pub settled: Vec<String>,
 }
 
-/// A lane's key: service and environment.
-pub type LaneKey = (String, String);
+/// A lane's key: service, then environment. Named fields instead of a pair, so that a
+/// service is never taken for an environment; ordered by service first, as maps of lanes
+/// are iterated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LaneKey {
+    pub service: String,
+    pub environment: String,
+}
+
+impl LaneKey {
+    pub fn new(service: impl Into<String>, environment: impl Into<String>) -> LaneKey {
+        LaneKey {
+            service: service.into(),
+            environment: environment.into(),
+        }
+    }
+
+    /// The key of `lane`.
+    pub fn of(lane: &Lane) -> LaneKey {
+        LaneKey::new(&lane.service, &lane.environment)
+    }
+}
+
+/// `service/environment`, as messages name a lane.
+impl std::fmt::Display for LaneKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.service, self.environment)
+    }
+}
 
 /// Items one decision needs, read together: in one round trip where the store can
 /// (DynamoDB: one consistent `BatchGetItem`).
@@ -116,7 +143,7 @@ impl Snapshot {
         }
         for l in &commit.lanes {
             self.lanes.insert(
-                (l.item.service.clone(), l.item.environment.clone()),
+                LaneKey::of(&l.item),
                 Versioned {
                     item: l.item.clone(),
                     version: l.version + 1,
@@ -373,7 +400,7 @@ impl LoadedLane {
         also_lanes: &[LaneKey],
         known: &mut Snapshot,
     ) -> Result<LoadedLane, StoreError> {
-        let key: LaneKey = (service.to_string(), environment.to_string());
+        let key = LaneKey::new(service, environment);
         let lanes: Vec<LaneKey> = std::iter::once(&key)
             .chain(also_lanes)
             .filter(|l| !known.lanes.contains_key(*l))
@@ -462,17 +489,13 @@ impl LoadedLane {
                 version: self.lane_version,
             });
         }
-        checks.extend(
-            self.also
-                .iter()
-                .map(|((service, environment), read)| VersionCheck {
-                    item: ItemKey::Lane {
-                        service: service.clone(),
-                        environment: environment.clone(),
-                    },
-                    version: read.version,
-                }),
-        );
+        checks.extend(self.also.iter().map(|(key, read)| VersionCheck {
+            item: ItemKey::Lane {
+                service: key.service.clone(),
+                environment: key.environment.clone(),
+            },
+            version: read.version,
+        }));
         let releases = decision
             .changed
             .iter()
@@ -509,7 +532,7 @@ fn read_lane(known: &Snapshot, key: &LaneKey) -> Result<Versioned<Lane>, StoreEr
         .get(key)
         .cloned()
         .ok_or_else(|| StoreError::Failed {
-            message: format!("the store did not return lane {}/{}", key.0, key.1),
+            message: format!("the store did not return lane {key}"),
         })
 }
 
