@@ -526,7 +526,7 @@ pub async fn a_decision_conflicts_when_an_item_it_read_but_left_unchanged_moved<
         commit
             .checks
             .iter()
-            .any(|c| matches!(c.item, crate::store::ItemKey::Lane { .. })),
+            .any(|c| matches!(c.item, crate::store::ItemKey::Lane(_))),
         "the unchanged lane is condition-checked"
     );
     // Meanwhile the in-flight release fails and frees the lane.
@@ -597,12 +597,11 @@ pub async fn a_decision_conflicts_when_a_gate_lane_it_read_moved<S: ReleaseStore
     let first = release("api", 1);
     let commit = decide(&first, load_prod().await);
     assert!(
-        commit.checks.iter().any(|c| c.version == 0
-            && c.item
-                == crate::store::ItemKey::Lane {
-                    service: "api".into(),
-                    environment: "dev".into()
-                }),
+        commit
+            .checks
+            .iter()
+            .any(|c| c.version == 0
+                && c.item == crate::store::ItemKey::Lane(LaneKey::new("api", "dev"))),
         "{:?}",
         commit.checks
     );

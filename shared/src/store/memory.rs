@@ -53,13 +53,7 @@ impl ReleaseStore for MemoryStore {
         for c in &commit.checks {
             let current = match &c.item {
                 ItemKey::Release(id) => inner.releases.get(id).map(|(v, _)| *v),
-                ItemKey::Lane {
-                    service,
-                    environment,
-                } => inner
-                    .lanes
-                    .get(&LaneKey::new(service, environment))
-                    .map(|(v, _)| *v),
+                ItemKey::Lane(key) => inner.lanes.get(key).map(|(v, _)| *v),
             };
             if !version_ok(current, c.version) {
                 return Err(StoreError::Conflict {

@@ -190,20 +190,14 @@ impl DeploymentRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemKey {
     Release(ReleaseId),
-    Lane {
-        service: String,
-        environment: String,
-    },
+    Lane(LaneKey),
 }
 
 impl std::fmt::Display for ItemKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ItemKey::Release(id) => write!(f, "release {id}"),
-            ItemKey::Lane {
-                service,
-                environment,
-            } => write!(f, "lane {service}/{environment}"),
+            ItemKey::Lane(key) => write!(f, "lane {key}"),
         }
     }
 }
@@ -482,18 +476,12 @@ impl LoadedLane {
             .collect();
         if !decision.lane_changed {
             checks.push(VersionCheck {
-                item: ItemKey::Lane {
-                    service: self.view.lane.service.clone(),
-                    environment: self.view.lane.environment.clone(),
-                },
+                item: ItemKey::Lane(LaneKey::of(&self.view.lane)),
                 version: self.lane_version,
             });
         }
         checks.extend(self.also.iter().map(|(key, read)| VersionCheck {
-            item: ItemKey::Lane {
-                service: key.service.clone(),
-                environment: key.environment.clone(),
-            },
+            item: ItemKey::Lane(key.clone()),
             version: read.version,
         }));
         let releases = decision
