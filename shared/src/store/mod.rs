@@ -39,7 +39,9 @@ pub struct StoredPipeline {
 }
 
 /// An idempotency record: `key` is a business key (repository + digest, deployment id +
-/// hook execution id, alarm + state timestamp), `value` what processing it produced.
+/// hook execution id, alarm + state timestamp), `value` what processing it produced. The
+/// store keeps `value` as the string it is given and never reads it: the engine makes and
+/// reads each kind in one place (`engine/claims.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub key: String,
@@ -53,7 +55,7 @@ pub struct Claim {
 /// An unexpired idempotency claim as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRecord {
-    /// What the first processing recorded (for a push: its release id).
+    /// What the first processing recorded (for a push: its release id), as [`Claim::value`].
     pub value: String,
     /// Tags of pushes of this digest whose processing ran to its end ([`ReleaseStore::settle_claim`]):
     /// a replay of one of them has nothing left to do.
