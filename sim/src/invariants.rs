@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use shiplane::aws::{parse_deployment_description, parse_started_by};
 use shiplane::release::{Cause, Lane, Release, ReleaseId, StageState, Timestamp, Transition};
-use shiplane::store::ReleaseStore;
+use shiplane::store::{LaneKey, ReleaseStore};
 
 use crate::Violation;
 use crate::scenario::Rig;
@@ -18,12 +18,12 @@ fn v(invariant: &'static str, detail: String) -> Violation {
 /// Every invariant, once the world has gone quiet.
 pub async fn check(rig: &Rig) -> Vec<Violation> {
     let store = &rig.deps.store.inner;
-    let mut lanes: BTreeMap<(String, String), Lane> = BTreeMap::new();
+    let mut lanes: BTreeMap<LaneKey, Lane> = BTreeMap::new();
     let mut releases: BTreeMap<ReleaseId, Release> = BTreeMap::new();
     let mut history: BTreeMap<ReleaseId, Vec<Transition>> = BTreeMap::new();
     for service in rig.pipeline.services.keys() {
         for l in store.lanes(service).await.unwrap_or_default() {
-            lanes.insert((l.item.service.clone(), l.item.environment.clone()), l.item);
+            lanes.insert(LaneKey::of(&l.item), l.item);
         }
         for r in store
             .releases_of_service(service, usize::MAX)
@@ -48,7 +48,7 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
     // 1. truth: what Shiplane records as current is what each service serves, and nothing
     //    runs or exists that no release accounts for.
     for spec in &w.lanes {
-        let key = (spec.service.clone(), spec.environment.clone());
+        let key = LaneKey::new(&spec.service, &spec.environment);
         let current = lanes.get(&key).and_then(|l| l.current.clone());
         let Some(svc) = w.services.get(&spec.ecs) else {
             continue;
@@ -149,12 +149,12 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
                 ));
             }
         }
-        for ((s, e), l) in &lanes {
+        for (key, l) in &lanes {
             if l.last_known_good.as_ref() == Some(&r.id) || l.current.as_ref() == Some(&r.id) {
                 out.push(v(
                     "no bad release kept",
                     format!(
-                        "{s}/{e}: {} ({bad:?}) is current or last known good",
+                        "{key}: {} ({bad:?}) is current or last known good",
                         r.label()
                     ),
                 ));
@@ -273,17 +273,17 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
     }
 
     // 4. nothing stuck: quiet means every lane idle and every stage ended.
-    for ((s, e), l) in &lanes {
+    for (key, l) in &lanes {
         if let Some(id) = &l.in_flight {
             out.push(v(
                 "nothing stuck",
-                format!("{s}/{e}: {} still in flight", label(&Some(id.clone()))),
+                format!("{key}: {} still in flight", label(&Some(id.clone()))),
             ));
         }
         if let Some(id) = &l.queued {
             out.push(v(
                 "nothing stuck",
-                format!("{s}/{e}: {} still waits", label(&Some(id.clone()))),
+                format!("{key}: {} still waits", label(&Some(id.clone()))),
             ));
         }
     }
@@ -349,7 +349,7 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
         });
         let failed_by_aws = failed_by_aws || failed_closed;
         let current = lanes
-            .get(&(service.name.clone(), first.clone()))
+            .get(&LaneKey::new(&service.name, &first))
             .and_then(|l| l.current.clone());
         if !touched && !failed_by_aws && current.as_ref() != Some(&release.id) {
             out.push(v(

@@ -68,7 +68,7 @@ fn answer(pass: &Reconciled) -> Value {
     let held: Vec<Value> = pass
         .bakes_left_owed
         .iter()
-        .map(|(service, environment)| json!({"service": service, "environment": environment}))
+        .map(|lane| json!({"service": lane.service, "environment": lane.environment}))
         .collect();
     json!({
         "transitions": moved(&pass.report),

@@ -5,6 +5,7 @@
 //! pass also finishes whatever the lane owes ([`crate::release::owed`]), so a crash
 //! anywhere is finished by the next event on the lane, a replay, or the [`reconcile`]r.
 
+mod claims;
 mod effects;
 mod hooks;
 mod outcomes;
@@ -30,12 +31,13 @@ use crate::aws::{NoPushClock, PushClock, parse_started_by};
 use crate::facts::TaskStopped;
 use crate::inbound::Inbound;
 use crate::pipeline::{Pipeline, Service, StageConfig};
-use crate::release::intake::{ImagePush, Intake, PUSH_CLAIM_TTL, claim_key, intake, new_release};
+use crate::release::intake::{ImagePush, Intake, claim_key, intake, new_release};
 use crate::release::{
     Cause, Digest, Event, LaneEvent, ReleaseId, StageState, Timestamp, Transition,
 };
-use crate::store::{Claim, LaneKey, Reads, ReleaseStore, Settle, StoreError, StoredPipeline};
+use crate::store::{LaneKey, Reads, ReleaseStore, Settle, StoreError, StoredPipeline};
 
+use claims::ClaimValue;
 use run::{Job, Work};
 
 /// Why the engine could not finish; retryable errors make Lambda deliver the event again.
@@ -180,7 +182,7 @@ fn lanes_read_by(service: &Service, environment: &str, next: bool) -> Vec<LaneKe
     envs.sort_unstable();
     envs.dedup();
     envs.into_iter()
-        .map(|env| (service.name.clone(), env))
+        .map(|env| LaneKey::new(&service.name, env))
         .collect()
 }
 
@@ -196,15 +198,7 @@ fn lanes_guessed<S: ReleaseStore>(store: &S, service: &str, environment: &str) -
                 .get(service)
                 .map(|s| lanes_read_by(s, environment, true))
         })
-        .unwrap_or_else(|| vec![(service.to_string(), environment.to_string())])
-}
-
-/// The release a push's claim names.
-fn claimed_release(push: &ImagePush, value: &str) -> Result<ReleaseId, StoreError> {
-    ReleaseId::parse(value).map_err(|e| StoreError::Corrupt {
-        what: format!("claim for {}", push.digest),
-        message: e.to_string(),
-    })
+        .unwrap_or_else(|| vec![LaneKey::new(service, environment)])
 }
 
 /// A new release of `push` entering `environment` by `event`, written with its claim
@@ -221,12 +215,7 @@ fn release_work(
     let id = release.id.clone();
     let work = Work {
         new_release: Some(release),
-        claim: Some(Claim {
-            key,
-            value: id.to_string(),
-            at: now,
-            expires: now.after(PUSH_CLAIM_TTL),
-        }),
+        claim: Some(ClaimValue::Release(id.clone()).claim(key, now)),
         ..Work::event(&service.name, environment, &id, event)
     };
     (id, work)
@@ -294,7 +283,7 @@ impl<P: Ports> Engine<'_, P> {
         if let Some(claim) = &snapshot.claim
             && claim.settled.contains(&push.tag)
         {
-            let release = claimed_release(push, &claim.value)?;
+            let release = ClaimValue::release(push, &claim.value)?;
             info!(release = %release, tag = ?push.tag, "ignored: a replay of a push already handled");
             return Ok(PushOutcome::Replayed {
                 release,
@@ -388,7 +377,7 @@ impl<P: Ports> Engine<'_, P> {
         let key = claim_key(&push);
         if let Some(existing) = self.store.claimed(&key, now).await? {
             return Ok(PushOutcome::Replayed {
-                release: claimed_release(&push, &existing)?,
+                release: ClaimValue::release(&push, &existing)?,
                 tag_added: false,
             });
         }
@@ -416,7 +405,7 @@ impl<P: Ports> Engine<'_, P> {
         push: &ImagePush,
         now: Timestamp,
     ) -> Result<PushOutcome, EngineError> {
-        let id = claimed_release(push, existing)?;
+        let id = ClaimValue::release(push, existing)?;
         let Some(release) = self.store.release(&id).await? else {
             return Err(StoreError::Corrupt {
                 what: format!("claim for {}", push.digest),

@@ -18,7 +18,7 @@ use crate::inbound::ecs::ServiceDeploymentEnded;
 use crate::pipeline::{Pipeline, Target};
 use crate::release::AlarmState;
 use crate::release::{Event, LaneEvent, ReleaseId, StageState, Timestamp};
-use crate::store::{DeploymentRef, Reads, ReleaseStore};
+use crate::store::{DeploymentRef, LaneKey, Reads, ReleaseStore};
 
 impl<P: Ports> Engine<'_, P> {
     /// A CodeDeploy deployment ended (or started, or is ready to reroute: only logged):
@@ -136,7 +136,7 @@ impl<P: Ports> Engine<'_, P> {
         // one read that the decision then starts from.
         let lanes = match pipeline.services.get(&reference.service) {
             Some(service) => lanes_read_by(service, env, true),
-            None => vec![(reference.service.clone(), env.to_string())],
+            None => vec![LaneKey::new(&reference.service, env)],
         };
         let reads = Reads {
             lanes,

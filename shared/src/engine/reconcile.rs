@@ -215,7 +215,7 @@ impl<P: Ports> Engine<'_, P> {
         for lane in listed {
             known
                 .lanes
-                .insert((name.to_string(), lane.item.environment.clone()), lane);
+                .insert(LaneKey::new(name, &lane.item.environment), lane);
         }
         // Lanes not to reconcile further (their alarm changes could not be recorded), and
         // lanes whose alarms this pass does not know.
@@ -260,8 +260,7 @@ impl<P: Ports> Engine<'_, P> {
                     }
                     out.report.merge(report);
                     if held {
-                        out.bakes_left_owed
-                            .push((name.to_string(), env.to_string()));
+                        out.bakes_left_owed.push(LaneKey::new(name, env));
                     }
                 }
                 Err(e) => {
@@ -290,7 +289,7 @@ impl<P: Ports> Engine<'_, P> {
         let mut failed = Vec::new();
         for stage in &service.stages {
             let env = stage.environment.as_str();
-            let key: LaneKey = (name.to_string(), env.to_string());
+            let key = LaneKey::new(name, env);
             let lane = known.lanes.get(&key).map(|l| &l.item);
             let jobs: Vec<Job> = by_lane
                 .get(&key)

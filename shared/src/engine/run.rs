@@ -333,9 +333,9 @@ impl<P: Ports> Engine<'_, P> {
         let gates: Vec<LaneKey> = stage
             .hold_while_alarms_in
             .iter()
-            .map(|watched| (service.name.clone(), watched.clone()))
+            .map(|watched| LaneKey::new(&service.name, watched))
             .collect();
-        let lane_key: LaneKey = (work.service.clone(), work.environment.clone());
+        let lane_key = LaneKey::new(&work.service, &work.environment);
         let knew_lanes: HashSet<LaneKey> = known.lanes.keys().cloned().collect();
         let knew_releases: HashSet<ReleaseId> = known.releases.keys().cloned().collect();
         let mut loaded = LoadedLane::load_from(

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use super::{
-    Claim, ClaimRecord, Commit, DeploymentRef, LoadedLane, Reads, ReleaseStore, Settle, StoreError,
-    StoredPipeline, Versioned,
+    Claim, ClaimRecord, Commit, DeploymentRef, LaneKey, LoadedLane, Reads, ReleaseStore, Settle,
+    StoreError, StoredPipeline, Versioned,
 };
 use crate::pipeline::Approval;
 use crate::release::{
@@ -526,7 +526,7 @@ pub async fn a_decision_conflicts_when_an_item_it_read_but_left_unchanged_moved<
         commit
             .checks
             .iter()
-            .any(|c| matches!(c.item, crate::store::ItemKey::Lane { .. })),
+            .any(|c| matches!(c.item, crate::store::ItemKey::Lane(_))),
         "the unchanged lane is condition-checked"
     );
     // Meanwhile the in-flight release fails and frees the lane.
@@ -568,7 +568,7 @@ pub async fn a_decision_conflicts_when_an_item_it_read_but_left_unchanged_moved<
 /// Write skew on a gate: a decision about prod that read dev's lane (never written, then
 /// written) lands only while dev's lane is still at the version read.
 pub async fn a_decision_conflicts_when_a_gate_lane_it_read_moved<S: ReleaseStore>(store: &S) {
-    let gate = vec![("api".to_string(), "dev".to_string())];
+    let gate = vec![LaneKey::new("api", "dev")];
     let decide = |r: &Release, mut loaded: LoadedLane| {
         loaded.add_new(r.clone());
         let d = apply(
@@ -597,12 +597,11 @@ pub async fn a_decision_conflicts_when_a_gate_lane_it_read_moved<S: ReleaseStore
     let first = release("api", 1);
     let commit = decide(&first, load_prod().await);
     assert!(
-        commit.checks.iter().any(|c| c.version == 0
-            && c.item
-                == crate::store::ItemKey::Lane {
-                    service: "api".into(),
-                    environment: "dev".into()
-                }),
+        commit
+            .checks
+            .iter()
+            .any(|c| c.version == 0
+                && c.item == crate::store::ItemKey::Lane(LaneKey::new("api", "dev"))),
         "{:?}",
         commit.checks
     );
@@ -682,7 +681,7 @@ pub async fn one_read_returns_claim_pipeline_lanes_and_releases<S: ReleaseStore>
     let reads = Reads {
         claim: Some("push#team/api#sha256:1".into()),
         pipeline: true,
-        lanes: vec![("api".into(), "dev".into()), ("api".into(), "prod".into())],
+        lanes: vec![LaneKey::new("api", "dev"), LaneKey::new("api", "prod")],
         releases: vec![r1.id.clone(), r2.id.clone(), missing.id.clone()],
     };
     let got = store.read(&reads, T0).await.unwrap();
@@ -694,12 +693,12 @@ pub async fn one_read_returns_claim_pipeline_lanes_and_releases<S: ReleaseStore>
         })
     );
     assert_eq!(got.pipeline.as_deref(), Some(&stored));
-    let dev = &got.lanes[&("api".to_string(), "dev".to_string())];
+    let dev = &got.lanes[&LaneKey::new("api", "dev")];
     let lane = store.lane("api", "dev").await.unwrap();
     assert_eq!(dev, &lane, "the lane as a single read returns it");
     assert_eq!(dev.item.in_flight.as_ref(), Some(&r1.id));
     assert_eq!(dev.item.queued.as_ref(), Some(&r2.id));
-    let prod = &got.lanes[&("api".to_string(), "prod".to_string())];
+    let prod = &got.lanes[&LaneKey::new("api", "prod")];
     assert_eq!((prod.version, prod.item.in_flight.clone()), (0, None));
     assert_eq!(got.releases.len(), 2, "the release never written is absent");
     assert_eq!(

@@ -7,15 +7,15 @@ use std::sync::{Mutex, MutexGuard};
 use std::sync::Arc;
 
 use super::{
-    ClaimRecord, Commit, DeploymentRef, ItemKey, Reads, ReleaseStore, Snapshot, StoreError,
-    StoredPipeline, Versioned,
+    ClaimRecord, Commit, DeploymentRef, ItemKey, LaneKey, Reads, ReleaseStore, Snapshot,
+    StoreError, StoredPipeline, Versioned,
 };
 use crate::release::{Lane, Release, ReleaseId, Timestamp, Transition};
 
 #[derive(Default)]
 struct Inner {
     releases: HashMap<ReleaseId, (u64, Release)>,
-    lanes: BTreeMap<(String, String), (u64, Lane)>,
+    lanes: BTreeMap<LaneKey, (u64, Lane)>,
     history: Vec<Transition>,
     /// Key → (value, expires, settled tags).
     claims: HashMap<String, (String, Timestamp, Vec<String>)>,
@@ -53,13 +53,7 @@ impl ReleaseStore for MemoryStore {
         for c in &commit.checks {
             let current = match &c.item {
                 ItemKey::Release(id) => inner.releases.get(id).map(|(v, _)| *v),
-                ItemKey::Lane {
-                    service,
-                    environment,
-                } => inner
-                    .lanes
-                    .get(&(service.clone(), environment.clone()))
-                    .map(|(v, _)| *v),
+                ItemKey::Lane(key) => inner.lanes.get(key).map(|(v, _)| *v),
             };
             if !version_ok(current, c.version) {
                 return Err(StoreError::Conflict {
@@ -76,10 +70,10 @@ impl ReleaseStore for MemoryStore {
             }
         }
         for l in &commit.lanes {
-            let key = (l.item.service.clone(), l.item.environment.clone());
+            let key = LaneKey::of(&l.item);
             if !version_ok(inner.lanes.get(&key).map(|(v, _)| *v), l.version) {
                 return Err(StoreError::Conflict {
-                    what: format!("lane {}/{}", key.0, key.1),
+                    what: format!("lane {key}"),
                 });
             }
         }
@@ -107,7 +101,7 @@ impl ReleaseStore for MemoryStore {
                 .insert(r.item.id.clone(), (r.version + 1, r.item));
         }
         for l in commit.lanes {
-            let key = (l.item.service.clone(), l.item.environment.clone());
+            let key = LaneKey::of(&l.item);
             inner.lanes.insert(key, (l.version + 1, l.item));
         }
         inner.history.extend(commit.history);
@@ -129,10 +123,10 @@ impl ReleaseStore for MemoryStore {
 
     async fn read(&self, reads: &Reads, now: Timestamp) -> Result<Snapshot, StoreError> {
         let mut snapshot = Snapshot::default();
-        for (service, environment) in &reads.lanes {
+        for key in &reads.lanes {
             snapshot.lanes.insert(
-                (service.clone(), environment.clone()),
-                self.lane(service, environment).await?,
+                key.clone(),
+                self.lane(&key.service, &key.environment).await?,
             );
         }
         for id in &reads.releases {
@@ -180,7 +174,7 @@ impl ReleaseStore for MemoryStore {
     }
 
     async fn lane(&self, service: &str, environment: &str) -> Result<Versioned<Lane>, StoreError> {
-        let key = (service.to_string(), environment.to_string());
+        let key = LaneKey::new(service, environment);
         Ok(match self.lock().lanes.get(&key) {
             Some((v, l)) => Versioned {
                 item: l.clone(),
@@ -198,7 +192,7 @@ impl ReleaseStore for MemoryStore {
             .lock()
             .lanes
             .iter()
-            .filter(|((s, _), _)| s == service)
+            .filter(|(key, _)| key.service == service)
             .map(|(_, (v, l))| Versioned {
                 item: l.clone(),
                 version: *v,

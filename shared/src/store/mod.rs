@@ -39,7 +39,9 @@ pub struct StoredPipeline {
 }
 
 /// An idempotency record: `key` is a business key (repository + digest, deployment id +
-/// hook execution id, alarm + state timestamp), `value` what processing it produced.
+/// hook execution id, alarm + state timestamp), `value` what processing it produced. The
+/// store keeps `value` as the string it is given and never reads it: the engine makes and
+/// reads each kind in one place (`engine/claims.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub key: String,
@@ -53,15 +55,42 @@ pub struct Claim {
 /// An unexpired idempotency claim as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRecord {
-    /// What the first processing recorded (for a push: its release id).
+    /// What the first processing recorded (for a push: its release id), as [`Claim::value`].
     pub value: String,
     /// Tags of pushes of this digest whose processing ran to its end ([`ReleaseStore::settle_claim`]):
     /// a replay of one of them has nothing left to do.
     pub settled: Vec<String>,
 }
 
-/// A lane's key: service and environment.
-pub type LaneKey = (String, String);
+/// A lane's key: service, then environment. Named fields instead of a pair, so that a
+/// service is never taken for an environment; ordered by service first, as maps of lanes
+/// are iterated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LaneKey {
+    pub service: String,
+    pub environment: String,
+}
+
+impl LaneKey {
+    pub fn new(service: impl Into<String>, environment: impl Into<String>) -> LaneKey {
+        LaneKey {
+            service: service.into(),
+            environment: environment.into(),
+        }
+    }
+
+    /// The key of `lane`.
+    pub fn of(lane: &Lane) -> LaneKey {
+        LaneKey::new(&lane.service, &lane.environment)
+    }
+}
+
+/// `service/environment`, as messages name a lane.
+impl std::fmt::Display for LaneKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.service, self.environment)
+    }
+}
 
 /// Items one decision needs, read together: in one round trip where the store can
 /// (DynamoDB: one consistent `BatchGetItem`).
@@ -116,7 +145,7 @@ impl Snapshot {
         }
         for l in &commit.lanes {
             self.lanes.insert(
-                (l.item.service.clone(), l.item.environment.clone()),
+                LaneKey::of(&l.item),
                 Versioned {
                     item: l.item.clone(),
                     version: l.version + 1,
@@ -163,20 +192,14 @@ impl DeploymentRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemKey {
     Release(ReleaseId),
-    Lane {
-        service: String,
-        environment: String,
-    },
+    Lane(LaneKey),
 }
 
 impl std::fmt::Display for ItemKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ItemKey::Release(id) => write!(f, "release {id}"),
-            ItemKey::Lane {
-                service,
-                environment,
-            } => write!(f, "lane {service}/{environment}"),
+            ItemKey::Lane(key) => write!(f, "lane {key}"),
         }
     }
 }
@@ -373,7 +396,7 @@ impl LoadedLane {
         also_lanes: &[LaneKey],
         known: &mut Snapshot,
     ) -> Result<LoadedLane, StoreError> {
-        let key: LaneKey = (service.to_string(), environment.to_string());
+        let key = LaneKey::new(service, environment);
         let lanes: Vec<LaneKey> = std::iter::once(&key)
             .chain(also_lanes)
             .filter(|l| !known.lanes.contains_key(*l))
@@ -455,24 +478,14 @@ impl LoadedLane {
             .collect();
         if !decision.lane_changed {
             checks.push(VersionCheck {
-                item: ItemKey::Lane {
-                    service: self.view.lane.service.clone(),
-                    environment: self.view.lane.environment.clone(),
-                },
+                item: ItemKey::Lane(LaneKey::of(&self.view.lane)),
                 version: self.lane_version,
             });
         }
-        checks.extend(
-            self.also
-                .iter()
-                .map(|((service, environment), read)| VersionCheck {
-                    item: ItemKey::Lane {
-                        service: service.clone(),
-                        environment: environment.clone(),
-                    },
-                    version: read.version,
-                }),
-        );
+        checks.extend(self.also.iter().map(|(key, read)| VersionCheck {
+            item: ItemKey::Lane(key.clone()),
+            version: read.version,
+        }));
         let releases = decision
             .changed
             .iter()
@@ -509,7 +522,7 @@ fn read_lane(known: &Snapshot, key: &LaneKey) -> Result<Versioned<Lane>, StoreEr
         .get(key)
         .cloned()
         .ok_or_else(|| StoreError::Failed {
-            message: format!("the store did not return lane {}/{}", key.0, key.1),
+            message: format!("the store did not return lane {key}"),
         })
 }
 

@@ -10,12 +10,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+use super::claims::ClaimValue;
 use super::{Engine, Ports};
 use crate::aws::{HookReporter, HookStatus, Notification, Origin};
 use crate::checks::Checker;
 use crate::pipeline::LifecycleHook;
 use crate::release::{ReleaseId, Timestamp};
-use crate::store::{Claim, Commit, DeploymentRef, Reads, ReleaseStore, StoreError};
+use crate::store::{Commit, DeploymentRef, Reads, ReleaseStore, StoreError};
 use owner::{HookOwner, origin_of};
 
 /// Time kept back from the invocation's deadline to record and report the verdict.
@@ -26,8 +27,6 @@ const RECORD_RESERVE: Duration = Duration::from_secs(1);
 const ATTEMPT_GRACE: Duration = Duration::from_secs(5);
 /// How often a later attempt looks for an earlier attempt's verdict.
 const ATTEMPT_POLL: Duration = Duration::from_millis(250);
-/// How long a hook's verdict is kept for duplicate invocations.
-const HOOK_CLAIM_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How often a hook asks CodeDeploy who made a deployment before it takes the answer it
 /// got: a throttled GetDeployment must not fail a restore, or CodeDeploy's own rollback,
 /// closed.
@@ -244,7 +243,7 @@ impl<P: Ports> Engine<'_, P> {
                 None
             }
             StoreError::AlreadyClaimed { value, .. } => {
-                let earlier_by = Timestamp(value.parse().unwrap_or(0));
+                let earlier_by = ClaimValue::answer_by(&value);
                 Some(
                     self.earlier_attempt(hook, key, earlier_by, checks_end, now)
                         .await,
@@ -332,20 +331,16 @@ impl<P: Ports> Engine<'_, P> {
 fn attempt_claim(key: &str, checks_end: Instant, now: Timestamp) -> Commit {
     let answer_by = now.after(checks_end.saturating_duration_since(Instant::now()));
     Commit {
-        claim: Some(Claim {
-            key: format!("{key}#attempt"),
-            value: answer_by.0.to_string(),
-            at: now,
-            expires: now.after(HOOK_CLAIM_TTL),
-        }),
+        claim: Some(ClaimValue::AnswerBy(answer_by).claim(format!("{key}#attempt"), now)),
         ..Commit::default()
     }
 }
 
+/// The answer an earlier invocation recorded (`recorded`, the hook execution's claim).
 fn recorded_verdict(recorded: &str) -> Verdict {
-    match HookStatus::parse(recorded) {
-        Some(HookStatus::Succeeded) => Verdict::succeeded(None),
-        _ => Verdict::failed(
+    match ClaimValue::verdict(recorded) {
+        HookStatus::Succeeded => Verdict::succeeded(None),
+        HookStatus::Failed => Verdict::failed(
             "the checks failed (recorded by an earlier invocation)",
             None,
         ),

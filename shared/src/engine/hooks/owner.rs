@@ -7,12 +7,13 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::warn;
 
-use super::{HOOK_CLAIM_TTL, HookInvocation, ORIGIN_TRIES, Verdict};
+use super::{HookInvocation, ORIGIN_TRIES, Verdict};
 use crate::aws::{HookReporter, HookStatus, Origin};
+use crate::engine::claims::ClaimValue;
 use crate::engine::run::Work;
 use crate::engine::{Engine, Ports};
 use crate::release::{Event, ReleaseId, Timestamp};
-use crate::store::{Claim, DeploymentRef, ReleaseStore, StoreError};
+use crate::store::{DeploymentRef, ReleaseStore, StoreError};
 
 impl<P: Ports> Engine<'_, P> {
     /// The verdict on a hook of CodeDeploy's automatic rollback of deployment `original`:
@@ -50,12 +51,7 @@ impl<P: Ports> Engine<'_, P> {
     ) -> Verdict {
         let which = hook.hook.map_or("a", |h| h.appspec_name());
         let work = Work {
-            claim: Some(Claim {
-                key,
-                value: HookStatus::Succeeded.as_str().to_string(),
-                at: now,
-                expires: now.after(HOOK_CLAIM_TTL),
-            }),
+            claim: Some(ClaimValue::Verdict(HookStatus::Succeeded).claim(key, now)),
             ..Work::event(
                 &r.service,
                 &r.environment,

@@ -8,14 +8,15 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::owner::HookTarget;
-use super::{HOOK_CLAIM_TTL, HookInvocation, RECORD_RESERVE, Verdict, recorded_verdict};
+use super::{HookInvocation, RECORD_RESERVE, Verdict, recorded_verdict};
 use crate::aws::HookStatus;
 use crate::checks::{CheckContext, CheckResult, Checker};
+use crate::engine::claims::ClaimValue;
 use crate::engine::run::Work;
 use crate::engine::{Engine, EngineError, Ports, parsed, stage_of};
 use crate::pipeline::{LifecycleHook, Pipeline, StageConfig};
 use crate::release::{Event, ReleaseId, Timestamp};
-use crate::store::{Claim, DeploymentRef, StoreError, StoredPipeline};
+use crate::store::{DeploymentRef, StoreError, StoredPipeline};
 
 impl<P: Ports> Engine<'_, P> {
     /// The verdict on a hook of a stage's deployment: the stage's checks of that hook run
@@ -104,12 +105,7 @@ impl<P: Ports> Engine<'_, P> {
         };
         let (found, task_definition) = found.map_or((None, None), |(r, t)| (Some(r), t));
         let work = Work {
-            claim: Some(Claim {
-                key,
-                value: status.as_str().to_string(),
-                at: now,
-                expires: now.after(HOOK_CLAIM_TTL),
-            }),
+            claim: Some(ClaimValue::Verdict(status).claim(key, now)),
             // Found by its description: the reference its creator never wrote.
             deployments: found.into_iter().collect(),
             ..Work::event(

@@ -69,7 +69,7 @@ pub(super) async fn read_alarms(
                 recorded
                     .entry(alarm)
                     .or_default()
-                    .push((service.name.clone(), lane.item.environment.clone()));
+                    .push(LaneKey::new(&service.name, &lane.item.environment));
                 // An alarm last seen in ALARM, on any lane: a lost OK would leave it
                 // holding its gate and firing in `shiplane status`.
                 if watched.contains(lane.item.environment.as_str())
@@ -103,7 +103,7 @@ pub(super) async fn read_alarms(
         let mut lanes: Vec<LaneKey> = pipeline
             .lanes_watching(&change.alarm)
             .into_iter()
-            .map(|(s, e)| (s.to_string(), e.to_string()))
+            .map(|(s, e)| LaneKey::new(s, e))
             .collect();
         lanes.extend(
             recorded

@@ -10,7 +10,7 @@ use crate::facts::AlarmChange;
 use crate::release::AlarmState;
 use crate::release::intake::ImagePush;
 use crate::release::{Digest, Event, Lane, ReleaseId, StageState, Timestamp};
-use crate::store::{Commit, ReleaseStore, Versioned};
+use crate::store::{Commit, LaneKey, ReleaseStore, Versioned};
 
 /// `api`: dev bakes 10 minutes watching `api-dev-5xx` and every `api-dev-latency-*`;
 /// prod is approved by a person and held while dev's alarms fire. `web`: one environment.
@@ -207,10 +207,7 @@ async fn with_cloudwatch_unreachable_a_bake_that_is_over_stays_owed_until_the_al
         .await
         .unwrap();
     assert_eq!(state(&d, &id, "dev").await, Some(StageState::Baking));
-    assert_eq!(
-        out.bakes_left_owed,
-        [("api".to_string(), "dev".to_string())]
-    );
+    assert_eq!(out.bakes_left_owed, [LaneKey::new("api", "dev")]);
     assert!(
         out.alarms_unread
             .as_deref()

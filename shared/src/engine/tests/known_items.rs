@@ -4,7 +4,7 @@
 use super::doubles::{AtDeploy, Meanwhile};
 use super::*;
 use crate::release::LaneEvent;
-use crate::store::{Reads, Snapshot};
+use crate::store::{LaneKey, Reads, Snapshot};
 
 fn claim_read(p: &ImagePush) -> Reads {
     Reads {
@@ -149,7 +149,7 @@ async fn work_owed_by_a_stale_copy_of_the_lane_is_decided_again_from_fresh_reads
         reason: "health".into(),
     };
     commit_only(&w, "api", "dev", &r1, failed).await;
-    let lanes = vec![("api".to_string(), "dev".to_string())];
+    let lanes = vec![LaneKey::new("api", "dev")];
     let reads = Reads {
         lanes,
         releases: vec![r1.clone(), r2.clone()],

@@ -35,10 +35,10 @@ fn wanted(reads: &Reads, pointer: bool) -> HashMap<Key, Wanted> {
     if pointer {
         wanted.insert(keys::pointer(), Wanted::Pointer);
     }
-    for (service, environment) in &reads.lanes {
+    for key in &reads.lanes {
         wanted.insert(
-            keys::lane(service, environment),
-            Wanted::Lane((service.clone(), environment.clone())),
+            keys::lane(&key.service, &key.environment),
+            Wanted::Lane(key.clone()),
         );
     }
     for id in &reads.releases {
@@ -65,7 +65,7 @@ fn record(
         }
         Wanted::Pointer => *pointer = Some(number(item, "version", "pipeline pointer")?),
         Wanted::Lane(key) => {
-            let what = format!("lane {}/{}", key.0, key.1);
+            let what = format!("lane {key}");
             snapshot.lanes.insert(key.clone(), versioned(item, &what)?);
         }
         Wanted::Release(id) => {
@@ -113,11 +113,11 @@ impl DynamoStore {
             pipeline: loaded,
             ..Snapshot::default()
         };
-        for (service, environment) in &reads.lanes {
+        for key in &reads.lanes {
             snapshot.lanes.insert(
-                (service.clone(), environment.clone()),
+                key.clone(),
                 Versioned {
-                    item: Lane::new(service, environment),
+                    item: Lane::new(&key.service, &key.environment),
                     version: 0,
                 },
             );

@@ -130,10 +130,7 @@ impl DynamoStore {
         for c in &commit.checks {
             let key = match &c.item {
                 ItemKey::Release(id) => keyed(keys::release(id)),
-                ItemKey::Lane {
-                    service,
-                    environment,
-                } => keyed(keys::lane(service, environment)),
+                ItemKey::Lane(lane) => keyed(keys::lane(&lane.service, &lane.environment)),
             };
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
