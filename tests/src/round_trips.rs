@@ -173,7 +173,7 @@ pub async fn release_steps() -> Vec<Step> {
     );
     steps.push(Step {
         function: "promote",
-        what: "the bake timer fires → dev succeeds, staging awaits approval",
+        what: "the bake timer fires → dev succeeds, staging awaits approval (Engine::on_bake_timer; the function first reads the pipeline and a stage's alarms from CloudWatch, not counted here)",
         target: 5,
         why: "the pipeline with the release and its lane (the timer names both); commit, reading the next environment's lane beside it; the timer deleted beside the notifications; the next environment's commit; its notifications",
         cost,

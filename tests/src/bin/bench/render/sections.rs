@@ -171,6 +171,9 @@ fn why(op: &str) -> &'static str {
         "sns.PublishBatch" => "a decision's notifications, ten per call",
         "scheduler.POST" => "the bake timer (CreateSchedule)",
         "dynamodb.PutItem" => "the peer's claim on the push, and its release record",
+        "ecr.DescribeImages" => {
+            "ECR's push times: this push shares a second with the lane's newest, so ECR orders them"
+        }
         _ => "",
     }
 }
@@ -248,44 +251,38 @@ pub fn decision_md(d: &Decision) -> String {
     md
 }
 
-/// The release-profile variants' sizes and cold starts, `runs` starts each. With none
-/// built, the table `old` (the file as it was) recorded is kept, said to be an earlier
-/// run's: the variants change only with the release profile, and rebuilding them costs
-/// one full release build each.
+/// The release-profile variants' sizes and cold starts, `runs` starts each. A variant this
+/// run did not measure (`make bench PROFILES=0` builds none but the shipped one) keeps the
+/// row `old` (the file as it was) recorded for it, marked as an earlier run's: the
+/// variants change only with the release profile, and each costs a full release build.
 pub fn profile_md(variants: &[Variant], runs: usize, old: Option<&str>) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "\n## Release profile, by measurement\n");
-    if variants.is_empty() {
-        let earlier = old
-            .and_then(|o| super::section(o, PROFILE_HEADING))
-            .filter(|s| s.contains("| variant |"));
-        match earlier {
-            Some(kept) => {
-                let body = kept[PROFILE_HEADING.len()..]
-                    .trim_start()
-                    .replace("measured in this run", "measured in that run");
-                let _ = write!(
-                    md,
-                    "Not measured in this run (`bench/profiles.sh` had built no variants); kept as an earlier run recorded it:\n\n{body}"
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    md,
-                    "Not measured in this run: `bench/profiles.sh` builds the variants (one full release build each), then `make bench` measures them."
-                );
-            }
-        }
+    let earlier = earlier_variant_rows(variants, old);
+    if variants.is_empty() && earlier.is_empty() {
+        let _ = writeln!(
+            md,
+            "Not measured in this run: `bench/profiles.sh` builds the variants (one full release build each), then `make bench` measures them."
+        );
         return md;
+    }
+    let _ = write!(
+        md,
+        "Cumulative variants built by `bench/profiles.sh`; cold start median of {runs} starts each, image-push and hello-world in turns, measured in this run"
+    );
+    if !earlier.is_empty() {
+        let _ = write!(
+            md,
+            ", but for the rows marked *earlier run*: this run built no such variant, and they are kept as the file last recorded them"
+        );
     }
     let _ = writeln!(
         md,
-        "Cumulative variants built by `bench/profiles.sh`; cold start median of {} starts each, image-push and hello-world in turns, measured in this run.\n\n| variant | image-push size | hello-world size | image-push cold start | hello-world cold start |\n|---|---|---|---|---|",
-        runs
+        ".\n\n| variant | image-push size | hello-world size | image-push cold start | hello-world cold start |\n|---|---|---|---|---|"
     );
+    let mut rows: Vec<(String, String)> = earlier;
     for v in variants {
-        let _ = writeln!(
-            md,
+        let row = format!(
             "| {} | {} | {} | {:.1} ms | {:.1} ms |",
             v.name,
             v.image_push_size.map(mib).unwrap_or_default(),
@@ -293,8 +290,32 @@ pub fn profile_md(variants: &[Variant], runs: usize, old: Option<&str>) -> Strin
             v.image_push_cold.0,
             v.hello_cold.0
         );
+        rows.push((v.name.clone(), row));
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, row) in rows {
+        let _ = writeln!(md, "{row}");
     }
     md
+}
+
+/// The rows of `old`'s variants table for variants not in `measured`, each named as an
+/// earlier run's: (variant name, row).
+fn earlier_variant_rows(measured: &[Variant], old: Option<&str>) -> Vec<(String, String)> {
+    let Some(section) = old.and_then(|o| super::section(o, PROFILE_HEADING)) else {
+        return Vec::new();
+    };
+    section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| variant |"))
+        .filter_map(|l| {
+            let name = l.trim_start_matches("| ").split(" |").next()?.trim();
+            let name = name.trim_end_matches(" *(earlier run)*").to_string();
+            let rest = l.trim_start_matches("| ").split_once(" |")?.1;
+            (!measured.iter().any(|v| v.name == name))
+                .then(|| (name.clone(), format!("| {name} *(earlier run)* |{rest}")))
+        })
+        .collect()
 }
 
 /// The heading of the release-profile section.

@@ -348,14 +348,48 @@ fn a_kept_section_is_kept_whole_and_alone() {
 }
 
 #[test]
-fn a_run_without_profile_variants_keeps_the_earlier_table_and_says_whose_it_is() {
-    let old = "# Benchmarks\n\n## Release profile, by measurement\n\nCumulative variants built by `bench/profiles.sh`; cold start median of 40 starts each, image-push and hello-world in turns, measured in this run.\n\n| variant | image-push size | hello-world size | image-push cold start | hello-world cold start |\n|---|---|---|---|---|\n| 1-cargo-default | 30.00 MiB | 5.00 MiB | 20.0 ms | 10.0 ms |\n\n## TLS crypto: aws-lc's first random bytes\n\nx\n";
+fn variants_this_run_did_not_build_keep_their_earlier_rows_marked_as_such() {
+    let old = "# Benchmarks\n\n## Release profile, by measurement\n\nCumulative variants built by `bench/profiles.sh`; cold start median of 40 starts each, image-push and hello-world in turns, measured in this run.\n\n| variant | image-push size | hello-world size | image-push cold start | hello-world cold start |\n|---|---|---|---|---|\n| 1-cargo-default | 30.00 MiB | 5.00 MiB | 20.0 ms | 10.0 ms |\n| 7-non-pie-shipped | 7.00 MiB | 1.00 MiB | 1.5 ms | 1.0 ms |\n\n## TLS crypto: aws-lc's first random bytes\n\nx\n";
+    // No variant built: every earlier row is kept, marked.
     let md = benchmarks_md(&run(88.51), &sparse(), Some(old));
     let kept = section(&md, "## Release profile, by measurement").unwrap();
-    assert_eq!(
-        kept,
-        "## Release profile, by measurement\n\nNot measured in this run (`bench/profiles.sh` had built no variants); kept as an earlier run recorded it:\n\nCumulative variants built by `bench/profiles.sh`; cold start median of 40 starts each, image-push and hello-world in turns, measured in that run.\n\n| variant | image-push size | hello-world size | image-push cold start | hello-world cold start |\n|---|---|---|---|---|\n| 1-cargo-default | 30.00 MiB | 5.00 MiB | 20.0 ms | 10.0 ms |\n"
+    assert!(
+        kept.contains("but for the rows marked *earlier run*"),
+        "{kept}"
     );
+    assert!(
+        kept.contains(
+            "| 1-cargo-default *(earlier run)* | 30.00 MiB | 5.00 MiB | 20.0 ms | 10.0 ms |"
+        ),
+        "{kept}"
+    );
+    assert!(
+        kept.contains("| 7-non-pie-shipped *(earlier run)* | 7.00 MiB |"),
+        "{kept}"
+    );
+    // Only the shipped variant built (make bench PROFILES=0): it is measured, the others
+    // kept, and no variant appears twice; a kept row is kept again unmarked twice over.
+    let mut figures = full();
+    figures.variants.retain(|v| v.name == "7-non-pie-shipped");
+    assert_eq!(
+        figures.variants.len(),
+        1,
+        "the test data has the shipped variant"
+    );
+    let md = benchmarks_md(&run(88.51), &figures, Some(old));
+    let table = section(&md, "## Release profile, by measurement").unwrap();
+    assert!(
+        table.contains("| 1-cargo-default *(earlier run)* |"),
+        "{table}"
+    );
+    assert_eq!(table.matches("7-non-pie-shipped").count(), 1, "{table}");
+    assert!(
+        !table.contains("7-non-pie-shipped *(earlier run)*"),
+        "{table}"
+    );
+    let again = benchmarks_md(&run(88.51), &figures, Some(&md));
+    let table = section(&again, "## Release profile, by measurement").unwrap();
+    assert_eq!(table.matches("*(earlier run)*").count(), 1, "{table}");
     // An earlier file without the table: nothing to keep, the run says so.
     let md = benchmarks_md(&run(88.51), &sparse(), Some("# Benchmarks\n"));
     assert!(md.contains("Not measured in this run: `bench/profiles.sh` builds the variants"));
