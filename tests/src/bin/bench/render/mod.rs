@@ -59,7 +59,7 @@ fn header_md(run: &Run) -> String {
     );
     let _ = writeln!(
         md,
-        "Every figure below comes from this one run; ratios compare against the hello-world `lambda_runtime` binary (the floor: same tokio runtime, same log subscriber, echoes its event) and a Python 3.11 peer doing the same job with boto3 on `awslambdaric`, Lambda's own Python runtime client (`bench/python-peer/image_push.py`; it does only the happy path, none of Shiplane's lane logic). Functions run as Lambda runs them: behind a local Lambda Runtime API on 127.0.0.1, against the local AWS emulator (moto), release builds linked as `make build` links them (non-PIE; the floor too).\n"
+        "Every figure below comes from this one run, but for the sections and rows that say they are kept from another; ratios compare against the hello-world `lambda_runtime` binary (the floor: same tokio runtime, same log subscriber, echoes its event) and a Python 3.11 peer doing the same job with boto3 on `awslambdaric`, Lambda's own Python runtime client (`bench/python-peer/image_push.py`; it does only the happy path, none of Shiplane's lane logic). Functions run as Lambda runs them: behind a local Lambda Runtime API on 127.0.0.1, against the local AWS emulator (moto), release builds linked as `make build` links them (non-PIE; the floor too).\n"
     );
     md
 }
