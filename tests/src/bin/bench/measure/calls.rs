@@ -38,34 +38,64 @@ async fn image_push_calls(s: &Subjects, w5: &World) -> Vec<(String, Calls)> {
     let mut answered = 0;
     let mut steps: Vec<(String, Calls)> = Vec::new();
     let push1 = push_event(&format!("{p5}/api"), "v1.0.0");
-    for (label, event) in [
+    // Each push is made when its turn comes, in a later second than the push before it,
+    // as pushes of one repository are: one in the same second as the lane's newest asks
+    // ECR for the push times that order them (one DescribeImages more).
+    let later = |tag: &'static str| {
+        move || {
+            next_second();
+            push_event(&format!("{p5}/api"), tag)
+        }
+    };
+    let steps_of: [(&str, MakeEvent<'_>); 6] = [
         (
             "image-push: push, free lane → blue-green deployment",
-            push1.clone(),
+            Box::new(|| push1.clone()),
         ),
         (
-            "image-push: push while one is in flight → queued",
-            push_event(&format!("{p5}/api"), "v1.0.1"),
+            "image-push: push while one is in flight, a second or more after it → queued",
+            Box::new(later("v1.0.1")),
         ),
         (
-            "image-push: another push → the queued one superseded",
-            push_event(&format!("{p5}/api"), "v1.0.2"),
+            "image-push: another push, a second or more later → the queued one superseded",
+            Box::new(later("v1.0.2")),
         ),
-        ("image-push: the first push delivered again (replay)", push1),
+        (
+            "image-push: the first push delivered again (replay)",
+            Box::new(|| push1.clone()),
+        ),
         (
             "image-push: push of a service with a migration → RunTask",
-            push_event(&format!("{p5}/db"), "v1"),
+            Box::new(|| push_event(&format!("{p5}/db"), "v1")),
         ),
         (
             "image-push: push of data jobs → two revisions, succeeded",
-            push_event(&format!("{p5}/etl"), "20261116-abc1234"),
+            Box::new(|| push_event(&format!("{p5}/etl"), "20261116-abc1234")),
         ),
-    ] {
-        let (calls, answer) = calls_for(&api, &mut answered, event).await;
+    ];
+    for (label, event) in steps_of {
+        let (calls, answer) = calls_for(&api, &mut answered, event()).await;
         assert!(answer.get("error").is_none(), "{label}: {answer}");
         steps.push((label.to_string(), calls));
     }
     steps
+}
+
+/// An event made when its turn comes.
+type MakeEvent<'a> = Box<dyn Fn() -> Value + 'a>;
+
+/// Waits until the wall clock's second changes: a push made after it is in a later second
+/// (ECR's events say when a push happened to the second).
+fn next_second() {
+    let second = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let now = second();
+    while second() == now {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// The migration image-push started (in `w5`) stops: deployment-events starts the

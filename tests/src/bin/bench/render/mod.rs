@@ -137,12 +137,12 @@ fn round_trip_rows(f: &Figures) -> String {
             8,
         ),
         (
-            "push that queues ≤ 4 sequential round trips",
+            "push that queues, a second or more after the push in flight, ≤ 4 sequential round trips",
             "image-push: push while one is in flight",
             4,
         ),
         (
-            "push that supersedes ≤ 4 sequential round trips",
+            "push that supersedes, a second or more after the one before, ≤ 4 sequential round trips",
             "image-push: another push",
             4,
         ),
