@@ -188,7 +188,7 @@ pub(super) fn deployment_succeeded(
             "the deployment succeeded while {} in ALARM here",
             firing.join(", ")
         );
-        replace_shipped(w, id, Some(why))?;
+        replace_shipped(w, id, (S::RolledBack, Cause::AlarmFired, None), Some(why))?;
     } else if redeploy || policy.bake.is_zero() {
         w.succeed(id, cause, None, None)?;
     } else {

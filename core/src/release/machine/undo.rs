@@ -34,7 +34,7 @@ pub(super) fn roll_back(
                 true,
             )
         }
-        S::Baking => replace_shipped(w, id, detail),
+        S::Baking => replace_shipped(w, id, (S::RolledBack, Cause::AlarmFired, None), detail),
         _ => w.end_in_flight(
             id,
             state,
@@ -62,25 +62,24 @@ fn migration_left_to_finish(task_arn: Option<&str>) -> String {
     )
 }
 
-/// `id`, which already runs here, is replaced by the last known good release; with none,
-/// nothing is deployed and the reason says a person must act.
+/// `id`, which already runs here (it bakes, or its deployment just succeeded), ends as
+/// `to` and is replaced by the last known good release; with none, nothing is deployed,
+/// the lane is freed and the reason says a person must act.
 pub(super) fn replace_shipped(
     w: &mut Work<'_>,
     id: &ReleaseId,
+    (to, cause, actor): (StageState, Cause, Option<String>),
     detail: Option<String>,
 ) -> Result<(), TransitionError> {
-    use StageState as S;
     match w.view.lane.last_known_good.clone() {
         Some(good) if &good != id => {
-            w.move_to(id, S::RolledBack, Cause::AlarmFired, None, detail)?;
+            w.move_to(id, to, cause, actor, detail)?;
             w.redeploy(&good, None, Some(format!("restoring after {id}")))?;
         }
         _ => {
-            let detail = Some(format!(
-                "{}; no last known good release to restore here: manual action needed",
-                detail.unwrap_or_default()
-            ));
-            w.move_to(id, S::RolledBack, Cause::AlarmFired, None, detail)?;
+            let why = "no last known good release to restore here: it keeps running, manual action needed";
+            let detail = Some(detail.map_or_else(|| why.to_string(), |d| format!("{d}; {why}")));
+            w.move_to(id, to, cause, actor, detail)?;
             w.finish()?;
         }
     }

@@ -335,25 +335,17 @@ impl<'p> Work<'p> {
         detail: Option<String>,
         restore: bool,
     ) -> Result<(), TransitionError> {
+        // A baking release already serves: ending it puts the last known good back, on
+        // either kind of service (simulation seed 19597), as an alarm during its bake does.
+        if state == StageState::Baking && restore {
+            return super::undo::replace_shipped(self, id, (to, cause, actor), detail);
+        }
         let env = self.env();
         let deployment = self.stage(id)?.deployment_id.clone();
         let good = self.view.lane.last_known_good.clone();
         let holds = self.view.lane.in_flight.as_ref() == Some(id);
         let good = good.filter(|g| g != id && holds && restore);
-        let shipped = state == StageState::Baking && restore;
-        let detail = match (shipped, &good) {
-            (true, None) => {
-                let why = "no last known good release to restore here: it keeps running, manual action needed";
-                Some(detail.map_or_else(|| why.to_string(), |d| format!("{d}; {why}")))
-            }
-            _ => detail,
-        };
         self.move_to(id, to, cause, actor, detail)?;
-        // A baking release already serves: ending it puts the last known good back, on
-        // either kind of service (simulation seed 19597).
-        if let (true, Some(good)) = (shipped, &good) {
-            return self.redeploy(good, None, Some(format!("restoring after {id}")));
-        }
         let deploying = matches!(state, StageState::Deploying | StageState::Validating);
         if deploying && self.policy.undo_by_redeploy {
             if let Some(good) = good {
