@@ -25,7 +25,7 @@ mod rolling;
 use std::future::Future;
 
 use super::error::DeployError;
-pub(super) use super::error::sdk;
+use super::error::sdk;
 use crate::facts::TaskStopped;
 use crate::pipeline::{Service, StageConfig};
 use crate::release::{Release, ReleaseId};
