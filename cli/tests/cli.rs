@@ -325,7 +325,7 @@ async fn cancel_unblock_and_reconcile_act_on_aws_and_record_the_operator() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("cancelled"), "{}", stdout(&out));
     let stage = store.release(&release).await.unwrap().unwrap().item.stages["dev"].clone();
-    assert_eq!(stage.state, shiplane::release::StageState::Cancelled);
+    assert_eq!(stage.state(), shiplane::release::StageState::Cancelled);
     assert_eq!(stage.reason.as_deref(), Some("wrong build"));
     let history = store.history_of_release(&release).await.unwrap();
     let cancelled = history
@@ -714,7 +714,7 @@ async fn retry_deploys_a_failed_stage_again_as_a_new_attempt() {
     let out = shiplane(&table, &["retry", release.as_str(), "dev"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let stage = store.release(&release).await.unwrap().unwrap().item.stages["dev"].clone();
-    assert_eq!((stage.state, stage.attempt), (StageState::Deploying, 1));
+    assert_eq!((stage.state(), stage.attempt), (StageState::Deploying, 1));
     let second = stage.deployment_id.expect("a new deployment");
     assert_ne!(second, first);
     let again = shiplane(&table, &["retry", release.as_str(), "dev"]);

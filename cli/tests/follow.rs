@@ -43,7 +43,7 @@ async fn awaiting_in(store: &DynamoStore, id: &ReleaseId) -> String {
     let r = store.release(id).await.unwrap().unwrap().item;
     r.stages
         .iter()
-        .find(|(_, s)| s.state == StageState::AwaitingApproval)
+        .find(|(_, s)| s.state() == StageState::AwaitingApproval)
         .map(|(env, _)| env.clone())
         .unwrap_or_else(|| panic!("{r:?} awaits no approval"))
 }

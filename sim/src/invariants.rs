@@ -142,7 +142,7 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
             continue;
         }
         for (env, stage) in &r.stages {
-            if stage.state == StageState::Succeeded || stage.succeeded_at.is_some() {
+            if stage.state() == StageState::Succeeded || stage.succeeded_at.is_some() {
                 out.push(v(
                     "no bad release kept",
                     format!("{} {} ({bad:?}) succeeded in {env}", r.service, r.label()),
@@ -289,14 +289,14 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
     }
     for r in releases.values() {
         for (env, stage) in &r.stages {
-            if !stage.state.is_terminal() {
+            if !stage.state().is_terminal() {
                 out.push(v(
                     "nothing stuck",
                     format!(
                         "{} {} is still {} in {env}",
                         r.service,
                         r.label(),
-                        stage.state
+                        stage.state()
                     ),
                 ));
             }
@@ -396,7 +396,7 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
                 .iter()
                 .rfind(|t| &t.environment == env && t.to.is_some())
                 .and_then(|t| t.to);
-            if last != Some(stage.state) {
+            if last != Some(stage.state()) {
                 let steps: Vec<String> = h
                     .iter()
                     .filter(|t| &t.environment == env)
@@ -416,7 +416,7 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
                         "{} {} in {env} is {} but its history ends at {:?} ({})",
                         r.service,
                         r.label(),
-                        stage.state,
+                        stage.state(),
                         last,
                         steps.join("; ")
                     ),

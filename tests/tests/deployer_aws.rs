@@ -669,9 +669,9 @@ async fn engine_queues_supersedes_and_deploys_only_the_newest_when_the_lane_free
         async move { store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone() }
     };
     let s1 = state(r1.clone()).await;
-    assert_eq!(s1.state, StageState::Deploying);
-    assert_eq!(state(r2.clone()).await.state, StageState::Superseded);
-    assert_eq!(state(r3.clone()).await.state, StageState::Queued);
+    assert_eq!(s1.state(), StageState::Deploying);
+    assert_eq!(state(r2.clone()).await.state(), StageState::Superseded);
+    assert_eq!(state(r3.clone()).await.state(), StageState::Queued);
 
     // The first deployment ends (failed); CodeDeploy shows it, and the engine hears of it.
     let d1 = s1.deployment_id.unwrap();
@@ -690,7 +690,7 @@ async fn engine_queues_supersedes_and_deploys_only_the_newest_when_the_lane_free
     .await
     .unwrap();
     let s3 = state(r3.clone()).await;
-    assert_eq!(s3.state, StageState::Deploying);
+    assert_eq!(s3.state(), StageState::Deploying);
     let d3 = s3.deployment_id.unwrap();
     let (spec, _) = w.appspec(&d3).await;
     let (td, _) = w
@@ -799,7 +799,7 @@ async fn migration_exit_zero_deploys_and_exit_one_fails_before_anything_is_deplo
         let after = w.deployments("db", "db-dev").await.len();
         match failure {
             None => {
-                assert_eq!(stage.state, StageState::Deploying);
+                assert_eq!(stage.state(), StageState::Deploying);
                 assert_eq!(after, before + 1, "exit 0 starts the deployment");
                 set_deployment_status(stage.deployment_id.as_deref().unwrap(), "Succeeded");
                 let pipeline = e.pipeline().await.unwrap();
@@ -815,7 +815,7 @@ async fn migration_exit_zero_deploys_and_exit_one_fails_before_anything_is_deplo
                 .unwrap();
             }
             Some(_) => {
-                assert_eq!(stage.state, StageState::Failed);
+                assert_eq!(stage.state(), StageState::Failed);
                 assert!(stage.reason.unwrap().contains("exited with code 1"));
                 assert_eq!(after, before, "nothing deployed after a failed migration");
                 let history = w.store.history_of_release(&release).await.unwrap();

@@ -303,7 +303,7 @@ fn refusal(asked: &Asked, release: &Release, environment: &str, why: &str) -> St
                 .stages
                 .iter()
                 .max_by_key(|(_, stage)| stage.since)
-                .map(|(env, stage)| format!(" (it is {} in {env})", words(stage.state)))
+                .map(|(env, stage)| format!(" (it is {} in {env})", words(stage.state())))
                 .unwrap_or_default();
             format!(
                 "cannot {} {name} in {environment}: it has not reached {environment}{latest}",

@@ -338,9 +338,7 @@ fn lane_releases(c: &mut String, lane: &LaneBoard, now: Timestamp) {
                 "<span class=\"dim\">{} ago</span>",
                 span(now.0.saturating_sub(stage.since.0))
             );
-            if stage.state == StageState::Baking
-                && let Some(until) = stage.bake_until
-            {
+            if let Some(until) = stage.bake_until() {
                 let text = if until.0 > now.0 {
                     format!("bake ends in {}", span(until.0 - now.0))
                 } else {
@@ -492,24 +490,24 @@ pub fn timeline(t: &ReleaseTimeline, frame: &Frame) -> String {
             ("back", back.as_str()),
         ];
         let mut actions = String::new();
-        if stage.state == StageState::AwaitingApproval {
+        if stage.state() == StageState::AwaitingApproval {
             actions.push_str(&action(frame, "approve", "Approve", &fields, false));
         }
-        if stage.state.is_waiting() {
+        if stage.state().is_waiting() {
             actions.push_str(&action(frame, "reject", "Reject", &fields, true));
         }
-        if stage.state.is_in_flight() {
+        if stage.state().is_in_flight() {
             actions.push_str(&action(frame, "cancel", "Cancel", &fields, true));
         }
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{actions}</td></tr>",
             esc(env),
-            state_badge(stage.state),
+            state_badge(stage.state()),
             clock(stage.since),
             esc(stage.approved_by.as_deref().unwrap_or("-")),
             esc(stage.reason.as_deref().unwrap_or("-")),
-            esc(stage.deployment_id.as_deref().unwrap_or("-")),
+            esc(stage.started().unwrap_or("-")),
         );
     }
     body.push_str("</table>");

@@ -44,13 +44,12 @@ fn service_of<'p>(pipeline: &'p Pipeline, release: &Release) -> Result<&'p Servi
 /// How a release ended everywhere it was going, or None while any stage of it can still
 /// move (in flight, waiting, or a success owed its promotion to the next environment).
 pub fn release_end(release: &Release, service: &Service) -> Option<String> {
-    if release.stages.is_empty() || release.stages.values().any(|s| !s.state.is_terminal()) {
+    if release.stages.is_empty() || release.stages.values().any(|s| !s.state().is_terminal()) {
         return None;
     }
     let owed = release.stages.values().any(|s| {
-        s.state == StageState::Succeeded
-            && s.promote_to
-                .as_ref()
+        s.state() == StageState::Succeeded
+            && s.promote_to()
                 .is_some_and(|next| !release.stages.contains_key(next))
     });
     if owed {
@@ -61,7 +60,7 @@ pub fn release_end(release: &Release, service: &Service) -> Option<String> {
         .iter()
         .filter_map(|st| {
             let s = release.stages.get(&st.environment)?;
-            Some(format!("{} in {}", words(s.state), st.environment))
+            Some(format!("{} in {}", words(s.state()), st.environment))
         })
         .collect();
     Some(ends.join(", "))
@@ -73,7 +72,7 @@ fn words(state: StageState) -> String {
 
 #[cfg(test)]
 mod tests {
-    use shiplane::release::{Digest, ReleaseId, Stage, Timestamp};
+    use shiplane::release::{Digest, Phase, ReleaseId, Stage, Timestamp};
 
     use super::wait::{Until, Verdict, judge};
     use super::*;
@@ -99,7 +98,7 @@ mod tests {
             let mut stage = Stage::new(*state, Timestamp(10 + i as u64));
             if *state == StageState::Succeeded {
                 let next = service().next_environment(env).map(str::to_string);
-                stage.promote_to = next;
+                stage.phase = Phase::Succeeded { promote_to: next };
             }
             r.stages.insert((*env).to_string(), stage);
         }

@@ -62,26 +62,26 @@ pub fn judge(release: &Release, service: &Service, env: &str, until: Until) -> V
             None => Verdict::Waiting(match release.stages.iter().max_by_key(|(_, s)| s.since) {
                 Some((at, s)) => format!(
                     "{name} has not reached {env}; it is {} in {at}",
-                    words(s.state)
+                    words(s.state())
                 ),
                 None => format!("{name} has not reached {env}"),
             }),
         };
     };
     let reached = match until {
-        Until::Succeeded => stage.state == StageState::Succeeded,
-        Until::Baking => matches!(stage.state, StageState::Baking | StageState::Succeeded),
+        Until::Succeeded => stage.state() == StageState::Succeeded,
+        Until::Baking => matches!(stage.state(), StageState::Baking | StageState::Succeeded),
         Until::AwaitingApproval => {
-            stage.state == StageState::AwaitingApproval
-                || stage.state == StageState::Succeeded
-                || stage.state.is_in_flight()
-                || (stage.state == StageState::Queued && stage.approved_by.is_some())
+            stage.state() == StageState::AwaitingApproval
+                || stage.state() == StageState::Succeeded
+                || stage.state().is_in_flight()
+                || (stage.state() == StageState::Queued && stage.approved_by.is_some())
         }
     };
     if reached {
         return Verdict::Reached;
     }
-    if stage.state.is_terminal() {
+    if stage.state().is_terminal() {
         let why = stage
             .reason
             .as_deref()
@@ -89,10 +89,10 @@ pub fn judge(release: &Release, service: &Service, env: &str, until: Until) -> V
             .unwrap_or_default();
         return Verdict::Ended(format!(
             "{name} {} in {env}{why}; see `shiplane history {name}`",
-            words(stage.state)
+            words(stage.state())
         ));
     }
-    Verdict::Waiting(format!("{name} is {} in {env}", words(stage.state)))
+    Verdict::Waiting(format!("{name} is {} in {env}", words(stage.state())))
 }
 
 pub async fn wait<S: ReleaseStore>(
@@ -191,7 +191,7 @@ fn finish(
         return outcome.map_err(super::super::Failure::said);
     }
     if outcome.is_ok() {
-        let now = stage.map(|s| words(s.state)).unwrap_or_default();
+        let now = stage.map(|s| words(s.state())).unwrap_or_default();
         let until = until_words(until);
         outln!(
             "{name} reached {until} in {env}{} (waited {})",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use shiplane::pipeline::{Pipeline, Service};
-use shiplane::release::{Lane, Release, ReleaseId, StageState, Timestamp, Transition};
+use shiplane::release::{Lane, Release, ReleaseId, Stage, StageState, Timestamp, Transition};
 use shiplane::store::ReleaseStore;
 
 use super::{WATCH_EVERY, positive_duration, release_end, service_of, words};
@@ -250,14 +250,12 @@ fn row(
         environment: env.to_string(),
         release: release.map(|r| r.id.clone()),
         name: release.map(render::label_cell),
-        state: stage.map(|s| s.state),
+        state: stage.map(Stage::state),
         since: stage.map(|s| s.since),
-        deployment_id: stage.and_then(|s| s.deployment_id.clone()),
-        bake_until: stage
-            .filter(|s| s.state == StageState::Baking)
-            .and_then(|s| s.bake_until),
+        deployment_id: stage.and_then(|s| s.started().map(str::to_string)),
+        bake_until: stage.and_then(Stage::bake_until),
         reason: stage
-            .filter(|s| s.state.is_terminal())
+            .filter(|s| s.state().is_terminal())
             .and_then(|s| s.reason.clone()),
         queued,
         latest,

@@ -96,7 +96,7 @@ async fn a_push_becomes_a_release_a_pinned_revision_a_deployment_and_notificatio
     assert_eq!(release.digest.as_str(), digest);
     assert_eq!(release.tags, ["v1.0.0"]);
     let stage = &release.stages["dev"];
-    assert_eq!(stage.state, StageState::Deploying);
+    assert_eq!(stage.state(), StageState::Deploying);
     let deployment_id = stage.deployment_id.clone().unwrap();
     let causes: Vec<String> = w
         .store

@@ -32,7 +32,7 @@ async fn a_fired_bake_timer_ends_the_bake_and_the_release_awaits_approval_in_pro
     assert_eq!(r.state_in("dev"), Some(StageState::Baking));
     // The binary reads the real clock: deliver the timer once the 200 ms bake has ended
     // (Scheduler fires at the minute after it, never before).
-    let until = r.stages["dev"].bake_until.unwrap();
+    let until = r.stages["dev"].bake_until().unwrap();
     let left = until.0.saturating_sub(Timestamp::now().0);
     tokio::time::sleep(Duration::from_millis(left + 50)).await;
 

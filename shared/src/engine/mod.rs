@@ -425,7 +425,7 @@ impl<P: Ports> Engine<'_, P> {
             .await?;
         // Work a crash interrupted in the release's later environments.
         for (env, stage) in &release.item.stages {
-            if env != environment && !stage.state.is_terminal() {
+            if env != environment && !stage.state().is_terminal() {
                 self.run(pipeline, Work::recover(&service.name, env), now)
                     .await?;
             }
@@ -494,9 +494,9 @@ impl<P: Ports> Engine<'_, P> {
             )));
         }
         if let Some(stage) = release.item.stages.get(&env)
-            && stage.state == StageState::Migrating
-            && let Some(known) = &stage.deployment_id
-            && known != &stopped.task_arn
+            && stage.state() == StageState::Migrating
+            && let Some(known) = stage.started()
+            && known != stopped.task_arn
         {
             return Ok(Inbound::Ignored(format!(
                 "task {} is not the migration of release {id} in {env} (that is {known})",

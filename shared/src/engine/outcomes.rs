@@ -268,7 +268,7 @@ impl<P: Ports> Engine<'_, P> {
             restore: stage.redeploy,
         };
         let mut report = Report::default();
-        if stage.deployment_id.is_none() {
+        if stage.started().is_none() {
             info!(deployment = %id, release = %found.release, environment = %found.environment, "a deployment Shiplane made ended unrecorded; recording it first");
             let work = Work {
                 deployments: vec![reference.clone()],
@@ -554,7 +554,7 @@ impl<P: Ports> Engine<'_, P> {
                 timer.attempt, timer.release, stage.attempt
             ));
         }
-        if let Some(until) = stage.bake_until.filter(|u| *u > now) {
+        if let Some(until) = stage.bake_until().filter(|u| *u > now) {
             return ignored(format!(
                 "release {} bakes in {env} until {until}; the timer fired early, the reconciler ends the bake",
                 timer.release

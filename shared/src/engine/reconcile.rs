@@ -368,7 +368,7 @@ impl<P: Ports> Engine<'_, P> {
                 stage,
                 fresh: false,
             };
-            let event = match (st.state, st.deployment_id.as_deref()) {
+            let event = match (st.state(), st.started()) {
                 (StageState::Migrating, Some(_))
                 | (StageState::Deploying | StageState::Validating, Some(_)) => {
                     self.in_flight_outcome(req, st, id, overdue).await
@@ -380,7 +380,7 @@ impl<P: Ports> Engine<'_, P> {
                 // (an already-set timer answers "exists" and changes nothing). A bake that
                 // ended is finished below, by what the lane owes.
                 (StageState::Baking, _) => {
-                    match st.bake_until.filter(|u| *u > now) {
+                    match st.bake_until().filter(|u| *u > now) {
                         Some(at) => jobs.push(Job::Execute(
                             Action::SetTimer {
                                 release: id.clone(),
@@ -419,7 +419,7 @@ impl<P: Ports> Engine<'_, P> {
         id: &ReleaseId,
         overdue: Option<Timestamp>,
     ) -> Option<Event> {
-        match (st.state, st.deployment_id.as_deref()) {
+        match (st.state(), st.started()) {
             (StageState::Migrating, Some(task)) => {
                 match self.deployer.migration_status(req, task).await {
                     Ok(MigrationRun::Stopped(stopped)) => {

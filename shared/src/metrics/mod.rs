@@ -104,7 +104,7 @@ pub fn of_decision(before: &LaneView, decision: &Decision) -> Vec<Record> {
     let mut since: BTreeMap<(ReleaseId, String), (StageState, Timestamp)> = BTreeMap::new();
     for (id, r) in &before.releases {
         for (env, stage) in &r.stages {
-            since.insert((id.clone(), env.clone()), (stage.state, stage.since));
+            since.insert((id.clone(), env.clone()), (stage.state(), stage.since));
         }
     }
     let mut out = Vec::new();

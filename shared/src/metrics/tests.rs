@@ -3,7 +3,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::*;
-use crate::release::{Digest, Lane, Release, Stage, Transition};
+use crate::release::{Digest, Lane, Phase, Release, Stage, Transition};
 
 const S: u64 = 1000;
 
@@ -126,7 +126,8 @@ fn a_completed_deployment_measures_lead_time_and_a_bake_its_length() {
     let records = of_decision(&view(&[&before]), &d);
     assert_eq!(values(&records), BTreeMap::from([("LeadTime", 1000.0)]));
 
-    before.stages.get_mut("prod").unwrap().state = StageState::Baking;
+    before.stages.get_mut("prod").unwrap().phase =
+        Phase::fresh(StageState::Baking, Timestamp(1010 * S));
     before.stages.get_mut("prod").unwrap().since = Timestamp(1010 * S);
     let d = decision(
         view(&[&before]),
@@ -148,7 +149,7 @@ fn a_completed_deployment_measures_lead_time_and_a_bake_its_length() {
     // A restore of the last known good is no change: no lead time.
     let mut restore = before.clone();
     let stage = restore.stages.get_mut("prod").unwrap();
-    stage.state = StageState::Deploying;
+    stage.phase = Phase::fresh(StageState::Deploying, stage.since);
     stage.redeploy = true;
     let d = decision(
         view(&[&restore]),

@@ -136,9 +136,8 @@ pub fn apply(
             w.deploy_again(id, deployment_id.clone(), detail.unwrap_or_default())?;
         }
         (S::Migrating, Event::MigrationSucceeded) => {
+            // The migration's task goes with its phase; the deployment records its own.
             w.move_to(id, S::Deploying, cause, None, None)?;
-            // The recorded id was the migration task's; the deployment records its own.
-            w.stage(id)?.deployment_id = None;
             w.actions.push(Action::Deploy {
                 release: id.clone(),
                 environment: env,
@@ -152,7 +151,7 @@ pub fn apply(
             if w.stage(id)?.redeploy && w.stage(id)?.deployment_id.is_none() =>
         {
             w.record(id, cause, detail)?;
-            w.stage(id)?.lease = Some(now.after(BLOCKED_RETRY));
+            w.stage(id)?.set_lease(now.after(BLOCKED_RETRY));
         }
         // A restore of the last known good whose deployment failed is tried again, a few
         // times, before a person is asked to act: what it was to replace still runs.
@@ -239,7 +238,7 @@ pub fn apply(
             if w.stage(id)?.deployment_id.is_none() && w.stage(id)?.redeploy =>
         {
             w.record(id, cause, detail)?;
-            w.stage(id)?.lease = Some(now.after(BLOCKED_RETRY));
+            w.stage(id)?.set_lease(now.after(BLOCKED_RETRY));
         }
         (S::Deploying, Event::DeploymentBlocked { .. }) if w.stage(id)?.deployment_id.is_none() => {
             back_to_queue(&mut w, id, cause, detail)?;
@@ -378,7 +377,7 @@ fn resume_action(
 ) -> Result<(), TransitionError> {
     use StageState as S;
     let (env, now, policy) = (w.env(), w.now, w.policy);
-    let expired = w.stage(id)?.lease.is_none_or(|until| until <= now);
+    let expired = w.stage(id)?.lease().is_none_or(|until| until <= now);
     let Some(action) = pending_action(w.release(id)?, &env).filter(|_| expired) else {
         return Err(w.not_allowed(id, state, event));
     };
@@ -419,7 +418,7 @@ fn resume_action(
         return Ok(());
     }
     let stage = w.stage(id)?;
-    stage.lease = Some(now.after(LEASE));
+    stage.set_lease(now.after(LEASE));
     stage.resumed += 1;
     w.record(
         id,
@@ -470,7 +469,6 @@ fn retry(
     stage.deployment_id = None;
     stage.task_definition = None;
     stage.redeploy = false;
-    stage.promote_to = None;
     let attempt = stage.attempt;
     if let Some(why) = w.busy_because() {
         w.move_to(

@@ -7,7 +7,7 @@ use super::policy::BLOCKED_RETRY;
 use super::undo::replace_shipped;
 use super::work::Work;
 use super::{Event, TransitionError};
-use crate::release::model::{Cause, ReleaseId, StageState};
+use crate::release::model::{Cause, Phase, ReleaseId, StageState};
 
 /// A restore of the last known good whose deployment failed: the failure is recorded, and
 /// the restore is deployed again after a pause, with a new deadline.
@@ -29,7 +29,7 @@ pub(super) fn retry_failed_restore(
     let stage = w.stage(id)?;
     stage.restore_failures += 1;
     stage.ended.extend(stage.deployment_id.take());
-    stage.lease = Some(now.after(BLOCKED_RETRY));
+    stage.set_lease(now.after(BLOCKED_RETRY));
     stage.deadline = Some(now.after(deadlines.deployment_start));
     Ok(())
 }
@@ -48,7 +48,7 @@ pub(super) fn record_started(
 ) -> Result<(), TransitionError> {
     use StageState as S;
     let (env, now, policy) = (w.env(), w.now, w.policy);
-    match w.stage(id)?.deployment_id.clone() {
+    match w.stage(id)?.started().map(str::to_string) {
         Some(known) if &known == recorded => {
             // Recorded by a hook first: the revision is recorded now.
             if let Event::DeploymentCreated {
@@ -84,7 +84,7 @@ pub(super) fn record_started(
             let deadline = w.stage(id)?.deadline;
             w.move_to(id, state, cause, None, detail)?;
             let stage = w.stage(id)?;
-            stage.deployment_id = Some(recorded.clone());
+            stage.set_started(recorded.clone());
             if let Event::DeploymentCreated {
                 task_definition: Some(td),
                 ..
@@ -127,7 +127,9 @@ pub(super) fn back_to_queue(
         }
         None => {
             w.move_to(id, S::Queued, cause, None, detail)?;
-            w.stage(id)?.not_before = Some(now.after(BLOCKED_RETRY));
+            w.stage(id)?.phase = Phase::Queued {
+                not_before: Some(now.after(BLOCKED_RETRY)),
+            };
             w.lane().queued = Some(id.clone());
         }
     }
@@ -176,7 +178,7 @@ pub(super) fn deployment_succeeded(
     cause: Cause,
 ) -> Result<(), TransitionError> {
     use StageState as S;
-    let (now, policy) = (w.now, w.policy);
+    let policy = w.policy;
     let redeploy = w.stage(id)?.redeploy;
     w.lane().current = Some(id.clone());
     let firing = w.view.lane.firing_alarms();
@@ -192,7 +194,7 @@ pub(super) fn deployment_succeeded(
     } else if redeploy || policy.bake.is_zero() {
         w.succeed(id, cause, None, None)?;
     } else {
-        w.stage(id)?.bake_until = Some(now.after(policy.bake));
+        // Entering the bake sets its end: the policy's bake from now.
         w.move_to(id, S::Baking, cause, None, None)?;
     }
     Ok(())

@@ -11,10 +11,10 @@ use crate::release::model::{LaneView, Release, ReleaseId, StageState, Timestamp}
 /// Pure.
 pub fn pending_action(release: &Release, environment: &str) -> Option<Action> {
     let stage = release.stages.get(environment)?;
-    if stage.deployment_id.is_some() {
+    if stage.started().is_some() {
         return None;
     }
-    match stage.state {
+    match stage.state() {
         StageState::Deploying => Some(Action::Deploy {
             release: release.id.clone(),
             environment: environment.to_string(),
@@ -51,7 +51,7 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
     // (stopping a deployment that already ended is no error).
     if let Some(r) = lane.stopping.as_ref().and_then(|id| view.releases.get(id))
         && let Some(stage) = r.stages.get(env)
-        && stage.state.is_terminal()
+        && stage.state().is_terminal()
         && let Some(deployment_id) = &stage.deployment_id
     {
         out.push(Owed::Act(Action::StopDeployment {
@@ -83,8 +83,8 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
     if idle
         && let Some(r) = lane.queued.as_ref().and_then(|id| view.releases.get(id))
         && let Some(stage) = r.stages.get(env)
-        && stage.state == StageState::Queued
-        && stage.not_before.is_none_or(|t| t <= now)
+        && stage.state() == StageState::Queued
+        && stage.not_before().is_none_or(|t| t <= now)
     {
         out.push(Owed::Apply(r.id.clone(), Event::Dequeue));
     }
@@ -101,13 +101,13 @@ fn owed_by_in_flight(view: &LaneView, now: Timestamp, out: &mut Vec<Owed>) {
         if pending_action(r, env).is_some()
             && r.stages
                 .get(env)
-                .is_none_or(|s| s.lease.is_none_or(|until| until <= now))
+                .is_none_or(|s| s.lease().is_none_or(|until| until <= now))
         {
             out.push(Owed::Apply(r.id.clone(), Event::ActionResumed));
         }
         if let Some(stage) = r.stages.get(env)
-            && stage.state == StageState::Baking
-            && stage.bake_until.is_some_and(|t| t <= now)
+            && stage.state() == StageState::Baking
+            && stage.bake_until().is_some_and(|t| t <= now)
             && lane.firing_alarms().is_empty()
         {
             out.push(Owed::Apply(r.id.clone(), Event::BakeElapsed));
@@ -130,14 +130,14 @@ fn owed_promotions(view: &LaneView, out: &mut Vec<Owed>) {
             continue;
         };
         if let Some(stage) = r.stages.get(env)
-            && stage.state == StageState::Succeeded
-            && let Some(to) = &stage.promote_to
+            && stage.state() == StageState::Succeeded
+            && let Some(to) = stage.promote_to()
             && !r.stages.contains_key(to)
         {
             out.push(Owed::Act(Action::Promote {
                 release: id.clone(),
                 from: env.to_string(),
-                to: to.clone(),
+                to: to.to_string(),
             }));
         }
     }

@@ -18,7 +18,7 @@ pub(super) fn roll_back(
     use StageState as S;
     match state {
         S::Migrating => {
-            let task = w.stage(id)?.deployment_id.clone();
+            let task = w.stage(id)?.started().map(str::to_string);
             let detail = format!(
                 "{} during the migration; {}",
                 detail.unwrap_or_else(|| "an alarm fired".into()),

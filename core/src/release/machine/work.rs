@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use super::policy::LEASE;
 use super::{Action, Decision, Event, Policy, TransitionError};
 use crate::release::model::{
-    Cause, Lane, LaneView, Release, ReleaseId, Stage, StageState, Timestamp, Transition,
+    Cause, Lane, LaneView, Phase, Release, ReleaseId, Stage, StageState, Timestamp, Transition,
 };
 
 pub(super) struct Work<'p> {
@@ -110,30 +110,30 @@ impl<'p> Work<'p> {
         let env = self.env();
         let now = self.stage_time(id);
         let from = self.state(id);
-        let deadlines = self.policy.deadlines;
+        let (deadlines, bake_ends) = (self.policy.deadlines, self.now.after(self.policy.bake));
         let release = self.release(id)?;
         let stage = release.set_stage(&env, to, now);
         if to.is_terminal() && to != StageState::Succeeded {
             stage.reason = detail.clone();
         }
         let attempt = stage.attempt;
-        let bake_until = stage.bake_until;
         if from != Some(to) {
-            stage.lease = matches!(to, StageState::Deploying | StageState::Migrating)
-                .then(|| now.after(LEASE));
+            // The state's own data: an action's lease, a bake's end.
+            stage.set_lease(now.after(LEASE));
+            if to == StageState::Baking {
+                stage.phase = Phase::Baking { until: bake_ends };
+            }
             stage.resumed = 0;
             stage.deadline = match to {
                 StageState::Migrating => Some(now.after(deadlines.migration)),
                 StageState::Deploying => Some(now.after(deadlines.deployment_start)),
                 StageState::AwaitingApproval => Some(now.after(deadlines.approval)),
                 StageState::Validating => stage.deadline,
-                StageState::Baking => stage.bake_until,
+                StageState::Baking => stage.bake_until(),
                 _ => None,
             };
-            if to != StageState::Queued {
-                stage.not_before = None;
-            }
         }
+        let bake_until = stage.bake_until();
         let service = release.service.clone();
         // The bake timer lives exactly as long as the bake.
         match (from, to) {
@@ -300,10 +300,11 @@ impl<'p> Work<'p> {
         let redeploy = stage.redeploy;
         stage.succeeded_at = Some(now);
         stage.redeploy = false;
-        stage.bake_until = None;
         // A restored release already went through the later environments.
         let promote = next.filter(|_| !redeploy);
-        stage.promote_to = promote.clone();
+        stage.phase = Phase::Succeeded {
+            promote_to: promote.clone(),
+        };
         let lane = self.lane();
         lane.current = Some(id.clone());
         if lane.last_known_good.as_ref() != Some(id) {
@@ -401,7 +402,8 @@ impl<'p> Work<'p> {
         let stage = self.stage(id)?;
         stage.deployment_id = None;
         stage.ended.push(replaced);
-        stage.lease = Some(now.after(LEASE));
+        // Validating has no lease: moving to deploying below gives it one.
+        stage.set_lease(now.after(LEASE));
         let redeploy = stage.redeploy;
         if self.state(id) == Some(StageState::Validating) {
             // Deploying again: a taker finds the action owed if this invocation dies.

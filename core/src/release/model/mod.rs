@@ -42,4 +42,4 @@ pub use ids::seeded;
 pub use ids::{Digest, InvalidInput, ReleaseId, Timestamp, escaped, validate_tag};
 pub use lane::{AlarmSeen, AlarmState, Lane, LaneView, Pause};
 pub use release::{MAX_TAGS, Release, pushed_before};
-pub use stage::{Stage, StageState};
+pub use stage::{Phase, Stage, StageState};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Digest, ReleaseId, Stage, StageState, Timestamp};
+use super::{Digest, Phase, ReleaseId, Stage, StageState, Timestamp};
 
 /// How many tags a release keeps: a digest re-pushed under a new tag on every build must
 /// not grow its item towards DynamoDB's 400 KB limit.
@@ -73,7 +73,7 @@ impl Release {
 
     /// Its state in an environment, if it reached it.
     pub fn state_in(&self, environment: &str) -> Option<StageState> {
-        self.stages.get(environment).map(|s| s.state)
+        self.stages.get(environment).map(Stage::state)
     }
 
     /// `registry/repository@sha256:…`: the only way Shiplane names an image, never by tag.
@@ -89,6 +89,8 @@ impl Release {
             .unwrap_or_else(|| self.digest.short().to_string())
     }
 
+    /// Puts its stage in `environment` in `state` at `now`: a state it was not in starts
+    /// with nothing of its own ([`Phase::fresh`]); the state it is in keeps what it has.
     pub(in crate::release) fn set_stage(
         &mut self,
         environment: &str,
@@ -99,7 +101,9 @@ impl Release {
             .stages
             .entry(environment.to_string())
             .or_insert_with(|| Stage::new(state, now));
-        stage.state = state;
+        if stage.state() != state {
+            stage.phase = Phase::fresh(state, now);
+        }
         stage.since = now;
         stage
     }

@@ -130,11 +130,7 @@ impl<P: Ports> Engine<'_, P> {
         let Some(release) = self.store.release(&id).await.map_err(unavailable)? else {
             return Ok(HookOwner::Other);
         };
-        let known = release
-            .item
-            .stages
-            .get(&env)
-            .and_then(|s| s.deployment_id.as_deref());
+        let known = release.item.stages.get(&env).and_then(|s| s.started());
         if known.is_some_and(|k| k != deployment_id) {
             return Ok(HookOwner::Other); // the release runs another deployment there
         }

@@ -98,7 +98,7 @@ async fn the_reconciler_deploys_again_a_rolling_deployment_that_was_replaced() {
     e.reconcile(&pipeline, Some("db"), T0).await.unwrap();
     assert_eq!(w.deploys().len(), before + 1, "deployed again");
     let stage = w.store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone();
-    assert_eq!(stage.state, StageState::Deploying);
+    assert_eq!(stage.state(), StageState::Deploying);
     assert_eq!(stage.ended, std::slice::from_ref(&deployment));
     assert_ne!(stage.deployment_id.as_deref(), Some(deployment.as_str()));
     let history = w.store.history_of_release(&id).await.unwrap();
@@ -171,9 +171,9 @@ async fn a_rolling_services_ecs_deployment_ending_moves_the_stage_that_runs_it()
     // A second release's deployment completes: it succeeds (db has no bake in dev).
     let next = w.pushed("shiplane/db", 2, "v2").await;
     let task = w.store.release(&next).await.unwrap().unwrap().item.stages["dev"]
-        .deployment_id
-        .clone()
-        .unwrap();
+        .started()
+        .unwrap()
+        .to_string();
     e.on_task_stopped(&stopped(&task, None, Some(0)), T0)
         .await
         .unwrap();

@@ -159,7 +159,7 @@ async fn a_restore_of_the_last_known_good_is_answered_succeeded_without_checks()
         .await
         .unwrap();
     let stage = w.store.release(&v1).await.unwrap().unwrap().item.stages["dev"].clone();
-    assert!(stage.redeploy && stage.state == StageState::Deploying);
+    assert!(stage.redeploy && stage.state() == StageState::Deploying);
     let restoring = stage.deployment_id.unwrap();
     assert!(
         w.store

@@ -231,7 +231,7 @@ async fn a_failed_migration_retried_runs_a_new_task_and_the_old_tasks_late_stop_
     let pipeline = e.pipeline().await.unwrap();
     let id = w.pushed("shiplane/db", 1, "v1").await;
     let r = w.store.release(&id).await.unwrap().unwrap().item;
-    let first_task = r.stages["dev"].deployment_id.clone().unwrap();
+    let first_task = r.stages["dev"].started().unwrap().to_string();
     let first_by = crate::aws::started_by(&r, "dev");
     e.on_task_stopped(&stopped(&first_task, Some(first_by.clone()), Some(1)), T0)
         .await
@@ -255,7 +255,7 @@ async fn a_failed_migration_retried_runs_a_new_task_and_the_old_tasks_late_stop_
     let r = w.store.release(&id).await.unwrap().unwrap().item;
     assert_eq!(r.state_in("dev"), Some(StageState::Migrating));
     assert_eq!(r.stages["dev"].attempt, 1);
-    let second_task = r.stages["dev"].deployment_id.clone().unwrap();
+    let second_task = r.stages["dev"].started().unwrap().to_string();
     assert_ne!(
         second_task, first_task,
         "a new migration task, not the failed one adopted"

@@ -139,7 +139,7 @@ fn full_happy_path_bakes_then_succeeds_and_promotes() {
     assert_eq!(state(&d, 1), Some(StageState::Baking));
     assert_eq!(d.view.lane.current, Some(id(1)));
     assert_eq!(
-        d.view.releases[&id(1)].stages[ENV].bake_until,
+        d.view.releases[&id(1)].stages[ENV].bake_until(),
         Some(T0.after(p.bake))
     );
     assert_eq!(
@@ -184,7 +184,7 @@ fn a_bake_ends_held_while_one_of_the_lanes_own_alarms_fires_and_ends_when_it_is_
         .stages
         .get_mut(ENV)
         .unwrap()
-        .bake_until = Some(until);
+        .phase = Phase::Baking { until };
     view.lane.alarms.insert(
         "api-5xx".into(),
         AlarmSeen {

@@ -21,7 +21,7 @@ fn a_deployment_created_after_its_stage_ended_is_recorded_and_undone() {
         // CodeDeploy: the late deployment is stopped and rolled back.
         let d = apply(&view_in(Some(ended)), &id(1), &created, &policy(), T0).unwrap();
         let stage = &d.view.releases[&id(1)].stages[ENV];
-        assert_eq!(stage.state, ended);
+        assert_eq!(stage.state(), ended);
         assert_eq!(stage.deployment_id.as_deref(), Some("d-late"));
         assert_eq!(
             d.actions,
@@ -70,7 +70,7 @@ fn a_late_rolling_deployment_makes_the_restore_in_flight_deploy_again_and_says_w
     };
     let d = apply(&v, &id(1), &late, &rolling, T0).unwrap();
     let stage = &d.view.releases[&id(0)].stages[ENV];
-    assert_eq!(stage.state, StageState::Deploying);
+    assert_eq!(stage.state(), StageState::Deploying);
     assert_eq!(stage.deployment_id, None);
     assert_eq!(stage.ended, ["ecs-svc/67"]);
     assert_eq!(
@@ -102,7 +102,7 @@ fn a_late_rolling_deployment_makes_the_restore_in_flight_deploy_again_and_says_w
 fn a_late_rolling_deployment_fences_off_the_answer_of_the_deploy_still_in_flight() {
     let rolling = rolling();
     let v = restore_in_flight(StageState::Cancelled, StageState::Deploying, |s| {
-        s.lease = Some(T0.after(LEASE))
+        s.set_lease(T0.after(LEASE))
     });
     let late = Event::DeploymentCreated {
         deployment_id: "ecs-svc/68".into(),
@@ -116,7 +116,7 @@ fn a_late_rolling_deployment_fences_off_the_answer_of_the_deploy_still_in_flight
         d.actions
     );
     let stage = &d.view.releases[&id(0)].stages[ENV];
-    assert_eq!((stage.state, stage.fence), (StageState::Deploying, 1));
+    assert_eq!((stage.state(), stage.fence), (StageState::Deploying, 1));
     assert!(
         d.transitions
             .iter()

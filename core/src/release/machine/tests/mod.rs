@@ -16,8 +16,8 @@ use super::policy::RESTORE_TRIES;
 use super::*;
 use crate::pipeline::Approval;
 use crate::release::model::{
-    AlarmSeen, AlarmState, Cause, Digest, Lane, LaneView, Release, ReleaseId, Stage, StageState,
-    Timestamp,
+    AlarmSeen, AlarmState, Cause, Digest, Lane, LaneView, Phase, Release, ReleaseId, Stage,
+    StageState, Timestamp,
 };
 
 const ENV: &str = "dev";
@@ -76,7 +76,7 @@ fn restore_in_flight(
         .stages
         .get_mut(ENV)
         .unwrap();
-    stage.state = restore;
+    stage.phase = Phase::fresh(restore, stage.since);
     stage.redeploy = true;
     with(stage);
     v

@@ -76,10 +76,13 @@ fn migration_task_is_recorded_then_cleared_for_the_deployment() {
         },
         &p,
     );
-    assert_eq!(
-        d.view.releases[&id(1)].stages[ENV].deployment_id.as_deref(),
-        Some("arn:task/9")
+    let stage = &d.view.releases[&id(1)].stages[ENV];
+    assert_eq!(stage.started(), Some("arn:task/9"));
+    assert!(
+        matches!(&stage.phase, Phase::Migrating { task: Some(t), .. } if t == "arn:task/9"),
+        "the task is the migration's own: {stage:?}"
     );
+    assert_eq!(stage.deployment_id, None, "a task is not a deployment");
     assert!(
         step(
             &d.view,
@@ -92,7 +95,9 @@ fn migration_task_is_recorded_then_cleared_for_the_deployment() {
         .is_noop()
     );
     let d = step(&d.view, 1, Event::MigrationSucceeded, &p);
-    assert_eq!(d.view.releases[&id(1)].stages[ENV].deployment_id, None);
+    let stage = &d.view.releases[&id(1)].stages[ENV];
+    assert_eq!(stage.state(), StageState::Deploying);
+    assert_eq!(stage.started(), None, "the deployment records its own");
 }
 
 #[test]
@@ -204,7 +209,7 @@ fn a_dead_owners_action_is_taken_over_once_after_its_lease() {
     )
     .unwrap();
     let stage = &d.view.releases[&id(1)].stages[ENV];
-    assert_eq!(stage.lease, Some(T0.after(LEASE)));
+    assert_eq!(stage.lease(), Some(T0.after(LEASE)));
     let within = Timestamp(T0.0 + 1000);
     assert!(
         owed(&d.view, &policy(), within).is_empty(),
@@ -227,7 +232,7 @@ fn a_dead_owners_action_is_taken_over_once_after_its_lease() {
     );
     assert_eq!(taken.transitions[0].cause, Cause::ActionResumed);
     assert_eq!(
-        taken.view.releases[&id(1)].stages[ENV].lease,
+        taken.view.releases[&id(1)].stages[ENV].lease(),
         Some(after.after(LEASE))
     );
     assert!(

@@ -82,7 +82,7 @@ fn a_restore_past_its_deadline_is_tried_again_before_it_is_given_up() {
         now = view.releases[&id(0)].stages[ENV].deadline.unwrap();
         let d = apply(&view, &id(0), &Event::ActionResumed, &policy(), now).unwrap();
         let stage = &d.view.releases[&id(0)].stages[ENV];
-        assert_eq!(stage.state, StageState::Deploying, "try {n}");
+        assert_eq!(stage.state(), StageState::Deploying, "try {n}");
         assert_eq!(stage.restore_failures, n);
         assert!(stage.deadline.unwrap() > now, "a new deadline");
         assert_eq!(

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use shiplane::release::{Digest, Lane, Release, ReleaseId, Stage, StageState, Timestamp};
+use shiplane::release::{Digest, Lane, Phase, Release, ReleaseId, Stage, StageState, Timestamp};
 use shiplane::store::{Commit, DynamoStore, ReleaseStore, Versioned};
 use shiplane_e2e::round_trips::counted;
 
@@ -163,8 +163,8 @@ fn with_newer(
         // A newer release bakes in dev.
         0 => {
             let mut r = newer();
-            let mut stage = Stage::new(StageState::Baking, now);
-            stage.bake_until = Some(now.after(Duration::from_secs(600)));
+            let until = now.after(Duration::from_secs(600));
+            let stage = Stage::in_phase(Phase::Baking { until }, now);
             r.stages.insert("dev".into(), stage);
             lanes[0].in_flight = Some(r.id.clone());
             releases.push(r);
