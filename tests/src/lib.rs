@@ -202,7 +202,8 @@ pub async fn deployment_of(
 ) -> String {
     stage_of(store, release, environment)
         .await
-        .deployment_id
+        .started()
+        .map(str::to_string)
         .unwrap_or_else(|| panic!("release {release} records no deployment in {environment}"))
 }
 

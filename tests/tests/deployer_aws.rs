@@ -236,6 +236,33 @@ async fn blue_green_registers_a_revision_equal_but_for_the_image_and_deploys_it(
     );
     assert!(description.contains(r.id.as_str()) && description.ends_with("to dev"));
 
+    // CodeDeploy is given the environment's deployment config (a canary here), and the
+    // deployment rolls itself back on a failure and on a stop, whatever the group says.
+    let info = w
+        .codedeploy
+        .get_deployment()
+        .deployment_id(&deployment_id)
+        .send()
+        .await
+        .unwrap()
+        .deployment_info
+        .unwrap();
+    assert_eq!(
+        info.deployment_config_name(),
+        Some("CodeDeployDefault.ECSCanary10Percent5Minutes")
+    );
+    let rollback = info.auto_rollback_configuration().unwrap();
+    assert!(rollback.enabled());
+    let events: Vec<&str> = rollback.events().iter().map(|e| e.as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "DEPLOYMENT_FAILURE",
+            "DEPLOYMENT_STOP_ON_ALARM",
+            "DEPLOYMENT_STOP_ON_REQUEST"
+        ]
+    );
+
     // Delivered again (a replay): the same revision and the same deployment.
     let again = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
     assert_eq!(
@@ -391,6 +418,64 @@ async fn a_taken_over_deploy_finds_its_dead_owners_deployment_even_after_it_ende
     assert!(
         matches!(&restore, DeployOutcome::Started { deployment_id: d, .. } if *d != deployment_id),
         "{restore:?}"
+    );
+}
+
+/// A restore of the last known good deploys the very revision it deployed before (recorded
+/// on its stage), even after a newer release registered one of its own: it registers none.
+#[tokio::test]
+async fn a_restore_deploys_the_last_known_goods_own_pinned_revision_again() {
+    let w = World::new().await;
+    let family = format!("{}-api-dev", w.p);
+    let mut good = w.release("api", "v1.0.0");
+    good.stages.insert(
+        "dev".into(),
+        Stage::new(StageState::Deploying, Timestamp::now()),
+    );
+    let DeployOutcome::Started {
+        deployment_id,
+        task_definition: pinned,
+    } = w.deployer.deploy(w.request(&good, "dev")).await.unwrap()
+    else {
+        panic!("not started")
+    };
+    set_deployment_status(&deployment_id, "Succeeded");
+    let bad = w.release("api", "v1.0.1");
+    let DeployOutcome::Started {
+        deployment_id: newer,
+        task_definition: newer_revision,
+    } = w.deployer.deploy(w.request(&bad, "dev")).await.unwrap()
+    else {
+        panic!("not started")
+    };
+    set_deployment_status(&newer, "Stopped");
+    assert_ne!(newer_revision, pinned);
+    let revisions = w.family_revisions(&family).await;
+
+    let stage = good.stages.get_mut("dev").unwrap();
+    stage.task_definition = Some(pinned.clone());
+    stage.redeploy = true;
+    let restore = w.deployer.deploy(w.request(&good, "dev")).await.unwrap();
+    let DeployOutcome::Started {
+        deployment_id: restoring,
+        task_definition,
+    } = restore
+    else {
+        panic!("{restore:?}")
+    };
+    assert_eq!(
+        task_definition, pinned,
+        "the pinned revision, not a new one"
+    );
+    assert_eq!(
+        w.family_revisions(&family).await,
+        revisions,
+        "none registered"
+    );
+    let (spec, _) = w.appspec(&restoring).await;
+    assert_eq!(
+        spec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"],
+        pinned.as_str()
     );
 }
 
@@ -772,9 +857,9 @@ async fn migration_exit_zero_deploys_and_exit_one_fails_before_anything_is_deplo
             .unwrap()
             .item
             .stages["dev"]
-            .deployment_id
-            .clone()
-            .unwrap();
+            .started()
+            .unwrap()
+            .to_string();
         let before = w.deployments("db", "db-dev").await.len();
         let stopped = TaskStopped {
             task_arn,

@@ -317,7 +317,12 @@ impl Demo {
             .release(id)
             .await
             .map_err(|e| e.to_string())?
-            .and_then(|r| r.item.stages.get(env).and_then(|s| s.deployment_id.clone()))
+            .and_then(|r| {
+                r.item
+                    .stages
+                    .get(env)
+                    .and_then(|s| s.started().map(str::to_string))
+            })
             .ok_or_else(|| format!("release {id} has no deployment in {env}"))
     }
 

@@ -5,7 +5,8 @@
 use aws_sdk_codedeploy::operation::create_deployment::CreateDeploymentError;
 use aws_sdk_codedeploy::operation::stop_deployment::StopDeploymentError;
 use aws_sdk_codedeploy::types::{
-    AppSpecContent, RevisionLocation, RevisionLocationType, TimeRange,
+    AppSpecContent, AutoRollbackConfiguration, AutoRollbackEvent, RevisionLocation,
+    RevisionLocationType, TimeRange,
 };
 use aws_sdk_dynamodb::error::SdkError;
 
@@ -76,6 +77,19 @@ pub(in crate::aws) fn origin_of(info: aws_sdk_codedeploy::types::DeploymentInfo)
     })
 }
 
+/// Every deployment rolls back on its own, whatever its group says: when it fails (a hook
+/// answered Failed after traffic moved, a task that never became healthy), and when it is
+/// stopped (an alarm's rollback, an operator's cancel). Without it a group with rollback
+/// off leaves the failed version serving, and only the group's setting decides.
+fn rolls_back() -> AutoRollbackConfiguration {
+    AutoRollbackConfiguration::builder()
+        .enabled(true)
+        .events(AutoRollbackEvent::DeploymentFailure)
+        .events(AutoRollbackEvent::DeploymentStopOnAlarm)
+        .events(AutoRollbackEvent::DeploymentStopOnRequest)
+        .build()
+}
+
 impl AwsDeployer {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn blue_green(
@@ -137,6 +151,7 @@ impl AwsDeployer {
             .application_name(&target.application)
             .deployment_group_name(&target.deployment_group)
             .deployment_config_name(&target.deployment_config)
+            .auto_rollback_configuration(rolls_back())
             .description(description)
             .revision(
                 RevisionLocation::builder()

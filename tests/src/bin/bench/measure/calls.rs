@@ -111,9 +111,9 @@ async fn migration_stopped_calls(s: &Subjects, w5: &World) -> (String, Calls) {
         .expect("releases")
         .remove(0);
     let task_arn = db.stages["dev"]
-        .deployment_id
-        .clone()
-        .expect("migration task");
+        .started()
+        .expect("migration task")
+        .to_string();
     let stopped = shiplane_e2e::provision(&[
         "task-stopped",
         "--cluster",
