@@ -334,12 +334,21 @@ fn transitions_table(
             state(&tr.to),
             tr.cause.to_string(),
             tr.actor.clone().unwrap_or_else(|| "-".to_string()),
-            tr.detail.clone().unwrap_or_else(|| "-".to_string()),
+            detail_cell(tr),
         ]);
         t.add_row(row);
     }
     wrap_last_column(&mut t, width);
     t
+}
+
+/// A change's detail, led by its alert when a person had to act on it.
+fn detail_cell(tr: &Transition) -> String {
+    let detail = tr.detail.as_deref().unwrap_or("-");
+    match tr.alert {
+        Some(alert) => format!("ALERT ({alert}): {detail}"),
+        None => detail.to_string(),
+    }
 }
 
 /// The line under a history: how long from its first step to its last.
@@ -465,6 +474,7 @@ mod tests {
             cause: Cause::DeploymentSucceeded,
             actor: None,
             detail: Some(detail.into()),
+            alert: None,
         }
     }
 
@@ -478,6 +488,20 @@ mod tests {
         assert!(lines[2].contains("+1s"), "{text}");
         assert!(lines[3].contains("+1m00s"), "{text}");
         assert!(total(&steps).unwrap().starts_with("total 1m02s"));
+    }
+
+    #[test]
+    fn a_change_that_alerted_says_so_before_its_detail() {
+        let alerted = Transition {
+            alert: Some(shiplane::release::Alert::NothingToRestore),
+            ..step(0, "cancelled; nothing to restore")
+        };
+        let text = transitions_table(&[step(0, "a"), alerted], None, None).to_string();
+        assert!(
+            text.contains("ALERT (nothing_to_restore): cancelled; nothing to restore"),
+            "{text}"
+        );
+        assert_eq!(text.matches("ALERT").count(), 1, "{text}");
     }
 
     #[test]

@@ -964,6 +964,7 @@ async fn metrics_computes_the_dora_figures_from_the_history_in_the_table() {
         cause,
         actor: None,
         detail: None,
+        alert: None,
     };
     let history = vec![
         t(&r1, 9, S::AwaitingApproval, S::Deploying, Cause::Approved),

@@ -156,7 +156,7 @@ async fn a_hundred_releases_under_faults_all_end_where_they_should() {
                 .expect("exists")
                 .item;
             let stage = &r.stages["dev"];
-            match (stage.state(), stage.deployment_id.as_deref()) {
+            match (stage.state(), stage.started()) {
                 (StageState::Migrating, Some(task)) => {
                     provision(&[
                         "task-stopped",

@@ -16,6 +16,7 @@ fn transition(n: u64) -> Notification {
         cause: Cause::Arrived,
         actor: None,
         detail: Some(format!("n{n}")),
+        alert: None,
     };
     Notification::transition(&t, None)
 }
@@ -76,6 +77,7 @@ async fn a_chatbot_topic_gets_the_same_notifications_in_chatbots_schema() {
         cause: Cause::Arrived,
         actor: None,
         detail: None,
+        alert: None,
     };
     batch.push(Notification::transition(&approval, None));
     let failed = notifier.publish_all(&batch).await;

@@ -16,7 +16,7 @@ pub use machine::{
 #[cfg(any(test, feature = "testing"))]
 pub use model::seeded;
 pub use model::{
-    AlarmSeen, AlarmState, Cause, Digest, InvalidInput, Lane, LaneView, MAX_TAGS, Pause, Phase,
-    Release, ReleaseId, Stage, StageState, Timestamp, Transition, escaped, pushed_before,
+    AlarmSeen, AlarmState, Alert, Cause, Digest, InvalidInput, Lane, LaneView, MAX_TAGS, Pause,
+    Phase, Release, ReleaseId, Stage, StageState, Timestamp, Transition, escaped, pushed_before,
     validate_tag,
 };

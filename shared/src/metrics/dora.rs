@@ -243,6 +243,7 @@ mod tests {
                 cause,
                 actor: None,
                 detail: None,
+                alert: None,
             });
         }
 

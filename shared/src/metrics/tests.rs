@@ -58,6 +58,7 @@ fn t(
         cause,
         actor: None,
         detail: detail.map(str::to_string),
+        alert: None,
     }
 }
 

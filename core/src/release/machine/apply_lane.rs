@@ -80,6 +80,7 @@ fn lane_transition(w: &Work<'_>, cause: Cause, actor: &str, detail: Option<Strin
         cause,
         actor: Some(actor.to_string()),
         detail,
+        alert: None,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::work::Work;
 use super::{Action, TransitionError};
-use crate::release::model::{Cause, ReleaseId, StageState};
+use crate::release::model::{Alert, Cause, ReleaseId, StageState};
 
 /// An alarm fired while `id` was in flight here: a migration ends the stage (see
 /// [`migration_left_to_finish`]); a deployment is stopped and rolled back; a release that
@@ -80,6 +80,7 @@ pub(super) fn replace_shipped(
             let why = "no last known good release to restore here: it keeps running, manual action needed";
             let detail = Some(detail.map_or_else(|| why.to_string(), |d| format!("{d}; {why}")));
             w.move_to(id, to, cause, actor, detail)?;
+            w.alert(Alert::NothingToRestore);
             w.finish()?;
         }
     }

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use super::policy::LEASE;
 use super::{Action, Decision, Event, Policy, TransitionError};
 use crate::release::model::{
-    Cause, Lane, LaneView, Phase, Release, ReleaseId, Stage, StageState, Timestamp, Transition,
+    Alert, Cause, Lane, LaneView, Phase, Release, ReleaseId, Stage, StageState, Timestamp,
+    Transition,
 };
 
 pub(super) struct Work<'p> {
@@ -166,6 +167,7 @@ impl<'p> Work<'p> {
             cause,
             actor,
             detail,
+            alert: Alert::of(cause, Some(to)),
         });
         Ok(())
     }
@@ -193,8 +195,17 @@ impl<'p> Work<'p> {
             cause,
             actor: None,
             detail,
+            alert: Alert::of(cause, state),
         });
         Ok(())
+    }
+
+    /// Marks the last change recorded as one a person must act on, for `why`, unless its
+    /// cause already raised an alert of its own.
+    pub(super) fn alert(&mut self, why: Alert) {
+        if let Some(t) = self.transitions.last_mut() {
+            t.alert = t.alert.or(Some(why));
+        }
     }
 
     pub(super) fn lane(&mut self) -> &mut Lane {
@@ -351,6 +362,10 @@ impl<'p> Work<'p> {
         if deploying && self.policy.undo_by_redeploy {
             if let Some(good) = good {
                 return self.redeploy(&good, None, Some(format!("restoring after {id}")));
+            }
+            if holds && restore {
+                // Its rolling deployment goes on: nothing to put back over it.
+                self.alert(Alert::NothingToRestore);
             }
         } else if let (Some(deployment_id), true) = (deployment, deploying) {
             self.lane().stopping = Some(id.clone());

@@ -29,6 +29,49 @@ pub struct Transition {
     /// Free text: a failure reason, an alarm name, the superseding release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Why a person must act now, when one must: its notification is an alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<Alert>,
+}
+
+spelled! {
+    /// Why a person must act after a change: what its notification alerts on, whatever
+    /// else it announces. Shiplane has done all it can; what runs may be wrong until then.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum Alert {
+        /// A release ended here but still runs, and there is no last known good to put
+        /// back over it.
+        NothingToRestore = "nothing_to_restore",
+        /// CodeDeploy's rollback deployment failed: what runs is unknown.
+        RollbackFailed = "rollback_failed",
+        /// AWS would not stop a deployment Shiplane ended.
+        StopFailed = "stop_failed",
+        /// A deployment or migration had no outcome by its deadline.
+        PastDeadline = "past_deadline",
+        /// Written by a newer Shiplane; shown as it is.
+        #[serde(other)]
+        Other = "other",
+    }
+}
+
+impl Alert {
+    /// The alert a change with this cause raises by itself: a failed rollback or stop, a
+    /// stage failed at its deadline (an approval nobody gave in time is cancelled, no one's
+    /// emergency).
+    pub fn of(cause: Cause, to: Option<StageState>) -> Option<Alert> {
+        match cause {
+            Cause::RollbackFailed => Some(Alert::RollbackFailed),
+            Cause::StopFailed => Some(Alert::StopFailed),
+            Cause::TimedOut if to == Some(StageState::Failed) => Some(Alert::PastDeadline),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Alert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 spelled! {

@@ -36,7 +36,7 @@ mod lane;
 mod release;
 mod stage;
 
-pub use history::{Cause, Transition};
+pub use history::{Alert, Cause, Transition};
 #[cfg(any(test, feature = "testing"))]
 pub use ids::seeded;
 pub use ids::{Digest, InvalidInput, ReleaseId, Timestamp, escaped, validate_tag};

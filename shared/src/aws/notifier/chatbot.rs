@@ -216,6 +216,7 @@ mod tests {
             cause: Cause::Arrived,
             actor: None,
             detail: None,
+            alert: None,
         };
         let m = chatbot_message(&Notification::transition(&t, Some(&r)));
         assert_chatbot_schema(&m);
@@ -273,6 +274,7 @@ mod tests {
                 cause,
                 actor: Some("ana".into()),
                 detail: Some(huge.clone()),
+                alert: None,
             };
             all.push(Notification::transition(&t, Some(&r)));
         }

@@ -2,7 +2,7 @@
 //! what happened, why, and the commands to type next. Pure: no AWS, no clock.
 
 use super::NotificationKind;
-use crate::release::{Cause, Release, ReleaseId, StageState, Transition};
+use crate::release::{Alert, Cause, Release, ReleaseId, StageState, Transition};
 
 /// SNS takes subjects of fewer than 100 printable ASCII characters.
 pub const SUBJECT_MAX: usize = 99;
@@ -113,6 +113,69 @@ pub fn subject_label(release: Option<&Release>) -> String {
     }
 }
 
+/// A transition's subject: `shiplane: <service> <label> in <env>: <state> (<detail>)`, or
+/// for an alert `shiplane ALERT: <service> <label> in <env>: <what a person faces>`, its
+/// detail left to the body. The state or the alert is what a subject is for: a long label
+/// gives way to the short digest first, and in an alert then to nothing.
+pub fn transition_subject(t: &Transition, release: Option<&Release>) -> String {
+    let (prefix, said) = match t.alert {
+        Some(alert) => ("shiplane ALERT", alert_phrase(alert).to_string()),
+        None => {
+            let state = match t.to {
+                Some(s) if t.from != t.to => s.as_str(),
+                _ => t.cause.as_str(),
+            };
+            ("shiplane", words(state))
+        }
+    };
+    let (svc, env) = (&t.service, &t.environment);
+    let head = |label: &str| format!("{prefix}: {svc} {label}in {env}: {said}");
+    let mut heads = vec![head(&format!("{} ", subject_label(release)))];
+    if let Some(r) = release {
+        heads.push(head(&format!("{} ", r.digest.short())));
+    }
+    if t.alert.is_some() {
+        heads.push(head(""));
+    }
+    let fits = heads.iter().position(|h| h.len() <= SUBJECT_MAX);
+    let chosen = &heads[fits.unwrap_or(heads.len() - 1)];
+    let tail = t.detail.as_deref().filter(|_| t.alert.is_none());
+    fit_subject(chosen, tail)
+}
+
+/// An alert in a few words, for a subject: what a person faces.
+pub fn alert_phrase(alert: Alert) -> &'static str {
+    match alert {
+        Alert::NothingToRestore => "still runs, nothing to restore",
+        Alert::RollbackFailed => "CodeDeploy's rollback failed",
+        Alert::StopFailed => "its deployment could not be stopped",
+        Alert::PastDeadline => "failed, no outcome by its deadline",
+        Alert::Other => "a person must act",
+    }
+}
+
+/// An alert as a sentence, after "needs a person:": what happened and what may be wrong.
+fn alert_sentence(alert: Alert, t: &Transition) -> String {
+    let ended =
+        t.to.map_or_else(|| "ended".to_string(), |s| words(s.as_str()));
+    match alert {
+        Alert::NothingToRestore => format!(
+            "it {ended}, yet still runs, and there is no last known good release to put back over it"
+        ),
+        Alert::RollbackFailed => {
+            "CodeDeploy's rollback of its deployment failed, so what serves is unknown".into()
+        }
+        Alert::StopFailed => {
+            "AWS would not stop its deployment, which may go on and serve".into()
+        }
+        Alert::PastDeadline => {
+            "its deployment or migration had no outcome by its deadline, so it failed; AWS may still be running it"
+                .into()
+        }
+        Alert::Other => "a person must act (see its history)".into(),
+    }
+}
+
 /// A cause as words: `deployment_failed` → `deployment failed`.
 fn words(snake: &str) -> String {
     snake.replace('_', " ")
@@ -145,7 +208,13 @@ pub fn guidance(kind: NotificationKind, t: &Transition, release: Option<&Release
         (NotificationKind::Succeeded, _) => format!("{who} succeeded in {env}."),
         (NotificationKind::Cancelled, _) => format!("{who} was cancelled in {env}."),
         (NotificationKind::Rejected, _) => format!("{who} was rejected for {env}."),
-        (NotificationKind::Alert, _) => format!("{who} in {env} needs a person."),
+        (NotificationKind::Alert, _) => match t.alert {
+            Some(alert) => format!(
+                "{who} in {env} needs a person: {}.",
+                alert_sentence(alert, t)
+            ),
+            None => format!("{who} in {env} needs a person."),
+        },
         (_, Some(to)) if t.from != t.to => {
             format!("{who} is now {} in {env}.", words(to.as_str()))
         }
@@ -193,13 +262,21 @@ pub fn next_steps(
         NotificationKind::Queued => vec![status, format!("shiplane cancel {id} {env} {reason}")],
         NotificationKind::Failed => vec![history, format!("shiplane retry {id} {env}")],
         NotificationKind::RolledBack => vec![history, status],
-        NotificationKind::Alert if t.cause == Cause::RollbackFailed => {
-            vec![format!("shiplane rollback {svc} {env} {reason}"), history]
-        }
-        NotificationKind::Alert => vec![history, status],
-        NotificationKind::Other(Cause::StopFailed) => {
-            vec![history, format!("shiplane unblock {svc} {env} {reason}")]
-        }
+        NotificationKind::Alert => match t.alert {
+            Some(Alert::RollbackFailed) => {
+                vec![format!("shiplane rollback {svc} {env} {reason}"), history]
+            }
+            Some(Alert::StopFailed) => {
+                vec![history, format!("shiplane unblock {svc} {env} {reason}")]
+            }
+            Some(Alert::NothingToRestore) => vec![
+                status,
+                format!("shiplane deploy {svc} --digest sha256:<a good image> {reason}"),
+                history,
+            ],
+            Some(Alert::PastDeadline) => vec![history, format!("shiplane retry {id} {env}")],
+            _ => vec![history, status],
+        },
         NotificationKind::Other(_) if t.to == Some(StageState::Baking) && t.from != t.to => vec![
             format!("shiplane rollback {svc} {env} {reason}"),
             format!("shiplane promote {id} {env} --skip-bake {reason}"),
@@ -254,6 +331,7 @@ mod tests {
             cause: Cause::DeploymentFailed,
             actor: None,
             detail: Some("hook failed".into()),
+            alert: None,
         };
         let steps = next_steps(NotificationKind::Failed, &t, None);
         assert_eq!(
@@ -284,5 +362,93 @@ mod tests {
             ],
             "by id, even tagged: a tag may move to another release"
         );
+    }
+
+    /// Every situation where a person must act is an alert whose subject says what they
+    /// face in whole words (the detail in the body), with the command to type first.
+    #[test]
+    fn a_transition_that_raises_an_alert_is_announced_as_one() {
+        use super::super::Notification;
+        let release = Release::new(
+            ReleaseId::new(crate::release::Timestamp(1)),
+            "payments-gateway-eu",
+            "shop/payments-gateway-eu",
+            crate::release::Digest::parse(&format!("sha256:{}", "c".repeat(64))).unwrap(),
+            Some("release-2024.11.05-build.1234"),
+            crate::release::Timestamp(1),
+        );
+        let id = release.id.clone();
+        let t = |to, cause, alert| {
+            Transition {
+            at: crate::release::Timestamp(2),
+            service: release.service.clone(),
+            environment: "production-eu-west".into(),
+            release: Some(id.clone()),
+            from: Some(StageState::Baking),
+            to: Some(to),
+            cause,
+            actor: Some("oncall".into()),
+            detail: Some(
+                "bad; no last known good release to restore here: it keeps running, manual action needed"
+                    .into(),
+            ),
+            alert,
+        }
+        };
+        let svc = "payments-gateway-eu";
+        let env = "production-eu-west";
+        for (to, cause, alert, first) in [
+            (
+                StageState::Cancelled,
+                Cause::Cancelled,
+                Alert::NothingToRestore,
+                format!("shiplane status {svc}"),
+            ),
+            (
+                StageState::Failed,
+                Cause::TimedOut,
+                Alert::PastDeadline,
+                format!("shiplane history {id}"),
+            ),
+            (
+                StageState::Cancelled,
+                Cause::StopFailed,
+                Alert::StopFailed,
+                format!("shiplane history {id}"),
+            ),
+            (
+                StageState::RolledBack,
+                Cause::RollbackFailed,
+                Alert::RollbackFailed,
+                format!("shiplane rollback {svc} {env} --reason \"...\""),
+            ),
+        ] {
+            let n = Notification::transition(&t(to, cause, Some(alert)), Some(&release));
+            assert_eq!(n.kind, NotificationKind::Alert, "{alert}");
+            assert_eq!(n.body["kind"], "alert");
+            assert_eq!(n.body["alert"], alert.as_str());
+            assert_eq!(
+                n.state,
+                Some(to),
+                "subscribers filtering on state still get it"
+            );
+            assert!(n.subject.len() <= SUBJECT_MAX, "{}", n.subject);
+            assert!(n.subject.starts_with("shiplane ALERT: "), "{}", n.subject);
+            assert!(
+                n.subject.ends_with(alert_phrase(alert)),
+                "the phrase whole, no detail: {}",
+                n.subject
+            );
+            assert_eq!(n.body["command"], first.as_str(), "{alert}");
+            let what = n.body["what"].as_str().unwrap();
+            assert!(what.contains("needs a person: "), "{what}");
+        }
+        // The same change without an alert is announced as its state, detail and all.
+        let plain = Notification::transition(
+            &t(StageState::Cancelled, Cause::Cancelled, None),
+            Some(&release),
+        );
+        assert_eq!(plain.kind, NotificationKind::Cancelled);
+        assert!(plain.subject.starts_with("shiplane: "), "{}", plain.subject);
     }
 }

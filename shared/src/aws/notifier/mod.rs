@@ -36,7 +36,9 @@ pub enum NotificationKind {
     Succeeded,
     Cancelled,
     Rejected,
-    /// Something needs a person: a hook for a deployment Shiplane did not start, say.
+    /// Something needs a person: a transition that raised an [`Alert`] (a release that
+    /// still runs with nothing to restore, a failed rollback or stop, a stage past its
+    /// deadline), or a hook for a deployment Shiplane did not start.
     Alert,
     /// Any other transition, named by its cause.
     Other(Cause),
@@ -64,7 +66,7 @@ impl NotificationKind {
     /// The kind of a transition: where it went, when it changed the state; else its cause.
     pub fn of(t: &Transition) -> NotificationKind {
         use StageState as S;
-        if t.cause == Cause::RollbackFailed {
+        if t.alert.is_some() {
             return NotificationKind::Alert;
         }
         if t.from == t.to {
@@ -194,26 +196,7 @@ impl Notification {
     /// A transition, with the release it moved when known.
     pub fn transition(t: &Transition, release: Option<&Release>) -> Notification {
         let kind = NotificationKind::of(t);
-        let state = match t.to {
-            Some(s) if t.from != t.to => s.to_string(),
-            _ => t.cause.to_string(),
-        };
-        let head = |label: String| {
-            format!(
-                "shiplane: {} {label} in {}: {}",
-                t.service,
-                t.environment,
-                state.replace('_', " ")
-            )
-        };
-        // The state is what a subject is for: a long tag gives way to the short digest first.
-        let mut subject_head = head(subject_label(release));
-        if subject_head.len() > message::SUBJECT_MAX
-            && let Some(r) = release
-        {
-            subject_head = head(r.digest.short().to_string());
-        }
-        let subject = fit_subject(&subject_head, t.detail.as_deref());
+        let subject = message::transition_subject(t, release);
         let guidance = guidance(kind, t, release);
         Notification {
             kind,
@@ -237,6 +220,7 @@ impl Notification {
                 "cause": t.cause,
                 "actor": t.actor,
                 "detail": t.detail,
+                "alert": t.alert,
                 "at": t.at,
             }),
             guidance,
@@ -505,6 +489,7 @@ mod tests {
             cause: Cause::Arrived,
             actor: None,
             detail: None,
+            alert: None,
         };
         let n = Notification::transition(&t, None);
         let command = format!("shiplane approve {id} prod");
@@ -555,6 +540,7 @@ mod tests {
             detail: Some(
                 "the lane is free; prod asks for a person before anything deploys there".into(),
             ),
+            alert: None,
         };
         let n = Notification::transition(&t, Some(&r));
         assert!(n.subject.len() <= 99, "{}", n.subject);
@@ -597,6 +583,7 @@ mod tests {
             cause,
             actor: None,
             detail: detail.map(str::to_string),
+            alert: None,
         };
         use StageState as S;
         for (from, to, cause, kind) in [

@@ -216,6 +216,14 @@ async fn without_a_last_known_good_nothing_is_deployed_and_the_reason_asks_for_a
             .contains("manual action needed")
     );
     assert_eq!(w.deploys().len(), 1);
+    // Announced as an alert, not only as a rollback: a person must act.
+    let sent = w.notifier.sent.lock().unwrap().clone();
+    let alerts: Vec<_> = sent.iter().filter(|n| n.kind.as_str() == "alert").collect();
+    assert_eq!(alerts.len(), 1, "{:?}", w.notifier.kinds());
+    let last = alerts[0];
+    assert_eq!(last.state, Some(StageState::RolledBack));
+    assert_eq!(last.body["alert"], "nothing_to_restore");
+    assert!(last.subject.starts_with("shiplane ALERT: "), "{}", last.subject);
     let unwatched = AlarmChange {
         alarm: "billing".into(),
         ..alarm(AlarmState::Alarm, 40)

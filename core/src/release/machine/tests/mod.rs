@@ -1,6 +1,7 @@
 //! The machine's tests: the fixtures they share (a lane, its releases, a policy, one
 //! sample of every event) here, and one file per topic.
 
+mod alerts;
 mod flow;
 mod holds;
 mod late;
