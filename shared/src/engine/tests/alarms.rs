@@ -223,7 +223,11 @@ async fn without_a_last_known_good_nothing_is_deployed_and_the_reason_asks_for_a
     let last = alerts[0];
     assert_eq!(last.state, Some(StageState::RolledBack));
     assert_eq!(last.body["alert"], "nothing_to_restore");
-    assert!(last.subject.starts_with("shiplane ALERT: "), "{}", last.subject);
+    assert!(
+        last.subject.starts_with("shiplane ALERT: "),
+        "{}",
+        last.subject
+    );
     let unwatched = AlarmChange {
         alarm: "billing".into(),
         ..alarm(AlarmState::Alarm, 40)
