@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use shiplane::aws::{parse_deployment_description, parse_started_by};
-use shiplane::release::{Cause, Lane, Release, ReleaseId, StageState, Timestamp, Transition};
+use shiplane::release::{
+    Alert, Cause, Lane, Release, ReleaseId, StageState, Timestamp, Transition,
+};
 use shiplane::store::{LaneKey, ReleaseStore};
 
 use crate::Violation;
@@ -136,13 +138,24 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
     }
 
     // 2. no bad release is kept: never last known good, never current, never succeeded.
+    //    An image whose alarm fires only after its bake (LateAlarm) succeeds, by design: its
+    //    watch must roll it back, or, with no release before it to restore, alert a person.
+    let alerted_keeps_running = |r: &Release, env: &str| {
+        history.get(&r.id).is_some_and(|h| {
+            h.iter()
+                .any(|t| t.environment == env && t.alert == Some(Alert::NothingToRestore))
+        })
+    };
     for r in releases.values() {
         let bad = bad_of(r);
         if bad == Bad::No {
             continue;
         }
         for (env, stage) in &r.stages {
-            if stage.state() == StageState::Succeeded || stage.succeeded_at.is_some() {
+            // A late alarm's image passes its bake by design (and may be replaced before
+            // its alarm ever fires): only what runs at the end counts for it, below.
+            let succeeded = stage.state() == StageState::Succeeded || stage.succeeded_at.is_some();
+            if bad != Bad::LateAlarm && succeeded {
                 out.push(v(
                     "no bad release kept",
                     format!("{} {} ({bad:?}) succeeded in {env}", r.service, r.label()),
@@ -150,7 +163,9 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
             }
         }
         for (key, l) in &lanes {
-            if l.last_known_good.as_ref() == Some(&r.id) || l.current.as_ref() == Some(&r.id) {
+            let kept =
+                l.last_known_good.as_ref() == Some(&r.id) || l.current.as_ref() == Some(&r.id);
+            if kept && !(bad == Bad::LateAlarm && alerted_keeps_running(r, &key.environment)) {
                 out.push(v(
                     "no bad release kept",
                     format!(
@@ -272,8 +287,35 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
         ));
     }
 
-    // 4. nothing stuck: quiet means every lane idle and every stage ended.
+    // 4. nothing stuck: quiet means every lane idle and every stage ended. A lane whose
+    //    release still runs with nothing to restore, its alarm firing, waits for the
+    //    person it alerted (and so do the lanes its alarm holds).
+    let alerted: Vec<LaneKey> = lanes
+        .iter()
+        .filter(|(key, l)| {
+            l.current
+                .as_ref()
+                .and_then(|id| releases.get(id))
+                .is_some_and(|r| alerted_keeps_running(r, &key.environment))
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    let waits_for_a_person = |service: &str, env: &str| {
+        let holds = rig
+            .pipeline
+            .services
+            .get(service)
+            .and_then(|s| s.stage(env))
+            .map(|s| s.hold_while_alarms_in.clone())
+            .unwrap_or_default();
+        alerted.iter().any(|k| {
+            k.service == service && (k.environment == env || holds.contains(&k.environment))
+        })
+    };
     for (key, l) in &lanes {
+        if waits_for_a_person(&key.service, &key.environment) {
+            continue;
+        }
         if let Some(id) = &l.in_flight {
             out.push(v(
                 "nothing stuck",
@@ -289,7 +331,7 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
     }
     for r in releases.values() {
         for (env, stage) in &r.stages {
-            if !stage.state().is_terminal() {
+            if !stage.state().is_terminal() && !waits_for_a_person(&r.service, env) {
                 out.push(v(
                     "nothing stuck",
                     format!(
@@ -348,6 +390,20 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
                     .any(|e| e.answer == Some(shiplane::aws::HookStatus::Failed) || e.dead_lettered)
         });
         let failed_by_aws = failed_by_aws || failed_closed;
+        // An alarm of a late-alarming release before it, which fired while this one was
+        // in flight, rolled this one back: an alarm cannot say whose it is, and the newer
+        // release goes first. It is for a person to retry.
+        let late_before = w
+            .images
+            .iter()
+            .any(|i| i.service == service.name && i.bad == Bad::LateAlarm && i.seq < newest.seq);
+        let rolled_by_alarm = history.get(&release.id).is_some_and(|h| {
+            h.iter()
+                .any(|t| t.environment == first && t.cause == Cause::AlarmFired)
+        });
+        let failed_by_aws = failed_by_aws
+            || (late_before && rolled_by_alarm)
+            || waits_for_a_person(&service.name, &first);
         let current = lanes
             .get(&LaneKey::new(&service.name, &first))
             .and_then(|l| l.current.clone());

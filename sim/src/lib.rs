@@ -39,6 +39,8 @@ pub struct Config {
     pub burst: f64,
     /// Share of pushed images that are bad: their alarm fires once they serve.
     pub alarm_bad: f64,
+    /// Share whose alarm fires only after their bake, within the watch after it.
+    pub late_alarm_bad: f64,
     /// Share whose lifecycle-hook check fails (blue/green) or whose tasks crash (rolling).
     pub check_bad: f64,
     /// Share whose migration exits non-zero.
@@ -66,6 +68,7 @@ impl Default for Config {
             push_every: Duration::from_secs(10 * 60),
             burst: 0.1,
             alarm_bad: 0.2,
+            late_alarm_bad: 0.05,
             check_bad: 0.1,
             migration_bad: 0.05,
             drop: 0.05,

@@ -1066,8 +1066,10 @@ pub async fn alarms_evaluate(sim: Arc<Sim>) {
                 .flatten()
                 .any(|td| {
                     let since = svc.since.get(td).copied().unwrap_or(now);
-                    w.image_of(td)
-                        .is_some_and(|i| i.bad == Bad::Alarm && since.after(i.alarm_delay) <= now)
+                    w.image_of(td).is_some_and(|i| {
+                        matches!(i.bad, Bad::Alarm | Bad::LateAlarm)
+                            && since.after(i.alarm_delay) <= now
+                    })
                 });
             let state = if firing {
                 AlarmState::Alarm

@@ -24,6 +24,7 @@ use crate::{Config, Outcome, Sim, Stats, Violation, invariants, take_trace};
 /// The pipeline every seed runs: `api`, blue/green through dev, staging and prod with a
 /// migration in dev and prod, checks in every environment, approval into prod and prod
 /// held by staging's alarms; `tiles`, rolling through dev and prod, prod held by dev's.
+/// Every stage bakes 10 minutes and stays watched 30 minutes after.
 pub const PIPELINE: &str = r#"
 [pipeline]
 environments = ["dev", "staging", "prod"]
@@ -40,6 +41,7 @@ service = "api-dev"
 codedeploy = { application = "api", deployment_group = "api-dev" }
 alarms = ["api-dev-5xx"]
 bake = "10m"
+watch = "30m"
 migration = { family = "api-migrate", command = ["./migrate"] }
 [[services.api.environments.dev.checks]]
 name = "health"
@@ -52,6 +54,7 @@ service = "api-staging"
 codedeploy = { application = "api", deployment_group = "api-staging" }
 alarms = ["api-staging-5xx"]
 bake = "10m"
+watch = "30m"
 [[services.api.environments.staging.checks]]
 name = "health"
 hook = "before_allow_traffic"
@@ -63,6 +66,7 @@ service = "api-prod"
 codedeploy = { application = "api", deployment_group = "api-prod" }
 alarms = ["api-prod-5xx"]
 bake = "10m"
+watch = "30m"
 approval = "manual"
 hold_while_alarms_in = ["staging"]
 migration = { family = "api-migrate", command = ["./migrate"] }
@@ -81,6 +85,7 @@ cluster = "sim-dev"
 service = "tiles-dev"
 alarms = ["tiles-dev-5xx"]
 bake = "10m"
+watch = "30m"
 restart_on_release = true
 
 [services.tiles.environments.prod]
@@ -88,6 +93,7 @@ cluster = "sim-prod"
 service = "tiles-prod"
 alarms = ["tiles-prod-5xx"]
 bake = "10m"
+watch = "30m"
 hold_while_alarms_in = ["dev"]
 "#;
 
@@ -374,6 +380,8 @@ fn push(rig: &Rig, service: &str, bad: Option<Bad>) {
     let bad = bad.unwrap_or_else(|| {
         if sim.chance(sim.config.alarm_bad) {
             Bad::Alarm
+        } else if sim.chance(sim.config.late_alarm_bad) {
+            Bad::LateAlarm
         } else if sim.chance(sim.config.check_bad) {
             Bad::Check
         } else if migrates && sim.chance(sim.config.migration_bad) {
@@ -391,7 +399,12 @@ fn push(rig: &Rig, service: &str, bad: Option<Bad>) {
             tag: format!("v{n}"),
             digest: digest(n),
             bad,
-            alarm_delay: sim.ms(30_000, 180_000),
+            // A late alarm fires after the 10-minute bake, within the 30-minute watch.
+            alarm_delay: if bad == Bad::LateAlarm {
+                sim.ms(12 * 60_000, 25 * 60_000)
+            } else {
+                sim.ms(30_000, 180_000)
+            },
             seq: n,
             pushed: now,
         };

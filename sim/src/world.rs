@@ -23,6 +23,9 @@ pub enum Bad {
     No,
     /// Its lane's alarm fires once it has served production traffic for a while.
     Alarm,
+    /// Its lane's alarm fires only after its bake ended: it succeeds, and the stage's
+    /// `watch` after the bake must roll it back.
+    LateAlarm,
     /// Its lifecycle-hook check fails (blue/green); its tasks crash, so ECS's circuit
     /// breaker fails the deployment (rolling).
     Check,

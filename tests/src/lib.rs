@@ -577,6 +577,7 @@ pub async fn arrive(
         deadlines: Default::default(),
         held_by: Vec::new(),
         undo_by_redeploy: false,
+        watch: std::time::Duration::ZERO,
     };
     let d = apply(
         &loaded.view,

@@ -329,6 +329,9 @@ pub struct StageConfig {
     /// Alarm name prefixes watched the same way.
     pub alarm_prefixes: Vec<String>,
     pub bake: Duration,
+    /// How long after its bake a released version's alarms stay armed: an alarm in that
+    /// window rolls it back to the release before it (zero: watching ends with the bake).
+    pub watch: Duration,
     pub approval: Approval,
     /// Hold promotion into this environment while alarms fire in these environments.
     pub hold_while_alarms_in: Vec<String>,

@@ -50,6 +50,7 @@ pub(super) struct RawStage {
     pub alarms: Option<Vec<String>>,
     pub alarm_prefixes: Option<Vec<String>>,
     pub bake: Option<String>,
+    pub watch: Option<String>,
     pub approval: Option<String>,
     pub hold_while_alarms_in: Option<Vec<String>>,
     pub freeze: Option<bool>,
@@ -123,6 +124,7 @@ impl RawStage {
                 .clone()
                 .or_else(|| defaults.alarm_prefixes.clone()),
             bake: self.bake.clone().or_else(|| defaults.bake.clone()),
+            watch: self.watch.clone().or_else(|| defaults.watch.clone()),
             approval: self.approval.clone().or_else(|| defaults.approval.clone()),
             hold_while_alarms_in: self
                 .hold_while_alarms_in

@@ -124,7 +124,7 @@ impl<P: Ports> Engine<'_, P> {
         now: Timestamp,
     ) -> Result<Reconciled, EngineError> {
         let (listed, failed) = self.list_lanes(pipeline, only).await?;
-        let (alarms, unread) = read_alarms(reader, pipeline, &listed).await;
+        let (alarms, unread) = read_alarms(reader, pipeline, &listed, now).await;
         let mut out = self
             .reconcile_services(pipeline, listed, &alarms, now)
             .await;

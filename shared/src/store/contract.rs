@@ -40,6 +40,7 @@ fn policy(approval: Approval) -> Policy {
         deadlines: crate::release::Deadlines::default(),
         held_by: Vec::new(),
         undo_by_redeploy: false,
+        watch: std::time::Duration::ZERO,
     }
 }
 

@@ -49,6 +49,8 @@ fn the_example_file_validates_and_means_what_its_comments_say() {
     let prod = api.stage("prod").unwrap();
     assert_eq!(prod.approval, Approval::Manual);
     assert_eq!(prod.bake, Duration::from_secs(3600));
+    assert_eq!(prod.watch, Duration::from_secs(24 * 3600));
+    assert_eq!(dev.watch, Duration::ZERO, "no watch unless asked");
     assert_eq!(prod.hold_while_alarms_in, ["dev"]);
     let Target::BlueGreen { codedeploy, .. } = &prod.target else {
         panic!("{:?}", prod.target)
@@ -239,8 +241,8 @@ fn a_service_that_skips_an_environment_others_stop_in_says_so() {
     assert_eq!(
         warnings,
         [
-            "105:1: services.tiles: dev → prod skips staging, which api goes through; add [services.tiles.environments.staging] if tiles should stop there too",
-            "122:1: services.etl: dev → prod skips staging, which api goes through; add [services.etl.environments.staging] if etl should stop there too",
+            "106:1: services.tiles: dev → prod skips staging, which api goes through; add [services.tiles.environments.staging] if tiles should stop there too",
+            "123:1: services.etl: dev → prod skips staging, which api goes through; add [services.etl.environments.staging] if etl should stop there too",
         ]
     );
 
@@ -548,3 +550,14 @@ json_equals = 1
 }
 
 mod diff;
+
+#[test]
+fn a_watch_that_is_not_a_duration_is_an_error_where_it_is_written() {
+    let source = EXAMPLE.replace("watch = \"24h\"", "watch = \"a day\"");
+    let got = problems(&source);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].contains("defaults.prod.watch: \"a day\" is not a duration"),
+        "{got:?}"
+    );
+}

@@ -42,6 +42,7 @@ const KNOWN_KEYS: &[&str] = &[
     "alarms",
     "alarm_prefixes",
     "bake",
+    "watch",
     "approval",
     "hold_while_alarms_in",
     "freeze",

@@ -60,7 +60,8 @@ pub(super) fn stage_config(
     let codedeploy = codedeploy(w, kind, merged, p);
     ecs_service(w, kind, merged, p);
     let checks = stage_checks(w, kind, merged, p);
-    let bake = bake(w, merged, p);
+    let bake = duration(w, "bake", merged.bake.as_ref(), |s| s.bake.is_some(), p);
+    let watch = duration(w, "watch", merged.watch.as_ref(), |s| s.watch.is_some(), p);
     let approval = approval(w, merged, p);
     let hold = hold_while_alarms_in(w, env, merged, service, environments, p);
     let migration = migration(w, kind, merged, p);
@@ -96,6 +97,7 @@ pub(super) fn stage_config(
         alarms: merged.alarms.clone().unwrap_or_default(),
         alarm_prefixes: merged.alarm_prefixes.clone().unwrap_or_default(),
         bake,
+        watch,
         approval,
         hold_while_alarms_in: hold,
         freeze: merged.freeze.unwrap_or(false),
@@ -209,10 +211,17 @@ fn stage_checks(
     }
 }
 
-fn bake(w: &Written<'_>, merged: &RawStage, p: &mut Problems) -> Duration {
-    match &merged.bake {
+/// A duration setting (`bake`, `watch`) as `written` sets it: zero when left out.
+fn duration(
+    w: &Written<'_>,
+    key: &str,
+    value: Option<&String>,
+    written: fn(&RawStage) -> bool,
+    p: &mut Problems,
+) -> Duration {
+    match value {
         Some(text) => parse_duration(text).unwrap_or_else(|e| {
-            p.add(w.at("bake", |s| s.bake.is_some()), e);
+            p.add(w.at(key, written), e);
             Duration::ZERO
         }),
         None => Duration::ZERO,

@@ -3,7 +3,7 @@
 //! the lane's, not one release's. Long arm bodies are named steps below it.
 
 use super::event::bounded;
-use super::undo::roll_back;
+use super::undo::{roll_back, watch_rolls_back};
 use super::work::Work;
 use super::{Decision, LaneEvent, Policy, TransitionError};
 use crate::release::model::{
@@ -94,6 +94,8 @@ fn rollback(
     to: Option<&ReleaseId>,
 ) -> Result<(), TransitionError> {
     let target = rollback_target(w, to)?;
+    // A person chose what runs: no watch rolls it back behind them.
+    w.lane().watch_until = None;
     let lane = w.view.lane.clone();
     w.transitions.push(lane_transition(
         w,
@@ -142,10 +144,27 @@ fn rollback(
     Ok(())
 }
 
+/// Whether an alarm that fired at `at` (CloudWatch's time) fired while the last known good
+/// was watched: after it last succeeded here, until its watch ends. An alarm that fired
+/// before (a release it replaced, still serving) is not its own.
+fn watching(w: &Work<'_>, at: Timestamp) -> bool {
+    let lane = &w.view.lane;
+    let since = lane
+        .last_known_good
+        .as_ref()
+        .and_then(|id| w.view.releases.get(id))
+        .and_then(|r| r.stages.get(&lane.environment))
+        .and_then(|s| s.succeeded_at);
+    matches!((since, lane.watch_until), (Some(from), Some(until)) if from <= at && at <= until)
+}
+
 /// The release an operator's rollback puts back: `to`, or by default the last known good
 /// (the one before it when it is what runs); it must have succeeded here, and not be the
 /// release in flight.
-fn rollback_target(w: &Work<'_>, to: Option<&ReleaseId>) -> Result<ReleaseId, TransitionError> {
+pub(super) fn rollback_target(
+    w: &Work<'_>,
+    to: Option<&ReleaseId>,
+) -> Result<ReleaseId, TransitionError> {
     let (service, environment) = (w.view.lane.service.clone(), w.env());
     let no = |why: String| TransitionError::NoRollbackTarget {
         service: service.clone(),
@@ -214,6 +233,9 @@ fn alarm_changed(
         ..lane_transition(w, cause, "", Some(detail.clone()))
     });
     let in_flight = w.view.lane.in_flight.clone();
+    if *state == AlarmState::Alarm && watching(w, *at) && watch_rolls_back(w, &detail)? {
+        return Ok(());
+    }
     if let (AlarmState::Alarm, Some(id)) = (state, in_flight) {
         let held = w.state(&id);
         let restoring = w

@@ -57,6 +57,10 @@ pub struct Policy {
     pub approval: Approval,
     pub migration: bool,
     pub bake: Duration,
+    /// How long a release that succeeded here stays watched ([`StageConfig::watch`]).
+    ///
+    /// [`StageConfig::watch`]: crate::pipeline::StageConfig::watch
+    pub watch: Duration,
     pub frozen: bool,
     pub next_environment: Option<String>,
     pub deadlines: Deadlines,
@@ -80,6 +84,11 @@ impl Policy {
                 Duration::ZERO
             } else {
                 stage.bake
+            },
+            watch: if service.kind == ServiceKind::Task {
+                Duration::ZERO
+            } else {
+                stage.watch
             },
             frozen: stage.freeze,
             next_environment: service

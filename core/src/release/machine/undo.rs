@@ -2,6 +2,7 @@
 //! deployment that landed after its stage ended) and telling what runs: the steps both
 //! tables share when something must be put back.
 
+use super::apply_lane::rollback_target;
 use super::work::Work;
 use super::{Action, TransitionError};
 use crate::release::model::{Alert, Cause, ReleaseId, StageState};
@@ -181,4 +182,74 @@ pub(super) fn replaced_since(w: &Work<'_>, id: &ReleaseId) -> bool {
         .and_then(|r| r.stages.get(env))
         .and_then(|s| s.succeeded_at);
     matches!((ended, current), (Some(ended), Some(succeeded)) if succeeded > ended)
+}
+
+/// An ALARM while the last known good is still watched after its bake (the stage's
+/// `watch`): it, and whatever started after it (in flight, cannot say the alarm is not its
+/// own), are rolled back, and the release before it is deployed again, as an operator's
+/// rollback would; a person is alerted. With none before it, what is in flight is left to
+/// the alarm's usual rollback (false), and with nothing in flight it keeps running and the
+/// alert says so. A restore already in flight is left to finish (a flapping alarm rolls
+/// back once). True when it handled the alarm.
+pub(super) fn watch_rolls_back(w: &mut Work<'_>, detail: &str) -> Result<bool, TransitionError> {
+    let lane = w.view.lane.clone();
+    let restoring = lane
+        .in_flight
+        .as_ref()
+        .and_then(|r| w.view.releases.get(r))
+        .and_then(|r| r.stages.get(&lane.environment))
+        .is_some_and(|s| s.redeploy);
+    if restoring {
+        return Ok(true);
+    }
+    let Some(watched) = lane.last_known_good.clone() else {
+        return Ok(false);
+    };
+    if w.state(&watched) != Some(StageState::Succeeded) {
+        return Ok(false);
+    }
+    let why = format!("{detail}, while it was watched after its bake");
+    let before = lane
+        .previous_good
+        .as_ref()
+        .filter(|p| **p != watched)
+        .and_then(|p| rollback_target(w, Some(p)).ok());
+    let Some(good) = before else {
+        if lane.in_flight.is_some() {
+            return Ok(false);
+        }
+        w.lane().watch_until = None;
+        let what = format!(
+            "{why}; no earlier release to restore here: it keeps running, manual action needed"
+        );
+        w.record(&watched, Cause::AlarmFired, Some(what))?;
+        w.alert(Alert::NothingToRestore);
+        return Ok(true);
+    };
+    w.lane().watch_until = None;
+    if let Some(newer) = lane.in_flight.clone()
+        && let Some(st) = w.state(&newer)
+    {
+        let to = if st == StageState::Migrating {
+            StageState::Failed
+        } else {
+            StageState::RolledBack
+        };
+        let what = Some(format!("{why} of {watched}, which it followed"));
+        w.end_in_flight(&newer, st, to, Cause::AlarmFired, None, what, false)?;
+    }
+    let what = Some(format!("{why}; restoring {good}"));
+    w.move_to(
+        &watched,
+        StageState::RolledBack,
+        Cause::AlarmFired,
+        None,
+        what,
+    )?;
+    w.alert(Alert::AlarmAfterRelease);
+    let lane = w.lane();
+    lane.last_known_good = Some(good.clone());
+    lane.previous_good = None;
+    w.redeploy(&good, None, Some(format!("restoring after {watched}")))?;
+    Ok(true)
 }

@@ -316,11 +316,15 @@ impl<'p> Work<'p> {
         stage.phase = Phase::Succeeded {
             promote_to: promote.clone(),
         };
+        let watch = self.policy.watch;
         let lane = self.lane();
         lane.current = Some(id.clone());
         if lane.last_known_good.as_ref() != Some(id) {
             lane.previous_good = lane.last_known_good.replace(id.clone());
         }
+        // What Shiplane just deployed, a new version or one deployed again (a restore, an
+        // operator's rollback), stays watched after it succeeds.
+        lane.watch_until = (!watch.is_zero()).then(|| now.after(watch));
         if let Some(to) = promote {
             self.actions.push(Action::Promote {
                 release: id.clone(),

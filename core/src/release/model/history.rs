@@ -48,6 +48,9 @@ spelled! {
         StopFailed = "stop_failed",
         /// A deployment or migration had no outcome by its deadline.
         PastDeadline = "past_deadline",
+        /// An alarm fired while a released version was still watched after its bake: it
+        /// was rolled back to the release before it. Why it failed is for a person.
+        AlarmAfterRelease = "alarm_after_release",
         /// Written by a newer Shiplane; shown as it is.
         #[serde(other)]
         Other = "other",

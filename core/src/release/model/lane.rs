@@ -84,6 +84,11 @@ pub struct Lane {
     /// [`pushed_before`]: super::pushed_before
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_digest: Option<Digest>,
+    /// Until when the release that last succeeded here is still watched (the stage's
+    /// `watch`): an ALARM of this lane until then rolls it back. Cleared when another
+    /// release starts here, or when the watch has rolled it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_until: Option<Timestamp>,
 }
 
 impl Lane {
@@ -101,6 +106,7 @@ impl Lane {
             newest_pushed_at: None,
             stopping: None,
             newest_digest: None,
+            watch_until: None,
         }
     }
 

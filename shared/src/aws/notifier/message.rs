@@ -150,6 +150,7 @@ pub fn alert_phrase(alert: Alert) -> &'static str {
         Alert::RollbackFailed => "CodeDeploy's rollback failed",
         Alert::StopFailed => "its deployment could not be stopped",
         Alert::PastDeadline => "failed, no outcome by its deadline",
+        Alert::AlarmAfterRelease => "rolled back, alarm after its bake",
         Alert::Other => "a person must act",
     }
 }
@@ -170,6 +171,10 @@ fn alert_sentence(alert: Alert, t: &Transition) -> String {
         }
         Alert::PastDeadline => {
             "its deployment or migration had no outcome by its deadline, so it failed; AWS may still be running it"
+                .into()
+        }
+        Alert::AlarmAfterRelease => {
+            "an alarm fired while it was still watched after its bake, so it was rolled back to the release before it; find out why before it is released again"
                 .into()
         }
         Alert::Other => "a person must act (see its history)".into(),
@@ -275,6 +280,7 @@ pub fn next_steps(
                 history,
             ],
             Some(Alert::PastDeadline) => vec![history, format!("shiplane retry {id} {env}")],
+            Some(Alert::AlarmAfterRelease) => vec![history, status],
             _ => vec![history, status],
         },
         NotificationKind::Other(_) if t.to == Some(StageState::Baking) && t.from != t.to => vec![

@@ -2,13 +2,14 @@
 //! one batch, by lane, and which changes a lane missed (their events lost).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use tracing::warn;
 
 use crate::aws::{AlarmReader, covering_prefixes};
 use crate::facts::AlarmChange;
 use crate::pipeline::{Pipeline, Service};
-use crate::release::{AlarmState, Lane};
+use crate::release::{AlarmState, Lane, Timestamp};
 use crate::store::{LaneKey, Versioned};
 
 /// What a pass knows of the alarms.
@@ -32,12 +33,23 @@ pub(in crate::engine) fn missed(lane: Option<&Lane>, change: &AlarmChange) -> bo
     }
 }
 
-/// The lanes of `service` the pass reads alarms for: those with work, and those gating them.
-fn lanes_to_watch<'a>(service: &'a Service, listed: &'a [Versioned<Lane>]) -> BTreeSet<&'a str> {
+/// How long after a release's watch ends the pass still reads its alarms: an ALARM of the
+/// watch's last minutes whose event was lost is found by a pass after it, and still rolls
+/// the release back (the machine compares CloudWatch's time of it with the watch's end).
+const WATCH_GRACE: Duration = Duration::from_secs(3600);
+
+/// The lanes of `service` the pass reads alarms for: those with work, those whose last
+/// release is still watched (or was, a moment ago), and those gating them.
+fn lanes_to_watch<'a>(
+    service: &'a Service,
+    listed: &'a [Versioned<Lane>],
+    now: Timestamp,
+) -> BTreeSet<&'a str> {
     let mut envs = BTreeSet::new();
     for lane in listed {
         let l = &lane.item;
-        if l.in_flight.is_none() && l.queued.is_none() {
+        let watched = l.watch_until.is_some_and(|u| u.after(WATCH_GRACE) > now);
+        if l.in_flight.is_none() && l.queued.is_none() && !watched {
             continue;
         }
         envs.insert(l.environment.as_str());
@@ -56,6 +68,7 @@ pub(super) async fn read_alarms(
     reader: &impl AlarmReader,
     pipeline: &Pipeline,
     listed: &[(&Service, Vec<Versioned<Lane>>)],
+    now: Timestamp,
 ) -> (Alarms, Option<String>) {
     let mut names: BTreeSet<String> = BTreeSet::new();
     let mut prefixes: Vec<String> = Vec::new();
@@ -63,7 +76,7 @@ pub(super) async fn read_alarms(
     // and a recorded ALARM would hold their bakes until cleared).
     let mut recorded: BTreeMap<&str, Vec<LaneKey>> = BTreeMap::new();
     for (service, lanes) in listed {
-        let watched = lanes_to_watch(service, lanes);
+        let watched = lanes_to_watch(service, lanes, now);
         for lane in lanes {
             for (alarm, seen) in &lane.item.alarms {
                 recorded

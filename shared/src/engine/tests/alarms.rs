@@ -368,3 +368,61 @@ async fn a_deployment_that_succeeds_while_its_lanes_alarm_fires_is_replaced_not_
         Some(format!("{good}@dev").as_str())
     );
 }
+
+/// A release watched after its bake (`watch`): an ALARM whose event was lost is read from
+/// CloudWatch by the reconciler though the lane is idle, and rolls it back to the release
+/// before it, announced as an alert; once the watch (and the hour after) is over,
+/// CloudWatch is not asked for that lane any more.
+#[tokio::test]
+async fn a_lost_alarm_in_the_watch_after_the_bake_is_read_by_the_reconciler_and_rolls_back() {
+    use crate::aws::fake::FakeAlarms;
+    let day = Duration::from_secs(24 * 3600);
+    let pipeline =
+        PipelineFile::base().stage("api", "dev", |s| s.alarm_prefixes(&["api-dev-"]).watch(day));
+    let w = World::with(pipeline).await;
+    let (v1, v2, _) = w.good_then_deploying().await;
+    w.succeed_in_dev(&v2).await;
+    let lane = w.store.lane("api", "dev").await.unwrap().item;
+    assert_eq!(lane.watch_until, Some(T0.after(day)));
+    assert_eq!(
+        lane.in_flight, None,
+        "idle: only its watch makes the pass read alarms"
+    );
+
+    let e = w.engine();
+    let pipeline = e.pipeline().await.unwrap();
+    let cloudwatch = FakeAlarms::default();
+    cloudwatch.set(vec![alarm(AlarmState::Alarm, 3600)]);
+    let later = Timestamp(T0.0 + 3_700_000);
+    e.reconcile_with_alarms(&cloudwatch, &pipeline, None, later)
+        .await
+        .unwrap();
+    assert_eq!(w.state(&v2, "dev").await, Some(StageState::RolledBack));
+    assert_eq!(w.state(&v1, "dev").await, Some(StageState::Deploying));
+    let sent = w.notifier.sent.lock().unwrap().clone();
+    let alert = sent.iter().find(|n| n.kind.as_str() == "alert").unwrap();
+    assert_eq!(alert.body["alert"], "alarm_after_release");
+    assert!(
+        alert
+            .subject
+            .starts_with("shiplane ALERT: api v1.0.1 in dev"),
+        "{}",
+        alert.subject
+    );
+
+    // A lane whose watch ended over an hour ago, idle: its alarms are not read.
+    let quiet = World::with(
+        PipelineFile::base().stage("api", "dev", |s| s.alarm_prefixes(&["api-dev-"]).watch(day)),
+    )
+    .await;
+    let v = quiet.pushed("shiplane/api", 1, "v1.0.0").await;
+    quiet.succeed_in_dev(&v).await;
+    let e = quiet.engine();
+    let pipeline = e.pipeline().await.unwrap();
+    let cloudwatch = FakeAlarms::default();
+    let long_after = Timestamp(T0.0 + (day.as_secs() + 2 * 3600) * 1000);
+    e.reconcile_with_alarms(&cloudwatch, &pipeline, None, long_after)
+        .await
+        .unwrap();
+    assert!(cloudwatch.asked().is_empty(), "{:?}", cloudwatch.asked());
+}

@@ -101,6 +101,11 @@ impl Stage {
         self.set("bake", humantime::format_duration(bake).to_string())
     }
 
+    /// `watch = "…"`: how long a release stays watched after it succeeds.
+    pub(super) fn watch(self, watch: Duration) -> Stage {
+        self.set("watch", format!("{}s", watch.as_secs()))
+    }
+
     /// `freeze = true`: the stage queues releases and deploys none.
     pub(super) fn freeze(self) -> Stage {
         self.set("freeze", true)

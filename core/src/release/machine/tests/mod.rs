@@ -9,6 +9,7 @@ mod properties;
 mod recovery;
 mod restore;
 mod table;
+mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -50,6 +51,7 @@ fn policy() -> Policy {
         deadlines: Deadlines::default(),
         held_by: Vec::new(),
         undo_by_redeploy: false,
+        watch: Duration::ZERO,
     }
 }
 

@@ -46,6 +46,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
             deadlines: Deadlines::default(),
             held_by: Vec::new(),
             undo_by_redeploy: false,
+            watch: Duration::ZERO,
         },
     )
 }
