@@ -121,8 +121,19 @@ impl Rig {
 
     /// Invocations and deliveries not yet finished, and AWS work still moving.
     fn busy(&self) -> bool {
+        let now = self.sim.now();
         let w = self.sim.world();
-        *self.sim.pending() > 0
+        // A bad image that serves and whose alarm is still to fire: not quiet until it has.
+        let alarm_to_come = w.services.values().any(|s| {
+            w.image_of(&s.serving).is_some_and(|i| {
+                matches!(i.bad, Bad::Alarm | Bad::LateAlarm)
+                    && s.since
+                        .get(&s.serving)
+                        .is_some_and(|at| at.after(i.alarm_delay) > now)
+            })
+        });
+        alarm_to_come
+            || *self.sim.pending() > 0
             || w.codedeploy.iter().any(|d| d.status.is_active())
             || w.services.values().any(|s| {
                 s.partial.is_some()

@@ -9,8 +9,9 @@ use super::outcome::{
     back_to_queue, deployment_succeeded, record_hook_deployment, record_started,
     retry_failed_restore,
 };
+use super::owed::persisting_alarm;
 use super::policy::{BLOCKED_RETRY, LEASE, RESTORE_TRIES};
-use super::undo::{replaced_since, roll_back, runs_unwanted, undo_late};
+use super::undo::{replaced_since, roll_back, runs_unwanted, undo_late, watch_rolls_back};
 use super::work::Work;
 use super::{Action, Decision, Event, Policy, TransitionError, pending_action};
 use crate::release::model::{Cause, LaneView, ReleaseId, StageState, Timestamp};
@@ -294,6 +295,13 @@ pub fn apply(
         }
         (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::AlarmFired { .. }) => {
             roll_back(&mut w, id, state, detail)?;
+        }
+        // The watched last known good's own alarm still fires after it was put back.
+        (S::Succeeded, Event::AlarmFired { alarm })
+            if persisting_alarm(&w.view, now).is_some_and(|(r, _)| &r == id) =>
+        {
+            let why = format!("{alarm} still in ALARM once it ran here alone");
+            watch_rolls_back(&mut w, &why)?;
         }
         // CodeDeploy's rollback of this ended stage's deployment failed: the version it was
         // to remove may still take production traffic. The lane records it as running, so

@@ -95,7 +95,7 @@ fn rollback(
 ) -> Result<(), TransitionError> {
     let target = rollback_target(w, to)?;
     // A person chose what runs: no watch rolls it back behind them.
-    w.lane().watch_until = None;
+    w.lane().watch = None;
     let lane = w.view.lane.clone();
     w.transitions.push(lane_transition(
         w,
@@ -145,17 +145,12 @@ fn rollback(
 }
 
 /// Whether an alarm that fired at `at` (CloudWatch's time) fired while the last known good
-/// was watched: after it last succeeded here, until its watch ends. An alarm that fired
-/// before (a release it replaced, still serving) is not its own.
+/// was watched ([`Watch::covers`]).
 fn watching(w: &Work<'_>, at: Timestamp) -> bool {
     let lane = &w.view.lane;
-    let since = lane
-        .last_known_good
-        .as_ref()
-        .and_then(|id| w.view.releases.get(id))
-        .and_then(|r| r.stages.get(&lane.environment))
-        .and_then(|s| s.succeeded_at);
-    matches!((since, lane.watch_until), (Some(from), Some(until)) if from <= at && at <= until)
+    lane.watch.as_ref().is_some_and(|watch| {
+        Some(&watch.release) == lane.last_known_good.as_ref() && watch.covers(at)
+    })
 }
 
 /// The release an operator's rollback puts back: `to`, or by default the last known good
@@ -233,8 +228,8 @@ fn alarm_changed(
         ..lane_transition(w, cause, "", Some(detail.clone()))
     });
     let in_flight = w.view.lane.in_flight.clone();
-    if *state == AlarmState::Alarm && watching(w, *at) && watch_rolls_back(w, &detail)? {
-        return Ok(());
+    if *state == AlarmState::Alarm && in_flight.is_none() && watching(w, *at) {
+        return watch_rolls_back(w, &detail);
     }
     if let (AlarmState::Alarm, Some(id)) = (state, in_flight) {
         let held = w.state(&id);

@@ -4,7 +4,9 @@
 
 use super::undo::runs_unwanted;
 use super::{Action, Event, Policy};
-use crate::release::model::{LaneView, Release, ReleaseId, StageState, Timestamp};
+use std::time::Duration;
+
+use crate::release::model::{AlarmState, LaneView, Release, ReleaseId, StageState, Timestamp};
 
 /// The action a stage still owes when the work that should follow its last commit never
 /// ran (a crash, a timeout): taken over once its lease ran out ([`Event::ActionResumed`]).
@@ -89,7 +91,48 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
         out.push(Owed::Apply(r.id.clone(), Event::Dequeue));
     }
     owed_promotions(view, &mut out);
+    if let Some((id, alarm)) = persisting_alarm(view, now) {
+        out.push(Owed::Apply(id, Event::AlarmFired { alarm }));
+    }
     out
+}
+
+/// How long an alarm may go on firing after the release it was about stopped serving
+/// (CloudWatch evaluates over periods of minutes): one that still fires this long after
+/// the last known good was put back is its own.
+pub const ALARM_SETTLE: Duration = Duration::from_secs(10 * 60);
+
+/// The watched last known good, running here alone, whose alarm (fired within its watch)
+/// still fires [`ALARM_SETTLE`] after anything here last changed: the alarm was taken for
+/// a release in flight (rolled back to this one), or this one was put back under it; no
+/// change of it arrives while it goes on firing, so the lane owes the watch's rollback
+/// ([`Event::AlarmFired`] on it). The alarm's name.
+pub fn persisting_alarm(view: &LaneView, now: Timestamp) -> Option<(ReleaseId, String)> {
+    let lane = &view.lane;
+    let watch = lane.watch.as_ref()?;
+    let id = lane
+        .last_known_good
+        .as_ref()
+        .filter(|g| **g == watch.release)?;
+    if lane.in_flight.is_some() || lane.current.as_ref() != Some(id) {
+        return None;
+    }
+    let env = lane.environment.as_str();
+    let last_change = view
+        .releases
+        .values()
+        .filter_map(|r| r.stages.get(env))
+        .map(|s| s.since.max(s.noted.unwrap_or_default()))
+        .max()?;
+    let stage = view.releases.get(id)?.stages.get(env)?;
+    if stage.state() != StageState::Succeeded || last_change.after(ALARM_SETTLE) > now {
+        return None;
+    }
+    let alarm = lane
+        .alarms
+        .iter()
+        .find(|(_, seen)| seen.state == AlarmState::Alarm && watch.covers(seen.at))?;
+    Some((id.clone(), alarm.0.clone()))
 }
 
 /// What the release in flight owes: its action, left unfinished past its lease, and the

@@ -184,30 +184,26 @@ pub(super) fn replaced_since(w: &Work<'_>, id: &ReleaseId) -> bool {
     matches!((ended, current), (Some(ended), Some(succeeded)) if succeeded > ended)
 }
 
-/// An ALARM while the last known good is still watched after its bake (the stage's
-/// `watch`): it, and whatever started after it (in flight, cannot say the alarm is not its
-/// own), are rolled back, and the release before it is deployed again, as an operator's
-/// rollback would; a person is alerted. With none before it, what is in flight is left to
-/// the alarm's usual rollback (false), and with nothing in flight it keeps running and the
-/// alert says so. A restore already in flight is left to finish (a flapping alarm rolls
-/// back once). True when it handled the alarm.
-pub(super) fn watch_rolls_back(w: &mut Work<'_>, detail: &str) -> Result<bool, TransitionError> {
+/// An ALARM of the last known good while it is still watched after its bake (the stage's
+/// `watch`) and runs here alone: it is rolled back and the release before it deployed
+/// again, as an operator's rollback would, and a person is alerted; with none before it,
+/// it keeps running and the alert says so. The watch ends either way. With a release in
+/// flight the alarm is that one's first (it is rolled back to this one, as always);
+/// if it goes on firing once this one runs alone again, it is this one's own
+/// ([`persisting_alarm`](super::owed::persisting_alarm)).
+pub(super) fn watch_rolls_back(w: &mut Work<'_>, detail: &str) -> Result<(), TransitionError> {
     let lane = w.view.lane.clone();
-    let restoring = lane
-        .in_flight
-        .as_ref()
-        .and_then(|r| w.view.releases.get(r))
-        .and_then(|r| r.stages.get(&lane.environment))
-        .is_some_and(|s| s.redeploy);
-    if restoring {
-        return Ok(true);
-    }
-    let Some(watched) = lane.last_known_good.clone() else {
-        return Ok(false);
+    let Some(watched) = lane
+        .last_known_good
+        .clone()
+        .filter(|_| lane.in_flight.is_none())
+    else {
+        return Ok(());
     };
     if w.state(&watched) != Some(StageState::Succeeded) {
-        return Ok(false);
+        return Ok(());
     }
+    w.lane().watch = None;
     let why = format!("{detail}, while it was watched after its bake");
     let before = lane
         .previous_good
@@ -215,29 +211,13 @@ pub(super) fn watch_rolls_back(w: &mut Work<'_>, detail: &str) -> Result<bool, T
         .filter(|p| **p != watched)
         .and_then(|p| rollback_target(w, Some(p)).ok());
     let Some(good) = before else {
-        if lane.in_flight.is_some() {
-            return Ok(false);
-        }
-        w.lane().watch_until = None;
         let what = format!(
             "{why}; no earlier release to restore here: it keeps running, manual action needed"
         );
         w.record(&watched, Cause::AlarmFired, Some(what))?;
         w.alert(Alert::NothingToRestore);
-        return Ok(true);
+        return Ok(());
     };
-    w.lane().watch_until = None;
-    if let Some(newer) = lane.in_flight.clone()
-        && let Some(st) = w.state(&newer)
-    {
-        let to = if st == StageState::Migrating {
-            StageState::Failed
-        } else {
-            StageState::RolledBack
-        };
-        let what = Some(format!("{why} of {watched}, which it followed"));
-        w.end_in_flight(&newer, st, to, Cause::AlarmFired, None, what, false)?;
-    }
     let what = Some(format!("{why}; restoring {good}"));
     w.move_to(
         &watched,
@@ -250,6 +230,5 @@ pub(super) fn watch_rolls_back(w: &mut Work<'_>, detail: &str) -> Result<bool, T
     let lane = w.lane();
     lane.last_known_good = Some(good.clone());
     lane.previous_good = None;
-    w.redeploy(&good, None, Some(format!("restoring after {watched}")))?;
-    Ok(true)
+    w.redeploy(&good, None, Some(format!("restoring after {watched}")))
 }

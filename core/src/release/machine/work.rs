@@ -9,7 +9,7 @@ use super::policy::LEASE;
 use super::{Action, Decision, Event, Policy, TransitionError};
 use crate::release::model::{
     Alert, Cause, Lane, LaneView, Phase, Release, ReleaseId, Stage, StageState, Timestamp,
-    Transition,
+    Transition, Watch,
 };
 
 pub(super) struct Work<'p> {
@@ -324,7 +324,16 @@ impl<'p> Work<'p> {
         }
         // What Shiplane just deployed, a new version or one deployed again (a restore, an
         // operator's rollback), stays watched after it succeeds.
-        lane.watch_until = (!watch.is_zero()).then(|| now.after(watch));
+        lane.watch = (!watch.is_zero()).then(|| Watch {
+            release: id.clone(),
+            // Watched again after a restore: its alarms count from when it first ran.
+            from: lane
+                .watch
+                .as_ref()
+                .filter(|w| &w.release == id)
+                .map_or(now, |w| w.from),
+            until: now.after(watch),
+        });
         if let Some(to) = promote {
             self.actions.push(Action::Promote {
                 release: id.clone(),

@@ -84,11 +84,29 @@ pub struct Lane {
     /// [`pushed_before`]: super::pushed_before
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_digest: Option<Digest>,
-    /// Until when the release that last succeeded here is still watched (the stage's
-    /// `watch`): an ALARM of this lane until then rolls it back. Cleared when another
-    /// release starts here, or when the watch has rolled it back.
+    /// The release that last succeeded here while it is still watched after its bake (the
+    /// stage's `watch`): an ALARM of this lane in that window rolls it back. Ended by the
+    /// watch's rollback or an operator's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub watch_until: Option<Timestamp>,
+    pub watch: Option<Watch>,
+}
+
+/// A release watched after its bake: an alarm that fired (CloudWatch's time) from when it
+/// first succeeded here until the watch ends is its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watch {
+    pub release: ReleaseId,
+    /// When it first succeeded here: an alarm that fired before is another release's.
+    pub from: Timestamp,
+    /// When the watch ends; deployed again (restored), it is watched again from then.
+    pub until: Timestamp,
+}
+
+impl Watch {
+    /// Whether an alarm that fired at `at` is the watched release's.
+    pub fn covers(&self, at: Timestamp) -> bool {
+        self.from <= at && at <= self.until
+    }
 }
 
 impl Lane {
@@ -106,7 +124,7 @@ impl Lane {
             newest_pushed_at: None,
             stopping: None,
             newest_digest: None,
-            watch_until: None,
+            watch: None,
         }
     }
 

@@ -48,7 +48,10 @@ fn lanes_to_watch<'a>(
     let mut envs = BTreeSet::new();
     for lane in listed {
         let l = &lane.item;
-        let watched = l.watch_until.is_some_and(|u| u.after(WATCH_GRACE) > now);
+        let watched = l
+            .watch
+            .as_ref()
+            .is_some_and(|w| w.until.after(WATCH_GRACE) > now);
         if l.in_flight.is_none() && l.queued.is_none() && !watched {
             continue;
         }

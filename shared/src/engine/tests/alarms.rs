@@ -383,7 +383,7 @@ async fn a_lost_alarm_in_the_watch_after_the_bake_is_read_by_the_reconciler_and_
     let (v1, v2, _) = w.good_then_deploying().await;
     w.succeed_in_dev(&v2).await;
     let lane = w.store.lane("api", "dev").await.unwrap().item;
-    assert_eq!(lane.watch_until, Some(T0.after(day)));
+    assert_eq!(lane.watch.as_ref().map(|w| w.until), Some(T0.after(day)));
     assert_eq!(
         lane.in_flight, None,
         "idle: only its watch makes the pass read alarms"

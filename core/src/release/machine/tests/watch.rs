@@ -31,57 +31,54 @@ fn released(p: &Policy) -> Decision {
 #[test]
 fn a_success_is_watched_for_its_window() {
     let d = released(&watching());
-    assert_eq!(d.view.lane.watch_until, Some(T0.after(WATCH)));
-    assert_eq!(d.view.lane.previous_good, Some(id(0)));
     assert_eq!(
-        released(&policy()).view.lane.watch_until,
-        None,
-        "no watch set"
+        d.view.lane.watch.as_ref().map(|w| w.until),
+        Some(T0.after(WATCH))
     );
+    assert_eq!(d.view.lane.previous_good, Some(id(0)));
+    let watch = d.view.lane.watch.clone().unwrap();
+    assert_eq!((watch.release, watch.from), (id(1), T0));
+    assert_eq!(released(&policy()).view.lane.watch, None, "no watch set");
 }
 
-/// An alarm while a newer release is in flight cannot say which of the two is bad: while
-/// the last known good is still watched, both are rolled back to the release before it.
+/// An alarm while a newer release is in flight is that one's first: it is rolled back to
+/// the watched one, as always. If the alarm goes on firing once the watched one runs alone
+/// again ([`ALARM_SETTLE`] after the last change), it was the watched one's own, and the
+/// lane owes the watch's rollback to the release before it.
 #[test]
-fn an_alarm_in_the_watch_with_a_newer_release_in_flight_rolls_both_back() {
+fn an_alarm_in_the_watch_with_a_newer_release_in_flight_is_the_newer_ones_first() {
+    use crate::release::machine::owed::ALARM_SETTLE;
     let p = watching();
     let mut v = released(&p).view;
     v.releases.insert(id(2), release(2));
     let next = apply(&v, &id(2), &Event::Arrived, &p, T0).unwrap();
     assert_eq!(next.view.lane.in_flight, Some(id(2)));
-    assert_eq!(next.view.lane.watch_until, Some(T0.after(WATCH)), "kept");
-    for newer in [
-        next.clone(),
-        step(&next.view, 2, Event::DeploymentSucceeded, &p),
-    ] {
-        let fired = apply_lane(&newer.view, &alarm_changed(AlarmState::Alarm, 60), &p, T0).unwrap();
-        assert_eq!(
-            state(&fired, 2),
-            Some(StageState::RolledBack),
-            "the newer one"
-        );
-        assert_eq!(
-            state(&fired, 1),
-            Some(StageState::RolledBack),
-            "the watched one"
-        );
-        assert_eq!(
-            state(&fired, 0),
-            Some(StageState::Deploying),
-            "the one before"
-        );
-        assert_eq!(fired.view.lane.in_flight, Some(id(0)));
-        assert_eq!(fired.view.lane.last_known_good, Some(id(0)));
-        let alerted: Vec<_> = fired.transitions.iter().filter_map(|t| t.alert).collect();
-        assert_eq!(
-            alerted,
-            [Alert::AlarmAfterRelease],
-            "{:?}",
-            fired.transitions
-        );
-        let good = step(&fired.view, 0, Event::DeploymentSucceeded, &p);
-        assert_eq!(good.view.lane.current, Some(id(0)));
-    }
+    let shipped = step(&next.view, 2, Event::DeploymentSucceeded, &p);
+    let fired = apply_lane(&shipped.view, &alarm_changed(AlarmState::Alarm, 60), &p, T0).unwrap();
+    assert_eq!(
+        state(&fired, 2),
+        Some(StageState::RolledBack),
+        "the newer one"
+    );
+    assert_eq!(
+        state(&fired, 1),
+        Some(StageState::Deploying),
+        "the watched one put back"
+    );
+    let back = step(&fired.view, 1, Event::DeploymentSucceeded, &p);
+    assert_eq!(state(&back, 1), Some(StageState::Succeeded));
+    assert_eq!(alarm_owed(&back.view, &p, T0), [], "not settled yet");
+    let later = T0.after(ALARM_SETTLE);
+    let owes = alarm_owed(&back.view, &p, later);
+    assert_eq!(owes.len(), 1, "{owes:?}");
+    let Owed::Apply(r, event) = &owes[0] else {
+        unreachable!()
+    };
+    let rolled = apply(&back.view, r, event, &p, later).unwrap();
+    assert_eq!(state(&rolled, 1), Some(StageState::RolledBack));
+    assert_eq!(state(&rolled, 0), Some(StageState::Deploying));
+    let alerted: Vec<_> = rolled.transitions.iter().filter_map(|t| t.alert).collect();
+    assert_eq!(alerted, [Alert::AlarmAfterRelease]);
 }
 
 /// The watched release restored after a newer one failed: an alarm during the restore is
@@ -121,7 +118,10 @@ fn the_watched_release_restored_while_its_alarm_fires_is_rolled_back() {
     // back to the one before it.
     let back = step(&fired.view, 1, Event::DeploymentSucceeded, &p);
     assert_eq!(state(&back, 1), Some(StageState::Succeeded));
-    assert_eq!(back.view.lane.watch_until, Some(T0.after(WATCH)));
+    assert_eq!(
+        back.view.lane.watch.as_ref().map(|w| w.until),
+        Some(T0.after(WATCH))
+    );
     let ok = apply_lane(&back.view, &alarm_changed(AlarmState::Ok, 90), &p, T0).unwrap();
     let again = apply_lane(&ok.view, &alarm_changed(AlarmState::Alarm, 120), &p, T0).unwrap();
     assert_eq!(state(&again, 1), Some(StageState::RolledBack));
@@ -140,7 +140,7 @@ fn an_operators_rollback_ends_the_watch() {
         to: None,
     };
     let rolled = apply_lane(&d.view, &rollback, &p, T0).unwrap();
-    assert_eq!(rolled.view.lane.watch_until, None);
+    assert_eq!(rolled.view.lane.watch, None);
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn an_alarm_in_the_watch_rolls_the_release_back_to_the_one_before_and_alerts() {
     );
     assert_eq!(lane.in_flight, Some(id(0)));
     assert_eq!(lane.current, Some(id(1)), "it runs until the restore lands");
-    assert_eq!(lane.watch_until, None);
+    assert_eq!(lane.watch, None);
     let rolled = fired
         .transitions
         .iter()
@@ -188,7 +188,10 @@ fn an_alarm_in_the_watch_rolls_the_release_back_to_the_one_before_and_alerts() {
     // alarm of the release it replaced, still firing from before, is not its own).
     let back = step(&fired.view, 0, Event::DeploymentSucceeded, &p);
     assert_eq!(back.view.lane.current, Some(id(0)));
-    assert_eq!(back.view.lane.watch_until, Some(T0.after(WATCH)));
+    assert_eq!(
+        back.view.lane.watch.as_ref().map(|w| w.until),
+        Some(T0.after(WATCH))
+    );
     let mut stale = alarm_changed(AlarmState::Alarm, 0);
     if let LaneEvent::AlarmChanged { at, .. } = &mut stale {
         *at = Timestamp(T0.0 - 1);
@@ -234,5 +237,56 @@ fn with_no_release_before_it_the_watched_release_keeps_running_and_a_person_is_a
     let noted = fired.transitions.last().unwrap();
     assert_eq!(noted.alert, Some(Alert::NothingToRestore));
     assert!(noted.detail.as_deref().unwrap().contains("keeps running"));
-    assert_eq!(fired.view.lane.watch_until, None, "alerted once");
+    assert_eq!(fired.view.lane.watch, None, "alerted once");
+}
+
+/// The watched release put back over a newer one its alarm rolled back (no release
+/// before it to go to then): the alarm goes on firing, and no change of it arrives. Once
+/// it has fired [`ALARM_SETTLE`] past the restore, the lane owes the watch's rollback.
+#[test]
+fn an_alarm_still_firing_long_after_the_watched_release_was_put_back_is_its_own() {
+    use crate::release::machine::owed::ALARM_SETTLE;
+    let p = watching();
+    let d = released(&p);
+    let mut v = d.view.clone();
+    firing(&mut v, "api-5xx");
+    v.lane.alarms.get_mut("api-5xx").unwrap().at = T0.after(Duration::from_secs(60));
+    assert_eq!(alarm_owed(&v, &p, T0.after(Duration::from_secs(120))), []);
+    let later = T0.after(ALARM_SETTLE);
+    let owes = alarm_owed(&v, &p, later);
+    assert_eq!(
+        owes,
+        [Owed::Apply(
+            id(1),
+            Event::AlarmFired {
+                alarm: "api-5xx".into()
+            }
+        )]
+    );
+    let Owed::Apply(_, event) = &owes[0] else {
+        unreachable!()
+    };
+    let rolled = apply(&v, &id(1), event, &p, later).unwrap();
+    assert_eq!(state(&rolled, 1), Some(StageState::RolledBack));
+    assert_eq!(state(&rolled, 0), Some(StageState::Deploying));
+    assert_eq!(rolled.view.lane.watch, None);
+    assert_eq!(alarm_owed(&rolled.view, &p, later), [], "once");
+    // With nothing before it: a person is alerted, once.
+    v.lane.previous_good = None;
+    let alone = apply(&v, &id(1), event, &p, later).unwrap();
+    assert_eq!(state(&alone, 1), Some(StageState::Succeeded));
+    let alerted: Vec<_> = alone.transitions.iter().filter_map(|t| t.alert).collect();
+    assert_eq!(alerted, [Alert::NothingToRestore]);
+    assert_eq!(alarm_owed(&alone.view, &p, later), []);
+    // An alarm that fired before it first ran is not its own.
+    v.lane.alarms.get_mut("api-5xx").unwrap().at = Timestamp(T0.0 - 1);
+    assert_eq!(alarm_owed(&v, &p, later), []);
+}
+
+/// What the lane owes on an alarm, without the promotions it also owes.
+fn alarm_owed(v: &LaneView, p: &Policy, now: Timestamp) -> Vec<Owed> {
+    owed(v, p, now)
+        .into_iter()
+        .filter(|o| matches!(o, Owed::Apply(_, Event::AlarmFired { .. })))
+        .collect()
 }
