@@ -4,6 +4,7 @@
 //! `AWS_ENDPOINT_URL` and dummy credentials. Each test makes its own table, so tests run
 //! in parallel against one emulator without seeing each other's items.
 
+pub mod bad_input;
 pub mod check_server;
 pub mod round_trips;
 pub mod runtime_api;

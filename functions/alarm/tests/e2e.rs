@@ -68,3 +68,15 @@ async fn an_alarm_in_either_shape_stops_and_rolls_back_the_deployment_once() {
     assert!(out[3].result.as_ref().unwrap()["ignored"].is_string());
     function.stop();
 }
+
+/// Bytes that are not one JSON object, through the built binary: an `InvalidEvent`, one
+/// log record each, and no AWS call.
+#[tokio::test]
+async fn a_payload_that_is_not_one_json_object_is_an_invalid_event_and_calls_no_aws() {
+    shiplane_e2e::bad_input::bad_payloads_are_invalid_events(
+        BINARY,
+        "shiplane-alarm",
+        shiplane_e2e::bad_input::event_fixture("cloudwatch/eventbridge-alarm"),
+    )
+    .await;
+}

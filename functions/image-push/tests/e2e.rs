@@ -358,3 +358,15 @@ fn a_missing_setting_fails_init_naming_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("SHIPLANE_TABLE: not set"), "{stderr}");
 }
+
+/// Bytes that are not one JSON object, through the built binary: an `InvalidEvent`, one
+/// log record each, and no AWS call.
+#[tokio::test]
+async fn a_payload_that_is_not_one_json_object_is_an_invalid_event_and_calls_no_aws() {
+    shiplane_e2e::bad_input::bad_payloads_are_invalid_events(
+        BINARY,
+        "shiplane-image-push",
+        shiplane_e2e::bad_input::event_fixture("ecr/tagged-push"),
+    )
+    .await;
+}
