@@ -269,23 +269,24 @@ impl<T: DeserializeOwned + serde::Serialize> Payload for EventBridgeEvent<T> {
 }
 
 /// A handler whose event is one engine call, in one place so that every such function
-/// logs, fails and answers alike: the payload read ([`Payload`]), `parse`d and
-/// [`accepted`], then `engine` run on what was accepted (and the time now), and its outcome
-/// [`applied`] with `about`'s fields of the event. `what` names the event in an
-/// `InvalidEvent`.
+/// logs, fails and answers alike: the payload read ([`Payload`]), `parse`d against the
+/// time now (an event's own time may not be ahead of it) and [`accepted`], then `engine`
+/// run on what was accepted (and the same time), and its outcome [`applied`] with `about`'s
+/// fields of the event. `what` names the event in an `InvalidEvent`.
 pub async fn handle_event<P: Payload, T>(
     payload: Value,
     what: &str,
-    parse: impl FnOnce(&P) -> Result<Inbound<T>, InvalidInput>,
+    parse: impl FnOnce(&P, Timestamp) -> Result<Inbound<T>, InvalidInput>,
     engine: impl AsyncFnOnce(&T, Timestamp) -> Result<Inbound<Report>, EngineError>,
     about: impl FnOnce(&T) -> Value,
 ) -> Result<Value, HandlerError> {
     let input = P::read(payload, what)?;
-    let event = match accepted(parse(&input), what)? {
+    let now = Timestamp::now();
+    let event = match accepted(parse(&input, now), what)? {
         Ok(event) => event,
         Err(answer) => return Ok(answer),
     };
-    let outcome = engine(&event, Timestamp::now()).await;
+    let outcome = engine(&event, now).await;
     applied(outcome, about(&event))
 }
 

@@ -169,7 +169,7 @@ pub fn image_push(repository: &str, tag: &str) -> shiplane::release::intake::Ima
     use shiplane::inbound::{Inbound, ecr};
     let event: aws_lambda_events::eventbridge::EventBridgeEvent<ecr::EcrImageAction> =
         serde_json::from_value(push_event(repository, tag)).expect("an ECR event");
-    match ecr::parse_push(&event) {
+    match ecr::parse_push(&event, shiplane::release::Timestamp::now()) {
         Ok(Inbound::Accepted(p)) => p,
         other => panic!("push of {repository}:{tag} is no release: {other:?}"),
     }

@@ -21,3 +21,55 @@ pub async fn handle<P: Ports>(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shiplane::engine::testing::{ONE_SERVICE_PIPELINE, deps_with_pipeline};
+    use shiplane::release::AlarmState;
+    use shiplane::store::ReleaseStore;
+
+    fn invoke(payload: Value) -> LambdaEvent<Value> {
+        LambdaEvent::new(payload, lambda_runtime::Context::default())
+    }
+
+    fn change(state: &str, timestamp: &str) -> Value {
+        json!({"source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
+            "detail": {"alarmName": "api-dev-5xx",
+                "state": {"value": state, "reason": "test", "timestamp": timestamp}}})
+    }
+
+    /// An alarm change stamped in year 9999 would outrank every real change after it: the
+    /// alarm would fire forever and hold its gates. It is refused and recorded nowhere, and
+    /// the real changes after it count.
+    #[tokio::test]
+    async fn a_change_stamped_far_ahead_is_refused_and_the_lane_keeps_listening() {
+        let pipeline = ONE_SERVICE_PIPELINE.replace(
+            "service = \"s\"\n",
+            "service = \"s\"\nalarms = [\"api-dev-5xx\"]\n",
+        );
+        let d = deps_with_pipeline(&pipeline).await;
+        let err = handle(&d, invoke(change("ALARM", "9999-12-31T23:59:59.000+0000")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "InvalidEvent");
+        assert!(err.to_string().contains("state.timestamp"), "{err}");
+        let lane = d.store.lane("api", "dev").await.unwrap();
+        assert!(lane.item.alarms.is_empty(), "nothing recorded: {lane:?}");
+        for (state, at) in [
+            ("ALARM", "2026-11-16T04:00:00.000+0000"),
+            ("OK", "2026-11-16T04:10:00.000+0000"),
+        ] {
+            let out = handle(&d, invoke(change(state, at))).await.unwrap();
+            assert_eq!(out["refused"], json!([]), "{state}: {out}");
+            let lane = d.store.lane("api", "dev").await.unwrap().item;
+            let expected = if state == "OK" {
+                AlarmState::Ok
+            } else {
+                AlarmState::Alarm
+            };
+            assert_eq!(lane.alarms["api-dev-5xx"].state, expected, "{state}");
+        }
+        assert!(d.deployer.calls().is_empty());
+    }
+}

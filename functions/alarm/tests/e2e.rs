@@ -69,6 +69,48 @@ async fn an_alarm_in_either_shape_stops_and_rolls_back_the_deployment_once() {
     function.stop();
 }
 
+/// An OK stamped in year 9999, through the built binary: an `InvalidEvent` naming
+/// `state.timestamp`, recorded nowhere; the real ALARM after it still stops and rolls back
+/// the deployment (had the OK been recorded, the ALARM would be refused as older).
+#[tokio::test]
+async fn an_ok_stamped_far_ahead_is_refused_and_the_real_alarm_after_it_still_acts() {
+    let (p, account, store) = deployed_world().await;
+    let alarm = format!("{p}-api-dev-5xx");
+    shiplane_e2e::edit_pipeline(&store, |source| {
+        let anchor = "codedeploy = { application = \"";
+        source.replacen(anchor, &format!("alarms = [\"{alarm}\"]\n{anchor}"), 1)
+    })
+    .await;
+    let aws = aws_adapters(&account).await;
+    let engine = aws.engine(&store);
+    let release =
+        shiplane_e2e::release_from_push(&engine, &image_push(&format!("{p}/api"), "v1")).await;
+
+    let api = RuntimeApi::start().await;
+    let function = api.spawn(
+        Path::new(BINARY),
+        "shiplane-alarm",
+        &account.function_env(&store),
+    );
+    let mut far = fixture("eventbridge-ok", &alarm);
+    far["detail"]["state"]["timestamp"] = "9999-12-31T23:59:59.000+0000".into();
+    api.invoke(far);
+    api.invoke(fixture("eventbridge-alarm", &alarm));
+    let out = api.wait_for(2, Duration::from_secs(60)).await;
+    let refused = out[0].result.clone().unwrap_err();
+    assert_eq!(refused["errorType"], "InvalidEvent", "{refused}");
+    let message = refused["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("state.timestamp: more than 5m ahead"),
+        "{message}"
+    );
+    let acted = out[1].result.clone().unwrap();
+    assert_eq!(acted["refused"], serde_json::json!([]), "{acted}");
+    let r = store.release(&release).await.unwrap().unwrap().item;
+    assert_eq!(r.state_in("dev"), Some(StageState::RolledBack));
+    function.stop();
+}
+
 /// Bytes that are not one JSON object, through the built binary: an `InvalidEvent`, one
 /// log record each, and no AWS call.
 #[tokio::test]

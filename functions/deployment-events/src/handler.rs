@@ -28,7 +28,7 @@ pub async fn handle<P: Ports>(
             handle_event(
                 event.payload,
                 "CodeDeploy deployment state change",
-                |event: &DeploymentStateEvent| parse_deployment_state(&event.0),
+                |event: &DeploymentStateEvent, now| parse_deployment_state(&event.0, now),
                 async |change, now| deps.engine().on_deployment_state(change, now).await,
                 |change| json!({ "deployment": change.deployment_id }),
             )
@@ -48,7 +48,7 @@ pub async fn handle<P: Ports>(
             handle_event(
                 event.payload,
                 "ECS task state change",
-                parse_task_stopped,
+                |event: &_, _| parse_task_stopped(event),
                 async |stopped, now| deps.engine().on_task_stopped(stopped, now).await,
                 |stopped| json!({ "task": stopped.task_arn }),
             )

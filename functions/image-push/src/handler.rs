@@ -19,15 +19,12 @@ pub async fn handle<P: Ports>(
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let parsed = envelope::<EcrImageAction>(event.payload, "ECR image action")?;
-    let push = match accepted(parse_push(&parsed), "ECR image action")? {
+    let now = Timestamp::now();
+    let push = match accepted(parse_push(&parsed, now), "ECR image action")? {
         Ok(push) => push,
         Err(answer) => return Ok(answer),
     };
-    match deps
-        .engine()
-        .on_push_with(&push, clock, Timestamp::now())
-        .await
-    {
+    match deps.engine().on_push_with(&push, clock, now).await {
         Ok(PushOutcome::Ignored(reason)) => Ok(ignored(&reason)),
         Ok(PushOutcome::Created {
             release,
@@ -143,6 +140,28 @@ mod tests {
         let late = handle(&d, &clock, with(&older, "v1.5.0")).await.unwrap();
         assert_eq!(late["state"], "superseded", "{late}");
         assert_eq!(clock.asked().len(), 1);
+    }
+
+    /// A push stamped in year 9999 would be the newest the lane ever sees, and every real
+    /// push after it would be created already superseded: it is refused and makes nothing,
+    /// and the next real push deploys.
+    #[tokio::test]
+    async fn a_push_stamped_far_ahead_is_refused_and_the_next_push_deploys() {
+        let d = deps().await;
+        let mut far = event("tagged-push");
+        far.payload["time"] = json!("9999-12-31T23:59:59Z");
+        let err = handle(&d, &NoPushClock, far).await.unwrap_err();
+        assert_eq!(err.error_type(), "InvalidEvent");
+        assert!(
+            err.to_string().contains("time: more than 5m ahead"),
+            "{err}"
+        );
+        let releases = d.store.releases_of_service("api", 5).await.unwrap();
+        assert!(releases.is_empty(), "no release: {releases:?}");
+        let out = handle(&d, &NoPushClock, event("tagged-push"))
+            .await
+            .unwrap();
+        assert_eq!(out["state"], "deploying", "{out}");
     }
 
     /// Logs in Lambda's text format, captured: what a reader of CloudWatch Logs sees.

@@ -21,7 +21,7 @@ pub async fn handle<P: Ports>(
     handle_event(
         event.payload,
         "bake timer",
-        parse_timer,
+        |payload: &Value, _| parse_timer(payload),
         async |timer, now| deps.engine().on_bake_timer_reading(alarms, timer, now).await,
         |timer| json!({"release": timer.release, "service": timer.service, "environment": timer.environment}),
     )

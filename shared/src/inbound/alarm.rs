@@ -72,8 +72,9 @@ pub fn parse_cloudwatch_time(text: &str) -> Result<Timestamp, String> {
 }
 
 /// Parses either shape; other events are ignored, and a change without an alarm name, a
-/// known state or a readable timestamp is rejected naming the field.
-pub fn parse_alarm(payload: &Value) -> Result<Inbound<AlarmChange>, InvalidInput> {
+/// known state or a readable timestamp, or stamped ahead of `now` (the function's clock)
+/// by more than [`super::MAX_CLOCK_SKEW`], is rejected naming the field.
+pub fn parse_alarm(payload: &Value, now: Timestamp) -> Result<Inbound<AlarmChange>, InvalidInput> {
     let raw = if let Some(data) = payload.get("alarmData") {
         data.clone()
     } else {
@@ -114,7 +115,8 @@ pub fn parse_alarm(payload: &Value) -> Result<Inbound<AlarmChange>, InvalidInput
         .timestamp
         .as_deref()
         .ok_or_else(|| field("state.timestamp", "missing from the event"))
-        .and_then(|t| parse_cloudwatch_time(t).map_err(|e| field("state.timestamp", e)))?;
+        .and_then(|t| parse_cloudwatch_time(t).map_err(|e| field("state.timestamp", e)))
+        .and_then(|at| super::not_ahead("state.timestamp", at, now))?;
     Ok(Inbound::Accepted(AlarmChange {
         alarm,
         state: state_value,
@@ -133,7 +135,10 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        parse_alarm(&serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}")))
+        parse_alarm(
+            &serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}")),
+            Timestamp::now(),
+        )
     }
 
     fn accepted(name: &str) -> AlarmChange {
@@ -175,15 +180,38 @@ mod tests {
             "state.timestamp"
         );
         assert!(matches!(
-            parse_alarm(&serde_json::json!({"detail-type": "ECS Task State Change", "detail": {}})),
+            parse_alarm(
+                &serde_json::json!({"detail-type": "ECS Task State Change", "detail": {}}),
+                Timestamp::now()
+            ),
             Ok(Inbound::Ignored(_))
         ));
         assert_eq!(
-            parse_alarm(&serde_json::json!({"detail-type": "CloudWatch Alarm State Change", "detail": {"state": {"value": "ALARM"}}}))
+            parse_alarm(&serde_json::json!({"detail-type": "CloudWatch Alarm State Change", "detail": {"state": {"value": "ALARM"}}}), Timestamp::now())
                 .unwrap_err()
                 .field,
             "alarmName"
         );
+    }
+
+    #[test]
+    fn a_change_stamped_ahead_of_the_clock_is_refused() {
+        for shape in ["eventbridge-ok", "lambda-action-alarm"] {
+            let path = format!(
+                "{}/../tests/fixtures/events/cloudwatch/{shape}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut payload: Value = serde_json::from_str(&text).unwrap();
+            let key = if shape.starts_with("eventbridge") {
+                "detail"
+            } else {
+                "alarmData"
+            };
+            payload[key]["state"]["timestamp"] = "9999-12-31T23:59:59.000+0000".into();
+            let err = parse_alarm(&payload, Timestamp::now()).unwrap_err();
+            assert_eq!(err.field, "state.timestamp", "{shape}: {err}");
+        }
     }
 
     #[test]
