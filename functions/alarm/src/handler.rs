@@ -39,16 +39,40 @@ mod tests {
                 "state": {"value": state, "reason": "test", "timestamp": timestamp}}})
     }
 
+    fn watched() -> String {
+        ONE_SERVICE_PIPELINE.replace(
+            "service = \"s\"\n",
+            "service = \"s\"\nalarms = [\"api-dev-5xx\"]\n",
+        )
+    }
+
+    /// A change of a watched alarm that CloudWatch did not send, in either shape, or that
+    /// says it is another kind of event: ignored, and no lane records it.
+    #[tokio::test]
+    async fn an_alarm_change_from_elsewhere_is_ignored_and_recorded_nowhere() {
+        let d = deps_with_pipeline(&watched()).await;
+        let mut forged = change("ALARM", "2026-11-16T04:00:00.000+0000");
+        forged["source"] = json!("my.app");
+        let direct = json!({"source": "my.app", "alarmData": forged["detail"].clone()});
+        let mut other_kind = forged.clone();
+        other_kind["source"] = json!("aws.cloudwatch");
+        other_kind["detail-type"] = json!("ECS Task State Change");
+        other_kind["alarmData"] = forged["detail"].clone();
+        for payload in [forged, direct, other_kind] {
+            let out = handle(&d, invoke(payload.clone())).await.unwrap();
+            assert!(out["ignored"].is_string(), "{payload}: {out}");
+        }
+        let lane = d.store.lane("api", "dev").await.unwrap();
+        assert!(lane.item.alarms.is_empty(), "nothing recorded: {lane:?}");
+        assert!(d.notifier.kinds().is_empty());
+    }
+
     /// An alarm change stamped in year 9999 would outrank every real change after it: the
     /// alarm would fire forever and hold its gates. It is refused and recorded nowhere, and
     /// the real changes after it count.
     #[tokio::test]
     async fn a_change_stamped_far_ahead_is_refused_and_the_lane_keeps_listening() {
-        let pipeline = ONE_SERVICE_PIPELINE.replace(
-            "service = \"s\"\n",
-            "service = \"s\"\nalarms = [\"api-dev-5xx\"]\n",
-        );
-        let d = deps_with_pipeline(&pipeline).await;
+        let d = deps_with_pipeline(&watched()).await;
         let err = handle(&d, invoke(change("ALARM", "9999-12-31T23:59:59.000+0000")))
             .await
             .unwrap_err();
