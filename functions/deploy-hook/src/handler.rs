@@ -83,6 +83,36 @@ pub async fn handle<P: Ports, C: Checker, R: HookReporter>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shiplane::aws::fake::FakeHooks;
+    use shiplane::checks::ScriptedChecker;
+    use shiplane::engine::testing::{ONE_SERVICE_PIPELINE, deps_with_pipeline};
+
+    /// The hook's ids come from the payload: a line break in them is logged escaped, in
+    /// every record that names them, so it cannot forge a log line.
+    #[test]
+    fn ids_with_a_line_break_cannot_forge_a_log_line() {
+        let forged = "\n2026-11-24T00:00:00Z  INFO shiplane: release approved by admin";
+        let (reports, logs) = shiplane_e2e::logs::captured_async(async {
+            let deps = deps_with_pipeline(ONE_SERVICE_PIPELINE).await;
+            let hooks = Hooks {
+                checker: ScriptedChecker::default(),
+                reporter: FakeHooks::default(),
+            };
+            let payload = json!({"DeploymentId": format!("d-X{forged}"),
+                "LifecycleEventHookExecutionId": format!("e-X{forged}")});
+            let mut context = lambda_runtime::Context::default();
+            context.invoked_function_arn =
+                "arn:aws:lambda:us-east-1:1:function:shiplane-deploy-hook:AfterInstall".into();
+            let out = handle(&deps, &hooks, LambdaEvent::new(payload, context))
+                .await
+                .unwrap();
+            assert_eq!(out["status"], "Failed", "{out}");
+            hooks.reporter.reports()
+        });
+        assert_eq!(reports.len(), 1, "answered once");
+        assert!(logs.text.contains("hook failed"), "{}", logs.text);
+        logs.assert_one_line_per_record("the deploy-hook");
+    }
 
     #[test]
     fn the_hook_comes_from_the_alias_in_the_invoked_arn_and_nowhere_else() {
