@@ -6,6 +6,7 @@
 
 pub mod bad_input;
 pub mod check_server;
+pub mod fuzz;
 pub mod logs;
 pub mod round_trips;
 pub mod runtime_api;

@@ -132,4 +132,51 @@ mod tests {
         assert_eq!(hook_of(&arn(":7")), None, "a version number names no hook");
         assert_eq!(hook_of(""), None);
     }
+
+    /// The seeded mutation campaign over every event fixture (`shiplane_e2e::fuzz`): no
+    /// panic, a stable error type, nothing changed by what is refused or ignored, one log
+    /// line per record. `make fuzz` runs it longer.
+    #[test]
+    fn fuzz_campaign() {
+        let tally = shiplane_e2e::fuzz::run(&Fuzzed);
+        assert!(tally.refused > 0 && tally.answered > 0, "{tally:?}");
+    }
+
+    struct Fuzzed;
+
+    impl shiplane_e2e::fuzz::Target for Fuzzed {
+        type Deps = (
+            shiplane::engine::testing::FakeDeps,
+            Hooks<ScriptedChecker, FakeHooks>,
+        );
+        const NAME: &'static str = "deploy-hook";
+        const FAMILY: &'static [&'static str] = &["hook", "lifecycle"];
+        async fn deps(&self) -> Self::Deps {
+            let deps = deps_with_pipeline(&shiplane_e2e::fuzz::pipeline()).await;
+            let hooks = Hooks {
+                checker: ScriptedChecker::default(),
+                reporter: FakeHooks::default(),
+            };
+            (deps, hooks)
+        }
+        async fn invoke(&self, deps: &Self::Deps, payload: Value) -> Result<Value, HandlerError> {
+            let mut context = lambda_runtime::Context::default();
+            context.invoked_function_arn =
+                "arn:aws:lambda:us-east-1:1:function:shiplane-deploy-hook:AfterInstall".into();
+            // The checks end 200 ms from now, less than the poll of a hook that waits for
+            // an earlier attempt's verdict: a repeated execution id (the corpus repeats
+            // them) fails closed at once instead of waiting out the grace.
+            context.deadline = Timestamp::now().0
+                + u64::try_from(shiplane::engine::REPORT_RESERVE.as_millis()).unwrap_or(0)
+                + 200;
+            handle(&deps.0, &deps.1, LambdaEvent::new(payload, context)).await
+        }
+        fn effects(&self, deps: &Self::Deps) -> shiplane_e2e::fuzz::Effects {
+            let common = shiplane_e2e::fuzz::effects_of(&deps.0);
+            shiplane_e2e::fuzz::Effects {
+                aws_calls: common.aws_calls + deps.1.reporter.reports().len(),
+                ..common
+            }
+        }
+    }
 }

@@ -160,4 +160,35 @@ mod tests {
             assert!(err.to_string().contains(says), "{err}");
         }
     }
+
+    /// The seeded mutation campaign over every event fixture (`shiplane_e2e::fuzz`): no
+    /// panic, a stable error type, nothing changed by what is refused or ignored, one log
+    /// line per record. `make fuzz` runs it longer.
+    #[test]
+    fn fuzz_campaign() {
+        let tally = shiplane_e2e::fuzz::run(&Fuzzed);
+        assert!(tally.refused > 0 && tally.answered > 0, "{tally:?}");
+    }
+
+    struct Fuzzed;
+
+    impl shiplane_e2e::fuzz::Target for Fuzzed {
+        type Deps = FakeDeps;
+        const NAME: &'static str = "deployment-events";
+        const FAMILY: &'static [&'static str] = &[
+            "events/codedeploy",
+            "events/ecs",
+            "codedeploy-deployment",
+            "of-d-1",
+        ];
+        async fn deps(&self) -> Self::Deps {
+            shiplane_e2e::fuzz::deps_with_a_release_deploying().await
+        }
+        async fn invoke(&self, deps: &Self::Deps, payload: Value) -> Result<Value, HandlerError> {
+            handle(deps, invoke(payload)).await
+        }
+        fn effects(&self, deps: &Self::Deps) -> shiplane_e2e::fuzz::Effects {
+            shiplane_e2e::fuzz::effects_of(deps)
+        }
+    }
 }

@@ -233,4 +233,31 @@ mod tests {
             "{err}"
         );
     }
+
+    /// The seeded mutation campaign over every event fixture (`shiplane_e2e::fuzz`): no
+    /// panic, a stable error type, nothing changed by what is refused or ignored, one log
+    /// line per record. `make fuzz` runs it longer.
+    #[test]
+    fn fuzz_campaign() {
+        let tally = shiplane_e2e::fuzz::run(&Fuzzed);
+        assert!(tally.refused > 0 && tally.answered > 0, "{tally:?}");
+    }
+
+    struct Fuzzed;
+
+    impl shiplane_e2e::fuzz::Target for Fuzzed {
+        type Deps = FakeDeps;
+        const NAME: &'static str = "image-push";
+        const FAMILY: &'static [&'static str] = &["ecr"];
+        async fn deps(&self) -> Self::Deps {
+            deps_with_pipeline(&shiplane_e2e::fuzz::pipeline()).await
+        }
+        async fn invoke(&self, deps: &Self::Deps, payload: Value) -> Result<Value, HandlerError> {
+            let event = LambdaEvent::new(payload, lambda_runtime::Context::default());
+            handle(deps, &NoPushClock, event).await
+        }
+        fn effects(&self, deps: &Self::Deps) -> shiplane_e2e::fuzz::Effects {
+            shiplane_e2e::fuzz::effects_of(deps)
+        }
+    }
 }
