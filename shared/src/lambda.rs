@@ -1,7 +1,7 @@
 //! What every Lambda function shares: settings and AWS clients built once, the runtime
-//! loop, a few-line handler shape, and errors as Lambda reports them, with a stable
-//! `errorType` (`InvalidEvent`, `ConfigError`, `Conflict`, `StoreUnavailable`, …) instead
-//! of a Rust type name.
+//! loop, one reading of the delivered bytes ([`read_payload`]), a few-line handler shape,
+//! and errors as Lambda reports them, with a stable `errorType` (`InvalidEvent`,
+//! `ConfigError`, `Conflict`, `StoreUnavailable`, …) instead of a Rust type name.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,4 +1,5 @@
-//! A built function fed what no AWS service sends (bytes that are not one JSON object),
+//! A built function fed what no AWS service sends (bytes that are not one JSON object: the
+//! fuzz campaign's regressions for every function, `tests/fixtures/fuzz/regressions/all`),
 //! with every AWS endpoint replaced by a probe that records each request it gets: the
 //! answer must be an `InvalidEvent`, the log one rejected record per invocation, and the
 //! probe must see no request at all. A valid event at the end proves the probe is where
@@ -19,22 +20,6 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 use crate::runtime_api::RuntimeApi;
-
-/// Payloads a direct invoke can send and no AWS service does: JSON values that are not
-/// objects, bytes that are not JSON, and an object with more after it.
-pub const BAD_PAYLOADS: [&[u8]; 11] = [
-    b"[1,2,3]",
-    b"\"ALARM\"",
-    b"42",
-    b"null",
-    b"true",
-    b"",
-    b"not json",
-    b"\xff\xfe{}",
-    b"{\"source\": \"aws.ecr\"}{\"source\": \"aws.ecr\"}",
-    b"{\"source\": \"aws.ecr\"} junk",
-    b"{\"source\": \"aws.ecr\"",
-];
 
 /// An HTTP endpoint on 127.0.0.1 that answers every request with a non-retryable 400 and
 /// remembers what it was asked (`X-Amz-Target`, else method and path).
@@ -103,9 +88,12 @@ impl Drop for AwsProbe {
     }
 }
 
-/// Runs `binary` (function `name`) against the probe, invokes it with every one of
-/// [`BAD_PAYLOADS`] and then with `valid`, and checks what it answered, logged and asked.
+/// Runs `binary` (function `name`) against the probe, invokes it with every payload of
+/// `tests/fixtures/fuzz/regressions/all` and then with `valid`, and checks what it
+/// answered, logged and asked.
 pub async fn bad_payloads_are_invalid_events(binary: &str, name: &str, valid: Value) {
+    let bad = crate::fuzz::regressions("all");
+    assert!(bad.len() >= 8, "the payloads: {bad:?}");
     let probe = AwsProbe::start().await;
     let api = RuntimeApi::start().await;
     let env = [
@@ -132,12 +120,12 @@ pub async fn bad_payloads_are_invalid_events(binary: &str, name: &str, valid: Va
         ("SHIPLANE_AWS_ATTEMPT_TIMEOUT", "5s"),
     ];
     let function = api.spawn(Path::new(binary), name, &env);
-    for body in BAD_PAYLOADS {
-        api.invoke_raw(body);
+    for (_, body) in &bad {
+        api.invoke_raw(body.clone());
     }
     let wait = Duration::from_secs(60);
-    let out = api.wait_for(BAD_PAYLOADS.len(), wait).await;
-    for (body, outcome) in BAD_PAYLOADS.iter().zip(&out) {
+    let out = api.wait_for(bad.len(), wait).await;
+    for ((_, body), outcome) in bad.iter().zip(&out) {
         let shown = String::from_utf8_lossy(body);
         let error = outcome
             .result
@@ -155,7 +143,7 @@ pub async fn bad_payloads_are_invalid_events(binary: &str, name: &str, valid: Va
     }
     assert_eq!(probe.asked(), Vec::<String>::new(), "{name} asked AWS");
     api.invoke(valid);
-    let out = api.wait_for(BAD_PAYLOADS.len() + 1, wait).await;
+    let out = api.wait_for(bad.len() + 1, wait).await;
     assert!(
         !probe.asked().is_empty(),
         "{name} served a valid event without AWS: the probe is not where its calls go ({:?})",
@@ -173,7 +161,7 @@ pub async fn bad_payloads_are_invalid_events(binary: &str, name: &str, valid: Va
         .iter()
         .filter(|l| l.contains("rejected: the payload is not one JSON object"))
         .count();
-    assert_eq!(rejected, BAD_PAYLOADS.len(), "{name}: {log}");
+    assert_eq!(rejected, bad.len(), "{name}: {log}");
 }
 
 /// An event fixture, `tests/fixtures/events/<path>.json`.

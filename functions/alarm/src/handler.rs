@@ -25,7 +25,7 @@ pub async fn handle<P: Ports>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shiplane::engine::testing::{ONE_SERVICE_PIPELINE, deps_with_pipeline};
+    use shiplane::engine::testing::deps_with_pipeline;
     use shiplane::release::AlarmState;
     use shiplane::store::ReleaseStore;
 
@@ -39,18 +39,11 @@ mod tests {
                 "state": {"value": state, "reason": "test", "timestamp": timestamp}}})
     }
 
-    fn watched() -> String {
-        ONE_SERVICE_PIPELINE.replace(
-            "service = \"s\"\n",
-            "service = \"s\"\nalarms = [\"api-dev-5xx\"]\n",
-        )
-    }
-
     /// A change of a watched alarm that CloudWatch did not send, in either shape, or that
     /// says it is another kind of event: ignored, and no lane records it.
     #[tokio::test]
     async fn an_alarm_change_from_elsewhere_is_ignored_and_recorded_nowhere() {
-        let d = deps_with_pipeline(&watched()).await;
+        let d = deps_with_pipeline(&shiplane_e2e::fuzz::pipeline()).await;
         let mut forged = change("ALARM", "2026-11-16T04:00:00.000+0000");
         forged["source"] = json!("my.app");
         let direct = json!({"source": "my.app", "alarmData": forged["detail"].clone()});
@@ -72,7 +65,7 @@ mod tests {
     /// the real changes after it count.
     #[tokio::test]
     async fn a_change_stamped_far_ahead_is_refused_and_the_lane_keeps_listening() {
-        let d = deps_with_pipeline(&watched()).await;
+        let d = deps_with_pipeline(&shiplane_e2e::fuzz::pipeline()).await;
         let err = handle(&d, invoke(change("ALARM", "9999-12-31T23:59:59.000+0000")))
             .await
             .unwrap_err();
