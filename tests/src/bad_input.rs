@@ -76,6 +76,34 @@ impl AwsProbe {
         }
     }
 
+    /// A function's environment with every AWS endpoint at this probe: dummy credentials,
+    /// and `SHIPLANE_*` settings that name nothing that exists.
+    pub fn function_env(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("SHIPLANE_TABLE", "shiplane-bad-input"),
+            (
+                "SHIPLANE_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:shiplane",
+            ),
+            ("SHIPLANE_HOOK_FUNCTION", "shiplane-deploy-hook"),
+            ("SHIPLANE_SCHEDULE_GROUP", "shiplane"),
+            (
+                "SHIPLANE_PROMOTE_FUNCTION_ARN",
+                "arn:aws:lambda:us-east-1:123456789012:function:shiplane-promote",
+            ),
+            (
+                "SHIPLANE_SCHEDULER_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/shiplane-scheduler",
+            ),
+            // A probe answers at once; nothing here should wait for it anyway.
+            ("SHIPLANE_AWS_ATTEMPT_TIMEOUT", "5s"),
+        ]
+    }
+
     /// The requests the probe got so far.
     pub fn asked(&self) -> Vec<String> {
         self.asked.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -96,29 +124,7 @@ pub async fn bad_payloads_are_invalid_events(binary: &str, name: &str, valid: Va
     assert!(bad.len() >= 8, "the payloads: {bad:?}");
     let probe = AwsProbe::start().await;
     let api = RuntimeApi::start().await;
-    let env = [
-        ("AWS_ENDPOINT_URL", probe.endpoint.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("SHIPLANE_TABLE", "shiplane-bad-input"),
-        (
-            "SHIPLANE_TOPIC_ARN",
-            "arn:aws:sns:us-east-1:123456789012:shiplane",
-        ),
-        ("SHIPLANE_HOOK_FUNCTION", "shiplane-deploy-hook"),
-        ("SHIPLANE_SCHEDULE_GROUP", "shiplane"),
-        (
-            "SHIPLANE_PROMOTE_FUNCTION_ARN",
-            "arn:aws:lambda:us-east-1:123456789012:function:shiplane-promote",
-        ),
-        (
-            "SHIPLANE_SCHEDULER_ROLE_ARN",
-            "arn:aws:iam::123456789012:role/shiplane-scheduler",
-        ),
-        // A probe answers at once; nothing here should wait for it anyway.
-        ("SHIPLANE_AWS_ATTEMPT_TIMEOUT", "5s"),
-    ];
+    let env = probe.function_env();
     let function = api.spawn(Path::new(binary), name, &env);
     for (_, body) in &bad {
         api.invoke_raw(body.clone());

@@ -69,11 +69,13 @@ async fn an_alarm_in_either_shape_stops_and_rolls_back_the_deployment_once() {
     function.stop();
 }
 
-/// An OK stamped in year 9999, through the built binary: an `InvalidEvent` naming
-/// `state.timestamp`, recorded nowhere; the real ALARM after it still stops and rolls back
-/// the deployment (had the OK been recorded, the ALARM would be refused as older).
+/// Through the built binary: an ALARM of the watched alarm from another source, and one in
+/// the alarm action's shape that says it is another event, are ignored; an OK stamped in
+/// year 9999 is an `InvalidEvent` naming `state.timestamp`; none is recorded, and the real
+/// ALARM after them stops and rolls back the deployment (had the OK been recorded, the
+/// ALARM would be refused as older).
 #[tokio::test]
-async fn an_ok_stamped_far_ahead_is_refused_and_the_real_alarm_after_it_still_acts() {
+async fn alarm_changes_from_elsewhere_or_far_ahead_change_nothing_and_the_real_alarm_acts() {
     let (p, account, store) = deployed_world().await;
     let alarm = format!("{p}-api-dev-5xx");
     shiplane_e2e::edit_pipeline(&store, |source| {
@@ -92,19 +94,32 @@ async fn an_ok_stamped_far_ahead_is_refused_and_the_real_alarm_after_it_still_ac
         "shiplane-alarm",
         &account.function_env(&store),
     );
+    let mut elsewhere = fixture("eventbridge-alarm", &alarm);
+    elsewhere["source"] = "my.app".into();
+    let mut other_kind = fixture("lambda-action-alarm", &alarm);
+    other_kind["detail-type"] = "ECS Task State Change".into();
     let mut far = fixture("eventbridge-ok", &alarm);
     far["detail"]["state"]["timestamp"] = "9999-12-31T23:59:59.000+0000".into();
-    api.invoke(far);
+    for payload in [elsewhere, other_kind, far] {
+        api.invoke(payload);
+    }
+    let out = api.wait_for(3, Duration::from_secs(60)).await;
+    for ignored in &out[..2] {
+        let answer = ignored.result.clone().unwrap();
+        assert!(answer["ignored"].is_string(), "{answer}");
+    }
+    let r = store.release(&release).await.unwrap().unwrap().item;
+    assert_eq!(r.state_in("dev"), Some(StageState::Deploying));
     api.invoke(fixture("eventbridge-alarm", &alarm));
-    let out = api.wait_for(2, Duration::from_secs(60)).await;
-    let refused = out[0].result.clone().unwrap_err();
+    let out = api.wait_for(4, Duration::from_secs(60)).await;
+    let refused = out[2].result.clone().unwrap_err();
     assert_eq!(refused["errorType"], "InvalidEvent", "{refused}");
     let message = refused["errorMessage"].as_str().unwrap();
     assert!(
         message.contains("state.timestamp: more than 5m ahead"),
         "{message}"
     );
-    let acted = out[1].result.clone().unwrap();
+    let acted = out[3].result.clone().unwrap();
     assert_eq!(acted["refused"], serde_json::json!([]), "{acted}");
     let r = store.release(&release).await.unwrap().unwrap().item;
     assert_eq!(r.state_in("dev"), Some(StageState::RolledBack));
