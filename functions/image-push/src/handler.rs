@@ -164,51 +164,19 @@ mod tests {
         assert_eq!(out["state"], "deploying", "{out}");
     }
 
-    /// Logs in Lambda's text format, captured: what a reader of CloudWatch Logs sees.
-    fn captured_text_logs(run: impl FnOnce()) -> String {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Buffer(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            // Another test's thread may have registered a callsite while no subscriber
-            // wanted it; ask every callsite again, now that this one does.
-            tracing::callsite::rebuild_interest_cache();
-            run()
-        });
-        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
-    }
-
     #[test]
     fn a_tag_with_a_line_break_cannot_forge_a_log_line() {
         let forged = "v1\n2026-11-24T00:00:00Z  INFO shiplane: release approved by admin";
         let mut event = event("tagged-push");
         event.payload["detail"]["image-tag"] = json!(forged);
-        let logs = captured_text_logs(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let d = deps().await;
-                let err = handle(&d, &NoPushClock, event).await.unwrap_err();
-                assert_eq!(err.error_type(), "InvalidEvent");
-                assert!(!err.to_string().contains('\n'), "{err}");
-            });
+        let ((), captured) = shiplane_e2e::logs::captured_async(async {
+            let d = deps().await;
+            let err = handle(&d, &NoPushClock, event).await.unwrap_err();
+            assert_eq!(err.error_type(), "InvalidEvent");
+            assert!(!err.to_string().contains('\n'), "{err}");
         });
+        captured.assert_one_line_per_record("image-push");
+        let logs = captured.text;
         assert!(logs.contains("rejected"), "{logs}");
         assert!(logs.contains("v1\\n2026"), "the break is escaped: {logs}");
         assert!(
