@@ -13,7 +13,7 @@ export SHIPLANE_PYTHON := $(CURDIR)/$(PY)
 TARGET_DIR = $(eval TARGET_DIR := $(shell cargo metadata --format-version 1 --no-deps --locked \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'))$(if $(TARGET_DIR),$(TARGET_DIR),$(error cannot ask cargo where it builds: run `cargo metadata --no-deps` to see why))
 
-.PHONY: test browser lint fmt unit emulator-tests python-tests demo emulator build lambda-binaries check-arch deploy venv clean bench bench-profiles first-run sim
+.PHONY: test browser lint fmt unit emulator-tests python-tests demo emulator build lambda-binaries check-arch deploy venv clean bench bench-profiles first-run sim fuzz
 
 ## test: formatting, clippy, every unit test, and the tests against the local AWS (the
 ## dashboard's in a headless chromium: `browser`)
@@ -139,6 +139,15 @@ SEEDS ?= 1000
 FROM ?= 0
 sim:
 	cargo run --release --locked -p shiplane-sim -- --seeds $(SEEDS) --from $(FROM)
+
+## fuzz: every function's fuzz campaign (tests/src/fuzz.rs), longer than `make test`'s
+## bounded one: FUZZ_SEEDS seeds (from..to) of FUZZ_CASES cases each; a failing case prints
+## the command that replays it
+FUZZ_SEEDS ?= 0..2000
+FUZZ_CASES ?= 40
+fuzz:
+	SHIPLANE_FUZZ_SEEDS=$(FUZZ_SEEDS) SHIPLANE_FUZZ_CASES=$(FUZZ_CASES) \
+	  cargo test --locked $(addprefix -p ,$(FUNCTIONS)) --bins fuzz_campaign -- --nocapture
 
 ## bench: measure and rewrite BENCHMARKS.md (not part of `make test`; ~10 min, plus
 ## bench-profiles the first time, ~35 min on 2 cores: one release build per profile variant;

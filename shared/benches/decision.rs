@@ -31,7 +31,8 @@ fn event(i: usize) -> String {
 /// the work cannot be optimised away.
 fn decide(pipeline: &Pipeline, raw: &str, busy: &LaneView) -> usize {
     let parsed: EventBridgeEvent<EcrImageAction> = serde_json::from_str(raw).expect("event");
-    let Ok(Inbound::Accepted(push)) = parse_push(&parsed) else {
+    let Ok(Inbound::Accepted(push)) = parse_push(&parsed, shiplane::release::Timestamp::now())
+    else {
         panic!("not a push")
     };
     let service = pipeline
@@ -74,7 +75,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let parsed: EventBridgeEvent<EcrImageAction> =
                 serde_json::from_str(black_box(&last)).expect("event");
-            parse_push(&parsed).expect("push")
+            parse_push(&parsed, shiplane::release::Timestamp::now()).expect("push")
         })
     });
     c.bench_function("decision/part/lookup_service_and_policy", |b| {

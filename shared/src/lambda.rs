@@ -1,12 +1,13 @@
 //! What every Lambda function shares: settings and AWS clients built once, the runtime
-//! loop, a few-line handler shape, and errors as Lambda reports them, with a stable
-//! `errorType` (`InvalidEvent`, `ConfigError`, `Conflict`, `StoreUnavailable`, …) instead
-//! of a Rust type name.
+//! loop, one reading of the delivered bytes ([`read_payload`]), a few-line handler shape,
+//! and errors as Lambda reports them, with a stable `errorType` (`InvalidEvent`,
+//! `ConfigError`, `Conflict`, `StoreUnavailable`, …) instead of a Rust type name.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::tower;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -140,14 +141,99 @@ where
     let config = crate::sdk::lambda_sdk_config(&settings).await;
     let deps = deps_from(&config, &settings);
     let extra = extra(&config);
-    lambda_runtime::run(service_fn(
-        |event: LambdaEvent<Value>| -> HandlerFuture<'_> {
-            // Every line an invocation logs names its request: `handle{request_id=…}`.
-            let span = info_span!("handle", request_id = %event.context.request_id);
-            Box::pin(handler(&deps, &extra, event).instrument(span))
-        },
-    ))
-    .await
+    let service = service_fn(|event: LambdaEvent<Checked>| -> HandlerFuture<'_> {
+        // Every line an invocation logs names its request: `handle{request_id=…}`.
+        let span = info_span!("handle", request_id = %event.context.request_id);
+        let LambdaEvent { payload, context } = event;
+        match payload {
+            Checked::Payload(payload) => Box::pin(
+                handler(&deps, &extra, LambdaEvent::new(payload, context)).instrument(span),
+            ),
+            Checked::Invalid(message) => Box::pin(
+                async move {
+                    error!(error = %message, "rejected: the payload is not one JSON object");
+                    Err(HandlerError::InvalidEvent(message))
+                }
+                .instrument(span),
+            ),
+        }
+    });
+    lambda_runtime::Runtime::new(service)
+        .layer(tower::layer::layer_fn(StrictPayload))
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .run()
+        .await
+}
+
+/// The one payload every function takes: the bytes Lambda delivered, read as exactly one
+/// JSON object with nothing after it. Bytes that are not JSON, a value followed by more
+/// (`{…}{…}`, `{…} junk`) and a JSON value that is not an object (`[1,2,3]`, `"ALARM"`,
+/// `42`, `null`) are an `InvalidEvent`: no AWS service sends one, so a direct invoke made it
+/// by mistake and it belongs in the dead-letter queue, not in an "ignored" answer.
+pub fn read_payload(body: &[u8]) -> Result<Value, HandlerError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        HandlerError::InvalidEvent(format!(
+            "the payload is not one JSON value ({e}): send the event as a single JSON object"
+        ))
+    })?;
+    let kind = match &value {
+        Value::Object(_) => return Ok(value),
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+    };
+    Err(HandlerError::InvalidEvent(format!(
+        "the payload is {kind}, not a JSON object: send the event as a single JSON object"
+    )))
+}
+
+/// What [`StrictPayload`] hands the runtime in place of the delivered bytes: the payload
+/// [`read_payload`] accepted, or why it refused them. Every body is rewritten into one of
+/// these, so no payload can pose as the other variant.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Checked {
+    Payload(Value),
+    Invalid(String),
+}
+
+/// The runtime's layer that reads each invocation's bytes with [`read_payload`] before the
+/// runtime deserializes them: the runtime itself takes the first JSON value and drops what
+/// follows, and answers bytes that are not JSON with its own Rust type name as `errorType`,
+/// before any handler runs.
+struct StrictPayload<S>(S);
+
+impl<S> tower::Service<lambda_runtime::LambdaInvocation> for StrictPayload<S>
+where
+    S: tower::Service<lambda_runtime::LambdaInvocation>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut invocation: lambda_runtime::LambdaInvocation) -> Self::Future {
+        invocation.body = checked(&invocation.body).into();
+        self.0.call(invocation)
+    }
+}
+
+/// The body [`StrictPayload`] hands the runtime for `body`: a [`Checked`], as JSON.
+fn checked(body: &[u8]) -> Vec<u8> {
+    let checked = match read_payload(body) {
+        Ok(payload) => Checked::Payload(payload),
+        Err(e) => Checked::Invalid(e.to_string()),
+    };
+    // Serializing a `Value` cannot fail (its keys are strings); were it to, the empty body
+    // would be the runtime's own deserialization error.
+    serde_json::to_vec(&checked).unwrap_or_default()
 }
 
 /// Parses an EventBridge envelope; a payload of another shape is an `InvalidEvent`.
@@ -183,23 +269,24 @@ impl<T: DeserializeOwned + serde::Serialize> Payload for EventBridgeEvent<T> {
 }
 
 /// A handler whose event is one engine call, in one place so that every such function
-/// logs, fails and answers alike: the payload read ([`Payload`]), `parse`d and
-/// [`accepted`], then `engine` run on what was accepted (and the time now), and its outcome
-/// [`applied`] with `about`'s fields of the event. `what` names the event in an
-/// `InvalidEvent`.
+/// logs, fails and answers alike: the payload read ([`Payload`]), `parse`d against the
+/// time now (an event's own time may not be ahead of it) and [`accepted`], then `engine`
+/// run on what was accepted (and the same time), and its outcome [`applied`] with `about`'s
+/// fields of the event. `what` names the event in an `InvalidEvent`.
 pub async fn handle_event<P: Payload, T>(
     payload: Value,
     what: &str,
-    parse: impl FnOnce(&P) -> Result<Inbound<T>, InvalidInput>,
+    parse: impl FnOnce(&P, Timestamp) -> Result<Inbound<T>, InvalidInput>,
     engine: impl AsyncFnOnce(&T, Timestamp) -> Result<Inbound<Report>, EngineError>,
     about: impl FnOnce(&T) -> Value,
 ) -> Result<Value, HandlerError> {
     let input = P::read(payload, what)?;
-    let event = match accepted(parse(&input), what)? {
+    let now = Timestamp::now();
+    let event = match accepted(parse(&input, now), what)? {
         Ok(event) => event,
         Err(answer) => return Ok(answer),
     };
-    let outcome = engine(&event, Timestamp::now()).await;
+    let outcome = engine(&event, now).await;
     applied(outcome, about(&event))
 }
 
@@ -269,6 +356,43 @@ pub fn failed(e: EngineError) -> HandlerError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_is_one_json_object_and_nothing_else() {
+        assert_eq!(
+            read_payload(b" {\"a\": [1, 2]}\n").unwrap(),
+            json!({"a": [1, 2]})
+        );
+        for (body, says) in [
+            (&b"[1,2,3]"[..], "an array"),
+            (b"\"ALARM\"", "a string"),
+            (b"42", "a number"),
+            (b"null", "null"),
+            (b"true", "a boolean"),
+            (b"", "not one JSON value"),
+            (b"ALARM", "not one JSON value"),
+            (b"\xff\xfe{}", "not one JSON value"),
+            (b"{\"a\": 1}{\"b\": 2}", "trailing characters"),
+            (b"{\"a\": 1} junk", "trailing characters"),
+            (b"{\"a\": 1", "not one JSON value"),
+        ] {
+            let err = read_payload(body).unwrap_err();
+            assert_eq!(err.error_type(), "InvalidEvent", "{body:?}");
+            let message = err.to_string();
+            assert!(message.contains(says), "{body:?}: {message}");
+            assert!(message.contains("single JSON object"), "{message}");
+        }
+    }
+
+    /// What the runtime's layer hands on: the accepted payload, or the refusal, in a shape
+    /// no payload can imitate.
+    #[test]
+    fn the_layer_rewrites_every_body_into_a_checked_payload() {
+        let through = |body: &[u8]| -> Checked { serde_json::from_slice(&checked(body)).unwrap() };
+        assert!(matches!(through(b"{\"Invalid\": \"x\"}"),
+            Checked::Payload(p) if p == json!({"Invalid": "x"})));
+        assert!(matches!(through(b"{}{}"), Checked::Invalid(m) if m.contains("trailing")));
+    }
 
     #[test]
     fn every_error_has_a_stable_meaningful_type() {

@@ -4,7 +4,10 @@
 //! `AWS_ENDPOINT_URL` and dummy credentials. Each test makes its own table, so tests run
 //! in parallel against one emulator without seeing each other's items.
 
+pub mod bad_input;
 pub mod check_server;
+pub mod fuzz;
+pub mod logs;
 pub mod round_trips;
 pub mod runtime_api;
 
@@ -168,7 +171,7 @@ pub fn image_push(repository: &str, tag: &str) -> shiplane::release::intake::Ima
     use shiplane::inbound::{Inbound, ecr};
     let event: aws_lambda_events::eventbridge::EventBridgeEvent<ecr::EcrImageAction> =
         serde_json::from_value(push_event(repository, tag)).expect("an ECR event");
-    match ecr::parse_push(&event) {
+    match ecr::parse_push(&event, shiplane::release::Timestamp::now()) {
         Ok(Inbound::Accepted(p)) => p,
         other => panic!("push of {repository}:{tag} is no release: {other:?}"),
     }

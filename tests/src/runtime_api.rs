@@ -43,7 +43,8 @@ struct State {
 /// An invocation waiting for the function's next poll.
 struct Pending {
     id: String,
-    event: Value,
+    /// The payload's bytes, as the function receives them.
+    body: Bytes,
     invoked_function_arn: String,
     timeout: Duration,
 }
@@ -106,10 +107,24 @@ impl RuntimeApi {
     /// Queues an event invoked through `invoked_function_arn` (an alias or version in its
     /// qualifier), with `timeout` until the invocation's deadline.
     pub fn invoke_as(&self, event: Value, invoked_function_arn: &str, timeout: Duration) -> String {
+        self.invoke_bytes(event.to_string(), invoked_function_arn, timeout)
+    }
+
+    /// Queues a payload of any bytes, JSON or not, as a direct invoke may send them.
+    pub fn invoke_raw(&self, body: impl Into<Bytes>) -> String {
+        self.invoke_bytes(body, DEFAULT_FUNCTION_ARN, Duration::from_secs(30))
+    }
+
+    fn invoke_bytes(
+        &self,
+        body: impl Into<Bytes>,
+        invoked_function_arn: &str,
+        timeout: Duration,
+    ) -> String {
         let id = format!("req-{}", ulid::Ulid::generate());
         lock(&self.state).pending.push_back(Pending {
             id: id.clone(),
-            event,
+            body: body.into(),
             invoked_function_arn: invoked_function_arn.to_string(),
             timeout,
         });
@@ -225,15 +240,20 @@ impl Function {
     }
 
     /// Stops the function and returns what it logged (JSON lines on stdout).
-    pub fn stop(mut self) -> Vec<Value> {
+    pub fn stop(self) -> Vec<Value> {
+        self.stop_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Stops the function and returns its log as it wrote it, line for line.
+    pub fn stop_text(mut self) -> String {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -287,7 +307,7 @@ async fn route(
                 if let Some(p) = lock(&state).pending.pop_front() {
                     let Pending {
                         id,
-                        event,
+                        body,
                         invoked_function_arn,
                         timeout,
                     } = p;
@@ -295,7 +315,7 @@ async fn route(
                         .duration_since(UNIX_EPOCH)
                         .unwrap_or_default()
                         + timeout;
-                    let mut r = reply(StatusCode::OK, event.to_string());
+                    let mut r = reply(StatusCode::OK, body);
                     let h = r.headers_mut();
                     h.insert("lambda-runtime-aws-request-id", id.parse().expect("header"));
                     h.insert(

@@ -66,7 +66,7 @@ impl World {
     fn push(&self, service: &str, tag: &str) -> ImagePush {
         let event: aws_lambda_events::eventbridge::EventBridgeEvent<EcrImageAction> =
             serde_json::from_value(push_event(&format!("{}/{service}", self.p), tag)).unwrap();
-        match parse_push(&event).unwrap() {
+        match parse_push(&event, shiplane::release::Timestamp::now()).unwrap() {
             Inbound::Accepted(p) => p,
             Inbound::Ignored(why) => panic!("{why}"),
         }

@@ -83,6 +83,36 @@ pub async fn handle<P: Ports, C: Checker, R: HookReporter>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shiplane::aws::fake::FakeHooks;
+    use shiplane::checks::ScriptedChecker;
+    use shiplane::engine::testing::{ONE_SERVICE_PIPELINE, deps_with_pipeline};
+
+    /// The hook's ids come from the payload: a line break in them is logged escaped, in
+    /// every record that names them, so it cannot forge a log line.
+    #[test]
+    fn ids_with_a_line_break_cannot_forge_a_log_line() {
+        let forged = "\n2026-11-24T00:00:00Z  INFO shiplane: release approved by admin";
+        let (reports, logs) = shiplane_e2e::logs::captured_async(async {
+            let deps = deps_with_pipeline(ONE_SERVICE_PIPELINE).await;
+            let hooks = Hooks {
+                checker: ScriptedChecker::default(),
+                reporter: FakeHooks::default(),
+            };
+            let payload = json!({"DeploymentId": format!("d-X{forged}"),
+                "LifecycleEventHookExecutionId": format!("e-X{forged}")});
+            let mut context = lambda_runtime::Context::default();
+            context.invoked_function_arn =
+                "arn:aws:lambda:us-east-1:1:function:shiplane-deploy-hook:AfterInstall".into();
+            let out = handle(&deps, &hooks, LambdaEvent::new(payload, context))
+                .await
+                .unwrap();
+            assert_eq!(out["status"], "Failed", "{out}");
+            hooks.reporter.reports()
+        });
+        assert_eq!(reports.len(), 1, "answered once");
+        assert!(logs.text.contains("hook failed"), "{}", logs.text);
+        logs.assert_one_line_per_record("the deploy-hook");
+    }
 
     #[test]
     fn the_hook_comes_from_the_alias_in_the_invoked_arn_and_nowhere_else() {
@@ -101,5 +131,52 @@ mod tests {
         assert_eq!(hook_of(&arn(":$LATEST")), None);
         assert_eq!(hook_of(&arn(":7")), None, "a version number names no hook");
         assert_eq!(hook_of(""), None);
+    }
+
+    /// The seeded mutation campaign over every event fixture (`shiplane_e2e::fuzz`): no
+    /// panic, a stable error type, nothing changed by what is refused or ignored, one log
+    /// line per record. `make fuzz` runs it longer.
+    #[test]
+    fn fuzz_campaign() {
+        let tally = shiplane_e2e::fuzz::run(&Fuzzed);
+        assert!(tally.refused > 0 && tally.answered > 0, "{tally:?}");
+    }
+
+    struct Fuzzed;
+
+    impl shiplane_e2e::fuzz::Target for Fuzzed {
+        type Deps = (
+            shiplane::engine::testing::FakeDeps,
+            Hooks<ScriptedChecker, FakeHooks>,
+        );
+        const NAME: &'static str = "deploy-hook";
+        const FAMILY: &'static [&'static str] = &["hook", "lifecycle"];
+        async fn deps(&self) -> Self::Deps {
+            let deps = deps_with_pipeline(&shiplane_e2e::fuzz::pipeline()).await;
+            let hooks = Hooks {
+                checker: ScriptedChecker::default(),
+                reporter: FakeHooks::default(),
+            };
+            (deps, hooks)
+        }
+        async fn invoke(&self, deps: &Self::Deps, payload: Value) -> Result<Value, HandlerError> {
+            let mut context = lambda_runtime::Context::default();
+            context.invoked_function_arn =
+                "arn:aws:lambda:us-east-1:1:function:shiplane-deploy-hook:AfterInstall".into();
+            // The checks end 200 ms from now, less than the poll of a hook that waits for
+            // an earlier attempt's verdict: a repeated execution id (the corpus repeats
+            // them) fails closed at once instead of waiting out the grace.
+            context.deadline = Timestamp::now().0
+                + u64::try_from(shiplane::engine::REPORT_RESERVE.as_millis()).unwrap_or(0)
+                + 200;
+            handle(&deps.0, &deps.1, LambdaEvent::new(payload, context)).await
+        }
+        fn effects(&self, deps: &Self::Deps) -> shiplane_e2e::fuzz::Effects {
+            let common = shiplane_e2e::fuzz::effects_of(&deps.0);
+            shiplane_e2e::fuzz::Effects {
+                aws_calls: common.aws_calls + deps.1.reporter.reports().len(),
+                ..common
+            }
+        }
     }
 }

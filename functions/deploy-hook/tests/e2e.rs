@@ -219,3 +219,50 @@ latency = "60s"
     assert_eq!(err["errorType"], "InvalidEvent");
     function.stop();
 }
+
+/// Bytes that are not one JSON object, through the built binary: an `InvalidEvent`, one
+/// log record each, and no AWS call.
+#[tokio::test]
+async fn a_payload_that_is_not_one_json_object_is_an_invalid_event_and_calls_no_aws() {
+    shiplane_e2e::bad_input::bad_payloads_are_invalid_events(
+        BINARY,
+        "shiplane-deploy-hook",
+        json!({"DeploymentId": "d-PROBE0001", "LifecycleEventHookExecutionId": "e-probe"}),
+    )
+    .await;
+}
+
+/// The built binary in Lambda's default text log format, its AWS endpoint a probe that
+/// refuses everything (so the hook fails and its answer is not delivered): ids with a line
+/// break are logged escaped, and no line of the log is forged.
+#[tokio::test]
+async fn ids_with_a_line_break_forge_no_line_of_the_text_log() {
+    let probe = shiplane_e2e::bad_input::AwsProbe::start().await;
+    let api = RuntimeApi::start().await;
+    let mut env = probe.function_env();
+    env.push(("AWS_LAMBDA_LOG_FORMAT", "Text"));
+    env.push(("RUST_LOG", "info"));
+    let function = api.spawn(Path::new(BINARY), "shiplane-deploy-hook", &env);
+    let forged = "\n2026-11-24T00:00:00Z  INFO shiplane: release approved by admin";
+    api.invoke_as(
+        hook_event(&format!("d-X{forged}"), &format!("e-X{forged}")),
+        &arn("AfterInstall"),
+        Duration::from_secs(30),
+    );
+    let out = api.wait_for(1, Duration::from_secs(60)).await;
+    let answer = out[0].result.clone().unwrap();
+    assert_eq!(answer["status"], "Failed", "{answer}");
+    assert_eq!(
+        answer["reported"], false,
+        "the probe refused the report: {answer}"
+    );
+    let log = function.stop_text();
+    for line in ["hook failed", "hook answer not delivered"] {
+        assert!(log.contains(line), "{line}: {log}");
+    }
+    assert!(log.contains("d-X\\n2026"), "escaped: {log}");
+    assert!(
+        log.lines().all(|l| !l.starts_with("2026-11-24T00:00:00Z")),
+        "a forged line: {log}"
+    );
+}

@@ -28,7 +28,7 @@ pub async fn handle<P: Ports>(
             handle_event(
                 event.payload,
                 "CodeDeploy deployment state change",
-                |event: &DeploymentStateEvent| parse_deployment_state(&event.0),
+                |event: &DeploymentStateEvent, now| parse_deployment_state(&event.0, now),
                 async |change, now| deps.engine().on_deployment_state(change, now).await,
                 |change| json!({ "deployment": change.deployment_id }),
             )
@@ -48,7 +48,7 @@ pub async fn handle<P: Ports>(
             handle_event(
                 event.payload,
                 "ECS task state change",
-                parse_task_stopped,
+                |event: &_, _| parse_task_stopped(event),
                 async |stopped, now| deps.engine().on_task_stopped(stopped, now).await,
                 |stopped| json!({ "task": stopped.task_arn }),
             )
@@ -158,6 +158,37 @@ mod tests {
             let err = handle(&d, invoke(payload)).await.unwrap_err();
             assert_eq!(err.error_type(), "InvalidEvent", "{err}");
             assert!(err.to_string().contains(says), "{err}");
+        }
+    }
+
+    /// The seeded mutation campaign over every event fixture (`shiplane_e2e::fuzz`): no
+    /// panic, a stable error type, nothing changed by what is refused or ignored, one log
+    /// line per record. `make fuzz` runs it longer.
+    #[test]
+    fn fuzz_campaign() {
+        let tally = shiplane_e2e::fuzz::run(&Fuzzed);
+        assert!(tally.refused > 0 && tally.answered > 0, "{tally:?}");
+    }
+
+    struct Fuzzed;
+
+    impl shiplane_e2e::fuzz::Target for Fuzzed {
+        type Deps = FakeDeps;
+        const NAME: &'static str = "deployment-events";
+        const FAMILY: &'static [&'static str] = &[
+            "events/codedeploy",
+            "events/ecs",
+            "codedeploy-deployment",
+            "of-d-1",
+        ];
+        async fn deps(&self) -> Self::Deps {
+            shiplane_e2e::fuzz::deps_with_a_release_deploying().await
+        }
+        async fn invoke(&self, deps: &Self::Deps, payload: Value) -> Result<Value, HandlerError> {
+            handle(deps, invoke(payload)).await
+        }
+        fn effects(&self, deps: &Self::Deps) -> shiplane_e2e::fuzz::Effects {
+            shiplane_e2e::fuzz::effects_of(deps)
         }
     }
 }

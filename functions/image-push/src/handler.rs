@@ -19,15 +19,12 @@ pub async fn handle<P: Ports>(
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let parsed = envelope::<EcrImageAction>(event.payload, "ECR image action")?;
-    let push = match accepted(parse_push(&parsed), "ECR image action")? {
+    let now = Timestamp::now();
+    let push = match accepted(parse_push(&parsed, now), "ECR image action")? {
         Ok(push) => push,
         Err(answer) => return Ok(answer),
     };
-    match deps
-        .engine()
-        .on_push_with(&push, clock, Timestamp::now())
-        .await
-    {
+    match deps.engine().on_push_with(&push, clock, now).await {
         Ok(PushOutcome::Ignored(reason)) => Ok(ignored(&reason)),
         Ok(PushOutcome::Created {
             release,
@@ -145,33 +142,26 @@ mod tests {
         assert_eq!(clock.asked().len(), 1);
     }
 
-    /// Logs in Lambda's text format, captured: what a reader of CloudWatch Logs sees.
-    fn captured_text_logs(run: impl FnOnce()) -> String {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Buffer(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            // Another test's thread may have registered a callsite while no subscriber
-            // wanted it; ask every callsite again, now that this one does.
-            tracing::callsite::rebuild_interest_cache();
-            run()
-        });
-        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    /// A push stamped in year 9999 would be the newest the lane ever sees, and every real
+    /// push after it would be created already superseded: it is refused and makes nothing,
+    /// and the next real push deploys.
+    #[tokio::test]
+    async fn a_push_stamped_far_ahead_is_refused_and_the_next_push_deploys() {
+        let d = deps().await;
+        let mut far = event("tagged-push");
+        far.payload["time"] = json!("9999-12-31T23:59:59Z");
+        let err = handle(&d, &NoPushClock, far).await.unwrap_err();
+        assert_eq!(err.error_type(), "InvalidEvent");
+        assert!(
+            err.to_string().contains("time: more than 5m ahead"),
+            "{err}"
+        );
+        let releases = d.store.releases_of_service("api", 5).await.unwrap();
+        assert!(releases.is_empty(), "no release: {releases:?}");
+        let out = handle(&d, &NoPushClock, event("tagged-push"))
+            .await
+            .unwrap();
+        assert_eq!(out["state"], "deploying", "{out}");
     }
 
     #[test]
@@ -179,17 +169,14 @@ mod tests {
         let forged = "v1\n2026-11-24T00:00:00Z  INFO shiplane: release approved by admin";
         let mut event = event("tagged-push");
         event.payload["detail"]["image-tag"] = json!(forged);
-        let logs = captured_text_logs(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let d = deps().await;
-                let err = handle(&d, &NoPushClock, event).await.unwrap_err();
-                assert_eq!(err.error_type(), "InvalidEvent");
-                assert!(!err.to_string().contains('\n'), "{err}");
-            });
+        let ((), captured) = shiplane_e2e::logs::captured_async(async {
+            let d = deps().await;
+            let err = handle(&d, &NoPushClock, event).await.unwrap_err();
+            assert_eq!(err.error_type(), "InvalidEvent");
+            assert!(!err.to_string().contains('\n'), "{err}");
         });
+        captured.assert_one_line_per_record("image-push");
+        let logs = captured.text;
         assert!(logs.contains("rejected"), "{logs}");
         assert!(logs.contains("v1\\n2026"), "the break is escaped: {logs}");
         assert!(
@@ -213,5 +200,32 @@ mod tests {
                 .starts_with("malformed ECR image action event"),
             "{err}"
         );
+    }
+
+    /// The seeded mutation campaign over every event fixture (`shiplane_e2e::fuzz`): no
+    /// panic, a stable error type, nothing changed by what is refused or ignored, one log
+    /// line per record. `make fuzz` runs it longer.
+    #[test]
+    fn fuzz_campaign() {
+        let tally = shiplane_e2e::fuzz::run(&Fuzzed);
+        assert!(tally.refused > 0 && tally.answered > 0, "{tally:?}");
+    }
+
+    struct Fuzzed;
+
+    impl shiplane_e2e::fuzz::Target for Fuzzed {
+        type Deps = FakeDeps;
+        const NAME: &'static str = "image-push";
+        const FAMILY: &'static [&'static str] = &["ecr"];
+        async fn deps(&self) -> Self::Deps {
+            deps_with_pipeline(&shiplane_e2e::fuzz::pipeline()).await
+        }
+        async fn invoke(&self, deps: &Self::Deps, payload: Value) -> Result<Value, HandlerError> {
+            let event = LambdaEvent::new(payload, lambda_runtime::Context::default());
+            handle(deps, &NoPushClock, event).await
+        }
+        fn effects(&self, deps: &Self::Deps) -> shiplane_e2e::fuzz::Effects {
+            shiplane_e2e::fuzz::effects_of(deps)
+        }
     }
 }

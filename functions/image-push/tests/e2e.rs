@@ -347,6 +347,32 @@ async fn bad_and_ignored_events_change_nothing() {
     assert_eq!(w.deployments().await.len(), 1);
 }
 
+/// A push stamped in year 9999, through the built binary: an `InvalidEvent` naming `time`,
+/// no release and no deployment; the real push after it deploys, not superseded.
+#[tokio::test]
+async fn a_push_stamped_far_ahead_is_refused_and_the_real_push_after_it_deploys() {
+    let w = World::new().await;
+    let _f = w.function();
+    let real = push_event(&format!("{}/api", w.p), "v1.0.0");
+    let mut far = real.clone();
+    far["time"] = Value::String("9999-12-31T23:59:59Z".into());
+    w.api.invoke(far);
+    w.api.invoke(real);
+    let out = w.api.wait_for(2, WAIT).await;
+    let refused = out[0].result.clone().unwrap_err();
+    assert_eq!(refused["errorType"], "InvalidEvent", "{refused}");
+    let message = refused["errorMessage"].as_str().unwrap();
+    assert!(message.contains("time: more than 5m ahead"), "{message}");
+    let answer = out[1].result.clone().unwrap();
+    assert_eq!(answer["state"], "deploying", "{answer}");
+    assert_eq!(
+        w.store.releases_of_service("api", 10).await.unwrap().len(),
+        1,
+        "only the real push's"
+    );
+    assert_eq!(w.deployments().await.len(), 1);
+}
+
 #[test]
 fn a_missing_setting_fails_init_naming_it() {
     let out = std::process::Command::new(BINARY)
@@ -357,4 +383,16 @@ fn a_missing_setting_fails_init_naming_it() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("SHIPLANE_TABLE: not set"), "{stderr}");
+}
+
+/// Bytes that are not one JSON object, through the built binary: an `InvalidEvent`, one
+/// log record each, and no AWS call.
+#[tokio::test]
+async fn a_payload_that_is_not_one_json_object_is_an_invalid_event_and_calls_no_aws() {
+    shiplane_e2e::bad_input::bad_payloads_are_invalid_events(
+        BINARY,
+        "shiplane-image-push",
+        shiplane_e2e::bad_input::event_fixture("ecr/tagged-push"),
+    )
+    .await;
 }

@@ -105,3 +105,10 @@ async fn a_fired_bake_timer_ends_the_bake_and_the_release_awaits_approval_in_pro
         json!([["Service", "Environment"], ["Environment"]])
     );
 }
+
+/// Bytes that are not one JSON object, through the built binary: an `InvalidEvent`, one
+/// log record each, and no AWS call.
+#[tokio::test]
+async fn a_payload_that_is_not_one_json_object_is_an_invalid_event_and_calls_no_aws() {
+    shiplane_e2e::bad_input::bad_payloads_are_invalid_events(BINARY, "shiplane-promote", json!({"source": "shiplane.bake-timer", "service": "api", "environment": "dev", "release": "01JD2B3C4D5E6F7G8H9J0KMNPQ", "attempt": 0})).await;
+}

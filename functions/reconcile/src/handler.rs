@@ -142,4 +142,30 @@ mod tests {
         assert!(why.contains("does not exist"), "{why}");
         assert_eq!(failure["retryable"], json!(false));
     }
+
+    /// The seeded mutation campaign over every event fixture (`shiplane_e2e::fuzz`): no
+    /// panic, a stable error type, nothing changed by what is refused or ignored, one log
+    /// line per record. `make fuzz` runs it longer.
+    #[test]
+    fn fuzz_campaign() {
+        let tally = shiplane_e2e::fuzz::run(&Fuzzed);
+        assert!(tally.refused > 0 && tally.answered > 0, "{tally:?}");
+    }
+
+    struct Fuzzed;
+
+    impl shiplane_e2e::fuzz::Target for Fuzzed {
+        type Deps = FakeDeps;
+        const NAME: &'static str = "reconcile";
+        const FAMILY: &'static [&'static str] = &["reconcile", "eventbridge"];
+        async fn deps(&self) -> Self::Deps {
+            deps_with_pipeline(&shiplane_e2e::fuzz::pipeline()).await
+        }
+        async fn invoke(&self, deps: &Self::Deps, payload: Value) -> Result<Value, HandlerError> {
+            handle(deps, &FakeAlarms::default(), invoke(payload)).await
+        }
+        fn effects(&self, deps: &Self::Deps) -> shiplane_e2e::fuzz::Effects {
+            shiplane_e2e::fuzz::effects_of(deps)
+        }
+    }
 }

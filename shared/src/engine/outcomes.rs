@@ -577,12 +577,12 @@ fn unknown_origin<T>(
     e: DeployError,
 ) -> Result<Option<T>, EngineError> {
     if e.retryable {
-        warn!(deployment = %deployment_id, error = ?e.message, "could not ask {asked} who made the deployment; the event is delivered again");
+        warn!(deployment = ?deployment_id, error = ?e.message, "could not ask {asked} who made the deployment; the event is delivered again");
         return Err(EngineError::Unavailable(format!(
             "{asked} could not say who made deployment {deployment_id} ({}); the event is delivered again",
             e.message
         )));
     }
-    warn!(deployment = %deployment_id, error = ?e.message, "{asked} refused to say who made the deployment; taken for another's");
+    warn!(deployment = ?deployment_id, error = ?e.message, "{asked} refused to say who made the deployment; taken for another's");
     Ok(None)
 }

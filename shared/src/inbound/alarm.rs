@@ -71,23 +71,36 @@ pub fn parse_cloudwatch_time(text: &str) -> Result<Timestamp, String> {
     u64::try_from(ms).map(Timestamp).map_err(|_| bad())
 }
 
-/// Parses either shape; other events are ignored, and a change without an alarm name, a
-/// known state or a readable timestamp is rejected naming the field.
-pub fn parse_alarm(payload: &Value) -> Result<Inbound<AlarmChange>, InvalidInput> {
-    let raw = if let Some(data) = payload.get("alarmData") {
-        data.clone()
-    } else {
-        let kind = payload
-            .get("detail-type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if kind != "CloudWatch Alarm State Change" {
-            return Ok(Inbound::Ignored(format!(
-                "not a CloudWatch alarm state change (detail-type {:?})",
-                escaped(kind)
-            )));
-        }
-        payload.get("detail").cloned().unwrap_or(Value::Null)
+/// The alarm part of either shape, or why the payload is neither: both come from CloudWatch
+/// (`source` "aws.cloudwatch"); an EventBridge event says it is an alarm state change in
+/// its `detail-type` and carries the alarm in `detail`; an alarm action's payload has no
+/// `detail-type` and carries it in `alarmData`.
+fn alarm_of(payload: &Value) -> Result<Option<&Value>, String> {
+    let text = |key: &str| payload.get(key).and_then(Value::as_str);
+    let source = text("source").unwrap_or_default();
+    if source != "aws.cloudwatch" {
+        return Err(format!(
+            "not from CloudWatch (source {:?})",
+            escaped(source)
+        ));
+    }
+    match text("detail-type") {
+        Some("CloudWatch Alarm State Change") => Ok(payload.get("detail")),
+        None if payload.get("alarmData").is_some() => Ok(payload.get("alarmData")),
+        kind => Err(format!(
+            "not a CloudWatch alarm state change (detail-type {:?})",
+            escaped(kind.unwrap_or_default())
+        )),
+    }
+}
+
+/// Parses either shape; other events are ignored ([`alarm_of`] says why), and a change without an alarm name, a
+/// known state or a readable timestamp, or stamped ahead of `now` (the function's clock)
+/// by more than [`super::MAX_CLOCK_SKEW`], is rejected naming the field.
+pub fn parse_alarm(payload: &Value, now: Timestamp) -> Result<Inbound<AlarmChange>, InvalidInput> {
+    let raw = match alarm_of(payload) {
+        Ok(raw) => raw.cloned().unwrap_or(Value::Null),
+        Err(why) => return Ok(Inbound::Ignored(why)),
     };
     let raw: AlarmRaw = serde_json::from_value(raw)
         .map_err(|e| field("detail", format!("not an alarm state change: {e}")))?;
@@ -114,7 +127,8 @@ pub fn parse_alarm(payload: &Value) -> Result<Inbound<AlarmChange>, InvalidInput
         .timestamp
         .as_deref()
         .ok_or_else(|| field("state.timestamp", "missing from the event"))
-        .and_then(|t| parse_cloudwatch_time(t).map_err(|e| field("state.timestamp", e)))?;
+        .and_then(|t| parse_cloudwatch_time(t).map_err(|e| field("state.timestamp", e)))
+        .and_then(|at| super::not_ahead("state.timestamp", at, now))?;
     Ok(Inbound::Accepted(AlarmChange {
         alarm,
         state: state_value,
@@ -133,7 +147,10 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        parse_alarm(&serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}")))
+        parse_alarm(
+            &serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}")),
+            Timestamp::now(),
+        )
     }
 
     fn accepted(name: &str) -> AlarmChange {
@@ -175,15 +192,70 @@ mod tests {
             "state.timestamp"
         );
         assert!(matches!(
-            parse_alarm(&serde_json::json!({"detail-type": "ECS Task State Change", "detail": {}})),
+            parse_alarm(
+                &serde_json::json!({"source": "aws.cloudwatch", "detail-type": "ECS Task State Change", "detail": {}}),
+                Timestamp::now()
+            ),
             Ok(Inbound::Ignored(_))
         ));
         assert_eq!(
-            parse_alarm(&serde_json::json!({"detail-type": "CloudWatch Alarm State Change", "detail": {"state": {"value": "ALARM"}}}))
+            parse_alarm(&serde_json::json!({"source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change", "detail": {"state": {"value": "ALARM"}}}), Timestamp::now())
                 .unwrap_err()
                 .field,
             "alarmName"
         );
+    }
+
+    /// An alarm change in either shape that another source sent, or whose `detail-type`
+    /// says it is something else, is no alarm change: ignored, with the reason.
+    #[test]
+    fn only_cloudwatchs_alarm_state_changes_are_read() {
+        let load = |shape: &str| -> Value {
+            let path = format!(
+                "{}/../tests/fixtures/events/cloudwatch/{shape}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+        };
+        let ignored = |payload: &Value| match parse_alarm(payload, Timestamp::now()) {
+            Ok(Inbound::Ignored(why)) => why,
+            other => panic!("{payload}: {other:?}"),
+        };
+        for shape in ["eventbridge-alarm", "lambda-action-alarm"] {
+            let mut forged = load(shape);
+            forged["source"] = "my.app".into();
+            assert!(ignored(&forged).contains("source \"my.app\""), "{shape}");
+            forged.as_object_mut().unwrap().remove("source");
+            assert!(ignored(&forged).contains("source \"\""), "{shape}");
+        }
+        let mut direct = load("lambda-action-alarm");
+        direct["detail-type"] = "ECS Task State Change".into();
+        assert!(ignored(&direct).contains("ECS Task State Change"));
+        let mut eventbridge = load("eventbridge-alarm");
+        eventbridge["detail-type"] = "CloudWatch Alarm Configuration Change".into();
+        assert!(ignored(&eventbridge).contains("Configuration Change"));
+        eventbridge.as_object_mut().unwrap().remove("detail-type");
+        assert!(ignored(&eventbridge).contains("detail-type \"\""));
+    }
+
+    #[test]
+    fn a_change_stamped_ahead_of_the_clock_is_refused() {
+        for shape in ["eventbridge-ok", "lambda-action-alarm"] {
+            let path = format!(
+                "{}/../tests/fixtures/events/cloudwatch/{shape}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut payload: Value = serde_json::from_str(&text).unwrap();
+            let key = if shape.starts_with("eventbridge") {
+                "detail"
+            } else {
+                "alarmData"
+            };
+            payload[key]["state"]["timestamp"] = "9999-12-31T23:59:59.000+0000".into();
+            let err = parse_alarm(&payload, Timestamp::now()).unwrap_err();
+            assert_eq!(err.field, "state.timestamp", "{shape}: {err}");
+        }
     }
 
     #[test]

@@ -42,9 +42,12 @@ pub struct DeploymentStateChange {
     pub at: Timestamp,
 }
 
-/// Parses a deployment state change; instance events and unknown states are ignored.
+/// Parses a deployment state change; instance events and unknown states are ignored, and a
+/// `time` more than [`super::MAX_CLOCK_SKEW`] ahead of `now` (the function's clock) is
+/// rejected.
 pub fn parse_deployment_state(
     event: &CodeDeployEvent,
+    now: Timestamp,
 ) -> Result<Inbound<DeploymentStateChange>, InvalidInput> {
     let (source, kind) = (
         event.source.as_deref().unwrap_or_default(),
@@ -82,7 +85,11 @@ pub fn parse_deployment_state(
         application: d.application.clone().unwrap_or_default(),
         deployment_group: d.deployment_group.clone().unwrap_or_default(),
         state,
-        at: Timestamp(u64::try_from(event.time.timestamp_millis()).unwrap_or(0)),
+        at: super::not_ahead(
+            "time",
+            Timestamp(u64::try_from(event.time.timestamp_millis()).unwrap_or(0)),
+            now,
+        )?,
     }))
 }
 
@@ -98,6 +105,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         parse_deployment_state(
             &serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}")),
+            Timestamp::now(),
         )
     }
 
@@ -138,10 +146,21 @@ mod tests {
             fixture("missing-deployment").unwrap_err().field,
             "deploymentId"
         );
+        // Stamped more than the skew ahead of the function's clock: refused.
+        let path = format!(
+            "{}/../tests/fixtures/events/codedeploy/success.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let event = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let before = Timestamp(1_794_799_200_000 - 301_000);
+        assert_eq!(
+            parse_deployment_state(&event, before).unwrap_err().field,
+            "time"
+        );
         // The library's own fixture parses too.
         let theirs = r#"{"account":"123456789012","region":"us-east-1","detail-type":"CodeDeploy Deployment State-change Notification","source":"aws.codedeploy","version":"0","time":"2016-06-30T22:06:31Z","id":"c071bfbf","resources":[],"detail":{"instanceGroupId":"9fd2","region":"us-east-1","application":"myApplication","deploymentId":"d-123456789","state":"SUCCESS","deploymentGroup":"myDeploymentGroup"}}"#;
         assert!(matches!(
-            parse_deployment_state(&serde_json::from_str(theirs).unwrap()),
+            parse_deployment_state(&serde_json::from_str(theirs).unwrap(), Timestamp::now()),
             Ok(Inbound::Accepted(_))
         ));
     }

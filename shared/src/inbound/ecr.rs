@@ -80,9 +80,11 @@ fn missing(field: &'static str) -> InvalidInput {
 }
 
 /// Parses an ECR Image Action event into a push, an "ignored: why", or an error naming
-/// the field that fails validation.
+/// the field that fails validation (a `time` more than [`super::MAX_CLOCK_SKEW`] ahead of
+/// `now`, the function's clock, among them).
 pub fn parse_push(
     event: &EventBridgeEvent<EcrImageAction>,
+    now: Timestamp,
 ) -> Result<Inbound<ImagePush>, InvalidInput> {
     if event.source != "aws.ecr" || event.detail_type != "ECR Image Action" {
         return Ok(Inbound::Ignored(format!(
@@ -141,14 +143,16 @@ pub fn parse_push(
         .ok_or_else(|| missing("region"))?;
     let pushed_at = event
         .time
-        .map(|t| Timestamp(u64::try_from(t.timestamp_millis()).unwrap_or(0)));
+        .map(|t| Timestamp(u64::try_from(t.timestamp_millis()).unwrap_or(0)))
+        .map(|at| super::not_ahead("time", at, now))
+        .transpose()?;
     Ok(Inbound::Accepted(ImagePush {
         registry: format!("{account}.dkr.ecr.{region}.amazonaws.com"),
         repository: repository.to_string(),
         digest,
         tag: tag.to_string(),
         // EventBridge always stamps `time`; an envelope without one is ordered by arrival.
-        pushed_at: pushed_at.unwrap_or_else(Timestamp::now),
+        pushed_at: pushed_at.unwrap_or(now),
     }))
 }
 
@@ -171,7 +175,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let event: EventBridgeEvent<EcrImageAction> =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
-        parse_push(&event)
+        parse_push(&event, Timestamp::now())
     }
 
     fn ignored(name: &str) -> String {
@@ -267,7 +271,7 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         event.detail.artifact_media_type = artifact.map(str::to_string);
         event.detail.manifest_media_type = Some(manifest.to_string());
-        parse_push(&event)
+        parse_push(&event, Timestamp::now())
     }
 
     #[test]
@@ -321,6 +325,24 @@ mod tests {
         };
         // tagged-push.json says "time": "2026-11-16T01:54:34Z".
         assert_eq!(push.pushed_at, Timestamp(1_794_794_074_000));
+    }
+
+    #[test]
+    fn a_push_stamped_ahead_of_the_clock_is_refused() {
+        let path = format!(
+            "{}/../tests/fixtures/events/ecr/tagged-push.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let event: EventBridgeEvent<EcrImageAction> = serde_json::from_str(&text).unwrap();
+        let before = Timestamp(1_794_794_074_000 - 301_000);
+        assert_eq!(parse_push(&event, before).unwrap_err().field, "time");
+        let far = text.replace("2026-11-16T01:54:34Z", "9999-12-31T23:59:59Z");
+        let event: EventBridgeEvent<EcrImageAction> = serde_json::from_str(&far).unwrap();
+        assert_eq!(
+            parse_push(&event, Timestamp::now()).unwrap_err().field,
+            "time"
+        );
     }
 
     #[test]

@@ -111,9 +111,12 @@ fn service_of_arn(arn: &str) -> Option<(String, String)> {
         .then(|| (cluster.to_string(), service.to_string()))
 }
 
-/// Parses a service deployment state change; only an ended deployment is news.
+/// Parses a service deployment state change; only an ended deployment is news. Its time
+/// (`updatedAt`, else the event's) more than [`super::MAX_CLOCK_SKEW`] ahead of `now` (the
+/// function's clock) is rejected.
 pub fn parse_service_deployment(
     event: &EventBridgeEvent<EcsDeploymentStateChange>,
+    now: crate::release::Timestamp,
 ) -> Result<Inbound<ServiceDeploymentEnded>, InvalidInput> {
     if event.source != "aws.ecs" || event.detail_type != "ECS Deployment State Change" {
         return Ok(Inbound::Ignored(format!(
@@ -148,17 +151,19 @@ pub fn parse_service_deployment(
             )));
         }
     };
-    let at = d
+    let (field, at) = d
         .updated_at
         .as_deref()
         .and_then(|t| super::alarm::parse_cloudwatch_time(t).ok())
+        .map(|at| ("detail.updatedAt", at))
         .or_else(|| {
             event
                 .time
                 .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
-                .map(crate::release::Timestamp)
+                .map(|at| ("time", crate::release::Timestamp(at)))
         })
         .unwrap_or_default();
+    let at = super::not_ahead(field, at, now)?;
     let service = event
         .resources
         .iter()
@@ -199,6 +204,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         parse_service_deployment(
             &serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}")),
+            crate::release::Timestamp::now(),
         )
     }
 
@@ -222,6 +228,23 @@ mod tests {
             failed.outcome,
             Err("ECS deployment ecs-svc/1234567890123456789 failed: ECS deployment circuit breaker: task failed to start.".into())
         );
+        // Stamped more than the skew ahead of the function's clock: refused, naming the
+        // time it read.
+        let path = format!(
+            "{}/../tests/fixtures/events/ecs/service-deployment-failed.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let far = |event: &serde_json::Value| {
+            let event = serde_json::from_value(event.clone()).unwrap();
+            parse_service_deployment(&event, crate::release::Timestamp::now()).unwrap_err()
+        };
+        event["detail"]["updatedAt"] = "9999-12-31T23:59:59Z".into();
+        assert_eq!(far(&event).field, "detail.updatedAt");
+        event["detail"].as_object_mut().unwrap().remove("updatedAt");
+        event["time"] = "9999-12-31T23:59:59Z".into();
+        assert_eq!(far(&event).field, "time");
         assert!(matches!(
             deployment_fixture("service-deployment-rollback-in-progress"),
             Ok(Inbound::Ignored(why)) if why.contains("SERVICE_DEPLOYMENT_IN_PROGRESS")

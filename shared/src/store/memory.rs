@@ -21,6 +21,8 @@ struct Inner {
     claims: HashMap<String, (String, Timestamp, Vec<String>)>,
     deployments: HashMap<String, DeploymentRef>,
     pipelines: Vec<StoredPipeline>,
+    /// Writes that landed, of any kind.
+    writes: u64,
 }
 
 /// A store in a mutex; each commit checks every condition before writing anything.
@@ -40,6 +42,12 @@ impl MemoryStore {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many writes landed (commits, settled claims, pipelines): a test's way to see
+    /// that an input changed nothing.
+    pub fn writes(&self) -> u64 {
+        self.lock().writes
     }
 }
 
@@ -118,6 +126,7 @@ impl ReleaseStore for MemoryStore {
         for d in commit.deployments {
             inner.deployments.insert(d.deployment_id.clone(), d);
         }
+        inner.writes += 1;
         Ok(())
     }
 
@@ -157,11 +166,13 @@ impl ReleaseStore for MemoryStore {
     }
 
     async fn settle_claim(&self, key: &str, tag: &str, now: Timestamp) -> Result<(), StoreError> {
-        if let Some((_, expires, settled)) = self.lock().claims.get_mut(key)
+        let mut inner = self.lock();
+        if let Some((_, expires, settled)) = inner.claims.get_mut(key)
             && *expires >= now
             && !settled.iter().any(|t| t == tag)
         {
             settled.push(tag.to_string());
+            inner.writes += 1;
         }
         Ok(())
     }
@@ -272,6 +283,7 @@ impl ReleaseStore for MemoryStore {
             });
         }
         inner.pipelines.push(pipeline);
+        inner.writes += 1;
         Ok(())
     }
 }

@@ -109,7 +109,7 @@ impl<P: Ports> Engine<'_, P> {
             ),
         };
         if let Some(why) = &verdict.reason {
-            warn!(deployment = %hook.deployment_id, reason = ?why, "hook failed");
+            warn!(deployment = ?hook.deployment_id, reason = ?why, "hook failed");
         }
         // CodeDeploy first: the announcement goes out meanwhile and never delays the answer.
         let (reported, ()) = tokio::join!(
@@ -120,16 +120,16 @@ impl<P: Ports> Engine<'_, P> {
                     .await
                     .is_err()
                 {
-                    warn!(deployment = %hook.deployment_id, "the hook's notifications were cut off by the deadline");
+                    warn!(deployment = ?hook.deployment_id, "the hook's notifications were cut off by the deadline");
                 }
             }
         );
         match &reported {
             Ok(()) => {
-                info!(deployment = %hook.deployment_id, execution = %hook.execution_id, status = verdict.status.as_str(), "hook answered")
+                info!(deployment = ?hook.deployment_id, execution = ?hook.execution_id, status = verdict.status.as_str(), "hook answered")
             }
             Err(e) => {
-                error!(deployment = %hook.deployment_id, error = ?e, "hook answer not delivered")
+                error!(deployment = ?hook.deployment_id, error = ?e, "hook answer not delivered")
             }
         }
         HookAnswer {
@@ -171,7 +171,7 @@ impl<P: Ports> Engine<'_, P> {
             }
         };
         if let Some(recorded) = &snapshot.claim {
-            info!(deployment = %hook.deployment_id, recorded = %recorded.value, "hook already answered; answering the same");
+            info!(deployment = ?hook.deployment_id, recorded = %recorded.value, "hook already answered; answering the same");
             return recorded_verdict(&recorded.value);
         }
         // A restore of the last known good is never held back: no checks, and an earlier
@@ -273,11 +273,11 @@ impl<P: Ports> Engine<'_, P> {
                 restore: true,
                 ..
             })) => {
-                warn!(deployment = %hook.deployment_id, reason = %why, "a restore's hook without the store; answered Succeeded");
+                warn!(deployment = ?hook.deployment_id, reason = ?why, "a restore's hook without the store; answered Succeeded");
                 Verdict::succeeded(Some(release))
             }
             Ok(Some(Origin::RollbackOf(original))) => {
-                warn!(deployment = %hook.deployment_id, original = %original, reason = %why, "the hook of CodeDeploy's rollback without the store; answered Succeeded");
+                warn!(deployment = ?hook.deployment_id, original = %original, reason = ?why, "the hook of CodeDeploy's rollback without the store; answered Succeeded");
                 Verdict::succeeded(None)
             }
             _ => Verdict::failed(why, None),
@@ -297,7 +297,7 @@ impl<P: Ports> Engine<'_, P> {
         checks_end: Instant,
         now: Timestamp,
     ) -> Verdict {
-        warn!(deployment = %hook.deployment_id, execution = %hook.execution_id, "an earlier attempt of this hook exists; waiting for its verdict");
+        warn!(deployment = ?hook.deployment_id, execution = ?hook.execution_id, "an earlier attempt of this hook exists; waiting for its verdict");
         let started = Instant::now();
         loop {
             let current = now.after(started.elapsed());

@@ -32,7 +32,7 @@ impl<P: Ports> Engine<'_, P> {
             Err(e) => {
                 // A rollback all the same: not held back because the store cannot
                 // say whose deployment it rolls back.
-                warn!(deployment = %hook.deployment_id, original = %original, error = %e, "the hook of CodeDeploy's rollback without the store; answered Succeeded");
+                warn!(deployment = ?hook.deployment_id, original = %original, error = ?e, "the hook of CodeDeploy's rollback without the store; answered Succeeded");
                 Verdict::succeeded(None)
             }
         }
@@ -78,7 +78,7 @@ impl<P: Ports> Engine<'_, P> {
             Err(e) => Err(e),
         };
         if let Err(e) = recorded {
-            warn!(deployment = %hook.deployment_id, error = %e, "the rollback's hook is answered; recording it failed");
+            warn!(deployment = ?hook.deployment_id, error = ?e, "the rollback's hook is answered; recording it failed");
         }
         verdict
     }
@@ -179,7 +179,7 @@ pub(super) async fn origin_of<R: HookReporter>(
         tries += 1;
         match reporter.origin(deployment_id).await {
             Err(e) if e.retryable && tries < ORIGIN_TRIES => {
-                warn!(deployment = %deployment_id, error = ?e.message, "CodeDeploy could not say who made the deployment; asking again");
+                warn!(deployment = ?deployment_id, error = ?e.message, "CodeDeploy could not say who made the deployment; asking again");
                 tokio::time::sleep(Duration::from_millis(100 << tries)).await;
             }
             answer => return answer,

@@ -144,7 +144,7 @@ impl<P: Ports> Engine<'_, P> {
             }
             // A restore is never held back, recorded or not: what it replaces is worse.
             (Err(e), _) if restore => {
-                warn!(deployment = %hook.deployment_id, error = %e, "a restore's hook could not be recorded; answered Succeeded");
+                warn!(deployment = ?hook.deployment_id, error = ?e, "a restore's hook could not be recorded; answered Succeeded");
                 Verdict::succeeded(Some(release))
             }
             (Err(e), _) => Verdict::failed(
