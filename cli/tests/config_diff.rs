@@ -68,7 +68,7 @@ fn validate_places_each_problem_once_and_shows_every_route() {
         text(&out.stderr),
         format!(
             "{f}:33:8: defaults.prod.bake: \"1 hour\" is not a duration; write \"1h\"\n\
-             {f}:85:10: services.api.environments.dev.checks.1.timeot: unknown key \"timeot\"; did you mean \"timeout\"?\n\
+             {f}:86:10: services.api.environments.dev.checks.1.timeot: unknown key \"timeot\"; did you mean \"timeout\"?\n\
              {f}: 2 problems\n"
         ),
         "the default three services inherit is wrong once, where it is written"
