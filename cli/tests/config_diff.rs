@@ -90,7 +90,7 @@ fn validate_places_each_problem_once_and_shows_every_route() {
     );
     let err = text(&out.stderr);
     assert!(
-        err.contains(":105:1: services.tiles: dev → prod skips staging, which api goes through; add [services.tiles.environments.staging] if tiles should stop there too"),
+        err.contains(":106:1: services.tiles: dev → prod skips staging, which api goes through; add [services.tiles.environments.staging] if tiles should stop there too"),
         "{err}"
     );
     assert!(err.starts_with("warning: "), "{err}");
