@@ -485,6 +485,24 @@ fn mutated(rng: &mut XorShiftRng, original: &[u8], donors: &[Value]) -> Vec<u8> 
     bytes
 }
 
+/// The campaign's test in a function's crate: `fuzz_campaign!(Target)` defines
+/// `fuzz_campaign` (the name `make fuzz` runs), which runs the campaign and asserts that
+/// some inputs were refused and some answered: a campaign that refuses all, or none, of
+/// its inputs reaches no handler, or no check.
+#[macro_export]
+macro_rules! fuzz_campaign {
+    ($target:expr) => {
+        /// The seeded mutation campaign over every event fixture (`shiplane_e2e::fuzz`):
+        /// no panic, a stable error type, nothing changed by what is refused or ignored,
+        /// one log line per record. `make fuzz` runs it longer.
+        #[test]
+        fn fuzz_campaign() {
+            let tally = $crate::fuzz::run(&$target);
+            assert!(tally.refused > 0 && tally.answered > 0, "{tally:?}");
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,14 +143,7 @@ mod tests {
         assert_eq!(failure["retryable"], json!(false));
     }
 
-    /// The seeded mutation campaign over every event fixture (`shiplane_e2e::fuzz`): no
-    /// panic, a stable error type, nothing changed by what is refused or ignored, one log
-    /// line per record. `make fuzz` runs it longer.
-    #[test]
-    fn fuzz_campaign() {
-        let tally = shiplane_e2e::fuzz::run(&Fuzzed);
-        assert!(tally.refused > 0 && tally.answered > 0, "{tally:?}");
-    }
+    shiplane_e2e::fuzz_campaign!(Fuzzed);
 
     struct Fuzzed;
 
