@@ -10,7 +10,7 @@ use shiplane::engine::{Deps, Engine, EngineError, Report};
 use shiplane::inbound::Inbound;
 use shiplane::pipeline::{LifecycleHook, Pipeline};
 use shiplane::release::intake::ImagePush;
-use shiplane::release::{Event, LaneEvent, ReleaseId, StageState, Timestamp};
+use shiplane::release::{AlarmState, Event, LaneEvent, ReleaseId, StageState, Timestamp};
 use shiplane::store::{MemoryStore, ReleaseStore, StoredPipeline};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
@@ -346,7 +346,9 @@ fn finish(rig: &Rig, violations: Vec<Violation>) -> Outcome {
     }
 }
 
-/// Whether a lane holds a release in flight (waiting for AWS, or for its deadline).
+/// Whether a lane holds a release in flight (waiting for AWS, or for its deadline), or a
+/// watch whose alarm fires (the lane owes the watch's rollback once the alarm has gone on
+/// firing long enough to be the watched release's own).
 async fn in_flight(rig: &Rig) -> bool {
     for service in rig.pipeline.services.keys() {
         let lanes = rig
@@ -356,7 +358,17 @@ async fn in_flight(rig: &Rig) -> bool {
             .lanes(service)
             .await
             .unwrap_or_default();
-        if lanes.iter().any(|l| l.item.in_flight.is_some()) {
+        let watch_owes = |l: &shiplane::release::Lane| {
+            l.watch.as_ref().is_some_and(|w| {
+                l.alarms
+                    .values()
+                    .any(|seen| seen.state == AlarmState::Alarm && w.covers(seen.at))
+            })
+        };
+        if lanes
+            .iter()
+            .any(|l| l.item.in_flight.is_some() || watch_owes(&l.item))
+        {
             return true;
         }
     }
