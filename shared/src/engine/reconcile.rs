@@ -42,7 +42,9 @@ use super::{Engine, EngineError, Ports, Report, effects};
 use crate::aws::{AlarmReader, DeployRequest, Deployer, DeploymentStatus, MigrationRun};
 use crate::facts::AlarmChange;
 use crate::pipeline::{Pipeline, Service, StageConfig};
-use crate::release::{Action, Event, Lane, LaneView, ReleaseId, Stage, StageState, Timestamp};
+use crate::release::{
+    Action, Event, Lane, LaneView, ReleaseId, Stage, StageState, Timestamp, persisting_alarm,
+};
 use crate::store::{LaneKey, LoadedLane, Reads, ReleaseStore, Snapshot, Versioned, read_some};
 
 /// Services reconciled at once. Lanes of one service are reconciled in order (a promotion
@@ -402,6 +404,12 @@ impl<P: Ports> Engine<'_, P> {
             }
         }
         let held = end_bake(&service.name, env, bake_over, hold_bake, &mut jobs);
+        // Like a bake's end, the watch's rollback for an alarm that goes on firing is done
+        // only by a pass that read the alarms (their missed changes applied first).
+        if !hold_bake && let Some((watched, alarm)) = persisting_alarm(&loaded.view, now) {
+            let work = Work::event(&service.name, env, &watched, Event::AlarmFired { alarm });
+            jobs.push(Job::Apply(work));
+        }
         jobs.push(Job::Apply(Work::recover(&service.name, env)));
         if jobs.is_empty() {
             return Ok((Report::default(), held));

@@ -28,16 +28,17 @@ const COMMIT_ATTEMPTS: u32 = 5;
 /// to CodeDeploy, up for the SDK's whole retry schedule.
 pub const NOTIFY_BUDGET: Duration = Duration::from_secs(3);
 
-/// The jobs a lane owes, leaving out actions the decision at hand already runs, and the
-/// end of a bake that is over: a bake ends on its alarms' current state in CloudWatch,
-/// not on the states the lane recorded (an ALARM may be lost or late; DESIGN invariant
-/// 12), so only the reconciler and the bake timer, which read CloudWatch first, end one.
+/// The jobs a lane owes, leaving out actions the decision at hand already runs, the end
+/// of a bake that is over, and the watch's rollback for an alarm that goes on firing: both
+/// follow the alarms' current state in CloudWatch, not the states the lane recorded (an
+/// ALARM or an OK may be lost or late; DESIGN invariant 12), so only passes that read
+/// CloudWatch first do them (the reconciler, and for a bake the bake timer).
 fn owed_jobs(view: &LaneView, policy: &Policy, now: Timestamp, running: &[Action]) -> Vec<Job> {
     let jobs: Vec<Job> = owed(view, policy, now)
         .into_iter()
         .filter_map(|o| match o {
             Owed::Act(a) if running.contains(&a) => None,
-            Owed::Apply(_, Event::BakeElapsed) => None,
+            Owed::Apply(_, Event::BakeElapsed | Event::AlarmFired { .. }) => None,
             Owed::Act(a) => view
                 .releases
                 .get(a.release())

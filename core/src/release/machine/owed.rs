@@ -103,7 +103,7 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
 pub const ALARM_SETTLE: Duration = Duration::from_secs(10 * 60);
 
 /// The watched last known good, running here alone, whose alarm (fired within its watch)
-/// still fires [`ALARM_SETTLE`] after anything here last changed: the alarm was taken for
+/// still fires [`ALARM_SETTLE`] after what runs here last changed: the alarm was taken for
 /// a release in flight (rolled back to this one), or this one was put back under it; no
 /// change of it arrives while it goes on firing, so the lane owes the watch's rollback
 /// ([`Event::AlarmFired`] on it). The alarm's name.
@@ -122,6 +122,8 @@ pub fn persisting_alarm(view: &LaneView, now: Timestamp) -> Option<(ReleaseId, S
         .releases
         .values()
         .filter_map(|r| r.stages.get(env))
+        // A release waiting in the queue changes nothing that runs.
+        .filter(|s| !s.state().is_waiting())
         .map(|s| s.since.max(s.noted.unwrap_or_default()))
         .max()?;
     let stage = view.releases.get(id)?.stages.get(env)?;

@@ -426,3 +426,42 @@ async fn a_lost_alarm_in_the_watch_after_the_bake_is_read_by_the_reconciler_and_
         .unwrap();
     assert!(cloudwatch.asked().is_empty(), "{:?}", cloudwatch.asked());
 }
+
+/// The watched release put back under its own alarm (taken for a newer release's first):
+/// an event passing the lane does not act on the alarm the lane recorded (its OK may be
+/// lost), only a reconciler pass that read CloudWatch does, once the alarm has gone on
+/// firing ten minutes after the lane last changed.
+#[tokio::test]
+async fn an_alarm_still_firing_under_the_restored_watched_release_is_acted_on_by_a_pass_that_read_it()
+ {
+    use crate::aws::fake::FakeAlarms;
+    let day = Duration::from_secs(24 * 3600);
+    let pipeline =
+        PipelineFile::base().stage("api", "dev", |s| s.alarm_prefixes(&["api-dev-"]).watch(day));
+    let w = World::with(pipeline).await;
+    let (v1, v2, _) = w.good_then_deploying().await;
+    w.succeed_in_dev(&v2).await;
+    let v3 = w.pushed("shiplane/api", 3, "v1.0.2").await;
+    let e = w.engine();
+    let pipeline = e.pipeline().await.unwrap();
+    e.on_alarm(&alarm(AlarmState::Alarm, 60), T0).await.unwrap();
+    assert_eq!(w.state(&v3, "dev").await, Some(StageState::RolledBack));
+    e.on_event(&pipeline, "api", "dev", &v2, Event::DeploymentSucceeded, T0)
+        .await
+        .unwrap();
+    assert_eq!(w.state(&v2, "dev").await, Some(StageState::Succeeded));
+    // Twenty minutes on, a push passes the lane: held by the alarm, and nothing else.
+    let later = Timestamp(T0.0 + 20 * 60_000);
+    e.on_push(&push("shiplane/api", 4, "v1.0.3"), later)
+        .await
+        .unwrap();
+    assert_eq!(w.state(&v2, "dev").await, Some(StageState::Succeeded));
+    // The reconciler reads CloudWatch: the alarm still fires; the watch rolls v2 back.
+    let cloudwatch = FakeAlarms::default();
+    cloudwatch.set(vec![alarm(AlarmState::Alarm, 60)]);
+    e.reconcile_with_alarms(&cloudwatch, &pipeline, None, later)
+        .await
+        .unwrap();
+    assert_eq!(w.state(&v2, "dev").await, Some(StageState::RolledBack));
+    assert_eq!(w.state(&v1, "dev").await, Some(StageState::Deploying));
+}
