@@ -76,20 +76,14 @@ pub struct Policy {
 impl Policy {
     /// The policy of one service's stage in the pipeline.
     pub fn for_stage(service: &Service, stage: &StageConfig) -> Policy {
+        // Data jobs run nothing on release, so there is nothing to bake or watch.
+        let serves = service.kind != ServiceKind::Task;
+        let serving = |d: Duration| if serves { d } else { Duration::ZERO };
         Policy {
             approval: stage.approval,
             migration: stage.migration.is_some(),
-            // Data jobs run nothing on release, so there is nothing to watch.
-            bake: if service.kind == ServiceKind::Task {
-                Duration::ZERO
-            } else {
-                stage.bake
-            },
-            watch: if service.kind == ServiceKind::Task {
-                Duration::ZERO
-            } else {
-                stage.watch
-            },
+            bake: serving(stage.bake),
+            watch: serving(stage.watch),
             frozen: stage.freeze,
             next_environment: service
                 .next_environment(&stage.environment)
