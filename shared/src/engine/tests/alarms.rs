@@ -369,6 +369,17 @@ async fn a_deployment_that_succeeds_while_its_lanes_alarm_fires_is_replaced_not_
     );
 }
 
+/// How long [`watched_a_day`] watches a release after its bake.
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// [`watched`], with dev's releases watched for a [`DAY`] after their bake.
+async fn watched_a_day() -> World {
+    World::with(
+        PipelineFile::base().stage("api", "dev", |s| s.alarm_prefixes(&["api-dev-"]).watch(DAY)),
+    )
+    .await
+}
+
 /// A release watched after its bake (`watch`): an ALARM whose event was lost is read from
 /// CloudWatch by the reconciler though the lane is idle, and rolls it back to the release
 /// before it, announced as an alert; once the watch (and the hour after) is over,
@@ -376,14 +387,11 @@ async fn a_deployment_that_succeeds_while_its_lanes_alarm_fires_is_replaced_not_
 #[tokio::test]
 async fn a_lost_alarm_in_the_watch_after_the_bake_is_read_by_the_reconciler_and_rolls_back() {
     use crate::aws::fake::FakeAlarms;
-    let day = Duration::from_secs(24 * 3600);
-    let pipeline =
-        PipelineFile::base().stage("api", "dev", |s| s.alarm_prefixes(&["api-dev-"]).watch(day));
-    let w = World::with(pipeline).await;
+    let w = watched_a_day().await;
     let (v1, v2, _) = w.good_then_deploying().await;
     w.succeed_in_dev(&v2).await;
     let lane = w.store.lane("api", "dev").await.unwrap().item;
-    assert_eq!(lane.watch.as_ref().map(|w| w.until), Some(T0.after(day)));
+    assert_eq!(lane.watch.as_ref().map(|w| w.until), Some(T0.after(DAY)));
     assert_eq!(
         lane.in_flight, None,
         "idle: only its watch makes the pass read alarms"
@@ -411,16 +419,13 @@ async fn a_lost_alarm_in_the_watch_after_the_bake_is_read_by_the_reconciler_and_
     );
 
     // A lane whose watch ended over an hour ago, idle: its alarms are not read.
-    let quiet = World::with(
-        PipelineFile::base().stage("api", "dev", |s| s.alarm_prefixes(&["api-dev-"]).watch(day)),
-    )
-    .await;
+    let quiet = watched_a_day().await;
     let v = quiet.pushed("shiplane/api", 1, "v1.0.0").await;
     quiet.succeed_in_dev(&v).await;
     let e = quiet.engine();
     let pipeline = e.pipeline().await.unwrap();
     let cloudwatch = FakeAlarms::default();
-    let long_after = Timestamp(T0.0 + (day.as_secs() + 2 * 3600) * 1000);
+    let long_after = Timestamp(T0.0 + (DAY.as_secs() + 2 * 3600) * 1000);
     e.reconcile_with_alarms(&cloudwatch, &pipeline, None, long_after)
         .await
         .unwrap();
@@ -435,10 +440,7 @@ async fn a_lost_alarm_in_the_watch_after_the_bake_is_read_by_the_reconciler_and_
 async fn an_alarm_still_firing_under_the_restored_watched_release_is_acted_on_by_a_pass_that_read_it()
  {
     use crate::aws::fake::FakeAlarms;
-    let day = Duration::from_secs(24 * 3600);
-    let pipeline =
-        PipelineFile::base().stage("api", "dev", |s| s.alarm_prefixes(&["api-dev-"]).watch(day));
-    let w = World::with(pipeline).await;
+    let w = watched_a_day().await;
     let (v1, v2, _) = w.good_then_deploying().await;
     w.succeed_in_dev(&v2).await;
     let v3 = w.pushed("shiplane/api", 3, "v1.0.2").await;
