@@ -484,7 +484,9 @@ impl SimDeployer {
             .sim
             .call("ECS DescribeServices", |w| {
                 let svc = w.services.get(&ecs)?;
-                let newest = svc.deployments.last()?;
+                // The newest release deployment: a restart (another service's `restarts`)
+                // changes no revision the service is updated to.
+                let newest = svc.deployments.iter().rev().find(|d| !d.restart)?;
                 (newest.task_definition == td && !ended.contains(&newest.id))
                     .then(|| newest.id.clone())
             })
@@ -751,11 +753,11 @@ impl Deployer for SimDeployer {
                     s.deployments
                         .iter()
                         .find(|d| d.id == deployment_id)
-                        .map(|d| d.task_definition.clone())
+                        .map(|d| (d.task_definition.clone(), d.created))
                 })
             })
             .await?;
-        let Some(td) = td else {
+        let Some((td, created)) = td else {
             return Ok(None);
         };
         self.sim
@@ -765,6 +767,7 @@ impl Deployer for SimDeployer {
                     release: ReleaseId::parse(r.release.as_deref()?).ok()?,
                     environment: r.environment.clone()?,
                     task_definition: td.clone(),
+                    created: Some(created),
                 })
             })
             .await

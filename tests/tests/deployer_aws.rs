@@ -531,16 +531,29 @@ async fn rolling_updates_the_service_with_the_circuit_breaker_once() {
     // Its deployment names the release by its revision's tags, for an event whose record
     // was lost (issue #22, simulation seed 241).
     let (cluster, service) = (format!("{}-dev", w.p), format!("{}-tiles-dev", w.p));
+    let before = Timestamp::now();
+    let tagged = w
+        .deployer
+        .ecs_origin(&cluster, &service, &deployment_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let created = tagged
+        .created
+        .expect("ECS says when it made the deployment");
     assert_eq!(
-        w.deployer
-            .ecs_origin(&cluster, &service, &deployment_id)
-            .await
-            .unwrap(),
-        Some(Tagged {
+        tagged,
+        Tagged {
             release: r.id.clone(),
             environment: "dev".into(),
             task_definition: task_definition.clone(),
-        })
+            created: Some(created),
+        }
+    );
+    // Made just now, by ECS's clock (to the second).
+    assert!(
+        created.0 / 1000 <= before.0 / 1000 && before.0 - created.0 < 60_000,
+        "{created:?}"
     );
     assert_eq!(
         w.deployer

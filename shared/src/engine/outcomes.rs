@@ -60,6 +60,8 @@ impl<P: Ports> Engine<'_, P> {
                         environment,
                         attempt: Some(attempt),
                         task_definition,
+                        // CodeDeploy's description names the attempt: no time needed.
+                        created: None,
                     };
                     return self
                         .unrecorded_deployment_ended(
@@ -226,6 +228,7 @@ impl<P: Ports> Engine<'_, P> {
             // ECS's tags name no attempt: the stage's own is taken.
             attempt: None,
             task_definition: Some(tagged.task_definition),
+            created: tagged.created,
         }))
     }
 
@@ -258,6 +261,29 @@ impl<P: Ports> Engine<'_, P> {
             return Ok(Inbound::Ignored(format!(
                 "deployment {id} was attempt {attempt} of release {} in {}, which is at attempt {} now; a late event changes nothing",
                 found.release, found.environment, stage.attempt
+            )));
+        }
+        // An ECS deployment of the stage's revision made before the stage last entered
+        // deploying is not its own: a restart of the revision that ran (another service's
+        // `restarts`), or a change by hand. Taking it would end the stage on it.
+        if let Some(created) = found.created
+            && stage.started().is_none()
+            && let Some(entered) = self
+                .store
+                .history_of_release(&found.release)
+                .await?
+                .iter()
+                .rfind(|t| {
+                    t.environment == found.environment
+                        && t.to == Some(StageState::Deploying)
+                        && t.from != Some(StageState::Deploying)
+                })
+                .map(|t| t.at)
+            && created < entered
+        {
+            return Ok(Inbound::Ignored(format!(
+                "ECS deployment {id} of release {}'s revision in {} was made before the stage last started deploying: not its own (a restart, or a change by hand)",
+                found.release, found.environment
             )));
         }
         let reference = DeploymentRef {
@@ -401,6 +427,8 @@ struct Found {
     environment: String,
     attempt: Option<u32>,
     task_definition: Option<String>,
+    /// When AWS created the deployment, when it says (ECS).
+    created: Option<Timestamp>,
 }
 
 impl<P: Ports> Engine<'_, P> {

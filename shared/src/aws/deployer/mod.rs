@@ -175,6 +175,9 @@ pub struct Tagged {
     pub release: ReleaseId,
     pub environment: String,
     pub task_definition: String,
+    /// When ECS created the deployment: one created before the stage last entered
+    /// deploying is not its own (a restart of the revision, a change by hand).
+    pub created: Option<Timestamp>,
 }
 
 /// Where a deployment Shiplane holds no reference to came from ([`Deployer::origin`]).

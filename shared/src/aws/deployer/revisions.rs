@@ -7,7 +7,7 @@ use aws_sdk_ecs::types::{ContainerDefinition, Tag, TaskDefinition, TaskDefinitio
 use super::adapter::{AwsDeployer, ecs_service};
 use super::naming::{TAG_DIGEST, TAG_ENVIRONMENT, TAG_RELEASE};
 use super::{DeployError, DeployRequest, Tagged, sdk};
-use crate::release::{Release, ReleaseId};
+use crate::release::{Release, ReleaseId, Timestamp};
 
 /// How many of a family's newest revisions a taken-over action looks through for its own.
 const EARLIER_REVISIONS: i32 = 10;
@@ -262,8 +262,15 @@ impl AwsDeployer {
             .unwrap_or_default()
             .into_iter()
             .find(|d| d.id.as_deref() == Some(deployment_id))
-            .and_then(|d| d.task_definition);
-        let Some(arn) = found else {
+            .and_then(|d| {
+                let created = d
+                    .created_at
+                    .and_then(|t| t.to_millis().ok())
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .map(Timestamp);
+                Some((d.task_definition?, created))
+            });
+        let Some((arn, created)) = found else {
             return Ok(None);
         };
         let (_, tags) = self.task_definition(&arn).await?;
@@ -280,6 +287,7 @@ impl AwsDeployer {
             release,
             environment,
             task_definition: arn,
+            created,
         }))
     }
 }

@@ -31,6 +31,7 @@ async fn an_ecs_deployment_that_landed_after_its_stage_ended_is_found_by_its_rev
             release: id.clone(),
             environment: "dev".into(),
             task_definition: "db-dev:9".into(),
+            created: Some(T0),
         },
     );
     let ended = ServiceDeploymentEnded {
@@ -68,6 +69,63 @@ async fn an_ecs_deployment_that_landed_after_its_stage_ended_is_found_by_its_rev
     };
     let out = e.on_service_deployment(&foreign, T0).await.unwrap();
     assert!(matches!(out, Inbound::Ignored(_)), "{out:?}");
+}
+
+/// Found by the simulation (seed 541 of the world with dependent restarts): a restart of
+/// the revision a rolling service ran ended while that revision's release was being
+/// restored, its own deployment not yet recorded. Made before the stage started
+/// deploying, it is not the stage's: taking it ended the restore as succeeded while a
+/// newer deployment went on to replace it.
+#[tokio::test]
+async fn an_ecs_deployment_of_the_revision_made_before_the_stage_started_deploying_is_not_its_own()
+{
+    let w = World::new().await;
+    let e = w.engine();
+    let id = w.pushed("shiplane/db", 1, "v1").await;
+    commit_only(&w, "db", "dev", &id, Event::MigrationSucceeded).await;
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Deploying));
+    let entered = w
+        .store
+        .history_of_release(&id)
+        .await
+        .unwrap()
+        .iter()
+        .rfind(|t| t.to == Some(StageState::Deploying))
+        .unwrap()
+        .at;
+    for (deployment, created, own) in [
+        ("ecs-svc/RESTART", Timestamp(entered.0 - 60_000), false),
+        ("ecs-svc/OWN", entered, true),
+    ] {
+        w.deployer.unrecorded_ecs.lock().unwrap().insert(
+            deployment.into(),
+            crate::aws::Tagged {
+                release: id.clone(),
+                environment: "dev".into(),
+                task_definition: "db-dev:9".into(),
+                created: Some(created),
+            },
+        );
+        let ended = ServiceDeploymentEnded {
+            deployment_id: deployment.into(),
+            service: Some(("shiplane-dev".into(), "db-dev".into())),
+            outcome: Ok(()),
+            at: T0,
+        };
+        let out = e.on_service_deployment(&ended, T0).await.unwrap();
+        let stage = w.store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone();
+        if own {
+            assert!(matches!(out, Inbound::Accepted(_)), "{out:?}");
+            assert_eq!(stage.deployment_id.as_deref(), Some(deployment));
+        } else {
+            let Inbound::Ignored(why) = out else {
+                panic!("{out:?}")
+            };
+            assert!(why.contains("not its own"), "{why}");
+            assert_eq!(stage.deployment_id, None);
+            assert_eq!(stage.state(), StageState::Deploying);
+        }
+    }
 }
 
 /// A rolling deployment that ECS no longer runs (a newer one of the service replaced
