@@ -515,6 +515,44 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
         }
     }
 
+    // 9. kept: a clean-up (`keep`) never deregistered a revision of the attempt of a
+    //    release its lane runs, last knew good, may roll back to, is deploying or holds
+    //    queued.
+    for (key, l) in &lanes {
+        let kept = [
+            &l.current,
+            &l.last_known_good,
+            &l.previous_good,
+            &l.in_flight,
+            &l.queued,
+        ];
+        for id in kept.into_iter().flatten() {
+            // Its current attempt's revisions (an earlier attempt's are no one's to keep).
+            let Some(attempt) = releases
+                .get(id)
+                .and_then(|r| r.stages.get(&key.environment))
+                .map(|s| s.attempt)
+            else {
+                continue;
+            };
+            for r in w.revisions.iter().filter(|r| {
+                !r.active
+                    && r.attempt == attempt
+                    && r.release.as_deref() == Some(id.as_str())
+                    && r.environment.as_deref() == Some(key.environment.as_str())
+            }) {
+                out.push(v(
+                    "kept",
+                    format!(
+                        "{key}: {} of {} was deregistered",
+                        r.arn,
+                        label(&Some(id.clone()))
+                    ),
+                ));
+            }
+        }
+    }
+
     // 7. history: each release's history ends where the release is.
     for r in releases.values() {
         let h = history.get(&r.id).map(Vec::as_slice).unwrap_or_default();

@@ -679,6 +679,55 @@ impl Deployer for SimDeployer {
             .await
     }
 
+    /// As `AwsDeployer::clean_up_revisions`, in one call (AWS's list, reads and
+    /// deregistrations, any of which may fail part-way, are one effect here).
+    async fn clean_up(
+        &self,
+        req: DeployRequest<'_>,
+        keep: u32,
+        protect: &[ReleaseId],
+    ) -> Result<Vec<String>, DeployError> {
+        let lane = lane_of(&self.sim, &req)?;
+        let env = req.stage.environment.clone();
+        let families: Vec<String> = std::iter::once(lane.family.clone())
+            .chain(lane.migration_family.clone())
+            .collect();
+        let protect: Vec<String> = protect.iter().map(ToString::to_string).collect();
+        let sim = self.sim.clone();
+        self.sim
+            .call("ECS DeregisterTaskDefinition", move |w| {
+                let mut out = Vec::new();
+                for family in families {
+                    let mut kept = 0;
+                    for r in w
+                        .revisions
+                        .iter_mut()
+                        .rev()
+                        .filter(|r| r.family == family && r.active)
+                    {
+                        let Some(release) = r
+                            .release
+                            .clone()
+                            .filter(|_| r.environment.as_deref() == Some(env.as_str()))
+                        else {
+                            continue;
+                        };
+                        if kept < keep {
+                            kept += 1;
+                        } else if !protect.contains(&release) {
+                            r.active = false;
+                            out.push(r.arn.clone());
+                        }
+                    }
+                }
+                if !out.is_empty() {
+                    sim.trace(format!("  deregistered {}", out.join(", ")));
+                }
+                out
+            })
+            .await
+    }
+
     async fn restart(
         &self,
         cluster: &str,

@@ -44,6 +44,7 @@ bake = "10m"
 watch = "30m"
 migration = { family = "api-migrate", command = ["./migrate"] }
 restarts = ["tiles"]
+keep = 2
 [[services.api.environments.dev.checks]]
 name = "health"
 hook = "before_allow_traffic"
@@ -88,6 +89,7 @@ service = "tiles-dev"
 alarms = ["tiles-dev-5xx"]
 bake = "10m"
 watch = "30m"
+keep = 1
 
 [services.tiles.environments.prod]
 cluster = "sim-prod"
@@ -220,6 +222,7 @@ pub async fn run(seed: u64, config: Config) -> Outcome {
                 environment: None,
                 attempt: 0,
                 digest: None,
+                active: true,
             });
             let mut svc = EcsService {
                 serving: arn.clone(),

@@ -77,6 +77,8 @@ pub struct Revision {
     /// only Shiplane's tags).
     pub attempt: u32,
     pub digest: Option<Digest>,
+    /// False once deregistered (a clean-up, `keep`).
+    pub active: bool,
 }
 
 /// An ECS service: the revision serving production traffic, and one being brought in.
@@ -271,9 +273,12 @@ impl World {
             .and_then(|d| self.image(d))
     }
 
-    /// The family's newest revision.
+    /// The family's newest active revision (as DescribeTaskDefinition of a family).
     pub fn latest(&self, family: &str) -> Option<&Revision> {
-        self.revisions.iter().rev().find(|r| r.family == family)
+        self.revisions
+            .iter()
+            .rev()
+            .find(|r| r.family == family && r.active)
     }
 
     pub fn register(
@@ -293,6 +298,7 @@ impl World {
             environment: Some(environment.to_string()),
             attempt,
             digest: Some(digest.clone()),
+            active: true,
         });
         arn
     }

@@ -583,6 +583,7 @@ pub async fn arrive(
         undo_by_redeploy: false,
         watch: std::time::Duration::ZERO,
         restarts: Vec::new(),
+        keep: 5,
     };
     let d = apply(
         &loaded.view,

@@ -33,6 +33,8 @@ fn the_demo_plays_every_step_and_exits_zero() {
         "5. Push etl:v1",
         "6. Push api:v5",
         "tiles restarted for api v5",
+        "7. The reconciler's pass cleans up",
+        "deregistered",
         "Demo complete: every step happened",
     ] {
         assert!(stdout.contains(step), "missing {step:?}:\n{stdout}");

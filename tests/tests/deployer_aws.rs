@@ -1048,3 +1048,51 @@ async fn a_success_restarts_the_services_it_names_once_and_both_histories_say_so
     assert_eq!(again, restart);
     assert_eq!(primary(&service().await).0, restart);
 }
+
+#[tokio::test]
+async fn a_clean_up_deregisters_the_environments_revisions_beyond_keep_never_a_kept_releases() {
+    let w = World::new().await;
+    let family = format!("{}-tiles-dev", w.p);
+    let first = w.family_revisions(&family).await;
+    // Six tiles releases deploy in dev, one after the other: a revision each.
+    let mut deployed = Vec::new();
+    for n in 1..=6 {
+        let r = w.release("tiles", &format!("v{n}"));
+        let out = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
+        let DeployOutcome::Started {
+            task_definition, ..
+        } = out
+        else {
+            panic!("{out:?}")
+        };
+        deployed.push((r, task_definition));
+    }
+    assert_eq!(w.family_revisions(&family).await, first + 6);
+    // v6 succeeded; the lane keeps v1 too (say, the one a rollback goes to). Keep 2.
+    let (v6, td6) = deployed[5].clone();
+    let mut succeeded = v6.clone();
+    let mut stage = Stage::new(StageState::Succeeded, Timestamp::now());
+    stage.task_definition = Some(td6);
+    succeeded.stages.insert("dev".into(), stage);
+    let protect = [deployed[0].0.id.clone(), v6.id.clone()];
+    let gone = w
+        .deployer
+        .clean_up(w.request(&succeeded, "dev"), 2, &protect)
+        .await
+        .unwrap();
+    let name = |td: &str| td.rsplit('/').next().unwrap().to_string();
+    // The newest two (v6, v5) kept, v1 protected, the service's own first revision (not
+    // Shiplane's) untouched: v4, v3 and v2 deregistered, newest first.
+    assert_eq!(
+        gone,
+        [&deployed[3].1, &deployed[2].1, &deployed[1].1].map(|td| name(td))
+    );
+    assert_eq!(w.family_revisions(&family).await, first + 3);
+    // Done again: nothing more to deregister.
+    let again = w
+        .deployer
+        .clean_up(w.request(&succeeded, "dev"), 2, &protect)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}

@@ -101,6 +101,7 @@ mod tests {
                 stage.phase = Phase::Succeeded {
                     promote_to: next,
                     restarts: Vec::new(),
+                    clean_up: false,
                 };
             }
             r.stages.insert((*env).to_string(), stage);

@@ -258,6 +258,7 @@ fn stage_settings(st: &StageConfig) -> BTreeMap<String, String> {
         }
     }
     put("bake", duration(st.bake));
+    put("keep", st.keep.to_string());
     put(
         "approval",
         text(match st.approval {

@@ -340,7 +340,16 @@ pub struct StageConfig {
     /// each time a release of this service succeeds here: a tile server that reads the
     /// schema this service's migration changed, on start only.
     pub restarts: Vec<String>,
+    /// How many of the task-definition revisions Shiplane registered for this environment
+    /// are kept after a success: older ones are deregistered (never those of the releases
+    /// the environment runs, last knew good, or may roll back to).
+    pub keep: u32,
 }
+
+/// [`StageConfig::keep`] when the file says nothing.
+pub const DEFAULT_KEEP: u32 = 5;
+/// The most revisions `keep` may ask for.
+pub const MAX_KEEP: u32 = 100;
 
 impl Pipeline {
     /// Parses and validates a pipeline file; on failure every problem is listed once, in

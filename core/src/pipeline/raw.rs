@@ -57,6 +57,7 @@ pub(super) struct RawStage {
     pub migration: Option<RawMigration>,
     pub task_families: Option<Vec<String>>,
     pub restarts: Option<Vec<String>>,
+    pub keep: Option<i64>,
     /// Removed: read only to say what replaced it.
     pub restart_on_release: Option<toml::Value>,
 }
@@ -142,6 +143,7 @@ impl RawStage {
                 .clone()
                 .or_else(|| defaults.task_families.clone()),
             restarts: self.restarts.clone().or_else(|| defaults.restarts.clone()),
+            keep: self.keep.or(defaults.keep),
             restart_on_release: self
                 .restart_on_release
                 .clone()

@@ -27,6 +27,11 @@ pub enum Call {
         cluster: String,
         service: String,
     },
+    CleanUp {
+        release: String,
+        environment: String,
+        keep: u32,
+    },
 }
 
 /// Records calls and answers from a script; deploys start `d-<n>` by default, migrations
@@ -237,6 +242,23 @@ impl Deployer for FakeDeployer {
         } else {
             answers.remove(0)
         }
+    }
+
+    async fn clean_up(
+        &self,
+        req: DeployRequest<'_>,
+        keep: u32,
+        _protect: &[crate::release::ReleaseId],
+    ) -> Result<Vec<String>, DeployError> {
+        self.record(
+            &req,
+            Call::CleanUp {
+                release: req.release.id.to_string(),
+                environment: req.stage.environment.clone(),
+                keep,
+            },
+        );
+        Ok(Vec::new())
     }
 
     async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {

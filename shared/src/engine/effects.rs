@@ -9,7 +9,7 @@ use crate::aws::{DeployOutcome, DeployRequest, Deployer, DeploymentStatus, Migra
 use crate::facts::BakeTimer;
 use crate::facts::TaskStopped;
 use crate::pipeline::{Pipeline, StageConfig, Target};
-use crate::release::{Action, Event, LaneEvent, Release, Restart, Timestamp};
+use crate::release::{Action, Event, LaneEvent, Release, ReleaseId, Restart, Timestamp};
 use crate::store::DeploymentRef;
 
 /// The event a stopped migration task means: only the migration container's exit code
@@ -53,7 +53,8 @@ impl<P: Ports> Engine<'_, P> {
             Action::Deploy { environment, .. }
             | Action::RunMigration { environment, .. }
             | Action::StopDeployment { environment, .. }
-            | Action::Restart { environment, .. } => environment.clone(),
+            | Action::Restart { environment, .. }
+            | Action::CleanUp { environment, .. } => environment.clone(),
             Action::Promote { from, .. } => from.clone(),
             // A timer needs nothing from the pipeline: it is cleared even when the stage
             // is no longer configured.
@@ -109,6 +110,7 @@ impl<P: Ports> Engine<'_, P> {
                 self.restart(pipeline, release, &environment, dependent)
                     .await
             }
+            Action::CleanUp { keep, protect, .. } => self.clean_up(req, keep, &protect).await,
             Action::Promote { to, .. } => {
                 vec![Work::event(
                     &release.service,
@@ -248,6 +250,39 @@ impl<P: Ports> Engine<'_, P> {
                 vec![done(None, Some(e))]
             }
         }
+    }
+
+    /// Deregisters the environment's older revisions after a success (`keep`). AWS
+    /// throttled or unreachable: still owed, done next pass; refused: recorded with the
+    /// reason, owed no more (the next success cleans up again).
+    async fn clean_up(
+        &self,
+        req: DeployRequest<'_>,
+        keep: u32,
+        protect: &[ReleaseId],
+    ) -> Vec<Work> {
+        let (release, env) = (req.release, req.stage.environment.as_str());
+        let event = match self.deployer.clean_up(req, keep, protect).await {
+            Ok(deregistered) => {
+                info!(release = %release.id, environment = %env, keep, deregistered = ?deregistered, "older revisions cleaned up");
+                Event::CleanedUp {
+                    deregistered,
+                    error: None,
+                }
+            }
+            Err(e) if e.retryable => {
+                warn!(release = %release.id, environment = %env, error = ?e.message, "clean-up failed; trying again next pass");
+                return Vec::new();
+            }
+            Err(e) => {
+                warn!(release = %release.id, environment = %env, error = ?e.message, "clean-up refused");
+                Event::CleanedUp {
+                    deregistered: Vec::new(),
+                    error: Some(e.message),
+                }
+            }
+        };
+        vec![Work::event(&release.service, env, &release.id, event)]
     }
 
     /// Sets the stage's bake timer to fire `at`, or clears it (None). Only a change comes

@@ -8,6 +8,7 @@
 mod claims;
 mod effects;
 mod hooks;
+mod not_its_own;
 mod outcomes;
 mod pass;
 mod ports;

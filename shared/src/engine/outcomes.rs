@@ -263,28 +263,8 @@ impl<P: Ports> Engine<'_, P> {
                 found.release, found.environment, stage.attempt
             )));
         }
-        // An ECS deployment of the stage's revision made before the stage last entered
-        // deploying is not its own: a restart of the revision that ran (another service's
-        // `restarts`), or a change by hand. Taking it would end the stage on it.
-        if let Some(created) = found.created
-            && stage.started().is_none()
-            && let Some(entered) = self
-                .store
-                .history_of_release(&found.release)
-                .await?
-                .iter()
-                .rfind(|t| {
-                    t.environment == found.environment
-                        && t.to == Some(StageState::Deploying)
-                        && t.from != Some(StageState::Deploying)
-                })
-                .map(|t| t.at)
-            && created < entered
-        {
-            return Ok(Inbound::Ignored(format!(
-                "ECS deployment {id} of release {}'s revision in {} was made before the stage last started deploying: not its own (a restart, or a change by hand)",
-                found.release, found.environment
-            )));
+        if let Some(why) = self.not_its_own(id, &found, stage).await? {
+            return Ok(Inbound::Ignored(why));
         }
         let reference = DeploymentRef {
             deployment_id: id.to_string(),
@@ -422,13 +402,13 @@ fn rollback_reported(change: &DeploymentStateChange, original: &str, r: &Deploym
 
 /// The release, environment and attempt (when known) a deployment Shiplane holds no
 /// reference to was made for, and the revision it deploys.
-struct Found {
-    release: ReleaseId,
-    environment: String,
+pub(super) struct Found {
+    pub(super) release: ReleaseId,
+    pub(super) environment: String,
     attempt: Option<u32>,
     task_definition: Option<String>,
     /// When AWS created the deployment, when it says (ECS).
-    created: Option<Timestamp>,
+    pub(super) created: Option<Timestamp>,
 }
 
 impl<P: Ports> Engine<'_, P> {

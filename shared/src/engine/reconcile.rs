@@ -43,7 +43,8 @@ use crate::aws::{AlarmReader, DeployRequest, Deployer, DeploymentStatus, Migrati
 use crate::facts::AlarmChange;
 use crate::pipeline::{Pipeline, Service, StageConfig};
 use crate::release::{
-    Action, Event, Lane, LaneView, ReleaseId, Stage, StageState, Timestamp, persisting_alarm,
+    Action, Event, Lane, LaneView, Policy, ReleaseId, Stage, StageState, Timestamp, owed_clean_up,
+    persisting_alarm,
 };
 use crate::store::{LaneKey, LoadedLane, Reads, ReleaseStore, Snapshot, Versioned, read_some};
 
@@ -411,6 +412,7 @@ impl<P: Ports> Engine<'_, P> {
             jobs.push(Job::Apply(work));
         }
         jobs.push(Job::Apply(Work::recover(&service.name, env)));
+        jobs.extend(clean_up_job(service, stage, &loaded.view));
         if jobs.is_empty() {
             return Ok((Report::default(), held));
         }
@@ -518,5 +520,13 @@ fn sorted(mut out: Reconciled) -> Reconciled {
 }
 
 mod alarms;
+/// The clean-up of older revisions a success on the lane owes ([`owed_clean_up`]): a
+/// reconciler's job only, off the way of every release's events.
+fn clean_up_job(service: &Service, stage: &StageConfig, view: &LaneView) -> Option<Job> {
+    let action = owed_clean_up(view, &Policy::for_stage(service, stage))?;
+    let release = view.releases.get(action.release())?.clone();
+    Some(Job::Execute(action, release))
+}
+
 #[cfg(test)]
 mod tests;

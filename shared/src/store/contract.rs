@@ -42,6 +42,7 @@ fn policy(approval: Approval) -> Policy {
         undo_by_redeploy: false,
         watch: std::time::Duration::ZERO,
         restarts: Vec::new(),
+        keep: 5,
     }
 }
 

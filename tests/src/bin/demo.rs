@@ -595,6 +595,27 @@ async fn run(demo: &mut Demo, broken: bool) -> Step<ReleaseId> {
             ));
         }
     }
+
+    bold(
+        "7. The reconciler's pass cleans up: api's dev revisions beyond keep = 2 are deregistered",
+    );
+    demo.cli(&["reconcile", "api"])?;
+    demo.timeline().await?;
+    let history = demo
+        .store
+        .history_of_release(&v5)
+        .await
+        .map_err(|e| e.to_string())?;
+    match history
+        .iter()
+        .find(|t| t.environment == "dev" && t.cause == shiplane::release::Cause::CleanedUp)
+    {
+        Some(t) => say(&format!(
+            "{}; v5 and v4 (the newest two, and what dev runs and would roll back to) stay",
+            t.detail.as_deref().unwrap_or_default()
+        )),
+        None => return Err("api's dev revisions should be cleaned up after v5's success".into()),
+    }
     Ok(v1)
 }
 

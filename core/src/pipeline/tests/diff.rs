@@ -112,11 +112,11 @@ fn added_removed_and_changed_services_and_environments() {
         [
             "Changed api Some(\"dev → staging → prod\") → Some(\"dev → prod (no staging)\"): \
              [SettingChange { key: \"port\", before: Some(\"8080\"), after: Some(\"8081\") }] | \
-             Changed dev (1 settings), Removed staging (9 settings), Changed prod (1 settings)",
+             Changed dev (1 settings), Removed staging (10 settings), Changed prod (1 settings)",
             "Changed etl Some(\"dev → prod (no staging)\") → Some(\"dev → staging → prod\"): [] | \
-             Added staging (4 settings)",
+             Added staging (5 settings)",
             "Removed tiles Some(\"dev → prod (no staging)\") → None: [SettingChange { key: \"container\", before: Some(\"\\\"tileserver\\\"\"), after: None }, SettingChange { key: \"kind\", before: Some(\"\\\"rolling\\\"\"), after: None }, SettingChange { key: \"repository\", before: Some(\"\\\"shiplane/tiles\\\"\"), after: None }, SettingChange { key: \"tags.regex\", before: Some(\"\\\"^release-[0-9]+$\\\"\"), after: None }] | \
-             Removed dev (5 settings), Removed prod (5 settings)",
+             Removed dev (6 settings), Removed prod (6 settings)",
         ]
     );
     assert_eq!(
@@ -129,6 +129,7 @@ fn added_removed_and_changed_services_and_environments() {
             setting("approval", None, Some("\"manual\"")),
             setting("bake", None, Some("\"30m\"")),
             setting("freeze", None, Some("false")),
+            setting("keep", None, Some("5")),
             setting("task_families", None, Some("[\"etl-nightly\"]")),
         ],
         "an added environment lists its effective settings, defaults included"

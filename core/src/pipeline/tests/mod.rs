@@ -71,6 +71,10 @@ fn the_example_file_validates_and_means_what_its_comments_say() {
     assert_eq!(api.stage("prod").unwrap().restarts, ["tiles"]);
     assert!(api.stage("staging").unwrap().restarts.is_empty());
     assert_eq!(
+        api.stage("dev").unwrap().keep,
+        crate::pipeline::DEFAULT_KEEP
+    );
+    assert_eq!(
         tiles.stage("prod").unwrap().approval,
         Approval::None,
         "service overrides default"
@@ -310,6 +314,25 @@ kind = "rolling"
         got.iter().any(|p| p.contains("services.broken.container")),
         "{got:#?}"
     );
+}
+
+#[test]
+fn keep_is_a_number_of_revisions_from_one_to_a_hundred() {
+    let file = |keep: &str| {
+        format!(
+            "[pipeline]\nenvironments = [\"dev\"]\n[defaults.dev]\ncluster = \"c\"\nkeep = {keep}\n[services.jobs]\nrepository = \"team/jobs\"\nkind = \"task\"\n[services.jobs.environments.dev]\ntask_families = [\"f\"]\n"
+        )
+    };
+    let kept = Pipeline::from_toml(&file("2")).unwrap();
+    assert_eq!(kept.services["jobs"].stage("dev").unwrap().keep, 2);
+    for bad in ["0", "-1", "101"] {
+        assert_eq!(
+            problems(&file(bad)),
+            [format!(
+                "5:8: defaults.dev.keep: {bad} is not a number of revisions to keep; write 1 to 100 (default 5)"
+            )]
+        );
+    }
 }
 
 #[test]

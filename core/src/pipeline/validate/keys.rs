@@ -51,6 +51,7 @@ const KNOWN_KEYS: &[&str] = &[
     "command",
     "task_families",
     "restarts",
+    "keep",
 ];
 
 /// One problem per key the file writes that the format does not know, with the nearest

@@ -7,7 +7,8 @@ use super::checks::checks;
 use super::{Problems, required};
 use crate::pipeline::raw::{RawCodeDeploy, RawService, RawStage};
 use crate::pipeline::{
-    Approval, Check, CodeDeployTarget, Migration, ServiceKind, StageConfig, Target, parse_duration,
+    Approval, Check, CodeDeployTarget, DEFAULT_KEEP, MAX_KEEP, Migration, ServiceKind, StageConfig,
+    Target, parse_duration,
 };
 
 const DEFAULT_DEPLOYMENT_CONFIG: &str = "CodeDeployDefault.ECSAllAtOnce";
@@ -67,6 +68,7 @@ pub(super) fn stage_config(
     let migration = migration(w, kind, merged, p);
     let task_families = task_families(w, kind, merged, p);
     restart_on_release_removed(w, p);
+    let keep = keep(w, merged, p);
 
     // Where a value is missing a problem was recorded above, and the pipeline is refused
     // whole: the empty placeholders below are never used.
@@ -102,6 +104,25 @@ pub(super) fn stage_config(
         freeze: merged.freeze.unwrap_or(false),
         migration,
         restarts: merged.restarts.clone().unwrap_or_default(),
+        keep,
+    }
+}
+
+/// How many of the revisions Shiplane registered here are kept after a success
+/// ([`StageConfig::keep`]): at least one, at most [`MAX_KEEP`].
+fn keep(w: &Written<'_>, merged: &RawStage, p: &mut Problems) -> u32 {
+    match merged.keep {
+        None => DEFAULT_KEEP,
+        Some(n) => match u32::try_from(n) {
+            Ok(n @ 1..=MAX_KEEP) => n,
+            _ => {
+                p.add(
+                    w.at("keep", |s| s.keep.is_some()),
+                    format!("{n} is not a number of revisions to keep; write 1 to {MAX_KEEP} (default {DEFAULT_KEEP})"),
+                );
+                DEFAULT_KEEP
+            }
+        },
     }
 }
 

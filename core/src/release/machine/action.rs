@@ -40,6 +40,15 @@ pub enum Action {
         environment: String,
         service: String,
     },
+    /// Deregister the task-definition revisions Shiplane registered for this environment
+    /// beyond the newest `keep`, never one of a release in `protect` (what the lane runs,
+    /// last knew good, may roll back to, is deploying or holds queued).
+    CleanUp {
+        release: ReleaseId,
+        environment: String,
+        keep: u32,
+        protect: Vec<ReleaseId>,
+    },
     /// Set the bake timer that fires the promote function at `at`, the end of the bake.
     SetTimer {
         release: ReleaseId,
@@ -65,6 +74,7 @@ impl Action {
             | Action::StopDeployment { release, .. }
             | Action::Promote { release, .. }
             | Action::Restart { release, .. }
+            | Action::CleanUp { release, .. }
             | Action::SetTimer { release, .. }
             | Action::ClearTimer { release, .. } => release,
         }

@@ -327,6 +327,24 @@ pub fn apply(
             }
         }
         (_, Event::Restarted { .. }) => {}
+        // The clean-up this success owed is done: recorded when it deregistered something
+        // or stopped short; owed no more either way (the next success cleans up again).
+        (
+            S::Succeeded,
+            Event::CleanedUp {
+                deregistered,
+                error,
+            },
+        ) => {
+            if w.stage(id)?.cleaned_up() {
+                if deregistered.is_empty() && error.is_none() {
+                    w.changed.insert(id.clone());
+                } else {
+                    w.record(id, cause, detail)?;
+                }
+            }
+        }
+        (_, Event::CleanedUp { .. }) => {}
         // Facts about the stage's timer or CodeDeploy's rollback of its deployment, true
         // whatever the stage became since.
         (_, Event::BakeTimer { .. } | Event::RollbackReported { .. }) => {

@@ -136,6 +136,13 @@ pub enum Event {
         deployment_id: Option<String>,
         error: Option<String>,
     },
+    /// The outcome of [`Action::CleanUp`]: the revisions deregistered, or why it stopped.
+    ///
+    /// [`Action::CleanUp`]: super::Action::CleanUp
+    CleanedUp {
+        deregistered: Vec<String>,
+        error: Option<String>,
+    },
     /// A CodeDeploy lifecycle hook ran its checks: each check's record (passed, "name:
     /// passed in 12 ms: excerpt"), and the verdict reported (`failure` when Failed).
     HookCompleted {
@@ -188,6 +195,7 @@ impl Event {
             Event::BakeTimer { set: false, .. } => Cause::TimerCleared,
             Event::Restarted { error: None, .. } => Cause::Restarted,
             Event::Restarted { error: Some(_), .. } => Cause::RestartFailed,
+            Event::CleanedUp { .. } => Cause::CleanedUp,
             Event::HookCompleted { failure: None, .. } => Cause::HookSucceeded,
             Event::HookCompleted {
                 failure: Some(_), ..
@@ -261,21 +269,7 @@ impl Event {
                 "{} {schedule}: {e}; the reconciler ends the bake when it is due",
                 if *set { "setting" } else { "clearing" }
             )),
-            Event::Restarted {
-                service,
-                deployment_id,
-                error: None,
-            } => Some(format!(
-                "{service}: new tasks of the revision it runs ({})",
-                deployment_id.as_deref().unwrap_or("ECS deployment")
-            )),
-            Event::Restarted {
-                service,
-                error: Some(e),
-                ..
-            } => Some(format!(
-                "{service} was not restarted: {e}; restart it by hand (aws ecs update-service --force-new-deployment)"
-            )),
+            Event::Restarted { .. } | Event::CleanedUp { .. } => after_success(self),
             Event::HookCompleted {
                 hook,
                 failure: None,
@@ -289,6 +283,43 @@ impl Event {
             _ => None,
         }
         .map(|d| bounded(&d))
+    }
+}
+
+/// What a success's own work (a dependent's restart, the clean-up) records.
+fn after_success(event: &Event) -> Option<String> {
+    match event {
+        Event::Restarted {
+            service,
+            deployment_id,
+            error: None,
+        } => Some(format!(
+            "{service}: new tasks of the revision it runs ({})",
+            deployment_id.as_deref().unwrap_or("ECS deployment")
+        )),
+        Event::Restarted {
+            service,
+            error: Some(e),
+            ..
+        } => Some(format!(
+            "{service} was not restarted: {e}; restart it by hand (aws ecs update-service --force-new-deployment)"
+        )),
+        Event::CleanedUp {
+            deregistered,
+            error,
+        } => Some(match (deregistered.is_empty(), error) {
+            (_, Some(e)) => format!(
+                "deregistered {}, then stopped: {e}; the next success here cleans up again",
+                if deregistered.is_empty() {
+                    "none".to_string()
+                } else {
+                    deregistered.join(", ")
+                }
+            ),
+            (true, None) => "nothing beyond what is kept".to_string(),
+            (false, None) => format!("deregistered {}", deregistered.join(", ")),
+        }),
+        _ => None,
     }
 }
 

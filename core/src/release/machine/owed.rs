@@ -6,7 +6,9 @@ use super::undo::runs_unwanted;
 use super::{Action, Event, Policy};
 use std::time::Duration;
 
-use crate::release::model::{AlarmState, LaneView, Release, ReleaseId, StageState, Timestamp};
+use crate::release::model::{
+    AlarmState, LaneView, Release, ReleaseId, Stage, StageState, Timestamp,
+};
 
 /// The action a stage still owes when the work that should follow its last commit never
 /// ran (a crash, a timeout): taken over once its lease ran out ([`Event::ActionResumed`]).
@@ -158,6 +160,43 @@ fn owed_by_in_flight(view: &LaneView, now: Timestamp, out: &mut Vec<Owed>) {
             out.push(Owed::Apply(r.id.clone(), Event::BakeElapsed));
         }
     }
+}
+
+/// The clean-up of older revisions a success here owes (the current release's or the last
+/// known good's), with what it must never deregister: the revisions of the releases the
+/// lane runs, last knew good, may roll back to, is deploying or holds queued. Only the
+/// reconciler does it, off every release's way (a bake's end does not wait for it). Pure.
+pub fn owed_clean_up(view: &LaneView, policy: &Policy) -> Option<Action> {
+    let lane = &view.lane;
+    let env = lane.environment.as_str();
+    let owing = [&lane.current, &lane.last_known_good]
+        .into_iter()
+        .flatten()
+        .find(|id| {
+            view.releases
+                .get(*id)
+                .and_then(|r| r.stages.get(env))
+                .is_some_and(Stage::owes_clean_up)
+        })?;
+    let mut protect: Vec<ReleaseId> = [
+        &lane.current,
+        &lane.last_known_good,
+        &lane.previous_good,
+        &lane.in_flight,
+        &lane.queued,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    protect.sort();
+    protect.dedup();
+    Some(Action::CleanUp {
+        release: owing.clone(),
+        environment: env.to_string(),
+        keep: policy.keep,
+        protect,
+    })
 }
 
 /// What a success here (the last known good's, the current release's) committed but never

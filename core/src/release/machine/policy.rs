@@ -76,6 +76,11 @@ pub struct Policy {
     ///
     /// [`StageConfig::restarts`]: crate::pipeline::StageConfig::restarts
     pub restarts: Vec<String>,
+    /// How many of the revisions Shiplane registered here a clean-up keeps
+    /// ([`StageConfig::keep`]).
+    ///
+    /// [`StageConfig::keep`]: crate::pipeline::StageConfig::keep
+    pub keep: u32,
 }
 
 impl Policy {
@@ -97,6 +102,7 @@ impl Policy {
             held_by: Vec::new(),
             undo_by_redeploy: service.kind == ServiceKind::Rolling,
             restarts: stage.restarts.clone(),
+            keep: stage.keep,
         }
     }
 }

@@ -319,6 +319,7 @@ impl<'p> Work<'p> {
         stage.phase = Phase::Succeeded {
             promote_to: promote.clone(),
             restarts: restarts.clone(),
+            clean_up: true,
         };
         let watch = self.policy.watch;
         let lane = self.lane();

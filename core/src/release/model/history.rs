@@ -152,6 +152,9 @@ spelled! {
         Restarted = "restarted",
         /// That restart failed for good: a person restarts the service.
         RestartFailed = "restart_failed",
+        /// Older task-definition revisions of the environment were deregistered after a
+        /// success (`keep`), or the clean-up stopped with the reason.
+        CleanedUp = "cleaned_up",
         Paused = "paused",
         Resumed = "resumed",
         /// An operator freed the lane of whatever held it.

@@ -177,6 +177,9 @@ pub enum Phase {
         /// The dependent services (`restarts`) this success still owes a restart, recorded
         /// with it for the same reason; each leaves the list once restarted.
         restarts: Vec<String>,
+        /// Owes the clean-up of the environment's older revisions (`keep`), done by the
+        /// reconciler's next pass.
+        clean_up: bool,
     },
     /// See [`StageState::Failed`].
     Failed,
@@ -208,6 +211,7 @@ impl Phase {
             S::Succeeded => Phase::Succeeded {
                 promote_to: None,
                 restarts: Vec::new(),
+                clean_up: false,
             },
             S::Failed => Phase::Failed,
             S::RolledBack => Phase::RolledBack,
@@ -341,6 +345,19 @@ impl Stage {
         }
     }
 
+    /// Whether a success here still owes the clean-up of older revisions.
+    pub fn owes_clean_up(&self) -> bool {
+        matches!(self.phase, Phase::Succeeded { clean_up: true, .. })
+    }
+
+    /// The clean-up was done (or failed for good): true when this success still owed it.
+    pub fn cleaned_up(&mut self) -> bool {
+        match &mut self.phase {
+            Phase::Succeeded { clean_up, .. } => std::mem::replace(clean_up, false),
+            _ => false,
+        }
+    }
+
     /// The dependent services a success here still owes a restart.
     pub fn restarts(&self) -> &[String] {
         match &self.phase {
@@ -381,6 +398,8 @@ struct Stored {
     promote_to: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     restarts: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    clean_up: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     task_definition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -430,6 +449,7 @@ impl From<Stored> for Stage {
             S::Succeeded => Phase::Succeeded {
                 promote_to: s.promote_to,
                 restarts: s.restarts,
+                clean_up: s.clean_up,
             },
             other => Phase::fresh(other, s.since),
         };
@@ -460,6 +480,7 @@ impl From<Stage> for Stored {
             (stage.bake_until(), stage.not_before(), stage.lease());
         let promote_to = stage.promote_to().map(str::to_string);
         let restarts = stage.restarts().to_vec();
+        let clean_up = stage.owes_clean_up();
         let migration_task = match stage.phase {
             Phase::Migrating { task, .. } => task,
             _ => None,
@@ -479,6 +500,7 @@ impl From<Stage> for Stored {
             attempt: stage.attempt,
             promote_to,
             restarts,
+            clean_up,
             task_definition: stage.task_definition,
             lease,
             restore_failures: stage.restore_failures,

@@ -40,6 +40,7 @@ fn every_phase() -> Vec<Stage> {
                 Phase::Succeeded { .. } => Phase::Succeeded {
                     promote_to: Some("prod".into()),
                     restarts: vec!["tiles".into()],
+                    clean_up: true,
                 },
                 other => other,
             };
@@ -85,6 +86,7 @@ fn the_state_s_own_data_keeps_the_names_it_was_stored_and_printed_under() {
         by_state[&StageState::Succeeded]["restarts"],
         json!(["tiles"])
     );
+    assert_eq!(by_state[&StageState::Succeeded]["clean_up"], json!(true));
     for (state, v) in &by_state {
         assert_eq!(v["attempt"], json!(2), "{state}");
         let own = [
@@ -94,9 +96,10 @@ fn the_state_s_own_data_keeps_the_names_it_was_stored_and_printed_under() {
             "bake_until",
             "promote_to",
             "restarts",
+            "clean_up",
         ];
         let held: Vec<_> = own.iter().filter(|k| v.get(**k).is_some()).collect();
-        assert!(held.len() <= 2, "{state} holds only its own data: {v}");
+        assert!(held.len() <= 3, "{state} holds only its own data: {v}");
     }
 }
 
@@ -144,7 +147,7 @@ fn what_a_state_cannot_have_is_dropped_on_read() {
     let stage = read(json!({
         "state": "validating", "since": 5, "deployment_id": "d-1",
         "lease": 9, "bake_until": 20, "not_before": 7, "promote_to": "prod",
-        "restarts": ["tiles"]
+        "restarts": ["tiles"], "clean_up": true
     }));
     assert_eq!(stage.phase, Phase::Validating);
     assert_eq!(
@@ -153,13 +156,14 @@ fn what_a_state_cannot_have_is_dropped_on_read() {
     );
     assert_eq!(stage.promote_to(), None);
     let again = written(&stage);
-    assert!(stage.restarts().is_empty());
+    assert!(stage.restarts().is_empty() && !stage.owes_clean_up());
     for gone in [
         "lease",
         "bake_until",
         "not_before",
         "promote_to",
         "restarts",
+        "clean_up",
     ] {
         assert!(again.get(gone).is_none(), "{gone} in {again}");
     }

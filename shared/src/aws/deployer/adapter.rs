@@ -131,6 +131,15 @@ impl Deployer for AwsDeployer {
         self.restart_service(cluster, service, since).await
     }
 
+    async fn clean_up(
+        &self,
+        req: DeployRequest<'_>,
+        keep: u32,
+        protect: &[crate::release::ReleaseId],
+    ) -> Result<Vec<String>, DeployError> {
+        self.clean_up_revisions(req, keep, protect).await
+    }
+
     async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
         Ok(deployment_info(&self.codedeploy, deployment_id)
             .await?

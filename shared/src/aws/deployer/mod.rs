@@ -14,6 +14,7 @@
 //! ahead).
 
 mod adapter;
+mod clean_up;
 mod codedeploy;
 mod data_jobs;
 mod migrations;
@@ -152,6 +153,16 @@ pub trait Deployer: Send + Sync {
         service: &str,
         since: Timestamp,
     ) -> impl Future<Output = Result<String, DeployError>> + Send;
+
+    /// Deregisters the task-definition revisions Shiplane registered for the stage's
+    /// environment beyond the newest `keep`, never one of a release in `protect`: the
+    /// names of those it deregistered.
+    fn clean_up(
+        &self,
+        req: DeployRequest<'_>,
+        keep: u32,
+        protect: &[ReleaseId],
+    ) -> impl Future<Output = Result<Vec<String>, DeployError>> + Send;
 
     fn origin(
         &self,

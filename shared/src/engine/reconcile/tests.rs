@@ -278,3 +278,45 @@ async fn an_alarm_a_gate_watches_by_prefix_is_read_for_the_release_waiting_behin
     assert_eq!(state(&d, &id, "prod").await, Some(StageState::Queued));
     assert!(deploys(&d).iter().all(|d| !d.ends_with("@prod")));
 }
+
+/// A success owes the clean-up of older revisions (`keep`): the bake's end does not do it
+/// (it waits for nothing more), the reconciler's next pass does, once.
+#[tokio::test]
+async fn the_clean_up_a_success_owes_is_done_by_the_next_reconciler_pass_once() {
+    use crate::aws::fake::Call;
+    let d = deps_with_pipeline(PIPELINE).await;
+    let e = engine(&d);
+    let pipeline = e.pipeline().await.unwrap();
+    let id = baking(&d, "shiplane/web", 1, T0).await;
+    e.on_event(&pipeline, "web", "dev", &id, Event::BakeElapsed, at(10))
+        .await
+        .unwrap();
+    let cleaned = |d: &FakeDeps| {
+        d.deployer
+            .calls()
+            .into_iter()
+            .filter(|c| matches!(c, Call::CleanUp { .. }))
+            .collect::<Vec<_>>()
+    };
+    assert!(cleaned(&d).is_empty(), "not on the bake's end");
+    let owes = async |d: &FakeDeps| {
+        d.store.release(&id).await.unwrap().unwrap().item.stages["dev"].owes_clean_up()
+    };
+    assert!(owes(&d).await);
+    let cloudwatch = FakeAlarms::default();
+    for minute in [11, 12] {
+        let _ = e
+            .reconcile_with_alarms(&cloudwatch, &pipeline, None, at(minute))
+            .await;
+    }
+    assert_eq!(
+        cleaned(&d),
+        [Call::CleanUp {
+            release: id.to_string(),
+            environment: "dev".into(),
+            keep: crate::pipeline::DEFAULT_KEEP,
+        }],
+        "once, with the stage's keep"
+    );
+    assert!(!owes(&d).await);
+}

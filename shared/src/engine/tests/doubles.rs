@@ -252,6 +252,15 @@ impl<A: AtDeploy> Deployer for Meanwhile<'_, A> {
             .await
     }
 
+    async fn clean_up(
+        &self,
+        req: DeployRequest<'_>,
+        keep: u32,
+        protect: &[crate::release::ReleaseId],
+    ) -> Result<Vec<String>, DeployError> {
+        self.inner.clean_up(req, keep, protect).await
+    }
+
     async fn restart(
         &self,
         cluster: &str,

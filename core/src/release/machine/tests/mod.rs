@@ -2,6 +2,7 @@
 //! sample of every event) here, and one file per topic.
 
 mod alerts;
+mod clean_up;
 mod flow;
 mod holds;
 mod late;
@@ -54,6 +55,7 @@ fn policy() -> Policy {
         undo_by_redeploy: false,
         watch: Duration::ZERO,
         restarts: Vec::new(),
+        keep: 5,
     }
 }
 
@@ -217,6 +219,10 @@ fn samples() -> Vec<Event> {
         Event::Restarted {
             service: "tiles".into(),
             deployment_id: Some("ecs-svc/1".into()),
+            error: None,
+        },
+        Event::CleanedUp {
+            deregistered: vec!["api-dev:1".into()],
             error: None,
         },
     ]

@@ -48,6 +48,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
             undo_by_redeploy: false,
             watch: Duration::ZERO,
             restarts: Vec::new(),
+            keep: 5,
         },
     )
 }
