@@ -7,6 +7,7 @@
 //! file differs from what is stored, 5 `wait`: the release ended another way, 6 `wait`:
 //! timed out.
 
+mod account;
 mod commands;
 mod config_file;
 mod dashboard;
@@ -86,6 +87,23 @@ enum Command {
     /// Validate, store and show the pipeline file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check the deployed account against a pipeline file (the stored pipeline when FILE
+    /// is left out): per environment, what is missing or set wrong, each with its fix.
+    /// Only reads. Exit 1 when anything would break a release or keep a rollback from
+    /// happening.
+    Doctor {
+        file: Option<PathBuf>,
+        /// The deploy-hook function CodeDeploy invokes (the stack's HookFunctionName output).
+        #[arg(
+            long,
+            env = "SHIPLANE_HOOK_FUNCTION",
+            default_value = "CodeDeployHook_shiplane"
+        )]
+        hook_function: String,
+        /// The Scheduler group bake timers live in (the stack's ScheduleGroupName output).
+        #[arg(long, env = "SHIPLANE_SCHEDULE_GROUP", default_value = shiplane::aws::DEFAULT_SCHEDULE_GROUP)]
+        schedule_group: String,
+    },
     /// Per environment: what runs, what is in flight, what waits, the last known good.
     Status {
         /// One service; all services of the pipeline when omitted.
@@ -294,7 +312,9 @@ enum ConfigCommand {
     /// pipeline. Exit 0 when it changes nothing, 4 when it does (like `git diff --exit-code`).
     Diff { file: PathBuf },
     /// Validate, show the diff, and store a pipeline file as the next version. An invalid
-    /// file stores nothing; a file that drops a lane with a live release is refused (exit 3).
+    /// file stores nothing; a file that drops a lane with a live release is refused (exit 3),
+    /// and so is one whose blue-green stages' CodeDeploy groups would not roll back or keep
+    /// the blue task set forever, unless the file says so (keep_blue, group_rollback).
     Apply {
         file: PathBuf,
         /// Recorded as who applied it; defaults to your AWS identity (STS GetCallerIdentity).
@@ -304,6 +324,10 @@ enum ConfigCommand {
         /// are not stopped, and Shiplane no longer acts on them.
         #[arg(long)]
         force: bool,
+        /// Store the file without reading the blue-green stages' CodeDeploy groups (no AWS
+        /// but the table; `shiplane doctor FILE` checks them later).
+        #[arg(long)]
+        no_check: bool,
     },
     /// Print the current pipeline file exactly as applied.
     Show,
