@@ -127,7 +127,13 @@ pub async fn apply(
     };
     if !json {
         for f in &account {
-            errln!("{}", f.text());
+            // What does not stop the apply is said as a warning, an error included (a
+            // group not made yet): the release there fails until it is.
+            let label = match f.severity {
+                account::Severity::Note => "note",
+                _ => "warning",
+            };
+            errln!("{}", f.labelled(label));
         }
         if !account.is_empty() {
             errln!(

@@ -121,17 +121,19 @@ impl Severity {
 impl Finding {
     /// Two lines a person reads: what is wrong, then the fix.
     pub fn text(&self) -> String {
+        self.labelled(self.severity.as_str())
+    }
+
+    /// [`Finding::text`] under another label (`config apply` stores the file all the same).
+    pub fn labelled(&self, label: &str) -> String {
         let service = self
             .service
             .as_deref()
             .map(|s| format!("{s}: "))
             .unwrap_or_default();
         format!(
-            "{}: {service}{} {}\n    fix: {}",
-            self.severity.as_str(),
-            self.thing,
-            self.problem,
-            self.fix
+            "{label}: {service}{} {}\n    fix: {}",
+            self.thing, self.problem, self.fix
         )
     }
 }

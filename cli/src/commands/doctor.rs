@@ -85,28 +85,28 @@ fn print_report(pipeline: &Pipeline, against: &str, region: &str, report: &Repor
             .get(&place.map(str::to_string))
             .copied()
             .unwrap_or_default();
-        let found: Vec<&Finding> = report
+        let mut found: Vec<&Finding> = report
             .findings
             .iter()
             .filter(|f| f.environment.as_deref() == place)
             .collect();
+        found.sort_by_key(|f| f.severity);
         if checked == 0 && found.is_empty() {
             continue;
         }
         let name = place.unwrap_or("every environment");
-        let errors = found
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count();
         if found.is_empty() {
             outln!("{name}: ok ({checked} checked)");
             continue;
         }
-        outln!(
-            "{name}: {errors} error{}, {} other ({checked} checked)",
-            if errors == 1 { "" } else { "s" },
-            found.len() - errors
-        );
+        let counts: Vec<String> = [Severity::Error, Severity::Warning, Severity::Note]
+            .into_iter()
+            .filter_map(|s| {
+                let n = found.iter().filter(|f| f.severity == s).count();
+                (n > 0).then(|| format!("{n} {}{}", s.as_str(), if n == 1 { "" } else { "s" }))
+            })
+            .collect();
+        outln!("{name}: {} ({checked} checked)", counts.join(", "));
         for f in found {
             outln!("  {}", f.text().replace('\n', "\n  "));
         }
