@@ -126,23 +126,7 @@ pub async fn apply(
         Vec::new()
     };
     if !json {
-        for f in &account {
-            // What does not stop the apply is said as a warning, an error included (a
-            // group not made yet): the release there fails until it is.
-            let label = match f.severity {
-                account::Severity::Note => "note",
-                _ => "warning",
-            };
-            errln!("{}", f.labelled(label));
-        }
-        if !account.is_empty() {
-            errln!(
-                "(`shiplane doctor {}` checks the whole account)",
-                file.display()
-            );
-        }
-    }
-    if !json {
+        print_account(file, &account);
         print_diff(file, &stored, &d);
         print_warnings(file, &checked.warnings);
         for l in &live {
@@ -176,6 +160,24 @@ pub async fn apply(
             file.display()
         ))),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// What the account check found that does not stop the apply, said as a warning (an error
+/// included: a group not made yet fails the release there until it is) or a note.
+fn print_account(file: &Path, found: &[account::Finding]) {
+    for f in found {
+        let label = match f.severity {
+            account::Severity::Note => "note",
+            _ => "warning",
+        };
+        errln!("{}", f.labelled(label));
+    }
+    if !found.is_empty() {
+        errln!(
+            "(`shiplane doctor {}` checks the whole account)",
+            file.display()
+        );
     }
 }
 

@@ -225,19 +225,26 @@ def hook_function(args) -> dict:
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as z:
         z.writestr("bootstrap", "#!/bin/sh\n")
-    arn = lam.create_function(FunctionName=args.name, Runtime="provided.al2023", Role=role, Handler="bootstrap",
-                              Code={"ZipFile": code.getvalue()})["FunctionArn"]
+    try:
+        arn = lam.create_function(FunctionName=args.name, Runtime="provided.al2023", Role=role, Handler="bootstrap",
+                                  Code={"ZipFile": code.getvalue()})["FunctionArn"]
+    except lam.exceptions.ResourceConflictException:
+        arn = lam.get_function(FunctionName=args.name)["Configuration"]["FunctionArn"]
     for hook in args.hooks or HOOKS:
-        lam.create_alias(FunctionName=args.name, Name=hook, FunctionVersion="$LATEST")
+        try:
+            lam.create_alias(FunctionName=args.name, Name=hook, FunctionVersion="$LATEST")
+        except lam.exceptions.ResourceConflictException:
+            pass
     return {"function": args.name, "arn": arn, "aliases": args.hooks or HOOKS}
 
 
 def stack(args) -> dict:
     """What `sam deploy` leaves in an account, for trying the CLI by hand: the account's
-    resources (as `account`) and a CloudFormation stack named --name whose outputs are
-    template.yaml's, so `shiplane init --stack NAME` reads them as it would from AWS. The
-    table is left to `shiplane table create` (the real stack makes it)."""
+    resources (as `account`), the deploy-hook function, and a CloudFormation stack named
+    --name whose outputs are template.yaml's, so `shiplane init --stack NAME` reads them as
+    it would from AWS. The table is left to `shiplane table create` (the real stack makes it)."""
     made = account(args)
+    hook_function(argparse.Namespace(name="CodeDeployHook_shiplane", hooks=None))
     outputs = {
         "TableName": args.name,
         "TopicArn": made["topic_arn"],

@@ -1,19 +1,19 @@
 //! Reads the account the pipeline releases through, one resource at a time (each once),
-//! and hands what it read to [`super::rules`]. Only Describe/Get calls.
+//! and hands what it read to [`super::rules`]. Only Describe/Get calls. This file: the
+//! walk over the pipeline and each stage's own resources; `groups.rs`: the CodeDeploy
+//! groups; `wide.rs`: what every environment shares.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod groups;
+mod wide;
+
+use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
-use shiplane::aws::{AlarmReader, CloudWatchAlarms};
-use shiplane::pipeline::{
-    CodeDeployTarget, LifecycleHook, Pipeline, Service, ServiceKind, StageConfig, Target,
-};
+use shiplane::aws::CloudWatchAlarms;
+use shiplane::pipeline::{Pipeline, Service, ServiceKind, StageConfig, Target};
 use shiplane::sdk::classify;
 
-use super::rules::{
-    At, GroupSettings, GroupStage, alarm_findings, container_finding, controller_finding,
-    group_findings, hook_name_finding,
-};
+use super::rules::{At, container_finding, controller_finding};
 use super::{Check, Report, Severity};
 use crate::diagnose::one_line;
 
@@ -274,7 +274,7 @@ impl AccountCheck {
         };
         let controller = found
             .deployment_controller()
-            .map(|d| d.r#type())
+            .map(aws_sdk_ecs::types::DeploymentController::r#type)
             .map(aws_sdk_ecs::types::DeploymentControllerType::as_str);
         if let Some(f) = controller_finding(at, kind, cluster, service, controller) {
             self.report.add(f);
@@ -365,196 +365,6 @@ impl AccountCheck {
         }
     }
 
-    /// A blue-green stage's CodeDeploy application and group, and the group's settings.
-    async fn group(&mut self, at: At<'_>, target: &CodeDeployTarget, cluster: &str, service: &str) {
-        let stage = GroupStage {
-            at,
-            application: &target.application,
-            group: &target.deployment_group,
-            cluster,
-            service,
-            expect: target.group,
-        };
-        self.report.looked_at(at.environment);
-        let read = self
-            .codedeploy
-            .get_deployment_group()
-            .application_name(&target.application)
-            .deployment_group_name(&target.deployment_group)
-            .send()
-            .await;
-        let missing = [
-            ("ApplicationDoesNotExistException", "application"),
-            ("DeploymentGroupDoesNotExistException", "group"),
-        ];
-        match Lookup::of("CodeDeploy GetDeploymentGroup", read, &missing) {
-            Lookup::Found(out) => {
-                let settings = out
-                    .deployment_group_info()
-                    .map(group_settings)
-                    .unwrap_or_default();
-                for f in group_findings(&stage, &settings) {
-                    self.report.add(f);
-                }
-            }
-            Lookup::Missing(what) => self.report.add(missing_group(&stage, what)),
-            Lookup::Unreadable(m) => {
-                self.unreadable(at, stage.thing(), "codedeploy:GetDeploymentGroup", m);
-            }
-        }
-    }
-
-    /// Every alarm name and prefix the stages watch, read in one go and told per stage.
-    async fn alarms(&mut self, pipeline: &Pipeline) {
-        let stages: Vec<(&Service, &StageConfig)> = pipeline
-            .services
-            .values()
-            .flat_map(|s| s.stages.iter().map(move |st| (s, st)))
-            .filter(|(_, st)| !st.alarms.is_empty() || !st.alarm_prefixes.is_empty())
-            .collect();
-        if stages.is_empty() {
-            return;
-        }
-        let names: BTreeSet<String> = stages
-            .iter()
-            .flat_map(|(_, st)| st.alarms.clone())
-            .collect();
-        let prefixes: BTreeSet<String> = stages
-            .iter()
-            .flat_map(|(_, st)| st.alarm_prefixes.clone())
-            .collect();
-        let names: Vec<String> = names.into_iter().collect();
-        let prefixes: Vec<String> = prefixes.into_iter().collect();
-        let existing: BTreeSet<String> = match self.alarms.current(&names, &prefixes).await {
-            Ok(found) => found.into_iter().map(|c| c.alarm).collect(),
-            Err(e) => {
-                let at = At {
-                    environment: None,
-                    service: None,
-                };
-                let thing = "CloudWatch alarms the pipeline watches".to_string();
-                return self.unreadable(
-                    at,
-                    thing,
-                    "cloudwatch:DescribeAlarms",
-                    one_line(&e.message),
-                );
-            }
-        };
-        for (service, stage) in stages {
-            let at = at(service, stage);
-            self.report.looked_at(at.environment);
-            for f in alarm_findings(at, &stage.alarms, &stage.alarm_prefixes, &existing) {
-                self.report.add(f);
-            }
-        }
-    }
-
-    /// The deploy-hook function and its alias for every hook a check runs in, when any
-    /// blue-green stage has checks (a stage without checks names no hook).
-    async fn hook_function(&mut self, pipeline: &Pipeline, function: &str) {
-        let mut hooks: BTreeSet<LifecycleHook> = BTreeSet::new();
-        for stage in pipeline.services.values().flat_map(|s| &s.stages) {
-            hooks.extend(stage.target.checks().iter().map(|c| c.hook));
-        }
-        if hooks.is_empty() {
-            return;
-        }
-        let at = At {
-            environment: None,
-            service: None,
-        };
-        self.report.looked_at(None);
-        if let Some(f) = hook_name_finding(function) {
-            self.report.add(f);
-        }
-        let read = self
-            .lambda
-            .get_function()
-            .function_name(function)
-            .send()
-            .await;
-        let thing = format!("Lambda function {function}");
-        match Lookup::of(
-            "Lambda GetFunction",
-            read,
-            &[("ResourceNotFoundException", "")],
-        ) {
-            Lookup::Found(_) => {}
-            Lookup::Missing(_) => {
-                return self.report.add(at.finding(
-                    Severity::Error,
-                    Check::HookFunction,
-                    thing,
-                    "does not exist: CodeDeploy invokes it for every lifecycle hook with checks, and fails the deployment".into(),
-                    "deploy the stack (make deploy), or name its HookFunctionName output: shiplane init --stack NAME, --hook-function or SHIPLANE_HOOK_FUNCTION".into(),
-                ));
-            }
-            Lookup::Unreadable(m) => return self.unreadable(at, thing, "lambda:GetFunction", m),
-        }
-        for hook in hooks {
-            self.hook_alias(function, hook).await;
-        }
-    }
-
-    async fn hook_alias(&mut self, function: &str, hook: LifecycleHook) {
-        let at = At {
-            environment: None,
-            service: None,
-        };
-        self.report.looked_at(None);
-        let alias = hook.appspec_name();
-        let read = self
-            .lambda
-            .get_alias()
-            .function_name(function)
-            .name(alias)
-            .send()
-            .await;
-        let thing = format!("Lambda alias {function}:{alias}");
-        match Lookup::of("Lambda GetAlias", read, &[("ResourceNotFoundException", "")]) {
-            Lookup::Found(_) => {}
-            Lookup::Missing(_) => self.report.add(at.finding(
-                Severity::Error,
-                Check::HookFunction,
-                thing,
-                format!("does not exist: the AppSpec names it for the {} checks, and CodeDeploy fails the deployment at that hook", hook.config_name()),
-                format!("deploy the stack again (it makes one alias per hook), or: aws lambda create-alias --function-name {function} --name {alias} --function-version '$LATEST'"),
-            )),
-            Lookup::Unreadable(m) => self.unreadable(at, thing, "lambda:GetAlias", m),
-        }
-    }
-
-    /// The Scheduler group bake timers are set in, when any stage bakes.
-    async fn schedule_group(&mut self, pipeline: &Pipeline, group: &str) {
-        let bakes = pipeline
-            .services
-            .values()
-            .flat_map(|s| &s.stages)
-            .any(|st| !st.bake.is_zero());
-        if !bakes {
-            return;
-        }
-        let at = At {
-            environment: None,
-            service: None,
-        };
-        self.report.looked_at(None);
-        let read = self.scheduler.get_schedule_group().name(group).send().await;
-        let thing = format!("EventBridge Scheduler schedule group {group}");
-        match Lookup::of("Scheduler GetScheduleGroup", read, &[("ResourceNotFoundException", "")]) {
-            Lookup::Found(_) => {}
-            Lookup::Missing(_) => self.report.add(at.finding(
-                Severity::Error,
-                Check::ScheduleGroup,
-                thing,
-                "does not exist: a bake's timer cannot be set there, and the bake waits for the reconciler".into(),
-                format!("name the stack's ScheduleGroupName output (shiplane init --stack NAME, --schedule-group or SHIPLANE_SCHEDULE_GROUP), or: aws scheduler create-schedule-group --name {group}"),
-            )),
-            Lookup::Unreadable(m) => self.unreadable(at, thing, "scheduler:GetScheduleGroup", m),
-        }
-    }
-
     fn unreadable(&mut self, at: At<'_>, thing: String, action: &str, message: String) {
         self.report.add(at.finding(
             Severity::Error,
@@ -570,79 +380,5 @@ fn at<'a>(service: &'a Service, stage: &'a StageConfig) -> At<'a> {
     At {
         environment: Some(&stage.environment),
         service: Some(&service.name),
-    }
-}
-
-fn missing_group(stage: &GroupStage<'_>, what: &str) -> super::Finding {
-    let (check, thing, fix) = if what == "application" {
-        (
-            Check::Application,
-            format!("CodeDeploy application {}", stage.application),
-            format!(
-                "aws deploy create-application --application-name {} --compute-platform ECS, then its group; or fix {}.codedeploy.application",
-                stage.application,
-                stage.at.stage_path()
-            ),
-        )
-    } else {
-        (
-            Check::DeploymentGroup,
-            stage.thing(),
-            format!(
-                "create it for ECS blue/green of {}/{} (aws deploy create-deployment-group ... with auto-rollback on and the blue task set terminated), or fix {}.codedeploy.deployment_group",
-                stage.cluster,
-                stage.service,
-                stage.at.stage_path()
-            ),
-        )
-    };
-    stage.at.finding(
-        Severity::Error,
-        check,
-        thing,
-        "does not exist: the release's CodeDeploy deployment is refused".into(),
-        fix,
-    )
-}
-
-/// The settings the rules look at, from CodeDeploy's answer.
-fn group_settings(info: &aws_sdk_codedeploy::types::DeploymentGroupInfo) -> GroupSettings {
-    let rollback = info.auto_rollback_configuration();
-    let blue_green = info.blue_green_deployment_configuration();
-    let terminate = blue_green.and_then(|b| b.terminate_blue_instances_on_deployment_success());
-    GroupSettings {
-        rollback_enabled: rollback.is_some_and(|r| r.enabled()),
-        rollback_events: rollback
-            .map(|r| r.events().iter().map(|e| e.as_str().to_string()).collect())
-            .unwrap_or_default(),
-        blue_action: terminate
-            .and_then(|t| t.action())
-            .map(|a| a.as_str().to_string()),
-        termination_wait_minutes: terminate.map_or(0, |t| t.termination_wait_time_in_minutes()),
-        ready_option: blue_green
-            .and_then(|b| b.deployment_ready_option())
-            .and_then(|r| {
-                r.action_on_timeout()
-                    .map(|a| (a.as_str().to_string(), r.wait_time_in_minutes()))
-            }),
-        style: info.deployment_style().and_then(|s| {
-            Some((
-                s.deployment_type()?.as_str().to_string(),
-                s.deployment_option()?.as_str().to_string(),
-            ))
-        }),
-        ecs_services: info
-            .ecs_services()
-            .iter()
-            .map(|s| {
-                (
-                    s.cluster_name().unwrap_or_default().to_string(),
-                    s.service_name().unwrap_or_default().to_string(),
-                )
-            })
-            .collect(),
-        stops_on_alarms: info
-            .alarm_configuration()
-            .is_some_and(|a| a.enabled() && !a.alarms().is_empty()),
     }
 }
