@@ -2,7 +2,7 @@
 //! and read any release's history.
 //!
 //! Exit codes ([`Failure::exit_code`]): 0 success, 1 failure (AWS, store, nothing applied
-//! yet), 2 bad input (usage, invalid pipeline file, unknown service or release), 3 refused
+//! yet; `doctor`: a problem found), 2 bad input (usage, invalid pipeline file, unknown service or release), 3 refused
 //! (the release's state does not allow the request; nothing changed), 4 `config diff`: the
 //! file differs from what is stored, 5 `wait`: the release ended another way, 6 `wait`:
 //! timed out.
@@ -29,8 +29,8 @@ use crate::output::{errln, outln};
 
 /// What `--help` ends with: what the exit codes mean and where settings come from.
 const AFTER_HELP: &str = "\
-Exit codes: 0 ok, 1 failure (AWS, the store; the message says what to fix), 2 usage or bad
-input, 3 refused (the release's state does not allow it; nothing changed), 4 `config diff`:
+Exit codes: 0 ok, 1 failure (AWS, the store; `doctor`: a problem that would break a release;
+the message says what to fix), 2 usage or bad input, 3 refused (the release's state does not allow it; nothing changed), 4 `config diff`:
 the file differs, 5 `wait`: the release ended another way, 6 `wait`: timed out. With --json,
 output and errors are JSON on stdout (errors: {\"error\": {\"kind\", \"message\", \"exit_code\"}}),
 times RFC 3339.

@@ -378,3 +378,55 @@ async fn config_apply_refuses_a_group_that_would_not_roll_back_unless_the_file_s
         (Some(2), Some(false))
     );
 }
+
+#[tokio::test]
+async fn what_aws_does_not_answer_is_no_pass_and_apply_stores_nothing_unless_unchecked() {
+    let p = unique_prefix();
+    let made = correct_account(&p);
+    let store = fresh_store().await;
+    let table = store.table().to_string();
+    let dir = TempDir::new("shiplane-unreachable");
+    let file = dir.file("p.toml", &pipeline(&p));
+    let file = file.to_str().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_shiplane"))
+            .arg("--table")
+            .arg(&table)
+            .args(args)
+            .env("SHIPLANE_ACTOR", "ana")
+            .env("SHIPLANE_HOOK_FUNCTION", format!("CodeDeployHook_{p}"))
+            .env("SHIPLANE_SCHEDULE_GROUP", &made.schedule_group)
+            // CodeDeploy alone is out of reach (nothing listens there).
+            .env("AWS_ENDPOINT_URL_CODEDEPLOY", "http://127.0.0.1:9")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output()
+            .expect("run shiplane")
+    };
+
+    let out = run(&["--json", "doctor", file]);
+    assert_eq!(out.status.code(), Some(1));
+    let found = findings(&out);
+    assert!(
+        !found.is_empty()
+            && found
+                .iter()
+                .all(|(sev, check, _, thing, fix)| sev == "error"
+                    && check == "unreadable"
+                    && thing.starts_with("CodeDeploy deployment group ")
+                    && fix.starts_with("let your AWS identity call codedeploy:GetDeploymentGroup")),
+        "{found:#?}"
+    );
+
+    let out = run(&["config", "apply", file]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot check the deployment groups, so nothing was stored: ")
+            && stderr.contains("or apply with --no-check"),
+        "{stderr}"
+    );
+    assert_eq!(store.pipeline().await.unwrap(), None);
+    let out = run(&["config", "apply", file, "--no-check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(store.pipeline().await.unwrap().map(|s| s.version), Some(1));
+}
