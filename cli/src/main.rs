@@ -92,6 +92,7 @@ enum Command {
     /// Only reads. Exit 1 when anything would break a release or keep a rollback from
     /// happening.
     Doctor {
+        /// The pipeline file to check the account against; the stored pipeline when left out.
         file: Option<PathBuf>,
         /// The deploy-hook function CodeDeploy invokes (the stack's HookFunctionName output).
         #[arg(
@@ -324,8 +325,8 @@ enum ConfigCommand {
         /// are not stopped, and Shiplane no longer acts on them.
         #[arg(long)]
         force: bool,
-        /// Store the file without reading the blue-green stages' CodeDeploy groups (no AWS
-        /// but the table; `shiplane doctor FILE` checks them later).
+        /// Store the file without reading the blue-green stages' CodeDeploy groups (offline,
+        /// or before the groups exist; `shiplane doctor FILE` checks them later).
         #[arg(long)]
         no_check: bool,
     },
