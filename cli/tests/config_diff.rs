@@ -68,7 +68,7 @@ fn validate_places_each_problem_once_and_shows_every_route() {
         text(&out.stderr),
         format!(
             "{f}:33:8: defaults.prod.bake: \"1 hour\" is not a duration; write \"1h\"\n\
-             {f}:86:10: services.api.environments.dev.checks.1.timeot: unknown key \"timeot\"; did you mean \"timeout\"?\n\
+             {f}:89:10: services.api.environments.dev.checks.1.timeot: unknown key \"timeot\"; did you mean \"timeout\"?\n\
              {f}: 2 problems\n"
         ),
         "the default three services inherit is wrong once, where it is written"
@@ -90,7 +90,7 @@ fn validate_places_each_problem_once_and_shows_every_route() {
     );
     let err = text(&out.stderr);
     assert!(
-        err.contains(":106:1: services.tiles: dev → prod skips staging, which api goes through; add [services.tiles.environments.staging] if tiles should stop there too"),
+        err.contains(":110:1: services.tiles: dev → prod skips staging, which api goes through; add [services.tiles.environments.staging] if tiles should stop there too"),
         "{err}"
     );
     assert!(err.starts_with("warning: "), "{err}");
@@ -191,6 +191,8 @@ async fn diff_shows_each_lanes_changes_and_apply_refuses_to_strand_a_live_releas
             ("bake = \"1h\"", "bake = \"2h\""),
             NO_API_STAGING,
             no_tiles(),
+            // api restarts tiles: gone with it.
+            ("restarts = [\"tiles\"]\n", ""),
         ],
     );
     let no_tiles = no_tiles.to_str().unwrap();

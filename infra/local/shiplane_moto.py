@@ -322,12 +322,15 @@ def update_service(self: Any, service_properties: dict[str, Any]) -> Any:
     name = service_properties.get("service", "").split("/")[-1]
     before = self.services.get(f"{cluster}:{name}")
     old = getattr(before, "task_definition", None)
+    # moto's forced deployment renames its PRIMARY in place: the one it replaces is kept
+    # as it was (its id, its creation time), as ECS lists it.
+    was = copy.deepcopy((getattr(before, "deployments", None) or [None])[0])
     force = service_properties.get("force_new_deployment") in (True, "true")
     service = _original_update_service(self, service_properties)
     if (force or (task_definition and task_definition != old)) and service.deployments:
         task_definition = task_definition or old
         primary = copy.deepcopy(service.deployments[0])
-        previous = dict(service.deployments[0], status="ACTIVE", taskDefinition=old)
+        previous = dict(was or service.deployments[0], status="ACTIVE", taskDefinition=old)
         now = datetime.now(timezone.utc)
         primary.update(
             id=f"ecs-svc/{uuid.uuid4().int % 10**19:019d}",

@@ -434,6 +434,13 @@ def test_update_service_with_a_new_task_definition_or_forced_starts_a_primary_de
     newest = [d for d in forced if d["status"] == "PRIMARY"]
     assert len(newest) == 1 and newest[0]["taskDefinition"] == second
     assert newest[0]["id"] not in {d["id"] for d in after}, "a forced deployment is a new one"
+    # Forced with no revision (a restart): the one it replaces is listed as it was.
+    ecs.update_service(cluster="c", service="web", forceNewDeployment=True)
+    restarted = ecs.describe_services(cluster="c", services=["web"])["services"][0]["deployments"]
+    [replaced] = [d for d in restarted if d["status"] == "ACTIVE"]
+    assert (replaced["id"], replaced["createdAt"]) == (newest[0]["id"], newest[0]["createdAt"])
+    [restart] = [d for d in restarted if d["status"] == "PRIMARY"]
+    assert restart["taskDefinition"] == second and restart["id"] != newest[0]["id"]
 
 
 def test_a_task_exits_with_the_code_it_is_given(ecs, endpoint):

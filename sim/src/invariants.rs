@@ -241,7 +241,12 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
         let Some(spec) = w.lane_of_ecs(svc_key) else {
             continue;
         };
-        for d in &w.services[svc_key].deployments {
+        // A restart (another service's `restarts`) deploys no release: checked below.
+        for d in w.services[svc_key]
+            .deployments
+            .iter()
+            .filter(|d| !d.restart)
+        {
             if let Some(id) = w
                 .revision(&d.task_definition)
                 .and_then(|r| r.release.as_deref())
@@ -440,6 +445,72 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
             let ran = d.executions.iter().any(|e| e.completed > 0);
             if ran {
                 out.push(v("hooks", format!("{}: {}", d.id, d.reason)));
+            }
+        }
+    }
+
+    // 8. restarted: every success the lanes keep (current, last known good) restarted
+    //    each service its stage `restarts`: that service's ECS service made a deployment
+    //    at or after the success (a restart, or a release of its own), and the release's
+    //    history records it (the dependent's too); none is owed once the world is quiet.
+    for (key, l) in &lanes {
+        let Some(stage_config) = rig
+            .pipeline
+            .services
+            .get(&key.service)
+            .and_then(|s| s.stage(&key.environment))
+        else {
+            continue;
+        };
+        let kept = [&l.current, &l.last_known_good];
+        for r in kept.into_iter().flatten().filter_map(|id| releases.get(id)) {
+            let Some(stage) = r.stages.get(&key.environment) else {
+                continue;
+            };
+            let Some(succeeded) = stage
+                .succeeded_at
+                .filter(|_| stage.state() == StageState::Succeeded)
+            else {
+                continue;
+            };
+            if !stage.restarts().is_empty() {
+                out.push(v(
+                    "restarted",
+                    format!(
+                        "{key}: {} still owes restarts of {:?}",
+                        r.label(),
+                        stage.restarts()
+                    ),
+                ));
+            }
+            for dependent in &stage_config.restarts {
+                let ecs = w.lane(dependent, &key.environment).map(|s| s.ecs.clone());
+                let restarted = ecs
+                    .and_then(|ecs| w.services.get(&ecs))
+                    .is_some_and(|s| s.deployments.iter().any(|d| d.created >= succeeded));
+                let recorded = history.get(&r.id).is_some_and(|h| {
+                    h.iter().any(|t| {
+                        t.environment == key.environment
+                            && t.cause == Cause::Restarted
+                            && t.detail
+                                .as_deref()
+                                .is_some_and(|d| d.starts_with(dependent.as_str()))
+                    })
+                });
+                let in_its_history = lanes
+                    .get(&LaneKey::new(dependent, &key.environment))
+                    .and_then(|d| d.restarted.as_ref())
+                    .is_some_and(|x| x.by == key.service);
+                if !restarted || !recorded || !in_its_history {
+                    out.push(v(
+                        "restarted",
+                        format!(
+                            "{key}: {} succeeded at {}, and {dependent} was restarted: {restarted}, recorded on the release: {recorded}, in {dependent}'s lane: {in_its_history}",
+                            r.label(),
+                            succeeded.0 - crate::EPOCH_MS
+                        ),
+                    ));
+                }
             }
         }
     }

@@ -512,6 +512,7 @@ impl SimDeployer {
                     task_definition,
                     rollout: Rollout::InProgress,
                     created,
+                    restart: false,
                 });
                 sim.trace(format!("  ECS rolling deployment {id} of {ecs}"));
                 tokio::spawn(ecs_rollout(sim.clone(), ecs, id.clone()));
@@ -672,6 +673,60 @@ impl Deployer for SimDeployer {
         self.sim
             .call("CodeDeploy StopDeployment", |w| {
                 stop(&sim, w, deployment_id, rollback, "stopped by Shiplane");
+            })
+            .await
+    }
+
+    async fn restart(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: Timestamp,
+    ) -> Result<String, DeployError> {
+        let ecs = format!("{cluster}/{service}");
+        let newer = self
+            .sim
+            .call("ECS DescribeServices", |w| {
+                w.services.get(&ecs).and_then(|s| {
+                    s.deployments
+                        .iter()
+                        .rev()
+                        .find(|d| d.created >= since)
+                        .map(|d| d.id.clone())
+                })
+            })
+            .await?;
+        if let Some(id) = newer {
+            return Ok(id);
+        }
+        let (sim, created) = (self.sim.clone(), self.sim.now());
+        self.sim
+            .call("ECS UpdateService", move |w| {
+                let id = format!("ecs-svc/{:012}", w.fresh_id());
+                let svc = w.services.entry(ecs.clone()).or_default();
+                // What ECS's service names as its revision: its newest deployment's, unless
+                // the circuit breaker rolled that one back.
+                let task_definition = svc
+                    .deployments
+                    .iter()
+                    .rev()
+                    .find(|d| d.rollout != Rollout::Failed)
+                    .map_or_else(|| svc.serving.clone(), |d| d.task_definition.clone());
+                for d in &mut svc.deployments {
+                    if d.rollout == Rollout::InProgress {
+                        d.rollout = Rollout::Inactive;
+                    }
+                }
+                svc.deployments.push(EcsDeployment {
+                    id: id.clone(),
+                    task_definition,
+                    rollout: Rollout::InProgress,
+                    created,
+                    restart: true,
+                });
+                sim.trace(format!("  ECS restart {id} of {ecs}"));
+                tokio::spawn(ecs_rollout(sim.clone(), ecs, id.clone()));
+                id
             })
             .await
     }

@@ -43,6 +43,7 @@ alarms = ["api-dev-5xx"]
 bake = "10m"
 watch = "30m"
 migration = { family = "api-migrate", command = ["./migrate"] }
+restarts = ["tiles"]
 [[services.api.environments.dev.checks]]
 name = "health"
 hook = "before_allow_traffic"
@@ -70,6 +71,7 @@ watch = "30m"
 approval = "manual"
 hold_while_alarms_in = ["staging"]
 migration = { family = "api-migrate", command = ["./migrate"] }
+restarts = ["tiles"]
 [[services.api.environments.prod.checks]]
 name = "health"
 hook = "before_allow_traffic"
@@ -86,7 +88,6 @@ service = "tiles-dev"
 alarms = ["tiles-dev-5xx"]
 bake = "10m"
 watch = "30m"
-restart_on_release = true
 
 [services.tiles.environments.prod]
 cluster = "sim-prod"

@@ -107,6 +107,9 @@ pub struct EcsDeployment {
     pub rollout: Rollout,
     /// When UpdateService was called (at or before it made the deployment).
     pub created: Timestamp,
+    /// A forced new deployment of the revision the service runs (another service's
+    /// `restarts`), not a release's deployment.
+    pub restart: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

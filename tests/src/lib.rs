@@ -411,7 +411,8 @@ pub fn unique_prefix() -> String {
 
 /// A pipeline (TOML) whose every name starts with `p`, for tests that share one emulator:
 /// `api` (blue-green, dev → prod with manual approval), `db` (rolling, with a migration),
-/// `tiles` (rolling, restart on release) and `etl` (data jobs).
+/// `tiles` (rolling, restarted each time a `db` release succeeds in dev) and `etl` (data
+/// jobs).
 pub fn pipeline_for(p: &str) -> String {
     format!(
         r#"
@@ -448,6 +449,7 @@ port = 5000
 service = "{p}-db-dev"
 codedeploy = {{ application = "{p}-db", deployment_group = "{p}-db-dev" }}
 migration = {{ family = "{p}-db-migrate", command = ["./migrate", "up"] }}
+restarts = ["tiles"]
 
 [services.tiles]
 repository = "{p}/tiles"
@@ -455,7 +457,6 @@ kind = "rolling"
 container = "tileserver"
 [services.tiles.environments.dev]
 service = "{p}-tiles-dev"
-restart_on_release = true
 
 [services.etl]
 repository = "{p}/etl"
@@ -581,6 +582,7 @@ pub async fn arrive(
         held_by: Vec::new(),
         undo_by_redeploy: false,
         watch: std::time::Duration::ZERO,
+        restarts: Vec::new(),
     };
     let d = apply(
         &loaded.view,

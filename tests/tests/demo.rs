@@ -31,6 +31,8 @@ fn the_demo_plays_every_step_and_exits_zero() {
         "3. Push api:v3 and api:v4",
         "4. v3 bakes in dev",
         "5. Push etl:v1",
+        "6. Push api:v5",
+        "tiles restarted for api v5",
         "Demo complete: every step happened",
     ] {
         assert!(stdout.contains(step), "missing {step:?}:\n{stdout}");

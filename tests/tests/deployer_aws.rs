@@ -929,3 +929,109 @@ async fn migration_exit_zero_deploys_and_exit_one_fails_before_anything_is_deplo
         "the reason is in the notification"
     );
 }
+
+#[tokio::test]
+async fn a_success_restarts_the_services_it_names_once_and_both_histories_say_so() {
+    let w = World::new().await;
+    let e = w.engine();
+    let (cluster, tiles) = (format!("{}-dev", w.p), format!("{}-tiles-dev", w.p));
+    let primary = |svc: &aws_sdk_ecs::types::Service| {
+        let d = svc
+            .deployments()
+            .iter()
+            .find(|d| d.status() == Some("PRIMARY"))
+            .unwrap();
+        (
+            d.id().unwrap().to_string(),
+            d.task_definition().unwrap().to_string(),
+        )
+    };
+    let service = || async {
+        w.ecs
+            .describe_services()
+            .cluster(&cluster)
+            .services(&tiles)
+            .send()
+            .await
+            .unwrap()
+            .services
+            .unwrap()
+            .remove(0)
+    };
+    let (before, runs) = primary(&service().await);
+
+    // db v1 migrates, deploys and bakes in dev; an operator ends the bake: it succeeds.
+    let out = e
+        .on_push(&w.push("db", "v1"), Timestamp::now())
+        .await
+        .unwrap();
+    let PushOutcome::Created { release, .. } = out else {
+        panic!("{out:?}")
+    };
+    let stage = |id: &ReleaseId| {
+        let store = &w.store;
+        let id = id.clone();
+        async move { store.release(&id).await.unwrap().unwrap().item.stages["dev"].clone() }
+    };
+    let stopped = TaskStopped {
+        task_arn: stage(&release).await.started().unwrap().to_string(),
+        started_by: None,
+        stopped_reason: "Essential container in task exited".into(),
+        containers: vec![ContainerExit {
+            name: "app".into(),
+            exit_code: Some(0),
+            reason: None,
+        }],
+    };
+    e.on_task_stopped(&stopped, Timestamp::now()).await.unwrap();
+    let deployment = stage(&release).await.deployment_id.unwrap();
+    set_deployment_status(&deployment, "Succeeded");
+    let pipeline = e.pipeline().await.unwrap();
+    for event in [
+        Event::DeploymentSucceeded,
+        Event::PromotedEarly {
+            actor: "ana".into(),
+            reason: "schema change verified".into(),
+        },
+    ] {
+        e.on_event(&pipeline, "db", "dev", &release, event, Timestamp::now())
+            .await
+            .unwrap();
+    }
+    let done = stage(&release).await;
+    assert_eq!(done.state(), StageState::Succeeded);
+    assert!(done.restarts().is_empty(), "owed no more: {done:?}");
+
+    // tiles runs new tasks of the same revision: one new ECS deployment.
+    let (restart, still) = primary(&service().await);
+    assert_ne!(restart, before, "a new deployment");
+    assert_eq!(still, runs, "of the revision it ran");
+    let history = w.store.history_of_release(&release).await.unwrap();
+    let recorded = history
+        .iter()
+        .find(|t| t.cause == shiplane::release::Cause::Restarted)
+        .expect("the restart in db's history");
+    assert!(
+        recorded.detail.as_deref().unwrap().contains(&restart),
+        "{recorded:?}"
+    );
+    let theirs = w.store.history_of_service("tiles", 50).await.unwrap();
+    assert!(
+        theirs
+            .iter()
+            .any(|t| t.cause == shiplane::release::Cause::Restarted
+                && t.detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains(&release.to_string()) && d.contains(&restart))),
+        "the restart in tiles' history: {theirs:?}"
+    );
+
+    // Asked again for the same success (a replay): the restart is found, none is made.
+    let again = w
+        .deployer
+        .restart(&cluster, &tiles, done.succeeded_at.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(again, restart);
+    assert_eq!(primary(&service().await).0, restart);
+}

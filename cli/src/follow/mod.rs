@@ -98,7 +98,10 @@ mod tests {
             let mut stage = Stage::new(*state, Timestamp(10 + i as u64));
             if *state == StageState::Succeeded {
                 let next = service().next_environment(env).map(str::to_string);
-                stage.phase = Phase::Succeeded { promote_to: next };
+                stage.phase = Phase::Succeeded {
+                    promote_to: next,
+                    restarts: Vec::new(),
+                };
             }
             r.stages.insert((*env).to_string(), stage);
         }

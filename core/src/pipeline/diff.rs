@@ -254,6 +254,7 @@ fn stage_settings(st: &StageConfig) -> BTreeMap<String, String> {
         ("alarms", &st.alarms),
         ("alarm_prefixes", &st.alarm_prefixes),
         ("hold_while_alarms_in", &st.hold_while_alarms_in),
+        ("restarts", &st.restarts),
     ] {
         if !v.is_empty() {
             put(k, list(v));
@@ -311,14 +312,10 @@ fn target_settings(target: &Target, out: &mut BTreeMap<String, String>) {
             }
         }
         Target::Rolling {
-            cluster,
-            service,
-            restart_on_release,
-            ..
+            cluster, service, ..
         } => {
             put("cluster", text(cluster));
             put("service", text(service));
-            put("restart_on_release", restart_on_release.to_string());
         }
         Target::Task { families } => put("task_families", list(families)),
     }

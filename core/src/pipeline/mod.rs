@@ -319,9 +319,6 @@ pub enum Target {
         cluster: String,
         service: String,
         container: String,
-        /// Force a new deployment even when the image did not change (a tile server that
-        /// must reload its schema).
-        restart_on_release: bool,
     },
     /// Data jobs: new revisions of these task-definition families, nothing runs.
     Task { families: Vec<String> },
@@ -381,6 +378,10 @@ pub struct StageConfig {
     pub freeze: bool,
     /// Run before the deployment (blue-green and rolling only), in the target's cluster.
     pub migration: Option<Migration>,
+    /// Rolling services restarted here (a new ECS deployment of the revision they run)
+    /// each time a release of this service succeeds here: a tile server that reads the
+    /// schema this service's migration changed, on start only.
+    pub restarts: Vec<String>,
 }
 
 impl Pipeline {

@@ -56,7 +56,9 @@ pub(super) struct RawStage {
     pub freeze: Option<bool>,
     pub migration: Option<RawMigration>,
     pub task_families: Option<Vec<String>>,
-    pub restart_on_release: Option<bool>,
+    pub restarts: Option<Vec<String>>,
+    /// Removed: read only to say what replaced it.
+    pub restart_on_release: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -143,7 +145,11 @@ impl RawStage {
                 .task_families
                 .clone()
                 .or_else(|| defaults.task_families.clone()),
-            restart_on_release: self.restart_on_release.or(defaults.restart_on_release),
+            restarts: self.restarts.clone().or_else(|| defaults.restarts.clone()),
+            restart_on_release: self
+                .restart_on_release
+                .clone()
+                .or_else(|| defaults.restart_on_release.clone()),
         }
     }
 }

@@ -17,6 +17,6 @@ pub use machine::{
 pub use model::seeded;
 pub use model::{
     AlarmSeen, AlarmState, Alert, Cause, Digest, InvalidInput, Lane, LaneView, MAX_TAGS, Pause,
-    Phase, Release, ReleaseId, Stage, StageState, Timestamp, Transition, Watch, escaped,
+    Phase, Release, ReleaseId, Restart, Stage, StageState, Timestamp, Transition, Watch, escaped,
     pushed_before, validate_tag,
 };

@@ -23,6 +23,10 @@ pub enum Call {
         deployment_id: String,
         rollback: bool,
     },
+    Restart {
+        cluster: String,
+        service: String,
+    },
 }
 
 /// Records calls and answers from a script; deploys start `d-<n>` by default, migrations
@@ -55,6 +59,8 @@ pub struct FakeDeployer {
     pub stop_failures: Mutex<u32>,
     /// How many of the next `origin` and `ecs_origin` calls fail (throttled past retries).
     pub origin_failures: Mutex<u32>,
+    /// Answers for the next `restart` calls, in order; empty means a new deployment.
+    pub restart_answers: Mutex<Vec<Result<String, DeployError>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -209,6 +215,28 @@ impl Deployer for FakeDeployer {
             },
         );
         throttled(&self.stop_failures, "CodeDeploy StopDeployment")
+    }
+
+    async fn restart(
+        &self,
+        cluster: &str,
+        service: &str,
+        _since: crate::release::Timestamp,
+    ) -> Result<String, DeployError> {
+        let n = {
+            let mut calls = lock(&self.calls);
+            calls.push(Call::Restart {
+                cluster: cluster.to_string(),
+                service: service.to_string(),
+            });
+            calls.len()
+        };
+        let mut answers = lock(&self.restart_answers);
+        if answers.is_empty() {
+            Ok(format!("ecs-svc/{n}"))
+        } else {
+            answers.remove(0)
+        }
     }
 
     async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {

@@ -8,8 +8,8 @@ use super::{Engine, Ports, stage_of};
 use crate::aws::{DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Timer};
 use crate::facts::BakeTimer;
 use crate::facts::TaskStopped;
-use crate::pipeline::{Pipeline, StageConfig};
-use crate::release::{Action, Event, Release, Timestamp};
+use crate::pipeline::{Pipeline, StageConfig, Target};
+use crate::release::{Action, Event, LaneEvent, Release, Restart, Timestamp};
 use crate::store::DeploymentRef;
 
 /// The event a stopped migration task means: only the migration container's exit code
@@ -52,7 +52,8 @@ impl<P: Ports> Engine<'_, P> {
         let environment = match &action {
             Action::Deploy { environment, .. }
             | Action::RunMigration { environment, .. }
-            | Action::StopDeployment { environment, .. } => environment.clone(),
+            | Action::StopDeployment { environment, .. }
+            | Action::Restart { environment, .. } => environment.clone(),
             Action::Promote { from, .. } => from.clone(),
             // A timer needs nothing from the pipeline: it is cleared even when the stage
             // is no longer configured.
@@ -102,6 +103,12 @@ impl<P: Ports> Engine<'_, P> {
                 rollback,
                 ..
             } => self.stop(req, &environment, deployment_id, rollback).await,
+            Action::Restart {
+                service: dependent, ..
+            } => {
+                self.restart(pipeline, release, &environment, dependent)
+                    .await
+            }
             Action::Promote { to, .. } => {
                 vec![Work::event(
                     &release.service,
@@ -171,6 +178,76 @@ impl<P: Ports> Engine<'_, P> {
                 succeeded,
             },
         )]
+    }
+
+    /// Restarts `dependent`, a rolling service this release's success here owes a restart:
+    /// recorded in the dependent's history, then on the release (owed no more). AWS
+    /// throttled or unreachable: still owed, tried next pass; refused for good: recorded
+    /// as failed, an alert.
+    async fn restart(
+        &self,
+        pipeline: &Pipeline,
+        release: &Release,
+        environment: &str,
+        dependent: String,
+    ) -> Vec<Work> {
+        let since = release
+            .stages
+            .get(environment)
+            .map_or(Timestamp(0), |s| s.succeeded_at.unwrap_or(s.since));
+        let target =
+            stage_of(pipeline, &dependent, environment).and_then(|(_, s)| match &s.target {
+                Target::Rolling {
+                    cluster, service, ..
+                } => Some((cluster.as_str(), service.as_str())),
+                _ => None,
+            });
+        let outcome = match target {
+            None => Err(format!(
+                "services.{dependent}.environments.{environment} is no longer a rolling service in the pipeline"
+            )),
+            Some((cluster, service)) => {
+                match self.deployer.restart(cluster, service, since).await {
+                    Ok(id) => Ok(id),
+                    Err(e) if e.retryable => {
+                        warn!(release = %release.id, environment = %environment, dependent = %dependent, error = ?e.message, "restart failed; trying again next pass");
+                        return Vec::new();
+                    }
+                    Err(e) => Err(e.message),
+                }
+            }
+        };
+        let done = |deployment_id: Option<String>, error: Option<String>| {
+            Work::event(
+                &release.service,
+                environment,
+                &release.id,
+                Event::Restarted {
+                    service: dependent.clone(),
+                    deployment_id,
+                    error,
+                },
+            )
+        };
+        match outcome {
+            Ok(deployment_id) => {
+                info!(release = %release.id, environment = %environment, dependent = %dependent, deployment = %deployment_id, "dependent service restarted");
+                let restart = Restart {
+                    by: release.service.clone(),
+                    release: release.id.clone(),
+                    deployment_id: deployment_id.clone(),
+                    at: since,
+                };
+                vec![
+                    Work::lane(&dependent, environment, LaneEvent::Restarted(restart)),
+                    done(Some(deployment_id), None),
+                ]
+            }
+            Err(e) => {
+                error!(release = %release.id, environment = %environment, dependent = %dependent, error = ?e, "dependent service not restarted");
+                vec![done(None, Some(e))]
+            }
+        }
     }
 
     /// Sets the stage's bake timer to fire `at`, or clears it (None). Only a change comes

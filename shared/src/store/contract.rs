@@ -41,6 +41,7 @@ fn policy(approval: Approval) -> Policy {
         held_by: Vec::new(),
         undo_by_redeploy: false,
         watch: std::time::Duration::ZERO,
+        restarts: Vec::new(),
     }
 }
 

@@ -551,7 +551,7 @@ async fn run(demo: &mut Demo, broken: bool) -> Step<ReleaseId> {
         .await?;
     say("v4's bake ends and it awaits approval in staging");
 
-    bold("5. Push etl:v1 (data jobs) and tiles:v1 (a tile server restarted on release)");
+    bold("5. Push etl:v1 (data jobs) and tiles:v1 (a tile server, rolling)");
     let etl = demo.push("etl", "v1").await?;
     demo.expect(&etl, "dev", StageState::Succeeded).await?;
     say("etl: new revisions of both job families, pinned to the digest; nothing runs");
@@ -571,6 +571,30 @@ async fn run(demo: &mut Demo, broken: bool) -> Step<ReleaseId> {
     demo.events.call(event, None).await?;
     demo.timeline().await?;
     demo.expect(&tiles, "dev", StageState::Succeeded).await?;
+
+    bold("6. Push api:v5: once it succeeds in dev, the tile server that reads its schema restarts");
+    let v5 = demo.push("api", "v5").await?;
+    demo.codedeploy(&v5, "dev", true).await?;
+    demo.bake_ends().await?;
+    demo.timeline().await?;
+    demo.expect(&v5, "dev", StageState::Succeeded).await?;
+    let tiles_lane = demo
+        .store
+        .lane("tiles", "dev")
+        .await
+        .map_err(|e| e.to_string())?
+        .item;
+    match &tiles_lane.restarted {
+        Some(r) if r.release == v5 && tiles_lane.current.as_ref() == Some(&tiles) => say(&format!(
+            "tiles restarted for api v5: ECS deployment {} starts new tasks of the revision tiles v1 runs (recorded in both histories)",
+            r.deployment_id
+        )),
+        other => {
+            return Err(format!(
+                "tiles should be restarted for api v5, and still run v1: {other:?}"
+            ));
+        }
+    }
     Ok(v1)
 }
 

@@ -72,6 +72,7 @@ fn added_removed_and_changed_services_and_environments() {
             "",
         )
         .replace("[services.api.environments.staging-gone]\n", "")
+        .replace("restarts = [\"tiles\"]\n", "")
         .replace("port = 8080", "port = 8081")
         .replace(
             "[services.etl.environments.prod]",
@@ -111,11 +112,11 @@ fn added_removed_and_changed_services_and_environments() {
         [
             "Changed api Some(\"dev → staging → prod\") → Some(\"dev → prod (no staging)\"): \
              [SettingChange { key: \"port\", before: Some(\"8080\"), after: Some(\"8081\") }] | \
-             Removed staging (9 settings)",
+             Changed dev (1 settings), Removed staging (9 settings), Changed prod (1 settings)",
             "Changed etl Some(\"dev → prod (no staging)\") → Some(\"dev → staging → prod\"): [] | \
              Added staging (4 settings)",
             "Removed tiles Some(\"dev → prod (no staging)\") → None: [SettingChange { key: \"container\", before: Some(\"\\\"tileserver\\\"\"), after: None }, SettingChange { key: \"kind\", before: Some(\"\\\"rolling\\\"\"), after: None }, SettingChange { key: \"repository\", before: Some(\"\\\"shiplane/tiles\\\"\"), after: None }, SettingChange { key: \"tags.regex\", before: Some(\"\\\"^release-[0-9]+$\\\"\"), after: None }] | \
-             Removed dev (6 settings), Removed prod (6 settings)",
+             Removed dev (5 settings), Removed prod (5 settings)",
         ]
     );
     assert_eq!(

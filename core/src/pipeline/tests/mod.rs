@@ -65,11 +65,11 @@ fn the_example_file_validates_and_means_what_its_comments_say() {
     let tiles = &p.services["tiles"];
     assert!(matches!(
         tiles.stage("dev").unwrap().target,
-        Target::Rolling {
-            restart_on_release: true,
-            ..
-        }
+        Target::Rolling { .. }
     ));
+    assert_eq!(api.stage("dev").unwrap().restarts, ["tiles"]);
+    assert_eq!(api.stage("prod").unwrap().restarts, ["tiles"]);
+    assert!(api.stage("staging").unwrap().restarts.is_empty());
     assert_eq!(
         tiles.stage("prod").unwrap().approval,
         Approval::None,
@@ -241,7 +241,7 @@ fn a_service_that_skips_an_environment_others_stop_in_says_so() {
     assert_eq!(
         warnings,
         [
-            "106:1: services.tiles: dev → prod skips staging, which api goes through; add [services.tiles.environments.staging] if tiles should stop there too",
+            "110:1: services.tiles: dev → prod skips staging, which api goes through; add [services.tiles.environments.staging] if tiles should stop there too",
             "123:1: services.etl: dev → prod skips staging, which api goes through; add [services.etl.environments.staging] if etl should stop there too",
         ]
     );
@@ -252,6 +252,64 @@ fn a_service_that_skips_an_environment_others_stop_in_says_so() {
     assert!(checked.warnings.is_empty(), "{:?}", checked.warnings);
     let api = &checked.pipeline.services["api"];
     assert_eq!(checked.pipeline.route(api).to_string(), "dev (no qa, prod)");
+}
+
+#[test]
+fn restarts_name_another_rolling_service_of_the_same_environment() {
+    let source = r#"
+[pipeline]
+environments = ["dev", "prod"]
+
+[defaults.prod]
+restarts = ["tiles"]
+
+[services.api]
+repository = "team/api"
+kind = "rolling"
+container = "app"
+[services.api.environments.dev]
+cluster = "c"
+service = "api"
+restarts = ["api", "nope", "jobs", "tiles", "broken"]
+[services.api.environments.prod]
+cluster = "c"
+service = "api"
+
+[services.tiles]
+repository = "team/tiles"
+kind = "rolling"
+container = "t"
+[services.tiles.environments.dev]
+cluster = "c"
+service = "tiles"
+
+[services.jobs]
+repository = "team/jobs"
+kind = "task"
+[services.jobs.environments.dev]
+task_families = ["f"]
+
+[services.broken]
+repository = "team/broken"
+kind = "rolling"
+"#;
+    let got = problems(source);
+    let restarts: Vec<_> = got.iter().filter(|p| p.contains("restarts")).collect();
+    assert_eq!(
+        restarts,
+        [
+            "6:13: defaults.prod.restarts.0: services.tiles has no prod environment to restart; add services.tiles.environments.prod",
+            "15:13: services.api.environments.dev.restarts.0: \"api\" is this service; a release of it starts new tasks already",
+            "15:20: services.api.environments.dev.restarts.1: no service \"nope\" in this file; name a [services.<name>] table",
+            "15:28: services.api.environments.dev.restarts.2: services.jobs is a task service; only a rolling service is restarted in place",
+        ],
+        "{got:#?}"
+    );
+    // A service with problems of its own is reported there, not again here.
+    assert!(
+        got.iter().any(|p| p.contains("services.broken.container")),
+        "{got:#?}"
+    );
 }
 
 #[test]
@@ -298,7 +356,7 @@ cluster = "c"
         "services.jobs.environments.dev.checks: does not apply to a task service",
         "services.jobs.environments.dev.migration: does not apply to a task service",
         "services.jobs.environments.dev.task_families: missing",
-        "services.jobs.environments.dev.restart_on_release: does not apply to a task service",
+        "services.jobs.environments.dev.restart_on_release: restart_on_release was removed: every release of jobs already starts new tasks; to restart it when another service is released (a schema it reads on start), remove this line and add `restarts = [\"jobs\"]` to that service's environment",
         "services.web.environments.dev.task_families: does not apply to a rolling service",
         "services.web.environments.prod.hold_while_alarms_in.1: a gate into \"prod\" cannot watch \"prod\" itself",
         "services.web.environments.prod.hold_while_alarms_in.2: environment \"qa\" is not defined",

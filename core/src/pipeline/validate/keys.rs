@@ -52,7 +52,7 @@ const KNOWN_KEYS: &[&str] = &[
     "family",
     "command",
     "task_families",
-    "restart_on_release",
+    "restarts",
 ];
 
 /// One problem per key the file writes that the format does not know, with the nearest

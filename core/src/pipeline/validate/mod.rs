@@ -5,13 +5,13 @@ mod keys;
 mod service;
 mod stage;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use regex::Regex;
 
 use super::raw::RawFile;
-use super::{AlarmWatchers, ConfigError, Pipeline, Problem};
+use super::{AlarmWatchers, ConfigError, Pipeline, Problem, Service, ServiceKind};
 use keys::unknown_keys;
 use service::services;
 
@@ -53,6 +53,7 @@ pub(super) fn validate(raw: RawFile, unknown: Vec<String>) -> Result<Pipeline, C
     let environments = pipeline_environments(&raw, &mut p);
     stray_defaults(&raw, &environments, &mut p);
     let services = services(&raw, &environments, &mut p);
+    restarts(&raw, &services, &mut p);
 
     if p.0.is_empty() {
         let by_repository = services
@@ -68,6 +69,45 @@ pub(super) fn validate(raw: RawFile, unknown: Vec<String>) -> Result<Pipeline, C
         })
     } else {
         Err(ConfigError { problems: p.0 })
+    }
+}
+
+/// Each service a stage `restarts` is another rolling service of the file with a stage in
+/// the same environment: the one ECS service a restart can start new tasks of in place.
+fn restarts(raw: &RawFile, services: &BTreeMap<String, Service>, p: &mut Problems) {
+    for (name, service) in services {
+        for stage in &service.stages {
+            let env = &stage.environment;
+            for (i, dependent) in stage.restarts.iter().enumerate() {
+                let own = raw.services[name].environments[env].restarts.is_some();
+                let at = if own {
+                    format!("services.{name}.environments.{env}.restarts.{i}")
+                } else {
+                    format!("defaults.{env}.restarts.{i}")
+                };
+                let problem = match services.get(dependent) {
+                    _ if dependent == name => Some(format!(
+                        "\"{dependent}\" is this service; a release of it starts new tasks already"
+                    )),
+                    // Refused for problems of its own, reported there.
+                    None if raw.services.contains_key(dependent) => None,
+                    None => Some(format!(
+                        "no service \"{dependent}\" in this file; name a [services.<name>] table"
+                    )),
+                    Some(d) if d.kind != ServiceKind::Rolling => Some(format!(
+                        "services.{dependent} is a {} service; only a rolling service is restarted in place",
+                        d.kind.as_str()
+                    )),
+                    Some(d) if d.stage(env).is_none() => Some(format!(
+                        "services.{dependent} has no {env} environment to restart; add services.{dependent}.environments.{env}"
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(problem) = problem {
+                    p.add(at, problem);
+                }
+            }
+        }
     }
 }
 

@@ -67,7 +67,7 @@ pub(super) fn stage_config(
     let hold = hold_while_alarms_in(w, env, merged, service, environments, p);
     let migration = migration(w, kind, merged, p);
     let task_families = task_families(w, kind, merged, p);
-    let restart_on_release = restart_on_release(w, kind, merged, p);
+    restart_on_release_removed(w, p);
 
     // Where a value is missing a problem was recorded above, and the pipeline is refused
     // whole: the empty placeholders below are never used.
@@ -86,7 +86,6 @@ pub(super) fn stage_config(
             cluster: text(&merged.cluster),
             service: text(&merged.service),
             container,
-            restart_on_release,
         },
         ServiceKind::Task => Target::Task {
             families: task_families,
@@ -103,6 +102,7 @@ pub(super) fn stage_config(
         hold_while_alarms_in: hold,
         freeze: merged.freeze.unwrap_or(false),
         migration,
+        restarts: merged.restarts.clone().unwrap_or_default(),
     }
 }
 
@@ -363,22 +363,22 @@ fn task_families(
     task_families
 }
 
-/// Whether a rolling service is restarted even when its image did not change.
-fn restart_on_release(
-    w: &Written<'_>,
-    kind: ServiceKind,
-    merged: &RawStage,
-    p: &mut Problems,
-) -> bool {
-    let restart_on_release = merged.restart_on_release.unwrap_or(false);
-    if kind != ServiceKind::Rolling {
-        w.not_for(
-            kind,
-            "restart_on_release",
-            w.own.restart_on_release == Some(true),
-            p,
-            "only rolling services are restarted in place; use kind = \"rolling\"",
+/// `restart_on_release` changed nothing (every release of a rolling service starts new
+/// tasks): what a tile server needs is a restart when *another* service's release changes
+/// the schema it reads, which that service's `restarts` says.
+fn restart_on_release_removed(w: &Written<'_>, p: &mut Problems) {
+    if w.own.restart_on_release.is_some()
+        || w.defaults
+            .as_ref()
+            .is_some_and(|(d, _)| d.restart_on_release.is_some())
+    {
+        p.add(
+            w.at("restart_on_release", |s| s.restart_on_release.is_some()),
+            format!(
+                "restart_on_release was removed: every release of {} already starts new tasks; to restart it when another service is released (a schema it reads on start), remove this line and add `restarts = [\"{}\"]` to that service's environment",
+                w.service.trim_start_matches("services."),
+                w.service.trim_start_matches("services.")
+            ),
         );
     }
-    restart_on_release
 }

@@ -33,6 +33,13 @@ pub enum Action {
         from: String,
         to: String,
     },
+    /// Restart `service` (a rolling service named in this stage's `restarts`): new tasks of
+    /// the revision it runs, unless tasks started since the release succeeded here.
+    Restart {
+        release: ReleaseId,
+        environment: String,
+        service: String,
+    },
     /// Set the bake timer that fires the promote function at `at`, the end of the bake.
     SetTimer {
         release: ReleaseId,
@@ -57,6 +64,7 @@ impl Action {
             | Action::Deploy { release, .. }
             | Action::StopDeployment { release, .. }
             | Action::Promote { release, .. }
+            | Action::Restart { release, .. }
             | Action::SetTimer { release, .. }
             | Action::ClearTimer { release, .. } => release,
         }

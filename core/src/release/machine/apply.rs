@@ -319,6 +319,14 @@ pub fn apply(
             w.record(id, cause, detail)?;
             w.lane().current = Some(id.clone());
         }
+        // A restart this success owed is done (or failed for good): owed no more. Once
+        // the stage left its success, or for a replay, there is nothing to record.
+        (S::Succeeded, Event::Restarted { service, .. }) => {
+            if w.stage(id)?.restarted(service) {
+                w.record(id, cause, detail)?;
+            }
+        }
+        (_, Event::Restarted { .. }) => {}
         // Facts about the stage's timer or CodeDeploy's rollback of its deployment, true
         // whatever the stage became since.
         (_, Event::BakeTimer { .. } | Event::RollbackReported { .. }) => {

@@ -64,6 +64,23 @@ pub fn apply_lane(
             reason,
         } => alarm_changed(&mut w, alarm, state, at, reason)?,
         LaneEvent::Unblock { actor, reason } => unblock(&mut w, actor, reason)?,
+        LaneEvent::Restarted(restart) => {
+            // Recorded once: a replay finds it already there.
+            if w.view.lane.restarted.as_ref() != Some(restart) {
+                w.lane().restarted = Some(restart.clone());
+                let mut t = lane_transition(
+                    &w,
+                    Cause::Restarted,
+                    "shiplane",
+                    Some(format!(
+                        "for {} release {}: new tasks of the revision it runs ({})",
+                        restart.by, restart.release, restart.deployment_id
+                    )),
+                );
+                t.actor = None;
+                w.transitions.push(t);
+            }
+        }
     }
     w.done()
 }

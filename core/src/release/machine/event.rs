@@ -127,6 +127,15 @@ pub enum Event {
         detail: String,
         failed: bool,
     },
+    /// The outcome of [`Action::Restart`]: the dependent service's ECS deployment that
+    /// starts its new tasks, or `error` when ECS refused for good.
+    ///
+    /// [`Action::Restart`]: super::Action::Restart
+    Restarted {
+        service: String,
+        deployment_id: Option<String>,
+        error: Option<String>,
+    },
     /// A CodeDeploy lifecycle hook ran its checks: each check's record (passed, "name:
     /// passed in 12 ms: excerpt"), and the verdict reported (`failure` when Failed).
     HookCompleted {
@@ -177,6 +186,8 @@ impl Event {
             Event::BakeTimer { error: Some(_), .. } => Cause::TimerFailed,
             Event::BakeTimer { set: true, .. } => Cause::TimerSet,
             Event::BakeTimer { set: false, .. } => Cause::TimerCleared,
+            Event::Restarted { error: None, .. } => Cause::Restarted,
+            Event::Restarted { error: Some(_), .. } => Cause::RestartFailed,
             Event::HookCompleted { failure: None, .. } => Cause::HookSucceeded,
             Event::HookCompleted {
                 failure: Some(_), ..
@@ -249,6 +260,21 @@ impl Event {
             } => Some(format!(
                 "{} {schedule}: {e}; the reconciler ends the bake when it is due",
                 if *set { "setting" } else { "clearing" }
+            )),
+            Event::Restarted {
+                service,
+                deployment_id,
+                error: None,
+            } => Some(format!(
+                "{service}: new tasks of the revision it runs ({})",
+                deployment_id.as_deref().unwrap_or("ECS deployment")
+            )),
+            Event::Restarted {
+                service,
+                error: Some(e),
+                ..
+            } => Some(format!(
+                "{service} was not restarted: {e}; restart it by hand (aws ecs update-service --force-new-deployment)"
             )),
             Event::HookCompleted {
                 hook,

@@ -1,7 +1,7 @@
 //! Events on a whole lane (an operator's pause, resume, unblock or rollback, an alarm's
 //! change): the vocabulary of [`apply_lane`](fn@super::apply_lane), separate from one release's events.
 
-use crate::release::model::{AlarmState, ReleaseId, Timestamp};
+use crate::release::model::{AlarmState, ReleaseId, Restart, Timestamp};
 
 /// Events on a whole lane rather than one release: an operator's, or an alarm's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,4 +34,7 @@ pub enum LaneEvent {
         reason: String,
         to: Option<ReleaseId>,
     },
+    /// This rolling service was restarted because another service's release succeeded
+    /// here (that stage's `restarts`): recorded in its own history too.
+    Restarted(Restart),
 }

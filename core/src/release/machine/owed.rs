@@ -90,7 +90,7 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
     {
         out.push(Owed::Apply(r.id.clone(), Event::Dequeue));
     }
-    owed_promotions(view, &mut out);
+    owed_by_successes(view, &mut out);
     if let Some((id, alarm)) = persisting_alarm(view, now) {
         out.push(Owed::Apply(id, Event::AlarmFired { alarm }));
     }
@@ -160,9 +160,10 @@ fn owed_by_in_flight(view: &LaneView, now: Timestamp, out: &mut Vec<Owed>) {
     }
 }
 
-/// The promotions committed with a success here (the last known good's, the current
-/// release's) but never started: the next environment has no stage of the release.
-fn owed_promotions(view: &LaneView, out: &mut Vec<Owed>) {
+/// What a success here (the last known good's, the current release's) committed but never
+/// did: a promotion never started (the next environment has no stage of the release), a
+/// dependent service's restart never recorded.
+fn owed_by_successes(view: &LaneView, out: &mut Vec<Owed>) {
     let lane = &view.lane;
     let env = lane.environment.as_str();
     let mut succeeded: Vec<&ReleaseId> = [&lane.last_known_good, &lane.current]
@@ -174,8 +175,17 @@ fn owed_promotions(view: &LaneView, out: &mut Vec<Owed>) {
         let Some(r) = view.releases.get(id) else {
             continue;
         };
-        if let Some(stage) = r.stages.get(env)
-            && stage.state() == StageState::Succeeded
+        let Some(stage) = r.stages.get(env) else {
+            continue;
+        };
+        for service in stage.restarts() {
+            out.push(Owed::Act(Action::Restart {
+                release: id.clone(),
+                environment: env.to_string(),
+                service: service.clone(),
+            }));
+        }
+        if stage.state() == StageState::Succeeded
             && let Some(to) = stage.promote_to()
             && !r.stages.contains_key(to)
         {

@@ -71,6 +71,11 @@ pub struct Policy {
     /// rolling service: ECS has no stop, a newer deployment replaces the one in progress),
     /// not by stopping it (CodeDeploy, which routes traffic back itself).
     pub undo_by_redeploy: bool,
+    /// Rolling services restarted each time a release succeeds here
+    /// ([`StageConfig::restarts`]).
+    ///
+    /// [`StageConfig::restarts`]: crate::pipeline::StageConfig::restarts
+    pub restarts: Vec<String>,
 }
 
 impl Policy {
@@ -91,6 +96,7 @@ impl Policy {
             deadlines: Deadlines::default(),
             held_by: Vec::new(),
             undo_by_redeploy: service.kind == ServiceKind::Rolling,
+            restarts: stage.restarts.clone(),
         }
     }
 }

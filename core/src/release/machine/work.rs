@@ -307,6 +307,9 @@ impl<'p> Work<'p> {
         let env = self.env();
         self.move_to(id, StageState::Succeeded, cause, actor, detail)?;
         let next = self.policy.next_environment.clone();
+        // Every success (a restore too) restarts the dependents: their tasks must start
+        // after whatever this release changed, a schema above all.
+        let restarts = self.policy.restarts.clone();
         let stage = self.stage(id)?;
         let redeploy = stage.redeploy;
         stage.succeeded_at = Some(now);
@@ -315,6 +318,7 @@ impl<'p> Work<'p> {
         let promote = next.filter(|_| !redeploy);
         stage.phase = Phase::Succeeded {
             promote_to: promote.clone(),
+            restarts: restarts.clone(),
         };
         let watch = self.policy.watch;
         let lane = self.lane();
@@ -334,6 +338,13 @@ impl<'p> Work<'p> {
                 .map_or(now, |w| w.from),
             until: now.after(watch),
         });
+        for service in restarts {
+            self.actions.push(Action::Restart {
+                release: id.clone(),
+                environment: env.clone(),
+                service,
+            });
+        }
         if let Some(to) = promote {
             self.actions.push(Action::Promote {
                 release: id.clone(),

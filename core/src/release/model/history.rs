@@ -51,6 +51,9 @@ spelled! {
         /// An alarm fired while a released version was still watched after its bake: it
         /// was rolled back to the release before it. Why it failed is for a person.
         AlarmAfterRelease = "alarm_after_release",
+        /// A service this release's success was to restart (`restarts`) could not be:
+        /// it still runs tasks started before the release.
+        RestartFailed = "restart_failed",
         /// Written by a newer Shiplane; shown as it is.
         #[serde(other)]
         Other = "other",
@@ -65,6 +68,7 @@ impl Alert {
         match cause {
             Cause::RollbackFailed => Some(Alert::RollbackFailed),
             Cause::StopFailed => Some(Alert::StopFailed),
+            Cause::RestartFailed => Some(Alert::RestartFailed),
             Cause::TimedOut if to == Some(StageState::Failed) => Some(Alert::PastDeadline),
             _ => None,
         }
@@ -143,6 +147,11 @@ spelled! {
         Redeployed = "redeployed",
         /// An operator deployed an image by digest, without a push.
         Deployed = "deployed",
+        /// A service named in `restarts` was restarted (new tasks of the revision it runs)
+        /// after this release succeeded: recorded in both services' histories.
+        Restarted = "restarted",
+        /// That restart failed for good: a person restarts the service.
+        RestartFailed = "restart_failed",
         Paused = "paused",
         Resumed = "resumed",
         /// An operator freed the lane of whatever held it.

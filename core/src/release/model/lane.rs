@@ -89,6 +89,21 @@ pub struct Lane {
     /// watch's rollback or an operator's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<Watch>,
+    /// The last restart of this (rolling) service another service's release asked for
+    /// (its `restarts`): shown by `status`, and what makes a replayed record of it a no-op.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted: Option<Restart>,
+}
+
+/// A restart of a lane's service asked for by another service's release here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restart {
+    /// The service whose release succeeded.
+    pub by: String,
+    pub release: ReleaseId,
+    /// The ECS deployment that started the new tasks.
+    pub deployment_id: String,
+    pub at: Timestamp,
 }
 
 /// A release watched after its bake: an alarm that fired (CloudWatch's time) from when it
@@ -125,6 +140,7 @@ impl Lane {
             stopping: None,
             newest_digest: None,
             watch: None,
+            restarted: None,
         }
     }
 

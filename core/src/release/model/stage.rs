@@ -174,6 +174,9 @@ pub enum Phase {
         /// The environment this release is owed a promotion to, recorded with its success
         /// so that a promotion lost to a crash is still owed (and done once) afterwards.
         promote_to: Option<String>,
+        /// The dependent services (`restarts`) this success still owes a restart, recorded
+        /// with it for the same reason; each leaves the list once restarted.
+        restarts: Vec<String>,
     },
     /// See [`StageState::Failed`].
     Failed,
@@ -202,7 +205,10 @@ impl Phase {
             S::Deploying => Phase::Deploying { lease: None },
             S::Validating => Phase::Validating,
             S::Baking => Phase::Baking { until: now },
-            S::Succeeded => Phase::Succeeded { promote_to: None },
+            S::Succeeded => Phase::Succeeded {
+                promote_to: None,
+                restarts: Vec::new(),
+            },
             S::Failed => Phase::Failed,
             S::RolledBack => Phase::RolledBack,
             S::Superseded => Phase::Superseded,
@@ -317,8 +323,29 @@ impl Stage {
     /// The environment a success here is owed a promotion to.
     pub fn promote_to(&self) -> Option<&str> {
         match &self.phase {
-            Phase::Succeeded { promote_to } => promote_to.as_deref(),
+            Phase::Succeeded { promote_to, .. } => promote_to.as_deref(),
             _ => None,
+        }
+    }
+
+    /// `service` was restarted (or failed to be, for good): true when this success still
+    /// owed it, which it no longer does.
+    pub fn restarted(&mut self, service: &str) -> bool {
+        match &mut self.phase {
+            Phase::Succeeded { restarts, .. } => {
+                let before = restarts.len();
+                restarts.retain(|s| s != service);
+                restarts.len() != before
+            }
+            _ => false,
+        }
+    }
+
+    /// The dependent services a success here still owes a restart.
+    pub fn restarts(&self) -> &[String] {
+        match &self.phase {
+            Phase::Succeeded { restarts, .. } => restarts,
+            _ => &[],
         }
     }
 }
@@ -352,6 +379,8 @@ struct Stored {
     attempt: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     promote_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    restarts: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     task_definition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -400,6 +429,7 @@ impl From<Stored> for Stage {
             },
             S::Succeeded => Phase::Succeeded {
                 promote_to: s.promote_to,
+                restarts: s.restarts,
             },
             other => Phase::fresh(other, s.since),
         };
@@ -429,6 +459,7 @@ impl From<Stage> for Stored {
         let (bake_until, not_before, lease) =
             (stage.bake_until(), stage.not_before(), stage.lease());
         let promote_to = stage.promote_to().map(str::to_string);
+        let restarts = stage.restarts().to_vec();
         let migration_task = match stage.phase {
             Phase::Migrating { task, .. } => task,
             _ => None,
@@ -447,6 +478,7 @@ impl From<Stage> for Stored {
             not_before,
             attempt: stage.attempt,
             promote_to,
+            restarts,
             task_definition: stage.task_definition,
             lease,
             restore_failures: stage.restore_failures,

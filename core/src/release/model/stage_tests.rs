@@ -39,6 +39,7 @@ fn every_phase() -> Vec<Stage> {
                 },
                 Phase::Succeeded { .. } => Phase::Succeeded {
                     promote_to: Some("prod".into()),
+                    restarts: vec!["tiles".into()],
                 },
                 other => other,
             };
@@ -80,6 +81,10 @@ fn the_state_s_own_data_keeps_the_names_it_was_stored_and_printed_under() {
         by_state[&StageState::Succeeded]["promote_to"],
         json!("prod")
     );
+    assert_eq!(
+        by_state[&StageState::Succeeded]["restarts"],
+        json!(["tiles"])
+    );
     for (state, v) in &by_state {
         assert_eq!(v["attempt"], json!(2), "{state}");
         let own = [
@@ -88,6 +93,7 @@ fn the_state_s_own_data_keeps_the_names_it_was_stored_and_printed_under() {
             "lease",
             "bake_until",
             "promote_to",
+            "restarts",
         ];
         let held: Vec<_> = own.iter().filter(|k| v.get(**k).is_some()).collect();
         assert!(held.len() <= 2, "{state} holds only its own data: {v}");
@@ -137,7 +143,8 @@ fn a_deployment_id_that_is_no_task_arn_stays_the_deployment() {
 fn what_a_state_cannot_have_is_dropped_on_read() {
     let stage = read(json!({
         "state": "validating", "since": 5, "deployment_id": "d-1",
-        "lease": 9, "bake_until": 20, "not_before": 7, "promote_to": "prod"
+        "lease": 9, "bake_until": 20, "not_before": 7, "promote_to": "prod",
+        "restarts": ["tiles"]
     }));
     assert_eq!(stage.phase, Phase::Validating);
     assert_eq!(
@@ -146,7 +153,14 @@ fn what_a_state_cannot_have_is_dropped_on_read() {
     );
     assert_eq!(stage.promote_to(), None);
     let again = written(&stage);
-    for gone in ["lease", "bake_until", "not_before", "promote_to"] {
+    assert!(stage.restarts().is_empty());
+    for gone in [
+        "lease",
+        "bake_until",
+        "not_before",
+        "promote_to",
+        "restarts",
+    ] {
         assert!(again.get(gone).is_none(), "{gone} in {again}");
     }
     assert_eq!(

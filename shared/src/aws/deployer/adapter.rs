@@ -9,6 +9,7 @@ use super::{
     Tagged, deployment_info, origin_of, sdk,
 };
 use crate::pipeline::{ServiceKind, Target};
+use crate::release::Timestamp;
 
 /// An ECS service as it is now (an inactive one of the same name does not count).
 pub(crate) async fn ecs_service(
@@ -89,11 +90,7 @@ impl Deployer for AwsDeployer {
                 cluster,
                 service,
                 container,
-                restart_on_release,
-            } => {
-                self.rolling(req, cluster, service, container, *restart_on_release)
-                    .await
-            }
+            } => self.rolling(req, cluster, service, container).await,
             Target::Task { families } => self.data_jobs(req, families).await,
         }
     }
@@ -123,6 +120,15 @@ impl Deployer for AwsDeployer {
             } => self.rolling_status(cluster, service, deployment_id).await,
             Target::Task { .. } => Ok(DeploymentStatus::Succeeded),
         }
+    }
+
+    async fn restart(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: Timestamp,
+    ) -> Result<String, DeployError> {
+        self.restart_service(cluster, service, since).await
     }
 
     async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {

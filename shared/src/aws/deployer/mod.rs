@@ -28,7 +28,7 @@ use super::error::DeployError;
 use super::error::sdk;
 use crate::facts::TaskStopped;
 use crate::pipeline::{Service, StageConfig};
-use crate::release::{Release, ReleaseId};
+use crate::release::{Release, ReleaseId, Timestamp};
 
 pub use adapter::AwsDeployer;
 #[cfg(feature = "hooks")]
@@ -142,6 +142,17 @@ pub trait Deployer: Send + Sync {
 
     /// Who made a deployment Shiplane holds no reference to, from CodeDeploy's
     /// GetDeployment; None for one someone else made, and for one CodeDeploy does not know.
+    /// Restarts a rolling service another's release asked for (its stage's `restarts`): a
+    /// new ECS deployment of the revision the service runs, unless one was created at or
+    /// after `since` (an earlier run of this restart, or a deployment that started new
+    /// tasks anyway). The deployment's id.
+    fn restart(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<String, DeployError>> + Send;
+
     fn origin(
         &self,
         deployment_id: &str,

@@ -8,6 +8,7 @@ use super::naming::pinned_revision;
 use super::prefetch::Revisions;
 use super::revisions::Pick;
 use super::{DeployError, DeployOutcome, DeployRequest, DeploymentStatus, sdk};
+use crate::release::Timestamp;
 
 impl AwsDeployer {
     pub(super) async fn rolling(
@@ -16,7 +17,6 @@ impl AwsDeployer {
         cluster: &str,
         service: &str,
         container: &str,
-        restart_on_release: bool,
     ) -> Result<DeployOutcome, DeployError> {
         let Revisions {
             service: current,
@@ -41,7 +41,7 @@ impl AwsDeployer {
             .stages
             .get(&req.stage.environment)
             .map_or(&[][..], |s| s.ended.as_slice());
-        let mut force = restart_on_release;
+        let mut force = false;
         if current.task_definition.as_deref() == Some(task_definition.as_str()) {
             let adopted = primary(&current).unwrap_or_else(|| task_definition.clone());
             if !ended.contains(&adopted) {
@@ -84,6 +84,63 @@ impl AwsDeployer {
             deployment_id,
             task_definition,
         })
+    }
+
+    /// A rolling service restarted for another's release ([`Deployer::restart`]): the
+    /// newest deployment created at or after `since`, or a forced new one of the revision
+    /// it runs (UpdateService with no revision keeps it).
+    ///
+    /// [`Deployer::restart`]: super::Deployer::restart
+    pub(super) async fn restart_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: Timestamp,
+    ) -> Result<String, DeployError> {
+        let current = self.ecs_service(cluster, service).await?;
+        // To the second: a restart made in the second its release succeeded is found
+        // again, whatever precision ECS answers its creation time with.
+        let since_ms = i64::try_from(since.0 / 1000 * 1000).unwrap_or(i64::MAX);
+        // The newest such: ECS's PRIMARY, else the latest created.
+        let newer = current
+            .deployments()
+            .iter()
+            .filter(|d| {
+                d.created_at()
+                    .and_then(|t| t.to_millis().ok())
+                    .is_some_and(|ms| ms >= since_ms)
+            })
+            .max_by_key(|d| {
+                let created = d.created_at().and_then(|t| t.to_millis().ok());
+                (d.status() == Some("PRIMARY"), created)
+            })
+            .and_then(|d| d.id());
+        if let Some(id) = newer {
+            return Ok(id.to_string());
+        }
+        let out = self
+            .ecs
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .force_new_deployment(true)
+            .send()
+            .await
+            .map_err(|e| sdk("ECS UpdateService", &e))?;
+        out.service
+            .as_ref()
+            .and_then(|s| {
+                s.deployments()
+                    .iter()
+                    .find(|d| d.status() == Some("PRIMARY"))
+                    .and_then(|d| d.id())
+            })
+            .map(str::to_string)
+            .ok_or_else(|| {
+                DeployError::permanent(format!(
+                    "ECS UpdateService of {service} in {cluster} answered with no PRIMARY deployment"
+                ))
+            })
     }
 
     /// Where an ECS service deployment of a rolling stage is

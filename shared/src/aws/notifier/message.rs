@@ -151,6 +151,7 @@ pub fn alert_phrase(alert: Alert) -> &'static str {
         Alert::StopFailed => "its deployment could not be stopped",
         Alert::PastDeadline => "failed, no outcome by its deadline",
         Alert::AlarmAfterRelease => "rolled back, alarm after its bake",
+        Alert::RestartFailed => "a service it restarts was not",
         Alert::Other => "a person must act",
     }
 }
@@ -175,6 +176,10 @@ fn alert_sentence(alert: Alert, t: &Transition) -> String {
         }
         Alert::AlarmAfterRelease => {
             "an alarm fired while it was still watched after its bake, so it was rolled back to the release before it; find out why before it is released again"
+                .into()
+        }
+        Alert::RestartFailed => {
+            "a service its release restarts (`restarts`) could not be restarted, and still runs tasks started before it; restart it by hand (aws ecs update-service --force-new-deployment)"
                 .into()
         }
         Alert::Other => "a person must act (see its history)".into(),

@@ -252,6 +252,15 @@ impl<A: AtDeploy> Deployer for Meanwhile<'_, A> {
             .await
     }
 
+    async fn restart(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: crate::release::Timestamp,
+    ) -> Result<String, DeployError> {
+        self.inner.restart(cluster, service, since).await
+    }
+
     async fn origin(&self, deployment_id: &str) -> Result<Option<crate::aws::Origin>, DeployError> {
         self.inner.origin(deployment_id).await
     }

@@ -7,6 +7,7 @@ mod holds;
 mod late;
 mod properties;
 mod recovery;
+mod restarts;
 mod restore;
 mod table;
 mod watch;
@@ -52,6 +53,7 @@ fn policy() -> Policy {
         held_by: Vec::new(),
         undo_by_redeploy: false,
         watch: Duration::ZERO,
+        restarts: Vec::new(),
     }
 }
 
@@ -211,6 +213,11 @@ fn samples() -> Vec<Event> {
             deployment_id: "d-2".into(),
             detail: "rollback of d-1 succeeded".into(),
             failed: false,
+        },
+        Event::Restarted {
+            service: "tiles".into(),
+            deployment_id: Some("ecs-svc/1".into()),
+            error: None,
         },
     ]
 }

@@ -47,6 +47,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
             held_by: Vec::new(),
             undo_by_redeploy: false,
             watch: Duration::ZERO,
+            restarts: Vec::new(),
         },
     )
 }

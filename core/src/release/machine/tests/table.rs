@@ -8,6 +8,8 @@ enum Expect {
     To(StageState),
     /// The state stays; a transition records the fact.
     Recorded,
+    /// Nothing changes, nothing is recorded: an outcome owed no more (a replay).
+    Unchanged,
     NotArrived,
     AlreadyArrived,
     NotAllowed,
@@ -30,6 +32,8 @@ fn expected(state: Option<StageState>, event: &Event) -> Expect {
         (_, Event::TagAdded { .. } | Event::BakeTimer { .. } | Event::RollbackReported { .. }) => {
             Recorded
         }
+        // The sample's stage owes no restart: the outcome of one changes nothing.
+        (_, Event::Restarted { .. }) => Unchanged,
         (S::Queued, Event::Dequeue) => To(S::Deploying),
         (S::AwaitingApproval, Event::Approved { .. }) => To(S::Deploying),
         (S::AwaitingApproval | S::Queued, Event::Rejected { .. }) => To(S::Rejected),
@@ -112,6 +116,12 @@ fn every_state_event_pair_follows_the_table() {
                     assert_eq!(d.transitions.len(), 1, "{state:?} + {event:?}");
                     assert_eq!(d.transitions[0].from, d.transitions[0].to);
                 }
+                (Ok(d), Expect::Unchanged) => {
+                    assert!(
+                        d.is_noop() && d.transitions.is_empty(),
+                        "{state:?} + {event:?}"
+                    );
+                }
                 (Err(TransitionError::NotArrived { .. }), Expect::NotArrived)
                 | (Err(TransitionError::AlreadyArrived { .. }), Expect::AlreadyArrived)
                 | (Err(TransitionError::NotAllowed { .. }), Expect::NotAllowed) => {}
@@ -120,7 +130,7 @@ fn every_state_event_pair_follows_the_table() {
             covered += 1;
         }
     }
-    assert_eq!(covered, 13 * 28);
+    assert_eq!(covered, 13 * 29);
 }
 
 #[test]
@@ -131,9 +141,12 @@ fn refused_events_leave_no_trace() {
     for event in samples() {
         if matches!(
             event,
-            Event::TagAdded { .. } | Event::BakeTimer { .. } | Event::RollbackReported { .. }
+            Event::TagAdded { .. }
+                | Event::BakeTimer { .. }
+                | Event::RollbackReported { .. }
+                | Event::Restarted { .. }
         ) {
-            continue; // a fact of the release, recorded in any state
+            continue; // a fact of the release, recorded (or owed no more) in any state
         }
         assert!(apply(&view, &id(1), &event, &policy(), T0).is_err());
         assert_eq!(view, before);
