@@ -12,9 +12,14 @@ use shiplane::pipeline::{Change, Checked, Pipeline, PipelineDiff, Problem, Setti
 use shiplane::release::{ReleaseId, StageState, Timestamp};
 use shiplane::store::{DynamoStore, ReleaseStore, StoreError, StoredPipeline};
 
-use crate::Failure;
 use crate::commands::actor_name;
 use crate::output::{errln, outln};
+use crate::{Failure, account};
+
+/// The file's pipeline, validated (its problems printed as `config validate` prints them).
+pub fn pipeline_of(file: &Path, json: bool) -> Result<Pipeline, Failure> {
+    Ok(check(file, json, "")?.1.pipeline)
+}
 
 /// `config validate FILE`: problems, or each service's route and the warnings.
 pub fn validate(file: &Path, json: bool) -> Result<(), Failure> {
@@ -78,20 +83,36 @@ pub async fn diff(store: &DynamoStore, file: &Path, json: bool) -> Result<(), Fa
     }
 }
 
+/// How `config apply` is asked to store a file.
+pub struct Apply {
+    /// Drop lanes with live releases anyway.
+    pub force: bool,
+    /// Read the blue-green stages' deployment groups first ([`account::apply_gate`]).
+    pub check_account: bool,
+    /// Who applies it; the AWS identity when `None`.
+    pub actor: Option<String>,
+    pub json: bool,
+}
+
 /// `config apply FILE`: validate, show the diff, refuse to strand a live release unless
-/// `force`, then store the file as the next version.
+/// forced, refuse a deployment group whose rollback cannot happen unless unchecked, then
+/// store the file as the next version.
 pub async fn apply(
     config: &aws_config::SdkConfig,
     store: &DynamoStore,
     file: &Path,
-    force: bool,
-    actor: Option<String>,
-    json: bool,
+    how: Apply,
 ) -> Result<(), Failure> {
+    let Apply {
+        force,
+        check_account,
+        actor,
+        json,
+    } = how;
     let (source, checked) = check(file, json, "\nnothing was stored")?;
     let stored = stored(store).await?;
     if let Some(current) = stored.file.as_ref().filter(|c| c.source == source) {
-        applied(current, &checked, None, &[], false, json);
+        applied(current, &checked, Applied::default(), false, json);
         return Ok(());
     }
     let d = PipelineDiff::between(stored.pipeline.as_ref(), &checked.pipeline);
@@ -99,7 +120,13 @@ pub async fn apply(
     if !live.is_empty() && !force {
         return Err(Failure::Refused(refusal(&live)));
     }
+    let account = if check_account {
+        account::apply_gate(config, &checked.pipeline).await?
+    } else {
+        Vec::new()
+    };
     if !json {
+        print_account(file, &account);
         print_diff(file, &stored, &d);
         print_warnings(file, &checked.warnings);
         for l in &live {
@@ -119,7 +146,12 @@ pub async fn apply(
     };
     match store.put_pipeline(next.clone()).await {
         Ok(()) => {
-            applied(&next, &checked, Some(&d), &live, true, json);
+            let ours = Applied {
+                diff: Some(&d),
+                dropped_live: &live,
+                account: check_account.then_some(account.as_slice()),
+            };
+            applied(&next, &checked, ours, true, json);
             Ok(())
         }
         Err(StoreError::Conflict { .. }) => Err(Failure::Failed(format!(
@@ -128,6 +160,24 @@ pub async fn apply(
             file.display()
         ))),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// What the account check found that does not stop the apply, said as a warning (an error
+/// included: a group not made yet fails the release there until it is) or a note.
+fn print_account(file: &Path, found: &[account::Finding]) {
+    for f in found {
+        let label = match f.severity {
+            account::Severity::Note => "note",
+            _ => "warning",
+        };
+        errln!("{}", f.labelled(label));
+    }
+    if !found.is_empty() {
+        errln!(
+            "(`shiplane doctor {}` checks the whole account)",
+            file.display()
+        );
     }
 }
 
@@ -370,11 +420,19 @@ fn setting_line(s: &SettingChange) -> String {
     }
 }
 
+/// What one apply did besides storing: the diff, the live releases it dropped, and what
+/// the account check found (`None`: not checked).
+#[derive(Default)]
+struct Applied<'a> {
+    diff: Option<&'a PipelineDiff>,
+    dropped_live: &'a [Live],
+    account: Option<&'a [account::Finding]>,
+}
+
 fn applied(
     stored: &StoredPipeline,
     checked: &Checked,
-    diff: Option<&PipelineDiff>,
-    dropped_live: &[Live],
+    ours: Applied<'_>,
     changed: bool,
     json: bool,
 ) {
@@ -387,9 +445,11 @@ fn applied(
             "applied_by": stored.applied_by,
             "services": services.keys().collect::<Vec<_>>(),
             "routes": routes(&checked.pipeline),
-            "diff": diff,
-            "dropped_live_releases": dropped_live,
+            "diff": ours.diff,
+            "dropped_live_releases": ours.dropped_live,
             "warnings": problems_json(&checked.warnings),
+            "account_checked": ours.account.is_some(),
+            "account_findings": ours.account.unwrap_or_default(),
         }));
     } else if changed {
         outln!(

@@ -2,11 +2,12 @@
 //! and read any release's history.
 //!
 //! Exit codes ([`Failure::exit_code`]): 0 success, 1 failure (AWS, store, nothing applied
-//! yet), 2 bad input (usage, invalid pipeline file, unknown service or release), 3 refused
+//! yet; `doctor`: a problem found), 2 bad input (usage, invalid pipeline file, unknown service or release), 3 refused
 //! (the release's state does not allow the request; nothing changed), 4 `config diff`: the
 //! file differs from what is stored, 5 `wait`: the release ended another way, 6 `wait`:
 //! timed out.
 
+mod account;
 mod commands;
 mod config_file;
 mod dashboard;
@@ -28,8 +29,8 @@ use crate::output::{errln, outln};
 
 /// What `--help` ends with: what the exit codes mean and where settings come from.
 const AFTER_HELP: &str = "\
-Exit codes: 0 ok, 1 failure (AWS, the store; the message says what to fix), 2 usage or bad
-input, 3 refused (the release's state does not allow it; nothing changed), 4 `config diff`:
+Exit codes: 0 ok, 1 failure (AWS, the store; `doctor`: a problem that would break a release;
+the message says what to fix), 2 usage or bad input, 3 refused (the release's state does not allow it; nothing changed), 4 `config diff`:
 the file differs, 5 `wait`: the release ended another way, 6 `wait`: timed out. With --json,
 output and errors are JSON on stdout (errors: {\"error\": {\"kind\", \"message\", \"exit_code\"}}),
 times RFC 3339.
@@ -86,6 +87,24 @@ enum Command {
     /// Validate, store and show the pipeline file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check the deployed account against a pipeline file (the stored pipeline when FILE
+    /// is left out): per environment, what is missing or set wrong, each with its fix.
+    /// Only reads. Exit 1 when anything would break a release or keep a rollback from
+    /// happening.
+    Doctor {
+        /// The pipeline file to check the account against; the stored pipeline when left out.
+        file: Option<PathBuf>,
+        /// The deploy-hook function CodeDeploy invokes (the stack's HookFunctionName output).
+        #[arg(
+            long,
+            env = "SHIPLANE_HOOK_FUNCTION",
+            default_value = "CodeDeployHook_shiplane"
+        )]
+        hook_function: String,
+        /// The Scheduler group bake timers live in (the stack's ScheduleGroupName output).
+        #[arg(long, env = "SHIPLANE_SCHEDULE_GROUP", default_value = shiplane::aws::DEFAULT_SCHEDULE_GROUP)]
+        schedule_group: String,
+    },
     /// Per environment: what runs, what is in flight, what waits, the last known good.
     Status {
         /// One service; all services of the pipeline when omitted.
@@ -294,7 +313,9 @@ enum ConfigCommand {
     /// pipeline. Exit 0 when it changes nothing, 4 when it does (like `git diff --exit-code`).
     Diff { file: PathBuf },
     /// Validate, show the diff, and store a pipeline file as the next version. An invalid
-    /// file stores nothing; a file that drops a lane with a live release is refused (exit 3).
+    /// file stores nothing; a file that drops a lane with a live release is refused (exit 3),
+    /// and so is one whose blue-green stages' CodeDeploy groups would not roll back or keep
+    /// the blue task set forever, unless the file says so (keep_blue, group_rollback).
     Apply {
         file: PathBuf,
         /// Recorded as who applied it; defaults to your AWS identity (STS GetCallerIdentity).
@@ -304,6 +325,10 @@ enum ConfigCommand {
         /// are not stopped, and Shiplane no longer acts on them.
         #[arg(long)]
         force: bool,
+        /// Store the file without reading the blue-green stages' CodeDeploy groups (offline,
+        /// or before the groups exist; `shiplane doctor FILE` checks them later).
+        #[arg(long)]
+        no_check: bool,
     },
     /// Print the current pipeline file exactly as applied.
     Show,

@@ -96,6 +96,8 @@ fn the_walkthrough_in_docs_cli_md_runs_as_written() {
     for expected in [
         "wrote .shiplane/config.toml from stack shiplane",
         "applied pipeline version 1 (3 services) as walkthrough",
+        "error: api: CloudWatch alarm api-prod-latency does not exist",
+        "exit code 1",
         "awaiting_approval",
         "exit code 3",
         "release etl@20261207-abc1234 (",

@@ -16,6 +16,7 @@
     provision.py fire-schedules [--now ISO]                fire the due one-time schedules; print them
     provision.py faults [--seed N --rates JSON --next JSON] inject transient faults; print those injected
     provision.py alarm --name N --state ALARM|OK           create a CloudWatch alarm if missing; set its state
+    provision.py hook-function --name N [--hooks H ...]    the deploy-hook function and an alias per hook
     provision.py task-set --arn A --running N --desired N  give a task set ECS's running and desired counts
     provision.py lambda-answer --function F --payload JSON [--error E]
                                                            script what invoking F returns
@@ -26,12 +27,14 @@ Each command prints JSON on stdout.
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import sys
 import tomllib
 import urllib.request
 import uuid
+import zipfile
 from datetime import datetime, timezone
 
 import boto3
@@ -148,12 +151,23 @@ def account(args) -> dict:
                     cd.create_application(applicationName=target["application"], computePlatform="ECS")
                 except cd.exceptions.ApplicationAlreadyExistsException:
                     pass
+                # As an ECS blue/green group should be (what `shiplane doctor` and `config
+                # apply` check): rolled back on failure and on a stop, the blue task set
+                # terminated after a success.
                 cd.create_deployment_group(
                     applicationName=target["application"],
                     deploymentGroupName=target["deployment_group"],
                     serviceRoleArn=f"{ROLE}/codedeploy",
                     deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
                     ecsServices=[{"serviceName": stage["service"], "clusterName": cluster}],
+                    autoRollbackConfiguration={
+                        "enabled": True,
+                        "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST"],
+                    },
+                    blueGreenDeploymentConfiguration={
+                        "terminateBlueInstancesOnDeploymentSuccess": {"action": "TERMINATE", "terminationWaitTimeInMinutes": 5},
+                        "deploymentReadyOption": {"actionOnTimeout": "CONTINUE_DEPLOYMENT"},
+                    },
                 )
                 created["groups"].append(f"{target['application']}/{target['deployment_group']}")
         if "migration" in stage and stage["migration"]["family"] not in created["families"]:
@@ -196,12 +210,41 @@ def account(args) -> dict:
     }
 
 
+HOOKS = ["BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"]
+
+
+def hook_function(args) -> dict:
+    """The deploy-hook function as the stack makes it: the function (its code a stand-in:
+    tests run the real binary behind a local Runtime API) and one alias per lifecycle hook."""
+    iam, lam = client("iam"), client("lambda")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    try:
+        role = iam.create_role(RoleName=f"{args.name}-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        role = iam.get_role(RoleName=f"{args.name}-role")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\n")
+    try:
+        arn = lam.create_function(FunctionName=args.name, Runtime="provided.al2023", Role=role, Handler="bootstrap",
+                                  Code={"ZipFile": code.getvalue()})["FunctionArn"]
+    except lam.exceptions.ResourceConflictException:
+        arn = lam.get_function(FunctionName=args.name)["Configuration"]["FunctionArn"]
+    for hook in args.hooks or HOOKS:
+        try:
+            lam.create_alias(FunctionName=args.name, Name=hook, FunctionVersion="$LATEST")
+        except lam.exceptions.ResourceConflictException:
+            pass
+    return {"function": args.name, "arn": arn, "aliases": args.hooks or HOOKS}
+
+
 def stack(args) -> dict:
     """What `sam deploy` leaves in an account, for trying the CLI by hand: the account's
-    resources (as `account`) and a CloudFormation stack named --name whose outputs are
-    template.yaml's, so `shiplane init --stack NAME` reads them as it would from AWS. The
-    table is left to `shiplane table create` (the real stack makes it)."""
+    resources (as `account`), the deploy-hook function, and a CloudFormation stack named
+    --name whose outputs are template.yaml's, so `shiplane init --stack NAME` reads them as
+    it would from AWS. The table is left to `shiplane table create` (the real stack makes it)."""
     made = account(args)
+    hook_function(argparse.Namespace(name="CodeDeployHook_shiplane", hooks=None))
     outputs = {
         "TableName": args.name,
         "TopicArn": made["topic_arn"],
@@ -439,6 +482,9 @@ def main() -> None:
     al = sub.add_parser("alarm")
     al.add_argument("--name", required=True)
     al.add_argument("--state", required=True, choices=["ALARM", "OK", "INSUFFICIENT_DATA"])
+    hf = sub.add_parser("hook-function")
+    hf.add_argument("--name", required=True)
+    hf.add_argument("--hooks", nargs="*", help="the aliases to make (default: one per lifecycle hook)")
     ts = sub.add_parser("task-set")
     ts.add_argument("--arn", required=True)
     ts.add_argument("--running", type=int, required=True)
@@ -469,6 +515,7 @@ def main() -> None:
         "fire-schedules": fire_schedules,
         "faults": faults,
         "alarm": alarm,
+        "hook-function": hook_function,
         "task-set": task_set,
         "lambda-answer": lambda_answer,
     }[args.command]

@@ -13,6 +13,11 @@ own. This module adds, as AWS behaves:
 - ContinueDeployment: recorded.
 - CreateDeployment: refused with DeploymentLimitExceededException while the group has an
   active deployment (Created, Queued, InProgress, Baking, Ready).
+- UpdateDeploymentGroup: the settings `shiplane doctor` checks and names in its fixes
+  (autoRollbackConfiguration, blueGreenDeploymentConfiguration, deploymentStyle,
+  deploymentConfigName), each replaced whole when given, as CodeDeploy does; a group or
+  application that does not exist answers as GetDeploymentGroup does (moto lacks the
+  operation).
 
 - TransactWriteItems: the same semantics as moto's (and DynamoDB's: every condition is
   checked against the state before the transaction; all writes or none), but undone item by
@@ -254,6 +259,24 @@ def create_deployment(self: Any, application_name: str, deployment_group_name: s
     return _original_create_deployment(
         self, application_name, deployment_group_name, *args, **kwargs
     )
+
+
+def update_deployment_group(self: CodeDeployResponse) -> ActionResult:
+    backend = self.codedeploy_backend
+    group = backend.get_deployment_group(
+        application_name=self._get_param("applicationName"),
+        deployment_group_name=self._get_param("currentDeploymentGroupName"),
+    )
+    for param, attribute in (
+        ("autoRollbackConfiguration", "auto_rollback_configuration"),
+        ("blueGreenDeploymentConfiguration", "blue_green_deployment_configuration"),
+        ("deploymentStyle", "deployment_style"),
+        ("deploymentConfigName", "deployment_config_name"),
+    ):
+        value = self._get_param(param)
+        if value is not None:
+            setattr(group, attribute, value)
+    return ActionResult({"hooksNotCleanedUp": []})
 
 
 _original_run_task = EC2ContainerServiceResponse.run_task
@@ -771,6 +794,7 @@ def register() -> None:
     CodeDeployResponse.stop_deployment = stop_deployment
     cd_responses._deployment_info = deployment_info
     CodeDeployResponse.continue_deployment = continue_deployment
+    CodeDeployResponse.update_deployment_group = update_deployment_group
     cd_models.CodeDeployBackend.create_deployment = create_deployment
     DynamoDBBackend.transact_write_items = transact_write_items
     ecr_models.Image.__init__ = image_init

@@ -135,6 +135,42 @@ def test_stop_records_rollback_and_stops(codedeploy, endpoint):
     assert "rollbackDeploymentId" not in reports["stops"][1]
 
 
+def test_update_deployment_group_replaces_the_settings_it_is_given(codedeploy):
+    group = lambda: codedeploy.get_deployment_group(applicationName="api", deploymentGroupName="api-dev")[
+        "deploymentGroupInfo"
+    ]
+    assert group()["autoRollbackConfiguration"] == {}
+    codedeploy.update_deployment_group(
+        applicationName="api",
+        currentDeploymentGroupName="api-dev",
+        autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST"]},
+        blueGreenDeploymentConfiguration={
+            "terminateBlueInstancesOnDeploymentSuccess": {"action": "KEEP_ALIVE"},
+        },
+    )
+    info = group()
+    assert info["autoRollbackConfiguration"] == {
+        "enabled": True,
+        "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST"],
+    }
+    assert info["blueGreenDeploymentConfiguration"]["terminateBlueInstancesOnDeploymentSuccess"] == {"action": "KEEP_ALIVE"}
+    assert info["deploymentStyle"]["deploymentType"] == "BLUE_GREEN", "what is not given is kept"
+    # Given again, a setting is replaced whole.
+    codedeploy.update_deployment_group(
+        applicationName="api",
+        currentDeploymentGroupName="api-dev",
+        autoRollbackConfiguration={"enabled": False},
+    )
+    assert group()["autoRollbackConfiguration"] == {"enabled": False}
+    assert group()["blueGreenDeploymentConfiguration"]["terminateBlueInstancesOnDeploymentSuccess"]["action"] == "KEEP_ALIVE"
+    with pytest.raises(ClientError) as e:
+        codedeploy.update_deployment_group(applicationName="api", currentDeploymentGroupName="nope")
+    assert e.value.response["Error"]["Code"] == "DeploymentGroupDoesNotExistException"
+    with pytest.raises(ClientError) as e:
+        codedeploy.update_deployment_group(applicationName="nope", currentDeploymentGroupName="api-dev")
+    assert e.value.response["Error"]["Code"] == "ApplicationDoesNotExistException"
+
+
 def test_continue_is_recorded(codedeploy, endpoint):
     d = deploy(codedeploy)
     codedeploy.continue_deployment(deploymentId=d, deploymentWaitType="TERMINATION_WAIT")

@@ -10,9 +10,20 @@ pub(super) async fn run(cx: &Context<'_>, command: &ConfigCommand) -> Result<(),
     match command {
         ConfigCommand::Validate { file } => config_file::validate(file, cx.json()),
         ConfigCommand::Diff { file } => config_file::diff(&cx.store(), file, cx.json()).await,
-        ConfigCommand::Apply { file, actor, force } => {
+        ConfigCommand::Apply {
+            file,
+            actor,
+            force,
+            no_check,
+        } => {
             let store = cx.store();
-            config_file::apply(cx.config, &store, file, *force, actor.clone(), cx.json()).await
+            let how = config_file::Apply {
+                force: *force,
+                check_account: !*no_check,
+                actor: actor.clone(),
+                json: cx.json(),
+            };
+            config_file::apply(cx.config, &store, file, how).await
         }
         ConfigCommand::Show => {
             let current = current_pipeline(&cx.store()).await?;

@@ -5,6 +5,7 @@
 mod clients;
 mod config;
 mod deploy;
+mod doctor;
 mod init;
 mod inspect;
 mod lookup;
@@ -66,6 +67,17 @@ async fn dispatch(cx: &Context<'_>) -> Result<(), Failure> {
     match &cx.cli.command {
         C::Init { stack, user } => init::init(cx, stack, *user).await,
         C::Config(command) => config::run(cx, command).await,
+        C::Doctor {
+            file,
+            hook_function,
+            schedule_group,
+        } => {
+            let reach = crate::account::Reach {
+                hook_function,
+                schedule_group,
+            };
+            doctor::doctor(cx, file.as_deref(), reach).await
+        }
         C::Status { service } => inspect::status(cx, service.as_deref()).await,
         C::History { target, limit } => inspect::history(cx, target, *limit).await,
         C::Watch(args) => inspect::watch(cx, args).await,

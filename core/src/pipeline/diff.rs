@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Check, Pipeline, Probe, Service, StageConfig, TagPolicy, Target};
+use super::{
+    BlueAfterSuccess, Check, GroupRollback, Pipeline, Probe, Service, StageConfig, TagPolicy,
+    Target,
+};
 
 /// Whether a service, an environment of a service, or a setting is new, gone or different.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -301,6 +304,13 @@ fn target_settings(target: &Target, out: &mut BTreeMap<String, String>) {
                 "codedeploy.deployment_config",
                 text(&codedeploy.deployment_config),
             );
+            // Only an opt-out is shown: a file that leaves them out says nothing new.
+            if codedeploy.group.blue == BlueAfterSuccess::Keep {
+                put("codedeploy.keep_blue", "true".into());
+            }
+            if codedeploy.group.rollback == GroupRollback::Off {
+                put("codedeploy.group_rollback", "false".into());
+            }
         }
         Target::Rolling {
             cluster, service, ..

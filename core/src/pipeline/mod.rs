@@ -150,6 +150,48 @@ pub struct CodeDeployTarget {
     pub deployment_group: String,
     /// e.g. `CodeDeployDefault.ECSCanary10Percent5Minutes`.
     pub deployment_config: String,
+    /// What the deployment group itself must be set to, unless the file says otherwise.
+    pub group: GroupExpectation,
+}
+
+/// The deployment group settings `shiplane doctor` and `config apply` hold a blue-green
+/// stage's group to. By default the group rolls back on its own and removes the old (blue)
+/// task set after a success; the file's `keep_blue = true` and `group_rollback = false` say
+/// otherwise on purpose, and the check then only notes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupExpectation {
+    /// Blue after a success: the group must terminate it unless this is `Keep`.
+    pub blue: BlueAfterSuccess,
+    /// The group's own auto-rollback: required unless this is `Off`.
+    pub rollback: GroupRollback,
+}
+
+impl Default for GroupExpectation {
+    fn default() -> Self {
+        GroupExpectation {
+            blue: BlueAfterSuccess::Terminate,
+            rollback: GroupRollback::Required,
+        }
+    }
+}
+
+/// What happens to the old (blue) task set after a successful deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlueAfterSuccess {
+    /// Terminated (the group's TERMINATE): the default expectation.
+    Terminate,
+    /// Kept (KEEP_ALIVE), as the file says with `keep_blue = true`.
+    Keep,
+}
+
+/// Whether the deployment group's own auto-rollback must be on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupRollback {
+    /// On failure and on a stop: the default expectation.
+    Required,
+    /// Off on purpose, as the file says with `group_rollback = false` (Shiplane's own
+    /// deployments still carry their rollback).
+    Off,
 }
 
 /// The ECS blue/green lifecycle hooks a check can run in.

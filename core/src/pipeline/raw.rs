@@ -67,6 +67,8 @@ pub(super) struct RawCodeDeploy {
     pub application: Option<String>,
     pub deployment_group: Option<String>,
     pub deployment_config: Option<String>,
+    pub keep_blue: Option<bool>,
+    pub group_rollback: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -113,6 +115,8 @@ impl RawStage {
                     .deployment_config
                     .clone()
                     .or_else(|| def.deployment_config.clone()),
+                keep_blue: own.keep_blue.or(def.keep_blue),
+                group_rollback: own.group_rollback.or(def.group_rollback),
             }),
             (own, def) => own.clone().or_else(|| def.clone()),
         };

@@ -168,3 +168,30 @@ fn a_first_apply_adds_everything_and_a_new_environment_order_is_a_change() {
     );
     assert!(d.services.is_empty(), "no service changes: {d:#?}");
 }
+
+#[test]
+fn a_group_opt_out_shows_in_the_diff_and_leaving_it_out_does_not() {
+    let with = EXAMPLE.replace(
+        "deployment_group = \"api-prod\",",
+        "deployment_group = \"api-prod\", keep_blue = true, group_rollback = false,",
+    );
+    assert_ne!(with, EXAMPLE, "the example names api-prod's group");
+    let d = diff(EXAMPLE, &with);
+    let prod = &d.services[0].environments[0];
+    assert_eq!(
+        (d.services[0].service.as_str(), prod.environment.as_str()),
+        ("api", "prod")
+    );
+    assert_eq!(
+        prod.settings,
+        [
+            setting("codedeploy.group_rollback", None, Some("false")),
+            setting("codedeploy.keep_blue", None, Some("true")),
+        ]
+    );
+    let said_default = EXAMPLE.replace(
+        "deployment_group = \"api-prod\",",
+        "deployment_group = \"api-prod\", keep_blue = false, group_rollback = true,",
+    );
+    assert!(diff(EXAMPLE, &said_default).is_empty());
+}

@@ -642,3 +642,92 @@ fn a_watch_that_is_not_a_duration_is_an_error_where_it_is_written() {
         "{got:?}"
     );
 }
+
+/// A blue-green service `a` in dev and prod, prod's codedeploy table ending with `extra`.
+fn group_opt_outs(defaults: &str, extra: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+environments = ["dev", "prod"]
+[defaults.prod]
+cluster = "c"
+{defaults}
+[services.a]
+repository = "team/a"
+kind = "blue-green"
+container = "app"
+port = 8080
+[services.a.environments.dev]
+cluster = "c"
+service = "a-dev"
+codedeploy = {{ application = "a", deployment_group = "a-dev" }}
+[services.a.environments.prod]
+service = "a-prod"
+codedeploy = {{ application = "a", deployment_group = "a-prod"{extra} }}
+"#
+    )
+}
+
+fn group_of(p: &Pipeline, env: &str) -> GroupExpectation {
+    match &p.services["a"].stage(env).unwrap().target {
+        Target::BlueGreen { codedeploy, .. } => codedeploy.group,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_group_is_expected_to_roll_back_and_terminate_blue_unless_the_file_says_otherwise() {
+    let p = Pipeline::from_toml(&group_opt_outs("", "")).unwrap();
+    assert_eq!(group_of(&p, "prod"), GroupExpectation::default());
+    assert_eq!(
+        GroupExpectation::default(),
+        GroupExpectation {
+            blue: BlueAfterSuccess::Terminate,
+            rollback: GroupRollback::Required
+        }
+    );
+
+    let p = Pipeline::from_toml(&group_opt_outs(
+        "",
+        ", keep_blue = true, group_rollback = false",
+    ))
+    .unwrap();
+    assert_eq!(
+        group_of(&p, "prod"),
+        GroupExpectation {
+            blue: BlueAfterSuccess::Keep,
+            rollback: GroupRollback::Off
+        }
+    );
+    assert_eq!(group_of(&p, "dev"), GroupExpectation::default());
+
+    // Said the default way out loud: the same as not said.
+    let p = Pipeline::from_toml(&group_opt_outs(
+        "",
+        ", keep_blue = false, group_rollback = true",
+    ))
+    .unwrap();
+    assert_eq!(group_of(&p, "prod"), GroupExpectation::default());
+
+    // From the environment's defaults, under the stage's own application and group.
+    let p = Pipeline::from_toml(&group_opt_outs("codedeploy = { keep_blue = true }", "")).unwrap();
+    assert_eq!(group_of(&p, "prod").blue, BlueAfterSuccess::Keep);
+    assert_eq!(group_of(&p, "prod").rollback, GroupRollback::Required);
+}
+
+#[test]
+fn a_group_opt_out_that_is_not_a_boolean_or_misspelt_is_an_error() {
+    let got = problems(&group_opt_outs("", ", keep_blue = \"yes\"")).join("\n");
+    assert!(
+        got.contains("services.a.environments.prod.codedeploy.keep_blue")
+            && got.contains("expected a boolean"),
+        "{got}"
+    );
+    let got = problems(&group_opt_outs("", ", group_rollbak = false")).join("\n");
+    assert!(
+        got.contains(
+            "services.a.environments.prod.codedeploy.group_rollbak: unknown key \"group_rollbak\"; did you mean \"group_rollback\"?"
+        ),
+        "{got}"
+    );
+}

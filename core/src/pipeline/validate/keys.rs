@@ -23,6 +23,8 @@ const KNOWN_KEYS: &[&str] = &[
     "application",
     "deployment_group",
     "deployment_config",
+    "keep_blue",
+    "group_rollback",
     "checks",
     "name",
     "hook",

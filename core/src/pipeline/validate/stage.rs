@@ -7,8 +7,8 @@ use super::checks::checks;
 use super::{Problems, required};
 use crate::pipeline::raw::{RawCodeDeploy, RawService, RawStage};
 use crate::pipeline::{
-    Approval, Check, CodeDeployTarget, DEFAULT_KEEP, MAX_KEEP, Migration, ServiceKind, StageConfig,
-    Target, parse_duration,
+    Approval, BlueAfterSuccess, Check, CodeDeployTarget, DEFAULT_KEEP, GroupExpectation,
+    GroupRollback, MAX_KEEP, Migration, ServiceKind, StageConfig, Target, parse_duration,
 };
 
 const DEFAULT_DEPLOYMENT_CONFIG: &str = "CodeDeployDefault.ECSAllAtOnce";
@@ -163,6 +163,16 @@ fn codedeploy(
                         .deployment_config
                         .clone()
                         .unwrap_or_else(|| DEFAULT_DEPLOYMENT_CONFIG.to_string()),
+                    group: GroupExpectation {
+                        blue: match cd.keep_blue {
+                            Some(true) => BlueAfterSuccess::Keep,
+                            _ => BlueAfterSuccess::Terminate,
+                        },
+                        rollback: match cd.group_rollback {
+                            Some(false) => GroupRollback::Off,
+                            _ => GroupRollback::Required,
+                        },
+                    },
                 }),
                 _ => None,
             }
