@@ -60,7 +60,11 @@ pub fn release_end(release: &Release, service: &Service) -> Option<String> {
         .iter()
         .filter_map(|st| {
             let s = release.stages.get(&st.environment)?;
-            Some(format!("{} in {}", words(s.state()), st.environment))
+            let end = format!("{} in {}", words(s.state()), st.environment);
+            Some(match s.not_promoted() {
+                Some(why) => format!("{end} (goes no further: {why})"),
+                None => end,
+            })
         })
         .collect();
     Some(ends.join(", "))
@@ -98,7 +102,10 @@ mod tests {
             let mut stage = Stage::new(*state, Timestamp(10 + i as u64));
             if *state == StageState::Succeeded {
                 let next = service().next_environment(env).map(str::to_string);
-                stage.phase = Phase::Succeeded { promote_to: next };
+                stage.phase = Phase::Succeeded {
+                    promote_to: next,
+                    not_promoted: None,
+                };
             }
             r.stages.insert((*env).to_string(), stage);
         }

@@ -33,7 +33,7 @@ pub(super) struct RawService {
     pub environments: BTreeMap<String, RawStage>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub(super) struct RawTags {
     pub regex: Option<String>,
     pub semver: Option<String>,
@@ -57,6 +57,7 @@ pub(super) struct RawStage {
     pub migration: Option<RawMigration>,
     pub task_families: Option<Vec<String>>,
     pub restart_on_release: Option<bool>,
+    pub tags: Option<RawTags>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -140,6 +141,7 @@ impl RawStage {
                 .clone()
                 .or_else(|| defaults.task_families.clone()),
             restart_on_release: self.restart_on_release.or(defaults.restart_on_release),
+            tags: self.tags.clone().or_else(|| defaults.tags.clone()),
         }
     }
 }

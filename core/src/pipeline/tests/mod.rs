@@ -550,6 +550,7 @@ json_equals = 1
 }
 
 mod diff;
+mod tags;
 
 #[test]
 fn a_watch_that_is_not_a_duration_is_an_error_where_it_is_written() {

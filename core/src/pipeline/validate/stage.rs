@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::checks::checks;
+use super::tags::tag_policy;
 use super::{Problems, required};
 use crate::pipeline::raw::{RawCodeDeploy, RawService, RawStage};
 use crate::pipeline::{
@@ -67,6 +68,7 @@ pub(super) fn stage_config(
     let migration = migration(w, kind, merged, p);
     let task_families = task_families(w, kind, merged, p);
     let restart_on_release = restart_on_release(w, kind, merged, p);
+    let tags = tag_policy(&w.at("tags", |s| s.tags.is_some()), merged.tags.as_ref(), p);
 
     // Where a value is missing a problem was recorded above, and the pipeline is refused
     // whole: the empty placeholders below are never used.
@@ -102,6 +104,7 @@ pub(super) fn stage_config(
         hold_while_alarms_in: hold,
         freeze: merged.freeze.unwrap_or(false),
         migration,
+        tags,
     }
 }
 

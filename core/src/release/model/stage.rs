@@ -174,6 +174,9 @@ pub enum Phase {
         /// The environment this release is owed a promotion to, recorded with its success
         /// so that a promotion lost to a crash is still owed (and done once) afterwards.
         promote_to: Option<String>,
+        /// Why it goes no further though the service has a next environment: that
+        /// environment does not accept its tags.
+        not_promoted: Option<String>,
     },
     /// See [`StageState::Failed`].
     Failed,
@@ -202,7 +205,10 @@ impl Phase {
             S::Deploying => Phase::Deploying { lease: None },
             S::Validating => Phase::Validating,
             S::Baking => Phase::Baking { until: now },
-            S::Succeeded => Phase::Succeeded { promote_to: None },
+            S::Succeeded => Phase::Succeeded {
+                promote_to: None,
+                not_promoted: None,
+            },
             S::Failed => Phase::Failed,
             S::RolledBack => Phase::RolledBack,
             S::Superseded => Phase::Superseded,
@@ -317,7 +323,15 @@ impl Stage {
     /// The environment a success here is owed a promotion to.
     pub fn promote_to(&self) -> Option<&str> {
         match &self.phase {
-            Phase::Succeeded { promote_to } => promote_to.as_deref(),
+            Phase::Succeeded { promote_to, .. } => promote_to.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Why a success here goes no further, when the next environment refused its tags.
+    pub fn not_promoted(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Succeeded { not_promoted, .. } => not_promoted.as_deref(),
             _ => None,
         }
     }
@@ -352,6 +366,8 @@ struct Stored {
     attempt: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     promote_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_promoted: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     task_definition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -400,6 +416,7 @@ impl From<Stored> for Stage {
             },
             S::Succeeded => Phase::Succeeded {
                 promote_to: s.promote_to,
+                not_promoted: s.not_promoted,
             },
             other => Phase::fresh(other, s.since),
         };
@@ -429,6 +446,7 @@ impl From<Stage> for Stored {
         let (bake_until, not_before, lease) =
             (stage.bake_until(), stage.not_before(), stage.lease());
         let promote_to = stage.promote_to().map(str::to_string);
+        let not_promoted = stage.not_promoted().map(str::to_string);
         let migration_task = match stage.phase {
             Phase::Migrating { task, .. } => task,
             _ => None,
@@ -447,6 +465,7 @@ impl From<Stage> for Stored {
             not_before,
             attempt: stage.attempt,
             promote_to,
+            not_promoted,
             task_definition: stage.task_definition,
             lease,
             restore_failures: stage.restore_failures,

@@ -39,6 +39,7 @@ fn every_phase() -> Vec<Stage> {
                 },
                 Phase::Succeeded { .. } => Phase::Succeeded {
                     promote_to: Some("prod".into()),
+                    not_promoted: None,
                 },
                 other => other,
             };

@@ -9,6 +9,7 @@ mod properties;
 mod recovery;
 mod restore;
 mod table;
+mod tags;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use super::policy::RESTORE_TRIES;
 use super::*;
-use crate::pipeline::Approval;
+use crate::pipeline::{Approval, TagPolicy};
 use crate::release::model::{
     AlarmSeen, AlarmState, Cause, Digest, Lane, LaneView, Phase, Release, ReleaseId, Stage,
     StageState, Timestamp,
@@ -48,6 +49,7 @@ fn policy() -> Policy {
         bake: Duration::from_secs(600),
         frozen: false,
         next_environment: Some("staging".into()),
+        next_tags: TagPolicy::Any,
         deadlines: Deadlines::default(),
         held_by: Vec::new(),
         undo_by_redeploy: false,
