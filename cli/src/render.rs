@@ -460,6 +460,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_current_release_that_goes_no_further_says_why_in_its_status_cell() {
+        let why = "tag feature-x not accepted by staging (tags = { regex = \"^release-\" })";
+        let summary = ReleaseSummary {
+            id: ReleaseId::parse("01JD2B3C4D5E6F7G8H9J0KMNPQ").unwrap(),
+            label: "feature-x".into(),
+            digest: "sha256:aa".into(),
+            state: Some(StageState::Succeeded),
+            not_promoted: Some(why.into()),
+        };
+        assert_eq!(
+            summary.cell_with_state(),
+            format!("feature-x (01JD2B3C4D) succeeded, goes no further: {why}")
+        );
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["not_promoted"], why);
+        let on = ReleaseSummary {
+            not_promoted: None,
+            ..summary
+        };
+        assert_eq!(on.cell_with_state(), "feature-x (01JD2B3C4D) succeeded");
+        assert!(
+            serde_json::to_value(&on)
+                .unwrap()
+                .get("not_promoted")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn durations_read_as_people_say_them() {
         for (ms, shown) in [
             (0, "0ms"),

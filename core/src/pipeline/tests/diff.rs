@@ -114,8 +114,8 @@ fn added_removed_and_changed_services_and_environments() {
              Removed staging (9 settings)",
             "Changed etl Some(\"dev → prod (no staging)\") → Some(\"dev → staging → prod\"): [] | \
              Added staging (4 settings)",
-            "Removed tiles Some(\"dev → prod (no staging)\") → None: [SettingChange { key: \"container\", before: Some(\"\\\"tileserver\\\"\"), after: None }, SettingChange { key: \"kind\", before: Some(\"\\\"rolling\\\"\"), after: None }, SettingChange { key: \"repository\", before: Some(\"\\\"shiplane/tiles\\\"\"), after: None }, SettingChange { key: \"tags.regex\", before: Some(\"\\\"^release-[0-9]+$\\\"\"), after: None }] | \
-             Removed dev (6 settings), Removed prod (6 settings)",
+            "Removed tiles Some(\"dev → prod (no staging)\") → None: [SettingChange { key: \"container\", before: Some(\"\\\"tileserver\\\"\"), after: None }, SettingChange { key: \"kind\", before: Some(\"\\\"rolling\\\"\"), after: None }, SettingChange { key: \"repository\", before: Some(\"\\\"shiplane/tiles\\\"\"), after: None }, SettingChange { key: \"tags.regex\", before: Some(\"\\\"^(feature-.+|release-[0-9]+)$\\\"\"), after: None }] | \
+             Removed dev (6 settings), Removed prod (7 settings)",
         ]
     );
     assert_eq!(

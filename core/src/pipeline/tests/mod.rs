@@ -242,7 +242,7 @@ fn a_service_that_skips_an_environment_others_stop_in_says_so() {
         warnings,
         [
             "106:1: services.tiles: dev → prod skips staging, which api goes through; add [services.tiles.environments.staging] if tiles should stop there too",
-            "123:1: services.etl: dev → prod skips staging, which api goes through; add [services.etl.environments.staging] if etl should stop there too",
+            "125:1: services.etl: dev → prod skips staging, which api goes through; add [services.etl.environments.staging] if etl should stop there too",
         ]
     );
 

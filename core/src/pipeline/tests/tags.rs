@@ -106,3 +106,13 @@ fn a_changed_environment_tags_policy_shows_in_the_diff_under_every_lane_it_chang
     );
     assert_eq!(d.services[0].environments[0].settings[0].after, None);
 }
+
+#[test]
+fn the_example_sends_tiles_feature_branches_to_dev_only() {
+    let p = Pipeline::from_toml(super::EXAMPLE).unwrap();
+    let tiles = &p.services["tiles"];
+    assert!(tiles.tags.accepts("feature-login") && tiles.tags.accepts("release-42"));
+    assert_eq!(tiles.stage("dev").unwrap().tags, TagPolicy::Any);
+    let prod = &tiles.stage("prod").unwrap().tags;
+    assert!(prod.accepts("release-42") && !prod.accepts("feature-login"));
+}
