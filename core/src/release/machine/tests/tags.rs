@@ -14,7 +14,7 @@ fn picky() -> Policy {
 
 fn tagged(n: u64, tags: &[&str]) -> Release {
     let mut r = release(n);
-    r.tags = tags.iter().map(|t| t.to_string()).collect();
+    r.tags = tags.iter().map(ToString::to_string).collect();
     r
 }
 
