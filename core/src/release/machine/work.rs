@@ -367,10 +367,12 @@ impl<'p> Work<'p> {
             [one] => format!("tag {one}"),
             many => format!("tags {}", many.join(", ")),
         };
-        Ok(Some(format!(
+        // Bounded as any detail: sixteen tags and a long regex would pass what one history
+        // item keeps.
+        Ok(Some(super::event::bounded(&format!(
             "{named} not accepted by {next} (tags = {})",
             policy.next_tags
-        )))
+        ))))
     }
 
     /// Ends an in-flight stage as `to` and undoes what it may have started: a CodeDeploy

@@ -182,3 +182,24 @@ fn a_stage_s_policy_names_the_next_environment_s_tags_so_promotion_stops_at_the_
         Some("tag v1.2.0 not accepted by staging (tags = { regex = \"^release-\" })")
     );
 }
+
+#[test]
+fn the_reason_is_bounded_as_any_detail() {
+    let long: Vec<String> = (0..16)
+        .map(|i| format!("feature-{i}-{}", "x".repeat(100)))
+        .collect();
+    let tags: Vec<&str> = long.iter().map(String::as_str).collect();
+    let d = to_success(tagged(1, &tags), &picky());
+    let told = not_promoted(&d);
+    let [(_, Some(why))] = told.as_slice() else {
+        panic!("{told:?}")
+    };
+    assert!(
+        why.len() <= MAX_DETAIL + '…'.len_utf8() && why.ends_with('…'),
+        "{why}"
+    );
+    assert_eq!(
+        d.view.releases[&id(1)].stages[ENV].not_promoted(),
+        Some(why.as_str())
+    );
+}
