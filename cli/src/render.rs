@@ -110,6 +110,10 @@ pub struct ReleaseSummary {
     pub digest: String,
     /// Its state in the lane's environment.
     pub state: Option<StageState>,
+    /// Why it goes no further than this environment, when the next does not accept its
+    /// tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_promoted: Option<String>,
 }
 
 impl ReleaseSummary {
@@ -120,9 +124,10 @@ impl ReleaseSummary {
     /// The cell with the release's own state after it, so a state is never read as
     /// another release's (`v4 (01M87NPKS0) awaiting_approval`).
     fn cell_with_state(&self) -> String {
-        match self.state {
-            Some(state) => format!("{} {state}", self.cell()),
-            None => self.cell(),
+        match (self.state, &self.not_promoted) {
+            (Some(state), Some(why)) => format!("{} {state}, goes no further: {why}", self.cell()),
+            (Some(state), None) => format!("{} {state}", self.cell()),
+            (None, _) => self.cell(),
         }
     }
 }
@@ -162,6 +167,11 @@ impl LaneStatus {
                     label: r.label(),
                     digest: r.digest.to_string(),
                     state: r.state_in(&env),
+                    not_promoted: r
+                        .stages
+                        .get(&env)
+                        .and_then(|s| s.not_promoted())
+                        .map(str::to_string),
                 })
         };
         let in_flight = summary(&lane.in_flight);
@@ -448,6 +458,35 @@ mod tests {
     use shiplane::release::Cause;
 
     use super::*;
+
+    #[test]
+    fn a_current_release_that_goes_no_further_says_why_in_its_status_cell() {
+        let why = "tag feature-x not accepted by staging (tags = { regex = \"^release-\" })";
+        let summary = ReleaseSummary {
+            id: ReleaseId::parse("01JD2B3C4D5E6F7G8H9J0KMNPQ").unwrap(),
+            label: "feature-x".into(),
+            digest: "sha256:aa".into(),
+            state: Some(StageState::Succeeded),
+            not_promoted: Some(why.into()),
+        };
+        assert_eq!(
+            summary.cell_with_state(),
+            format!("feature-x (01JD2B3C4D) succeeded, goes no further: {why}")
+        );
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["not_promoted"], why);
+        let on = ReleaseSummary {
+            not_promoted: None,
+            ..summary
+        };
+        assert_eq!(on.cell_with_state(), "feature-x (01JD2B3C4D) succeeded");
+        assert!(
+            serde_json::to_value(&on)
+                .unwrap()
+                .get("not_promoted")
+                .is_none()
+        );
+    }
 
     #[test]
     fn durations_read_as_people_say_them() {

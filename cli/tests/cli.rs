@@ -1045,3 +1045,45 @@ async fn metrics_computes_the_dora_figures_from_the_history_in_the_table() {
         stderr(&out)
     );
 }
+
+/// A release whose tag prod does not accept ends in dev: `status` shows it there with the
+/// reason, `history` names the not_promoted transition, and prod has nothing waiting.
+#[tokio::test]
+async fn status_and_history_say_why_a_release_goes_no_further() {
+    let (p, account, store) = shiplane_e2e::deployed_world().await;
+    let prod = format!("service = \"{p}-api-prod\"\n");
+    shiplane_e2e::edit_pipeline(&store, |source| {
+        source.replacen(&prod, &format!("{prod}tags = {{ regex = \"^v\" }}\n"), 1)
+    })
+    .await;
+    let aws = shiplane_e2e::aws_adapters(&account).await;
+    let engine = aws.engine(&store);
+    let push = shiplane_e2e::image_push(&format!("{p}/api"), "feature-x");
+    let release = shiplane_e2e::release_from_push(&engine, &push).await;
+    // dev has no bake here: CodeDeploy's success is the stage's.
+    shiplane_e2e::deployment_succeeds(&engine, &release, "dev", Timestamp::now()).await;
+    let why = "tag feature-x not accepted by prod (tags = { regex = \"^v\" })";
+
+    let table = store.table().to_string();
+    let text = stdout(&shiplane(&table, &["status", "api"]));
+    let dev = text
+        .lines()
+        .find(|l| l.contains(" dev "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        dev.contains(&format!("succeeded, goes no further: {why}")),
+        "{text}"
+    );
+    let v = json(&shiplane(&table, &["--json", "status", "api"]));
+    let rows = v.as_array().unwrap();
+    let row = |env: &str| rows.iter().find(|r| r["environment"] == env).unwrap();
+    assert_eq!(row("dev")["current"]["not_promoted"], why);
+    assert_eq!(row("prod")["queued"], Value::Null, "nothing waits in prod");
+
+    let text = stdout(&shiplane(&table, &["history", release.as_str()]));
+    let line = text
+        .lines()
+        .find(|l| l.contains("not_promoted"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("not accepted by prod"), "{text}");
+}

@@ -589,5 +589,107 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
             }
         }
     }
+    which_pushes_go_where(rig, &w, &releases, &history, &mut out);
     out
+}
+
+/// 8. which pushes go where: an image reaches an environment only through environments
+///    that all accept its tag, in promotion order, by what AWS holds (revisions registered,
+///    CodeDeploy deployments, migration tasks) and by Shiplane's records; one that stopped
+///    short says why, in the last environment it reached, and nowhere else.
+fn which_pushes_go_where(
+    rig: &Rig,
+    w: &crate::world::World,
+    releases: &BTreeMap<ReleaseId, Release>,
+    history: &BTreeMap<ReleaseId, Vec<Transition>>,
+    out: &mut Vec<Violation>,
+) {
+    // The environments an image of `service` tagged `tag` may reach, in order.
+    let reach = |service: &str, tag: &str| -> Vec<String> {
+        rig.pipeline
+            .services
+            .get(service)
+            .map_or_else(Vec::new, |s| {
+                s.stages
+                    .iter()
+                    .take_while(|st| st.tags.accepts(tag))
+                    .map(|st| st.environment.clone())
+                    .collect()
+            })
+    };
+    // The world's own tag of a release's image: what was pushed, not what Shiplane recorded.
+    let allowed = |id: &ReleaseId, env: &str| {
+        let Some(r) = releases.get(id) else {
+            return true; // "truth" reports effects no release accounts for
+        };
+        w.image(&r.digest)
+            .is_none_or(|i| reach(&i.service, &i.tag).iter().any(|e| e == env))
+    };
+    let mut found = Vec::new();
+    let mut beyond = |what: String, id: &ReleaseId, env: &str| {
+        if !allowed(id, env) {
+            let tag = releases.get(id).map(Release::label).unwrap_or_default();
+            found.push(v(
+                "which pushes go where",
+                format!("{what} of {tag} ({id}) in {env}, which does not accept its tag"),
+            ));
+        }
+    };
+    for r in &w.revisions {
+        if let (Some(id), Some(env)) = (&r.release, &r.environment)
+            && let Ok(id) = ReleaseId::parse(id)
+        {
+            beyond(format!("revision {}", r.arn), &id, env);
+        }
+    }
+    for d in &w.codedeploy {
+        if let Some((id, env, _)) = parse_deployment_description(&d.description) {
+            beyond(format!("CodeDeploy deployment {}", d.id), &id, &env);
+        }
+    }
+    for t in &w.tasks {
+        if let Some((id, env, _)) = parse_started_by(&t.started_by) {
+            beyond(format!("migration task {}", t.arn), &id, &env);
+        }
+    }
+    for r in releases.values() {
+        for env in r.stages.keys() {
+            beyond("a stage".into(), &r.id, env);
+        }
+    }
+    out.append(&mut found);
+    for r in releases.values() {
+        let Some(image) = w.image(&r.digest) else {
+            continue;
+        };
+        let reach = reach(&r.service, &image.tag);
+        let stages = rig
+            .pipeline
+            .services
+            .get(&r.service)
+            .map_or(0, |s| s.stages.len());
+        let h = history.get(&r.id).map(Vec::as_slice).unwrap_or_default();
+        let told: Vec<&str> = h
+            .iter()
+            .filter(|t| t.cause == Cause::NotPromoted)
+            .map(|t| t.environment.as_str())
+            .collect();
+        let stops_in = reach.last().filter(|_| reach.len() < stages);
+        let succeeded_there = stops_in
+            .and_then(|env| r.stages.get(env))
+            .is_some_and(|s| s.succeeded_at.is_some());
+        let wrong = told
+            .iter()
+            .any(|env| Some(*env) != stops_in.map(String::as_str));
+        if wrong || (succeeded_there && told.is_empty()) {
+            out.push(v(
+                "which pushes go where",
+                format!(
+                    "{} {}: stops in {stops_in:?}, succeeded there: {succeeded_there}; not_promoted recorded in {told:?}",
+                    r.service,
+                    r.label()
+                ),
+            ));
+        }
+    }
 }

@@ -45,6 +45,11 @@ pub struct Config {
     pub check_bad: f64,
     /// Share whose migration exits non-zero.
     pub migration_bad: f64,
+    /// Share of pushes from a feature branch (`feature-N`): only dev accepts them.
+    pub feature_branch: f64,
+    /// Share of the others that are hotfixes (`hotfix-N`): prod accepts them, api's
+    /// staging does not.
+    pub hotfix: f64,
     /// An event (of any kind) is lost.
     pub drop: f64,
     /// An event is delivered twice.
@@ -71,6 +76,8 @@ impl Default for Config {
             late_alarm_bad: 0.05,
             check_bad: 0.1,
             migration_bad: 0.05,
+            feature_branch: 0.2,
+            hotfix: 0.05,
             drop: 0.05,
             duplicate: 0.1,
             fault: 0.02,
@@ -101,6 +108,8 @@ pub struct Stats {
     pub faults: u64,
     pub pushes: u64,
     pub bad_pushes: u64,
+    /// Pushes whose tag some environment does not accept (feature branches, hotfixes).
+    pub branch_pushes: u64,
     pub operator_actions: u64,
     /// Virtual time from start to quiet.
     pub virtual_ms: u64,
@@ -120,6 +129,7 @@ impl Stats {
         self.faults += other.faults;
         self.pushes += other.pushes;
         self.bad_pushes += other.bad_pushes;
+        self.branch_pushes += other.branch_pushes;
         self.operator_actions += other.operator_actions;
         self.virtual_ms += other.virtual_ms;
     }

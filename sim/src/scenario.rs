@@ -24,10 +24,16 @@ use crate::{Config, Outcome, Sim, Stats, Violation, invariants, take_trace};
 /// The pipeline every seed runs: `api`, blue/green through dev, staging and prod with a
 /// migration in dev and prod, checks in every environment, approval into prod and prod
 /// held by staging's alarms; `tiles`, rolling through dev and prod, prod held by dev's.
-/// Every stage bakes 10 minutes and stays watched 30 minutes after.
+/// Every stage bakes 10 minutes and stays watched 30 minutes after. Which pushes go where:
+/// feature branches (`feature-N`) only to dev; hotfixes (`hotfix-N`) would be taken by
+/// prod but not by api's staging, so api's stop in dev as well, and tiles' go on; release
+/// tags (`vN`) everywhere.
 pub const PIPELINE: &str = r#"
 [pipeline]
 environments = ["dev", "staging", "prod"]
+
+[defaults.prod]
+tags = { regex = "^(v|hotfix-)[0-9]+$" }
 
 [services.api]
 repository = "sim/api"
@@ -57,6 +63,7 @@ codedeploy = { application = "api", deployment_group = "api-staging" }
 alarms = ["api-staging-5xx"]
 bake = "10m"
 watch = "30m"
+tags = { regex = "^v[0-9]+$" }
 [[services.api.environments.staging.checks]]
 name = "health"
 hook = "before_allow_traffic"
@@ -404,6 +411,7 @@ fn push(rig: &Rig, service: &str, bad: Option<Bad>) {
         return;
     };
     let migrates = svc.stages.iter().any(|s| s.migration.is_some());
+    let bad_given = bad.is_some();
     let bad = bad.unwrap_or_else(|| {
         if sim.chance(sim.config.alarm_bad) {
             Bad::Alarm
@@ -417,13 +425,23 @@ fn push(rig: &Rig, service: &str, bad: Option<Bad>) {
             Bad::No
         }
     });
+    // A first release (asked for good) is a release tag, so that it goes everywhere.
+    let branch = if bad_given {
+        "v"
+    } else if sim.chance(sim.config.feature_branch) {
+        "feature-"
+    } else if sim.chance(sim.config.hotfix) {
+        "hotfix-"
+    } else {
+        "v"
+    };
     let now = sim.now();
     let image = {
         let mut w = sim.world();
         let n = w.fresh_id();
         let image = Image {
             service: service.to_string(),
-            tag: format!("v{n}"),
+            tag: format!("{branch}{n}"),
             digest: digest(n),
             bad,
             // A late alarm fires after the 10-minute bake, within the 30-minute watch.
@@ -443,6 +461,9 @@ fn push(rig: &Rig, service: &str, bad: Option<Bad>) {
         stats.pushes += 1;
         if bad != Bad::No {
             stats.bad_pushes += 1;
+        }
+        if branch != "v" {
+            stats.branch_pushes += 1;
         }
     }
     sim.trace(format!("push {service}:{} ({bad:?})", image.tag));

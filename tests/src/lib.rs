@@ -578,6 +578,7 @@ pub async fn arrive(
         bake: std::time::Duration::from_secs(600),
         frozen: false,
         next_environment: next.map(Into::into),
+        next_tags: shiplane::pipeline::TagPolicy::Any,
         deadlines: Default::default(),
         held_by: Vec::new(),
         undo_by_redeploy: false,

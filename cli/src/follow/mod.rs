@@ -60,7 +60,11 @@ pub fn release_end(release: &Release, service: &Service) -> Option<String> {
         .iter()
         .filter_map(|st| {
             let s = release.stages.get(&st.environment)?;
-            Some(format!("{} in {}", words(s.state()), st.environment))
+            let end = format!("{} in {}", words(s.state()), st.environment);
+            Some(match s.not_promoted() {
+                Some(why) => format!("{end} (goes no further: {why})"),
+                None => end,
+            })
         })
         .collect();
     Some(ends.join(", "))
@@ -102,6 +106,7 @@ mod tests {
                     promote_to: next,
                     restarts: Vec::new(),
                     clean_up: false,
+                    not_promoted: None,
                 };
             }
             r.stages.insert((*env).to_string(), stage);

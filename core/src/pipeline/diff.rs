@@ -270,6 +270,9 @@ fn stage_settings(st: &StageConfig) -> BTreeMap<String, String> {
         }),
     );
     put("freeze", st.freeze.to_string());
+    if st.tags != TagPolicy::Any {
+        put("tags", st.tags.to_string());
+    }
     if let Some(m) = &st.migration {
         put("migration.family", text(&m.family));
         put("migration.command", list(&m.command));

@@ -96,7 +96,8 @@ impl ServiceKind {
     }
 }
 
-/// Which pushed tags become releases.
+/// Which pushed tags become releases (a service's `tags`), or may enter an environment
+/// (a stage's `tags`).
 #[derive(Debug, Clone)]
 pub enum TagPolicy {
     /// Every valid tag.
@@ -134,7 +135,41 @@ impl TagPolicy {
             }
         }
     }
+
+    /// Whether this policy accepts any of `tags` (a release pushed under several).
+    pub fn accepts_any<S: AsRef<str>>(&self, tags: &[S]) -> bool {
+        matches!(self, TagPolicy::Any) || tags.iter().any(|t| self.accepts(t.as_ref()))
+    }
 }
+
+/// As written in the pipeline file: `{ regex = "^release-" }`, `{ semver = ">=1.0.0" }`;
+/// `any tag` when none is set.
+impl fmt::Display for TagPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let quoted = |s: &str| serde_json::Value::from(s).to_string();
+        match self {
+            TagPolicy::Any => f.write_str("any tag"),
+            TagPolicy::Regex(re) => write!(f, "{{ regex = {} }}", quoted(re.as_str())),
+            TagPolicy::Semver { range, prereleases } => {
+                write!(f, "{{ semver = {}", quoted(&range.to_string()))?;
+                if *prereleases {
+                    f.write_str(", prereleases = true")?;
+                }
+                f.write_str(" }")
+            }
+        }
+    }
+}
+
+/// Two policies are the same when they are written the same (a compiled regex has no
+/// equality of its own).
+impl PartialEq for TagPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for TagPolicy {}
 
 /// Whether a person must approve before a release enters an environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,6 +411,10 @@ pub struct StageConfig {
     pub hold_while_alarms_in: Vec<String>,
     /// A frozen environment queues releases and deploys none until unfrozen.
     pub freeze: bool,
+    /// Which releases may enter this environment, by their tags (the stage's `tags`; every
+    /// tag when left out). A release the next environment does not accept ends its journey
+    /// where it succeeded last.
+    pub tags: TagPolicy,
     /// Run before the deployment (blue-green and rolling only), in the target's cluster.
     pub migration: Option<Migration>,
     /// Rolling services restarted here (a new ECS deployment of the revision they run)

@@ -33,7 +33,7 @@ pub(super) struct RawService {
     pub environments: BTreeMap<String, RawStage>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub(super) struct RawTags {
     pub regex: Option<String>,
     pub semver: Option<String>,
@@ -60,6 +60,7 @@ pub(super) struct RawStage {
     pub keep: Option<i64>,
     /// Removed: read only to say what replaced it.
     pub restart_on_release: Option<toml::Value>,
+    pub tags: Option<RawTags>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -152,6 +153,7 @@ impl RawStage {
                 .restart_on_release
                 .clone()
                 .or_else(|| defaults.restart_on_release.clone()),
+            tags: self.tags.clone().or_else(|| defaults.tags.clone()),
         }
     }
 }

@@ -48,6 +48,12 @@ pub fn intake<'p>(pipeline: &'p Pipeline, push: &ImagePush) -> Intake<'p> {
         ));
     }
     match service.stages.first() {
+        // The service takes the push, but its first environment takes no release of it:
+        // there is nowhere for it to go.
+        Some(first) if !first.tags.accepts(&push.tag) => Intake::Ignored(format!(
+            "tag {} is not accepted by {} (tags = {}), the first environment of services.{}",
+            push.tag, first.environment, first.tags, service.name
+        )),
         Some(first) => Intake::Release {
             service,
             environment: &first.environment,
@@ -123,6 +129,29 @@ task_families = ["a"]
             claim_key(&push("team/api", "v1", 1)),
             format!("push#team/api#sha256:{}", "a".repeat(64))
         );
+    }
+
+    #[test]
+    fn a_push_whose_tag_the_first_environment_does_not_accept_is_ignored_with_why() {
+        let pipeline = Pipeline::from_toml(&PIPELINE.replace(
+            "[services.api.environments.dev]\n",
+            "[services.api.environments.dev]\ntags = { semver = \">=2\" }\n",
+        ))
+        .unwrap();
+        match intake(&pipeline, &push("team/api", "v1.2.0", 1)) {
+            Intake::Ignored(why) => assert_eq!(
+                why,
+                "tag v1.2.0 is not accepted by dev (tags = { semver = \">=2\" }), the first environment of services.api"
+            ),
+            Intake::Release { .. } => panic!("dev takes only 2.x"),
+        }
+        assert!(matches!(
+            intake(&pipeline, &push("team/api", "v2.0.1", 1)),
+            Intake::Release {
+                environment: "dev",
+                ..
+            }
+        ));
     }
 
     #[test]

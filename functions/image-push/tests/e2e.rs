@@ -246,6 +246,51 @@ async fn concurrent_deliveries_to_three_instances_make_one_release_and_one_deplo
     drop(functions);
 }
 
+/// Which pushes go where, at the entry: dev takes only release tags, so a feature branch's
+/// push is ignored, with the reason in the answer and one `ignored` log line, and makes no
+/// release, revision or deployment; a release tag's push deploys.
+#[tokio::test]
+async fn a_push_whose_tag_the_first_environment_does_not_accept_is_ignored_with_why() {
+    let w = World::new().await;
+    let dev = format!("service = \"{}-api-dev\"\n", w.p);
+    shiplane_e2e::edit_pipeline(&w.store, |source| {
+        source.replace(&dev, &format!("{dev}tags = {{ regex = \"^v\" }}\n"))
+    })
+    .await;
+    let f = w.function();
+    let revisions = w.revisions().await;
+    w.api
+        .invoke(push_event(&format!("{}/api", w.p), "feature-x"));
+    let out = w.api.wait_for(1, WAIT).await;
+    let why = "tag feature-x is not accepted by dev (tags = { regex = \"^v\" }), the first environment of services.api";
+    assert_eq!(out[0].result.as_ref().unwrap()["ignored"], why, "{out:?}");
+    assert!(
+        w.store
+            .releases_of_service("api", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(w.revisions().await, revisions);
+    assert!(w.deployments().await.is_empty());
+
+    w.api.invoke(push_event(&format!("{}/api", w.p), "v4.0.0"));
+    let out = w.api.wait_for(2, WAIT).await;
+    assert_eq!(
+        out[1].result.as_ref().unwrap()["state"],
+        "deploying",
+        "{out:?}"
+    );
+    let logs = f.stop();
+    assert!(
+        logs.iter().any(|l| l["fields"]["message"] == "ignored"
+            && l["fields"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("tag feature-x is not accepted by dev"))),
+        "no 'ignored' line with the reason in {logs:?}"
+    );
+}
+
 /// Two images pushed one after the other, their events stamped with one second (as
 /// EventBridge stamps them), the older delivered last: ECR's own push times, read by the
 /// binary, keep the newer one and supersede the older.

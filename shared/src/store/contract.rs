@@ -37,6 +37,7 @@ fn policy(approval: Approval) -> Policy {
         bake: Duration::from_secs(60),
         frozen: false,
         next_environment: None,
+        next_tags: crate::pipeline::TagPolicy::Any,
         deadlines: crate::release::Deadlines::default(),
         held_by: Vec::new(),
         undo_by_redeploy: false,

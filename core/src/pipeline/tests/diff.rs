@@ -115,8 +115,8 @@ fn added_removed_and_changed_services_and_environments() {
              Changed dev (1 settings), Removed staging (10 settings), Changed prod (1 settings)",
             "Changed etl Some(\"dev → prod (no staging)\") → Some(\"dev → staging → prod\"): [] | \
              Added staging (5 settings)",
-            "Removed tiles Some(\"dev → prod (no staging)\") → None: [SettingChange { key: \"container\", before: Some(\"\\\"tileserver\\\"\"), after: None }, SettingChange { key: \"kind\", before: Some(\"\\\"rolling\\\"\"), after: None }, SettingChange { key: \"repository\", before: Some(\"\\\"shiplane/tiles\\\"\"), after: None }, SettingChange { key: \"tags.regex\", before: Some(\"\\\"^release-[0-9]+$\\\"\"), after: None }] | \
-             Removed dev (6 settings), Removed prod (6 settings)",
+            "Removed tiles Some(\"dev → prod (no staging)\") → None: [SettingChange { key: \"container\", before: Some(\"\\\"tileserver\\\"\"), after: None }, SettingChange { key: \"kind\", before: Some(\"\\\"rolling\\\"\"), after: None }, SettingChange { key: \"repository\", before: Some(\"\\\"shiplane/tiles\\\"\"), after: None }, SettingChange { key: \"tags.regex\", before: Some(\"\\\"^(feature-.+|release-[0-9]+)$\\\"\"), after: None }] | \
+             Removed dev (6 settings), Removed prod (7 settings)",
         ]
     );
     assert_eq!(

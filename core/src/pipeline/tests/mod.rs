@@ -246,7 +246,7 @@ fn a_service_that_skips_an_environment_others_stop_in_says_so() {
         warnings,
         [
             "110:1: services.tiles: dev → prod skips staging, which api goes through; add [services.tiles.environments.staging] if tiles should stop there too",
-            "123:1: services.etl: dev → prod skips staging, which api goes through; add [services.etl.environments.staging] if etl should stop there too",
+            "125:1: services.etl: dev → prod skips staging, which api goes through; add [services.etl.environments.staging] if etl should stop there too",
         ]
     );
 
@@ -631,6 +631,7 @@ json_equals = 1
 }
 
 mod diff;
+mod tags;
 
 #[test]
 fn a_watch_that_is_not_a_duration_is_an_error_where_it_is_written() {

@@ -4,6 +4,7 @@ mod checks;
 mod keys;
 mod service;
 mod stage;
+mod tags;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;

@@ -3,12 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use regex::Regex;
-
 use super::stage::{Written, stage_config};
+use super::tags::tag_policy;
 use super::{Problems, name_ok, repository_ok, required};
 use crate::pipeline::raw::{RawFile, RawService, RawStage};
-use crate::pipeline::{Service, ServiceKind, StageConfig, TagPolicy};
+use crate::pipeline::{Service, ServiceKind, StageConfig};
 
 /// The services of the file by name, each whose table holds no problem; each repository
 /// is tracked by one service.
@@ -67,7 +66,7 @@ fn service_config(
     let repository = repository(&path, raw, p);
     let kind = kind(&path, raw, p);
     let port = container_and_port(&path, kind, raw, p);
-    let tags = tag_policy(&path, raw, p);
+    let tags = tag_policy(&format!("{path}.tags"), raw.tags.as_ref(), p);
     stage_environments(&path, raw, environments, p);
     let stages = match kind {
         Some(kind) => stages(&path, kind, port, raw, file, environments, p),
@@ -247,59 +246,6 @@ fn gates_without_alarms(path: &str, stages: &[StageConfig], raw: &RawService, p:
                     ),
                 );
             }
-        }
-    }
-}
-
-fn tag_policy(path: &str, raw: &RawService, p: &mut Problems) -> TagPolicy {
-    let Some(tags) = &raw.tags else {
-        return TagPolicy::Any;
-    };
-    let path = format!("{path}.tags");
-    match (&tags.regex, &tags.semver) {
-        (Some(_), Some(_)) => {
-            p.add(&path, "set either regex or semver, not both");
-            TagPolicy::Any
-        }
-        (Some(re), None) => {
-            if tags.prereleases.is_some() {
-                p.add(
-                    format!("{path}.prereleases"),
-                    "only applies to a semver range; remove it or use semver",
-                );
-            }
-            match Regex::new(re) {
-                Ok(re) => TagPolicy::Regex(re),
-                Err(e) => {
-                    let first = e.to_string();
-                    let detail = first.lines().last().unwrap_or_default().trim().to_string();
-                    p.add(
-                        format!("{path}.regex"),
-                        format!("\"{re}\" is not a valid regex ({detail})"),
-                    );
-                    TagPolicy::Any
-                }
-            }
-        }
-        (None, Some(range)) => match semver::VersionReq::parse(range) {
-            Ok(range) => TagPolicy::Semver {
-                range,
-                prereleases: tags.prereleases.unwrap_or(false),
-            },
-            Err(e) => {
-                p.add(
-                    format!("{path}.semver"),
-                    format!("\"{range}\" is not a semver range ({e}); write e.g. \">=1.0.0, <2\""),
-                );
-                TagPolicy::Any
-            }
-        },
-        (None, None) => {
-            p.add(
-                &path,
-                "set regex = \"...\" or semver = \"...\", or remove tags to accept every tag",
-            );
-            TagPolicy::Any
         }
     }
 }

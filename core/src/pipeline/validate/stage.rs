@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::checks::checks;
+use super::tags::tag_policy;
 use super::{Problems, required};
 use crate::pipeline::raw::{RawCodeDeploy, RawService, RawStage};
 use crate::pipeline::{
@@ -69,6 +70,7 @@ pub(super) fn stage_config(
     let task_families = task_families(w, kind, merged, p);
     restart_on_release_removed(w, p);
     let keep = keep(w, merged, p);
+    let tags = tag_policy(&w.at("tags", |s| s.tags.is_some()), merged.tags.as_ref(), p);
 
     // Where a value is missing a problem was recorded above, and the pipeline is refused
     // whole: the empty placeholders below are never used.
@@ -105,6 +107,7 @@ pub(super) fn stage_config(
         migration,
         restarts: merged.restarts.clone().unwrap_or_default(),
         keep,
+        tags,
     }
 }
 

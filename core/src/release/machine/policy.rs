@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::pipeline::{Approval, Service, ServiceKind, StageConfig};
+use crate::pipeline::{Approval, Service, ServiceKind, StageConfig, TagPolicy};
 
 /// How long each waiting state may last before the reconciler asks AWS and, with no
 /// answer there, ends it ([`Event::TimedOut`]).
@@ -63,6 +63,11 @@ pub struct Policy {
     pub watch: Duration,
     pub frozen: bool,
     pub next_environment: Option<String>,
+    /// Which releases the next environment takes, by their tags: one it does not take
+    /// ends its journey here when it succeeds ([`StageConfig::tags`]).
+    ///
+    /// [`StageConfig::tags`]: crate::pipeline::StageConfig::tags
+    pub next_tags: TagPolicy,
     pub deadlines: Deadlines,
     /// Alarms in ALARM in the environments this one's gate watches
     /// (`hold_while_alarms_in`): while any fires, nothing starts here.
@@ -89,15 +94,17 @@ impl Policy {
         // Data jobs run nothing on release, so there is nothing to bake or watch.
         let serves = service.kind != ServiceKind::Task;
         let serving = |d: Duration| if serves { d } else { Duration::ZERO };
+        let next = service.next_environment(&stage.environment);
         Policy {
             approval: stage.approval,
             migration: stage.migration.is_some(),
             bake: serving(stage.bake),
             watch: serving(stage.watch),
             frozen: stage.freeze,
-            next_environment: service
-                .next_environment(&stage.environment)
-                .map(str::to_string),
+            next_environment: next.map(str::to_string),
+            next_tags: next
+                .and_then(|env| service.stage(env))
+                .map_or(TagPolicy::Any, |s| s.tags.clone()),
             deadlines: Deadlines::default(),
             held_by: Vec::new(),
             undo_by_redeploy: service.kind == ServiceKind::Rolling,

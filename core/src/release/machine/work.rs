@@ -310,17 +310,23 @@ impl<'p> Work<'p> {
         // Every success (a restore too) restarts the dependents: their tasks must start
         // after whatever this release changed, a schema above all.
         let restarts = self.policy.restarts.clone();
+        let not_promoted = self.not_accepted_next(id)?;
         let stage = self.stage(id)?;
         let redeploy = stage.redeploy;
         stage.succeeded_at = Some(now);
         stage.redeploy = false;
         // A restored release already went through the later environments.
-        let promote = next.filter(|_| !redeploy);
+        let not_promoted = not_promoted.filter(|_| !redeploy);
+        let promote = next.filter(|_| !redeploy && not_promoted.is_none());
         stage.phase = Phase::Succeeded {
             promote_to: promote.clone(),
             restarts: restarts.clone(),
             clean_up: true,
+            not_promoted: not_promoted.clone(),
         };
+        if let Some(why) = not_promoted {
+            self.record(id, Cause::NotPromoted, Some(why))?;
+        }
         let watch = self.policy.watch;
         let lane = self.lane();
         lane.current = Some(id.clone());
@@ -354,6 +360,31 @@ impl<'p> Work<'p> {
             });
         }
         self.finish()
+    }
+
+    /// Why `id` may not go on to the next environment, when that one does not accept any
+    /// of its tags: promotion is in order, so it stops at the first that refuses, whatever
+    /// the later ones accept.
+    fn not_accepted_next(&mut self, id: &ReleaseId) -> Result<Option<String>, TransitionError> {
+        let Some(next) = self.policy.next_environment.clone() else {
+            return Ok(None);
+        };
+        let policy = self.policy;
+        let tags = &self.release(id)?.tags;
+        if policy.next_tags.accepts_any(tags) {
+            return Ok(None);
+        }
+        let named = match tags.as_slice() {
+            [] => "no tag".to_string(),
+            [one] => format!("tag {one}"),
+            many => format!("tags {}", many.join(", ")),
+        };
+        // Bounded as any detail: sixteen tags and a long regex would pass what one history
+        // item keeps.
+        Ok(Some(super::event::bounded(&format!(
+            "{named} not accepted by {next} (tags = {})",
+            policy.next_tags
+        ))))
     }
 
     /// Ends an in-flight stage as `to` and undoes what it may have started: a CodeDeploy

@@ -135,6 +135,9 @@ spelled! {
         /// The last known good release is deployed again after a rollback, or an operator
         /// rolled the environment back.
         Rollback = "rollback",
+        /// It succeeded here and goes no further: the next environment does not accept its
+        /// tags (the detail says which and why).
+        NotPromoted = "not_promoted",
         /// An operator ended a bake early.
         PromotedEarly = "promoted_early",
         /// An operator tried a failed, rolled back or cancelled stage again.

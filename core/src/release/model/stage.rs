@@ -180,6 +180,9 @@ pub enum Phase {
         /// Owes the clean-up of the environment's older revisions (`keep`), done by the
         /// reconciler's next pass.
         clean_up: bool,
+        /// Why it goes no further though the service has a next environment: that
+        /// environment does not accept its tags.
+        not_promoted: Option<String>,
     },
     /// See [`StageState::Failed`].
     Failed,
@@ -212,6 +215,7 @@ impl Phase {
                 promote_to: None,
                 restarts: Vec::new(),
                 clean_up: false,
+                not_promoted: None,
             },
             S::Failed => Phase::Failed,
             S::RolledBack => Phase::RolledBack,
@@ -332,6 +336,14 @@ impl Stage {
         }
     }
 
+    /// Why a success here goes no further, when the next environment refused its tags.
+    pub fn not_promoted(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Succeeded { not_promoted, .. } => not_promoted.as_deref(),
+            _ => None,
+        }
+    }
+
     /// `service` was restarted (or failed to be, for good): true when this success still
     /// owed it, which it no longer does.
     pub fn restarted(&mut self, service: &str) -> bool {
@@ -401,6 +413,8 @@ struct Stored {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     clean_up: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_promoted: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     task_definition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lease: Option<Timestamp>,
@@ -450,6 +464,7 @@ impl From<Stored> for Stage {
                 promote_to: s.promote_to,
                 restarts: s.restarts,
                 clean_up: s.clean_up,
+                not_promoted: s.not_promoted,
             },
             other => Phase::fresh(other, s.since),
         };
@@ -481,6 +496,7 @@ impl From<Stage> for Stored {
         let promote_to = stage.promote_to().map(str::to_string);
         let restarts = stage.restarts().to_vec();
         let clean_up = stage.owes_clean_up();
+        let not_promoted = stage.not_promoted().map(str::to_string);
         let migration_task = match stage.phase {
             Phase::Migrating { task, .. } => task,
             _ => None,
@@ -501,6 +517,7 @@ impl From<Stage> for Stored {
             promote_to,
             restarts,
             clean_up,
+            not_promoted,
             task_definition: stage.task_definition,
             lease,
             restore_failures: stage.restore_failures,

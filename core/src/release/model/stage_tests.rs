@@ -41,6 +41,7 @@ fn every_phase() -> Vec<Stage> {
                     promote_to: Some("prod".into()),
                     restarts: vec!["tiles".into()],
                     clean_up: true,
+                    not_promoted: None,
                 },
                 other => other,
             };

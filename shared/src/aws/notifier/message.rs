@@ -218,6 +218,9 @@ pub fn guidance(kind: NotificationKind, t: &Transition, release: Option<&Release
         (NotificationKind::Succeeded, _) => format!("{who} succeeded in {env}."),
         (NotificationKind::Cancelled, _) => format!("{who} was cancelled in {env}."),
         (NotificationKind::Rejected, _) => format!("{who} was rejected for {env}."),
+        (NotificationKind::Other(Cause::NotPromoted), _) => {
+            format!("{who} succeeded in {env} and goes no further: it is not promoted.")
+        }
         (NotificationKind::Alert, _) => match t.alert {
             Some(alert) => format!(
                 "{who} in {env} needs a person: {}.",
@@ -271,7 +274,9 @@ pub fn next_steps(
         }
         NotificationKind::Queued => vec![status, format!("shiplane cancel {id} {env} {reason}")],
         NotificationKind::Failed => vec![history, format!("shiplane retry {id} {env}")],
-        NotificationKind::RolledBack => vec![history, status],
+        NotificationKind::RolledBack | NotificationKind::Other(Cause::NotPromoted) => {
+            vec![history, status]
+        }
         NotificationKind::Alert => match t.alert {
             Some(Alert::RollbackFailed) => {
                 vec![format!("shiplane rollback {svc} {env} {reason}"), history]

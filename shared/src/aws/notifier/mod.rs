@@ -650,6 +650,24 @@ mod tests {
             long.subject, "shiplane: api v1.0.0 in dev: failed",
             "a detail too long for the subject stays in the body"
         );
+        // A release that goes no further says where it ends and why, once.
+        let why = "tag v1.0.0 not accepted by staging (tags = { regex = \"^release-\" })";
+        let ends = Notification::transition(
+            &t(
+                Some(S::Succeeded),
+                Some(S::Succeeded),
+                Cause::NotPromoted,
+                Some(why),
+            ),
+            Some(&r),
+        );
+        assert_eq!(ends.kind.as_str(), "not_promoted");
+        assert_eq!(
+            ends.body["what"],
+            "api v1.0.0 succeeded in dev and goes no further: it is not promoted."
+        );
+        assert_eq!(ends.body["why"], format!("not promoted: {why}"));
+        assert_eq!(ends.body["command"], format!("shiplane history {}", r.id));
         let created = Notification::release_created(&r);
         assert_eq!(created.subject, "shiplane: api v1.0.0 created");
         assert_eq!(created.body["digest"], r.digest.as_str());

@@ -11,6 +11,7 @@ mod recovery;
 mod restarts;
 mod restore;
 mod table;
+mod tags;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use super::policy::RESTORE_TRIES;
 use super::*;
-use crate::pipeline::Approval;
+use crate::pipeline::{Approval, TagPolicy};
 use crate::release::model::{
     AlarmSeen, AlarmState, Cause, Digest, Lane, LaneView, Phase, Release, ReleaseId, Stage,
     StageState, Timestamp,
@@ -50,6 +51,7 @@ fn policy() -> Policy {
         bake: Duration::from_secs(600),
         frozen: false,
         next_environment: Some("staging".into()),
+        next_tags: TagPolicy::Any,
         deadlines: Deadlines::default(),
         held_by: Vec::new(),
         undo_by_redeploy: false,

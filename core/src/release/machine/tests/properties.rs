@@ -28,8 +28,14 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn any_policy() -> impl Strategy<Value = Policy> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(manual, migration, bake, next)| Policy {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(manual, migration, bake, next, picky)| Policy {
             approval: if manual {
                 Approval::Manual
             } else {
@@ -43,14 +49,19 @@ fn any_policy() -> impl Strategy<Value = Policy> {
             },
             frozen: false,
             next_environment: next.then(|| "staging".to_string()),
+            // Pushes are tagged v1.0.<n>: staging takes the odd ones.
+            next_tags: if picky {
+                TagPolicy::Regex(regex::Regex::new(r"[13579]$").unwrap())
+            } else {
+                TagPolicy::Any
+            },
             deadlines: Deadlines::default(),
             held_by: Vec::new(),
             undo_by_redeploy: false,
             watch: Duration::ZERO,
             restarts: Vec::new(),
             keep: 5,
-        },
-    )
+        })
 }
 
 proptest! {
@@ -133,6 +144,23 @@ proptest! {
                 if r.state_in(ENV) == Some(StageState::Superseded) {
                     superseded.insert(r.id.clone());
                 }
+            }
+            // 5. A release goes on only where the next environment accepts its tags, and one
+            // that may not is told why, once, as it succeeds.
+            for a in &d.actions {
+                if let Action::Promote { release, .. } = a {
+                    prop_assert!(p.next_tags.accepts_any(&d.view.releases[release].tags), "{release} promoted");
+                }
+            }
+            for t in d.transitions.iter().filter(|t| t.to == Some(StageState::Succeeded) && t.from != t.to) {
+                let Some(r) = t.release.as_ref().map(|r| &d.view.releases[r]) else { continue };
+                let stage = &r.stages[ENV];
+                let refused = p.next_environment.is_some() && !stage.redeploy
+                    && !p.next_tags.accepts_any(&r.tags)
+                    && !view.releases.get(&r.id).is_some_and(|o| o.stages.get(ENV).is_some_and(|s| s.redeploy));
+                prop_assert_eq!(stage.not_promoted().is_some(), refused, "{:?}", stage);
+                let told = d.transitions.iter().filter(|n| n.cause == Cause::NotPromoted && n.release == t.release).count();
+                prop_assert_eq!(told, usize::from(refused));
             }
             // Every changed release has a transition, and every transition a changed release.
             for t in &d.transitions {
