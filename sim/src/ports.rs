@@ -686,15 +686,24 @@ impl Deployer for SimDeployer {
         req: DeployRequest<'_>,
         keep: u32,
         protect: &[ReleaseId],
-    ) -> Result<Vec<String>, DeployError> {
-        let lane = lane_of(&self.sim, &req)?;
+    ) -> shiplane::aws::CleanUp {
+        let lane = match lane_of(&self.sim, &req) {
+            Ok(lane) => lane,
+            Err(e) => {
+                return shiplane::aws::CleanUp {
+                    deregistered: Vec::new(),
+                    error: Some(e),
+                };
+            }
+        };
         let env = req.stage.environment.clone();
         let families: Vec<String> = std::iter::once(lane.family.clone())
             .chain(lane.migration_family.clone())
             .collect();
         let protect: Vec<String> = protect.iter().map(ToString::to_string).collect();
         let sim = self.sim.clone();
-        self.sim
+        let done = self
+            .sim
             .call("ECS DeregisterTaskDefinition", move |w| {
                 let mut out = Vec::new();
                 for family in families {
@@ -725,7 +734,17 @@ impl Deployer for SimDeployer {
                 }
                 out
             })
-            .await
+            .await;
+        match done {
+            Ok(deregistered) => shiplane::aws::CleanUp {
+                deregistered,
+                error: None,
+            },
+            Err(e) => shiplane::aws::CleanUp {
+                deregistered: Vec::new(),
+                error: Some(e),
+            },
+        }
     }
 
     async fn restart(

@@ -249,7 +249,7 @@ impl Deployer for FakeDeployer {
         req: DeployRequest<'_>,
         keep: u32,
         _protect: &[crate::release::ReleaseId],
-    ) -> Result<Vec<String>, DeployError> {
+    ) -> super::CleanUp {
         self.record(
             &req,
             Call::CleanUp {
@@ -258,7 +258,7 @@ impl Deployer for FakeDeployer {
                 keep,
             },
         );
-        Ok(Vec::new())
+        super::CleanUp::default()
     }
 
     async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {

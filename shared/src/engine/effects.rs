@@ -5,7 +5,9 @@ use tracing::{error, info, warn};
 
 use super::run::Work;
 use super::{Engine, Ports, stage_of};
-use crate::aws::{DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Timer};
+use crate::aws::{
+    CleanUp, DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Timer,
+};
 use crate::facts::BakeTimer;
 use crate::facts::TaskStopped;
 use crate::pipeline::{Pipeline, StageConfig, Target};
@@ -228,6 +230,7 @@ impl<P: Ports> Engine<'_, P> {
                     service: dependent.clone(),
                     deployment_id,
                     error,
+                    since,
                 },
             )
         };
@@ -262,22 +265,28 @@ impl<P: Ports> Engine<'_, P> {
         protect: &[ReleaseId],
     ) -> Vec<Work> {
         let (release, env) = (req.release, req.stage.environment.as_str());
-        let event = match self.deployer.clean_up(req, keep, protect).await {
-            Ok(deregistered) => {
+        let CleanUp {
+            deregistered,
+            error,
+        } = self.deployer.clean_up(req, keep, protect).await;
+        let event = match error {
+            None => {
                 info!(release = %release.id, environment = %env, keep, deregistered = ?deregistered, "older revisions cleaned up");
                 Event::CleanedUp {
                     deregistered,
                     error: None,
                 }
             }
-            Err(e) if e.retryable => {
+            // Nothing done yet: AWS throttled or unreachable leaves it owed to the next pass.
+            Some(e) if e.retryable && deregistered.is_empty() => {
                 warn!(release = %release.id, environment = %env, error = ?e.message, "clean-up failed; trying again next pass");
                 return Vec::new();
             }
-            Err(e) => {
-                warn!(release = %release.id, environment = %env, error = ?e.message, "clean-up refused");
+            // Stopped part-way, or refused: what it did is recorded, with why it stopped.
+            Some(e) => {
+                warn!(release = %release.id, environment = %env, deregistered = ?deregistered, error = ?e.message, "clean-up stopped");
                 Event::CleanedUp {
-                    deregistered: Vec::new(),
+                    deregistered,
                     error: Some(e.message),
                 }
             }

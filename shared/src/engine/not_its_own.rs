@@ -29,7 +29,9 @@ impl<P: Ports> Engine<'_, P> {
                     && t.from != Some(StageState::Deploying)
             })
             .map(|t| t.at);
-        Ok(entered.filter(|at| created < *at).map(|_| {
+        // To the second, as a restart looks for its own: a clock (a laptop's, for the CLI)
+        // a little ahead of ECS's does not refuse the stage its own deployment.
+        Ok(entered.filter(|at| created.0 < at.0 / 1000 * 1000).map(|_| {
             format!(
                 "ECS deployment {id} of release {}'s revision in {} was made before the stage last started deploying: not its own (a restart, or a change by hand)",
                 found.release, found.environment

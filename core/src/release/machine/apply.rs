@@ -321,8 +321,9 @@ pub fn apply(
         }
         // A restart this success owed is done (or failed for good): owed no more. Once
         // the stage left its success, or for a replay, there is nothing to record.
-        (S::Succeeded, Event::Restarted { service, .. }) => {
-            if w.stage(id)?.restarted(service) {
+        (S::Succeeded, Event::Restarted { service, since, .. }) => {
+            let this_success = w.stage(id)?.succeeded_at.is_none_or(|at| at == *since);
+            if this_success && w.stage(id)?.restarted(service) {
                 w.record(id, cause, detail)?;
             }
         }

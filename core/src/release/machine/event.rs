@@ -2,7 +2,7 @@
 //! and bounded detail): the vocabulary [`apply`](fn@super::apply) decides on, kept apart from the
 //! table so that it reads as a list.
 
-use crate::release::model::Cause;
+use crate::release::model::{Cause, Timestamp};
 
 /// What happened to one release in one environment, as the machine understands it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +135,9 @@ pub enum Event {
         service: String,
         deployment_id: Option<String>,
         error: Option<String>,
+        /// The success it was for (its `succeeded_at`): one for an earlier success of the
+        /// same release (restored since) leaves the newer success's restart owed.
+        since: Timestamp,
     },
     /// The outcome of [`Action::CleanUp`]: the revisions deregistered, or why it stopped.
     ///
@@ -293,6 +296,7 @@ fn after_success(event: &Event) -> Option<String> {
             service,
             deployment_id,
             error: None,
+            ..
         } => Some(format!(
             "{service}: new tasks of the revision it runs ({})",
             deployment_id.as_deref().unwrap_or("ECS deployment")

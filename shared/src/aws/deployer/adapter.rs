@@ -136,7 +136,7 @@ impl Deployer for AwsDeployer {
         req: DeployRequest<'_>,
         keep: u32,
         protect: &[crate::release::ReleaseId],
-    ) -> Result<Vec<String>, DeployError> {
+    ) -> super::CleanUp {
         self.clean_up_revisions(req, keep, protect).await
     }
 

@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use super::adapter::AwsDeployer;
 use super::naming::{TAG_ENVIRONMENT, TAG_RELEASE};
 use super::revisions::family_of;
-use super::{DeployError, DeployRequest, sdk};
+use super::{CleanUp, DeployError, DeployRequest, sdk};
 use crate::pipeline::Target;
 use crate::release::ReleaseId;
 
@@ -43,10 +43,29 @@ impl AwsDeployer {
         req: DeployRequest<'_>,
         keep: u32,
         protect: &[ReleaseId],
-    ) -> Result<Vec<String>, DeployError> {
-        let env = req.stage.environment.as_str();
+    ) -> CleanUp {
         let mut deregistered = Vec::new();
-        for family in families(&req) {
+        let error = self
+            .clean_up_into(&req, keep, protect, &mut deregistered)
+            .await
+            .err();
+        CleanUp {
+            deregistered,
+            error,
+        }
+    }
+
+    /// [`AwsDeployer::clean_up_revisions`], each revision's name pushed to `deregistered`
+    /// as it goes, so that one that stops part-way still says what it did.
+    async fn clean_up_into(
+        &self,
+        req: &DeployRequest<'_>,
+        keep: u32,
+        protect: &[ReleaseId],
+        deregistered: &mut Vec<String>,
+    ) -> Result<(), DeployError> {
+        let env = req.stage.environment.as_str();
+        for family in families(req) {
             let listed = self
                 .ecs
                 .list_task_definitions()
@@ -92,6 +111,6 @@ impl AwsDeployer {
                 deregistered.push(arn.rsplit('/').next().unwrap_or(arn).to_string());
             }
         }
-        Ok(deregistered)
+        Ok(())
     }
 }

@@ -162,7 +162,7 @@ pub trait Deployer: Send + Sync {
         req: DeployRequest<'_>,
         keep: u32,
         protect: &[ReleaseId],
-    ) -> impl Future<Output = Result<Vec<String>, DeployError>> + Send;
+    ) -> impl Future<Output = CleanUp> + Send;
 
     fn origin(
         &self,
@@ -178,6 +178,14 @@ pub trait Deployer: Send + Sync {
         service: &str,
         deployment_id: &str,
     ) -> impl Future<Output = Result<Option<Tagged>, DeployError>> + Send;
+}
+
+/// What a clean-up did ([`Deployer::clean_up`]): the revisions it deregistered, and the
+/// error that stopped it part-way, if one did.
+#[derive(Debug, Default)]
+pub struct CleanUp {
+    pub deregistered: Vec<String>,
+    pub error: Option<DeployError>,
 }
 
 /// A task-definition revision Shiplane registered, by its tags ([`Deployer::ecs_origin`]).

@@ -257,7 +257,7 @@ impl<A: AtDeploy> Deployer for Meanwhile<'_, A> {
         req: DeployRequest<'_>,
         keep: u32,
         protect: &[crate::release::ReleaseId],
-    ) -> Result<Vec<String>, DeployError> {
+    ) -> crate::aws::CleanUp {
         self.inner.clean_up(req, keep, protect).await
     }
 

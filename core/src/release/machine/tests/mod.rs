@@ -222,6 +222,7 @@ fn samples() -> Vec<Event> {
             service: "tiles".into(),
             deployment_id: Some("ecs-svc/1".into()),
             error: None,
+            since: T0,
         },
         Event::CleanedUp {
             deregistered: vec!["api-dev:1".into()],

@@ -24,6 +24,7 @@ fn restarted(service: &str, error: Option<&str>) -> Event {
         service: service.into(),
         deployment_id: error.is_none().then(|| format!("ecs-svc/{service}")),
         error: error.map(Into::into),
+        since: T0,
     }
 }
 
@@ -88,6 +89,28 @@ fn a_restart_recorded_is_owed_no_more_and_its_replay_changes_nothing() {
     // The same outcome again (a replay): no change, no record.
     let again = step(&done.view, 1, restarted("tiles", None), &restarting());
     assert!(again.is_noop() && again.transitions.is_empty(), "{again:?}");
+}
+
+#[test]
+fn an_earlier_successs_restart_leaves_a_newer_successs_owed() {
+    // Succeeded at T0; restored later and succeeded again at T0 + 1 min: the first
+    // success's restart, slow to answer, does not stand for the second's.
+    let mut d = succeeded();
+    let stage = d
+        .view
+        .releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap();
+    stage.succeeded_at = Some(Timestamp(T0.0 + 60_000));
+    let late = step(&d.view, 1, restarted("tiles", None), &restarting());
+    assert!(late.is_noop(), "{late:?}");
+    assert_eq!(
+        late.view.releases[&id(1)].stages[ENV].restarts(),
+        ["tiles", "search"]
+    );
 }
 
 #[test]
