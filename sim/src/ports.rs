@@ -502,23 +502,7 @@ impl SimDeployer {
         let deployment_id = self
             .sim
             .call("ECS UpdateService", move |w| {
-                let id = format!("ecs-svc/{:012}", w.fresh_id());
-                let svc = w.services.entry(ecs.clone()).or_default();
-                for d in &mut svc.deployments {
-                    if d.rollout == Rollout::InProgress {
-                        d.rollout = Rollout::Inactive;
-                    }
-                }
-                svc.deployments.push(EcsDeployment {
-                    id: id.clone(),
-                    task_definition,
-                    rollout: Rollout::InProgress,
-                    created,
-                    restart: false,
-                });
-                sim.trace(format!("  ECS rolling deployment {id} of {ecs}"));
-                tokio::spawn(ecs_rollout(sim.clone(), ecs, id.clone()));
-                id
+                update_service(&sim, w, ecs, Some(task_definition), created)
             })
             .await?;
         Ok(DeployOutcome::Started {
@@ -772,31 +756,7 @@ impl Deployer for SimDeployer {
         let (sim, created) = (self.sim.clone(), self.sim.now());
         self.sim
             .call("ECS UpdateService", move |w| {
-                let id = format!("ecs-svc/{:012}", w.fresh_id());
-                let svc = w.services.entry(ecs.clone()).or_default();
-                // What ECS's service names as its revision: its newest deployment's, unless
-                // the circuit breaker rolled that one back.
-                let task_definition = svc
-                    .deployments
-                    .iter()
-                    .rev()
-                    .find(|d| d.rollout != Rollout::Failed)
-                    .map_or_else(|| svc.serving.clone(), |d| d.task_definition.clone());
-                for d in &mut svc.deployments {
-                    if d.rollout == Rollout::InProgress {
-                        d.rollout = Rollout::Inactive;
-                    }
-                }
-                svc.deployments.push(EcsDeployment {
-                    id: id.clone(),
-                    task_definition,
-                    rollout: Rollout::InProgress,
-                    created,
-                    restart: true,
-                });
-                sim.trace(format!("  ECS restart {id} of {ecs}"));
-                tokio::spawn(ecs_rollout(sim.clone(), ecs, id.clone()));
-                id
+                update_service(&sim, w, ecs, None, created)
             })
             .await
     }
@@ -1086,6 +1046,49 @@ fn succeed(sim: &Sim, w: &mut World, id: &str, now: Timestamp) {
 /// An ECS rolling deployment: new tasks take traffic as they come up; the circuit breaker
 /// fails a release whose tasks crash and rolls the service back; a newer deployment
 /// replaces one still in progress without an event.
+/// UpdateService on a rolling service: a new deployment of `task_definition`, or with none
+/// (a forced new deployment, a restart) of the revision the service names, its newest
+/// deployment's unless the circuit breaker rolled that one back; any in progress is
+/// replaced. Its rollout runs on its own.
+fn update_service(
+    sim: &Arc<Sim>,
+    w: &mut World,
+    ecs: String,
+    task_definition: Option<String>,
+    created: Timestamp,
+) -> String {
+    let id = format!("ecs-svc/{:012}", w.fresh_id());
+    let svc = w.services.entry(ecs.clone()).or_default();
+    let restart = task_definition.is_none();
+    let task_definition = task_definition.unwrap_or_else(|| {
+        svc.deployments
+            .iter()
+            .rev()
+            .find(|d| d.rollout != Rollout::Failed)
+            .map_or_else(|| svc.serving.clone(), |d| d.task_definition.clone())
+    });
+    for d in &mut svc.deployments {
+        if d.rollout == Rollout::InProgress {
+            d.rollout = Rollout::Inactive;
+        }
+    }
+    svc.deployments.push(EcsDeployment {
+        id: id.clone(),
+        task_definition,
+        rollout: Rollout::InProgress,
+        created,
+        restart,
+    });
+    let what = if restart {
+        "restart"
+    } else {
+        "rolling deployment"
+    };
+    sim.trace(format!("  ECS {what} {id} of {ecs}"));
+    tokio::spawn(ecs_rollout(sim.clone(), ecs, id.clone()));
+    id
+}
+
 async fn ecs_rollout(sim: Arc<Sim>, ecs: String, id: String) {
     let td = {
         let now = sim.now();

@@ -1,6 +1,6 @@
 //! `shiplane dashboard` in a real headless browser (Debian's `chromium`; `make browser`
 //! installs it) against the world `make demo` leaves: the demo's story plays, then a longer
-//! dev bake is applied and api:v5 deploys and bakes with v6 queued behind it. The browser
+//! dev bake is applied and api:v6 deploys and bakes with v7 queued behind it. The browser
 //! renders the pipeline view and a release's timeline: the test reads the DOM as rendered
 //! and checks each screenshot is a real picture (decoded: the size asked for, not blank).
 //! The approve button is driven through the page's own form endpoint: without the page's
@@ -381,8 +381,8 @@ async fn the_dashboard_renders_the_demos_world_in_a_browser_and_its_approve_butt
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), text("table"));
 
     // The story goes on: dev's bake is made 30 minutes (and its health check points at a
-    // service under test that is up; the demo's stopped with it), api:v5 deploys there, its
-    // hook's check passes, it bakes, and v6 queues behind it.
+    // service under test that is up; the demo's stopped with it), api:v6 deploys there, its
+    // hook's check passes, it bakes, and v7 queues behind it.
     let service_under_test = CheckServer::start().await;
     shiplane_e2e::edit_pipeline(&store, |s| {
         s.lines()
@@ -399,14 +399,14 @@ async fn the_dashboard_renders_the_demos_world_in_a_browser_and_its_approve_butt
     .await;
     let aws = shiplane_e2e::aws_adapters(&account).await;
     let engine = aws.engine(&store);
-    let v5 = shiplane_e2e::release_from_push(
+    let v6 = shiplane_e2e::release_from_push(
         &engine,
-        &shiplane_e2e::image_push(&format!("{p}/api"), "v5"),
+        &shiplane_e2e::image_push(&format!("{p}/api"), "v6"),
     )
     .await;
     let hook = HookInvocation {
-        deployment_id: shiplane_e2e::deployment_of(&store, &v5, "dev").await,
-        execution_id: format!("{p}-v5-dev"),
+        deployment_id: shiplane_e2e::deployment_of(&store, &v6, "dev").await,
+        execution_id: format!("{p}-v6-dev"),
         hook: Some(LifecycleHook::AfterAllowTestTraffic),
     };
     let answer = engine
@@ -419,17 +419,17 @@ async fn the_dashboard_renders_the_demos_world_in_a_browser_and_its_approve_butt
         )
         .await;
     assert_eq!(answer.status, HookStatus::Succeeded, "{answer:?}");
-    shiplane_e2e::deployment_succeeds(&engine, &v5, "dev", Timestamp::now()).await;
-    assert_eq!(state(&store, &v5, "dev").await, Some(StageState::Baking));
-    let v6 = shiplane_e2e::release_from_push(
+    shiplane_e2e::deployment_succeeds(&engine, &v6, "dev", Timestamp::now()).await;
+    assert_eq!(state(&store, &v6, "dev").await, Some(StageState::Baking));
+    let v7 = shiplane_e2e::release_from_push(
         &engine,
-        &shiplane_e2e::image_push(&format!("{p}/api"), "v6"),
+        &shiplane_e2e::image_push(&format!("{p}/api"), "v7"),
     )
     .await;
-    assert_eq!(state(&store, &v6, "dev").await, Some(StageState::Queued));
-    let v4 = release_tagged(&store, "api", "v4").await;
+    assert_eq!(state(&store, &v7, "dev").await, Some(StageState::Queued));
+    let v5 = release_tagged(&store, "api", "v5").await;
     assert_eq!(
-        state(&store, &v4, "staging").await,
+        state(&store, &v5, "staging").await,
         Some(StageState::AwaitingApproval)
     );
 
@@ -448,7 +448,7 @@ async fn the_dashboard_renders_the_demos_world_in_a_browser_and_its_approve_butt
         "bake ends in 29m",
         "queued",
         "awaiting approval",
-        "Approve v4",
+        "Approve v5",
         &format!("{p}-api-dev-5xx OK"),
         "✔ health",
         "known good v1",
@@ -477,7 +477,7 @@ async fn the_dashboard_renders_the_demos_world_in_a_browser_and_its_approve_butt
         .to_string();
     assert_eq!(token.len(), 64);
     let fields = [
-        ("release", v4.as_str()),
+        ("release", v5.as_str()),
         ("environment", "staging"),
         ("service", "api"),
     ];
@@ -511,7 +511,7 @@ async fn the_dashboard_renders_the_demos_world_in_a_browser_and_its_approve_butt
         "another site's page, even with the token: {body}"
     );
     assert_eq!(
-        state(&store, &v4, "staging").await,
+        state(&store, &v5, "staging").await,
         Some(StageState::AwaitingApproval),
         "a refused post changes nothing"
     );
@@ -531,7 +531,7 @@ async fn the_dashboard_renders_the_demos_world_in_a_browser_and_its_approve_butt
         "{head}"
     );
     assert_eq!(
-        state(&store, &v4, "staging").await,
+        state(&store, &v5, "staging").await,
         Some(StageState::Deploying)
     );
     // Where the redirect leads, the browser shows what the button did.
@@ -548,12 +548,12 @@ async fn the_dashboard_renders_the_demos_world_in_a_browser_and_its_approve_butt
         "{page}"
     );
     let approved = store
-        .history_of_release(&v4)
+        .history_of_release(&v5)
         .await
-        .expect("v4's history")
+        .expect("v5's history")
         .into_iter()
         .find(|t| t.cause.as_str() == "approved" && t.environment == "staging")
-        .expect("an approval in v4's history");
+        .expect("an approval in v5's history");
     assert_eq!(approved.actor.as_deref(), Some("ana (on call)"));
     // Approving again: the engine refuses, as the CLI does (409 for a script).
     let (status, _, body) = request(
@@ -588,20 +588,21 @@ async fn the_dashboard_renders_the_demos_world_in_a_browser_and_its_approve_butt
         .expect("api on the board");
     let dev = &api["lanes"][0];
     assert_eq!(dev["environment"], "dev");
-    assert_eq!(dev["in_flight"]["id"], v5.as_str());
+    assert_eq!(dev["in_flight"]["id"], v6.as_str());
     assert_eq!(dev["in_flight"]["state"], "baking");
-    assert_eq!(dev["queued"]["id"], v6.as_str());
+    assert_eq!(dev["queued"]["id"], v7.as_str());
     assert!(dev["in_flight_stage"]["bake_until"].is_string(), "{dev}");
     assert_eq!(api["lanes"][1]["in_flight"]["state"], "deploying");
 
-    // v4's timeline: its whole story, the approval by the operator included.
-    let timeline_url = format!("{url}releases/{v4}");
+    // v5's timeline: its whole story, the approval by the operator included.
+    let timeline_url = format!("{url}releases/{v5}");
     let page = rendered_text(&browse(&["--dump-dom"], &timeline_url));
     for expected in [
-        "api v4",
+        "api v5",
         "Timeline",
         "arrived",
-        "queued",
+        "restarted",
+        "cleaned_up",
         "check_passed",
         "bake_elapsed",
         "awaiting approval → deploying",
