@@ -144,7 +144,9 @@ fn rollback(
             )?;
         }
     }
-    w.lane().queued = waiting;
+    // The target itself may be the one waiting (a retried release that succeeded here
+    // before, simulation seed 75198): deployed now, it waits no more.
+    w.lane().queued = waiting.filter(|q| *q != target);
     if let Some(current) = lane.current.clone()
         && current != target
         && w.state(&current) == Some(StageState::Succeeded)

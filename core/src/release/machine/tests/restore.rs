@@ -436,3 +436,35 @@ fn ending_a_baking_release_with_nothing_to_restore_says_it_keeps_running() {
         "{why}"
     );
 }
+
+/// Found by the simulation (seed 75198): an operator's rollback whose target is the
+/// release waiting in the queue (it succeeded here before, was rolled back, and was retried)
+/// deploys it, and it waits no more; left queued, the lane held a release that had already
+/// succeeded, and nothing ever dequeued it.
+#[test]
+fn a_rollback_to_the_release_waiting_in_the_queue_takes_it_out_of_the_queue() {
+    // 0 succeeded here and was retried: it waits; 1 runs and is the last known good.
+    let mut v = view_in(Some(StageState::Succeeded));
+    v.lane.current = Some(id(1));
+    v.lane.last_known_good = Some(id(1));
+    v.lane.previous_good = Some(id(0));
+    v.lane.queued = Some(id(0));
+    let stage = v
+        .releases
+        .get_mut(&id(0))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap();
+    stage.phase = Phase::fresh(StageState::Queued, T0);
+    stage.succeeded_at = Some(T0);
+    let rollback = LaneEvent::Rollback {
+        actor: "oncall".into(),
+        reason: "back".into(),
+        to: None,
+    };
+    let d = apply_lane(&v, &rollback, &policy(), T0).unwrap();
+    assert_eq!(state(&d, 0), Some(StageState::Deploying));
+    assert_eq!(d.view.lane.in_flight, Some(id(0)));
+    assert_eq!(d.view.lane.queued, None, "{:?}", d.view.lane);
+}
