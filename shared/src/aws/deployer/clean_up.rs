@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 
 use super::adapter::AwsDeployer;
 use super::naming::{TAG_ENVIRONMENT, TAG_RELEASE};
-use super::revisions::family_of;
+use super::revisions::{family_of, tag};
 use super::{CleanUp, DeployError, DeployRequest, sdk};
 use crate::pipeline::Target;
 use crate::release::ReleaseId;
@@ -86,12 +86,8 @@ impl AwsDeployer {
             let mut kept = 0;
             for (arn, read) in arns.iter().zip(described) {
                 let (_, tags) = read?;
-                let tag = |k: &str| {
-                    tags.iter()
-                        .find(|t| t.key() == Some(k))
-                        .and_then(|t| t.value())
-                };
-                let Some(release) = tag(TAG_RELEASE).filter(|_| tag(TAG_ENVIRONMENT) == Some(env))
+                let Some(release) =
+                    tag(&tags, TAG_RELEASE).filter(|_| tag(&tags, TAG_ENVIRONMENT) == Some(env))
                 else {
                     continue; // another environment's, or not Shiplane's
                 };

@@ -50,10 +50,8 @@ fn registered_for(
     release: &Release,
     environment: &str,
 ) -> Option<Result<String, DeployError>> {
-    let tagged = |k: &str, v: &str| {
-        tags.iter()
-            .any(|t| t.key() == Some(k) && t.value() == Some(v))
-    };
+    // A revision's tag keys are unique (ECS refuses a duplicate).
+    let tagged = |k: &str, v: &str| tag(&tags, k) == Some(v);
     (tagged(TAG_RELEASE, release.id.as_str()) && tagged(TAG_ENVIRONMENT, environment)).then(|| {
         latest.task_definition_arn.ok_or_else(|| {
             DeployError::permanent(format!(
@@ -62,6 +60,13 @@ fn registered_for(
             ))
         })
     })
+}
+
+/// The value of a revision's tag `key`, if it has one.
+pub(super) fn tag<'t>(tags: &'t [Tag], key: &str) -> Option<&'t str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
 }
 
 /// The family of a task definition ARN (`…:task-definition/<family>:<revision>`) or of a
@@ -274,18 +279,14 @@ impl AwsDeployer {
             return Ok(None);
         };
         let (_, tags) = self.task_definition(&arn).await?;
-        let tag = |k: &str| {
-            tags.iter()
-                .find(|t| t.key() == Some(k))
-                .and_then(|t| t.value())
-                .map(str::to_string)
-        };
-        let (Some(release), Some(environment)) = (tag(TAG_RELEASE), tag(TAG_ENVIRONMENT)) else {
+        let (Some(release), Some(environment)) =
+            (tag(&tags, TAG_RELEASE), tag(&tags, TAG_ENVIRONMENT))
+        else {
             return Ok(None);
         };
-        Ok(ReleaseId::parse(&release).ok().map(|release| Tagged {
+        Ok(ReleaseId::parse(release).ok().map(|release| Tagged {
             release,
-            environment,
+            environment: environment.to_string(),
             task_definition: arn,
             created,
         }))

@@ -10,6 +10,15 @@ use super::revisions::Pick;
 use super::{DeployError, DeployOutcome, DeployRequest, DeploymentStatus, sdk};
 use crate::release::Timestamp;
 
+/// The id of the service's PRIMARY deployment: the newest, the one ECS brings in.
+fn primary(service: &aws_sdk_ecs::types::Service) -> Option<String> {
+    service
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"))
+        .and_then(|d| d.id().map(str::to_string))
+}
+
 impl AwsDeployer {
     pub(super) async fn rolling(
         &self,
@@ -29,12 +38,6 @@ impl AwsDeployer {
                 self.ensure_revision(&base, latest, Pick::Named(container), req)
                     .await?
             }
-        };
-        let primary = |s: &aws_sdk_ecs::types::Service| {
-            s.deployments()
-                .iter()
-                .find(|d| d.status() == Some("PRIMARY"))
-                .and_then(|d| d.id().map(str::to_string))
         };
         let ended = req
             .release
@@ -127,20 +130,11 @@ impl AwsDeployer {
             .send()
             .await
             .map_err(|e| sdk("ECS UpdateService", &e))?;
-        out.service
-            .as_ref()
-            .and_then(|s| {
-                s.deployments()
-                    .iter()
-                    .find(|d| d.status() == Some("PRIMARY"))
-                    .and_then(|d| d.id())
-            })
-            .map(str::to_string)
-            .ok_or_else(|| {
-                DeployError::permanent(format!(
-                    "ECS UpdateService of {service} in {cluster} answered with no PRIMARY deployment"
-                ))
-            })
+        out.service.as_ref().and_then(primary).ok_or_else(|| {
+            DeployError::permanent(format!(
+                "ECS UpdateService of {service} in {cluster} answered with no PRIMARY deployment"
+            ))
+        })
     }
 
     /// Where an ECS service deployment of a rolling stage is
