@@ -146,12 +146,25 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
                 .any(|t| t.environment == env && t.alert == Some(Alert::NothingToRestore))
         })
     };
+    // A bad migration is bad only where it runs: tiles migrates in prod alone.
+    let bad_in = |r: &Release, env: &str| match bad_of(r) {
+        Bad::Migration
+            if w.lane(&r.service, env)
+                .is_none_or(|l| l.migration_family.is_none()) =>
+        {
+            Bad::No
+        }
+        bad => bad,
+    };
     for r in releases.values() {
-        let bad = bad_of(r);
-        if bad == Bad::No {
+        if bad_of(r) == Bad::No {
             continue;
         }
         for (env, stage) in &r.stages {
+            let bad = bad_in(r, env);
+            if bad == Bad::No {
+                continue;
+            }
             // A late alarm's image passes its bake by design (and may be replaced before
             // its alarm ever fires): only what runs at the end counts for it, below.
             let succeeded = stage.state() == StageState::Succeeded || stage.succeeded_at.is_some();
@@ -163,9 +176,13 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
             }
         }
         for (key, l) in &lanes {
+            let bad = bad_in(r, &key.environment);
             let kept =
                 l.last_known_good.as_ref() == Some(&r.id) || l.current.as_ref() == Some(&r.id);
-            if kept && !(bad == Bad::LateAlarm && alerted_keeps_running(r, &key.environment)) {
+            if bad != Bad::No
+                && kept
+                && !(bad == Bad::LateAlarm && alerted_keeps_running(r, &key.environment))
+            {
                 out.push(v(
                     "no bad release kept",
                     format!(
@@ -590,7 +607,89 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
         }
     }
     which_pushes_go_where(rig, &w, &releases, &history, &mut out);
+    stopped_first(&w, &lanes, &history, &mut out);
     out
+}
+
+/// 10. stopped first: a `stop-first` migration never ran while a task of the service it
+///     migrates still ran, every service stopped for one serves again once the world is
+///     quiet, and each outage is in the history at both ends (stopped, started again).
+fn stopped_first(
+    w: &crate::world::World,
+    lanes: &BTreeMap<LaneKey, Lane>,
+    history: &BTreeMap<ReleaseId, Vec<Transition>>,
+    out: &mut Vec<Violation>,
+) {
+    // A task whose RunTask was still in flight when the stage ended (an operator's
+    // rollback or cancel brought the service back up meanwhile) is never recorded as
+    // started: Shiplane does not stop such a late migration (RELIABILITY.md says so).
+    let recorded = |arn: &str, started_by: &str| {
+        parse_started_by(started_by).is_some_and(|(id, env, _)| {
+            history.get(&id).is_some_and(|h| {
+                h.iter().any(|t| {
+                    t.environment == env
+                        && t.cause == Cause::MigrationStarted
+                        && t.detail.as_deref() == Some(arn)
+                })
+            })
+        })
+    };
+    let ran_beside = w
+        .tasks
+        .iter()
+        .filter(|t| t.stop_first && t.beside_running && recorded(&t.arn, &t.started_by));
+    for t in ran_beside {
+        out.push(v(
+            "stopped first",
+            format!(
+                "migration task {} ({}) ran while the service it migrates still ran tasks",
+                t.arn, t.started_by
+            ),
+        ));
+    }
+    for spec in w.lanes.iter().filter(|l| l.stop_first) {
+        let key = LaneKey::new(&spec.service, &spec.environment);
+        if let Some(down) = lanes.get(&key).and_then(|l| l.down.as_ref()) {
+            out.push(v(
+                "stopped first",
+                format!(
+                    "{}/{}: the lane still records the service as stopped by {}",
+                    spec.service, spec.environment, down.release
+                ),
+            ));
+        }
+        if w.services
+            .get(&spec.ecs)
+            .is_some_and(|s| s.at_zero.is_some())
+        {
+            out.push(v(
+                "stopped first",
+                format!("{}: left at zero tasks once the world went quiet", spec.ecs),
+            ));
+        }
+        let of_lane = |c: Cause| {
+            history
+                .values()
+                .flatten()
+                .filter(|t| {
+                    t.cause == c && t.service == spec.service && t.environment == spec.environment
+                })
+                .count()
+        };
+        let (stopped, started) = (of_lane(Cause::AppStopped), of_lane(Cause::AppStarted));
+        let failed = of_lane(Cause::AppStartFailed);
+        if stopped != started + failed {
+            out.push(v(
+                "stopped first",
+                format!(
+                    "{}/{}: {stopped} outages began in the history, {} ended",
+                    spec.service,
+                    spec.environment,
+                    started + failed
+                ),
+            ));
+        }
+    }
 }
 
 /// 8. which pushes go where: an image reaches an environment only through environments

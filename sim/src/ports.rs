@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shiplane::aws::{
-    AlarmReader, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
+    AlarmReader, AppStop, DeployError, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
     HookReporter, HookStatus, MigrationRun, Notification, Notifier, NotifyError, Origin, PushClock,
     Tagged, Timer, client_token, deployment_description, is_restore_description,
     parse_deployment_description, pinned_revision, started_by,
@@ -29,7 +29,8 @@ use shiplane::store::{
 
 use crate::Sim;
 use crate::world::{
-    Bad, CdDeployment, CdStatus, EcsDeployment, Emitted, Execution, LaneSpec, Rollout, Task, World,
+    Bad, CdDeployment, CdStatus, DESIRED, EcsDeployment, EcsService, Emitted, Execution, LaneSpec,
+    Rollout, Task, World,
 };
 
 impl Sim {
@@ -484,6 +485,9 @@ impl SimDeployer {
             .sim
             .call("ECS DescribeServices", |w| {
                 let svc = w.services.get(&ecs)?;
+                if stopped_from(svc).is_some() {
+                    return None; // stopped for a migration: a new deployment brings it up
+                }
                 // The newest release deployment: a restart (another service's `restarts`)
                 // changes no revision the service is updated to.
                 let newest = svc.deployments.iter().rev().find(|d| !d.restart)?;
@@ -499,17 +503,38 @@ impl SimDeployer {
         }
         let task_definition = td.clone();
         let created = self.sim.now();
+        let key = ecs.clone();
         let deployment_id = self
             .sim
             .call("ECS UpdateService", move |w| {
-                update_service(&sim, w, ecs, Some(task_definition), created)
+                // Stopped for a migration: brought back up in the same call.
+                let bring_up = w.services.get(&ecs).and_then(stopped_from).is_some();
+                update_service(&sim, w, ecs, Some(task_definition), created, bring_up)
             })
             .await?;
+        self.forget_stop(key).await;
         Ok(DeployOutcome::Started {
             deployment_id,
             task_definition: td,
         })
     }
+
+    /// ECS UntagResource of the stop's tag, best effort as the adapter's.
+    async fn forget_stop(&self, ecs: String) {
+        let _ = self
+            .sim
+            .call("ECS UntagResource", move |w| {
+                if let Some(svc) = w.services.get_mut(&ecs) {
+                    svc.stopped_from = None;
+                }
+            })
+            .await;
+    }
+}
+
+/// The count a service at zero is brought back to (its tag), as the adapter reads it.
+fn stopped_from(svc: &EcsService) -> Option<u32> {
+    svc.at_zero.and(svc.stopped_from).filter(|n| *n > 0)
 }
 
 impl Deployer for SimDeployer {
@@ -557,6 +582,7 @@ impl Deployer for SimDeployer {
         let sim = self.sim.clone();
         let digest = req.release.digest.clone();
         let cluster = lane.ecs.split('/').next().unwrap_or_default().to_string();
+        let (ecs, stop_first) = (lane.ecs.clone(), lane.stop_first);
         self.sim
             .call("ECS RunTask", move |w| {
                 if let Some(t) = w.tasks.iter().find(|t| t.token == token) {
@@ -566,6 +592,8 @@ impl Deployer for SimDeployer {
                     "arn:aws:ecs:eu-west-1:111122223333:task/{cluster}/{:032x}",
                     w.fresh_id()
                 );
+                let now = sim.now();
+                let beside_running = w.services.get(&ecs).is_some_and(|s| s.runs_tasks(now));
                 w.tasks.push(Task {
                     arn: arn.clone(),
                     token,
@@ -574,6 +602,8 @@ impl Deployer for SimDeployer {
                     digest,
                     running: true,
                     exit: None,
+                    stop_first,
+                    beside_running,
                 });
                 sim.trace(format!("  ECS migration task {arn} ({td})"));
                 tokio::spawn(migration_task(sim.clone(), arn.clone()));
@@ -756,9 +786,69 @@ impl Deployer for SimDeployer {
         let (sim, created) = (self.sim.clone(), self.sim.now());
         self.sim
             .call("ECS UpdateService", move |w| {
-                update_service(&sim, w, ecs, None, created)
+                update_service(&sim, w, ecs, None, created, false)
             })
             .await
+    }
+
+    async fn stop_app(&self, req: DeployRequest<'_>) -> Result<AppStop, DeployError> {
+        let ecs = lane_of(&self.sim, &req)?.ecs;
+        let (key, sim) = (ecs.clone(), self.sim.clone());
+        let stopped = self
+            .sim
+            .call("ECS DescribeServices", |w| {
+                w.services
+                    .get(&ecs)
+                    .and_then(|s| s.at_zero.map(|_| s.stopped_from))
+            })
+            .await?;
+        let desired = match stopped {
+            Some(remembered) => remembered.unwrap_or(0),
+            None => {
+                let tagged = key.clone();
+                self.sim
+                    .call("ECS TagResource", move |w| {
+                        if let Some(svc) = w.services.get_mut(&tagged) {
+                            svc.stopped_from = Some(DESIRED);
+                        }
+                    })
+                    .await?;
+                let drained = self.sim.now().after(self.sim.ms(0, 90_000));
+                let zeroed = key.clone();
+                self.sim
+                    .call("ECS UpdateService", move |w| {
+                        if let Some(svc) = w.services.get_mut(&zeroed) {
+                            svc.at_zero.get_or_insert(drained);
+                            sim.trace(format!("  ECS {zeroed} scaled to 0"));
+                        }
+                    })
+                    .await?;
+                DESIRED
+            }
+        };
+        let now = self.sim.now();
+        let running = self
+            .sim
+            .call("ECS ListTasks", move |w| {
+                w.services.get(&key).is_some_and(|s| s.runs_tasks(now))
+            })
+            .await
+            .map_or(u32::MAX, u32::from);
+        Ok(AppStop { desired, running })
+    }
+
+    async fn start_app(&self, req: DeployRequest<'_>) -> Result<Option<String>, DeployError> {
+        let ecs = lane_of(&self.sim, &req)?.ecs;
+        let (sim, created, key) = (self.sim.clone(), self.sim.now(), ecs.clone());
+        let started = self
+            .sim
+            .call("ECS UpdateService", move |w| {
+                let stopped = w.services.get(&ecs).and_then(stopped_from);
+                stopped.map(|_| update_service(&sim, w, ecs, None, created, true))
+            })
+            .await?;
+        self.forget_stop(key).await;
+        Ok(started)
     }
 
     async fn origin(&self, deployment_id: &str) -> Result<Option<Origin>, DeployError> {
@@ -1056,9 +1146,13 @@ fn update_service(
     ecs: String,
     task_definition: Option<String>,
     created: Timestamp,
+    bring_up: bool,
 ) -> String {
     let id = format!("ecs-svc/{:012}", w.fresh_id());
     let svc = w.services.entry(ecs.clone()).or_default();
+    if bring_up && svc.at_zero.take().is_some() {
+        sim.trace(format!("  ECS {ecs} scaled back up"));
+    }
     let restart = task_definition.is_none();
     let task_definition = task_definition.unwrap_or_else(|| {
         svc.deployments

@@ -23,7 +23,8 @@ use crate::{Config, Outcome, Sim, Stats, Violation, invariants, take_trace};
 
 /// The pipeline every seed runs: `api`, blue/green through dev, staging and prod with a
 /// migration in dev and prod, checks in every environment, approval into prod and prod
-/// held by staging's alarms; `tiles`, rolling through dev and prod, prod held by dev's.
+/// held by staging's alarms; `tiles`, rolling through dev and prod, prod held by dev's,
+/// with a `stop-first` migration in prod (the service stopped while it runs).
 /// Every stage bakes 10 minutes and stays watched 30 minutes after. Which pushes go where:
 /// feature branches (`feature-N`) only to dev; hotfixes (`hotfix-N`) would be taken by
 /// prod but not by api's staging, so api's stop in dev as well, and tiles' go on; release
@@ -105,6 +106,7 @@ alarms = ["tiles-prod-5xx"]
 bake = "10m"
 watch = "30m"
 hold_while_alarms_in = ["dev"]
+migration = { family = "tiles-migrate", command = ["./migrate"], mode = "stop-first" }
 "#;
 
 /// The engine's ports over the world.
@@ -190,6 +192,10 @@ fn lanes(pipeline: &Pipeline) -> Vec<LaneSpec> {
                 group,
                 hooks,
                 migration_family: stage.migration.as_ref().map(|m| m.family.clone()),
+                stop_first: stage
+                    .migration
+                    .as_ref()
+                    .is_some_and(|m| m.mode == shiplane::pipeline::MigrationMode::StopFirst),
             });
         }
     }

@@ -63,6 +63,8 @@ pub struct LaneSpec {
     pub group: Option<(String, String)>,
     pub hooks: Vec<LifecycleHook>,
     pub migration_family: Option<String>,
+    /// The migration stops the service first (`mode = "stop-first"`).
+    pub stop_first: bool,
 }
 
 /// A registered task-definition revision.
@@ -91,6 +93,20 @@ pub struct EcsService {
     pub since: BTreeMap<String, Timestamp>,
     /// Rolling deployments, newest last.
     pub deployments: Vec<EcsDeployment>,
+    /// Scaled to zero (a `stop-first` migration): when its last task has stopped.
+    pub at_zero: Option<Timestamp>,
+    /// The desired count its `shiplane:stopped-from` tag remembers.
+    pub stopped_from: Option<u32>,
+}
+
+/// The desired count every service of the world runs at.
+pub const DESIRED: u32 = 2;
+
+impl EcsService {
+    /// Whether any of its tasks runs at `now` (none once scaled to zero and drained).
+    pub fn runs_tasks(&self, now: Timestamp) -> bool {
+        self.at_zero.is_none_or(|drained| now < drained)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +191,10 @@ pub struct Task {
     pub digest: Digest,
     pub running: bool,
     pub exit: Option<i64>,
+    /// Its stage's migration stops the service first (`stop-first`).
+    pub stop_first: bool,
+    /// The service it migrates still ran tasks when it started.
+    pub beside_running: bool,
 }
 
 /// An event AWS emits (or, for a hook, an invocation CodeDeploy makes).

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    BlueAfterSuccess, Check, GroupRollback, Pipeline, Probe, Service, StageConfig, TagPolicy,
-    Target,
+    BlueAfterSuccess, Check, GroupRollback, MigrationMode, Pipeline, Probe, Service, StageConfig,
+    TagPolicy, Target,
 };
 
 /// Whether a service, an environment of a service, or a setting is new, gone or different.
@@ -278,6 +278,9 @@ fn stage_settings(st: &StageConfig) -> BTreeMap<String, String> {
         put("migration.command", list(&m.command));
         if let Some(c) = &m.container {
             put("migration.container", text(c));
+        }
+        if m.mode != MigrationMode::Online {
+            put("migration.mode", text(m.mode.as_str()));
         }
     }
     check_settings(st.target.checks(), &mut out);

@@ -258,6 +258,30 @@ pub struct Migration {
     pub command: Vec<String>,
     /// The container to run the command in; defaults to the service's container.
     pub container: Option<String>,
+    /// Whether the old version keeps serving while the migration runs.
+    pub mode: MigrationMode,
+}
+
+/// How a migration runs beside the version it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MigrationMode {
+    /// The old version serves while the migration runs (a backward-compatible change).
+    #[default]
+    Online,
+    /// The service is scaled to zero and drained first, the migration runs with nothing
+    /// serving, and the deployment brings the service back up on the new version: for a
+    /// schema change the old version cannot run against. Rolling services only.
+    StopFirst,
+}
+
+impl MigrationMode {
+    /// As the pipeline file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationMode::Online => "online",
+            MigrationMode::StopFirst => "stop-first",
+        }
+    }
 }
 
 /// What a stage deploys to, by service kind: exactly the settings that kind has, each

@@ -99,6 +99,7 @@ pub(super) struct RawMigration {
     pub family: Option<String>,
     pub command: Option<Vec<String>>,
     pub container: Option<String>,
+    pub mode: Option<String>,
 }
 
 impl RawStage {

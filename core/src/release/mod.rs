@@ -16,7 +16,7 @@ pub use machine::{
 #[cfg(any(test, feature = "testing"))]
 pub use model::seeded;
 pub use model::{
-    AlarmSeen, AlarmState, Alert, Cause, Digest, InvalidInput, Lane, LaneView, MAX_TAGS, Pause,
-    Phase, Release, ReleaseId, Restart, Stage, StageState, Timestamp, Transition, Watch, escaped,
-    pushed_before, validate_tag,
+    AlarmSeen, AlarmState, Alert, Cause, Digest, Down, InvalidInput, Lane, LaneView, MAX_TAGS,
+    Pause, Phase, Release, ReleaseId, Restart, Stage, StageState, Timestamp, Transition, Watch,
+    escaped, pushed_before, validate_tag,
 };

@@ -32,6 +32,14 @@ pub enum Call {
         environment: String,
         keep: u32,
     },
+    StopApp {
+        release: String,
+        environment: String,
+    },
+    StartApp {
+        release: String,
+        environment: String,
+    },
 }
 
 /// Records calls and answers from a script; deploys start `d-<n>` by default, migrations
@@ -66,6 +74,11 @@ pub struct FakeDeployer {
     pub origin_failures: Mutex<u32>,
     /// Answers for the next `restart` calls, in order; empty means a new deployment.
     pub restart_answers: Mutex<Vec<Result<String, DeployError>>>,
+    /// Answers for the next `stop_app` calls, in order; empty means "stopped from 2
+    /// tasks, none still running".
+    pub stop_answers: Mutex<Vec<Result<super::AppStop, DeployError>>>,
+    /// Answers for the next `start_app` calls, in order; empty means "started".
+    pub start_answers: Mutex<Vec<Result<Option<String>, DeployError>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -239,6 +252,41 @@ impl Deployer for FakeDeployer {
         let mut answers = lock(&self.restart_answers);
         if answers.is_empty() {
             Ok(format!("ecs-svc/{n}"))
+        } else {
+            answers.remove(0)
+        }
+    }
+
+    async fn stop_app(&self, req: DeployRequest<'_>) -> Result<super::AppStop, DeployError> {
+        self.record(
+            &req,
+            Call::StopApp {
+                release: req.release.id.to_string(),
+                environment: req.stage.environment.clone(),
+            },
+        );
+        let mut answers = lock(&self.stop_answers);
+        if answers.is_empty() {
+            Ok(super::AppStop {
+                desired: 2,
+                running: 0,
+            })
+        } else {
+            answers.remove(0)
+        }
+    }
+
+    async fn start_app(&self, req: DeployRequest<'_>) -> Result<Option<String>, DeployError> {
+        let n = self.record(
+            &req,
+            Call::StartApp {
+                release: req.release.id.to_string(),
+                environment: req.stage.environment.clone(),
+            },
+        );
+        let mut answers = lock(&self.start_answers);
+        if answers.is_empty() {
+            Ok(Some(format!("ecs-svc/{n}")))
         } else {
             answers.remove(0)
         }

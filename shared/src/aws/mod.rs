@@ -24,8 +24,8 @@ pub use appspec::appspec;
 #[cfg(feature = "hooks")]
 pub(crate) use deployer::ecs_service;
 pub use deployer::{
-    AwsDeployer, CleanUp, DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun,
-    Origin, Tagged, client_token, deployment_description, is_restore_description,
+    AppStop, AwsDeployer, CleanUp, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
+    MigrationRun, Origin, Tagged, client_token, deployment_description, is_restore_description,
     parse_deployment_description, parse_started_by, pinned_revision, started_by,
 };
 pub use error::DeployError;

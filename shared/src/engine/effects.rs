@@ -6,11 +6,11 @@ use tracing::{error, info, warn};
 use super::run::Work;
 use super::{Engine, Ports, stage_of};
 use crate::aws::{
-    CleanUp, DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Timer,
+    AppStop, CleanUp, DeployOutcome, DeployRequest, Deployer, DeploymentStatus, MigrationRun, Timer,
 };
 use crate::facts::BakeTimer;
 use crate::facts::TaskStopped;
-use crate::pipeline::{Pipeline, StageConfig, Target};
+use crate::pipeline::{MigrationMode, Pipeline, StageConfig, Target};
 use crate::release::{Action, Event, LaneEvent, Release, ReleaseId, Restart, Timestamp};
 use crate::store::DeploymentRef;
 
@@ -42,6 +42,28 @@ fn reference(release: &Release, environment: &str, id: &str) -> DeploymentRef {
     }
 }
 
+/// The outcome of an action whose stage the pipeline no longer has.
+fn no_stage(action: &Action, release: &Release, environment: &str) -> Vec<Work> {
+    let reason = format!(
+        "services.{}.environments.{environment} is no longer in the pipeline",
+        release.service
+    );
+    let event = match action {
+        // The stage that stopped the service is gone: a person starts it.
+        Action::StartApp { .. } => Event::AppStarted {
+            deployment_id: None,
+            error: Some(reason),
+        },
+        _ => Event::ActionFailed { reason },
+    };
+    vec![Work::event(
+        &release.service,
+        environment,
+        &release.id,
+        event,
+    )]
+}
+
 impl<P: Ports> Engine<'_, P> {
     /// Runs one action; its outcome comes back as events.
     pub(super) async fn execute(
@@ -56,6 +78,7 @@ impl<P: Ports> Engine<'_, P> {
             | Action::RunMigration { environment, .. }
             | Action::StopDeployment { environment, .. }
             | Action::Restart { environment, .. }
+            | Action::StartApp { environment, .. }
             | Action::CleanUp { environment, .. } => environment.clone(),
             Action::Promote { from, .. } => from.clone(),
             // A timer needs nothing from the pipeline: it is cleared even when the stage
@@ -76,21 +99,8 @@ impl<P: Ports> Engine<'_, P> {
                 ..
             } => return self.set_timer(release, environment, *attempt, None).await,
         };
-        let outcome = |event| {
-            vec![Work::event(
-                &release.service,
-                &environment,
-                &release.id,
-                event,
-            )]
-        };
         let Some((service, stage)) = stage_of(pipeline, &release.service, &environment) else {
-            return outcome(Event::ActionFailed {
-                reason: format!(
-                    "services.{}.environments.{environment} is no longer in the pipeline",
-                    release.service
-                ),
-            });
+            return no_stage(&action, release, &environment);
         };
         let req = DeployRequest {
             release,
@@ -113,6 +123,7 @@ impl<P: Ports> Engine<'_, P> {
                     .await
             }
             Action::CleanUp { keep, protect, .. } => self.clean_up(req, keep, &protect).await,
+            Action::StartApp { .. } => self.start_app(req).await,
             Action::Promote { to, .. } => {
                 vec![Work::event(
                     &release.service,
@@ -376,7 +387,82 @@ impl<P: Ports> Engine<'_, P> {
         }]
     }
 
+    /// A `stop-first` migration first stops the service: the outage's start, and
+    /// whether the migration may run yet (none of the service's tasks still runs).
+    async fn stop_first(&self, req: DeployRequest<'_>) -> Result<(Vec<Work>, bool), Vec<Work>> {
+        let (release, env) = (req.release, req.stage.environment.as_str());
+        let event = |event| Work::event(&release.service, env, &release.id, event);
+        match self.deployer.stop_app(req).await {
+            Ok(AppStop { desired, running }) => {
+                info!(release = %release.id, environment = %env, desired, running, "service stopped for the migration");
+                let stopped = Event::AppStopped {
+                    desired: Some(desired),
+                    running,
+                };
+                Ok((vec![event(stopped)], running == 0))
+            }
+            Err(e) => {
+                error!(release = %release.id, environment = %env, error = ?e.message, "service not stopped for the migration");
+                // Its UpdateService may have landed with the answer lost: the lane takes
+                // the service as stopped, so that it is started again if it was.
+                let maybe = Event::AppStopped {
+                    desired: None,
+                    running: u32::MAX,
+                };
+                let failed = Event::ActionFailed {
+                    reason: format!("stopping the service for its migration: {}", e.message),
+                };
+                Err(vec![event(maybe), event(failed)])
+            }
+        }
+    }
+
+    /// Starts the service a `stop-first` migration stopped again, on the revision it runs
+    /// (the release went no further). AWS throttled or unreachable: still owed, tried
+    /// again next pass; refused: recorded, with an alert.
+    async fn start_app(&self, req: DeployRequest<'_>) -> Vec<Work> {
+        let (release, env) = (req.release, req.stage.environment.as_str());
+        let (deployment_id, error) = match self.deployer.start_app(req).await {
+            Ok(id) => {
+                info!(release = %release.id, environment = %env, deployment = ?id, "service started again after the migration");
+                (id, None)
+            }
+            Err(e) if e.retryable => {
+                warn!(release = %release.id, environment = %env, error = ?e.message, "service not started again yet; trying again next pass");
+                return Vec::new();
+            }
+            Err(e) => {
+                error!(release = %release.id, environment = %env, error = ?e.message, "service not started again after the migration");
+                (None, Some(e.message))
+            }
+        };
+        let started = Event::AppStarted {
+            deployment_id,
+            error,
+        };
+        vec![Work::event(&release.service, env, &release.id, started)]
+    }
+
     async fn run_migration(&self, req: DeployRequest<'_>) -> Vec<Work> {
+        let stop_first = req
+            .stage
+            .migration
+            .as_ref()
+            .is_some_and(|m| m.mode == MigrationMode::StopFirst);
+        let mut out = Vec::new();
+        if stop_first {
+            match self.stop_first(req).await {
+                Ok((stopped, true)) => out.extend(stopped),
+                // Its tasks still stop: the migration runs on a later pass.
+                Ok((stopped, false)) => return stopped,
+                Err(failed) => return failed,
+            }
+        }
+        out.extend(self.start_migration(req).await);
+        out
+    }
+
+    async fn start_migration(&self, req: DeployRequest<'_>) -> Vec<Work> {
         let (release, env) = (req.release, req.stage.environment.as_str());
         let started = |task_arn: &str| Work {
             deployments: vec![reference(release, env, task_arn)],

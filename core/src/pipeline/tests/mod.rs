@@ -732,3 +732,65 @@ fn a_group_opt_out_that_is_not_a_boolean_or_misspelt_is_an_error() {
         "{got}"
     );
 }
+
+#[test]
+fn a_stop_first_migration_is_for_rolling_services_and_online_is_the_default() {
+    let source = r#"
+[pipeline]
+environments = ["dev", "prod"]
+
+[services.web]
+repository = "team/web"
+kind = "rolling"
+container = "web"
+[services.web.environments.dev]
+cluster = "c"
+service = "s"
+migration = { family = "m", command = ["x"] }
+[services.web.environments.prod]
+cluster = "c"
+service = "s"
+migration = { family = "m", command = ["x"], mode = "stop-first" }
+"#;
+    let p = Pipeline::from_toml(source).unwrap();
+    let mode = |env: &str| {
+        p.services["web"]
+            .stages
+            .iter()
+            .find(|s| s.environment == env)
+            .and_then(|s| s.migration.as_ref())
+            .map(|m| m.mode)
+    };
+    assert_eq!(mode("dev"), Some(MigrationMode::Online));
+    assert_eq!(mode("prod"), Some(MigrationMode::StopFirst));
+
+    let refused = r#"
+[pipeline]
+environments = ["dev", "prod"]
+
+[services.bg]
+repository = "team/bg"
+kind = "blue-green"
+container = "app"
+port = 80
+[services.bg.environments.dev]
+cluster = "c"
+service = "s"
+codedeploy = { application = "a", deployment_group = "g" }
+migration = { family = "m", command = ["x"], mode = "stop-first" }
+[services.bg.environments.prod]
+cluster = "c"
+service = "s"
+codedeploy = { application = "a", deployment_group = "g" }
+migration = { family = "m", command = ["x"], mode = "offline" }
+"#;
+    let got = problems(refused).join("\n");
+    assert!(
+        got.contains("services.bg.environments.dev.migration.mode: \"stop-first\" needs a rolling service"),
+        "{got}"
+    );
+    assert!(
+        got.contains("services.bg.environments.prod.migration.mode: unknown mode \"offline\""),
+        "{got}"
+    );
+}

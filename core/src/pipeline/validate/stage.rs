@@ -9,7 +9,8 @@ use super::{Problems, required};
 use crate::pipeline::raw::{RawCodeDeploy, RawService, RawStage};
 use crate::pipeline::{
     Approval, BlueAfterSuccess, Check, CodeDeployTarget, DEFAULT_KEEP, GroupExpectation,
-    GroupRollback, MAX_KEEP, Migration, ServiceKind, StageConfig, Target, parse_duration,
+    GroupRollback, MAX_KEEP, Migration, MigrationMode, ServiceKind, StageConfig, Target,
+    parse_duration,
 };
 
 const DEFAULT_DEPLOYMENT_CONFIG: &str = "CodeDeployDefault.ECSAllAtOnce";
@@ -349,13 +350,43 @@ fn migration(
                     "must be a non-empty list of non-empty arguments, e.g. [\"./migrate\", \"up\"]",
                 );
             }
+            let mode = migration_mode(m.mode.as_deref(), kind, &mpath, p);
             family.map(|f| Migration {
                 family: f.to_string(),
                 command,
                 container: m.container.clone(),
+                mode,
             })
         }
         (None, _) => None,
+    }
+}
+
+/// `migration.mode`: online unless the file says `stop-first`, which only a rolling
+/// service can do.
+fn migration_mode(
+    mode: Option<&str>,
+    kind: ServiceKind,
+    mpath: &str,
+    p: &mut Problems,
+) -> MigrationMode {
+    match mode {
+        None | Some("online") => MigrationMode::Online,
+        Some("stop-first") if kind == ServiceKind::BlueGreen => {
+            p.add(
+                format!("{mpath}.mode"),
+                "\"stop-first\" needs a rolling service: a CodeDeploy blue/green deployment sizes both its task sets from the service's desired count, so bringing the service back up for the new version would bring the old version up beside it; make the migration backward compatible (mode \"online\") or release this service with kind \"rolling\"",
+            );
+            MigrationMode::Online
+        }
+        Some("stop-first") => MigrationMode::StopFirst,
+        Some(other) => {
+            p.add(
+                format!("{mpath}.mode"),
+                format!("unknown mode \"{other}\"; write \"online\" (the old version serves while it runs) or \"stop-first\" (the service is stopped first)"),
+            );
+            MigrationMode::Online
+        }
     }
 }
 

@@ -40,6 +40,12 @@ pub enum Action {
         environment: String,
         service: String,
     },
+    /// Start the service this release's `stop-first` migration stopped again, on the
+    /// revision it runs, at the desired count it had: the release goes no further here.
+    StartApp {
+        release: ReleaseId,
+        environment: String,
+    },
     /// Deregister the task-definition revisions Shiplane registered for this environment
     /// beyond the newest `keep`, never one of a release in `protect` (what the lane runs,
     /// last knew good, may roll back to, is deploying or holds queued).
@@ -74,6 +80,7 @@ impl Action {
             | Action::StopDeployment { release, .. }
             | Action::Promote { release, .. }
             | Action::Restart { release, .. }
+            | Action::StartApp { release, .. }
             | Action::CleanUp { release, .. }
             | Action::SetTimer { release, .. }
             | Action::ClearTimer { release, .. } => release,

@@ -5,6 +5,7 @@
 use super::action::action_name;
 use super::arrive::arrive;
 use super::event::bounded;
+use super::outage::{app_started, app_stopped};
 use super::outcome::{
     back_to_queue, deployment_succeeded, record_hook_deployment, record_started,
     retry_failed_restore,
@@ -328,6 +329,12 @@ pub fn apply(
             }
         }
         (_, Event::Restarted { .. }) => {}
+        // The service was stopped for this release's `stop-first` migration, and the
+        // outcome of starting it again when the release went no further.
+        (_, Event::AppStopped { desired, running }) => {
+            app_stopped(&mut w, id, state, *desired, *running)?;
+        }
+        (_, Event::AppStarted { .. }) => app_started(&mut w, id, event)?,
         // The clean-up this success owed is done: recorded when it deregistered something
         // or stopped short; owed no more either way (the next success cleans up again).
         (
@@ -450,6 +457,17 @@ fn resume_action(
             Some(why),
             restore,
         )?;
+        return Ok(());
+    }
+    let draining = w.view.lane.down.as_ref().is_some_and(|d| &d.release == id)
+        && state == S::Migrating
+        && w.stage(id)?.started().is_none();
+    if draining {
+        // The migration waits for the service it stopped to have no tasks: looked at
+        // again, not taken over from a dead invocation (nothing to record).
+        w.stage(id)?.set_lease(now.after(LEASE));
+        w.changed.insert(id.clone());
+        w.actions.push(action);
         return Ok(());
     }
     let stage = w.stage(id)?;

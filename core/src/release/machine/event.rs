@@ -146,6 +146,21 @@ pub enum Event {
         deregistered: Vec<String>,
         error: Option<String>,
     },
+    /// The service was scaled to zero for this release's `stop-first` migration (from
+    /// `desired` tasks; None when ECS's answer was lost, so it may or may not have been);
+    /// `running` of its tasks had not stopped yet.
+    AppStopped {
+        desired: Option<u32>,
+        running: u32,
+    },
+    /// The outcome of [`Action::StartApp`]: the ECS deployment that starts the stopped
+    /// service again on the revision it ran (none when it already ran), or `error`.
+    ///
+    /// [`Action::StartApp`]: super::Action::StartApp
+    AppStarted {
+        deployment_id: Option<String>,
+        error: Option<String>,
+    },
     /// A CodeDeploy lifecycle hook ran its checks: each check's record (passed, "name:
     /// passed in 12 ms: excerpt"), and the verdict reported (`failure` when Failed).
     HookCompleted {
@@ -199,6 +214,9 @@ impl Event {
             Event::Restarted { error: None, .. } => Cause::Restarted,
             Event::Restarted { error: Some(_), .. } => Cause::RestartFailed,
             Event::CleanedUp { .. } => Cause::CleanedUp,
+            Event::AppStopped { .. } => Cause::AppStopped,
+            Event::AppStarted { error: None, .. } => Cause::AppStarted,
+            Event::AppStarted { error: Some(_), .. } => Cause::AppStartFailed,
             Event::HookCompleted { failure: None, .. } => Cause::HookSucceeded,
             Event::HookCompleted {
                 failure: Some(_), ..

@@ -12,6 +12,7 @@ mod arrive;
 mod error;
 mod event;
 mod lane_event;
+mod outage;
 mod outcome;
 mod owed;
 mod policy;

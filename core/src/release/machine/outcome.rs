@@ -181,6 +181,7 @@ pub(super) fn deployment_succeeded(
     let policy = w.policy;
     let redeploy = w.stage(id)?.redeploy;
     w.lane().current = Some(id.clone());
+    super::outage::ended_by_deployment(w, id)?;
     let firing = w.view.lane.firing_alarms();
     if !redeploy && policy.bake.is_zero() && !firing.is_empty() {
         // The lane's own alarm blocks its success (DESIGN invariant 12): with no

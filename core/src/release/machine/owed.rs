@@ -65,6 +65,15 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
             rollback: true,
         }));
     }
+    // A service stopped for a migration whose release went no further is started again,
+    // on the revision it ran, before anything else may start here.
+    if let (Some(down), None) = (&lane.down, &lane.in_flight) {
+        out.push(Owed::Act(Action::StartApp {
+            release: down.release.clone(),
+            environment: env.to_string(),
+        }));
+        return out;
+    }
     // What runs must be good: a release that ended here but runs all the same (its
     // deployment finished after its stage ended) is replaced by the last known good.
     if lane.in_flight.is_none()

@@ -218,6 +218,9 @@ impl<'p> Work<'p> {
         let lane = &self.view.lane;
         match (&lane.in_flight, &lane.paused, self.policy.frozen) {
             (Some(other), _, _) => Some(format!("waiting for {other}")),
+            (None, _, _) if lane.down.is_some() => {
+                Some("the service is being started again after a stop-first migration".into())
+            }
             (None, Some(p), _) => Some(format!("lane paused by {}", p.actor)),
             (None, None, true) => Some("environment frozen".to_string()),
             (None, None, false) => {

@@ -54,6 +54,9 @@ spelled! {
         /// A service this release's success was to restart (`restarts`) could not be:
         /// it still runs tasks started before the release.
         RestartFailed = "restart_failed",
+        /// A service stopped for a `stop-first` migration could not be started again: it
+        /// serves nothing until a person scales it up.
+        AppDown = "app_down",
         /// Written by a newer Shiplane; shown as it is.
         #[serde(other)]
         Other = "other",
@@ -69,6 +72,7 @@ impl Alert {
             Cause::RollbackFailed => Some(Alert::RollbackFailed),
             Cause::StopFailed => Some(Alert::StopFailed),
             Cause::RestartFailed => Some(Alert::RestartFailed),
+            Cause::AppStartFailed => Some(Alert::AppDown),
             Cause::TimedOut if to == Some(StageState::Failed) => Some(Alert::PastDeadline),
             _ => None,
         }
@@ -158,6 +162,13 @@ spelled! {
         /// Older task-definition revisions of the environment were deregistered after a
         /// success (`keep`), or the clean-up stopped with the reason.
         CleanedUp = "cleaned_up",
+        /// The service was scaled to zero for a `stop-first` migration: the outage begins.
+        AppStopped = "app_stopped",
+        /// The service stopped for a migration serves again (the new version deployed, or
+        /// the revision it ran started again): the outage ended, its length in the detail.
+        AppStarted = "app_started",
+        /// Starting it again failed for good: a person scales it up.
+        AppStartFailed = "app_start_failed",
         Paused = "paused",
         Resumed = "resumed",
         /// An operator freed the lane of whatever held it.

@@ -93,6 +93,22 @@ pub struct Lane {
     /// (its `restarts`): shown by `status`, and what makes a replayed record of it a no-op.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted: Option<Restart>,
+    /// The service is stopped (scaled to zero) for a release's `stop-first` migration,
+    /// until a deployment brings it back up or, when the release goes no further, it is
+    /// started again on the revision it ran: the outage, recorded from its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<Down>,
+}
+
+/// A service stopped for a migration the version it ran cannot run beside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Down {
+    /// The release whose migration stopped it.
+    pub release: ReleaseId,
+    /// When Shiplane stopped it: the outage's start.
+    pub since: Timestamp,
+    /// The desired count it had, which bringing it back up restores.
+    pub desired: u32,
 }
 
 /// A restart of a lane's service asked for by another service's release here.
@@ -138,6 +154,7 @@ impl Lane {
             alarms: BTreeMap::new(),
             newest_pushed_at: None,
             stopping: None,
+            down: None,
             newest_digest: None,
             watch: None,
             restarted: None,
@@ -173,7 +190,8 @@ pub struct LaneView {
 }
 
 impl LaneView {
-    /// The ids whose releases must be loaded with the lane: in flight, queued, last known good.
+    /// The ids whose releases must be loaded with the lane: in flight, queued, last known
+    /// good, and the one whose migration stopped the service (owed its start).
     pub fn referenced(lane: &Lane) -> Vec<ReleaseId> {
         let mut ids: Vec<ReleaseId> = [
             &lane.in_flight,
@@ -185,6 +203,7 @@ impl LaneView {
         ]
         .into_iter()
         .flatten()
+        .chain(lane.down.as_ref().map(|d| &d.release))
         .cloned()
         .collect();
         ids.sort();

@@ -21,6 +21,8 @@ pub(crate) async fn ecs_service(
         .describe_services()
         .cluster(cluster)
         .services(service)
+        // The tag a `stop-first` migration leaves on a service it stopped.
+        .include(aws_sdk_ecs::types::ServiceField::Tags)
         .send()
         .await
         .map_err(|e| sdk("ECS DescribeServices", &e))?;
@@ -129,6 +131,16 @@ impl Deployer for AwsDeployer {
         since: Timestamp,
     ) -> Result<String, DeployError> {
         self.restart_service(cluster, service, since).await
+    }
+
+    async fn stop_app(&self, req: DeployRequest<'_>) -> Result<super::AppStop, DeployError> {
+        let (cluster, service) = Self::migration_home(&req)?;
+        self.stop_service(cluster, service).await
+    }
+
+    async fn start_app(&self, req: DeployRequest<'_>) -> Result<Option<String>, DeployError> {
+        let (cluster, service) = Self::migration_home(&req)?;
+        self.start_service(cluster, service).await
     }
 
     async fn clean_up(

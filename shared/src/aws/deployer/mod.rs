@@ -9,7 +9,8 @@
 //! This module is the port ([`Deployer`] and what it takes and answers); the adapter,
 //! [`AwsDeployer`], is wired in `adapter` and does each kind of work in a module of its own:
 //! `revisions` (task-definition revisions pinned to a digest), `codedeploy` (blue/green),
-//! `rolling`, `data_jobs`, `migrations`, with `naming` (how its effects are named and
+//! `rolling`, `data_jobs`, `migrations`, `outage` (a `stop-first` migration's stop and
+//! start of the service), with `naming` (how its effects are named and
 //! tagged, so it finds them again) and `prefetch` (the reads a deploy starts with, made
 //! ahead).
 
@@ -19,6 +20,7 @@ mod codedeploy;
 mod data_jobs;
 mod migrations;
 mod naming;
+mod outage;
 mod prefetch;
 mod revisions;
 mod rolling;
@@ -141,8 +143,22 @@ pub trait Deployer: Send + Sync {
         rollback: bool,
     ) -> impl Future<Output = Result<(), DeployError>> + Send;
 
-    /// Who made a deployment Shiplane holds no reference to, from CodeDeploy's
-    /// GetDeployment; None for one someone else made, and for one CodeDeploy does not know.
+    /// Scales the stage's service to zero for a `stop-first` migration, first remembering
+    /// on the service (a tag) the desired count it had, so that whichever deployment brings
+    /// it back up restores that count, after a crash too. Idempotent: a service already
+    /// stopped answers the count it had and its tasks still stopping.
+    fn stop_app(
+        &self,
+        req: DeployRequest<'_>,
+    ) -> impl Future<Output = Result<AppStop, DeployError>> + Send;
+
+    /// Starts a service stopped for a migration again, on the revision it runs, at the
+    /// desired count it had: the ECS deployment, or None when it was not stopped.
+    fn start_app(
+        &self,
+        req: DeployRequest<'_>,
+    ) -> impl Future<Output = Result<Option<String>, DeployError>> + Send;
+
     /// Restarts a rolling service another's release asked for (its stage's `restarts`): a
     /// new ECS deployment of the revision the service runs, unless one was created at or
     /// after `since` (an earlier run of this restart, or a deployment that started new
@@ -164,6 +180,8 @@ pub trait Deployer: Send + Sync {
         protect: &[ReleaseId],
     ) -> impl Future<Output = CleanUp> + Send;
 
+    /// Who made a deployment Shiplane holds no reference to, from CodeDeploy's
+    /// GetDeployment; None for one someone else made, and for one CodeDeploy does not know.
     fn origin(
         &self,
         deployment_id: &str,
@@ -178,6 +196,15 @@ pub trait Deployer: Send + Sync {
         service: &str,
         deployment_id: &str,
     ) -> impl Future<Output = Result<Option<Tagged>, DeployError>> + Send;
+}
+
+/// A service scaled to zero for a `stop-first` migration ([`Deployer::stop_app`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppStop {
+    /// The desired count it had, which bringing it back up restores.
+    pub desired: u32,
+    /// Its tasks that have not stopped yet: the migration waits until none runs.
+    pub running: u32,
 }
 
 /// What a clean-up did ([`Deployer::clean_up`]): the revisions it deregistered, and the

@@ -11,7 +11,7 @@ use super::{DeployError, DeployOutcome, DeployRequest, DeploymentStatus, sdk};
 use crate::release::Timestamp;
 
 /// The id of the service's PRIMARY deployment: the newest, the one ECS brings in.
-fn primary(service: &aws_sdk_ecs::types::Service) -> Option<String> {
+pub(super) fn primary(service: &aws_sdk_ecs::types::Service) -> Option<String> {
     service
         .deployments()
         .iter()
@@ -44,11 +44,15 @@ impl AwsDeployer {
             .stages
             .get(&req.stage.environment)
             .map_or(&[][..], |s| s.ended.as_slice());
-        let mut force = false;
-        if current.task_definition.as_deref() == Some(task_definition.as_str()) {
+        // Stopped for a `stop-first` migration: brought back to the count it had, on the
+        // new revision only (one UpdateService, so the old one never starts again).
+        let bring_up = super::outage::stopped_from(&current);
+        let mut force = bring_up.is_some();
+        if current.task_definition.as_deref() == Some(task_definition.as_str()) && !force {
             let adopted = primary(&current).unwrap_or_else(|| task_definition.clone());
             if !ended.contains(&adopted) {
                 // Already updated by an earlier attempt: adopt its deployment.
+                self.forget_stop(&current).await;
                 return Ok(DeployOutcome::Started {
                     deployment_id: adopted,
                     task_definition,
@@ -64,6 +68,7 @@ impl AwsDeployer {
             .cluster(cluster)
             .service(service)
             .task_definition(&task_definition)
+            .set_desired_count(bring_up)
             .force_new_deployment(force)
             .deployment_configuration(
                 DeploymentConfiguration::builder()
@@ -78,6 +83,7 @@ impl AwsDeployer {
             .send()
             .await
             .map_err(|e| sdk("ECS UpdateService", &e))?;
+        self.forget_stop(&current).await;
         let deployment_id = out
             .service
             .as_ref()

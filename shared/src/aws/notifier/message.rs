@@ -152,6 +152,7 @@ pub fn alert_phrase(alert: Alert) -> &'static str {
         Alert::PastDeadline => "failed, no outcome by its deadline",
         Alert::AlarmAfterRelease => "rolled back, alarm after its bake",
         Alert::RestartFailed => "a service it restarts was not",
+        Alert::AppDown => "service stopped, not started again",
         Alert::Other => "a person must act",
     }
 }
@@ -180,6 +181,10 @@ fn alert_sentence(alert: Alert, t: &Transition) -> String {
         }
         Alert::RestartFailed => {
             "a service its release restarts (`restarts`) could not be restarted, and still runs tasks started before it; restart it by hand (aws ecs update-service --force-new-deployment)"
+                .into()
+        }
+        Alert::AppDown => {
+            "the service it stopped for its migration could not be started again and serves nothing; scale it back up by hand (aws ecs update-service --desired-count, the count its history names)"
                 .into()
         }
         Alert::Other => "a person must act (see its history)".into(),
@@ -220,6 +225,12 @@ pub fn guidance(kind: NotificationKind, t: &Transition, release: Option<&Release
         (NotificationKind::Rejected, _) => format!("{who} was rejected for {env}."),
         (NotificationKind::Other(Cause::NotPromoted), _) => {
             format!("{who} succeeded in {env} and goes no further: it is not promoted.")
+        }
+        (NotificationKind::Other(Cause::AppStopped), _) => format!(
+            "{who} stopped the service in {env} for its migration: it serves nothing until the new version (or, if the release fails, the one it ran) is up."
+        ),
+        (NotificationKind::Other(Cause::AppStarted), _) => {
+            format!("The service in {env} serves again after {who}'s migration.")
         }
         (NotificationKind::Alert, _) => match t.alert {
             Some(alert) => format!(

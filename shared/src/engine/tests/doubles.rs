@@ -270,6 +270,14 @@ impl<A: AtDeploy> Deployer for Meanwhile<'_, A> {
         self.inner.restart(cluster, service, since).await
     }
 
+    async fn stop_app(&self, req: DeployRequest<'_>) -> Result<crate::aws::AppStop, DeployError> {
+        self.inner.stop_app(req).await
+    }
+
+    async fn start_app(&self, req: DeployRequest<'_>) -> Result<Option<String>, DeployError> {
+        self.inner.start_app(req).await
+    }
+
     async fn origin(&self, deployment_id: &str) -> Result<Option<crate::aws::Origin>, DeployError> {
         self.inner.origin(deployment_id).await
     }

@@ -6,6 +6,7 @@ mod clean_up;
 mod flow;
 mod holds;
 mod late;
+mod outage;
 mod properties;
 mod recovery;
 mod restarts;
@@ -226,6 +227,14 @@ fn samples() -> Vec<Event> {
         },
         Event::CleanedUp {
             deregistered: vec!["api-dev:1".into()],
+            error: None,
+        },
+        Event::AppStopped {
+            desired: Some(2),
+            running: 0,
+        },
+        Event::AppStarted {
+            deployment_id: Some("ecs-svc/2".into()),
             error: None,
         },
     ]

@@ -1,0 +1,243 @@
+//! A `stop-first` migration's outage: recorded when the service is stopped, the
+//! migration waiting while its tasks stop, ended by the deployment that brings the service
+//! back up or, when the release goes no further, by starting it again on what it ran.
+
+use super::*;
+use crate::release::model::{Alert, Down};
+
+fn stop_first() -> Policy {
+    Policy {
+        migration: true,
+        ..rolling()
+    }
+}
+
+fn stopped(desired: Option<u32>, running: u32) -> Event {
+    Event::AppStopped { desired, running }
+}
+
+fn start_app(n: u64) -> Action {
+    Action::StartApp {
+        release: id(n),
+        environment: ENV.into(),
+    }
+}
+
+/// Release 1 migrating, its service stopped from 3 tasks at T0.
+fn down() -> Decision {
+    step(
+        &view_in(Some(StageState::Migrating)),
+        1,
+        stopped(Some(3), 0),
+        &stop_first(),
+    )
+}
+
+fn causes(d: &Decision) -> Vec<Cause> {
+    d.transitions.iter().map(|t| t.cause).collect()
+}
+
+#[test]
+fn stopping_the_service_begins_the_outage_once() {
+    let d = down();
+    assert_eq!(
+        d.view.lane.down,
+        Some(Down {
+            release: id(1),
+            since: T0,
+            desired: 3
+        })
+    );
+    assert_eq!(causes(&d), [Cause::AppStopped]);
+    let detail = d.transitions[0].detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("from 3 tasks to 0"), "{detail}");
+    // The same stop reported again (a replay, a pass that looks again) records nothing.
+    let again = apply(&d.view, &id(1), &stopped(Some(3), 0), &stop_first(), T0).unwrap();
+    assert!(again.transitions.is_empty(), "{:?}", again.transitions);
+    assert_eq!(again.view.lane.down, d.view.lane.down);
+}
+
+#[test]
+fn the_migration_waits_while_the_service_still_runs_tasks() {
+    let d = step(
+        &view_in(Some(StageState::Migrating)),
+        1,
+        stopped(Some(3), 2),
+        &stop_first(),
+    );
+    let stage = &d.view.releases[&id(1)].stages[ENV];
+    // Looked at again soon, by the next pass: not after a whole lease.
+    assert_eq!(
+        stage.lease(),
+        Some(T0.after(super::super::outage::DRAIN_POLL))
+    );
+    let later = T0.after(Duration::from_secs(31));
+    assert!(
+        owed(&d.view, &stop_first(), later).contains(&Owed::Apply(id(1), Event::ActionResumed))
+    );
+    // Taking it up again records no takeover: nothing died.
+    let resumed = apply(&d.view, &id(1), &Event::ActionResumed, &stop_first(), later).unwrap();
+    assert!(resumed.transitions.is_empty(), "{:?}", resumed.transitions);
+    assert!(resumed.actions.contains(&Action::RunMigration {
+        release: id(1),
+        environment: ENV.into(),
+    }));
+    assert_eq!(resumed.view.releases[&id(1)].stages[ENV].resumed, 0);
+}
+
+#[test]
+fn the_deployment_that_brings_the_service_back_up_ends_the_outage() {
+    let migrated = step(&down().view, 1, Event::MigrationSucceeded, &stop_first());
+    let created = step(
+        &migrated.view,
+        1,
+        Event::DeploymentCreated {
+            deployment_id: "ecs-svc/9".into(),
+            task_definition: None,
+            fence: 0,
+        },
+        &stop_first(),
+    );
+    assert!(created.view.lane.down.is_some(), "down until it serves");
+    let later = T0.after(Duration::from_secs(252));
+    let up = apply(
+        &created.view,
+        &id(1),
+        &Event::DeploymentSucceeded,
+        &stop_first(),
+        later,
+    )
+    .unwrap();
+    assert_eq!(up.view.lane.down, None);
+    let ended = up
+        .transitions
+        .iter()
+        .find(|t| t.cause == Cause::AppStarted)
+        .and_then(|t| t.detail.as_deref())
+        .unwrap_or_default();
+    assert!(ended.contains("after 4m 12s stopped"), "{ended}");
+}
+
+#[test]
+fn a_failed_migration_starts_the_service_again_on_what_it_ran() {
+    let failed = step(
+        &down().view,
+        1,
+        Event::MigrationFailed {
+            reason: "exit 1".into(),
+        },
+        &stop_first(),
+    );
+    assert_eq!(state(&failed, 1), Some(StageState::Failed));
+    // Owed, with nothing else started here until it is done.
+    assert_eq!(
+        owed(&failed.view, &stop_first(), T0),
+        [Owed::Act(start_app(1))]
+    );
+    assert!(LaneView::referenced(&failed.view.lane).contains(&id(1)));
+    let started = step(
+        &failed.view,
+        1,
+        Event::AppStarted {
+            deployment_id: Some("ecs-svc/10".into()),
+            error: None,
+        },
+        &stop_first(),
+    );
+    assert_eq!(started.view.lane.down, None);
+    assert_eq!(causes(&started), [Cause::AppStarted]);
+    assert!(owed(&started.view, &stop_first(), T0).is_empty());
+    // Its replay changes nothing.
+    let replay = step(
+        &started.view,
+        1,
+        Event::AppStarted {
+            deployment_id: Some("ecs-svc/10".into()),
+            error: None,
+        },
+        &stop_first(),
+    );
+    assert!(replay.is_noop());
+}
+
+#[test]
+fn a_queued_release_waits_until_the_service_is_started_again() {
+    let mut v = down().view;
+    let queued = with_stage(release(2), StageState::Queued);
+    v.lane.queued = Some(id(2));
+    v.releases.insert(id(2), queued);
+    let failed = step(
+        &v,
+        1,
+        Event::MigrationFailed {
+            reason: "exit 1".into(),
+        },
+        &stop_first(),
+    );
+    assert_eq!(state(&failed, 2), Some(StageState::Queued));
+    assert!(!owed(&failed.view, &stop_first(), T0).contains(&Owed::Apply(id(2), Event::Dequeue)));
+    let started = step(
+        &failed.view,
+        1,
+        Event::AppStarted {
+            deployment_id: None,
+            error: None,
+        },
+        &stop_first(),
+    );
+    assert!(owed(&started.view, &stop_first(), T0).contains(&Owed::Apply(id(2), Event::Dequeue)));
+}
+
+#[test]
+fn a_service_that_cannot_be_started_again_is_an_alert() {
+    let failed = step(
+        &down().view,
+        1,
+        Event::Cancelled {
+            actor: "ana".into(),
+            reason: "wrong image".into(),
+        },
+        &stop_first(),
+    );
+    let refused = step(
+        &failed.view,
+        1,
+        Event::AppStarted {
+            deployment_id: None,
+            error: Some("ECS: service not found".into()),
+        },
+        &stop_first(),
+    );
+    let t = &refused.transitions[0];
+    assert_eq!(t.cause, Cause::AppStartFailed);
+    assert_eq!(t.alert, Some(Alert::AppDown));
+    assert!(
+        t.detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("--desired-count 3")
+    );
+}
+
+#[test]
+fn a_stop_whose_answer_was_lost_is_taken_as_a_stop() {
+    let d = step(
+        &view_in(Some(StageState::Migrating)),
+        1,
+        stopped(None, u32::MAX),
+        &stop_first(),
+    );
+    assert!(d.view.lane.down.is_some());
+    let failed = step(
+        &d.view,
+        1,
+        Event::ActionFailed {
+            reason: "stopping the service for its migration: throttled".into(),
+        },
+        &stop_first(),
+    );
+    assert_eq!(
+        owed(&failed.view, &stop_first(), T0),
+        [Owed::Act(start_app(1))]
+    );
+}
