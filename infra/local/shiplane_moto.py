@@ -36,6 +36,10 @@ own. This module adds, as AWS behaves:
 - ECS UpdateService with a new task definition starts a new deployment, as ECS does: a
   PRIMARY one with its own id and that task definition, the one before kept as ACTIVE (moto
   keeps one deployment and leaves its task definition as it was).
+- ECS ListTasks with `serviceName`: only the service's tasks (group `service:<name>`), as
+  ECS lists them; moto ignores the filter and lists every task of the cluster, so a
+  migration's task would be counted as the service's (a `stop-first` migration would wait
+  for itself).
 - ECS RunTask with a clientToken: idempotent, as in ECS. A second RunTask with the same
   token returns the tasks the first one started instead of starting more (moto ignores the
   token, so two concurrent attempts would start two migrations).
@@ -313,6 +317,21 @@ def list_task_definitions(self: EC2ContainerServiceResponse) -> ActionResult:
     return ActionResult({"taskDefinitionArns": arns[:limit] if limit else arns})
 
 
+def list_tasks(self: EC2ContainerServiceResponse) -> ActionResult:
+    service = self._get_param("serviceName")
+    if not service:
+        return _original_list_tasks(self)
+    # A service's tasks are those in its group, `service:<name>` (moto launches none for a
+    # service, so none is listed; it ignored the filter and listed every task of the
+    # cluster, a migration's too).
+    cluster = self._get_param("cluster", "default")
+    status = self._get_param("desiredStatus")
+    group = f"service:{service.split('/')[-1]}"
+    tasks = self.ecs_backend.list_tasks(cluster, None, None, None, None, status)
+    return ActionResult({"taskArns": [t.task_arn for t in tasks if getattr(t, "group", None) == group]})
+
+
+_original_list_tasks = EC2ContainerServiceResponse.list_tasks
 _original_update_service = ecs_models.EC2ContainerServiceBackend.update_service
 
 
@@ -804,6 +823,7 @@ def register() -> None:
     moto_api_urls.url_paths["{0}/moto-api/shiplane/codedeploy/reports$"] = reports
     EC2ContainerServiceResponse.run_task = run_task
     EC2ContainerServiceResponse.list_task_definitions = list_task_definitions
+    EC2ContainerServiceResponse.list_tasks = list_tasks
     ecs_models.EC2ContainerServiceBackend.update_service = update_service
     moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-exit$"] = task_exit
     moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-set$"] = task_set_counts

@@ -402,6 +402,16 @@ def test_run_task_with_a_client_token_starts_one_task_however_often_it_is_sent(e
     assert len(ecs.list_tasks(cluster="c", startedBy="s")["taskArns"]) == 3
 
 
+def test_tasks_are_listed_by_service_only_when_they_are_the_services(ecs):
+    started = ecs.run_task(cluster="c", taskDefinition="migrate", startedBy="s", group="service:web")["tasks"]
+    other = ecs.run_task(cluster="c", taskDefinition="migrate", startedBy="s")["tasks"]
+    listed = ecs.list_tasks(cluster="c", serviceName="web")["taskArns"]
+    assert listed == [started[0]["taskArn"]]
+    assert ecs.list_tasks(cluster="c", serviceName="api", desiredStatus="RUNNING")["taskArns"] == []
+    everything = ecs.list_tasks(cluster="c")["taskArns"]
+    assert set(everything) == {started[0]["taskArn"], other[0]["taskArn"]}
+
+
 def test_task_definitions_are_listed_by_prefix_newest_first_and_bounded(ecs):
     for family in ["api", "api-migrate", "api", "api", "other"]:
         ecs.register_task_definition(family=family, containerDefinitions=[{"name": "app", "image": "i", "memory": 128}])

@@ -1102,3 +1102,190 @@ async fn a_clean_up_deregisters_the_environments_revisions_beyond_keep_never_a_k
         "{again:?}"
     );
 }
+
+/// tiles in dev, its migration stop-first: the service as ECS describes it (desired
+/// count, revision, the stop's tag).
+async fn tiles_dev(w: &World) -> (i32, String, Option<String>) {
+    let svc = w
+        .ecs
+        .describe_services()
+        .cluster(format!("{}-dev", w.p))
+        .services(format!("{}-tiles-dev", w.p))
+        .include(aws_sdk_ecs::types::ServiceField::Tags)
+        .send()
+        .await
+        .unwrap()
+        .services
+        .unwrap()
+        .remove(0);
+    let tag = svc
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("shiplane:stopped-from"))
+        .and_then(|t| t.value().map(str::to_string));
+    (
+        svc.desired_count,
+        svc.task_definition().unwrap().to_string(),
+        tag,
+    )
+}
+
+#[tokio::test]
+async fn a_stop_first_migration_runs_with_the_service_stopped_and_brings_it_back_up() {
+    use shiplane::release::Cause;
+    let w = World::new().await;
+    let e = w.engine();
+    shiplane_e2e::edit_pipeline(&w.store, |s| {
+        s.replace(
+            &format!("service = \"{}-tiles-dev\"\n", w.p),
+            &format!(
+                "service = \"{p}-tiles-dev\"\nmigration = {{ family = \"{p}-db-migrate\", command = [\"./migrate\"], container = \"app\", mode = \"stop-first\" }}\n",
+                p = w.p
+            ),
+        )
+    })
+    .await;
+    let (desired, ran, _) = tiles_dev(&w).await;
+    assert!(desired > 0, "provisioned running");
+    let ecr = shiplane::aws::EcrPushClock::from_config(&aws_config().await);
+    let migrate = |release: ReleaseId, exit: i64| {
+        let (e, w) = (&e, &w);
+        async move {
+            let stage = w
+                .store
+                .release(&release)
+                .await
+                .unwrap()
+                .unwrap()
+                .item
+                .stages["dev"]
+                .clone();
+            let stopped = TaskStopped {
+                task_arn: stage.started().expect("the migration started").to_string(),
+                started_by: None,
+                stopped_reason: "Essential container in task exited".into(),
+                containers: vec![ContainerExit {
+                    name: "app".into(),
+                    exit_code: Some(exit),
+                    reason: None,
+                }],
+            };
+            e.on_task_stopped(&stopped, Timestamp::now()).await.unwrap();
+            w.store
+                .release(&release)
+                .await
+                .unwrap()
+                .unwrap()
+                .item
+                .stages["dev"]
+                .clone()
+        }
+    };
+    let causes = |release: ReleaseId| {
+        let w = &w;
+        async move {
+            w.store
+                .history_of_release(&release)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|t| matches!(t.cause, Cause::AppStopped | Cause::AppStarted))
+                .map(|t| (t.cause, t.detail.unwrap_or_default()))
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // v1: the service is stopped (its count kept in a tag) before the migration runs.
+    let out = e
+        .on_push_with(&w.push("tiles", "v1"), &ecr, Timestamp::now())
+        .await
+        .unwrap();
+    let PushOutcome::Created {
+        release: v1, state, ..
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(state, Some(StageState::Migrating));
+    assert_eq!(
+        tiles_dev(&w).await,
+        (0, ran.clone(), Some(desired.to_string()))
+    );
+    let stopped = causes(v1.clone()).await;
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert!(
+        stopped[0].1.contains(&format!("from {desired} tasks to 0")),
+        "{stopped:?}"
+    );
+
+    // It migrates: one UpdateService brings the service back on v1's revision alone.
+    let stage = migrate(v1.clone(), 0).await;
+    assert_eq!(stage.state(), StageState::Deploying);
+    let (count, revision, tag) = tiles_dev(&w).await;
+    assert_eq!((count, tag), (desired, None));
+    assert_eq!(Some(revision.clone()), stage.task_definition);
+    let pipeline = e.pipeline().await.unwrap();
+    e.on_event(
+        &pipeline,
+        "tiles",
+        "dev",
+        &v1,
+        Event::DeploymentSucceeded,
+        Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    let both = causes(v1.clone()).await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[1].0, Cause::AppStarted);
+    assert!(both[1].1.contains("stopped for its migration"), "{both:?}");
+    let lane = w.store.lane("tiles", "dev").await.unwrap().item;
+    assert_eq!(lane.down, None);
+    e.on_event(
+        &pipeline,
+        "tiles",
+        "dev",
+        &v1,
+        Event::PromotedEarly {
+            actor: "ana".into(),
+            reason: "checked".into(),
+        },
+        Timestamp::now(),
+    )
+    .await
+    .unwrap();
+
+    // v2's migration fails: the service is started again on v1's revision, which it ran.
+    let out = e
+        .on_push_with(&w.push("tiles", "v2"), &ecr, Timestamp::now())
+        .await
+        .unwrap();
+    let PushOutcome::Created { release: v2, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(tiles_dev(&w).await.0, 0);
+    assert_eq!(migrate(v2.clone(), 1).await.state(), StageState::Failed);
+    assert_eq!(tiles_dev(&w).await, (desired, revision, None));
+    let ended = causes(v2.clone()).await;
+    assert_eq!(ended.len(), 2, "{ended:?}");
+    assert!(
+        ended[1].1.contains("started again on the revision it ran"),
+        "{ended:?}"
+    );
+    assert_eq!(w.store.lane("tiles", "dev").await.unwrap().item.down, None);
+    let kinds: Vec<String> = notifications(&w.account.queue_url)
+        .iter()
+        .map(|m| {
+            m["MessageAttributes"]["kind"]["Value"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    for kind in ["app_stopped", "app_started"] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} announced: {kinds:?}"
+        );
+    }
+}

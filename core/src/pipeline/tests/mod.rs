@@ -786,7 +786,9 @@ migration = { family = "m", command = ["x"], mode = "offline" }
 "#;
     let got = problems(refused).join("\n");
     assert!(
-        got.contains("services.bg.environments.dev.migration.mode: \"stop-first\" needs a rolling service"),
+        got.contains(
+            "services.bg.environments.dev.migration.mode: \"stop-first\" needs a rolling service"
+        ),
         "{got}"
     );
     assert!(

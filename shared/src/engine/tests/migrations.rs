@@ -152,3 +152,68 @@ async fn a_stop_event_of_another_task_for_the_same_release_is_ignored() {
     );
     assert_eq!(w.state(&id, "dev").await, Some(StageState::Migrating));
 }
+
+#[tokio::test]
+async fn a_stop_first_migration_waits_for_the_service_to_stop_and_a_failed_one_starts_it_again() {
+    let w = World::new().await;
+    w.store_pipeline(
+        2,
+        PIPELINE.replace(
+            "migration = { family = \"db-migrate\", command = [\"./migrate\"] }",
+            "migration = { family = \"db-migrate\", command = [\"./migrate\"], mode = \"stop-first\" }",
+        ),
+    )
+    .await;
+    let e = w.engine();
+    // Stopped from 3 tasks, 2 still draining: the migration waits.
+    w.deployer
+        .stop_answers
+        .lock()
+        .unwrap()
+        .push(Ok(crate::aws::AppStop {
+            desired: 3,
+            running: 2,
+        }));
+    let id = w.pushed("shiplane/db", 1, "v1").await;
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Migrating));
+    let migrations = || {
+        w.deployer
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::RunMigration { .. }))
+            .count()
+    };
+    assert_eq!(
+        migrations(),
+        0,
+        "nothing runs while the service still runs tasks"
+    );
+    let lane = w.store.lane("db", "dev").await.unwrap().item;
+    assert_eq!(
+        lane.down.map(|d| (d.release, d.desired)),
+        Some((id.clone(), 3))
+    );
+    // The next pass looks again: drained now, the migration runs.
+    let pipeline = e.pipeline().await.unwrap();
+    e.reconcile(&pipeline, None, T0.after(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(migrations(), 1);
+    // It fails: the service is started again on what it ran, and the outage ends.
+    let r = w.store.release(&id).await.unwrap().unwrap().item;
+    let task = r.stages["dev"].started().unwrap().to_string();
+    e.on_task_stopped(&stopped(&task, None, Some(1)), T0)
+        .await
+        .unwrap();
+    assert_eq!(w.state(&id, "dev").await, Some(StageState::Failed));
+    assert!(
+        w.deployer
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::StartApp { .. })),
+        "{:?}",
+        w.deployer.calls()
+    );
+    assert!(w.deploys().is_empty(), "nothing deployed");
+    assert_eq!(w.store.lane("db", "dev").await.unwrap().item.down, None);
+}
