@@ -1214,7 +1214,7 @@ async fn a_stop_first_migration_runs_with_the_service_stopped_and_brings_it_back
     let stopped = causes(v1.clone()).await;
     assert_eq!(stopped.len(), 1, "{stopped:?}");
     assert!(
-        stopped[0].1.contains(&format!("from {desired} tasks to 0")),
+        stopped[0].1.contains(&format!("from {desired} task")) && stopped[0].1.contains("to 0"),
         "{stopped:?}"
     );
 

@@ -326,6 +326,45 @@ impl Demo {
             .ok_or_else(|| format!("release {id} has no deployment in {env}"))
     }
 
+    /// tiles' dev service as ECS describes it: its desired count, and the tag a stop-first
+    /// migration keeps the count it had in.
+    async fn tiles_dev(&self) -> Step<(i32, Option<String>)> {
+        let ecs = aws_sdk_ecs::Client::new(&shiplane_e2e::aws_config().await);
+        let out = ecs
+            .describe_services()
+            .cluster(format!("{}-dev", self.p))
+            .services(format!("{}-tiles-dev", self.p))
+            .include(aws_sdk_ecs::types::ServiceField::Tags)
+            .send()
+            .await
+            .map_err(|e| format!("ECS DescribeServices: {e:?}"))?;
+        let svc = out
+            .services()
+            .first()
+            .ok_or("ECS does not know tiles' dev service")?;
+        let tag = svc
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some("shiplane:stopped-from"))
+            .and_then(|t| t.value().map(str::to_string));
+        Ok((svc.desired_count, tag))
+    }
+
+    /// The detail of the newest `cause` in the release's dev history.
+    async fn recorded(&self, id: &ReleaseId, cause: shiplane::release::Cause) -> Step<String> {
+        let history = self
+            .store
+            .history_of_release(id)
+            .await
+            .map_err(|e| e.to_string())?;
+        history
+            .iter()
+            .rev()
+            .find(|t| t.environment == "dev" && t.cause == cause)
+            .map(|t| t.detail.clone().unwrap_or_default())
+            .ok_or_else(|| format!("{id}'s history in dev has no {cause}"))
+    }
+
     /// Pushes an image; EventBridge delivers the push to image-push. The new release.
     async fn push(&mut self, service: &str, tag: &str) -> Step<ReleaseId> {
         let event = push_event(&format!("{}/{service}", self.p), tag);
@@ -551,12 +590,13 @@ async fn run(demo: &mut Demo, broken: bool) -> Step<ReleaseId> {
         .await?;
     say("v4's bake ends and it awaits approval in staging");
 
-    bold("5. Push etl:v1 (data jobs) and tiles:v1 (a tile server, rolling)");
+    bold(
+        "5. Push etl:v1 (data jobs), then tiles:v1, whose migration the running version cannot survive: tiles is stopped first",
+    );
     let etl = demo.push("etl", "v1").await?;
     demo.expect(&etl, "dev", StageState::Succeeded).await?;
     say("etl: new revisions of both job families, pinned to the digest; nothing runs");
-    let tiles = demo.push("tiles", "v1").await?;
-    demo.expect(&tiles, "dev", StageState::Deploying).await?;
+    let tiles = stop_first_migration(demo).await?;
     let ecs_deployment = demo.deployment(&tiles, "dev").await?;
     plays("ECS finishes the rolling deployment and EventBridge says so");
     let event = json!({
@@ -571,6 +611,13 @@ async fn run(demo: &mut Demo, broken: bool) -> Step<ReleaseId> {
     demo.events.call(event, None).await?;
     demo.timeline().await?;
     demo.expect(&tiles, "dev", StageState::Succeeded).await?;
+    let (desired, _) = demo.tiles_dev().await?;
+    let ended = demo
+        .recorded(&tiles, shiplane::release::Cause::AppStarted)
+        .await?;
+    say(&format!(
+        "the outage ends when v1's deployment completes ({desired} task running): \"{ended}\""
+    ));
 
     bold("6. Push api:v5: once it succeeds in dev, the tile server that reads its schema restarts");
     let v5 = demo.push("api", "v5").await?;
@@ -617,6 +664,52 @@ async fn run(demo: &mut Demo, broken: bool) -> Step<ReleaseId> {
         None => return Err("api's dev revisions should be cleaned up after v5's success".into()),
     }
     Ok(v1)
+}
+
+/// tiles:v1 is pushed; its migration is not backward compatible (`stop-first`): tiles is
+/// scaled to zero before the migration runs, which ECS confirms. The driver plays the
+/// migration task's exit; the release then deploys (its rolling deployment brings tiles
+/// back up, on v1 alone). tiles:v1's id.
+async fn stop_first_migration(demo: &mut Demo) -> Step<ReleaseId> {
+    let tiles = demo.push("tiles", "v1").await?;
+    demo.expect(&tiles, "dev", StageState::Migrating).await?;
+    let (desired, tag) = demo.tiles_dev().await?;
+    let Some(tag) = tag.filter(|_| desired == 0) else {
+        return Err(format!(
+            "tiles should be stopped, its count in a tag, before its migration: desired {desired}"
+        ));
+    };
+    let stopped = demo
+        .recorded(&tiles, shiplane::release::Cause::AppStopped)
+        .await?;
+    say(&format!(
+        "tiles stopped before its migration: ECS desired count 0 (tag shiplane:stopped-from = {tag}); {stopped}"
+    ));
+    let task = demo.deployment(&tiles, "dev").await?;
+    plays("the migration task exits 0 with nothing serving; EventBridge says so");
+    let cluster = format!("{}-dev", demo.p);
+    let event = provision(&[
+        "task-stopped",
+        "--cluster",
+        &cluster,
+        "--task-arn",
+        &task,
+        "--exit-code",
+        "0",
+    ]);
+    demo.events.call(event, None).await?;
+    demo.timeline().await?;
+    demo.expect(&tiles, "dev", StageState::Deploying).await?;
+    let (desired, tag) = demo.tiles_dev().await?;
+    if desired == 0 || tag.is_some() {
+        return Err(format!(
+            "the deployment should bring tiles back up: desired {desired}, tag {tag:?}"
+        ));
+    }
+    say(&format!(
+        "one UpdateService: v1's revision at desired count {desired}, so the old version never starts again"
+    ));
+    Ok(tiles)
 }
 
 #[tokio::main]

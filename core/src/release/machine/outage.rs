@@ -35,7 +35,8 @@ pub(super) fn app_stopped(
         });
         let detail = match desired {
             Some(n) => format!(
-                "scaled from {n} tasks to 0 for a migration the running version cannot run beside: the outage begins"
+                "scaled from {} to 0 for a migration the running version cannot run beside: the outage begins",
+                tasks(n)
             ),
             None => "may have been scaled to 0 for the migration (ECS's answer was lost): it is started again, if it was, before anything else runs here".into(),
         };
@@ -82,8 +83,8 @@ pub(super) fn app_started(
         (None, Some(d)) => (
             Cause::AppStarted,
             format!(
-                "started again on the revision it ran ({d}, {} tasks) after {stopped} stopped",
-                down.desired
+                "started again on the revision it ran ({d}, {}) after {stopped} stopped",
+                tasks(down.desired)
             ),
         ),
         (None, None) => (
@@ -111,6 +112,15 @@ pub(super) fn ended_by_deployment(w: &mut Work<'_>, id: &ReleaseId) -> Result<()
         )
     };
     w.record(id, Cause::AppStarted, Some(detail))
+}
+
+/// A count of tasks: `1 task`, `3 tasks`.
+fn tasks(n: u32) -> String {
+    if n == 1 {
+        "1 task".into()
+    } else {
+        format!("{n} tasks")
+    }
 }
 
 /// A length of time as a person reads it: `42s`, `4m 12s`, `2h 5m`.

@@ -285,7 +285,8 @@ pub fn next_steps(
         }
         NotificationKind::Queued => vec![status, format!("shiplane cancel {id} {env} {reason}")],
         NotificationKind::Failed => vec![history, format!("shiplane retry {id} {env}")],
-        NotificationKind::RolledBack | NotificationKind::Other(Cause::NotPromoted) => {
+        NotificationKind::RolledBack
+        | NotificationKind::Other(Cause::NotPromoted | Cause::AppStopped) => {
             vec![history, status]
         }
         NotificationKind::Alert => match t.alert {

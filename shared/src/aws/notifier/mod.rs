@@ -668,6 +668,36 @@ mod tests {
         );
         assert_eq!(ends.body["why"], format!("not promoted: {why}"));
         assert_eq!(ends.body["command"], format!("shiplane history {}", r.id));
+        // A stop-first migration's outage: announced at both ends, by their own kinds.
+        let down = Notification::transition(
+            &t(
+                Some(S::Migrating),
+                Some(S::Migrating),
+                Cause::AppStopped,
+                Some("scaled from 3 tasks to 0 for a migration"),
+            ),
+            Some(&r),
+        );
+        assert_eq!(down.kind.as_str(), "app_stopped");
+        assert!(
+            down.body["what"]
+                .as_str()
+                .unwrap()
+                .contains("stopped the service in dev for its migration"),
+            "{}",
+            down.body
+        );
+        assert_eq!(down.body["command"], format!("shiplane history {}", r.id));
+        let up = Notification::transition(
+            &t(
+                Some(S::Deploying),
+                Some(S::Deploying),
+                Cause::AppStarted,
+                Some("serves again after 4m 12s"),
+            ),
+            Some(&r),
+        );
+        assert_eq!(up.kind.as_str(), "app_started");
         let created = Notification::release_created(&r);
         assert_eq!(created.subject, "shiplane: api v1.0.0 created");
         assert_eq!(created.body["digest"], r.digest.as_str());
