@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width, presets};
 use serde::Serialize;
 use serde_json::{Value, json};
-use shiplane::release::{Lane, Release, ReleaseId, StageState, Timestamp, Transition};
+use shiplane::release::{Down, Lane, Release, ReleaseId, StageState, Timestamp, Transition};
 use shiplane::store::StoredPipeline;
 
 use crate::output::{errln, out, outln};
@@ -149,6 +149,9 @@ pub struct LaneStatus {
     pub alarms_firing: Vec<String>,
     /// Alarms in ALARM in the environments this one's gate watches: what holds it.
     pub held_by: Vec<String>,
+    /// The service is stopped for a `stop-first` migration: the outage in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Down>,
 }
 
 impl LaneStatus {
@@ -183,6 +186,7 @@ impl LaneStatus {
             .find_map(|r| r.state);
         let alarms_firing = lane.firing_alarms();
         LaneStatus {
+            stopped: lane.down.clone(),
             alarms_firing,
             held_by,
             service: lane.service,
@@ -242,6 +246,9 @@ pub fn status(rows: &[LaneStatus], json: bool) {
     ]);
     for r in rows {
         let mut holds = Vec::new();
+        if let Some(down) = &r.stopped {
+            holds.push(stopped_hold(down));
+        }
         if let Some(by) = &r.paused_by {
             holds.push(format!("paused by {by}"));
         }
@@ -273,6 +280,14 @@ pub fn status(rows: &[LaneStatus], json: bool) {
         ]);
     }
     outln!("{t}");
+}
+
+/// A lane's outage as `status` shows it: the one thing an on-call engineer must see first.
+fn stopped_hold(down: &Down) -> String {
+    format!(
+        "STOPPED since {} for {}'s stop-first migration (was {} tasks)",
+        down.since, down.release, down.desired
+    )
 }
 
 /// How wide a table may be: the terminal's width when stdout is one, else unbounded (a
@@ -486,6 +501,33 @@ mod tests {
                 .get("not_promoted")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_stopped_service_is_the_first_hold_status_shows() {
+        let down = Down {
+            release: ReleaseId::parse("01JD2B3C4D5E6F7G8H9J0KMNPQ").unwrap(),
+            since: Timestamp(1_750_000_000_000),
+            desired: 3,
+        };
+        let shown = stopped_hold(&down);
+        assert!(shown.starts_with("STOPPED since 2025-06-15T"), "{shown}");
+        assert!(
+            shown.ends_with("for 01JD2B3C4D5E6F7G8H9J0KMNPQ's stop-first migration (was 3 tasks)"),
+            "{shown}"
+        );
+        let mut lane = Lane::new("tiles", "prod");
+        lane.down = Some(down);
+        let row = LaneStatus::new(lane, false, Vec::new(), &BTreeMap::new());
+        let json = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["stopped"]["desired"], 3);
+        let up = LaneStatus::new(
+            Lane::new("tiles", "prod"),
+            false,
+            Vec::new(),
+            &BTreeMap::new(),
+        );
+        assert!(serde_json::to_value(&up).unwrap().get("stopped").is_none());
     }
 
     #[test]
