@@ -284,9 +284,13 @@ pub fn status(rows: &[LaneStatus], json: bool) {
 
 /// A lane's outage as `status` shows it: the one thing an on-call engineer must see first.
 fn stopped_hold(down: &Down) -> String {
+    let was = down.desired.map_or_else(
+        || "the stop not yet confirmed".to_string(),
+        |n| format!("was {n} tasks"),
+    );
     format!(
-        "STOPPED since {} for {}'s stop-first migration (was {} tasks)",
-        down.since, down.release, down.desired
+        "STOPPED since {} for {}'s stop-first migration ({was})",
+        down.since, down.release
     )
 }
 
@@ -508,7 +512,7 @@ mod tests {
         let down = Down {
             release: ReleaseId::parse("01JD2B3C4D5E6F7G8H9J0KMNPQ").unwrap(),
             since: Timestamp(1_750_000_000_000),
-            desired: 3,
+            desired: Some(3),
         };
         let shown = stopped_hold(&down);
         assert!(shown.starts_with("STOPPED since 2025-06-15T"), "{shown}");

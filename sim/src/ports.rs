@@ -604,6 +604,7 @@ impl Deployer for SimDeployer {
                     exit: None,
                     stop_first,
                     beside_running,
+                    ecs: ecs.clone(),
                 });
                 sim.trace(format!("  ECS migration task {arn} ({td})"));
                 tokio::spawn(migration_task(sim.clone(), arn.clone()));
@@ -837,8 +838,37 @@ impl Deployer for SimDeployer {
         Ok(AppStop { desired, running })
     }
 
-    async fn start_app(&self, req: DeployRequest<'_>) -> Result<Option<String>, DeployError> {
+    async fn start_app(
+        &self,
+        req: DeployRequest<'_>,
+        _desired: Option<u32>,
+    ) -> Result<Option<String>, DeployError> {
         let ecs = lane_of(&self.sim, &req)?.ecs;
+        // As the adapter: not while the release's migration runs, never after it completed.
+        let by = started_by(req.release, &req.stage.environment);
+        let task = self
+            .sim
+            .call("ECS ListTasks", |w| {
+                w.tasks
+                    .iter()
+                    .find(|t| t.started_by == by)
+                    .map(|t| (t.running, t.exit))
+            })
+            .await?;
+        match task {
+            Some((true, _)) => {
+                return Err(DeployError {
+                    message: "the migration task still runs".into(),
+                    retryable: true,
+                });
+            }
+            Some((false, Some(0))) => {
+                return Err(permanent(
+                    "the migration completed: the revision the service ran is not started again",
+                ));
+            }
+            _ => {}
+        }
         let (sim, created, key) = (self.sim.clone(), self.sim.now(), ecs.clone());
         let started = self
             .sim
@@ -1152,6 +1182,15 @@ fn update_service(
     let svc = w.services.entry(ecs.clone()).or_default();
     if bring_up && svc.at_zero.take().is_some() {
         sim.trace(format!("  ECS {ecs} scaled back up"));
+        // Tasks start while a stop-first migration of this service still runs: what the
+        // stop was for is undone (the invariant "stopped first" reports it).
+        let beside: Vec<String> = w
+            .tasks
+            .iter()
+            .filter(|t| t.stop_first && t.running && t.ecs == ecs)
+            .map(|t| t.arn.clone())
+            .collect();
+        w.started_beside.extend(beside);
     }
     let restart = task_definition.is_none();
     let task_definition = task_definition.unwrap_or_else(|| {
@@ -1284,16 +1323,19 @@ pub async fn alarms_evaluate(sim: Arc<Sim>) {
             let Some(svc) = w.services.get(&lane.ecs) else {
                 continue;
             };
-            let firing = [Some(&svc.serving), svc.partial.as_ref()]
-                .into_iter()
-                .flatten()
-                .any(|td| {
-                    let since = svc.since.get(td).copied().unwrap_or(now);
-                    w.image_of(td).is_some_and(|i| {
-                        matches!(i.bad, Bad::Alarm | Bad::LateAlarm)
-                            && since.after(i.alarm_delay) <= now
-                    })
-                });
+            // A service stopped for a migration serves nothing: its 5xx alarm fires.
+            let down = svc.at_zero.is_some_and(|drained| drained <= now);
+            let firing = down
+                || [Some(&svc.serving), svc.partial.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|td| {
+                        let since = svc.since.get(td).copied().unwrap_or(now);
+                        w.image_of(td).is_some_and(|i| {
+                            matches!(i.bad, Bad::Alarm | Bad::LateAlarm)
+                                && since.after(i.alarm_delay) <= now
+                        })
+                    });
             let state = if firing {
                 AlarmState::Alarm
             } else {

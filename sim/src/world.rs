@@ -195,6 +195,8 @@ pub struct Task {
     pub stop_first: bool,
     /// The service it migrates still ran tasks when it started.
     pub beside_running: bool,
+    /// That service (`cluster/service`).
+    pub ecs: String,
 }
 
 /// An event AWS emits (or, for a hook, an invocation CodeDeploy makes).
@@ -247,6 +249,8 @@ pub struct World {
     /// When an operator last acted on each lane: the order invariant leaves such lanes
     /// to the operator.
     pub touched: BTreeMap<(String, String), Timestamp>,
+    /// Stop-first migration tasks still running when their service was brought back up.
+    pub started_beside: Vec<String>,
     next: u64,
 }
 

@@ -575,6 +575,7 @@ pub async fn arrive(
     let policy = Policy {
         approval: shiplane::pipeline::Approval::None,
         migration: false,
+        stop_first: false,
         bake: std::time::Duration::from_secs(600),
         frozen: false,
         next_environment: next.map(Into::into),

@@ -1160,8 +1160,20 @@ async fn a_stop_first_migration_runs_with_the_service_stopped_and_brings_it_back
                 .item
                 .stages["dev"]
                 .clone();
+            let task_arn = stage.started().expect("the migration started").to_string();
+            // ECS stops the task (its exit code as given), then says so.
+            let cluster = format!("{}-dev", w.p);
+            shiplane_e2e::provision(&[
+                "task-stopped",
+                "--cluster",
+                &cluster,
+                "--task-arn",
+                &task_arn,
+                "--exit-code",
+                &exit.to_string(),
+            ]);
             let stopped = TaskStopped {
-                task_arn: stage.started().expect("the migration started").to_string(),
+                task_arn,
                 started_by: None,
                 stopped_reason: "Essential container in task exited".into(),
                 containers: vec![ContainerExit {

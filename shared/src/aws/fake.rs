@@ -276,7 +276,11 @@ impl Deployer for FakeDeployer {
         }
     }
 
-    async fn start_app(&self, req: DeployRequest<'_>) -> Result<Option<String>, DeployError> {
+    async fn start_app(
+        &self,
+        req: DeployRequest<'_>,
+        _desired: Option<u32>,
+    ) -> Result<Option<String>, DeployError> {
         let n = self.record(
             &req,
             Call::StartApp {

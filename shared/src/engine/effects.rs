@@ -123,7 +123,7 @@ impl<P: Ports> Engine<'_, P> {
                     .await
             }
             Action::CleanUp { keep, protect, .. } => self.clean_up(req, keep, &protect).await,
-            Action::StartApp { .. } => self.start_app(req).await,
+            Action::StartApp { desired, .. } => self.start_app(req, desired).await,
             Action::Promote { to, .. } => {
                 vec![Work::event(
                     &release.service,
@@ -420,9 +420,9 @@ impl<P: Ports> Engine<'_, P> {
     /// Starts the service a `stop-first` migration stopped again, on the revision it runs
     /// (the release went no further). AWS throttled or unreachable: still owed, tried
     /// again next pass; refused: recorded, with an alert.
-    async fn start_app(&self, req: DeployRequest<'_>) -> Vec<Work> {
+    async fn start_app(&self, req: DeployRequest<'_>, desired: Option<u32>) -> Vec<Work> {
         let (release, env) = (req.release, req.stage.environment.as_str());
-        let (deployment_id, error) = match self.deployer.start_app(req).await {
+        let (deployment_id, error) = match self.deployer.start_app(req, desired).await {
             Ok(id) => {
                 info!(release = %release.id, environment = %env, deployment = ?id, "service started again after the migration");
                 (id, None)

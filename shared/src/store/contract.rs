@@ -34,6 +34,7 @@ fn policy(approval: Approval) -> Policy {
     Policy {
         approval,
         migration: false,
+        stop_first: false,
         bake: Duration::from_secs(60),
         frozen: false,
         next_environment: None,

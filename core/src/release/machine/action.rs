@@ -45,6 +45,8 @@ pub enum Action {
     StartApp {
         release: ReleaseId,
         environment: String,
+        /// The desired count the lane recorded, for a service at zero whose tag is gone.
+        desired: Option<u32>,
     },
     /// Deregister the task-definition revisions Shiplane registered for this environment
     /// beyond the newest `keep`, never one of a release in `protect` (what the lane runs,

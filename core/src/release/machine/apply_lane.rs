@@ -110,6 +110,7 @@ fn rollback(
     reason: &str,
     to: Option<&ReleaseId>,
 ) -> Result<(), TransitionError> {
+    refuse_while_migrating_stopped(w)?;
     let target = rollback_target(w, to)?;
     // A person chose what runs: no watch rolls it back behind them.
     w.lane().watch = None;
@@ -277,6 +278,31 @@ fn alarm_changed(
 /// An operator frees the lane: what holds it in flight is cancelled, a slot naming a
 /// release not in flight is freed, or, with nothing in flight, the queued release starts
 /// over the gate of an alarm.
+/// A rollback while the service is stopped for a stop-first migration that may be running
+/// would start the version it replaces beside it: refused, with the way out (cancel the
+/// release: the service is started again once its migration stopped, if it did not
+/// complete).
+fn refuse_while_migrating_stopped(w: &Work<'_>) -> Result<(), TransitionError> {
+    let lane = &w.view.lane;
+    let Some(down) = lane.down.as_ref() else {
+        return Ok(());
+    };
+    let migrating = lane.in_flight.as_ref() == Some(&down.release)
+        && w.state(&down.release) == Some(StageState::Migrating);
+    if !migrating {
+        return Ok(());
+    }
+    Err(TransitionError::Busy {
+        release: down.release.clone(),
+        service: lane.service.clone(),
+        environment: lane.environment.clone(),
+        why: format!(
+            "the service is stopped for its stop-first migration, which may be running: a rollback now would start the version it replaces beside it; `shiplane cancel {} {}` instead (the service is started again once the migration stopped, unless it completed)",
+            down.release, lane.environment
+        ),
+    })
+}
+
 fn unblock(w: &mut Work<'_>, actor: &str, reason: &String) -> Result<(), TransitionError> {
     let (service, environment) = (w.view.lane.service.clone(), w.env());
     let holder = w.view.lane.in_flight.clone();
@@ -311,6 +337,16 @@ fn unblock(w: &mut Work<'_>, actor: &str, reason: &String) -> Result<(), Transit
             w.finish()?;
         }
         (None, _) => {
+            // The service a stop-first migration stopped is being started again: nothing
+            // else may start until it is (or Shiplane says it could not be).
+            if let Some(down) = w.view.lane.down.clone() {
+                return Err(TransitionError::Busy {
+                    release: down.release,
+                    service,
+                    environment,
+                    why: "the service it stopped for its stop-first migration is being started again; see `shiplane status`".into(),
+                });
+            }
             // A gate is overridden by an operator's unblock (the alarm's OK may
             // never arrive); a pause or a freeze is lifted by its own command.
             let lane = &w.view.lane;

@@ -27,20 +27,32 @@ pub(super) fn app_stopped(
     running: u32,
 ) -> Result<(), TransitionError> {
     let now = w.now;
-    if w.view.lane.down.is_none() {
+    let down = w.view.lane.down.clone();
+    let ours = down.as_ref().is_none_or(|d| &d.release == id);
+    // Recorded once, when ECS first confirms the stop; a stop whose answer was lost is
+    // already counted (the lane took the service as stopped when the migration was owed).
+    if let (Some(n), true, true) = (
+        desired,
+        ours,
+        down.as_ref().is_none_or(|d| d.desired.is_none()),
+    ) {
         w.lane().down = Some(Down {
             release: id.clone(),
             since: now,
-            desired: desired.unwrap_or(0),
+            desired: Some(n),
         });
-        let detail = match desired {
-            Some(n) => format!(
-                "scaled from {} to 0 for a migration the running version cannot run beside: the outage begins",
-                tasks(n)
-            ),
-            None => "may have been scaled to 0 for the migration (ECS's answer was lost): it is started again, if it was, before anything else runs here".into(),
-        };
+        let detail = format!(
+            "scaled from {} to 0 for a migration the running version cannot run beside: the outage begins",
+            tasks(n)
+        );
         w.record(id, Cause::AppStopped, Some(detail))?;
+    } else if down.is_none() {
+        w.lane().down = Some(Down {
+            release: id.clone(),
+            since: now,
+            desired: None,
+        });
+        w.changed.insert(id.clone());
     }
     let waits = state == StageState::Migrating
         && w.view.lane.in_flight.as_ref() == Some(id)
@@ -71,20 +83,36 @@ pub(super) fn app_started(
         return Ok(());
     };
     w.lane().down = None;
+    let Some(desired) = down.desired else {
+        // ECS never confirmed a stop, and the service runs: no outage to record.
+        if error.is_none() && deployment_id.is_none() {
+            w.changed.insert(id.clone());
+            return Ok(());
+        }
+        let detail = match error {
+            Some(e) => format!("the stop for its migration may have landed, and the service was not started again: {e}; scale it up by hand (aws ecs update-service --desired-count N, N from its tag shiplane:stopped-from)"),
+            None => "the stop for its migration had landed unrecorded: started again on the revision it ran".into(),
+        };
+        let cause = if error.is_some() {
+            Cause::AppStartFailed
+        } else {
+            Cause::AppStarted
+        };
+        return w.record(id, cause, Some(detail));
+    };
     let stopped = length(w.now.0.saturating_sub(down.since.0));
     let (cause, detail) = match (error, deployment_id) {
         (Some(e), _) => (
             Cause::AppStartFailed,
             format!(
-                "stopped {stopped} ago for the migration, and not started again: {e}; it serves nothing until scaled up by hand (aws ecs update-service --desired-count {})",
-                down.desired
+                "stopped {stopped} ago for the migration, and not started again: {e}; it serves nothing until a release brings it up or it is scaled up by hand (aws ecs update-service --desired-count {desired})"
             ),
         ),
         (None, Some(d)) => (
             Cause::AppStarted,
             format!(
                 "started again on the revision it ran ({d}, {}) after {stopped} stopped",
-                tasks(down.desired)
+                tasks(desired)
             ),
         ),
         (None, None) => (
@@ -102,6 +130,10 @@ pub(super) fn ended_by_deployment(w: &mut Work<'_>, id: &ReleaseId) -> Result<()
         return Ok(());
     };
     w.lane().down = None;
+    if down.desired.is_none() {
+        w.changed.insert(id.clone());
+        return Ok(()); // no stop was confirmed: nothing was out
+    }
     let stopped = length(w.now.0.saturating_sub(down.since.0));
     let detail = if &down.release == id {
         format!("serves again, on this release, after {stopped} stopped for its migration")
@@ -121,6 +153,32 @@ fn tasks(n: u32) -> String {
     } else {
         format!("{n} tasks")
     }
+}
+
+/// An alarm of the lane while `id` holds the service stopped for its migration (migrating,
+/// or deploying the new version, not yet serving): the outage's own, since nothing of the
+/// new version serves yet. Recorded, and nothing ended: ending the stage would start the
+/// version it replaces on a schema the migration may be changing. True when it was.
+pub(super) fn outage_alarm(
+    w: &mut Work<'_>,
+    id: &ReleaseId,
+    state: StageState,
+    alarm: Option<String>,
+) -> Result<bool, TransitionError> {
+    let stopped_by_it = w.view.lane.down.as_ref().is_some_and(|d| &d.release == id);
+    let before_serving = matches!(
+        state,
+        StageState::Migrating | StageState::Deploying | StageState::Validating
+    );
+    if !(stopped_by_it && before_serving) {
+        return Ok(false);
+    }
+    let detail = format!(
+        "{} while the service is stopped for the migration: the outage's, not the new version's; nothing is rolled back",
+        alarm.unwrap_or_else(|| "an alarm fired".into())
+    );
+    w.record(id, Cause::AlarmFired, Some(detail))?;
+    Ok(true)
 }
 
 /// A length of time as a person reads it: `42s`, `4m 12s`, `2h 5m`.

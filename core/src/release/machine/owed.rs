@@ -71,6 +71,7 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
         out.push(Owed::Act(Action::StartApp {
             release: down.release.clone(),
             environment: env.to_string(),
+            desired: down.desired,
         }));
         return out;
     }

@@ -56,6 +56,9 @@ pub const LEASE: Duration = Duration::from_secs(5 * 60);
 pub struct Policy {
     pub approval: Approval,
     pub migration: bool,
+    /// The migration stops the service first (`mode = "stop-first"`): the lane counts it
+    /// as stopped from the moment the migration is owed, before any AWS call.
+    pub stop_first: bool,
     pub bake: Duration,
     /// How long a release that succeeded here stays watched ([`StageConfig::watch`]).
     ///
@@ -98,6 +101,10 @@ impl Policy {
         Policy {
             approval: stage.approval,
             migration: stage.migration.is_some(),
+            stop_first: stage
+                .migration
+                .as_ref()
+                .is_some_and(|m| m.mode == crate::pipeline::MigrationMode::StopFirst),
             bake: serving(stage.bake),
             watch: serving(stage.watch),
             frozen: stage.freeze,

@@ -17,6 +17,9 @@ pub(super) fn roll_back(
     detail: Option<String>,
 ) -> Result<(), TransitionError> {
     use StageState as S;
+    if super::outage::outage_alarm(w, id, state, detail.clone())? {
+        return Ok(());
+    }
     match state {
         S::Migrating => {
             let task = w.stage(id)?.started().map(str::to_string);

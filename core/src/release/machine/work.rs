@@ -271,6 +271,17 @@ impl<'p> Work<'p> {
             lane.queued = None;
         }
         if self.policy.migration {
+            if self.policy.stop_first && self.view.lane.down.is_none() {
+                // Counted as stopped before the stop is even asked for: a stop that lands
+                // with its record lost is started again all the same (nothing recorded
+                // until ECS confirms it).
+                let since = self.now;
+                self.lane().down = Some(crate::release::model::Down {
+                    release: id.clone(),
+                    since,
+                    desired: None,
+                });
+            }
             self.move_to(id, StageState::Migrating, cause, actor, detail)?;
             self.actions.push(Action::RunMigration {
                 release: id.clone(),
@@ -415,6 +426,16 @@ impl<'p> Work<'p> {
         let deployment = self.stage(id)?.deployment_id.clone();
         let good = self.view.lane.last_known_good.clone();
         let holds = self.view.lane.in_flight.as_ref() == Some(id);
+        // A service `id` stopped for its migration is not put back on the last known good
+        // by a redeploy: the lane owes its start (`StartApp`), which first asks whether
+        // the migration changed the schema under that version.
+        let stopped_by_it = self
+            .view
+            .lane
+            .down
+            .as_ref()
+            .is_some_and(|d| &d.release == id);
+        let restore = restore && !stopped_by_it;
         let good = good.filter(|g| g != id && holds && restore);
         self.move_to(id, to, cause, actor, detail)?;
         let deploying = matches!(state, StageState::Deploying | StageState::Validating);

@@ -107,8 +107,11 @@ pub struct Down {
     pub release: ReleaseId,
     /// When Shiplane stopped it: the outage's start.
     pub since: Timestamp,
-    /// The desired count it had, which bringing it back up restores.
-    pub desired: u32,
+    /// The desired count it had, which bringing it back up restores; None until ECS
+    /// confirmed the stop (the lane counts the service as stopped from the moment the
+    /// migration is owed, so that a stop whose record was lost is still undone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<u32>,
 }
 
 /// A restart of a lane's service asked for by another service's release here.

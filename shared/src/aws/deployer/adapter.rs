@@ -138,9 +138,14 @@ impl Deployer for AwsDeployer {
         self.stop_service(cluster, service).await
     }
 
-    async fn start_app(&self, req: DeployRequest<'_>) -> Result<Option<String>, DeployError> {
+    async fn start_app(
+        &self,
+        req: DeployRequest<'_>,
+        desired: Option<u32>,
+    ) -> Result<Option<String>, DeployError> {
         let (cluster, service) = Self::migration_home(&req)?;
-        self.start_service(cluster, service).await
+        self.migration_left_schema(req).await?;
+        self.start_service(cluster, service, desired).await
     }
 
     async fn clean_up(

@@ -88,7 +88,7 @@ impl AwsDeployer {
 
     /// The task an earlier attempt started for this release and environment, by its
     /// `startedBy`: a running one, else a stopped one. None is looked for when `fresh`.
-    async fn earlier_task(
+    pub(super) async fn earlier_task(
         &self,
         cluster: &str,
         started_by: &str,

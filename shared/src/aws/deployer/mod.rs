@@ -153,10 +153,14 @@ pub trait Deployer: Send + Sync {
     ) -> impl Future<Output = Result<AppStop, DeployError>> + Send;
 
     /// Starts a service stopped for a migration again, on the revision it runs, at the
-    /// desired count it had: the ECS deployment, or None when it was not stopped.
+    /// desired count its tag (else `desired`, the lane's record) says: the ECS
+    /// deployment, or None when it was not stopped. Refused while the release's migration
+    /// task still runs (retryable), and for good once it completed: the schema it changed
+    /// may not carry the version the service ran.
     fn start_app(
         &self,
         req: DeployRequest<'_>,
+        desired: Option<u32>,
     ) -> impl Future<Output = Result<Option<String>, DeployError>> + Send;
 
     /// Restarts a rolling service another's release asked for (its stage's `restarts`): a

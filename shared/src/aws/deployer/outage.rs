@@ -6,7 +6,7 @@
 use aws_sdk_ecs::types::{DesiredStatus, Service, Tag};
 
 use super::adapter::AwsDeployer;
-use super::{AppStop, DeployError, sdk};
+use super::{AppStop, DeployError, DeployRequest, MigrationRun, sdk};
 
 /// The tag a stopped service carries: the desired count it had. On the service, not only
 /// in Shiplane's table, so that a crash between the stop and its record loses nothing and
@@ -91,9 +91,15 @@ impl AwsDeployer {
             tokio::join!(list(DesiredStatus::Running), list(DesiredStatus::Stopped));
         let wanted = wanted.map_err(|e| sdk("ECS ListTasks", &e))?;
         let stopping = stopping.map_err(|e| sdk("ECS ListTasks", &e))?;
+        // More than a page (ECS lists stopped tasks for an hour): not known, so not stopped.
+        if wanted.next_token().is_some()
+            || stopping.next_token().is_some()
+            || stopping.task_arns().len() > 100
+        {
+            return Ok(u32::MAX);
+        }
         let mut running = wanted.task_arns().len();
-        // DescribeTasks takes at most 100; a service stopping more counts them next pass.
-        let told: Vec<String> = stopping.task_arns().iter().take(100).cloned().collect();
+        let told: Vec<String> = stopping.task_arns().to_vec();
         if !told.is_empty() {
             let out = self
                 .ecs
@@ -118,9 +124,15 @@ impl AwsDeployer {
         &self,
         cluster: &str,
         name: &str,
+        recorded: Option<u32>,
     ) -> Result<Option<String>, DeployError> {
         let service = self.ecs_service(cluster, name).await?;
-        let Some(desired) = stopped_from(&service) else {
+        // At zero with its tag gone (taken away by a deploy whose bring-up did not land),
+        // the count the lane recorded brings it back.
+        let from_lane = recorded
+            .and_then(|n| i32::try_from(n).ok())
+            .filter(|n| *n > 0 && service.desired_count == 0);
+        let Some(desired) = stopped_from(&service).or(from_lane) else {
             self.forget_stop(&service).await;
             return Ok(None);
         };
@@ -136,6 +148,45 @@ impl AwsDeployer {
             .map_err(|e| sdk("ECS UpdateService", &e))?;
         self.forget_stop(&service).await;
         Ok(out.service.as_ref().and_then(super::rolling::primary))
+    }
+
+    /// Refuses to start the service again while the release's migration task runs
+    /// (retryable: the next pass asks again), and once it completed (for good): the version
+    /// the service ran may not run on what the migration changed. A task ECS no longer
+    /// knows (stopped over an hour ago) refuses nothing.
+    pub(super) async fn migration_left_schema(
+        &self,
+        req: DeployRequest<'_>,
+    ) -> Result<(), DeployError> {
+        let (cluster, _) = Self::migration_home(&req)?;
+        let by = super::naming::started_by(req.release, &req.stage.environment);
+        let Some(arn) = self.earlier_task(cluster, &by, false).await? else {
+            return Ok(());
+        };
+        match self.task(cluster, &arn).await? {
+            MigrationRun::Running { .. } => Err(DeployError {
+                message: format!(
+                    "the migration task {arn} still runs; the service is started again once it stopped"
+                ),
+                retryable: true,
+            }),
+            MigrationRun::Stopped(t) => {
+                let container = req
+                    .stage
+                    .migration
+                    .as_ref()
+                    .and_then(|m| m.container.as_deref())
+                    .or(req.stage.target.container());
+                match t.outcome(container) {
+                    Ok(()) => Err(DeployError::permanent(format!(
+                        "the migration completed (task {arn} exited 0): the revision the service ran may not run on what it changed, so it is not started again; deploy a release that runs on it (shiplane retry {} {}, or a fixed push)",
+                        req.release.id, req.stage.environment
+                    ))),
+                    Err(_) => Ok(()),
+                }
+            }
+            MigrationRun::Missing => Ok(()),
+        }
     }
 
     /// Takes the tag of a stop away once the service is up again. Best effort: a tag left

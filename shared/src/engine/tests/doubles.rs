@@ -274,8 +274,12 @@ impl<A: AtDeploy> Deployer for Meanwhile<'_, A> {
         self.inner.stop_app(req).await
     }
 
-    async fn start_app(&self, req: DeployRequest<'_>) -> Result<Option<String>, DeployError> {
-        self.inner.start_app(req).await
+    async fn start_app(
+        &self,
+        req: DeployRequest<'_>,
+        desired: Option<u32>,
+    ) -> Result<Option<String>, DeployError> {
+        self.inner.start_app(req, desired).await
     }
 
     async fn origin(&self, deployment_id: &str) -> Result<Option<crate::aws::Origin>, DeployError> {

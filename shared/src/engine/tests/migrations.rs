@@ -191,7 +191,7 @@ async fn a_stop_first_migration_waits_for_the_service_to_stop_and_a_failed_one_s
     let lane = w.store.lane("db", "dev").await.unwrap().item;
     assert_eq!(
         lane.down.map(|d| (d.release, d.desired)),
-        Some((id.clone(), 3))
+        Some((id.clone(), Some(3)))
     );
     // The next pass looks again: drained now, the migration runs.
     let pipeline = e.pipeline().await.unwrap();

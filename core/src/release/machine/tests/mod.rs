@@ -49,6 +49,7 @@ fn policy() -> Policy {
     Policy {
         approval: Approval::None,
         migration: false,
+        stop_first: false,
         bake: Duration::from_secs(600),
         frozen: false,
         next_environment: Some("staging".into()),

@@ -8,6 +8,7 @@ use crate::release::model::{Alert, Down};
 fn stop_first() -> Policy {
     Policy {
         migration: true,
+        stop_first: true,
         ..rolling()
     }
 }
@@ -20,6 +21,7 @@ fn start_app(n: u64) -> Action {
     Action::StartApp {
         release: id(n),
         environment: ENV.into(),
+        desired: Some(3),
     }
 }
 
@@ -45,7 +47,7 @@ fn stopping_the_service_begins_the_outage_once() {
         Some(Down {
             release: id(1),
             since: T0,
-            desired: 3
+            desired: Some(3)
         })
     );
     assert_eq!(causes(&d), [Cause::AppStopped]);
@@ -238,6 +240,97 @@ fn a_stop_whose_answer_was_lost_is_taken_as_a_stop() {
     );
     assert_eq!(
         owed(&failed.view, &stop_first(), T0),
-        [Owed::Act(start_app(1))]
+        [Owed::Act(Action::StartApp {
+            release: id(1),
+            environment: ENV.into(),
+            desired: None,
+        })]
     );
+}
+
+#[test]
+fn the_outages_own_alarm_ends_nothing_while_the_service_is_stopped() {
+    let d = step(
+        &down().view,
+        1,
+        Event::AlarmFired {
+            alarm: "api-5xx".into(),
+        },
+        &stop_first(),
+    );
+    assert_eq!(state(&d, 1), Some(StageState::Migrating));
+    assert!(d.view.lane.down.is_some());
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    let detail = d.transitions[0].detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.contains("the outage's, not the new version's"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_rollback_or_unblock_waits_while_a_stop_first_migration_may_run() {
+    let v = down().view;
+    let rollback = LaneEvent::Rollback {
+        actor: "ana".into(),
+        reason: "bad".into(),
+        to: None,
+    };
+    let refused = apply_lane(&v, &rollback, &stop_first(), T0);
+    assert!(
+        matches!(&refused, Err(TransitionError::Busy { why, .. }) if why.contains("shiplane cancel")),
+        "{refused:?}"
+    );
+    // Ended (cancelled): nothing else starts until the service is started again.
+    let cancelled = step(
+        &v,
+        1,
+        Event::Cancelled {
+            actor: "ana".into(),
+            reason: "wrong image".into(),
+        },
+        &stop_first(),
+    );
+    let unblock = LaneEvent::Unblock {
+        actor: "ana".into(),
+        reason: "go".into(),
+    };
+    assert!(matches!(
+        apply_lane(&cancelled.view, &unblock, &stop_first(), T0),
+        Err(TransitionError::Busy { .. })
+    ));
+}
+
+#[test]
+fn a_stop_first_start_counts_the_service_as_stopped_before_any_call() {
+    let mut v = view_in(Some(StageState::Queued));
+    v.lane.queued = Some(id(1));
+    let d = step(&v, 1, Event::Dequeue, &stop_first());
+    assert_eq!(state(&d, 1), Some(StageState::Migrating));
+    let down = d.view.lane.down.clone().unwrap();
+    assert_eq!((down.release, down.desired), (id(1), None));
+    assert!(
+        d.transitions.iter().all(|t| t.cause != Cause::AppStopped),
+        "nothing recorded until ECS confirms the stop"
+    );
+    // Ended before any stop: the start finds the service running, and says nothing.
+    let failed = step(
+        &d.view,
+        1,
+        Event::ActionFailed {
+            reason: "throttled".into(),
+        },
+        &stop_first(),
+    );
+    let up = step(
+        &failed.view,
+        1,
+        Event::AppStarted {
+            deployment_id: None,
+            error: None,
+        },
+        &stop_first(),
+    );
+    assert_eq!(up.view.lane.down, None);
+    assert!(up.transitions.is_empty(), "{:?}", up.transitions);
 }

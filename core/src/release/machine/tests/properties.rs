@@ -36,6 +36,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
         any::<bool>(),
     )
         .prop_map(|(manual, migration, bake, next, picky)| Policy {
+            stop_first: false,
             approval: if manual {
                 Approval::Manual
             } else {
