@@ -124,6 +124,19 @@ pub fn apply(
                 environment: env,
             });
         }
+        // The deployment that brings a service back up after this release's stop-first
+        // migration is the only thing that runs on what the migration changed: cancelling
+        // it would leave the service with nothing that can serve.
+        (S::Deploying | S::Validating, Event::Cancelled { .. })
+            if w.view.lane.down.as_ref().is_some_and(|d| &d.release == id) =>
+        {
+            return Err(TransitionError::Busy {
+                release: id.clone(),
+                service: w.view.lane.service.clone(),
+                environment: env,
+                why: "its stop-first migration completed and its deployment is bringing the stopped service back up on the new version; let it finish (then `shiplane rollback` if it must go)".into(),
+            });
+        }
         (S::Migrating | S::Deploying | S::Validating | S::Baking, Event::Cancelled { .. }) => {
             w.end_in_flight(id, state, S::Cancelled, cause, actor, detail, true)?;
         }
@@ -147,10 +160,15 @@ pub fn apply(
             });
         }
         // A restore of the last known good that could not be started (AWS failed past its
-        // retries) is not given up: what runs is worse. It is tried again by the next pass
-        // after a pause, until its deadline.
+        // retries) is not given up: what runs is worse. Nor is the deployment that brings
+        // a service stopped for this release's migration back up: nothing else may run
+        // on what the migration changed (its UpdateService may also have landed, answer
+        // lost, and is adopted). Each is tried again by the next pass after a pause, until
+        // its deadline.
         (S::Deploying, Event::ActionFailed { .. })
-            if w.stage(id)?.redeploy && w.stage(id)?.deployment_id.is_none() =>
+            if (w.stage(id)?.redeploy
+                || w.view.lane.down.as_ref().is_some_and(|d| &d.release == id))
+                && w.stage(id)?.deployment_id.is_none() =>
         {
             w.record(id, cause, detail)?;
             w.stage(id)?.set_lease(now.after(BLOCKED_RETRY));

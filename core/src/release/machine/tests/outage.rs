@@ -334,3 +334,32 @@ fn a_stop_first_start_counts_the_service_as_stopped_before_any_call() {
     assert_eq!(up.view.lane.down, None);
     assert!(up.transitions.is_empty(), "{:?}", up.transitions);
 }
+
+#[test]
+fn the_deployment_that_brings_the_service_back_up_is_neither_cancelled_nor_given_up() {
+    let deploying = step(&down().view, 1, Event::MigrationSucceeded, &stop_first());
+    assert_eq!(state(&deploying, 1), Some(StageState::Deploying));
+    let cancel = Event::Cancelled {
+        actor: "ana".into(),
+        reason: "oops".into(),
+    };
+    let refused = apply(&deploying.view, &id(1), &cancel, &stop_first(), T0);
+    assert!(
+        matches!(&refused, Err(TransitionError::Busy { why, .. }) if why.contains("let it finish")),
+        "{refused:?}"
+    );
+    // AWS failed past its retries: tried again after a pause, the stage kept.
+    let failed = step(
+        &deploying.view,
+        1,
+        Event::ActionFailed {
+            reason: "throttled".into(),
+        },
+        &stop_first(),
+    );
+    assert_eq!(state(&failed, 1), Some(StageState::Deploying));
+    assert_eq!(
+        failed.view.releases[&id(1)].stages[ENV].lease(),
+        Some(T0.after(BLOCKED_RETRY))
+    );
+}
