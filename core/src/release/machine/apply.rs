@@ -271,8 +271,8 @@ pub fn apply(
             }
             w.record(id, cause, detail)?;
         }
-        (S::Deploying | S::Validating, Event::DeploymentSucceeded) => {
-            deployment_succeeded(&mut w, id, cause)?;
+        (S::Deploying | S::Validating, Event::DeploymentSucceeded | Event::JobsUpdated { .. }) => {
+            deployment_succeeded(&mut w, id, cause, detail)?;
         }
         (S::Failed | S::RolledBack | S::Cancelled, Event::Retry { .. }) => {
             retry(&mut w, id, cause, actor)?;
