@@ -29,7 +29,7 @@ pub use deployer::{
     parse_deployment_description, parse_started_by, pinned_revision, started_by,
 };
 pub use deployer::{
-    Move, Plan, Trigger, TriggerId, TriggerMoves, TriggerPort, move_triggers, plan,
+    Move, Plan, Trigger, TriggerId, TriggerMoves, TriggerPort, move_triggers, plan, settle,
 };
 pub use error::DeployError;
 pub use hooks::{CodeDeployHooks, HookReporter, HookStatus};

@@ -42,6 +42,7 @@ pub use naming::{
 };
 pub use triggers::{
     AwsTriggers, Move, Plan, Trigger, TriggerId, TriggerMoves, TriggerPort, move_triggers, plan,
+    settle,
 };
 
 /// One release into one stage.

@@ -100,7 +100,10 @@ impl AwsDeployer {
     /// The revision an earlier run of this stage's action registered, when another
     /// release registered one of the same family since (a migration family shared by the
     /// environments): looked for among the family's newest [`EARLIER_REVISIONS`] only
-    /// when the action was taken over after its lease ran out ([`Stage::resumed`]).
+    /// when the action was taken over after its lease ran out ([`Stage::resumed`]), or
+    /// when it restores the release (a data-job stage records no revision of its own to
+    /// deploy again: its families' are found by their tags, so that a restore registers
+    /// none while they are kept).
     ///
     /// [`Stage::resumed`]: crate::release::Stage::resumed
     async fn earlier_revision(
@@ -112,7 +115,7 @@ impl AwsDeployer {
             .release
             .stages
             .get(&req.stage.environment)
-            .is_some_and(|s| s.resumed > 0);
+            .is_some_and(|s| s.resumed > 0 || s.redeploy);
         if !resumed {
             return Ok(None);
         }

@@ -200,6 +200,9 @@ pub async fn move_triggers<P: TriggerPort>(
     let mut moved: Vec<Move> = Vec::new();
     for m in plan.moves {
         if let Err(e) = port.point(&m.trigger, &m.from, &m.to).await {
+            // AWS may have applied the failed move and lost its answer: it is put back too
+            // (pointing it from the new revision is nothing when it still names the old).
+            moved.push(m.clone());
             let put_back = compensate(port, &moved).await;
             return Err(refusal(&m, &e, &put_back));
         }
@@ -225,6 +228,101 @@ pub async fn compensate<P: TriggerPort>(
     out
 }
 
+/// A data-job stage after its families' revisions were registered (`registered`, and the
+/// error of one that could not be, if any): the triggers pinned to a revision of one of
+/// them (in `cluster`, if named) moved to it, all or none. On any failure the moves are
+/// put back and the registered revisions deregistered through `deregister` (but for one a
+/// trigger still names: a trigger cannot run an INACTIVE revision), so that a trigger naming
+/// its family unpinned runs what it ran before; the error says so.
+pub async fn settle<P, D, F>(
+    port: &P,
+    registered: Vec<String>,
+    failed: Option<DeployError>,
+    cluster: Option<&str>,
+    deregister: D,
+) -> Result<(Vec<String>, TriggerMoves), DeployError>
+where
+    P: TriggerPort,
+    D: Fn(String) -> F,
+    F: Future<Output = Result<(), DeployError>>,
+{
+    let moved = match failed {
+        Some(e) => Err(e),
+        None => match port.ecs_triggers().await {
+            Ok(triggers) => move_triggers(port, plan(&triggers, &registered, cluster)).await,
+            Err(e) => Err(e),
+        },
+    };
+    match moved {
+        Ok(moves) => Ok((registered, moves)),
+        Err(e) => Err(withdraw(port, &registered, e, deregister).await),
+    }
+}
+
+/// Deregisters `revisions` after `e` stopped the stage, but for one a trigger still names:
+/// the error, saying what was done.
+async fn withdraw<P, D, F>(
+    port: &P,
+    revisions: &[String],
+    e: DeployError,
+    deregister: D,
+) -> DeployError
+where
+    P: TriggerPort,
+    D: Fn(String) -> F,
+    F: Future<Output = Result<(), DeployError>>,
+{
+    if revisions.is_empty() {
+        return e;
+    }
+    let named: Vec<String> = match port.ecs_triggers().await {
+        Ok(triggers) => triggers.into_iter().map(|t| t.task_definition).collect(),
+        Err(listing) => {
+            return DeployError {
+                message: format!(
+                    "{}; the new revisions {} were kept (the triggers could not be listed again: {})",
+                    e.message,
+                    names(revisions),
+                    listing.message
+                ),
+                ..e
+            };
+        }
+    };
+    let (mut withdrawn, mut kept) = (Vec::new(), Vec::new());
+    for arn in revisions {
+        if named.contains(arn) {
+            kept.push(arn.clone());
+        } else if deregister(arn.clone()).await.is_ok() {
+            withdrawn.push(arn.clone());
+        } else {
+            kept.push(arn.clone());
+        }
+    }
+    let mut message = e.message;
+    if !withdrawn.is_empty() {
+        message.push_str(&format!(
+            "; deregistered the new revisions {} (a trigger naming its family unpinned runs the one before)",
+            names(&withdrawn)
+        ));
+    }
+    if !kept.is_empty() {
+        message.push_str(&format!(
+            "; kept {} (a trigger names it, or ECS refused)",
+            names(&kept)
+        ));
+    }
+    DeployError { message, ..e }
+}
+
+fn names(revisions: &[String]) -> String {
+    revisions
+        .iter()
+        .map(|r| short(r))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The error of a move that failed, after what it moved before was put back.
 fn refusal(
     failed: &Move,
@@ -240,7 +338,7 @@ fn refusal(
     );
     let back: Vec<String> = put_back
         .iter()
-        .filter(|(_, err)| err.is_none())
+        .filter(|(m, err)| err.is_none() && m != failed)
         .map(|(m, _)| format!("{} (to {})", m.trigger, short(&m.from)))
         .collect();
     if !back.is_empty() {
@@ -254,10 +352,16 @@ fn refusal(
             ));
         }
     }
-    message.push_str(&format!(
-        "; fix what refused {} (the deploy role needs scheduler:UpdateSchedule, events:PutTargets and iam:PassRole on the trigger's role), then `shiplane retry`",
-        failed.trigger
-    ));
+    if e.retryable {
+        message.push_str(
+            "; AWS did not answer in time past the SDK's retries: `shiplane retry` tries again",
+        );
+    } else {
+        message.push_str(&format!(
+            "; fix what refused {} (the deploy role needs scheduler:UpdateSchedule, events:PutTargets and iam:PassRole on the trigger's role: the stack's JobTriggerRoleArns), then `shiplane retry`",
+            failed.trigger
+        ));
+    }
     DeployError {
         message,
         retryable: e.retryable,

@@ -84,11 +84,12 @@ fn only_triggers_pinned_to_another_revision_of_a_family_in_the_cluster_move() {
 }
 
 /// Triggers in memory; pointing one to a revision in `refuse` (`"<trigger> <family:N>"`)
-/// fails.
+/// fails, in `lose` is done and then fails (the answer lost).
 #[derive(Default)]
 struct Fake {
     at: Mutex<BTreeMap<TriggerId, String>>,
     refuse: BTreeSet<String>,
+    lose: BTreeSet<String>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -102,6 +103,7 @@ impl Fake {
                     .collect(),
             ),
             refuse: refuse.iter().map(ToString::to_string).collect(),
+            lose: BTreeSet::new(),
             calls: Mutex::default(),
         }
     }
@@ -117,13 +119,18 @@ impl TriggerPort for Fake {
             .lock()
             .unwrap()
             .push(format!("{trigger} {}→{}", short(from), short(to)));
-        if self.refuse.contains(&format!("{trigger} {}", short(to))) {
+        let key = format!("{trigger} {}", short(to));
+        if self.refuse.contains(&key) {
             return Err(DeployError::permanent("AccessDenied"));
         }
-        self.at
-            .lock()
-            .unwrap()
-            .insert(trigger.clone(), to.to_string());
+        // As the real port: only a trigger naming `from` is changed.
+        let mut at = self.at.lock().unwrap();
+        if at.get(trigger).map(String::as_str) == Some(from) {
+            at.insert(trigger.clone(), to.to_string());
+        }
+        if self.lose.contains(&key) {
+            return Err(DeployError::permanent("timed out"));
+        }
         Ok(())
     }
 }
@@ -144,6 +151,7 @@ async fn a_refused_move_puts_back_what_moved_before_it_newest_first() {
             "schedule default/a etl:3→etl:5",
             "schedule default/b etl:3→etl:5",
             "schedule default/c etl:4→etl:5",
+            "schedule default/c etl:5→etl:4",
             "schedule default/b etl:5→etl:3",
             "schedule default/a etl:5→etl:3",
         ]
@@ -204,4 +212,28 @@ fn what_moved_reads_one_line_per_trigger() {
             "schedule default/u left as it is: it names etl without a revision, so it runs the newest ACTIVE one",
         ]
     );
+}
+
+#[tokio::test]
+async fn a_move_whose_answer_was_lost_is_put_back_too() {
+    let triggers = [schedule("a", "c", "etl:3"), schedule("b", "c", "etl:3")];
+    let p = plan(&triggers, &[td("etl:5")], None);
+    let mut fake = Fake::holding(&triggers, &[]);
+    fake.lose.insert("schedule default/b etl:5".into());
+    let err = move_triggers(&fake, p).await.unwrap_err();
+    assert!(
+        err.message.starts_with(
+            "schedule default/b was not moved from etl:3 to etl:5: timed out; put back: schedule default/a (to etl:3)"
+        ),
+        "{}",
+        err.message
+    );
+    for t in &triggers {
+        assert_eq!(
+            fake.at.lock().unwrap()[&t.id],
+            t.task_definition,
+            "{}",
+            t.id
+        );
+    }
 }
