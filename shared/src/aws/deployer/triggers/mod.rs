@@ -111,6 +111,7 @@ pub fn plan(triggers: &[Trigger], revisions: &[String], cluster: Option<&str>) -
             continue;
         }
         let Some((family, pinned)) = task_definition_of(&t.task_definition) else {
+            tracing::warn!(trigger = %t.id, task_definition = %t.task_definition, "an ECS trigger naming no task-definition family or revision; left as it is");
             continue;
         };
         let Some(new) = revisions
