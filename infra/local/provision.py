@@ -360,24 +360,19 @@ def task_stopped(args) -> dict:
     }
 
 
-def deployment_status(args) -> dict:
-    req = urllib.request.Request(
-        f"{endpoint()}/moto-api/shiplane/codedeploy/deployment-status",
-        data=json.dumps({"deploymentId": args.id, "status": args.status}).encode(),
-        method="POST",
-    )
+def _control(path: str, body: dict) -> dict:
+    """POSTs `body` to one of the emulator's control routes; its JSON answer."""
+    req = urllib.request.Request(f"{endpoint()}/moto-api/shiplane/{path}", data=json.dumps(body).encode(), method="POST")
     with urllib.request.urlopen(req) as resp:
         return json.loads(resp.read())
+
+
+def deployment_status(args) -> dict:
+    return _control("codedeploy/deployment-status", {"deploymentId": args.id, "status": args.status})
 
 
 def refuse(args) -> dict:
-    req = urllib.request.Request(
-        f"{endpoint()}/moto-api/shiplane/refuse",
-        data=json.dumps({"operation": args.operation, "name": args.name}).encode(),
-        method="POST",
-    )
-    with urllib.request.urlopen(req) as resp:
-        return json.loads(resp.read())
+    return _control("refuse", {"operation": args.operation, "name": args.name})
 
 
 def schedules(args) -> dict:

@@ -35,9 +35,7 @@ impl AwsTriggers {
     }
 
     async fn schedules(&self) -> Result<Vec<Trigger>, DeployError> {
-        let mut out = Vec::new();
-        let mut next = None;
-        loop {
+        let summaries = all_pages(|next| async move {
             let page = self
                 .scheduler
                 .list_schedules()
@@ -45,29 +43,28 @@ impl AwsTriggers {
                 .send()
                 .await
                 .map_err(|e| sdk("Scheduler ListSchedules", &e))?;
-            for s in page.schedules {
-                // A summary names the target's ARN only: an ECS target's is its cluster's.
-                let ecs = s.target.as_ref().is_some_and(|t| is_cluster(&t.arn));
-                if let (true, Some(name)) = (ecs, s.name) {
-                    let group = s.group_name.unwrap_or_else(|| "default".into());
-                    let schedule = self.schedule(&group, &name).await?;
-                    if let Some(t) = schedule.target.filter(|t| is_cluster(&t.arn)) {
-                        let Some(ecs) = t.ecs_parameters else {
-                            continue;
-                        };
-                        out.push(Trigger {
-                            id: TriggerId::Schedule { group, name },
-                            cluster: t.arn,
-                            task_definition: ecs.task_definition_arn,
-                        });
-                    }
-                }
-            }
-            next = page.next_token;
-            if next.is_none() {
-                return Ok(out);
+            Ok((page.schedules, page.next_token))
+        })
+        .await?;
+        let mut out = Vec::new();
+        for s in summaries {
+            // A summary names the target's ARN only: an ECS target's is its cluster's.
+            let ecs = s.target.as_ref().is_some_and(|t| is_cluster(&t.arn));
+            let Some(name) = s.name.filter(|_| ecs) else {
+                continue;
+            };
+            let group = s.group_name.unwrap_or_else(|| "default".into());
+            let schedule = self.schedule(&group, &name).await?;
+            let target = schedule.target.filter(|t| is_cluster(&t.arn));
+            if let Some((cluster, Some(ecs))) = target.map(|t| (t.arn, t.ecs_parameters)) {
+                out.push(Trigger {
+                    id: TriggerId::Schedule { group, name },
+                    cluster,
+                    task_definition: ecs.task_definition_arn,
+                });
             }
         }
+        Ok(out)
     }
 
     async fn schedule(
@@ -85,9 +82,7 @@ impl AwsTriggers {
     }
 
     async fn buses(&self) -> Result<Vec<String>, DeployError> {
-        let mut out = Vec::new();
-        let mut next = None;
-        loop {
+        all_pages(|next| async move {
             let page = self
                 .events
                 .list_event_buses()
@@ -95,23 +90,14 @@ impl AwsTriggers {
                 .send()
                 .await
                 .map_err(|e| sdk("EventBridge ListEventBuses", &e))?;
-            out.extend(
-                page.event_buses
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|b| b.name),
-            );
-            next = page.next_token;
-            if next.is_none() {
-                return Ok(out);
-            }
-        }
+            let names = page.event_buses.unwrap_or_default().into_iter();
+            Ok((names.filter_map(|b| b.name).collect(), page.next_token))
+        })
+        .await
     }
 
     async fn rules(&self, bus: &str) -> Result<Vec<String>, DeployError> {
-        let mut out = Vec::new();
-        let mut next = None;
-        loop {
+        all_pages(|next| async move {
             let page = self
                 .events
                 .list_rules()
@@ -120,17 +106,10 @@ impl AwsTriggers {
                 .send()
                 .await
                 .map_err(|e| sdk("EventBridge ListRules", &e))?;
-            out.extend(
-                page.rules
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|r| r.name),
-            );
-            next = page.next_token;
-            if next.is_none() {
-                return Ok(out);
-            }
-        }
+            let names = page.rules.unwrap_or_default().into_iter();
+            Ok((names.filter_map(|r| r.name).collect(), page.next_token))
+        })
+        .await
     }
 
     async fn targets(
@@ -138,9 +117,7 @@ impl AwsTriggers {
         bus: &str,
         rule: &str,
     ) -> Result<Vec<aws_sdk_eventbridge::types::Target>, DeployError> {
-        let mut out = Vec::new();
-        let mut next = None;
-        loop {
+        all_pages(|next| async move {
             let page = self
                 .events
                 .list_targets_by_rule()
@@ -150,12 +127,9 @@ impl AwsTriggers {
                 .send()
                 .await
                 .map_err(|e| sdk("EventBridge ListTargetsByRule", &e))?;
-            out.extend(page.targets.unwrap_or_default());
-            next = page.next_token;
-            if next.is_none() {
-                return Ok(out);
-            }
-        }
+            Ok((page.targets.unwrap_or_default(), page.next_token))
+        })
+        .await
     }
 
     async fn rule_targets(&self) -> Result<Vec<Trigger>, DeployError> {
@@ -267,6 +241,24 @@ impl AwsTriggers {
                     retryable: false,
                 })
             }
+        }
+    }
+}
+
+/// Every item of a listing that pages by `NextToken`: `page(token)` answers one page's
+/// items and the token of the next, if there is one.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, DeployError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), DeployError>>,
+{
+    let (mut out, mut next) = (Vec::new(), None);
+    loop {
+        let (items, token) = page(next).await?;
+        out.extend(items);
+        match token {
+            Some(token) => next = Some(token),
+            None => return Ok(out),
         }
     }
 }

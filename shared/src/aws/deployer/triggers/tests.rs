@@ -109,6 +109,20 @@ impl Fake {
     }
 }
 
+impl Fake {
+    /// Asserts every trigger names what it named at first.
+    fn holds(&self, triggers: &[Trigger]) {
+        for t in triggers {
+            assert_eq!(
+                self.at.lock().unwrap()[&t.id],
+                t.task_definition,
+                "{}",
+                t.id
+            );
+        }
+    }
+}
+
 impl TriggerPort for Fake {
     async fn ecs_triggers(&self) -> Result<Vec<Trigger>, DeployError> {
         unreachable!()
@@ -156,14 +170,7 @@ async fn a_refused_move_puts_back_what_moved_before_it_newest_first() {
             "schedule default/a etl:5→etl:3",
         ]
     );
-    for t in &triggers {
-        assert_eq!(
-            fake.at.lock().unwrap()[&t.id],
-            t.task_definition,
-            "{}",
-            t.id
-        );
-    }
+    fake.holds(&triggers);
     assert!(
         err.message.starts_with(
             "schedule default/c was not moved from etl:4 to etl:5: AccessDenied; put back: schedule default/b (to etl:3), schedule default/a (to etl:3); fix what refused schedule default/c"
@@ -228,12 +235,5 @@ async fn a_move_whose_answer_was_lost_is_put_back_too() {
         "{}",
         err.message
     );
-    for t in &triggers {
-        assert_eq!(
-            fake.at.lock().unwrap()[&t.id],
-            t.task_definition,
-            "{}",
-            t.id
-        );
-    }
+    fake.holds(&triggers);
 }
