@@ -339,7 +339,7 @@ impl SimDeployer {
             .stages
             .get(&req.stage.environment)
             .is_some_and(|s| s.resumed > 0 || s.redeploy);
-        if !resumed {
+        if !resumed && !matches!(req.stage.target, Target::Task { .. }) {
             return Ok(None);
         }
         let (id, env) = (req.release.id.to_string(), req.stage.environment.clone());
@@ -593,10 +593,6 @@ impl SimDeployer {
 
 impl Deployer for SimDeployer {
     async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
-        if let Target::Task { families, cluster } = &req.stage.target {
-            return self.data_jobs(&req, families, cluster.as_deref()).await;
-        }
-        let lane = lane_of(&self.sim, &req)?;
         if !req.release.stages[&req.stage.environment].redeploy
             && self.sim.hostile(self.sim.config.second_thoughts)
         {
@@ -606,6 +602,10 @@ impl Deployer for SimDeployer {
                 release: req.release.id.clone(),
             });
         }
+        if let Target::Task { families, cluster } = &req.stage.target {
+            return self.data_jobs(&req, families, cluster.as_deref()).await;
+        }
+        let lane = lane_of(&self.sim, &req)?;
         let td = match pinned_revision(&req) {
             Some(pinned) => pinned.to_string(),
             None => self.revision(&req, &lane.family).await?,
