@@ -278,9 +278,9 @@ async fn a_push_moves_the_triggers_pinned_to_its_families_and_a_rollback_moves_t
     let (_, nightly_v2) = w.family("nightly").await;
     assert_eq!(w.scheduled("nightly").await.0, nightly_v2);
 
-    // The operator puts v1 back: the same deploy path, its triggers moved back to v1's
-    // image (a revision of it registered again as the family's newest, so that the
-    // unpinned trigger runs it too).
+    // The operator puts v1 back: the same deploy path, its triggers moved back to v1's own
+    // revisions, found by their tags (none registered again; the unpinned trigger goes on
+    // naming the family, whose newest revision is still v2's).
     let aws = shiplane_e2e::aws_adapters(&w.account).await;
     let engine = aws.engine(&w.store);
     let pipeline = engine.pipeline().await.unwrap();
@@ -317,7 +317,7 @@ async fn a_push_moves_the_triggers_pinned_to_its_families_and_a_rollback_moves_t
             .any(|t| t.value() == Some(v1.as_str())),
         "the restored release's revision"
     );
-    assert_ne!(back, nightly_v2);
+    assert_eq!(back, nightly_v1, "v1's own revision, reused");
     assert_eq!(w.scheduled("follows").await.0, nightly, "still unpinned");
 }
 
