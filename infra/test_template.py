@@ -197,7 +197,16 @@ def test_each_function_reserves_concurrency_for_its_own_demand():
 
 
 def statements(policy):
-    return policy["Properties"]["PolicyDocument"]["Statement"]
+    """A policy's statements, each conditional one (`!If [Cond, statement, !Ref
+    AWS::NoValue]`) as granted when its condition holds."""
+    out = []
+    for st in policy["Properties"]["PolicyDocument"]["Statement"]:
+        if "If" in st:  # the loader spells `!If` and `Fn::If` as "If"
+            _, granted, otherwise = st["If"]
+            assert otherwise == {"Ref": "AWS::NoValue"}, st
+            st = granted
+        out.append(st)
+    return out
 
 
 def actions(statement):
@@ -211,10 +220,13 @@ def test_least_privilege_every_call_allowed_no_wildcard_action_roles_passed_only
     functions = {n: r for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
     stage = statements(resources["StageActionsPolicy"])
     allowed = {a for st in stage for a in actions(st)}
-    # Every ECS and CodeDeploy call the deployer makes (shared/src/aws/deployer/).
+    # Every ECS, CodeDeploy, Scheduler and EventBridge call the deployer makes
+    # (shared/src/aws/deployer/, the data jobs' triggers included).
     deployer = rust_sources("shared/src/aws/deployer")
-    calls = {c for c in re.findall(r"\b(ecs|codedeploy)\s*\.\s*([a-z_]+)\(\)", deployer) if c[1] != "into"}
+    pattern = r"\b(ecs|codedeploy|scheduler|events)\s*\.\s*([a-z_]+)\(\)"
+    calls = {c for c in re.findall(pattern, deployer) if c[1] != "into"}
     assert ("ecs", "describe_services") in calls and ("codedeploy", "create_deployment") in calls
+    assert ("scheduler", "update_schedule") in calls and ("events", "put_targets") in calls
     for service, call in calls:
         action = f"{service}:" + "".join(w.capitalize() for w in call.split("_"))
         assert action in allowed, action
@@ -236,14 +248,19 @@ def test_least_privilege_every_call_allowed_no_wildcard_action_roles_passed_only
     for st in everything:
         for a in actions(st):
             assert a != "*" and not a.endswith(":*"), a
-    # PassRole: only the named task roles, only to ECS tasks; the scheduler role, only to Scheduler.
+    # PassRole: only the named task roles, only to ECS tasks; the scheduler role, only to
+    # Scheduler; the named trigger roles (when given), only to Scheduler and EventBridge.
     passes = [st for st in everything if "iam:PassRole" in actions(st)]
-    assert len(passes) == 2
-    by_service = {st["Condition"]["StringEquals"]["iam:PassedToService"]: st["Resource"] for st in passes}
-    assert by_service == {
-        "ecs-tasks.amazonaws.com": {"Ref": "TaskRoleArns"},
-        "scheduler.amazonaws.com": {"GetAtt": "BakeTimerRole.Arn"},
-    }
+    assert len(passes) == 4
+    by_service = sorted(
+        (st["Condition"]["StringEquals"]["iam:PassedToService"], json.dumps(st["Resource"])) for st in passes
+    )
+    assert by_service == [
+        ("ecs-tasks.amazonaws.com", json.dumps({"Ref": "TaskRoleArns"})),
+        ("events.amazonaws.com", json.dumps({"Ref": "JobTriggerRoleArns"})),
+        ("scheduler.amazonaws.com", json.dumps({"GetAtt": "BakeTimerRole.Arn"})),
+        ("scheduler.amazonaws.com", json.dumps({"Ref": "JobTriggerRoleArns"})),
+    ]
     # CodeDeploy writes only on the named applications' deployment groups.
     (deploy,) = [st for st in stage if "codedeploy:CreateDeployment" in actions(st)]
     assert "deploymentgroup:${CodeDeployApplicationPrefix}*" in deploy["Resource"]["Sub"]

@@ -223,13 +223,19 @@ def round_trips(windows: list[tuple[float, float, str]]) -> list[list[str]]:
 
 def _fault_response(environ: Any, start_response: Any, kind: str) -> list[bytes]:
     """A transient error as the service's protocol spells it: JSON for the JSON protocols
-    (DynamoDB, ECS, CodeDeploy), XML for the query protocol (SNS, SQS)."""
+    (DynamoDB, ECS, CodeDeploy, EventBridge), JSON with the type in a header for the REST
+    JSON ones (Scheduler, Lambda), XML for the query protocol (SNS, SQS)."""
     status, code = ("400 Bad Request", "ThrottlingException") if kind == "throttle" else (
         "500 Internal Server Error", "InternalFailure")
     message = f"injected by the local AWS ({kind})"
+    extra: list[tuple[str, str]] = []
     if environ.get("HTTP_X_AMZ_TARGET"):
         data = json.dumps({"__type": code, "message": message}).encode()
         ctype = "application/x-amz-json-1.0"
+    elif _service(environ) in REST_JSON:
+        data = json.dumps({"message": message}).encode()
+        ctype = "application/json"
+        extra = [("x-amzn-ErrorType", code)]
     else:
         code = "Throttling" if kind == "throttle" else "InternalFailure"
         data = (f"<ErrorResponse><Error><Type>{'Sender' if kind == 'throttle' else 'Receiver'}</Type>"
@@ -237,8 +243,18 @@ def _fault_response(environ: Any, start_response: Any, kind: str) -> list[bytes]
                 f"<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>").encode()
         ctype = "text/xml"
     start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(data))),
-                            ("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000")])
+                            ("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000"), *extra])
     return [data]
+
+
+# The services Shiplane calls that speak REST JSON: errors are typed by a header.
+REST_JSON = {"scheduler", "lambda"}
+
+
+def _service(environ: Any) -> str:
+    """The service a request is signed for (`ecs`, `scheduler`, …)."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    return auth.split("Credential=", 1)[1].split("/")[3] if "Credential=" in auth else "unknown"
 
 
 def _scope(environ: Any) -> tuple[str, str]:
@@ -253,9 +269,8 @@ def _operation(environ: Any) -> str | None:
     query protocol's Action; None for the emulator's own control routes."""
     if environ.get("PATH_INFO", "").startswith("/moto-api"):
         return None
-    auth = environ.get("HTTP_AUTHORIZATION", "")
     # Credential=AKID/20261122/us-east-1/ecs/aws4_request
-    service = auth.split("Credential=", 1)[1].split("/")[3] if "Credential=" in auth else "unknown"
+    service = _service(environ)
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return f"{service}.{target.rsplit('.', 1)[-1]}"

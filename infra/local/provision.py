@@ -20,6 +20,8 @@
     provision.py task-set --arn A --running N --desired N  give a task set ECS's running and desired counts
     provision.py lambda-answer --function F --payload JSON [--error E]
                                                            script what invoking F returns
+    provision.py refuse --operation UpdateSchedule|PutTargets --name N
+                                                           AccessDenied for that schedule's or rule's updates
 
 Everything goes to $AWS_ENDPOINT_URL (the emulator); nothing here runs against real AWS.
 Each command prints JSON on stdout.
@@ -358,14 +360,19 @@ def task_stopped(args) -> dict:
     }
 
 
-def deployment_status(args) -> dict:
-    req = urllib.request.Request(
-        f"{endpoint()}/moto-api/shiplane/codedeploy/deployment-status",
-        data=json.dumps({"deploymentId": args.id, "status": args.status}).encode(),
-        method="POST",
-    )
+def _control(path: str, body: dict) -> dict:
+    """POSTs `body` to one of the emulator's control routes; its JSON answer."""
+    req = urllib.request.Request(f"{endpoint()}/moto-api/shiplane/{path}", data=json.dumps(body).encode(), method="POST")
     with urllib.request.urlopen(req) as resp:
         return json.loads(resp.read())
+
+
+def deployment_status(args) -> dict:
+    return _control("codedeploy/deployment-status", {"deploymentId": args.id, "status": args.status})
+
+
+def refuse(args) -> dict:
+    return _control("refuse", {"operation": args.operation, "name": args.name})
 
 
 def schedules(args) -> dict:
@@ -500,6 +507,9 @@ def main() -> None:
     d = sub.add_parser("deployment-status")
     d.add_argument("--id", required=True)
     d.add_argument("--status", required=True)
+    rf = sub.add_parser("refuse")
+    rf.add_argument("--operation", required=True, choices=["UpdateSchedule", "PutTargets"])
+    rf.add_argument("--name", required=True)
     args = parser.parse_args()
     handler = {
         "account": account,
@@ -518,6 +528,7 @@ def main() -> None:
         "hook-function": hook_function,
         "task-set": task_set,
         "lambda-answer": lambda_answer,
+        "refuse": refuse,
     }[args.command]
     json.dump(handler(args), sys.stdout, indent=2, default=str)
     print()

@@ -43,6 +43,10 @@ own. This module adds, as AWS behaves:
 - ECS RunTask with a clientToken: idempotent, as in ECS. A second RunTask with the same
   token returns the tasks the first one started instead of starting more (moto ignores the
   token, so two concurrent attempts would start two migrations).
+- ECS DescribeTaskDefinition of a family without a revision answers its newest ACTIVE
+  revision, as ECS does (moto answers the newest, deregistered or not): what a data-job
+  trigger naming the family unpinned runs, and what a data-job stage that failed puts
+  back by deregistering the revisions it registered.
 
 - ECR images record when they were pushed to the microsecond, as ECR does, so that
   DescribeImages answers `imagePushedAt` to the millisecond (moto keeps whole seconds,
@@ -83,7 +87,13 @@ tasks exit by themselves):
   returns {"fired": [{"name", "group", "target", "input"}]} for the caller to deliver to
   the target, and deletes those with ActionAfterCompletion DELETE, as Scheduler does.
 
-Records live on the CodeDeploy and Scheduler backends, so POST /moto-api/reset clears them.
+- POST /moto-api/shiplane/refuse  {"operation": "UpdateSchedule"|"PutTargets", "name"}
+  makes every later UpdateSchedule of the schedule `name` (any group), or PutTargets on
+  the rule `name` (any bus), answer AccessDeniedException, as AWS does when the caller may
+  not pass the trigger's role (iam:PassRole): a data-job trigger that cannot be moved.
+
+Records live on the CodeDeploy, Scheduler and EventBridge backends, so POST
+/moto-api/reset clears them.
 """
 
 import copy
@@ -100,6 +110,7 @@ from moto.codedeploy import models as cd_models
 from moto.codedeploy.exceptions import CodeDeployException
 from moto.codedeploy import responses as cd_responses
 from moto.codedeploy.responses import CodeDeployResponse
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult, EmptyResult
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
@@ -114,6 +125,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.ecr import models as ecr_models
 from moto.ecs import models as ecs_models
 from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.events import models as events_models
 from moto.moto_api._internal import urls as moto_api_urls
 from moto.scheduler import models as scheduler_models
 from moto.scheduler.exceptions import ScheduleGroupNotFound, ValidationException
@@ -784,6 +796,78 @@ def fire_schedules(request: Any, full_url: str, headers: Any) -> tuple[int, dict
     return _json(200, {"fired": fired})
 
 
+_original_describe_task_definition = ecs_models.EC2ContainerServiceBackend.describe_task_definition
+
+
+def describe_task_definition(self: Any, task_definition_str: str) -> Any:
+    """A family named without a revision is its newest ACTIVE revision, as in ECS (moto
+    answers the newest, deregistered or not): what a trigger naming the family runs."""
+    name = task_definition_str.split("/")[-1]
+    if ":" not in name and name in self.task_definitions:
+        active = [r for r, td in self.task_definitions[name].items() if td.status == "ACTIVE"]
+        if active:
+            return self.task_definitions[name][max(active)]
+    return _original_describe_task_definition(self, task_definition_str)
+
+
+REFUSABLE = {"UpdateSchedule", "PutTargets"}
+_original_update_schedule = scheduler_models.EventBridgeSchedulerBackend.update_schedule
+_original_put_targets = events_models.EventsBackend.put_targets
+
+
+class AccessDenied(JsonRESTError):
+    code = 403
+
+    def __init__(self, message: str):
+        super().__init__("AccessDeniedException", message)
+
+
+def _refused(backend: Any) -> set[str]:
+    if not hasattr(backend, "shiplane_refused"):
+        backend.shiplane_refused = set()
+    return backend.shiplane_refused
+
+
+def _denied(operation: str, name: str) -> AccessDenied:
+    return AccessDenied(
+        f"User: arn:aws:sts::123456789012:assumed-role/shiplane-deploy is not authorized to perform: "
+        f"iam:PassRole ({operation} {name})"
+    )
+
+
+def update_schedule(self: Any, **kwargs: Any) -> Any:
+    if kwargs.get("name") in _refused(self):
+        raise _denied("scheduler:UpdateSchedule", kwargs["name"])
+    return _original_update_schedule(self, **kwargs)
+
+
+def put_targets(self: Any, name: str, event_bus_arn: str | None, targets: list[dict[str, Any]]) -> None:
+    if name in _refused(self):
+        raise _denied("events:PutTargets", name)
+    _original_put_targets(self, name, event_bus_arn, targets)
+
+
+def _events_backends() -> list[Any]:
+    return [b for account in events_models.events_backends.values() for b in account.values()]
+
+
+def refuse(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    if request.method != "POST":
+        return _json(405, {"error": 'POST {"operation": "UpdateSchedule"|"PutTargets", "name": ...}'})
+    try:
+        size = int(headers.get("Content-Length") or 0)
+        body = json.loads(request.environ["wsgi.input"].read(size) or b"{}")
+    except ValueError:
+        return _json(400, {"error": "body is not JSON"})
+    operation, name = body.get("operation"), body.get("name")
+    if operation not in REFUSABLE or not isinstance(name, str) or not name:
+        return _json(400, {"error": f"operation must be one of {sorted(REFUSABLE)}, with a name"})
+    backends = _scheduler_backends() if operation == "UpdateSchedule" else _events_backends()
+    for backend in backends:
+        _refused(backend).add(name)
+    return _json(200, {"operation": operation, "name": name, "backends": len(backends)})
+
+
 _IMAGE_INIT = ecr_models.Image.__init__
 
 
@@ -825,6 +909,7 @@ def register() -> None:
     EC2ContainerServiceResponse.list_task_definitions = list_task_definitions
     EC2ContainerServiceResponse.list_tasks = list_tasks
     ecs_models.EC2ContainerServiceBackend.update_service = update_service
+    ecs_models.EC2ContainerServiceBackend.describe_task_definition = describe_task_definition
     moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-exit$"] = task_exit
     moto_api_urls.url_paths["{0}/moto-api/shiplane/ecs/task-set$"] = task_set_counts
     moto_api_urls.url_paths["{0}/moto-api/shiplane/lambda/answer$"] = lambda_answer
@@ -832,3 +917,6 @@ def register() -> None:
     scheduler_models.EventBridgeSchedulerBackend.delete_schedule = delete_schedule
     moto_api_urls.url_paths["{0}/moto-api/shiplane/scheduler/log$"] = scheduler_log
     moto_api_urls.url_paths["{0}/moto-api/shiplane/scheduler/fire$"] = fire_schedules
+    scheduler_models.EventBridgeSchedulerBackend.update_schedule = update_schedule
+    events_models.EventsBackend.put_targets = put_targets
+    moto_api_urls.url_paths["{0}/moto-api/shiplane/refuse$"] = refuse

@@ -493,6 +493,14 @@ def test_injected_faults_are_transient_errors_in_each_protocol_and_repeatable(ec
         with pytest.raises(ClientError) as e:
             sns.create_topic(Name="t")
         assert e.value.response["Error"]["Code"] == "Throttling"
+        # Scheduler speaks REST JSON: the error's type is a header there.
+        post(endpoint, "/moto-api/shiplane/faults", {"seed": 1, "rates": {"scheduler.GET": {"throttle": 1.0}}})
+        scheduler = boto3.client("scheduler", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t",
+                                 aws_secret_access_key="t", config=botocore.config.Config(retries={"total_max_attempts": 1}))
+        with pytest.raises(ClientError) as e:
+            scheduler.list_schedules()
+        assert e.value.response["Error"]["Code"] == "ThrottlingException"
+        assert "injected" in e.value.response["Error"]["Message"]
         assert post(endpoint, "/moto-api/shiplane/faults", {"rates": {"*": {"typo": 0.1}}})[0] == 400
     finally:
         post(endpoint, "/moto-api/shiplane/faults", {})
@@ -733,3 +741,70 @@ def test_describe_images_answers_push_times_to_the_millisecond_in_push_order(end
     assert (at[digests[1]] - at[digests[0]]).total_seconds() < 1, "both in one second, told apart"
     wire = [d["imagePushedAt"] for d in raw[0]["imageDetails"]]
     assert all(isinstance(t, float) for t in wire), f"seconds with a fraction: {wire}"
+
+
+ECS_TARGET = {
+    "Arn": "arn:aws:ecs:us-east-1:123456789012:cluster/jobs",
+    "RoleArn": "arn:aws:iam::123456789012:role/jobs",
+    "EcsParameters": {
+        "TaskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/etl:3",
+        "LaunchType": "FARGATE",
+        "NetworkConfiguration": {"awsvpcConfiguration": {"Subnets": ["subnet-1"]}},
+    },
+}
+
+
+def test_data_job_triggers_keep_their_ecs_target_and_a_refused_one_is_access_denied(endpoint):
+    """What a data-job stage reads and writes: a schedule's and a rule target's whole ECS
+    target kept through update; a trigger named to `refuse` refused as a missing
+    iam:PassRole is, the others untouched; reset forgets the refusals."""
+    reset(endpoint)
+    scheduler, events = client(endpoint, "scheduler"), client(endpoint, "events")
+    for name in ("nightly", "stuck"):
+        scheduler.create_schedule(
+            Name=name, ScheduleExpression="cron(0 3 * * ? *)", FlexibleTimeWindow={"Mode": "OFF"}, Target=ECS_TARGET
+        )
+    assert {s["Target"]["Arn"] for s in scheduler.list_schedules()["Schedules"]} == {ECS_TARGET["Arn"]}
+    got = scheduler.get_schedule(Name="nightly")
+    assert got["Target"]["EcsParameters"] == ECS_TARGET["EcsParameters"]
+    moved = json.loads(json.dumps(ECS_TARGET))
+    moved["EcsParameters"]["TaskDefinitionArn"] = moved["EcsParameters"]["TaskDefinitionArn"].replace(":3", ":4")
+    scheduler.update_schedule(
+        Name="nightly", ScheduleExpression=got["ScheduleExpression"], FlexibleTimeWindow=got["FlexibleTimeWindow"], Target=moved
+    )
+    assert scheduler.get_schedule(Name="nightly")["Target"]["EcsParameters"] == moved["EcsParameters"]
+
+    events.put_rule(Name="hourly", ScheduleExpression="rate(1 hour)")
+    events.put_targets(Rule="hourly", Targets=[{"Id": "etl", **ECS_TARGET}])
+    assert events.list_targets_by_rule(Rule="hourly")["Targets"][0]["EcsParameters"] == ECS_TARGET["EcsParameters"]
+    assert [b["Name"] for b in events.list_event_buses()["EventBuses"]] == ["default"]
+
+    for operation, name in (("UpdateSchedule", "stuck"), ("PutTargets", "hourly")):
+        assert post(endpoint, "/moto-api/shiplane/refuse", {"operation": operation, "name": name})[0] == 200
+    with pytest.raises(ClientError) as e:
+        scheduler.update_schedule(Name="stuck", ScheduleExpression="rate(1 day)", FlexibleTimeWindow={"Mode": "OFF"}, Target=moved)
+    assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "iam:PassRole" in e.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as e:
+        events.put_targets(Rule="hourly", Targets=[{"Id": "etl", **moved}])
+    assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert events.list_targets_by_rule(Rule="hourly")["Targets"][0]["EcsParameters"] == ECS_TARGET["EcsParameters"]
+    scheduler.update_schedule(Name="nightly", ScheduleExpression="rate(1 day)", FlexibleTimeWindow={"Mode": "OFF"}, Target=moved)
+    assert post(endpoint, "/moto-api/shiplane/refuse", {"operation": "DeleteRule", "name": "x"})[0] == 400
+
+    reset(endpoint)
+    events.put_rule(Name="hourly", ScheduleExpression="rate(1 hour)")
+    events.put_targets(Rule="hourly", Targets=[{"Id": "etl", **moved}])
+
+
+def test_a_family_without_a_revision_is_its_newest_active_revision(endpoint):
+    reset(endpoint)
+    ecs = client(endpoint, "ecs")
+    for n in range(3):
+        ecs.register_task_definition(family="etl", containerDefinitions=[{"name": "job", "image": f"r/etl:{n}", "memory": 128}])
+    assert ecs.describe_task_definition(taskDefinition="etl")["taskDefinition"]["revision"] == 3
+    ecs.deregister_task_definition(taskDefinition="etl:3")
+    assert ecs.describe_task_definition(taskDefinition="etl")["taskDefinition"]["revision"] == 2
+    assert ecs.describe_task_definition(taskDefinition="etl:3")["taskDefinition"]["status"] == "INACTIVE"
+    with pytest.raises(ClientError):
+        ecs.describe_task_definition(taskDefinition="nothing")

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::{Instrument, error, info, info_span};
 
-use crate::aws::{AwsDeployer, SchedulerTimer, SnsNotifier};
+use crate::aws::{AwsDeployer, AwsTriggers, SchedulerTimer, SnsNotifier};
 use crate::engine::{Deps, EngineError, Report};
 use crate::inbound::Inbound;
 use crate::release::{InvalidInput, Timestamp};
@@ -45,6 +45,7 @@ fn deps_from(config: &aws_config::SdkConfig, settings: &Settings) -> AwsDeps {
             OnFirstUse::new(config, aws_sdk_ecs::Client::new),
             OnFirstUse::new(config, aws_sdk_codedeploy::Client::new),
             &settings.hook_function,
+            AwsTriggers::from_config(config),
         ),
         notifier: SnsNotifier::new(
             OnFirstUse::new(config, aws_sdk_sns::Client::new),

@@ -295,7 +295,8 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
         out.push(v("once", format!("{n} migration tasks started by {by}")));
     }
     let mut revisions: BTreeMap<(String, String, String, u32), usize> = BTreeMap::new();
-    for r in &w.revisions {
+    // A data-job stage that failed deregistered what it registered: undone, not a second.
+    for r in w.revisions.iter().filter(|r| !w.withdrawn.contains(&r.arn)) {
         if let (Some(id), Some(env)) = (&r.release, &r.environment) {
             *revisions
                 .entry((r.family.clone(), id.clone(), env.clone(), r.attempt))
@@ -554,8 +555,10 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
             else {
                 continue;
             };
+            // A revision a failed data-job run withdrew is its own undoing, not a clean-up's.
             for r in w.revisions.iter().filter(|r| {
                 !r.active
+                    && !w.withdrawn.contains(&r.arn)
                     && r.attempt == attempt
                     && r.release.as_deref() == Some(id.as_str())
                     && r.environment.as_deref() == Some(key.environment.as_str())
@@ -609,6 +612,7 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
         }
     }
     which_pushes_go_where(rig, &w, &releases, &history, &mut out);
+    data_job_triggers(rig, &w, &lanes, &mut out);
     stopped_first(&w, &lanes, &history, &mut out);
     out
 }
@@ -738,6 +742,63 @@ fn stopped_first(
                     started + failed
                 ),
             ));
+        }
+    }
+}
+
+/// 9. data jobs: once a data-job stage has settled, every trigger in its cluster pinned to
+///    a revision of one of its families names a revision of the release the lane records
+///    as current, by the revision's tags in the world (all families and triggers moved
+///    together, or all put back).
+fn data_job_triggers(
+    rig: &Rig,
+    w: &crate::world::World,
+    lanes: &BTreeMap<LaneKey, Lane>,
+    out: &mut Vec<Violation>,
+) {
+    use shiplane::pipeline::Target;
+    for service in rig.pipeline.services.values() {
+        for stage in &service.stages {
+            let Target::Task { families, cluster } = &stage.target else {
+                continue;
+            };
+            let key = LaneKey::new(&service.name, &stage.environment);
+            let current = lanes.get(&key).and_then(|l| l.current.clone());
+            for t in &w.triggers {
+                let in_cluster = cluster
+                    .as_deref()
+                    .is_none_or(|c| t.cluster.ends_with(&format!(":cluster/{c}")));
+                let pinned = t
+                    .task_definition
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| n.rsplit_once(':'));
+                let Some((family, _)) =
+                    pinned.filter(|(f, _)| in_cluster && families.iter().any(|x| x == f))
+                else {
+                    continue;
+                };
+                let names = w
+                    .revision(&t.task_definition)
+                    .and_then(|r| r.release.as_deref())
+                    .and_then(|id| ReleaseId::parse(id).ok());
+                if names != current {
+                    out.push(v(
+                        "data-job triggers",
+                        format!(
+                            "{}/{}: {} names {} ({family}, of {}); the lane's current is {}",
+                            service.name,
+                            stage.environment,
+                            t.id,
+                            t.task_definition,
+                            names.map_or_else(|| "no release".into(), |id| id.to_string()),
+                            current
+                                .as_ref()
+                                .map_or_else(|| "none".into(), ToString::to_string),
+                        ),
+                    ));
+                }
+            }
         }
     }
 }

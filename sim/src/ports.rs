@@ -12,13 +12,14 @@ use shiplane::aws::{
     Tagged, Timer, client_token, deployment_description, is_restore_description,
     parse_deployment_description, pinned_revision, started_by,
 };
+use shiplane::aws::{Trigger, TriggerId, TriggerPort, settle};
 use shiplane::checks::{CheckContext, CheckResult, Checker};
 use shiplane::engine::HookInvocation;
 use shiplane::facts::{AlarmChange, BakeTimer};
 use shiplane::facts::{ContainerExit, TaskStopped};
 use shiplane::inbound::codedeploy::{DeploymentState, DeploymentStateChange};
 use shiplane::inbound::ecs::ServiceDeploymentEnded;
-use shiplane::pipeline::{Check, Pipeline};
+use shiplane::pipeline::{Check, Pipeline, Target};
 use shiplane::release::{
     AlarmState, Cause, Digest, Lane, Release, ReleaseId, StageState, Timestamp, Transition,
 };
@@ -326,7 +327,7 @@ impl SimDeployer {
             .await
     }
 
-    /// As `AwsDeployer::earlier_revision`: after a takeover, this release's revision
+    /// As `AwsDeployer::earlier_revision`: after a takeover or for a restore, this release's revision
     /// among the family's newest ten (ListTaskDefinitions, then DescribeTaskDefinition of
     /// each until found, as one call here).
     async fn earlier_revision(
@@ -338,17 +339,18 @@ impl SimDeployer {
             .release
             .stages
             .get(&req.stage.environment)
-            .is_some_and(|s| s.resumed > 0);
-        if !resumed {
+            .is_some_and(|s| s.resumed > 0 || s.redeploy);
+        if !resumed && !matches!(req.stage.target, Target::Task { .. }) {
             return Ok(None);
         }
         let (id, env) = (req.release.id.to_string(), req.stage.environment.clone());
         self.sim
             .call("ECS ListTaskDefinitions", |w| {
+                // ListTaskDefinitions lists ACTIVE revisions.
                 w.revisions
                     .iter()
                     .rev()
-                    .filter(|r| r.family == family)
+                    .filter(|r| r.family == family && r.active)
                     .take(10)
                     .find(|r| {
                         r.release.as_deref() == Some(&id) && r.environment.as_deref() == Some(&env)
@@ -356,6 +358,83 @@ impl SimDeployer {
                     .map(|r| r.arn.clone())
             })
             .await
+    }
+
+    /// As `AwsDeployer::data_jobs`: each family's revision (one after another here), then
+    /// the same [`settle`] over the world's triggers, deregistering through the world.
+    async fn data_jobs(
+        &self,
+        req: &DeployRequest<'_>,
+        families: &[String],
+        cluster: Option<&str>,
+    ) -> Result<DeployOutcome, DeployError> {
+        let (mut registered, mut failed) = (Vec::new(), None);
+        for family in families {
+            match self.revision(req, family).await {
+                Ok(arn) => registered.push(arn),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        let deregister = |arn: String| async move {
+            let sim = self.sim.clone();
+            self.sim
+                .call("ECS DeregisterTaskDefinition", move |w| {
+                    if let Some(r) = w.revisions.iter_mut().find(|r| r.arn == arn) {
+                        r.active = false;
+                        sim.trace(format!("  withdrew {arn}"));
+                        w.withdrawn.push(arn);
+                    }
+                })
+                .await
+        };
+        let (id, env) = (req.release.id.to_string(), req.stage.environment.clone());
+        let ours = |w: &World| -> Vec<String> {
+            let of_release = |arn: &str| {
+                w.revision(arn).is_some_and(|r| {
+                    r.release.as_deref() == Some(id.as_str())
+                        && r.environment.as_deref() == Some(env.as_str())
+                })
+            };
+            w.triggers
+                .iter()
+                .filter(|t| of_release(&t.task_definition))
+                .map(|t| t.id.to_string())
+                .collect()
+        };
+        // Moved to this release's revisions before this run (an earlier run's, taken over).
+        let before = ours(&self.sim.world());
+        let triggers = SimTriggers { sim: &self.sim };
+        let settled = settle(&triggers, registered, failed, cluster, deregister).await;
+        let (task_definitions, triggers) = match settled {
+            Ok(done) => done,
+            Err(e) => {
+                // All or none: what this run moved is back, unless the error names a
+                // trigger that could not be put back (a person is told which, and how).
+                let stranded: Vec<String> = ours(&self.sim.world())
+                    .into_iter()
+                    .filter(|t| !before.contains(t))
+                    .collect();
+                if !stranded.is_empty() && !e.message.contains("could NOT be put back") {
+                    self.sim.flag(
+                        "all or none",
+                        format!(
+                            "{} in {env} failed ({}) with {} still on its revisions",
+                            req.release.id,
+                            e.message,
+                            stranded.join(", ")
+                        ),
+                    );
+                }
+                return Err(e);
+            }
+        };
+        for line in triggers.lines() {
+            self.sim.trace(format!("  {line}"));
+        }
+        Ok(DeployOutcome::Registered {
+            task_definitions,
+            triggers,
+        })
     }
 
     async fn blue_green(
@@ -539,7 +618,6 @@ fn stopped_from(svc: &EcsService) -> Option<u32> {
 
 impl Deployer for SimDeployer {
     async fn deploy(&self, req: DeployRequest<'_>) -> Result<DeployOutcome, DeployError> {
-        let lane = lane_of(&self.sim, &req)?;
         if !req.release.stages[&req.stage.environment].redeploy
             && self.sim.hostile(self.sim.config.second_thoughts)
         {
@@ -549,6 +627,10 @@ impl Deployer for SimDeployer {
                 release: req.release.id.clone(),
             });
         }
+        if let Target::Task { families, cluster } = &req.stage.target {
+            return self.data_jobs(&req, families, cluster.as_deref()).await;
+        }
+        let lane = lane_of(&self.sim, &req)?;
         let td = match pinned_revision(&req) {
             Some(pinned) => pinned.to_string(),
             None => self.revision(&req, &lane.family).await?,
@@ -633,6 +715,9 @@ impl Deployer for SimDeployer {
         req: DeployRequest<'_>,
         deployment_id: &str,
     ) -> Result<DeploymentStatus, DeployError> {
+        if matches!(req.stage.target, Target::Task { .. }) {
+            return Ok(DeploymentStatus::Succeeded);
+        }
         let lane = lane_of(&self.sim, &req)?;
         if lane.blue_green {
             return self
@@ -702,9 +787,12 @@ impl Deployer for SimDeployer {
         keep: u32,
         protect: &[ReleaseId],
     ) -> shiplane::aws::CleanUp {
-        let lane = match lane_of(&self.sim, &req) {
-            Ok(lane) => lane,
-            Err(e) => {
+        let families: Vec<String> = match (&req.stage.target, lane_of(&self.sim, &req)) {
+            (Target::Task { families, .. }, _) => families.clone(),
+            (_, Ok(lane)) => std::iter::once(lane.family.clone())
+                .chain(lane.migration_family.clone())
+                .collect(),
+            (_, Err(e)) => {
                 return shiplane::aws::CleanUp {
                     deregistered: Vec::new(),
                     error: Some(e),
@@ -712,9 +800,6 @@ impl Deployer for SimDeployer {
             }
         };
         let env = req.stage.environment.clone();
-        let families: Vec<String> = std::iter::once(lane.family.clone())
-            .chain(lane.migration_family.clone())
-            .collect();
         let protect: Vec<String> = protect.iter().map(ToString::to_string).collect();
         let sim = self.sim.clone();
         let done = self
@@ -919,6 +1004,45 @@ impl Deployer for SimDeployer {
                 })
             })
             .await
+    }
+}
+
+/// The data jobs' triggers in the world: listing them is one call, each update another,
+/// each failing as any call does (before its effect, or after it with the answer lost).
+struct SimTriggers<'a> {
+    sim: &'a Arc<Sim>,
+}
+
+impl TriggerPort for SimTriggers<'_> {
+    async fn ecs_triggers(&self) -> Result<Vec<Trigger>, DeployError> {
+        self.sim
+            .call("Scheduler ListSchedules", |w| w.triggers.clone())
+            .await
+    }
+
+    async fn point(&self, trigger: &TriggerId, from: &str, to: &str) -> Result<(), DeployError> {
+        let op = match trigger {
+            TriggerId::Schedule { .. } => "Scheduler UpdateSchedule",
+            TriggerId::RuleTarget { .. } => "EventBridge PutTargets",
+        };
+        let sim = self.sim.clone();
+        self.sim
+            .call(op, |w| {
+                let Some(t) = w.triggers.iter_mut().find(|t| &t.id == trigger) else {
+                    return Err(permanent(format!("{trigger} is gone")));
+                };
+                if t.task_definition == from {
+                    t.task_definition = to.to_string();
+                    sim.trace(format!("  {trigger} now names {to}"));
+                } else if t.task_definition != to {
+                    return Err(permanent(format!(
+                        "{trigger} names {}, not {from}",
+                        t.task_definition
+                    )));
+                }
+                Ok(())
+            })
+            .await?
     }
 }
 

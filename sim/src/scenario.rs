@@ -24,7 +24,8 @@ use crate::{Config, Outcome, Sim, Stats, Violation, invariants, take_trace};
 /// The pipeline every seed runs: `api`, blue/green through dev, staging and prod with a
 /// migration in dev and prod, checks in every environment, approval into prod and prod
 /// held by staging's alarms; `tiles`, rolling through dev and prod, prod held by dev's,
-/// with a `stop-first` migration in prod (the service stopped while it runs).
+/// with a `stop-first` migration in prod (the service stopped while it runs); `jobs`, data
+/// jobs in dev and prod whose triggers ([`triggers`]) move with each release.
 /// Every stage bakes 10 minutes and stays watched 30 minutes after. Which pushes go where:
 /// feature branches (`feature-N`) only to dev; hotfixes (`hotfix-N`) would be taken by
 /// prod but not by api's staging, so api's stop in dev as well, and tiles' go on; release
@@ -107,6 +108,19 @@ bake = "10m"
 watch = "30m"
 hold_while_alarms_in = ["dev"]
 migration = { family = "tiles-migrate", command = ["./migrate"], mode = "stop-first" }
+
+[services.jobs]
+repository = "sim/jobs"
+kind = "task"
+
+[services.jobs.environments.dev]
+cluster = "sim-dev"
+task_families = ["jobs-nightly", "jobs-hourly"]
+keep = 2
+
+[services.jobs.environments.prod]
+cluster = "sim-prod"
+task_families = ["jobs-nightly", "jobs-hourly"]
 "#;
 
 /// The engine's ports over the world.
@@ -202,6 +216,48 @@ fn lanes(pipeline: &Pipeline) -> Vec<LaneSpec> {
     out
 }
 
+/// The data jobs' families, their first revisions and their triggers in each cluster: a
+/// schedule and a rule target pinned to a revision, and a schedule naming its family
+/// unpinned (left as it is).
+fn triggers(w: &mut crate::world::World) {
+    use shiplane::aws::{Trigger, TriggerId};
+    let td = |name: &str| format!("arn:aws:ecs:eu-west-1:111122223333:task-definition/{name}");
+    for family in ["jobs-nightly", "jobs-hourly"] {
+        w.revisions.push(Revision {
+            arn: td(&format!("{family}:1")),
+            family: family.into(),
+            release: None,
+            environment: None,
+            attempt: 0,
+            digest: None,
+            active: true,
+        });
+    }
+    for env in ["dev", "prod"] {
+        let cluster = format!("arn:aws:ecs:eu-west-1:111122223333:cluster/sim-{env}");
+        let schedule = |name: &str| TriggerId::Schedule {
+            group: "jobs".into(),
+            name: format!("{name}-{env}"),
+        };
+        let rule = TriggerId::RuleTarget {
+            bus: "default".into(),
+            rule: format!("hourly-{env}"),
+            target: "run".into(),
+        };
+        for (id, task_definition) in [
+            (schedule("nightly"), td("jobs-nightly:1")),
+            (rule, td("jobs-hourly:1")),
+            (schedule("follows"), td("jobs-nightly")),
+        ] {
+            w.triggers.push(Trigger {
+                id,
+                cluster: cluster.clone(),
+                task_definition,
+            });
+        }
+    }
+}
+
 /// Runs one seed: set-up, a first release everywhere, the hostile part, quiet, checks.
 pub async fn run(seed: u64, config: Config) -> Outcome {
     let sim = Sim::new(seed, config);
@@ -222,6 +278,7 @@ pub async fn run(seed: u64, config: Config) -> Outcome {
         let mut w = sim.world();
         w.outbox = Some(tx);
         w.lanes = lanes(&pipeline);
+        triggers(&mut w);
         let specs = w.lanes.clone();
         for lane in specs {
             let arn = format!(
@@ -418,8 +475,12 @@ fn push(rig: &Rig, service: &str, bad: Option<Bad>) {
     };
     let migrates = svc.stages.iter().any(|s| s.migration.is_some());
     let bad_given = bad.is_some();
+    // Data jobs run nothing on release: nothing in the world could tell a bad one.
+    let jobs = svc.kind == shiplane::pipeline::ServiceKind::Task;
     let bad = bad.unwrap_or_else(|| {
-        if sim.chance(sim.config.alarm_bad) {
+        if jobs {
+            Bad::No
+        } else if sim.chance(sim.config.alarm_bad) {
             Bad::Alarm
         } else if sim.chance(sim.config.late_alarm_bad) {
             Bad::LateAlarm

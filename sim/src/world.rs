@@ -245,6 +245,12 @@ pub struct World {
     pub tasks: Vec<Task>,
     pub alarms: BTreeMap<String, (AlarmState, Timestamp)>,
     pub schedules: BTreeMap<String, (BakeTimer, Timestamp)>,
+    /// Data jobs' triggers (Scheduler schedules, EventBridge rule targets) and the task
+    /// definition each names.
+    pub triggers: Vec<shiplane::aws::Trigger>,
+    /// Revisions a data-job stage that failed deregistered again (undone, so a retry's
+    /// registering another is no second effect).
+    pub withdrawn: Vec<String>,
     pub outbox: Option<UnboundedSender<Emitted>>,
     /// When an operator last acted on each lane: the order invariant leaves such lanes
     /// to the operator.

@@ -248,6 +248,7 @@ pub async fn aws_adapters(account: &Account) -> AwsAdapters {
             aws_sdk_ecs::Client::new(&config),
             aws_sdk_codedeploy::Client::new(&config),
             "shiplane-deploy-hook",
+            shiplane::aws::AwsTriggers::from_config(&config),
         ),
         notifier: shiplane::aws::SnsNotifier::new(
             aws_sdk_sns::Client::new(&config),
@@ -401,6 +402,12 @@ pub fn set_deployment_status(deployment_id: &str, status: &str) {
         "--status",
         status,
     ]);
+}
+
+/// Makes the emulator refuse, as a missing iam:PassRole does, every later `operation`
+/// (`UpdateSchedule` or `PutTargets`) on the schedule or rule `name`.
+pub fn refuse(operation: &str, name: &str) {
+    provision(&["refuse", "--operation", operation, "--name", name]);
 }
 
 /// A short unique lowercase prefix for resource names in one test.

@@ -42,7 +42,12 @@ impl World {
         let codedeploy = aws_sdk_codedeploy::Client::new(&config);
         World {
             pipeline: Pipeline::from_toml(&pipeline_for(&p)).unwrap(),
-            deployer: AwsDeployer::new(ecs.clone(), codedeploy.clone(), HOOK),
+            deployer: AwsDeployer::new(
+                ecs.clone(),
+                codedeploy.clone(),
+                HOOK,
+                shiplane::aws::AwsTriggers::from_config(&config),
+            ),
             notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&config), &account.topic_arn),
             timer: SchedulerTimer::new(
                 aws_sdk_scheduler::Client::new(&config),
@@ -645,7 +650,10 @@ async fn data_jobs_get_new_revisions_of_every_family_and_nothing_runs() {
     let w = World::new().await;
     let r = w.release("etl", "20261116-abc1234");
     let out = w.deployer.deploy(w.request(&r, "dev")).await.unwrap();
-    let DeployOutcome::Registered { task_definitions } = out else {
+    let DeployOutcome::Registered {
+        task_definitions, ..
+    } = out
+    else {
         panic!("{out:?}")
     };
     assert_eq!(task_definitions.len(), 2);

@@ -82,7 +82,12 @@ async fn adapters(
     let codedeploy = aws_sdk_codedeploy::Client::new(&config);
     (
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), ""),
-        AwsDeployer::new(ecs.clone(), codedeploy.clone(), "shiplane-deploy-hook"),
+        AwsDeployer::new(
+            ecs.clone(),
+            codedeploy.clone(),
+            "shiplane-deploy-hook",
+            shiplane::aws::AwsTriggers::from_config(&config),
+        ),
         SnsNotifier::new(aws_sdk_sns::Client::new(&config), &account.topic_arn),
         codedeploy,
         ecs,

@@ -22,6 +22,7 @@ pub(crate) async fn deps(config: &SdkConfig, table: &str, aws: &Reach) -> CliDep
             aws_sdk_ecs::Client::new(&config),
             aws_sdk_codedeploy::Client::new(&config),
             &aws.hook_function,
+            shiplane::aws::AwsTriggers::from_config(&config),
         ),
         notifier: match aws.topic.as_deref().filter(|t| !t.is_empty()) {
             Some(topic) => CliNotifier::Topic(

@@ -324,7 +324,12 @@ fn target_settings(target: &Target, out: &mut BTreeMap<String, String>) {
             put("cluster", text(cluster));
             put("service", text(service));
         }
-        Target::Task { families } => put("task_families", list(families)),
+        Target::Task { families, cluster } => {
+            put("task_families", list(families));
+            if let Some(cluster) = cluster {
+                put("cluster", text(cluster));
+            }
+        }
     }
 }
 

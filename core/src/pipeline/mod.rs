@@ -306,8 +306,15 @@ pub enum Target {
         service: String,
         container: String,
     },
-    /// Data jobs: new revisions of these task-definition families, nothing runs.
-    Task { families: Vec<String> },
+    /// Data jobs: new revisions of these task-definition families, nothing runs; the
+    /// EventBridge rule targets and Scheduler schedules pinned to a revision of one of them
+    /// move to the new revision.
+    Task {
+        families: Vec<String>,
+        /// Only triggers whose ECS target runs in this cluster move (the stage's `cluster`,
+        /// or its environment's default); None: triggers in any cluster.
+        cluster: Option<String>,
+    },
 }
 
 impl Target {

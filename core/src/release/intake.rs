@@ -97,7 +97,7 @@ tags = { semver = ">=1.0.0" }
 [services.api.environments.dev]
 task_families = ["a"]
 [services.api.environments.prod]
-task_families = ["a"]
+task_families = ["b"]
 "#;
 
     fn push(repository: &str, tag: &str, at: u64) -> ImagePush {

@@ -24,9 +24,13 @@ pub use appspec::appspec;
 #[cfg(feature = "hooks")]
 pub(crate) use deployer::ecs_service;
 pub use deployer::{
-    AppStop, AwsDeployer, CleanUp, DeployOutcome, DeployRequest, Deployer, DeploymentStatus,
-    MigrationRun, Origin, Tagged, client_token, deployment_description, is_restore_description,
-    parse_deployment_description, parse_started_by, pinned_revision, started_by,
+    AppStop, AwsDeployer, AwsTriggers, CleanUp, DeployOutcome, DeployRequest, Deployer,
+    DeploymentStatus, MigrationRun, Origin, Tagged, client_token, deployment_description,
+    is_restore_description, parse_deployment_description, parse_started_by, pinned_revision,
+    started_by,
+};
+pub use deployer::{
+    Move, Plan, Trigger, TriggerId, TriggerMoves, TriggerPort, move_triggers, plan, settle,
 };
 pub use error::DeployError;
 pub use hooks::{CodeDeployHooks, HookReporter, HookStatus};

@@ -364,9 +364,17 @@ impl<P: Ports> Engine<'_, P> {
                 };
                 (event, vec![r])
             }
-            Ok(DeployOutcome::Registered { task_definitions }) => {
-                info!(release = %release.id, environment = %env, task_definitions = ?task_definitions, "task definitions registered; nothing runs");
-                (Event::DeploymentSucceeded, Vec::new())
+            Ok(DeployOutcome::Registered {
+                task_definitions,
+                triggers,
+            }) => {
+                let triggers = triggers.lines();
+                info!(release = %release.id, environment = %env, task_definitions = ?task_definitions, triggers = ?triggers, "task definitions registered, triggers moved; nothing runs");
+                let event = Event::JobsUpdated {
+                    task_definitions,
+                    triggers,
+                };
+                (event, Vec::new())
             }
             Ok(DeployOutcome::Blocked { by }) => (
                 Event::DeploymentBlocked {

@@ -146,7 +146,7 @@ impl AccountCheck {
                 self.ecs_service(at, service.kind, cluster, ecs_service, container)
                     .await;
             }
-            Target::Task { families } => {
+            Target::Task { families, .. } => {
                 for family in families {
                     self.family(at, Check::TaskFamily, family, None).await;
                 }

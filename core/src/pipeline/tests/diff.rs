@@ -114,7 +114,7 @@ fn added_removed_and_changed_services_and_environments() {
              [SettingChange { key: \"port\", before: Some(\"8080\"), after: Some(\"8081\") }] | \
              Changed dev (1 settings), Removed staging (10 settings), Changed prod (1 settings)",
             "Changed etl Some(\"dev → prod (no staging)\") → Some(\"dev → staging → prod\"): [] | \
-             Added staging (5 settings)",
+             Added staging (6 settings)",
             "Removed tiles Some(\"dev → prod (no staging)\") → None: [SettingChange { key: \"container\", before: Some(\"\\\"tileserver\\\"\"), after: None }, SettingChange { key: \"kind\", before: Some(\"\\\"rolling\\\"\"), after: None }, SettingChange { key: \"repository\", before: Some(\"\\\"shiplane/tiles\\\"\"), after: None }, SettingChange { key: \"tags.regex\", before: Some(\"\\\"^(feature-.+|release-[0-9]+)$\\\"\"), after: None }] | \
              Removed dev (6 settings), Removed prod (7 settings)",
         ]
@@ -128,6 +128,7 @@ fn added_removed_and_changed_services_and_environments() {
         [
             setting("approval", None, Some("\"manual\"")),
             setting("bake", None, Some("\"30m\"")),
+            setting("cluster", None, Some("\"shiplane-staging\"")),
             setting("freeze", None, Some("false")),
             setting("keep", None, Some("5")),
             setting("task_families", None, Some("[\"etl-nightly\"]")),

@@ -89,7 +89,8 @@ fn the_example_file_validates_and_means_what_its_comments_say() {
     assert_eq!(
         etl.stage("dev").unwrap().target,
         Target::Task {
-            families: vec!["etl-nightly".into(), "etl-backfill".into()]
+            families: vec!["etl-nightly".into(), "etl-backfill".into()],
+            cluster: Some("shiplane-dev".into()),
         }
     );
     assert_eq!(
@@ -794,5 +795,34 @@ migration = { family = "m", command = ["x"], mode = "offline" }
     assert!(
         got.contains("services.bg.environments.prod.migration.mode: unknown mode \"offline\""),
         "{got}"
+    );
+}
+
+#[test]
+fn data_jobs_sharing_a_family_must_name_different_clusters() {
+    let file = |dev: &str, prod: &str| {
+        format!(
+            "[pipeline]\nenvironments = [\"dev\", \"prod\"]\n[services.etl]\nrepository = \"team/etl\"\nkind = \"task\"\n[services.etl.environments.dev]\ntask_families = [\"nightly\"]\n{dev}\n[services.etl.environments.prod]\ntask_families = [\"nightly\", \"backfill\"]\n{prod}\n"
+        )
+    };
+    for (dev, prod) in [
+        ("", ""),
+        ("cluster = \"jobs\"", ""),
+        ("cluster = \"jobs\"", "cluster = \"jobs\""),
+    ] {
+        let got = problems(&file(dev, prod)).join("\n");
+        assert!(
+            got.contains("services.etl.environments.prod.cluster: nightly is also updated by services.etl.environments.dev, and both could move the same triggers; give each environment its own cluster"),
+            "{dev:?} {prod:?}: {got}"
+        );
+    }
+    let p =
+        Pipeline::from_toml(&file("cluster = \"jobs-dev\"", "cluster = \"jobs-prod\"")).unwrap();
+    assert_eq!(
+        p.services["etl"].stage("prod").unwrap().target,
+        Target::Task {
+            families: vec!["nightly".into(), "backfill".into()],
+            cluster: Some("jobs-prod".into()),
+        }
     );
 }

@@ -18,9 +18,9 @@ tags = { regex = "^(feature-|release-|v)" }
 [services.api.environments.dev]
 task_families = ["a"]
 [services.api.environments.staging]
-task_families = ["a"]
+task_families = ["b"]
 [services.api.environments.prod]
-task_families = ["a"]
+task_families = ["c"]
 tags = { semver = ">=2", prereleases = true }
 "#;
 

@@ -1,6 +1,7 @@
 //! Turns the raw file into a [`Pipeline`], collecting every problem with its path.
 
 mod checks;
+mod jobs;
 mod keys;
 mod service;
 mod stage;
@@ -55,6 +56,7 @@ pub(super) fn validate(raw: RawFile, unknown: Vec<String>) -> Result<Pipeline, C
     stray_defaults(&raw, &environments, &mut p);
     let services = services(&raw, &environments, &mut p);
     restarts(&raw, &services, &mut p);
+    jobs::shared_families(&services, &mut p);
 
     if p.0.is_empty() {
         let by_repository = services

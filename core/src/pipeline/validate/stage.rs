@@ -93,6 +93,7 @@ pub(super) fn stage_config(
         },
         ServiceKind::Task => Target::Task {
             families: task_families,
+            cluster: merged.cluster.clone(),
         },
     };
     StageConfig {

@@ -215,6 +215,24 @@ pub fn apply(
             )?;
             w.lane().current = Some(id.clone());
         }
+        // A data-job action that ran on after its stage ended (a cancel, a deadline, the
+        // operator's rollback while it ran) moved the triggers to this release's revisions,
+        // perhaps after the last known good was put back: the lane records it as running,
+        // and what it owes deploys the last known good again, moving them back (its order
+        // against the moves of any release since is unknown, so it is restored either way).
+        (S::RolledBack | S::Cancelled | S::Failed, Event::JobsUpdated { .. })
+            if w.view.lane.current.as_ref() != Some(id) =>
+        {
+            w.record(
+                id,
+                cause,
+                Some(format!(
+                    "{}; its data-job action finished after the stage ended: the last known good is deployed again",
+                    detail.unwrap_or_default()
+                )),
+            )?;
+            w.lane().current = Some(id.clone());
+        }
         (S::Succeeded, Event::Restore) => {
             restore_last_known_good(&mut w, id, state, event)?;
         }
@@ -290,8 +308,8 @@ pub fn apply(
             }
             w.record(id, cause, detail)?;
         }
-        (S::Deploying | S::Validating, Event::DeploymentSucceeded) => {
-            deployment_succeeded(&mut w, id, cause)?;
+        (S::Deploying | S::Validating, Event::DeploymentSucceeded | Event::JobsUpdated { .. }) => {
+            deployment_succeeded(&mut w, id, cause, detail)?;
         }
         (S::Failed | S::RolledBack | S::Cancelled, Event::Retry { .. }) => {
             retry(&mut w, id, cause, actor)?;

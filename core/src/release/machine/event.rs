@@ -53,6 +53,13 @@ pub enum Event {
         reason: String,
     },
     DeploymentSucceeded,
+    /// A data-job stage's deploy action registered its families' revisions and moved the
+    /// triggers pinned to them: its success, recorded with what changed (`triggers`, one
+    /// line per trigger, those left as they are too).
+    JobsUpdated {
+        task_definitions: Vec<String>,
+        triggers: Vec<String>,
+    },
     DeploymentFailed {
         reason: String,
     },
@@ -192,7 +199,7 @@ impl Event {
             Event::DeploymentCreated { .. } => Cause::DeploymentCreated,
             Event::ValidationStarted => Cause::ValidationStarted,
             Event::DeploymentBlocked { .. } => Cause::DeploymentBlocked,
-            Event::DeploymentSucceeded => Cause::DeploymentSucceeded,
+            Event::DeploymentSucceeded | Event::JobsUpdated { .. } => Cause::DeploymentSucceeded,
             Event::DeploymentFailed { .. } => Cause::DeploymentFailed,
             Event::BakeElapsed => Cause::BakeElapsed,
             Event::AlarmFired { .. } => Cause::AlarmFired,
@@ -257,6 +264,10 @@ impl Event {
                 "{deployment_id} was replaced by a newer deployment of the service; deploying again"
             )),
             Event::RollbackReported { detail, .. } => Some(detail.clone()),
+            Event::JobsUpdated {
+                task_definitions,
+                triggers,
+            } => Some(jobs_updated(task_definitions, triggers)),
             Event::MigrationStarted { task_arn } => Some(task_arn.clone()),
             Event::AlarmFired { alarm } => Some(alarm.clone()),
             Event::TagAdded { tag } => Some(tag.clone()),
@@ -343,6 +354,23 @@ fn after_success(event: &Event) -> Option<String> {
         }),
         _ => None,
     }
+}
+
+/// What a data-job stage changed: its revisions (`family:N`), then each trigger.
+fn jobs_updated(task_definitions: &[String], triggers: &[String]) -> String {
+    let revisions: Vec<&str> = task_definitions
+        .iter()
+        .map(|td| td.rsplit('/').next().unwrap_or(td))
+        .collect();
+    let mut out = format!("registered {}", revisions.join(", "));
+    if triggers.is_empty() {
+        out.push_str("; no trigger is pinned to a revision of these families");
+    }
+    for t in triggers {
+        out.push_str("; ");
+        out.push_str(t);
+    }
+    out
 }
 
 /// How much free text (a failure reason, an AWS message) one history item keeps.

@@ -176,6 +176,7 @@ pub(super) fn deployment_succeeded(
     w: &mut Work<'_>,
     id: &ReleaseId,
     cause: Cause,
+    detail: Option<String>,
 ) -> Result<(), TransitionError> {
     use StageState as S;
     let policy = w.policy;
@@ -193,10 +194,10 @@ pub(super) fn deployment_succeeded(
         );
         replace_shipped(w, id, (S::RolledBack, Cause::AlarmFired, None), Some(why))?;
     } else if redeploy || policy.bake.is_zero() {
-        w.succeed(id, cause, None, None)?;
+        w.succeed(id, cause, None, detail)?;
     } else {
         // Entering the bake sets its end: the policy's bake from now.
-        w.move_to(id, S::Baking, cause, None, None)?;
+        w.move_to(id, S::Baking, cause, None, detail)?;
     }
     Ok(())
 }

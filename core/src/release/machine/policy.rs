@@ -76,8 +76,10 @@ pub struct Policy {
     /// (`hold_while_alarms_in`): while any fires, nothing starts here.
     pub held_by: Vec<String>,
     /// A deployment in flight is undone by deploying the last known good again (an ECS
-    /// rolling service: ECS has no stop, a newer deployment replaces the one in progress),
-    /// not by stopping it (CodeDeploy, which routes traffic back itself).
+    /// rolling service: ECS has no stop, a newer deployment replaces the one in progress;
+    /// data jobs: their triggers are moved back to its revisions, whatever a failed or
+    /// interrupted action left), not by stopping it (CodeDeploy, which routes traffic back
+    /// itself).
     pub undo_by_redeploy: bool,
     /// Rolling services restarted each time a release succeeds here
     /// ([`StageConfig::restarts`]).
@@ -114,7 +116,7 @@ impl Policy {
                 .map_or(TagPolicy::Any, |s| s.tags.clone()),
             deadlines: Deadlines::default(),
             held_by: Vec::new(),
-            undo_by_redeploy: service.kind == ServiceKind::Rolling,
+            undo_by_redeploy: service.kind != ServiceKind::BlueGreen,
             restarts: stage.restarts.clone(),
             keep: stage.keep,
         }

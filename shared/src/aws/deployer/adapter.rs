@@ -43,20 +43,24 @@ pub struct AwsDeployer {
     pub(super) ecs: crate::sdk::OnFirstUse<aws_sdk_ecs::Client>,
     pub(super) codedeploy: crate::sdk::OnFirstUse<aws_sdk_codedeploy::Client>,
     pub(super) hook_function: String,
+    pub(super) triggers: super::AwsTriggers,
     pub(super) prefetched: Arc<Mutex<Vec<(String, std::time::Instant, Revisions)>>>,
 }
 
 impl AwsDeployer {
-    /// `hook_function` is the deploy-hook Lambda named in every AppSpec.
+    /// `hook_function` is the deploy-hook Lambda named in every AppSpec; `triggers` finds
+    /// and moves the triggers of data jobs.
     pub fn new(
         ecs: impl Into<crate::sdk::OnFirstUse<aws_sdk_ecs::Client>>,
         codedeploy: impl Into<crate::sdk::OnFirstUse<aws_sdk_codedeploy::Client>>,
         hook_function: impl Into<String>,
+        triggers: super::AwsTriggers,
     ) -> AwsDeployer {
         AwsDeployer {
             ecs: ecs.into(),
             codedeploy: codedeploy.into(),
             hook_function: hook_function.into(),
+            triggers,
             prefetched: Arc::default(),
         }
     }
@@ -93,7 +97,9 @@ impl Deployer for AwsDeployer {
                 service,
                 container,
             } => self.rolling(req, cluster, service, container).await,
-            Target::Task { families } => self.data_jobs(req, families).await,
+            Target::Task { families, cluster } => {
+                self.data_jobs(req, families, cluster.as_deref()).await
+            }
         }
     }
 

@@ -22,7 +22,7 @@ pub(super) fn families(req: &DeployRequest<'_>) -> BTreeSet<String> {
     let env = req.stage.environment.as_str();
     let mut out = BTreeSet::new();
     match &req.stage.target {
-        Target::Task { families } => out.extend(families.iter().cloned()),
+        Target::Task { families, .. } => out.extend(families.iter().cloned()),
         Target::BlueGreen { .. } | Target::Rolling { .. } => {
             let deployed = req
                 .release

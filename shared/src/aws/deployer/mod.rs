@@ -24,6 +24,7 @@ mod outage;
 mod prefetch;
 mod revisions;
 mod rolling;
+mod triggers;
 
 use std::future::Future;
 
@@ -40,6 +41,10 @@ pub(super) use codedeploy::{deployment_info, origin_of};
 pub use naming::{
     client_token, deployment_description, is_restore_description, parse_deployment_description,
     parse_started_by, pinned_revision, started_by,
+};
+pub use triggers::{
+    AwsTriggers, Move, Plan, Trigger, TriggerId, TriggerMoves, TriggerPort, move_triggers, plan,
+    settle,
 };
 
 /// One release into one stage.
@@ -62,8 +67,12 @@ pub enum DeployOutcome {
         deployment_id: String,
         task_definition: String,
     },
-    /// Revisions registered for data jobs; nothing runs, nothing to wait for.
-    Registered { task_definitions: Vec<String> },
+    /// Revisions registered for data jobs, and what moved to them; nothing runs, nothing
+    /// to wait for.
+    Registered {
+        task_definitions: Vec<String>,
+        triggers: TriggerMoves,
+    },
     /// The deployment group is busy with a deployment Shiplane did not start.
     Blocked { by: String },
 }

@@ -100,7 +100,11 @@ impl AwsDeployer {
     /// The revision an earlier run of this stage's action registered, when another
     /// release registered one of the same family since (a migration family shared by the
     /// environments): looked for among the family's newest [`EARLIER_REVISIONS`] only
-    /// when the action was taken over after its lease ran out ([`Stage::resumed`]).
+    /// when the action was taken over after its lease ran out ([`Stage::resumed`]), when
+    /// it restores the release, or for data jobs (a data-job stage records no revision of
+    /// its own to deploy again, and another release's run may register in its families
+    /// between two runs of its action: its revisions are found by their tags, so that a
+    /// restore or a second run registers none while they are kept).
     ///
     /// [`Stage::resumed`]: crate::release::Stage::resumed
     async fn earlier_revision(
@@ -112,8 +116,9 @@ impl AwsDeployer {
             .release
             .stages
             .get(&req.stage.environment)
-            .is_some_and(|s| s.resumed > 0);
-        if !resumed {
+            .is_some_and(|s| s.resumed > 0 || s.redeploy);
+        let data_jobs = matches!(req.stage.target, crate::pipeline::Target::Task { .. });
+        if !resumed && !data_jobs {
             return Ok(None);
         }
         let listed = self

@@ -60,13 +60,36 @@ async fn data_jobs_register_and_succeed_at_once_then_promote() {
         .lock()
         .unwrap()
         .push(Ok(DeployOutcome::Registered {
-            task_definitions: vec!["etl-nightly:2".into()],
+            task_definitions: vec!["arn:aws:ecs:r:1:task-definition/etl-nightly:2".into()],
+            triggers: crate::aws::TriggerMoves {
+                moved: vec![crate::aws::Move {
+                    trigger: crate::aws::TriggerId::Schedule {
+                        group: "jobs".into(),
+                        name: "nightly".into(),
+                    },
+                    from: "arn:aws:ecs:r:1:task-definition/etl-nightly:1".into(),
+                    to: "arn:aws:ecs:r:1:task-definition/etl-nightly:2".into(),
+                }],
+                ..Default::default()
+            },
         }));
     let id = w.pushed("shiplane/etl", 1, "20261116-abc1234").await;
     assert_eq!(
         w.state(&id, "dev").await,
         Some(StageState::Succeeded),
         "no bake for data jobs"
+    );
+    let history = w.store.history_of_release(&id).await.unwrap();
+    let success = history
+        .iter()
+        .find(|t| t.to == Some(StageState::Succeeded))
+        .unwrap();
+    assert_eq!(
+        success.detail.as_deref(),
+        Some(
+            "registered etl-nightly:2; schedule jobs/nightly moved from etl-nightly:1 to etl-nightly:2"
+        ),
+        "what moved is in the release's history"
     );
     assert_eq!(
         w.state(&id, "prod").await,

@@ -42,9 +42,11 @@ migration = { family = "db-migrate", command = ["./migrate"] }
 repository = "shiplane/etl"
 kind = "task"
 [services.etl.environments.dev]
+cluster = "dev"
 task_families = ["etl-nightly"]
 bake = "1h"
 [services.etl.environments.prod]
+cluster = "prod"
 task_families = ["etl-nightly"]
 approval = "manual"
 "#;

@@ -328,3 +328,32 @@ fn a_late_success_older_than_the_current_release_changes_nothing() {
         .succeeded_at = Some(Timestamp(T0.0 + 60_000));
     assert!(apply(&v, &id(1), &Event::DeploymentSucceeded, &policy(), T0).is_err());
 }
+
+/// A data-job action that finished after its stage was cancelled moved the triggers to the
+/// cancelled release: the lane records it as running and owes the last known good's
+/// restore (which moves them back); the same outcome again changes nothing.
+#[test]
+fn a_data_job_action_that_finished_after_its_stage_ended_makes_the_lane_restore_the_last_known_good()
+ {
+    let v = view_in(Some(StageState::Cancelled));
+    let jobs = Policy {
+        bake: std::time::Duration::ZERO,
+        ..rolling()
+    };
+    let late = Event::JobsUpdated {
+        task_definitions: vec!["etl:5".into()],
+        triggers: vec!["schedule jobs/nightly moved from etl:4 to etl:5".into()],
+    };
+    let d = apply(&v, &id(1), &late, &jobs, T0).unwrap();
+    assert_eq!(d.view.lane.current, Some(id(1)));
+    let why = d.transitions.last().and_then(|t| t.detail.clone()).unwrap();
+    assert!(
+        why.contains("finished after the stage ended: the last known good is deployed again"),
+        "{why}"
+    );
+    assert_eq!(
+        crate::release::owed(&d.view, &jobs, T0),
+        [crate::release::Owed::Apply(id(0), Event::Restore)]
+    );
+    assert!(apply(&d.view, &id(1), &late, &jobs, T0).is_err(), "once");
+}

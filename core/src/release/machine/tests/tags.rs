@@ -152,10 +152,10 @@ kind = "task"
 [services.api.environments.dev]
 task_families = ["a"]
 [services.api.environments.staging]
-task_families = ["a"]
+task_families = ["b"]
 tags = { regex = "^release-" }
 [services.api.environments.prod]
-task_families = ["a"]
+task_families = ["c"]
 "#;
 
 #[test]
