@@ -403,8 +403,28 @@ impl SimDeployer {
         };
         // Moved to this release's revisions before this run (an earlier run's, taken over).
         let before = ours(&self.sim.world());
+        let key = format!("{id}@{env}");
+        {
+            let mut w = self.sim.world();
+            let (runs, overlapped) = w.data_job_runs.entry(key.clone()).or_default();
+            *runs += 1;
+            *overlapped |= *runs > 1;
+        }
         let triggers = SimTriggers { sim: &self.sim };
-        let settled = settle(&triggers, registered, failed, cluster, deregister).await;
+        let restore = req.release.stages[&req.stage.environment].redeploy;
+        let settled = settle(&triggers, registered, failed, cluster, restore, deregister).await;
+        // Another run of the same action at once (a duplicate, a taken-over lease) may
+        // move triggers to these revisions meanwhile: the check is for a run alone.
+        let alone = {
+            let mut w = self.sim.world();
+            let (runs, overlapped) = w.data_job_runs.entry(key).or_default();
+            let alone = !*overlapped;
+            *runs -= 1;
+            if *runs == 0 {
+                *overlapped = false;
+            }
+            alone
+        };
         let (task_definitions, triggers) = match settled {
             Ok(done) => done,
             Err(e) => {
@@ -414,7 +434,7 @@ impl SimDeployer {
                     .into_iter()
                     .filter(|t| !before.contains(t))
                     .collect();
-                if !stranded.is_empty() && !e.message.contains("could NOT be put back") {
+                if alone && !stranded.is_empty() && !e.message.contains("could NOT be put back") {
                     self.sim.flag(
                         "all or none",
                         format!(

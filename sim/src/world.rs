@@ -251,6 +251,9 @@ pub struct World {
     /// Revisions a data-job stage that failed deregistered again (undone, so a retry's
     /// registering another is no second effect).
     pub withdrawn: Vec<String>,
+    /// Data-job runs in flight, by `release@environment`, and whether two overlapped
+    /// since none was.
+    pub data_job_runs: BTreeMap<String, (u32, bool)>,
     pub outbox: Option<UnboundedSender<Emitted>>,
     /// When an operator last acted on each lane: the order invariant leaves such lanes
     /// to the operator.

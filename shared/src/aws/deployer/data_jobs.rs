@@ -43,11 +43,17 @@ impl AwsDeployer {
                 .map(|_| ())
                 .map_err(|e| sdk("ECS DeregisterTaskDefinition", &e))
         };
+        let restore = req
+            .release
+            .stages
+            .get(&req.stage.environment)
+            .is_some_and(|s| s.redeploy);
         let (task_definitions, triggers) = settle(
             &self.triggers,
             task_definitions,
             failed,
             cluster,
+            restore,
             deregister,
         )
         .await?;

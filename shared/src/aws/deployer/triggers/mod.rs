@@ -234,12 +234,15 @@ pub async fn compensate<P: TriggerPort>(
 /// them (in `cluster`, if named) moved to it, all or none. On any failure the moves are
 /// put back and the registered revisions deregistered through `deregister` (but for one a
 /// trigger still names: a trigger cannot run an INACTIVE revision), so that a trigger naming
-/// its family unpinned runs what it ran before; the error says so.
+/// its family unpinned runs what it ran before; the error says so. A restore's revisions
+/// (`restore`: the last known good's own, found again, not new) are never deregistered:
+/// another run of the same restore may be pointing triggers at them.
 pub async fn settle<P, D, F>(
     port: &P,
     registered: Vec<String>,
     failed: Option<DeployError>,
     cluster: Option<&str>,
+    restore: bool,
     deregister: D,
 ) -> Result<(Vec<String>, TriggerMoves), DeployError>
 where
@@ -256,6 +259,7 @@ where
     };
     match moved {
         Ok(moves) => Ok((registered, moves)),
+        Err(e) if restore => Err(e),
         Err(e) => Err(withdraw(port, &registered, e, deregister).await),
     }
 }

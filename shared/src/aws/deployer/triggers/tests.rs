@@ -237,3 +237,22 @@ async fn a_move_whose_answer_was_lost_is_put_back_too() {
     );
     fake.holds(&triggers);
 }
+
+#[tokio::test]
+async fn a_failed_restore_never_deregisters_the_revisions_it_restores() {
+    let fake = Fake::holding(&[], &[]);
+    let deregistered = Mutex::new(Vec::<String>::new());
+    let deregister = |arn: String| {
+        deregistered.lock().unwrap().push(arn);
+        async { Ok(()) }
+    };
+    let failed = Some(DeployError::permanent("throttled"));
+    let err = settle(&fake, vec![td("etl:5")], failed, None, true, deregister)
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "throttled");
+    assert!(
+        deregistered.lock().unwrap().is_empty(),
+        "the last known good's own revisions stay"
+    );
+}
