@@ -1245,6 +1245,25 @@ async fn a_stop_first_migration_runs_with_the_service_stopped_and_brings_it_back
     assert_eq!((count, tag), (desired, None));
     assert_eq!(Some(revision.clone()), stage.task_definition);
     let pipeline = e.pipeline().await.unwrap();
+    // Once its migration completed, the version the service ran is never started again
+    // on what it changed: asked to, the adapter refuses for good, naming the way out.
+    let migrated = w.store.release(&v1).await.unwrap().unwrap().item;
+    let tiles = &pipeline.services["tiles"];
+    let req = DeployRequest {
+        release: &migrated,
+        service: tiles,
+        stage: tiles.stage("dev").unwrap(),
+        fresh: false,
+    };
+    let refused = w.deployer.start_app(req, Some(1)).await.unwrap_err();
+    assert!(!refused.retryable, "{refused:?}");
+    assert!(
+        refused.message.contains("the migration completed")
+            && refused.message.contains("shiplane retry"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(tiles_dev(&w).await.0, desired, "nothing changed");
     e.on_event(
         &pipeline,
         "tiles",
