@@ -694,23 +694,7 @@ fn stopped_first(
         }
         // Left at zero is a person's to fix only when Shiplane said so (an alert: the
         // migration completed and nothing brought the service up after it).
-        let last_end = history
-            .values()
-            .flatten()
-            .filter(|t| t.service == spec.service && t.environment == spec.environment)
-            .filter(|t| {
-                matches!(
-                    t.cause,
-                    Cause::AppStopped | Cause::AppStarted | Cause::AppStartFailed
-                )
-            })
-            .max_by_key(|t| t.at)
-            .map(|t| t.cause);
-        let excused = last_end == Some(Cause::AppStartFailed);
-        debug_assert_eq!(
-            excused,
-            left_down(history, &spec.service, &spec.environment)
-        );
+        let excused = left_down(history, &spec.service, &spec.environment);
         if !excused
             && w.services
                 .get(&spec.ecs)

@@ -206,10 +206,7 @@ fn lanes(pipeline: &Pipeline) -> Vec<LaneSpec> {
                 group,
                 hooks,
                 migration_family: stage.migration.as_ref().map(|m| m.family.clone()),
-                stop_first: stage
-                    .migration
-                    .as_ref()
-                    .is_some_and(|m| m.mode == shiplane::pipeline::MigrationMode::StopFirst),
+                stop_first: stage.stops_first(),
             });
         }
     }

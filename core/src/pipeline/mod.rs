@@ -385,6 +385,24 @@ pub struct StageConfig {
     pub keep: u32,
 }
 
+impl StageConfig {
+    /// The container a migration runs its command in and whose exit code decides it: the
+    /// migration's own `container`, else the service's.
+    pub fn migration_container(&self) -> Option<&str> {
+        self.migration
+            .as_ref()
+            .and_then(|m| m.container.as_deref())
+            .or(self.target.container())
+    }
+
+    /// Whether the stage's migration stops the service first (`mode = "stop-first"`).
+    pub fn stops_first(&self) -> bool {
+        self.migration
+            .as_ref()
+            .is_some_and(|m| m.mode == MigrationMode::StopFirst)
+    }
+}
+
 /// [`StageConfig::keep`] when the file says nothing.
 pub const DEFAULT_KEEP: u32 = 5;
 /// The most revisions `keep` may ask for.

@@ -10,19 +10,14 @@ use crate::aws::{
 };
 use crate::facts::BakeTimer;
 use crate::facts::TaskStopped;
-use crate::pipeline::{MigrationMode, Pipeline, StageConfig, Target};
+use crate::pipeline::{Pipeline, StageConfig, Target};
 use crate::release::{Action, Event, LaneEvent, Release, ReleaseId, Restart, Timestamp};
 use crate::store::DeploymentRef;
 
 /// The event a stopped migration task means: only the migration container's exit code
 /// decides (the stage's `migration.container`, else the service's container).
 pub(super) fn migration_event(stopped: &TaskStopped, stage: &StageConfig) -> Event {
-    let container = stage
-        .migration
-        .as_ref()
-        .and_then(|m| m.container.as_deref())
-        .or(stage.target.container());
-    match stopped.outcome(container) {
+    match stopped.outcome(stage.migration_container()) {
         Ok(()) => Event::MigrationSucceeded,
         Err(why) => Event::MigrationFailed {
             reason: format!("migration task {}: {why}", stopped.task_arn),
@@ -397,7 +392,7 @@ impl<P: Ports> Engine<'_, P> {
 
     /// A `stop-first` migration first stops the service: the outage's start, and
     /// whether the migration may run yet (none of the service's tasks still runs).
-    async fn stop_first(&self, req: DeployRequest<'_>) -> Result<(Vec<Work>, bool), Vec<Work>> {
+    async fn stop_first(&self, req: DeployRequest<'_>) -> Result<(Work, bool), Vec<Work>> {
         let (release, env) = (req.release, req.stage.environment.as_str());
         let event = |event| Work::event(&release.service, env, &release.id, event);
         match self.deployer.stop_app(req).await {
@@ -407,7 +402,7 @@ impl<P: Ports> Engine<'_, P> {
                     desired: Some(desired),
                     running,
                 };
-                Ok((vec![event(stopped)], running == 0))
+                Ok((event(stopped), running == 0))
             }
             Err(e) => {
                 error!(release = %release.id, environment = %env, error = ?e.message, "service not stopped for the migration");
@@ -452,17 +447,12 @@ impl<P: Ports> Engine<'_, P> {
     }
 
     async fn run_migration(&self, req: DeployRequest<'_>) -> Vec<Work> {
-        let stop_first = req
-            .stage
-            .migration
-            .as_ref()
-            .is_some_and(|m| m.mode == MigrationMode::StopFirst);
         let mut out = Vec::new();
-        if stop_first {
+        if req.stage.stops_first() {
             match self.stop_first(req).await {
-                Ok((stopped, true)) => out.extend(stopped),
+                Ok((stopped, true)) => out.push(stopped),
                 // Its tasks still stop: the migration runs on a later pass.
-                Ok((stopped, false)) => return stopped,
+                Ok((stopped, false)) => return vec![stopped],
                 Err(failed) => return failed,
             }
         }

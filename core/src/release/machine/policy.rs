@@ -103,10 +103,7 @@ impl Policy {
         Policy {
             approval: stage.approval,
             migration: stage.migration.is_some(),
-            stop_first: stage
-                .migration
-                .as_ref()
-                .is_some_and(|m| m.mode == crate::pipeline::MigrationMode::StopFirst),
+            stop_first: stage.stops_first(),
             bake: serving(stage.bake),
             watch: serving(stage.watch),
             frozen: stage.freeze,

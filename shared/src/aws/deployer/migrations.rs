@@ -154,11 +154,7 @@ fn migration_container<'a>(
     migration: &'a Migration,
     req: &DeployRequest<'a>,
 ) -> Result<(Pick<'a>, String), DeployError> {
-    let container = migration
-        .container
-        .as_deref()
-        .or(req.stage.target.container());
-    let pick = match container {
+    let pick = match req.stage.migration_container() {
         Some(name) => Pick::Named(name),
         None => Pick::Repository(&req.release.repository),
     };

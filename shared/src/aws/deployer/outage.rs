@@ -170,21 +170,13 @@ impl AwsDeployer {
                 ),
                 retryable: true,
             }),
-            MigrationRun::Stopped(t) => {
-                let container = req
-                    .stage
-                    .migration
-                    .as_ref()
-                    .and_then(|m| m.container.as_deref())
-                    .or(req.stage.target.container());
-                match t.outcome(container) {
-                    Ok(()) => Err(DeployError::permanent(format!(
-                        "the migration completed (task {arn} exited 0): the revision the service ran may not run on what it changed, so it is not started again; deploy a release that runs on it (shiplane retry {} {}, or a fixed push)",
-                        req.release.id, req.stage.environment
-                    ))),
-                    Err(_) => Ok(()),
-                }
-            }
+            MigrationRun::Stopped(t) => match t.outcome(req.stage.migration_container()) {
+                Ok(()) => Err(DeployError::permanent(format!(
+                    "the migration completed (task {arn} exited 0): the revision the service ran may not run on what it changed, so it is not started again; deploy a release that runs on it (shiplane retry {} {}, or a fixed push)",
+                    req.release.id, req.stage.environment
+                ))),
+                Err(_) => Ok(()),
+            },
             MigrationRun::Missing => Ok(()),
         }
     }
