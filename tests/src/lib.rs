@@ -590,6 +590,7 @@ pub async fn arrive(
         deadlines: Default::default(),
         held_by: Vec::new(),
         undo_by_redeploy: false,
+        data_jobs: false,
         watch: std::time::Duration::ZERO,
         restarts: Vec::new(),
         keep: 5,

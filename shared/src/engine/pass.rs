@@ -65,7 +65,7 @@ pub(super) struct Pass {
     /// Whether a commit already settled the pass's delivery.
     pub(super) settled: bool,
     pub(super) failed: Option<EngineError>,
-    /// A release this pass minted, until its first deploy or migration runs.
+    /// The release the latest decision minted, until its first deploy or migration runs.
     pub(super) minted: Option<ReleaseId>,
 }
 
@@ -98,11 +98,14 @@ impl Pass {
 
     /// Takes in what deciding `work` produced; returns the jobs it causes.
     pub(super) fn absorb(&mut self, work: &Work, decided: Decided) -> Vec<Job> {
-        if let Some(r) = &work.new_release
-            && !decided.transitions.is_empty()
-        {
-            self.minted = Some(r.id.clone());
-        }
+        // Only the jobs of the decision that minted a release may treat it as fresh: by
+        // any later decision (its dequeue, a restore of it) another invocation may have
+        // acted on it (simulation seed 2440: a second revision registered for it).
+        self.minted = work
+            .new_release
+            .as_ref()
+            .filter(|_| !decided.transitions.is_empty())
+            .map(|r| r.id.clone());
         self.settled |= decided.settled;
         self.report.transitions.extend(decided.transitions);
         self.report.refused.extend(decided.refused);

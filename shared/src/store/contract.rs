@@ -42,6 +42,7 @@ fn policy(approval: Approval) -> Policy {
         deadlines: crate::release::Deadlines::default(),
         held_by: Vec::new(),
         undo_by_redeploy: false,
+        data_jobs: false,
         watch: std::time::Duration::ZERO,
         restarts: Vec::new(),
         keep: 5,

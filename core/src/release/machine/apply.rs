@@ -232,6 +232,7 @@ pub fn apply(
                 )),
             )?;
             w.lane().current = Some(id.clone());
+            w.settled(id)?;
         }
         (S::Succeeded, Event::Restore) => {
             restore_last_known_good(&mut w, id, state, event)?;
@@ -506,17 +507,15 @@ fn resume_action(
         w.actions.push(action);
         return Ok(());
     }
+    // Deferred behind a data-job action that may have run on after its stage ended, it
+    // waited; it was not left unfinished.
+    let waited = w.waited(action_name(&action));
     let stage = w.stage(id)?;
     stage.set_lease(now.after(LEASE));
     stage.resumed += 1;
-    w.record(
-        id,
-        cause,
-        Some(format!(
-            "{} left unfinished past its lease",
-            action_name(&action)
-        )),
-    )?;
+    let why = waited
+        .unwrap_or_else(|| format!("{} left unfinished past its lease", action_name(&action)));
+    w.record(id, cause, Some(why))?;
     w.actions.push(action);
     Ok(())
 }

@@ -17,6 +17,7 @@ mod outcome;
 mod owed;
 mod policy;
 mod undo;
+mod unsettled;
 mod work;
 
 pub use action::{Action, Decision};

@@ -81,6 +81,12 @@ pub struct Policy {
     /// interrupted action left), not by stopping it (CodeDeploy, which routes traffic back
     /// itself).
     pub undo_by_redeploy: bool,
+    /// Data jobs: what their action moves (triggers) is seen nowhere afterwards, so an
+    /// action decided while an ended stage's action may still run waits for it
+    /// ([`Lane::unsettled`]).
+    ///
+    /// [`Lane::unsettled`]: crate::release::Lane::unsettled
+    pub data_jobs: bool,
     /// Rolling services restarted each time a release succeeds here
     /// ([`StageConfig::restarts`]).
     ///
@@ -114,6 +120,7 @@ impl Policy {
             deadlines: Deadlines::default(),
             held_by: Vec::new(),
             undo_by_redeploy: service.kind != ServiceKind::BlueGreen,
+            data_jobs: service.kind == ServiceKind::Task,
             restarts: stage.restarts.clone(),
             keep: stage.keep,
         }

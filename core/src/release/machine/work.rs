@@ -17,7 +17,7 @@ pub(super) struct Work<'p> {
     pub(super) policy: &'p Policy,
     pub(super) now: Timestamp,
     pub(super) changed: BTreeSet<ReleaseId>,
-    lane_changed: bool,
+    pub(super) lane_changed: bool,
     pub(super) transitions: Vec<Transition>,
     pub(super) actions: Vec<Action>,
 }
@@ -437,6 +437,7 @@ impl<'p> Work<'p> {
             .is_some_and(|d| &d.release == id);
         let restore = restore && !stopped_by_it;
         let good = good.filter(|g| g != id && holds && restore);
+        self.leave_unsettled(id, state, cause)?;
         self.move_to(id, to, cause, actor, detail)?;
         let deploying = matches!(state, StageState::Deploying | StageState::Validating);
         if deploying && self.policy.undo_by_redeploy {
@@ -543,7 +544,8 @@ impl<'p> Work<'p> {
         }
     }
 
-    pub(super) fn done(self) -> Result<Decision, TransitionError> {
+    pub(super) fn done(mut self) -> Result<Decision, TransitionError> {
+        self.defer_while_unsettled()?;
         Ok(Decision {
             view: self.view,
             changed: self.changed,

@@ -98,6 +98,27 @@ pub struct Lane {
     /// started again on the revision it ran: the outage, recorded from its start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down: Option<Down>,
+    /// A data-job action that may still be moving triggers though its stage ended (a
+    /// cancel, a rollback or an alarm while it ran): its moves are seen nowhere
+    /// afterwards, so until its lease ends no other action moves them here, and the one
+    /// decided meanwhile waits for it. The last move is then always the lane's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsettled: Option<Unsettled>,
+}
+
+/// A data-job action of a release whose stage ended while it may still run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unsettled {
+    pub release: ReleaseId,
+    /// Its lease's end: past it, no run of that action is still going.
+    pub until: Timestamp,
+}
+
+impl Unsettled {
+    /// Whether the action may still run at `now`.
+    pub fn live(&self, now: Timestamp) -> bool {
+        self.until > now
+    }
 }
 
 /// A service stopped for a migration the version it ran cannot run beside.
@@ -158,6 +179,7 @@ impl Lane {
             newest_pushed_at: None,
             stopping: None,
             down: None,
+            unsettled: None,
             newest_digest: None,
             watch: None,
             restarted: None,

@@ -40,6 +40,6 @@ pub use history::{Alert, Cause, Transition};
 #[cfg(any(test, feature = "testing"))]
 pub use ids::seeded;
 pub use ids::{Digest, InvalidInput, ReleaseId, Timestamp, escaped, validate_tag};
-pub use lane::{AlarmSeen, AlarmState, Down, Lane, LaneView, Pause, Restart, Watch};
+pub use lane::{AlarmSeen, AlarmState, Down, Lane, LaneView, Pause, Restart, Unsettled, Watch};
 pub use release::{MAX_TAGS, Release, pushed_before};
 pub use stage::{Phase, Stage, StageState};

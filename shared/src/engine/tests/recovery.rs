@@ -248,3 +248,34 @@ async fn a_throttled_stop_is_tried_again_by_the_next_pass() {
     let lane = w.store.lane("api", "dev").await.unwrap().item;
     assert_eq!(lane.stopping, None, "recorded");
 }
+
+/// A release this pass minted but did not start (it queued behind one whose invocation
+/// died) and that a later decision of the same pass starts is not fresh: between the two
+/// decisions another invocation may have run its action (simulation seed 2440: a second
+/// revision registered for it), so its deploy looks for what an earlier run registered.
+#[tokio::test]
+async fn a_release_minted_then_started_by_a_later_decision_of_the_pass_is_not_fresh() {
+    let w = World::new().await;
+    let first = push("shiplane/etl", 1, "20261116-abc1234");
+    commit_arrival(&w, &first).await;
+    let a = release_of(&w, &first).await;
+    // The dead invocation's action is taken over by the next push's pass, and succeeds
+    // at once (data jobs): the lane is free, and the new release starts.
+    w.deployer
+        .deploy_answers
+        .lock()
+        .unwrap()
+        .push(Ok(DeployOutcome::Registered {
+            task_definitions: vec!["arn:aws:ecs:r:1:task-definition/etl-nightly:2".into()],
+            triggers: crate::aws::TriggerMoves::default(),
+        }));
+    let second = push("shiplane/etl", 2, "20261116-abc1235");
+    let b = created(w.engine().on_push(&second, T0.after(LEASE)).await.unwrap());
+    assert_eq!(w.state(&a, "dev").await, Some(StageState::Succeeded));
+    assert_eq!(w.deploys(), [format!("{a}@dev"), format!("{b}@dev")]);
+    assert!(
+        w.deployer.fresh().is_empty(),
+        "{:?}: started by a decision after the one that minted it",
+        w.deployer.fresh()
+    );
+}

@@ -357,3 +357,137 @@ fn a_data_job_action_that_finished_after_its_stage_ended_makes_the_lane_restore_
     );
     assert!(apply(&d.view, &id(1), &late, &jobs, T0).is_err(), "once");
 }
+
+/// A data-job lane: release 1 deploying, its action owned by an invocation until `lease`.
+fn jobs_deploying(lease: Timestamp) -> (LaneView, Policy) {
+    let mut v = view_in(Some(StageState::Deploying));
+    v.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .get_mut(ENV)
+        .unwrap()
+        .set_lease(lease);
+    let jobs = Policy {
+        bake: std::time::Duration::ZERO,
+        data_jobs: true,
+        ..rolling()
+    };
+    (v, jobs)
+}
+
+fn cancel() -> Event {
+    Event::Cancelled {
+        actor: "ana".into(),
+        reason: "second thoughts".into(),
+    }
+}
+
+/// A data-job stage cancelled while its action may still be moving triggers (its lease is
+/// live): the last known good's restore is decided, but its action waits until the lease
+/// ends, so the cancelled release's moves can never land after it (simulation seeds 2214,
+/// 2231, 2689). After the lease, the reconciler's pass takes it over, saying why it waited.
+#[test]
+fn a_cancelled_data_job_stage_whose_action_may_still_run_defers_the_restore_until_its_lease_ends() {
+    let until = T0.after(LEASE);
+    let (v, jobs) = jobs_deploying(until);
+    let d = apply(&v, &id(1), &cancel(), &jobs, T0).unwrap();
+    assert_eq!(
+        d.view.releases[&id(1)].state_in(ENV),
+        Some(StageState::Cancelled)
+    );
+    assert_eq!(d.view.lane.in_flight, Some(id(0)), "the restore is decided");
+    assert!(d.actions.is_empty(), "but not run: {:?}", d.actions);
+    let unsettled = d.view.lane.unsettled.clone().unwrap();
+    assert_eq!((unsettled.release, unsettled.until), (id(1), until));
+    let restore = &d.view.releases[&id(0)].stages[ENV];
+    assert_eq!(restore.lease(), Some(until));
+
+    // Nothing is owed while the lease runs; once it ended, the restore is taken over.
+    let before = Timestamp(until.0 - 1);
+    assert!(crate::release::owed(&d.view, &jobs, before).is_empty());
+    assert_eq!(
+        crate::release::owed(&d.view, &jobs, until),
+        [crate::release::Owed::Apply(id(0), Event::ActionResumed)]
+    );
+    let r = apply(&d.view, &id(0), &Event::ActionResumed, &jobs, until).unwrap();
+    assert_eq!(
+        r.actions,
+        [Action::Deploy {
+            release: id(0),
+            environment: ENV.into(),
+            redeploy: true,
+        }]
+    );
+    assert_eq!(r.view.lane.unsettled, None);
+    let why = r.transitions.last().and_then(|t| t.detail.clone()).unwrap();
+    assert!(why.contains("waited until"), "{why}");
+}
+
+/// The cancelled release's action reports back (it moved the triggers) before its lease
+/// ended: the lane is settled at once, and the deferred restore runs now.
+#[test]
+fn the_late_outcome_of_an_unsettled_data_job_action_lets_the_deferred_restore_run_at_once() {
+    let until = T0.after(LEASE);
+    let (v, jobs) = jobs_deploying(until);
+    let d = apply(&v, &id(1), &cancel(), &jobs, T0).unwrap();
+    let late = Event::JobsUpdated {
+        task_definitions: vec!["etl:5".into()],
+        triggers: vec!["schedule jobs/nightly moved from etl:4 to etl:5".into()],
+    };
+    let now = T0.after(std::time::Duration::from_secs(3));
+    let r = apply(&d.view, &id(1), &late, &jobs, now).unwrap();
+    assert_eq!(
+        r.view.lane.current,
+        Some(id(1)),
+        "it runs until the restore"
+    );
+    assert_eq!(r.view.lane.unsettled, None);
+    assert_eq!(
+        r.actions,
+        [Action::Deploy {
+            release: id(0),
+            environment: ENV.into(),
+            redeploy: true,
+        }]
+    );
+    assert_eq!(
+        r.view.releases[&id(0)].stages[ENV].lease(),
+        Some(now.after(LEASE)),
+        "the invocation that runs it owns it"
+    );
+}
+
+/// Not deferred: a data-job stage whose lease already ran out (its invocation is gone), a
+/// failure its own action reported, and a service that is not data jobs.
+#[test]
+fn a_restore_runs_at_once_when_no_data_job_action_can_still_run() {
+    let restore = [Action::Deploy {
+        release: id(0),
+        environment: ENV.into(),
+        redeploy: true,
+    }];
+    let (v, jobs) = jobs_deploying(T0);
+    let d = apply(&v, &id(1), &cancel(), &jobs, T0).unwrap();
+    assert_eq!(
+        (d.actions.as_slice(), d.view.lane.unsettled),
+        (&restore[..], None)
+    );
+
+    let (v, jobs) = jobs_deploying(T0.after(LEASE));
+    let failed = Event::ActionFailed {
+        reason: "ECS RegisterTaskDefinition: denied".into(),
+    };
+    let d = apply(&v, &id(1), &failed, &jobs, T0).unwrap();
+    assert_eq!(
+        (d.actions.as_slice(), d.view.lane.unsettled),
+        (&restore[..], None)
+    );
+
+    let (v, _) = jobs_deploying(T0.after(LEASE));
+    let d = apply(&v, &id(1), &cancel(), &rolling(), T0).unwrap();
+    assert_eq!(
+        (d.actions.as_slice(), d.view.lane.unsettled),
+        (&restore[..], None)
+    );
+}

@@ -57,6 +57,7 @@ fn policy() -> Policy {
         deadlines: Deadlines::default(),
         held_by: Vec::new(),
         undo_by_redeploy: false,
+        data_jobs: false,
         watch: Duration::ZERO,
         restarts: Vec::new(),
         keep: 5,

@@ -59,6 +59,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
             deadlines: Deadlines::default(),
             held_by: Vec::new(),
             undo_by_redeploy: false,
+            data_jobs: false,
             watch: Duration::ZERO,
             restarts: Vec::new(),
             keep: 5,
