@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width, presets};
 use serde::Serialize;
 use serde_json::{Value, json};
-use shiplane::release::{Down, Lane, Release, ReleaseId, StageState, Timestamp, Transition};
+use shiplane::release::{
+    Down, Lane, Release, ReleaseId, Schema, StageState, Timestamp, Transition,
+};
 use shiplane::store::StoredPipeline;
 
 use crate::output::{errln, out, outln};
@@ -152,6 +154,13 @@ pub struct LaneStatus {
     /// The service is stopped for a `stop-first` migration: the outage in progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<Down>,
+    /// The release whose `stop-first` migration last completed here: the releases pushed
+    /// before it are not put back automatically (`status` marks the last known good).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+    /// The last known good was pushed before it: a rollback must name a release.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub last_known_good_predates_schema: bool,
 }
 
 impl LaneStatus {
@@ -185,8 +194,19 @@ impl LaneStatus {
             .flatten()
             .find_map(|r| r.state);
         let alarms_firing = lane.firing_alarms();
+        let last_known_good_predates_schema = lane
+            .schema
+            .as_ref()
+            .zip(
+                lane.last_known_good
+                    .as_ref()
+                    .and_then(|id| releases.get(id)),
+            )
+            .is_some_and(|(s, r)| s.predates(r));
         LaneStatus {
             stopped: lane.down.clone(),
+            schema: lane.schema.clone(),
+            last_known_good_predates_schema,
             alarms_firing,
             held_by,
             service: lane.service,
@@ -204,6 +224,17 @@ impl LaneStatus {
 
 fn cell(r: Option<&ReleaseSummary>) -> String {
     r.map_or_else(|| "-".to_string(), ReleaseSummary::cell)
+}
+
+/// The last known good, marked when a stop-first migration since moved the schema past it.
+fn good_cell(r: &LaneStatus) -> String {
+    let good = cell(r.last_known_good.as_ref());
+    match &r.schema {
+        Some(s) if r.last_known_good_predates_schema => {
+            format!("{good} (predates {}'s schema)", s.release)
+        }
+        _ => good,
+    }
 }
 
 fn cell_with_state(r: Option<&ReleaseSummary>) -> String {
@@ -274,7 +305,7 @@ pub fn status(rows: &[LaneStatus], json: bool) {
             cell_with_state(r.current.as_ref()),
             cell_with_state(r.in_flight.as_ref()),
             cell_with_state(r.queued.as_ref()),
-            cell(r.last_known_good.as_ref()),
+            good_cell(r),
             hold,
             alarms,
         ]);
@@ -532,6 +563,44 @@ mod tests {
             &BTreeMap::new(),
         );
         assert!(serde_json::to_value(&up).unwrap().get("stopped").is_none());
+    }
+
+    #[test]
+    fn a_last_known_good_from_before_a_stop_first_migration_is_marked() {
+        let release = |n: u8, at: u64| {
+            let mut r = Release::new(
+                ReleaseId::parse(&format!("01JD2B3C4D5E6F7G8H9J0KMNP{n}")).unwrap(),
+                "tiles",
+                "team/tiles",
+                shiplane::release::Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap(),
+                Some(&format!("v{n}")),
+                Timestamp(at),
+            );
+            r.pushed_at = Timestamp(at);
+            r
+        };
+        let (old, migrated) = (release(1, 1_000), release(2, 2_000));
+        let mut lane = Lane::new("tiles", "prod");
+        lane.last_known_good = Some(old.id.clone());
+        lane.current = Some(migrated.id.clone());
+        lane.schema = Some(Schema::of(&migrated));
+        let releases: BTreeMap<ReleaseId, Release> = [old, migrated]
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let row = LaneStatus::new(lane.clone(), false, Vec::new(), &releases);
+        assert!(row.last_known_good_predates_schema);
+        let shown = good_cell(&row);
+        assert!(
+            shown.ends_with("(predates 01JD2B3C4D5E6F7G8H9J0KMNP2's schema)"),
+            "{shown}"
+        );
+        let json = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["schema"]["release"], "01JD2B3C4D5E6F7G8H9J0KMNP2");
+        // Once the migrated release is the last known good, nothing is marked.
+        lane.last_known_good = lane.current.clone();
+        let row = LaneStatus::new(lane, false, Vec::new(), &releases);
+        assert!(!good_cell(&row).contains("predates"), "{}", good_cell(&row));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use shiplane::aws::{parse_deployment_description, parse_started_by};
 use shiplane::release::{
-    Alert, Cause, Lane, Release, ReleaseId, StageState, Timestamp, Transition,
+    Alert, Cause, Lane, Release, ReleaseId, StageState, Timestamp, Transition, pushed_before,
 };
 use shiplane::store::{LaneKey, ReleaseStore};
 
@@ -139,11 +139,14 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
 
     // 2. no bad release is kept: never last known good, never current, never succeeded.
     //    An image whose alarm fires only after its bake (LateAlarm) succeeds, by design: its
-    //    watch must roll it back, or, with no release before it to restore, alert a person.
+    //    watch must roll it back, or, with no release before it to restore (or none that
+    //    runs on the schema its stop-first migration left), alert a person.
     let alerted_keeps_running = |r: &Release, env: &str| {
         history.get(&r.id).is_some_and(|h| {
-            h.iter()
-                .any(|t| t.environment == env && t.alert == Some(Alert::NothingToRestore))
+            h.iter().any(|t| {
+                t.environment == env
+                    && matches!(t.alert, Some(Alert::NothingToRestore | Alert::SchemaMoved))
+            })
         })
     };
     // A bad migration is bad only where it runs: tiles migrates in prod alone.
@@ -179,10 +182,17 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
             let bad = bad_in(r, &key.environment);
             let kept =
                 l.last_known_good.as_ref() == Some(&r.id) || l.current.as_ref() == Some(&r.id);
-            if bad != Bad::No
-                && kept
-                && !(bad == Bad::LateAlarm && alerted_keeps_running(r, &key.environment))
-            {
+            // Last known good behind a release that keeps running for a person (its
+            // stop-first migration moved the schema past it): never put back, its late
+            // alarm never fires.
+            let behind_alerted = l
+                .current
+                .as_ref()
+                .filter(|c| **c != r.id)
+                .and_then(|c| releases.get(c))
+                .is_some_and(|c| alerted_keeps_running(c, &key.environment));
+            let late_excused = alerted_keeps_running(r, &key.environment) || behind_alerted;
+            if bad != Bad::No && kept && !(bad == Bad::LateAlarm && late_excused) {
                 out.push(v(
                     "no bad release kept",
                     format!(
@@ -614,7 +624,73 @@ pub async fn check(rig: &Rig) -> Vec<Violation> {
     which_pushes_go_where(rig, &w, &releases, &history, &mut out);
     data_job_triggers(rig, &w, &lanes, &mut out);
     stopped_first(&w, &lanes, &history, &mut out);
+    schema_kept(&w, &releases, &history, &mut out);
     out
+}
+
+/// 11. schema kept: once a `stop-first` migration completed (its task exited 0), no
+///     release pushed before its own is deployed on the service it migrated until another
+///     such migration completes there: such a release was built for the schema before (a
+///     restore, a rollback by default, a start again), unless a person asked for it there
+///     afterwards (a retry).
+fn schema_kept(
+    w: &crate::world::World,
+    releases: &BTreeMap<ReleaseId, Release>,
+    history: &BTreeMap<ReleaseId, Vec<Transition>>,
+    out: &mut Vec<Violation>,
+) {
+    // Pushed before: ids minted in the same millisecond do not order pushes.
+    let before = |a: &ReleaseId, b: &ReleaseId| match (releases.get(a), releases.get(b)) {
+        (Some(a), Some(b)) => {
+            a.id != b.id && pushed_before((a.pushed_at, &a.digest), (b.pushed_at, &b.digest))
+        }
+        _ => false,
+    };
+    let migrations: Vec<(&crate::world::Task, ReleaseId, String, Timestamp)> = w
+        .tasks
+        .iter()
+        .filter(|t| t.stop_first && t.exit == Some(0))
+        .filter_map(|t| {
+            let (migrated, env, _) = parse_started_by(&t.started_by)?;
+            Some((t, migrated, env, t.exited?))
+        })
+        .collect();
+    for (ecs, svc) in &w.services {
+        // A restart deploys the revision the service already names: stopped for the
+        // migration, it starts nothing; otherwise a deployment seen here put it there.
+        for d in svc.deployments.iter().filter(|d| !d.restart) {
+            // The schema then: the last stop-first migration of this service to complete.
+            let Some((t, migrated, env, exited)) = migrations
+                .iter()
+                .filter(|(t, _, _, exited)| t.ecs == *ecs && *exited <= d.created)
+                .max_by_key(|(_, _, _, exited)| *exited)
+            else {
+                continue;
+            };
+            let Some(older) = w
+                .revision(&d.task_definition)
+                .and_then(|r| r.release.as_deref())
+                .and_then(|id| ReleaseId::parse(id).ok())
+                .filter(|id| before(id, migrated))
+            else {
+                continue;
+            };
+            // A person's own new attempt at that release there, after the migration.
+            let asked = history.get(&older).is_some_and(|h| {
+                h.iter()
+                    .any(|x| x.environment == *env && x.at >= *exited && x.cause == Cause::Retried)
+            });
+            if !asked {
+                out.push(v(
+                    "schema kept",
+                    format!(
+                        "{ecs}: deployment {} of release {older} ({}), made after release {migrated}'s stop-first migration {} completed",
+                        d.id, d.task_definition, t.arn
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 /// Whether the lane's last outage ended with Shiplane saying it could not start the service

@@ -704,6 +704,7 @@ impl Deployer for SimDeployer {
                     digest,
                     running: true,
                     exit: None,
+                    exited: None,
                     stop_first,
                     beside_running,
                     ecs: ecs.clone(),
@@ -1447,6 +1448,7 @@ async fn migration_task(sim: Arc<Sim>, arn: String) {
     };
     t.running = false;
     t.exit = Some(if bad { 1 } else { 0 });
+    t.exited = Some(sim.now());
     let event = stopped(t);
     sim.trace(format!(
         "  migration task {arn} exited {}",

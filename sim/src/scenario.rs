@@ -429,11 +429,14 @@ async fn in_flight(rig: &Rig) -> bool {
             .lanes(service)
             .await
             .unwrap_or_default();
+        // Only while the watched release runs (not when a release after it that ran a
+        // stop-first migration keeps running in its place).
         let watch_owes = |l: &shiplane::release::Lane| {
             l.watch.as_ref().is_some_and(|w| {
-                l.alarms
-                    .values()
-                    .any(|seen| seen.state == AlarmState::Alarm && w.covers(seen.at))
+                l.current.as_ref() == Some(&w.release)
+                    && l.alarms
+                        .values()
+                        .any(|seen| seen.state == AlarmState::Alarm && w.covers(seen.at))
             })
         };
         if lanes

@@ -191,6 +191,8 @@ pub struct Task {
     pub digest: Digest,
     pub running: bool,
     pub exit: Option<i64>,
+    /// When it exited: from then on, what it migrated is the schema.
+    pub exited: Option<Timestamp>,
     /// Its stage's migration stops the service first (`stop-first`).
     pub stop_first: bool,
     /// The service it migrates still ran tasks when it started.

@@ -17,6 +17,6 @@ pub use machine::{
 pub use model::seeded;
 pub use model::{
     AlarmSeen, AlarmState, Alert, Cause, Digest, Down, InvalidInput, Lane, LaneView, MAX_TAGS,
-    Pause, Phase, Release, ReleaseId, Restart, Stage, StageState, Timestamp, Transition, Unsettled,
-    Watch, escaped, pushed_before, validate_tag,
+    Pause, Phase, Release, ReleaseId, Restart, Schema, Stage, StageState, Timestamp, Transition,
+    Unsettled, Watch, escaped, pushed_before, validate_tag,
 };

@@ -15,7 +15,7 @@ use super::policy::{BLOCKED_RETRY, LEASE, RESTORE_TRIES};
 use super::undo::{replaced_since, roll_back, runs_unwanted, undo_late, watch_rolls_back};
 use super::work::Work;
 use super::{Action, Decision, Event, Policy, TransitionError, pending_action};
-use crate::release::model::{Cause, LaneView, ReleaseId, StageState, Timestamp};
+use crate::release::model::{Cause, LaneView, ReleaseId, Schema, StageState, Timestamp};
 
 /// Applies one event for one release to a lane. Pure: the same inputs give the same decision.
 pub fn apply(
@@ -151,6 +151,12 @@ pub fn apply(
             w.deploy_again(id, deployment_id.clone(), detail.unwrap_or_default())?;
         }
         (S::Migrating, Event::MigrationSucceeded) => {
+            // A migration the old version could not run beside has changed its schema:
+            // nothing before this release is put back here automatically from now on.
+            if w.view.lane.down.as_ref().is_some_and(|d| &d.release == id) {
+                let schema = Schema::of(w.release(id)?);
+                w.lane().schema = Some(schema);
+            }
             // The migration's task goes with its phase; the deployment records its own.
             w.move_to(id, S::Deploying, cause, None, None)?;
             w.actions.push(Action::Deploy {
@@ -432,7 +438,11 @@ fn restore_last_known_good(
         .as_ref()
         .filter(|c| *c != id)
         .is_some_and(|c| w.state(c).is_some_and(runs_unwanted));
-    if lane.in_flight.is_some() || lane.last_known_good.as_ref() != Some(id) || !runs_bad {
+    if lane.in_flight.is_some()
+        || lane.last_known_good.as_ref() != Some(id)
+        || !runs_bad
+        || w.view.predates_schema(id)
+    {
         return Err(w.not_allowed(id, state, event));
     }
     let bad = lane.current.clone().unwrap_or_else(|| id.clone());

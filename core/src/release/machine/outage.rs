@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::work::Work;
 use super::{Event, TransitionError};
-use crate::release::model::{Cause, Down, ReleaseId, StageState};
+use crate::release::model::{Cause, Down, ReleaseId, Schema, StageState};
 
 /// How long a migration waits for the stopped service's tasks before it looks again (the
 /// next pass of the reconciler after it takes the migration over).
@@ -83,6 +83,13 @@ pub(super) fn app_started(
         return Ok(());
     };
     w.lane().down = None;
+    // Not started again, the migration may have completed (the adapter refuses the old
+    // version then): taken as having moved the schema, so that nothing older is put back
+    // by default either (a person who knows better names the release).
+    if error.is_some() {
+        let schema = Schema::of(w.release(id)?);
+        w.lane().schema = Some(schema);
+    }
     let Some(desired) = down.desired else {
         // ECS never confirmed a stop, and the service runs: no outage to record.
         if error.is_none() && deployment_id.is_none() {

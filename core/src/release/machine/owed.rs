@@ -86,6 +86,7 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
             .and_then(|r| r.state_in(env))
             .is_some_and(runs_unwanted)
         && view.releases.get(good).and_then(|r| r.state_in(env)) == Some(StageState::Succeeded)
+        && !view.predates_schema(good)
     {
         out.push(Owed::Apply(good.clone(), Event::Restore));
     }

@@ -75,20 +75,35 @@ pub(super) fn replace_shipped(
     (to, cause, actor): (StageState, Cause, Option<String>),
     detail: Option<String>,
 ) -> Result<(), TransitionError> {
-    match w.view.lane.last_known_good.clone() {
-        Some(good) if &good != id => {
+    let good = w.view.lane.last_known_good.clone().filter(|g| g != id);
+    match good {
+        Some(good) if !w.view.predates_schema(&good) => {
             w.move_to(id, to, cause, actor, detail)?;
             w.redeploy(&good, None, Some(format!("restoring after {id}")))?;
         }
         _ => {
-            let why = "no last known good release to restore here: it keeps running, manual action needed";
-            let detail = Some(detail.map_or_else(|| why.to_string(), |d| format!("{d}; {why}")));
+            let (why, alert) = match &good {
+                Some(good) => (schema_moved(good), Alert::SchemaMoved),
+                None => (
+                    "no last known good release to restore here: it keeps running, manual action needed".to_string(),
+                    Alert::NothingToRestore,
+                ),
+            };
+            let detail = Some(detail.map_or_else(|| why.clone(), |d| format!("{d}; {why}")));
             w.move_to(id, to, cause, actor, detail)?;
-            w.alert(Alert::NothingToRestore);
+            w.alert(alert);
             w.finish()?;
         }
     }
     Ok(())
+}
+
+/// Why the last known good `good` is not put back: a `stop-first` migration since moved
+/// the schema past it ([`Lane::schema`](crate::release::Lane::schema)).
+pub(super) fn schema_moved(good: &ReleaseId) -> String {
+    format!(
+        "the last known good {good} was built for the schema a stop-first migration since replaced: it keeps running, manual action needed"
+    )
 }
 
 /// Undoes deployment `late` of `id`, created after its stage ended: CodeDeploy stops it
@@ -142,9 +157,9 @@ pub(super) fn undo_late(
         );
         w.deploy_again(&r, replaced, why)?;
     } else if lane.in_flight.is_none()
-        && let Some(good) = lane
-            .last_known_good
-            .filter(|g| g != id && w.state(g) == Some(StageState::Succeeded))
+        && let Some(good) = lane.last_known_good.clone().filter(|g| {
+            g != id && w.state(g) == Some(StageState::Succeeded) && !w.view.predates_schema(g)
+        })
     {
         // Nothing in flight: the last known good is deployed again, holding the lane.
         w.redeploy(
@@ -213,12 +228,18 @@ pub(super) fn watch_rolls_back(w: &mut Work<'_>, detail: &str) -> Result<(), Tra
         .as_ref()
         .filter(|p| **p != watched)
         .and_then(|p| rollback_target(w, Some(p)).ok());
-    let Some(good) = before else {
-        let what = format!(
-            "{why}; no earlier release to restore here: it keeps running, manual action needed"
-        );
+    let Some(good) = before.clone().filter(|g| !w.view.predates_schema(g)) else {
+        let (what, alert) = match &before {
+            Some(good) => (format!("{why}; {}", schema_moved(good)), Alert::SchemaMoved),
+            None => (
+                format!(
+                    "{why}; no earlier release to restore here: it keeps running, manual action needed"
+                ),
+                Alert::NothingToRestore,
+            ),
+        };
         w.record(&watched, Cause::AlarmFired, Some(what))?;
-        w.alert(Alert::NothingToRestore);
+        w.alert(alert);
         return Ok(());
     };
     let what = Some(format!("{why}; restoring {good}"));

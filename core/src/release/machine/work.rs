@@ -437,6 +437,10 @@ impl<'p> Work<'p> {
             .is_some_and(|d| &d.release == id);
         let restore = restore && !stopped_by_it;
         let good = good.filter(|g| g != id && holds && restore);
+        // The last known good cannot run on the schema this release's stop-first
+        // migration left: it keeps running, and a person is told.
+        let schema_moved = good.as_ref().is_some_and(|g| self.view.predates_schema(g));
+        let good = good.filter(|_| !schema_moved);
         self.leave_unsettled(id, state, cause)?;
         self.move_to(id, to, cause, actor, detail)?;
         let deploying = matches!(state, StageState::Deploying | StageState::Validating);
@@ -446,7 +450,11 @@ impl<'p> Work<'p> {
             }
             if holds && restore {
                 // Its rolling deployment goes on: nothing to put back over it.
-                self.alert(Alert::NothingToRestore);
+                self.alert(if schema_moved {
+                    Alert::SchemaMoved
+                } else {
+                    Alert::NothingToRestore
+                });
             }
         } else if let (Some(deployment_id), true) = (deployment, deploying) {
             self.lane().stopping = Some(id.clone());

@@ -57,6 +57,9 @@ spelled! {
         /// A service stopped for a `stop-first` migration could not be started again: it
         /// serves nothing until a person scales it up.
         AppDown = "app_down",
+        /// A release that ended here still runs, and is not replaced: its `stop-first`
+        /// migration changed the schema the last known good was built for.
+        SchemaMoved = "schema_moved",
         /// Written by a newer Shiplane; shown as it is.
         #[serde(other)]
         Other = "other",

@@ -104,6 +104,44 @@ pub struct Lane {
     /// decided meanwhile waits for it. The last move is then always the lane's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsettled: Option<Unsettled>,
+    /// The release whose `stop-first` migration last completed here. The releases before
+    /// it were built for the schema it replaced, which they cannot run on (that is why the
+    /// service was stopped): Shiplane puts none of them back on its own (a restore, a
+    /// rollback's default target); a person who restored the database names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+}
+
+/// The release whose `stop-first` migration last completed in a lane, with what orders
+/// pushes ([`pushed_before`]): release ids minted in the same millisecond do not.
+///
+/// [`pushed_before`]: super::pushed_before
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schema {
+    pub release: ReleaseId,
+    pub pushed_at: Timestamp,
+    pub digest: Digest,
+}
+
+impl Schema {
+    /// The schema `release`'s migration left.
+    pub fn of(release: &Release) -> Schema {
+        Schema {
+            release: release.id.clone(),
+            pushed_at: release.pushed_at,
+            digest: release.digest.clone(),
+        }
+    }
+
+    /// Whether `release` was pushed before the one whose migration left this schema: it
+    /// was built for the schema that migration replaced.
+    pub fn predates(&self, release: &Release) -> bool {
+        release.id != self.release
+            && super::pushed_before(
+                (release.pushed_at, &release.digest),
+                (self.pushed_at, &self.digest),
+            )
+    }
 }
 
 /// A data-job action of a release whose stage ended while it may still run.
@@ -180,6 +218,7 @@ impl Lane {
             stopping: None,
             down: None,
             unsettled: None,
+            schema: None,
             newest_digest: None,
             watch: None,
             restarted: None,
@@ -215,6 +254,16 @@ pub struct LaneView {
 }
 
 impl LaneView {
+    /// Whether release `id` (loaded here) was pushed before the one whose `stop-first`
+    /// migration last completed here ([`Lane::schema`]): it was built for the schema that
+    /// migration replaced, and is not put back automatically.
+    pub fn predates_schema(&self, id: &ReleaseId) -> bool {
+        let (Some(s), Some(r)) = (&self.lane.schema, self.releases.get(id)) else {
+            return false;
+        };
+        s.predates(r)
+    }
+
     /// The ids whose releases must be loaded with the lane: in flight, queued, last known
     /// good, and the one whose migration stopped the service (owed its start).
     pub fn referenced(lane: &Lane) -> Vec<ReleaseId> {

@@ -40,6 +40,8 @@ pub use history::{Alert, Cause, Transition};
 #[cfg(any(test, feature = "testing"))]
 pub use ids::seeded;
 pub use ids::{Digest, InvalidInput, ReleaseId, Timestamp, escaped, validate_tag};
-pub use lane::{AlarmSeen, AlarmState, Down, Lane, LaneView, Pause, Restart, Unsettled, Watch};
+pub use lane::{
+    AlarmSeen, AlarmState, Down, Lane, LaneView, Pause, Restart, Schema, Unsettled, Watch,
+};
 pub use release::{MAX_TAGS, Release, pushed_before};
 pub use stage::{Phase, Stage, StageState};

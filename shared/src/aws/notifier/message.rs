@@ -153,6 +153,7 @@ pub fn alert_phrase(alert: Alert) -> &'static str {
         Alert::AlarmAfterRelease => "rolled back, alarm after its bake",
         Alert::RestartFailed => "a service it restarts was not",
         Alert::AppDown => "service stopped, not started again",
+        Alert::SchemaMoved => "still runs, schema moved past last good",
         Alert::Other => "a person must act",
     }
 }
@@ -187,6 +188,9 @@ fn alert_sentence(alert: Alert, t: &Transition) -> String {
             "the service it stopped for its migration could not be started again and serves nothing; scale it back up by hand (aws ecs update-service --desired-count, the count its history names)"
                 .into()
         }
+        Alert::SchemaMoved => format!(
+            "it {ended}, yet still runs: its stop-first migration changed the schema the last known good release was built for, so that release is not put back; fix forward (a fixed push, or `shiplane retry`), or restore the database and name the release to go back to"
+        ),
         Alert::Other => "a person must act (see its history)".into(),
     }
 }
@@ -302,6 +306,11 @@ pub fn next_steps(
                 history,
             ],
             Some(Alert::PastDeadline) => vec![history, format!("shiplane retry {id} {env}")],
+            Some(Alert::SchemaMoved) => vec![
+                history,
+                format!("shiplane retry {id} {env}"),
+                format!("shiplane rollback {svc} {env} --to RELEASE {reason}"),
+            ],
             Some(Alert::AlarmAfterRelease) => vec![history, status],
             _ => vec![history, status],
         },
@@ -449,6 +458,12 @@ mod tests {
                 Cause::RollbackFailed,
                 Alert::RollbackFailed,
                 format!("shiplane rollback {svc} {env} --reason \"...\""),
+            ),
+            (
+                StageState::RolledBack,
+                Cause::AlarmFired,
+                Alert::SchemaMoved,
+                format!("shiplane history {id}"),
             ),
         ] {
             let n = Notification::transition(&t(to, cause, Some(alert)), Some(&release));

@@ -363,3 +363,140 @@ fn the_deployment_that_brings_the_service_back_up_is_neither_cancelled_nor_given
         Some(T0.after(BLOCKED_RETRY))
     );
 }
+
+/// Release 1 migrated stop-first, brought the service back up and bakes: the schema moved
+/// past release 0, the last known good.
+fn serving_after_migration() -> Decision {
+    let migrated = step(&down().view, 1, Event::MigrationSucceeded, &stop_first());
+    assert_eq!(
+        migrated.view.lane.schema.as_ref().map(|s| &s.release),
+        Some(&id(1))
+    );
+    let created = step(
+        &migrated.view,
+        1,
+        Event::DeploymentCreated {
+            deployment_id: "ecs-svc/9".into(),
+            task_definition: None,
+            fence: 0,
+        },
+        &stop_first(),
+    );
+    let up = step(&created.view, 1, Event::DeploymentSucceeded, &stop_first());
+    assert_eq!(state(&up, 1), Some(StageState::Baking));
+    up
+}
+
+#[test]
+fn only_a_completed_stop_first_migration_moves_the_schema() {
+    assert_eq!(
+        serving_after_migration()
+            .view
+            .lane
+            .schema
+            .map(|s| s.release),
+        Some(id(1))
+    );
+    let online = Policy {
+        migration: true,
+        ..rolling()
+    };
+    let migrated = step(
+        &view_in(Some(StageState::Migrating)),
+        1,
+        Event::MigrationSucceeded,
+        &online,
+    );
+    assert_eq!(
+        migrated.view.lane.schema.map(|s| s.release),
+        None,
+        "the old version runs beside it"
+    );
+}
+
+/// The old version cannot run on the schema the new one's stop-first migration left: an
+/// alarm during the new version's bake ends it, but nothing puts the old one back; the new
+/// one keeps serving and a person is alerted, with the ways out.
+#[test]
+fn an_alarm_after_a_stop_first_migration_does_not_put_the_old_version_back() {
+    let up = serving_after_migration();
+    let alarm = Event::AlarmFired {
+        alarm: "tiles-5xx".into(),
+    };
+    let d = step(&up.view, 1, alarm, &stop_first());
+    assert_eq!(state(&d, 1), Some(StageState::RolledBack));
+    assert!(
+        !d.actions.iter().any(|a| matches!(a, Action::Deploy { .. })),
+        "{:?}",
+        d.actions
+    );
+    assert_eq!(d.view.lane.in_flight, None);
+    assert_eq!(d.view.lane.current, Some(id(1)), "it still serves");
+    let t = d.transitions.last().unwrap();
+    assert_eq!(t.alert, Some(Alert::SchemaMoved));
+    let why = t.detail.as_deref().unwrap_or_default();
+    assert!(why.contains("stop-first migration since replaced"), "{why}");
+    // Nor does the lane owe it later.
+    assert!(
+        !owed(&d.view, &stop_first(), T0.after(Duration::from_secs(3600)))
+            .contains(&Owed::Apply(id(0), Event::Restore))
+    );
+
+    // An operator's plain rollback would do the same: refused, naming the way.
+    let rollback = |to: Option<ReleaseId>| LaneEvent::Rollback {
+        actor: "ana".into(),
+        reason: "5xx".into(),
+        to,
+    };
+    let refused = apply_lane(&d.view, &rollback(None), &stop_first(), T0);
+    assert!(
+        matches!(&refused, Err(TransitionError::NoRollbackTarget { why, .. }) if why.contains(&format!("--to {}", id(0)))),
+        "{refused:?}"
+    );
+    // Named (the database restored first), it is done, and the mark goes with it.
+    let named = apply_lane(&d.view, &rollback(Some(id(0))), &stop_first(), T0).unwrap();
+    assert_eq!(
+        named.actions,
+        [Action::Deploy {
+            release: id(0),
+            environment: ENV.into(),
+            redeploy: true,
+        }]
+    );
+    assert_eq!(named.view.lane.schema.as_ref().map(|s| &s.release), None);
+}
+
+/// A release after the migrated one restores the migrated one as any last known good.
+#[test]
+fn a_release_after_the_migrated_one_restores_it() {
+    let mut v = serving_after_migration().view;
+    let lane = &mut v.lane;
+    lane.last_known_good = Some(id(1));
+    lane.current = Some(id(1));
+    lane.in_flight = Some(id(2));
+    v.releases
+        .get_mut(&id(1))
+        .unwrap()
+        .stages
+        .insert(ENV.into(), Stage::new(StageState::Succeeded, T0));
+    let mut r2 = release(2);
+    r2.stages
+        .insert(ENV.into(), Stage::new(StageState::Deploying, T0));
+    v.releases.insert(id(2), r2);
+    let d = step(
+        &v,
+        2,
+        Event::ActionFailed {
+            reason: "denied".into(),
+        },
+        &stop_first(),
+    );
+    assert_eq!(
+        d.actions,
+        [Action::Deploy {
+            release: id(1),
+            environment: ENV.into(),
+            redeploy: true,
+        }]
+    );
+}
