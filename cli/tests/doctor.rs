@@ -10,7 +10,7 @@ use aws_sdk_codedeploy::types::{
     AutoRollbackConfiguration, AutoRollbackEvent, BlueGreenDeploymentConfiguration,
     BlueInstanceTerminationOption, InstanceAction,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use shiplane::store::ReleaseStore;
 use shiplane_e2e::{
     TempDir, account, aws_config, fresh_store, pipeline_for, provision, unique_prefix,
@@ -97,6 +97,51 @@ async fn set_group(p: &str, group: &str, rollback: bool, blue: InstanceAction) {
         .expect("update the deployment group");
 }
 
+async fn iam() -> aws_sdk_iam::Client {
+    aws_sdk_iam::Client::new(&aws_config().await)
+}
+
+/// The deploy-hook function [`correct_account`] makes, and its alias for `hook`.
+fn hook_arn(p: &str, alias: Option<&str>) -> String {
+    let arn = format!("arn:aws:lambda:us-east-1:123456789012:function:CodeDeployHook_{p}");
+    alias.map_or_else(|| arn.clone(), |a| format!("{arn}:{a}"))
+}
+
+/// A service role of `p`'s own, `{p}-codedeploy`, with one inline policy; its ARN.
+async fn service_role(p: &str, policy: Value) -> String {
+    let iam = iam().await;
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "codedeploy.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let role = iam
+        .create_role()
+        .role_name(format!("{p}-codedeploy"))
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("create the role");
+    iam.put_role_policy()
+        .role_name(format!("{p}-codedeploy"))
+        .policy_name("invoke")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .expect("put its policy");
+    role.role().unwrap().arn().to_string()
+}
+
+/// Points a group at another service role, as `aws deploy update-deployment-group
+/// --service-role-arn` does.
+async fn set_service_role(p: &str, group: &str, role: &str) {
+    codedeploy()
+        .await
+        .update_deployment_group()
+        .application_name(format!("{p}-api"))
+        .current_deployment_group_name(group)
+        .service_role_arn(role)
+        .send()
+        .await
+        .expect("update the deployment group");
+}
+
 /// The findings of a `--json` doctor run, as (check, environment, thing) with the fix.
 fn findings(out: &Output) -> Vec<(String, String, String, String, String)> {
     let v: Value = serde_json::from_slice(&out.stdout)
@@ -162,6 +207,14 @@ async fn doctor_passes_a_correct_account_and_names_each_problem_of_a_broken_one_
         );
     let broken = dir.file("broken.toml", &broken);
     let broken = broken.to_str().unwrap();
+    // dev's group (its stage has a check) acts as a role that may invoke the function, but
+    // not the alias CodeDeploy invokes.
+    let role = service_role(
+        &p,
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": hook_arn(&p, None)}]}),
+    )
+    .await;
+    set_service_role(&p, &format!("{p}-api-dev"), &role).await;
     let out = shiplane(&p, &made, "unused", &["--json", "doctor", broken]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let found = findings(&out);
@@ -213,7 +266,18 @@ async fn doctor_passes_a_correct_account_and_names_each_problem_of_a_broken_one_
         &format!("CloudWatch alarm {p}-api-prod-5xx"),
         "or fix the name in services.api.environments.prod.alarms",
     );
-    assert_eq!(found.len(), 5, "nothing else is wrong: {found:#?}");
+    expect(
+        "service_role",
+        "dev",
+        &format!(
+            "IAM role {p}-codedeploy (the service role of CodeDeploy group {p}-api/{p}-api-dev)"
+        ),
+        &format!(
+            "attach the stack's DeployHookInvokePolicy output to it (aws iam attach-role-policy --role-name {p}-codedeploy --policy-arn <the DeployHookInvokePolicy output>, or deploy the stack with CodeDeployServiceRoleName={p}-codedeploy), or add a statement to its policies allowing lambda:InvokeFunction on {}",
+            hook_arn(&p, Some("BeforeAllowTraffic"))
+        ),
+    );
+    assert_eq!(found.len(), 6, "nothing else is wrong: {found:#?}");
 
     // In text: per environment, each problem and its fix; the exit says why.
     let out = shiplane(&p, &made, "unused", &["doctor", broken]);
@@ -231,7 +295,13 @@ async fn doctor_passes_a_correct_account_and_names_each_problem_of_a_broken_one_
         "{stdout}"
     );
     assert!(
-        text(&out.stderr).contains("error: 5 problems above would break a release"),
+        stdout.contains(&format!(
+            "  error: api: IAM role {p}-codedeploy (the service role of CodeDeploy group {p}-api/{p}-api-dev) may not invoke Lambda function CodeDeployHook_{p} through its alias BeforeAllowTraffic (none of its policies allows lambda:InvokeFunction on it): CodeDeploy fails every lifecycle hook with checks there, and the deployment with it\n"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("error: 6 problems above would break a release"),
         "{}",
         text(&out.stderr)
     );
@@ -244,8 +314,102 @@ async fn doctor_passes_a_correct_account_and_names_each_problem_of_a_broken_one_
         InstanceAction::Terminate,
     )
     .await;
+    // The fix for dev's role: the stack's DeployHookInvokePolicy, attached.
+    let aliases = [
+        "BeforeInstall",
+        "AfterInstall",
+        "AfterAllowTestTraffic",
+        "BeforeAllowTraffic",
+        "AfterAllowTraffic",
+    ]
+    .map(|a| hook_arn(&p, Some(a)));
+    let stack_policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": aliases}]});
+    let iam = iam().await;
+    let policy = iam
+        .create_policy()
+        .policy_name(format!("{p}-DeployHookInvokePolicy"))
+        .policy_document(stack_policy.to_string())
+        .send()
+        .await
+        .expect("create the stack's policy");
+    iam.attach_role_policy()
+        .role_name(format!("{p}-codedeploy"))
+        .policy_arn(policy.policy().unwrap().arn().unwrap())
+        .send()
+        .await
+        .expect("attach it");
     let out = shiplane(&p, &made, "unused", &["doctor", good]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(" 0 warnings)"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[tokio::test]
+async fn a_hook_function_the_roles_may_not_invoke_is_an_error_and_its_name_matters_only_unread() {
+    let p = unique_prefix();
+    let made = correct_account(&p);
+    let other = format!("{p}-deploy-hook");
+    provision(&["hook-function", "--name", &other]);
+    let dir = TempDir::new("shiplane-doctor-role");
+    let file = dir.file("p.toml", &pipeline(&p));
+    let run = |iam: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shiplane"));
+        cmd.args(["--json", "doctor", file.to_str().unwrap()])
+            .env("SHIPLANE_HOOK_FUNCTION", &other)
+            .env("SHIPLANE_SCHEDULE_GROUP", &made.schedule_group)
+            .env("AWS_MAX_ATTEMPTS", "1");
+        if let Some(endpoint) = iam {
+            cmd.env("AWS_ENDPOINT_URL_IAM", endpoint);
+        }
+        let out = cmd.output().expect("run shiplane");
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        findings(&out)
+    };
+
+    // The groups' role has AWSCodeDeployRoleForECSLimited: CodeDeployHook_* only.
+    let found = run(None);
+    let [(severity, check, env, thing, fix)] = &found[..] else {
+        panic!("one finding: {found:#?}");
+    };
+    assert_eq!(
+        (severity.as_str(), check.as_str(), env.as_str()),
+        ("error", "service_role", "dev")
+    );
+    assert_eq!(
+        thing,
+        &format!("IAM role codedeploy (the service role of CodeDeploy group {p}-api/{p}-api-dev)")
+    );
+    assert!(
+        fix.ends_with(&format!(
+            "lambda:InvokeFunction on arn:aws:lambda:us-east-1:123456789012:function:{other}:BeforeAllowTraffic"
+        )),
+        "{fix}"
+    );
+
+    // IAM out of reach: the role cannot be told, so the function's name is all there is.
+    let found = run(Some("http://127.0.0.1:9"));
+    assert!(
+        found
+            .iter()
+            .any(|(sev, check, _, thing, fix)| sev == "error"
+                && check == "unreadable"
+                && thing.starts_with("IAM role codedeploy ")
+                && fix.starts_with("let your AWS identity call iam:GetRole")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(sev, check, env, thing, _)| sev == "warning"
+                && check == "hook_function"
+                && env == "-"
+                && *thing == format!("Lambda function {other}")),
+        "{found:#?}"
+    );
+    assert_eq!(found.len(), 2, "{found:#?}");
 }
 
 #[tokio::test]

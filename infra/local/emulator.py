@@ -22,6 +22,11 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# AWS's managed policies (AWSCodeDeployRoleForECS and the rest), served by IAM as AWS
+# serves them: a deployment group's service role attaches one, and `shiplane doctor` reads
+# it back. moto ships their documents and loads them only when asked (~0.4 s).
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
 import shiplane_moto  # noqa: E402
 
 shiplane_moto.register()

@@ -101,6 +101,19 @@ def topic(args) -> dict:
     return topic_with_inbox(args.name)
 
 
+def service_role(iam) -> str:
+    """The deployment groups' service role, as an ECS blue/green group's should be: trusting
+    CodeDeploy, with AWS's managed AWSCodeDeployRoleForECSLimited (which may invoke the
+    deploy-hook when it is named CodeDeployHook_*, as `shiplane doctor` checks)."""
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "codedeploy.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    try:
+        iam.create_role(RoleName="codedeploy", AssumeRolePolicyDocument=json.dumps(trust))
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+    iam.attach_role_policy(RoleName="codedeploy", PolicyArn="arn:aws:iam::aws:policy/AWSCodeDeployRoleForECSLimited")
+    return f"{ROLE}/codedeploy"
+
+
 def account(args) -> dict:
     with open(args.pipeline, "rb") as f:
         pipeline = tomllib.load(f)
@@ -110,6 +123,7 @@ def account(args) -> dict:
     sg = ec2.create_security_group(GroupName=f"shiplane-{uuid.uuid4().hex[:8]}", Description="shiplane", VpcId=vpc)["GroupId"]
     network = {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [sg], "assignPublicIp": "DISABLED"}}
     created = {"repositories": set(), "clusters": set(), "services": [], "families": set(), "groups": []}
+    role = service_role(client("iam"))
 
     for name, service, env, stage in stages(pipeline):
         repository = service["repository"]
@@ -159,7 +173,7 @@ def account(args) -> dict:
                 cd.create_deployment_group(
                     applicationName=target["application"],
                     deploymentGroupName=target["deployment_group"],
-                    serviceRoleArn=f"{ROLE}/codedeploy",
+                    serviceRoleArn=role,
                     deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
                     ecsServices=[{"serviceName": stage["service"], "clusterName": cluster}],
                     autoRollbackConfiguration={

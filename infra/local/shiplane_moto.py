@@ -15,7 +15,7 @@ own. This module adds, as AWS behaves:
   active deployment (Created, Queued, InProgress, Baking, Ready).
 - UpdateDeploymentGroup: the settings `shiplane doctor` checks and names in its fixes
   (autoRollbackConfiguration, blueGreenDeploymentConfiguration, deploymentStyle,
-  deploymentConfigName), each replaced whole when given, as CodeDeploy does; a group or
+  deploymentConfigName, serviceRoleArn), each replaced whole when given, as CodeDeploy does; a group or
   application that does not exist answers as GetDeploymentGroup does (moto lacks the
   operation).
 
@@ -288,6 +288,7 @@ def update_deployment_group(self: CodeDeployResponse) -> ActionResult:
         ("blueGreenDeploymentConfiguration", "blue_green_deployment_configuration"),
         ("deploymentStyle", "deployment_style"),
         ("deploymentConfigName", "deployment_config_name"),
+        ("serviceRoleArn", "service_role_arn"),
     ):
         value = self._get_param(param)
         if value is not None:

@@ -163,12 +163,34 @@ def test_update_deployment_group_replaces_the_settings_it_is_given(codedeploy):
     )
     assert group()["autoRollbackConfiguration"] == {"enabled": False}
     assert group()["blueGreenDeploymentConfiguration"]["terminateBlueInstancesOnDeploymentSuccess"]["action"] == "KEEP_ALIVE"
+    assert group()["serviceRoleArn"] == "arn:aws:iam::123456789012:role/codedeploy"
+    codedeploy.update_deployment_group(
+        applicationName="api",
+        currentDeploymentGroupName="api-dev",
+        serviceRoleArn="arn:aws:iam::123456789012:role/other",
+    )
+    assert group()["serviceRoleArn"] == "arn:aws:iam::123456789012:role/other"
+    assert group()["autoRollbackConfiguration"] == {"enabled": False}, "kept"
     with pytest.raises(ClientError) as e:
         codedeploy.update_deployment_group(applicationName="api", currentDeploymentGroupName="nope")
     assert e.value.response["Error"]["Code"] == "DeploymentGroupDoesNotExistException"
     with pytest.raises(ClientError) as e:
         codedeploy.update_deployment_group(applicationName="nope", currentDeploymentGroupName="api-dev")
     assert e.value.response["Error"]["Code"] == "ApplicationDoesNotExistException"
+
+
+def test_iam_serves_aws_managed_policies_to_attach_and_read(endpoint):
+    reset(endpoint)
+    iam = client(endpoint, "iam")
+    iam.create_role(RoleName="codedeploy", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    arn = "arn:aws:iam::aws:policy/AWSCodeDeployRoleForECSLimited"
+    iam.attach_role_policy(RoleName="codedeploy", PolicyArn=arn)
+    attached = iam.list_attached_role_policies(RoleName="codedeploy")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [arn]
+    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    invoke = [s for s in document["Statement"] if "lambda:InvokeFunction" in s["Action"]]
+    assert [s["Resource"] for s in invoke] == ["arn:aws:lambda:*:*:function:CodeDeployHook_*"]
 
 
 def test_continue_is_recorded(codedeploy, endpoint):

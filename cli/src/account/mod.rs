@@ -6,6 +6,7 @@
 //!
 //! [`rules`] decides from what was read (pure, unit-tested); [`read`] reads the account.
 
+mod policy;
 mod read;
 mod rules;
 
@@ -44,6 +45,8 @@ pub enum Check {
     GroupBlue,
     Alarm,
     HookFunction,
+    /// A deployment group's service role, which CodeDeploy invokes the deploy-hook as.
+    ServiceRole,
     ScheduleGroup,
     Migration,
     TaskFamily,

@@ -3,8 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use shiplane::pipeline::{BlueAfterSuccess, GroupExpectation, GroupRollback, ServiceKind};
+use shiplane::pipeline::{
+    BlueAfterSuccess, GroupExpectation, GroupRollback, LifecycleHook, ServiceKind,
+};
 
+use super::policy::Access;
 use super::{Check, Finding, Severity};
 
 /// Where a finding belongs: the environment (none: all) and the service.
@@ -362,8 +365,9 @@ pub fn alarm_findings(
     out
 }
 
-/// The deploy-hook function's name, when AWS's managed role for ECS blue/green may not
-/// invoke it (it allows `CodeDeployHook_*` only).
+/// The deploy-hook function's name, when AWS's limited managed policy for ECS blue/green
+/// would not let a role invoke it (it allows `CodeDeployHook_*` only): said only when the
+/// groups' service roles could not be read and told.
 pub fn hook_name_finding(function: &str) -> Option<Finding> {
     let name = function
         .rsplit(":function:")
@@ -379,8 +383,141 @@ pub fn hook_name_finding(function: &str) -> Option<Finding> {
         Severity::Warning,
         Check::HookFunction,
         format!("Lambda function {name}"),
-        "is not named CodeDeployHook_*, the only functions AWS's managed role for ECS blue/green (AWSCodeDeployRoleForECS) may invoke: unless the groups' service role may, every lifecycle hook fails".into(),
-        "attach the stack's DeployHookInvokePolicy output to the groups' service role (the stack's CodeDeployServiceRoleName parameter does it), or deploy the stack with DeployHookFunctionName = CodeDeployHook_<name>".into(),
+        "is not named CodeDeployHook_*, the only functions AWS's managed policy AWSCodeDeployRoleForECSLimited lets a service role invoke, and the groups' service roles could not be told: unless they may invoke it, every lifecycle hook with checks fails".into(),
+        "attach the stack's DeployHookInvokePolicy output to the groups' service roles (the stack's CodeDeployServiceRoleName parameter does it), or deploy the stack with DeployHookFunctionName = CodeDeployHook_<name>".into(),
+    ))
+}
+
+/// A blue-green stage with checks, whose deployment group acts as a service role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleUse {
+    pub environment: String,
+    pub service: String,
+    /// `application/group`.
+    pub group: String,
+    /// The hooks its checks run in: CodeDeploy invokes the deploy-hook's alias for each.
+    pub hooks: BTreeSet<LifecycleHook>,
+}
+
+/// Where a role's finding belongs: the environment and service its groups share, if one.
+pub fn role_at(uses: &[RoleUse]) -> At<'_> {
+    let shared = |of: fn(&RoleUse) -> &str| {
+        let first = uses.first().map(of)?;
+        uses.iter().all(|u| of(u) == first).then_some(first)
+    };
+    At {
+        environment: shared(|u| &u.environment),
+        service: shared(|u| &u.service),
+    }
+}
+
+/// `IAM role NAME (the service role of CodeDeploy group APP/GROUP)`.
+pub fn role_thing(role_arn: &str, uses: &[RoleUse]) -> String {
+    let name = role_arn.rsplit('/').next().unwrap_or(role_arn);
+    let groups: BTreeSet<&str> = uses.iter().map(|u| u.group.as_str()).collect();
+    let groups: Vec<&str> = groups.into_iter().collect();
+    format!(
+        "IAM role {name} (the service role of CodeDeploy group{} {})",
+        if groups.len() == 1 { "" } else { "s" },
+        groups.join(", ")
+    )
+}
+
+/// A group's service role that IAM does not have: CodeDeploy can do nothing as it.
+pub fn missing_role_finding(role_arn: &str, uses: &[RoleUse]) -> Finding {
+    role_at(uses).finding(
+        Severity::Error,
+        Check::ServiceRole,
+        role_thing(role_arn, uses),
+        "does not exist: CodeDeploy acts as it for every deployment of the group, and fails them".into(),
+        "create it (trusting codedeploy.amazonaws.com, with AWSCodeDeployRoleForECS or AWSCodeDeployRoleForECSLimited attached, and the stack's DeployHookInvokePolicy output), or name an existing one: aws deploy update-deployment-group ... --service-role-arn ARN".into(),
+    )
+}
+
+/// The verdict a role's finding tells, and the alias ARNs it names: those that surely
+/// fail (a Deny first), or else those that cannot be told; `None`: all are allowed.
+fn worst(verdicts: &[(String, Access)]) -> Option<(&Access, Vec<&str>)> {
+    let rank = |a: &Access| match a {
+        Access::Denied { .. } => 0,
+        Access::OutsideBoundary { .. } => 1,
+        Access::NotGranted => 2,
+        Access::Unknown { .. } => 3,
+        Access::Allowed => 4,
+    };
+    let worst = verdicts.iter().map(|(_, a)| a).min_by_key(|a| rank(a))?;
+    let fails = |a: &Access| rank(a) < 3;
+    let listed = verdicts
+        .iter()
+        .filter(|(_, a)| if fails(worst) { fails(a) } else { a == worst })
+        .map(|(arn, _)| arn.as_str())
+        .collect();
+    Some((worst, listed))
+}
+
+/// What a service role's policies say of invoking the deploy-hook's aliases (`verdicts`:
+/// each alias ARN CodeDeploy invokes for its groups' checks); nothing when all are allowed.
+pub fn invoke_finding(
+    role_arn: &str,
+    uses: &[RoleUse],
+    function: &str,
+    verdicts: &[(String, Access)],
+) -> Option<Finding> {
+    let (worst, listed) = worst(verdicts)?;
+    let name = function.rsplit(":function:").next().unwrap_or(function);
+    let aliases: Vec<&str> = listed
+        .iter()
+        .map(|arn| arn.rsplit(':').next().unwrap_or(arn))
+        .collect();
+    let what = format!(
+        "invoke Lambda function {name} through its alias{} {}",
+        if aliases.len() == 1 { "" } else { "es" },
+        aliases.join(", ")
+    );
+    let arns = listed.join(", ");
+    let fails =
+        "CodeDeploy fails every lifecycle hook with checks there, and the deployment with it";
+    let role = role_arn.rsplit('/').next().unwrap_or(role_arn);
+    let attach = format!(
+        "attach the stack's DeployHookInvokePolicy output to it (aws iam attach-role-policy --role-name {role} --policy-arn <the DeployHookInvokePolicy output>, or deploy the stack with CodeDeployServiceRoleName={role}), or add a statement to its policies allowing lambda:InvokeFunction on {arns}"
+    );
+    let them = if listed.len() == 1 { "it" } else { "them" };
+    let (severity, problem, fix) = match worst {
+        Access::Allowed => return None,
+        Access::Denied { policy } => (
+            Severity::Error,
+            format!("may not {what} ({policy} denies it, and a Deny wins over any Allow): {fails}"),
+            format!(
+                "narrow the Deny in {policy} so that it leaves lambda:InvokeFunction on {arns}"
+            ),
+        ),
+        Access::OutsideBoundary { boundary } => (
+            Severity::Error,
+            format!("may not {what} (its {boundary} does not allow it): {fails}"),
+            format!("let its permissions boundary allow lambda:InvokeFunction on {arns}"),
+        ),
+        Access::NotGranted => (
+            Severity::Error,
+            format!(
+                "may not {what} (none of its policies allows lambda:InvokeFunction on {them}): {fails}"
+            ),
+            attach,
+        ),
+        Access::Unknown { policy, why } => (
+            Severity::Warning,
+            format!(
+                "may not be allowed to {what} (could not tell: {why} in {policy} decides it): where it does not hold, {fails}"
+            ),
+            format!(
+                "make sure it holds when CodeDeploy invokes {them}, or allow lambda:InvokeFunction on {arns} outright (the stack's DeployHookInvokePolicy output does)"
+            ),
+        ),
+    };
+    Some(role_at(uses).finding(
+        severity,
+        Check::ServiceRole,
+        role_thing(role_arn, uses),
+        problem,
+        fix,
     ))
 }
 

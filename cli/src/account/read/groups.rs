@@ -7,14 +7,15 @@ use crate::account::rules::{At, GroupSettings, GroupStage, group_findings};
 use crate::account::{Check, Finding, Severity};
 
 impl AccountCheck {
-    /// A blue-green stage's CodeDeploy application and group, and the group's settings.
+    /// A blue-green stage's CodeDeploy application and group, and the group's settings;
+    /// the group's service role, when it was read.
     pub(super) async fn group(
         &mut self,
         at: At<'_>,
         target: &CodeDeployTarget,
         cluster: &str,
         service: &str,
-    ) {
+    ) -> Option<String> {
         let stage = GroupStage {
             at,
             application: &target.application,
@@ -37,17 +38,20 @@ impl AccountCheck {
         ];
         match Lookup::of("CodeDeploy GetDeploymentGroup", read, &missing) {
             Lookup::Found(out) => {
-                let settings = out
-                    .deployment_group_info()
-                    .map(group_settings)
-                    .unwrap_or_default();
+                let info = out.deployment_group_info();
+                let settings = info.map(group_settings).unwrap_or_default();
                 for f in group_findings(&stage, &settings) {
                     self.report.add(f);
                 }
+                info.and_then(|i| i.service_role_arn()).map(str::to_string)
             }
-            Lookup::Missing(what) => self.report.add(missing_group(&stage, what)),
+            Lookup::Missing(what) => {
+                self.report.add(missing_group(&stage, what));
+                None
+            }
             Lookup::Unreadable(m) => {
                 self.unreadable(at, stage.thing(), "codedeploy:GetDeploymentGroup", m);
+                None
             }
         }
     }

@@ -1,19 +1,20 @@
 //! Reads the account the pipeline releases through, one resource at a time (each once),
 //! and hands what it read to [`super::rules`]. Only Describe/Get calls. This file: the
 //! walk over the pipeline and each stage's own resources; `groups.rs`: the CodeDeploy
-//! groups; `wide.rs`: what every environment shares.
+//! groups; `roles.rs`: their service roles; `wide.rs`: what every environment shares.
 
 mod groups;
+mod roles;
 mod wide;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_config::SdkConfig;
 use shiplane::aws::CloudWatchAlarms;
 use shiplane::pipeline::{Pipeline, Service, ServiceKind, StageConfig, Target};
 use shiplane::sdk::classify;
 
-use super::rules::{At, container_finding, controller_finding};
+use super::rules::{At, RoleUse, container_finding, controller_finding};
 use super::{Check, Report, Severity};
 use crate::diagnose::one_line;
 
@@ -67,11 +68,18 @@ pub struct AccountCheck {
     ecs: aws_sdk_ecs::Client,
     codedeploy: aws_sdk_codedeploy::Client,
     lambda: aws_sdk_lambda::Client,
+    iam: aws_sdk_iam::Client,
     scheduler: aws_sdk_scheduler::Client,
     alarms: CloudWatchAlarms,
     clusters: BTreeMap<String, bool>,
     /// Container names by task definition (family or ARN); `None`: missing or unreadable.
     task_definitions: BTreeMap<String, Option<Vec<String>>>,
+    /// The groups' service roles, with the stages with checks each acts for.
+    role_uses: roles::RoleUses,
+    /// Managed policies' documents by ARN (AWS's are attached to many roles).
+    managed_policies: BTreeMap<String, String>,
+    /// Lambda aliases' resource policies by alias ARN (`None`: it has none).
+    alias_policies: BTreeMap<String, Option<String>>,
     report: Report,
 }
 
@@ -82,10 +90,14 @@ impl AccountCheck {
             ecs: aws_sdk_ecs::Client::new(config),
             codedeploy: aws_sdk_codedeploy::Client::new(config),
             lambda: aws_sdk_lambda::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
             scheduler: aws_sdk_scheduler::Client::new(config),
             alarms: CloudWatchAlarms::from_config(config),
             clusters: BTreeMap::new(),
             task_definitions: BTreeMap::new(),
+            role_uses: roles::RoleUses::new(),
+            managed_policies: BTreeMap::new(),
+            alias_policies: BTreeMap::new(),
             report: Report::default(),
         }
     }
@@ -135,7 +147,20 @@ impl AccountCheck {
             } => {
                 self.ecs_service(at, service.kind, cluster, ecs_service, container)
                     .await;
-                self.group(at, codedeploy, cluster, ecs_service).await;
+                let role = self.group(at, codedeploy, cluster, ecs_service).await;
+                let hooks: BTreeSet<_> = stage.target.checks().iter().map(|c| c.hook).collect();
+                if let Some(role) = role.filter(|_| !hooks.is_empty()) {
+                    let used = RoleUse {
+                        environment: stage.environment.clone(),
+                        service: service.name.clone(),
+                        group: format!(
+                            "{}/{}",
+                            codedeploy.application, codedeploy.deployment_group
+                        ),
+                        hooks,
+                    };
+                    self.role_used(&role, used);
+                }
             }
             Target::Rolling {
                 cluster,

@@ -58,8 +58,9 @@ impl AccountCheck {
         }
     }
 
-    /// The deploy-hook function and its alias for every hook a check runs in, when any
-    /// blue-green stage has checks (a stage without checks names no hook).
+    /// The deploy-hook function, its alias for every hook a check runs in, and that each
+    /// group's service role may invoke those aliases, when any blue-green stage has checks
+    /// (a stage without checks names no hook).
     pub(super) async fn hook_function(&mut self, pipeline: &Pipeline, function: &str) {
         let mut hooks: BTreeSet<LifecycleHook> = BTreeSet::new();
         for stage in pipeline.services.values().flat_map(|s| &s.stages) {
@@ -73,9 +74,6 @@ impl AccountCheck {
             service: None,
         };
         self.report.looked_at(None);
-        if let Some(f) = hook_name_finding(function) {
-            self.report.add(f);
-        }
         let read = self
             .lambda
             .get_function()
@@ -83,25 +81,39 @@ impl AccountCheck {
             .send()
             .await;
         let thing = format!("Lambda function {function}");
-        match Lookup::of(
+        let told = match Lookup::of(
             "Lambda GetFunction",
             read,
             &[("ResourceNotFoundException", "")],
         ) {
-            Lookup::Found(_) => {}
+            Lookup::Found(out) => {
+                for hook in hooks {
+                    self.hook_alias(function, hook).await;
+                }
+                let arn = out.configuration().and_then(|c| c.function_arn());
+                match arn.map(str::to_string) {
+                    Some(arn) => self.service_roles(&arn).await,
+                    None => false,
+                }
+            }
             Lookup::Missing(_) => {
-                return self.report.add(at.finding(
+                self.report.add(at.finding(
                     Severity::Error,
                     Check::HookFunction,
                     thing,
                     "does not exist: CodeDeploy invokes it for every lifecycle hook with checks, and fails the deployment".into(),
                     "deploy the stack (make deploy), or name its HookFunctionName output: shiplane init --stack NAME, --hook-function or SHIPLANE_HOOK_FUNCTION".into(),
                 ));
+                false
             }
-            Lookup::Unreadable(m) => return self.unreadable(at, thing, "lambda:GetFunction", m),
-        }
-        for hook in hooks {
-            self.hook_alias(function, hook).await;
+            Lookup::Unreadable(m) => {
+                self.unreadable(at, thing, "lambda:GetFunction", m);
+                false
+            }
+        };
+        // Once every group's role was read and told, the name no longer matters.
+        if !told && let Some(f) = hook_name_finding(function) {
+            self.report.add(f);
         }
     }
 

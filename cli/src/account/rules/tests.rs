@@ -305,3 +305,157 @@ fn a_hook_function_codedeploy_may_not_invoke_is_a_warning() {
     assert_eq!((f.severity, f.environment), (Severity::Warning, None));
     assert!(f.fix.contains("DeployHookInvokePolicy"));
 }
+
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/service-role/shop-codedeploy";
+const HOOK_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:CodeDeployHook_shop";
+
+fn used(environment: &str, service: &str, hooks: &[LifecycleHook]) -> RoleUse {
+    RoleUse {
+        environment: environment.into(),
+        service: service.into(),
+        group: format!("{service}/{service}-{environment}"),
+        hooks: hooks.iter().copied().collect(),
+    }
+}
+
+fn verdicts(pairs: &[(&str, Access)]) -> Vec<(String, Access)> {
+    pairs
+        .iter()
+        .map(|(alias, a)| (format!("{HOOK_ARN}:{alias}"), a.clone()))
+        .collect()
+}
+
+#[test]
+fn a_role_that_may_invoke_every_alias_has_no_finding() {
+    let uses = [used("prod", "api", &[LifecycleHook::AfterAllowTestTraffic])];
+    let all = verdicts(&[("AfterAllowTestTraffic", Access::Allowed)]);
+    assert_eq!(invoke_finding(ROLE_ARN, &uses, HOOK_ARN, &all), None);
+    assert_eq!(invoke_finding(ROLE_ARN, &uses, HOOK_ARN, &[]), None);
+}
+
+#[test]
+fn a_role_that_may_not_invoke_is_an_error_naming_the_role_function_aliases_and_the_fix() {
+    let uses = [used(
+        "prod",
+        "api",
+        &[
+            LifecycleHook::BeforeInstall,
+            LifecycleHook::AfterAllowTestTraffic,
+        ],
+    )];
+    let found = verdicts(&[
+        ("AfterAllowTestTraffic", Access::NotGranted),
+        ("BeforeInstall", Access::Allowed),
+    ]);
+    let f = invoke_finding(ROLE_ARN, &uses, HOOK_ARN, &found).expect("an error");
+    assert_eq!(
+        (
+            f.severity,
+            f.check,
+            f.environment.as_deref(),
+            f.service.as_deref()
+        ),
+        (
+            Severity::Error,
+            Check::ServiceRole,
+            Some("prod"),
+            Some("api")
+        )
+    );
+    assert_eq!(
+        f.text(),
+        format!(
+            "error: api: IAM role shop-codedeploy (the service role of CodeDeploy group api/api-prod) may not invoke Lambda function CodeDeployHook_shop through its alias AfterAllowTestTraffic (none of its policies allows lambda:InvokeFunction on it): CodeDeploy fails every lifecycle hook with checks there, and the deployment with it\n    fix: attach the stack's DeployHookInvokePolicy output to it (aws iam attach-role-policy --role-name shop-codedeploy --policy-arn <the DeployHookInvokePolicy output>, or deploy the stack with CodeDeployServiceRoleName=shop-codedeploy), or add a statement to its policies allowing lambda:InvokeFunction on {HOOK_ARN}:AfterAllowTestTraffic"
+        )
+    );
+}
+
+#[test]
+fn a_deny_or_a_boundary_gets_its_own_fix_and_comes_before_a_missing_allow() {
+    let uses = [used("dev", "api", &[]), used("prod", "tiles", &[])];
+    let found = verdicts(&[
+        ("AfterAllowTraffic", Access::NotGranted),
+        (
+            "BeforeAllowTraffic",
+            Access::Denied {
+                policy: "inline policy fence".into(),
+            },
+        ),
+        ("AfterInstall", Access::Allowed),
+    ]);
+    let f = invoke_finding(ROLE_ARN, &uses, HOOK_ARN, &found).expect("an error");
+    assert_eq!((f.environment, f.service), (None, None), "two places");
+    assert!(
+        f.thing
+            .ends_with("(the service role of CodeDeploy groups api/api-dev, tiles/tiles-prod)"),
+        "{}",
+        f.thing
+    );
+    assert!(f.problem.starts_with("may not invoke Lambda function CodeDeployHook_shop through its aliases AfterAllowTraffic, BeforeAllowTraffic (inline policy fence denies it"), "{}", f.problem);
+    assert!(
+        f.fix.starts_with("narrow the Deny in inline policy fence"),
+        "{}",
+        f.fix
+    );
+    let bounded = verdicts(&[(
+        "AfterInstall",
+        Access::OutsideBoundary {
+            boundary: "permissions boundary arn:aws:iam::1:policy/b".into(),
+        },
+    )]);
+    let f = invoke_finding(ROLE_ARN, &uses, HOOK_ARN, &bounded).expect("an error");
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.problem
+            .contains("(its permissions boundary arn:aws:iam::1:policy/b does not allow it)"),
+        "{}",
+        f.problem
+    );
+}
+
+#[test]
+fn a_condition_is_a_warning_that_could_not_tell() {
+    let uses = [used("prod", "api", &[])];
+    let found = verdicts(&[
+        (
+            "AfterAllowTestTraffic",
+            Access::Unknown {
+                policy: "managed policy arn:aws:iam::1:policy/tagged".into(),
+                why: "a condition",
+            },
+        ),
+        ("BeforeInstall", Access::Allowed),
+    ]);
+    let f = invoke_finding(ROLE_ARN, &uses, HOOK_ARN, &found).expect("a warning");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.problem.starts_with("may not be allowed to invoke Lambda function CodeDeployHook_shop through its alias AfterAllowTestTraffic (could not tell: a condition in managed policy arn:aws:iam::1:policy/tagged decides it): "),
+        "{}",
+        f.problem
+    );
+    // One alias that surely fails makes it an error, whatever the others.
+    let mixed = verdicts(&[
+        (
+            "AfterAllowTestTraffic",
+            Access::Unknown {
+                policy: "p".into(),
+                why: "a condition",
+            },
+        ),
+        ("BeforeInstall", Access::NotGranted),
+    ]);
+    let f = invoke_finding(ROLE_ARN, &uses, HOOK_ARN, &mixed).expect("an error");
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.problem.contains("through its alias BeforeInstall (none"),
+        "{}",
+        f.problem
+    );
+}
+
+#[test]
+fn a_missing_role_is_an_error() {
+    let f = missing_role_finding(ROLE_ARN, &[used("prod", "api", &[])]);
+    assert_eq!((f.severity, f.check), (Severity::Error, Check::ServiceRole));
+    assert!(f.fix.contains("--service-role-arn"));
+}
