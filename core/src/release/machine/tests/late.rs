@@ -361,13 +361,7 @@ fn a_data_job_action_that_finished_after_its_stage_ended_makes_the_lane_restore_
 /// A data-job lane: release 1 deploying, its action owned by an invocation until `lease`.
 fn jobs_deploying(lease: Timestamp) -> (LaneView, Policy) {
     let mut v = view_in(Some(StageState::Deploying));
-    v.releases
-        .get_mut(&id(1))
-        .unwrap()
-        .stages
-        .get_mut(ENV)
-        .unwrap()
-        .set_lease(lease);
+    stage_mut(&mut v, 1).set_lease(lease);
     let jobs = Policy {
         bake: std::time::Duration::ZERO,
         data_jobs: true,

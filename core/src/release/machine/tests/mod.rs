@@ -249,6 +249,14 @@ fn arrive(view: &LaneView, r: Release, p: &Policy) -> Decision {
     apply(&v, &rid, &Event::Arrived, p, T0).unwrap()
 }
 
+/// Release `n`'s stage here, to set up what a test needs.
+fn stage_mut(view: &mut LaneView, n: u64) -> &mut Stage {
+    view.releases
+        .get_mut(&id(n))
+        .and_then(|r| r.stages.get_mut(ENV))
+        .expect("release n has a stage here")
+}
+
 fn step(view: &LaneView, n: u64, event: Event, p: &Policy) -> Decision {
     apply(view, &id(n), &event, p, T0).unwrap()
 }

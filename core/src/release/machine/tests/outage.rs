@@ -87,10 +87,10 @@ fn the_migration_waits_while_the_service_still_runs_tasks() {
     assert_eq!(resumed.view.releases[&id(1)].stages[ENV].resumed, 0);
 }
 
-#[test]
-fn the_deployment_that_brings_the_service_back_up_ends_the_outage() {
+/// Release 1 migrated, and its deployment (`ecs-svc/9`) brings the service back up.
+fn bringing_up() -> Decision {
     let migrated = step(&down().view, 1, Event::MigrationSucceeded, &stop_first());
-    let created = step(
+    step(
         &migrated.view,
         1,
         Event::DeploymentCreated {
@@ -99,7 +99,12 @@ fn the_deployment_that_brings_the_service_back_up_ends_the_outage() {
             fence: 0,
         },
         &stop_first(),
-    );
+    )
+}
+
+#[test]
+fn the_deployment_that_brings_the_service_back_up_ends_the_outage() {
+    let created = bringing_up();
     assert!(created.view.lane.down.is_some(), "down until it serves");
     let later = T0.after(Duration::from_secs(252));
     let up = apply(
@@ -367,20 +372,10 @@ fn the_deployment_that_brings_the_service_back_up_is_neither_cancelled_nor_given
 /// Release 1 migrated stop-first, brought the service back up and bakes: the schema moved
 /// past release 0, the last known good.
 fn serving_after_migration() -> Decision {
-    let migrated = step(&down().view, 1, Event::MigrationSucceeded, &stop_first());
+    let created = bringing_up();
     assert_eq!(
-        migrated.view.lane.schema.as_ref().map(|s| &s.release),
+        created.view.lane.schema.as_ref().map(|s| &s.release),
         Some(&id(1))
-    );
-    let created = step(
-        &migrated.view,
-        1,
-        Event::DeploymentCreated {
-            deployment_id: "ecs-svc/9".into(),
-            task_definition: None,
-            fence: 0,
-        },
-        &stop_first(),
     );
     let up = step(&created.view, 1, Event::DeploymentSucceeded, &stop_first());
     assert_eq!(state(&up, 1), Some(StageState::Baking));
