@@ -1138,6 +1138,23 @@ async fn tiles_dev(w: &World) -> (i32, String, Option<String>) {
     )
 }
 
+/// Whether ECS's circuit breaker rolls tiles-dev back when a deployment fails.
+async fn tiles_dev_breaker_rolls_back(w: &World) -> Option<bool> {
+    w.ecs
+        .describe_services()
+        .cluster(format!("{}-dev", w.p))
+        .services(format!("{}-tiles-dev", w.p))
+        .send()
+        .await
+        .unwrap()
+        .services
+        .unwrap()
+        .remove(0)
+        .deployment_configuration
+        .and_then(|c| c.deployment_circuit_breaker)
+        .map(|b| b.rollback)
+}
+
 #[tokio::test]
 async fn a_stop_first_migration_runs_with_the_service_stopped_and_brings_it_back_up() {
     use shiplane::release::Cause;
@@ -1244,6 +1261,11 @@ async fn a_stop_first_migration_runs_with_the_service_stopped_and_brings_it_back
     let (count, revision, tag) = tiles_dev(&w).await;
     assert_eq!((count, tag), (desired, None));
     assert_eq!(Some(revision.clone()), stage.task_definition);
+    assert_eq!(
+        tiles_dev_breaker_rolls_back(&w).await,
+        Some(false),
+        "a failed bring-up is not rolled back to the old version, on the new schema"
+    );
     let pipeline = e.pipeline().await.unwrap();
     // Once its migration completed, the version the service ran is never started again
     // on what it changed: asked to, the adapter refuses for good, naming the way out.
@@ -1280,6 +1302,11 @@ async fn a_stop_first_migration_runs_with_the_service_stopped_and_brings_it_back
     assert!(both[1].1.contains("stopped for its migration"), "{both:?}");
     let lane = w.store.lane("tiles", "dev").await.unwrap().item;
     assert_eq!(lane.down, None);
+    assert_eq!(
+        lane.schema.map(|s| s.release),
+        Some(v1.clone()),
+        "nothing pushed before v1 is put back here by itself"
+    );
     e.on_event(
         &pipeline,
         "tiles",

@@ -68,6 +68,11 @@ pub fn owed(view: &LaneView, policy: &Policy, now: Timestamp) -> Vec<Owed> {
     // A service stopped for a migration whose release went no further is started again,
     // on the revision it ran, before anything else may start here.
     if let (Some(down), None) = (&lane.down, &lane.in_flight) {
+        // Not while the stop may still be in flight: landing after the start, it would
+        // leave the service at zero with nothing owed.
+        if lane.unsettled.as_ref().is_some_and(|u| u.live(now)) {
+            return out;
+        }
         out.push(Owed::Act(Action::StartApp {
             release: down.release.clone(),
             environment: env.to_string(),

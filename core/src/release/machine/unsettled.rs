@@ -1,6 +1,8 @@
-//! Data-job actions that may run on after their stage ended ([`Lane::unsettled`]): their
-//! moves of the triggers are seen nowhere afterwards, so the lane remembers until when one
-//! may still run, and an action decided meanwhile waits for it (DESIGN invariant 11).
+//! Actions that may run on after their stage ended ([`Lane::unsettled`]): a data-job
+//! action's moves of the triggers, seen nowhere afterwards, and a `stop-first` migration's
+//! stop of the service, which would leave it at zero if it landed after the start owed in
+//! its place. The lane remembers until when one may still run, and what is decided
+//! meanwhile waits for it (DESIGN invariant 11).
 //!
 //! [`Lane::unsettled`]: crate::release::Lane::unsettled
 
@@ -10,11 +12,13 @@ use super::{Action, TransitionError};
 use crate::release::model::{Cause, ReleaseId, StageState, Unsettled};
 
 impl Work<'_> {
-    /// A data-job stage ended while its action may still run (its lease is live, and the
-    /// end is not that action's own outcome): the lane records it as unsettled until the
-    /// lease ends ([`Lane::unsettled`]), so that no other action moves the triggers before
-    /// it can no longer move them itself (simulation seeds 2214, 2231, 2689: a cancel's
-    /// restore ran first, and the cancelled release's moves landed after it).
+    /// A data-job stage, or a stage migrating after a stop-first stop, ended while its
+    /// action may still run (its lease is live, and the end is not that action's own
+    /// outcome): the lane records it as unsettled until the lease ends
+    /// ([`Lane::unsettled`]), so that nothing moves the triggers, or starts the service
+    /// again, before that action can no longer act itself (simulation seeds 2214, 2231,
+    /// 2689: a cancel's restore ran first, and the cancelled release's moves landed after
+    /// it; 231 and 15551: the start found the service running, and the stop landed after).
     ///
     /// [`Lane::unsettled`]: crate::release::Lane::unsettled
     pub(super) fn leave_unsettled(
@@ -23,8 +27,15 @@ impl Work<'_> {
         state: StageState,
         cause: Cause,
     ) -> Result<(), TransitionError> {
-        if !self.policy.data_jobs || state != StageState::Deploying || cause == Cause::ActionFailed
-        {
+        let stopping = state == StageState::Migrating
+            && self
+                .view
+                .lane
+                .down
+                .as_ref()
+                .is_some_and(|d| &d.release == id);
+        let moving = self.policy.data_jobs && state == StageState::Deploying;
+        if !(stopping || moving) || cause == Cause::ActionFailed {
             return Ok(());
         }
         let now = self.now;

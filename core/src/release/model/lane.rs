@@ -98,10 +98,11 @@ pub struct Lane {
     /// started again on the revision it ran: the outage, recorded from its start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down: Option<Down>,
-    /// A data-job action that may still be moving triggers though its stage ended (a
-    /// cancel, a rollback or an alarm while it ran): its moves are seen nowhere
-    /// afterwards, so until its lease ends no other action moves them here, and the one
-    /// decided meanwhile waits for it. The last move is then always the lane's.
+    /// An action that may still run though its stage ended (a cancel, a rollback or an
+    /// alarm while it ran): a data-job action moving triggers, whose moves are seen
+    /// nowhere afterwards, or a `stop-first` migration's stop of the service. Until its
+    /// lease ends no other action moves the triggers or starts the service here, and the
+    /// one decided meanwhile waits for it: the last word is then always the lane's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsettled: Option<Unsettled>,
     /// The release whose `stop-first` migration last completed here. The releases before
@@ -144,7 +145,7 @@ impl Schema {
     }
 }
 
-/// A data-job action of a release whose stage ended while it may still run.
+/// An action of a release whose stage ended while it may still run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unsettled {
     pub release: ReleaseId,

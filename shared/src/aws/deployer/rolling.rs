@@ -1,5 +1,7 @@
 //! Rolling stages: an ECS service updated in place to the release's revision, with the
-//! deployment circuit breaker rolling a failure back, and where such a deployment is.
+//! deployment circuit breaker rolling a failure back (not when it brings a service stopped
+//! for a `stop-first` migration back up: back is the old version, on the new schema), and
+//! where such a deployment is.
 
 use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
 
@@ -75,7 +77,11 @@ impl AwsDeployer {
                     .deployment_circuit_breaker(
                         DeploymentCircuitBreaker::builder()
                             .enable(true)
-                            .rollback(true)
+                            // Bringing the service up after its migration, a failed
+                            // deployment stays failed: the lane owes the start, which
+                            // refuses the old version once the migration completed, and
+                            // alerts (`app_down`). The next deployment sets it back.
+                            .rollback(bring_up.is_none())
                             .build(),
                     )
                     .build(),

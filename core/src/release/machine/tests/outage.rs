@@ -495,3 +495,43 @@ fn a_release_after_the_migrated_one_restores_it() {
         }]
     );
 }
+
+/// A stop-first stage cancelled while the invocation that owns it may still be stopping
+/// the service: the start the lane owes waits until that invocation's lease ended, so a
+/// stop landing late cannot leave the service at zero behind it (simulation seeds 231,
+/// 15551: the start found the service running, then the stop landed).
+#[test]
+fn the_start_after_a_cancel_waits_for_a_stop_that_may_still_land() {
+    let mut v = view_in(Some(StageState::Queued));
+    v.lane.queued = Some(id(1));
+    let d = step(&v, 1, Event::Dequeue, &stop_first());
+    let until = d.view.releases[&id(1)].stages[ENV].lease().unwrap();
+    let cancelled = apply(
+        &d.view,
+        &id(1),
+        &Event::Cancelled {
+            actor: "ana".into(),
+            reason: "second thoughts".into(),
+        },
+        &stop_first(),
+        T0.after(Duration::from_secs(1)),
+    )
+    .unwrap();
+    assert_eq!(state(&cancelled, 1), Some(StageState::Cancelled));
+    assert!(cancelled.view.lane.down.is_some());
+    let before = Timestamp(until.0 - 1);
+    assert!(
+        !owed(&cancelled.view, &stop_first(), before)
+            .iter()
+            .any(|o| matches!(o, Owed::Act(Action::StartApp { .. }))),
+        "nothing starts the service while the stop may still land"
+    );
+    assert_eq!(
+        owed(&cancelled.view, &stop_first(), until),
+        [Owed::Act(Action::StartApp {
+            release: id(1),
+            environment: ENV.into(),
+            desired: None,
+        })]
+    );
+}
