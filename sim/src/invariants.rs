@@ -656,8 +656,10 @@ fn schema_kept(
         })
         .collect();
     for (ecs, svc) in &w.services {
-        // A restart deploys the revision the service already names: stopped for the
-        // migration, it starts nothing; otherwise a deployment seen here put it there.
+        // A restart deploys the revision the service already names, which a deployment
+        // seen here put there, or which it ran before the stop (the start again after a
+        // migration that failed; the world's ECS, as the adapter, refuses it once the
+        // migration completed).
         for d in svc.deployments.iter().filter(|d| !d.restart) {
             // The schema then: the last stop-first migration of this service to complete.
             let Some((t, migrated, env, exited)) = migrations

@@ -80,15 +80,18 @@ pub fn apply(
             if w.view.lane.queued.as_ref() != Some(id) {
                 return Err(w.not_allowed(id, state, event));
             }
-            if let Some(why) = w.busy_because() {
+            if w.set_aside_past_schema(id)? {
+                // Not started: built for the schema a stop-first migration replaced.
+            } else if let Some(why) = w.busy_because() {
                 return Err(TransitionError::Busy {
                     release: id.clone(),
                     service: w.view.lane.service.clone(),
                     environment: env,
                     why,
                 });
+            } else {
+                w.start(id, cause, None)?;
             }
-            w.start(id, cause, None)?;
         }
         (S::AwaitingApproval, Event::Approved { actor }) => {
             w.stage(id)?.approved_by = Some(actor.clone());
@@ -239,6 +242,13 @@ pub fn apply(
             )?;
             w.lane().current = Some(id.clone());
             w.settled(id)?;
+        }
+        // A stop-first migration that completed after its stage ended (its RunTask was in
+        // flight): the schema moved all the same.
+        (S::Cancelled | S::Failed | S::RolledBack, Event::MigrationSucceeded)
+            if policy.stop_first =>
+        {
+            super::schema::migrated_late(&mut w, id, (state, event, cause))?;
         }
         (S::Succeeded, Event::Restore) => {
             restore_last_known_good(&mut w, id, state, event)?;
@@ -549,6 +559,7 @@ fn retry(
             why: format!("release {other} waits in the queue; cancel it first"),
         });
     }
+    super::schema::refuse_retry_past_schema(w, id)?;
     if w.view.lane.stopping.as_ref() == Some(id) {
         // Its deployment is still owed a stop: a new attempt would forget it, and
         // it would go on to serve (simulation seed 17891).

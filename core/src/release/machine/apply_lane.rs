@@ -112,7 +112,7 @@ fn rollback(
 ) -> Result<(), TransitionError> {
     refuse_while_migrating_stopped(w)?;
     let target = rollback_target(w, to)?;
-    refuse_past_schema(w, &target, to)?;
+    super::schema::refuse_default_past_schema(w, &target, to)?;
     // A person chose what runs: no watch rolls it back behind them. Named past a
     // stop-first migration, it runs on the schema they restored: the mark goes.
     w.lane().watch = None;
@@ -167,29 +167,6 @@ fn rollback(
     }
     w.redeploy(&target, Some(actor.to_string()), Some(reason.to_string()))?;
     Ok(())
-}
-
-/// Back past a stop-first migration only when a person names the release: the database
-/// must be restored to its schema first, which Shiplane cannot know was done.
-fn refuse_past_schema(
-    w: &Work<'_>,
-    target: &ReleaseId,
-    to: Option<&ReleaseId>,
-) -> Result<(), TransitionError> {
-    let Some(schema) = w.view.lane.schema.as_ref().filter(|_| to.is_none()) else {
-        return Ok(());
-    };
-    if !w.view.predates_schema(target) {
-        return Ok(());
-    }
-    Err(TransitionError::NoRollbackTarget {
-        service: w.view.lane.service.clone(),
-        environment: w.env(),
-        why: format!(
-            "the last known good {target} was built for the schema that {}'s stop-first migration replaced, and cannot run on it; restore the database to its schema first, then name it: --to {target}",
-            schema.release
-        ),
-    })
 }
 
 /// Whether an alarm that fired at `at` (CloudWatch's time) fired while the last known good

@@ -112,4 +112,13 @@ pub enum TransitionError {
         service: String,
         environment: String,
     },
+    #[error(
+        "release {release} was pushed before {migrated}, whose stop-first migration completed in {service}/{environment}: it was built for the schema that migration replaced. Restore the database to its schema first, then `shiplane rollback {service} {environment} --to {release} --reason WHY`"
+    )]
+    PastSchema {
+        release: ReleaseId,
+        migrated: ReleaseId,
+        service: String,
+        environment: String,
+    },
 }

@@ -16,6 +16,7 @@ mod outage;
 mod outcome;
 mod owed;
 mod policy;
+mod schema;
 mod undo;
 mod unsettled;
 mod work;

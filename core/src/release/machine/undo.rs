@@ -83,7 +83,7 @@ pub(super) fn replace_shipped(
         }
         _ => {
             let (why, alert) = match &good {
-                Some(good) => (schema_moved(good), Alert::SchemaMoved),
+                Some(good) => (super::schema::schema_moved(good), Alert::SchemaMoved),
                 None => (
                     "no last known good release to restore here: it keeps running, manual action needed".to_string(),
                     Alert::NothingToRestore,
@@ -96,14 +96,6 @@ pub(super) fn replace_shipped(
         }
     }
     Ok(())
-}
-
-/// Why the last known good `good` is not put back: a `stop-first` migration since moved
-/// the schema past it ([`Lane::schema`](crate::release::Lane::schema)).
-pub(super) fn schema_moved(good: &ReleaseId) -> String {
-    format!(
-        "the last known good {good} was built for the schema a stop-first migration since replaced: it keeps running, manual action needed"
-    )
 }
 
 /// Undoes deployment `late` of `id`, created after its stage ended: CodeDeploy stops it
@@ -157,10 +149,22 @@ pub(super) fn undo_late(
         );
         w.deploy_again(&r, replaced, why)?;
     } else if lane.in_flight.is_none()
-        && let Some(good) = lane.last_known_good.clone().filter(|g| {
-            g != id && w.state(g) == Some(StageState::Succeeded) && !w.view.predates_schema(g)
-        })
+        && let Some(good) = lane
+            .last_known_good
+            .clone()
+            .filter(|g| g != id && w.state(g) == Some(StageState::Succeeded))
     {
+        if w.view.predates_schema(&good) {
+            // Built for the schema a stop-first migration replaced: not put back, and a
+            // person is told that the late deployment runs.
+            w.record(
+                id,
+                Cause::DeploymentCreated,
+                Some(super::schema::schema_moved(&good)),
+            )?;
+            w.alert(Alert::SchemaMoved);
+            return Ok(());
+        }
         // Nothing in flight: the last known good is deployed again, holding the lane.
         w.redeploy(
             &good,
@@ -230,7 +234,10 @@ pub(super) fn watch_rolls_back(w: &mut Work<'_>, detail: &str) -> Result<(), Tra
         .and_then(|p| rollback_target(w, Some(p)).ok());
     let Some(good) = before.clone().filter(|g| !w.view.predates_schema(g)) else {
         let (what, alert) = match &before {
-            Some(good) => (format!("{why}; {}", schema_moved(good)), Alert::SchemaMoved),
+            Some(good) => (
+                format!("{why}; {}", super::schema::schema_moved(good)),
+                Alert::SchemaMoved,
+            ),
             None => (
                 format!(
                     "{why}; no earlier release to restore here: it keeps running, manual action needed"

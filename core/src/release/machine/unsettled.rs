@@ -82,7 +82,9 @@ impl Work<'_> {
             && self.stage(&flying)?.lease() == Some(until)
             && !self.actions.contains(&action)
         {
-            self.stage(&flying)?.set_lease(now.after(LEASE));
+            // A whole lease from the deferred end: `now` is when this pass began, which
+            // may be when the settled action's own lease began too.
+            self.stage(&flying)?.set_lease(until.max(now).after(LEASE));
             self.changed.insert(flying);
             self.actions.push(action);
         }

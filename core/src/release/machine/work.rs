@@ -304,7 +304,10 @@ impl<'p> Work<'p> {
         let Some(next) = self.view.lane.queued.clone() else {
             return Ok(());
         };
-        if !self.busy() && self.state(&next) == Some(StageState::Queued) {
+        if !self.busy()
+            && self.state(&next) == Some(StageState::Queued)
+            && !self.set_aside_past_schema(&next)?
+        {
             self.start(&next, Cause::Dequeued, None)?;
         }
         Ok(())

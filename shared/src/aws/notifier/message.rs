@@ -189,7 +189,7 @@ fn alert_sentence(alert: Alert, t: &Transition) -> String {
                 .into()
         }
         Alert::SchemaMoved => format!(
-            "it {ended}, yet still runs: its stop-first migration changed the schema the last known good release was built for, so that release is not put back; fix forward (a fixed push, or `shiplane retry`), or restore the database and name the release to go back to"
+            "it {ended}, yet still runs: a stop-first migration here changed the schema the release before it was built for, so that release is not put back; fix forward (a fixed push, then `shiplane unblock` while the alarm holds the lane), or restore the database and name the release to go back to"
         ),
         Alert::Other => "a person must act (see its history)".into(),
     }
@@ -308,7 +308,7 @@ pub fn next_steps(
             Some(Alert::PastDeadline) => vec![history, format!("shiplane retry {id} {env}")],
             Some(Alert::SchemaMoved) => vec![
                 history,
-                format!("shiplane retry {id} {env}"),
+                format!("shiplane unblock {svc} {env} {reason}"),
                 format!("shiplane rollback {svc} {env} --to RELEASE {reason}"),
             ],
             Some(Alert::AlarmAfterRelease) => vec![history, status],

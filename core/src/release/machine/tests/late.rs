@@ -447,8 +447,8 @@ fn the_late_outcome_of_an_unsettled_data_job_action_lets_the_deferred_restore_ru
     );
     assert_eq!(
         r.view.releases[&id(0)].stages[ENV].lease(),
-        Some(now.after(LEASE)),
-        "the invocation that runs it owns it"
+        Some(until.after(LEASE)),
+        "the invocation that runs it owns it, a whole lease past the deferred end"
     );
 }
 

@@ -430,7 +430,10 @@ fn an_alarm_after_a_stop_first_migration_does_not_put_the_old_version_back() {
     let t = d.transitions.last().unwrap();
     assert_eq!(t.alert, Some(Alert::SchemaMoved));
     let why = t.detail.as_deref().unwrap_or_default();
-    assert!(why.contains("stop-first migration since replaced"), "{why}");
+    assert!(
+        why.contains("stop-first migration here since replaced"),
+        "{why}"
+    );
     // Nor does the lane owe it later.
     assert!(
         !owed(&d.view, &stop_first(), T0.after(Duration::from_secs(3600)))
@@ -534,4 +537,120 @@ fn the_start_after_a_cancel_waits_for_a_stop_that_may_still_land() {
             desired: None,
         })]
     );
+}
+
+/// A lane whose release 5 completed a stop-first migration (it runs) and whose release 1,
+/// pushed before it, is in `state`.
+fn past_schema(state: StageState) -> LaneView {
+    let mut v = view_in(Some(state));
+    let migrated = with_stage(release(5), StageState::Succeeded);
+    v.lane.schema = Some(crate::release::Schema::of(&migrated));
+    v.lane.current = Some(id(5));
+    v.lane.last_known_good = Some(id(5));
+    v.releases.insert(id(5), migrated);
+    v
+}
+
+#[test]
+fn a_retry_of_a_release_pushed_before_a_stop_first_migration_is_refused() {
+    let v = past_schema(StageState::Failed);
+    let retry = Event::Retry {
+        actor: "ana".into(),
+    };
+    let refused = apply(&v, &id(1), &retry, &stop_first(), T0);
+    assert!(
+        matches!(&refused, Err(TransitionError::PastSchema { release, migrated, .. }) if *release == id(1) && *migrated == id(5)),
+        "{refused:?}"
+    );
+    let why = refused.unwrap_err().to_string();
+    assert!(why.contains(&format!("--to {}", id(1))), "{why}");
+}
+
+/// Retried while the migrating release was in flight, it waits in the queue; once the
+/// migration completed, it is set aside instead of started, by a dequeue or by the lane
+/// freeing.
+#[test]
+fn a_release_queued_from_before_a_stop_first_migration_is_set_aside_not_started() {
+    let v = past_schema(StageState::Queued);
+    let d = step(&v, 1, Event::Dequeue, &stop_first());
+    assert_eq!(state(&d, 1), Some(StageState::Superseded));
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_eq!(d.view.lane.queued, None);
+
+    let mut v = past_schema(StageState::Queued);
+    let mut baking = release(6);
+    let mut stage = Stage::new(StageState::Baking, T0);
+    stage.phase = Phase::Baking { until: T0 };
+    stage.deployment_id = Some("ecs-svc/6".into());
+    baking.stages.insert(ENV.into(), stage);
+    v.releases.insert(id(6), baking);
+    v.lane.in_flight = Some(id(6));
+    let done = step(&v, 6, Event::BakeElapsed, &stop_first());
+    assert_eq!(state(&done, 6), Some(StageState::Succeeded));
+    assert_eq!(state(&done, 1), Some(StageState::Superseded));
+    assert!(
+        !done.actions.iter().any(
+            |a| matches!(a, Action::Deploy { release, .. } | Action::RunMigration { release, .. } if *release == id(1))
+        ),
+        "{:?}",
+        done.actions
+    );
+}
+
+/// A stop-first migration that completes after its stage ended still moves the schema;
+/// with the service already started again on the release before it, a person is told.
+#[test]
+fn a_stop_first_migration_that_completes_after_its_stage_ended_moves_the_schema() {
+    let v = view_in(Some(StageState::Cancelled));
+    let d = step(&v, 1, Event::MigrationSucceeded, &stop_first());
+    assert_eq!(
+        d.view.lane.schema.as_ref().map(|s| &s.release),
+        Some(&id(1))
+    );
+    let t = d.transitions.last().unwrap();
+    assert_eq!(t.alert, Some(Alert::SchemaMoved));
+    // Once: the same news again is refused.
+    assert!(
+        apply(
+            &d.view,
+            &id(1),
+            &Event::MigrationSucceeded,
+            &stop_first(),
+            T0
+        )
+        .is_err()
+    );
+    // An online migration's late success changes nothing.
+    let online = Policy {
+        migration: true,
+        ..rolling()
+    };
+    assert!(apply(&v, &id(1), &Event::MigrationSucceeded, &online, T0).is_err());
+}
+
+/// A deployment of a release pushed before the migration lands after its stage ended,
+/// and the last known good too predates the migration (the migrated release failed):
+/// nothing is put back, and a person is told that the late deployment runs.
+#[test]
+fn a_late_deployment_past_the_schema_with_nothing_to_restore_is_an_alert() {
+    let mut v = past_schema(StageState::Cancelled);
+    v.releases
+        .get_mut(&id(5))
+        .unwrap()
+        .stages
+        .insert(ENV.into(), Stage::new(StageState::RolledBack, T0));
+    v.lane.last_known_good = Some(id(0));
+    let late = Event::DeploymentCreated {
+        deployment_id: "ecs-svc/late".into(),
+        task_definition: None,
+        fence: 0,
+    };
+    let d = step(&v, 1, late, &stop_first());
+    assert!(
+        !d.actions.iter().any(|a| matches!(a, Action::Deploy { .. })),
+        "{:?}",
+        d.actions
+    );
+    let t = d.transitions.last().unwrap();
+    assert_eq!(t.alert, Some(Alert::SchemaMoved), "{t:?}");
 }
