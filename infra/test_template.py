@@ -330,33 +330,63 @@ def test_bake_timers_have_their_group_a_role_that_invokes_only_promote_and_a_pol
 
 # What SAM's DynamoDBCrudPolicy template grants on the table (its published definition in
 # aws-sam-translator's policy_templates.json).
-DYNAMODB_CRUD = {
-    "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:Query",
-    "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:DescribeTable",
-    "dynamodb:ConditionCheckItem",
-}
-# TransactWriteItems is authorized item by item: a Put needs PutItem, a ConditionCheck
-# ConditionCheckItem. Creating the table is for the emulator and accounts without the stack.
+# TransactWriteItems is authorized item by item: a Put needs PutItem, an Update
+# UpdateItem, a ConditionCheck ConditionCheckItem. Creating the table is for the emulator
+# and accounts without the stack.
 STORE_CALL_ACTIONS = {
-    "transact_write_items": {"dynamodb:PutItem", "dynamodb:ConditionCheckItem"},
+    "transact_write_items": set(),
     "create_table": set(),
     "update_time_to_live": set(),
 }
+TRANSACT_ITEM_ACTIONS = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem",
+                         "ConditionCheck": "dynamodb:ConditionCheckItem", "Delete": "dynamodb:DeleteItem"}
 
 
-def test_every_call_the_store_makes_is_allowed_to_every_function():
+def test_every_function_may_make_exactly_the_calls_the_store_makes():
     t = template()
     store = rust_sources("shared/src/store/dynamodb")
     calls = set(re.findall(r"\.\s*(get_item|batch_get_item|query|update_item|put_item|delete_item|"
-                           r"transact_write_items|scan|create_table|update_time_to_live)\(\)", store))
+                           r"transact_write_items|scan|batch_write_item|create_table|update_time_to_live)\(\)", store))
     assert {"batch_get_item", "update_item", "transact_write_items", "get_item", "query"} <= calls
     needed = set()
     for call in calls:
         needed |= STORE_CALL_ACTIONS.get(call, {"dynamodb:" + "".join(w.capitalize() for w in call.split("_"))})
-    assert needed <= DYNAMODB_CRUD, needed - DYNAMODB_CRUD
+    items = set(re.findall(r"\b(Put|Update|Delete|ConditionCheck)::builder\(\)", store))
+    assert {"Put", "ConditionCheck"} <= items
+    needed |= {TRANSACT_ITEM_ACTIONS[i] for i in items}
+    (grant,) = statements(t["Resources"]["TableAccessPolicy"])
+    assert set(actions(grant)) == needed, set(actions(grant)) ^ needed
+    assert grant["Resource"] == [{"GetAtt": "Table.Arn"}, {"Sub": "${Table.Arn}/index/*"}]
     for name, r in t["Resources"].items():
         if r["Type"] == "AWS::Serverless::Function":
-            assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "Table"}}} in r["Properties"]["Policies"], name
+            policies = r["Properties"]["Policies"]
+            assert {"Ref": "TableAccessPolicy"} in policies, name
+            assert not any(isinstance(p, dict) and "DynamoDBCrudPolicy" in p for p in policies), name
+
+
+def test_each_function_logs_to_its_own_group_kept_for_the_retention_and_encrypted():
+    t = template()
+    resources = t["Resources"]
+    functions = {n: r for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    assert len(functions) == 6
+    for name, f in functions.items():
+        logging = f["Properties"]["LoggingConfig"]
+        assert logging["LogFormat"] == "JSON", name
+        group = resources[logging["LogGroup"]["Ref"]]
+        assert group["Type"] == "AWS::Logs::LogGroup", name
+        assert group["DeletionPolicy"] == "Delete", name
+        props = group["Properties"]
+        assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        assert props["KmsKeyId"] == {"GetAtt": "Key.Arn"}, name
+        # The group Lambda writes to: /aws/lambda/<the function's name>.
+        fn = f["Properties"]["FunctionName"]
+        fn = "${DeployHookFunctionName}" if fn == {"Ref": "DeployHookFunctionName"} else fn
+        assert props["LogGroupName"] == {"Sub": f"/aws/lambda/{fn}"}, name
+    assert t["Parameters"]["LogRetentionDays"]["Default"] == 365
+    # The key lets CloudWatch Logs use it for those groups only.
+    (logs,) = [st for st in resources["Key"]["Properties"]["KeyPolicy"]["Statement"] if st["Sid"] == "LogsUseIt"]
+    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]["Sub"].endswith(
+        ":log-group:/aws/lambda/*")
 
 
 def test_image_push_may_read_the_push_times_it_asks_ecr_for_and_nothing_else_may():
