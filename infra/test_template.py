@@ -285,7 +285,25 @@ def test_data_is_encrypted_with_shiplanes_key_and_shiplane_watches_itself():
     (dlq,) = [a for a in alarms if a["Namespace"] == "AWS/SQS"]
     assert dlq["Dimensions"][0]["Value"] == {"GetAtt": "DeadLetterQueue.QueueName"}
     for a in alarms:
-        assert a["AlarmActions"] == [{"Ref": "Topic"}]
+        assert a["AlarmActions"] == [{"Ref": "Topic"}], a["AlarmName"]
+        assert a["OKActions"] == [{"Ref": "Topic"}], a["AlarmName"]
+    # Beside errors: throttles and dropped asynchronous events of every function, the
+    # deploy-hook nearing its timeout, and a reconciler that stopped running.
+    for metric in ("Throttles", "AsyncEventsDropped"):
+        on = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms if a["MetricName"] == metric}
+        assert on == set(functions), (metric, set(functions) - on)
+    (duration,) = [a for a in alarms if a["MetricName"] == "Duration"]
+    assert duration["Dimensions"][0]["Value"] == {"Ref": "DeployHookFunction"}
+    hook_timeout_ms = resources["DeployHookFunction"]["Properties"]["Timeout"] * 1000
+    assert 0.5 * hook_timeout_ms <= duration["Threshold"] < hook_timeout_ms
+    (silent,) = [a for a in alarms if a["MetricName"] == "Invocations"]
+    assert silent["Dimensions"][0]["Value"] == {"Ref": "ReconcileFunction"}
+    assert silent["ComparisonOperator"] == "LessThanThreshold" and silent["TreatMissingData"] == "breaching"
+    # Silent only when no run can have happened: the whole window is longer than the
+    # longest interval the stack allows.
+    window_min = silent["Period"] * silent["EvaluationPeriods"] / 60
+    assert window_min > t["Parameters"]["ReconcileEveryMinutes"]["MaxValue"]
+    assert silent["DatapointsToAlarm"] == silent["EvaluationPeriods"]
     # Every checkov suppression says why.
     for name, r in resources.items():
         for skip in r.get("Metadata", {}).get("checkov", {}).get("skip", []):
