@@ -155,14 +155,16 @@ pub(super) fn undo_late(
             .filter(|g| g != id && w.state(g) == Some(StageState::Succeeded))
     {
         if w.view.predates_schema(&good) {
-            // Built for the schema a stop-first migration replaced: not put back, and a
-            // person is told that the late deployment runs.
+            // Built for the schema a stop-first migration replaced: not put back. The late
+            // deployment is what runs (the newest UpdateService wins), recorded so, and a
+            // person is told (simulation seed 22850).
             w.record(
                 id,
                 Cause::DeploymentCreated,
                 Some(super::schema::schema_moved(&good)),
             )?;
             w.alert(Alert::SchemaMoved);
+            w.lane().current = Some(id.clone());
             return Ok(());
         }
         // Nothing in flight: the last known good is deployed again, holding the lane.

@@ -322,6 +322,10 @@ impl<'p> Work<'p> {
     ) -> Result<(), TransitionError> {
         let now = self.now;
         let env = self.env();
+        // Since when it ran here before this success: its bake's start, or, deployed again
+        // with no bake (a restore), its deployment's (a rolling deployment serves before
+        // it completes). An alarm that fired after that may be its own.
+        let ran_since = self.stage(id)?.since.min(now);
         self.move_to(id, StageState::Succeeded, cause, actor, detail)?;
         let next = self.policy.next_environment.clone();
         // Every success (a restore too) restarts the dependents: their tasks must start
@@ -354,12 +358,14 @@ impl<'p> Work<'p> {
         // operator's rollback), stays watched after it succeeds.
         lane.watch = (!watch.is_zero()).then(|| Watch {
             release: id.clone(),
-            // Watched again after a restore: its alarms count from when it first ran.
+            // Watched again after a restore: its alarms count from when it first ran
+            // (simulation seed 25379: an alarm of a release an operator put back fired
+            // while its deployment ran, before it succeeded, and held the lane unowned).
             from: lane
                 .watch
                 .as_ref()
                 .filter(|w| &w.release == id)
-                .map_or(now, |w| w.from),
+                .map_or(ran_since, |w| w.from),
             until: now.after(watch),
         });
         for service in restarts {

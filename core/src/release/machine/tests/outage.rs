@@ -653,4 +653,9 @@ fn a_late_deployment_past_the_schema_with_nothing_to_restore_is_an_alert() {
     );
     let t = d.transitions.last().unwrap();
     assert_eq!(t.alert, Some(Alert::SchemaMoved), "{t:?}");
+    assert_eq!(
+        d.view.lane.current,
+        Some(id(1)),
+        "what runs is recorded as running"
+    );
 }

@@ -290,3 +290,39 @@ fn alarm_owed(v: &LaneView, p: &Policy, now: Timestamp) -> Vec<Owed> {
         .filter(|o| matches!(o, Owed::Apply(_, Event::AlarmFired { .. })))
         .collect()
 }
+
+/// A release an operator put back (no watch left) whose alarm fired while its deployment
+/// ran, before it succeeded: once it succeeds it is watched from when its deployment
+/// began, so the alarm still firing after it settled is its own, and the watch rolls it
+/// back; before, the alarm held the lane and nothing owned it (simulation seed 25379).
+#[test]
+fn an_alarm_fired_while_a_put_back_release_deployed_is_its_own_once_it_settled() {
+    use crate::release::machine::owed::ALARM_SETTLE;
+    let p = Policy {
+        undo_by_redeploy: true,
+        ..watching()
+    };
+    let mut v = released(&p).view;
+    v.lane.watch = None;
+    v.lane.in_flight = Some(id(1));
+    let stage = stage_mut(&mut v, 1);
+    *stage = Stage::new(StageState::Deploying, T0);
+    stage.redeploy = true;
+    stage.deployment_id = Some("ecs-svc/1".into());
+    firing(&mut v, "api-5xx");
+    v.lane.alarms.get_mut("api-5xx").unwrap().at = T0.after(Duration::from_secs(30));
+    let done = T0.after(Duration::from_secs(60));
+    let back = apply(&v, &id(1), &Event::DeploymentSucceeded, &p, done).unwrap();
+    assert_eq!(state(&back, 1), Some(StageState::Succeeded));
+    assert_eq!(back.view.lane.watch.as_ref().map(|w| w.from), Some(T0));
+    let later = done.after(ALARM_SETTLE);
+    assert_eq!(
+        alarm_owed(&back.view, &p, later),
+        [Owed::Apply(
+            id(1),
+            Event::AlarmFired {
+                alarm: "api-5xx".into()
+            }
+        )]
+    );
+}
