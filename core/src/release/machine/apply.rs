@@ -288,12 +288,17 @@ pub fn apply(
             record_started(&mut w, id, state, event, recorded, cause, detail)?;
         }
         // A restore of the last known good waits for the group, holding the lane: it is
-        // tried again after a pause, never superseded or sent back to the queue.
+        // tried again after a pause, never superseded or sent back to the queue. Waiting
+        // for a busy group is not failing to start: its deadline counts from the last time
+        // the group was found busy (simulation seed 23572: CodeDeploy's own rollback held
+        // the group for its hook's hour, and the restore was given up just before).
         (S::Deploying, Event::DeploymentBlocked { .. })
             if w.stage(id)?.deployment_id.is_none() && w.stage(id)?.redeploy =>
         {
             w.record(id, cause, detail)?;
-            w.stage(id)?.set_lease(now.after(BLOCKED_RETRY));
+            let stage = w.stage(id)?;
+            stage.set_lease(now.after(BLOCKED_RETRY));
+            stage.deadline = Some(now.after(policy.deadlines.deployment_start));
         }
         (S::Deploying, Event::DeploymentBlocked { .. }) if w.stage(id)?.deployment_id.is_none() => {
             back_to_queue(&mut w, id, cause, detail)?;

@@ -334,6 +334,28 @@ fn a_restore_blocked_by_a_busy_group_waits_and_tries_again() {
         owed(&d.view, &policy(), T0.after(BLOCKED_RETRY)),
         vec![Owed::Apply(id(0), Event::ActionResumed)]
     );
+    // Found busy again past its first deadline, it is not given up: waiting for the group
+    // is not failing to start, and the deadline counts from then.
+    let late = T0.after(Deadlines::default().deployment_start + Duration::from_secs(60));
+    let again = apply(&d.view, &id(0), &blocked, &policy(), late).unwrap();
+    let stage = &again.view.releases[&id(0)].stages[ENV];
+    assert_eq!(
+        stage.deadline,
+        Some(late.after(Deadlines::default().deployment_start))
+    );
+    let resumed = apply(
+        &again.view,
+        &id(0),
+        &Event::ActionResumed,
+        &policy(),
+        late.after(BLOCKED_RETRY),
+    )
+    .unwrap();
+    assert_eq!(
+        resumed.view.releases[&id(0)].stages[ENV].restore_failures,
+        0,
+        "no try counted as failed"
+    );
 }
 
 /// Cancelling the restore of the last known good would leave the release it replaces
