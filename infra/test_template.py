@@ -480,3 +480,25 @@ def test_init_reads_outputs_the_stack_has():
         provision = f.read()
     for key in wanted:
         assert f'"{key}":' in provision, key
+
+
+def test_every_role_the_stack_creates_carries_the_permissions_boundary_when_given():
+    t = template()
+    boundary = {"If": ["HasPermissionsBoundary", {"Ref": "PermissionsBoundaryArn"}, {"Ref": "AWS::NoValue"}]}
+    assert t["Conditions"]["HasPermissionsBoundary"] == {"Not": [{"Equals": [{"Ref": "PermissionsBoundaryArn"}, ""]}]}
+    assert t["Parameters"]["PermissionsBoundaryArn"]["Default"] == ""
+    # The functions' roles (SAM makes one per function from the Globals).
+    assert t["Globals"]["Function"]["PermissionsBoundary"] == boundary
+    resources = t["Resources"]
+    roles = [n for n, r in resources.items() if r["Type"] == "AWS::IAM::Role"]
+    assert roles, "the bake timers' role at least"
+    for name in roles:
+        assert resources[name]["Properties"]["PermissionsBoundary"] == boundary, name
+    # The roles SAM makes for events: a ScheduleV2 schedule's.
+    for name, r in resources.items():
+        if r["Type"] != "AWS::Serverless::Function":
+            continue
+        assert "PermissionsBoundary" not in r["Properties"], f"{name}: the Globals' setting, not its own"
+        for event in r["Properties"].get("Events", {}).values():
+            if event["Type"] == "ScheduleV2":
+                assert event["Properties"]["PermissionsBoundary"] == boundary, name
