@@ -11,7 +11,8 @@ mod model;
 
 pub use machine::{
     Action, BLOCKED_RETRY, Deadlines, Decision, Event, LEASE, LaneEvent, MAX_DETAIL, Owed, Policy,
-    TransitionError, apply, apply_lane, owed, owed_clean_up, pending_action, persisting_alarm,
+    TransitionError, apply, apply_lane, outlasting_outage, owed, owed_clean_up, pending_action,
+    persisting_alarm,
 };
 #[cfg(any(test, feature = "testing"))]
 pub use model::seeded;

@@ -43,8 +43,8 @@ use crate::aws::{AlarmReader, DeployRequest, Deployer, DeploymentStatus, Migrati
 use crate::facts::AlarmChange;
 use crate::pipeline::{Pipeline, Service, StageConfig};
 use crate::release::{
-    Action, Event, Lane, LaneView, Policy, ReleaseId, Stage, StageState, Timestamp, owed_clean_up,
-    persisting_alarm,
+    Action, Event, Lane, LaneView, Policy, ReleaseId, Stage, StageState, Timestamp,
+    outlasting_outage, owed_clean_up, persisting_alarm,
 };
 use crate::store::{LaneKey, LoadedLane, Reads, ReleaseStore, Snapshot, Versioned, read_some};
 
@@ -405,11 +405,8 @@ impl<P: Ports> Engine<'_, P> {
             }
         }
         let held = end_bake(&service.name, env, bake_over, hold_bake, &mut jobs);
-        // Like a bake's end, the watch's rollback for an alarm that goes on firing is done
-        // only by a pass that read the alarms (their missed changes applied first).
-        if !hold_bake && let Some((watched, alarm)) = persisting_alarm(&loaded.view, now) {
-            let work = Work::event(&service.name, env, &watched, Event::AlarmFired { alarm });
-            jobs.push(Job::Apply(work));
+        if !hold_bake {
+            jobs.extend(alarms_outlasting(service, stage, &loaded.view, now));
         }
         jobs.push(Job::Apply(Work::recover(&service.name, env)));
         jobs.extend(clean_up_job(service, stage, &loaded.view));
@@ -477,6 +474,35 @@ impl<P: Ports> Engine<'_, P> {
 
 /// A bake that is over (`bake_over`) ends through its gate, as a job, once the lane's
 /// alarms were read this pass (their missed changes applied first); with `hold_bake` they
+/// Like a bake's end, what an alarm that goes on firing with no change arriving owes is
+/// done only by a pass that read the alarms (their missed changes applied first): the
+/// watch's rollback ([`persisting_alarm`]), and the rollback of the release that brought a
+/// stopped service back up while the outage's alarm still fires ([`outlasting_outage`]).
+fn alarms_outlasting(
+    service: &Service,
+    stage: &StageConfig,
+    view: &LaneView,
+    now: Timestamp,
+) -> Vec<Job> {
+    let env = stage.environment.as_str();
+    let policy = Policy::for_stage(service, stage);
+    [
+        persisting_alarm(view, now),
+        outlasting_outage(view, &policy, now),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(id, alarm)| {
+        Job::Apply(Work::event(
+            &service.name,
+            env,
+            &id,
+            Event::AlarmFired { alarm },
+        ))
+    })
+    .collect()
+}
+
 /// were not, and it stays owed to the next pass (true).
 fn end_bake(
     service: &str,

@@ -27,7 +27,7 @@ pub use apply_lane::apply_lane;
 pub use error::TransitionError;
 pub use event::{Event, MAX_DETAIL};
 pub use lane_event::LaneEvent;
-pub use owed::{Owed, owed, owed_clean_up, pending_action, persisting_alarm};
+pub use owed::{Owed, outlasting_outage, owed, owed_clean_up, pending_action, persisting_alarm};
 pub use policy::{BLOCKED_RETRY, Deadlines, LEASE, Policy};
 
 #[cfg(test)]

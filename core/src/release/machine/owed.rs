@@ -178,6 +178,38 @@ fn owed_by_in_flight(view: &LaneView, now: Timestamp, out: &mut Vec<Owed>) {
     }
 }
 
+/// The lane's own alarm that fired while its service was stopped for a `stop-first`
+/// migration (recorded as the outage's, acting on nothing) and still fires
+/// [`ALARM_SETTLE`] into the bake of the release that brought the service back up: no
+/// change of it arrives, so without this it would hold the bake for ever (simulation seed
+/// 99305); it is that release's own, and the lane owes its rollback
+/// ([`Event::AlarmFired`] on it). Like [`persisting_alarm`], only a pass that read the
+/// alarms acts on it (the lane's record may miss a lost OK). The release and the alarm.
+pub fn outlasting_outage(
+    view: &LaneView,
+    policy: &Policy,
+    now: Timestamp,
+) -> Option<(ReleaseId, String)> {
+    let lane = &view.lane;
+    if !policy.stop_first || lane.down.is_some() {
+        return None;
+    }
+    let id = lane.in_flight.as_ref()?;
+    let stage = view
+        .releases
+        .get(id)?
+        .stages
+        .get(lane.environment.as_str())?;
+    if stage.state() != StageState::Baking || stage.since.after(ALARM_SETTLE) > now {
+        return None;
+    }
+    let (alarm, _) = lane
+        .alarms
+        .iter()
+        .find(|(_, seen)| seen.state == AlarmState::Alarm && seen.at < stage.since)?;
+    Some((id.clone(), alarm.clone()))
+}
+
 /// The clean-up of older revisions a success here owes (the current release's or the last
 /// known good's), with what it must never deregister: the revisions of the releases the
 /// lane runs, last knew good, may roll back to, is deploying or holds queued. Only the

@@ -659,3 +659,34 @@ fn a_late_deployment_past_the_schema_with_nothing_to_restore_is_an_alert() {
         "what runs is recorded as running"
     );
 }
+
+/// The outage's alarm fired while the service was stopped (the outage's, acting on
+/// nothing) and still fires well into the bake of the release that brought the service
+/// back up: no change of it arrives, so it would hold the bake for ever (simulation seed
+/// 99305). Once settled, it is that release's own; before, or on an online lane, not.
+#[test]
+fn the_outages_alarm_still_firing_into_the_bake_is_the_new_releases_own() {
+    use crate::release::machine::owed::{ALARM_SETTLE, outlasting_outage};
+    let mut v = serving_after_migration().view;
+    firing(&mut v, "tiles-5xx");
+    let bake_start = v.releases[&id(1)].stages[ENV].since;
+    v.lane.alarms.get_mut("tiles-5xx").unwrap().at = Timestamp(bake_start.0 - 1);
+    assert_eq!(
+        outlasting_outage(&v, &stop_first(), bake_start),
+        None,
+        "not settled"
+    );
+    let later = bake_start.after(ALARM_SETTLE);
+    assert_eq!(
+        outlasting_outage(&v, &stop_first(), later),
+        Some((id(1), "tiles-5xx".to_string()))
+    );
+    assert_eq!(
+        outlasting_outage(&v, &rolling(), later),
+        None,
+        "online: its own edge"
+    );
+    // An alarm that fired during the bake itself is its edge's (applied as it came).
+    v.lane.alarms.get_mut("tiles-5xx").unwrap().at = bake_start;
+    assert_eq!(outlasting_outage(&v, &stop_first(), later), None);
+}
