@@ -983,7 +983,10 @@ impl Deployer for SimDeployer {
                 stopped.map(|_| update_service(&sim, w, ecs, None, created, true))
             })
             .await?;
-        self.forget_stop(key).await;
+        // As the adapter: a service found running keeps its (stale) tag.
+        if started.is_some() {
+            self.forget_stop(key).await;
+        }
         Ok(started)
     }
 

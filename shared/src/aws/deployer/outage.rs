@@ -132,8 +132,11 @@ impl AwsDeployer {
         let from_lane = recorded
             .and_then(|n| i32::try_from(n).ok())
             .filter(|n| *n > 0 && service.desired_count == 0);
+        // Found running: nothing to start, and its tag (a stale one) is left alone. Taken
+        // away now, the untag could land after the next release's stop tagged the service,
+        // and that release's bring-up would find no count (simulation seed 99305); the
+        // next stop tags it again before it scales to zero.
         let Some(desired) = stopped_from(&service).or(from_lane) else {
-            self.forget_stop(&service).await;
             return Ok(None);
         };
         let out = self

@@ -105,8 +105,10 @@ proptest! {
                     let restore = t.release.as_ref().is_some_and(|r| {
                         view.releases.get(r).and_then(|r| r.stages.get(ENV)).is_some_and(|s| s.redeploy)
                     });
+                    // A record within deploying (a busy group found again) starts nothing.
                     let started = matches!(t.to, Some(StageState::Migrating | StageState::Deploying))
                         && !matches!(t.from, Some(StageState::Migrating))
+                        && t.from != t.to
                         && t.cause != Cause::Rollback;
                     let succeeded = t.to == Some(StageState::Succeeded)
                         && t.cause != Cause::PromotedEarly
