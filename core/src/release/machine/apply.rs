@@ -15,7 +15,7 @@ use super::policy::{BLOCKED_RETRY, LEASE, RESTORE_TRIES};
 use super::undo::{replaced_since, roll_back, runs_unwanted, undo_late, watch_rolls_back};
 use super::work::Work;
 use super::{Action, Decision, Event, Policy, TransitionError, pending_action};
-use crate::release::model::{Cause, LaneView, ReleaseId, Schema, StageState, Timestamp};
+use crate::release::model::{Cause, LaneView, ReleaseId, StageState, Timestamp};
 
 /// Applies one event for one release to a lane. Pure: the same inputs give the same decision.
 pub fn apply(
@@ -157,8 +157,7 @@ pub fn apply(
             // A migration the old version could not run beside has changed its schema:
             // nothing before this release is put back here automatically from now on.
             if w.view.lane.down.as_ref().is_some_and(|d| &d.release == id) {
-                let schema = Schema::of(w.release(id)?);
-                w.lane().schema = Some(schema);
+                w.mark_schema(id)?;
             }
             // The migration's task goes with its phase; the deployment records its own.
             w.move_to(id, S::Deploying, cause, None, None)?;

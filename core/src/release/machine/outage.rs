@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::work::Work;
 use super::{Event, TransitionError};
-use crate::release::model::{Cause, Down, ReleaseId, Schema, StageState};
+use crate::release::model::{Cause, Down, ReleaseId, StageState};
 
 /// How long a migration waits for the stopped service's tasks before it looks again (the
 /// next pass of the reconciler after it takes the migration over).
@@ -87,8 +87,7 @@ pub(super) fn app_started(
     // version then): taken as having moved the schema, so that nothing older is put back
     // by default either (a person who knows better names the release).
     if error.is_some() {
-        let schema = Schema::of(w.release(id)?);
-        w.lane().schema = Some(schema);
+        w.mark_schema(id)?;
     }
     let Some(desired) = down.desired else {
         // ECS never confirmed a stop, and the service runs: no outage to record.

@@ -18,6 +18,14 @@ pub(super) fn schema_moved(good: &ReleaseId) -> String {
     )
 }
 
+/// The release whose stop-first migration `id` predates ([`Lane::schema`]), if it does.
+///
+/// [`Lane::schema`]: crate::release::Lane::schema
+fn migrated_since(w: &Work<'_>, id: &ReleaseId) -> Option<ReleaseId> {
+    let schema = w.view.lane.schema.as_ref()?;
+    w.view.predates_schema(id).then(|| schema.release.clone())
+}
+
 /// Back past a stop-first migration only when a person names the release: the database
 /// must be restored to its schema first, which Shiplane cannot know was done.
 pub(super) fn refuse_default_past_schema(
@@ -25,18 +33,14 @@ pub(super) fn refuse_default_past_schema(
     target: &ReleaseId,
     to: Option<&ReleaseId>,
 ) -> Result<(), TransitionError> {
-    let Some(schema) = w.view.lane.schema.as_ref().filter(|_| to.is_none()) else {
+    let Some(migrated) = migrated_since(w, target).filter(|_| to.is_none()) else {
         return Ok(());
     };
-    if !w.view.predates_schema(target) {
-        return Ok(());
-    }
     Err(TransitionError::NoRollbackTarget {
         service: w.view.lane.service.clone(),
         environment: w.env(),
         why: format!(
-            "{target}, the release it would put back, was built for the schema that {}'s stop-first migration replaced, and cannot run on it; restore the database to its schema first, then name it: --to {target}",
-            schema.release
+            "{target}, the release it would put back, was built for the schema that {migrated}'s stop-first migration replaced, and cannot run on it; restore the database to its schema first, then name it: --to {target}"
         ),
     })
 }
@@ -48,18 +52,25 @@ pub(super) fn refuse_retry_past_schema(
     w: &Work<'_>,
     id: &ReleaseId,
 ) -> Result<(), TransitionError> {
-    match &w.view.lane.schema {
-        Some(s) if w.view.predates_schema(id) => Err(TransitionError::PastSchema {
+    match migrated_since(w, id) {
+        Some(migrated) => Err(TransitionError::PastSchema {
             release: id.clone(),
-            migrated: s.release.clone(),
+            migrated,
             service: w.view.lane.service.clone(),
             environment: w.env(),
         }),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
 impl Work<'_> {
+    /// `id`'s stop-first migration completed here: nothing pushed before it is put back.
+    pub(super) fn mark_schema(&mut self, id: &ReleaseId) -> Result<(), TransitionError> {
+        let schema = Schema::of(self.release(id)?);
+        self.lane().schema = Some(schema);
+        Ok(())
+    }
+
     /// A queued release pushed before the last stop-first migration here (retried while
     /// that release was in flight) is set aside instead of started: it was built for the
     /// schema that migration replaced. Whether it was.
@@ -67,14 +78,7 @@ impl Work<'_> {
         &mut self,
         id: &ReleaseId,
     ) -> Result<bool, TransitionError> {
-        let Some(migrated) = self
-            .view
-            .lane
-            .schema
-            .as_ref()
-            .map(|s| s.release.clone())
-            .filter(|_| self.view.predates_schema(id))
-        else {
+        let Some(migrated) = migrated_since(self, id) else {
             return Ok(false);
         };
         self.move_to(
@@ -111,8 +115,7 @@ pub(super) fn migrated_late(
     if marked || w.view.predates_schema(id) {
         return Err(w.not_allowed(id, state, event));
     }
-    let schema = Schema::of(w.release(id)?);
-    w.lane().schema = Some(schema);
+    w.mark_schema(id)?;
     let running = w.view.lane.down.is_none();
     let why = if running {
         "its migration completed after its stage ended, and the service was already started again on the release before it, which now runs on the new schema: manual action needed"
